@@ -1,0 +1,120 @@
+/**
+ * Network configuration decoding: JSON → a zod-validated object. The base
+ * schema holds the fields every plugin shares; plugins extend it.
+ *
+ * Errors: invalid JSON → 6; schema failure → 7 naming the field; bad name
+ * → 7; cniVersion not supported → 1; a field the plugin does not support → 2.
+ */
+import { z } from 'zod';
+import { CniError, ErrCode } from './errors';
+import { convertResult, parseResult } from './convert';
+import type { Result } from './types';
+import { IMPLICIT_VERSION, SUPPORTED_VERSIONS, isSupportedVersion } from './version';
+import { validateNetworkName } from './validate';
+
+/** Largest stdin we read (a real conflist entry is a few KiB). */
+export const MAX_STDIN = 4 << 20;
+
+export const DnsSchema = z.object({
+  nameservers: z.array(z.string()).optional(),
+  domain: z.string().optional(),
+  search: z.array(z.string()).optional(),
+  options: z.array(z.string()).optional(),
+});
+
+export const IpamSchema = z.looseObject({ type: z.string().optional() });
+
+export const NetConfSchema = z.looseObject({
+  cniVersion: z.string().optional(),
+  name: z.string(),
+  type: z.string().optional(),
+  capabilities: z.record(z.string(), z.boolean()).optional(),
+  ipam: IpamSchema.optional(),
+  dns: DnsSchema.optional(),
+  runtimeConfig: z.looseObject({}).optional(),
+  args: z.looseObject({}).optional(),
+  prevResult: z.unknown().optional(),
+});
+export type NetConf = z.infer<typeof NetConfSchema> & { cniVersion: string };
+
+/** Parses JSON; anything else than an object is a decode error (6). */
+export function parseJsonObject(stdin: string | Buffer, what = 'network config'): Record<string, unknown> {
+  const text = typeof stdin === 'string' ? stdin : stdin.toString('utf8');
+  if (text.length > MAX_STDIN) throw new CniError(ErrCode.DecodingFailure, `${what} is too large (${text.length} bytes, limit ${MAX_STDIN})`);
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    throw new CniError(ErrCode.DecodingFailure, `error parsing ${what}: ${(e as Error).message}`);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new CniError(ErrCode.DecodingFailure, `error parsing ${what}: not a JSON object`);
+  return v as Record<string, unknown>;
+}
+
+/** Formats a zod error as "field `a.b[0]`: message; …". */
+export function zodMessage(err: z.ZodError): string {
+  return err.issues
+    .slice(0, 5)
+    .map((i) => {
+      const p = i.path.map((s) => (typeof s === 'number' ? `[${s}]` : `.${String(s)}`)).join('').replace(/^\./, '');
+      return p ? `field \`${p}\`: ${i.message}` : i.message;
+    })
+    .join('; ');
+}
+
+/** Validates `obj` against `schema`; failure → CniError(7) naming the field. */
+export function parseWith<S extends z.ZodType>(schema: S, obj: unknown, what = 'invalid network config'): z.infer<S> {
+  const r = schema.safeParse(obj);
+  if (!r.success) throw new CniError(ErrCode.InvalidNetworkConfig, `${what}: ${zodMessage(r.error)}`);
+  return r.data;
+}
+
+/** The config's version (absent → 0.1.0), checked against what the plugin supports. */
+export function confVersion(raw: Record<string, unknown>, supported: readonly string[] = SUPPORTED_VERSIONS): string {
+  const v = raw.cniVersion ?? IMPLICIT_VERSION;
+  if (typeof v !== 'string') throw new CniError(ErrCode.InvalidNetworkConfig, 'invalid network config: field `cniVersion`: expected string');
+  if (!supported.includes(v) || !isSupportedVersion(v)) {
+    throw new CniError(ErrCode.IncompatibleVersion, 'incompatible CNI versions', `config is "${v.slice(0, 32)}", plugin supports [${supported.map((s) => `"${s}"`).join(' ')}]`);
+  }
+  return v;
+}
+
+export interface DecodeOptions {
+  supportedVersions?: readonly string[];
+  /** top-level fields this plugin cannot honour (→ code 2) */
+  unsupportedFields?: readonly string[];
+}
+
+/**
+ * Decodes stdin with a plugin schema (which should extend NetConfSchema).
+ * Returns the parsed config with `cniVersion` filled and `prevResult`
+ * (if any) parsed into the canonical result (`prevResultParsed`).
+ */
+export function loadNetConf<S extends z.ZodType>(
+  stdin: string | Buffer,
+  schema: S,
+  opts: DecodeOptions = {},
+): z.infer<S> & { cniVersion: string; name: string; prevResultParsed?: Result } {
+  const raw = parseJsonObject(stdin);
+  validateNetworkName(raw.name);
+  const version = confVersion(raw, opts.supportedVersions);
+  for (const f of opts.unsupportedFields ?? []) {
+    if (raw[f] !== undefined) throw new CniError(ErrCode.UnsupportedField, `unsupported field "${f}"`, `this plugin does not support "${f}"`);
+  }
+  const conf = parseWith(schema, raw) as z.infer<S> & { cniVersion: string; name: string; prevResultParsed?: Result };
+  (conf as { cniVersion: string }).cniVersion = version;
+  if (raw.prevResult !== undefined && raw.prevResult !== null) {
+    try {
+      conf.prevResultParsed = parseResult(raw.prevResult, version);
+    } catch (e) {
+      if (e instanceof CniError) throw new CniError(ErrCode.DecodingFailure, `could not parse prevResult: ${e.message}`);
+      throw e;
+    }
+  }
+  return conf;
+}
+
+/** Renders a canonical result in the config's version (for plugins passing prevResult on). */
+export function renderResult(r: Result, version: string): Record<string, unknown> {
+  return convertResult(r, version);
+}

@@ -1,0 +1,188 @@
+/**
+ * The plugin dispatcher. `handle(plugin, request)` is pure: it validates the
+ * CNI environment, gates verbs by config version, calls the plugin and
+ * renders the result or error. `pluginMain` is the only code in the suite
+ * that reads process.env / stdin, writes stdout and exits.
+ */
+import { readFileSync, fstatSync } from 'node:fs';
+import { CniError, ErrCode, asCniError } from '../cni/errors';
+import { parseJsonObject, confVersion } from '../cni/conf';
+import { convertResult } from '../cni/convert';
+import type { Result } from '../cni/types';
+import { CURRENT_VERSION, SUPPORTED_VERSIONS, compareVersions, versionInfo } from '../cni/version';
+import { validateContainerId, validateIfName } from '../cni/validate';
+
+export type Command = 'ADD' | 'DEL' | 'CHECK' | 'GC' | 'STATUS' | 'VERSION';
+export const COMMANDS: readonly Command[] = ['ADD', 'DEL', 'CHECK', 'GC', 'STATUS', 'VERSION'];
+
+/** A CNI invocation as a runtime makes it; `undefined` = variable not set. */
+export interface Request {
+  command?: string;
+  containerId?: string;
+  netns?: string;
+  ifname?: string;
+  args?: string;
+  path?: string;
+  stdin: string | Buffer;
+}
+export interface Response {
+  stdout: string;
+  exitCode: number;
+}
+/** What a plugin's cmdX functions receive (skel.CmdArgs). */
+export interface CmdArgs {
+  command: Command;
+  containerId: string;
+  netns: string;
+  ifname: string;
+  args: string;
+  path: string[];
+  stdin: string | Buffer;
+}
+export interface PluginFuncs {
+  add(a: CmdArgs): Promise<Result>;
+  del(a: CmdArgs): Promise<void>;
+  check(a: CmdArgs): Promise<void>;
+  status?(a: CmdArgs): Promise<void>;
+  gc?(a: CmdArgs): Promise<void>;
+}
+export interface About {
+  name: string;
+  supportedVersions?: readonly string[];
+}
+export const about = (name: string, supportedVersions: readonly string[] = SUPPORTED_VERSIONS): About => ({ name, supportedVersions });
+export const FLAX_VERSION = '0.1.0';
+
+const REQUIRED: Record<Command, readonly string[]> = {
+  ADD: ['CNI_COMMAND', 'CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME', 'CNI_PATH'],
+  CHECK: ['CNI_COMMAND', 'CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME', 'CNI_PATH'],
+  DEL: ['CNI_COMMAND', 'CNI_CONTAINERID', 'CNI_IFNAME', 'CNI_PATH'],
+  GC: ['CNI_COMMAND', 'CNI_PATH'],
+  STATUS: ['CNI_COMMAND', 'CNI_PATH'],
+  VERSION: ['CNI_COMMAND'],
+};
+/** Which Request field holds each variable. */
+const FIELD: Record<string, keyof Request> = {
+  CNI_COMMAND: 'command', CNI_CONTAINERID: 'containerId', CNI_NETNS: 'netns', CNI_IFNAME: 'ifname', CNI_ARGS: 'args', CNI_PATH: 'path',
+};
+
+/** Environment variables a verb requires (exported for the invoke library and tests). */
+export const requiredEnv = (c: Command): readonly string[] => REQUIRED[c];
+
+function errorVersion(stdin: string | Buffer): string {
+  try {
+    const v = parseJsonObject(stdin).cniVersion;
+    if (typeof v === 'string' && (SUPPORTED_VERSIONS as readonly string[]).includes(v)) return v;
+  } catch { /* undecodable: fall through */ }
+  return CURRENT_VERSION;
+}
+
+function render(obj: unknown): string {
+  return JSON.stringify(obj, null, 4) + '\n';
+}
+
+/** Validates a request's environment for its verb; returns the typed args. */
+export function validateRequest(req: Request): CmdArgs {
+  const cmd = req.command;
+  if (cmd === undefined || cmd === '') throw new CniError(ErrCode.InvalidEnvironmentVariables, 'required env variables [CNI_COMMAND] missing');
+  if (!(COMMANDS as readonly string[]).includes(cmd)) {
+    throw new CniError(ErrCode.InvalidEnvironmentVariables, `unknown CNI_COMMAND: ${cmd.slice(0, 32)}`, `expected one of ${COMMANDS.join(', ')}`);
+  }
+  const command = cmd as Command;
+  // A required variable that is unset is missing. CNI_CONTAINERID set but
+  // empty is "unknown container" (code 3), as the reference answers.
+  const missing = REQUIRED[command].filter((v) => {
+    const val = req[FIELD[v]];
+    if (v === 'CNI_CONTAINERID') return val === undefined;
+    // containerd's ctr sends an empty CNI_NETNS on DEL; DEL does not require it.
+    return val === undefined || val === '';
+  });
+  if (missing.length) throw new CniError(ErrCode.InvalidEnvironmentVariables, `required env variables [${missing.join(',')}] missing`);
+  const containerId = req.containerId ?? '';
+  const ifname = req.ifname ?? '';
+  if (REQUIRED[command].includes('CNI_CONTAINERID')) validateContainerId(containerId);
+  else if (containerId !== '') validateContainerId(containerId);
+  if (REQUIRED[command].includes('CNI_IFNAME') || ifname !== '') validateIfName(ifname);
+  const netns = req.netns ?? '';
+  if (netns !== '' && !netns.startsWith('/')) {
+    throw new CniError(ErrCode.InvalidEnvironmentVariables, 'CNI_NETNS must be an absolute path', netns.slice(0, 128));
+  }
+  return {
+    command, containerId, netns, ifname, args: req.args ?? '',
+    path: (req.path ?? '').split(':').filter((p) => p !== ''), stdin: req.stdin,
+  };
+}
+
+/** Runs one CNI request through a plugin. Never throws. */
+export async function handle(plugin: PluginFuncs, info: About, req: Request): Promise<Response> {
+  const supported = info.supportedVersions ?? SUPPORTED_VERSIONS;
+  try {
+    const a = validateRequest(req);
+    if (a.command === 'VERSION') return { stdout: render(versionInfo(supported)), exitCode: 0 };
+    const version = confVersion(parseJsonObject(a.stdin), supported);
+    const gate = (min: string, verb: string) => {
+      if (compareVersions(version, min) < 0) {
+        throw new CniError(ErrCode.IncompatibleVersion, `config version "${version}" does not allow ${verb}`, `${verb} needs cniVersion ${min} or later`);
+      }
+    };
+    switch (a.command) {
+      case 'ADD': {
+        const result = await plugin.add(a);
+        return { stdout: render(convertResult(result, result.cniVersion || version)), exitCode: 0 };
+      }
+      case 'DEL':
+        await plugin.del(a);
+        return { stdout: '', exitCode: 0 };
+      case 'CHECK':
+        gate('0.4.0', 'CHECK');
+        await plugin.check(a);
+        return { stdout: '', exitCode: 0 };
+      case 'STATUS':
+        gate('1.1.0', 'STATUS');
+        if (plugin.status) await plugin.status(a);
+        return { stdout: '', exitCode: 0 };
+      case 'GC':
+        gate('1.1.0', 'GC');
+        if (plugin.gc) await plugin.gc(a);
+        return { stdout: '', exitCode: 0 };
+    }
+  } catch (e) {
+    const err = asCniError(e);
+    if (err.code === ErrCode.Internal && e instanceof Error && process.env.FLAX_DEBUG) process.stderr.write(`${e.stack}\n`);
+    return { stdout: render(err.toJSON(errorVersion(req.stdin))), exitCode: 1 };
+  }
+  return { stdout: '', exitCode: 0 };
+}
+
+/** Reads all of stdin, or nothing when stdin is a terminal or closed. */
+function readStdin(): Buffer {
+  try {
+    if (fstatSync(0).isCharacterDevice()) return Buffer.alloc(0);
+    return readFileSync(0);
+  } catch {
+    return Buffer.alloc(0);
+  }
+}
+
+/** The executable's entry point: env + stdin in, result or error out, exit. */
+export function pluginMain(plugin: PluginFuncs, info: About): void {
+  const env = process.env;
+  if (env.CNI_COMMAND === undefined || env.CNI_COMMAND === '') {
+    process.stderr.write(`CNI ${info.name} plugin (flax) v${FLAX_VERSION}\nCNI protocol versions supported: ${(info.supportedVersions ?? SUPPORTED_VERSIONS).join(', ')}\n`);
+    process.exit(0);
+  }
+  const req: Request = {
+    command: env.CNI_COMMAND, containerId: env.CNI_CONTAINERID, netns: env.CNI_NETNS, ifname: env.CNI_IFNAME,
+    args: env.CNI_ARGS, path: env.CNI_PATH, stdin: env.CNI_COMMAND === 'VERSION' && process.stdin.isTTY ? '' : readStdin(),
+  };
+  handle(plugin, info, req).then(
+    (res) => {
+      if (res.stdout) process.stdout.write(res.stdout);
+      process.exit(res.exitCode);
+    },
+    (e) => {
+      process.stderr.write(`flax ${info.name}: ${String(e)}\n`);
+      process.exit(1);
+    },
+  );
+}
