@@ -100,17 +100,17 @@ export function validateRequest(req: Request): CmdArgs {
   if (missing.length) throw new CniError(ErrCode.InvalidEnvironmentVariables, `required env variables [${missing.join(',')}] missing`);
   const containerId = req.containerId ?? '';
   const ifname = req.ifname ?? '';
+  const netns = req.netns ?? '';
+  const base = { command, containerId, netns, ifname, args: req.args ?? '', path: (req.path ?? '').split(':').filter((p) => p !== ''), stdin: req.stdin };
+  // VERSION is probed with dummy values (podman sends CNI_NETNS=dummy).
+  if (command === 'VERSION') return base;
   if (REQUIRED[command].includes('CNI_CONTAINERID')) validateContainerId(containerId);
   else if (containerId !== '') validateContainerId(containerId);
   if (REQUIRED[command].includes('CNI_IFNAME') || ifname !== '') validateIfName(ifname);
-  const netns = req.netns ?? '';
-  if (netns !== '' && !netns.startsWith('/')) {
+  if (netns !== '' && !netns.startsWith('/') && (command === 'ADD' || command === 'CHECK' || command === 'DEL')) {
     throw new CniError(ErrCode.InvalidEnvironmentVariables, 'CNI_NETNS must be an absolute path', netns.slice(0, 128));
   }
-  return {
-    command, containerId, netns, ifname, args: req.args ?? '',
-    path: (req.path ?? '').split(':').filter((p) => p !== ''), stdin: req.stdin,
-  };
+  return base;
 }
 
 /** Runs one CNI request through a plugin. Never throws. */

@@ -1,0 +1,32 @@
+// The README's test command (`npm test`): type-checks, runs every vitest
+// project (unit, integration, e2e) and ends with the line
+// `N passed, M failed` (skipped tests are counted apart).
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+const args = process.argv.slice(2);
+const tmp = mkdtempSync(path.join(tmpdir(), 'flax-test-'));
+const report = path.join(tmp, 'report.json');
+let failedExtra = 0;
+
+const tsc = spawnSync('npx', ['tsc', '-p', 'tsconfig.json', '--noEmit'], { stdio: 'inherit' });
+if (tsc.status !== 0) { console.error('typecheck failed'); failedExtra++; }
+
+const r = spawnSync('npx', ['vitest', 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`, ...args], { stdio: 'inherit' });
+let passed = 0, failed = 0, skipped = 0;
+try {
+  const j = JSON.parse(readFileSync(report, 'utf8'));
+  passed = j.numPassedTests;
+  failed = j.numFailedTests + (j.numFailedTestSuites ?? 0);
+  skipped = (j.numPendingTests ?? 0) + (j.numTodoTests ?? 0);
+} catch {
+  failed++;
+  console.error('no vitest report was written');
+}
+rmSync(tmp, { recursive: true, force: true });
+failed += failedExtra;
+if (r.status !== 0 && failed === 0) failed = 1;
+console.log(`${passed} passed, ${failed} failed` + (skipped ? `, ${skipped} skipped` : ''));
+process.exit(failed === 0 && passed > 0 ? 0 : 1);
