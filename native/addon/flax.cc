@@ -1,0 +1,229 @@
+// flax native addon: the few syscalls Node does not expose (setns, namespace
+// pinning, flock). Every function returns or throws errno-style errors
+// (Error with .code, .errno, .syscall); policy lives in TypeScript.
+#include <napi.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <string>
+
+#ifndef NS_GET_NSTYPE
+#define NS_GET_NSTYPE 0xb703
+#endif
+
+namespace {
+
+Napi::Value ThrowErrno(Napi::Env env, int err, const char* syscall, const std::string& path = "") {
+  std::string msg = std::string(syscall) + ": " + strerror(err);
+  if (!path.empty()) msg += " '" + path + "'";
+  Napi::Error e = Napi::Error::New(env, msg);
+  const char* name = strerrorname_np(err);
+  e.Set("code", Napi::String::New(env, name ? name : "EUNKNOWN"));
+  e.Set("errno", Napi::Number::New(env, err));
+  e.Set("syscall", Napi::String::New(env, syscall));
+  if (!path.empty()) e.Set("path", Napi::String::New(env, path));
+  e.ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+bool ArgInt(const Napi::CallbackInfo& info, size_t i, int* out) {
+  if (info.Length() <= i || !info[i].IsNumber()) {
+    Napi::TypeError::New(info.Env(), "argument " + std::to_string(i) + " must be a number")
+        .ThrowAsJavaScriptException();
+    return false;
+  }
+  *out = info[i].As<Napi::Number>().Int32Value();
+  return true;
+}
+
+bool ArgStr(const Napi::CallbackInfo& info, size_t i, std::string* out) {
+  if (info.Length() <= i || !info[i].IsString()) {
+    Napi::TypeError::New(info.Env(), "argument " + std::to_string(i) + " must be a string")
+        .ThrowAsJavaScriptException();
+    return false;
+  }
+  *out = info[i].As<Napi::String>().Utf8Value();
+  return true;
+}
+
+// setns(fd, nstype): moves ONLY the calling thread (the JS main thread).
+Napi::Value SetNs(const Napi::CallbackInfo& info) {
+  int fd, type;
+  if (!ArgInt(info, 0, &fd) || !ArgInt(info, 1, &type)) return info.Env().Undefined();
+  if (setns(fd, type) != 0) return ThrowErrno(info.Env(), errno, "setns");
+  return info.Env().Undefined();
+}
+
+// nsType(fd): CLONE_NEW* value of the namespace behind fd (ioctl NS_GET_NSTYPE).
+Napi::Value NsType(const Napi::CallbackInfo& info) {
+  int fd;
+  if (!ArgInt(info, 0, &fd)) return info.Env().Undefined();
+  int r = ioctl(fd, NS_GET_NSTYPE);
+  if (r < 0) return ThrowErrno(info.Env(), errno, "ioctl(NS_GET_NSTYPE)");
+  return Napi::Number::New(info.Env(), r);
+}
+
+// fsMagic(fd): statfs f_type of the filesystem holding fd.
+Napi::Value FsMagic(const Napi::CallbackInfo& info) {
+  int fd;
+  if (!ArgInt(info, 0, &fd)) return info.Env().Undefined();
+  struct statfs st;
+  if (fstatfs(fd, &st) != 0) return ThrowErrno(info.Env(), errno, "fstatfs");
+  return Napi::Number::New(info.Env(), static_cast<double>(static_cast<uint32_t>(st.f_type)));
+}
+
+// Like iproute2's netns_add: make dir a shared mount point so pins propagate
+// to other mount namespaces (and can be unmounted from them).
+int EnsureSharedDir(const std::string& dir, const char** failed) {
+  std::string acc;
+  size_t pos = 0;
+  while (pos != std::string::npos) {  // mkdir -p
+    pos = dir.find('/', pos + 1);
+    acc = dir.substr(0, pos);
+    if (!acc.empty() && mkdir(acc.c_str(), 0755) != 0 && errno != EEXIST) {
+      *failed = "mkdir";
+      return errno;
+    }
+  }
+  bool bound = false;
+  while (mount("", dir.c_str(), "none", MS_SHARED | MS_REC, nullptr) != 0) {
+    if (errno != EINVAL || bound) {
+      *failed = "mount(MS_SHARED)";
+      return errno;
+    }
+    if (mount(dir.c_str(), dir.c_str(), "none", MS_BIND | MS_REC, nullptr) != 0) {
+      *failed = "mount(MS_BIND)";
+      return errno;
+    }
+    bound = true;
+  }
+  return 0;
+}
+
+struct PinJob {
+  std::string path;
+  int err = 0;
+  const char* failed = "";
+};
+
+// Runs in a fresh pthread: unshare only this thread into a new netns and pin
+// it. The thread then exits, so no JS or libuv thread ever lives there.
+void* PinThread(void* arg) {
+  PinJob* job = static_cast<PinJob*>(arg);
+  if (unshare(CLONE_NEWNET) != 0) {
+    job->err = errno;
+    job->failed = "unshare(CLONE_NEWNET)";
+    return nullptr;
+  }
+  std::string src = "/proc/self/task/" + std::to_string(static_cast<long>(syscall(SYS_gettid))) + "/ns/net";
+  if (mount(src.c_str(), job->path.c_str(), "none", MS_BIND, nullptr) != 0) {
+    job->err = errno;
+    job->failed = "mount(MS_BIND netns)";
+  }
+  return nullptr;
+}
+
+// createNetns(pinPath): like `ip netns add`. Fails with EEXIST if the pin exists.
+Napi::Value CreateNetns(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path;
+  if (!ArgStr(info, 0, &path)) return env.Undefined();
+  size_t slash = path.rfind('/');
+  if (path.empty() || path[0] != '/' || slash == std::string::npos || slash + 1 >= path.size())
+    return ThrowErrno(env, EINVAL, "createNetns", path);
+  std::string dir = slash == 0 ? "/" : path.substr(0, slash);
+  const char* failed = "";
+  int err = EnsureSharedDir(dir, &failed);
+  if (err) return ThrowErrno(env, err, failed, dir);
+
+  int fd = open(path.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
+  if (fd < 0) return ThrowErrno(env, errno, "open", path);
+  close(fd);
+
+  PinJob job;
+  job.path = path;
+  pthread_t th;
+  err = pthread_create(&th, nullptr, PinThread, &job);
+  if (err == 0) err = pthread_join(th, nullptr);
+  if (err == 0 && job.err != 0) {
+    err = job.err;
+    failed = job.failed;
+  } else if (err != 0) {
+    failed = "pthread_create";
+  }
+  if (err) {
+    umount2(path.c_str(), MNT_DETACH);
+    unlink(path.c_str());
+    return ThrowErrno(env, err, failed, path);
+  }
+  return env.Undefined();
+}
+
+// removeNetns(pinPath): umount2(MNT_DETACH) + unlink; a missing pin is fine.
+Napi::Value RemoveNetns(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path;
+  if (!ArgStr(info, 0, &path)) return env.Undefined();
+  if (umount2(path.c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT)
+    return ThrowErrno(env, errno, "umount2", path);
+  if (unlink(path.c_str()) != 0 && errno != ENOENT) return ThrowErrno(env, errno, "unlink", path);
+  return env.Undefined();
+}
+
+// flock(fd, op): blocking unless LOCK_NB is in op (then EWOULDBLOCK).
+Napi::Value Flock(const Napi::CallbackInfo& info) {
+  int fd, op;
+  if (!ArgInt(info, 0, &fd) || !ArgInt(info, 1, &op)) return info.Env().Undefined();
+  int r;
+  do {
+    r = flock(fd, op);
+  } while (r != 0 && errno == EINTR);
+  if (r != 0) return ThrowErrno(info.Env(), errno, "flock");
+  return info.Env().Undefined();
+}
+
+// gettid(): the calling thread's id (for /proc/self/task/<tid>/ns/net).
+Napi::Value GetTid(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(syscall(SYS_gettid)));
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("setns", Napi::Function::New(env, SetNs, "setns"));
+  exports.Set("nsType", Napi::Function::New(env, NsType, "nsType"));
+  exports.Set("fsMagic", Napi::Function::New(env, FsMagic, "fsMagic"));
+  exports.Set("createNetns", Napi::Function::New(env, CreateNetns, "createNetns"));
+  exports.Set("removeNetns", Napi::Function::New(env, RemoveNetns, "removeNetns"));
+  exports.Set("flock", Napi::Function::New(env, Flock, "flock"));
+  exports.Set("gettid", Napi::Function::New(env, GetTid, "gettid"));
+  Napi::Object c = Napi::Object::New(env);
+  c.Set("CLONE_NEWNET", Napi::Number::New(env, CLONE_NEWNET));
+  c.Set("CLONE_NEWNS", Napi::Number::New(env, CLONE_NEWNS));
+  c.Set("CLONE_NEWUTS", Napi::Number::New(env, CLONE_NEWUTS));
+  c.Set("CLONE_NEWIPC", Napi::Number::New(env, CLONE_NEWIPC));
+  c.Set("CLONE_NEWPID", Napi::Number::New(env, CLONE_NEWPID));
+  c.Set("CLONE_NEWUSER", Napi::Number::New(env, CLONE_NEWUSER));
+  c.Set("LOCK_SH", Napi::Number::New(env, LOCK_SH));
+  c.Set("LOCK_EX", Napi::Number::New(env, LOCK_EX));
+  c.Set("LOCK_UN", Napi::Number::New(env, LOCK_UN));
+  c.Set("LOCK_NB", Napi::Number::New(env, LOCK_NB));
+  c.Set("NSFS_MAGIC", Napi::Number::New(env, 0x6e736673));
+  c.Set("PROC_SUPER_MAGIC", Napi::Number::New(env, 0x9fa0));
+  exports.Set("constants", c);
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(flax, Init)

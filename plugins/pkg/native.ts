@@ -1,0 +1,74 @@
+/**
+ * Loads flax's native addon (native/addon/flax.cc). In a bundle (dist/bin)
+ * the banner defines `__flaxLoadAddon`, which dlopens flax.node shipped
+ * beside the executable; from source it is native/build/Release/flax.node.
+ * Loading is lazy so importing this module has no side effects.
+ */
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+declare const __flaxDir: string | undefined;
+declare const __flaxLoadAddon: ((name: string) => unknown) | undefined;
+
+/** An errno-style failure thrown by the addon. */
+export interface NativeError extends Error {
+  code: string;
+  errno: number;
+  syscall: string;
+  path?: string;
+}
+
+export interface NativeConstants {
+  CLONE_NEWNET: number;
+  CLONE_NEWNS: number;
+  CLONE_NEWUTS: number;
+  CLONE_NEWIPC: number;
+  CLONE_NEWPID: number;
+  CLONE_NEWUSER: number;
+  LOCK_SH: number;
+  LOCK_EX: number;
+  LOCK_UN: number;
+  LOCK_NB: number;
+  NSFS_MAGIC: number;
+  PROC_SUPER_MAGIC: number;
+}
+
+export interface FlaxNative {
+  /** setns(2) for the calling (JS main) thread only. */
+  setns(fd: number, nstype: number): void;
+  /** CLONE_NEW* type of the namespace behind fd (ioctl NS_GET_NSTYPE). */
+  nsType(fd: number): number;
+  /** statfs(2) f_type of the filesystem holding fd. */
+  fsMagic(fd: number): number;
+  /** Like `ip netns add`: pins a new empty netns at pinPath (EEXIST if present). */
+  createNetns(pinPath: string): void;
+  /** umount2(MNT_DETACH) + unlink; a missing pin is not an error. */
+  removeNetns(pinPath: string): void;
+  /** flock(2); blocks unless LOCK_NB is or-ed in. */
+  flock(fd: number, op: number): void;
+  /** gettid(2) of the calling thread. */
+  gettid(): number;
+  constants: NativeConstants;
+}
+
+let cached: FlaxNative | undefined;
+
+/** The addon, loaded on first use. Throws if it was not built. */
+export function native(): FlaxNative {
+  if (cached) return cached;
+  if (typeof __flaxDir === 'string' && typeof __flaxLoadAddon === 'function') {
+    cached = __flaxLoadAddon('flax.node') as FlaxNative;
+  } else {
+    const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+    const file = path.join(root, 'native/build/Release/flax.node');
+    cached = createRequire(import.meta.url)(file) as FlaxNative;
+  }
+  return cached;
+}
+
+/** True if `e` is an errno-style error (from the addon or node:fs) with that code. */
+export function isErrno(e: unknown, code?: string): e is NativeError {
+  return e instanceof Error && typeof (e as NativeError).code === 'string' &&
+    (code === undefined || (e as NativeError).code === code);
+}

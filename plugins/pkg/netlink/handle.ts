@@ -1,0 +1,267 @@
+/**
+ * NetlinkHandle: rtnetlink operations on one socket bound to one netns
+ * (after vishvananda/netlink's Handle). openHandleAt() enters the target
+ * netns only for the synchronous socket() call, then switches back: the
+ * socket keeps talking to the target netns, and JS never "runs inside" a
+ * namespace across an await.
+ */
+import { NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE } from './attrs';
+import { AF_BRIDGE, AF_INET, AF_INET6, AF_UNSPEC } from './ipaddr';
+import { RT_TABLE, RTM, RTEXT_FILTER_VF } from './constants';
+import { Conn } from './conn';
+import { LinkNotFoundError, NetlinkError, ERRNO } from './errors';
+import {
+  Addr, AddrOptions, BridgeVlanOptions, BrportOptions, dumpAddrReq, dumpLinkReq, dumpNeighReq, dumpRouteReq,
+  encodeAddr, encodeBridgeVlan, encodeBrportSet, encodeFdb, encodeLinkAdd, encodeLinkGet, encodeLinkSet,
+  encodeNeigh, encodeRoute, FdbOptions, isClonedRoute, Link, LinkChange, LinkSpec, Neigh, NeighSpec, NetnsRef,
+  parseAddr, parseLink, parseNeigh, parseRoute, Route, RouteSpec,
+} from './messages';
+import { attrU32 } from './attrs';
+import { IFLA } from './constants';
+import { withNetns, type NetNS } from '../ns/ns';
+
+export interface RouteFilter {
+  /** default main (254); 0 = all tables */
+  table?: number;
+  family?: number;
+  /** output interface */
+  index?: number;
+}
+
+export class NetlinkHandle {
+  readonly #conn: Conn;
+  /** the netns this handle is bound to (path or label), for messages */
+  readonly netns: string;
+
+  constructor(conn: Conn, netns: string) {
+    this.#conn = conn;
+    this.netns = netns;
+  }
+
+  get closed(): boolean {
+    return this.#conn.closed;
+  }
+
+  /** Closes the socket; pending requests reject. Idempotent. */
+  close(): void {
+    this.#conn.close();
+  }
+
+  // ---- links ---------------------------------------------------------------
+
+  /**
+   * Creates a link (fails with ExistsError if the name is taken, NotSupportedError
+   * if the kernel lacks the kind) and returns it as now seen in this netns.
+   */
+  async linkAdd(spec: LinkSpec): Promise<Link> {
+    await this.#conn.request(RTM.NEWLINK, NLM_F_CREATE | NLM_F_EXCL, encodeLinkAdd(spec), `linkAdd ${spec.kind} ${spec.name}`);
+    return this.linkByName(spec.name);
+  }
+
+  /** Deletes a link (a veth's peer goes with it). LinkNotFoundError if absent. */
+  async linkDel(index: number): Promise<void> {
+    await this.#conn.request(RTM.DELLINK, 0, encodeLinkGet({ index }), `linkDel ${index}`);
+  }
+
+  /** Deletes by name; returns false if there was no such link. */
+  async linkDelByName(name: string): Promise<boolean> {
+    const l = await this.linkByNameOrNull(name);
+    if (!l) return false;
+    try {
+      await this.linkDel(l.index);
+    } catch (e) {
+      if (e instanceof LinkNotFoundError) return false;
+      throw e;
+    }
+    return true;
+  }
+
+  async #getLink(by: { index?: number; name?: string }, op: string): Promise<Link> {
+    const parts = encodeLinkGet(by);
+    parts.push(attrU32(IFLA.EXT_MASK, RTEXT_FILTER_VF));
+    const msgs = await this.#conn.request(RTM.GETLINK, 0, parts, op);
+    const m = msgs.find((x) => x.type === RTM.NEWLINK);
+    if (!m) throw new LinkNotFoundError(ERRNO.ENODEV, op);
+    return parseLink(m.data);
+  }
+
+  /** Throws LinkNotFoundError when absent. */
+  linkByName(name: string): Promise<Link> {
+    return this.#getLink({ name }, `linkByName ${name}`);
+  }
+
+  async linkByNameOrNull(name: string): Promise<Link | null> {
+    try {
+      return await this.linkByName(name);
+    } catch (e) {
+      if (e instanceof LinkNotFoundError) return null;
+      throw e;
+    }
+  }
+
+  /** Throws LinkNotFoundError when absent. */
+  linkByIndex(index: number): Promise<Link> {
+    return this.#getLink({ index }, `linkByIndex ${index}`);
+  }
+
+  async linkByIndexOrNull(index: number): Promise<Link | null> {
+    try {
+      return await this.linkByIndex(index);
+    } catch (e) {
+      if (e instanceof LinkNotFoundError) return null;
+      throw e;
+    }
+  }
+
+  async linkList(): Promise<Link[]> {
+    const msgs = await this.#conn.dump(RTM.GETLINK, dumpLinkReq(), 'linkList');
+    return msgs.filter((m) => m.type === RTM.NEWLINK).map((m) => parseLink(m.data));
+  }
+
+  /** Applies several attribute changes in one RTM_SETLINK. */
+  async linkSet(index: number, change: LinkChange): Promise<void> {
+    await this.#conn.request(RTM.SETLINK, 0, encodeLinkSet(index, change), `linkSet ${index} ${Object.keys(change).join(',')}`);
+  }
+
+  linkSetUp(index: number): Promise<void> { return this.linkSet(index, { up: true }); }
+  linkSetDown(index: number): Promise<void> { return this.linkSet(index, { up: false }); }
+  /** masterIndex 0 releases the link from its master. */
+  linkSetMaster(index: number, masterIndex: number): Promise<void> { return this.linkSet(index, { master: masterIndex }); }
+  linkSetNoMaster(index: number): Promise<void> { return this.linkSet(index, { master: 0 }); }
+  linkSetMtu(index: number, mtu: number): Promise<void> { return this.linkSet(index, { mtu }); }
+  linkSetMac(index: number, mac: string): Promise<void> { return this.linkSet(index, { mac }); }
+  /** The link must be down. */
+  linkSetName(index: number, name: string): Promise<void> { return this.linkSet(index, { name }); }
+  /** Moves the link to another netns (it gets a new ifindex there only on collision). */
+  linkSetNetns(index: number, netns: NetnsRef): Promise<void> { return this.linkSet(index, { netns }); }
+  linkSetPromisc(index: number, on: boolean): Promise<void> { return this.linkSet(index, { promisc: on }); }
+
+  /** Bridge port options (the link must be enslaved to a bridge). */
+  async linkSetBrport(index: number, opts: BrportOptions): Promise<void> {
+    await this.#conn.request(RTM.SETLINK, 0, encodeBrportSet(index, opts), `linkSetBrport ${index}`);
+  }
+  linkSetBrportHairpin(index: number, on: boolean): Promise<void> { return this.linkSetBrport(index, { hairpin: on }); }
+  linkSetBrportIsolated(index: number, on: boolean): Promise<void> { return this.linkSetBrport(index, { isolated: on }); }
+  linkSetBrportLearning(index: number, on: boolean): Promise<void> { return this.linkSetBrport(index, { learning: on }); }
+
+  /** `bridge vlan add`: needs vlan_filtering, which some kernels lack (NotSupportedError/NetlinkError). */
+  async bridgeVlanAdd(index: number, vid: number, opts: BridgeVlanOptions = {}): Promise<void> {
+    await this.#conn.request(RTM.SETLINK, 0, encodeBridgeVlan(index, vid, opts), `bridgeVlanAdd ${index} ${vid}`);
+  }
+  async bridgeVlanDel(index: number, vid: number, opts: BridgeVlanOptions = {}): Promise<void> {
+    await this.#conn.request(RTM.DELLINK, 0, encodeBridgeVlan(index, vid, opts), `bridgeVlanDel ${index} ${vid}`);
+  }
+
+  // ---- addresses -------------------------------------------------------------
+
+  /** Adds cidr (e.g. "10.1.0.5/24") on link `index`; ExistsError if already there. */
+  async addrAdd(index: number, cidr: string, opts: AddrOptions = {}): Promise<void> {
+    await this.#conn.request(RTM.NEWADDR, NLM_F_CREATE | NLM_F_EXCL, encodeAddr(index, cidr, opts), `addrAdd ${index} ${cidr}`);
+  }
+  /** Like addrAdd but replaces an existing identical address (no ExistsError). */
+  async addrReplace(index: number, cidr: string, opts: AddrOptions = {}): Promise<void> {
+    await this.#conn.request(RTM.NEWADDR, NLM_F_CREATE | NLM_F_REPLACE, encodeAddr(index, cidr, opts), `addrReplace ${index} ${cidr}`);
+  }
+  /** NotFoundError (EADDRNOTAVAIL) if absent. */
+  async addrDel(index: number, cidr: string): Promise<void> {
+    await this.#conn.request(RTM.DELADDR, 0, encodeAddr(index, cidr, {}, true), `addrDel ${index} ${cidr}`);
+  }
+  async addrList(index?: number, family: number = AF_UNSPEC): Promise<Addr[]> {
+    const msgs = await this.#conn.dump(RTM.GETADDR, dumpAddrReq(family), 'addrList');
+    return msgs
+      .filter((m) => m.type === RTM.NEWADDR)
+      .map((m) => parseAddr(m.data))
+      .filter((a) => (index === undefined || a.index === index) && (family === AF_UNSPEC || a.family === family));
+  }
+
+  // ---- routes ----------------------------------------------------------------
+
+  /** ExistsError if an equal route exists. */
+  async routeAdd(r: RouteSpec): Promise<void> {
+    await this.#conn.request(RTM.NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, encodeRoute(r), `routeAdd ${r.dst}`);
+  }
+  async routeReplace(r: RouteSpec): Promise<void> {
+    await this.#conn.request(RTM.NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, encodeRoute(r), `routeReplace ${r.dst}`);
+  }
+  /** NotFoundError (ESRCH) if absent. Unset fields match anything (scope nowhere, protocol 0). */
+  async routeDel(r: RouteSpec): Promise<void> {
+    await this.#conn.request(RTM.DELROUTE, 0, encodeRoute(r, true), `routeDel ${r.dst}`);
+  }
+  async routeList(f: RouteFilter = {}): Promise<Route[]> {
+    const family = f.family ?? AF_UNSPEC;
+    const table = f.table ?? RT_TABLE.MAIN;
+    const msgs = await this.#conn.dump(RTM.GETROUTE, dumpRouteReq(family), 'routeList');
+    return msgs
+      .filter((m) => m.type === RTM.NEWROUTE)
+      .map((m) => parseRoute(m.data))
+      .filter((r) => !isClonedRoute(r) &&
+        (r.family === AF_INET || r.family === AF_INET6) &&
+        (family === AF_UNSPEC || r.family === family) &&
+        (table === 0 || r.table === table) &&
+        (f.index === undefined || r.oif === f.index));
+  }
+
+  // ---- neighbours / FDB --------------------------------------------------------
+
+  /** `ip neigh replace` (NUD_PERMANENT unless state given). */
+  async neighSet(n: NeighSpec): Promise<void> {
+    await this.#conn.request(RTM.NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, encodeNeigh(n), `neighSet ${n.ip}`);
+  }
+  /** NotFoundError if absent. */
+  async neighDel(index: number, ip: string): Promise<void> {
+    await this.#conn.request(RTM.DELNEIGH, 0, encodeNeigh({ index, ip, mac: '00:00:00:00:00:00' }, true), `neighDel ${ip}`);
+  }
+  /**
+   * ARP/NDP entries (family AF_UNSPEC/AF_INET/AF_INET6), or the bridge/vxlan
+   * FDB with family AF_BRIDGE.
+   */
+  async neighList(index?: number, family: number = AF_UNSPEC): Promise<Neigh[]> {
+    const msgs = await this.#conn.dump(RTM.GETNEIGH, dumpNeighReq(family), 'neighList');
+    return msgs
+      .filter((m) => m.type === RTM.NEWNEIGH)
+      .map((m) => parseNeigh(m.data))
+      .filter((n) => (index === undefined || n.index === index) && (family === AF_UNSPEC || n.family === family));
+  }
+  fdbList(index?: number): Promise<Neigh[]> {
+    return this.neighList(index, AF_BRIDGE);
+  }
+  /** `bridge fdb append` (several remotes per MAC allowed, e.g. 00:00:00:00:00:00 flood list). */
+  async fdbAppend(index: number, mac: string, dstIp?: string, o: FdbOptions = {}): Promise<void> {
+    await this.#conn.request(RTM.NEWNEIGH, NLM_F_CREATE | NLM_F_APPEND, encodeFdb(index, mac, dstIp, o), `fdbAppend ${mac}`);
+  }
+  /** `bridge fdb replace`. */
+  async fdbSet(index: number, mac: string, dstIp?: string, o: FdbOptions = {}): Promise<void> {
+    await this.#conn.request(RTM.NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, encodeFdb(index, mac, dstIp, o), `fdbSet ${mac}`);
+  }
+  /** `bridge fdb del`; NotFoundError if absent. */
+  async fdbDel(index: number, mac: string, dstIp?: string, o: FdbOptions = {}): Promise<void> {
+    await this.#conn.request(RTM.DELNEIGH, 0, encodeFdb(index, mac, dstIp, o), `fdbDel ${mac}`);
+  }
+}
+
+/** A handle on the calling thread's current netns. */
+export function openHandle(): NetlinkHandle {
+  return new NetlinkHandle(new Conn(), 'current');
+}
+
+/**
+ * A handle bound to another netns (path or open NetNS). setns happens only
+ * around the synchronous socket() call; the caller's thread is back in its
+ * own netns when this returns. Throws NetnsNotFoundError / NotNetnsError.
+ */
+export function openHandleAt(netns: string | NetNS): NetlinkHandle {
+  const conn = withNetns(netns, () => new Conn());
+  return new NetlinkHandle(conn, typeof netns === 'string' ? netns : netns.path);
+}
+
+/** Runs fn with a handle at `netns` (or the current netns when null) and closes it. */
+export async function withHandle<T>(netns: string | NetNS | null, fn: (h: NetlinkHandle) => Promise<T>): Promise<T> {
+  const h = netns === null ? openHandle() : openHandleAt(netns);
+  try {
+    return await fn(h);
+  } finally {
+    h.close();
+  }
+}
+
+export { NetlinkError };
