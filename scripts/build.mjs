@@ -43,7 +43,7 @@ const banner = [
   '#!/usr/bin/env node',
   'var __imu=require("url").pathToFileURL(__filename).href;',
   'var __flaxDir=__dirname;',
-  'function __flaxLoadAddon(n){var m={exports:{}};process.dlopen(m,require("path").join(__dirname,n));return m.exports;}',
+  'function __flaxLoadAddon(n){var m={exports:{}};process.dlopen(m,require("path").join(__flaxDir,n));return m.exports;}',
 ].join('\n');
 
 await Promise.all(entries.map((e) => build({

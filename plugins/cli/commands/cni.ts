@@ -1,0 +1,173 @@
+/**
+ * `flax cni add|del|check|gc|status <network> [netns]` — cnitool-compatible:
+ * NETCONFPATH (default /etc/cni/net.d), CNI_PATH, CNI_ARGS, CAP_ARGS (JSON),
+ * CNI_IFNAME (default eth0), container id `cnitool-` + hex(sha512(abs
+ * netns path))[0:20]; ADD prints the result JSON (4-space indent, like
+ * cnitool). Flags override the environment.
+ */
+import { createHash } from 'node:crypto';
+import path from 'node:path';
+import { parseResult } from '../../pkg/cni/convert';
+import { CniConfig, ChainError, GcError, loadConfList, goMarshalIndent, type GcAttachment, type RawResult, type RuntimeConf } from '../../pkg/invoke/index';
+import { table } from '../table';
+
+export const CNI_VERBS = ['add', 'del', 'check', 'gc', 'status'] as const;
+export type CniVerb = (typeof CNI_VERBS)[number];
+
+/** The options of `flax cni`, shared by the yargs definition and the fast path. */
+export const CNI_OPTIONS = {
+  'container-id': { type: 'string', describe: 'container id (default: cnitool-<hex of sha512(netns path)>[:20], as cnitool)' },
+  ifname: { type: 'string', describe: 'interface name in the netns (default: $CNI_IFNAME or eth0)' },
+  'cache-dir': { type: 'string', describe: 'libcni cache root; results in <dir>/results (default /var/lib/cni)' },
+  'cni-path': { type: 'string', describe: 'plugin dirs, ":"-separated (default: $CNI_PATH)' },
+  'netconf-path': { type: 'string', describe: 'config dir (default: $NETCONFPATH or /etc/cni/net.d)' },
+  args: { type: 'string', describe: 'CNI_ARGS "K=V;K2=V2" (default: $CNI_ARGS)' },
+  'cap-args': { type: 'string', describe: 'capability args as JSON, e.g. {"portMappings":[…]} (default: $CAP_ARGS)' },
+  output: { type: 'string', alias: 'o', describe: 'output format: json (cnitool) or table', choices: ['json', 'table'] },
+  timeout: { type: 'string', describe: 'per-plugin timeout in ms (default 120000)' },
+  valid: { type: 'string', array: true, describe: 'gc: a still-valid attachment <containerID>/<ifname> (repeatable); none = every cached attachment of the network is stale' },
+  validate: { type: 'boolean', describe: 'add: run VERSION on every plugin first and fail if one does not support the list\'s version' },
+} as const;
+
+export interface CniCmdOptions {
+  verb: CniVerb;
+  network: string;
+  netns?: string;
+  containerId?: string;
+  ifname?: string;
+  cacheDir?: string;
+  cniPath?: string;
+  netconfPath?: string;
+  args?: string;
+  capArgs?: string;
+  output?: string;
+  timeout?: string;
+  valid?: string[];
+  validate?: boolean;
+}
+
+/** cnitool's container id for a netns path. */
+export function cnitoolContainerId(netns: string): string {
+  const abs = path.resolve(netns);
+  return 'cnitool-' + createHash('sha512').update(abs).digest().subarray(0, 10).toString('hex');
+}
+
+/** CNI_ARGS "K=V;K2=V2" → pairs (each pair needs a key and a value, as cnitool). */
+export function parseArgsPairs(s: string): [string, string][] {
+  if (s === '') return [];
+  return s.split(';').map((pair) => {
+    const eq = pair.indexOf('=');
+    const k = eq < 0 ? '' : pair.slice(0, eq);
+    const v = eq < 0 ? '' : pair.slice(eq + 1);
+    if (!k || !v) throw new Error(`invalid CNI_ARGS pair ${JSON.stringify(pair)}`);
+    return [k, v];
+  });
+}
+
+function capArgs(s: string | undefined): Record<string, unknown> | undefined {
+  if (!s) return undefined;
+  let v: unknown;
+  try {
+    v = JSON.parse(s);
+  } catch (e) {
+    throw new Error(`CAP_ARGS is not valid JSON: ${(e as Error).message}`);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('CAP_ARGS must be a JSON object');
+  return v as Record<string, unknown>;
+}
+
+/** Renders an ADD result as tables (interfaces, IPs, routes, DNS). */
+export function resultTable(raw: RawResult): string {
+  const version = typeof raw.cniVersion === 'string' ? raw.cniVersion : '1.0.0';
+  const r = parseResult(raw, version);
+  const ifs = r.interfaces ?? [];
+  let out = `cniVersion ${version}\n\n`;
+  if (ifs.length) out += table(['#', 'INTERFACE', 'MAC', 'SANDBOX'], ifs.map((i, n) => [n, i.name, i.mac, i.sandbox])) + '\n';
+  out += table(['ADDRESS', 'GATEWAY', 'INTERFACE'], (r.ips ?? []).map((ip) => [ip.address, ip.gateway, ip.interface === undefined ? undefined : ifs[ip.interface]?.name ?? String(ip.interface)]));
+  if (r.routes?.length) out += '\n' + table(['ROUTE', 'VIA'], r.routes.map((x) => [x.dst, x.gw]));
+  if (r.dns && Object.keys(r.dns).length) out += `\nDNS ${JSON.stringify(r.dns)}\n`;
+  return out;
+}
+
+export interface CliIo {
+  stdout: (s: string) => void;
+  stderr: (s: string) => void;
+  env: NodeJS.ProcessEnv;
+}
+
+/** Runs one `flax cni` command; returns the exit code. */
+export async function runCni(o: CniCmdOptions, io: CliIo): Promise<number> {
+  const env = io.env;
+  const netconfPath = o.netconfPath ?? (env.NETCONFPATH || '/etc/cni/net.d');
+  const cniPath = (o.cniPath ?? env.CNI_PATH ?? '').split(':').filter(Boolean);
+  const timeoutMs = o.timeout !== undefined ? Number(o.timeout) : undefined;
+  if (timeoutMs !== undefined && !(timeoutMs >= 0)) throw new Error(`--timeout must be a number of ms, got ${o.timeout}`);
+  const list = loadConfList(netconfPath, o.network);
+  const cni = new CniConfig({ path: cniPath, cacheDir: o.cacheDir, timeoutMs, env });
+
+  if (o.verb === 'gc') {
+    let valid: GcAttachment[] | undefined;
+    if (o.valid?.length) {
+      valid = o.valid.map((v) => {
+        const i = v.lastIndexOf('/');
+        if (i <= 0 || i === v.length - 1) throw new Error(`--valid wants <containerID>/<ifname>, got ${JSON.stringify(v)}`);
+        return { containerID: v.slice(0, i), ifname: v.slice(i + 1) };
+      });
+    }
+    try {
+      const rep = await cni.gcNetworkList(list, valid);
+      if (o.output === 'table') {
+        io.stdout(table(['DELETED CONTAINER', 'IFNAME', 'NETNS'], rep.deleted.map((a) => [a.containerId, a.ifName, a.netns])));
+        io.stdout(`GC sent to: ${rep.gcSent.join(', ') || '(none: cniVersion < 1.1.0' + (list.disableGC ? ' or disableGC' : '') + ')'}\n`);
+      }
+      return 0;
+    } catch (e) {
+      if (e instanceof GcError) {
+        for (const err of e.report.errors) io.stderr(`flax: ${err.message}\n`);
+        return 1;
+      }
+      throw e;
+    }
+  }
+  if (o.verb === 'status') {
+    const asked = await cni.getStatusNetworkList(list);
+    if (o.output === 'table') io.stdout(asked ? `network ${list.name}: ready\n` : `network ${list.name}: cniVersion ${list.cniVersion} has no STATUS (assumed ready)\n`);
+    return 0;
+  }
+
+  if (!o.netns) throw new Error(`${o.verb} needs a netns path`);
+  const netns = path.resolve(o.netns);
+  const rt: RuntimeConf = {
+    containerId: o.containerId || cnitoolContainerId(netns),
+    netns,
+    ifName: o.ifname || env.CNI_IFNAME || 'eth0',
+    args: parseArgsPairs(o.args ?? env.CNI_ARGS ?? ''),
+    capabilityArgs: capArgs(o.capArgs ?? env.CAP_ARGS),
+  };
+  if (rt.args && rt.args.length === 0) delete rt.args;
+  switch (o.verb) {
+    case 'add': {
+      if (o.validate) await cni.validateNetworkList(list);
+      const res = await cni.addNetworkList(list, rt);
+      io.stdout(o.output === 'table' ? resultTable(res) : goMarshalIndent(res) + '\n');
+      return 0;
+    }
+    case 'del':
+      await cni.delNetworkList(list, rt);
+      return 0;
+    case 'check':
+      await cni.checkNetworkList(list, rt);
+      if (o.output === 'table') io.stdout(`network ${list.name}, container ${rt.containerId}, ${rt.ifName}: OK\n`);
+      return 0;
+  }
+  return 0;
+}
+
+/** Formats an error for the terminal; chain errors name the plugin and code. */
+export function formatError(e: unknown): string {
+  if (e instanceof ChainError) {
+    const st = (e.cause as { stderr?: string }).stderr;
+    return `flax: ${e.message} (code ${e.code})` + (st ? `\n  plugin stderr: ${st.split('\n').join('\n  ')}` : '');
+  }
+  return `flax: ${e instanceof Error ? e.message : String(e)}`;
+}

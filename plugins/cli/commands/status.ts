@@ -1,0 +1,142 @@
+/**
+ * `flax status`: what this node's CNI setup looks like — the configured
+ * networks (and files that failed to load), the attachments in the libcni
+ * cache, and for every host-local range the addresses held / free (from
+ * host-local's files `<dataDir>/<net>/<ip>`).
+ */
+import { isIP } from 'node:net';
+import { readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { listAttachments, loadConfigs, type NetworkConfigList } from '../../pkg/invoke/index';
+import { table } from '../table';
+import type { CliIo } from './cni';
+
+export const DEFAULT_HOST_LOCAL_DIR = '/var/lib/cni/networks';
+
+/** An IP as a BigInt plus its family. */
+export function ipToBig(ip: string): { v: bigint; six: boolean } | null {
+  const fam = isIP(ip);
+  if (fam === 4) return { v: ip.split('.').reduce((a, o) => (a << 8n) | BigInt(Number(o)), 0n), six: false };
+  if (fam !== 6) return null;
+  let s = ip.replace(/%.*$/, '');
+  const m = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(s);
+  if (m) {
+    const o = m.slice(1).map(Number);
+    s = s.slice(0, m.index) + ((o[0] << 8) | o[1]).toString(16) + ':' + ((o[2] << 8) | o[3]).toString(16);
+  }
+  const parse = (x: string) => (x === '' ? [] : x.split(':').map((g) => parseInt(g, 16)));
+  let all: number[];
+  if (s.includes('::')) {
+    const [l, r] = s.split('::');
+    const left = parse(l);
+    const right = parse(r);
+    all = [...left, ...Array(8 - left.length - right.length).fill(0), ...right];
+  } else all = parse(s);
+  return { v: all.reduce((a, g) => (a << 16n) | BigInt(g), 0n), six: true };
+}
+
+export interface RangeUsage {
+  network: string;
+  range: string;
+  size: bigint;
+  used: number;
+  dataDir: string;
+  /** ip → "containerID ifname" */
+  holders: Map<string, string>;
+}
+
+interface RangeConf { subnet?: string; rangeStart?: string; rangeEnd?: string; gateway?: string }
+
+/** The host-local ranges a plugin config declares (ranges + the legacy subnet form). */
+function hostLocalRanges(ipam: Record<string, unknown>): RangeConf[] {
+  const out: RangeConf[] = [];
+  if (typeof ipam.subnet === 'string') out.push({ subnet: ipam.subnet, rangeStart: ipam.rangeStart as string, rangeEnd: ipam.rangeEnd as string, gateway: ipam.gateway as string });
+  if (Array.isArray(ipam.ranges)) for (const set of ipam.ranges) if (Array.isArray(set)) for (const r of set) if (r && typeof r === 'object') out.push(r as RangeConf);
+  return out;
+}
+
+/** First/last allocatable address and size of a range (host-local's rules). */
+export function rangeBounds(r: RangeConf): { start: bigint; end: bigint; size: bigint; six: boolean } | null {
+  if (!r.subnet) return null;
+  const [addr, lenS] = r.subnet.split('/');
+  const a = ipToBig(addr);
+  const len = Number(lenS);
+  if (!a || !Number.isInteger(len)) return null;
+  const bits = a.six ? 128n : 32n;
+  const hostBits = bits - BigInt(len);
+  const net = (a.v >> hostBits) << hostBits;
+  const last = net + (1n << hostBits) - 1n;
+  let start = net + 1n;
+  let end = a.six ? last : last - 1n;
+  const rs = r.rangeStart ? ipToBig(r.rangeStart) : null;
+  const re = r.rangeEnd ? ipToBig(r.rangeEnd) : null;
+  if (rs) start = rs.v;
+  if (re) end = re.v;
+  const gw = r.gateway ? ipToBig(r.gateway)?.v : net + 1n;
+  let size = end >= start ? end - start + 1n : 0n;
+  if (gw !== undefined && gw >= start && gw <= end) size -= 1n;
+  return { start, end, size, six: a.six };
+}
+
+/** Usage of every host-local range of a list. */
+export function hostLocalUsage(list: NetworkConfigList, defaultDataDir = DEFAULT_HOST_LOCAL_DIR): RangeUsage[] {
+  const out: RangeUsage[] = [];
+  for (const p of list.plugins) {
+    const ipam = p.raw.ipam as Record<string, unknown> | undefined;
+    if (!ipam || ipam.type !== 'host-local') continue;
+    const dataDir = path.join(typeof ipam.dataDir === 'string' ? ipam.dataDir : defaultDataDir, list.name);
+    let files: string[] = [];
+    try { files = readdirSync(dataDir); } catch { /* nothing allocated yet */ }
+    const held = files.map((f) => ({ f, ip: ipToBig(f) })).filter((x) => x.ip);
+    for (const r of hostLocalRanges(ipam)) {
+      const b = rangeBounds(r);
+      if (!b) continue;
+      const holders = new Map<string, string>();
+      for (const h of held) {
+        if (h.ip!.six !== b.six || h.ip!.v < b.start || h.ip!.v > b.end) continue;
+        let owner = '';
+        try { owner = readFileSync(path.join(dataDir, h.f), 'utf8').split(/\r?\n/).join(' ').trim(); } catch { /* raced */ }
+        holders.set(h.f, owner);
+      }
+      out.push({ network: list.name, range: r.rangeStart || r.rangeEnd ? `${r.subnet} (${r.rangeStart ?? ''}-${r.rangeEnd ?? ''})` : r.subnet!, size: b.size, used: holders.size, dataDir, holders });
+    }
+  }
+  return out;
+}
+
+export interface StatusOptions { netconfPath?: string; cacheDir?: string; dataDir?: string; output?: string }
+
+export function runStatus(o: StatusOptions, io: CliIo): number {
+  const confDir = o.netconfPath ?? (io.env.NETCONFPATH || '/etc/cni/net.d');
+  const cacheDir = o.cacheDir ?? '/var/lib/cni';
+  const { lists, errors } = loadConfigs(confDir);
+  const atts = listAttachments(cacheDir);
+  const usage = lists.flatMap((l) => hostLocalUsage(l, o.dataDir));
+  if (o.output === 'json') {
+    io.stdout(JSON.stringify({
+      confDir, cacheDir,
+      networks: lists.map((l) => ({ name: l.name, cniVersion: l.cniVersion, file: l.file, plugins: l.plugins.map((p) => p.network.type) })),
+      errors: errors.map((e) => e.message),
+      attachments: atts.map((a) => ({ network: a.network, containerId: a.containerId, ifName: a.ifName, netns: a.netns, ips: ips(a.result) })),
+      ranges: usage.map((u) => ({ network: u.network, range: u.range, size: u.size.toString(), used: u.used, free: (u.size - BigInt(u.used)).toString(), held: Object.fromEntries(u.holders) })),
+    }, null, 2) + '\n');
+    return errors.length ? 1 : 0;
+  }
+  io.stdout(`Networks (${confDir})\n`);
+  io.stdout(table(['NAME', 'CNIVERSION', 'CHAIN', 'FILE'], lists.map((l) => [l.name, l.cniVersion, l.plugins.map((p) => p.network.type).join(' > '), l.file ? path.basename(l.file) : ''])));
+  if (errors.length) {
+    io.stdout(`\nFiles that failed to load (${errors.length})\n`);
+    for (const e of errors) io.stdout(`  ${e.message}\n`);
+  }
+  io.stdout(`\nAttachments (${path.join(cacheDir, 'results')})\n`);
+  io.stdout(table(['NETWORK', 'CONTAINER', 'IFNAME', 'NETNS', 'IPS'], atts.map((a) => [a.network, a.containerId, a.ifName, a.netns, ips(a.result).join(' ')])));
+  io.stdout('\nhost-local ranges\n');
+  io.stdout(table(['NETWORK', 'RANGE', 'USED', 'FREE', 'DATADIR'], usage.map((u) => [u.network, u.range, u.used, (u.size - BigInt(u.used)).toString(), u.dataDir])));
+  return 0;
+}
+
+function ips(result: Record<string, unknown> | undefined): string[] {
+  if (!result) return [];
+  if (Array.isArray(result.ips)) return result.ips.map((x) => String((x as { address?: unknown }).address ?? ''));
+  return ['ip4', 'ip6'].map((k) => (result[k] as { ip?: string } | undefined)?.ip).filter((x): x is string => !!x);
+}

@@ -1,0 +1,4 @@
+import { pluginMain, about } from '../../pkg/skel/skel';
+import { loopbackPlugin } from './loopback';
+
+pluginMain(loopbackPlugin, about('loopback'));

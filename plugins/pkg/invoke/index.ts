@@ -1,0 +1,6 @@
+/** libcni-equivalent: config loading, chain execution, attachment cache. */
+export * from './conf';
+export * from './exec';
+export * from './cache';
+export * from './api';
+export { goMarshal, goMarshalIndent, goMarshalOrdered, goEscape, ordered } from './gojson';

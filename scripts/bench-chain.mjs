@@ -1,0 +1,97 @@
+#!/usr/bin/env node
+// Chain latency: `flax cni add` + `flax cni del` of loopback > bridge >
+// host-local with flax's plugins (dist/bin) vs the reference Go plugins
+// (/usr/lib/cni), both driven by the same flax CLI/library so only the
+// plugins differ; interleaved in one run. Also measures the CLI's own
+// start-up (`flax cni status` on a 1.0.0 list runs no plugin) and `node -e 0`.
+//
+// Runs as root in throwaway namespaces (a "node" netns where the CLI runs,
+// one pod netns); the root netns and /etc/cni, /var/lib/cni are untouched.
+//
+//   node scripts/bench-chain.mjs [--runs 20] [--flax dist/bin/flax]
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const arg = (name, def) => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1] : def; };
+const runs = Number(arg('runs', '20'));
+const flax = path.resolve(arg('flax', path.join(root, 'dist/bin/flax')));
+const bin = path.dirname(flax);
+if (process.getuid() !== 0) { console.error('bench-chain: run as root (it creates network namespaces)'); process.exit(1); }
+if (!existsSync(flax)) { console.error(`bench-chain: ${flax} not found (npm run build)`); process.exit(1); }
+
+const have = (dir, p) => existsSync(path.join(dir, p));
+const sets = [{ name: 'reference (/usr/lib/cni)', path: '/usr/lib/cni' }];
+const missing = ['loopback', 'bridge', 'host-local'].filter((p) => !have(bin, p));
+if (missing.length === 0) sets.push({ name: `flax (${path.relative(root, bin) || bin})`, path: bin });
+else if (missing.length < 3) sets.push({ name: `flax partial (missing ${missing.join(', ')} → reference)`, path: `${bin}:/usr/lib/cni` });
+
+const tag = `flaxbench-${process.pid}`;
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'flax-bench-'));
+const ns = (n) => `/run/netns/${tag}-${n}`;
+const sh = (cmd, args) => { const r = spawnSync(cmd, args, { encoding: 'utf8' }); if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr}`); return r.stdout; };
+function cleanup() {
+  for (const n of ['node', 'pod']) spawnSync('ip', ['netns', 'del', `${tag}-${n}`]);
+  rmSync(tmp, { recursive: true, force: true });
+}
+process.on('exit', cleanup);
+process.on('SIGINT', () => process.exit(130));
+
+sh('ip', ['netns', 'add', `${tag}-node`]);
+sh('ip', ['netns', 'add', `${tag}-pod`]);
+const confDir = path.join(tmp, 'net.d');
+sh('mkdir', ['-p', confDir]);
+writeFileSync(path.join(confDir, '10-bench.conflist'), JSON.stringify({
+  cniVersion: '1.0.0', name: 'bench',
+  plugins: [{ type: 'loopback' }, { type: 'bridge', bridge: 'bench0', isGateway: true, ipam: { type: 'host-local', ranges: [[{ subnet: '10.253.0.0/24' }]], dataDir: path.join(tmp, 'ipam') } }],
+}));
+
+function timed(argv, env) {
+  const t = process.hrtime.bigint();
+  const r = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8', env: { PATH: process.env.PATH, ...env } });
+  const ms = Number(process.hrtime.bigint() - t) / 1e6;
+  if (r.status !== 0) throw new Error(`${argv.join(' ')} failed: ${r.stderr || r.stdout}`);
+  return ms;
+}
+const inNode = (args) => ['nsenter', `--net=${ns('node')}`, '--', flax, ...args];
+const cniEnv = (p) => ({ NETCONFPATH: confDir, CNI_PATH: p });
+const cache = ['--cache-dir', path.join(tmp, 'cache')];
+
+const res = new Map(sets.map((s) => [s.name, { add: [], del: [] }]));
+const startup = [];
+const nodeBoot = [];
+const nsenterOnly = [];
+// warm-up (page cache, first bridge creation)
+for (const s of sets) { timed(inNode(['cni', 'add', 'bench', ns('pod'), ...cache]), cniEnv(s.path)); timed(inNode(['cni', 'del', 'bench', ns('pod'), ...cache]), cniEnv(s.path)); }
+for (let i = 0; i < runs; i++) {
+  const order = i % 2 ? [...sets].reverse() : sets;
+  for (const s of order) {
+    const r = res.get(s.name);
+    r.add.push(timed(inNode(['cni', 'add', 'bench', ns('pod'), ...cache]), cniEnv(s.path)));
+    r.del.push(timed(inNode(['cni', 'del', 'bench', ns('pod'), ...cache]), cniEnv(s.path)));
+  }
+  startup.push(timed(inNode(['cni', 'status', 'bench', ...cache]), cniEnv('/usr/lib/cni')));
+  nodeBoot.push(timed(['nsenter', `--net=${ns('node')}`, '--', process.execPath, '-e', '0'], {}));
+  nsenterOnly.push(timed(['nsenter', `--net=${ns('node')}`, '--', 'true'], {}));
+}
+
+const median = (a) => { const s = [...a].sort((x, y) => x - y); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+const f = (x) => x.toFixed(1);
+const ref = res.get(sets[0].name);
+const su = median(startup);
+console.log(`bench-chain: ${runs} interleaved runs, chain loopback > bridge > host-local (cniVersion 1.0.0), node ${process.version}, ${os.cpus().length} CPUs`);
+console.log(`each sample = one \`nsenter --net=<node> flax cni add|del\` process (CLI start-up + config load + 3 plugin execs + cache)\n`);
+const rows = [['plugins', 'ADD median ms', 'DEL median ms', 'ADD vs ref', 'DEL vs ref', 'ADD − CLI ms', 'DEL − CLI ms']];
+for (const s of sets) {
+  const r = res.get(s.name);
+  const a = median(r.add), d = median(r.del);
+  rows.push([s.name, f(a), f(d), `${(a / median(ref.add)).toFixed(2)}×`, `${(d / median(ref.del)).toFixed(2)}×`, f(a - su), f(d - su)]);
+}
+const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+for (const [j, r] of rows.entries()) { console.log(r.map((c, i) => c.padEnd(w[i])).join('  ')); if (j === 0) console.log(w.map((n) => '-'.repeat(n)).join('  ')); }
+console.log(`\nflax CLI start-up (\`flax cni status\`, loads config, runs no plugin): ${f(su)} ms median`);
+console.log(`  of which nsenter ${f(median(nsenterOnly))} ms; \`node -e 0\` under nsenter ${f(median(nodeBoot))} ms`);
+if (missing.length) console.log(`\nnote: dist/bin lacks ${missing.join(', ')}; those come from /usr/lib/cni in the flax row`);

@@ -1,0 +1,71 @@
+/**
+ * `flax demo` end to end: 3 pods in throwaway namespaces, pings asserted,
+ * everything removed. With the reference plugins always, with flax's when
+ * dist/bin has them; and a chain that hands out unreachable addresses must
+ * make the demo fail loudly.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const root = path.resolve(__dirname, '../..');
+const flax = process.env.FLAX_BIN ?? path.join(root, 'dist/bin/flax');
+const isRoot = process.getuid?.() === 0;
+const hasFlaxPlugins = ['loopback', 'bridge', 'host-local'].every((p) => existsSync(path.join(root, 'dist/bin', p)));
+
+function demo(args: string[]) {
+  const prefix = `flaxt-demo-${process.pid}-${Math.random().toString(36).slice(2, 6)}`;
+  const r = spawnSync(flax, ['demo', '--prefix', prefix, ...args], { encoding: 'utf8', timeout: 120_000 });
+  const left = readdirSync('/run/netns').filter((n) => n.startsWith(prefix));
+  return { code: r.status, out: r.stdout + r.stderr, left, prefix };
+}
+
+describe.skipIf(!isRoot || !existsSync(flax))('flax demo', () => {
+  const cases = [
+    { name: 'reference plugins (negotiates 1.0.0)', args: ['--cni-path', '/usr/lib/cni'], version: '1.0.0' },
+    { name: 'reference plugins, --cni-version 0.4.0', args: ['--cni-path', '/usr/lib/cni', '--cni-version', '0.4.0'], version: '0.4.0' },
+  ];
+  if (hasFlaxPlugins) cases.push({ name: 'flax plugins (negotiates 1.1.0)', args: [], version: '1.1.0' });
+  for (const c of cases) {
+    it(`runs with ${c.name}: 3 pods, every ping ok, nothing left behind`, () => {
+      const r = demo(c.args);
+      expect(r.out).toContain('demo OK');
+      expect(r.out).toContain(`cniVersion ${c.version} (`);
+      expect(r.code).toBe(0);
+      const pings = r.out.split('\n').filter((l) => /^(pod\d|node)\s+\S.*\s(ok|FAIL)\s/.test(l));
+      expect(pings.length).toBe(8);
+      expect(pings.every((l) => /\sok\s/.test(l))).toBe(true);
+      expect(r.out).toMatch(/pod3\s+\/run\/netns\/\S+-pod3\s+\S+\s+eth0\s+10\.250\.0\.4\/24/);
+      expect(r.out).toContain('host-local released every address; cache empty');
+      expect(r.left).toEqual([]);
+    });
+  }
+
+  it('--keep leaves it up; --cleanup (or a re-run) removes it', () => {
+    const scratch = mkdtempSync(path.join(os.tmpdir(), 'flaxt-demo-'));
+    const prefix = `flaxt-keep-${process.pid}`;
+    const base = ['demo', '--prefix', prefix, '--scratch', scratch, '--cni-path', '/usr/lib/cni', '--pods', '2'];
+    const a = spawnSync(flax, [...base, '--keep'], { encoding: 'utf8' });
+    expect(a.status).toBe(0);
+    expect(readdirSync('/run/netns').filter((n) => n.startsWith(prefix)).sort()).toEqual([`${prefix}-node`, `${prefix}-pod1`, `${prefix}-pod2`]);
+    const b = spawnSync(flax, [...base, '--cleanup'], { encoding: 'utf8' });
+    expect(b.status).toBe(0);
+    expect(b.stdout).toContain('DEL leftover attachment');
+    expect(readdirSync('/run/netns').filter((n) => n.startsWith(prefix))).toEqual([]);
+    expect(existsSync(scratch)).toBe(false);
+  });
+
+  it('fails loudly (exit 1) when pings fail, and still cleans up', () => {
+    // stub "plugins" that report addresses without configuring anything
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'flaxt-fake-'));
+    for (const p of ['loopback', 'bridge', 'host-local']) symlinkSync(path.join(root, 'test/fixtures/stub-plugins/stub'), path.join(dir, p));
+    const r = demo(['--cni-path', dir]);
+    rmSync(dir, { recursive: true, force: true });
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(/FAIL/);
+    expect(r.out).toContain('demo FAILED');
+    expect(r.left).toEqual([]);
+  });
+});
