@@ -1,0 +1,507 @@
+// e2e suite: owned by the runtime-e2e engineer
+/**
+ * Harness for the real-runtime end-to-end tests (podman 4.3 with its CNI
+ * backend, containerd 1.6's `ctr run --cni`).
+ *
+ * The runtimes build their bridge, veths and NAT rules in the ROOT network
+ * namespace (inherent: that is what they do), so everything here is about
+ * touching as little as possible and putting back what was touched:
+ * - dedicated names (bridges flaxe2e-pm0/flaxe2e-ct0, subnets 10.231.177.0/24
+ *   and 10.231.178.0/24, networks flaxe2e-pm/flaxe2e-ctr; not flaxe2e0/1 and
+ *   10.231.77-78: ad-hoc runs by others on this machine use those),
+ *   `flaxe2e*`), a machine-wide lock so two suites never share them;
+ * - scratch dirs for every runtime state/config dir that can be redirected;
+ * - snapshots of the firewall, links and sysctls taken before, compared and
+ *   restored after (only state that did not exist before and is ours or
+ *   CNI's shared scaffolding is removed).
+ *
+ * Plugins are called through trace wrappers (test-only shell scripts) that
+ * record, per call, the CNI_* env, stdin, stdout, stderr, exit code and
+ * duration, so a failure names exactly what the runtime sent and what the
+ * plugin answered.
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import {
+  chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync,
+} from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const DIST_BIN = path.join(ROOT, 'dist/bin');
+export const REF_BIN = '/usr/lib/cni';
+export const CNI_STATE = '/var/lib/cni';
+
+// ---- processes ---------------------------------------------------------------
+
+export interface RunOut { code: number; stdout: string; stderr: string; ms: number }
+export interface RunOpts { env?: NodeJS.ProcessEnv; input?: string; allowFail?: boolean; timeoutMs?: number; cwd?: string }
+
+/** Runs a command synchronously; throws with its output unless allowFail. */
+export function run(cmd: string, args: string[], o: RunOpts = {}): RunOut {
+  const t0 = performance.now();
+  const r = spawnSync(cmd, args, {
+    env: o.env ?? process.env, input: o.input, encoding: 'utf8', timeout: o.timeoutMs ?? 120_000, cwd: o.cwd, maxBuffer: 64 << 20,
+  });
+  const out: RunOut = { code: r.status ?? 255, stdout: r.stdout ?? '', stderr: (r.stderr ?? '') + (r.error ? String(r.error) : ''), ms: performance.now() - t0 };
+  if (out.code !== 0 && !o.allowFail) {
+    throw new Error(`\`${cmd} ${args.join(' ')}\` exited ${out.code}${r.signal ? ` (${r.signal})` : ''}:\n${out.stderr.trim()}\n${out.stdout.trim()}`.trim());
+  }
+  return out;
+}
+
+export function which(cmd: string): string | null {
+  const r = spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : null;
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls fn until it returns a truthy value or the deadline passes. */
+export async function waitFor<T>(what: string, fn: () => T | undefined | null | false, timeoutMs = 20_000, stepMs = 100): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(stepMs);
+  }
+}
+
+/**
+ * Why the e2e cannot run on this machine at all (not root, a runtime not
+ * installed), or null. The tests skip with this exact reason.
+ */
+export function missingPrereq(tools: string[]): string | null {
+  if (process.getuid?.() !== 0) return 'e2e needs root (runtimes create links and NAT rules in the root netns)';
+  const missing = tools.filter((t) => !which(t));
+  if (missing.length) return `not installed: ${missing.join(', ')} (run scripts/setup-e2e.sh)`;
+  return null;
+}
+
+// ---- machine-wide lock ---------------------------------------------------------
+
+/**
+ * Holds /run/lock/flax-e2e.lock (flock) for the lifetime of the returned
+ * handle: two e2e runs on one machine would fight over the same bridge names
+ * and subnets. The holder is a child `flock … cat`: if this process dies its
+ * stdin closes and the lock goes with it.
+ */
+export async function acquireE2eLock(timeoutMs = 200_000): Promise<{ release: () => void }> {
+  mkdirSync('/run/lock', { recursive: true });
+  const child: ChildProcess = spawn('flock', ['-x', '-w', String(Math.floor(timeoutMs / 1000)), '/run/lock/flax-e2e.lock', '-c', 'echo locked; exec cat >/dev/null'], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    child.stdout!.setEncoding('utf8').on('data', (d) => { out += d; if (out.includes('locked')) resolve(); });
+    child.on('exit', (c) => reject(new Error(`could not take /run/lock/flax-e2e.lock (flock exited ${c}): another e2e run holds it`)));
+    child.on('error', reject);
+  });
+  child.removeAllListeners('exit');
+  return { release: () => { child.stdin!.end(); } };
+}
+
+// ---- scratch dirs, rootfs ----------------------------------------------------------
+
+export function scratchDir(tag: string): string {
+  return mkdtempSync(path.join('/tmp', `flax-e2e-${tag}-`));
+}
+
+/** Unmounts anything still mounted under dir (deepest first), then removes it. */
+export function removeScratch(dir: string): void {
+  if (!dir || !dir.startsWith('/tmp/flax-e2e-')) return;
+  const mounts = readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1]?.replace(/\\040/g, ' '))
+    .filter((m): m is string => !!m && (m === dir || m.startsWith(dir + '/'))).sort((a, b) => b.length - a.length);
+  for (const m of mounts) run('umount', ['-l', m], { allowFail: true });
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/**
+ * A minimal root filesystem: busybox-static with one symlink per applet, a
+ * web root for `httpd`, and the files runtimes bind over. Built at test time
+ * (no image registry, nothing committed).
+ */
+export function buildBusyboxRootfs(dir: string): void {
+  const bb = ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSync(p));
+  if (!bb) throw new Error('busybox not found (apt-get install busybox-static)');
+  const file = run('file', ['-L', bb], { allowFail: true }).stdout;
+  if (file && /dynamically linked/.test(file)) throw new Error(`${bb} is dynamically linked: install busybox-static`);
+  for (const d of ['bin', 'www', 'etc', 'tmp', 'proc', 'sys', 'dev', 'run', 'root']) mkdirSync(path.join(dir, d), { recursive: true });
+  copyFileSync(bb, path.join(dir, 'bin/busybox'));
+  chmodSync(path.join(dir, 'bin/busybox'), 0o755);
+  for (const applet of run(bb, ['--list']).stdout.split('\n').map((s) => s.trim()).filter(Boolean)) {
+    if (applet !== 'busybox' && !existsSync(path.join(dir, 'bin', applet))) symlinkSync('busybox', path.join(dir, 'bin', applet));
+  }
+  writeFileSync(path.join(dir, 'www/index.html'), 'flax-e2e-ok\n');
+  writeFileSync(path.join(dir, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
+  writeFileSync(path.join(dir, 'etc/group'), 'root:x:0:\n');
+  for (const f of ['etc/hosts', 'etc/resolv.conf', 'etc/hostname']) writeFileSync(path.join(dir, f), '');
+}
+
+// ---- plugin dirs with trace wrappers ------------------------------------------------
+
+export type PluginSet = 'ours' | 'reference';
+
+export interface PluginDir {
+  /** the dir to hand the runtime (CNI_PATH / cni_plugin_dirs) */
+  dir: string;
+  /** where each call leaves a record (see readTrace) */
+  traceDir: string;
+  /** which binary each plugin name really runs */
+  real: Record<string, string>;
+}
+
+/**
+ * Builds a plugin dir for a runtime: for every name a wrapper script that
+ * records the call and runs the real plugin. `ours` names come from
+ * dist/bin (copied with the .node addons into <base>/real, so a rebuild of
+ * dist/bin during the run cannot pull the floor away), the others copied
+ * from the reference plugins in /usr/lib/cni.
+ */
+export function makePluginDir(base: string, set: PluginSet, oursNames: string[], refNames: string[]): PluginDir {
+  const dir = path.join(base, 'plugins');
+  const realDir = path.join(base, 'real');
+  const traceDir = path.join(base, 'trace');
+  for (const d of [dir, realDir, traceDir]) mkdirSync(d, { recursive: true });
+  const real: Record<string, string> = {};
+  if (set === 'ours') {
+    // FLAX_E2E_BIN: another build of ours (a candidate, or a broken one to check the failure path)
+    const from = process.env.FLAX_E2E_BIN || DIST_BIN;
+    const need = [...oursNames, 'flax.node', 'netlink.node'];
+    const missing = need.filter((n) => !existsSync(path.join(from, n)));
+    if (missing.length) throw new Error(`${from} lacks ${missing.join(', ')}: run \`node scripts/build.mjs\` (and the native build) first`);
+    for (const n of need) {
+      copyFileSync(path.join(from, n), path.join(realDir, n));
+      chmodSync(path.join(realDir, n), 0o755);
+    }
+    for (const n of oursNames) real[n] = path.join(realDir, n);
+  } else {
+    refNames = [...oursNames, ...refNames];
+  }
+  // copies, never /usr/lib/cni paths: the containerd test bind-mounts the
+  // wrapper dir over /usr/lib/cni, where a wrapper would find only itself
+  for (const n of refNames) {
+    copyFileSync(path.join(REF_BIN, n), path.join(realDir, n));
+    chmodSync(path.join(realDir, n), 0o755);
+    real[n] = path.join(realDir, n);
+  }
+  for (const [n, bin] of Object.entries(real)) {
+    const w = path.join(dir, n);
+    writeFileSync(w, traceWrapper(n, bin, traceDir), { mode: 0o755 });
+  }
+  return { dir, traceDir, real };
+}
+
+function traceWrapper(name: string, bin: string, traceDir: string): string {
+  return `#!/bin/sh
+# flax e2e trace wrapper (test-only): records the call, runs ${bin}
+t0=$(date +%s%N)
+d="${traceDir}/$t0-$$-${name}"
+mkdir -p "$d"
+env | grep '^CNI_' > "$d/env"
+cat > "$d/stdin"
+"${bin}" < "$d/stdin" > "$d/stdout" 2> "$d/stderr"
+rc=$?
+t1=$(date +%s%N)
+echo "$rc $(( (t1 - t0) / 1000 ))" > "$d/rc"
+cat "$d/stdout"
+cat "$d/stderr" >&2
+exit $rc
+`;
+}
+
+export interface TraceEntry {
+  /** ns since epoch at start */
+  t0: bigint;
+  plugin: string;
+  command: string;
+  env: Record<string, string>;
+  stdin: string;
+  stdout: string;
+  stderr: string;
+  code: number;
+  /** wall time of the plugin alone, ms */
+  ms: number;
+}
+
+/** All recorded calls, in start order. */
+export function readTrace(traceDir: string): TraceEntry[] {
+  if (!existsSync(traceDir)) return [];
+  const out: TraceEntry[] = [];
+  for (const e of readdirSync(traceDir)) {
+    const m = /^(\d+)-\d+-(.+)$/.exec(e);
+    if (!m) continue;
+    const d = path.join(traceDir, e);
+    const rd = (f: string) => (existsSync(path.join(d, f)) ? readFileSync(path.join(d, f), 'utf8') : '');
+    const env: Record<string, string> = {};
+    for (const l of rd('env').split('\n')) { const i = l.indexOf('='); if (i > 0) env[l.slice(0, i)] = l.slice(i + 1); }
+    const [rc, us] = rd('rc').trim().split(' ');
+    out.push({
+      t0: BigInt(m[1]), plugin: m[2], command: env.CNI_COMMAND ?? '', env, stdin: rd('stdin'), stdout: rd('stdout'), stderr: rd('stderr'),
+      code: rc === undefined || rc === '' ? -1 : Number(rc), ms: us ? Number(us) / 1000 : NaN,
+    });
+  }
+  return out.sort((a, b) => (a.t0 < b.t0 ? -1 : a.t0 > b.t0 ? 1 : 0));
+}
+
+/** A readable dump of trace entries (for failure messages / the report). */
+export function formatTrace(entries: TraceEntry[]): string {
+  return entries.map((e) => [
+    `--- ${e.plugin} ${e.command} → exit ${e.code} in ${e.ms.toFixed(1)} ms`,
+    `env: ${Object.entries(e.env).map(([k, v]) => `${k}=${v}`).join(' ')}`,
+    `stdin: ${e.stdin.trim()}`,
+    `stdout: ${e.stdout.trim()}`,
+    e.stderr.trim() ? `stderr: ${e.stderr.trim()}` : '',
+  ].filter(Boolean).join('\n')).join('\n');
+}
+
+/** Calls that failed (VERSION probes included). */
+export const failedCalls = (t: TraceEntry[]) => t.filter((e) => e.code !== 0);
+
+/**
+ * Duration of a runtime's chain operation as the plugins saw it: from the
+ * start of the first call of `command` for container `cid` to the end of the
+ * last one (delegated IPAM calls included, VERSION probes excluded).
+ */
+export function chainSpan(t: TraceEntry[], command: string, cid: string): { ms: number; calls: string[] } | null {
+  const sel = t.filter((e) => e.command === command && e.env.CNI_CONTAINERID === cid);
+  if (!sel.length) return null;
+  const start = sel[0].t0;
+  const end = sel.reduce((m, e) => { const x = e.t0 + BigInt(Math.round(e.ms * 1e6)); return x > m ? x : m; }, 0n);
+  return { ms: Number(end - start) / 1e6, calls: sel.map((e) => `${e.plugin} ${e.ms.toFixed(0)}ms`) };
+}
+
+// ---- host state: links, firewall, sysctls -------------------------------------------
+
+export function linkNames(): string[] {
+  const out = run('ip', ['-j', 'link', 'show']).stdout;
+  return (JSON.parse(out || '[]') as Array<{ ifname: string }>).map((l) => l.ifname);
+}
+
+export function linkExists(name: string): boolean {
+  return run('ip', ['link', 'show', 'dev', name], { allowFail: true }).code === 0;
+}
+
+export function deleteLink(name: string): void {
+  if (linkExists(name)) run('ip', ['link', 'del', 'dev', name], { allowFail: true });
+}
+
+export function readSysctl(key: string): string | null {
+  const p = '/proc/sys/' + key.replace(/\./g, '/');
+  try { return readFileSync(p, 'utf8').trim(); } catch { return null; }
+}
+
+export function writeSysctl(key: string, v: string): void {
+  try { writeFileSync('/proc/sys/' + key.replace(/\./g, '/'), v); } catch { /* best effort */ }
+}
+
+/** The firewall as text: `nft list ruleset` and `iptables-save`/`ip6tables-save` (their comments are not shown by nft). */
+export function firewallText(): string {
+  const parts = [run('nft', ['list', 'ruleset'], { allowFail: true }).stdout];
+  for (const t of ['iptables-save', 'ip6tables-save']) if (which(t)) parts.push(run(t, [], { allowFail: true }).stdout);
+  return parts.join('\n');
+}
+
+/** Lines of the firewall that mention any of the markers (container ids, IPs). */
+export function firewallMentions(markers: string[]): string[] {
+  const lines = firewallText().split('\n');
+  return lines.filter((l) => markers.some((m) => m && lineMentions(l, m)));
+}
+
+/** An IP marker must match as a whole address (10.1.1.2 is not 10.1.1.20). */
+function lineMentions(line: string, marker: string): boolean {
+  if (/^[0-9.]+$/.test(marker)) return new RegExp(`(^|[^0-9.])${marker.replace(/\./g, '\\.')}(/32)?([^0-9.]|$)`).test(line);
+  return line.includes(marker);
+}
+
+interface NftObj { family: string; table: string; name?: string; chain?: string; handle: number; expr?: unknown[]; comment?: string; hook?: string }
+
+function nftJson(): { tables: NftObj[]; chains: NftObj[]; rules: NftObj[] } {
+  const r = run('nft', ['-j', 'list', 'ruleset'], { allowFail: true });
+  const tables: NftObj[] = [], chains: NftObj[] = [], rules: NftObj[] = [];
+  if (r.code !== 0 || !r.stdout.trim()) return { tables, chains, rules };
+  for (const o of (JSON.parse(r.stdout).nftables ?? []) as Array<Record<string, NftObj>>) {
+    if (o.table) tables.push({ ...o.table, table: o.table.name! });
+    else if (o.chain) chains.push(o.chain);
+    else if (o.rule) rules.push(o.rule);
+  }
+  return { tables, chains, rules };
+}
+
+/** Chain names a rule jumps/goes to. */
+function ruleTargets(r: NftObj): string[] {
+  const out: string[] = [];
+  const s = JSON.stringify(r.expr ?? []);
+  for (const m of s.matchAll(/"(?:jump|goto)":\{"target":"([^"]+)"\}/g)) out.push(m[1]);
+  return out;
+}
+
+const isCniName = (n: string) => /^CNI-|cni/i.test(n);
+
+/** Does a rule name a specific address (a container's, a subnet)? Multicast guards do not count. */
+function ruleIsSpecific(r: NftObj): boolean {
+  const text = JSON.stringify(r.expr ?? []) + (r.comment ?? '');
+  for (const m of text.matchAll(/\b\d{1,3}(?:\.\d{1,3}){3}\b/g)) if (m[0] !== '224.0.0.0') return true;
+  for (const m of text.matchAll(/"([0-9a-f]*:[0-9a-f:]*:[0-9a-f:]*)"/gi)) if (m[1].toLowerCase() !== 'ff00::') return true;
+  return false;
+}
+
+/**
+ * What the firewall looked like before the suite. `restore(markers)`:
+ * 1. deletes every rule that names one of our markers (container ids, IPs):
+ *    iptables rules by their comment (iptables-save; nft does not show xt
+ *    comments), nft rules by their text;
+ * 2. per table, removes the CNI chains that appeared since the snapshot and
+ *    are now idle (no rule naming an address, i.e. nobody's containers),
+ *    with the jumps to them - but only when NO new CNI chain of that table is
+ *    still live: other people on this machine may run runtimes too, and the
+ *    shared scaffolding (CNI-HOSTPORT-MASQ, …) is theirs as well then;
+ * 3. deletes tables that appeared since the snapshot and are left holding
+ *    nothing but empty base chains (or are CNI tables with only idle rules).
+ * Chains/tables that existed before are never removed.
+ */
+export class FirewallSnapshot {
+  private tables = new Set<string>();
+  private chains = new Set<string>();
+
+  static take(): FirewallSnapshot {
+    const s = new FirewallSnapshot();
+    const j = nftJson();
+    for (const t of j.tables) s.tables.add(`${t.family} ${t.name ?? t.table}`);
+    for (const c of j.chains) s.chains.add(`${c.family} ${c.table} ${c.name}`);
+    return s;
+  }
+
+  restore(markers: string[]): { removed: string[]; left: string[] } {
+    const removed: string[] = [], left: string[] = [];
+    markers = markers.filter(Boolean);
+    // 1a. iptables rules carrying our markers (comments, addresses)
+    for (const [save, restoreCmd] of [['iptables-save', 'iptables-restore'], ['ip6tables-save', 'ip6tables-restore']] as const) {
+      if (!which(save)) continue;
+      const text = run(save, [], { allowFail: true }).stdout;
+      let table = '';
+      const perTable = new Map<string, string[]>();
+      for (const l of text.split('\n')) {
+        if (l.startsWith('*')) { table = l.slice(1); continue; }
+        if (l.startsWith('-A ') && markers.some((m) => lineMentions(l, m))) {
+          perTable.set(table, [...(perTable.get(table) ?? []), '-D ' + l.slice(3)]);
+        }
+      }
+      const script: string[] = [];
+      for (const [t, dels] of perTable) script.push(`*${t}`, ...dels, 'COMMIT');
+      if (script.length) {
+        const r = run(restoreCmd, ['-w', '--noflush'], { input: script.join('\n') + '\n', allowFail: true });
+        (r.code === 0 ? removed : left).push(...script.filter((x) => x.startsWith('-D')).map((x) => `${save}: ${x}${r.code ? ` (${r.stderr.trim()})` : ''}`));
+      }
+    }
+    // 1b. nft rules naming our markers
+    for (const r of nftJson().rules) {
+      const text = JSON.stringify(r);
+      if (markers.some((m) => lineMentions(text, m))) {
+        const d = run('nft', ['delete', 'rule', r.family, r.table, r.chain!, 'handle', String(r.handle)], { allowFail: true });
+        (d.code === 0 ? removed : left).push(`nft rule ${r.family} ${r.table} ${r.chain}: ${text.slice(0, 160)}`);
+      }
+    }
+    // 2. idle new CNI chains, table by table
+    const j = nftJson();
+    for (const t of j.tables) {
+      const tname = t.name ?? t.table;
+      const cniTable = isCniName(tname);
+      const inT = <X extends NftObj>(xs: X[]) => xs.filter((x) => x.family === t.family && x.table === tname);
+      const chains = inT(j.chains), rules = inT(j.rules);
+      const newCni = chains.filter((c) => !this.chains.has(`${c.family} ${c.table} ${c.name}`) && (cniTable || isCniName(c.name!)) && !c.hook);
+      if (!newCni.length) continue;
+      const live = newCni.filter((c) => rules.some((r) => r.chain === c.name && ruleIsSpecific(r)));
+      if (live.length) { left.push(...live.map((c) => `nft chain ${c.family} ${tname} ${c.name} (live: names addresses; not ours)`)); continue; }
+      const names = new Set(newCni.map((c) => c.name!));
+      for (const r of rules) {
+        if (!names.has(r.chain!) && ruleTargets(r).some((x) => names.has(x))) {
+          const d = run('nft', ['delete', 'rule', t.family, tname, r.chain!, 'handle', String(r.handle)], { allowFail: true });
+          if (d.code === 0) removed.push(`nft rule ${t.family} ${tname} ${r.chain}: jump to a CNI chain`);
+        }
+      }
+      for (const c of newCni) run('nft', ['flush', 'chain', t.family, tname, c.name!], { allowFail: true });
+      for (const c of newCni) {
+        const d = run('nft', ['delete', 'chain', t.family, tname, c.name!], { allowFail: true });
+        (d.code === 0 ? removed : left).push(`nft chain ${t.family} ${tname} ${c.name}`);
+      }
+    }
+    // 3. new tables left empty (or CNI tables with only idle rules)
+    const j3 = nftJson();
+    for (const t of j3.tables) {
+      const tname = t.name ?? t.table;
+      if (this.tables.has(`${t.family} ${tname}`)) continue;
+      const chains = j3.chains.filter((c) => c.family === t.family && c.table === tname);
+      const rules = j3.rules.filter((r) => r.family === t.family && r.table === tname);
+      const empty = rules.length === 0 && chains.every((c) => c.hook);
+      const idleCni = isCniName(tname) && !rules.some(ruleIsSpecific);
+      if (!empty && !idleCni) { left.push(`nft table ${t.family} ${tname} (not empty)`); continue; }
+      const d = run('nft', ['delete', 'table', t.family, tname], { allowFail: true });
+      (d.code === 0 ? removed : left).push(`nft table ${t.family} ${tname}`);
+    }
+    return { removed, left };
+  }
+}
+
+// ---- CNI state on disk ----------------------------------------------------------------
+
+/** host-local reservations of a network (files named by IP) → their content. */
+export function reservations(network: string, dataDir = path.join(CNI_STATE, 'networks')): Record<string, string> {
+  const d = path.join(dataDir, network);
+  const out: Record<string, string> = {};
+  if (!existsSync(d)) return out;
+  for (const f of readdirSync(d)) {
+    if (f === 'lock' || f.startsWith('last_reserved_ip')) continue;
+    try { out[f] = readFileSync(path.join(d, f), 'utf8'); } catch { /* raced */ }
+  }
+  return out;
+}
+
+/** libcni's cache files for a container (any network/ifname). */
+export function cacheFiles(containerId: string): string[] {
+  const d = path.join(CNI_STATE, 'results');
+  if (!existsSync(d)) return [];
+  return readdirSync(d).filter((f) => f.includes(`-${containerId}-`)).map((f) => path.join(d, f));
+}
+
+/**
+ * Remembers whether /var/lib/cni (and its subdirs) existed; `restore()`
+ * removes the given networks' host-local dirs and cache files for the given
+ * container ids, then any of /var/lib/cni{/networks,/results,} that it
+ * created and that are now empty.
+ */
+export class CniStateSnapshot {
+  private existed: Record<string, boolean> = {};
+  static take(): CniStateSnapshot {
+    const s = new CniStateSnapshot();
+    for (const d of ['', 'networks', 'results']) s.existed[d] = existsSync(path.join(CNI_STATE, d));
+    return s;
+  }
+  restore(networks: string[], containerIds: string[]): void {
+    for (const n of networks) if (n) rmSync(path.join(CNI_STATE, 'networks', n), { recursive: true, force: true });
+    for (const id of containerIds) for (const f of cacheFiles(id)) rmSync(f, { force: true });
+    for (const d of ['networks', 'results', '']) {
+      const p = path.join(CNI_STATE, d);
+      if (!this.existed[d] && existsSync(p) && readdirSync(p).length === 0) rmSync(p, { recursive: true, force: true });
+    }
+  }
+}
+
+/** Replaces every occurrence of the given strings (ids, names) with placeholders, recursively. */
+export function redact<T>(v: T, map: Record<string, string>): T {
+  let s = JSON.stringify(v);
+  for (const [from, to] of Object.entries(map).sort((a, b) => b[0].length - a[0].length)) if (from) s = s.split(from).join(to);
+  return JSON.parse(s) as T;
+}
+
+/** The key order of an object tree, as `a.b.c` paths (arrays: first element). */
+export function keyShape(v: unknown, prefix = ''): string[] {
+  if (Array.isArray(v)) return v.length ? keyShape(v[0], prefix + '[]') : [prefix + '[]'];
+  if (v && typeof v === 'object') {
+    const out: string[] = [];
+    for (const [k, x] of Object.entries(v)) { out.push(prefix + '.' + k); out.push(...keyShape(x, prefix + '.' + k)); }
+    return out;
+  }
+  return [];
+}
