@@ -1,0 +1,105 @@
+/**
+ * host-local IPAM: ADD allocates one address per range set from files under
+ * `<dataDir>/<net>/` (byte-compatible with the reference plugin), DEL
+ * releases by container id + ifname, CHECK verifies the reservation, GC
+ * (1.1.0) sweeps reservations of attachments that are no longer valid,
+ * STATUS (1.1.0) reports an unwritable data directory (code 50).
+ *
+ * `hostLocal` is the PluginFuncs object: the executable (main.ts) and the
+ * bridge plugin's in-process IPAM delegation both go through skel `handle()`.
+ */
+import { CniError, ErrCode } from '../../pkg/cni/errors';
+import { parseJsonObject } from '../../pkg/cni/conf';
+import type { DNS, IPConfig, Result } from '../../pkg/cni/types';
+import type { CmdArgs, PluginFuncs } from '../../pkg/skel/skel';
+import { allocate } from './allocator/allocator';
+import { formatIP, parseCIDR } from './allocator/ip';
+import { rangeSetContains } from './allocator/range-set';
+import { loadHostLocalConf, readResolvConf } from './config';
+import { DiskStore, withDiskStore } from './store/disk-store';
+import { type Owner, ownerText } from './store/store';
+
+/** Reservations younger than this survive GC: the runtime may not have recorded an ADD in flight yet. */
+export const GC_GRACE_MS = 5_000;
+
+const ownerOf = (a: CmdArgs): Owner => ({ id: a.containerId, ifname: a.ifname });
+
+export async function cmdAdd(a: CmdArgs): Promise<Result> {
+  const conf = loadHostLocalConf(a.stdin, { cniArgs: a.args, requested: true });
+  // read everything that can fail before touching state
+  const dns: DNS | undefined = conf.resolvConf ? readResolvConf(conf.resolvConf) : undefined;
+  const allocs = withDiskStore(conf.dataDir, conf.name, (store) => allocate(store, conf.rangeSets, ownerOf(a), conf.requested));
+  const ips: IPConfig[] = allocs.map((x) => ({ address: `${formatIP(x.ip)}/${x.prefix}`, gateway: formatIP(x.gateway) }));
+  const result: Result = { cniVersion: conf.cniVersion, ips };
+  if (conf.routes.length) result.routes = conf.routes;
+  if (dns) result.dns = dns;
+  return result;
+}
+
+export async function cmdDel(a: CmdArgs): Promise<void> {
+  const conf = loadHostLocalConf(a.stdin);
+  withDiskStore(conf.dataDir, conf.name, (store) => store.releaseByOwner(ownerOf(a)));
+}
+
+export async function cmdCheck(a: CmdArgs): Promise<void> {
+  const conf = loadHostLocalConf(a.stdin);
+  const owner = ownerOf(a);
+  const held = new Set(withDiskStore(conf.dataDir, conf.name, (store) => store.getByOwner(owner)));
+  if (held.size === 0) {
+    throw new CniError(ErrCode.UnknownContainer, `host-local: Failed to find address added by container ${a.containerId}`, `no reservation for ${a.containerId}/${a.ifname} in ${conf.dataDir}/${conf.name}`);
+  }
+  // Better than the reference: every prevResult address inside our ranges must be held by this owner.
+  for (const ipc of conf.prevResult?.ips ?? []) {
+    const c = parseCIDR(ipc.address);
+    if (!c || !conf.rangeSets.some((s) => rangeSetContains(s, c.ip))) continue;
+    const text = formatIP(c.ip);
+    if (!held.has(text)) {
+      throw new CniError(ErrCode.Internal, `host-local: address ${text} in prevResult is not reserved for ${a.containerId}/${a.ifname}`);
+    }
+  }
+}
+
+export async function cmdStatus(a: CmdArgs): Promise<void> {
+  const conf = loadHostLocalConf(a.stdin);
+  DiskStore.probeWritable(conf.dataDir, conf.name);
+}
+
+interface AttachmentKey {
+  owners: Set<string>;
+  ids: Set<string>;
+}
+
+/** The still-valid attachments from a GC request, or null when the request names none. */
+export function validAttachments(stdin: string | Buffer): AttachmentKey | null {
+  const raw = parseJsonObject(stdin);
+  let found = false;
+  const out: AttachmentKey = { owners: new Set(), ids: new Set() };
+  for (const key of ['cni.dev/valid-attachments', 'cni.dev/attachments']) {
+    const v = raw[key];
+    if (v === undefined || v === null) continue;
+    found = true;
+    if (!Array.isArray(v)) throw new CniError(ErrCode.InvalidNetworkConfig, `invalid network config: field \`${key}\`: expected an array of {containerID, ifname}`);
+    v.forEach((e, i) => {
+      const o = e as { containerID?: unknown; ifname?: unknown } | null;
+      if (!o || typeof o !== 'object' || typeof o.containerID !== 'string' || typeof o.ifname !== 'string') {
+        throw new CniError(ErrCode.InvalidNetworkConfig, `invalid network config: field \`${key}[${i}]\`: expected {containerID: string, ifname: string}`);
+      }
+      out.owners.add(ownerText({ id: o.containerID, ifname: o.ifname }));
+      out.ids.add(o.containerID.trim());
+    });
+  }
+  return found ? out : null;
+}
+
+export async function cmdGc(a: CmdArgs): Promise<void> {
+  const conf = loadHostLocalConf(a.stdin);
+  const valid = validAttachments(a.stdin);
+  if (!valid) return; // no list: nothing is known to be invalid
+  const res = withDiskStore(conf.dataDir, conf.name, (store) =>
+    store.gc((owner) => valid.owners.has(owner) || (!owner.includes('\r\n') && valid.ids.has(owner)), GC_GRACE_MS));
+  if (res.errors.length) {
+    throw new CniError(ErrCode.IOFailure, `host-local GC: ${res.errors.length} reservation(s) could not be removed`, res.errors.slice(0, 10).join('; '));
+  }
+}
+
+export const hostLocal: PluginFuncs = { add: cmdAdd, del: cmdDel, check: cmdCheck, status: cmdStatus, gc: cmdGc };

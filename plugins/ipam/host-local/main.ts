@@ -1,0 +1,4 @@
+import { about, pluginMain } from '../../pkg/skel/skel';
+import { cmdAdd, cmdCheck, cmdDel, cmdGc, cmdStatus } from './host-local';
+
+pluginMain({ add: cmdAdd, del: cmdDel, check: cmdCheck, status: cmdStatus, gc: cmdGc }, about('host-local'));
