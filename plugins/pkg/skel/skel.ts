@@ -5,6 +5,7 @@
  * that reads process.env / stdin, writes stdout and exits.
  */
 import { readFileSync, fstatSync } from 'node:fs';
+import v8 from 'node:v8';
 import { CniError, ErrCode, asCniError } from '../cni/errors';
 import { parseJsonObject, confVersion } from '../cni/conf';
 import { convertResult } from '../cni/convert';
@@ -164,8 +165,29 @@ function readStdin(): Buffer {
   }
 }
 
+/**
+ * Runs `main` now, or — while scripts/build.mjs builds the executable's V8
+ * startup snapshot — registers it to run when the snapshot is deserialized.
+ * Nothing may read env, cwd or argv before `main` runs.
+ */
+export function runMain(main: () => void): void {
+  const snap = v8.startupSnapshot;
+  if (snap?.isBuildingSnapshot()) {
+    snap.setDeserializeMainFunction(() => {
+      (globalThis as { __flaxFromSnapshot?: boolean }).__flaxFromSnapshot = true;
+      main();
+    });
+    return;
+  }
+  main();
+}
+
 /** The executable's entry point: env + stdin in, result or error out, exit. */
 export function pluginMain(plugin: PluginFuncs, info: About): void {
+  runMain(() => pluginRun(plugin, info));
+}
+
+function pluginRun(plugin: PluginFuncs, info: About): void {
   const env = process.env;
   if (env.CNI_COMMAND === undefined || env.CNI_COMMAND === '') {
     process.stderr.write(`CNI ${info.name} plugin (flax) v${FLAX_VERSION}\nCNI protocol versions supported: ${(info.supportedVersions ?? SUPPORTED_VERSIONS).join(', ')}\n`);
