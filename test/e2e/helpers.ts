@@ -505,3 +505,68 @@ export function keyShape(v: unknown, prefix = ''): string[] {
   }
   return [];
 }
+
+// ---- podman 4.3 scaffolding (shared by the podman suites) ----------------------------
+
+/** `--root/--runroot/--storage-driver vfs` in a scratch dir: podman's storage never touches the host's. */
+export function podmanStorageArgs(base: string): string[] {
+  return ['--root', path.join(base, 'storage'), '--runroot', path.join(base, 'runroot'), '--storage-driver', 'vfs'];
+}
+
+/**
+ * Writes a scratch containers.conf selecting podman 4.3's CNI backend with
+ * the given plugin dir and network config dir (both created), runc and
+ * cgroupfs; returns its path (for CONTAINERS_CONF).
+ */
+export function writePodmanConf(base: string, pluginDir: string, netDir: string): string {
+  const conf = path.join(base, 'containers.conf');
+  for (const d of [pluginDir, netDir]) mkdirSync(d, { recursive: true });
+  writeFileSync(conf, [
+    '[containers]',
+    // root here lacks CAP_SYS_RESOURCE: podman's default ulimits would fail
+    'default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]',
+    '[network]',
+    'network_backend = "cni"',
+    `cni_plugin_dirs = [${JSON.stringify(pluginDir)}]`,
+    `network_config_dir = ${JSON.stringify(netDir)}`,
+    '[engine]',
+    // crun 1.8 does not work on this machine's hybrid cgroup layout
+    'runtime = "runc"',
+    'cgroup_manager = "cgroupfs"',
+    'events_logger = "file"',
+    `events_logfile_path = ${JSON.stringify(path.join(base, 'events.log'))}`,
+    `tmp_dir = ${JSON.stringify(path.join(base, 'libpod-tmp'))}`,
+    '',
+  ].join('\n'));
+  return conf;
+}
+
+/** Builds the busybox rootfs under base and `podman import`s it as `image` (CMD sh, PATH=/bin). */
+export function importBusyboxImage(podman: (args: string[]) => RunOut, base: string, image: string): void {
+  const rootfs = path.join(base, 'rootfs');
+  buildBusyboxRootfs(rootfs);
+  run('tar', ['-C', rootfs, '-cf', path.join(base, 'rootfs.tar'), '.']);
+  podman(['import', '--change', 'CMD ["/bin/sh"]', '--change', 'ENV PATH=/bin', path.join(base, 'rootfs.tar'), image]);
+}
+
+/** libcni's cache file of one attachment: <cacheDir>/results/<net>-<cid>-<ifname>. */
+export function cacheFileOf(network: string, containerId: string, ifName = 'eth0', cacheDir = CNI_STATE): string {
+  return path.join(cacheDir, 'results', `${network}-${containerId}-${ifName}`);
+}
+
+/**
+ * A private copy of the flax CLI (dist/bin/flax with its addons) under
+ * base, so a rebuild of dist/bin during the run cannot change it; returns
+ * the executable's path.
+ */
+export function copyFlaxCli(base: string): string {
+  const from = process.env.FLAX_E2E_BIN || DIST_BIN;
+  const dir = path.join(base, 'flax-cli');
+  mkdirSync(dir, { recursive: true });
+  for (const n of ['flax', 'flax.node', 'netlink.node']) {
+    if (!existsSync(path.join(from, n))) throw new Error(`${from} lacks ${n}: run \`node scripts/build.mjs\` (and the native build) first`);
+    copyFileSync(path.join(from, n), path.join(dir, n));
+    chmodSync(path.join(dir, n), 0o755);
+  }
+  return path.join(dir, 'flax');
+}
