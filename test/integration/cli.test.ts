@@ -125,3 +125,31 @@ describe.skipIf(!isRoot || !existsSync(flax))('flax netns', () => {
     expect(existsSync(`/run/netns/${n}`)).toBe(false);
   });
 });
+
+describe.skipIf(!isRoot || !existsSync(flax))('flax cni del without args', () => {
+  it('reuses the CNI_ARGS and CAP_ARGS cached at ADD (so portmap-like plugins find their rules)', () => {
+    const tmp = mkdtempSync(path.join(os.tmpdir(), 'flax-cli-del-'));
+    try {
+      const confDir = path.join(tmp, 'net.d');
+      const rec = path.join(tmp, 'rec');
+      spawnSync('mkdir', ['-p', confDir, rec]);
+      const stubs = path.join(root, 'test/fixtures/stub-plugins');
+      writeFileSync(path.join(confDir, 'a.conflist'), JSON.stringify({
+        cniVersion: '1.0.0', name: 'delargs', plugins: [{ type: 'alpha', capabilities: { portMappings: true } }],
+      }));
+      const base = { NETCONFPATH: confDir, CNI_PATH: stubs, STUB_RECORD_DIR: rec };
+      const cache = ['--cache-dir', path.join(tmp, 'cache'), '--container-id', 'c-delargs'];
+      const add = run(['cni', 'add', 'delargs', '/run/netns/none', ...cache], { ...base, CNI_ARGS: 'IgnoreUnknown=1;K8S_POD_NAME=p9', CAP_ARGS: '{"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"tcp"}]}' });
+      expect(add.code, add.stderr).toBe(0);
+      const del = run(['cni', 'del', 'delargs', '/run/netns/none', ...cache], base);
+      expect(del.code, del.stderr).toBe(0);
+      const delFiles = readdirSync(rec).filter((f) => f.includes('-DEL.'));
+      const env = readFileSync(path.join(rec, delFiles.find((f) => f.endsWith('.env'))!), 'utf8');
+      const stdin = JSON.parse(readFileSync(path.join(rec, delFiles.find((f) => f.endsWith('.stdin'))!), 'utf8'));
+      expect(env).toContain('CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAME=p9');
+      expect(stdin.runtimeConfig).toEqual({ portMappings: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }] });
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+});

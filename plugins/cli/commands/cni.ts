@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { parseResult } from '../../pkg/cni/convert';
-import { CniConfig, ChainError, GcError, loadConfList, goMarshalIndent, type GcAttachment, type RawResult, type RuntimeConf } from '../../pkg/invoke/index';
+import { CniConfig, ChainError, GcError, loadConfList, goMarshalIndent, readCache, type GcAttachment, type RawResult, type RuntimeConf } from '../../pkg/invoke/index';
 import { table } from '../table';
 
 export const CNI_VERBS = ['add', 'del', 'check', 'gc', 'status'] as const;
@@ -152,9 +152,22 @@ export async function runCni(o: CniCmdOptions, io: CliIo): Promise<number> {
       io.stdout(o.output === 'table' ? resultTable(res) : goMarshalIndent(res) + '\n');
       return 0;
     }
-    case 'del':
+    case 'del': {
+      // Better than cnitool: with no CNI_ARGS / CAP_ARGS given, DEL uses the
+      // ones cached at ADD, so portmap & co. can find their rules (the
+      // reference portmap's DEL is a no-op without portMappings).
+      const argsGiven = (o.args ?? env.CNI_ARGS ?? '') !== '';
+      const capsGiven = (o.capArgs ?? env.CAP_ARGS ?? '') !== '';
+      if (!argsGiven || !capsGiven) {
+        const cached = readCache(cni.cacheDir, list.name, rt.containerId, rt.ifName);
+        if (cached.kind === 'v1') {
+          if (!argsGiven && cached.info.cniArgs?.length) rt.args = cached.info.cniArgs;
+          if (!capsGiven && cached.info.capabilityArgs) rt.capabilityArgs = cached.info.capabilityArgs;
+        }
+      }
       await cni.delNetworkList(list, rt);
       return 0;
+    }
     case 'check':
       await cni.checkNetworkList(list, rt);
       if (o.output === 'table') io.stdout(`network ${list.name}, container ${rt.containerId}, ${rt.ifName}: OK\n`);
