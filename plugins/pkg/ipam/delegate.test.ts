@@ -1,0 +1,103 @@
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { CniError } from '../cni/errors';
+import type { CmdArgs, PluginFuncs } from '../skel/skel';
+import { about } from '../skel/skel';
+import { clearInProcess, execAdd, execDel, findInPath, ipamInvoke, isFlaxBundle, registerInProcess } from './delegate';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'flax-ipam-'));
+const dir2 = mkdtempSync(path.join(tmpdir(), 'flax-ipam2-'));
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+  rmSync(dir2, { recursive: true, force: true });
+});
+const capture = path.join(dir, 'capture');
+
+// A foreign IPAM plugin: records env + stdin, answers per verb.
+writeFileSync(path.join(dir, 'fake-ipam'), `#!/bin/sh
+cat > ${capture}.stdin
+env | grep ^CNI_ | sort > ${capture}.env
+case "$CNI_COMMAND" in
+ADD) echo '{"cniVersion":"0.4.0","ips":[{"version":"4","address":"10.9.0.5/24","gateway":"10.9.0.1"}],"routes":[{"dst":"0.0.0.0/0"}],"dns":{}}' ;;
+DEL) exit 0 ;;
+*) echo '{"cniVersion":"0.4.0","code":11,"msg":"try later","details":"busy"}'; exit 1 ;;
+esac
+`);
+chmodSync(path.join(dir, 'fake-ipam'), 0o755);
+writeFileSync(path.join(dir, 'bad-ipam'), '#!/bin/sh\necho not json\nexit 0\n');
+chmodSync(path.join(dir, 'bad-ipam'), 0o755);
+// Looks like one of our bundles (the in-process path never executes it).
+writeFileSync(path.join(dir2, 'ours'), '#!/usr/bin/env node\nvar __imu=1;\nvar __flaxDir=__dirname;\nprocess.exit(99)\n');
+chmodSync(path.join(dir2, 'ours'), 0o755);
+writeFileSync(path.join(dir2, 'marked'), '#!/usr/bin/env node\n// flax-executable\nprocess.exit(99)\n');
+writeFileSync(path.join(dir2, 'launcher'), '#!/bin/sh\n# flax-executable launcher: node with x\nexec node x\n');
+
+const args = (over: Partial<CmdArgs> = {}): CmdArgs => ({
+  command: 'ADD', containerId: 'ctr1', netns: '/run/netns/x', ifname: 'eth0', args: 'IgnoreUnknown=1', path: [dir2, dir], stdin: '', ...over,
+});
+const conf = JSON.stringify({ cniVersion: '0.4.0', name: 'n', type: 'bridge', ipam: { type: 'fake-ipam' } });
+
+beforeEach(() => clearInProcess());
+
+describe('findInPath', () => {
+  it('finds the first match and rejects paths', () => {
+    expect(findInPath('fake-ipam', [dir2, dir])).toBe(path.join(dir, 'fake-ipam'));
+    expect(() => findInPath('nope', [dir])).toThrow(/failed to find plugin "nope"/);
+    expect(() => findInPath('../x', [dir])).toThrow(CniError);
+    expect(() => findInPath('x', [])).toThrow(/CNI_PATH/);
+  });
+  it('recognises our bundles', () => {
+    expect(isFlaxBundle(path.join(dir2, 'ours'))).toBe(true);
+    expect(isFlaxBundle(path.join(dir2, 'marked'))).toBe(true);
+    expect(isFlaxBundle(path.join(dir2, 'launcher'))).toBe(true);
+    expect(isFlaxBundle(path.join(dir, 'fake-ipam'))).toBe(false);
+    expect(isFlaxBundle(path.join(dir, 'missing'))).toBe(false);
+  });
+});
+
+describe('exec delegation', () => {
+  it('passes the whole config on stdin and the same env with CNI_COMMAND', async () => {
+    const r = await execAdd('fake-ipam', args(), conf, '0.4.0');
+    expect(r.ips).toEqual([{ address: '10.9.0.5/24', gateway: '10.9.0.1' }]);
+    expect(r.routes).toEqual([{ dst: '0.0.0.0/0' }]);
+    expect(readFileSync(`${capture}.stdin`, 'utf8')).toBe(conf);
+    expect(readFileSync(`${capture}.env`, 'utf8').trim().split('\n')).toEqual([
+      'CNI_ARGS=IgnoreUnknown=1', 'CNI_COMMAND=ADD', 'CNI_CONTAINERID=ctr1', 'CNI_IFNAME=eth0', 'CNI_NETNS=/run/netns/x', `CNI_PATH=${dir2}:${dir}`,
+    ]);
+    await execDel('fake-ipam', args({ command: 'DEL', netns: '' }), conf);
+    expect(readFileSync(`${capture}.env`, 'utf8')).toContain('CNI_COMMAND=DEL');
+    expect(readFileSync(`${capture}.env`, 'utf8')).toContain('CNI_NETNS=\n');
+  });
+  it('turns the plugin error into a CniError with its code', async () => {
+    const e = await ipamInvoke('CHECK', 'fake-ipam', args(), conf).catch((x) => x);
+    expect(e).toBeInstanceOf(CniError);
+    expect(e.code).toBe(11);
+    expect(e.message).toBe('try later');
+    expect(e.details).toBe('busy');
+  });
+  it('reports garbage output as a decode error', async () => {
+    await expect(ipamInvoke('ADD', 'bad-ipam', args(), conf)).rejects.toMatchObject({ code: 6 });
+  });
+});
+
+describe('in-process delegation', () => {
+  const seen: CmdArgs[] = [];
+  const plugin: PluginFuncs = {
+    add: async (a) => { seen.push(a); return { cniVersion: '1.0.0', ips: [{ address: '10.9.0.6/24' }] }; },
+    del: async (a) => { seen.push(a); },
+    check: async () => { throw new CniError(7, 'bad'); },
+  };
+  it('runs through handle() only when the binary found is our bundle', async () => {
+    registerInProcess('ours', { plugin, about: about('ours') });
+    const res = await ipamInvoke('ADD', 'ours', args(), conf);
+    expect(res.mode).toBe('in-process');
+    expect(res.out).toMatchObject({ cniVersion: '1.0.0', ips: [{ address: '10.9.0.6/24' }] });
+    expect(seen[0]).toMatchObject({ command: 'ADD', containerId: 'ctr1', netns: '/run/netns/x', ifname: 'eth0', path: [dir2, dir], stdin: conf });
+    await expect(ipamInvoke('CHECK', 'ours', args(), JSON.stringify({ cniVersion: '1.0.0', name: 'n' }))).rejects.toMatchObject({ code: 7, message: 'bad' });
+    // registered but the binary is foreign → exec
+    registerInProcess('fake-ipam', { plugin, about: about('fake-ipam') });
+    expect((await ipamInvoke('ADD', 'fake-ipam', args(), conf)).mode).toBe('exec');
+  });
+});

@@ -1,0 +1,2 @@
+export * from './cidr';
+export * from './delegate';

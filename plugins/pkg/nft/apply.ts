@@ -1,0 +1,239 @@
+/**
+ * The applier: the only code that turns rule data (masq.ts) into kernel
+ * state, through `nft -j` (list) and `nft -j -f -` (atomic batch), and
+ * `iptables-restore --noflush` for the reference's iptables layout.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { type ExecResult, type Runner, findTool, iptablesIsNft, spawnRunner } from './exec';
+import {
+  MASQ_CHAIN, MASQ_TABLE, type NftCommand, type Ruleset, commentIsNetwork, emptyRuleset, findMasqRules, genIptChainTeardown,
+  genIptablesMasq, genIptablesTeardown, genIptablesTombstone, genMasqChain, genMasqTeardown, iptChains, iptablesChainName, masqRuleExpr, mergeRulesets,
+  parseMasqComment, parseRuleset,
+} from './masq';
+import type { IPNet } from '../ipam/cidr';
+
+export class FirewallError extends Error {
+  constructor(message: string, readonly stderr = '') {
+    super(message);
+    this.name = 'FirewallError';
+  }
+}
+
+export interface FirewallDeps {
+  run: Runner;
+  /** is `iptables` the nf_tables variant (its state visible through nft)? */
+  iptablesNft: () => boolean;
+  has: (tool: string) => boolean;
+}
+export const defaultDeps: FirewallDeps = { run: spawnRunner, iptablesNft: iptablesIsNft, has: (t) => findTool(t) !== null };
+
+const notFound = (r: ExecResult) => r.code !== 0 && /No such file or directory/.test(r.stderr);
+const firstLine = (s: string) => s.trim().split('\n').slice(0, 3).join(' | ');
+
+/** `nft -j list <what…>`; a missing table/chain lists as empty. */
+export async function nftList(what: string[], deps: FirewallDeps = defaultDeps): Promise<Ruleset> {
+  const r = await deps.run('nft', ['-j', 'list', ...what]);
+  if (notFound(r)) return emptyRuleset();
+  if (r.code !== 0) throw new FirewallError(`nft list ${what.join(' ')} failed: ${firstLine(r.stderr)}`, r.stderr);
+  return parseRuleset(r.stdout);
+}
+
+/** Largest batch passed on the command line (nft -f - needs /dev/stdin, which a socket stdin cannot open). */
+const ARGV_MAX = 100_000;
+
+/**
+ * Applies a batch atomically (`nft -j <batch>`, or `nft -j -f <file>` for a
+ * very large one). An empty batch is a no-op.
+ */
+export async function nftApply(cmds: NftCommand[], deps: FirewallDeps = defaultDeps): Promise<void> {
+  if (!cmds.length) return;
+  const json = JSON.stringify({ nftables: cmds });
+  let r: ExecResult;
+  if (json.length <= ARGV_MAX) {
+    r = await deps.run('nft', ['-j', json]);
+  } else {
+    const dir = mkdtempSync(path.join(tmpdir(), 'flax-nft-'));
+    try {
+      const f = path.join(dir, 'batch.json');
+      writeFileSync(f, json, { mode: 0o600 });
+      r = await deps.run('nft', ['-j', '-f', f]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  if (r.code !== 0) throw new FirewallError(`nft apply failed: ${firstLine(r.stderr)}`, r.stderr);
+}
+
+const listMasqTable = (deps: FirewallDeps) => nftList(['table', 'inet', MASQ_TABLE], deps);
+
+/** Retries a list-then-apply step a few times (another plugin may change the ruleset in between). */
+async function retrying(fn: () => Promise<void>): Promise<void> {
+  let last: unknown;
+  for (let i = 0; i < 3; i++) {
+    try {
+      return await fn();
+    } catch (e) {
+      last = e;
+      if (!(e instanceof FirewallError)) throw e;
+    }
+  }
+  throw last;
+}
+
+export type MasqBackend = 'nftables' | 'iptables';
+
+/** Write the reference's (empty) iptables chain beside nft rules — see genIptablesTombstone. */
+let compatTombstone = true;
+/** Tests/benchmarks: turn the iptables tombstone off or on. */
+export function setIptablesTombstone(on: boolean): void {
+  compatTombstone = on;
+}
+
+async function writeTombstones(network: string, containerId: string, ips: IPNet[], deps: FirewallDeps): Promise<void> {
+  await Promise.all([false, true].map(async (v6) => {
+    const tool = v6 ? 'ip6tables-restore' : 'iptables-restore';
+    const fam = ips.filter((i) => i.v6 === v6);
+    if (!fam.length || !deps.has(tool)) return;
+    const r = await deps.run(tool, ['-w', '--noflush'], genIptablesTombstone(network, containerId, fam));
+    if (r.code !== 0) throw new FirewallError(`${tool} failed: ${firstLine(r.stderr)}`, r.stderr);
+  }));
+}
+
+/**
+ * Sets up masquerading for a container's addresses (with prefix) with the
+ * chosen backend. Idempotent: the container's previous rules are replaced.
+ */
+export async function setupIpMasq(backend: MasqBackend, ips: IPNet[], network: string, containerId: string, deps: FirewallDeps = defaultDeps): Promise<void> {
+  if (!ips.length) return;
+  if (backend === 'nftables') {
+    // No listing first: a stale rule of the same key (an ADD that crashed
+    // before its rollback) is harmless and goes with DEL, which removes
+    // every rule of the key. Saves one nft exec per ADD.
+    await Promise.all([
+      retrying(() => nftApply(genMasqChain(network, containerId, ips), deps)),
+      compatTombstone ? writeTombstones(network, containerId, ips, deps) : Promise.resolve(),
+    ]);
+    return;
+  }
+  for (const v6 of [false, true]) {
+    const fam = ips.filter((i) => i.v6 === v6);
+    if (!fam.length) continue;
+    const save = await iptSave(v6, deps);
+    const text = genIptablesMasq(network, containerId, fam, save);
+    const r = await deps.run(v6 ? 'ip6tables-restore' : 'iptables-restore', ['-w', '--noflush'], text);
+    if (r.code !== 0) throw new FirewallError(`${v6 ? 'ip6tables' : 'iptables'}-restore failed: ${firstLine(r.stderr)}`, r.stderr);
+  }
+}
+
+async function iptSave(v6: boolean, deps: FirewallDeps): Promise<string[]> {
+  const r = await deps.run(v6 ? 'ip6tables' : 'iptables', ['-w', '-t', 'nat', '-S']);
+  if (r.code !== 0) throw new FirewallError(`${v6 ? 'ip6tables' : 'iptables'} -t nat -S failed: ${firstLine(r.stderr)}`, r.stderr);
+  return r.stdout.split('\n').filter(Boolean);
+}
+
+/**
+ * Removes every masquerade trace of network + container, whichever backend
+ * (ours or the reference's) made it; needs no addresses, so it works when
+ * the pod netns is gone. Missing tools mean nothing of theirs can exist.
+ */
+export async function teardownIpMasq(network: string, containerId: string, deps: FirewallDeps = defaultDeps): Promise<void> {
+  const chain = iptablesChainName(network, containerId);
+  const viaNft = deps.has('nft');
+  const iptNft = viaNft && deps.iptablesNft();
+  if (viaNft) {
+    // One listing of everything (our table and, with iptables-nft, the
+    // reference's chains and POSTROUTING jumps), then one atomic batch:
+    // two nft execs per DEL.
+    await retrying(async () => {
+      const rs = await nftList(iptNft ? ['ruleset'] : ['table', 'inet', MASQ_TABLE], deps);
+      await nftApply(genMasqTeardown(rs, network, containerId), deps);
+    });
+  }
+  if (!iptNft) await iptLegacyTeardown([chain], deps);
+}
+
+async function iptLegacyTeardown(chains: string[], deps: FirewallDeps): Promise<void> {
+  for (const v6 of [false, true]) {
+    const tool = v6 ? 'ip6tables' : 'iptables';
+    if (!deps.has(tool)) continue;
+    const save = await iptSave(v6, deps);
+    const text = chains.map((c) => genIptablesTeardown(c, save)).filter(Boolean).join('');
+    if (!text) continue;
+    const r = await deps.run(`${tool}-restore`, ['-w', '--noflush'], text);
+    if (r.code !== 0) throw new FirewallError(`${tool}-restore failed: ${firstLine(r.stderr)}`, r.stderr);
+  }
+}
+
+/**
+ * CHECK: every address has its masquerade rule (nftables backend) or the
+ * reference chain + POSTROUTING jump exist (iptables backend). Throws a
+ * FirewallError naming what is missing.
+ */
+export async function checkIpMasq(backend: MasqBackend, ips: IPNet[], network: string, containerId: string, deps: FirewallDeps = defaultDeps): Promise<void> {
+  if (backend === 'nftables') {
+    const rs = await listMasqTable(deps);
+    const mine = findMasqRules(rs, network, containerId);
+    for (const ip of ips) {
+      const want = JSON.stringify(masqRuleExpr(ip));
+      if (!mine.some((r) => JSON.stringify(r.expr) === want)) {
+        throw new FirewallError(`masquerade rule for ${ip.ip} missing from table inet ${MASQ_TABLE} chain ${MASQ_CHAIN}`);
+      }
+    }
+    return;
+  }
+  const chain = iptablesChainName(network, containerId);
+  for (const v6 of [false, true]) {
+    const fam = ips.filter((i) => i.v6 === v6);
+    if (!fam.length) continue;
+    const save = await iptSave(v6, deps);
+    if (!save.includes(`-N ${chain}`)) throw new FirewallError(`${v6 ? 'ip6tables' : 'iptables'} chain ${chain} missing`);
+    for (const ip of fam) {
+      if (!save.some((l) => l.startsWith('-A POSTROUTING ') && l.includes(` -s ${ip.ip}/${v6 ? 128 : 32} `) && l.includes(` -j ${chain}`))) {
+        throw new FirewallError(`POSTROUTING jump for ${ip.ip} to ${chain} missing`);
+      }
+    }
+  }
+}
+
+/**
+ * GC: removes the masquerade state of every container of `network` whose id
+ * is not in `validIds`: our nft rules (found by comment) and the reference's
+ * iptables chains (found by the comment on their POSTROUTING jump).
+ */
+export async function gcIpMasq(network: string, validIds: ReadonlySet<string>, deps: FirewallDeps = defaultDeps): Promise<void> {
+  if (deps.has('nft')) {
+    await retrying(async () => {
+      const rs = await listMasqTable(deps);
+      const stale = rs.rules.filter((r) => {
+        if (r.table !== MASQ_TABLE || r.chain !== MASQ_CHAIN) return false;
+        const p = parseMasqComment(r.comment);
+        return p !== null && p.containerId !== undefined && commentIsNetwork(p, network) && !validIds.has(p.containerId);
+      });
+      await nftApply(stale.map((r) => ({ delete: { rule: { family: r.family, table: r.table, chain: r.chain, handle: r.handle!, expr: [] } } })), deps);
+    });
+  }
+  // The reference's chains carry the id only in rule comments, which nft
+  // cannot show for xtables matches: read them with iptables-save.
+  const stale = new Set<string>();
+  for (const v6 of [false, true]) {
+    if (!deps.has(v6 ? 'ip6tables' : 'iptables')) continue;
+    for (const l of await iptSave(v6, deps)) {
+      const m = /^-A POSTROUTING .*--comment "name: \\"([^"\\]+)\\" id: \\"([^"\\]+)\\"".* -j (CNI-[0-9a-f]{24})/.exec(l);
+      if (m && m[1] === network && !validIds.has(m[2]) && m[3] === iptablesChainName(network, m[2])) stale.add(m[3]);
+    }
+  }
+  if (!stale.size) return;
+  if (deps.has('nft') && deps.iptablesNft()) {
+    await retrying(async () => {
+      const chains = await nftList(['chains'], deps);
+      const fams = [...new Set(iptChains(chains).filter((c) => stale.has(c.name)).map((c) => c.family))];
+      const posts = await Promise.all(fams.map((f) => nftList(['chain', f, 'nat', 'POSTROUTING'], deps)));
+      const rs = mergeRulesets(chains, ...posts);
+      await nftApply([...stale].flatMap((c) => genIptChainTeardown(rs, c)), deps);
+    });
+  } else {
+    await iptLegacyTeardown([...stale], deps);
+  }
+}

@@ -1,0 +1,3 @@
+export * from './masq';
+export * from './apply';
+export * from './exec';

@@ -1,0 +1,290 @@
+/**
+ * IP masquerade rules as data (no I/O here).
+ *
+ * nftables backend (default): table `inet cni_plugins_masquerade`
+ *   chain postrouting  (nat, hook postrouting, priority srcnat)
+ *     ip daddr 224.0.0.0/4 return
+ *     ip6 daddr ff00::/8 return
+ *     goto masq_checks
+ *   chain masq_checks
+ *     ip saddr <ip> ip daddr != <subnet> masquerade comment "<key>"   (one per IP)
+ * The comment keys a rule to network + container id, so DEL and GC find a
+ * container's rules without knowing its addresses (the reference needs the
+ * addresses from the pod netns and leaks when it is gone, plugins#810).
+ *
+ * iptables backend (the reference's layout, byte-compatible so either
+ * implementation can remove the other's state): per container chain
+ * `CNI-` + 24 hex of sha512(network + containerID) in table nat with
+ * `-d <subnet> -j ACCEPT` and `! -d <multicast> -j MASQUERADE`, reached
+ * from POSTROUTING by `-s <ip> -j CNI-…`, all commented
+ * `name: "<net>" id: "<cid>"`.
+ */
+import { createHash } from 'node:crypto';
+import { type IPNet, networkOf } from '../ipam/cidr';
+
+export const MASQ_TABLE = 'cni_plugins_masquerade';
+export const MASQ_CHAIN = 'masq_checks';
+export const MASQ_POSTROUTING = 'postrouting';
+export const MASQ_TABLE_COMMENT = 'Masquerading for plugins from github.com/containernetworking/plugins (flax)';
+const NFT_COMMENT_MAX = 128;
+
+export type NftFamily = 'ip' | 'ip6' | 'inet' | 'bridge' | 'arp' | 'netdev';
+export type Expr = Record<string, unknown>;
+export interface NftRule {
+  family: NftFamily;
+  table: string;
+  chain: string;
+  handle?: number;
+  comment?: string;
+  expr: Expr[];
+}
+export interface NftChain {
+  family: NftFamily;
+  table: string;
+  name: string;
+  handle?: number;
+  type?: string;
+  hook?: string;
+  prio?: number;
+  policy?: string;
+  comment?: string;
+}
+export interface NftTable {
+  family: NftFamily;
+  name: string;
+  handle?: number;
+  comment?: string;
+}
+/** One command of an `nft -j -f` batch. */
+export type NftCommand =
+  | { add: { table: NftTable } | { chain: NftChain } | { rule: NftRule } }
+  | { flush: { chain: NftChain } | { table: NftTable } }
+  | { delete: { rule: NftRule & { handle: number } } | { chain: NftChain } | { table: NftTable } };
+
+/** What `nft -j list …` returned, by kind. */
+export interface Ruleset {
+  tables: NftTable[];
+  chains: NftChain[];
+  rules: NftRule[];
+}
+export const emptyRuleset = (): Ruleset => ({ tables: [], chains: [], rules: [] });
+
+/** Parses the output of `nft -j list ruleset|table|chain|chains`. */
+export function parseRuleset(json: string): Ruleset {
+  const rs = emptyRuleset();
+  if (!json.trim()) return rs;
+  const doc = JSON.parse(json) as { nftables?: Record<string, unknown>[] };
+  for (const item of doc.nftables ?? []) {
+    if ('table' in item) rs.tables.push(item.table as NftTable);
+    else if ('chain' in item) rs.chains.push(item.chain as NftChain);
+    else if ('rule' in item) rs.rules.push(item.rule as NftRule);
+  }
+  return rs;
+}
+
+/** Adds `b` into `a` (for combining several listings). */
+export function mergeRulesets(...parts: Ruleset[]): Ruleset {
+  return { tables: parts.flatMap((p) => p.tables), chains: parts.flatMap((p) => p.chains), rules: parts.flatMap((p) => p.rules) };
+}
+
+// ---- keys ------------------------------------------------------------------
+
+const sha = (alg: 'sha512' | 'sha256', s: string) => createHash(alg).update(s).digest('hex');
+
+/** The reference's iptables chain name: `CNI-` + 24 hex of sha512(name + id). */
+export function iptablesChainName(network: string, containerId: string): string {
+  return `CNI-${sha('sha512', network + containerId).slice(0, 24)}`;
+}
+/** The reference's iptables rule comment. */
+export function iptablesComment(network: string, containerId: string): string {
+  return `name: ${JSON.stringify(network)} id: ${JSON.stringify(containerId)}`;
+}
+
+/**
+ * The nft rule comment keying a masquerade rule to network + container id,
+ * `name: <net> id: <cid>` (no quotes: nft's text format cannot re-read
+ * escaped quotes, and names/ids never contain spaces). Too long for nft's
+ * 128-byte comments → the network is replaced by a hash prefix, then the id.
+ */
+export function masqComment(network: string, containerId: string): string {
+  const c = `name: ${network} id: ${containerId}`;
+  if (c.length <= NFT_COMMENT_MAX) return c;
+  const c2 = `name-sha256: ${sha('sha256', network).slice(0, 16)} id: ${containerId}`;
+  if (c2.length <= NFT_COMMENT_MAX) return c2;
+  return `key-sha256: ${sha('sha256', `${network}\0${containerId}`)}`;
+}
+
+/** Reverses masqComment where possible (for GC). Null for foreign comments. */
+export function parseMasqComment(comment: string | undefined): { network?: string; networkHash?: string; containerId?: string } | null {
+  if (!comment) return null;
+  let m = /^name: (\S+) id: (\S+)$/.exec(comment);
+  if (m) return { network: m[1], containerId: m[2] };
+  m = /^name-sha256: ([0-9a-f]{16}) id: (\S+)$/.exec(comment);
+  if (m) return { networkHash: m[1], containerId: m[2] };
+  if (/^key-sha256: [0-9a-f]{64}$/.test(comment)) return {};
+  return null;
+}
+
+/** True when a parsed comment belongs to `network`. */
+export function commentIsNetwork(p: { network?: string; networkHash?: string }, network: string): boolean {
+  if (p.network !== undefined) return p.network === network;
+  if (p.networkHash !== undefined) return p.networkHash === sha('sha256', network).slice(0, 16);
+  return false;
+}
+
+// ---- nftables backend ------------------------------------------------------
+
+const MULTICAST_V4 = { addr: '224.0.0.0', len: 4 };
+const MULTICAST_V6 = { addr: 'ff00::', len: 8 };
+
+const match = (op: '==' | '!=', proto: 'ip' | 'ip6', field: 'saddr' | 'daddr', right: unknown): Expr => ({
+  match: { op, left: { payload: { protocol: proto, field } }, right },
+});
+
+const masqTable = (): NftTable => ({ family: 'inet', name: MASQ_TABLE });
+const chainRef = (name: string): NftChain => ({ family: 'inet', table: MASQ_TABLE, name });
+
+/** Expressions of the per-IP rule: `ip saddr <ip> ip daddr != <subnet> masquerade`. */
+export function masqRuleExpr(ipn: IPNet): Expr[] {
+  const proto = ipn.v6 ? 'ip6' : 'ip';
+  const net = networkOf(ipn);
+  return [match('==', proto, 'saddr', ipn.ip), match('!=', proto, 'daddr', { prefix: { addr: net.ip, len: net.prefixLen } }), { masquerade: null }];
+}
+
+/** The shared skeleton: table, masq_checks chain, postrouting chain re-written. */
+export function genMasqBase(): NftCommand[] {
+  const t = masqTable();
+  return [
+    { add: { table: { ...t, comment: MASQ_TABLE_COMMENT } } },
+    { add: { chain: { ...chainRef(MASQ_CHAIN), comment: 'Masquerade traffic from certain IPs to any (non-multicast) IP outside their subnet' } } },
+    { add: { chain: { ...chainRef(MASQ_POSTROUTING), type: 'nat', hook: 'postrouting', prio: 100, policy: 'accept' } } },
+    { flush: { chain: chainRef(MASQ_POSTROUTING) } },
+    { add: { rule: { family: 'inet', table: MASQ_TABLE, chain: MASQ_POSTROUTING, expr: [match('==', 'ip', 'daddr', { prefix: MULTICAST_V4 }), { return: null }] } } },
+    { add: { rule: { family: 'inet', table: MASQ_TABLE, chain: MASQ_POSTROUTING, expr: [match('==', 'ip6', 'daddr', { prefix: MULTICAST_V6 }), { return: null }] } } },
+    { add: { rule: { family: 'inet', table: MASQ_TABLE, chain: MASQ_POSTROUTING, expr: [{ goto: { target: MASQ_CHAIN } }] } } },
+  ];
+}
+
+/** Rules in `rs` that belong to network + container (nftables backend). */
+export function findMasqRules(rs: Ruleset, network: string, containerId: string): NftRule[] {
+  const key = masqComment(network, containerId);
+  return rs.rules.filter((r) => r.family === 'inet' && r.table === MASQ_TABLE && r.chain === MASQ_CHAIN && r.comment === key);
+}
+
+/**
+ * ADD: masquerade traffic from each of `ips` (addresses with their prefix)
+ * leaving its subnet. `existing` = current listing of the table, so stale
+ * rules with the same key (an ADD that crashed) are replaced, not doubled.
+ */
+export function genMasqChain(network: string, containerId: string, ips: IPNet[], existing: Ruleset = emptyRuleset()): NftCommand[] {
+  const comment = masqComment(network, containerId);
+  const cmds = genMasqBase();
+  for (const r of findMasqRules(existing, network, containerId)) {
+    if (r.handle !== undefined) cmds.push({ delete: { rule: { ...stripExpr(r), handle: r.handle } } });
+  }
+  for (const ip of ips) cmds.push({ add: { rule: { family: 'inet', table: MASQ_TABLE, chain: MASQ_CHAIN, comment, expr: masqRuleExpr(ip) } } });
+  return cmds;
+}
+
+function stripExpr(r: NftRule): NftRule {
+  return { family: r.family, table: r.table, chain: r.chain, expr: [] };
+}
+const del = (r: NftRule): NftCommand => ({ delete: { rule: { family: r.family, table: r.table, chain: r.chain, handle: r.handle!, expr: [] } } });
+
+/**
+ * DEL: commands that remove every masquerade trace of network + container
+ * found in `rs` — our nft rules, and the reference's iptables chain and its
+ * POSTROUTING jumps when iptables is the nf_tables variant (then iptables
+ * rules are ordinary nft objects in tables `ip nat` / `ip6 nat`).
+ */
+export function genMasqTeardown(rs: Ruleset, network: string, containerId: string): NftCommand[] {
+  const cmds: NftCommand[] = findMasqRules(rs, network, containerId).filter((r) => r.handle !== undefined).map(del);
+  cmds.push(...genIptChainTeardown(rs, iptablesChainName(network, containerId)));
+  return cmds;
+}
+
+/** Removes an iptables-nft `CNI-…` chain: the jumps to it, its rules, the chain. */
+export function genIptChainTeardown(rs: Ruleset, chain: string): NftCommand[] {
+  const cmds: NftCommand[] = [];
+  for (const fam of ['ip', 'ip6'] as const) {
+    const has = rs.chains.some((c) => c.family === fam && c.table === 'nat' && c.name === chain);
+    const jumps = rs.rules.filter((r) => r.family === fam && r.table === 'nat' && r.handle !== undefined && jumpsTo(r, chain));
+    cmds.push(...jumps.map(del));
+    if (has) {
+      const ref: NftChain = { family: fam, table: 'nat', name: chain };
+      cmds.push({ flush: { chain: ref } }, { delete: { chain: ref } });
+    }
+  }
+  return cmds;
+}
+
+function jumpsTo(r: NftRule, chain: string): boolean {
+  return (r.expr ?? []).some((e) => {
+    const j = (e.jump ?? e.goto) as { target?: string } | undefined;
+    return j?.target === chain;
+  });
+}
+
+/** The iptables-nft CNI chains (names) present in a listing. */
+export function iptChains(rs: Ruleset): { family: 'ip' | 'ip6'; name: string }[] {
+  return rs.chains
+    .filter((c) => (c.family === 'ip' || c.family === 'ip6') && c.table === 'nat' && /^CNI-[0-9a-f]{24}$/.test(c.name))
+    .map((c) => ({ family: c.family as 'ip' | 'ip6', name: c.name }));
+}
+
+// ---- iptables backend ------------------------------------------------------
+
+/** `iptables-restore --noflush` input creating the reference's chain for one family. */
+export function genIptablesMasq(network: string, containerId: string, ips: IPNet[], existingPostrouting: string[] = []): string {
+  if (!ips.length) return '';
+  const chain = iptablesChainName(network, containerId);
+  const c = quoteArg(iptablesComment(network, containerId));
+  const multicast = ips[0].v6 ? 'ff00::/8' : '224.0.0.0/4';
+  const lines = ['*nat', `:${chain} - [0:0]`];
+  for (const ip of ips) {
+    const net = networkOf(ip);
+    lines.push(`-A ${chain} -d ${net.ip}/${net.prefixLen} -j ACCEPT -m comment --comment ${c}`);
+  }
+  lines.push(`-A ${chain} ! -d ${multicast} -j MASQUERADE -m comment --comment ${c}`);
+  for (const ip of ips) {
+    const already = existingPostrouting.some((l) => l.includes(` -j ${chain}`) && l.includes(` -s ${ip.ip}/${ip.v6 ? 128 : 32} `));
+    if (!already) lines.push(`-A POSTROUTING -s ${ip.ip} -j ${chain} -m comment --comment ${c}`);
+  }
+  lines.push('COMMIT', '');
+  return lines.join('\n');
+}
+
+/**
+ * The "tombstone" written beside nftables masquerading: the reference's
+ * chain, EMPTY, and its POSTROUTING jump. It changes no packet (an empty
+ * user chain returns), but the reference plugin's DEL (v1.1.1 fails with
+ * "Chain … does not exist" otherwise) succeeds after a node switches back.
+ */
+export function genIptablesTombstone(network: string, containerId: string, ips: IPNet[]): string {
+  if (!ips.length) return '';
+  const chain = iptablesChainName(network, containerId);
+  const c = quoteArg(iptablesComment(network, containerId));
+  const lines = ['*nat', `:${chain} - [0:0]`];
+  for (const ip of ips) lines.push(`-A POSTROUTING -s ${ip.ip} -j ${chain} -m comment --comment ${c}`);
+  lines.push('COMMIT', '');
+  return lines.join('\n');
+}
+
+/**
+ * `iptables-restore --noflush` input removing a CNI chain, given the
+ * `iptables-save -t nat` / `iptables -t nat -S` lines of the table.
+ * Returns '' when there is nothing to remove.
+ */
+export function genIptablesTeardown(chain: string, saveLines: string[]): string {
+  const jumps = saveLines.filter((l) => l.startsWith('-A POSTROUTING ') && new RegExp(` -j ${chain}(\\s|$)`).test(l));
+  const has = saveLines.some((l) => l === `-N ${chain}` || l.startsWith(`:${chain} `));
+  if (!jumps.length && !has) return '';
+  const lines = ['*nat', ...jumps.map((l) => `-D${l.slice(2)}`)];
+  if (has) lines.push(`-F ${chain}`, `-X ${chain}`);
+  lines.push('COMMIT', '');
+  return lines.join('\n');
+}
+
+function quoteArg(s: string): string {
+  return `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+}

@@ -1,0 +1,10 @@
+/**
+ * Test-only entry point: the bridge plugin with its fault seam wired to
+ * FLAX_FAULT_INJECT=<step>. Production binaries (dist/bin/bridge) have no
+ * such hook; tests bundle this file with `buildFaultyBridge()`.
+ */
+import { about, pluginMain } from '../../../plugins/pkg/skel/skel';
+import { faultAt } from '../../../plugins/pkg/rollback';
+import { createBridgePlugin } from '../../../plugins/main/bridge/bridge';
+
+pluginMain(createBridgePlugin({ fault: faultAt(process.env.FLAX_FAULT_INJECT) }), about('bridge'));

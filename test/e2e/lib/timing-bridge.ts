@@ -1,0 +1,15 @@
+/**
+ * Test/benchmark-only entry point: the bridge plugin with its step seam
+ * recording timestamps (ms since process start). On exit it prints to
+ * stderr `FLAX_TIMING {"loaded":…,"marks":[[step,ms]…],"end":…}` so a
+ * benchmark can split start-up, module load and each ADD step.
+ */
+import { about, pluginMain } from '../../../plugins/pkg/skel/skel';
+import { createBridgePlugin } from '../../../plugins/main/bridge/bridge';
+
+const loaded = performance.now();
+const marks: [string, number][] = [];
+process.on('exit', () => {
+  process.stderr.write(`FLAX_TIMING ${JSON.stringify({ loaded, marks, end: performance.now() })}\n`);
+});
+pluginMain(createBridgePlugin({ fault: (s) => { marks.push([s, performance.now()]); } }), about('bridge'));

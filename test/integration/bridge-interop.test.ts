@@ -1,0 +1,146 @@
+/**
+ * Interoperability with Debian's reference plugins (/usr/lib/cni, v1.1.1,
+ * cniVersion <= 1.0.0): our bridge delegating to their host-local and theirs
+ * to ours; ADD by one suite and DEL by the other leaves nothing — veth, IP
+ * reservation, iptables CNI- chain. Runs in throwaway namespaces.
+ */
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect } from 'vitest';
+import { netnsTest } from '../helpers/netns';
+import { cni, ours, requireBuilt, theirs, type CniCall } from '../e2e/lib/cni';
+import { netnsState, ping, podView, reservations } from '../e2e/lib/state';
+
+const HAVE_REF = existsSync(theirs('bridge')) && existsSync(theirs('host-local'));
+let root: string;
+/** CNI_PATH dirs: all ours, all theirs, and the two mixes. */
+const P = { ours: '', theirs: '', oursBrTheirIpam: '', theirBrOurIpam: '' };
+
+beforeAll(() => {
+  if (!HAVE_REF) return;
+  requireBuilt('bridge', 'host-local');
+  root = mkdtempSync(path.join(tmpdir(), 'flax-interop-'));
+  const mk = (name: keyof typeof P, br: string, ipam: string) => {
+    const d = path.join(root, name);
+    mkdirSync(d);
+    symlinkSync(br, path.join(d, 'bridge'));
+    symlinkSync(ipam, path.join(d, 'host-local'));
+    P[name] = d;
+  };
+  mk('ours', ours('bridge'), ours('host-local'));
+  mk('theirs', theirs('bridge'), theirs('host-local'));
+  mk('oursBrTheirIpam', ours('bridge'), theirs('host-local'));
+  mk('theirBrOurIpam', theirs('bridge'), ours('host-local'));
+});
+afterAll(() => { if (root) rmSync(root, { recursive: true, force: true }); });
+
+const it = netnsTest.extend<{ host: string; pod: string }>({
+  host: async ({ ns }, use) => use(ns),
+  pod: async ({ ns2 }, use) => use(ns2),
+});
+
+let n = 0;
+function conf(v: string, extra: object = {}) {
+  const name = `interop${++n}`;
+  const dataDir = path.join(root, `ipam-${name}`);
+  return {
+    name, dataDir,
+    conf: {
+      cniVersion: v, name, type: 'bridge', bridge: 'flaxbr1', isGateway: true, ipMasq: true, ...extra,
+      ipam: { type: 'host-local', dataDir, ranges: [[{ subnet: '10.89.0.0/24' }]], routes: [{ dst: '0.0.0.0/0' }] },
+    },
+  };
+}
+const run = (dir: string, command: string, f: { host: string; pod: string }, stdin: object, over: Partial<CniCall> = {}) =>
+  cni(path.join(dir, 'bridge'), { command, containerId: 'interop-ctr', netns: f.pod, ifname: 'eth0', path: dir, stdin, hostNs: f.host, ...over });
+
+function expectClean(f: { host: string; pod: string }, dataDir: string, name: string) {
+  const h = netnsState(f.host);
+  expect(h.links.filter((l) => l.startsWith('veth'))).toEqual([]);
+  expect(h.iptCni).toEqual([]);
+  expect(h.masqRules).toEqual([]);
+  expect(netnsState(f.pod).links).toEqual([]);
+  expect(reservations(dataDir, name)).toEqual([]);
+}
+
+describe.skipIf(!HAVE_REF)('interop with the reference plugins v1.1.1', () => {
+  for (const v of ['0.4.0', '1.0.0']) {
+    it(`our bridge delegates to their host-local (${v})`, ({ host, pod }) => {
+      const f = { host, pod };
+      const c = conf(v);
+      const r = run(P.oursBrTheirIpam, 'ADD', f, c.conf);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      expect(r.json.ips[0].address).toBe('10.89.0.2/24');
+      expect(podView(pod, 'eth0').routes).toContain('default via 10.89.0.1');
+      expect(ping(pod, '10.89.0.1')).toBe(true);
+      expect(run(P.oursBrTheirIpam, 'CHECK', f, { ...c.conf, prevResult: r.json }).code).toBe(0);
+      expect(run(P.oursBrTheirIpam, 'DEL', f, { ...c.conf, prevResult: r.json }).code).toBe(0);
+      expectClean(f, c.dataDir, c.name);
+    });
+
+    it(`their bridge delegates to our host-local (${v})`, ({ host, pod }) => {
+      const f = { host, pod };
+      const c = conf(v);
+      const r = run(P.theirBrOurIpam, 'ADD', f, c.conf);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      expect(r.json.ips[0].address).toBe('10.89.0.2/24');
+      expect(ping(pod, '10.89.0.1')).toBe(true);
+      const chk = run(P.theirBrOurIpam, 'CHECK', f, { ...c.conf, prevResult: r.json });
+      expect(chk.code, chk.stdout + chk.stderr).toBe(0);
+      expect(run(P.theirBrOurIpam, 'DEL', f, { ...c.conf, prevResult: r.json }).code).toBe(0);
+      expectClean(f, c.dataDir, c.name);
+    });
+
+    it(`ADD by theirs, CHECK and DEL by ours leaves nothing, iptables chain included (${v})`, ({ host, pod }) => {
+      const f = { host, pod };
+      const c = conf(v, { ipMasqBackend: 'iptables' });
+      const r = run(P.theirs, 'ADD', f, c.conf);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      expect(netnsState(host).iptCni.join('\n')).toMatch(/-N CNI-[0-9a-f]{24}/);
+      expect(reservations(c.dataDir, c.name)).toEqual(['10.89.0.2']);
+      const chk = run(P.ours, 'CHECK', f, { ...c.conf, prevResult: r.json });
+      expect(chk.code, chk.stdout).toBe(0);
+      const d = run(P.ours, 'DEL', f, { ...c.conf, prevResult: r.json });
+      expect(d.code, d.stdout).toBe(0);
+      expectClean(f, c.dataDir, c.name);
+    });
+
+    it(`ADD by ours (iptables backend), DEL by theirs leaves nothing (${v})`, ({ host, pod }) => {
+      const f = { host, pod };
+      const c = conf(v, { ipMasqBackend: 'iptables' });
+      const r = run(P.ours, 'ADD', f, c.conf);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      const d = run(P.theirs, 'DEL', f, { ...c.conf, prevResult: r.json });
+      expect(d.code, d.stdout + d.stderr).toBe(0);
+      expectClean(f, c.dataDir, c.name);
+    });
+  }
+
+  it('ADD by ours (default nftables backend), DEL by theirs succeeds thanks to the iptables tombstone', ({ host, pod }) => {
+    const f = { host, pod };
+    const c = conf('1.0.0');
+    const r = run(P.ours, 'ADD', f, c.conf);
+    expect(r.code).toBe(0);
+    // without the (empty) reference chain their DEL fails: "Chain 'CNI-…' does not exist"
+    const d = run(P.theirs, 'DEL', f, { ...c.conf, prevResult: r.json });
+    expect(d.code, d.stdout).toBe(0);
+    // veth, IP and the tombstone are gone; the nft rule is not (v1.1.1 knows only iptables)
+    expect(netnsState(host).iptCni).toEqual([]);
+    expect(netnsState(host).masqRules).toHaveLength(1);
+    expect(reservations(c.dataDir, c.name)).toEqual([]);
+    expect(run(P.ours, 'DEL', f, { ...c.conf, prevResult: r.json }).code).toBe(0);
+    expectClean(f, c.dataDir, c.name);
+  });
+
+  it('with an EMPTY CNI_NETNS the reference leaks its iptables chain (plugins#810); ours cleans it', ({ host, pod }) => {
+    const f = { host, pod };
+    const c = conf('1.0.0', { ipMasqBackend: 'iptables' });
+    expect(run(P.theirs, 'ADD', f, c.conf).code).toBe(0);
+    expect(run(P.theirs, 'DEL', f, c.conf, { netns: '' }).code).toBe(0);
+    expect(reservations(c.dataDir, c.name)).toEqual([]);
+    expect(netnsState(host).iptCni.length).toBeGreaterThan(0); // the reference's leak
+    expect(run(P.ours, 'DEL', f, c.conf, { netns: '' }).code).toBe(0);
+    expect(netnsState(host).iptCni).toEqual([]);
+  });
+});
