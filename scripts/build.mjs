@@ -3,12 +3,15 @@
 // them. Executables: plugins/**/main.ts (name = its directory) and the CLI.
 import { build } from 'esbuild';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, chmodSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, chmodSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const out = path.join(root, 'dist/bin');
+// Built beside dist/bin and swapped in at the end, so that a test running
+// dist/bin while a build goes on never sees it half-written.
+const final = path.join(root, 'dist/bin');
+const out = path.join(root, `dist/bin.new-${process.pid}`);
 
 function findMains(dir, acc = []) {
   for (const e of readdirSync(dir)) {
@@ -72,7 +75,7 @@ await Promise.all(entries.map((e) => build({
 // Each executable: a V8 startup snapshot of its bundle (the modules already
 // evaluated: ~40% less start-up) behind a tiny sh launcher; the plain bundle
 // is the fallback when the snapshot cannot be built (FLAX_SNAPSHOT=0 skips it).
-const useSnapshot = process.env.FLAX_SNAPSHOT === '1';
+const useSnapshot = process.env.FLAX_SNAPSHOT !== '0';
 const launcher = (name) => `#!/bin/sh
 # flax-executable launcher: node with ${name}'s V8 startup snapshot (scripts/build.mjs)
 case $0 in */*) d=\${0%/*} ;; *) d=$(dirname "$(command -v "$0")") ;; esac
@@ -98,4 +101,8 @@ const addon = path.join(root, 'native/build/Release/flax.node');
 if (existsSync(addon)) copyFileSync(addon, path.join(out, 'flax.node'));
 const pause = path.join(root, 'native/build/pause');
 if (existsSync(pause)) copyFileSync(pause, path.join(out, 'pause'));
+const old = path.join(root, `dist/bin.old-${process.pid}`);
+if (existsSync(final)) renameSync(final, old);
+renameSync(out, final);
+rmSync(old, { recursive: true, force: true });
 console.error(`build: ${entries.map((e) => e.name).join(' ')} -> dist/bin`);

@@ -19,7 +19,10 @@ let passed = 0, failed = 0, skipped = 0;
 try {
   const j = JSON.parse(readFileSync(report, 'utf8'));
   passed = j.numPassedTests;
-  failed = j.numFailedTests + (j.numFailedTestSuites ?? 0);
+  // a file that failed without a failing test (it did not load, or a hook
+  // threw) counts as one failure
+  const brokenFiles = (j.testResults ?? []).filter((f) => f.status === 'failed' && !(f.assertionResults ?? []).some((a) => a.status === 'failed')).length;
+  failed = j.numFailedTests + brokenFiles;
   skipped = (j.numPendingTests ?? 0) + (j.numTodoTests ?? 0);
 } catch {
   failed++;

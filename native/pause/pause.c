@@ -40,13 +40,14 @@ int main(int argc, char **argv) {
       return 0;
     }
   }
-  if (getpid() != 1)
-    fprintf(stderr, "pause: warning: not running as PID 1 (orphans will not be reaped here)\n");
+  /* handlers first: whoever waits for our stderr may signal us at once */
   if (handle(SIGINT, on_sigint) < 0 || handle(SIGTERM, on_sigterm) < 0 ||
       handle(SIGCHLD, on_sigchld) < 0) {
     perror("pause: sigaction");
     return 1;
   }
+  if (getpid() != 1)
+    fprintf(stderr, "pause: warning: not running as PID 1 (orphans will not be reaped here)\n");
   for (;;) pause();
   fprintf(stderr, "pause: error: infinite loop terminated\n");
   return 42;

@@ -159,6 +159,11 @@ export interface PluginDir {
  * dist/bin during the run cannot pull the floor away), the others copied
  * from the reference plugins in /usr/lib/cni.
  */
+/** An executable of dist/bin with what it runs from: its snapshot launcher's bundle and blob when present. */
+export function executableFiles(from: string, name: string): string[] {
+  return [name, `${name}.js`, `${name}.blob`].filter((n, i) => i === 0 || existsSync(path.join(from, n)));
+}
+
 export function makePluginDir(base: string, set: PluginSet, oursNames: string[], refNames: string[]): PluginDir {
   const dir = path.join(base, 'plugins');
   const realDir = path.join(base, 'real');
@@ -168,7 +173,7 @@ export function makePluginDir(base: string, set: PluginSet, oursNames: string[],
   if (set === 'ours') {
     // FLAX_E2E_BIN: another build of ours (a candidate, or a broken one to check the failure path)
     const from = process.env.FLAX_E2E_BIN || DIST_BIN;
-    const need = [...oursNames, 'flax.node', 'netlink.node'];
+    const need = [...oursNames.flatMap((n) => executableFiles(from, n)), 'flax.node', 'netlink.node'];
     const missing = need.filter((n) => !existsSync(path.join(from, n)));
     if (missing.length) throw new Error(`${from} lacks ${missing.join(', ')}: run \`node scripts/build.mjs\` (and the native build) first`);
     for (const n of need) {
@@ -563,7 +568,7 @@ export function copyFlaxCli(base: string): string {
   const from = process.env.FLAX_E2E_BIN || DIST_BIN;
   const dir = path.join(base, 'flax-cli');
   mkdirSync(dir, { recursive: true });
-  for (const n of ['flax', 'flax.node', 'netlink.node']) {
+  for (const n of [...executableFiles(from, 'flax'), 'flax.node', 'netlink.node']) {
     if (!existsSync(path.join(from, n))) throw new Error(`${from} lacks ${n}: run \`node scripts/build.mjs\` (and the native build) first`);
     copyFileSync(path.join(from, n), path.join(dir, n));
     chmodSync(path.join(dir, n), 0o755);
