@@ -25,7 +25,7 @@ import {
   type Link, type NetlinkHandle,
 } from '../../pkg/netlink';
 import { randomVethName } from '../../pkg/ip';
-import { NetnsError, NetnsNotFoundError, openNetns, readSysctl, withNetns, type NetNS } from '../../pkg/ns';
+import { NetnsNotFoundError, netnsCniError, openNetns, openPodNetns, readSysctl, withNetns, type NetNS } from '../../pkg/ns';
 import {
   type FirewallDeps, type MasqBackend, checkIpMasq, defaultDeps, findTool, gcIpMasq, setupIpMasq, teardownIpMasq,
 } from '../../pkg/nft';
@@ -63,17 +63,6 @@ async function ctx<T>(what: string, fn: () => Promise<T> | T): Promise<T> {
   }
 }
 
-function netnsCniError(p: string, e: unknown): unknown {
-  if (e instanceof NetnsError) return new CniError(ErrCode.InvalidEnvironmentVariables, `CNI_NETNS: failed to open netns "${p}": ${e.message}`);
-  return e;
-}
-function openPodNetns(p: string): NetNS {
-  try {
-    return openNetns(p);
-  } catch (e) {
-    throw netnsCniError(p, e);
-  }
-}
 
 /** Best-effort sysctl write in the current thread's netns; false if the key is absent. */
 function trySysctl(key: string, value: string): boolean {

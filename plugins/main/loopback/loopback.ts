@@ -9,23 +9,11 @@ import { CniError, ErrCode } from '../../pkg/cni/errors';
 import { NetConfSchema, loadNetConf } from '../../pkg/cni/conf';
 import type { IPConfig, Result } from '../../pkg/cni/types';
 import { AF_INET, AF_INET6, openHandleAt, type NetlinkHandle } from '../../pkg/netlink';
-import { NetnsNotFoundError, NetnsError, openNetns, type NetNS } from '../../pkg/ns';
+import { NetnsNotFoundError, netnsCniError, openNetns, openPodNetns, type NetNS } from '../../pkg/ns';
 import type { CmdArgs, PluginFuncs } from '../../pkg/skel/skel';
 
 const LO = 'lo';
 
-/** A netns error as a CniError naming CNI_NETNS (code 4). */
-function netnsCniError(p: string, e: unknown): unknown {
-  if (e instanceof NetnsError) return new CniError(ErrCode.InvalidEnvironmentVariables, `CNI_NETNS: failed to open netns "${p}": ${e.message}`);
-  return e;
-}
-function openPodNetns(p: string): NetNS {
-  try {
-    return openNetns(p);
-  } catch (e) {
-    throw netnsCniError(p, e);
-  }
-}
 
 async function inPod<T>(netns: string | NetNS, fn: (h: NetlinkHandle) => Promise<T>): Promise<T> {
   const ns = typeof netns === 'string' ? openPodNetns(netns) : netns;
