@@ -76,11 +76,19 @@ await Promise.all(entries.map((e) => build({
 // evaluated: ~40% less start-up) behind a tiny sh launcher; the plain bundle
 // is the fallback when the snapshot cannot be built (FLAX_SNAPSHOT=0 skips it).
 const useSnapshot = process.env.FLAX_SNAPSHOT !== '0';
+// A blob only loads in the node binary that built it: any other node (an
+// upgrade, another node first in PATH) exits 14 before any JS runs, with no
+// CNI error on stdout. So the launcher uses the blob only when `node` is
+// still that binary (same device:inode:size:mtime), else the plain bundle.
+const st = statSync(process.execPath);
+const nodeId = `${st.dev}:${st.ino}:${st.size}:${Math.floor(st.mtimeMs / 1000)}`;
 const launcher = (name) => `#!/bin/sh
 # flax-executable launcher: node with ${name}'s V8 startup snapshot (scripts/build.mjs)
 case $0 in */*) d=\${0%/*} ;; *) d=$(dirname "$(command -v "$0")") ;; esac
 [ -L "$0" ] && d=$(dirname "$(readlink -f "$0")")
-exec node --snapshot-blob "$d/${name}.blob" "$d/${name}.js" "$@"
+n=$(command -v node) && [ "$(stat -Lc %d:%i:%s:%Y "$n" 2>/dev/null)" = "${nodeId}" ] &&
+  exec node --snapshot-blob "$d/${name}.blob" "$d/${name}.js" "$@"
+exec node "$d/${name}.js" "$@"
 `;
 for (const e of entries) {
   const js = path.join(out, e.name + '.js');

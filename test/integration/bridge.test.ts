@@ -372,6 +372,24 @@ describe('bridge masquerade', () => {
     });
   }
 
+  it('DEL with a stale pin (the runtime unmounted the netns, the file stays) succeeds and cleans up', ({ host, pod, skip }) => {
+    const f = { host, pod, skip };
+    const { conf, name, dataDir } = netConf({ isGateway: true, ipMasq: true });
+    const [p2] = createTestNetns(1);
+    try {
+      expect(add(f, conf, { netns: p2 }).code).toBe(0);
+      sh(null, 'umount', [p2]);
+      const d = del(f, conf, { netns: p2 });
+      expect(d.code, d.stdout).toBe(0);
+      expect(reservations(dataDir, name)).toEqual([]);
+      expect(netnsState(f.host).masqRules).toEqual([]);
+      expect(netnsState(f.host).links.filter((l) => l.startsWith('veth'))).toEqual([]);
+    } finally {
+      destroyTestNetns([p2]);
+      rmSync(p2, { force: true });
+    }
+  });
+
   it('GC removes masquerade state of containers not in the valid list', ({ host, pod, skip }) => {
       const f = { host, pod, skip };
     const { conf, name, dataDir } = netConf({ cniVersion: '1.1.0', isGateway: true, ipMasq: true });

@@ -2,8 +2,9 @@
  * loopback, black-box through dist/bin/loopback in throwaway namespaces:
  * every verb, every cniVersion, bad input (which must change nothing).
  */
+import { rmSync } from 'node:fs';
 import { beforeAll, describe, expect } from 'vitest';
-import { netnsTest as it } from '../helpers/netns';
+import { createTestNetns, destroyTestNetns, netnsTest as it } from '../helpers/netns';
 import { cni, ipj, ours, requireBuilt, sh, type CniCall } from '../e2e/lib/cni';
 
 const BIN = ours('loopback');
@@ -75,6 +76,23 @@ describe('loopback DEL / CHECK / STATUS / GC / VERSION', () => {
     expect(cni(BIN, call('', { command: 'DEL' })).code).toBe(0);
     expect(cni(BIN, call('/run/netns/flax-does-not-exist', { command: 'DEL' })).code).toBe(0);
     expect(cni(BIN, call(ns, { command: 'DEL', unset: ['CNI_NETNS'] })).code).toBe(0);
+  });
+
+  it('DEL with a stale pin (netns unmounted, file left behind) succeeds; a non-netns file is still code 4', () => {
+    const [p] = createTestNetns(1);
+    try {
+      expect(cni(BIN, call(p)).code).toBe(0);
+      sh(null, 'umount', [p]);
+      const d = cni(BIN, call(p, { command: 'DEL' }));
+      expect(d.code, d.stdout).toBe(0);
+      expect(d.stdout).toBe('');
+      // a namespace of another type is not "gone": still an error
+      const notNet = cni(BIN, call('/proc/self/ns/mnt', { command: 'DEL' }));
+      expect(notNet.json?.code, notNet.stdout).toBe(4);
+    } finally {
+      destroyTestNetns([p]);
+      rmSync(p, { force: true });
+    }
   });
 
   it('CHECK passes when lo is up and fails when it is down', ({ ns }) => {

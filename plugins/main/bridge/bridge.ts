@@ -25,7 +25,7 @@ import {
   type Link, type NetlinkHandle,
 } from '../../pkg/netlink';
 import { randomVethName } from '../../pkg/ip';
-import { NetnsNotFoundError, netnsCniError, openNetns, openPodNetns, readSysctl, withNetns, type NetNS } from '../../pkg/ns';
+import { openPodNetns, openPodNetnsForDel, readSysctl, withNetns, type NetNS } from '../../pkg/ns';
 import {
   type FirewallDeps, type MasqBackend, checkIpMasq, defaultDeps, findTool, gcIpMasq, setupIpMasq, teardownIpMasq,
 } from '../../pkg/nft';
@@ -414,9 +414,9 @@ async function cmdDel(a: CmdArgs, deps: BridgeDeps): Promise<void> {
   if (a.netns !== '') {
     let ns: NetNS | null = null;
     try {
-      ns = openNetns(a.netns);
+      ns = openPodNetnsForDel(a.netns);
     } catch (e) {
-      if (!(e instanceof NetnsNotFoundError)) errors.push(netnsCniError(a.netns, e));
+      errors.push(e);
     }
     if (ns) {
       try {

@@ -9,7 +9,7 @@ import { CniError, ErrCode } from '../../pkg/cni/errors';
 import { NetConfSchema, loadNetConf } from '../../pkg/cni/conf';
 import type { IPConfig, Result } from '../../pkg/cni/types';
 import { AF_INET, AF_INET6, openHandleAt, type NetlinkHandle } from '../../pkg/netlink';
-import { NetnsNotFoundError, netnsCniError, openNetns, openPodNetns, type NetNS } from '../../pkg/ns';
+import { openPodNetns, openPodNetnsForDel, type NetNS } from '../../pkg/ns';
 import type { CmdArgs, PluginFuncs } from '../../pkg/skel/skel';
 
 const LO = 'lo';
@@ -54,14 +54,9 @@ export async function cmdAdd(a: CmdArgs): Promise<Result> {
 export async function cmdDel(a: CmdArgs): Promise<void> {
   loadNetConf(a.stdin, NetConfSchema);
   if (a.netns === '') return;
-  let ns: NetNS;
-  try {
-    ns = openNetns(a.netns);
-  } catch (e) {
-    // the netns is already gone (runtimes call DEL more than once)
-    if (e instanceof NetnsNotFoundError) return;
-    throw netnsCniError(a.netns, e);
-  }
+  // the netns is already gone (runtimes call DEL more than once; a stale pin)
+  const ns = openPodNetnsForDel(a.netns);
+  if (!ns) return;
   try {
     await inPod(ns, async (h) => {
       const lo = await h.linkByName(LO);

@@ -106,6 +106,18 @@ describe('DEL', () => {
     expect(listAttachments(dir)).toEqual([]);
   });
 
+  it('an interface name or container id with "/" never makes DEL read or unlink a file outside results/', async () => {
+    const { cni } = mk({ a: fake('a', 1) });
+    const list = mkList([{ type: 'a' }]);
+    // a file that is not a cache entry, reachable by a crafted ifname / container id
+    const victim = path.join(dir, 'victim');
+    writeFileSync(victim, 'not json');
+    await cni.delNetworkList(list, { ...rt, ifName: 'x/../../victim' }).catch(() => undefined);
+    await cni.delNetworkList(list, { ...rt, containerId: 'c/../../victim' }).catch(() => undefined);
+    expect(readFileSync(victim, 'utf8')).toBe('not json');
+    await expect(cni.checkNetworkList(list, { ...rt, ifName: 'x/../../victim' })).resolves.toBeUndefined();
+  });
+
   it('stops at the first error and keeps the cache entry for a retry', async () => {
     const { cni } = mk({ a: fake('a', 1), b: fake('b', 2, { fail: 'DEL' }) });
     const list = mkList([{ type: 'a' }, { type: 'b' }]);

@@ -51,6 +51,12 @@ export function cacheFilePath(cacheDir: string, netName: string, containerId: st
   if (!netName || !containerId || !ifName) {
     throw new Error(`cache file path requires network name (${JSON.stringify(netName)}), container ID (${JSON.stringify(containerId)}), and interface name (${JSON.stringify(ifName)})`);
   }
+  // The three parts form ONE file name: a '/' (an unvalidated --ifname or
+  // container id on DEL/CHECK, a conflist name) would let the path escape
+  // results/, and DEL unlinks an unreadable entry.
+  for (const [what, v] of [['network name', netName], ['container ID', containerId], ['interface name', ifName]] as const) {
+    if (v.includes('/') || v.includes('\0')) throw new Error(`cache file path: invalid ${what} ${JSON.stringify(v.slice(0, 64))}`);
+  }
   return path.join(cacheDir, 'results', `${netName}-${containerId}-${ifName}`);
 }
 
