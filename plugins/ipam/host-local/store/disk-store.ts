@@ -9,14 +9,19 @@
  * Index (ours; the reference re-reads every file on each DEL and duplicate
  * check, O(reservations)):
  *
- *   <dataDir>/.flax-host-local/<net>/b/<bucket>   {"<owner>":["ip",…],…}
- *   <dataDir>/.flax-host-local/<net>/stamp        dev ino mtime ctime of <net>/
+ *   <dataDir>/.flax-host-local/<net>/b/<bucket>  ["<owner>","<ip>",ino,ctimeMs, "<owner>",…]
+ *   <dataDir>/.flax-host-local/<net>/stamp       v2 dev ino mtime ctime of <net>/
  *
- * Owners are hashed (sha256, 10 bits) into 1024 bucket files: an operation
- * reads and rewrites one bucket (~20 owners, ~1 KB, at 20 000
- * reservations; ~4 KB for a full /16) and a full rebuild writes at most 1024 files — per-owner
- * files made the first rebuild of a 20 000-reservation directory take tens
- * of seconds.
+ * Owners are hashed (FNV-1a, 8 bits) into 256 bucket files: an operation
+ * reads and rewrites one bucket (~80 records, ~5 KB, at 20 000
+ * reservations; ~16 KB for a full /16). The buckets are the whole index:
+ * together they list every reservation file the index knows — its owner,
+ * name and, once verified, the file's inode number and ctime (ino 0: not
+ * verified). Few, cheaply hashed buckets in a flat layout keep the first
+ * build and a refresh (which write or parse all of them) cheap: the v1
+ * layout (1024 sha256-named files of {"<owner>":[ips]}) spent ~0.3 s in
+ * hashing and file creation at 20 000 reservations, and JSON objects keyed
+ * by 20 000 distinct owners parse ~3× slower than flat arrays.
  *
  * It lives outside `<net>/` so the Go plugin never reads it (its DEL walks
  * and content-matches every file under `<net>/`, recursively); a name that
@@ -31,25 +36,56 @@
  * within the same clock tick (a plain "record mtime" scheme misses changes
  * in the tick after ours; with whole-second timestamps too). A different
  * inode (directory recreated or restored) or ctime also invalidates it.
- * On mismatch: one O(n) rescan that rewrites only index files that differ,
- * then a new stamp. Positive lookups are additionally verified against the
- * reservation file's content (catches in-place rewrites, which change no
- * directory time); a failed verification forces the rescan.
  *
- * Crash safety: reservations change first, index files next, the stamp
- * last; a crash anywhere leaves `<net>/`'s mtime ≠ stamp → rescan.
- * Not detected: someone rewriting a reservation file in place to a new
- * owner (a later lookup of the new owner misses it) or forging the
- * directory's mtime back to our sentinel. GC rescans fully anyway.
+ * Refresh (stamp present but stale), incremental: read the buckets (the
+ * known files), readdir `<net>/`, stat(2) every reservation; a file whose
+ * (ino, ctime) equals the recorded pair keeps its recorded owner, any other
+ * (new, recreated, rewritten, unverified) is opened and read. Listed files
+ * that are gone drop out. Only the buckets that gained, lost or changed a
+ * record — or did not parse, or listed a file twice — are rewritten. After
+ * a refresh the index is exactly `<net>/` again, whatever state a crash or
+ * a foreign writer left it in. Cost: one stat per reservation plus one read
+ * per changed file — less than the reference's own DEL (lstat + open +
+ * read each).
+ * ctime cannot be set by utimes (it moves to "now"), so a recorded pair
+ * only matches the very file we read, unchanged — unless the name was
+ * unlinked and re-created reusing the inode within the same timestamp tick.
+ * Against that, a pair is recorded only when the ctime is more than two
+ * seconds older than the scan; younger files — including every file we
+ * create, recorded with ino 0 — are read again at the next refresh.
+ *
+ * Full rebuild (no/old-version stamp, first call in a directory, a failed
+ * verification, GC): one pass that opens, fstat()s and reads every file,
+ * then writes the (at most 256) buckets that differ.
+ *
+ * Positive lookups are additionally verified against the reservation
+ * file's content (catches in-place rewrites, which change no directory
+ * time); a failed verification forces a full rebuild.
+ *
+ * Crash safety: reservations change first, bucket files next, the stamp
+ * last; a crash anywhere leaves `<net>/`'s mtime ≠ stamp → refresh, which
+ * reads what the buckets do not list (a reservation made just before the
+ * crash), drops what they list but is gone (one released just before), and
+ * rewrites a torn bucket (it does not parse: its files are read again).
+ *
+ * Not detected: a reservation file rewritten in place to a new owner while
+ * `<net>/` itself is not touched (no create/unlink/utimes there): the new
+ * owner's lookups miss it until the next refresh (the next foreign change
+ * of `<net>/`: the file's ctime moved, and restoring the directory's times
+ * moves the directory's ctime) or the old owner's next lookup
+ * (verification fails → full rebuild); GC rebuilds fully anyway.
+ * Also not: forging the directory's mtime back to our sentinel without a
+ * ctime change (impossible without resetting the clock), writers that do not
+ * take the lock changing `<net>/` in the middle of one of our operations,
+ * and hand edits of the index that keep it well-formed.
  *
  * Cost per ADD/DEL with a valid stamp: a fixed number of small files
  * whatever the number of reservations (stamp, one bucket, the reservation
  * files the owner holds), plus the probes of the round robin.
  */
-import { createHash } from 'node:crypto';
 import {
-  closeSync, constants, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, unlinkSync,
-  utimesSync, writeFileSync, writeSync, type BigIntStats,
+  closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync,
+  unlinkSync, utimesSync, writeFileSync, writeSync, type BigIntStats,
 } from 'node:fs';
 import path from 'node:path';
 import { CniError, ErrCode } from '../../../pkg/cni/errors';
@@ -89,20 +125,67 @@ export function mkdirp(dir: string, mode: number): void {
 
 const readBuf = Buffer.alloc(1024);
 
-export const BUCKETS = 1024;
-/** The bucket file name (3 hex digits) of an owner text. */
-export const ownerBucket = (owner: string): string =>
-  (createHash('sha256').update(owner).digest().readUInt16BE(0) % BUCKETS).toString(16).padStart(3, '0');
-type Bucket = Record<string, string[]>;
-/** Buckets are prototype-free: owners such as "constructor" or "__proto__" are plain keys. */
-const newBucket = (): Bucket => Object.create(null) as Bucket;
+export const BUCKETS = 256;
+const BUCKET_NAME = /^[0-9a-f]{2}$/;
+/** The bucket file name (2 hex digits) of an owner text: FNV-1a 32 with a
+ * final avalanche, folded to 8 bits (sha256 costs ~7 µs an owner, a
+ * sizeable share of a 20 000-reservation rebuild). */
+export function ownerBucket(owner: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < owner.length; i++) h = Math.imul(h ^ owner.charCodeAt(i), 0x01000193);
+  h = Math.imul(h ^ (h >>> 16), 0x45d9f3b);
+  h ^= h >>> 16;
+  return ((h ^ (h >>> 8) ^ (h >>> 24)) & (BUCKETS - 1)).toString(16).padStart(2, '0');
+}
+/** A reservation file the index knows: [name, ino, ctimeMs]; ino 0 (never
+ * a real inode): not verified, read again at the next refresh. */
+type Rec = [string, number, number];
+/** One bucket in memory: owner text → its records. */
+type Bucket = Map<string, Rec[]>;
+/** Records of a bucket as the scan produced them. */
+type Pairs = Array<[owner: string, rec: Rec]>;
 
-function stampOf(st: BigIntStats): string {
-  return `v1 ${st.dev} ${st.ino} ${st.mtimeNs} ${st.ctimeNs}`;
+/**
+ * A bucket file's records, flat — `[owner, name, ino, ctimeMs, owner, …]` —
+ * or null when malformed. Flat on purpose: JSON objects keyed by 20 000
+ * distinct owners parse ~3× slower (every key is internalised), and a
+ * refresh parses all of them.
+ */
+function parseBucketText(text: string): unknown[] | null {
+  let a: unknown;
+  try { a = JSON.parse(text); } catch { return null; }
+  if (!Array.isArray(a) || a.length % 4 !== 0) return null;
+  for (let i = 0; i < a.length; i += 4) {
+    if (typeof a[i] !== 'string' || typeof a[i + 1] !== 'string' || typeof a[i + 2] !== 'number' || typeof a[i + 3] !== 'number'
+      || !isReservationName(a[i + 1] as string)) return null;
+  }
+  return a;
 }
 
-/** Is `name` a reservation file name (an address in its canonical form)? */
-export const isReservationName = (name: string): boolean => canonicalIP(name) === name;
+/** The canonical text of a bucket: owners, then names, sorted. */
+function bucketBody(pairs: Pairs): string {
+  pairs.sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : x[1][0] < y[1][0] ? -1 : x[1][0] > y[1][0] ? 1 : 0));
+  const out: Array<string | number> = [];
+  for (const [owner, r] of pairs) out.push(owner, r[0], r[1], r[2]);
+  return JSON.stringify(out) + '\n';
+}
+
+/** A file's (ino, ctime) pair is recorded only when its ctime is older than
+ * the scan by `settleMs` (more than any timestamp granularity or tick);
+ * tests shorten it. */
+export const tuning = { settleMs: 2000 };
+const STAT_OPTS = { throwIfNoEntry: false } as const;
+
+const STAMP_VERSION = 'v2';
+function stampOf(st: BigIntStats): string {
+  return `${STAMP_VERSION} ${st.dev} ${st.ino} ${st.mtimeNs} ${st.ctimeNs}`;
+}
+
+const V4_CANONICAL = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+/** Is `name` a reservation file name (an address in its canonical form)?
+ * IPv4 by one regex (a rescan tests every name); IPv6 by parse + print. */
+export const isReservationName = (name: string): boolean =>
+  V4_CANONICAL.test(name) || (name.includes(':') && canonicalIP(name) === name);
 
 export interface GcResult {
   removed: string[];
@@ -110,8 +193,9 @@ export interface GcResult {
   errors: string[];
 }
 
-/** Counters for tests and the benchmark. */
-export const stats = { rebuilds: 0 };
+/** Counters for tests and the benchmark: scans (full or incremental), full
+ * ones, reservation files opened and read by scans, bucket files written. */
+export const stats = { rebuilds: 0, full: 0, filesRead: 0, bucketsWritten: 0 };
 
 export class DiskStore implements Store {
   readonly netDir: string;
@@ -121,10 +205,11 @@ export class DiskStore implements Store {
   private lock: FileLock | null = null;
   /** owner text → ips, for owners loaded (verified) or changed in this operation */
   private cache = new Map<string, string[]>();
-  /** bucket files read (or written by a rebuild) in this operation */
+  /** buckets read (or taken from the scan) in this operation */
   private buckets = new Map<string, Bucket>();
-  /** cache holds every owner (after a rescan) */
+  /** a scan ran in this operation: `scanned` holds every record, per bucket */
   private complete = false;
+  private scanned = new Map<string, Pairs>();
   private dirty = new Set<string>();
   private fresh = false;
   private rebuilt = false;
@@ -161,6 +246,12 @@ export class DiskStore implements Store {
       this.lock?.release();
       this.lock = null;
     }
+  }
+
+  /** Releases the lock without writing anything more, as a crash would (tests). */
+  abandon(): void {
+    this.lock?.release();
+    this.lock = null;
   }
 
   // ---- Store ------------------------------------------------------------
@@ -261,7 +352,7 @@ export class DiskStore implements Store {
         res.errors.push(`${name}: ${(e as Error).message}`);
       }
     }
-    this.rebuild();
+    this.scan(true);
     return res;
   }
 
@@ -287,7 +378,7 @@ export class DiskStore implements Store {
 
   // ---- index -------------------------------------------------------------
 
-  /** Validates the stamp once per operation; rescans when it is stale. */
+  /** Validates the stamp once per operation; refreshes or rebuilds when it is stale. */
   private ensureFresh(): void {
     if (this.fresh) return;
     this.fresh = true;
@@ -301,7 +392,9 @@ export class DiskStore implements Store {
     } catch (e) {
       throw ioError(`cannot stat ${this.netDir}`, e);
     }
-    if (want === '' || want !== stampOf(st)) this.rebuild();
+    if (want === stampOf(st)) return;
+    // an index of ours of this layout → incremental; none, or another layout → full
+    this.scan(!want.startsWith(`${STAMP_VERSION} `));
   }
 
   /** The verified addresses of one owner text. */
@@ -309,39 +402,57 @@ export class DiskStore implements Store {
     this.ensureFresh();
     const c = this.cache.get(key);
     if (c) return c;
-    if (this.complete) return [];
-    const bucket = this.loadBucket(ownerBucket(key));
-    const ips = bucket?.[key] ?? [];
-    let ok = bucket !== null && Array.isArray(ips) && ips.every((x) => typeof x === 'string' && isReservationName(x));
-    if (ok) for (const ip of ips) if (this.readOwner(ip) !== key) ok = false;
-    if (!ok) {
-      this.rebuild();
-      return this.cache.get(key) ?? [];
+    for (;;) {
+      const bucket = this.loadBucket(ownerBucket(key));
+      if (bucket) {
+        const ips = (bucket.get(key) ?? []).map((r) => r[0]);
+        // records a scan of this operation produced were just read or stat()ed
+        if (this.complete || ips.every((ip) => this.readOwner(ip) === key)) {
+          this.cache.set(key, ips);
+          return ips;
+        }
+      }
+      this.scan(true); // corrupt bucket or failed verification (after a scan, never)
     }
-    this.cache.set(key, ips);
-    return ips;
   }
 
-  /** A bucket file ({} when missing), null when unreadable or corrupt. */
+  /** A bucket (empty when missing), null when unreadable or corrupt. */
   private loadBucket(name: string): Bucket | null {
     const c = this.buckets.get(name);
     if (c) return c;
-    let b: Bucket = newBucket();
-    try {
-      const j: unknown = JSON.parse(readFileSync(path.join(this.bucketDir, name), 'utf8'));
-      if (typeof j !== 'object' || j === null || Array.isArray(j)) return null;
-      b = Object.assign(newBucket(), j);
-    } catch (e) {
-      if (errno(e) !== 'ENOENT') return null;
+    const b: Bucket = new Map();
+    const add = (owner: string, r: Rec) => {
+      const l = b.get(owner);
+      if (l) l.push(r);
+      else b.set(owner, [r]);
+    };
+    if (this.complete) {
+      for (const [owner, r] of this.scanned.get(name) ?? []) add(owner, r);
+    } else {
+      let text: string | null = null;
+      try {
+        text = readFileSync(path.join(this.bucketDir, name), 'utf8');
+      } catch (e) {
+        if (errno(e) !== 'ENOENT') return null;
+      }
+      if (text !== null) {
+        const a = parseBucketText(text);
+        if (!a) return null;
+        for (let i = 0; i < a.length; i += 4) add(a[i] as string, [a[i + 1] as string, a[i + 2] as number, a[i + 3] as number]);
+      }
     }
     this.buckets.set(name, b);
     return b;
   }
 
-  /** Trimmed content of a reservation file, or null. One open/read/close:
-   * a rescan reads every reservation, so this is its hot path. */
+  /** Trimmed content of a reservation file, or null. */
   private readOwner(ip: string): string | null {
-    const file = path.join(this.netDir, ip);
+    return this.readFile(path.join(this.netDir, ip), false)?.owner ?? null;
+  }
+
+  /** One open/(fstat)/read/close: a full rebuild reads every reservation,
+   * so this is its hot path. The fstat describes the very inode read. */
+  private readFile(file: string, withStat: boolean): { owner: string; ino: number; ctime: number } | null {
     let fd: number;
     try {
       fd = openSync(file, 'r');
@@ -349,9 +460,18 @@ export class DiskStore implements Store {
       return null;
     }
     try {
+      let ino = 0;
+      let ctime = 0;
+      if (withStat) {
+        const st = fstatSync(fd);
+        if (!st.isFile()) return null;
+        ino = st.ino;
+        ctime = st.ctimeMs;
+      }
       const n = readSync(fd, readBuf, 0, readBuf.length, 0);
-      if (n < readBuf.length) return readBuf.toString('utf8', 0, n).trim();
-      return readFileSync(file, 'utf8').trim(); // unusually large: read it all
+      const owner = n < readBuf.length ? readBuf.toString('utf8', 0, n).trim()
+        : readFileSync(file, 'utf8').trim(); // unusually large: read it all
+      return { owner, ino, ctime };
     } catch {
       return null;
     } finally {
@@ -367,50 +487,119 @@ export class DiskStore implements Store {
     }
   }
 
-  /** Full rescan of `<net>/`; rewrites the index files that differ. */
-  private rebuild(): void {
+  /**
+   * Brings the index in line with `<net>/` (the stamp follows in commit()).
+   * Incremental: a file whose (ino, ctime) matches its record keeps the
+   * recorded owner, every other one is read; only the buckets that gained,
+   * lost or changed a record are rewritten. Full: every file is read, every
+   * bucket whose text differs rewritten.
+   */
+  private scan(full: boolean): void {
     stats.rebuilds++;
+    if (full) stats.full++;
     this.fresh = true;
-    const map = new Map<string, string[]>();
+    // 1. the index as it is: bucket texts; incrementally, the records
+    const onDisk = new Map<string, string | null>();
+    const touched = new Set<string>();
+    const known = new Map<string, number>(); // name → slot
+    const kOwner: string[] = [];
+    const kRec: Rec[] = [];
+    const kBucket: string[] = [];
+    let bucketFiles: string[] = [];
+    try { bucketFiles = readdirSync(this.bucketDir); } catch { /* no index yet */ }
+    for (const bn of bucketFiles) {
+      let text: string | null = null;
+      try { text = readFileSync(path.join(this.bucketDir, bn), 'utf8'); } catch { /* a directory, unreadable: replaced */ }
+      onDisk.set(bn, text);
+      if (full || text === null || !BUCKET_NAME.test(bn)) continue;
+      const a = parseBucketText(text);
+      if (!a) {
+        touched.add(bn);
+        continue;
+      }
+      for (let j = 0; j < a.length; j += 4) {
+        const name = a[j + 1] as string;
+        const i = known.get(name);
+        if (i !== undefined) { // listed twice: trust neither record
+          kRec[i] = [name, 0, 0];
+          touched.add(kBucket[i]).add(bn);
+          continue;
+        }
+        known.set(name, kRec.length);
+        kOwner.push(a[j] as string);
+        kRec.push([name, a[j + 2] as number, a[j + 3] as number]);
+        kBucket.push(bn);
+      }
+    }
+
+    // 2. the directory: stat what the index knows, read the rest
     let names: string[];
     try {
       names = readdirSync(this.netDir);
     } catch (e) {
       throw ioError(`cannot read ${this.netDir}`, e);
     }
+    const settled = Date.now() - tuning.settleMs;
+    const out = new Map<string, Pairs>();
+    const present = new Uint8Array(kRec.length);
+    const dir = this.netDir + path.sep;
     for (const name of names) {
       if (!isReservationName(name)) continue;
-      const owner = this.readOwner(name);
-      if (!owner) continue;
-      const l = map.get(owner);
-      if (l) l.push(name);
-      else map.set(owner, [name]);
+      const file = dir + name;
+      let owner: string | undefined;
+      let rec: Rec | undefined;
+      let bn: string;
+      const i = known.get(name);
+      if (i !== undefined) {
+        present[i] = 1;
+        const k = kRec[i];
+        if (k[1] !== 0) {
+          let st;
+          try { st = statSync(file, STAT_OPTS); } catch { /* unreadable: as missing */ }
+          if (st && st.ino === k[1] && st.ctimeMs === k[2] && st.isFile()) {
+            owner = kOwner[i];
+            rec = k;
+          }
+        }
+        if (owner === undefined) touched.add(kBucket[i]);
+      }
+      if (owner === undefined || rec === undefined) {
+        stats.filesRead++;
+        const f = this.readFile(file, true);
+        if (!f || !f.owner) continue;
+        owner = f.owner;
+        rec = f.ctime < settled ? [name, f.ino, f.ctime] : [name, 0, 0];
+        bn = ownerBucket(owner);
+        touched.add(bn);
+      } else {
+        bn = kBucket[i!];
+      }
+      const l = out.get(bn);
+      if (l) l.push([owner, rec]);
+      else out.set(bn, [[owner, rec]]);
     }
-    // Changes of this operation made before the rescan are already on disk,
-    // so the rescan supersedes the cache.
-    this.cache = map;
+    for (let i = 0; i < present.length; i++) if (!present[i]) touched.add(kBucket[i]); // vanished
+
+    // 3. this operation answers from the scan (changes it made before are on disk)
+    this.cache.clear();
+    this.buckets.clear();
+    this.scanned = out;
     this.complete = true;
     this.rebuilt = true;
     this.dirty.clear();
-    const byBucket = new Map<string, Bucket>();
-    for (const [owner, ips] of map) {
-      const name = ownerBucket(owner);
-      const b = byBucket.get(name) ?? newBucket();
-      b[owner] = ips;
-      byBucket.set(name, b);
-    }
-    this.buckets = byBucket;
     try {
       mkdirp(this.bucketDir, 0o700);
-      const stale = new Set(readdirSync(this.bucketDir));
-      for (const [name, b] of byBucket) {
-        stale.delete(name);
-        const body = bucketBody(b);
-        let cur: string | undefined;
-        try { cur = readFileSync(path.join(this.bucketDir, name), 'utf8'); } catch { /* missing */ }
-        if (cur !== body) writeFileSync(path.join(this.bucketDir, name), body, { mode: 0o600 });
+      for (const bn of full ? out.keys() : touched) {
+        const pairs = out.get(bn);
+        if (!pairs) continue;
+        const body = bucketBody(pairs);
+        const cur = onDisk.get(bn);
+        if (cur === body) continue;
+        if (cur === null) rmSync(path.join(this.bucketDir, bn), { force: true, recursive: true });
+        writeFileSync(path.join(this.bucketDir, bn), body, { mode: 0o600 });
+        stats.bucketsWritten++;
       }
-      for (const name of stale) rmSync(path.join(this.bucketDir, name), { force: true, recursive: true });
+      for (const bn of onDisk.keys()) if (!out.has(bn)) rmSync(path.join(this.bucketDir, bn), { force: true, recursive: true });
     } catch (e) {
       // The index is an optimisation: without it every operation rescans.
       this.invalidateStamp();
@@ -434,14 +623,19 @@ export class DiskStore implements Store {
         const b = this.loadBucket(name);
         if (!b) throw new Error(`corrupt index bucket ${name}`);
         const ips = this.cache.get(key) ?? [];
-        if (ips.length) b[key] = ips;
-        else delete b[key];
+        if (ips.length) {
+          // keep the records of addresses still held; new ones are unverified
+          const was = new Map((b.get(key) ?? []).map((r) => [r[0], r]));
+          b.set(key, ips.map((ip): Rec => was.get(ip) ?? [ip, 0, 0]));
+        } else b.delete(key);
         touched.add(name);
       }
       for (const name of touched) {
         const b = this.buckets.get(name)!;
         const file = path.join(this.bucketDir, name);
-        if (Object.keys(b).length) writeFileSync(file, bucketBody(b), { mode: 0o600 });
+        const pairs: Pairs = [];
+        for (const [owner, recs] of b) for (const r of recs) pairs.push([owner, r]);
+        if (pairs.length) writeFileSync(file, bucketBody(pairs), { mode: 0o600 });
         else rmSync(file, { force: true });
       }
       this.dirty.clear();
@@ -455,12 +649,6 @@ export class DiskStore implements Store {
       process.stderr.write(`flax host-local: cannot update index ${this.idxDir}: ${(e as Error).message}\n`);
     }
   }
-}
-
-function bucketBody(b: Bucket): string {
-  const sorted: Bucket = {};
-  for (const k of Object.keys(b).sort()) sorted[k] = b[k];
-  return JSON.stringify(sorted) + '\n';
 }
 
 /** Runs `fn` with the network's store open and locked; always unlocks. */
