@@ -15,13 +15,13 @@
  * harness, gives the timing baseline) and once with ours; set
  * FLAX_E2E_SETS=ours to skip the control.
  */
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  CniStateSnapshot, FirewallSnapshot, type PluginDir, type PluginSet, ROOT, acquireE2eLock, buildBusyboxRootfs, cacheFiles, chainSpan,
+  CniStateSnapshot, FirewallSnapshot, type PluginDir, type PluginSet, ROOT, acquireE2eLock, cacheFiles, chainSpan,
   deleteLink, failedCalls, firewallMentions, formatTrace, keyShape, linkNames, makePluginDir, missingPrereq, readSysctl, readTrace,
-  redact, removeScratch, reservations, run, scratchDir, waitFor, writeSysctl,
+  importBusyboxImage, podmanStorageArgs, redact, removeScratch, writePodmanConf, reservations, run, scratchDir, waitFor, writeSysctl,
 } from './helpers';
 
 const NET = 'flaxe2e-pm';
@@ -66,25 +66,7 @@ describe.skipIf(!!skipReason)('podman 4.3 with the CNI backend', () => {
   const podman = (args: string[], allowFail = false) => run('podman', [...storageArgs, ...args], { env: env(), allowFail, timeoutMs: 120_000 });
 
   function writeConf(pluginDir: string, netDir: string): void {
-    conf = path.join(base, 'containers.conf');
-    for (const d of [pluginDir, netDir]) mkdirSync(d, { recursive: true });
-    writeFileSync(conf, [
-      '[containers]',
-      // root here lacks CAP_SYS_RESOURCE: podman's default ulimits would fail
-      'default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]',
-      '[network]',
-      'network_backend = "cni"',
-      `cni_plugin_dirs = [${JSON.stringify(pluginDir)}]`,
-      `network_config_dir = ${JSON.stringify(netDir)}`,
-      '[engine]',
-      // crun 1.8 does not work on this machine's hybrid cgroup layout
-      'runtime = "runc"',
-      'cgroup_manager = "cgroupfs"',
-      'events_logger = "file"',
-      `events_logfile_path = ${JSON.stringify(path.join(base, 'events.log'))}`,
-      `tmp_dir = ${JSON.stringify(path.join(base, 'libpod-tmp'))}`,
-      '',
-    ].join('\n'));
+    conf = writePodmanConf(base, pluginDir, netDir);
   }
 
   beforeAll(async () => {
@@ -93,15 +75,12 @@ describe.skipIf(!!skipReason)('podman 4.3 with the CNI backend', () => {
     fw = FirewallSnapshot.take();
     cniState = CniStateSnapshot.take();
     ipForward = readSysctl('net.ipv4.ip_forward');
-    storageArgs = ['--root', path.join(base, 'storage'), '--runroot', path.join(base, 'runroot'), '--storage-driver', 'vfs'];
+    storageArgs = podmanStorageArgs(base);
     deleteLink(BRIDGE); // leftover of an earlier run that died hard
     writeConf(path.join(base, 'plugins-none'), path.join(base, 'net.d'));
     const backend = podman(['info', '--format', '{{.Host.NetworkBackend}}']).stdout.trim();
     if (backend !== 'cni') throw new Error(`podman reports network backend ${JSON.stringify(backend)} with network_backend="cni" in CONTAINERS_CONF`);
-    const rootfs = path.join(base, 'rootfs');
-    buildBusyboxRootfs(rootfs);
-    run('tar', ['-C', rootfs, '-cf', path.join(base, 'rootfs.tar'), '.']);
-    podman(['import', '--change', 'CMD ["/bin/sh"]', '--change', 'ENV PATH=/bin', path.join(base, 'rootfs.tar'), IMAGE]);
+    importBusyboxImage(podman, base, IMAGE);
   }, 180_000);
 
   afterAll(async () => {

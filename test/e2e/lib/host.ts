@@ -61,7 +61,8 @@ export function restoreHost(snap: HostSnapshot, opts: { linkPrefix: string; netw
     const added = now.filter((l) => l.startsWith('-A ') && !before.has(l)).reverse();
     const chains = now.filter((l) => l.startsWith('-N ') && !before.has(l)).map((l) => l.slice(3));
     if (!added.length && !chains.length) continue;
-    const text = [`*${table}`, ...added.map((l) => `-D${l.slice(2)}`), ...chains.flatMap((c) => [`-F ${c}`, `-X ${c}`]), 'COMMIT', ''].join('\n');
+    const text = [`*${table}`, ...added.map((l) => `-D${l.slice(2)}`), ...chains.map((c) => `-F ${c}`), ...chains.map((c) => `-X ${c}`), 'COMMIT', ''].join('\n');
+    // every new chain is flushed before any is deleted: one may jump to another (CNI-FORWARD -> CNI-ADMIN)
     const r = run(`${tool}-restore`, ['-w', '--noflush'], text);
     done.push(`${tool} -t ${table}: ${added.length} rules, ${chains.length} chains${r.status === 0 ? '' : ` (FAILED: ${r.stderr.trim()})`}`);
   }
