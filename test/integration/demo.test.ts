@@ -5,7 +5,7 @@
  * make the demo fail loudly.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -67,5 +67,17 @@ describe.skipIf(!isRoot || !existsSync(flax))('flax demo', () => {
     expect(r.out).toMatch(/FAIL/);
     expect(r.out).toContain('demo FAILED');
     expect(r.left).toEqual([]);
+  });
+});
+
+describe.skipIf(!isRoot || !hasFlaxPlugins)("the README's main command", () => {
+  it('runs the demo exactly as the README says (npm run demo)', () => {
+    const readme = readFileSync(path.join(root, 'README.md'), 'utf8');
+    const first = readme.split('\n').find((l) => l.includes('&&'))!;
+    const mainCmd = first.split('&&')[1].split('#')[0].trim();
+    expect(mainCmd).toBe('npm run demo');
+    const r = spawnSync('sh', ['-c', mainCmd], { cwd: root, encoding: 'utf8', timeout: 180_000 });
+    expect(r.stdout + r.stderr).toContain('demo OK');
+    expect(r.status).toBe(0);
   });
 });
