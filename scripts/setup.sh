@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian 12 machine (root, Node 20) for flax: the Debian
 # packages the suite and its tests use, then `npm ci` (which builds the
-# native addon, the pause binary and dist/bin). Idempotent.
+# native addon, the pause binary and dist/bin). Idempotent: apt runs only
+# when something is missing.
+#   suite + integration tests: nftables iptables iproute2 iputils-ping util-linux,
+#     containernetworking-plugins (the reference plugins, /usr/lib/cni), hyperfine;
+#   e2e (real runtimes driving flax): podman (CNI backend on Debian 12), runc,
+#     containerd (+ ctr), busybox-static (the test rootfs; no registry is used).
+# Touches no runtime configuration: the e2e tests use scratch configs. Debian's
+# containerd package starts containerd.service where systemd runs; the tests
+# start their own containerd and need none.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-pkgs=(nftables iptables iproute2 iputils-ping containernetworking-plugins hyperfine util-linux build-essential python3)
+pkgs=(nftables iptables iproute2 iputils-ping util-linux containernetworking-plugins hyperfine build-essential python3
+  podman runc containerd busybox-static)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
@@ -14,5 +23,4 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-if [ -x scripts/setup-e2e.sh ]; then scripts/setup-e2e.sh; fi
 npm ci --no-fund --no-audit

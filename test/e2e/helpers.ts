@@ -75,7 +75,7 @@ export async function waitFor<T>(what: string, fn: () => T | undefined | null | 
 export function missingPrereq(tools: string[]): string | null {
   if (process.getuid?.() !== 0) return 'e2e needs root (runtimes create links and NAT rules in the root netns)';
   const missing = tools.filter((t) => !which(t));
-  if (missing.length) return `not installed: ${missing.join(', ')} (run scripts/setup-e2e.sh)`;
+  if (missing.length) return `not installed: ${missing.join(', ')} (run scripts/setup.sh)`;
   return null;
 }
 
