@@ -4,6 +4,7 @@
  * delegation, the bridge plugin and the masquerade rules.
  */
 import { isIPv4, isIPv6 } from 'node:net';
+import { formatV6Words } from '../netlink/ipaddr';
 
 export interface IPNet {
   /** the address as written (host bits kept), canonical form */
@@ -35,18 +36,7 @@ export function bigIntToIp(n: bigint, v6: boolean): string {
   if (!v6) return [24n, 16n, 8n, 0n].map((s) => String((n >> s) & 0xffn)).join('.');
   const g: number[] = [];
   for (let i = 7; i >= 0; i--) g.push(Number((n >> BigInt(i * 16)) & 0xffffn));
-  // longest run of >= 2 zero groups, first one wins
-  let best = -1, bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) { i++; continue; }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) { best = i; bestLen = j - i; }
-    i = j;
-  }
-  const hex = g.map((x) => x.toString(16));
-  if (best < 0) return hex.join(':');
-  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
+  return formatV6Words(g);
 }
 
 /** Canonical text of an address (IPv6 compressed, lower case). */

@@ -45,6 +45,14 @@ export function bufferToIp(b: Uint8Array): string {
   if (w.slice(0, 5).every((x) => x === 0) && w[5] === 0xffff) {
     return `::ffff:${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
   }
+  return formatV6Words(w);
+}
+
+/**
+ * Eight 16-bit words as RFC 5952 text: lower-case hex, the first longest run
+ * of two or more zero words becomes `::` (what Go's net.IP.String prints).
+ */
+export function formatV6Words(w: readonly number[]): string {
   let bestStart = -1, bestLen = 0;
   for (let i = 0; i < 8;) {
     if (w[i] !== 0) { i++; continue; }

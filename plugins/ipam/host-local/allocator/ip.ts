@@ -7,6 +7,7 @@
  * IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) is an IPv4 address, as Go's
  * `To4()` canonicalisation makes it.
  */
+import { formatV6Words } from '../../../pkg/netlink/ipaddr';
 export type Family = 4 | 6;
 export interface IP {
   family: Family;
@@ -119,18 +120,7 @@ export function formatIP(ip: IP): string {
   if (ip.family === 4) return [24n, 16n, 8n, 0n].map((s) => String((n >> s) & 0xffn)).join('.');
   const g: number[] = [];
   for (let i = 7; i >= 0; i--) g.push(Number((n >> BigInt(i * 16)) & 0xffffn));
-  let best = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8;) {
-    if (g[i] !== 0) { i++; continue; }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i >= 2 && j - i > bestLen) { best = i; bestLen = j - i; }
-    i = j;
-  }
-  const hex = g.map((x) => x.toString(16));
-  if (best < 0) return hex.join(':');
-  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
+  return formatV6Words(g);
 }
 
 export const formatCIDR = (c: CIDR): string => `${formatIP(c.ip)}/${c.prefix}`;
