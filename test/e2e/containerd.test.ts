@@ -29,7 +29,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   CniStateSnapshot, FirewallSnapshot, type PluginSet, acquireE2eLock, buildBusyboxRootfs, cacheFiles, chainSpan, deleteLink,
   failedCalls, firewallMentions, formatTrace, linkNames, makePluginDir, missingPrereq, readSysctl, readTrace, removeScratch, reservations,
-  run, scratchDir, sleep, waitFor, writeSysctl,
+  run, scratchDir, sleep, restoreRunState, waitFor,
 } from './helpers';
 
 const NS = 'flaxe2e';
@@ -126,18 +126,12 @@ describe.skipIf(!!skipReason)('containerd 1.6 ctr run --cni', () => {
         }
       }
       deleteLink(BRIDGE);
-      if (fw) {
-        const r = fw.restore([...cids, ...ips, `\\"${NET}\\"`]); // iptables-save escapes the comment quotes
-        if (r.removed.length) console.log(`containerd e2e: firewall cleanup removed:\n  ${r.removed.join('\n  ')}`);
-        if (r.left.length) console.warn(`e2e: firewall state that appeared during the run but is not ours (left alone): ${r.left.join('; ')}`);
-      }
-      cniState?.restore([NET], cids);
+      restoreRunState({ label: 'containerd e2e', fw, cniState, net: NET, cids, ips, ipForward });
       // final verification: nothing of ours in the root netns
       const links = linkNames().filter((l) => l === BRIDGE || hostVeths.includes(l));
       if (links.length) problems.push(`links left: ${links.join(', ')}`);
       const rules = firewallMentions(cids);
       if (rules.length) problems.push(`firewall lines naming our containers left: ${rules.join(' | ')}`);
-      if (ipForward !== null && readSysctl('net.ipv4.ip_forward') !== ipForward) writeSysctl('net.ipv4.ip_forward', ipForward);
       if (!runContainerdExisted) removeEmptyTree('/run/containerd');
       if (netdCreated) removeEmptyTree('/etc/cni');
       if (base) removeScratch(base);

@@ -511,6 +511,23 @@ export function keyShape(v: unknown, prefix = ''): string[] {
   return [];
 }
 
+/**
+ * The common part of an e2e suite's teardown: removes the firewall state and
+ * CNI state (reservations, cache files) of this run's network and containers
+ * that appeared since the snapshots, and puts ip_forward back.
+ */
+export function restoreRunState(o: {
+  label: string; fw?: FirewallSnapshot; cniState?: CniStateSnapshot; net: string; cids: string[]; ips: string[]; ipForward: string | null;
+}): void {
+  if (o.fw) {
+    const r = o.fw.restore([...o.cids, ...o.ips, `\\"${o.net}\\"`]); // iptables-save escapes the comment quotes
+    if (r.removed.length) console.log(`${o.label}: firewall cleanup removed:\n  ${r.removed.join('\n  ')}`);
+    if (r.left.length) console.warn(`e2e: firewall state that appeared during the run but is not ours (left alone): ${r.left.join('; ')}`);
+  }
+  o.cniState?.restore([o.net], o.cids);
+  if (o.ipForward !== null && readSysctl('net.ipv4.ip_forward') !== o.ipForward) writeSysctl('net.ipv4.ip_forward', o.ipForward);
+}
+
 // ---- podman 4.3 scaffolding (shared by the podman suites) ----------------------------
 
 /** `--root/--runroot/--storage-driver vfs` in a scratch dir: podman's storage never touches the host's. */

@@ -53,7 +53,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   CNI_STATE, CniStateSnapshot, FirewallSnapshot, type PluginDir, type PluginSet, type TraceEntry, acquireE2eLock, cacheFileOf, copyFlaxCli,
   deleteLink, failedCalls, firewallMentions, formatTrace, importBusyboxImage, keyShape, linkExists, linkNames, makePluginDir,
-  missingPrereq, podmanStorageArgs, readSysctl, readTrace, removeScratch, reservations, run, scratchDir, writePodmanConf, writeSysctl,
+  missingPrereq, podmanStorageArgs, readSysctl, readTrace, removeScratch, reservations, run, scratchDir, restoreRunState, writePodmanConf,
 } from './helpers';
 import { CniConfig, goMarshal, listAttachments, loadConfList, marshalCache, readCache, unmarshalCache, writeCache } from '../../plugins/pkg/invoke/index';
 
@@ -137,13 +137,7 @@ describe.skipIf(!!skipReason)('libcni compatibility with podman 4.3 (libcni 1.1)
         podman(['rmi', '-af'], true);
       }
       deleteLink(BRIDGE);
-      if (fw) {
-        const r = fw.restore([...cids, ...ips, `\\"${NET}\\"`]); // iptables-save escapes the comment quotes
-        if (r.removed.length) console.log(`podman libcni e2e: firewall cleanup removed:\n  ${r.removed.join('\n  ')}`);
-        if (r.left.length) console.warn(`e2e: firewall state that appeared during the run but is not ours (left alone): ${r.left.join('; ')}`);
-      }
-      cniState?.restore([NET], cids);
-      if (ipForward !== null && readSysctl('net.ipv4.ip_forward') !== ipForward) writeSysctl('net.ipv4.ip_forward', ipForward);
+      restoreRunState({ label: 'podman libcni e2e', fw, cniState, net: NET, cids, ips, ipForward });
       // final verification: nothing with our bridge, veths, netns or container ids remains
       const links = run('ip', ['-o', 'link']).stdout.split('\n').filter((l) => l.includes(BRIDGE) || hostVeths.some((v) => l.includes(`${v}@`) || l.includes(`${v}:`)));
       if (links.length) problems.push(`links left: ${links.join(' | ')}`);

@@ -21,7 +21,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   CniStateSnapshot, FirewallSnapshot, type PluginDir, type PluginSet, ROOT, acquireE2eLock, cacheFiles, chainSpan,
   deleteLink, failedCalls, firewallMentions, formatTrace, keyShape, linkNames, makePluginDir, missingPrereq, readSysctl, readTrace,
-  importBusyboxImage, podmanStorageArgs, redact, removeScratch, writePodmanConf, reservations, run, scratchDir, waitFor, writeSysctl,
+  importBusyboxImage, podmanStorageArgs, redact, removeScratch, writePodmanConf, reservations, run, scratchDir, restoreRunState, waitFor,
 } from './helpers';
 
 const NET = 'flaxe2e-pm';
@@ -92,18 +92,12 @@ describe.skipIf(!!skipReason)('podman 4.3 with the CNI backend', () => {
         podman(['rmi', '-af'], true);
       }
       deleteLink(BRIDGE);
-      if (fw) {
-        const r = fw.restore([...cids, ...ips, `\\"${NET}\\"`]); // iptables-save escapes the comment quotes
-        if (r.removed.length) console.log(`podman e2e: firewall cleanup removed:\n  ${r.removed.join('\n  ')}`);
-        if (r.left.length) console.warn(`e2e: firewall state that appeared during the run but is not ours (left alone): ${r.left.join('; ')}`);
-      }
-      cniState?.restore([NET], cids);
+      restoreRunState({ label: 'podman e2e', fw, cniState, net: NET, cids, ips, ipForward });
       // final verification: nothing of ours in the root netns
       const links = linkNames().filter((l) => l === BRIDGE || hostVeths.includes(l));
       if (links.length) problems.push(`links left: ${links.join(', ')}`);
       const rules = firewallMentions(cids);
       if (rules.length) problems.push(`firewall lines naming our containers left: ${rules.join(' | ')}`);
-      if (ipForward !== null && readSysctl('net.ipv4.ip_forward') !== ipForward) writeSysctl('net.ipv4.ip_forward', ipForward);
       if (base) removeScratch(base);
       for (const r of records) {
         console.log(`podman e2e [${r.set}]: podman run ${r.runMs.toFixed(0)} ms, rm ${r.rmMs.toFixed(0)} ms; `
