@@ -12,7 +12,7 @@ import { CniError, ErrCode } from '../../pkg/cni/errors';
 import { parseJsonObject } from '../../pkg/cni/conf';
 import type { DNS, IPConfig, Result } from '../../pkg/cni/types';
 import type { CmdArgs, PluginFuncs } from '../../pkg/skel/skel';
-import { allocate } from './allocator/allocator';
+import { allocate, checkRequested } from './allocator/allocator';
 import { formatIP, parseCIDR } from './allocator/ip';
 import { rangeSetContains } from './allocator/range-set';
 import { loadHostLocalConf, readResolvConf } from './config';
@@ -24,10 +24,27 @@ export const GC_GRACE_MS = 5_000;
 
 const ownerOf = (a: CmdArgs): Owner => ({ id: a.containerId, ifname: a.ifname });
 
-export async function cmdAdd(a: CmdArgs): Promise<Result> {
+/**
+ * Everything an ADD can refuse without touching state: the config, the
+ * requested addresses (parse, range set, gateway, network/broadcast, one
+ * per set) and the resolvConf file. Returns what ADD needs. A delegating
+ * plugin calls it (through `validate`) before its own first side effect.
+ */
+function prepareAdd(a: CmdArgs) {
   const conf = loadHostLocalConf(a.stdin, { cniArgs: a.args, requested: true });
-  // read everything that can fail before touching state
+  checkRequested(conf.rangeSets, conf.requested);
   const dns: DNS | undefined = conf.resolvConf ? readResolvConf(conf.resolvConf) : undefined;
+  return { conf, dns };
+}
+
+/** ADD's input checks alone (no state read or written). */
+export async function validateAdd(a: CmdArgs): Promise<void> {
+  prepareAdd(a);
+}
+
+export async function cmdAdd(a: CmdArgs): Promise<Result> {
+  // read everything that can fail before touching state
+  const { conf, dns } = prepareAdd(a);
   const allocs = withDiskStore(conf.dataDir, conf.name, (store) => allocate(store, conf.rangeSets, ownerOf(a), conf.requested));
   const ips: IPConfig[] = allocs.map((x) => ({ address: `${formatIP(x.ip)}/${x.prefix}`, gateway: formatIP(x.gateway) }));
   const result: Result = { cniVersion: conf.cniVersion, ips };
@@ -38,13 +55,15 @@ export async function cmdAdd(a: CmdArgs): Promise<Result> {
 
 export async function cmdDel(a: CmdArgs): Promise<void> {
   const conf = loadHostLocalConf(a.stdin);
+  // nothing was ever reserved there: create nothing (no directory, lock or index)
+  if (!DiskStore.exists(conf.dataDir, conf.name)) return;
   withDiskStore(conf.dataDir, conf.name, (store) => store.releaseByOwner(ownerOf(a)));
 }
 
 export async function cmdCheck(a: CmdArgs): Promise<void> {
   const conf = loadHostLocalConf(a.stdin);
   const owner = ownerOf(a);
-  const held = new Set(withDiskStore(conf.dataDir, conf.name, (store) => store.getByOwner(owner)));
+  const held = new Set(!DiskStore.exists(conf.dataDir, conf.name) ? [] : withDiskStore(conf.dataDir, conf.name, (store) => store.getByOwner(owner)));
   if (held.size === 0) {
     throw new CniError(ErrCode.UnknownContainer, `host-local: Failed to find address added by container ${a.containerId}`, `no reservation for ${a.containerId}/${a.ifname} in ${conf.dataDir}/${conf.name}`);
   }
@@ -94,9 +113,13 @@ export function validAttachments(stdin: string | Buffer): AttachmentKey | null {
 export async function cmdGc(a: CmdArgs): Promise<void> {
   const conf = loadHostLocalConf(a.stdin);
   const valid = validAttachments(a.stdin);
-  if (!valid) return; // no list: nothing is known to be invalid
-  const res = withDiskStore(conf.dataDir, conf.name, (store) =>
-    store.gc((owner) => valid.owners.has(owner) || (!owner.includes('\r\n') && valid.ids.has(owner)), GC_GRACE_MS));
+  if (!DiskStore.exists(conf.dataDir, conf.name)) return;
+  // No list: no owner is known to be invalid; only ownerless files (of
+  // writers killed midway) go.
+  const keep = valid
+    ? (owner: string) => valid.owners.has(owner) || (!owner.includes('\r\n') && valid.ids.has(owner))
+    : () => true;
+  const res = withDiskStore(conf.dataDir, conf.name, (store) => store.gc(keep, GC_GRACE_MS));
   if (res.errors.length) {
     throw new CniError(ErrCode.IOFailure, `host-local GC: ${res.errors.length} reservation(s) could not be removed`, res.errors.slice(0, 10).join('; '));
   }

@@ -18,13 +18,13 @@ import { CniError, ErrCode } from '../../pkg/cni/errors';
 import { convertResult } from '../../pkg/cni/convert';
 import { parseJsonObject } from '../../pkg/cni/conf';
 import type { IPConfig, Result, Route } from '../../pkg/cni/types';
-import { execAdd, execCheck, execDel, execGc, execStatus, registerInProcess } from '../../pkg/ipam/delegate';
+import { execAdd, execCheck, execDel, execGc, execStatus, execValidate, registerInProcess } from '../../pkg/ipam/delegate';
 import { type IPNet, cidrContains, formatCidr, parseCidr } from '../../pkg/ipam/cidr';
 import {
   AF_INET, AF_INET6, ExistsError, LinkNotFoundError, NetlinkError, NotSupportedError, openHandle, openHandleAt,
   type Link, type NetlinkHandle,
 } from '../../pkg/netlink';
-import { randomVethName } from '../../pkg/ip';
+import { ZERO_MAC, randomMac, randomVethName } from '../../pkg/ip';
 import { openPodNetns, openPodNetnsForDel, readSysctl, withNetns, type NetNS } from '../../pkg/ns';
 import {
   type FirewallDeps, type MasqBackend, checkIpMasq, defaultDeps, findTool, gcIpMasq, setupIpMasq, teardownIpMasq,
@@ -34,7 +34,7 @@ import { type FaultHook, Rollback } from '../../pkg/rollback';
 import { log } from '../../pkg/log';
 import type { CmdArgs, PluginFuncs } from '../../pkg/skel/skel';
 import { about } from '../../pkg/skel/skel';
-import { hostLocal } from '../../ipam/host-local/host-local';
+import { hostLocal, validateAdd as hostLocalValidateAdd } from '../../ipam/host-local/host-local';
 import { type ResolvedConf, loadBridgeConf } from './config';
 import { assembleResult, calcGateways } from './result';
 import { applyVlanOps, portVlanOps } from './vlan';
@@ -106,10 +106,19 @@ async function ensureBridge(h: NetlinkHandle, n: ResolvedConf): Promise<{ br: Li
   return { br, created };
 }
 
-async function configureBridge(h: NetlinkHandle, br: Link, n: ResolvedConf): Promise<void> {
-  await h.linkSet(br.index, { up: true, mac: br.mac, ...(n.promiscMode ? { promisc: true } : {}) });
+/**
+ * Up, promisc, and its MAC pinned so that it does not follow the lowest
+ * port MAC. A bridge that lost all its ports has the zero MAC: pinning that
+ * would leave the gateway unreachable (ARP answers from 00:00:00:00:00:00),
+ * so such a bridge gets a random local MAC instead. Returns the bridge as
+ * configured.
+ */
+async function configureBridge(h: NetlinkHandle, br: Link, n: ResolvedConf): Promise<Link> {
+  const mac = !br.mac || br.mac === ZERO_MAC ? randomMac() : br.mac;
+  await h.linkSet(br.index, { up: true, mac, ...(n.promiscMode ? { promisc: true } : {}) });
   // we want to own the routes for this interface
   trySysctl(`net/ipv6/conf/${n.brName}/accept_ra`, '0');
+  return { ...br, mac };
 }
 
 /** Ports of the bridge other than `except`. */
@@ -275,6 +284,7 @@ async function cmdAdd(a: CmdArgs, deps: BridgeDeps): Promise<Result> {
     const tool = b === 'nftables' ? 'nft' : 'iptables';
     if (!fw.has(tool)) throw new CniError(ErrCode.Internal, `ipMasq with backend ${b} needs \`${tool}\`, which is not installed`);
   }
+  if (n.isLayer3) await execValidate(n.ipamType, a, a.stdin);
   const podNs = openPodNetns(a.netns);
   const host = openHandle();
   let pod: NetlinkHandle | undefined;
@@ -285,13 +295,13 @@ async function cmdAdd(a: CmdArgs, deps: BridgeDeps): Promise<Result> {
     if (await p.linkByNameOrNull(a.ifname)) throw new CniError(ErrCode.Internal, `container veth name provided (${a.ifname}) already exists`);
     return await rb.guard(async () => {
       // 1. bridge
-      const { br, created } = await ensureBridge(host, n);
-      if (created) {
+      const made = await ensureBridge(host, n);
+      if (made.created) {
         rb.push('bridge', async () => {
-          if (!(await otherPorts(host, br.index, '')).length) await host.linkDel(br.index).catch(ignoreNotFound);
+          if (!(await otherPorts(host, made.br.index, '')).length) await host.linkDel(made.br.index).catch(ignoreNotFound);
         });
       }
-      await ctx(`failed to set up bridge "${n.brName}"`, () => configureBridge(host, br, n));
+      const br = await ctx(`failed to set up bridge "${n.brName}"`, () => configureBridge(host, made.br, n));
       rb.step('bridge');
 
       // 2. veth: container end named CNI_IFNAME created straight in the pod netns
@@ -313,14 +323,17 @@ async function cmdAdd(a: CmdArgs, deps: BridgeDeps): Promise<Result> {
       }
       rb.step('macspoofchk');
 
-      // 5. IPAM (undo pushed first: a half-done allocation is released too)
+      // 5. IPAM. The undo is pushed only once ADD succeeded: a failed IPAM
+      // ADD reserved nothing that a DEL may free (IPAM DEL releases by
+      // container id, so it would free the reservation of a live pod that
+      // holds this id — a duplicate-ADD or a concurrent ADD of the same id).
       let ips: IPConfig[] = [];
       let routes: Route[] = [];
       let ipamDns;
       let gws = { v4: { gws: [] as IPNet[] }, v6: { gws: [] as IPNet[] } };
       if (n.isLayer3) {
-        rb.push('ipam', () => execDel(n.ipamType, { ...a, command: 'DEL' }, a.stdin));
         const r = await execAdd(n.ipamType, a, a.stdin, n.cniVersion);
+        rb.push('ipam', () => execDel(n.ipamType, { ...a, command: 'DEL' }, a.stdin));
         if (!r.ips?.length) throw new CniError(ErrCode.Internal, 'IPAM plugin returned missing IP config');
         const g = calcGateways(r.ips, r.routes ?? [], n);
         ips = g.ips;
@@ -596,7 +609,7 @@ async function cmdGc(a: CmdArgs, deps: BridgeDeps): Promise<void> {
 /** The bridge plugin with injectable dependencies (tests: fault seam, fake firewall). */
 export function createBridgePlugin(deps: BridgeDeps = {}): PluginFuncs {
   // our host-local runs in-process when it is the binary CNI_PATH resolves to
-  registerInProcess('host-local', { plugin: hostLocal, about: about('host-local') });
+  registerInProcess('host-local', { plugin: hostLocal, about: about('host-local'), validateAdd: hostLocalValidateAdd });
   return {
     add: (a) => cmdAdd(a, deps),
     del: (a) => cmdDel(a, deps),

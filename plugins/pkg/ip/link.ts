@@ -15,6 +15,15 @@ export function randomVethName(): string {
   return `veth${randomBytes(4).toString('hex')}`;
 }
 
+export const ZERO_MAC = '00:00:00:00:00:00';
+
+/** A random locally administered unicast MAC (02:xx:…, as the kernel's eth_random_addr). */
+export function randomMac(): string {
+  const b = randomBytes(6);
+  b[0] = (b[0] & 0xfe) | 0x02;
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
 export interface VethPair {
   /** the host side, as seen in the host handle's netns */
   hostLink: Link;

@@ -22,6 +22,8 @@ import { type About, type CmdArgs, type Command, type PluginFuncs, type Request,
 export interface InProcessPlugin {
   plugin: PluginFuncs;
   about: About;
+  /** ADD's input checks without side effects (see execValidate) */
+  validateAdd?: (a: CmdArgs) => Promise<void>;
 }
 const registry = new Map<string, InProcessPlugin>();
 
@@ -150,6 +152,20 @@ export async function ipamInvoke(
     throw new CniError(code, msg, typeof out?.details === 'string' ? out.details : '');
   }
   return { out, mode, file };
+}
+
+/**
+ * Runs the IPAM plugin's ADD input checks (bad requested IPs, a missing
+ * resolvConf, …) without reserving anything, so that the caller can refuse
+ * a request before its own first side effect. Only possible in-process (a
+ * plugin we run through `handle()`); for an exec'd plugin only its
+ * presence in CNI_PATH is checked, and its ADD reports the rest.
+ */
+export async function execValidate(type: string, a: CmdArgs, stdin: string | Buffer): Promise<void> {
+  const file = findInPath(type, a.path);
+  const local = registry.get(type);
+  if (!local?.validateAdd || !isFlaxBundle(file)) return;
+  await local.validateAdd({ ...a, command: 'ADD', stdin });
 }
 
 /** IPAM ADD → the result in canonical form. */

@@ -74,8 +74,11 @@ describe('skel.handle', () => {
   it('relative CNI_NETNS is code 4', async () => {
     expect((await run(base('ADD', conf('1.0.0'), { netns: '../x' }))).json.code).toBe(4);
   });
-  it('empty container id is code 3; bad characters code 4', async () => {
-    expect((await run(base('ADD', conf('1.0.0'), { containerId: '' }))).json.code).toBe(3);
+  it('empty container id is code 4 (missing, as the reference); bad characters code 4', async () => {
+    const empty = (await run(base('ADD', conf('1.0.0'), { containerId: '' }))).json;
+    expect(empty.code).toBe(4);
+    expect(empty.msg).toBe('required env variables [CNI_CONTAINERID] missing');
+    expect((await run(base('DEL', conf('1.0.0'), { containerId: '' }))).json.code).toBe(4);
     expect((await run(base('ADD', conf('1.0.0'), { containerId: '../../etc' }))).json.code).toBe(4);
   });
   it('bad ifname is code 4', async () => {

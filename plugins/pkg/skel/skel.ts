@@ -90,12 +90,11 @@ export function validateRequest(req: Request): CmdArgs {
     throw new CniError(ErrCode.InvalidEnvironmentVariables, `unknown CNI_COMMAND: ${cmd.slice(0, 32)}`, `expected one of ${COMMANDS.join(', ')}`);
   }
   const command = cmd as Command;
-  // A required variable that is unset is missing. CNI_CONTAINERID set but
-  // empty is "unknown container" (code 3), as the reference answers.
+  // A required variable that is unset or empty is missing (code 4), as the
+  // reference's skel answers — CNI_CONTAINERID included. containerd's ctr
+  // sends an empty CNI_NETNS on DEL; DEL does not require it.
   const missing = REQUIRED[command].filter((v) => {
     const val = req[FIELD[v]];
-    if (v === 'CNI_CONTAINERID') return val === undefined;
-    // containerd's ctr sends an empty CNI_NETNS on DEL; DEL does not require it.
     return val === undefined || val === '';
   });
   if (missing.length) throw new CniError(ErrCode.InvalidEnvironmentVariables, `required env variables [${missing.join(',')}] missing`);

@@ -82,6 +82,11 @@ function step(rs: Range[], ri: number, cur: bigint): [number, bigint] {
 
 const err = (code: ErrCodeValue, msg: string) => new CniError(code, msg);
 
+/** Throws the error ADD would give for requested IPs that cannot be honoured (reads no state). */
+export function checkRequested(sets: RangeSet[], requested: RequestedIP[]): void {
+  placeRequested(sets, requested);
+}
+
 /** Maps every requested IP to its set; throws (nothing reserved yet) when one cannot be honoured. */
 function placeRequested(sets: RangeSet[], requested: RequestedIP[]): Map<number, RequestedIP> {
   const bySet = new Map<number, RequestedIP>();

@@ -84,9 +84,10 @@
  * files the owner holds), plus the probes of the round robin.
  */
 import {
-  closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync,
+  closeSync, constants, existsSync, fstatSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync,
   unlinkSync, utimesSync, writeFileSync, writeSync, type BigIntStats,
 } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { CniError, ErrCode } from '../../../pkg/cni/errors';
 import { canonicalIP } from '../allocator/ip';
@@ -108,19 +109,52 @@ const ioError = (what: string, e: unknown) => new CniError(ErrCode.IOFailure, `$
  */
 export function mkdirp(dir: string, mode: number): void {
   try {
-    mkdirSync(dir, { mode });
+    mkdirOnce(dir, mode);
     return;
   } catch (e) {
-    const code = errno(e);
-    if (code === 'EEXIST') {
-      if (!statSync(dir).isDirectory()) throw Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${dir}'`), { code: 'ENOTDIR' });
-      return;
-    }
     const parent = path.dirname(dir);
-    if (code !== 'ENOENT' || parent === dir) throw e;
+    if (errno(e) !== 'ENOENT' || parent === dir) throw e;
     mkdirp(parent, mode);
   }
-  mkdirSync(dir, { mode }); // once more; a second ENOENT is final
+  // once more; a second ENOENT is final. EEXIST is success here too: a
+  // concurrent ADD may have created it since the first attempt.
+  mkdirOnce(dir, mode);
+}
+
+/** mkdir(2) where an existing directory (made by anyone, any time) is success. */
+function mkdirOnce(dir: string, mode: number): void {
+  try {
+    mkdirSync(dir, { mode });
+  } catch (e) {
+    if (errno(e) !== 'EEXIST') throw e;
+    if (!statSync(dir).isDirectory()) throw Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${dir}'`), { code: 'ENOTDIR' });
+  }
+}
+
+/** Temporary reservation files in the index directory: `.tmp-<pid>-<n>`. */
+const TMP_PREFIX = '.tmp-';
+
+/** Creates `file` (O_EXCL, 0600) holding `content`; false when it exists.
+ * A failed write removes the file again. */
+function writeExclusive(file: string, content: string): boolean {
+  let fd: number;
+  try {
+    fd = openSync(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+  } catch (e) {
+    if (errno(e) === 'EEXIST') return false;
+    throw e;
+  }
+  try {
+    try {
+      writeSync(fd, content);
+    } finally {
+      closeSync(fd);
+    }
+  } catch (e) {
+    try { unlinkSync(file); } catch { /* best effort */ }
+    throw e;
+  }
+  return true;
 }
 
 const readBuf = Buffer.alloc(1024);
@@ -186,6 +220,10 @@ const V4_CANONICAL = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[
  * IPv4 by one regex (a rescan tests every name); IPv6 by parse + print. */
 export const isReservationName = (name: string): boolean =>
   V4_CANONICAL.test(name) || (name.includes(':') && canonicalIP(name) === name);
+
+/** An ownerless (empty) reservation file or a temporary one younger than
+ * this may still be in the middle of being written; older ones are swept. */
+export const OWNERLESS_GRACE_MS = 60_000;
 
 export interface GcResult {
   removed: string[];
@@ -260,19 +298,8 @@ export class DiskStore implements Store {
     const key = ownerText(owner);
     const cur = this.entry(key);
     const file = path.join(this.netDir, ip);
-    let fd: number;
+    if (!this.createReservation(file, key, ip)) return false;
     try {
-      fd = openSync(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-    } catch (e) {
-      if (errno(e) === 'EEXIST') return false;
-      throw ioError(`cannot reserve ${ip}`, e);
-    }
-    try {
-      try {
-        writeSync(fd, key);
-      } finally {
-        closeSync(fd);
-      }
       writeFileSync(path.join(this.netDir, LAST_IP_PREFIX + setIndex), ip);
     } catch (e) {
       // as the reference: a reservation whose bookkeeping failed is removed
@@ -282,6 +309,43 @@ export class DiskStore implements Store {
     this.cache.set(key, [...cur, ip]);
     this.dirty.add(key);
     return true;
+  }
+
+  /**
+   * Makes `<net>/<ip>` appear with its content in one step: the owner is
+   * written to a temporary file in our index directory (outside `<net>/`,
+   * so the Go plugin never sees it), which is then link(2)ed into place —
+   * EEXIST there is the O_EXCL "taken". A process killed midway leaves at
+   * most a temporary file (swept by GC), never the empty reservation that
+   * open(O_EXCL)+write leaves and no DEL can match to its owner.
+   * False when the address is taken.
+   */
+  private createReservation(file: string, content: string, ip: string): boolean {
+    let tmp: string | null = path.join(this.idxDir, `${TMP_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}`);
+    try {
+      mkdirp(this.idxDir, 0o700);
+      if (!writeExclusive(tmp, content)) tmp = null;
+    } catch {
+      tmp = null; // index dir unusable: fall back to create-then-write
+    }
+    try {
+      if (tmp) {
+        try {
+          linkSync(tmp, file);
+          return true;
+        } catch (e) {
+          const code = errno(e);
+          if (code === 'EEXIST') return false;
+          // a filesystem without hard links, or the index on another one
+          if (code !== 'EXDEV' && code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw e;
+        }
+      }
+      return writeExclusive(file, content);
+    } catch (e) {
+      throw ioError(`cannot reserve ${ip}`, e);
+    } finally {
+      if (tmp) try { unlinkSync(tmp); } catch { /* swept by GC */ }
+    }
   }
 
   release(owner: Owner, ip: string): void {
@@ -328,6 +392,7 @@ export class DiskStore implements Store {
    */
   gc(keep: (owner: string) => boolean, graceMs: number, now = Date.now()): GcResult {
     const res: GcResult = { removed: [], kept: 0, errors: [] };
+    this.sweepTemporaries(now, res);
     let names: string[];
     try {
       names = readdirSync(this.netDir);
@@ -341,7 +406,12 @@ export class DiskStore implements Store {
         const st = lstatSync(file);
         if (!st.isFile()) continue;
         const owner = readFileSync(file, 'utf8').trim();
-        if (keep(owner) || now - st.mtimeMs < graceMs) {
+        // An ownerless (empty) file is what a writer killed between create
+        // and write leaves (the reference, or flax before atomic
+        // reservations): no DEL can ever match it. It goes once it is
+        // older than OWNERLESS_GRACE_MS, whatever the valid list says.
+        const grace = owner === '' ? Math.max(graceMs, OWNERLESS_GRACE_MS) : graceMs;
+        if ((owner !== '' && keep(owner)) || now - st.mtimeMs < grace) {
           res.kept++;
           continue;
         }
@@ -354,6 +424,27 @@ export class DiskStore implements Store {
     }
     this.scan(true);
     return res;
+  }
+
+  /** Removes temporary reservation files (of killed writers) older than OWNERLESS_GRACE_MS. */
+  private sweepTemporaries(now: number, res: GcResult): void {
+    let names: string[] = [];
+    try { names = readdirSync(this.idxDir); } catch { return; }
+    for (const name of names) {
+      if (!name.startsWith(TMP_PREFIX)) continue;
+      const file = path.join(this.idxDir, name);
+      try {
+        if (now - lstatSync(file).mtimeMs < OWNERLESS_GRACE_MS) continue;
+        unlinkSync(file);
+      } catch (e) {
+        if (errno(e) !== 'ENOENT') res.errors.push(`${file}: ${(e as Error).message}`);
+      }
+    }
+  }
+
+  /** Does `<dataDir>/<net>/` exist? (DEL, CHECK and GC create nothing when it does not.) */
+  static exists(dataDir: string, network: string): boolean {
+    return existsSync(path.join(dataDir, network));
   }
 
   /** Throws CniError(50) when `<dataDir>/<net>` cannot be written. */
