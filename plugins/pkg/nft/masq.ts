@@ -151,6 +151,15 @@ export function masqRuleExpr(ipn: IPNet): Expr[] {
   return [match('==', proto, 'saddr', ipn.ip), match('!=', proto, 'daddr', { prefix: { addr: net.ip, len: net.prefixLen } }), { masquerade: null }];
 }
 
+/** The source address a masquerade rule matches (`ip saddr X`), if any. */
+export function masqRuleSource(rule: NftRule): string | undefined {
+  for (const e of rule.expr) {
+    const m = (e as { match?: { left?: { payload?: { field?: string } }; right?: unknown } }).match;
+    if (m?.left?.payload?.field === 'saddr' && typeof m.right === 'string') return m.right;
+  }
+  return undefined;
+}
+
 /** The shared skeleton: table, masq_checks chain, postrouting chain re-written. */
 export function genMasqBase(): NftCommand[] {
   const t = masqTable();

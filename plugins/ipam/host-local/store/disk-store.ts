@@ -225,8 +225,18 @@ export const isReservationName = (name: string): boolean =>
  * this may still be in the middle of being written; older ones are swept. */
 export const OWNERLESS_GRACE_MS = 60_000;
 
+export interface GcOptions {
+  now?: number;
+  /** report what would go, remove nothing */
+  dryRun?: boolean;
+  /** age before an ownerless or temporary file goes (default max(grace, OWNERLESS_GRACE_MS)) */
+  ownerlessGraceMs?: number;
+}
+
 export interface GcResult {
   removed: string[];
+  /** temporary files of killed writers removed */
+  temporaries?: number;
   kept: number;
   errors: string[];
 }
@@ -390,9 +400,12 @@ export class DiskStore implements Store {
    * recorded yet must survive). Keeps lock, last_reserved_ip.* and anything
    * that is not a reservation. Continues past errors.
    */
-  gc(keep: (owner: string) => boolean, graceMs: number, now = Date.now()): GcResult {
+  gc(keep: (owner: string) => boolean, graceMs: number, opts: GcOptions = {}): GcResult {
+    const now = opts.now ?? Date.now();
+    const dryRun = opts.dryRun ?? false;
+    const ownerlessGrace = opts.ownerlessGraceMs ?? Math.max(graceMs, OWNERLESS_GRACE_MS);
     const res: GcResult = { removed: [], kept: 0, errors: [] };
-    this.sweepTemporaries(now, res);
+    this.sweepTemporaries(now, ownerlessGrace, res, dryRun);
     let names: string[];
     try {
       names = readdirSync(this.netDir);
@@ -409,33 +422,34 @@ export class DiskStore implements Store {
         // An ownerless (empty) file is what a writer killed between create
         // and write leaves (the reference, or flax before atomic
         // reservations): no DEL can ever match it. It goes once it is
-        // older than OWNERLESS_GRACE_MS, whatever the valid list says.
-        const grace = owner === '' ? Math.max(graceMs, OWNERLESS_GRACE_MS) : graceMs;
+        // older than its grace period, whatever the valid list says.
+        const grace = owner === '' ? ownerlessGrace : graceMs;
         if ((owner !== '' && keep(owner)) || now - st.mtimeMs < grace) {
           res.kept++;
           continue;
         }
-        unlinkSync(file);
+        if (!dryRun) unlinkSync(file);
         res.removed.push(name);
       } catch (e) {
         if (errno(e) === 'ENOENT') continue;
         res.errors.push(`${name}: ${(e as Error).message}`);
       }
     }
-    this.scan(true);
+    if (!dryRun) this.scan(true);
     return res;
   }
 
-  /** Removes temporary reservation files (of killed writers) older than OWNERLESS_GRACE_MS. */
-  private sweepTemporaries(now: number, res: GcResult): void {
+  /** Removes temporary reservation files (of killed writers) older than `graceMs`. */
+  private sweepTemporaries(now: number, graceMs: number, res: GcResult, dryRun: boolean): void {
     let names: string[] = [];
     try { names = readdirSync(this.idxDir); } catch { return; }
     for (const name of names) {
       if (!name.startsWith(TMP_PREFIX)) continue;
       const file = path.join(this.idxDir, name);
       try {
-        if (now - lstatSync(file).mtimeMs < OWNERLESS_GRACE_MS) continue;
-        unlinkSync(file);
+        if (now - lstatSync(file).mtimeMs < graceMs) continue;
+        if (!dryRun) unlinkSync(file);
+        res.temporaries = (res.temporaries ?? 0) + 1;
       } catch (e) {
         if (errno(e) !== 'ENOENT') res.errors.push(`${file}: ${(e as Error).message}`);
       }

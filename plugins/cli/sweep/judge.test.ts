@@ -1,0 +1,34 @@
+import { describe, expect, it } from 'vitest';
+import { type NftRule, masqComment, masqRuleExpr } from '../../pkg/nft/masq';
+import { evidenceKey, judgeMasqRules } from './judge';
+
+const rule = (network: string, id: string, ip: string, handle: number): NftRule => ({
+  family: 'inet', table: 'cni_plugins_masquerade', chain: 'masq_checks', handle, comment: masqComment(network, id),
+  expr: masqRuleExpr({ ip, prefixLen: 24, v6: false }),
+});
+
+describe('judgeMasqRules', () => {
+  const rules = [rule('net1', 'dead', '10.0.0.2', 1), rule('net1', 'cached', '10.0.0.3', 2), rule('net1', 'reserving', '10.0.0.4', 3)];
+  const ev = { cached: new Set([evidenceKey('net1', 'cached')]), reserved: new Map([['net1', new Set(['reserving'])]]) };
+
+  it('a rule with neither a cached attachment nor a reservation is dead; either one keeps it', () => {
+    const dead = judgeMasqRules(rules, ['net1'], ev);
+    expect(dead.map((d) => [d.containerId, d.address, d.rule.handle])).toEqual([['dead', '10.0.0.2', 1]]);
+  });
+  it('evidence counts only for the same network', () => {
+    const other = rule('net2', 'cached', '10.0.1.3', 4);
+    expect(judgeMasqRules([other], ['net1', 'net2'], ev).map((d) => d.network)).toEqual(['net2']);
+  });
+  it('hashed comments resolve through known network names; unknown ones and foreign rules are kept', () => {
+    const long = 'n'.repeat(120);
+    const r = rule(long, 'x', '10.0.2.2', 5);
+    expect(r.comment).toMatch(/^name-sha256: /);
+    expect(judgeMasqRules([r], [], ev)).toEqual([]);
+    expect(judgeMasqRules([r], [long], ev).map((d) => d.network)).toEqual([long]);
+    const foreign = { ...rule('net1', 'dead', '10.0.0.9', 6), comment: 'someone else' };
+    expect(judgeMasqRules([foreign], ['net1'], ev)).toEqual([]);
+  });
+  it('--network limits the sweep', () => {
+    expect(judgeMasqRules(rules, ['net1'], ev, new Set(['net2']))).toEqual([]);
+  });
+});

@@ -1,0 +1,61 @@
+/**
+ * The sweeper's judgement, pure: which leftovers have no evidence of a live
+ * attachment. Evidence is gathered from the node by sweep.ts; nothing here
+ * touches the system, so every rule is unit-tested.
+ *
+ * Rule (conservative: what cannot be proven dead is kept):
+ * - a masquerade rule of flax's bridge (nft table `inet cni_plugins_masquerade`,
+ *   comment `name: <net> id: <cid>`) is alive while the libcni cache holds an
+ *   attachment of that network and container, or while a host-local
+ *   reservation of that network names the container (an ADD in progress
+ *   reserves its address before it writes the rule; the cache follows the
+ *   ADD). A rule whose comment names no network we can resolve is kept.
+ *   This is what the reference's DEL leaves after a node switched back from
+ *   flax: it releases the address and the cache entry, but knows nothing of
+ *   our nftables rule.
+ * - an ownerless host-local reservation file (empty: a writer killed between
+ *   create and write) or a temporary of ours is judged by host-local's GC
+ *   itself, older than --min-age (see DiskStore.gc).
+ */
+import { type NftRule, commentIsNetwork, parseMasqComment, masqRuleSource } from '../../pkg/nft/masq';
+
+export interface Evidence {
+  /** `${network}\0${containerId}` of every attachment in the libcni cache */
+  cached: ReadonlySet<string>;
+  /** network → ids named by its host-local reservations */
+  reserved: ReadonlyMap<string, ReadonlySet<string>>;
+}
+
+export const evidenceKey = (network: string, containerId: string) => `${network}\0${containerId}`;
+
+export interface DeadRule {
+  rule: NftRule;
+  network: string;
+  containerId: string;
+  address: string;
+  reason: string;
+}
+
+/**
+ * The masquerade rules to remove. `networks` are the names the node knows
+ * (configs, cache, data dirs): a hashed comment resolves only through them.
+ * `only`, when given, limits the sweep to those networks.
+ */
+export function judgeMasqRules(rules: readonly NftRule[], networks: Iterable<string>, ev: Evidence, only?: ReadonlySet<string>): DeadRule[] {
+  const known = [...networks];
+  const out: DeadRule[] = [];
+  for (const rule of rules) {
+    const p = parseMasqComment(rule.comment);
+    if (!p?.containerId) continue; // foreign, or a key we cannot reverse: keep
+    const network = p.network ?? known.find((n) => commentIsNetwork(p, n));
+    if (network === undefined) continue;
+    if (only && !only.has(network)) continue;
+    if (ev.cached.has(evidenceKey(network, p.containerId))) continue;
+    if (ev.reserved.get(network)?.has(p.containerId)) continue;
+    out.push({
+      rule, network, containerId: p.containerId, address: masqRuleSource(rule) ?? '',
+      reason: 'no cached attachment and no address reserved for this container',
+    });
+  }
+  return out;
+}
