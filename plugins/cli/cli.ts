@@ -3,9 +3,20 @@
  * only here; the hot path `flax cni <verb> <network> <netns>` without
  * --help is parsed with node:util's parseArgs from the same option table,
  * so a runtime script calling it many times does not pay for yargs.
+ *
+ * Commands are rows of COMMANDS: the yargs definition (options,
+ * positionals, help) plus `check` (usage errors yargs cannot see) and
+ * `run`. A usage error — unknown flag, unknown or missing verb, missing
+ * positional, bad value — is one line on stderr, exit 2, and nothing runs:
+ * yargs' `.fail()` throws, so no handler is reached.
  */
 import { parseArgs } from 'node:util';
+import type { Argv, Options, PositionalOptions } from 'yargs';
+import pkg from '../../package.json';
+import { SUPPORTED_VERSIONS } from '../pkg/cni/version';
 import { CNI_OPTIONS, CNI_VERBS, formatError, runCni, type CliIo, type CniCmdOptions, type CniVerb } from './commands/cni';
+import { EXIT_USAGE, UsageError, usageLine } from './usage';
+import { GC_OPTIONS } from './commands/gc-options';
 
 const defaultIo = (): CliIo => ({
   stdout: (s) => void process.stdout.write(s),
@@ -13,7 +24,170 @@ const defaultIo = (): CliIo => ({
   env: process.env,
 });
 
+/** Parsed arguments of one command, keys camel-cased (`cache-dir` → `cacheDir`). */
+export type Args = Record<string, unknown>;
+
+/** One `flax` command. To add one, add a row to COMMANDS. */
+export interface CommandDef {
+  name: string;
+  /** positionals in yargs syntax, all optional here: `check` names what is missing */
+  positionals?: string;
+  /** the synopsis shown by --help, e.g. `flax cni <verb> <network> [netns]` */
+  synopsis?: string;
+  describe: string;
+  positional?: Record<string, PositionalOptions>;
+  options?: Record<string, Options>;
+  examples?: [string, string][];
+  epilog?: string;
+  /** usage errors yargs cannot see (missing positionals, combinations); throw UsageError */
+  check?: (a: Args) => void;
+  run: (a: Args, io: CliIo) => Promise<number> | number;
+}
+
 const camel = (s: string) => s.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
+
+const VERSION_LINE = `flax ${pkg.version} (CNI spec ${SUPPORTED_VERSIONS[0]} - ${SUPPORTED_VERSIONS[SUPPORTED_VERSIONS.length - 1]})`;
+
+/** Names a missing positional (with its choices, when it has some). */
+function need(a: Args, name: string, choices?: readonly string[]): void {
+  const v = a[name];
+  if (v === undefined || v === '' || (Array.isArray(v) && !v.length)) {
+    throw new UsageError(`missing <${name}>${choices ? ` (${choices.join(', ')})` : ''}`);
+  }
+}
+
+const NETNS_VERBS = ['add', 'del', 'list'] as const;
+
+export const COMMANDS: CommandDef[] = [
+  {
+    name: 'cni',
+    positionals: '[verb] [network] [netns]',
+    synopsis: 'flax cni <verb> <network> [netns]',
+    describe: 'run a network list for one attachment (cnitool-compatible)',
+    positional: {
+      verb: { choices: CNI_VERBS, describe: 'add | del | check | gc | status' },
+      network: { type: 'string', describe: 'network name (the conflist "name")' },
+      netns: { type: 'string', describe: 'netns: a name in /run/netns or a path (not needed for gc/status)' },
+    },
+    options: CNI_OPTIONS as Record<string, Options>,
+    examples: [
+      ['CNI_PATH=/opt/cni/bin flax cni add mynet pod1', 'attach /run/netns/pod1 to "mynet", print the result JSON'],
+      ['flax cni add mynet /run/netns/pod1 -o table', 'the same, as a table'],
+      ['flax cni gc mynet --valid cnitool-1234/eth0', 'DEL every cached attachment of mynet but that one, then GC'],
+    ],
+    epilog: 'Environment (as cnitool): NETCONFPATH (default /etc/cni/net.d), CNI_PATH, CNI_ARGS, CAP_ARGS (JSON), CNI_IFNAME (default eth0).\n'
+      + 'A netns without "/" is /run/netns/<name> when that exists (else ./<name>, as cnitool).\n'
+      + 'Container id: cnitool-<first 10 bytes of sha512(absolute netns path), hex>, so cnitool scripts work unchanged.\n'
+      + 'The libcni cache (cniCacheV1) is read and written under --cache-dir/results (default /var/lib/cni/results).',
+    check: (a) => {
+      need(a, 'verb', CNI_VERBS);
+      need(a, 'network');
+      if (a.verb !== 'gc' && a.verb !== 'status') need(a, 'netns');
+    },
+    run: (a, io) => runCni(a as unknown as CniCmdOptions, io),
+  },
+  {
+    name: 'netns',
+    positionals: '[verb] [names..]',
+    synopsis: 'flax netns <add|del|list> [name...]',
+    describe: 'create, delete or list pinned network namespaces (/run/netns)',
+    positional: {
+      verb: { choices: NETNS_VERBS, describe: 'add | del | list' },
+      names: { type: 'string', array: true, describe: 'netns names (or absolute pin paths)' },
+    },
+    examples: [['flax netns add pod1', 'creates /run/netns/pod1']],
+    check: (a) => {
+      need(a, 'verb', NETNS_VERBS);
+      const names = (a.names as string[] | undefined) ?? [];
+      if (a.verb !== 'list' && !names.length) throw new UsageError(`${String(a.verb)} needs a <name>`);
+      if (a.verb === 'list' && names.length) throw new UsageError(`list takes no names, got "${names[0]}"`);
+    },
+    run: async (a, io) => {
+      const { runNetns } = await import('./commands/netns');
+      return runNetns(String(a.verb), (a.names as string[] | undefined) ?? [], io);
+    },
+  },
+  {
+    name: 'status',
+    describe: 'networks configured on this node, cached attachments (stale ones marked), host-local address usage',
+    options: {
+      'netconf-path': { type: 'string', describe: 'config dir (default: $NETCONFPATH or /etc/cni/net.d)' },
+      'cache-dir': { type: 'string', describe: 'libcni cache root (default /var/lib/cni)' },
+      'data-dir': { type: 'string', describe: 'host-local dataDir when a config does not set one (default /var/lib/cni/networks)' },
+      output: { type: 'string', alias: 'o', choices: ['table', 'json'], describe: 'output format (default table)' },
+    },
+    run: async (a, io) => {
+      const { runStatus } = await import('./commands/status');
+      return runStatus(a, io);
+    },
+  },
+  {
+    name: 'demo',
+    describe: 'a node with 3 pods in throwaway netns: attach, ping, check, tear down',
+    options: {
+      keep: { type: 'boolean', describe: 'leave everything up at the end' },
+      cleanup: { type: 'boolean', describe: 'only remove what a previous run left, then exit' },
+      'cni-path': { type: 'string', describe: 'plugin dirs (default: beside the flax executable; /usr/lib/cni for the reference plugins)' },
+      'cni-version': {
+        type: 'string',
+        describe: 'cniVersion of the demo conflist (default: negotiated — the highest of 0.4.0, 1.0.0, 1.1.0 that every plugin supports: 1.1.0 with flax, 1.0.0 with the reference v1.1.1)',
+      },
+      pods: { type: 'string', describe: 'number of pods, 1-50 (default 3)' },
+      scratch: { type: 'string', describe: 'scratch dir for conflist, cache and IPAM state (default $TMPDIR/<prefix>)' },
+      prefix: { type: 'string', describe: 'name prefix of the namespaces (default flax-demo)' },
+      subnet: { type: 'string', describe: 'pod subnet (default 10.250.0.0/24; it lives in the node netns only)' },
+      timeout: { type: 'string', describe: 'per-plugin timeout: a duration such as 30s, 500ms, 2m; a bare number is seconds (default 30s)' },
+    },
+    examples: [['flax demo --cni-path /usr/lib/cni', 'the same demo with the reference Go plugins']],
+    run: async (a, io) => {
+      const { runDemo } = await import('./commands/demo');
+      return runDemo(a, io);
+    },
+  },
+  {
+    name: 'gc',
+    describe: 'sweep the node: remove what dead attachments left (orphaned masquerade rules, ownerless host-local files)',
+    options: GC_OPTIONS as unknown as Record<string, Options>,
+    examples: [['flax gc --dry-run', 'list what would be removed, change nothing']],
+    check: (a) => {
+      const age = a.minAge as number;
+      if (!Number.isFinite(age) || age < 0) throw new UsageError(`--min-age: expected seconds >= 0, got "${String(a.minAge)}"`);
+    },
+    epilog: 'Liveness is decided from the node alone and conservatively: a masquerade rule stays while the libcni cache holds its attachment '
+      + 'or a host-local reservation of its network names its container; anything that cannot be proven dead is kept.',
+    run: async (a, io) => {
+      const { runGc } = await import('./commands/gc');
+      return runGc(a, io);
+    },
+  },
+  {
+    name: 'version',
+    describe: 'print the version (also: flax --version)',
+    run: (_a, io) => {
+      io.stdout(VERSION_LINE + '\n');
+      return 0;
+    },
+  },
+];
+
+const POSITIONAL_NAMES = COMMANDS.flatMap((c) => Object.keys(c.positional ?? {}));
+
+/** Prints an error; returns the exit code (2 usage, 1 failure). */
+function report(e: unknown, io: CliIo, command?: string): number {
+  if (e instanceof UsageError) {
+    io.stderr(`flax: ${command ? `${command}: ` : ''}${e.message} (see 'flax${command ? ` ${command}` : ''} --help')\n`);
+    return EXIT_USAGE;
+  }
+  io.stderr(formatError(e) + '\n');
+  return 1;
+}
+
+/** The parsed arguments `def` knows, camel-cased (no aliases, no yargs internals). */
+function argsOf(def: CommandDef, a: Args): Args {
+  const o: Args = {};
+  for (const k of [...Object.keys(def.positional ?? {}), ...Object.keys(def.options ?? {})]) if (a[k] !== undefined) o[camel(k)] = a[k];
+  return o;
+}
 
 /** Fast path for `cni` commands; null when yargs must handle it (help, errors). */
 function fastCni(argv: string[]): CniCmdOptions | null {
@@ -33,6 +207,7 @@ function fastCni(argv: string[]): CniCmdOptions | null {
   if (!netns && verb !== 'gc' && verb !== 'status') return null;
   const v = parsed.values as Record<string, unknown>;
   if (v.output !== undefined && v.output !== 'json' && v.output !== 'table') return null;
+  if (Object.values(v).some((x) => x === '')) return null;
   const o: Record<string, unknown> = { verb, network, netns };
   for (const [k, x] of Object.entries(v)) o[camel(k)] = x;
   return o as unknown as CniCmdOptions;
@@ -44,8 +219,7 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
     try {
       return await runCni(fast, io);
     } catch (e) {
-      io.stderr(formatError(e) + '\n');
-      return 1;
+      return report(e, io, 'cni');
     }
   }
   return withYargs(argv, io);
@@ -54,85 +228,49 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
 async function withYargs(argv: string[], io: CliIo): Promise<number> {
   const { default: yargs } = await import('yargs');
   let code = 0;
-  type Argv = Record<string, unknown>;
-  const guard = (fn: (a: Argv) => Promise<number> | number) => async (a: Argv) => {
-    try {
-      code = await fn(a);
-    } catch (e) {
-      io.stderr(formatError(e) + '\n');
-      code = 1;
-    }
-  };
-  const y = yargs(argv)
+  const command = COMMANDS.some((c) => c.name === argv[0]) ? argv[0] : undefined;
+  let y: Argv = yargs(argv)
     .scriptName('flax')
-    .usage('$0 <command>\n\nflax: CNI plugins in TypeScript — client, node status and demo.')
-    .command('cni <verb> <network> [netns]', 'run a network list for one attachment (cnitool-compatible)', (c) => {
-      c.positional('verb', { choices: CNI_VERBS, describe: 'add | del | check | gc | status' })
-        .positional('network', { type: 'string', describe: 'network name (the conflist "name")' })
-        .positional('netns', { type: 'string', describe: 'netns path, e.g. /run/netns/x (not needed for gc/status)' })
-        .options(CNI_OPTIONS as never)
-        .epilog('Environment (as cnitool): NETCONFPATH (default /etc/cni/net.d), CNI_PATH, CNI_ARGS, CAP_ARGS (JSON), CNI_IFNAME (default eth0).\n'
-          + 'Container id: cnitool-<first 10 bytes of sha512(absolute netns path), hex>, so cnitool scripts work unchanged.\n'
-          + 'The libcni cache (cniCacheV1) is read and written under --cache-dir/results (default /var/lib/cni/results).')
-        .example('CNI_PATH=/opt/cni/bin flax cni add mynet /run/netns/pod1', 'attach pod1 to "mynet", print the result JSON')
-        .example('flax cni add mynet /run/netns/pod1 -o table', 'the same, as a table')
-        .example('flax cni gc mynet --valid cnitool-1234/eth0', 'DEL every cached attachment of mynet but that one, then GC');
-    }, guard(async (a) => {
-      const o: Record<string, unknown> = {};
-      for (const [k, v] of Object.entries(a)) if (!k.includes('-')) o[k] = v;
-      if (!o.netns && o.verb !== 'gc' && o.verb !== 'status') throw new Error(`${String(o.verb)} needs a netns path`);
-      return runCni(o as unknown as CniCmdOptions, io);
-    }))
-    .command('netns <verb> [names..]', 'create, delete or list pinned network namespaces (/run/netns)', (c) => {
-      c.positional('verb', { choices: ['add', 'del', 'list'], describe: 'add | del | list' })
-        .positional('names', { type: 'string', array: true, describe: 'netns names (or absolute pin paths)' })
-        .example('flax netns add pod1', 'creates /run/netns/pod1');
-    }, guard(async (a) => {
-      const { runNetns } = await import('./commands/netns');
-      return runNetns(String(a.verb), (a.names as string[] | undefined) ?? [], io);
-    }))
-    .command('status', 'networks configured on this node, cached attachments, host-local address usage', (c) => {
-      c.options({
-        'netconf-path': { type: 'string', describe: 'config dir (default: $NETCONFPATH or /etc/cni/net.d)' },
-        'cache-dir': { type: 'string', describe: 'libcni cache root (default /var/lib/cni)' },
-        'data-dir': { type: 'string', describe: 'host-local dataDir when a config does not set one (default /var/lib/cni/networks)' },
-        output: { type: 'string', alias: 'o', choices: ['table', 'json'], describe: 'output format (default table)' },
-      });
-    }, guard(async (a) => {
-      const { runStatus } = await import('./commands/status');
-      const s = (k: string) => a[k] as string | undefined;
-      return runStatus({ netconfPath: s('netconf-path'), cacheDir: s('cache-dir'), dataDir: s('data-dir'), output: s('output') }, io);
-    }))
-    .command('demo', 'a node with 3 pods in throwaway netns: attach, ping, check, tear down', (c) => {
-      c.options({
-        keep: { type: 'boolean', describe: 'leave everything up at the end' },
-        cleanup: { type: 'boolean', describe: 'only remove what a previous run left, then exit' },
-        'cni-path': { type: 'string', describe: 'plugin dirs (default: beside the flax executable; /usr/lib/cni for the reference plugins)' },
-        'cni-version': { type: 'string', describe: 'cniVersion of the demo conflist (default 1.0.0)' },
-        pods: { type: 'number', describe: 'number of pods (default 3)' },
-        scratch: { type: 'string', describe: 'scratch dir for conflist, cache and IPAM state (default $TMPDIR/<prefix>)' },
-        prefix: { type: 'string', describe: 'name prefix of the namespaces (default flax-demo)' },
-        subnet: { type: 'string', describe: 'pod subnet (default 10.250.0.0/24; it lives in the node netns only)' },
-        timeout: { type: 'number', describe: 'per-plugin timeout in seconds (default 30)' },
-      }).example('flax demo --cni-path /usr/lib/cni', 'the same demo with the reference Go plugins');
-    }, guard(async (a) => {
-      const { runDemo } = await import('./commands/demo');
-      return runDemo({
-        keep: a.keep as boolean, cleanup: a.cleanup as boolean, cniPath: a['cni-path'] as string, cniVersion: a['cni-version'] as string,
-        pods: a.pods as number, scratch: a.scratch as string, prefix: a.prefix as string, subnet: a.subnet as string, timeout: a.timeout as number,
-      }, io);
-    }))
-    .demandCommand(1, 'name a command (see --help)')
+    .usage('$0 <command>\n\nflax: CNI plugins in TypeScript — client, node status and demo.');
+  for (const def of COMMANDS) {
+    y = y.command(`${def.name}${def.positionals ? ` ${def.positionals}` : ''}`, def.describe, (c) => {
+      if (def.synopsis) c.usage(def.synopsis);
+      for (const [k, p] of Object.entries(def.positional ?? {})) c.positional(k, p);
+      const opts: Record<string, Options> = {};
+      for (const [k, o] of Object.entries(def.options ?? {})) opts[k] = o.type === 'boolean' ? o : { ...o, requiresArg: true };
+      c.options(opts);
+      for (const [cmd, what] of def.examples ?? []) c.example(cmd, what);
+      if (def.epilog) c.epilog(def.epilog);
+      return c;
+    }, async (a: Args) => {
+      try {
+        const args = argsOf(def, a);
+        def.check?.(args);
+        code = await def.run(args, io);
+      } catch (e) {
+        code = report(e, io, def.name);
+      }
+    });
+  }
+  y = y
+    .demandCommand(1, `missing command (${COMMANDS.map((c) => c.name).join(', ')})`)
     .strict()
     .help()
     .alias('h', 'help')
-    .version(false)
+    .version(VERSION_LINE)
+    .exitProcess(false)
+    // one spelling per option: no camel-case twins in parsed args or messages
+    .parserConfiguration({ 'camel-case-expansion': false })
     .wrap(Math.min(110, process.stdout.columns || 100))
     .fail((msg, err) => {
-      io.stderr(`flax: ${msg ?? err?.message}\n(see flax --help)\n`);
-      code = 1;
+      // Throwing stops yargs: no command handler runs after a usage error.
+      throw new UsageError(msg ? usageLine(msg, argv, POSITIONAL_NAMES) : err?.message ?? 'invalid usage');
     });
-  await y.parseAsync();
+  try {
+    await y.parseAsync();
+  } catch (e) {
+    return report(e, io, command);
+  }
   return code;
 }
 

@@ -6,8 +6,8 @@ import { readdirSync } from 'node:fs';
 import { NETNS_RUN_DIR, createNetns, removeNetns, netnsPath } from '../pkg/ns/ns';
 
 /** Creates a netns pinned at /run/netns/<name> (or the absolute path). Returns the path. */
-export function addNetns(nameOrPath: string): string {
-  return createNetns(netnsPath(nameOrPath));
+export function addNetns(nameOrPath: string, dir = NETNS_RUN_DIR): string {
+  return createNetns(netnsPath(nameOrPath, dir));
 }
 
 /** Removes a pinned netns; a missing one is fine. */

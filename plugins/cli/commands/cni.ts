@@ -6,10 +6,15 @@
  * cnitool). Flags override the environment.
  */
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import { parseResult } from '../../pkg/cni/convert';
-import { CniConfig, ChainError, GcError, loadConfList, goMarshalIndent, readCache, type GcAttachment, type RawResult, type RuntimeConf } from '../../pkg/invoke/index';
+import { compareVersions } from '../../pkg/cni/version';
+import { CniConfig, ChainError, GcError, PluginError, loadConfList, goMarshalIndent, readCache, type GcAttachment, type NetworkConfigList, type RawResult, type RuntimeConf } from '../../pkg/invoke/index';
+import { NETNS_RUN_DIR } from '../../pkg/ns/ns';
 import { table } from '../table';
+import { UsageError, parseDuration } from '../usage';
 
 export const CNI_VERBS = ['add', 'del', 'check', 'gc', 'status'] as const;
 export type CniVerb = (typeof CNI_VERBS)[number];
@@ -24,7 +29,7 @@ export const CNI_OPTIONS = {
   args: { type: 'string', describe: 'CNI_ARGS "K=V;K2=V2" (default: $CNI_ARGS)' },
   'cap-args': { type: 'string', describe: 'capability args as JSON, e.g. {"portMappings":[…]} (default: $CAP_ARGS)' },
   output: { type: 'string', alias: 'o', describe: 'output format: json (cnitool) or table', choices: ['json', 'table'] },
-  timeout: { type: 'string', describe: 'per-plugin timeout in ms (default 120000)' },
+  timeout: { type: 'string', describe: 'per-plugin timeout: a duration such as 30s, 500ms, 2m; a bare number is seconds (default 120s)' },
   valid: { type: 'string', array: true, describe: 'gc: a still-valid attachment <containerID>/<ifname> (repeatable); none = every cached attachment of the network is stale' },
   validate: { type: 'boolean', describe: 'add: run VERSION on every plugin first and fail if one does not support the list\'s version' },
 } as const;
@@ -52,6 +57,24 @@ export function cnitoolContainerId(netns: string): string {
   return 'cnitool-' + createHash('sha512').update(abs).digest().subarray(0, 10).toString('hex');
 }
 
+/**
+ * The netns path of a `flax cni` argument. A path (with a "/") is taken as
+ * given, as cnitool does. A bare name is `<runDir>/<name>` when that exists
+ * (what `ip netns add` / `flax netns add` create), else `./<name>` when that
+ * exists (cnitool's reading); otherwise ADD/CHECK fail naming both paths,
+ * while DEL uses `<runDir>/<name>`: a gone netns is normal for DEL and the
+ * container id is the one ADD derived from that path.
+ */
+export function resolveNetns(given: string, verb: CniVerb, runDir = NETNS_RUN_DIR, cwd = process.cwd()): string {
+  if (given.includes('/')) return path.resolve(cwd, given);
+  const pinned = path.join(runDir, given);
+  const local = path.resolve(cwd, given);
+  if (existsSync(pinned)) return pinned;
+  if (existsSync(local)) return local;
+  if (verb === 'del') return pinned;
+  throw new Error(`netns "${given}" not found: tried ${pinned} and ${local}`);
+}
+
 /** CNI_ARGS "K=V;K2=V2" → pairs (each pair needs a key and a value, as cnitool). */
 export function parseArgsPairs(s: string): [string, string][] {
   if (s === '') return [];
@@ -59,7 +82,7 @@ export function parseArgsPairs(s: string): [string, string][] {
     const eq = pair.indexOf('=');
     const k = eq < 0 ? '' : pair.slice(0, eq);
     const v = eq < 0 ? '' : pair.slice(eq + 1);
-    if (!k || !v) throw new Error(`invalid CNI_ARGS pair ${JSON.stringify(pair)}`);
+    if (!k || !v) throw new UsageError(`invalid CNI_ARGS pair ${JSON.stringify(pair)} (want K=V;K2=V2)`);
     return [k, v];
   });
 }
@@ -70,9 +93,9 @@ function capArgs(s: string | undefined): Record<string, unknown> | undefined {
   try {
     v = JSON.parse(s);
   } catch (e) {
-    throw new Error(`CAP_ARGS is not valid JSON: ${(e as Error).message}`);
+    throw new UsageError(`CAP_ARGS is not valid JSON: ${(e as Error).message}`);
   }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('CAP_ARGS must be a JSON object');
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new UsageError('CAP_ARGS must be a JSON object');
   return v as Record<string, unknown>;
 }
 
@@ -100,20 +123,18 @@ export async function runCni(o: CniCmdOptions, io: CliIo): Promise<number> {
   const env = io.env;
   const netconfPath = o.netconfPath ?? (env.NETCONFPATH || '/etc/cni/net.d');
   const cniPath = (o.cniPath ?? env.CNI_PATH ?? '').split(':').filter(Boolean);
-  const timeoutMs = o.timeout !== undefined ? Number(o.timeout) : undefined;
-  if (timeoutMs !== undefined && !(timeoutMs >= 0)) throw new Error(`--timeout must be a number of ms, got ${o.timeout}`);
+  // Every value is checked before anything runs (usage errors exit 2).
+  const timeoutMs = o.timeout !== undefined ? parseDuration(o.timeout) : undefined;
+  if (o.output !== undefined && o.output !== 'json' && o.output !== 'table') throw new UsageError(`invalid --output "${o.output}": choose one of json, table`);
+  const valid = o.valid?.length ? o.valid.map(parseValid) : undefined;
+  const rtArgs = parseArgsPairs(o.args ?? env.CNI_ARGS ?? '');
+  const rtCaps = capArgs(o.capArgs ?? env.CAP_ARGS);
   const list = loadConfList(netconfPath, o.network);
-  const cni = new CniConfig({ path: cniPath, cacheDir: o.cacheDir, timeoutMs, env });
+  // Plugins' stderr (their notes, e.g. a rollback's) is shown once, as it comes.
+  const stderr = new Writable({ write: (chunk: Buffer, _enc, done) => { io.stderr(chunk.toString('utf8')); done(); } });
+  const cni = new CniConfig({ path: cniPath, cacheDir: o.cacheDir, timeoutMs, env, stderr });
 
   if (o.verb === 'gc') {
-    let valid: GcAttachment[] | undefined;
-    if (o.valid?.length) {
-      valid = o.valid.map((v) => {
-        const i = v.lastIndexOf('/');
-        if (i <= 0 || i === v.length - 1) throw new Error(`--valid wants <containerID>/<ifname>, got ${JSON.stringify(v)}`);
-        return { containerID: v.slice(0, i), ifname: v.slice(i + 1) };
-      });
-    }
     try {
       const rep = await cni.gcNetworkList(list, valid);
       if (o.output === 'table') {
@@ -135,14 +156,14 @@ export async function runCni(o: CniCmdOptions, io: CliIo): Promise<number> {
     return 0;
   }
 
-  if (!o.netns) throw new Error(`${o.verb} needs a netns path`);
-  const netns = path.resolve(o.netns);
+  if (!o.netns) throw new UsageError(`${o.verb} needs <netns>`);
+  const netns = resolveNetns(o.netns, o.verb);
   const rt: RuntimeConf = {
     containerId: o.containerId || cnitoolContainerId(netns),
     netns,
     ifName: o.ifname || env.CNI_IFNAME || 'eth0',
-    args: parseArgsPairs(o.args ?? env.CNI_ARGS ?? ''),
-    capabilityArgs: capArgs(o.capArgs ?? env.CAP_ARGS),
+    args: rtArgs,
+    capabilityArgs: rtCaps,
   };
   if (rt.args && rt.args.length === 0) delete rt.args;
   switch (o.verb) {
@@ -169,6 +190,7 @@ export async function runCni(o: CniCmdOptions, io: CliIo): Promise<number> {
       return 0;
     }
     case 'check':
+      requireCachedAttachment(cni, list, rt);
       await cni.checkNetworkList(list, rt);
       if (o.output === 'table') io.stdout(`network ${list.name}, container ${rt.containerId}, ${rt.ifName}: OK\n`);
       return 0;
@@ -176,11 +198,36 @@ export async function runCni(o: CniCmdOptions, io: CliIo): Promise<number> {
   return 0;
 }
 
-/** Formats an error for the terminal; chain errors name the plugin and code. */
+/** `--valid <containerID>/<ifname>` */
+function parseValid(v: string): GcAttachment {
+  const i = v.lastIndexOf('/');
+  if (i <= 0 || i === v.length - 1) throw new UsageError(`--valid wants <containerID>/<ifname>, got ${JSON.stringify(v)}`);
+  return { containerID: v.slice(0, i), ifname: v.slice(i + 1) };
+}
+
+/**
+ * CHECK compares the kernel with the result cached at ADD: without one
+ * there is nothing to check (the plugins would report whatever they trip
+ * over first, e.g. "loopback interface is down").
+ */
+function requireCachedAttachment(cni: CniConfig, list: NetworkConfigList, rt: RuntimeConf): void {
+  if (list.disableCheck || compareVersions(list.cniVersion || '0.1.0', '0.4.0') < 0) return;
+  if (readCache(cni.cacheDir, list.name, rt.containerId, rt.ifName).kind !== 'none') return;
+  throw new Error(`no cached attachment of network "${list.name}" for container ${rt.containerId}, ${rt.ifName} (netns ${rt.netns}) in ${path.join(cni.cacheDir, 'results')}: nothing to check — was it added with this --cache-dir?`);
+}
+
+/**
+ * Formats an error for the terminal, as one line; chain errors name the
+ * plugin and code. The plugin's stderr was already shown as it came, so it
+ * is not repeated — when it was the only message, the line points at it.
+ */
 export function formatError(e: unknown): string {
   if (e instanceof ChainError) {
-    const st = (e.cause as { stderr?: string }).stderr;
-    return `flax: ${e.message} (code ${e.code})` + (st ? `\n  plugin stderr: ${st.split('\n').join('\n  ')}` : '');
+    const c = e.cause;
+    if (c instanceof PluginError && c.stderr && c.msg === `netplugin failed: ${JSON.stringify(c.stderr)}`) {
+      return `flax: plugin type="${e.pluginType}" failed (${e.verb.toLowerCase()}): see its stderr above (code ${e.code})`;
+    }
+    return `flax: ${e.message} (code ${e.code})`;
   }
   return `flax: ${e instanceof Error ? e.message : String(e)}`;
 }

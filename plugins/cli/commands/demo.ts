@@ -22,6 +22,7 @@ import { compareVersions } from '../../pkg/cni/version';
 import { CniConfig, RawExec, confListFromFile, listAttachments, type NetworkConfigList, type RawResult } from '../../pkg/invoke/index';
 import { addNetns, delNetns, listNetns } from '../netns-util';
 import { table } from '../table';
+import { parseCount, parseDuration } from '../usage';
 import type { CliIo } from './cni';
 
 declare const __flaxDir: string | undefined;
@@ -31,11 +32,13 @@ export interface DemoOptions {
   cleanup?: boolean;
   cniPath?: string;
   cniVersion?: string;
-  pods?: number;
+  /** 1-50 (a string as given on the command line) */
+  pods?: number | string;
   scratch?: string;
   prefix?: string;
   subnet?: string;
-  timeout?: number;
+  /** per-plugin timeout, a duration (see parseDuration; default 30s) */
+  timeout?: string;
 }
 
 /** Where our own plugins are: beside the flax executable (bundle) or dist/bin (source). */
@@ -142,10 +145,10 @@ export async function runDemo(opt: DemoOptions, io: CliIo): Promise<number> {
   const prefix = opt.prefix ?? 'flax-demo';
   const scratch = path.resolve(opt.scratch ?? path.join(os.tmpdir(), prefix));
   const cniPath = (opt.cniPath ?? defaultPluginDir()).split(':').filter(Boolean);
-  const nPods = opt.pods ?? 3;
+  const nPods = parseCount(opt.pods ?? 3, '--pods', 1, 50);
+  const timeoutMs = parseDuration(opt.timeout ?? '30s');
   const subnet = opt.subnet ?? '10.250.0.0/24';
   if (process.getuid && process.getuid() !== 0) throw new Error('the demo creates network namespaces: run it as root');
-  if (!(nPods >= 1 && nPods <= 50)) throw new Error('--pods must be between 1 and 50');
 
   say(`flax demo — a CNI node in network namespaces (root netns untouched)`);
   say(`  plugins from ${cniPath.join(':')}, scratch ${scratch}`);
@@ -170,7 +173,7 @@ export async function runDemo(opt: DemoOptions, io: CliIo): Promise<number> {
 
   const nodeNs = addNetns(`${prefix}-node`);
   const cni = new CniConfig({
-    path: cniPath, cacheDir, stderr: null, timeoutMs: (opt.timeout ?? 30) * 1000,
+    path: cniPath, cacheDir, stderr: null, timeoutMs,
     exec: new RawExec({}, ['nsenter', `--net=${nodeNs}`, '--']),
   });
   let how = 'as configured';

@@ -5,7 +5,7 @@
  * host-local's files `<dataDir>/<net>/<ip>`).
  */
 import { isIP } from 'node:net';
-import { readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { listAttachments, loadConfigs, type NetworkConfigList } from '../../pkg/invoke/index';
 import { table } from '../table';
@@ -106,32 +106,54 @@ export function hostLocalUsage(list: NetworkConfigList, defaultDataDir = DEFAULT
 
 export interface StatusOptions { netconfPath?: string; cacheDir?: string; dataDir?: string; output?: string }
 
+/**
+ * An attachment is `stale` when its netns is gone (the pod died without a
+ * DEL: its address and rules are still held); `ok` otherwise. An empty
+ * netns (no path cached) cannot be judged: `-`.
+ */
+export function attachmentState(netns: string | undefined, exists: (p: string) => boolean = existsSync): 'ok' | 'stale' | '-' {
+  if (!netns) return '-';
+  return exists(netns) ? 'ok' : 'stale';
+}
+
+/** JSON with bigints written as plain numbers (exact: an IPv6 range's size does not fit a double). */
+export function jsonWithBigInts(v: unknown): string {
+  const mark = '\u0000bigint:';
+  return JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? mark + x.toString() : x), 2)
+    .replace(/"\\u0000bigint:(\d+)"/g, '$1');
+}
+
 export function runStatus(o: StatusOptions, io: CliIo): number {
   const confDir = o.netconfPath ?? (io.env.NETCONFPATH || '/etc/cni/net.d');
   const cacheDir = o.cacheDir ?? '/var/lib/cni';
   const { lists, errors } = loadConfigs(confDir);
-  const atts = listAttachments(cacheDir);
+  const atts = listAttachments(cacheDir).map((a) => ({ ...a, state: attachmentState(a.netns) }));
   const usage = lists.flatMap((l) => hostLocalUsage(l, o.dataDir));
   if (o.output === 'json') {
-    io.stdout(JSON.stringify({
+    io.stdout(jsonWithBigInts({
       confDir, cacheDir,
       networks: lists.map((l) => ({ name: l.name, cniVersion: l.cniVersion, file: l.file, plugins: l.plugins.map((p) => p.network.type) })),
       errors: errors.map((e) => e.message),
-      attachments: atts.map((a) => ({ network: a.network, containerId: a.containerId, ifName: a.ifName, netns: a.netns, ips: ips(a.result) })),
-      ranges: usage.map((u) => ({ network: u.network, range: u.range, size: u.size.toString(), used: u.used, free: (u.size - BigInt(u.used)).toString(), held: Object.fromEntries(u.holders) })),
-    }, null, 2) + '\n');
+      attachments: atts.map((a) => ({ network: a.network, containerId: a.containerId, ifName: a.ifName, netns: a.netns, state: a.state, ips: ips(a.result) })),
+      ranges: usage.map((u) => ({ network: u.network, range: u.range, size: u.size, used: u.used, free: u.size - BigInt(u.used), held: Object.fromEntries(u.holders) })),
+    }) + '\n');
     return errors.length ? 1 : 0;
   }
-  io.stdout(`Networks (${confDir})\n`);
-  io.stdout(table(['NAME', 'CNIVERSION', 'CHAIN', 'FILE'], lists.map((l) => [l.name, l.cniVersion, l.plugins.map((p) => p.network.type).join(' > '), l.file ? path.basename(l.file) : ''])));
+  const section = (title: string, rows: unknown[], render: () => string, none: string) => {
+    io.stdout(`${title}\n`);
+    io.stdout(rows.length ? render() : `  (${none})\n`);
+  };
+  section(`Networks (${confDir})`, lists, () => table(['NAME', 'CNIVERSION', 'CHAIN', 'FILE'], lists.map((l) => [l.name, l.cniVersion, l.plugins.map((p) => p.network.type).join(' > '), l.file ? path.basename(l.file) : ''])), 'no network configurations');
   if (errors.length) {
     io.stdout(`\nFiles that failed to load (${errors.length})\n`);
     for (const e of errors) io.stdout(`  ${e.message}\n`);
   }
-  io.stdout(`\nAttachments (${path.join(cacheDir, 'results')})\n`);
-  io.stdout(table(['NETWORK', 'CONTAINER', 'IFNAME', 'NETNS', 'IPS'], atts.map((a) => [a.network, a.containerId, a.ifName, a.netns, ips(a.result).join(' ')])));
-  io.stdout('\nhost-local ranges\n');
-  io.stdout(table(['NETWORK', 'RANGE', 'USED', 'FREE', 'DATADIR'], usage.map((u) => [u.network, u.range, u.used, (u.size - BigInt(u.used)).toString(), u.dataDir])));
+  io.stdout('\n');
+  section(`Attachments (${path.join(cacheDir, 'results')})`, atts, () => table(['NETWORK', 'CONTAINER', 'IFNAME', 'NETNS', 'STATE', 'IPS'], atts.map((a) => [a.network, a.containerId, a.ifName, a.netns, a.state, ips(a.result).join(' ')])), 'no cached attachments');
+  const stale = atts.filter((a) => a.state === 'stale').length;
+  if (stale) io.stdout(`  ${stale} stale: the netns is gone but the attachment still holds its address; \`flax cni del <network> <netns>\` releases it\n`);
+  io.stdout('\n');
+  section('host-local ranges', usage, () => table(['NETWORK', 'RANGE', 'USED', 'FREE', 'DATADIR'], usage.map((u) => [u.network, u.range, u.used, (u.size - BigInt(u.used)).toString(), u.dataDir])), 'no host-local ranges configured');
   return 0;
 }
 

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { confListFromBytes, loadConfList, loadConfigs, NotFoundError } from './conf';
+import { confListFromBytes, jsonSyntaxError, loadConfList, loadConfigs, NotFoundError } from './conf';
 
 let dir: string;
 beforeEach(() => { dir = mkdtempSync(path.join(os.tmpdir(), 'flax-conf-')); });
@@ -68,6 +68,25 @@ describe('loadConfigs', () => {
     expect(loadConfList(dir, 'n').plugins[0].network.type).toBe('first');
     expect(() => loadConfList(dir, 'other')).toThrow(NotFoundError);
     expect(() => loadConfList(dir, 'other')).toThrow(/40-bad.conflist/);
+  });
+});
+
+describe('JSON syntax errors name file, line and column on one line', () => {
+  it('a conflist with a trailing comma', () => {
+    w('20-broken.conflist', '{\n  "cniVersion": "1.0.0",\n  "name": "b",\n  "plugins": [ { "type": "loopback", } ]\n}\n');
+    const [e] = loadConfigs(dir).errors;
+    expect(e.message).toMatch(new RegExp(`^${path.join(dir, '20-broken.conflist')}:4:38: error parsing configuration list: [^\\n]*property name$`));
+    expect(e.pos).toEqual({ line: 4, column: 38 });
+  });
+  it('truncated input points past the last character; without a file the position is in words', () => {
+    w('10-cut.conflist', '{"name":"x",\n"plugins":[');
+    expect(loadConfigs(dir).errors[0].message).toMatch(/10-cut\.conflist:2:12: error parsing configuration list: /);
+    expect(() => confListFromBytes(Buffer.from('{\n nope'))).toThrow(/error parsing configuration list: .* \(line 2, column 2\)$/);
+  });
+  it('reads both node message styles', () => {
+    expect(jsonSyntaxError('{\n x', new Error('Expected property name or \'}\' in JSON at position 3'))).toEqual({ message: 'Expected property name or \'}\'', pos: { line: 2, column: 2 } });
+    expect(jsonSyntaxError('', new Error('Expected property name or \'}\' in JSON at position 3 (line 2 column 2)'))).toEqual({ message: 'Expected property name or \'}\'', pos: { line: 2, column: 2 } });
+    expect(jsonSyntaxError('', new Error('something else'))).toEqual({ message: 'something else' });
   });
 });
 

@@ -46,19 +46,47 @@ export interface NetworkConfigList {
   file?: string;
 }
 
+/** Where in a file a JSON syntax error is (1-based). */
+export interface TextPos { line: number; column: number }
+
+/**
+ * A configuration that cannot be used. With a file (and, for JSON syntax
+ * errors, a position) the message reads `file:line:column: …`, one line.
+ */
 export class ConfError extends Error {
-  constructor(msg: string, public readonly file?: string) {
-    super(file ? `${file}: ${msg}` : msg);
+  constructor(public readonly detail: string, public readonly file?: string, public readonly pos?: TextPos) {
+    super(file ? `${file}${pos ? `:${pos.line}:${pos.column}` : ''}: ${detail}` : pos ? `${detail} (line ${pos.line}, column ${pos.column})` : detail);
     this.name = 'ConfError';
   }
+  /** The same error, said of `file`. */
+  static inFile(e: unknown, file: string): ConfError {
+    return e instanceof ConfError ? new ConfError(e.detail, file, e.pos) : new ConfError((e as Error).message, file);
+  }
+}
+
+/**
+ * JSON.parse's message without its position, and the position as line and
+ * column (node 20 says "at position N", newer nodes "(line L column C)").
+ */
+export function jsonSyntaxError(text: string, e: Error): { message: string; pos?: TextPos } {
+  const lc = /\s*\(line (\d+) column (\d+)\)/.exec(e.message);
+  if (lc) return { message: e.message.replace(lc[0], '').replace(/ in JSON at position \d+/, ''), pos: { line: Number(lc[1]), column: Number(lc[2]) } };
+  const at = / in JSON at position (\d+)/.exec(e.message);
+  const end = /^Unexpected end of JSON input/.test(e.message) ? text.length : undefined;
+  const offset = at ? Number(at[1]) : end;
+  if (offset === undefined) return { message: e.message };
+  const before = text.slice(0, offset).split('\n');
+  return { message: e.message.replace(at?.[0] ?? '', ''), pos: { line: before.length, column: before[before.length - 1].length + 1 } };
 }
 
 function parseObject(bytes: Buffer | string, what: string): Record<string, unknown> {
   let v: unknown;
+  const text = typeof bytes === 'string' ? bytes : bytes.toString('utf8');
   try {
-    v = JSON.parse(typeof bytes === 'string' ? bytes : bytes.toString('utf8'));
+    v = JSON.parse(text);
   } catch (e) {
-    throw new ConfError(`error parsing ${what}: ${(e as Error).message}`);
+    const { message, pos } = jsonSyntaxError(text, e as Error);
+    throw new ConfError(`error parsing ${what}: ${message}`, undefined, pos);
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfError(`error parsing ${what}: not a JSON object`);
   return v as Record<string, unknown>;
@@ -166,7 +194,7 @@ export function pluginConfsFromDir(confDir: string, netName: string): PluginConf
     try {
       return pluginConfFromBytes(readFileSync(f), 'configuration');
     } catch (e) {
-      throw new ConfError((e as Error).message, f);
+      throw ConfError.inFile(e, f);
     }
   });
 }
@@ -183,7 +211,7 @@ export function confListFromFile(file: string): NetworkConfigList {
   try {
     list = confListFromBytes(bytes);
   } catch (e) {
-    throw new ConfError((e as Error).message, file);
+    throw ConfError.inFile(e, file);
   }
   list.file = file;
   if (!list.loadOnlyInlinedPlugins) list.plugins.push(...pluginConfsFromDir(path.dirname(file), list.name));
@@ -207,7 +235,7 @@ export function confListFromConfFile(file: string): NetworkConfigList {
     return list;
   } catch (e) {
     if (e instanceof ConfError && e.file) throw e;
-    throw new ConfError((e as Error).message, file);
+    throw ConfError.inFile(e, file);
   }
 }
 

@@ -1,0 +1,61 @@
+/**
+ * Usage errors of the `flax` CLI and the value parsers shared by its
+ * commands. A UsageError is raised before anything runs; the CLI prints it
+ * as one line and exits 2 (as yargs, kubectl and getopt users expect).
+ */
+
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+/** Exit code of a usage error (bad flag, verb, positional or value). */
+export const EXIT_USAGE = 2;
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/**
+ * `--timeout` everywhere: a duration such as `30s`, `500ms`, `2m` or `1h`; a
+ * bare number is seconds (as timeout(1), podman --time). Returns milliseconds.
+ */
+export function parseDuration(value: string, flag = '--timeout'): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
+  if (!m) throw new UsageError(`${flag} wants a duration such as 30s, 500ms or 2m (a bare number is seconds), got ${JSON.stringify(value)}`);
+  return Math.round(Number(m[1]) * UNITS[m[2] ?? 's']);
+}
+
+/** A whole number in [min, max] given as a flag value. */
+export function parseCount(value: string | number, flag: string, min: number, max: number): number {
+  const n = typeof value === 'number' ? value : /^\d+$/.test(value.trim()) ? Number(value) : NaN;
+  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`${flag} wants a whole number from ${min} to ${max}, got ${JSON.stringify(String(value))}`);
+  return n;
+}
+
+/**
+ * Rewrites a yargs validation message as one line in flax's words.
+ * `argv` is the command line, used to tell flags from stray words;
+ * `positionals` names the positional arguments (shown as <name>).
+ */
+export function usageLine(msg: string, argv: readonly string[], positionals: readonly string[] = []): string {
+  const unknown = /^Unknown arguments?: (.*)$/s.exec(msg);
+  if (unknown) {
+    const words = unknown[1].split(', ').map((w) => {
+      const flag = argv.find((a) => a === `--${w}` || a === `-${w}` || a.startsWith(`--${w}=`));
+      if (flag) return `unknown option ${flag.split('=')[0]}`;
+      return argv[0] === w ? `unknown command "${w}"` : `unexpected argument "${w}"`;
+    });
+    return words.join('; ');
+  }
+  const invalid = [...msg.matchAll(/Argument: (\S+), Given: (.*?), Choices: (.*)/g)];
+  if (invalid.length) {
+    return invalid.map(([, key, given, choices]) => {
+      const name = positionals.includes(key) ? `<${key}>` : `--${key}`;
+      return `invalid ${name} ${given === '""' ? '(empty)' : given}: choose one of ${choices.replace(/"/g, '')}`;
+    }).join('; ');
+  }
+  const following = /^Not enough arguments following: (\S+)/.exec(msg);
+  if (following) return `--${following[1]} needs a value`;
+  return msg.replace(/\s*\n\s*/g, ' ').trim();
+}
