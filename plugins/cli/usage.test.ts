@@ -23,6 +23,7 @@ describe('usageLine: yargs messages as one line', () => {
   it('unknown options keep their dashes; no camel-case twin', () => {
     expect(usageLine('Unknown argument: dry-run', ['cni', 'del', 'n', 'p', '--dry-run'])).toBe('unknown option --dry-run');
     expect(usageLine('Unknown arguments: x, bogus', ['status', '-x', '--bogus=1'])).toBe('unknown option -x; unknown option --bogus');
+    expect(usageLine('Unknown argument: such-flag', ['status', '--no-such-flag'])).toBe('unknown option --no-such-flag');
   });
   it('a stray word is an unknown command first, an unexpected argument after', () => {
     expect(usageLine('Unknown argument: frob', ['frob'])).toBe('unknown command "frob"');

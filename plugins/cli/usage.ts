@@ -42,7 +42,8 @@ export function usageLine(msg: string, argv: readonly string[], positionals: rea
   const unknown = /^Unknown arguments?: (.*)$/s.exec(msg);
   if (unknown) {
     const words = unknown[1].split(', ').map((w) => {
-      const flag = argv.find((a) => a === `--${w}` || a === `-${w}` || a.startsWith(`--${w}=`));
+      // yargs reports `--no-x` (a negated boolean) as "x"
+      const flag = argv.find((a) => a === `--${w}` || a === `-${w}` || a === `--no-${w}` || a.startsWith(`--${w}=`));
       if (flag) return `unknown option ${flag.split('=')[0]}`;
       return argv[0] === w ? `unknown command "${w}"` : `unexpected argument "${w}"`;
     });

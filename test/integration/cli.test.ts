@@ -2,15 +2,16 @@
  * `flax cni` as a cnitool replacement, black-box through dist/bin/flax
  * (FLAX_BIN overrides), run inside a throwaway "node" netns with
  * NETCONFPATH / CNI_PATH / --cache-dir in a temp dir. Plus `flax status`,
- * `flax netns` and error reporting.
+ * `flax netns`, `flax demo`, `flax version`, error reporting, and the
+ * usage-error contract: one line on stderr, exit 2, nothing run.
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createTestNetns, destroyTestNetns, uniqueName } from '../helpers/netns';
+import { createTestNetns, destroyTestNetns, ipJson, uniqueName, withTestNetns } from '../helpers/netns';
 
 const root = path.resolve(__dirname, '../..');
 const flax = process.env.FLAX_BIN ?? path.join(root, 'dist/bin/flax');
@@ -21,6 +22,16 @@ function run(args: string[], env: Record<string, string> = {}, netns?: string) {
   const argv = netns ? ['nsenter', `--net=${netns}`, '--', flax, ...args] : [flax, ...args];
   const r = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8', env: { PATH: process.env.PATH!, ...env } });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** A usage error: exit 2, nothing on stdout, ONE line on stderr matching `re`, pointing at --help once. */
+function expectUsageError(r: ReturnType<typeof run>, re: RegExp) {
+  expect(r.code, r.stderr).toBe(2);
+  expect(r.stdout).toBe('');
+  expect(r.stderr.trimEnd().split('\n'), r.stderr).toHaveLength(1);
+  expect(r.stderr).toMatch(re);
+  expect(r.stderr.match(/--help/g)).toHaveLength(1);
+  expect(r.stderr).not.toMatch(/undefined/);
 }
 
 describe.skipIf(!isRoot || !existsSync(flax))('flax cni (cnitool-compatible)', () => {
@@ -56,9 +67,49 @@ describe.skipIf(!isRoot || !existsSync(flax))('flax cni (cnitool-compatible)', (
     expect(cached.netns).toBe(pod);
   });
 
-  it('check succeeds silently; -o table reports', () => {
+  it('usage errors run nothing: the attachment, its address and its interface stay; no new one appears', () => {
+    const cache = () => readdirSync(path.join(cacheDir, 'results'));
+    const held = () => readdirSync(path.join(dataDir, 'clinet')).filter((f) => f.startsWith('10.'));
+    const links = () => ipJson<Array<{ ifname: string }>>(pod, ['link', 'show']).map((l) => l.ifname).sort();
+    const before = { cache: cache(), held: held(), links: links() };
+    expect(before.cache).toEqual([`clinet-${cid}-eth0`]);
+    const c = ['--cache-dir', cacheDir];
+    const cases: [string[], RegExp][] = [
+      [['cni', 'del', 'clinet', pod, ...c, '--dry-run'], /^flax: cni: unknown option --dry-run \(see 'flax cni --help'\)$/m],
+      [['cni', 'del', 'clinet', pod, ...c, '--dryRun'], /unknown option --dryRun/],
+      [['cni', 'ad', 'clinet', pod, ...c], /invalid <verb> "ad": choose one of add, del, check, gc, status/],
+      [['cni', 'add', 'clinet', pod, ...c, '--ifname', 'net9', '-o', 'yaml'], /invalid --output "yaml": choose one of json, table/],
+      [['cni', 'add', 'clinet', pod, ...c, '--ifname', 'net9', '--timeout', 'soon'], /--timeout wants a duration such as 30s/],
+      [['cni', 'add', 'clinet', pod, ...c, '--ifname', 'net9', '--cap-args', '{'], /CAP_ARGS is not valid JSON/],
+      [['cni', 'add', 'clinet', pod, ...c, '--ifname', 'net9', '--args', 'novalue'], /invalid CNI_ARGS pair "novalue"/],
+      [['cni', 'del', 'clinet', ...c], /missing <netns>/],
+      [['cni', 'del', ...c], /missing <network>/],
+      [['cni'], /missing <verb> \(add, del, check, gc, status\)/],
+      [['cni', 'del', 'clinet', pod, 'extra', ...c], /unexpected argument "extra"/],
+      [['cni', 'del', 'clinet', pod, '--cache-dir'], /--cache-dir needs a value/],
+      [['cni', 'gc', 'clinet', ...c, '--valid', 'nocontainer'], /--valid wants <containerID>\/<ifname>/],
+    ];
+    for (const [args, re] of cases) expectUsageError(run(args, env, node), re);
+    expect({ cache: cache(), held: held(), links: links() }).toEqual(before);
+  });
+
+  it('check succeeds silently; -o table reports; a netns NAME is /run/netns/NAME', () => {
     expect(run(['cni', 'check', 'clinet', pod, '--cache-dir', cacheDir], env, node)).toMatchObject({ code: 0, stdout: '' });
     expect(run(['cni', 'check', 'clinet', pod, '--cache-dir', cacheDir, '-o', 'table'], env, node).stdout).toContain('OK');
+    // the same attachment (same cnitool container id) by name, as cnitool users type it
+    expect(run(['cni', 'check', 'clinet', path.basename(pod), '--cache-dir', cacheDir], env, node)).toMatchObject({ code: 0, stdout: '', stderr: '' });
+    const r = run(['cni', 'add', 'clinet', 'flaxt-no-such-ns', '--cache-dir', cacheDir], env, node);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`flax: netns "flaxt-no-such-ns" not found: tried /run/netns/flaxt-no-such-ns and ${path.join(process.cwd(), 'flaxt-no-such-ns')}\n`);
+  });
+
+  it('check of an attachment that was never added says there is none', () => {
+    for (const [ns, ifname] of [[pod, 'eth7'], [node, 'eth0']]) {
+      const r = run(['cni', 'check', 'clinet', ns, '--cache-dir', cacheDir, '--ifname', ifname], env, node);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(new RegExp(`^flax: no cached attachment of network "clinet" for container cnitool-[0-9a-f]{20}, ${ifname} \\(netns ${ns}\\)`));
+      expect(r.stderr).not.toMatch(/loopback|plugin/);
+    }
   });
 
   it('a second interface with --ifname / --container-id and -o table', () => {
@@ -72,11 +123,34 @@ describe.skipIf(!isRoot || !existsSync(flax))('flax cni (cnitool-compatible)', (
     const r = run(['status', '--cache-dir', cacheDir], { NETCONFPATH: confDir });
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/clinet\s+1\.0\.0\s+loopback > bridge\s+10-clinet\.conflist/);
-    expect(r.stdout).toContain('20-broken.conflist');
-    expect(r.stdout).toMatch(new RegExp(`clinet\\s+${cid}\\s+eth0\\s+${pod}\\s+10\\.252\\.0\\.2/24`));
+    // a JSON error names file, line and column on one line
+    expect(r.stdout).toContain(`${path.join(confDir, '20-broken.conflist')}:1:3: error parsing configuration list: `);
+    expect(r.stdout).toMatch(/NETWORK\s+CONTAINER\s+IFNAME\s+NETNS\s+STATE\s+IPS/);
+    expect(r.stdout).toMatch(new RegExp(`clinet\\s+${cid}\\s+eth0\\s+${pod}\\s+ok\\s+10\\.252\\.0\\.2/24`));
     expect(r.stdout).toMatch(/clinet\s+10\.252\.0\.0\/24\s+2\s+251\s/);
     const j = JSON.parse(run(['status', '--cache-dir', cacheDir, '-o', 'json'], { NETCONFPATH: confDir }).stdout);
-    expect(j.ranges[0]).toMatchObject({ used: 2, free: '251' });
+    expect(j.ranges[0]).toMatchObject({ size: 253, used: 2, free: 251 });
+    expect(j.attachments.map((a: { state: string }) => a.state)).toEqual(['ok', 'ok']);
+  });
+
+  it('flax status marks an attachment whose netns is gone as stale', () => {
+    const [gone] = createTestNetns(1);
+    let removed = false;
+    try {
+      expect(run(['cni', 'add', 'clinet', gone, '--cache-dir', cacheDir, '--container-id', 'doomed'], env, node).code).toBe(0);
+      destroyTestNetns([gone]);
+      removed = true;
+      const r = run(['status', '--cache-dir', cacheDir], { NETCONFPATH: confDir });
+      expect(r.stdout).toMatch(new RegExp(`clinet\\s+doomed\\s+eth0\\s+${gone}\\s+stale\\s+10\\.252\\.0\\.\\d+/24`));
+      expect(r.stdout).toMatch(new RegExp(`clinet\\s+${cid}\\s+eth0\\s+${pod}\\s+ok\\s`));
+      expect(r.stdout).toContain('1 stale: the netns is gone');
+      const j = JSON.parse(run(['status', '--cache-dir', cacheDir, '-o', 'json'], { NETCONFPATH: confDir }).stdout);
+      expect(j.attachments.find((a: { containerId: string }) => a.containerId === 'doomed').state).toBe('stale');
+    } finally {
+      if (!removed) destroyTestNetns([gone]);
+      // DEL works with the netns gone and releases the address
+      expect(run(['cni', 'del', 'clinet', gone, '--cache-dir', cacheDir, '--container-id', 'doomed'], env, node).code).toBe(0);
+    }
   });
 
   it('gc with --valid keeps that attachment and DELs the other', () => {
@@ -101,9 +175,7 @@ describe.skipIf(!isRoot || !existsSync(flax))('flax cni (cnitool-compatible)', (
     expect(b.stderr).toContain('plugin type="loopback" failed (add): failed to find plugin "loopback"');
     const c = run(['cni', 'add', 'clinet', pod, '--cache-dir', cacheDir], { ...env, CAP_ARGS: '{' }, node);
     expect(c.stderr).toMatch(/CAP_ARGS is not valid JSON/);
-    const d = run(['cni', 'frob', 'clinet', pod]);
-    expect(d.code).toBe(1);
-    expect(d.stderr).toMatch(/Invalid values|choices/i);
+    expectUsageError(run(['cni', 'frob', 'clinet', pod]), /invalid <verb> "frob"/);
   });
 
   it('help exists for every command', () => {
@@ -118,12 +190,138 @@ describe.skipIf(!isRoot || !existsSync(flax))('flax cni (cnitool-compatible)', (
 describe.skipIf(!isRoot || !existsSync(flax))('flax netns', () => {
   it('add / list / del a pinned namespace', () => {
     const n = uniqueName('flaxt-cli');
-    expect(run(['netns', 'add', n]).stdout.trim()).toBe(`/run/netns/${n}`);
-    expect(run(['netns', 'list']).stdout.split('\n')).toContain(n);
-    expect(run(['netns', 'add', n]).code).toBe(1);
-    expect(run(['netns', 'del', n]).code).toBe(0);
-    expect(existsSync(`/run/netns/${n}`)).toBe(false);
+    try {
+      expect(run(['netns', 'add', n]).stdout.trim()).toBe(`/run/netns/${n}`);
+      expect(run(['netns', 'list']).stdout.split('\n')).toContain(n);
+      expect(run(['netns', 'add', n]).code).toBe(1);
+      expect(run(['netns', 'del', n]).code).toBe(0);
+      expect(existsSync(`/run/netns/${n}`)).toBe(false);
+    } finally {
+      destroyTestNetns([`/run/netns/${n}`].filter(existsSync));
+    }
   });
+
+  it('usage errors run nothing: the namespace stays, none is created', () => withTestNetns(1, ([ns]) => {
+    const name = path.basename(ns);
+    const fresh = uniqueName('flaxt-cli');
+    try {
+      expectUsageError(run(['netns', 'del', name, '--force']), /^flax: netns: unknown option --force \(see 'flax netns --help'\)$/m);
+      expectUsageError(run(['netns', 'dle', name]), /invalid <verb> "dle": choose one of add, del, list/);
+      expectUsageError(run(['netns', 'add', fresh, '--bogus']), /unknown option --bogus/);
+      expectUsageError(run(['netns', 'add']), /add needs a <name>/);
+      expectUsageError(run(['netns', 'del']), /del needs a <name>/);
+      expectUsageError(run(['netns']), /missing <verb> \(add, del, list\)/);
+      expectUsageError(run(['netns', 'list', name]), /list takes no names/);
+      expect(existsSync(ns)).toBe(true);
+      expect(existsSync(`/run/netns/${fresh}`)).toBe(false);
+    } finally {
+      destroyTestNetns([`/run/netns/${fresh}`].filter(existsSync));
+    }
+  }));
+
+  it('del of a namespace that does not exist says so and fails (like ip netns del)', () => {
+    const r = run(['netns', 'del', 'flaxt-never-was']);
+    expect(r).toMatchObject({ code: 1, stdout: '', stderr: 'flax: netns "flaxt-never-was" does not exist (/run/netns/flaxt-never-was)\n' });
+  });
+});
+
+describe.skipIf(!isRoot || !existsSync(flax))('flax usage errors, version, status, demo', () => {
+  const commands = () => [...run(['--help']).stdout.matchAll(/^ {2}flax (\w+)/gm)].map((m) => m[1]);
+
+  it('every command refuses an unknown option with exit 2 and one line, before running anything', () => withTestNetns(1, ([node]) => {
+    const tmp = mkdtempSync(path.join(os.tmpdir(), 'flax-cli-usage-'));
+    try {
+      const cmds = commands();
+      expect(cmds).toEqual(expect.arrayContaining(['cni', 'netns', 'status', 'demo', 'version']));
+      // in a throwaway netns, with empty config/state dirs: even if a command did run, it could touch nothing real
+      const env = { NETCONFPATH: tmp, TMPDIR: tmp };
+      for (const c of cmds) expectUsageError(run([c, '--no-such-flag'], env, node), new RegExp(`^flax: ${c}: unknown option --no-such-flag \\(see 'flax ${c} --help'\\)$`, 'm'));
+      expectUsageError(run(['frob']), /^flax: unknown command "frob" \(see 'flax --help'\)$/m);
+      expectUsageError(run([]), /^flax: missing command \(cni, netns, status, demo/m);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  }));
+
+  it('flax --version and flax version print the version', () => {
+    const { version } = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
+    for (const args of [['--version'], ['version']]) {
+      const r = run(args);
+      expect(r).toMatchObject({ code: 0, stderr: '' });
+      expect(r.stdout).toBe(`flax ${version} (CNI spec 0.1.0 - 1.1.0)\n`);
+    }
+    expectUsageError(run(['version', 'extra']), /unexpected argument "extra"/);
+  });
+
+  it('status: a usage error prints nothing else; -o yaml is refused', () => {
+    const env = { NETCONFPATH: os.tmpdir() };
+    expectUsageError(run(['status', '--bogus'], env), /unknown option --bogus/);
+    expectUsageError(run(['status', '-o', 'yaml'], env), /invalid --output "yaml": choose one of table, json/);
+    const r = run(['status', '--cache-dir', path.join(os.tmpdir(), 'flaxt-empty-cache')], { NETCONFPATH: path.join(os.tmpdir(), 'flaxt-empty-conf') });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('(no network configurations)');
+    expect(r.stdout).toContain('(no cached attachments)');
+  });
+
+  it('demo: a usage error leaves a previous run\'s leftovers alone (the cleanup never ran)', () => withTestNetns(0, () => {
+    const prefix = uniqueName('flaxt-du');
+    const scratch = mkdtempSync(path.join(os.tmpdir(), 'flax-demo-usage-'));
+    const nodeNs = `/run/netns/${prefix}-node`;
+    try {
+      expect(run(['netns', 'add', `${prefix}-node`]).code).toBe(0);
+      writeFileSync(path.join(scratch, 'leftover'), '');
+      const base = ['demo', '--prefix', prefix, '--scratch', scratch];
+      expectUsageError(run([...base, '--cleanup', '--bogus']), /unknown option --bogus/);
+      expectUsageError(run([...base, '--pods', '0']), /--pods wants a whole number from 1 to 50, got "0"/);
+      expectUsageError(run([...base, '--timeout', 'a while']), /--timeout wants a duration such as 30s/);
+      expect(existsSync(nodeNs)).toBe(true);
+      expect(existsSync(path.join(scratch, 'leftover'))).toBe(true);
+    } finally {
+      destroyTestNetns([nodeNs].filter(existsSync));
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  }));
+
+  it('demo --help states the cniVersion the demo really negotiates with these plugins', () => {
+    const help = run(['demo', '--help']).stdout.replace(/\s+/g, ' ');
+    const stated = /negotiated — the highest of ([\d., ]+) that every plugin supports: ([\d.]+) with flax/.exec(help);
+    expect(stated, help).not.toBeNull();
+    const offered = stated![1].split(/, /).map((v) => v.trim());
+    const supported = ['loopback', 'bridge', 'host-local'].map((p) => {
+      const r = spawnSync(path.join(root, 'dist/bin', p), [], { input: '{"cniVersion":"1.0.0"}', encoding: 'utf8', env: { PATH: process.env.PATH!, CNI_COMMAND: 'VERSION' } });
+      return JSON.parse(r.stdout).supportedVersions as string[];
+    });
+    const best = offered.filter((v) => supported.every((s) => s.includes(v))).pop();
+    expect(stated![2]).toBe(best);
+    expect(help).toMatch(/--timeout per-plugin timeout: a duration such as 30s, 500ms, 2m; a bare number is seconds/);
+    expect(run(['cni', '--help']).stdout.replace(/\s+/g, ' ')).toMatch(/--timeout per-plugin timeout: a duration such as 30s, 500ms, 2m; a bare number is seconds/);
+  });
+});
+
+describe.skipIf(!isRoot || !existsSync(flax) || pluginDir !== path.join(root, 'dist/bin'))('conf/ samples run with the plugins flax ships', () => {
+  const samples = readdirSync(path.join(root, 'conf')).filter((f) => f.endsWith('.conflist'));
+
+  it.each(samples)('%s: add, check, del in a throwaway node', (file) => withTestNetns(2, ([node, pod]) => {
+    const tmp = mkdtempSync(path.join(os.tmpdir(), 'flax-conf-sample-'));
+    try {
+      const list = JSON.parse(readFileSync(path.join(root, 'conf', file), 'utf8'));
+      for (const p of list.plugins) expect(existsSync(path.join(pluginDir, p.type)), `${file}: plugin ${p.type} is not one flax ships`).toBe(true);
+      // host-local state goes to the scratch dir, not the machine's /var/lib/cni
+      for (const p of list.plugins) if (p.ipam?.type === 'host-local') p.ipam.dataDir = path.join(tmp, 'ipam');
+      mkdirSync(path.join(tmp, 'net.d'));
+      writeFileSync(path.join(tmp, 'net.d', file), JSON.stringify(list));
+      const env = { NETCONFPATH: path.join(tmp, 'net.d'), CNI_PATH: pluginDir };
+      const c = ['--cache-dir', path.join(tmp, 'cache')];
+      const add = run(['cni', 'add', list.name, pod, ...c], env, node);
+      expect(add.code, add.stderr).toBe(0);
+      const check = run(['cni', 'check', list.name, pod, ...c], env, node);
+      expect(check.code, check.stderr).toBe(0);
+      const del = run(['cni', 'del', list.name, pod, ...c], env, node);
+      expect(del.code, del.stderr).toBe(0);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  }));
 });
 
 describe.skipIf(!isRoot || !existsSync(flax))('flax cni del without args', () => {
@@ -148,6 +346,22 @@ describe.skipIf(!isRoot || !existsSync(flax))('flax cni del without args', () =>
       const stdin = JSON.parse(readFileSync(path.join(rec, delFiles.find((f) => f.endsWith('.stdin'))!), 'utf8'));
       expect(env).toContain('CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAME=p9');
       expect(stdin.runtimeConfig).toEqual({ portMappings: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }] });
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
+  it('a plugin\'s stderr (e.g. its rollback notes) is shown once, and the error line points at it', () => {
+    const tmp = mkdtempSync(path.join(os.tmpdir(), 'flax-cli-stderr-'));
+    try {
+      const confDir = path.join(tmp, 'net.d');
+      mkdirSync(confDir);
+      writeFileSync(path.join(confDir, 'a.conflist'), JSON.stringify({ cniVersion: '1.0.0', name: 'noisy', plugins: [{ type: 'alpha' }] }));
+      const r = run(['cni', 'add', 'noisy', '/run/netns/none', '--cache-dir', path.join(tmp, 'cache')],
+        { NETCONFPATH: confDir, CNI_PATH: path.join(root, 'test/fixtures/stub-plugins'), STUB_STDERR: 'alpha' });
+      expect(r.code).toBe(1);
+      expect(r.stderr.match(/stub alpha exploded/g)).toHaveLength(1);
+      expect(r.stderr).toBe('panic: stub alpha exploded\nflax: plugin type="alpha" failed (add): see its stderr above (code 999)\n');
     } finally {
       rmSync(tmp, { recursive: true, force: true });
     }
