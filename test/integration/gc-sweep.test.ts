@@ -56,7 +56,7 @@ describe('flax gc sweeps what the reference leaves after a switch back', () => {
 
     const dry = gc('--dry-run');
     expect(dry.code, dry.stderr).toBe(0);
-    expect(dry.stdout).toMatch(/masquerade\s+sweepnet\s+cnitool-[0-9a-f]{20}\s+10\.253\.0\.2\s+.*would remove/);
+    expect(dry.stdout).toMatch(/masquerade\s+sweepnet\s+cnitool-[0-9a-f]{20}\s+-\s+-\s+10\.253\.0\.2\s+.*would remove/);
     expect(dry.stdout).not.toMatch(/10\.253\.0\.3/);
     expect(netnsState(node).masqRules).toHaveLength(2);
 
@@ -79,7 +79,7 @@ describe('flax gc sweeps what the reference leaves after a switch back', () => {
     writeFileSync(path.join(net, '10.253.0.77'), '');
     utimesSync(path.join(net, '10.253.0.77'), old, old);
     writeFileSync(path.join(net, '10.253.0.78'), '');
-    expect(gc('--dry-run').stdout).toMatch(/reservation\s+sweepnet\s+-\s+10\.253\.0\.77\s+ownerless.*would remove/);
+    expect(gc('--dry-run').stdout).toMatch(/reservation\s+sweepnet\s+-\s+-\s+-\s+10\.253\.0\.77\s+ownerless.*would remove/);
     expect(existsSync(path.join(net, '10.253.0.77'))).toBe(true);
     const r = gc();
     expect(r.code, r.stderr).toBe(0);

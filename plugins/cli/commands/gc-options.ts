@@ -6,5 +6,6 @@ export const GC_OPTIONS = {
   network: { type: 'string', array: true, describe: 'only this network (repeatable)' },
   'min-age': { type: 'number', default: 60, describe: 'seconds: nothing younger is touched (an ADD in progress is safe)' },
   'cni-conf-dir': { type: 'string', default: '/etc/cni/net.d', describe: 'network configurations' },
+  'cni-path': { type: 'string', default: '/opt/cni/bin', describe: 'plugin dirs, ":"-separated, for the DELs and GCs' },
   'cache-dir': { type: 'string', default: '/var/lib/cni', describe: 'libcni cache root (results/ below it)' },
 } as const;

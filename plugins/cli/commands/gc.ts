@@ -1,11 +1,11 @@
 /**
- * `flax gc`: one sweep of the node for what crashed or switched-away
- * attachments leave behind, with no list from a runtime (see
- * ../sweep/judge.ts for the liveness rules). Exit 0 when the sweep
- * finished, 1 when some removal failed (the rest still ran).
+ * `flax gc`: one sweep of the node for what dead attachments left behind,
+ * with no list from a runtime (rules in ../sweep/liveness.ts and judge.ts).
+ * Exit 0 when the sweep finished (even with nothing to do), 1 when some
+ * removal failed (the rest still ran).
  */
 import path from 'node:path';
-import { sweepNode, type SweepReport } from '../sweep/sweep';
+import { type Finding, sweepNode } from '../sweep/sweep';
 import { table } from '../table';
 import type { CliIo } from './cni';
 
@@ -15,32 +15,39 @@ export interface GcCmdOptions {
   network?: string[];
   minAge?: number;
   cniConfDir?: string;
+  cniPath?: string;
   cacheDir?: string;
 }
 
+const count = (fs: Finding[], kind: Finding['kind']) => fs.filter((f) => f.kind === kind).length;
 
 export async function runGc(o: GcCmdOptions, io: CliIo): Promise<number> {
-  const minAge = o.minAge ?? 60;
-  const report: SweepReport = await sweepNode({
-    confDir: o.cniConfDir ?? '/etc/cni/net.d',
-    cacheDir: o.cacheDir ?? '/var/lib/cni',
+  const confDir = o.cniConfDir ?? '/etc/cni/net.d';
+  const cacheDir = o.cacheDir ?? '/var/lib/cni';
+  const report = await sweepNode({
+    confDir, cacheDir,
+    cniPath: (o.cniPath ?? '/opt/cni/bin').split(':').filter(Boolean),
     networks: o.network ?? [],
-    minAgeMs: minAge * 1000,
+    minAgeMs: (o.minAge ?? 60) * 1000,
     dryRun: !!o.dryRun,
   });
-  const failed = report.findings.filter((f) => f.action === 'failed').length;
+  const { findings, kept, errors } = report;
+  const failed = findings.filter((f) => f.action === 'failed');
   if (o.json) {
     io.stdout(JSON.stringify({ dryRun: !!o.dryRun, ...report }, null, 2) + '\n');
   } else {
-    for (const e of report.errors) io.stderr(`flax gc: ${e}\n`);
-    if (!report.findings.length) io.stdout(`nothing to remove (networks in ${path.resolve(o.cniConfDir ?? '/etc/cni/net.d')}, cache ${o.cacheDir ?? '/var/lib/cni'})\n`);
+    for (const e of errors) io.stderr(`flax gc: ${e}\n`);
+    if (!findings.length) io.stdout(`nothing to remove (networks in ${path.resolve(confDir)}, cache ${cacheDir})\n`);
     else {
-      io.stdout(table(['KIND', 'NETWORK', 'CONTAINER', 'ADDRESS', 'WHY', 'ACTION'],
-        report.findings.map((f) => [f.kind, f.network, f.containerId, f.address, f.reason, f.error ? `${f.action}: ${f.error}` : f.action])));
+      io.stdout(table(['KIND', 'NETWORK', 'CONTAINER', 'IFNAME', 'NETNS', 'ADDRESS', 'WHY', 'ACTION'],
+        findings.map((f) => [f.kind, f.network, f.containerId, f.ifname, f.netns, f.address, f.reason,
+          f.error ? `${f.action}: ${f.error}` : f.removed ? `${f.action}: ${f.removed}` : f.action])));
     }
+    io.stdout(`${o.dryRun ? 'would sweep' : 'swept'} ${count(findings, 'attachment')} attachment(s), ${count(findings, 'masquerade')} orphaned rule(s), `
+      + `${count(findings, 'reservation')} ownerless file set(s); kept ${kept.length} live attachment(s)\n`);
   }
-  if (failed) {
-    io.stderr(`flax gc: ${failed} of ${report.findings.length} removal(s) failed\n`);
+  if (failed.length) {
+    io.stderr(`flax gc: ${failed.length} of ${findings.length} removal(s) failed\n`);
     return 1;
   }
   return 0;

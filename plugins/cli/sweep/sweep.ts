@@ -1,20 +1,40 @@
 /**
- * One sweep of the node (`flax gc`): gathers the evidence of live
- * attachments (libcni cache, host-local reservations of every configured
- * network), removes the masquerade rules judge.ts finds dead and the
- * ownerless/temporary host-local files older than the minimum age.
- * Continues past errors; each one is reported on its finding.
+ * One sweep of the node (`flax gc`), in phases:
+ *  1. facts: configs, the libcni cache, the host's links, each cached
+ *     attachment's netns (facts.ts) → alive or dead (liveness.ts);
+ *  2. firewall: one listing, then ONE nft batch removing the masquerade
+ *     state of every dead attachment and the orphaned rules judge.ts finds;
+ *  3. a CNI DEL of each dead attachment through the library, with its
+ *     cached config and result and an empty CNI_NETNS (its netns is gone,
+ *     or is another one now), our plugins in-process (InProcessExec) with
+ *     the firewall listing taken once; where DEL fails, the fallback:
+ *     release its host-local reservations, remove its rules and cache file;
+ *  4. ownerless/temporary host-local files older than --min-age;
+ *  5. a CNI GC per configured network (≥ 1.1.0) whose valid list is every
+ *     attachment not proven dead (cached or only known by a reservation).
+ * Continues past errors; each is reported on its finding.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import path from 'node:path';
-import { listAttachments, loadConfigs } from '../../pkg/invoke/index';
-import { type FirewallDeps, MASQ_CHAIN, MASQ_TABLE, defaultDeps, nftApply, nftList } from '../../pkg/nft';
-import { DEFAULT_DATA_DIR, DiskStore, isReservationName } from '../../ipam/host-local/store/disk-store';
+import { type Attachment, deleteCache, listAttachments } from '../../pkg/invoke/cache';
+import { CniConfig, type GcAttachment } from '../../pkg/invoke/api';
+import { type NetworkConfigList, confListFromBytes, loadConfigs } from '../../pkg/invoke/conf';
+import { InProcessExec } from '../../pkg/invoke/inprocess';
+import { type FirewallDeps, type NftCommand, defaultDeps, genMasqTeardown, nftApply, nftList, teardownIpMasq } from '../../pkg/nft';
+import { about } from '../../pkg/skel/skel';
+import { createBridgePlugin } from '../../main/bridge/bridge';
+import { hostLocal } from '../../ipam/host-local/host-local';
+import { loopbackPlugin } from '../../main/loopback/loopback';
+import { DEFAULT_DATA_DIR, DiskStore } from '../../ipam/host-local/store/disk-store';
+import { attachmentFacts, hostLinks, reservationOwners } from './facts';
 import { type Evidence, evidenceKey, judgeMasqRules } from './judge';
+import { judgeAttachment } from './liveness';
 
 export interface SweepOptions {
   confDir: string;
   cacheDir: string;
+  /** CNI_PATH for the DELs and GCs */
+  cniPath: string[];
   /** only these networks (empty: all) */
   networks: string[];
   minAgeMs: number;
@@ -23,121 +43,257 @@ export interface SweepOptions {
   firewall?: FirewallDeps;
 }
 
+export type FindingKind = 'attachment' | 'masquerade' | 'reservation';
+
 export interface Finding {
-  kind: 'masquerade' | 'reservation';
+  kind: FindingKind;
   network: string;
   containerId: string;
+  ifname: string;
+  netns: string;
   address: string;
+  /** why it is judged dead (or, in `kept`, alive) */
   reason: string;
-  action: 'removed' | 'would remove' | 'failed';
+  action: 'removed' | 'would remove' | 'failed' | 'kept';
+  /** what was removed, e.g. "DEL bridge+host-local" or the fallback's steps */
+  removed?: string;
   error?: string;
 }
 
 export interface SweepReport {
   findings: Finding[];
-  /** problems that stopped part of the sweep (unreadable config, nft missing, …) */
+  /** attachments judged alive (or undecidable), with the reason */
+  kept: Finding[];
+  /** problems that stopped part of the sweep (unreadable config, nft failure, GC errors, …) */
   errors: string[];
 }
 
-/** network → host-local data directories its configs use (default dir when none says). */
-function hostLocalDirs(confDir: string, errors: string[]): Map<string, Set<string>> {
-  const { lists, errors: confErrors } = loadConfigs(confDir);
-  for (const e of confErrors) errors.push(e.message);
-  const dirs = new Map<string, Set<string>>();
-  for (const l of lists) {
-    for (const p of l.plugins) {
-      const ipam = p.raw.ipam as Record<string, unknown> | undefined;
-      if (ipam?.type !== 'host-local') continue;
-      const d = typeof ipam.dataDir === 'string' ? ipam.dataDir : DEFAULT_DATA_DIR;
-      if (!dirs.has(l.name)) dirs.set(l.name, new Set());
-      dirs.get(l.name)!.add(d);
-    }
+const addresses = (r: Record<string, unknown> | undefined): string =>
+  (Array.isArray(r?.ips) ? (r!.ips as { address?: unknown }[]).map((i) => String(i.address ?? '').split('/')[0]) : []).join(' ');
+
+/** The host-local data dirs a list's plugins use. */
+function dataDirsOf(list: NetworkConfigList | undefined): string[] {
+  const out = new Set<string>();
+  for (const p of list?.plugins ?? []) {
+    const ipam = p.raw.ipam as Record<string, unknown> | undefined;
+    if (ipam?.type === 'host-local') out.add(typeof ipam.dataDir === 'string' ? ipam.dataDir : DEFAULT_DATA_DIR);
   }
-  return dirs;
+  return [...out];
 }
 
-/** Container ids named by the reservation files of `<dataDir>/<network>/`. */
-function reservationOwners(dataDir: string, network: string): Set<string> {
-  const ids = new Set<string>();
-  const dir = path.join(dataDir, network);
-  let names: string[] = [];
-  try { names = readdirSync(dir); } catch { return ids; }
-  for (const n of names) {
-    if (!isReservationName(n)) continue;
-    try {
-      const id = readFileSync(path.join(dir, n), 'utf8').split('\r\n')[0].trim();
-      if (id) ids.add(id);
-    } catch { /* released meanwhile */ }
+function cachedList(a: Attachment, current: Map<string, NetworkConfigList>): NetworkConfigList | undefined {
+  try {
+    return confListFromBytes(a.config);
+  } catch {
+    return current.get(a.network);
   }
-  return ids;
+}
+
+/** Firewall deps whose listings come from one snapshot (the DEL phase lists per call otherwise). */
+function snapshotFirewall(base: FirewallDeps, snapshot: string): FirewallDeps {
+  return {
+    ...base,
+    run: (bin, args, input) => (bin === 'nft' && args[0] === '-j' && args[1] === 'list'
+      ? Promise.resolve({ code: 0, stdout: snapshot, stderr: '' })
+      : base.run(bin, args, input)),
+  };
 }
 
 export async function sweepNode(o: SweepOptions): Promise<SweepReport> {
   const fw = o.firewall ?? defaultDeps;
   const now = o.now ?? Date.now();
-  const errors: string[] = [];
-  const findings: Finding[] = [];
+  const rep: SweepReport = { findings: [], kept: [], errors: [] };
   const only = o.networks.length ? new Set(o.networks) : undefined;
-  const dirs = hostLocalDirs(o.confDir, errors);
+  const inScope = (n: string) => !only || only.has(n);
+  const { lists, errors: confErrors } = loadConfigs(o.confDir);
+  for (const e of confErrors) rep.errors.push(e.message);
+  const current = new Map(lists.map((l) => [l.name, l]));
 
-  // 1. firewall rules, while the evidence is fresh
-  let rules: Awaited<ReturnType<typeof nftList>>['rules'] = [];
-  if (fw.has('nft')) {
-    try {
-      rules = (await nftList(['table', 'inet', MASQ_TABLE], fw)).rules.filter((r) => r.chain === MASQ_CHAIN);
-    } catch (e) {
-      errors.push(`cannot list nftables masquerade rules: ${(e as Error).message}`);
+  // 1. facts and verdicts
+  const atts = listAttachments(o.cacheDir).filter((a) => inScope(a.network));
+  const links = await hostLinks().catch((e) => {
+    rep.errors.push(`cannot list host links: ${(e as Error).message}`);
+    return new Map();
+  });
+  const dead: { a: Attachment; f: Finding }[] = [];
+  const alive: Attachment[] = [];
+  for (const a of atts) {
+    const facts = await attachmentFacts(a, links, now);
+    const v = judgeAttachment(facts, o.minAgeMs);
+    const f: Finding = {
+      kind: 'attachment', network: a.network, containerId: a.containerId, ifname: a.ifName, netns: facts.netns,
+      address: addresses(a.result), reason: v.reason, action: v.dead ? (o.dryRun ? 'would remove' : 'removed') : 'kept',
+    };
+    if (v.dead) dead.push({ a, f });
+    else {
+      alive.push(a);
+      rep.kept.push(f);
     }
   }
-  const atts = listAttachments(o.cacheDir);
-  const cached = new Set(atts.map((a) => evidenceKey(a.network, a.containerId)));
-  const networks = new Set([...dirs.keys(), ...atts.map((a) => a.network)]);
-  // networks named by a rule but not configured any more: their addresses
-  // would be in the default data directory
-  const reserved = new Map<string, Set<string>>();
-  const ruleNets = judgeMasqRules(rules, networks, { cached: new Set(), reserved: new Map() }).map((d) => d.network);
-  for (const n of new Set([...networks, ...ruleNets])) {
-    const ids = new Set<string>();
-    for (const d of dirs.get(n) ?? [DEFAULT_DATA_DIR]) for (const id of reservationOwners(d, n)) ids.add(id);
-    reserved.set(n, ids);
-  }
-  const ev: Evidence = { cached, reserved };
-  const dead = judgeMasqRules(rules, networks, ev, only);
-  for (const d of dead) {
-    const f: Finding = { kind: 'masquerade', network: d.network, containerId: d.containerId, address: d.address, reason: d.reason, action: o.dryRun ? 'would remove' : 'removed' };
-    findings.push(f);
-    if (o.dryRun) continue;
-    try {
-      await nftApply([{ delete: { rule: { family: d.rule.family, table: d.rule.table, chain: d.rule.chain, handle: d.rule.handle!, expr: [] } } }], fw);
-    } catch (e) {
-      f.action = 'failed';
-      f.error = (e as Error).message;
-    }
-  }
+  reportUnreadableCache(rep, o.cacheDir, atts, only);
+  const deadKeys = new Set(dead.map(({ a }) => `${a.network}\0${a.containerId}\0${a.ifName}`));
+  const networks = new Set([...current.keys(), ...atts.map((a) => a.network)]);
+  const dirsOf = (n: string) => {
+    const fromCache = atts.filter((a) => a.network === n).flatMap((a) => dataDirsOf(cachedList(a, current)));
+    const ds = new Set([...dataDirsOf(current.get(n)), ...fromCache]);
+    return ds.size ? [...ds] : [DEFAULT_DATA_DIR];
+  };
 
-  // 2. ownerless and temporary host-local files
-  for (const [network, ds] of dirs) {
-    if (only && !only.has(network)) continue;
-    for (const dataDir of ds) {
-      if (!DiskStore.exists(dataDir, network)) continue;
-      try {
-        const store = DiskStore.open(dataDir, network);
-        try {
-          const r = store.gc(() => true, o.minAgeMs, { now, dryRun: o.dryRun, ownerlessGraceMs: o.minAgeMs });
-          const action = o.dryRun ? 'would remove' : 'removed';
-          const reason = `ownerless reservation file older than ${Math.round(o.minAgeMs / 1000)} s (a writer killed midway)`;
-          for (const ip of r.removed) findings.push({ kind: 'reservation', network, containerId: '', address: ip, reason, action });
-          if (r.temporaries) {
-            findings.push({ kind: 'reservation', network, containerId: '', address: `${r.temporaries} temporary file(s)`, reason: 'temporaries of killed host-local writers', action });
-          }
-          for (const e of r.errors) findings.push({ kind: 'reservation', network, containerId: '', address: '', reason: 'ownerless', action: 'failed', error: e });
-        } finally {
-          store.close();
-        }
-      } catch (e) {
-        errors.push(`${path.join(dataDir, network)}: ${(e as Error).message}`);
+  // reservations whose owner the cache does not know: kept, and said so
+  const cachedKeys = new Set(atts.map((a) => `${a.network}\0${a.containerId}\0${a.ifName}`));
+  for (const n of networks) {
+    if (!inScope(n)) continue;
+    for (const d of dirsOf(n)) {
+      for (const r of reservationOwners(d, n)) {
+        if (cachedKeys.has(`${n}\0${r.id}\0${r.ifname}`)) continue;
+        rep.kept.push({ kind: 'reservation', network: n, containerId: r.id, ifname: r.ifname, netns: '', address: '', reason: 'its owner has no cached attachment: cannot tell', action: 'kept' });
       }
     }
   }
-  return { findings, errors };
+
+  // 2. firewall: one listing, one batch
+  let snapshot = '{"nftables":[]}';
+  if (fw.has('nft')) {
+    try {
+      const rs = await nftList(['ruleset'], fw);
+      const reserved = new Map<string, Set<string>>();
+      for (const n of networks) reserved.set(n, new Set(dirsOf(n).flatMap((d) => reservationOwners(d, n)).map((x) => x.id)));
+      const ev: Evidence = { cached: new Set(alive.map((a) => evidenceKey(a.network, a.containerId))), reserved };
+      const deadIds = new Set(dead.map(({ a }) => evidenceKey(a.network, a.containerId)));
+      const cmds: NftCommand[] = [];
+      for (const k of deadIds) {
+        const [n, id] = k.split('\0');
+        cmds.push(...genMasqTeardown(rs, n, id));
+      }
+      for (const d of judgeMasqRules(rs.rules.filter((r) => r.table === 'cni_plugins_masquerade'), networks, ev, only)) {
+        if (deadIds.has(evidenceKey(d.network, d.containerId))) continue; // removed with its attachment
+        rep.findings.push({
+          kind: 'masquerade', network: d.network, containerId: d.containerId, ifname: '', netns: '', address: d.address, reason: d.reason,
+          action: o.dryRun ? 'would remove' : 'removed', removed: `nft rule handle ${d.rule.handle}`,
+        });
+        cmds.push({ delete: { rule: { family: d.rule.family, table: d.rule.table, chain: d.rule.chain, handle: d.rule.handle!, expr: [] } } });
+      }
+      if (!o.dryRun) {
+        await nftApply(cmds, fw);
+        // what the DELs will look at: the state after the batch
+        if (dead.length) snapshot = (await fw.run('nft', ['-j', 'list', 'ruleset'])).stdout || snapshot;
+      }
+    } catch (e) {
+      rep.errors.push(`firewall: ${(e as Error).message}`);
+      for (const f of rep.findings) if (f.kind === 'masquerade' && f.action === 'removed') f.action = 'failed';
+    }
+  }
+
+  // 3. DEL every dead attachment (our plugins in-process)
+  const exec = new InProcessExec({
+    bridge: { plugin: createBridgePlugin({ firewall: snapshotFirewall(fw, snapshot) }), about: about('bridge') },
+    'host-local': { plugin: hostLocal, about: about('host-local') },
+    loopback: { plugin: loopbackPlugin, about: about('loopback') },
+  });
+  const cni = new CniConfig({ path: o.cniPath, cacheDir: o.cacheDir, exec, stderr: null });
+  for (const { a, f } of dead) {
+    rep.findings.push(f);
+    if (o.dryRun) continue;
+    const list = cachedList(a, current);
+    try {
+      if (!list) throw new Error(`no configuration for network ${a.network} (cache unreadable and no conflist)`);
+      // CNI_NETNS empty: the recorded path is gone, or names another namespace now
+      await cni.delNetworkList(list, { containerId: a.containerId, netns: '', ifName: a.ifName, args: a.cniArgs, capabilityArgs: a.capabilityArgs });
+      f.removed = `DEL ${list.plugins.map((p) => p.network.type).join('+')}`;
+    } catch (e) {
+      const steps = await fallbackCleanup(a, dirsOf(a.network), o.cacheDir, fw);
+      f.removed = `DEL failed (${(e as Error).message}); fallback: ${steps.done.join(', ') || 'nothing'}`;
+      if (steps.errors.length) {
+        f.action = 'failed';
+        f.error = steps.errors.join('; ');
+      }
+    }
+  }
+
+  // 4. ownerless and temporary host-local files
+  for (const n of networks) {
+    if (!inScope(n)) continue;
+    for (const dataDir of dirsOf(n)) sweepOwnerless(rep, dataDir, n, o, now);
+  }
+
+  // 5. CNI GC per network, with every attachment not proven dead as valid
+  if (!o.dryRun) {
+    for (const list of lists) {
+      if (!inScope(list.name)) continue;
+      const valid = new Map<string, GcAttachment>();
+      for (const a of alive) if (a.network === list.name) valid.set(`${a.containerId}\0${a.ifName}`, { containerID: a.containerId, ifname: a.ifName });
+      for (const d of dirsOf(list.name)) {
+        for (const r of reservationOwners(d, list.name)) {
+          if (!deadKeys.has(`${list.name}\0${r.id}\0${r.ifname}`)) valid.set(`${r.id}\0${r.ifname}`, { containerID: r.id, ifname: r.ifname });
+        }
+      }
+      try {
+        await cni.gcNetworkList(list, [...valid.values()]);
+      } catch (e) {
+        rep.errors.push(`GC of network ${list.name}: ${(e as Error).message}`);
+      }
+    }
+  }
+  return rep;
+}
+
+/** Files in the cache's results/ that are not cniCacheV1 attachments: reported, kept. */
+function reportUnreadableCache(rep: SweepReport, cacheDir: string, atts: Attachment[], only?: ReadonlySet<string>): void {
+  const dir = path.join(cacheDir, 'results');
+  const known = new Set(atts.map((a) => path.basename(a.file)));
+  let names: string[] = [];
+  try { names = readdirSync(dir); } catch { return; }
+  for (const n of names) {
+    if (known.has(n) || (only && ![...only].some((net) => n.startsWith(`${net}-`)))) continue;
+    rep.errors.push(`cache file ${path.join(dir, n)} is not a readable cniCacheV1 attachment: kept`);
+  }
+}
+
+/** What DEL would have removed, done directly: reservations, rules, the cache file. */
+async function fallbackCleanup(a: Attachment, dataDirs: string[], cacheDir: string, fw: FirewallDeps): Promise<{ done: string[]; errors: string[] }> {
+  const done: string[] = [];
+  const errors: string[] = [];
+  for (const d of dataDirs) {
+    if (!DiskStore.exists(d, a.network)) continue;
+    try {
+      const store = DiskStore.open(d, a.network);
+      try {
+        const ips = store.releaseByOwner({ id: a.containerId, ifname: a.ifName });
+        if (ips.length) done.push(`released ${ips.join(' ')}`);
+      } finally {
+        store.close();
+      }
+    } catch (e) {
+      errors.push(`release in ${path.join(d, a.network)}: ${(e as Error).message}`);
+    }
+  }
+  try {
+    await teardownIpMasq(a.network, a.containerId, fw);
+    done.push('masquerade removed');
+  } catch (e) {
+    errors.push(`masquerade: ${(e as Error).message}`);
+  }
+  deleteCache(cacheDir, a.network, a.containerId, a.ifName);
+  done.push('cache file removed');
+  return { done, errors };
+}
+
+function sweepOwnerless(rep: SweepReport, dataDir: string, network: string, o: SweepOptions, now: number): void {
+  if (!DiskStore.exists(dataDir, network)) return;
+  try {
+    const store = DiskStore.open(dataDir, network);
+    try {
+      const r = store.gc(() => true, o.minAgeMs, { now, dryRun: o.dryRun, ownerlessGraceMs: o.minAgeMs });
+      const action = o.dryRun ? 'would remove' : 'removed';
+      const base = { kind: 'reservation' as const, network, containerId: '', ifname: '', netns: '' };
+      const reason = `ownerless reservation file older than ${Math.round(o.minAgeMs / 1000)} s (a writer killed midway)`;
+      for (const ip of r.removed) rep.findings.push({ ...base, address: ip, reason, action, removed: path.join(dataDir, network, ip) });
+      if (r.temporaries) rep.findings.push({ ...base, address: `${r.temporaries} temporary file(s)`, reason: 'temporaries of killed host-local writers', action });
+      for (const e of r.errors) rep.findings.push({ ...base, address: '', reason: 'ownerless', action: 'failed', error: e });
+    } finally {
+      store.close();
+    }
+  } catch (e) {
+    rep.errors.push(`${path.join(dataDir, network)}: ${(e as Error).message}`);
+  }
 }
