@@ -3,11 +3,12 @@
  *  1. facts: configs, the libcni cache, the host's links, each cached
  *     attachment's netns (facts.ts) → alive or dead (liveness.ts);
  *  2. firewall: one listing, then ONE nft batch removing the masquerade
- *     state of every dead attachment and the orphaned rules judge.ts finds;
+ *     state of every dead attachment and the orphaned rules judge.ts finds
+ *     (when it succeeds, the DELs below need not list the ruleset again);
  *  3. a CNI DEL of each dead attachment through the library, with its
  *     cached config and result and an empty CNI_NETNS (its netns is gone,
- *     or is another one now), our plugins in-process (InProcessExec) with
- *     the firewall listing taken once; where DEL fails, the fallback:
+ *     or is another one now), our plugins in-process (InProcessExec);
+ *     where DEL fails, the fallback:
  *     release its host-local reservations, remove its rules and cache file;
  *  4. ownerless/temporary host-local files older than --min-age;
  *  5. a CNI GC per configured network (≥ 1.1.0) whose valid list is every
@@ -89,7 +90,9 @@ function cachedList(a: Attachment, current: Map<string, NetworkConfigList>): Net
   }
 }
 
-/** Firewall deps whose listings come from one snapshot (the DEL phase lists per call otherwise). */
+const EMPTY_RULESET = '{"nftables":[]}';
+
+/** Firewall deps whose `nft list` answers `snapshot` (other commands run for real). */
 function snapshotFirewall(base: FirewallDeps, snapshot: string): FirewallDeps {
   return {
     ...base,
@@ -152,7 +155,7 @@ export async function sweepNode(o: SweepOptions): Promise<SweepReport> {
   }
 
   // 2. firewall: one listing, one batch
-  let snapshot = '{"nftables":[]}';
+  let delFw = fw;
   if (fw.has('nft')) {
     try {
       const rs = await nftList(['ruleset'], fw);
@@ -175,8 +178,9 @@ export async function sweepNode(o: SweepOptions): Promise<SweepReport> {
       }
       if (!o.dryRun) {
         await nftApply(cmds, fw);
-        // what the DELs will look at: the state after the batch
-        if (dead.length) snapshot = (await fw.run('nft', ['-j', 'list', 'ruleset'])).stdout || snapshot;
+        // The batch (atomic) removed every nft object of the dead: their
+        // DELs may skip listing the ruleset (an nft exec each).
+        delFw = snapshotFirewall(fw, EMPTY_RULESET);
       }
     } catch (e) {
       rep.errors.push(`firewall: ${(e as Error).message}`);
@@ -186,7 +190,7 @@ export async function sweepNode(o: SweepOptions): Promise<SweepReport> {
 
   // 3. DEL every dead attachment (our plugins in-process)
   const exec = new InProcessExec({
-    bridge: { plugin: createBridgePlugin({ firewall: snapshotFirewall(fw, snapshot) }), about: about('bridge') },
+    bridge: { plugin: createBridgePlugin({ firewall: delFw }), about: about('bridge') },
     'host-local': { plugin: hostLocal, about: about('host-local') },
     loopback: { plugin: loopbackPlugin, about: about('loopback') },
   });
