@@ -1,5 +1,6 @@
 // Builds native/ : the N-API addon (node-gyp, offline, with an explicit
-// --nodedir so nothing is downloaded) and the static pause binary.
+// --nodedir so nothing is downloaded) and the static, stripped helpers
+// pause (the sandbox's infra process) and nsexec (joins namespaces, execs).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
@@ -30,4 +31,6 @@ execFileSync(process.execPath, [findNodeGyp(), 'rebuild', `--nodedir=${nodedir}`
   cwd: path.join(root, 'native'), stdio: ['ignore', 'inherit', 'inherit'], env,
 });
 mkdirSync(path.join(root, 'native/build'), { recursive: true });
-execFileSync('cc', ['-Os', '-static', '-Wall', '-Werror', '-o', path.join(root, 'native/build/pause'), path.join(root, 'native/pause/pause.c')], { stdio: 'inherit' });
+for (const name of ['pause', 'nsexec']) {
+  execFileSync('cc', ['-Os', '-static', '-s', '-Wall', '-Wextra', '-Werror', '-o', path.join(root, 'native/build', name), path.join(root, 'native', name, `${name}.c`)], { stdio: 'inherit' });
+}

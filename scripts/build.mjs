@@ -107,8 +107,10 @@ for (const e of entries) {
 copyFileSync(path.join(root, 'node_modules/netlink/prebuilds/linux-x64/node.napi.node'), path.join(out, 'netlink.node'));
 const addon = path.join(root, 'native/build/Release/flax.node');
 if (existsSync(addon)) copyFileSync(addon, path.join(out, 'flax.node'));
-const pause = path.join(root, 'native/build/pause');
-if (existsSync(pause)) copyFileSync(pause, path.join(out, 'pause'));
+for (const helper of ['pause', 'nsexec']) {
+  const bin = path.join(root, 'native/build', helper);
+  if (existsSync(bin)) copyFileSync(bin, path.join(out, helper));
+}
 const old = path.join(root, `dist/bin.old-${process.pid}`);
 if (existsSync(final)) renameSync(final, old);
 renameSync(out, final);

@@ -182,6 +182,36 @@ Napi::Value RemoveNetns(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// makeSharedDir(dir): mkdir -p and make dir a shared mount point (a bind
+// mount of itself if needed), as createNetns does for its pin directory.
+Napi::Value MakeSharedDir(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string dir;
+  if (!ArgStr(info, 0, &dir)) return env.Undefined();
+  if (dir.empty() || dir[0] != '/') return ThrowErrno(env, EINVAL, "makeSharedDir", dir);
+  const char* failed = "";
+  int err = EnsureSharedDir(dir, &failed);
+  if (err) return ThrowErrno(env, err, failed, dir);
+  return env.Undefined();
+}
+
+// pinNamespace(src, dst): bind-mounts a namespace file (/proc/<pid>/ns/<x>)
+// onto a new file dst (EEXIST if present); dst is removed on failure.
+Napi::Value PinNamespace(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string src, dst;
+  if (!ArgStr(info, 0, &src) || !ArgStr(info, 1, &dst)) return env.Undefined();
+  int fd = open(dst.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
+  if (fd < 0) return ThrowErrno(env, errno, "open", dst);
+  close(fd);
+  if (mount(src.c_str(), dst.c_str(), "none", MS_BIND, nullptr) != 0) {
+    int err = errno;
+    unlink(dst.c_str());
+    return ThrowErrno(env, err, "mount(MS_BIND)", src);
+  }
+  return env.Undefined();
+}
+
 // flock(fd, op): blocking unless LOCK_NB is in op (then EWOULDBLOCK).
 Napi::Value Flock(const Napi::CallbackInfo& info) {
   int fd, op;
@@ -206,6 +236,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("createNetns", Napi::Function::New(env, CreateNetns, "createNetns"));
   exports.Set("removeNetns", Napi::Function::New(env, RemoveNetns, "removeNetns"));
   exports.Set("flock", Napi::Function::New(env, Flock, "flock"));
+  exports.Set("makeSharedDir", Napi::Function::New(env, MakeSharedDir, "makeSharedDir"));
+  exports.Set("pinNamespace", Napi::Function::New(env, PinNamespace, "pinNamespace"));
   exports.Set("gettid", Napi::Function::New(env, GetTid, "gettid"));
   Napi::Object c = Napi::Object::New(env);
   c.Set("CLONE_NEWNET", Napi::Number::New(env, CLONE_NEWNET));

@@ -17,6 +17,7 @@ import { SUPPORTED_VERSIONS } from '../pkg/cni/version';
 import { CNI_OPTIONS, CNI_VERBS, formatError, runCni, type CliIo, type CniCmdOptions, type CniVerb } from './commands/cni';
 import { EXIT_USAGE, UsageError, usageLine } from './usage';
 import { GC_OPTIONS } from './commands/gc-options';
+import { SANDBOX_COMMAND } from './commands/sandbox';
 
 const defaultIo = (): CliIo => ({
   stdout: (s) => void process.stdout.write(s),
@@ -160,6 +161,7 @@ export const COMMANDS: CommandDef[] = [
       return runGc(a, io);
     },
   },
+  SANDBOX_COMMAND,
   {
     name: 'version',
     describe: 'print the version (also: flax --version)',

@@ -45,6 +45,10 @@ export interface FlaxNative {
   createNetns(pinPath: string): void;
   /** umount2(MNT_DETACH) + unlink; a missing pin is not an error. */
   removeNetns(pinPath: string): void;
+  /** mkdir -p dir and make it a shared mount point (so pins under it propagate and unmount everywhere). */
+  makeSharedDir(dir: string): void;
+  /** Bind-mounts a namespace file (e.g. /proc/<pid>/ns/ipc) onto a new file dst (EEXIST if it exists). */
+  pinNamespace(src: string, dst: string): void;
   /** flock(2); blocks unless LOCK_NB is or-ed in. */
   flock(fd: number, op: number): void;
   /** gettid(2) of the calling thread. */
@@ -71,4 +75,13 @@ export function native(): FlaxNative {
 export function isErrno(e: unknown, code?: string): e is NativeError {
   return e instanceof Error && typeof (e as NativeError).code === 'string' &&
     (code === undefined || (e as NativeError).code === code);
+}
+
+/**
+ * Path of one of native/'s static helpers (`pause`, `nsexec`): beside the
+ * executable in a bundle (dist/bin), native/build/<name> from source.
+ */
+export function nativeHelperPath(name: 'pause' | 'nsexec'): string {
+  if (typeof __flaxDir === 'string') return path.join(__flaxDir, name);
+  return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../native/build', name);
 }
