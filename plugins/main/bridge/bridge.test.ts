@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { about, handle } from '../../pkg/skel/skel';
 import type { FirewallDeps } from '../../pkg/nft';
-import { ADD_STEPS, createBridgePlugin, validAttachments } from './bridge';
+import { ADD_STEPS, createBridgePlugin } from './bridge';
+import { validAttachments } from '../../pkg/cni/gc';
 
 const noTools: FirewallDeps = { run: async () => ({ code: 0, stdout: '', stderr: '' }), iptablesNft: () => false, has: () => false };
 const conf = (o: object = {}) => JSON.stringify({ cniVersion: '1.1.0', name: 'n1', type: 'bridge', ipMasq: true, ipam: { type: 'host-local', subnet: '10.1.0.0/24' }, ...o });

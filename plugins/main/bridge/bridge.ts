@@ -16,7 +16,7 @@
 import { writeFileSync } from 'node:fs';
 import { CniError, ErrCode } from '../../pkg/cni/errors';
 import { convertResult } from '../../pkg/cni/convert';
-import { parseJsonObject } from '../../pkg/cni/conf';
+import { validAttachments } from '../../pkg/cni/gc';
 import type { IPConfig, Result, Route } from '../../pkg/cni/types';
 import { execAdd, execCheck, execDel, execGc, execStatus, execValidate, registerInProcess } from '../../pkg/ipam/delegate';
 import { type IPNet, cidrContains, formatCidr, parseCidr } from '../../pkg/ipam/cidr';
@@ -567,19 +567,6 @@ async function cmdStatus(a: CmdArgs, deps: BridgeDeps): Promise<void> {
     if (!fw.has(tool)) throw new CniError(ErrCode.PluginNotAvailable, `ipMasq with backend ${b} needs \`${tool}\`, which is not installed`);
   }
   if (n.isLayer3) await execStatus(n.ipamType, a, a.stdin);
-}
-
-/** The still-valid attachments of a GC request, or null when the runtime sent no list. */
-export function validAttachments(stdin: string | Buffer): { containerID: string; ifname: string }[] | null {
-  const raw = parseJsonObject(stdin);
-  const list = raw['cni.dev/valid-attachments'] ?? raw['cni.dev/attachments'];
-  if (list === undefined || list === null) return null;
-  if (!Array.isArray(list)) throw new CniError(ErrCode.InvalidNetworkConfig, 'cni.dev/valid-attachments must be a list');
-  return list.map((x, i) => {
-    const o = x as Record<string, unknown>;
-    if (typeof o?.containerID !== 'string') throw new CniError(ErrCode.InvalidNetworkConfig, `cni.dev/valid-attachments[${i}].containerID must be a string`);
-    return { containerID: o.containerID, ifname: typeof o.ifname === 'string' ? o.ifname : '' };
-  });
 }
 
 async function cmdGc(a: CmdArgs, deps: BridgeDeps): Promise<void> {

@@ -62,10 +62,10 @@ export function isFlaxBundle(file: string): boolean {
 }
 
 /** libcni's FindInPath: first `dir/type` that is a file. */
-export function findInPath(type: string, paths: readonly string[]): string {
-  if (!type) throw new CniError(ErrCode.InvalidNetworkConfig, 'IPAM plugin type is empty');
+export function findInPath(type: string, paths: readonly string[], label = 'IPAM plugin'): string {
+  if (!type) throw new CniError(ErrCode.InvalidNetworkConfig, `${label} type is empty`);
   if (type.includes('/') || type === '.' || type === '..' || type.includes('\0')) {
-    throw new CniError(ErrCode.InvalidNetworkConfig, `invalid IPAM plugin type "${type.slice(0, 64)}"`, 'a plugin type is a file name, not a path');
+    throw new CniError(ErrCode.InvalidNetworkConfig, `invalid ${label} type "${type.slice(0, 64)}"`, 'a plugin type is a file name, not a path');
   }
   if (!paths.length) throw new CniError(ErrCode.InvalidEnvironmentVariables, 'no paths provided in CNI_PATH');
   for (const dir of paths) {
@@ -106,14 +106,14 @@ function envFor(req: Request): NodeJS.ProcessEnv {
 }
 
 /** Runs the executable with stderr passed through (as libcni does). */
-function execPlugin(file: string, req: Request): Promise<Response> {
+function execPlugin(file: string, req: Request, label: string): Promise<Response> {
   return new Promise((resolve, reject) => {
     const child = spawn(file, [], { env: envFor(req), stdio: ['pipe', 'pipe', 'inherit'] });
     const out: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.on('error', (e) => reject(new CniError(ErrCode.Internal, `failed to run IPAM plugin ${file}: ${e.message}`)));
+    child.on('error', (e) => reject(new CniError(ErrCode.Internal, `failed to run ${label} ${file}: ${e.message}`)));
     child.on('close', (code, signal) => {
-      if (signal) reject(new CniError(ErrCode.Internal, `IPAM plugin ${file} killed by ${signal}`));
+      if (signal) reject(new CniError(ErrCode.Internal, `${label} ${file} killed by ${signal}`));
       else resolve({ stdout: Buffer.concat(out).toString('utf8'), exitCode: code ?? 1 });
     });
     child.stdin.on('error', () => { /* reported by close */ });
@@ -125,30 +125,32 @@ function execPlugin(file: string, req: Request): Promise<Response> {
 export type DelegationMode = 'in-process' | 'exec';
 
 /**
- * Runs one IPAM verb. Returns the parsed stdout object (null when empty).
- * A non-zero exit becomes a CniError carrying the plugin's code/msg/details.
+ * Runs one verb of a delegated plugin (IPAM, or a meta-plugin's delegate:
+ * `label` names it in messages). Returns the parsed stdout object (null
+ * when empty). A non-zero exit becomes a CniError carrying the plugin's
+ * code/msg/details.
  */
 export async function ipamInvoke(
-  command: Command, type: string, a: CmdArgs, stdin: string | Buffer,
+  command: Command, type: string, a: CmdArgs, stdin: string | Buffer, label = 'IPAM plugin',
 ): Promise<{ out: Record<string, unknown> | null; mode: DelegationMode; file: string }> {
-  const file = findInPath(type, a.path);
+  const file = findInPath(type, a.path, label);
   const req = requestFor(command, a, stdin);
   const local = registry.get(type);
   const mode: DelegationMode = local && isFlaxBundle(file) ? 'in-process' : 'exec';
-  const res = mode === 'in-process' ? await handle(local!.plugin, local!.about, req) : await execPlugin(file, req);
+  const res = mode === 'in-process' ? await handle(local!.plugin, local!.about, req) : await execPlugin(file, req, label);
   const text = res.stdout.trim();
   let out: Record<string, unknown> | null = null;
   if (text) {
     try {
       out = JSON.parse(text) as Record<string, unknown>;
     } catch {
-      if (res.exitCode !== 0) throw new CniError(ErrCode.Internal, `IPAM plugin ${type} failed (exit ${res.exitCode}): ${text.slice(0, 200)}`);
-      throw new CniError(ErrCode.DecodingFailure, `IPAM plugin ${type} printed invalid JSON: ${text.slice(0, 200)}`);
+      if (res.exitCode !== 0) throw new CniError(ErrCode.Internal, `${label} ${type} failed (exit ${res.exitCode}): ${text.slice(0, 200)}`);
+      throw new CniError(ErrCode.DecodingFailure, `${label} ${type} printed invalid JSON: ${text.slice(0, 200)}`);
     }
   }
   if (res.exitCode !== 0) {
     const code = typeof out?.code === 'number' ? out.code : ErrCode.Internal;
-    const msg = typeof out?.msg === 'string' ? out.msg : `IPAM plugin ${type} failed (exit ${res.exitCode})`;
+    const msg = typeof out?.msg === 'string' ? out.msg : `${label} ${type} failed (exit ${res.exitCode})`;
     throw new CniError(code, msg, typeof out?.details === 'string' ? out.details : '');
   }
   return { out, mode, file };
