@@ -15,7 +15,7 @@
  *     attachment not proven dead (cached or only known by a reservation).
  * Continues past errors; each is reported on its finding.
  */
-import { readdirSync } from 'node:fs';
+import { readdirSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { type Attachment, deleteCache, listAttachments } from '../../pkg/invoke/cache';
 import { CniConfig, type GcAttachment } from '../../pkg/invoke/api';
@@ -26,7 +26,12 @@ import { about } from '../../pkg/skel/skel';
 import { createBridgePlugin } from '../../main/bridge/bridge';
 import { hostLocal } from '../../ipam/host-local/host-local';
 import { loopbackPlugin } from '../../main/loopback/loopback';
+import { flannelPlugin } from '../../meta/flannel/flannel';
+import { DEFAULT_DATA_DIR as FLANNEL_DATA_DIR } from '../../meta/flannel/config';
+import { portmapPlugin } from '../../meta/portmap/portmap';
+import { registerInProcess } from '../../pkg/ipam/delegate';
 import { DEFAULT_DATA_DIR, DiskStore } from '../../ipam/host-local/store/disk-store';
+import { listSandboxes, removeSandbox, sandboxRoot } from '../sandbox/state';
 import { attachmentFacts, hostLinks, reservationOwners } from './facts';
 import { type Evidence, evidenceKey, judgeMasqRules } from './judge';
 import { judgeAttachment } from './liveness';
@@ -42,9 +47,11 @@ export interface SweepOptions {
   dryRun: boolean;
   now?: number;
   firewall?: FirewallDeps;
+  /** sandbox root of `flax sandbox` (default: $FLAX_SANDBOX_DIR or /run/flax/sandboxes) */
+  sandboxDir?: string;
 }
 
-export type FindingKind = 'attachment' | 'masquerade' | 'reservation';
+export type FindingKind = 'sandbox' | 'attachment' | 'masquerade' | 'reservation';
 
 export interface Finding {
   kind: FindingKind;
@@ -111,6 +118,10 @@ export async function sweepNode(o: SweepOptions): Promise<SweepReport> {
   const { lists, errors: confErrors } = loadConfigs(o.confDir);
   for (const e of confErrors) rep.errors.push(e.message);
   const current = new Map(lists.map((l) => [l.name, l]));
+
+  // 0. dead sandboxes of `flax sandbox` (pause gone, pins left): removed
+  // the way `flax sandbox rm --force` does, which DELs their networks
+  await sweepSandboxes(rep, o, now);
 
   // 1. facts and verdicts
   const atts = listAttachments(o.cacheDir).filter((a) => inScope(a.network));
@@ -193,7 +204,11 @@ export async function sweepNode(o: SweepOptions): Promise<SweepReport> {
     bridge: { plugin: createBridgePlugin({ firewall: delFw }), about: about('bridge') },
     'host-local': { plugin: hostLocal, about: about('host-local') },
     loopback: { plugin: loopbackPlugin, about: about('loopback') },
+    flannel: { plugin: flannelPlugin, about: about('flannel') },
+    portmap: { plugin: portmapPlugin, about: about('portmap') },
   });
+  // flannel's delegate, when it resolves to our bridge
+  registerInProcess('bridge', { plugin: createBridgePlugin({ firewall: delFw }), about: about('bridge') });
   const cni = new CniConfig({ path: o.cniPath, cacheDir: o.cacheDir, exec, stderr: null });
   for (const { a, f } of dead) {
     rep.findings.push(f);
@@ -241,6 +256,40 @@ export async function sweepNode(o: SweepOptions): Promise<SweepReport> {
   return rep;
 }
 
+async function sweepSandboxes(rep: SweepReport, o: SweepOptions, now: number): Promise<void> {
+  let boxes;
+  try {
+    boxes = listSandboxes(sandboxRoot(o.sandboxDir));
+  } catch (e) {
+    rep.errors.push(`cannot list sandboxes: ${(e as Error).message}`);
+    return;
+  }
+  for (const b of boxes) {
+    const nets = b.networks.filter((n) => !o.networks.length || o.networks.includes(n.name));
+    if (o.networks.length && !nets.length) continue;
+    const f: Finding = {
+      kind: 'sandbox', network: nets.map((n) => n.name).join(','), containerId: b.containerId, ifname: nets.map((n) => n.ifName).join(','),
+      netns: b.pins.find((p) => p.endsWith('/net')) ?? '', address: nets.flatMap((n) => n.addresses).join(' '), reason: '', action: 'kept',
+    };
+    const age = b.created ? now - Date.parse(b.created) : Infinity;
+    if (b.alive || age < o.minAgeMs) {
+      rep.kept.push({ ...f, reason: b.alive ? `pause ${b.pausePid} runs` : `younger than ${Math.round(o.minAgeMs / 1000)} s` });
+      continue;
+    }
+    f.reason = b.pausePid ? `its pause (pid ${b.pausePid}) is gone; ${b.pins.length} pin(s) left` : `unreadable state (${b.error ?? '?'})`;
+    f.action = o.dryRun ? 'would remove' : 'removed';
+    rep.findings.push(f);
+    if (o.dryRun) continue;
+    try {
+      const r = await removeSandbox(b.name, { root: sandboxRoot(o.sandboxDir), force: true, cniPath: o.cniPath.length ? o.cniPath : undefined, stderr: null });
+      f.removed = `sandbox ${b.name}: networks DELeted, pins and state removed${r.warnings.length ? ` (${r.warnings.join('; ')})` : ''}`;
+    } catch (e) {
+      f.action = 'failed';
+      f.error = (e as Error).message;
+    }
+  }
+}
+
 /** Files in the cache's results/ that are not cniCacheV1 attachments: reported, kept. */
 function reportUnreadableCache(rep: SweepReport, cacheDir: string, atts: Attachment[], only?: ReadonlySet<string>): void {
   const dir = path.join(cacheDir, 'results');
@@ -253,7 +302,17 @@ function reportUnreadableCache(rep: SweepReport, cacheDir: string, atts: Attachm
   }
 }
 
-/** What DEL would have removed, done directly: reservations, rules, the cache file. */
+/** The flannel dataDirs an attachment's chain uses. */
+function flannelDirsOf(a: Attachment): string[] {
+  try {
+    return confListFromBytes(a.config).plugins.filter((p) => p.network.type === 'flannel')
+      .map((p) => (typeof p.raw.dataDir === 'string' ? p.raw.dataDir : FLANNEL_DATA_DIR));
+  } catch {
+    return [];
+  }
+}
+
+/** What DEL would have removed, done directly: reservations, rules, flannel's file, the cache file. */
 async function fallbackCleanup(a: Attachment, dataDirs: string[], cacheDir: string, fw: FirewallDeps): Promise<{ done: string[]; errors: string[] }> {
   const done: string[] = [];
   const errors: string[] = [];
@@ -276,6 +335,14 @@ async function fallbackCleanup(a: Attachment, dataDirs: string[], cacheDir: stri
     done.push('masquerade removed');
   } catch (e) {
     errors.push(`masquerade: ${(e as Error).message}`);
+  }
+  for (const dir of flannelDirsOf(a)) {
+    try {
+      unlinkSync(path.join(dir, a.containerId));
+      done.push(`flannel file ${path.join(dir, a.containerId)} removed`);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') errors.push(`flannel file: ${(e as Error).message}`);
+    }
   }
   deleteCache(cacheDir, a.network, a.containerId, a.ifName);
   done.push('cache file removed');
