@@ -6,9 +6,10 @@
  * joined PID namespace, passes exit statuses through.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { childrenOf } from '../helpers/proc';
 import { describe, it, expect } from 'vitest';
 
 const build = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../native/build');
@@ -27,20 +28,6 @@ function runAndSignal(sig: NodeJS.Signals): Promise<{ code: number | null; signa
     p.on('error', reject);
     p.on('exit', (code, signal) => resolve({ code, signal, stderr }));
   });
-}
-
-/** Children of `ppid` with their state letter, from /proc/<pid>/stat. */
-function childrenOf(ppid: number): { pid: number; state: string; comm: string }[] {
-  const out: { pid: number; state: string; comm: string }[] = [];
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    let t: string;
-    try { t = readFileSync(`/proc/${e}/stat`, 'utf8'); } catch { continue; }
-    const close = t.lastIndexOf(')');
-    const [state, pp] = t.slice(close + 2).split(' ');
-    if (Number(pp) === ppid) out.push({ pid: Number(e), state, comm: t.slice(t.indexOf('(') + 1, close) });
-  }
-  return out;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

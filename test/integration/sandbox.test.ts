@@ -19,6 +19,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlink
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { childrenOf } from '../helpers/proc';
 import { createTestNetns, destroyTestNetns, execIn } from '../helpers/netns';
 import { faultAt, InjectedFault } from '../../plugins/pkg/rollback';
 
@@ -32,19 +33,6 @@ const NET = 'sbnet';
 const BRIDGE = 'flaxsb0';
 const GW = '10.254.7.1';
 
-/** Children of ppid with their state letter (from /proc). */
-function childrenOf(ppid: number): { pid: number; state: string; comm: string }[] {
-  const out: { pid: number; state: string; comm: string }[] = [];
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    let t: string;
-    try { t = readFileSync(`/proc/${e}/stat`, 'utf8'); } catch { continue; }
-    const close = t.lastIndexOf(')');
-    const [state, pp] = t.slice(close + 2).split(' ');
-    if (Number(pp) === ppid) out.push({ pid: Number(e), state, comm: t.slice(t.indexOf('(') + 1, close) });
-  }
-  return out;
-}
 const alive = (pid: number) => existsSync(`/proc/${pid}`) && !/\) [ZX] /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function until(what: string, fn: () => boolean, ms = 5000): Promise<void> {

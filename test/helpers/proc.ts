@@ -1,0 +1,16 @@
+/** /proc readings for tests of process trees (pause's children, zombies). */
+import { readFileSync, readdirSync } from 'node:fs';
+
+/** Children of `ppid` with their state letter (Z = zombie) and command name, from /proc/<pid>/stat. */
+export function childrenOf(ppid: number): { pid: number; state: string; comm: string }[] {
+  const out: { pid: number; state: string; comm: string }[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    let t: string;
+    try { t = readFileSync(`/proc/${e}/stat`, 'utf8'); } catch { continue; }
+    const close = t.lastIndexOf(')');
+    const [state, pp] = t.slice(close + 2).split(' ');
+    if (Number(pp) === ppid) out.push({ pid: Number(e), state, comm: t.slice(t.indexOf('(') + 1, close) });
+  }
+  return out;
+}
