@@ -237,11 +237,18 @@ export interface RemoveOptions {
   /** where plugins' stderr goes (default process.stderr) */
   stderr?: NodeJS.WritableStream | null;
   env?: NodeJS.ProcessEnv;
+  /**
+   * for sweepers: remove only if pause is dead, judged under the sandbox's
+   * lock (a sandbox seen dead while its run was still starting pause is kept)
+   */
+  ifDead?: boolean;
 }
 
 export interface RemoveReport {
   /** false: there was no such sandbox (rm is idempotent) */
   existed: boolean;
+  /** with ifDead: the sandbox was alive, nothing was done */
+  keptAlive?: boolean;
   /** pids that ignored SIGTERM and were SIGKILLed */
   killed: number[];
   /** problems passed over with force */
@@ -269,6 +276,10 @@ export async function removeSandbox(name: string, opts: RemoveOptions = {}): Pro
     let state: SandboxState | null = null;
     try {
       state = readState(root, name);
+      if (opts.ifDead && state && isSameProcess(state.pause.pid, state.pause.startTime)) {
+        report.keptAlive = true;
+        return report;
+      }
     } catch (e) {
       if (!opts.force) throw new SandboxError(`${(e as Error).message}; rm --force removes the sandbox anyway (its CNI attachments, if any, are not DELeted)`);
       report.warnings.push((e as Error).message);
