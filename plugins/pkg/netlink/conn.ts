@@ -1,6 +1,7 @@
 /**
  * Request/response framing over the `netlink` package's RawNetlinkSocket.
- * One Conn = one NETLINK_ROUTE socket, bound to the netns that was current
+ * One Conn = one NETLINK_ROUTE socket (or another netlink family, e.g.
+ * NETLINK_NETFILTER for conntrack), bound to the netns that was current
  * on the calling thread when it was constructed (see openHandleAt).
  *  - every request gets its own sequence number; replies are matched by seq;
  *  - non-dump requests carry NLM_F_ACK and finish on NLMSG_ERROR (0 = ack);
@@ -36,8 +37,8 @@ export class Conn {
   #pending = new Map<number, Pending>();
   #closed = false;
 
-  constructor() {
-    this.socket = new RawNetlinkSocket(NETLINK_ROUTE, { recvBufferSize: 1 << 20, sendBufferSize: 1 << 18 });
+  constructor(protocol: number = NETLINK_ROUTE) {
+    this.socket = new RawNetlinkSocket(protocol, { recvBufferSize: 1 << 20, sendBufferSize: 1 << 18 });
     this.socket.unref();
     this.socket.on('message', (buf) => this.#onData(buf));
     this.socket.on('error', (err) => this.#failAll(err));

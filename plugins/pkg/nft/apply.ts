@@ -69,7 +69,7 @@ export async function nftApply(cmds: NftCommand[], deps: FirewallDeps = defaultD
 const listMasqTable = (deps: FirewallDeps) => nftList(['table', 'inet', MASQ_TABLE], deps);
 
 /** Retries a list-then-apply step a few times (another plugin may change the ruleset in between). */
-async function retrying(fn: () => Promise<void>): Promise<void> {
+export async function retrying(fn: () => Promise<void>): Promise<void> {
   let last: unknown;
   for (let i = 0; i < 3; i++) {
     try {
@@ -127,7 +127,8 @@ export async function setupIpMasq(backend: MasqBackend, ips: IPNet[], network: s
   }
 }
 
-async function iptSave(v6: boolean, deps: FirewallDeps): Promise<string[]> {
+/** `ip(6)tables -t nat -S` lines. */
+export async function iptSave(v6: boolean, deps: FirewallDeps): Promise<string[]> {
   const r = await deps.run(v6 ? 'ip6tables' : 'iptables', ['-w', '-t', 'nat', '-S']);
   if (r.code !== 0) throw new FirewallError(`${v6 ? 'ip6tables' : 'iptables'} -t nat -S failed: ${firstLine(r.stderr)}`, r.stderr);
   return r.stdout.split('\n').filter(Boolean);
