@@ -281,7 +281,12 @@ async function sweepSandboxes(rep: SweepReport, o: SweepOptions, now: number): P
     rep.findings.push(f);
     if (o.dryRun) continue;
     try {
-      const r = await removeSandbox(b.name, { root: sandboxRoot(o.sandboxDir), force: true, cniPath: o.cniPath.length ? o.cniPath : undefined, stderr: null });
+      const r = await removeSandbox(b.name, { root: sandboxRoot(o.sandboxDir), force: true, ifDead: true, cniPath: o.cniPath.length ? o.cniPath : undefined, stderr: null });
+      if (r.keptAlive) { // its pause came up meanwhile (a run finishing): not dead after all
+        rep.findings.pop();
+        rep.kept.push({ ...f, action: 'kept', reason: 'alive when re-checked under its lock' });
+        continue;
+      }
       f.removed = `sandbox ${b.name}: networks DELeted, pins and state removed${r.warnings.length ? ` (${r.warnings.join('; ')})` : ''}`;
     } catch (e) {
       f.action = 'failed';
