@@ -168,8 +168,16 @@ function readStdin(): Buffer {
  * Runs `main` now, or — while scripts/build.mjs builds the executable's V8
  * startup snapshot — registers it to run when the snapshot is deserialized.
  * Nothing may read env, cwd or argv before `main` runs.
+ * Under the multi-call binary, `main` is handed to its collector instead.
  */
 export function runMain(main: () => void): void {
+  // The multi-call binary (scripts/package.mjs) loads every executable's
+  // modules and collects their mains, to run the one its name asks for.
+  const collect = (globalThis as { __flaxCollectMain?: (m: () => void) => void }).__flaxCollectMain;
+  if (collect) {
+    collect(main);
+    return;
+  }
   const snap = v8.startupSnapshot;
   if (snap?.isBuildingSnapshot()) {
     snap.setDeserializeMainFunction(() => {

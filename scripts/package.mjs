@@ -1,0 +1,180 @@
+// `npm run package`: one self-contained multi-call executable for hosts
+// without Node.js, in dist/pkg/ (docs: PACKAGING.md, README "Packaging").
+//
+//   dist/pkg/flax          a Node single executable application (SEA): the
+//                          node binary + every executable's bundle, with a V8
+//                          startup snapshot of all their modules evaluated
+//   dist/pkg/<name>        symlinks to flax: bridge host-local loopback
+//                          flannel portmap (+ flaxd when plugins/agent exists);
+//                          it runs the executable its name (argv0) says
+//   dist/pkg/flax.node netlink.node   N-API addons, process.dlopen'ed from
+//                          beside the binary (a SEA cannot require() them)
+//   dist/pkg/pause nsexec  the static C helpers
+//
+// FLAX_SEA_SNAPSHOT=0 builds the plain SEA (code cache, no snapshot).
+import { build } from 'esbuild';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const final = path.join(root, 'dist/pkg');
+const out = path.join(root, `dist/pkg.new-${process.pid}`);
+const work = path.join(root, `dist/pkg-work-${process.pid}`);
+const SENTINEL = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
+
+function findMains(dir, acc = []) {
+  for (const e of readdirSync(dir)) {
+    const p = path.join(dir, e);
+    if (statSync(p).isDirectory()) { if (e !== 'node_modules') findMains(p, acc); }
+    else if (e === 'main.ts') acc.push(p);
+  }
+  return acc;
+}
+const NAMES = { cli: 'flax', agent: 'flaxd' };
+const entries = findMains(path.join(root, 'plugins')).map((file) => {
+  const dir = path.basename(path.dirname(file));
+  // An entry whose main goes through runMain/pluginMain can be evaluated while
+  // the snapshot is built (its main is collected, not run); any other entry
+  // runs on load, so it is required only when its name is called.
+  const collected = /\b(runMain|pluginMain)\(/.test(readFileSync(file, 'utf8'));
+  return { name: NAMES[dir] ?? dir, file, collected };
+}).sort((a, b) => a.name.localeCompare(b.name));
+
+// The multi-call entry. Names are exact; `flax-<anything>` (e.g. a renamed
+// binary) is the CLI. Unknown names exit 127 with one line.
+const rel = (f) => './' + path.relative(root, f).split(path.sep).join('/');
+const entrySrc = `
+const path = require('path');
+const mains = Object.create(null);
+const lazy = Object.create(null);
+${entries.map((e) => e.collected
+    ? `collect(${JSON.stringify(e.name)}, () => require(${JSON.stringify(rel(e.file))}));`
+    : `lazy[${JSON.stringify(e.name)}] = () => require(${JSON.stringify(rel(e.file))});`).join('\n')}
+function collect(name, load) {
+  let main;
+  globalThis.__flaxCollectMain = (m) => { main = m; };
+  try { load(); } finally { delete globalThis.__flaxCollectMain; }
+  if (!main) throw new Error('multi-call: ' + name + ' registered no main');
+  mains[name] = main;
+}
+function dispatch() {
+  globalThis.__flaxFromSnapshot = true;
+  let name = path.basename(process.argv0 || process.argv[1] || 'flax');
+  if (!(name in mains) && !(name in lazy) && /^flax[-.]/.test(name)) name = 'flax';
+  if (name in mains) return mains[name]();
+  if (name in lazy) return lazy[name]();
+  process.stderr.write('flax: unknown executable name "' + name + '" (one of: ' + [...Object.keys(mains), ...Object.keys(lazy)].sort().join(', ') + ')\\n');
+  process.exit(127);
+}
+const snap = require('v8').startupSnapshot;
+if (snap && snap.isBuildingSnapshot()) snap.setDeserializeMainFunction(dispatch);
+else dispatch();
+`;
+
+// As scripts/build.mjs's banner, but the addons are always beside the
+// binary: process.execPath is the SEA itself (symlinks resolved).
+const banner = [
+  '// flax-executable (multi-call SEA)',
+  'var __imu=require("url").pathToFileURL(process.execPath).href;',
+  'Object.defineProperty(globalThis,"__flaxDir",{configurable:true,get(){return require("path").dirname(process.execPath)}});',
+  'function __flaxLoadAddon(n){var m={exports:{}};process.dlopen(m,require("path").join(globalThis.__flaxDir,n));return m.exports;}',
+].join('\n');
+
+const netlinkNative = {
+  name: 'netlink-native',
+  setup(b) {
+    b.onLoad({ filter: /netlink[\\/]dist[\\/]raw\.js$/ }, async (args) => {
+      let src = readFileSync(args.path, 'utf8');
+      src = src.replace(/require\('node-gyp-build'\)\([^)]*\)/, "{get NativeNetlink(){return __flaxLoadAddon('netlink.node').NativeNetlink}}");
+      return { contents: src, loader: 'js' };
+    });
+  },
+};
+
+function run(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', cwd: work, ...opts });
+  return { ok: r.status === 0, out: `${r.stdout ?? ''}${r.stderr ?? ''}`.trim() };
+}
+
+const t0 = Date.now();
+rmSync(work, { recursive: true, force: true });
+rmSync(out, { recursive: true, force: true });
+mkdirSync(work, { recursive: true });
+mkdirSync(out, { recursive: true });
+const bundle = path.join(work, 'multicall.js');
+await build({
+  stdin: { contents: entrySrc, resolveDir: root, sourcefile: 'multicall.js', loader: 'js' },
+  outfile: bundle,
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  minifySyntax: true,
+  legalComments: 'none',
+  banner: { js: banner },
+  define: { 'import.meta.url': '__imu', 'process.env.FLAX_BUNDLED': '"1"' },
+  plugins: [netlinkNative],
+  logLevel: 'warning',
+});
+
+// The SEA blob: with a startup snapshot unless it cannot be built (then the
+// plain SEA with a code cache, said loudly).
+function prepBlob(useSnapshot) {
+  const cfg = path.join(work, 'sea-config.json');
+  writeFileSync(cfg, JSON.stringify({
+    main: bundle, output: path.join(work, 'sea.blob'), disableExperimentalSEAWarning: true,
+    ...(useSnapshot ? { useSnapshot: true } : { useCodeCache: true }),
+  }));
+  return run(process.execPath, ['--experimental-sea-config', cfg]);
+}
+let snapshot = process.env.FLAX_SEA_SNAPSHOT !== '0';
+if (snapshot) {
+  const r = prepBlob(true);
+  if (!r.ok) {
+    console.error(`package: no SEA startup snapshot (plain SEA instead): ${r.out.split('\n').slice(-3).join(' ')}`);
+    snapshot = false;
+  }
+}
+if (!snapshot) {
+  const r = prepBlob(false);
+  if (!r.ok) throw new Error(`package: --experimental-sea-config failed: ${r.out}`);
+}
+
+const exe = path.join(out, 'flax');
+copyFileSync(process.execPath, exe);
+chmodSync(exe, 0o755);
+const postject = path.join(root, 'node_modules/postject/dist/cli.js');
+const pj = run(process.execPath, [postject, exe, 'NODE_SEA_BLOB', path.join(work, 'sea.blob'), '--sentinel-fuse', SENTINEL]);
+if (!pj.ok) throw new Error(`package: postject failed: ${pj.out}`);
+
+// A smoke run before anything is swapped in: the binary starts and knows its names.
+const v = run(exe, ['--version'], { env: { PATH: '/usr/bin:/bin' } });
+if (!v.ok || !/^flax /.test(v.out)) throw new Error(`package: ${exe} --version failed: ${v.out}`);
+
+for (const e of entries) if (e.name !== 'flax') symlinkSync('flax', path.join(out, e.name));
+copyFileSync(path.join(root, 'node_modules/netlink/prebuilds/linux-x64/node.napi.node'), path.join(out, 'netlink.node'));
+const addon = path.join(root, 'native/build/Release/flax.node');
+if (!existsSync(addon)) throw new Error('package: native/build/Release/flax.node missing (npm run build)');
+copyFileSync(addon, path.join(out, 'flax.node'));
+for (const helper of ['pause', 'nsexec']) {
+  const bin = path.join(root, 'native/build', helper);
+  if (!existsSync(bin)) throw new Error(`package: ${bin} missing (npm run build)`);
+  copyFileSync(bin, path.join(out, helper));
+}
+// What install copies, and how the binary was made (read by flax install and the tests).
+writeFileSync(path.join(out, 'PACKAGE.json'), JSON.stringify({
+  executables: entries.map((e) => e.name),
+  files: ['flax', 'flax.node', 'netlink.node', 'pause', 'nsexec'],
+  snapshot,
+  node: process.version,
+}, null, 2) + '\n');
+
+const old = path.join(root, `dist/pkg.old-${process.pid}`);
+if (existsSync(final)) renameSync(final, old);
+renameSync(out, final);
+rmSync(old, { recursive: true, force: true });
+rmSync(work, { recursive: true, force: true });
+console.error(`package: dist/pkg/flax (${snapshot ? 'SEA + startup snapshot' : 'plain SEA'}, ${Math.round(statSync(path.join(final, 'flax')).size / 1e6)} MB) `
+  + `for ${entries.map((e) => e.name).join(' ')} in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
