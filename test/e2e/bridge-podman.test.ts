@@ -1,7 +1,7 @@
 /**
  * bridge-focused podman e2e (the general runtime suite is podman.test.ts /
  * containerd.test.ts with helpers.ts). podman 4.3 (CNI backend, runc) driving our bridge + host-local + loopback
- * (portmap, firewall, tuning from /usr/lib/cni). Everything podman needs
+ * + portmap (firewall, tuning from /usr/lib/cni). Everything podman needs
  * lives in a scratch dir (CONTAINERS_CONF, --root/--runroot, network config
  * dir, plugin dir); what it creates in the root netns (bridge flaxe2e0,
  * veths, nft/iptables rules, ip_forward) is removed in afterAll.
@@ -53,15 +53,15 @@ function httpGet(url: string): Promise<string> {
 
 describe.skipIf(missing.length > 0 || process.getuid?.() !== 0)(`podman (CNI backend) with flax plugins${missing.length ? ` — missing ${missing.join(' ')}` : ''}`, () => {
   beforeAll(async () => {
-    requireBuilt('bridge', 'host-local', 'loopback');
+    requireBuilt('bridge', 'host-local', 'loopback', 'portmap');
     // the e2e suites share the root netns: one at a time (test/e2e/helpers.ts)
     lock = await acquireE2eLock();
     snap = snapshotHost();
     dir = mkdtempSync(path.join(tmpdir(), 'flax-e2e-podman-'));
     for (const d of ['bin', 'net.d', 'storage', 'run', 'ipam']) mkdirSync(path.join(dir, d));
     // ours first; the rest of podman's chain from the reference suite
-    for (const p of ['bridge', 'host-local', 'loopback']) symlinkSync(path.join(DIST_BIN, p), path.join(dir, 'bin', p));
-    for (const p of ['portmap', 'firewall', 'tuning']) symlinkSync(path.join(REF_BIN, p), path.join(dir, 'bin', p));
+    for (const p of ['bridge', 'host-local', 'loopback', 'portmap']) symlinkSync(path.join(DIST_BIN, p), path.join(dir, 'bin', p));
+    for (const p of ['firewall', 'tuning']) symlinkSync(path.join(REF_BIN, p), path.join(dir, 'bin', p));
     writeFileSync(path.join(dir, 'containers.conf'), [
       '[containers]',
       'default_ulimits = ["nofile=1024:1024","nproc=4096:4096"]',

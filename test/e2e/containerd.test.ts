@@ -1,8 +1,8 @@
 // e2e suite: owned by the runtime-e2e engineer
 /**
  * containerd 1.6 (Debian 12) `ctr run --cni` driving flax's loopback,
- * bridge and host-local (+ the reference portmap, which passes through
- * without portMappings).
+ * bridge, host-local and portmap (ctr sends no portMappings: portmap passes
+ * prevResult through, and its DEL runs with an empty CNI_NETNS).
  *
  * containerd is started by the test with a scratch config (root, state,
  * socket; CRI plugin disabled) and stopped after; the container runs from a
@@ -150,7 +150,7 @@ describe.skipIf(!!skipReason)('containerd 1.6 ctr run --cni', () => {
       fw!.restore([...cids, ...ips]);
       cniState!.restore([NET], cids);
       const dir = path.join(base, set);
-      const plugins = makePluginDir(dir, set, ['bridge', 'host-local', 'loopback'], ['portmap']);
+      const plugins = makePluginDir(dir, set, ['bridge', 'host-local', 'loopback', 'portmap'], []);
       const netd = path.join(dir, 'net.d');
       mkdirSync(netd, { recursive: true });
       writeFileSync(path.join(netd, '00-flaxe2e.conflist'), JSON.stringify({

@@ -161,7 +161,7 @@ describe.skipIf(!!skipReason)('libcni compatibility with podman 4.3 (libcni 1.1)
     podman(['network', 'rm', '-f', NET], true);
     deleteLink(BRIDGE);
     const dir = path.join(base, tag);
-    const plugins = makePluginDir(dir, set, ['bridge', 'host-local', 'loopback'], ['portmap', 'firewall', 'tuning']);
+    const plugins = makePluginDir(dir, set, ['bridge', 'host-local', 'loopback', 'portmap'], ['firewall', 'tuning']);
     const netDir = path.join(dir, 'net.d');
     // always <base>/containers.conf: podman's DB pins tmp_dir, it must not move between scenarios
     conf = writePodmanConf(base, plugins.dir, netDir);

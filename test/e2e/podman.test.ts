@@ -1,7 +1,7 @@
 // e2e suite: owned by the runtime-e2e engineer
 /**
  * podman 4.3 (Debian 12, CNI backend, runc) driving flax's bridge,
- * host-local and loopback, with the reference portmap/firewall/tuning that
+ * host-local, loopback and portmap, with the reference firewall/tuning that
  * podman's generated chain also calls.
  *
  * Nothing global is configured: CONTAINERS_CONF points at a scratch
@@ -120,7 +120,7 @@ describe.skipIf(!!skipReason)('podman 4.3 with the CNI backend', () => {
       cniState!.restore([NET], cids);
 
       const dir = path.join(base, set);
-      const plugins: PluginDir = makePluginDir(dir, set, ['bridge', 'host-local', 'loopback'], ['portmap', 'firewall', 'tuning']);
+      const plugins: PluginDir = makePluginDir(dir, set, ['bridge', 'host-local', 'loopback', 'portmap'], ['firewall', 'tuning']);
       const netDir = path.join(dir, 'net.d');
       writeConf(plugins.dir, netDir);
       const trace = () => readTrace(plugins.traceDir);
