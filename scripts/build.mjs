@@ -21,9 +21,11 @@ function findMains(dir, acc = []) {
   }
   return acc;
 }
+// directories whose executable has another name: the CLI is `flax`, the agent `flaxd`
+const RENAMED = { cli: 'flax', agent: 'flaxd' };
 const entries = findMains(path.join(root, 'plugins')).map((p) => {
   const dir = path.basename(path.dirname(p));
-  return { name: dir === 'cli' ? 'flax' : dir, file: p };
+  return { name: RENAMED[dir] ?? dir, file: p };
 });
 
 rmSync(out, { recursive: true, force: true });

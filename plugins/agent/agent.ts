@@ -1,0 +1,232 @@
+/**
+ * flaxd's start-up and run loop (flanneld main.go, file store, vxlan):
+ *   lock `<subnet-file>.lock` → network config → external interface →
+ *   device (MAC of our existing lease, if any) → lease → address → first
+ *   reconcile → subnet.env → run: re-list + reconcile on store changes and
+ *   every --reconcile-interval, renew the lease before expiry.
+ * SIGTERM/SIGINT stop the loop and leave the data plane as it is. Our own
+ * lease disappearing from the store is fatal (exit 1), as in flanneld.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomInt } from 'node:crypto';
+import { type FileLock, lockFile } from '../pkg/lock';
+import { isErrno } from '../pkg/native';
+import { openHandle, type NetlinkHandle } from '../pkg/netlink';
+import { randomMac } from '../pkg/ip';
+import { ConfigError, type NetConfig, parseNetConfig, parseVxlanConfig } from './config';
+import { FileLeaseStore } from './file-store';
+import { type AgentOptions } from './flags';
+import { lookupExtIface } from './iface';
+import { type Clock, type Lease, type LeaseAttrs, type LeaseStore, acquireLease, leaseKey, parseVxlanBackendData, renewDelay, SUBNET_TTL_MS, systemClock, vxlanBackendData } from './lease';
+import { type Logger } from './log';
+import { formatNet, type IPNet } from './subnet';
+import { readSubnetFileCidr, renderSubnetEnv, writeFileAtomic } from './subnet-env';
+import { ensureVxlanDevice, VXLAN_OVERHEAD } from './vxlan/device';
+import { VxlanNetwork } from './vxlan/network';
+import { LeaseWatcher } from './watcher';
+
+/**
+ * Takes the one-agent-per-node lock beside the subnet file and records our
+ * pid in it. A held lock is a ConfigError naming the holder; nothing is
+ * written in that case.
+ */
+export function lockSubnetFile(subnetFile: string): FileLock {
+  const p = `${subnetFile}.lock`;
+  fs.mkdirSync(path.dirname(p), { recursive: true, mode: 0o755 });
+  let lock: FileLock;
+  try {
+    lock = lockFile(p, { nonBlocking: true });
+  } catch (e) {
+    if (isErrno(e, 'EWOULDBLOCK') || isErrno(e, 'EAGAIN')) {
+      let holder = 'unknown process';
+      try {
+        const pid = fs.readFileSync(p, 'utf8').trim();
+        if (/^\d+$/.test(pid)) {
+          let cmd = '';
+          try { cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' '); } catch { /* gone or hidden */ }
+          holder = `pid ${pid}${cmd ? ` (${cmd.slice(0, 120)})` : ''}`;
+        }
+      } catch { /* unreadable: keep "unknown" */ }
+      throw new ConfigError(`another agent holds ${p}: ${holder}; one agent per subnet file`);
+    }
+    throw e;
+  }
+  fs.ftruncateSync(lock.fd);
+  fs.writeSync(lock.fd, `${process.pid}\n`, 0);
+  return lock;
+}
+
+function loadNetConfig(file: string): NetConfig {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`cannot read network config ${file}: ${(e as Error).message}`);
+  }
+  const cfg = parseNetConfig(text);
+  if (cfg.enableIPv6 || !cfg.enableIPv4) throw new ConfigError('EnableIPv6: IPv6 overlays are not implemented yet in flaxd (IPv4 only)');
+  if (cfg.backendType !== 'vxlan') throw new ConfigError(`Backend.Type: backend ${JSON.stringify(cfg.backendType)} is not supported by flaxd yet (vxlan only)`);
+  return cfg;
+}
+
+/** Refuses what this build cannot do, before any side effect. */
+function refuseUnimplemented(o: AgentOptions, log: Logger): void {
+  if (o.etcdEndpoints.length) throw new ConfigError('--etcd-endpoints: the etcd store is not implemented yet; use the file store (--lease-dir)');
+  if (o.kubeSubnetMgr) throw new ConfigError('--kube-subnet-mgr: the Kubernetes store is not implemented yet; use the file store (--lease-dir)');
+  if (o.healthzPort > 0) log.warn(`--healthz-port ${o.healthzPort}: healthz/readyz/metrics are not implemented yet; not listening`);
+  if (o.ipMasq) log.warn('--ip-masq: masquerade rules are not implemented yet; FLANNEL_IPMASQ=true is written but no rule is installed');
+}
+
+export interface AgentDeps {
+  log: Logger;
+  clock?: Clock;
+  /** the store; default the file store at opts.leaseDir */
+  store?: LeaseStore;
+  handle?: NetlinkHandle;
+}
+
+/** Runs the agent until a signal (resolves 0) or a fatal error (rejects; ConfigError = exit 1). */
+export async function runAgent(o: AgentOptions, deps: AgentDeps): Promise<number> {
+  const { log } = deps;
+  const clock = deps.clock ?? systemClock;
+  refuseUnimplemented(o, log);
+  const lock = lockSubnetFile(o.subnetFile);
+  const h = deps.handle ?? openHandle();
+  let store: LeaseStore | undefined;
+  try {
+    const config = loadNetConfig(o.netConfigPath);
+    const network = config.network as IPNet;
+    const vx = parseVxlanConfig(config.backend);
+    if (vx.directRouting) log.warn('Backend.DirectRouting: not implemented yet; every peer is reached over vxlan');
+    const ext = await lookupExtIface(h, o);
+    log.info(`network ${formatNet(network)}, subnet length /${config.subnetLen}; external interface ${ext.link.name} (${ext.ifaceAddr}, public ${ext.publicIP}, mtu ${ext.link.mtu})`);
+    store = deps.store ?? new FileLeaseStore({ dir: o.leaseDir, clock, relistMs: o.reconcileInterval * 1000, warn: (m) => log.warn(m) });
+
+    // the MAC our lease already publishes, so a re-created device keeps it
+    const prior = (await store.list()).find((l) => l.attrs.publicIP === ext.publicIP);
+    const priorMac = prior && parseVxlanBackendData(prior.attrs.backendData)?.vtepMAC;
+    const mtu = (vx.mtu || ext.link.mtu) - VXLAN_OVERHEAD;
+    const want = {
+      name: `flannel.${vx.vni}`, vni: vx.vni, port: vx.port, local: ext.ifaceAddr, srcLink: ext.link.index,
+      mtu, gbp: vx.gbp, learning: vx.learning, mac: priorMac ?? randomMac(),
+    };
+    const dev = await ensureVxlanDevice(h, want, log);
+    log.info(`${want.name}: ${dev.created ? 'created' : 'reusing the existing device'} (mac ${dev.link.mac})`);
+    want.mac = dev.link.mac;
+
+    const attrs: LeaseAttrs = { publicIP: ext.publicIP, publicIPv6: null, backendType: 'vxlan', backendData: vxlanBackendData({ vni: vx.vni, vtepMAC: dev.link.mac }) };
+    const prevSubnet = readSubnetFileCidr(o.subnetFile, 'FLANNEL_SUBNET');
+    const own = await acquireLease({ store, config, prevSubnet, randInt: (n) => randomInt(n), log: (m) => log.info(m) }, attrs);
+    log.info(`lease ${formatNet(own.subnet)} ${own.expiration === null ? '(reservation)' : `expires ${new Date(own.expiration).toISOString()}`}`);
+
+    const net = new VxlanNetwork(h, want, own.subnet, network, log);
+    const loop = new AgentLoop({ store, net, own, log, clock, o });
+    await loop.sync('start');
+    const env = renderSubnetEnv(config, o.ipMasq, own.subnet, undefined, mtu);
+    writeFileAtomic(o.subnetFile, env);
+    log.info(`wrote ${o.subnetFile} (FLANNEL_SUBNET of ${formatNet(own.subnet)}, MTU ${mtu}); running`);
+    return await loop.run();
+  } finally {
+    store?.close();
+    if (!deps.handle) h.close();
+    lock.release();
+  }
+}
+
+/** Our own lease left the store: fatal, as in flanneld. */
+export class LeaseRevokedError extends Error {}
+
+interface LoopParts {
+  store: LeaseStore;
+  net: VxlanNetwork;
+  own: Lease;
+  log: Logger;
+  clock: Clock;
+  o: AgentOptions;
+}
+
+/** The run loop: one reconcile at a time; a trigger during one schedules exactly one more. */
+class AgentLoop {
+  readonly #watcher: LeaseWatcher;
+  #running: Promise<void> | null = null;
+  #again = false;
+  #fatal: ((e: Error) => void) | null = null;
+
+  constructor(private readonly p: LoopParts) {
+    this.#watcher = new LeaseWatcher(p.own);
+  }
+
+  /** Re-lists the leases and reconciles the device with them. */
+  async sync(why: string): Promise<void> {
+    const { store, net, own, log } = this.p;
+    const leases = await store.list();
+    if (!leases.some((l) => leaseKey(l) === leaseKey(own))) {
+      throw new LeaseRevokedError(`our lease ${formatNet(own.subnet)} was removed from the store (revoked or expired); shutting down`);
+    }
+    for (const e of this.#watcher.reset(leases)) {
+      log.info(`peer ${e.type}: ${formatNet(e.lease.subnet)} public ${e.lease.attrs.publicIP}`);
+    }
+    const r = await net.reconcile(this.#watcher.leases);
+    log.debug(`reconcile (${why}): ${r.peers} peers, ${r.repairs} changes, ${r.failures} failures`);
+  }
+
+  #trigger(why: string): void {
+    if (this.#running) {
+      this.#again = true;
+      return;
+    }
+    this.#running = this.sync(why).catch((e: Error) => {
+      if (e instanceof LeaseRevokedError) this.#fatal?.(e);
+      else this.p.log.error(`reconcile (${why}) failed: ${e.message}; retrying`);
+    }).finally(() => {
+      this.#running = null;
+      if (this.#again) {
+        this.#again = false;
+        this.#trigger('pending change');
+      }
+    });
+  }
+
+  /** Resolves 0 on SIGTERM/SIGINT; rejects when our lease is gone. */
+  run(): Promise<number> {
+    const { store, o, log, clock, own } = this.p;
+    return new Promise<number>((resolve, reject) => {
+      const watch = store.watch(() => this.#trigger('store change'));
+      const tick = setInterval(() => this.#trigger('interval'), o.reconcileInterval * 1000);
+      let renewTimer: NodeJS.Timeout | undefined;
+      const scheduleRenew = (delay: number | null) => {
+        if (delay === null) return;
+        renewTimer = setTimeout(() => {
+          store.update(own.subnet, own.ipv6Subnet, own.attrs, SUBNET_TTL_MS).then((exp) => {
+            own.expiration = exp;
+            log.info(`lease ${formatNet(own.subnet)} renewed, expires ${exp === null ? 'never' : new Date(exp).toISOString()}`);
+            scheduleRenew(renewDelay(own, clock.now(), o.subnetLeaseRenewMargin));
+          }, (e: Error) => {
+            log.error(`lease renewal failed: ${e.message}; retrying in 1 min`);
+            scheduleRenew(60_000);
+          });
+        }, Math.min(delay, 2 ** 31 - 1));
+      };
+      scheduleRenew(renewDelay(own, clock.now(), o.subnetLeaseRenewMargin));
+      const stop = () => {
+        watch.close();
+        clearInterval(tick);
+        clearTimeout(renewTimer);
+        process.off('SIGTERM', onSignal);
+        process.off('SIGINT', onSignal);
+      };
+      const onSignal = (sig: string) => {
+        log.info(`${sig}: exiting, leaving the data plane in place`);
+        stop();
+        Promise.resolve(this.#running).finally(() => resolve(0));
+      };
+      this.#fatal = (e) => {
+        stop();
+        reject(e);
+      };
+      process.on('SIGTERM', onSignal);
+      process.on('SIGINT', onSignal);
+    });
+  }
+}

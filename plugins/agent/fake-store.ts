@@ -1,0 +1,78 @@
+/**
+ * An in-memory LeaseStore for pure tests (after host-local's fake_store.go):
+ * expiry against an injected clock, create-if-absent, change callbacks, and
+ * a hook to fail or race the next create.
+ */
+import { type Clock, type Lease, type LeaseAttrs, LeaseExistsError, type LeaseStore, leaseKey } from './lease';
+import { type IPNet } from './subnet';
+
+export class FakeLeaseStore {
+  readonly leases = new Map<string, Lease>();
+  readonly calls: string[] = [];
+  /** runs before each create (e.g. to let a "racing" node take the subnet first) */
+  beforeCreate?: (sn: IPNet) => void;
+  #watchers = new Set<() => void>();
+
+  constructor(readonly clock: Clock) {}
+
+  /** Puts a lease directly (another node's), notifying watchers. */
+  put(l: Lease): void {
+    this.leases.set(leaseKey(l), l);
+    this.#notify();
+  }
+
+  remove(sn: IPNet, sn6?: IPNet): void {
+    this.leases.delete(leaseKey({ subnet: sn, ipv6Subnet: sn6 }));
+    this.#notify();
+  }
+
+  #notify(): void {
+    for (const w of this.#watchers) w();
+  }
+
+  #live(): Lease[] {
+    const now = this.clock.now();
+    return [...this.leases.values()].filter((l) => l.expiration === null || l.expiration > now);
+  }
+
+  #write(sn: IPNet, sn6: IPNet | undefined, attrs: LeaseAttrs, ttlMs: number): number | null {
+    const expiration = ttlMs > 0 ? this.clock.now() + ttlMs : null;
+    this.put({ subnet: sn, ipv6Subnet: sn6, attrs, expiration });
+    return expiration;
+  }
+
+  async list(): Promise<Lease[]> {
+    this.calls.push('list');
+    return this.#live();
+  }
+
+  async create(sn: IPNet, sn6: IPNet | undefined, attrs: LeaseAttrs, ttlMs: number): Promise<number | null> {
+    this.calls.push(`create ${leaseKey({ subnet: sn, ipv6Subnet: sn6 })}`);
+    this.beforeCreate?.(sn);
+    const key = leaseKey({ subnet: sn, ipv6Subnet: sn6 });
+    if (this.#live().some((l) => leaseKey(l) === key)) throw new LeaseExistsError(`${key} exists`);
+    return this.#write(sn, sn6, attrs, ttlMs);
+  }
+
+  async update(sn: IPNet, sn6: IPNet | undefined, attrs: LeaseAttrs, ttlMs: number): Promise<number | null> {
+    this.calls.push(`update ${leaseKey({ subnet: sn, ipv6Subnet: sn6 })} ttl=${ttlMs}`);
+    return this.#write(sn, sn6, attrs, ttlMs);
+  }
+
+  async delete(sn: IPNet, sn6: IPNet | undefined): Promise<void> {
+    this.calls.push(`delete ${leaseKey({ subnet: sn, ipv6Subnet: sn6 })}`);
+    this.remove(sn, sn6);
+  }
+
+  watch(onChange: () => void): { close(): void } {
+    this.#watchers.add(onChange);
+    return { close: () => this.#watchers.delete(onChange) };
+  }
+
+  close(): void {
+    this.#watchers.clear();
+  }
+}
+
+// compile-time check that the fake honours the interface
+export const fakeLeaseStore = (clock: Clock) => new FakeLeaseStore(clock) satisfies LeaseStore;

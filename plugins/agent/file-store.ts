@@ -1,0 +1,159 @@
+/**
+ * The file lease store (`--lease-dir`, default /var/lib/flax/leases): the
+ * registry shared by the agents of one machine (namespace "nodes", demos).
+ *
+ * Layout: `<dir>/subnets/<key>.json`, key as in etcd (`10.244.1.0-24`,
+ * `10.244.1.0-24&fc00::-64`), content
+ *   {"Value":<flanneld's etcd value, byte for byte>,"Expiration":"<ISO 8601>"|null}
+ * (null = a reservation). Every mutation holds an exclusive flock on
+ * `<dir>/.lock` and replaces files by atomic rename, so readers (list) need
+ * no lock and never see half a file. Expired leases are invisible to list()
+ * and may be taken by create(). Changes are noticed by fs.watch on the
+ * directory, with a periodic re-list as backstop (watch events can be lost,
+ * and expiry produces none).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { lockFile } from '../pkg/lock';
+import { type Clock, type Lease, type LeaseAttrs, LeaseExistsError, type LeaseStore, marshalLeaseAttrs, unmarshalLeaseAttrs } from './lease';
+import { type IPNet, parseSubnetKey, subnetKey } from './subnet';
+import { writeFileAtomic } from './subnet-env';
+
+export const DEFAULT_LEASE_DIR = '/var/lib/flax/leases';
+const SUFFIX = '.json';
+
+export interface FileStoreOptions {
+  dir: string;
+  clock: Clock;
+  /** backstop re-list period for watch() (ms) */
+  relistMs: number;
+  /** a malformed lease file (skipped) */
+  warn?: (msg: string) => void;
+}
+
+/** Serialises one lease file. */
+export function renderLeaseFile(attrs: LeaseAttrs, expiration: number | null): string {
+  const exp = expiration === null ? 'null' : JSON.stringify(new Date(expiration).toISOString());
+  return `{"Value":${marshalLeaseAttrs(attrs)},"Expiration":${exp}}\n`;
+}
+
+/** Parses one lease file named `<key>.json`; throws on anything malformed. */
+export function parseLeaseFile(name: string, text: string): Lease {
+  const key = name.endsWith(SUFFIX) ? name.slice(0, -SUFFIX.length) : name;
+  const k = parseSubnetKey(key);
+  if (!k || subnetKey(k.sn, k.sn6) !== key) throw new Error(`not a subnet key: ${key}`);
+  const o = JSON.parse(text) as { Value?: unknown; Expiration?: unknown };
+  if (o === null || typeof o !== 'object') throw new Error('not a JSON object');
+  const attrs = unmarshalLeaseAttrs(JSON.stringify(o.Value ?? null));
+  let expiration: number | null = null;
+  if (o.Expiration !== null && o.Expiration !== undefined) {
+    expiration = typeof o.Expiration === 'string' ? Date.parse(o.Expiration) : NaN;
+    if (Number.isNaN(expiration)) throw new Error(`bad Expiration ${JSON.stringify(o.Expiration)}`);
+  }
+  return { subnet: k.sn, ipv6Subnet: k.sn6, attrs, expiration };
+}
+
+export class FileLeaseStore {
+  readonly subnetsDir: string;
+  readonly #lockPath: string;
+  #closers = new Set<() => void>();
+
+  constructor(readonly opts: FileStoreOptions) {
+    this.subnetsDir = path.join(opts.dir, 'subnets');
+    this.#lockPath = path.join(opts.dir, '.lock');
+    fs.mkdirSync(this.subnetsDir, { recursive: true, mode: 0o755 });
+  }
+
+  #file(sn: IPNet, sn6: IPNet | undefined): string {
+    return path.join(this.subnetsDir, subnetKey(sn, sn6) + SUFFIX);
+  }
+
+  /** Runs fn holding the directory's exclusive lock. fn is synchronous, so one thread never waits on itself. */
+  #locked<T>(fn: () => T): T {
+    const lock = lockFile(this.#lockPath);
+    try {
+      return fn();
+    } finally {
+      lock.release();
+    }
+  }
+
+  #readOne(name: string): Lease | null {
+    let text: string;
+    try {
+      text = fs.readFileSync(path.join(this.subnetsDir, name), 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw e;
+    }
+    try {
+      return parseLeaseFile(name, text);
+    } catch (e) {
+      this.opts.warn?.(`lease file ${path.join(this.subnetsDir, name)} ignored: ${(e as Error).message}`);
+      return null;
+    }
+  }
+
+  #alive(l: Lease | null): l is Lease {
+    return l !== null && (l.expiration === null || l.expiration > this.opts.clock.now());
+  }
+
+  #write(sn: IPNet, sn6: IPNet | undefined, attrs: LeaseAttrs, ttlMs: number): number | null {
+    const exp = ttlMs > 0 ? this.opts.clock.now() + ttlMs : null;
+    writeFileAtomic(this.#file(sn, sn6), renderLeaseFile(attrs, exp));
+    return exp;
+  }
+
+  async list(): Promise<Lease[]> {
+    const names = fs.readdirSync(this.subnetsDir).filter((n) => n.endsWith(SUFFIX) && !n.startsWith('.'));
+    return names.map((n) => this.#readOne(n)).filter((l) => this.#alive(l));
+  }
+
+  async create(sn: IPNet, sn6: IPNet | undefined, attrs: LeaseAttrs, ttlMs: number): Promise<number | null> {
+    return this.#locked(() => {
+      const name = path.basename(this.#file(sn, sn6));
+      if (this.#alive(this.#readOne(name))) throw new LeaseExistsError(`subnet ${subnetKey(sn, sn6)} is already leased`);
+      return this.#write(sn, sn6, attrs, ttlMs);
+    });
+  }
+
+  async update(sn: IPNet, sn6: IPNet | undefined, attrs: LeaseAttrs, ttlMs: number): Promise<number | null> {
+    return this.#locked(() => this.#write(sn, sn6, attrs, ttlMs));
+  }
+
+  async delete(sn: IPNet, sn6: IPNet | undefined): Promise<void> {
+    this.#locked(() => fs.rmSync(this.#file(sn, sn6), { force: true }));
+  }
+
+  watch(onChange: () => void): { close(): void } {
+    let pending: NodeJS.Timeout | undefined;
+    const fire = () => {
+      if (pending) return;
+      // coalesce the bursts a rename produces
+      pending = setTimeout(() => { pending = undefined; onChange(); }, 20);
+    };
+    let watcher: fs.FSWatcher | undefined;
+    try {
+      watcher = fs.watch(this.subnetsDir, { persistent: false }, fire);
+      watcher.on('error', (e) => this.opts.warn?.(`watching ${this.subnetsDir}: ${e.message}; relying on the periodic re-list`));
+    } catch (e) {
+      this.opts.warn?.(`cannot watch ${this.subnetsDir}: ${(e as Error).message}; relying on the periodic re-list`);
+    }
+    const timer = setInterval(onChange, this.opts.relistMs);
+    timer.unref();
+    const close = () => {
+      clearInterval(timer);
+      if (pending) clearTimeout(pending);
+      watcher?.close();
+      this.#closers.delete(close);
+    };
+    this.#closers.add(close);
+    return { close };
+  }
+
+  close(): void {
+    for (const c of [...this.#closers]) c();
+  }
+}
+
+export const openFileLeaseStore = (opts: FileStoreOptions) => new FileLeaseStore(opts) satisfies LeaseStore;

@@ -1,0 +1,179 @@
+/**
+ * Subnet leases as flanneld makes them (flannel pkg/lease, pkg/subnet/etcd):
+ *  - key `<prefix>/subnets/10.244.1.0-24` (dual-stack `…&fc00::-64`);
+ *  - value = Go's json.Marshal(LeaseAttrs), byte for byte:
+ *    {"PublicIP":"192.168.64.3","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"c6:d2:…"}}
+ *    (PublicIPv6 always present, null when unset; BackendType, BackendData,
+ *    BackendV6Data omitted when empty);
+ *  - TTL 24 h, renewed `renewMargin` before expiry; a key without TTL is a
+ *    reservation (never expires, never renewed).
+ * The LeaseStore interface is what every store (file now; etcd, kube later)
+ * implements; acquireLease is flanneld's tryAcquireLease over it.
+ */
+import { type IPNet, formatNet, netEqual, parseIp, subnetKey, formatIp } from './subnet';
+import { type NetConfig } from './config';
+import { freeSubnets } from './alloc';
+
+export const SUBNET_TTL_MS = 24 * 3600 * 1000;
+export const RACE_RETRIES = 10;
+
+export interface LeaseAttrs {
+  publicIP: string;
+  publicIPv6: string | null;
+  backendType: string;
+  /** parsed JSON of BackendData (re-serialised compactly, as Go's RawMessage marshals) */
+  backendData?: unknown;
+  backendV6Data?: unknown;
+}
+
+export interface Lease {
+  subnet: IPNet;
+  ipv6Subnet?: IPNet;
+  attrs: LeaseAttrs;
+  /** ms since the epoch; null = a reservation (no TTL) */
+  expiration: number | null;
+}
+
+export const leaseKey = (l: { subnet: IPNet; ipv6Subnet?: IPNet }): string => subnetKey(l.subnet, l.ipv6Subnet);
+
+/** Go's json.Marshal(LeaseAttrs). */
+export function marshalLeaseAttrs(a: LeaseAttrs): string {
+  let s = `{"PublicIP":${JSON.stringify(a.publicIP)},"PublicIPv6":${a.publicIPv6 === null ? 'null' : JSON.stringify(a.publicIPv6)}`;
+  if (a.backendType !== '') s += `,"BackendType":${JSON.stringify(a.backendType)}`;
+  if (a.backendData !== undefined && a.backendData !== null) s += `,"BackendData":${JSON.stringify(a.backendData)}`;
+  if (a.backendV6Data !== undefined && a.backendV6Data !== null) s += `,"BackendV6Data":${JSON.stringify(a.backendV6Data)}`;
+  return s + '}';
+}
+
+function pick(o: Record<string, unknown>, name: string): unknown {
+  if (name in o) return o[name];
+  const k = Object.keys(o).find((x) => x.toLowerCase() === name.toLowerCase());
+  return k === undefined ? undefined : o[k];
+}
+
+/** json.Unmarshal into LeaseAttrs (case-insensitive keys). Throws on a malformed value. */
+export function unmarshalLeaseAttrs(text: string): LeaseAttrs {
+  const o = JSON.parse(text) as unknown;
+  if (o === null || typeof o !== 'object' || Array.isArray(o)) throw new Error('lease value is not a JSON object');
+  const r = o as Record<string, unknown>;
+  const pub = pick(r, 'PublicIP') ?? '0.0.0.0';
+  if (typeof pub !== 'string' || parseIp(pub).v6) throw new Error(`lease PublicIP is not an IPv4 address: ${JSON.stringify(pub)}`);
+  const pub6 = pick(r, 'PublicIPv6') ?? null;
+  if (pub6 !== null && (typeof pub6 !== 'string' || !parseIp(pub6).v6)) throw new Error(`lease PublicIPv6 is not an IPv6 address: ${JSON.stringify(pub6)}`);
+  const bt = pick(r, 'BackendType') ?? '';
+  if (typeof bt !== 'string') throw new Error('lease BackendType is not a string');
+  const a: LeaseAttrs = { publicIP: formatIp(parseIp(pub).n, false), publicIPv6: pub6 === null ? null : formatIp(parseIp(pub6).n, true), backendType: bt };
+  const bd = pick(r, 'BackendData');
+  if (bd !== undefined && bd !== null) a.backendData = bd;
+  const bd6 = pick(r, 'BackendV6Data');
+  if (bd6 !== undefined && bd6 !== null) a.backendV6Data = bd6;
+  return a;
+}
+
+/** The vxlan backend's BackendData: {"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"}. */
+export interface VxlanLeaseAttrs {
+  vni: number;
+  vtepMAC: string;
+}
+export const vxlanBackendData = (a: VxlanLeaseAttrs): unknown => ({ VNI: a.vni, VtepMAC: a.vtepMAC });
+
+const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
+/** Reads a vxlan lease's BackendData; null when it is not one. */
+export function parseVxlanBackendData(d: unknown): VxlanLeaseAttrs | null {
+  if (d === null || typeof d !== 'object' || Array.isArray(d)) return null;
+  const vni = pick(d as Record<string, unknown>, 'VNI');
+  const mac = pick(d as Record<string, unknown>, 'VtepMAC');
+  if (typeof vni !== 'number' || !Number.isInteger(vni) || typeof mac !== 'string') return null;
+  const m = mac.toLowerCase().replace(/-/g, ':');
+  return MAC.test(m) ? { vni, vtepMAC: m } : null;
+}
+
+export class LeaseExistsError extends Error {}
+
+/** What a subnet registry offers the agent. Implementations: FileLeaseStore; FakeLeaseStore for tests. */
+export interface LeaseStore {
+  /** Every lease that has not expired. */
+  list(): Promise<Lease[]>;
+  /** Creates the key only if absent (or expired); LeaseExistsError otherwise. ttlMs 0 = reservation. Returns the expiration. */
+  create(sn: IPNet, sn6: IPNet | undefined, attrs: LeaseAttrs, ttlMs: number): Promise<number | null>;
+  /** Writes the key whether or not it exists (renewal, attribute change). Returns the expiration. */
+  update(sn: IPNet, sn6: IPNet | undefined, attrs: LeaseAttrs, ttlMs: number): Promise<number | null>;
+  delete(sn: IPNet, sn6: IPNet | undefined): Promise<void>;
+  /** Calls onChange (no payload: re-list) whenever leases may have changed. */
+  watch(onChange: () => void): { close(): void };
+  close(): void;
+}
+
+export interface Clock {
+  now(): number;
+}
+export const systemClock: Clock = { now: () => Date.now() };
+
+export interface AcquireContext {
+  store: LeaseStore;
+  config: NetConfig;
+  /** the subnet of a previous subnet.env, if any */
+  prevSubnet?: IPNet;
+  /** random integer in [0, n) */
+  randInt: (n: number) => number;
+  log?: (msg: string) => void;
+}
+
+/** flannel isSubnetConfigCompat: inside [SubnetMin, SubnetMax] with SubnetLen. */
+export const isSubnetCompat = (c: NetConfig, sn: IPNet): boolean =>
+  !sn.v6 && sn.ip >= c.subnetMin && sn.ip <= c.subnetMax && sn.prefixLen === c.subnetLen;
+
+/**
+ * flanneld's AcquireLease (IPv4): reuse the lease carrying our PublicIP
+ * (keeping a reservation a reservation; an incompatible one is deleted),
+ * else the previous subnet.env's subnet if free and compatible, else a
+ * random one of the first 100 free subnets; created only if absent, retried
+ * on a lost race.
+ */
+export async function acquireLease(ctx: AcquireContext, attrs: LeaseAttrs): Promise<Lease> {
+  const { store, config } = ctx;
+  const log = ctx.log ?? (() => {});
+  for (let i = 0; i < RACE_RETRIES; i++) {
+    const leases = await store.list();
+    const mine = leases.find((l) => l.attrs.publicIP === attrs.publicIP);
+    if (mine) {
+      if (isSubnetCompat(config, mine.subnet)) {
+        const ttl = mine.expiration === null ? 0 : SUBNET_TTL_MS;
+        const exp = await store.update(mine.subnet, undefined, attrs, ttl);
+        log(`found lease ${formatNet(mine.subnet)} for our public IP ${attrs.publicIP}, reusing${ttl ? '' : ' (reservation)'}`);
+        return { subnet: mine.subnet, attrs, expiration: exp };
+      }
+      log(`lease ${formatNet(mine.subnet)} for our public IP ${attrs.publicIP} does not fit the network config, deleting it`);
+      await store.delete(mine.subnet, mine.ipv6Subnet);
+    }
+    let sn: IPNet | undefined;
+    if (ctx.prevSubnet && !leases.some((l) => netEqual(l.subnet, ctx.prevSubnet))) {
+      if (isSubnetCompat(config, ctx.prevSubnet)) {
+        sn = ctx.prevSubnet;
+        log(`reusing previously leased subnet ${formatNet(sn)} (from the subnet file)`);
+      } else {
+        log(`previously leased subnet ${formatNet(ctx.prevSubnet)} does not fit the network config, ignoring it`);
+      }
+    }
+    if (!sn) {
+      const free = freeSubnets(config, leases, 100);
+      if (!free.length) throw new Error('out of subnets');
+      sn = free[ctx.randInt(free.length)];
+    }
+    try {
+      const exp = await store.create(sn, undefined, attrs, SUBNET_TTL_MS);
+      log(`allocated lease ${formatNet(sn)} for public IP ${attrs.publicIP}`);
+      return { subnet: sn, attrs, expiration: exp };
+    } catch (e) {
+      if (!(e instanceof LeaseExistsError)) throw e;
+      log(`subnet ${formatNet(sn)} was taken concurrently, retrying`);
+    }
+  }
+  throw new Error('max retries reached trying to acquire a subnet');
+}
+
+/** Milliseconds until the lease must be renewed (renewMargin before expiry, never negative); null for a reservation. */
+export function renewDelay(l: Lease, now: number, renewMarginMinutes: number): number | null {
+  if (l.expiration === null) return null;
+  return Math.max(0, l.expiration - renewMarginMinutes * 60_000 - now);
+}

@@ -1,0 +1,34 @@
+// `flaxd`: the flannel-compatible overlay agent (see agent.ts).
+import { FLAX_VERSION, runMain } from '../pkg/skel/skel';
+import { runAgent } from './agent';
+import { ConfigError } from './config';
+import { parseFlags, usage, UsageError } from './flags';
+import { createLogger } from './log';
+
+function exit(code: number): void {
+  process.stderr.write('', () => process.exit(code));
+}
+
+runMain(() => {
+  let opts;
+  try {
+    opts = parseFlags(process.argv.slice(2), process.env);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    process.stderr.write(`flaxd: ${e.message} (see flaxd --help)\n`);
+    return exit(2);
+  }
+  if (opts.help) {
+    process.stdout.write(usage());
+    return exit(0);
+  }
+  if (opts.version) {
+    process.stdout.write(`flaxd ${FLAX_VERSION}\n`);
+    return exit(0);
+  }
+  const log = createLogger(opts.v);
+  runAgent(opts, { log }).then(exit, (e: Error) => {
+    log.error(e instanceof ConfigError ? `config: ${e.message}` : e.message);
+    exit(1);
+  });
+});

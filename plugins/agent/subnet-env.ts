@@ -1,0 +1,72 @@
+/**
+ * The subnet file (/run/flannel/subnet.env) as flanneld writes it
+ * (flannel pkg/subnet WriteSubnetFile): FLANNEL_NETWORK, FLANNEL_SUBNET
+ * (first address of our subnet, with its prefix), the IPv6 pair when IPv6
+ * is enabled, FLANNEL_MTU, FLANNEL_IPMASQ — in that order, mode 0644,
+ * replaced by an atomic rename. Also reads the previous file's subnet, which
+ * a restarted agent tries to keep.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { type NetConfig } from './config';
+import { type IPNet, formatIp, formatNet, parseCidr } from './subnet';
+
+const firstAddr = (n: IPNet): string => `${formatIp(n.ip + 1n, n.v6)}/${n.prefixLen}`;
+
+export function renderSubnetEnv(config: NetConfig, ipMasq: boolean, sn: IPNet | undefined, sn6: IPNet | undefined, mtu: number): string {
+  let s = '';
+  if (config.enableIPv4 && config.network && sn) s += `FLANNEL_NETWORK=${formatNet(config.network)}\nFLANNEL_SUBNET=${firstAddr(sn)}\n`;
+  if (config.enableIPv6 && config.ipv6Network && sn6) s += `FLANNEL_IPV6_NETWORK=${formatNet(config.ipv6Network)}\nFLANNEL_IPV6_SUBNET=${firstAddr(sn6)}\n`;
+  return s + `FLANNEL_MTU=${mtu}\nFLANNEL_IPMASQ=${ipMasq}\n`;
+}
+
+/**
+ * Writes `content` to `file` atomically: a temporary file in the same
+ * directory (created 0644 whatever the umask, fsynced), renamed over the
+ * target, then the directory fsynced. The directory is created (0755) if needed.
+ */
+export function writeFileAtomic(file: string, content: string, mode = 0o644): void {
+  const dir = path.dirname(file);
+  fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.tmp`);
+  const fd = fs.openSync(tmp, 'w', mode);
+  try {
+    fs.fchmodSync(fd, mode);
+    fs.writeSync(fd, content);
+    fs.fsyncSync(fd);
+  } catch (e) {
+    fs.closeSync(fd);
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+  fs.closeSync(fd);
+  try {
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+  const dfd = fs.openSync(dir, 'r');
+  try { fs.fsyncSync(dfd); } finally { fs.closeSync(dfd); }
+}
+
+/**
+ * A CIDR key of an existing subnet file, as its network (FLANNEL_SUBNET
+ * 10.244.1.1/24 → 10.244.1.0/24), like flanneld's ReadCIDRFromSubnetFile;
+ * undefined when the file, the key or a valid value is missing.
+ */
+export function readSubnetFileCidr(file: string, key: string): IPNet | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const line = text.split('\n').find((l) => l.startsWith(`${key}=`));
+  if (!line) return undefined;
+  try {
+    return parseCidr(line.slice(key.length + 1).split(',')[0].trim());
+  } catch {
+    return undefined;
+  }
+}

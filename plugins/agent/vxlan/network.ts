@@ -1,0 +1,143 @@
+/**
+ * The vxlan network at run time: one reconcile = ensure the device (re-create
+ * it if it was deleted or changed), its address and state, read the kernel's
+ * neighbours / FDB / routes on it, plan against the peers' leases (plan.ts)
+ * and apply. Kernel calls are retried on transient errors (ENOBUFS, EBUSY,
+ * EAGAIN, EINTR); a peer whose programming fails has what was done for it
+ * rolled back and is retried on the next round.
+ */
+import { AF_INET, type Link, type NetlinkHandle, NetlinkError, isNotFound } from '../../pkg/netlink';
+import { type Lease } from '../lease';
+import { type Logger } from '../log';
+import { type IPNet } from '../subnet';
+import { configureVxlanDevice, ensureVxlanDevice, type VxlanDeviceWant } from './device';
+import { type Action, type DeviceState, describeAction, peersFromLeases, planVxlan } from './plan';
+
+const TRANSIENT = new Set(['ENOBUFS', 'EBUSY', 'EAGAIN', 'EINTR']);
+
+/** Runs a kernel call, retrying transient errors with a short backoff. */
+export async function retryKernel<T>(fn: () => Promise<T>, attempts = 5, sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (i >= attempts || !(e instanceof NetlinkError) || !TRANSIENT.has(e.code)) throw e;
+      await sleep(10 * 2 ** i);
+    }
+  }
+}
+
+export interface ReconcileResult {
+  deviceCreated: boolean;
+  peers: number;
+  /** actions applied (0 = the kernel already matched) */
+  repairs: number;
+  failures: number;
+}
+
+export class VxlanNetwork {
+  #link?: Link;
+  #skipWarned = new Set<string>();
+
+  constructor(
+    private readonly h: NetlinkHandle,
+    /** mac = the one our lease publishes, so a re-created device keeps it */
+    private readonly want: VxlanDeviceWant,
+    private readonly subnet: IPNet,
+    private readonly network: IPNet,
+    private readonly log: Logger,
+  ) {}
+
+  get link(): Link | undefined {
+    return this.#link;
+  }
+
+  async #state(index: number): Promise<DeviceState> {
+    const [neighs, fdb, routes] = await Promise.all([
+      retryKernel(() => this.h.neighList(index, AF_INET)),
+      retryKernel(() => this.h.fdbList(index)),
+      retryKernel(() => this.h.routeList({ index, family: AF_INET })),
+    ]);
+    return {
+      neighs: neighs.filter((n) => n.ip).map((n) => ({ ip: n.ip!, mac: n.mac, permanent: n.permanent })),
+      fdb: fdb.filter((f) => f.mac && f.self).map((f) => ({ mac: f.mac!, dst: f.ip })),
+      routes: routes.map((r) => ({ dst: r.dst, gw: r.gw, onlink: r.onlink })),
+    };
+  }
+
+  async #apply(index: number, a: Action): Promise<void> {
+    const run = async (): Promise<void> => {
+      switch (a.op) {
+        case 'neighSet': return this.h.neighSet({ index, ip: a.ip, mac: a.mac });
+        case 'fdbSet': return this.h.fdbSet(index, a.mac, a.dst);
+        case 'routeReplace': return this.h.routeReplace({ dst: a.dst, gw: a.gw, oif: index, onlink: true });
+        case 'routeDel': return this.h.routeDel({ dst: a.dst, gw: a.gw, oif: index });
+        case 'fdbDel': return this.h.fdbDel(index, a.mac, a.dst);
+        case 'neighDel': return this.h.neighDel(index, a.ip);
+      }
+    };
+    try {
+      await retryKernel(run);
+    } catch (e) {
+      // deleting what is already gone is success
+      if (a.op.endsWith('Del') && isNotFound(e)) return;
+      throw e;
+    }
+  }
+
+  static undo(a: Action): Action | null {
+    switch (a.op) {
+      case 'neighSet': return { op: 'neighDel', ip: a.ip };
+      case 'fdbSet': return { op: 'fdbDel', mac: a.mac, dst: a.dst };
+      case 'routeReplace': return { op: 'routeDel', dst: a.dst, gw: a.gw };
+      default: return null;
+    }
+  }
+
+  /** One full reconcile against the peers' leases (our own excluded by the caller). */
+  async reconcile(peerLeases: readonly Lease[]): Promise<ReconcileResult> {
+    const { link, created } = await ensureVxlanDevice(this.h, this.want, this.log);
+    if (created) this.log.info(`${link.name}: created (vni ${this.want.vni}, local ${this.want.local}, mtu ${this.want.mtu}, mac ${link.mac})`);
+    await configureVxlanDevice(this.h, link, this.subnet, this.network, this.log);
+    this.#link = link;
+
+    const { peers, skipped } = peersFromLeases(peerLeases, this.network);
+    for (const s of skipped) {
+      const k = `${s.lease.attrs.publicIP} ${s.reason}`;
+      if (!this.#skipWarned.has(k)) this.log.warn(`ignoring lease of ${s.lease.attrs.publicIP}: ${s.reason}`);
+      this.#skipWarned.add(k);
+    }
+    const plan = planVxlan(peers, await this.#state(link.index), this.network);
+    let repairs = 0;
+    let failures = 0;
+    for (const a of plan.removals) {
+      try {
+        await this.#apply(link.index, a);
+        repairs++;
+        this.log.info(`${link.name}: ${describeAction(a)} (stale)`);
+      } catch (e) {
+        failures++;
+        this.log.error(`${link.name}: ${describeAction(a)} failed: ${(e as Error).message}`);
+      }
+    }
+    for (const { peer, actions } of plan.peers) {
+      const done: Action[] = [];
+      try {
+        for (const a of actions) {
+          await this.#apply(link.index, a);
+          done.push(a);
+          repairs++;
+          this.log.info(`${link.name}: peer ${peer.subnet} (${peer.publicIP}): ${describeAction(a)}`);
+        }
+      } catch (e) {
+        failures++;
+        this.log.error(`${link.name}: peer ${peer.subnet} (${peer.publicIP}) failed: ${(e as Error).message}; rolling back, retrying next round`);
+        for (const a of done.reverse()) {
+          const u = VxlanNetwork.undo(a);
+          if (u) await this.#apply(link.index, u).catch((ue: Error) => this.log.error(`${link.name}: rollback ${describeAction(u)} failed: ${ue.message}`));
+        }
+      }
+    }
+    return { deviceCreated: created, peers: peers.length, repairs, failures };
+  }
+}
