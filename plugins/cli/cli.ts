@@ -18,6 +18,7 @@ import { CNI_OPTIONS, CNI_VERBS, formatError, runCni, type CliIo, type CniCmdOpt
 import { EXIT_USAGE, UsageError, usageLine } from './usage';
 import { GC_OPTIONS } from './commands/gc-options';
 import { SANDBOX_COMMAND } from './commands/sandbox';
+import { INSTALL_COMMAND } from './commands/install';
 
 const defaultIo = (): CliIo => ({
   stdout: (s) => void process.stdout.write(s),
@@ -162,6 +163,7 @@ export const COMMANDS: CommandDef[] = [
     },
   },
   SANDBOX_COMMAND,
+  INSTALL_COMMAND,
   {
     name: 'version',
     describe: 'print the version (also: flax --version)',

@@ -1,0 +1,103 @@
+/**
+ * Atomic replacement of files, symlinks and directories: everything is
+ * written under a temporary name in the target's own directory (same
+ * filesystem), fsynced, then renamed over the target. A reader — a runtime
+ * exec'ing a plugin, containerd reloading /etc/cni/net.d — sees the old
+ * file or the new one, never a half-written one, and a running executable
+ * is never written to ("text file busy"). Temporary names start with "."
+ * and end in ".tmp-<pid>", so libcni (.conf/.conflist/.json) never loads one.
+ */
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+
+export const tmpName = (target: string) => path.join(path.dirname(target), `.${path.basename(target)}.tmp-${process.pid}`);
+
+function fsyncPath(p: string): void {
+  const fd = fs.openSync(p, 'r');
+  try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
+}
+
+/** Renames tmp over target and makes the rename durable; tmp is removed if it fails. */
+function commit(tmp: string, target: string): void {
+  try {
+    fs.renameSync(tmp, target);
+  } catch (e) {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  fsyncPath(path.dirname(target));
+}
+
+/** Writes content to target atomically with `mode` (whatever the umask). */
+export function writeFileAtomic(target: string, content: string | Buffer, mode = 0o644): void {
+  const tmp = tmpName(target);
+  const fd = fs.openSync(tmp, 'w', mode);
+  try {
+    fs.fchmodSync(fd, mode);
+    fs.writeSync(fd, typeof content === 'string' ? Buffer.from(content) : content);
+    fs.fsyncSync(fd);
+  } catch (e) {
+    fs.closeSync(fd);
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+  fs.closeSync(fd);
+  commit(tmp, target);
+}
+
+/** Points `link` at `target` atomically (a new symlink renamed over the old name). */
+export function symlinkAtomic(target: string, link: string): void {
+  const tmp = tmpName(link);
+  fs.rmSync(tmp, { force: true });
+  fs.symlinkSync(target, tmp);
+  commit(tmp, link);
+}
+
+/** Copies the files `names` of srcDir into a new directory `dir`, which appears complete or not at all. */
+export function copyDirAtomic(srcDir: string, names: readonly string[], dir: string): void {
+  const tmp = tmpName(dir);
+  fs.rmSync(tmp, { recursive: true, force: true });
+  fs.mkdirSync(tmp, { mode: 0o755 });
+  try {
+    for (const n of names) {
+      const dst = path.join(tmp, n);
+      fs.copyFileSync(path.join(srcDir, n), dst);
+      fs.chmodSync(dst, fs.statSync(path.join(srcDir, n)).mode & 0o7777);
+      fsyncPath(dst);
+    }
+    fsyncPath(tmp);
+  } catch (e) {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  commit(tmp, dir);
+}
+
+export function sha256File(file: string): string {
+  const h = createHash('sha256');
+  const fd = fs.openSync(file, 'r');
+  try {
+    const buf = Buffer.alloc(1 << 20);
+    let n: number;
+    while ((n = fs.readSync(fd, buf, 0, buf.length, null)) > 0) h.update(buf.subarray(0, n));
+  } finally {
+    fs.closeSync(fd);
+  }
+  return h.digest('hex');
+}
+
+/** lstat, or undefined when nothing is there. */
+export function lstatOrNone(p: string): fs.Stats | undefined {
+  try {
+    return fs.lstatSync(p);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+}
+
+/** The symlink's target, or undefined when p is not a symlink (or absent). */
+export function readlinkOrNone(p: string): string | undefined {
+  return lstatOrNone(p)?.isSymbolicLink() ? fs.readlinkSync(p) : undefined;
+}
