@@ -122,7 +122,7 @@ describe('flax gc after a node OOM and a reboot', () => {
     const before = snapshot(node, dataDir, cacheDir);
     const dry = gc('--dry-run');
     expect(dry.code, dry.stderr).toBe(0);
-    expect(dry.stdout).toMatch(new RegExp(`would sweep ${KILL} attachment\\(s\\)`));
+    expect(dry.stdout).toMatch(new RegExp(`would sweep 0 sandbox\\(es\\), ${KILL} attachment\\(s\\)`));
     expect(snapshot(node, dataDir, cacheDir)).toEqual(before);
 
     // an ADD racing the sweep
@@ -160,7 +160,7 @@ describe('flax gc after a node OOM and a reboot', () => {
 
     // a second sweep finds nothing
     const again = gc();
-    expect(again.stdout).toMatch(/swept 0 attachment\(s\), 0 orphaned rule\(s\), 0 ownerless/);
+    expect(again.stdout).toMatch(/swept 0 sandbox\(es\), 0 attachment\(s\), 0 orphaned rule\(s\), 0 ownerless/);
 
     // new ADDs reuse the freed addresses (the range holds exactly 100)
     const fresh = createTestNetns(5);

@@ -43,7 +43,8 @@ export async function runGc(o: GcCmdOptions, io: CliIo): Promise<number> {
         findings.map((f) => [f.kind, f.network, f.containerId, f.ifname, f.netns, f.address, f.reason,
           f.error ? `${f.action}: ${f.error}` : f.removed ? `${f.action}: ${f.removed}` : f.action])));
     }
-    io.stdout(`${o.dryRun ? 'would sweep' : 'swept'} ${count(findings, 'attachment')} attachment(s), ${count(findings, 'masquerade')} orphaned rule(s), `
+    io.stdout(`${o.dryRun ? 'would sweep' : 'swept'} ${count(findings, 'sandbox')} sandbox(es), ${count(findings, 'attachment')} attachment(s), `
+      + `${count(findings, 'masquerade') + count(findings, 'portmap')} orphaned rule(s), `
       + `${count(findings, 'reservation')} ownerless file set(s); kept ${kept.length} live attachment(s)\n`);
   }
   if (failed.length) {

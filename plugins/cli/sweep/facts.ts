@@ -28,6 +28,8 @@ function bridgeNames(a: Attachment): Set<string> {
   try {
     for (const p of confListFromBytes(a.config).plugins) {
       if (p.network.type === 'bridge') out.add(typeof p.raw.bridge === 'string' ? p.raw.bridge : 'cni0');
+      const d = p.raw.delegate as Record<string, unknown> | undefined; // flannel's delegate
+      if (p.network.type === 'flannel' && (d?.type ?? 'bridge') === 'bridge') out.add(typeof d?.bridge === 'string' ? d.bridge : 'cni0');
     }
   } catch { /* unreadable config: no names */ }
   return out;
@@ -78,7 +80,8 @@ export async function attachmentFacts(a: Attachment, links: ReadonlyMap<string, 
   try { ageMs = now - statSync(a.file).mtimeMs; } catch { /* gone meanwhile: as old */ }
   const hostPeers = hostPeerCandidates(a.result, bridgeNames(a)).map((c) => {
     const l = links.get(c.name);
-    return { name: c.name, present: !!l && l.mac.toLowerCase() === c.mac };
+    // a pod's host side is a veth: a bridge (or anything else) outlives its pods
+    return { name: c.name, present: !!l && l.kind === 'veth' && l.mac.toLowerCase() === c.mac };
   });
   const containerIfPresent = fact === 'netns' && netns.startsWith('/proc/') ? await containerIfIn(netns, a.ifName, containerMac(a.result, a.ifName)) : undefined;
   return { netns, netnsFact: fact, containerIfPresent, hostPeers, ageMs };

@@ -21,7 +21,9 @@ import { type Attachment, deleteCache, listAttachments } from '../../pkg/invoke/
 import { CniConfig, type GcAttachment } from '../../pkg/invoke/api';
 import { type NetworkConfigList, confListFromBytes, loadConfigs } from '../../pkg/invoke/conf';
 import { InProcessExec } from '../../pkg/invoke/inprocess';
-import { type FirewallDeps, type NftCommand, defaultDeps, genMasqTeardown, nftApply, nftList, teardownIpMasq } from '../../pkg/nft';
+import { type FirewallDeps, type NftCommand, MASQ_TABLE, defaultDeps, genMasqTeardown, nftApply, nftList, teardownIpMasq } from '../../pkg/nft';
+import { PORTMAP_TABLE, genPortmapTeardown } from '../../pkg/nft/portmap';
+import { teardownPortmap } from '../../pkg/nft/portmap-apply';
 import { about } from '../../pkg/skel/skel';
 import { createBridgePlugin } from '../../main/bridge/bridge';
 import { hostLocal } from '../../ipam/host-local/host-local';
@@ -51,7 +53,7 @@ export interface SweepOptions {
   sandboxDir?: string;
 }
 
-export type FindingKind = 'sandbox' | 'attachment' | 'masquerade' | 'reservation';
+export type FindingKind = 'sandbox' | 'attachment' | 'masquerade' | 'portmap' | 'reservation';
 
 export interface Finding {
   kind: FindingKind;
@@ -177,12 +179,13 @@ export async function sweepNode(o: SweepOptions): Promise<SweepReport> {
       const cmds: NftCommand[] = [];
       for (const k of deadIds) {
         const [n, id] = k.split('\0');
-        cmds.push(...genMasqTeardown(rs, n, id));
+        cmds.push(...genMasqTeardown(rs, n, id), ...genPortmapTeardown(rs, n, id));
       }
-      for (const d of judgeMasqRules(rs.rules.filter((r) => r.table === 'cni_plugins_masquerade'), networks, ev, only)) {
+      const keyed = rs.rules.filter((r) => r.table === MASQ_TABLE || (r.table === PORTMAP_TABLE && (r.family === 'ip' || r.family === 'ip6')));
+      for (const d of judgeMasqRules(keyed, networks, ev, only)) {
         if (deadIds.has(evidenceKey(d.network, d.containerId))) continue; // removed with its attachment
         rep.findings.push({
-          kind: 'masquerade', network: d.network, containerId: d.containerId, ifname: '', netns: '', address: d.address, reason: d.reason,
+          kind: d.rule.table === PORTMAP_TABLE ? 'portmap' : 'masquerade', network: d.network, containerId: d.containerId, ifname: '', netns: '', address: d.address, reason: d.reason,
           action: o.dryRun ? 'would remove' : 'removed', removed: `nft rule handle ${d.rule.handle}`,
         });
         cmds.push({ delete: { rule: { family: d.rule.family, table: d.rule.table, chain: d.rule.chain, handle: d.rule.handle!, expr: [] } } });
@@ -340,6 +343,12 @@ async function fallbackCleanup(a: Attachment, dataDirs: string[], cacheDir: stri
     done.push('masquerade removed');
   } catch (e) {
     errors.push(`masquerade: ${(e as Error).message}`);
+  }
+  try {
+    await teardownPortmap(a.network, a.containerId, fw);
+    done.push('port mappings removed');
+  } catch (e) {
+    errors.push(`portmap: ${(e as Error).message}`);
   }
   for (const dir of flannelDirsOf(a)) {
     try {
