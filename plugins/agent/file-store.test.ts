@@ -1,0 +1,104 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { FileLeaseStore, parseLeaseFile, renderLeaseFile } from './file-store';
+import { type LeaseAttrs, LeaseExistsError, SUBNET_TTL_MS, vxlanBackendData } from './lease';
+import { formatNet, parseCidr } from './subnet';
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'flaxd-store-'));
+afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+let n = 0;
+const T0 = Date.parse('2026-03-01T12:00:00Z');
+function store(dir = path.join(root, `s${++n}`), clock = { t: T0, now() { return this.t; } }, warn: string[] = []) {
+  return { s: new FileLeaseStore({ dir, clock, relistMs: 60_000, warn: (m) => warn.push(m) }), dir, clock, warn };
+}
+const attrs = (ip: string): LeaseAttrs => ({ publicIP: ip, publicIPv6: null, backendType: 'vxlan', backendData: vxlanBackendData({ vni: 1, vtepMAC: 'c6:d2:32:6f:8f:44' }) });
+const sn = parseCidr('10.244.1.0/24');
+
+describe('FileLeaseStore', () => {
+  it("writes one file per lease, named by flannel's key, holding flanneld's value byte for byte", async () => {
+    const { s, dir } = store();
+    const exp = await s.create(sn, undefined, attrs('192.168.64.3'), SUBNET_TTL_MS);
+    expect(exp).toBe(T0 + SUBNET_TTL_MS);
+    const file = path.join(dir, 'subnets/10.244.1.0-24.json');
+    expect(fs.readFileSync(file, 'utf8')).toBe(
+      '{"Value":{"PublicIP":"192.168.64.3","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"}},'
+      + '"Expiration":"2026-03-02T12:00:00.000Z"}\n');
+    expect(fs.statSync(file).mode & 0o777).toBe(0o644);
+    const [l] = await s.list();
+    expect([formatNet(l.subnet), l.attrs, l.expiration]).toEqual(['10.244.1.0/24', attrs('192.168.64.3'), T0 + SUBNET_TTL_MS]);
+  });
+
+  it('creates only if absent, shared between stores (agents) on the same directory', async () => {
+    const a = store();
+    const b = store(a.dir, a.clock);
+    await a.s.create(sn, undefined, attrs('192.168.0.1'), SUBNET_TTL_MS);
+    await expect(b.s.create(sn, undefined, attrs('192.168.0.2'), SUBNET_TTL_MS)).rejects.toBeInstanceOf(LeaseExistsError);
+    expect((await b.s.list())[0].attrs.publicIP).toBe('192.168.0.1');
+  });
+
+  it('honours expiry: an expired lease is invisible and can be taken; a reservation never expires', async () => {
+    const { s, clock } = store();
+    await s.create(sn, undefined, attrs('192.168.0.1'), SUBNET_TTL_MS);
+    await s.create(parseCidr('10.244.2.0/24'), undefined, attrs('192.168.0.9'), 0);
+    clock.t = T0 + SUBNET_TTL_MS;
+    expect((await s.list()).map((l) => [formatNet(l.subnet), l.expiration])).toEqual([['10.244.2.0/24', null]]);
+    await s.create(sn, undefined, attrs('192.168.0.2'), SUBNET_TTL_MS);
+    expect((await s.list()).find((l) => formatNet(l.subnet) === '10.244.1.0/24')!.attrs.publicIP).toBe('192.168.0.2');
+  });
+
+  it('updates and deletes; delete of an absent lease is fine', async () => {
+    const { s, clock } = store();
+    await s.create(sn, undefined, attrs('192.168.0.1'), SUBNET_TTL_MS);
+    clock.t += 1000;
+    expect(await s.update(sn, undefined, attrs('192.168.0.1'), SUBNET_TTL_MS)).toBe(T0 + 1000 + SUBNET_TTL_MS);
+    await s.delete(sn, undefined);
+    await s.delete(sn, undefined);
+    expect(await s.list()).toEqual([]);
+  });
+
+  it('skips malformed files with a warning, and temporary files silently', async () => {
+    const { s, dir, warn } = store();
+    await s.create(sn, undefined, attrs('192.168.0.1'), SUBNET_TTL_MS);
+    fs.writeFileSync(path.join(dir, 'subnets/10.244.3.0-24.json'), '{not json');
+    fs.writeFileSync(path.join(dir, 'subnets/bogus.json'), '{}');
+    fs.writeFileSync(path.join(dir, 'subnets/.10.244.4.0-24.json.123.tmp'), 'partial');
+    expect((await s.list()).map((l) => formatNet(l.subnet))).toEqual(['10.244.1.0/24']);
+    expect(warn.join('\n')).toMatch(/10\.244\.3\.0-24\.json ignored/);
+    expect(warn.join('\n')).toMatch(/bogus\.json ignored: not a subnet key/);
+  });
+
+  it('parses what it renders, including dual-stack keys and reservations', () => {
+    const l = parseLeaseFile('10.244.1.0-24&fc00::-64.json', renderLeaseFile({ ...attrs('10.0.0.1'), publicIPv6: 'fc00::1' }, null));
+    expect([formatNet(l.subnet), l.ipv6Subnet && formatNet(l.ipv6Subnet), l.attrs.publicIPv6, l.expiration]).toEqual(['10.244.1.0/24', 'fc00::/64', 'fc00::1', null]);
+    expect(() => parseLeaseFile('10.244.1.0-24.json', '{"Value":{},"Expiration":"soon"}')).toThrow(/Expiration/);
+  });
+
+  it("notices another agent's change through the directory watch", async () => {
+    const a = store();
+    const b = store(a.dir, a.clock);
+    let fired = 0;
+    const w = a.s.watch(() => { fired++; });
+    try {
+      await b.s.create(sn, undefined, attrs('192.168.0.7'), SUBNET_TTL_MS);
+      for (let i = 0; i < 100 && fired === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(fired).toBeGreaterThan(0);
+    } finally {
+      w.close();
+    }
+  });
+
+  it('re-lists periodically as a backstop', async () => {
+    const dir = path.join(root, `s${++n}`);
+    const s = new FileLeaseStore({ dir, clock: { now: () => T0 }, relistMs: 30 });
+    let fired = 0;
+    const w = s.watch(() => { fired++; });
+    await new Promise((r) => setTimeout(r, 200));
+    w.close();
+    const after = fired;
+    expect(after).toBeGreaterThanOrEqual(3);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(fired).toBe(after); // closed: no more calls
+  });
+});

@@ -1,0 +1,41 @@
+import { describe, expect, it } from 'vitest';
+import { type Lease, vxlanBackendData } from './lease';
+import { formatNet, parseCidr } from './subnet';
+import { LeaseWatcher } from './watcher';
+
+const lease = (sn: string, ip: string, mac = '02:00:00:00:00:01'): Lease =>
+  ({ subnet: parseCidr(sn), attrs: { publicIP: ip, publicIPv6: null, backendType: 'vxlan', backendData: vxlanBackendData({ vni: 1, vtepMAC: mac }) }, expiration: null });
+const show = (evs: Array<{ type: string; lease: Lease }>) => evs.map((e) => `${e.type} ${formatNet(e.lease.subnet)}`);
+
+describe('LeaseWatcher', () => {
+  it('reset: reports new and vanished peers, never our own lease', () => {
+    const w = new LeaseWatcher(lease('10.244.1.0/24', '192.168.0.1'));
+    expect(show(w.reset([lease('10.244.1.0/24', '192.168.0.1'), lease('10.244.2.0/24', '192.168.0.2'), lease('10.244.3.0/24', '192.168.0.3')])))
+      .toEqual(['added 10.244.2.0/24', 'added 10.244.3.0/24']);
+    expect(show(w.reset([lease('10.244.2.0/24', '192.168.0.2'), lease('10.244.4.0/24', '192.168.0.4')])))
+      .toEqual(['added 10.244.4.0/24', 'removed 10.244.3.0/24']);
+    expect(w.leases.map((l) => formatNet(l.subnet)).sort()).toEqual(['10.244.2.0/24', '10.244.4.0/24']);
+    expect(w.reset([lease('10.244.2.0/24', '192.168.0.2'), lease('10.244.4.0/24', '192.168.0.4')])).toEqual([]);
+  });
+
+  it('reset: a peer whose VTEP MAC changed is added again (flannel would keep the stale entries)', () => {
+    const w = new LeaseWatcher(lease('10.244.1.0/24', '192.168.0.1'));
+    w.reset([lease('10.244.2.0/24', '192.168.0.2', '02:00:00:00:00:02')]);
+    const ev = w.reset([lease('10.244.2.0/24', '192.168.0.2', '02:00:00:00:00:99')]);
+    expect(show(ev)).toEqual(['added 10.244.2.0/24']);
+    expect(ev[0].lease.attrs.backendData).toEqual({ VNI: 1, VtepMAC: '02:00:00:00:00:99' });
+  });
+
+  it('update: applies events, skipping our own, removing with the known lease', () => {
+    const w = new LeaseWatcher(lease('10.244.1.0/24', '192.168.0.1'));
+    const ev = w.update([
+      { type: 'added', lease: lease('10.244.2.0/24', '192.168.0.2') },
+      { type: 'added', lease: lease('10.244.1.0/24', '192.168.0.1') },
+      { type: 'added', lease: lease('10.244.3.0/24', '192.168.0.3') },
+    ]);
+    expect(show(ev)).toEqual(['added 10.244.2.0/24', 'added 10.244.3.0/24']);
+    const rm = w.update([{ type: 'removed', lease: { ...lease('10.244.2.0/24', '0.0.0.0'), attrs: { publicIP: '0.0.0.0', publicIPv6: null, backendType: '' } } }]);
+    expect(rm[0].lease.attrs.publicIP).toBe('192.168.0.2'); // the entries to remove are the ones we programmed
+    expect(w.leases.map((l) => formatNet(l.subnet))).toEqual(['10.244.3.0/24']);
+  });
+});
