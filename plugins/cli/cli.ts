@@ -125,8 +125,11 @@ export const COMMANDS: CommandDef[] = [
   },
   {
     name: 'demo',
-    describe: 'a node with 3 pods in throwaway netns: attach, ping, check, tear down',
+    describe: 'a 3-node VXLAN overlay in throwaway netns (flaxd per node, pods via flannel + portmap), pings, a port mapping, teardown; --single-node: one bridge node',
     options: {
+      'single-node': { type: 'boolean', describe: 'the one-node bridge demo (loopback + bridge + host-local, no overlay)' },
+      nodes: { type: 'string', describe: 'overlay: number of nodes, 2-9 (default 3)' },
+      store: { type: 'string', describe: 'overlay: lease store (default file)' },
       keep: { type: 'boolean', describe: 'leave everything up at the end' },
       cleanup: { type: 'boolean', describe: 'only remove what a previous run left, then exit' },
       'cni-path': { type: 'string', describe: 'plugin dirs (default: beside the flax executable; /usr/lib/cni for the reference plugins)' },
@@ -140,10 +143,20 @@ export const COMMANDS: CommandDef[] = [
       subnet: { type: 'string', describe: 'pod subnet (default 10.250.0.0/24; it lives in the node netns only)' },
       timeout: { type: 'string', describe: 'per-plugin timeout: a duration such as 30s, 500ms, 2m; a bare number is seconds (default 30s)' },
     },
-    examples: [['flax demo --cni-path /usr/lib/cni', 'the same demo with the reference Go plugins']],
+    examples: [['flax demo --keep', 'the overlay, left up to poke at'], ['flax demo --single-node --cni-path /usr/lib/cni', 'the one-node demo with the reference Go plugins']],
+    check: (a) => {
+      const overlayOnly = ['nodes', 'store'].filter((k) => a[k] !== undefined);
+      const nodeOnly = ['cniVersion', 'pods', 'subnet', 'timeout'].filter((k) => a[k] !== undefined);
+      if (a.singleNode && overlayOnly.length) throw new UsageError(`--${overlayOnly[0]} is for the overlay demo, not --single-node`);
+      if (!a.singleNode && nodeOnly.length) throw new UsageError(`--${nodeOnly[0].replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} needs --single-node`);
+    },
     run: async (a, io) => {
-      const { runDemo } = await import('./commands/demo');
-      return runDemo(a, io);
+      if (a.singleNode) {
+        const { runDemo } = await import('./commands/demo');
+        return runDemo(a, io);
+      }
+      const { runOverlayDemo } = await import('./commands/overlay-demo');
+      return runOverlayDemo(a, io);
     },
   },
   {

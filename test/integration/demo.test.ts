@@ -17,12 +17,12 @@ const hasFlaxPlugins = ['loopback', 'bridge', 'host-local'].every((p) => existsS
 
 function demo(args: string[]) {
   const prefix = `flaxt-demo-${process.pid}-${Math.random().toString(36).slice(2, 6)}`;
-  const r = spawnSync(flax, ['demo', '--prefix', prefix, ...args], { encoding: 'utf8', timeout: 120_000 });
+  const r = spawnSync(flax, ['demo', '--single-node', '--prefix', prefix, ...args], { encoding: 'utf8', timeout: 120_000 });
   const left = readdirSync('/run/netns').filter((n) => n.startsWith(prefix));
   return { code: r.status, out: r.stdout + r.stderr, left, prefix };
 }
 
-describe.skipIf(!isRoot || !existsSync(flax))('flax demo', () => {
+describe.skipIf(!isRoot || !existsSync(flax))('flax demo --single-node', () => {
   const cases = [
     { name: 'reference plugins (negotiates 1.0.0)', args: ['--cni-path', '/usr/lib/cni'], version: '1.0.0' },
     { name: 'reference plugins, --cni-version 0.4.0', args: ['--cni-path', '/usr/lib/cni', '--cni-version', '0.4.0'], version: '0.4.0' },
@@ -46,7 +46,7 @@ describe.skipIf(!isRoot || !existsSync(flax))('flax demo', () => {
   it('--keep leaves it up; --cleanup (or a re-run) removes it', () => {
     const scratch = mkdtempSync(path.join(os.tmpdir(), 'flaxt-demo-'));
     const prefix = `flaxt-keep-${process.pid}`;
-    const base = ['demo', '--prefix', prefix, '--scratch', scratch, '--cni-path', '/usr/lib/cni', '--pods', '2'];
+    const base = ['demo', '--single-node', '--prefix', prefix, '--scratch', scratch, '--cni-path', '/usr/lib/cni', '--pods', '2'];
     const a = spawnSync(flax, [...base, '--keep'], { encoding: 'utf8' });
     expect(a.status).toBe(0);
     expect(readdirSync('/run/netns').filter((n) => n.startsWith(prefix)).sort()).toEqual([`${prefix}-node`, `${prefix}-pod1`, `${prefix}-pod2`]);
@@ -67,6 +67,45 @@ describe.skipIf(!isRoot || !existsSync(flax))('flax demo', () => {
     expect(r.out).toMatch(/FAIL/);
     expect(r.out).toContain('demo FAILED');
     expect(r.left).toEqual([]);
+  });
+});
+
+const hasOverlay = ['flaxd', 'flannel', 'portmap', 'bridge', 'host-local'].every((p) => existsSync(path.join(root, 'dist/bin', p)));
+
+describe.skipIf(!isRoot || !hasOverlay)('flax demo (the overlay)', () => {
+  it('3 nodes with a flaxd each: every pod pair pings across nodes, the port mapping answers, nothing is left', () => {
+    const prefix = `flaxt-ov-${process.pid}`;
+    const scratch = path.join(os.tmpdir(), `${prefix}-scratch`);
+    const r = spawnSync(flax, ['demo', '--prefix', prefix, '--scratch', scratch], { encoding: 'utf8', timeout: 120_000 });
+    const out = r.stdout + r.stderr;
+    expect(out).toContain('demo OK');
+    expect(r.status).toBe(0);
+    const nodes = out.split('\n').filter((l) => /^n\d\s+192\.168\.77\.\d+\s+10\.244\.\d+\.1\/24\s+[0-9a-f:]{17}\s+2$/.test(l));
+    expect(nodes).toHaveLength(3);
+    expect(new Set(nodes.map((l) => l.split(/\s+/)[2])).size).toBe(3); // distinct subnets
+    const pings = out.split('\n').filter((l) => /^n\d-p1\s+n\d-p1\s/.test(l));
+    expect(pings).toHaveLength(6);
+    expect(pings.every((l) => /\sok\s/.test(l))).toBe(true);
+    expect(out).toMatch(/ok: hello from n1-p1/);
+    expect(readdirSync('/run/netns').filter((n) => n.startsWith(prefix))).toEqual([]);
+    expect(existsSync(scratch)).toBe(false);
+  });
+
+  it('--keep leaves it up; --cleanup stops the agents and removes it', () => {
+    const prefix = `flaxt-ovk-${process.pid}`;
+    const scratch = path.join(os.tmpdir(), `${prefix}-scratch`);
+    const a = spawnSync(flax, ['demo', '--prefix', prefix, '--scratch', scratch, '--nodes', '2', '--keep'], { encoding: 'utf8', timeout: 120_000 });
+    try {
+      expect(a.stdout).toContain('demo OK');
+      expect(readdirSync('/run/netns').filter((n) => n.startsWith(prefix)).sort()).toEqual([`${prefix}-n1`, `${prefix}-n1-p1`, `${prefix}-n2`, `${prefix}-n2-p1`, `${prefix}-ul`]);
+      const pids = readdirSync(scratch).filter((f) => f.endsWith('.pid')).map((f) => Number(readFileSync(path.join(scratch, f), 'utf8')));
+      expect(pids.every((p) => existsSync(`/proc/${p}`))).toBe(true);
+    } finally {
+      const b = spawnSync(flax, ['demo', '--prefix', prefix, '--scratch', scratch, '--cleanup'], { encoding: 'utf8' });
+      expect(b.status).toBe(0);
+    }
+    expect(readdirSync('/run/netns').filter((n) => n.startsWith(prefix))).toEqual([]);
+    expect(existsSync(scratch)).toBe(false);
   });
 });
 
