@@ -9,9 +9,8 @@
  * /opt/cni/bin) run a bridge ADD for a pod and the pod reaches its gateway;
  * the image's nft/iptables run against the node netns.
  *
- * The main container (flaxd) is run only when the package has flaxd; the
- * cross-node pod-to-pod part needs flaxd's overlay and is skipped (with its
- * reason) until then. Nothing global changes: podman storage is a scratch
+ * The main container's flaxd is run (--version) when the package has it;
+ * the cross-node pod-to-pod part over flaxd's overlay is a todo. Nothing global changes: podman storage is a scratch
  * dir, `--network ns:` makes podman create no network, and the nodes are
  * throwaway netns.
  */
@@ -153,5 +152,7 @@ describe.skipIf(!!skipReason)('the image as conf/flax.yml\'s DaemonSet pod', () 
     expect(r.stdout).toMatch(/^flaxd /);
   });
 
-  it.skip('pods on two nodes reach each other over flaxd\'s overlay (needs flaxd with a file or etcd store in the package)', () => {});
+  // Not written yet: two agents need an underlay between the node netns and a
+  // shared lease store (file or etcd), as flaxd's own integration tests set up.
+  it.todo('pods on two nodes reach each other over the overlay of flaxd run from the image');
 });
