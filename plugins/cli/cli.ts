@@ -129,6 +129,7 @@ export const COMMANDS: CommandDef[] = [
     options: {
       'single-node': { type: 'boolean', describe: 'the one-node bridge demo (loopback + bridge + host-local, no overlay)' },
       nodes: { type: 'string', describe: 'overlay: number of nodes, 2-9 (default 3)' },
+      'pods-per-node': { type: 'string', describe: 'overlay: pods on each node, 1-5 (default 1)' },
       store: { type: 'string', describe: 'overlay: lease store (default file)' },
       keep: { type: 'boolean', describe: 'leave everything up at the end' },
       cleanup: { type: 'boolean', describe: 'only remove what a previous run left, then exit' },
@@ -145,7 +146,7 @@ export const COMMANDS: CommandDef[] = [
     },
     examples: [['flax demo --keep', 'the overlay, left up to poke at'], ['flax demo --single-node --cni-path /usr/lib/cni', 'the one-node demo with the reference Go plugins']],
     check: (a) => {
-      const overlayOnly = ['nodes', 'store'].filter((k) => a[k] !== undefined);
+      const overlayOnly = ['nodes', 'podsPerNode', 'store'].filter((k) => a[k] !== undefined);
       const nodeOnly = ['cniVersion', 'pods', 'subnet', 'timeout'].filter((k) => a[k] !== undefined);
       if (a.singleNode && overlayOnly.length) throw new UsageError(`--${overlayOnly[0]} is for the overlay demo, not --single-node`);
       if (!a.singleNode && nodeOnly.length) throw new UsageError(`--${nodeOnly[0].replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} needs --single-node`);

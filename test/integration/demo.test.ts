@@ -73,18 +73,19 @@ describe.skipIf(!isRoot || !existsSync(flax))('flax demo --single-node', () => {
 const hasOverlay = ['flaxd', 'flannel', 'portmap', 'bridge', 'host-local'].every((p) => existsSync(path.join(root, 'dist/bin', p)));
 
 describe.skipIf(!isRoot || !hasOverlay)('flax demo (the overlay)', () => {
-  it('3 nodes with a flaxd each: every pod pair pings across nodes, the port mapping answers, nothing is left', () => {
+  it('3 nodes with a flaxd each, 2 pods per node: every pod pair pings (across nodes and over a node\'s bridge), the port mapping answers, nothing is left', () => {
     const prefix = `flaxt-ov-${process.pid}`;
     const scratch = path.join(os.tmpdir(), `${prefix}-scratch`);
-    const r = spawnSync(flax, ['demo', '--prefix', prefix, '--scratch', scratch], { encoding: 'utf8', timeout: 120_000 });
+    const r = spawnSync(flax, ['demo', '--prefix', prefix, '--scratch', scratch, '--pods-per-node', '2'], { encoding: 'utf8', timeout: 120_000 });
     const out = r.stdout + r.stderr;
     expect(out).toContain('demo OK');
     expect(r.status).toBe(0);
     const nodes = out.split('\n').filter((l) => /^n\d\s+192\.168\.77\.\d+\s+10\.244\.\d+\.1\/24\s+[0-9a-f:]{17}\s+2$/.test(l));
     expect(nodes).toHaveLength(3);
     expect(new Set(nodes.map((l) => l.split(/\s+/)[2])).size).toBe(3); // distinct subnets
-    const pings = out.split('\n').filter((l) => /^n\d-p1\s+n\d-p1\s/.test(l));
-    expect(pings).toHaveLength(6);
+    const pings = out.split('\n').filter((l) => /^n\d-p\d\s+n\d-p\d\s/.test(l));
+    expect(pings).toHaveLength(30);
+    expect(pings.filter((l) => /^n(\d)-p\d\s+n\1-p\d\s/.test(l))).toHaveLength(6); // same node, over its bridge
     expect(pings.every((l) => /\sok\s/.test(l))).toBe(true);
     expect(out).toMatch(/ok: hello from n1-p1/);
     expect(readdirSync('/run/netns').filter((n) => n.startsWith(prefix))).toEqual([]);

@@ -32,6 +32,8 @@ export interface OverlayDemoOptions {
   keep?: boolean;
   cleanup?: boolean;
   nodes?: number | string;
+  /** pods per node (1-5, default 1); with 2+, pods on one node talk over its bridge too */
+  podsPerNode?: number | string;
   prefix?: string;
   scratch?: string;
   cniPath?: string;
@@ -138,6 +140,7 @@ export async function runOverlayDemo(opt: OverlayDemoOptions, io: CliIo): Promis
   const scratch = path.resolve(opt.scratch ?? path.join(os.tmpdir(), prefix));
   const bin = (opt.cniPath ?? defaultPluginDir()).split(':').filter(Boolean);
   const nNodes = parseCount(opt.nodes ?? 3, '--nodes', 2, 9);
+  const perNode = parseCount(opt.podsPerNode ?? 1, '--pods-per-node', 1, 5);
   if (opt.store && opt.store !== 'file') throw new Error(`--store ${opt.store}: only the file store is available in the demo so far`);
   if (process.getuid && process.getuid() !== 0) throw new Error('the demo creates network namespaces: run it as root');
   const flaxd = bin.map((d) => path.join(d, 'flaxd')).find((f) => existsSync(f));
@@ -200,16 +203,18 @@ export async function runOverlayDemo(opt: OverlayDemoOptions, io: CliIo): Promis
       Object.assign(conf.plugins[0], { subnetFile: n.subnetFile, dataDir: path.join(n.dir, 'flannel'), ipam: { dataDir: path.join(n.dir, 'ipam') } });
       n.list = confListFromBytes(JSON.stringify(conf));
       n.cni = new CniConfig({ path: bin, cacheDir: path.join(n.dir, 'cache'), stderr: null, timeoutMs: 30_000, exec: new RawExec({}, ['nsenter', `--net=${n.ns}`, '--']) });
-      const pod: Pod = { node: n, name: `${n.name}-p1`, ns: addNetns(`${prefix}-${n.name}-p1`), id: `${prefix}-${n.name}-p1` };
-      pods.push(pod);
-      const caps = n.i === 1 ? { portMappings: [{ hostPort: HOST_PORT, containerPort: 80, protocol: 'tcp' }] } : undefined;
-      const r = await n.cni.addNetworkList(n.list, { containerId: pod.id, netns: pod.ns, ifName: 'eth0', capabilityArgs: caps });
-      pod.address = parseResult(r, String(r.cniVersion)).ips?.[0]?.address;
+      for (let j = 1; j <= perNode; j++) {
+        const pod: Pod = { node: n, name: `${n.name}-p${j}`, ns: addNetns(`${prefix}-${n.name}-p${j}`), id: `${prefix}-${n.name}-p${j}` };
+        pods.push(pod);
+        const caps = n.i === 1 && j === 1 ? { portMappings: [{ hostPort: HOST_PORT, containerPort: 80, protocol: 'tcp' }] } : undefined;
+        const r = await n.cni.addNetworkList(n.list, { containerId: pod.id, netns: pod.ns, ifName: 'eth0', capabilityArgs: caps });
+        pod.address = parseResult(r, String(r.cniVersion)).ips?.[0]?.address;
+      }
     }
     io.stdout(table(['POD', 'NODE', 'ADDRESS', 'NETNS'], pods.map((p) => [p.name, p.node.name, p.address, p.ns])));
 
-    say(`\n3. pod ↔ pod across every pair of nodes (ping -c1)`);
-    const checks = pods.flatMap((a) => pods.filter((b) => b.node !== a.node).map((b) => ({ a, b })));
+    say(`\n3. pod ↔ pod across every pair of nodes${perNode > 1 ? ', and on one node over its bridge' : ''} (ping -c1)`);
+    const checks = pods.flatMap((a) => pods.filter((b) => b !== a).map((b) => ({ a, b })));
     const rows = await Promise.all(checks.map(async ({ a, b }) => {
       const ip = b.address!.split('/')[0];
       const r = await run('nsenter', [`--net=${a.ns}`, '--', 'ping', '-c', '1', '-W', '2', '-n', ip]);
