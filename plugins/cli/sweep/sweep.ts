@@ -27,6 +27,7 @@ import { teardownPortmap } from '../../pkg/nft/portmap-apply';
 import { about } from '../../pkg/skel/skel';
 import { createBridgePlugin } from '../../main/bridge/bridge';
 import { hostLocal } from '../../ipam/host-local/host-local';
+import { hostLocalInProcess } from '../../ipam/host-local/in-process';
 import { loopbackPlugin } from '../../main/loopback/loopback';
 import { flannelPlugin } from '../../meta/flannel/flannel';
 import { DEFAULT_DATA_DIR as FLANNEL_DATA_DIR } from '../../meta/flannel/config';
@@ -212,6 +213,7 @@ export async function sweepNode(o: SweepOptions): Promise<SweepReport> {
   });
   // flannel's delegate, when it resolves to our bridge
   registerInProcess('bridge', { plugin: createBridgePlugin({ firewall: delFw }), about: about('bridge') });
+  registerInProcess('host-local', hostLocalInProcess);
   const cni = new CniConfig({ path: o.cniPath, cacheDir: o.cacheDir, exec, stderr: null });
   for (const { a, f } of dead) {
     rep.findings.push(f);

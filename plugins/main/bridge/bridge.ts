@@ -18,7 +18,7 @@ import { CniError, ErrCode } from '../../pkg/cni/errors';
 import { convertResult } from '../../pkg/cni/convert';
 import { validAttachments } from '../../pkg/cni/gc';
 import type { IPConfig, Result, Route } from '../../pkg/cni/types';
-import { execAdd, execCheck, execDel, execGc, execStatus, execValidate, registerInProcess } from '../../pkg/ipam/delegate';
+import { execAdd, execCheck, execDel, execGc, execStatus, execValidate } from '../../pkg/ipam/delegate';
 import { type IPNet, cidrContains, formatCidr, parseCidr } from '../../pkg/ipam/cidr';
 import {
   AF_INET, AF_INET6, ExistsError, LinkNotFoundError, NetlinkError, NotSupportedError, openHandle, openHandleAt,
@@ -33,8 +33,6 @@ import { checkSpoofCheck, setupSpoofCheck, spoofId, teardownSpoofCheck } from '.
 import { type FaultHook, Rollback } from '../../pkg/rollback';
 import { log } from '../../pkg/log';
 import type { CmdArgs, PluginFuncs } from '../../pkg/skel/skel';
-import { about } from '../../pkg/skel/skel';
-import { hostLocal, validateAdd as hostLocalValidateAdd } from '../../ipam/host-local/host-local';
 import { type ResolvedConf, loadBridgeConf } from './config';
 import { assembleResult, calcGateways } from './result';
 import { applyVlanOps, portVlanOps } from './vlan';
@@ -595,8 +593,6 @@ async function cmdGc(a: CmdArgs, deps: BridgeDeps): Promise<void> {
 
 /** The bridge plugin with injectable dependencies (tests: fault seam, fake firewall). */
 export function createBridgePlugin(deps: BridgeDeps = {}): PluginFuncs {
-  // our host-local runs in-process when it is the binary CNI_PATH resolves to
-  registerInProcess('host-local', { plugin: hostLocal, about: about('host-local'), validateAdd: hostLocalValidateAdd });
   return {
     add: (a) => cmdAdd(a, deps),
     del: (a) => cmdDel(a, deps),

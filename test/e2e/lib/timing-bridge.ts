@@ -6,6 +6,11 @@
  */
 import { about, pluginMain } from '../../../plugins/pkg/skel/skel';
 import { createBridgePlugin } from '../../../plugins/main/bridge/bridge';
+import { registerInProcess } from '../../../plugins/pkg/ipam/delegate';
+import { hostLocalInProcess } from '../../../plugins/ipam/host-local/in-process';
+
+// as dist/bin/bridge's entry point: our host-local in-process
+registerInProcess('host-local', hostLocalInProcess);
 
 const loaded = performance.now();
 const marks: [string, number][] = [];
