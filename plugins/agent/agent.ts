@@ -18,13 +18,13 @@ import { ConfigError, type NetConfig, parseNetConfig, parseVxlanConfig } from '.
 import { FileLeaseStore } from './file-store';
 import { type AgentOptions } from './flags';
 import { lookupExtIface } from './iface';
-import { type Clock, type Lease, type LeaseAttrs, type LeaseStore, acquireLease, leaseKey, parseVxlanBackendData, renewDelay, SUBNET_TTL_MS, systemClock, vxlanBackendData } from './lease';
+import { type Clock, type LeaseAttrs, type LeaseStore, acquireLease, parseVxlanBackendData, systemClock, vxlanBackendData } from './lease';
 import { type Logger } from './log';
 import { formatNet, type IPNet } from './subnet';
 import { readSubnetFileCidr, renderSubnetEnv, writeFileAtomic } from './subnet-env';
 import { ensureVxlanDevice, VXLAN_OVERHEAD } from './vxlan/device';
 import { VxlanNetwork } from './vxlan/network';
-import { LeaseWatcher } from './watcher';
+import { AgentLoop } from './loop';
 
 /**
  * Takes the one-agent-per-node lock beside the subnet file and records our
@@ -92,12 +92,13 @@ export async function runAgent(o: AgentOptions, deps: AgentDeps): Promise<number
   const clock = deps.clock ?? systemClock;
   refuseUnimplemented(o, log);
   const lock = lockSubnetFile(o.subnetFile);
-  const h = deps.handle ?? openHandle();
+  let h: NetlinkHandle | undefined;
   let store: LeaseStore | undefined;
   try {
     const config = loadNetConfig(o.netConfigPath);
     const network = config.network as IPNet;
     const vx = parseVxlanConfig(config.backend);
+    h = deps.handle ?? openHandle();
     if (vx.directRouting) log.warn('Backend.DirectRouting: not implemented yet; every peer is reached over vxlan');
     const ext = await lookupExtIface(h, o);
     log.info(`network ${formatNet(network)}, subnet length /${config.subnetLen}; external interface ${ext.link.name} (${ext.ifaceAddr}, public ${ext.publicIP}, mtu ${ext.link.mtu})`);
@@ -121,112 +122,26 @@ export async function runAgent(o: AgentOptions, deps: AgentDeps): Promise<number
     log.info(`lease ${formatNet(own.subnet)} ${own.expiration === null ? '(reservation)' : `expires ${new Date(own.expiration).toISOString()}`}`);
 
     const net = new VxlanNetwork(h, want, own.subnet, network, log);
-    const loop = new AgentLoop({ store, net, own, log, clock, o });
+    const loop = new AgentLoop({ store, net, own, log, clock, reconcileIntervalMs: o.reconcileInterval * 1000, renewMarginMinutes: o.subnetLeaseRenewMargin });
     await loop.sync('start');
     const env = renderSubnetEnv(config, o.ipMasq, own.subnet, undefined, mtu);
     writeFileAtomic(o.subnetFile, env);
     log.info(`wrote ${o.subnetFile} (FLANNEL_SUBNET of ${formatNet(own.subnet)}, MTU ${mtu}); running`);
-    return await loop.run();
+    const onSignal = (sig: string) => {
+      log.info(`${sig}: exiting, leaving the data plane in place`);
+      loop.stop();
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+    try {
+      return await loop.run();
+    } finally {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+    }
   } finally {
     store?.close();
-    if (!deps.handle) h.close();
+    if (!deps.handle) h?.close();
     lock.release();
-  }
-}
-
-/** Our own lease left the store: fatal, as in flanneld. */
-export class LeaseRevokedError extends Error {}
-
-interface LoopParts {
-  store: LeaseStore;
-  net: VxlanNetwork;
-  own: Lease;
-  log: Logger;
-  clock: Clock;
-  o: AgentOptions;
-}
-
-/** The run loop: one reconcile at a time; a trigger during one schedules exactly one more. */
-class AgentLoop {
-  readonly #watcher: LeaseWatcher;
-  #running: Promise<void> | null = null;
-  #again = false;
-  #fatal: ((e: Error) => void) | null = null;
-
-  constructor(private readonly p: LoopParts) {
-    this.#watcher = new LeaseWatcher(p.own);
-  }
-
-  /** Re-lists the leases and reconciles the device with them. */
-  async sync(why: string): Promise<void> {
-    const { store, net, own, log } = this.p;
-    const leases = await store.list();
-    if (!leases.some((l) => leaseKey(l) === leaseKey(own))) {
-      throw new LeaseRevokedError(`our lease ${formatNet(own.subnet)} was removed from the store (revoked or expired); shutting down`);
-    }
-    for (const e of this.#watcher.reset(leases)) {
-      log.info(`peer ${e.type}: ${formatNet(e.lease.subnet)} public ${e.lease.attrs.publicIP}`);
-    }
-    const r = await net.reconcile(this.#watcher.leases);
-    log.debug(`reconcile (${why}): ${r.peers} peers, ${r.repairs} changes, ${r.failures} failures`);
-  }
-
-  #trigger(why: string): void {
-    if (this.#running) {
-      this.#again = true;
-      return;
-    }
-    this.#running = this.sync(why).catch((e: Error) => {
-      if (e instanceof LeaseRevokedError) this.#fatal?.(e);
-      else this.p.log.error(`reconcile (${why}) failed: ${e.message}; retrying`);
-    }).finally(() => {
-      this.#running = null;
-      if (this.#again) {
-        this.#again = false;
-        this.#trigger('pending change');
-      }
-    });
-  }
-
-  /** Resolves 0 on SIGTERM/SIGINT; rejects when our lease is gone. */
-  run(): Promise<number> {
-    const { store, o, log, clock, own } = this.p;
-    return new Promise<number>((resolve, reject) => {
-      const watch = store.watch(() => this.#trigger('store change'));
-      const tick = setInterval(() => this.#trigger('interval'), o.reconcileInterval * 1000);
-      let renewTimer: NodeJS.Timeout | undefined;
-      const scheduleRenew = (delay: number | null) => {
-        if (delay === null) return;
-        renewTimer = setTimeout(() => {
-          store.update(own.subnet, own.ipv6Subnet, own.attrs, SUBNET_TTL_MS).then((exp) => {
-            own.expiration = exp;
-            log.info(`lease ${formatNet(own.subnet)} renewed, expires ${exp === null ? 'never' : new Date(exp).toISOString()}`);
-            scheduleRenew(renewDelay(own, clock.now(), o.subnetLeaseRenewMargin));
-          }, (e: Error) => {
-            log.error(`lease renewal failed: ${e.message}; retrying in 1 min`);
-            scheduleRenew(60_000);
-          });
-        }, Math.min(delay, 2 ** 31 - 1));
-      };
-      scheduleRenew(renewDelay(own, clock.now(), o.subnetLeaseRenewMargin));
-      const stop = () => {
-        watch.close();
-        clearInterval(tick);
-        clearTimeout(renewTimer);
-        process.off('SIGTERM', onSignal);
-        process.off('SIGINT', onSignal);
-      };
-      const onSignal = (sig: string) => {
-        log.info(`${sig}: exiting, leaving the data plane in place`);
-        stop();
-        Promise.resolve(this.#running).finally(() => resolve(0));
-      };
-      this.#fatal = (e) => {
-        stop();
-        reject(e);
-      };
-      process.on('SIGTERM', onSignal);
-      process.on('SIGINT', onSignal);
-    });
   }
 }

@@ -8,12 +8,13 @@
  * lease removed while one agent is down and another runs (entries gone, the
  * lease's own agent exits).
  */
-import { readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execIn } from '../helpers/netns';
+import { spawnSync } from 'node:child_process';
 import { requireBuilt } from '../e2e/lib/cni';
-import { Cluster, type Node, pingFrom, vxlanView, waitFor } from './flaxd-helpers';
+import { Cluster, FLAXD, type Node, pingFrom, vxlanView, waitFor } from './flaxd-helpers';
 
 const cl = new Cluster();
 const macOf = (n: Node): string => vxlanView(n.ns).link.address;
@@ -142,6 +143,27 @@ describe('flaxd: three vxlan nodes with the file store', () => {
     await converged(n3, [n1, n2]);
   });
 
+  it("replaces a peer's neighbour and FDB entries when its lease publishes another VTEP MAC, and back", async () => {
+    const [n1, n2, n3] = cl.nodes;
+    const { file, prefix } = cl.leaseOf(n2);
+    const real = macOf(n2);
+    expect(await cl.stopAgent(n2)).toBe(0);
+    const leaseFile = path.join(cl.leaseDir, 'subnets', file);
+    writeFileSync(leaseFile, readFileSync(leaseFile, 'utf8').replace(real, '02:de:ad:be:ef:01')); // as a peer whose device was re-created
+    const stale = (n: Node) => peerState(n);
+    await waitFor('node 1 switched to the new MAC', () => {
+      const s = stale(n1);
+      return s.neighs.includes(`${prefix}.0 02:de:ad:be:ef:01 PERMANENT`) && s.fdb.includes(`02:de:ad:be:ef:01 ${n2.ip} self permanent`)
+        && !s.neighs.concat(s.fdb).some((x) => x.includes(real));
+    });
+    expect(stale(n1).fdb).toHaveLength(2);
+    cl.startAgent(n2); // reuses its device: the lease gets the real MAC again
+    await cl.waitReady(n2);
+    expect(macOf(n2)).toBe(real);
+    for (const n of [n1, n3]) await converged(n, cl.nodes.filter((o) => o !== n));
+    expect(pingFrom(n1.pod!, `${prefix}.2`)).toBe(true);
+  });
+
   it('a removed lease: its peer entries go on running nodes, at start on a node that was down, and its own agent exits 1', async () => {
     const [n1, n2, n3] = cl.nodes;
     const gone = cl.leaseOf(n3);
@@ -159,5 +181,47 @@ describe('flaxd: three vxlan nodes with the file store', () => {
     await converged(n1, [n2]);
     expect(pingFrom(n1.pod!, `${cl.leaseOf(n2).prefix}.2`)).toBe(true);
     expect(pingFrom(n1.pod!, `${gone.prefix}.2`)).toBe(false);
+  });
+});
+
+describe('flaxd: refusals before any side effect', () => {
+  const run = (args: string[], env: Record<string, string> = {}) => {
+    // in the underlay netns: should a refusal not happen, nothing lands in the machine's own netns
+    const r = spawnSync('nsenter', [`--net=${cl.underlay}`, '--', FLAXD, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '', ...env } });
+    return { code: r.status, err: r.stderr };
+  };
+  const sf = () => path.join(cl.tmp, `refusal-${Math.random().toString(36).slice(2)}`, 'subnet.env');
+
+  it('exits 2 with one line naming an unknown flag or a bad value', () => {
+    for (const [args, env, msg] of [
+      [['--bogus'], {}, 'unknown flag --bogus'],
+      [['--subnet-lease-renew-margin', '0'], {}, 'invalid value "0" for --subnet-lease-renew-margin'],
+      [[], { FLANNELD_HEALTHZ_PORT: 'eighty' }, 'invalid value "eighty" for FLANNELD_HEALTHZ_PORT'],
+    ] as Array<[string[], Record<string, string>, string]>) {
+      const r = run(args, env);
+      expect(r.code, r.err).toBe(2);
+      expect(r.err.trim().split('\n')).toHaveLength(1);
+      expect(r.err).toContain(msg);
+    }
+  });
+
+  it('exits 1 on a config error, naming the field, and writes no subnet.env', () => {
+    const conf = path.join(cl.tmp, 'bad-net-conf.json');
+    for (const [json, msg] of [
+      ['{"Network":"10.244.0.0/16","SubnetLen":31,"Backend":{"Type":"vxlan"}}', 'SubnetLen: SubnetLen must be less than /31'],
+      ['{"Network":"10.244.0.0/33"}', 'Network: invalid CIDR address'],
+      ['{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","VNI":"one"}}', 'Backend.VNI: '],
+      ['{"Network":"10.244.0.0/16","Backend":{"Type":"udp"}}', 'Backend.Type: backend "udp" is not supported'],
+    ]) {
+      writeFileSync(conf, json);
+      const subnetFile = sf();
+      const r = run(['--net-config-path', conf, '--subnet-file', subnetFile, '--lease-dir', path.join(cl.tmp, 'refusal-leases')]);
+      expect(r.code, r.err).toBe(1);
+      expect(r.err).toContain(msg);
+      expect(r.err.trim().split('\n')).toHaveLength(1);
+      expect(existsSync(subnetFile)).toBe(false);
+    }
+    const r = run(['--etcd-endpoints', 'http://127.0.0.1:2379', '--subnet-file', sf()]);
+    expect([r.code, r.err]).toEqual([1, expect.stringContaining('--etcd-endpoints: the etcd store is not implemented yet')]);
   });
 });

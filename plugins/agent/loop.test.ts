@@ -1,0 +1,109 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { FakeLeaseStore } from './fake-store';
+import { type Lease, SUBNET_TTL_MS, vxlanBackendData } from './lease';
+import { type Logger } from './log';
+import { AgentLoop, LeaseRevokedError } from './loop';
+import { formatNet, parseCidr } from './subnet';
+
+const lease = (sn: string, ip: string, expiration: number | null): Lease =>
+  ({ subnet: parseCidr(sn), attrs: { publicIP: ip, publicIPv6: null, backendType: 'vxlan', backendData: vxlanBackendData({ vni: 1, vtepMAC: '02:00:00:00:00:01' }) }, expiration });
+
+function setup(ownExp: number | null) {
+  const clock = { now: () => Date.now() };
+  const store = new FakeLeaseStore(clock);
+  const own = lease('10.244.1.0/24', '192.168.0.1', ownExp);
+  store.put(own);
+  const lines: string[] = [];
+  const log: Logger = { error: (m) => lines.push(`E ${m}`), warn: (m) => lines.push(`W ${m}`), info: (m) => lines.push(`I ${m}`), debug: () => {} };
+  const seen: string[][] = [];
+  let release: (() => void) | null = null;
+  const net = {
+    slow: false,
+    async reconcile(peers: readonly Lease[]) {
+      seen.push(peers.map((p) => formatNet(p.subnet)).sort());
+      if (net.slow) await new Promise<void>((r) => { release = r; });
+      return { deviceCreated: false, peers: peers.length, repairs: 0, failures: 0 };
+    },
+  };
+  const loop = new AgentLoop({ store, net, own, log, clock, reconcileIntervalMs: 10_000, renewMarginMinutes: 60 });
+  return { store, own, loop, seen, lines, net, release: () => release?.() };
+}
+
+beforeEach(() => { vi.useFakeTimers({ now: Date.parse('2026-05-01T00:00:00Z') }); });
+afterEach(() => { vi.useRealTimers(); });
+
+describe('AgentLoop', () => {
+  it('reconciles with the peers (never our own lease) on store changes and on the interval', async () => {
+    const t = setup(Date.now() + SUBNET_TTL_MS);
+    t.store.put(lease('10.244.2.0/24', '192.168.0.2', null));
+    await t.loop.sync('start');
+    expect(t.seen).toEqual([['10.244.2.0/24']]);
+    const done = t.loop.run();
+    t.store.put(lease('10.244.3.0/24', '192.168.0.3', null));
+    await vi.advanceTimersByTimeAsync(1);
+    expect(t.seen.at(-1)).toEqual(['10.244.2.0/24', '10.244.3.0/24']);
+    expect(t.lines).toContain('I peer added: 10.244.3.0/24 public 192.168.0.3');
+    const n = t.seen.length;
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(t.seen.length).toBe(n + 1);
+    t.loop.stop();
+    expect(await done).toBe(0);
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(t.seen.length).toBe(n + 1); // stopped: no more rounds
+  });
+
+  it('coalesces triggers during a reconcile into exactly one more', async () => {
+    const t = setup(null);
+    const done = t.loop.run();
+    t.net.slow = true;
+    t.store.put(lease('10.244.2.0/24', '192.168.0.2', null));
+    await vi.advanceTimersByTimeAsync(1);
+    for (let i = 3; i < 8; i++) t.store.put(lease(`10.244.${i}.0/24`, `192.168.0.${i}`, null));
+    t.net.slow = false;
+    t.release();
+    await vi.advanceTimersByTimeAsync(1);
+    expect(t.seen).toHaveLength(2);
+    expect(t.seen[1]).toHaveLength(6);
+    t.loop.stop();
+    expect(await done).toBe(0);
+  });
+
+  it('renews the lease renewMargin before expiry, and retries a failed renewal a minute later', async () => {
+    const t = setup(Date.now() + SUBNET_TTL_MS);
+    const done = t.loop.run();
+    await vi.advanceTimersByTimeAsync(23 * 3600_000 - 1000);
+    expect(t.store.calls.filter((c) => c.startsWith('update'))).toEqual([]);
+    const update = t.store.update.bind(t.store);
+    let failOnce = true;
+    t.store.update = async (...a) => { if (failOnce) { failOnce = false; throw new Error('disk full'); } return update(...a); };
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(t.lines.some((l) => l.startsWith('E lease renewal failed: disk full'))).toBe(true);
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(t.store.calls).toContain(`update 10.244.1.0-24 ttl=${SUBNET_TTL_MS}`);
+    expect(t.own.expiration).toBe(Date.now() + SUBNET_TTL_MS);
+    t.loop.stop();
+    expect(await done).toBe(0);
+  });
+
+  it('never renews a reservation', async () => {
+    const t = setup(null);
+    const done = t.loop.run();
+    await vi.advanceTimersByTimeAsync(48 * 3600_000);
+    expect(t.store.calls.filter((c) => c.startsWith('update'))).toEqual([]);
+    t.loop.stop();
+    expect(await done).toBe(0);
+  });
+
+  it('ends with LeaseRevokedError when our lease leaves the store (or expires)', async () => {
+    const t = setup(Date.now() + SUBNET_TTL_MS);
+    const done = t.loop.run();
+    const failed = expect(done).rejects.toBeInstanceOf(LeaseRevokedError);
+    t.store.remove(t.own.subnet);
+    await vi.advanceTimersByTimeAsync(1);
+    await failed;
+    const u = setup(Date.now() + 1000);
+    await expect(u.loop.sync('x')).resolves.toBeDefined();
+    await vi.advanceTimersByTimeAsync(1000);
+    await expect(u.loop.sync('x')).rejects.toThrow(/was removed from the store/);
+  });
+});
