@@ -27,6 +27,7 @@ import { table } from '../table';
 import { parseCount } from '../usage';
 import type { CliIo } from './cni';
 import { defaultPluginDir } from './demo';
+import { FLANNEL_CONFLIST } from '../install/conflists';
 
 export interface OverlayDemoOptions {
   keep?: boolean;
@@ -40,15 +41,7 @@ export interface OverlayDemoOptions {
   store?: string;
 }
 
-/** kube-flannel.yml's conflist (also conf/10-flannel.conflist; a test keeps them equal). */
-export const FLANNEL_CONFLIST = {
-  name: 'cbr0',
-  cniVersion: '0.3.1',
-  plugins: [
-    { type: 'flannel', delegate: { hairpinMode: true, isDefaultGateway: true } },
-    { type: 'portmap', capabilities: { portMappings: true } },
-  ],
-};
+export { FLANNEL_CONFLIST };
 const NET_CONF = { Network: '10.244.0.0/16', Backend: { Type: 'vxlan' } };
 const UNDERLAY = (i: number) => `192.168.77.${10 + i}`;
 const HOST_PORT = 8080;
