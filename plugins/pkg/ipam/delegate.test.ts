@@ -1,4 +1,4 @@
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
@@ -54,6 +54,23 @@ describe('findInPath', () => {
     expect(isFlaxBundle(path.join(dir2, 'launcher'))).toBe(true);
     expect(isFlaxBundle(path.join(dir, 'fake-ipam'))).toBe(false);
     expect(isFlaxBundle(path.join(dir, 'missing'))).toBe(false);
+  });
+  it('recognises names of the self-contained multi-call binary (npm run package / flax install)', () => {
+    const pkg = mkdtempSync(path.join(tmpdir(), 'flax-pkg-'));
+    const bin = mkdtempSync(path.join(tmpdir(), 'flax-bin-'));
+    try {
+      writeFileSync(path.join(pkg, 'flax'), '\x7fELF not really');
+      writeFileSync(path.join(pkg, 'PACKAGE.json'), JSON.stringify({ executables: ['bridge', 'host-local'] }));
+      symlinkSync(path.join(pkg, 'flax'), path.join(bin, 'host-local'));
+      symlinkSync(path.join(pkg, 'flax'), path.join(bin, 'static'));
+      expect(isFlaxBundle(path.join(bin, 'host-local'))).toBe(true);
+      expect(isFlaxBundle(path.join(bin, 'static'))).toBe(false); // not one of its names
+      rmSync(path.join(pkg, 'PACKAGE.json'));
+      expect(isFlaxBundle(path.join(bin, 'host-local'))).toBe(false);
+    } finally {
+      rmSync(pkg, { recursive: true, force: true });
+      rmSync(bin, { recursive: true, force: true });
+    }
   });
 });
 

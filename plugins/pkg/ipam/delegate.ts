@@ -12,7 +12,7 @@
  * host-local, say) is always exec'd.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { CniError, ErrCode } from '../cni/errors';
 import { parseResult } from '../cni/convert';
@@ -44,6 +44,7 @@ export function clearInProcess(): void {
  * recognised by their banner (`#!/usr/bin/env node` + `__flaxDir`).
  */
 export function isFlaxBundle(file: string): boolean {
+  if (isFlaxPackage(file)) return true;
   let fd: number;
   try {
     fd = openSync(file, 'r');
@@ -58,6 +59,21 @@ export function isFlaxBundle(file: string): boolean {
     return /^(\/\/|#) flax-executable\b/m.test(head) || (head.startsWith('#!/usr/bin/env node') && head.includes('__flaxDir'));
   } finally {
     closeSync(fd);
+  }
+}
+
+/**
+ * True when `file` is a name of our self-contained multi-call binary
+ * (`npm run package`, `flax install`): it resolves to a file beside a
+ * PACKAGE.json that lists the name among its executables.
+ */
+function isFlaxPackage(file: string): boolean {
+  try {
+    const real = realpathSync(file);
+    const pkg = JSON.parse(readFileSync(path.join(path.dirname(real), 'PACKAGE.json'), 'utf8')) as { executables?: unknown };
+    return Array.isArray(pkg.executables) && pkg.executables.includes(path.basename(file));
+  } catch {
+    return false;
   }
 }
 
