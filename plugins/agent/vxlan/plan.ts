@@ -113,19 +113,25 @@ export function planVxlan(peers: readonly VxlanPeer[], state: DeviceState, netwo
     if (!wantNeigh.has(n.ip) && inNetwork(network, n.ip)) removals.push({ op: 'neighDel', ip: n.ip });
   }
 
+  // indexes, so that a plan for thousands of peers stays linear
+  const neighByIp = new Map(state.neighs.map((x) => [x.ip, x]));
+  const routeByDst = new Map(state.routes.map((x) => [x.dst, x]));
+  const fdbByMac = new Map<string, DeviceState['fdb']>();
+  for (const x of state.fdb) fdbByMac.set(x.mac, [...(fdbByMac.get(x.mac) ?? []), x]);
+
   const out: Plan['peers'] = [];
   for (const p of peers) {
     const actions: Action[] = [];
-    const n = state.neighs.find((x) => x.ip === p.gateway);
+    const n = neighByIp.get(p.gateway);
     if (!n || n.mac !== p.vtepMAC || !n.permanent) actions.push({ op: 'neighSet', ip: p.gateway, mac: p.vtepMAC });
     // a vxlan FDB entry may hold several remotes: keep exactly ours (one
     // wrong remote is replaced in place, several are deleted first)
-    const f = state.fdb.filter((x) => x.mac === p.vtepMAC);
+    const f = fdbByMac.get(p.vtepMAC) ?? [];
     const right = f.some((x) => x.dst === p.publicIP);
     const wrong = f.filter((x) => x.dst !== p.publicIP);
     if (right || wrong.length > 1) for (const w of wrong) removals.push({ op: 'fdbDel', mac: w.mac, dst: w.dst });
     if (!right) actions.push({ op: 'fdbSet', mac: p.vtepMAC, dst: p.publicIP });
-    const r = state.routes.find((x) => x.dst === p.subnet);
+    const r = routeByDst.get(p.subnet);
     if (!r || r.gw !== p.gateway || !r.onlink) actions.push({ op: 'routeReplace', dst: p.subnet, gw: p.gateway });
     if (actions.length) out.push({ peer: p, actions });
   }
