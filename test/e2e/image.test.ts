@@ -9,8 +9,11 @@
  * /opt/cni/bin) run a bridge ADD for a pod and the pod reaches its gateway;
  * the image's nft/iptables run against the node netns.
  *
- * The main container's flaxd is run (--version) when the package has it;
- * the cross-node pod-to-pod part over flaxd's overlay is a todo. Nothing global changes: podman storage is a scratch
+ * The main container's flaxd is run (--version), then as the DaemonSet's
+ * main container on both nodes (its mounts and capabilities; the file lease
+ * store shared between them instead of the Kubernetes API, which cannot run
+ * here) joined by an underlay, and a pod on each node reaches the other over
+ * the VXLAN overlay. Nothing global changes: podman storage is a scratch
  * dir, `--network ns:` makes podman create no network, and the nodes are
  * throwaway netns.
  */
@@ -152,7 +155,65 @@ describe.skipIf(!!skipReason)('the image as conf/flax.yml\'s DaemonSet pod', () 
     expect(r.stdout).toMatch(/^flaxd /);
   });
 
-  // Not written yet: two agents need an underlay between the node netns and a
-  // shared lease store (file or etcd), as flaxd's own integration tests set up.
-  it.todo('pods on two nodes reach each other over the overlay of flaxd run from the image');
+  it.skipIf(!existsSync(path.join(PKG, 'PACKAGE.json')) || !hasFlaxd())('pods on two nodes reach each other over the overlay of flaxd run from the image', async () => {
+    const { spec, cm } = manifest();
+    const main = spec.containers[0];
+    const cmDir = path.join(base, 'configmap');
+    // the underlay: a bridge in its own netns, each node's eth0 on it
+    const [ul] = createTestNetns(1);
+    const pods: string[] = [];
+    const agents: string[] = [];
+    try {
+      execIn(ul, 'ip', ['link', 'add', 'ul0', 'type', 'bridge']);
+      execIn(ul, 'ip', ['link', 'set', 'ul0', 'up']);
+      nodes.forEach((n, i) => {
+        execIn(n, 'ip', ['link', 'del', 'cni0'], { allowFail: true }); // the bridge-only test's cni0 (10.244.<i>.1)
+        execIn(ul, 'ip', ['link', 'add', `n${i}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', n]);
+        execIn(ul, 'ip', ['link', 'set', `n${i}`, 'master', 'ul0', 'up']);
+        execIn(n, 'ip', ['addr', 'add', `192.168.88.${11 + i}/24`, 'dev', 'eth0']);
+        execIn(n, 'ip', ['link', 'set', 'eth0', 'up']);
+      });
+      // the main container as the DaemonSet runs it (mounts, capabilities), with the file
+      // store shared by the two nodes instead of --kube-subnet-mgr (no API server here)
+      const leases = path.join(base, 'leases');
+      mkdirSync(leases, { recursive: true });
+      for (let i = 0; i < 2; i++) {
+        const args = podArgs(i, main, spec, cmDir);
+        const image = args.pop()!;
+        const r = podman([...args.slice(0, 1), '-d', ...args.slice(1), '-v', `${leases}:/var/lib/flax/leases`, image,
+          main.command[0], '--iface', 'eth0', '--ip-masq', '--reconcile-interval', '2']);
+        expect(r.code, r.stderr).toBe(0);
+        agents.push(r.stdout.trim());
+      }
+      const envFile = (i: number) => path.join(hostDir(i, '/run/flannel'), 'subnet.env');
+      for (let t = 0; t < 150 && ![0, 1].every((i) => existsSync(envFile(i))); t++) await new Promise((r) => setTimeout(r, 100));
+      for (let i = 0; i < 2; i++) expect(existsSync(envFile(i)), podman(['logs', agents[i]], true).stderr).toBe(true);
+      // a pod per node, through the installed binaries and the installed conflist (hostPaths rewritten to the node's scratch dirs)
+      const addrs: string[] = [];
+      for (let i = 0; i < 2; i++) {
+        const list = JSON.parse(readFileSync(path.join(hostDir(i, '/etc/cni/net.d'), '10-flannel.conflist'), 'utf8'));
+        Object.assign(list.plugins[0], { subnetFile: envFile(i), dataDir: hostDir(i, '/var/lib/cni/flannel'), ipam: { dataDir: hostDir(i, '/var/lib/cni/networks') } });
+        const confDir = path.join(base, `node${i}-net.d`);
+        mkdirSync(confDir, { recursive: true });
+        writeFileSync(path.join(confDir, '10-flannel.conflist'), JSON.stringify(list));
+        const [pod] = createTestNetns(1);
+        pods.push(pod);
+        const bin = hostDir(i, '/opt/cni/bin');
+        const r = run('nsenter', [`--net=${nodes[i]}`, '--', path.join(bin, 'flax'), 'cni', 'add', list.name, pod, '--cache-dir', hostDir(i, '/var/lib/cni')], {
+          env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', NETCONFPATH: confDir, CNI_PATH: bin }, allowFail: true,
+        });
+        expect(r.code, r.stdout + r.stderr).toBe(0);
+        addrs.push(JSON.parse(r.stdout).ips[0].address.split('/')[0]);
+      }
+      expect(cm.data['net-conf.json']).toContain('10.244.0.0/16');
+      for (let t = 0; t < 100 && execIn(pods[0], 'ping', ['-c', '1', '-W', '1', addrs[1]], { allowFail: true }).includes(' 0 received'); t++) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      execIn(pods[0], 'ping', ['-c', '1', '-W', '2', addrs[1]]);
+      execIn(pods[1], 'ping', ['-c', '1', '-W', '2', addrs[0]]);
+    } finally {
+      for (const a of agents) podman(['rm', '-f', '-t', '1', a], true);
+      destroyTestNetns([...pods, ul]);
+    }
+  }, 180_000);
 });
