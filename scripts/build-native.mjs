@@ -1,8 +1,9 @@
 // Builds native/ : the N-API addon (node-gyp, offline, with an explicit
 // --nodedir so nothing is downloaded) and the static, stripped helpers
-// pause (the sandbox's infra process) and nsexec (joins namespaces, execs).
+// pause (the sandbox's infra process), nsexec (joins namespaces, execs) and
+// cniclient (the CNI client of the resident server, see native/cniclient).
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -31,6 +32,8 @@ execFileSync(process.execPath, [findNodeGyp(), 'rebuild', `--nodedir=${nodedir}`
   cwd: path.join(root, 'native'), stdio: ['ignore', 'inherit', 'inherit'], env,
 });
 mkdirSync(path.join(root, 'native/build'), { recursive: true });
-for (const name of ['pause', 'nsexec']) {
+for (const name of ['pause', 'nsexec', 'cniclient']) {
   execFileSync('cc', ['-Os', '-static', '-s', '-Wall', '-Wextra', '-Werror', '-o', path.join(root, 'native/build', name), path.join(root, 'native', name, `${name}.c`)], { stdio: 'inherit' });
 }
+// the mark pkg/ipam/delegate's isFlaxBundle looks for at the end of an ELF file
+appendFileSync(path.join(root, 'native/build/cniclient'), '\n# flax-executable cniclient\n');

@@ -113,6 +113,19 @@ for (const helper of ['pause', 'nsexec']) {
   const bin = path.join(root, 'native/build', helper);
   if (existsSync(bin)) copyFileSync(bin, path.join(out, helper));
 }
+// Issue 15: dist/bin/<plugin> is the static client of the resident CNI
+// server (native/cniclient; plugins/pkg/cniserver/plugins.ts names what it
+// serves), and the Node executable above stays as <plugin>.standalone: the
+// client runs it when no server answers. FLAX_CNI_CLIENT=0 skips this.
+const cniClient = path.join(root, 'native/build/cniclient');
+if (process.env.FLAX_CNI_CLIENT !== '0' && existsSync(cniClient)) {
+  for (const name of ['bridge', 'host-local', 'loopback', 'flannel', 'portmap']) {
+    if (!existsSync(path.join(out, name))) continue;
+    renameSync(path.join(out, name), path.join(out, `${name}.standalone`));
+    copyFileSync(cniClient, path.join(out, name));
+    chmodSync(path.join(out, name), 0o755);
+  }
+}
 const old = path.join(root, `dist/bin.old-${process.pid}`);
 if (existsSync(final)) renameSync(final, old);
 renameSync(out, final);

@@ -19,6 +19,8 @@
 
 #include <string>
 
+#include "cniserver.h"
+
 #ifndef NS_GET_NSTYPE
 #define NS_GET_NSTYPE 0xb703
 #endif
@@ -239,6 +241,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("makeSharedDir", Napi::Function::New(env, MakeSharedDir, "makeSharedDir"));
   exports.Set("pinNamespace", Napi::Function::New(env, PinNamespace, "pinNamespace"));
   exports.Set("gettid", Napi::Function::New(env, GetTid, "gettid"));
+  InitCniServer(env, exports);
   Napi::Object c = Napi::Object::New(env);
   c.Set("CLONE_NEWNET", Napi::Number::New(env, CLONE_NEWNET));
   c.Set("CLONE_NEWNS", Napi::Number::New(env, CLONE_NEWNS));

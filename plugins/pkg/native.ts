@@ -53,8 +53,34 @@ export interface FlaxNative {
   flock(fd: number, op: number): void;
   /** gettid(2) of the calling thread. */
   gettid(): number;
+  /** A listening unix socket at path with that mode (stale socket replaced; a live one is EADDRINUSE). */
+  cniListen(path: string, mode: number): number;
+  /** Accepts on native threads; every request (or refused/malformed connection, with .error) goes to onRequest. */
+  cniServe(listenFd: number, onRequest: (r: NativeCniRequest) => void): NativeCniServer;
+  /** Stops accepting and closes the listening socket. */
+  cniStop(server: NativeCniServer): void;
+  /** Writes the reply (on a native thread) and closes conn. */
+  cniReply(conn: number, stdout: Buffer, stderr: Buffer, exitCode: number): void;
   constants: NativeConstants;
 }
+
+/** A request read by the addon's CNI server (native/addon/cniserver.cc). */
+export interface NativeCniRequest {
+  conn: number;
+  uid: number;
+  pid: number;
+  /** received fds: [the caller's netns, CNI_NETNS if netnsFd] */
+  fds: number[];
+  /** set when the request was refused (not root) or cut: only close it */
+  error?: string;
+  name?: string;
+  env?: string[];
+  stdin?: Buffer;
+  netnsFd?: boolean;
+  netnsErrno?: number;
+}
+declare const nativeCniServer: unique symbol;
+export type NativeCniServer = { readonly [nativeCniServer]: true };
 
 let cached: FlaxNative | undefined;
 
@@ -78,10 +104,10 @@ export function isErrno(e: unknown, code?: string): e is NativeError {
 }
 
 /**
- * Path of one of native/'s static helpers (`pause`, `nsexec`): beside the
+ * Path of one of native/'s static helpers (`pause`, `nsexec`, `cniclient`): beside the
  * executable in a bundle (dist/bin), native/build/<name> from source.
  */
-export function nativeHelperPath(name: 'pause' | 'nsexec'): string {
+export function nativeHelperPath(name: 'pause' | 'nsexec' | 'cniclient'): string {
   if (typeof __flaxDir === 'string') return path.join(__flaxDir, name);
   return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../native/build', name);
 }

@@ -24,7 +24,8 @@ describe('snapshot launcher', () => {
     if (!existsSync(path.join(DIST_BIN, 'loopback.blob'))) ctx.skip();
     const bin = path.join(dir, 'bin');
     mkdirSync(bin);
-    for (const f of ['loopback', 'loopback.js', 'loopback.blob', 'netlink.node', 'flax.node']) {
+    // loopback is the server's static client when loopback.standalone (the launcher) exists
+    for (const f of ['loopback', 'loopback.standalone', 'loopback.js', 'loopback.blob', 'netlink.node', 'flax.node']) {
       if (existsSync(path.join(DIST_BIN, f))) copyFileSync(path.join(DIST_BIN, f), path.join(bin, f));
     }
     chmodSync(path.join(bin, 'loopback'), 0o755);
@@ -43,7 +44,8 @@ describe('snapshot launcher', () => {
     chmodSync(path.join(nodeDir, 'node'), 0o755);
 
     const r = spawnSync(path.join(bin, 'loopback'), [], {
-      env: { PATH: `${nodeDir}:/usr/local/bin:/usr/bin:/bin`, CNI_COMMAND: 'VERSION' },
+      // FLAX_CNI_SOCKET='': the client always runs the launcher, even if a CNI server runs here
+      env: { PATH: `${nodeDir}:/usr/local/bin:/usr/bin:/bin`, CNI_COMMAND: 'VERSION', FLAX_CNI_SOCKET: '' },
       input: '{"cniVersion":"1.0.0"}',
       encoding: 'utf8',
     });

@@ -12,7 +12,7 @@
  * host-local, say) is always exec'd.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, openSync, readFileSync, readSync, realpathSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { CniError, ErrCode } from '../cni/errors';
 import { parseResult } from '../cni/convert';
@@ -40,7 +40,8 @@ export function clearInProcess(): void {
 /**
  * True when `file` is one of our executables: scripts/build.mjs marks both
  * the bundle (`// flax-executable`) and its snapshot launcher
- * (`# flax-executable launcher`) in the first lines; older bundles are
+ * (`# flax-executable launcher`) in the first lines, the server's static
+ * client at its end (see isFlaxClient); older bundles are
  * recognised by their banner (`#!/usr/bin/env node` + `__flaxDir`).
  */
 export function isFlaxBundle(file: string): boolean {
@@ -55,6 +56,7 @@ export function isFlaxBundle(file: string): boolean {
     const buf = Buffer.alloc(512);
     const n = readSync(fd, buf, 0, buf.length, 0);
     const head = buf.subarray(0, n).toString('latin1');
+    if (head.startsWith('\x7fELF')) return isFlaxClient(fd);
     if (!head.startsWith('#!')) return false;
     return /^(\/\/|#) flax-executable\b/m.test(head) || (head.startsWith('#!/usr/bin/env node') && head.includes('__flaxDir'));
   } finally {
@@ -75,6 +77,17 @@ function isFlaxPackage(file: string): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * The static client of the resident CNI server (native/cniclient) ends with
+ * `# flax-executable cniclient`: it runs our plugin, here or standalone.
+ */
+function isFlaxClient(fd: number): boolean {
+  const size = fstatSync(fd).size;
+  const tail = Buffer.alloc(64);
+  const n = readSync(fd, tail, 0, tail.length, Math.max(0, size - tail.length));
+  return tail.subarray(0, n).toString('latin1').endsWith('\n# flax-executable cniclient\n');
 }
 
 /** libcni's FindInPath: first `dir/type` that is a file. */

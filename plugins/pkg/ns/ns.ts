@@ -11,6 +11,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { getSystemErrorMap } from 'node:util';
 import { native, isErrno } from '../native';
 import { NetnsError, NetnsExistsError, NetnsNotFoundError, NetnsRestoreError, NotNetnsError } from './errors';
 
@@ -52,7 +53,7 @@ export class NetNS {
 export function openNetns(nsPath: string): NetNS {
   let fd: number;
   try {
-    fd = fs.openSync(nsPath, fs.constants.O_RDONLY);
+    fd = openNsFile(nsPath);
   } catch (e) {
     if (isErrno(e) && (e.code === 'ENOENT' || e.code === 'ENOTDIR' || e.code === 'ESRCH')) {
       throw new NetnsNotFoundError(`netns ${nsPath} does not exist`, nsPath, e.code, e.errno);
@@ -81,6 +82,35 @@ export function openNetns(nsPath: string): NetNS {
     fs.closeSync(fd);
     throw e;
   }
+}
+
+/**
+ * How a netns path that the CALLER opened resolves here (the resident CNI
+ * server, plugins/pkg/cniserver): the client opened CNI_NETNS in its own
+ * mount namespace and sent the fd (or the errno of its failed open). While
+ * an alias is set (per thread: each server worker runs one request at a
+ * time), opening that path reopens the fd, or fails with that errno, and
+ * every message still names the path the runtime gave.
+ */
+export type NetnsAlias = { fd: number } | { errno: number };
+const aliases = new Map<string, NetnsAlias>();
+
+export function setNetnsAlias(nsPath: string, alias: NetnsAlias): void {
+  aliases.set(nsPath, alias);
+}
+export function clearNetnsAliases(): void {
+  aliases.clear();
+}
+
+/** fs.openSync(nsPath, O_RDONLY), or through its alias: the same fd or the same error. */
+export function openNsFile(nsPath: string): number {
+  const a = aliases.get(nsPath);
+  if (!a) return fs.openSync(nsPath, fs.constants.O_RDONLY);
+  if ('fd' in a) return fs.openSync(`/proc/self/fd/${a.fd}`, fs.constants.O_RDONLY);
+  const [code, desc] = getSystemErrorMap().get(-a.errno) ?? ['EUNKNOWN', 'unknown error'];
+  const e = new Error(`${code}: ${desc}, open '${nsPath}'`) as NodeJS.ErrnoException;
+  Object.assign(e, { errno: -a.errno, code, syscall: 'open', path: nsPath });
+  throw e;
 }
 
 /** Like openNetns but returns null when the path does not exist. */

@@ -1,9 +1,9 @@
 /** Opening the pod netns a runtime names in CNI_NETNS, with CNI errors. */
-import { closeSync, fstatSync, openSync } from 'node:fs';
+import { closeSync, fstatSync } from 'node:fs';
 import { CniError, ErrCode } from '../cni/errors';
 import { native } from '../native';
 import { NetnsError, NetnsNotFoundError, NotNetnsError } from './errors';
-import { openNetns, type NetNS } from './ns';
+import { openNetns, openNsFile, type NetNS } from './ns';
 
 /** A netns error as a CniError naming CNI_NETNS (code 4); anything else unchanged. */
 export function netnsCniError(p: string, e: unknown): unknown {
@@ -28,7 +28,7 @@ export function openPodNetns(p: string): NetNS {
 function isStalePin(p: string): boolean {
   let fd: number;
   try {
-    fd = openSync(p, 'r');
+    fd = openNsFile(p);
   } catch {
     return false;
   }

@@ -113,6 +113,18 @@ export function validateRequest(req: Request): CmdArgs {
   return base;
 }
 
+/** `e` as a CNI error response, in the config's cniVersion when it has a supported one. */
+export function errorResponse(e: unknown, stdin: string | Buffer): Response {
+  const err = asCniError(e);
+  if (err.code === ErrCode.Internal && e instanceof Error && process.env.FLAX_DEBUG) process.stderr.write(`${e.stack}\n`);
+  return { stdout: render(err.toJSON(errorVersion(stdin))), exitCode: 1 };
+}
+
+/** The line an executable prints on stderr when run without CNI_COMMAND. */
+export function aboutLine(info: About): string {
+  return `CNI ${info.name} plugin (flax) v${FLAX_VERSION}\nCNI protocol versions supported: ${(info.supportedVersions ?? SUPPORTED_VERSIONS).join(', ')}\n`;
+}
+
 /** Runs one CNI request through a plugin. Never throws. */
 export async function handle(plugin: PluginFuncs, info: About, req: Request): Promise<Response> {
   const supported = info.supportedVersions ?? SUPPORTED_VERSIONS;
@@ -147,9 +159,7 @@ export async function handle(plugin: PluginFuncs, info: About, req: Request): Pr
         return { stdout: '', exitCode: 0 };
     }
   } catch (e) {
-    const err = asCniError(e);
-    if (err.code === ErrCode.Internal && e instanceof Error && process.env.FLAX_DEBUG) process.stderr.write(`${e.stack}\n`);
-    return { stdout: render(err.toJSON(errorVersion(req.stdin))), exitCode: 1 };
+    return errorResponse(e, req.stdin);
   }
   return { stdout: '', exitCode: 0 };
 }
@@ -164,6 +174,13 @@ function readStdin(): Buffer {
   }
 }
 
+/** True on a worker thread of the resident CNI server (node:worker_threads is looked up lazily: not in V8 snapshots). */
+function inCniWorker(): boolean {
+  if (v8.startupSnapshot?.isBuildingSnapshot()) return false;
+  const wt = process.getBuiltinModule?.('node:worker_threads') as typeof import('node:worker_threads') | undefined;
+  return !!wt && !wt.isMainThread && !!(wt.workerData as { flaxCniWorker?: boolean } | null)?.flaxCniWorker;
+}
+
 /**
  * Runs `main` now, or — while scripts/build.mjs builds the executable's V8
  * startup snapshot — registers it to run when the snapshot is deserialized.
@@ -174,6 +191,9 @@ export function runMain(main: () => void): void {
   // The multi-call binary (scripts/package.mjs) loads every executable's
   // modules and collects their mains, to run the one its name asks for.
   const collect = (globalThis as { __flaxCollectMain?: (m: () => void) => void }).__flaxCollectMain;
+  // A worker of the resident CNI server (pkg/cniserver) loads the bundle
+  // that started it for its plugins only: no main runs there.
+  if (inCniWorker()) return;
   if (collect) {
     collect(main);
     return;
@@ -197,7 +217,7 @@ export function pluginMain(plugin: PluginFuncs, info: About): void {
 function pluginRun(plugin: PluginFuncs, info: About): void {
   const env = process.env;
   if (env.CNI_COMMAND === undefined || env.CNI_COMMAND === '') {
-    process.stderr.write(`CNI ${info.name} plugin (flax) v${FLAX_VERSION}\nCNI protocol versions supported: ${(info.supportedVersions ?? SUPPORTED_VERSIONS).join(', ')}\n`);
+    process.stderr.write(aboutLine(info));
     process.exit(0);
   }
   const req: Request = {

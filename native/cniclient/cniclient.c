@@ -1,0 +1,233 @@
+/*
+ * flax cniclient: the executable a runtime runs as /opt/cni/bin/<plugin>.
+ * One static binary for every plugin, dispatching on basename(argv[0]): it
+ * forwards the call to the resident flax CNI server (plugins/pkg/cniserver)
+ * and prints its answer byte for byte, or — when no server answers the
+ * connect — executes the standalone plugin `<own dir>/<name>.standalone`
+ * with the same environment and the untouched stdin.
+ *
+ *  - socket: $FLAX_CNI_SOCKET, default /run/flax/cni.sock; an empty
+ *    FLAX_CNI_SOCKET means "never use a server".
+ *  - sent: the name, the whole environment, stdin, and as SCM_RIGHTS the
+ *    caller's own network namespace and CNI_NETNS opened here (so the server
+ *    acts in the caller's namespaces whatever its own mount or PID
+ *    namespace); an open failure is sent as its errno, and the plugin
+ *    answers as it would have when it failed to open the path itself.
+ *  - never both, never a retry: once connect() succeeded the standalone
+ *    plugin is never run; a server that dies before a complete reply is a
+ *    CNI error (code 999) on stdout and exit 1.
+ * Wire format: native/addon/cniserver.cc.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define DEFAULT_SOCKET "/run/flax/cni.sock"
+
+struct req_hdr {
+  char magic[8];
+  uint32_t name_len;
+  uint32_t env_len;
+  uint64_t stdin_len;
+  int32_t netns_errno;
+  uint32_t nfds;
+  uint32_t flags;
+  uint32_t reserved;
+};
+struct rep_hdr {
+  char magic[8];
+  int32_t exit_code;
+  uint32_t reserved;
+  uint64_t stdout_len;
+  uint64_t stderr_len;
+};
+
+static const char *const versions[] = {"0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"};
+
+static char *in_buf;
+static size_t in_len;
+
+/* The config's cniVersion when it is one we support (as skel answers errors), else 1.1.0. */
+static const char *error_version(void) {
+  const char *key = "\"cniVersion\"";
+  const char *p = in_buf ? memmem(in_buf, in_len, key, strlen(key)) : NULL;
+  if (p) {
+    const char *end = in_buf + in_len;
+    p += strlen(key);
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+    if (p < end && *p == ':') p++;
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+    if (p < end && *p == '"') {
+      p++;
+      for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
+        size_t n = strlen(versions[i]);
+        if ((size_t)(end - p) > n && memcmp(p, versions[i], n) == 0 && p[n] == '"') return versions[i];
+      }
+    }
+  }
+  return "1.1.0";
+}
+
+/* A CNI error on stdout, rendered as skel renders it (4-space JSON). */
+static void cni_fail(const char *msg) {
+  printf("{\n    \"cniVersion\": \"%s\",\n    \"code\": 999,\n    \"msg\": \"", error_version());
+  for (const char *p = msg; *p; p++) {
+    if (*p == '"' || *p == '\\') printf("\\%c", *p);
+    else if ((unsigned char)*p < 0x20) printf("\\u%04x", *p);
+    else putchar(*p);
+  }
+  printf("\"\n}\n");
+  fflush(stdout);
+  exit(1);
+}
+
+static int write_full(int fd, const void *buf, size_t len) {
+  const char *p = buf;
+  while (len > 0) {
+    ssize_t n = fd == 1 || fd == 2 ? write(fd, p, len) : send(fd, p, len, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return -1;
+    p += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+static int read_full(int fd, void *buf, size_t len) {
+  char *p = buf;
+  while (len > 0) {
+    ssize_t n = read(fd, p, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return -1;
+    p += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+/* All of stdin; nothing when it is a terminal or closed (as skel reads it). */
+static void read_stdin(void) {
+  struct stat st;
+  if (fstat(0, &st) != 0 || S_ISCHR(st.st_mode)) return;
+  size_t cap = 65536;
+  in_buf = malloc(cap);
+  if (!in_buf) cni_fail("flax cniclient: out of memory");
+  for (;;) {
+    if (in_len == cap) {
+      cap *= 2;
+      char *b = realloc(in_buf, cap);
+      if (!b) cni_fail("flax cniclient: out of memory reading stdin");
+      in_buf = b;
+    }
+    ssize_t n = read(0, in_buf + in_len, cap - in_len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    in_len += (size_t)n;
+  }
+}
+
+static void run_standalone(const char *name, char **argv) {
+  char self[PATH_MAX], target[PATH_MAX + 64], msg[PATH_MAX + 256];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n <= 0) cni_fail("flax cniclient: cannot read /proc/self/exe");
+  self[n] = '\0';
+  char *slash = strrchr(self, '/');
+  *slash = '\0';
+  snprintf(target, sizeof(target), "%s/%s.standalone", self, name);
+  argv[0] = target;
+  execv(target, argv);
+  snprintf(msg, sizeof(msg), "flax: no CNI server answered and the standalone plugin %s could not be run: %s", target, strerror(errno));
+  cni_fail(msg);
+}
+
+int main(int argc, char **argv) {
+  (void)argc;
+  const char *name = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+  const char *sock = getenv("FLAX_CNI_SOCKET");
+  if (sock == NULL) sock = DEFAULT_SOCKET;
+  struct sockaddr_un a = {.sun_family = AF_UNIX};
+  if (*sock == '\0' || strlen(sock) >= sizeof(a.sun_path) || strlen(name) == 0 || strlen(name) > 255) run_standalone(name, argv);
+  memcpy(a.sun_path, sock, strlen(sock) + 1);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+    if (fd >= 0) close(fd);
+    run_standalone(name, argv);  /* nothing was sent: the server never saw this call */
+  }
+  signal(SIGPIPE, SIG_IGN);
+  read_stdin();
+
+  int fds[2], nfds = 0;
+  struct req_hdr h = {.magic = "FLAXCNI1"};
+  fds[nfds] = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (fds[nfds] < 0) cni_fail("flax cniclient: cannot open its own network namespace");
+  nfds++;
+  const char *netns = getenv("CNI_NETNS");
+  if (netns && netns[0] == '/') {
+    int nfd = open(netns, O_RDONLY | O_CLOEXEC);
+    if (nfd >= 0) {
+      fds[nfds++] = nfd;
+      h.flags |= 1;
+    } else {
+      h.netns_errno = errno;
+    }
+  }
+  size_t env_len = 0;
+  for (char **e = environ; *e; e++) env_len += strlen(*e) + 1;
+  char *env = malloc(env_len + 1);
+  if (!env) cni_fail("flax cniclient: out of memory");
+  size_t off = 0;
+  for (char **e = environ; *e; e++) {
+    size_t l = strlen(*e) + 1;
+    memcpy(env + off, *e, l);
+    off += l;
+  }
+  h.name_len = (uint32_t)strlen(name);
+  h.env_len = (uint32_t)env_len;
+  h.stdin_len = in_len;
+  h.nfds = (uint32_t)nfds;
+
+  char cbuf[CMSG_SPACE(sizeof(fds))];
+  memset(cbuf, 0, sizeof(cbuf));
+  struct iovec iov = {&h, sizeof(h)};
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = CMSG_SPACE(sizeof(int) * nfds)};
+  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+  memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+  ssize_t sent;
+  do sent = sendmsg(fd, &msg, MSG_NOSIGNAL); while (sent < 0 && errno == EINTR);
+  if (sent < 0 || (sent < (ssize_t)sizeof(h) && write_full(fd, (char *)&h + sent, sizeof(h) - sent) != 0) ||
+      write_full(fd, name, h.name_len) != 0 || write_full(fd, env, env_len) != 0 ||
+      (in_len && write_full(fd, in_buf, in_len) != 0)) {
+    cni_fail("flax CNI server closed the connection while the request was sent (the call was not retried)");
+  }
+  for (int i = 0; i < nfds; i++) close(fds[i]);
+
+  struct rep_hdr r;
+  if (read_full(fd, &r, sizeof(r)) != 0 || memcmp(r.magic, "FLAXCNR1", 8) != 0) {
+    cni_fail("flax CNI server closed the connection before replying (the call may have been partly carried out; it was not retried)");
+  }
+  /* the whole reply first: a cut reply must not leave half a result on stdout */
+  if (r.stdout_len > (256u << 20) || r.stderr_len > (256u << 20)) cni_fail("flax CNI server sent an oversized reply");
+  char *out = malloc(r.stdout_len + r.stderr_len + 1);
+  if (!out) cni_fail("flax cniclient: out of memory");
+  if (read_full(fd, out, r.stdout_len + r.stderr_len) != 0) {
+    cni_fail("flax CNI server closed the connection in the middle of its reply (the call was not retried)");
+  }
+  if (write_full(1, out, r.stdout_len) != 0) return 1;
+  write_full(2, out + r.stdout_len, r.stderr_len);
+  return r.exit_code;
+}

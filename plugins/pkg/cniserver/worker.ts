@@ -1,0 +1,125 @@
+/**
+ * A worker thread of the resident CNI server: runs one request at a time
+ * through the same skel `handle()` the standalone executable runs, as the
+ * caller would have run it:
+ *  - the thread first enters the CALLER's network namespace (setns moves
+ *    only this thread): netlink sockets opened here, /proc/sys/net opened
+ *    synchronously here and processes spawned from here (nft, iptables, a
+ *    foreign delegate) all act in the caller's "host" namespace;
+ *  - CNI_NETNS resolves to the fd the client opened (ns.setNetnsAlias), so
+ *    results and messages keep the runtime's path;
+ *  - process.env is the caller's environment (a worker's env is its own
+ *    copy); stderr is captured and sent back.
+ * The worker switches back to the server's namespace after each request; if
+ * it cannot, it exits and the pool starts another.
+ */
+import { closeSync, openSync } from 'node:fs';
+import { parentPort, isMainThread, workerData } from 'node:worker_threads';
+import { CniError, ErrCode } from '../cni/errors';
+import { clearInProcess, registerInProcess } from '../ipam/delegate';
+import { native } from '../native';
+import { clearNetnsAliases, setNetnsAlias } from '../ns/ns';
+import { aboutLine, errorResponse, handle, type Response } from '../skel/skel';
+import { SERVED } from './plugins';
+
+/** What the server posts to a worker. */
+export interface WorkerRequest {
+  id: number;
+  name: string;
+  env: string[];
+  stdin: Uint8Array;
+  /** fd (in this process) of the caller's netns */
+  hostFd: number;
+  /** fd of CNI_NETNS as the client opened it */
+  netnsFd?: number;
+  /** errno of the client's failed open(CNI_NETNS) */
+  netnsErrno?: number;
+}
+/** What a worker posts back. */
+export interface WorkerReply {
+  id: number;
+  stdout: string;
+  stderr: string;
+  exitCode: number;
+  /** the thread could not return to the server's netns: it exits after this */
+  stranded?: boolean;
+}
+
+export function envObject(list: readonly string[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const kv of list) {
+    const i = kv.indexOf('=');
+    if (i > 0 && !Object.hasOwn(env, kv.slice(0, i))) env[kv.slice(0, i)] = kv.slice(i + 1);
+  }
+  return env;
+}
+
+function replaceEnv(next: Record<string, string>): void {
+  for (const k of Object.keys(process.env)) delete process.env[k];
+  Object.assign(process.env, next);
+}
+
+async function run(m: WorkerRequest, env: Record<string, string>): Promise<Response & { stderr?: string }> {
+  const served = Object.hasOwn(SERVED, m.name) ? SERVED[m.name] : undefined;
+  const stdin = Buffer.from(m.stdin.buffer, m.stdin.byteOffset, m.stdin.byteLength);
+  if (!served) return errorResponse(new CniError(ErrCode.Internal, `flax CNI server: no plugin named "${m.name.slice(0, 64)}"`), stdin);
+  if (env.CNI_COMMAND === undefined || env.CNI_COMMAND === '') return { stdout: '', exitCode: 0, stderr: aboutLine(served.about) };
+  clearInProcess();
+  for (const [type, p] of Object.entries(served.inProcess)) registerInProcess(type, p);
+  clearNetnsAliases();
+  const netns = env.CNI_NETNS;
+  if (netns?.startsWith('/')) {
+    if (m.netnsFd !== undefined) setNetnsAlias(netns, { fd: m.netnsFd });
+    else if (m.netnsErrno) setNetnsAlias(netns, { errno: m.netnsErrno });
+  }
+  return handle(served.plugin, served.about, {
+    command: env.CNI_COMMAND, containerId: env.CNI_CONTAINERID, netns: env.CNI_NETNS, ifname: env.CNI_IFNAME,
+    args: env.CNI_ARGS, path: env.CNI_PATH, stdin,
+  });
+}
+
+function startWorker(): void {
+  const port = parentPort!;
+  const n = native();
+  const own = openSync(`/proc/${process.pid}/task/${n.gettid()}/ns/net`, 'r');
+  const realWrite = process.stderr.write.bind(process.stderr);
+  const serverEnv = { ...process.env } as Record<string, string>;
+  port.on('message', async (m: WorkerRequest) => {
+    const env = envObject(m.env);
+    let captured = '';
+    let res: Response & { stderr?: string };
+    let entered = false;
+    try {
+      n.setns(m.hostFd, n.constants.CLONE_NEWNET);
+      entered = true;
+      replaceEnv(env);
+      process.stderr.write = ((chunk: string | Uint8Array) => {
+        captured += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
+        return true;
+      }) as typeof process.stderr.write;
+      res = await run(m, env);
+    } catch (e) {
+      const msg = entered ? (e as Error).message : `flax CNI server: cannot enter the caller's network namespace: ${(e as Error).message}`;
+      res = errorResponse(new CniError(ErrCode.Internal, msg), Buffer.from(m.stdin));
+    } finally {
+      process.stderr.write = realWrite;
+      clearNetnsAliases();
+      replaceEnv(serverEnv);
+    }
+    let stranded = false;
+    try {
+      n.setns(own, n.constants.CLONE_NEWNET);
+    } catch {
+      stranded = true;
+    }
+    const reply: WorkerReply = { id: m.id, stdout: res.stdout, stderr: captured + (res.stderr ?? ''), exitCode: res.exitCode, stranded };
+    port.postMessage(reply);
+    if (stranded) {
+      closeSync(own);
+      process.exit(1);
+    }
+  });
+  port.postMessage({ ready: true });
+}
+
+if (!isMainThread && (workerData as { flaxCniWorker?: boolean } | null)?.flaxCniWorker) startWorker();

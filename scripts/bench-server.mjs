@@ -1,0 +1,182 @@
+#!/usr/bin/env node
+// Per-call latency with the resident CNI server (issue 15): each plugin is
+// exec'd as a runtime execs it (env + stdin, one process per plugin call),
+// the chain loopback > bridge(+host-local, ipMasq) > portmap, in three sets
+// interleaved in one run:
+//   reference   /usr/lib/cni (Go, v1.1.1)
+//   server      dist/bin/<plugin> = the static client, server running
+//   standalone  dist/bin/<plugin> with FLAX_CNI_SOCKET='' (the client execs
+//               <plugin>.standalone, as when no server runs)
+// Measures: chain ADD and DEL per pod, a 20-pod burst (20 chains at once),
+// VERSION, host-local alone (ADD+DEL); checks 0 duplicate addresses and 0
+// leftovers; the server's RSS idle and with --attachments N pods attached.
+// Root only; everything happens in throwaway namespaces (this process's main
+// thread joins a "node" netns through flax's addon; the server runs there).
+//
+//   node scripts/bench-server.mjs [--runs 15] [--burst 20] [--attachments 500]
+import { spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const arg = (name, def) => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1] : def; };
+const runs = Number(arg('runs', '15'));
+const burst = Number(arg('burst', '20'));
+const attachments = Number(arg('attachments', '0'));
+const bin = path.join(root, 'dist/bin');
+const REF = '/usr/lib/cni';
+if (process.getuid() !== 0) { console.error('bench-server: run as root'); process.exit(1); }
+for (const p of ['bridge', 'bridge.standalone', 'flax.node']) if (!existsSync(path.join(bin, p))) { console.error(`bench-server: ${bin}/${p} missing (npm run build)`); process.exit(1); }
+
+const tag = `flaxsrvb-${process.pid}`;
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'flax-bench-srv-'));
+const sh = (cmd, args) => { const r = spawnSync(cmd, args, { encoding: 'utf8' }); if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr}`); return r.stdout; };
+const nsNames = [];
+const addNs = (n) => { sh('ip', ['netns', 'add', `${tag}-${n}`]); nsNames.push(`${tag}-${n}`); return `/run/netns/${tag}-${n}`; };
+let server;
+function cleanup() {
+  if (server && server.exitCode === null) server.kill('SIGKILL');
+  for (const n of nsNames) spawnSync('ip', ['netns', 'del', n]);
+  rmSync(tmp, { recursive: true, force: true });
+}
+process.on('exit', cleanup);
+process.on('SIGINT', () => process.exit(130));
+
+// the server runner (plugins/pkg/cniserver/run.ts), bundled as dist/bin's executables are
+const srvDir = path.join(tmp, 'srv');
+await build({
+  entryPoints: [path.join(root, 'plugins/pkg/cniserver/run.ts')], outfile: path.join(srvDir, 'flax-cni-server'), bundle: true, platform: 'node',
+  target: 'node20', format: 'cjs', logLevel: 'warning', define: { 'import.meta.url': '__imu', 'process.env.FLAX_BUNDLED': '"1"' },
+  banner: { js: '#!/usr/bin/env node\nvar __imu=require("url").pathToFileURL(__filename).href;var __flaxDir=__dirname;\nfunction __flaxLoadAddon(n){var m={exports:{}};process.dlopen(m,require("path").join(__dirname,n));return m.exports;}' },
+  plugins: [{ name: 'netlink-native', setup(b) { b.onLoad({ filter: /netlink[\\/]dist[\\/]raw\.js$/ }, (a) => ({ contents: readFileSync(a.path, 'utf8').replace(/require\('node-gyp-build'\)\([^)]*\)/, "__flaxLoadAddon('netlink.node')"), loader: 'js' })); } }],
+});
+for (const a of ['netlink.node', 'flax.node']) copyFileSync(path.join(bin, a), path.join(srvDir, a));
+
+const node = addNs('node');
+const native = createRequire(import.meta.url)(path.join(bin, 'flax.node'));
+native.setns(openSync(node, 'r'), native.constants.CLONE_NEWNET); // this thread only: spawns inherit it
+const socket = path.join(tmp, 'cni.sock');
+server = spawn(process.execPath, [path.join(srvDir, 'flax-cni-server'), '--socket', socket, '--workers', '4', '--max-workers', '8'], { stdio: ['ignore', 'pipe', 'inherit'] });
+await new Promise((resolve, reject) => { server.stdout.on('data', (d) => String(d).includes('ready') && resolve()); server.once('exit', (c) => reject(new Error(`server exited ${c}`))); });
+
+const SETS = [
+  { key: 'ref', name: 'reference (Go)', dir: REF, env: {} },
+  { key: 'srv', name: 'flax via server', dir: bin, env: { FLAX_CNI_SOCKET: socket } },
+  { key: 'sa', name: 'flax standalone', dir: bin, env: { FLAX_CNI_SOCKET: '' } },
+];
+const confs = Object.fromEntries(SETS.map((s, i) => [s.key, {
+  net: { cniVersion: '1.0.0', name: `bench${i}` },
+  bridge: { type: 'bridge', bridge: `bsrv${i}`, isGateway: true, ipMasq: true, ipam: { type: 'host-local', ranges: [[{ subnet: `10.24${i}.0.0/16` }]], dataDir: path.join(tmp, `ipam-${s.key}`) } },
+}]));
+
+function call(set, plugin, env, stdin, async = false) {
+  const opts = { env: { PATH: process.env.PATH, CNI_PATH: set.dir, ...set.env, ...env }, input: JSON.stringify(stdin) };
+  const file = path.join(set.dir, plugin);
+  if (!async) {
+    const r = spawnSync(file, [], { ...opts, encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`${set.key} ${plugin} ${env.CNI_COMMAND}: ${r.stdout} ${r.stderr}`);
+    return r.stdout ? JSON.parse(r.stdout) : null;
+  }
+  return new Promise((resolve, reject) => {
+    const p = spawn(file, [], { env: opts.env });
+    let out = '';
+    p.stdout.on('data', (d) => { out += d; });
+    p.on('close', (c) => (c === 0 ? resolve(out ? JSON.parse(out) : null) : reject(new Error(`${set.key} ${plugin} ${env.CNI_COMMAND}: ${out}`))));
+    p.stdin.end(opts.input);
+  });
+}
+// a runtime's chain: ADD in order with prevResult, DEL in reverse with the final result
+async function chain(set, verb, pod, id, port, prev, async = false) {
+  const c = confs[set.key];
+  const env = { CNI_COMMAND: verb, CNI_CONTAINERID: id, CNI_NETNS: pod, CNI_IFNAME: 'eth0' };
+  const plugins = [
+    ['loopback', { ...c.net, type: 'loopback' }],
+    ['bridge', { ...c.net, ...c.bridge }],
+    ['portmap', { ...c.net, type: 'portmap', snat: true, capabilities: { portMappings: true }, runtimeConfig: { portMappings: [{ hostPort: port, containerPort: 80, protocol: 'tcp' }] } }],
+  ];
+  let result = prev;
+  for (const [p, conf] of verb === 'ADD' ? plugins : [...plugins].reverse()) {
+    const stdin = result ? { ...conf, prevResult: result } : conf;
+    const out = await call(set, p, env, stdin, async);
+    if (verb === 'ADD') result = out;
+  }
+  return result;
+}
+const now = () => Number(process.hrtime.bigint()) / 1e6;
+const median = (a) => { const s = [...a].sort((x, y) => x - y); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+const res = Object.fromEntries(SETS.map((s) => [s.key, { add: [], del: [], burstAdd: [], burstDel: [], version: [], ipam: [] }]));
+const pods = Array.from({ length: burst }, (_, i) => addNs(`pod${i}`));
+const problems = [];
+
+async function once(set, i) {
+  const r = res[set.key];
+  let t = now();
+  const result = await chain(set, 'ADD', pods[0], `c-${set.key}-${i}`, 20000, null);
+  r.add.push(now() - t);
+  t = now();
+  await chain(set, 'DEL', pods[0], `c-${set.key}-${i}`, 20000, result);
+  r.del.push(now() - t);
+  t = now();
+  call(set, 'bridge', { CNI_COMMAND: 'VERSION' }, { cniVersion: '1.0.0' });
+  r.version.push(now() - t);
+  const ipamConf = { ...confs[set.key].net, ipam: { ...confs[set.key].bridge.ipam, dataDir: path.join(tmp, `hl-${set.key}`) } };
+  const env = { CNI_CONTAINERID: `h-${i}`, CNI_NETNS: pods[0], CNI_IFNAME: 'eth0' };
+  t = now();
+  call(set, 'host-local', { ...env, CNI_COMMAND: 'ADD' }, ipamConf);
+  call(set, 'host-local', { ...env, CNI_COMMAND: 'DEL' }, ipamConf);
+  r.ipam.push(now() - t);
+}
+async function burstOnce(set, i) {
+  const r = res[set.key];
+  let t = now();
+  const results = await Promise.all(pods.map((p, j) => chain(set, 'ADD', p, `b-${set.key}-${i}-${j}`, 21000 + j, null, true)));
+  r.burstAdd.push(now() - t);
+  const ips = results.map((x) => x.ips[0].address);
+  if (new Set(ips).size !== ips.length) problems.push(`${set.key}: duplicate addresses in burst ${i}`);
+  t = now();
+  await Promise.all(pods.map((p, j) => chain(set, 'DEL', p, `b-${set.key}-${i}-${j}`, 21000 + j, results[j], true)));
+  r.burstDel.push(now() - t);
+}
+
+for (const s of SETS) await once(s, 'warm'); // first bridge, page cache
+for (let i = 0; i < runs; i++) for (const s of i % 2 ? [...SETS].reverse() : SETS) await once(s, i);
+for (let i = 0; i < Math.max(3, runs / 5); i++) for (const s of i % 2 ? [...SETS].reverse() : SETS) await burstOnce(s, i);
+
+// leftovers: veths in the node netns, reservations, pod interfaces
+const links = JSON.parse(sh('ip', ['-j', 'link', 'show'])).map((l) => l.ifname).filter((n) => n.startsWith('veth'));
+if (links.length) problems.push(`leftover veths: ${links.join(' ')}`);
+for (const s of SETS) {
+  for (const d of [path.join(tmp, `ipam-${s.key}`, `bench${SETS.indexOf(s)}`), path.join(tmp, `hl-${s.key}`, `bench${SETS.indexOf(s)}`)]) {
+    const held = existsSync(d) ? readdirSync(d).filter((f) => /^[0-9a-f.:]+$/.test(f) && f.includes('.')) : [];
+    if (held.length) problems.push(`${s.key}: leftover reservations in ${d}: ${held.join(' ')}`);
+  }
+}
+
+const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${server.pid}/status`, 'utf8'))[1]) / 1024;
+const memIdle = rss();
+let memLoaded = null;
+if (attachments > 0) {
+  const set = SETS[1];
+  const results = [];
+  for (let j = 0; j < attachments; j++) results.push(await chain(set, 'ADD', pods[j % pods.length], `m-${j}`, 30000 + j, null));
+  memLoaded = rss();
+  for (let j = 0; j < attachments; j++) await chain(set, 'DEL', pods[j % pods.length], `m-${j}`, 30000 + j, results[j]);
+}
+
+const f = (x) => x.toFixed(1);
+const rows = [['measure', ...SETS.map((s) => `${s.name} ms`), 'server / ref', 'standalone / ref']];
+for (const [k, label] of [['add', 'chain ADD per pod'], ['del', 'chain DEL per pod'], ['burstAdd', `${burst}-pod burst ADD`], ['burstDel', `${burst}-pod burst DEL`], ['version', 'VERSION (bridge)'], ['ipam', 'host-local ADD+DEL']]) {
+  const m = SETS.map((s) => median(res[s.key][k]));
+  rows.push([label, ...m.map(f), `${(m[1] / m[0]).toFixed(2)}×`, `${(m[2] / m[0]).toFixed(2)}×`]);
+}
+console.log(`bench-server: ${runs} interleaved runs (${Math.max(3, runs / 5)} bursts), chain loopback > bridge+host-local (ipMasq) > portmap, cniVersion 1.0.0, node ${process.version}, ${os.cpus().length} CPUs; medians\n`);
+const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+for (const [j, r] of rows.entries()) { console.log(r.map((c, i) => c.padEnd(w[i])).join('  ')); if (j === 0) console.log(w.map((n) => '-'.repeat(n)).join('  ')); }
+console.log(`\nserver RSS: ${f(memIdle)} MiB idle after the runs${memLoaded !== null ? `, ${f(memLoaded)} MiB with ${attachments} attachments` : ''}`);
+console.log(problems.length ? `PROBLEMS:\n  ${problems.join('\n  ')}` : 'duplicate addresses: 0, leftovers: 0');
+server.kill('SIGTERM');
+process.exitCode = problems.length ? 1 : 0;

@@ -1,0 +1,232 @@
+/**
+ * The resident CNI server (plugins/pkg/cniserver) and its static client
+ * (dist/bin/<plugin> = native/cniclient), black-box: the server runs in its
+ * own throwaway netns, the client in another ("host") one, as a runtime
+ * would call it; every answer is compared with the standalone executable's
+ * (dist/bin/<plugin>.standalone) made in the same conditions.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestNetns, destroyTestNetns, ipJson } from '../helpers/netns';
+import { startServer, type RunningServer } from '../helpers/cniserver';
+import { cni, cniAsync, ours, requireBuilt, type CniCall, type CniOut } from '../e2e/lib/cni';
+
+const VERSIONS = ['0.1.0', '0.2.0', '0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'];
+const PLUGINS = ['bridge', 'host-local', 'loopback', 'flannel', 'portmap'];
+let srvNs: string, host: string, tmp: string;
+let srv: RunningServer;
+
+beforeAll(async () => {
+  requireBuilt(...PLUGINS, ...PLUGINS.map((p) => `${p}.standalone`));
+  [srvNs, host] = createTestNetns(2);
+  tmp = mkdtempSync(path.join(tmpdir(), 'flax-cnisrv-t-'));
+  srv = await startServer(srvNs, ['--workers', '2', '--max-workers', '6']);
+}, 120_000);
+afterAll(async () => {
+  await srv?.stop();
+  destroyTestNetns([srvNs, host].filter(Boolean));
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+});
+
+/** One call through the client (server up) and the same through the standalone. */
+const viaServer = (name: string, c: CniCall) => cni(ours(name), { ...c, env: { ...c.env, FLAX_CNI_SOCKET: srv.socket } });
+const standalone = (name: string, c: CniCall) => cni(ours(`${name}.standalone`), c);
+const same = (a: CniOut, b: CniOut) => expect({ code: a.code, stdout: a.stdout, stderr: a.stderr }).toEqual({ code: b.code, stdout: b.stdout, stderr: b.stderr });
+/** Random per-attachment names and MACs, the only bytes two bridge ADDs may differ in. */
+const norm = (s: string) => s.replace(/veth[0-9a-f]{8}/g, 'vethX').replace(/([0-9a-f]{2}:){5}[0-9a-f]{2}/g, 'MAC');
+
+let nNet = 0;
+function hostLocalConf(v: string, dataDir: string) {
+  const name = `srvnet${++nNet}`;
+  return { conf: { cniVersion: v, name, type: 'bridge', ipam: { type: 'host-local', dataDir, ranges: [[{ subnet: '10.77.0.0/24' }], [{ subnet: 'fd00:77::/64' }]], routes: [{ dst: '0.0.0.0/0' }] } }, netDir: path.join(dataDir, name) };
+}
+
+describe('answers byte for byte as the standalone plugin', () => {
+  it('VERSION, no CNI_COMMAND, bad env, bad JSON — every plugin', () => {
+    for (const p of PLUGINS) {
+      for (const stdin of ['{"cniVersion":"1.0.0"}', '{"cniVersion":"0.3.1"}', '']) same(viaServer(p, { command: 'VERSION', stdin }), standalone(p, { command: 'VERSION', stdin }));
+      const about = { command: '', unset: ['CNI_COMMAND'] };
+      same(viaServer(p, about), standalone(p, about));
+      const bad = { command: 'ADD', containerId: 'bad id!', netns: host, ifname: 'eth0', stdin: '{"cniVersion":"1.0.0","name":"n","type":"x"}' };
+      same(viaServer(p, bad), standalone(p, bad));
+      const json = { command: 'ADD', containerId: 'c1', netns: host, ifname: 'eth0', stdin: '{"cniVersion":"1.0.0",' };
+      same(viaServer(p, json), standalone(p, json));
+      const missing = { command: 'DEL', stdin: '{"cniVersion":"1.0.0","name":"n","type":"x"}' };
+      same(viaServer(p, missing), standalone(p, missing));
+    }
+  });
+
+  it('host-local ADD/CHECK/DEL/GC/STATUS in every cniVersion (two data dirs, same calls)', () => {
+    for (const v of VERSIONS) {
+      const a = hostLocalConf(v, path.join(tmp, `hl-a-${v}`)).conf;
+      const b = { ...a, ipam: { ...a.ipam, dataDir: path.join(tmp, `hl-b-${v}`) } };
+      const call = (verb: string, conf: object) => ({ command: verb, containerId: 'ctr-1', netns: host, ifname: 'eth0', hostNs: host, stdin: conf });
+      const addS = viaServer('host-local', call('ADD', a));
+      const addL = standalone('host-local', call('ADD', b));
+      same(addS, addL);
+      if (v !== '0.1.0' && v !== '0.2.0') expect(addS.code, addS.stdout).toBe(0);
+      for (const verb of ['CHECK', 'STATUS', 'GC', 'DEL', 'DEL']) {
+        const s = viaServer('host-local', call(verb, { ...a, prevResult: addS.json }));
+        const l = standalone('host-local', call(verb, { ...b, prevResult: addL.json }));
+        same(s, l);
+      }
+    }
+  });
+
+  it('loopback ADD/CHECK/DEL in a pod netns, and with CNI_NETNS missing, not a netns, or empty', () => {
+    const [pod] = createTestNetns(1);
+    try {
+      for (const v of VERSIONS) {
+        const call = (verb: string, over: Partial<CniCall> = {}) => ({ command: verb, containerId: 'ctr-lo', netns: pod, ifname: 'lo', hostNs: host, stdin: { cniVersion: v, name: 'lo', type: 'loopback' }, ...over });
+        for (const verb of ['ADD', 'CHECK', 'DEL', 'CHECK', 'DEL']) same(viaServer('loopback', call(verb)), standalone('loopback', call(verb)));
+      }
+      const file = path.join(tmp, 'not-a-netns');
+      writeFileSync(file, '');
+      for (const netns of ['/nonexistent/netns', file, '', 'relative/path', '/proc/self/ns/net/x']) {
+        for (const verb of ['ADD', 'CHECK', 'DEL']) {
+          const c = { command: verb, containerId: 'ctr-lo', netns, ifname: 'lo', hostNs: host, stdin: { cniVersion: '1.0.0', name: 'lo', type: 'loopback', prevResult: { cniVersion: '1.0.0' } } };
+          same(viaServer('loopback', c), standalone('loopback', c));
+        }
+      }
+    } finally {
+      destroyTestNetns([pod]);
+    }
+  });
+
+  it('bridge + in-process host-local in every cniVersion, acting in the CALLER\'s netns (not the server\'s)', () => {
+    const pods = createTestNetns(2);
+    try {
+      for (const v of VERSIONS) {
+        const res: CniOut[][] = [];
+        for (const [i, run] of [viaServer, standalone].entries()) {
+          const conf = { cniVersion: v, name: `brsrv-${i}`, type: 'bridge', bridge: `flaxsrv${i}`, isGateway: true, ipMasq: true, ipam: { type: 'host-local', dataDir: path.join(tmp, `br-${v}`), ranges: [[{ subnet: `10.7${i}.0.0/24` }]] } };
+          const call = (verb: string, prev?: unknown) => ({ command: verb, containerId: 'ctr-br', netns: pods[i], ifname: 'eth0', hostNs: host, stdin: prev ? { ...conf, prevResult: prev } : conf });
+          const add = run('bridge', call('ADD'));
+          expect(add.code, add.stdout + add.stderr).toBe(0);
+          const check = run('bridge', call('CHECK', add.json));
+          const del = run('bridge', call('DEL', add.json));
+          res.push([add, check, del]);
+        }
+        // only the network's own names differ (index 0 vs 1), and veth names/MACs
+        const [s, l] = res.map((r) => r.map((o) => ({ code: o.code, stdout: norm(o.stdout).replaceAll(pods[0], 'POD').replaceAll(pods[1], 'POD').replace(/flaxsrv\d|brsrv-\d|10\.7\d\./g, 'N'), stderr: o.stderr })));
+        expect(s).toEqual(l);
+      }
+      // what the server's calls made is in the host ns; nothing in the server's own ns
+      const hostLinks = ipJson<{ ifname: string }[]>(host, ['link', 'show']).map((l) => l.ifname);
+      expect(hostLinks).toContain('flaxsrv0');
+      expect(ipJson<{ ifname: string }[]>(srvNs, ['link', 'show']).map((l) => l.ifname)).toEqual(['lo']);
+    } finally {
+      destroyTestNetns(pods);
+    }
+  });
+
+  it('a 4 MB stdin arrives whole; a 16 MiB one gets the same refusal', () => {
+    for (const size of [4_000_000, 16 << 20]) {
+      const { conf } = hostLocalConf('1.0.0', path.join(tmp, `huge-a-${size}`));
+      const a = { ...conf, pad: 'x'.repeat(size) };
+      const b = { ...a, ipam: { ...a.ipam, dataDir: path.join(tmp, `huge-b-${size}`) } };
+      const s = viaServer('host-local', { command: 'ADD', containerId: 'ctr-huge', netns: host, ifname: 'eth0', stdin: a });
+      const l = standalone('host-local', { command: 'ADD', containerId: 'ctr-huge', netns: host, ifname: 'eth0', stdin: b });
+      expect(s.code, s.stdout).toBe(size < 4 << 20 ? 0 : 1);
+      same(s, l);
+    }
+  });
+});
+
+describe('concurrency', () => {
+  it('20 concurrent bridge ADDs then DELs through the server: all succeed, distinct addresses, nothing left', async () => {
+    const pods = createTestNetns(20);
+    try {
+      const conf = { cniVersion: '1.0.0', name: 'burst', type: 'bridge', bridge: 'flaxburst0', isGateway: true, ipam: { type: 'host-local', dataDir: path.join(tmp, 'burst'), ranges: [[{ subnet: '10.79.0.0/24' }]] } };
+      const call = (verb: string, i: number): CniCall => ({ command: verb, containerId: `burst-${i}`, netns: pods[i], ifname: 'eth0', hostNs: host, stdin: conf, env: { FLAX_CNI_SOCKET: srv.socket } });
+      const adds = await Promise.all(pods.map((_, i) => cniAsync(ours('bridge'), call('ADD', i))));
+      for (const a of adds) expect(a.code, a.stdout + a.stderr).toBe(0);
+      const ips = adds.map((a) => a.json.ips[0].address as string);
+      expect(new Set(ips).size).toBe(20);
+      const dels = await Promise.all(pods.map((_, i) => cniAsync(ours('bridge'), call('DEL', i))));
+      for (const d of dels) expect(d.code, d.stdout).toBe(0);
+      const left = ipJson<{ ifname: string }[]>(host, ['link', 'show']).map((l) => l.ifname).filter((n) => n.startsWith('veth'));
+      expect(left).toEqual([]);
+    } finally {
+      destroyTestNetns(pods);
+    }
+  });
+});
+
+/** A copy of the client named `probe` beside a `probe.standalone` that says so: tells who answered. */
+function probeDir(): string {
+  const dir = mkdtempSync(path.join(tmp, 'probe-'));
+  copyFileSync(ours('bridge'), path.join(dir, 'probe'));
+  writeFileSync(path.join(dir, 'probe.standalone'), '#!/bin/sh\necho standalone "$CNI_COMMAND"\n', { mode: 0o755 });
+  return path.join(dir, 'probe');
+}
+
+describe('fallback and failures', () => {
+  it('no server (socket missing), a stale socket file, FLAX_CNI_SOCKET empty: the standalone plugin runs; a live server answers', async () => {
+    const probe = probeDir();
+    const run = (socket: string) => cni(probe, { command: 'VERSION', env: { FLAX_CNI_SOCKET: socket } });
+    expect(run(path.join(tmp, 'nothing.sock')).stdout).toBe('standalone VERSION\n');
+    expect(run('').stdout).toBe('standalone VERSION\n');
+    const live = run(srv.socket);
+    expect(live.code).toBe(1);
+    expect(live.json.msg).toBe('flax CNI server: no plugin named "probe"');
+    // a server killed with SIGKILL leaves its socket file: a stale one
+    const dead = await startServer(null, ['--workers', '1']);
+    const stale = path.join(tmp, 'stale.sock');
+    spawnSync('cp', ['-a', dead.socket, stale]);
+    await dead.kill();
+    expect(run(stale).stdout).toBe('standalone VERSION\n');
+    // and a new server replaces a stale socket file; a second one on a live socket fails
+    const again = await startServer(null, ['--workers', '1', '--socket', stale]);
+    try {
+      expect(run(stale).json.msg).toBe('flax CNI server: no plugin named "probe"');
+      await expect(startServer(null, ['--workers', '1', '--socket', stale])).rejects.toThrow(/bind: Address already in use/);
+    } finally {
+      await again.stop();
+    }
+  });
+
+  it('non-root callers: refused by the server (SO_PEERCRED); with the default 0600 socket they cannot connect and run the standalone plugin', async () => {
+    const probe = probeDir();
+    spawnSync('chmod', ['-R', 'a+rX', path.dirname(probe), tmp]);
+    const asNobody = (socket: string) => spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', probe], { env: { CNI_COMMAND: 'VERSION', FLAX_CNI_SOCKET: socket }, encoding: 'utf8' });
+    const open = await startServer(null, ['--workers', '1', '--mode', '666']);
+    try {
+      spawnSync('chmod', ['a+x', open.dir]);
+      const r = asNobody(open.socket);
+      expect(r.status).toBe(1);
+      expect(JSON.parse(r.stdout).msg).toBe('flax CNI server: refused: caller uid 65534 is not root');
+    } finally {
+      await open.stop();
+    }
+    spawnSync('chmod', ['a+x', srv.dir]);
+    expect(asNobody(srv.socket).stdout).toBe('standalone VERSION\n');
+  });
+
+  it('the server killed in the middle of a call: a CNI error, and the call is not run again', async () => {
+    const s = await startServer(srvNs, ['--workers', '1']);
+    const { conf, netDir } = hostLocalConf('1.0.0', path.join(tmp, 'killed'));
+    spawnSync('mkdir', ['-p', netDir]);
+    // hold host-local's lock so that the server's ADD waits inside the plugin
+    const holder = spawn('flock', [path.join(netDir, 'lock'), 'sleep', '30'], { stdio: 'ignore' });
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const pending = cniAsync(ours('host-local'), { command: 'ADD', containerId: 'ctr-k', netns: host, ifname: 'eth0', stdin: conf, env: { FLAX_CNI_SOCKET: s.socket } });
+      await new Promise((r) => setTimeout(r, 500));
+      await s.kill();
+      const r = await pending;
+      expect(r.code).toBe(1);
+      expect(r.json).toMatchObject({ cniVersion: '1.0.0', code: 999 });
+      expect(r.json.msg).toMatch(/closed the connection before replying/);
+    } finally {
+      holder.kill('SIGKILL');
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    // nothing reserved: neither the dead server nor a retry/standalone ran the ADD
+    const files = spawnSync('ls', ['-A', netDir], { encoding: 'utf8' }).stdout.split('\n').filter((f) => f && f !== 'lock');
+    expect(files).toEqual([]);
+  });
+});
