@@ -16,6 +16,8 @@ import { openHandle, type NetlinkHandle } from '../pkg/netlink';
 import { randomMac } from '../pkg/ip';
 import { ConfigError, type NetConfig, parseNetConfig, parseVxlanConfig } from './config';
 import { FileLeaseStore } from './file-store';
+import { configKey } from './etcd-keys';
+import { openEtcdLeaseStore } from './etcd-store';
 import { type AgentOptions } from './flags';
 import { lookupExtIface } from './iface';
 import { type Clock, type LeaseAttrs, type LeaseStore, acquireLease, parseVxlanBackendData, systemClock, vxlanBackendData } from './lease';
@@ -24,7 +26,9 @@ import { formatNet, type IPNet } from './subnet';
 import { readSubnetFileCidr, renderSubnetEnv, writeFileAtomic } from './subnet-env';
 import { ensureVxlanDevice, VXLAN_OVERHEAD } from './vxlan/device';
 import { VxlanNetwork } from './vxlan/network';
-import { AgentLoop } from './loop';
+import { AgentLoop, type LoopParts } from './loop';
+import { FlannelFirewall } from './firewall';
+import { type ReconcileResult } from './vxlan/network';
 
 /**
  * Takes the one-agent-per-node lock beside the subnet file and records our
@@ -57,9 +61,13 @@ export function lockSubnetFile(subnetFile: string): FileLock {
   return lock;
 }
 
-function loadNetConfig(file: string): NetConfig {
+/** The config file; in etcd mode, `<prefix>/config` when the file is absent (flanneld reads etcd's). */
+function loadNetConfig(file: string, etcd?: { key: string; text: string | null }): NetConfig {
   let text: string;
-  try {
+  if (etcd && !fs.existsSync(file)) {
+    if (etcd.text === null) throw new ConfigError(`no network config: ${file} does not exist and etcd has no ${etcd.key}`);
+    text = etcd.text;
+  } else try {
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
     throw new ConfigError(`cannot read network config ${file}: ${(e as Error).message}`);
@@ -72,10 +80,28 @@ function loadNetConfig(file: string): NetConfig {
 
 /** Refuses what this build cannot do, before any side effect. */
 function refuseUnimplemented(o: AgentOptions, log: Logger): void {
-  if (o.etcdEndpoints.length) throw new ConfigError('--etcd-endpoints: the etcd store is not implemented yet; use the file store (--lease-dir)');
   if (o.kubeSubnetMgr) throw new ConfigError('--kube-subnet-mgr: the Kubernetes store is not implemented yet; use the file store (--lease-dir)');
   if (o.healthzPort > 0) log.warn(`--healthz-port ${o.healthzPort}: healthz/readyz/metrics are not implemented yet; not listening`);
-  if (o.ipMasq) log.warn('--ip-masq: masquerade rules are not implemented yet; FLANNEL_IPMASQ=true is written but no rule is installed');
+}
+
+/**
+ * The data plane the loop reconciles: the backend's peers, then the
+ * firewall rules (re-checked every round, rebuilt when someone removed
+ * them); a firewall failure is logged and retried, never stops the peers.
+ */
+function withFirewall(net: LoopParts['net'], fw: FlannelFirewall, log: Logger): LoopParts['net'] {
+  return {
+    async reconcile(peers): Promise<ReconcileResult> {
+      const r = await net.reconcile(peers);
+      try {
+        r.repairs += await fw.ensure();
+      } catch (e) {
+        r.failures++;
+        log.error(`firewall rules: ${(e as Error).message}; retrying next round`);
+      }
+      return r;
+    },
+  };
 }
 
 export interface AgentDeps {
@@ -95,14 +121,18 @@ export async function runAgent(o: AgentOptions, deps: AgentDeps): Promise<number
   let h: NetlinkHandle | undefined;
   let store: LeaseStore | undefined;
   try {
-    const config = loadNetConfig(o.netConfigPath);
+    // etcd mode: the store first (bounded retry at start-up); it holds <prefix>/config
+    const etcd = o.etcdEndpoints.length && !deps.store ? await openEtcdLeaseStore({ endpoints: o.etcdEndpoints, prefix: o.etcdPrefix,
+      cafile: o.etcdCafile, certfile: o.etcdCertfile, keyfile: o.etcdKeyfile, clock, log }) : undefined;
+    store = etcd?.store;
+    const config = loadNetConfig(o.netConfigPath, etcd && { key: configKey(o.etcdPrefix), text: etcd.netConfig });
     const network = config.network as IPNet;
     const vx = parseVxlanConfig(config.backend);
     h = deps.handle ?? openHandle();
     if (vx.directRouting) log.warn('Backend.DirectRouting: not implemented yet; every peer is reached over vxlan');
     const ext = await lookupExtIface(h, o);
     log.info(`network ${formatNet(network)}, subnet length /${config.subnetLen}; external interface ${ext.link.name} (${ext.ifaceAddr}, public ${ext.publicIP}, mtu ${ext.link.mtu})`);
-    store = deps.store ?? new FileLeaseStore({ dir: o.leaseDir, clock, relistMs: o.reconcileInterval * 1000, warn: (m) => log.warn(m) });
+    store = deps.store ?? store ?? new FileLeaseStore({ dir: o.leaseDir, clock, relistMs: o.reconcileInterval * 1000, warn: (m) => log.warn(m) });
 
     // the MAC our lease already publishes, so a re-created device keeps it
     const prior = (await store.list()).find((l) => l.attrs.publicIP === ext.publicIP);
@@ -122,8 +152,12 @@ export async function runAgent(o: AgentOptions, deps: AgentDeps): Promise<number
     log.info(`lease ${formatNet(own.subnet)} ${own.expiration === null ? '(reservation)' : `expires ${new Date(own.expiration).toISOString()}`}`);
 
     const net = new VxlanNetwork(h, want, own.subnet, network, log);
-    const loop = new AgentLoop({ store, net, own, log, clock, reconcileIntervalMs: o.reconcileInterval * 1000, renewMarginMinutes: o.subnetLeaseRenewMargin });
+    const fw = new FlannelFirewall(config.enableNFTables ? 'nftables' : 'iptables',
+      { network: formatNet(network), podCidr: formatNet(own.subnet), masq: o.ipMasq, forward: o.iptablesForwardRules }, log);
+    const loop = new AgentLoop({ store, net: withFirewall(net, fw, log), own, log, clock, reconcileIntervalMs: o.reconcileInterval * 1000, renewMarginMinutes: o.subnetLeaseRenewMargin });
     await loop.sync('start');
+    // as flanneld: the rules are in place before subnet.env, or the agent does not start
+    await fw.ensure();
     const env = renderSubnetEnv(config, o.ipMasq, own.subnet, undefined, mtu);
     writeFileAtomic(o.subnetFile, env);
     log.info(`wrote ${o.subnetFile} (FLANNEL_SUBNET of ${formatNet(own.subnet)}, MTU ${mtu}); running`);

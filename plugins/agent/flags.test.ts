@@ -14,6 +14,12 @@ describe('flaxd flags', () => {
     });
   });
 
+  it('--iptables-forward-rules defaults to true, as in flanneld, and is turned off with =false', () => {
+    expect(parseFlags([]).iptablesForwardRules).toBe(true);
+    expect(parseFlags(['--iptables-forward-rules=false']).iptablesForwardRules).toBe(false);
+    expect(parseFlags([], { FLANNELD_IPTABLES_FORWARD_RULES: 'false' }).iptablesForwardRules).toBe(false);
+  });
+
   it("parses Go flag syntax: -x, --x, =value or the next argument, booleans, repeatable --iface", () => {
     const o = parseFlags(['-iface', 'eth0', '--iface=10.0.0.1', '--ip-masq', '-kube-subnet-mgr=false', '--subnet-lease-renew-margin', '30',
       '-v=2', '--etcd-endpoints=http://a:2379, http://b:2379', '--reconcile-interval', '0.5', '--public-ip', '192.168.1.1', '--iface-regex', '^en']);

@@ -43,6 +43,7 @@ export const FLAGS = {
   'iface-regex': { kind: 'list', help: 'regex matching the interface name or IP; repeatable', check: regexCheck },
   'public-ip': { kind: 'string', help: 'IPv4 address other nodes reach this node at', check: (v) => (isIPv4(v) ? null : 'not an IPv4 address') },
   'ip-masq': { kind: 'bool', help: 'masquerade traffic leaving the overlay' },
+  'iptables-forward-rules': { kind: 'bool', help: 'accept forwarded traffic to and from the Network (FLANNEL-FWD / nft chain forward; default true)' },
   'subnet-file': { kind: 'string', help: 'subnet file to write (default /run/flannel/subnet.env)' },
   'subnet-lease-renew-margin': { kind: 'int', min: 1, max: 1439, help: 'renew the lease this many minutes before expiry (default 60)' },
   'healthz-ip': { kind: 'string', help: 'healthz listen address (default 0.0.0.0)' },
@@ -71,6 +72,7 @@ export interface AgentOptions {
   ifaceRegex: string[];
   publicIp: string;
   ipMasq: boolean;
+  iptablesForwardRules: boolean;
   subnetFile: string;
   subnetLeaseRenewMargin: number;
   healthzIp: string;
@@ -91,7 +93,7 @@ function defaults(env: NodeJS.ProcessEnv): AgentOptions {
   return {
     etcdEndpoints: [], etcdPrefix: '/coreos.com/network', etcdCafile: '', etcdCertfile: '', etcdKeyfile: '',
     kubeSubnetMgr: false, kubeconfigFile: '', kubeApiUrl: '', netConfigPath: '/etc/kube-flannel/net-conf.json',
-    iface: [], ifaceRegex: [], publicIp: '', ipMasq: false, subnetFile: '/run/flannel/subnet.env',
+    iface: [], ifaceRegex: [], publicIp: '', ipMasq: false, iptablesForwardRules: true, subnetFile: '/run/flannel/subnet.env',
     subnetLeaseRenewMargin: 60, healthzIp: '0.0.0.0', healthzPort: 0, v: 0,
     leaseDir: '/var/lib/flax/leases', nodeName: env.NODE_NAME ?? '', reconcileInterval: 10, help: false, version: false,
   };
