@@ -2,6 +2,7 @@
 // each, run by node through its shebang) and copies the native addons beside
 // them. Executables: plugins/**/main.ts (name = its directory) and the CLI.
 import { build } from 'esbuild';
+import { etcd3Protos } from './esbuild-etcd3.mjs';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, chmodSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -70,7 +71,7 @@ await Promise.all(entries.map((e) => build({
   legalComments: 'none',
   banner: { js: banner },
   define: { 'import.meta.url': '__imu', 'process.env.FLAX_BUNDLED': '"1"' },
-  plugins: [netlinkNative],
+  plugins: [netlinkNative, etcd3Protos],
   logLevel: 'warning',
 })));
 

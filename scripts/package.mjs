@@ -13,6 +13,7 @@
 //
 // FLAX_SEA_SNAPSHOT=0 builds the plain SEA (code cache, no snapshot).
 import { build } from 'esbuild';
+import { etcd3Protos } from './esbuild-etcd3.mjs';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -115,7 +116,7 @@ await build({
   legalComments: 'none',
   banner: { js: banner },
   define: { 'import.meta.url': '__imu', 'process.env.FLAX_BUNDLED': '"1"' },
-  plugins: [netlinkNative],
+  plugins: [netlinkNative, etcd3Protos],
   logLevel: 'warning',
 });
 

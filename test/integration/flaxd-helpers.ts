@@ -216,3 +216,18 @@ export function pingFrom(ns: string, addr: string): boolean {
   const out = execIn(ns, 'ping', ['-c', '1', '-W', '2', addr], { allowFail: true });
   return / 0% packet loss/.test(out);
 }
+
+/** What flannel.1 must hold for these peers (subnet prefix "10.244.7", VTEP MAC, public IP), in the form of peerState. */
+export function peerEntries(ps: Array<{ prefix: string; mac: string; ip: string }>) {
+  return {
+    neighs: ps.map((p) => `${p.prefix}.0 ${p.mac} PERMANENT`).sort(),
+    fdb: ps.map((p) => `${p.mac} ${p.ip} self permanent`).sort(),
+    routes: ps.map((p) => `${p.prefix}.0/24 via ${p.prefix}.0 onlink`).sort(),
+  };
+}
+
+/** The neighbours, FDB entries and routes on flannel.1 in a node. */
+export function peerState(ns: string) {
+  const v = vxlanView(ns);
+  return { neighs: v.neighs, fdb: v.fdb, routes: v.routes };
+}

@@ -1,0 +1,267 @@
+/**
+ * The etcd v3 lease store (`--etcd-endpoints`), flanneld's etcd subnet
+ * registry over npm `etcd3` (keys and transactions: etcd-keys.ts):
+ *  - create: grant an etcd lease (TTL 24 h; none for a reservation), then
+ *    Txn(Version(key) == 0 → Put); a lost race revokes the grant and throws
+ *    LeaseExistsError (acquireLease re-lists and retries);
+ *  - update (renewal, reuse): grant a new lease, put, revoke the old one;
+ *  - list: a range over `<prefix>/subnets/`; each lease's expiration from the
+ *    etcd lease's remaining TTL, asked once per key revision;
+ *  - watch: from the revision after the last list; every event, and every
+ *    reconnection, makes the agent re-list (it diffs); a cancelled watch
+ *    (compaction: the revision is gone) re-lists and starts again from the
+ *    new revision, with backoff. etcd3 reconnects the stream with backoff.
+ * An etcd outage never stops the agent: list() answers the last leases it
+ * read (the data plane stays as it is and keeps being reconciled), and a
+ * failed renewal is retried by the loop. Only start-up gives up: etcd not
+ * answering after a bounded retry is a ConfigError (exit 1).
+ * The etcd3 module is loaded on first use, so file-store runs never load it.
+ */
+import fs from 'node:fs';
+import type { Etcd3, IKeyValue, IOptions, Watcher } from 'etcd3';
+import { ConfigError } from './config';
+import { configKey, createIfAbsentTxn, leaseEtcdKey, leasePut, leasesRange, parseLeaseKv, subnetsDir, toLease, ttlSeconds } from './etcd-keys';
+import { type Clock, type Lease, type LeaseAttrs, LeaseExistsError, type LeaseStore } from './lease';
+import { type Logger } from './log';
+import { type IPNet } from './subnet';
+
+export interface EtcdStoreOptions {
+  endpoints: string[];
+  prefix: string;
+  cafile?: string;
+  certfile?: string;
+  keyfile?: string;
+  clock: Clock;
+  log: Logger;
+  /** deadline of one etcd request (ms) */
+  requestTimeoutMs?: number;
+  /** start-up: attempts to reach etcd, and the first pause between them (doubling) */
+  startAttempts?: number;
+  startBackoffMs?: number;
+}
+
+/** The part of an etcd3 client the store uses. */
+export type EtcdClient = Pick<Etcd3, 'kv' | 'leaseClient' | 'watch' | 'close'>;
+
+const errText = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split('\n')[0];
+
+/** http(s)://host:port as etcd3 wants it; a bare host:port is http, as in flanneld's default. */
+export function normaliseEndpoint(e: string): string {
+  return /^[a-z]+:\/\//i.test(e) ? e : `http://${e}`;
+}
+
+export function etcdClientOptions(o: Pick<EtcdStoreOptions, 'endpoints' | 'cafile' | 'certfile' | 'keyfile'>): IOptions {
+  const opts: IOptions = { hosts: o.endpoints.map(normaliseEndpoint), dialTimeout: 3000 };
+  if (o.cafile || o.certfile || o.keyfile) {
+    const read = (flag: string, f: string | undefined): Buffer | undefined => {
+      if (!f) return undefined;
+      try {
+        return fs.readFileSync(f);
+      } catch (e) {
+        throw new ConfigError(`${flag} ${f}: ${errText(e)}`);
+      }
+    };
+    const ca = read('--etcd-cafile', o.cafile);
+    if (!ca) throw new ConfigError('--etcd-certfile/--etcd-keyfile need --etcd-cafile');
+    opts.credentials = { rootCertificate: ca, certChain: read('--etcd-certfile', o.certfile), privateKey: read('--etcd-keyfile', o.keyfile) };
+  }
+  return opts;
+}
+
+export class EtcdLeaseStore {
+  /** revision of the last successful list */
+  #rev: bigint | null = null;
+  /** the leases of the last successful list (every one, expiry left to etcd) */
+  #last: Lease[] | null = null;
+  /** expiration by key, valid while the key's mod_revision is unchanged */
+  #exp = new Map<string, { modRev: string; leaseId: string; exp: number | null }>();
+  #outage = false;
+  #closers = new Set<() => void>();
+
+  /** `client`: an etcd3 client (open() makes one); tests pass a fake of the same calls. */
+  constructor(readonly client: EtcdClient, readonly opts: EtcdStoreOptions) {}
+
+  /**
+   * Connects (a read of `<prefix>/config`, retried with backoff a bounded
+   * number of times) and returns the store with that config's text (null
+   * when the key is absent). Unreachable → ConfigError naming the endpoints.
+   */
+  static async open(opts: EtcdStoreOptions): Promise<{ store: EtcdLeaseStore; netConfig: string | null }> {
+    const clientOpts = etcdClientOptions(opts);
+    const { Etcd3 } = await import('etcd3');
+    const store = new EtcdLeaseStore(new Etcd3(clientOpts), opts);
+    const attempts = opts.startAttempts ?? 5;
+    let pause = opts.startBackoffMs ?? 500;
+    const t0 = opts.clock.now();
+    for (let i = 1; ; i++) {
+      try {
+        const r = await store.client.kv.range({ key: Buffer.from(configKey(opts.prefix)) }, store.#call());
+        opts.log.info(`etcd ${clientOpts.hosts} reached, prefix ${opts.prefix}`);
+        return { store, netConfig: r.kvs.length ? r.kvs[0].value.toString('utf8') : null };
+      } catch (e) {
+        if (i >= attempts) {
+          store.close();
+          const secs = Math.round((opts.clock.now() - t0) / 1000);
+          throw new ConfigError(`etcd unreachable at ${opts.endpoints.join(',')} after ${attempts} attempts in ${secs}s: ${errText(e)}`);
+        }
+        opts.log.warn(`etcd ${clientOpts.hosts}: ${errText(e)}; retrying in ${pause} ms (attempt ${i}/${attempts})`);
+        await new Promise((r) => setTimeout(r, pause));
+        pause *= 2;
+      }
+    }
+  }
+
+  #call() {
+    return { deadline: Date.now() + (this.opts.requestTimeoutMs ?? 5000) };
+  }
+
+  #key(sn: IPNet, sn6: IPNet | undefined): string {
+    return leaseEtcdKey(this.opts.prefix, sn, sn6);
+  }
+
+  /** The lease of one key/value, its expiration from the etcd lease (cached per mod_revision); null to skip it. */
+  async #lease(kv: IKeyValue): Promise<Lease | null> {
+    const p = parseLeaseKv(this.opts.prefix, kv);
+    if (p.kind === 'skip') {
+      this.opts.log.warn(`etcd key ignored: ${p.why}`);
+      return null;
+    }
+    const key = kv.key.toString('utf8');
+    if (p.reservation) {
+      this.#exp.set(key, { modRev: kv.mod_revision, leaseId: '0', exp: null });
+      return toLease(p, null);
+    }
+    let c = this.#exp.get(key);
+    if (!c || c.modRev !== kv.mod_revision) {
+      const r = await this.client.leaseClient.leaseTimeToLive({ ID: p.leaseId }, this.#call());
+      const ttl = Number(r.TTL);
+      // TTL -1: the lease is gone, the key is being deleted with it
+      if (!(ttl > 0)) return null;
+      c = { modRev: kv.mod_revision, leaseId: p.leaseId, exp: this.opts.clock.now() + ttl * 1000 };
+      this.#exp.set(key, c);
+    }
+    return toLease(p, c.exp);
+  }
+
+  /** One range read, no fallback: the leases and the revision they were read at. */
+  async #read(): Promise<Lease[]> {
+    const r = await this.client.kv.range(leasesRange(this.opts.prefix), this.#call());
+    const found = await Promise.all(r.kvs.map((kv) => this.#lease(kv)));
+    const keys = new Set(r.kvs.map((kv) => kv.key.toString('utf8')));
+    for (const k of this.#exp.keys()) if (!keys.has(k)) this.#exp.delete(k);
+    this.#rev = BigInt(r.header.revision);
+    this.#last = found.filter((l): l is Lease => l !== null);
+    if (this.#outage) {
+      this.#outage = false;
+      this.opts.log.info(`etcd reachable again: ${this.#last.length} leases at revision ${this.#rev}`);
+    }
+    return this.#last;
+  }
+
+  async list(): Promise<Lease[]> {
+    try {
+      return await this.#read();
+    } catch (e) {
+      if (this.#last === null) throw e;
+      if (!this.#outage) {
+        this.#outage = true;
+        this.opts.log.warn(`etcd unreachable (${errText(e)}); keeping the last known ${this.#last.length} leases and the data plane as it is`);
+      }
+      return this.#last;
+    }
+  }
+
+  async create(sn: IPNet, sn6: IPNet | undefined, attrs: LeaseAttrs, ttlMs: number): Promise<number | null> {
+    const key = this.#key(sn, sn6);
+    const leaseId = ttlMs > 0 ? (await this.client.leaseClient.leaseGrant({ TTL: ttlSeconds(ttlMs) }, this.#call())).ID : '0';
+    const r = await this.client.kv.txn(createIfAbsentTxn(key, attrs, leaseId), this.#call());
+    if (!r.succeeded) {
+      if (leaseId !== '0') await this.client.leaseClient.leaseRevoke({ ID: leaseId }, this.#call()).catch(() => undefined);
+      throw new LeaseExistsError(`${key} already exists`);
+    }
+    return ttlMs > 0 ? this.opts.clock.now() + ttlSeconds(ttlMs) * 1000 : null;
+  }
+
+  async update(sn: IPNet, sn6: IPNet | undefined, attrs: LeaseAttrs, ttlMs: number): Promise<number | null> {
+    const key = this.#key(sn, sn6);
+    const leaseId = ttlMs > 0 ? (await this.client.leaseClient.leaseGrant({ TTL: ttlSeconds(ttlMs) }, this.#call())).ID : '0';
+    const old = (await this.client.kv.range({ key: Buffer.from(key) }, this.#call())).kvs[0]?.lease;
+    await this.client.kv.txn({ success: [leasePut(key, attrs, leaseId)] }, this.#call());
+    // the key now hangs on the new lease: the old one holds nothing of ours
+    if (old && old !== '0' && old !== leaseId) await this.client.leaseClient.leaseRevoke({ ID: old }, this.#call()).catch(() => undefined);
+    return ttlMs > 0 ? this.opts.clock.now() + ttlSeconds(ttlMs) * 1000 : null;
+  }
+
+  async delete(sn: IPNet, sn6: IPNet | undefined): Promise<void> {
+    await this.client.kv.deleteRange({ key: Buffer.from(this.#key(sn, sn6)) }, this.#call());
+  }
+
+  watch(onChange: () => void): { close(): void } {
+    const { log } = this.opts;
+    let closed = false;
+    let w: Watcher | undefined;
+    let retry: NodeJS.Timeout | undefined;
+    let pause = 500;
+    const start = async (): Promise<void> => {
+      retry = undefined;
+      if (closed) return;
+      try {
+        if (this.#rev === null) await this.#read();
+      } catch (e) {
+        log.warn(`etcd watch: cannot list (${errText(e)}); retrying in ${pause} ms`);
+        retry = setTimeout(() => void start(), pause);
+        pause = Math.min(pause * 2, 30_000);
+        return;
+      }
+      const from = this.#rev! + 1n;
+      const range = leasesRange(this.opts.prefix);
+      const watcher = this.client.watch().inRange({ start: range.key, end: range.range_end }).startRevision(String(from)).watcher();
+      w = watcher;
+      let wasDown = false;
+      watcher.on('connected', () => {
+        pause = 500;
+        log.debug(`etcd watch on ${subnetsDir(this.opts.prefix)} from revision ${from}${wasDown ? ' (reconnected)' : ''}`);
+        // after a reconnection, re-list: the diff catches whatever happened meanwhile
+        if (wasDown) onChange();
+        wasDown = false;
+      });
+      watcher.on('disconnected', (e: Error) => {
+        if (!wasDown) log.warn(`etcd watch disconnected (${errText(e)}); reconnecting with backoff`);
+        wasDown = true;
+      });
+      watcher.on('data', (res: { events?: unknown[] }) => {
+        if (res.events?.length) onChange();
+      });
+      watcher.on('error', (e: Error) => {
+        if (closed || w !== watcher) return;
+        // cancelled by etcd (e.g. compacted past our revision): re-list, diff, watch again from the new revision
+        log.warn(`etcd watch cancelled (${errText(e)}); re-listing and watching again`);
+        w = undefined;
+        void watcher.cancel().catch(() => undefined);
+        this.#rev = null;
+        onChange();
+        retry = setTimeout(() => void start(), pause);
+        pause = Math.min(pause * 2, 30_000);
+      });
+    };
+    void start();
+    const close = () => {
+      closed = true;
+      clearTimeout(retry);
+      void w?.cancel().catch(() => undefined);
+      this.#closers.delete(close);
+    };
+    this.#closers.add(close);
+    return { close };
+  }
+
+  close(): void {
+    for (const c of [...this.#closers]) c();
+    this.client.close();
+  }
+}
+
+export const openEtcdLeaseStore = async (opts: EtcdStoreOptions) => {
+  const r = await EtcdLeaseStore.open(opts);
+  return { store: r.store satisfies LeaseStore, netConfig: r.netConfig };
+};

@@ -1,0 +1,152 @@
+/**
+ * flaxd with the etcd v3 store, on the real kernel and a real etcd (Debian's
+ * etcd-server, in its own netns on the underlay at 192.168.77.5): three
+ * namespace nodes run dist/bin/flaxd --etcd-endpoints, with the network
+ * config read from etcd's <prefix>/config (no file). Checks the etcd keys,
+ * values (flanneld's bytes) and lease TTLs, subnet.env, peers and pod pings;
+ * then the faults: etcd stopped for 10 s (pods keep talking, agents keep
+ * running) and restarted (a node joining then is programmed everywhere); a
+ * lease deleted in etcd (peers drop it, its agent exits 1); etcd unreachable
+ * at start (exit 1, no subnet.env).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requireBuilt } from '../e2e/lib/cni';
+import { ETCD_IP, ETCD_URL, EtcdServer, requireEtcd } from './etcd-helpers';
+import { Cluster, peerEntries, peerState as peerStateOf, type Node, pingFrom, vxlanView, waitFor } from './flaxd-helpers';
+
+const PREFIX = '/coreos.com/network';
+const cl = new Cluster();
+const etcd = new EtcdServer();
+let running: Node[] = [];
+
+const subnetsOf = () => {
+  const m = new Map<string, { key: string; value: string; lease: string; prefix: string; attrs: { PublicIP: string; BackendData: { VtepMAC: string } } }>();
+  for (const [key, v] of etcd.getPrefix(`${PREFIX}/subnets/`)) {
+    const attrs = JSON.parse(v.value);
+    m.set(attrs.PublicIP, { key, ...v, prefix: key.replace(/^.*\/subnets\/(\d+\.\d+\.\d+)\.0-24$/, '$1'), attrs });
+  }
+  return m;
+};
+const leaseOf = (n: Node) => {
+  const l = subnetsOf().get(n.ip);
+  if (!l) throw new Error(`no lease in etcd for node ${n.i} (${n.ip})`);
+  return l;
+};
+const macOf = (n: Node): string => vxlanView(n.ns).link.address;
+function expected(others: Node[]) {
+  return peerEntries(others.map((p) => ({ prefix: leaseOf(p).prefix, mac: macOf(p), ip: p.ip })));
+}
+const peerState = (n: Node) => peerStateOf(n.ns);
+async function converged(nodes: Node[], timeoutMs = 20_000): Promise<void> {
+  for (const n of nodes) {
+    const others = nodes.filter((o) => o !== n);
+    await waitFor(`node ${n.i} programmed for ${others.map((o) => o.i).join(',')}`,
+      () => JSON.stringify(peerState(n)) === JSON.stringify(expected(others)), timeoutMs);
+  }
+}
+const podIp = (n: Node) => `${leaseOf(n).prefix}.2`;
+/** Every ordered pair of pods pings (a failure names the pair). */
+function allPing(nodes: Node[]): string[] {
+  const bad: string[] = [];
+  for (const a of nodes) for (const b of nodes) if (a !== b && !pingFrom(a.pod!, podIp(b))) bad.push(`${a.i}->${b.i}`);
+  return bad;
+}
+const etcdArgs = (n: Node) => ['--etcd-endpoints', ETCD_URL, '--net-config-path', path.join(n.dir, 'absent-net-conf.json')];
+async function join(n: Node): Promise<void> {
+  cl.startAgent(n, etcdArgs(n));
+  await cl.waitReady(n);
+  await cl.addPod(n, leaseOf(n).prefix);
+  running.push(n);
+}
+
+beforeAll(async () => {
+  requireBuilt('flaxd');
+  requireEtcd();
+  await cl.create(4);
+  await etcd.start(cl.underlay);
+  etcd.ctl(['put', `${PREFIX}/config`, '{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}']);
+  for (const n of cl.nodes.slice(0, 3)) cl.startAgent(n, etcdArgs(n));
+  for (const n of cl.nodes.slice(0, 3)) await cl.waitReady(n);
+  for (const n of cl.nodes.slice(0, 3)) await cl.addPod(n, leaseOf(n).prefix);
+  running = cl.nodes.slice(0, 3);
+}, 90_000);
+afterAll(async () => {
+  try {
+    await cl.destroy();
+  } finally {
+    await etcd.destroy();
+  }
+}, 60_000);
+
+describe('flaxd: three vxlan nodes with the etcd store', () => {
+  it("leases one subnet per node in etcd: flanneld's key and value bytes, on an etcd lease of 24 h", () => {
+    const subnets = subnetsOf();
+    expect(subnets.size).toBe(3);
+    for (const n of running) {
+      const l = leaseOf(n);
+      expect(l.key).toMatch(/^\/coreos\.com\/network\/subnets\/10\.244\.\d+\.0-24$/);
+      expect(l.value).toBe(`{"PublicIP":"${n.ip}","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"${macOf(n)}"}}`);
+      expect(l.lease).not.toBe('0');
+      const ttl = etcd.ttl(l.lease);
+      expect(ttl).toBeGreaterThan(24 * 3600 - 300);
+      expect(ttl).toBeLessThanOrEqual(24 * 3600);
+    }
+    expect(new Set([...subnets.values()].map((l) => l.prefix)).size).toBe(3);
+  });
+
+  it("takes the network config from etcd's <prefix>/config and writes subnet.env", () => {
+    for (const n of running) {
+      expect(readFileSync(n.subnetFile, 'utf8')).toBe(`FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=${leaseOf(n).prefix}.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n`);
+    }
+  });
+
+  it('programs every peer and carries pod-to-pod traffic across nodes', async () => {
+    await converged(running);
+    expect(allPing(running)).toEqual([]);
+  });
+
+  it('etcd stopped for 10 s: agents keep running and pods keep talking; after the restart a joining node is programmed everywhere', async () => {
+    const before = new Map(running.map((n) => [n, expected(running.filter((o) => o !== n))]));
+    const pods = new Map(running.map((n) => [n, podIp(n)]));
+    await etcd.stop();
+    const t0 = Date.now();
+    while (Date.now() - t0 < 10_000) {
+      for (const a of running) for (const b of running) if (a !== b) expect(pingFrom(a.pod!, pods.get(b)!), `${a.i}->${b.i}`).toBe(true);
+      for (const n of running) expect(n.agent!.proc.exitCode, n.agent!.log()).toBeNull();
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    for (const n of running) {
+      expect(peerState(n)).toEqual(before.get(n));
+      expect(n.agent!.log()).toMatch(/etcd unreachable \(.*\); keeping the last known 3 leases/);
+    }
+    await etcd.resume();
+    await join(cl.nodes[3]);
+    await converged(running, 30_000);
+    expect(allPing(running)).toEqual([]);
+    for (const n of running.slice(0, 3)) expect(n.agent!.proc.exitCode, n.agent!.log()).toBeNull();
+  }, 120_000);
+
+  it('a lease deleted in etcd: the peers drop its entries and its own agent exits 1', async () => {
+    const gone = cl.nodes[3];
+    const l = leaseOf(gone);
+    etcd.ctl(['del', l.key]);
+    const code = await Promise.race([gone.agent!.exited, new Promise((r) => setTimeout(() => r('still running'), 15_000))]);
+    expect(code, gone.agent!.log()).toBe(1);
+    expect(gone.agent!.log()).toContain('was removed from the store');
+    running = running.filter((n) => n !== gone);
+    await converged(running);
+    expect(allPing(running)).toEqual([]);
+  }, 60_000);
+
+  it('etcd unreachable at start: exits 1 after a bounded retry naming the endpoint, and writes no subnet.env', async () => {
+    const n = cl.nodes[3];
+    const subnetFile = path.join(n.dir, 'unreachable', 'subnet.env');
+    const a = cl.startAgent(n, ['--etcd-endpoints', `http://${ETCD_IP}:2999`, '--subnet-file', subnetFile]);
+    const code = await Promise.race([a.exited, new Promise((r) => setTimeout(() => r('still running'), 45_000))]);
+    expect(code, a.log()).toBe(1);
+    expect(a.log()).toMatch(new RegExp(`ERROR config: etcd unreachable at http://${ETCD_IP.replace(/\./g, '\\.')}:2999 after 5 attempts`));
+    expect(existsSync(subnetFile)).toBe(false);
+  }, 60_000);
+});
