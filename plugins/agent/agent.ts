@@ -27,6 +27,8 @@ import { readSubnetFileCidr, renderSubnetEnv, writeFileAtomic } from './subnet-e
 import { ensureVxlanDevice, VXLAN_OVERHEAD } from './vxlan/device';
 import { VxlanNetwork } from './vxlan/network';
 import { AgentLoop, type LoopParts } from './loop';
+import { AgentMetrics } from './metrics';
+import { startHealthServer } from './health';
 import { FlannelFirewall } from './firewall';
 import { type ReconcileResult } from './vxlan/network';
 
@@ -81,7 +83,6 @@ function loadNetConfig(file: string, etcd?: { key: string; text: string | null }
 /** Refuses what this build cannot do, before any side effect. */
 function refuseUnimplemented(o: AgentOptions, log: Logger): void {
   if (o.kubeSubnetMgr) throw new ConfigError('--kube-subnet-mgr: the Kubernetes store is not implemented yet; use the file store (--lease-dir)');
-  if (o.healthzPort > 0) log.warn(`--healthz-port ${o.healthzPort}: healthz/readyz/metrics are not implemented yet; not listening`);
 }
 
 /**
@@ -120,7 +121,11 @@ export async function runAgent(o: AgentOptions, deps: AgentDeps): Promise<number
   const lock = lockSubnetFile(o.subnetFile);
   let h: NetlinkHandle | undefined;
   let store: LeaseStore | undefined;
+  const metrics = await AgentMetrics.create();
+  let ready = false;
+  let healthz: import('node:http').Server | undefined;
   try {
+    if (o.healthzPort > 0) healthz = await startHealthServer({ ip: o.healthzIp, port: o.healthzPort, metrics, ready: () => ready });
     // etcd mode: the store first (bounded retry at start-up); it holds <prefix>/config
     const etcd = o.etcdEndpoints.length && !deps.store ? await openEtcdLeaseStore({ endpoints: o.etcdEndpoints, prefix: o.etcdPrefix,
       cafile: o.etcdCafile, certfile: o.etcdCertfile, keyfile: o.etcdKeyfile, clock, log }) : undefined;
@@ -149,17 +154,19 @@ export async function runAgent(o: AgentOptions, deps: AgentDeps): Promise<number
     const attrs: LeaseAttrs = { publicIP: ext.publicIP, publicIPv6: null, backendType: 'vxlan', backendData: vxlanBackendData({ vni: vx.vni, vtepMAC: dev.link.mac }) };
     const prevSubnet = readSubnetFileCidr(o.subnetFile, 'FLANNEL_SUBNET');
     const own = await acquireLease({ store, config, prevSubnet, randInt: (n) => randomInt(n), log: (m) => log.info(m) }, attrs);
+    metrics.leaseExpiration(own.expiration);
     log.info(`lease ${formatNet(own.subnet)} ${own.expiration === null ? '(reservation)' : `expires ${new Date(own.expiration).toISOString()}`}`);
 
     const net = new VxlanNetwork(h, want, own.subnet, network, log);
     const fw = new FlannelFirewall(config.enableNFTables ? 'nftables' : 'iptables',
       { network: formatNet(network), podCidr: formatNet(own.subnet), masq: o.ipMasq, forward: o.iptablesForwardRules }, log);
-    const loop = new AgentLoop({ store, net: withFirewall(net, fw, log), own, log, clock, reconcileIntervalMs: o.reconcileInterval * 1000, renewMarginMinutes: o.subnetLeaseRenewMargin });
+    const loop = new AgentLoop({ store, net: withFirewall(net, fw, log), own, log, clock, reconcileIntervalMs: o.reconcileInterval * 1000, renewMarginMinutes: o.subnetLeaseRenewMargin, observer: metrics });
     await loop.sync('start');
     // as flanneld: the rules are in place before subnet.env, or the agent does not start
     await fw.ensure();
     const env = renderSubnetEnv(config, o.ipMasq, own.subnet, undefined, mtu);
     writeFileAtomic(o.subnetFile, env);
+    ready = true;
     log.info(`wrote ${o.subnetFile} (FLANNEL_SUBNET of ${formatNet(own.subnet)}, MTU ${mtu}); running`);
     const onSignal = (sig: string) => {
       log.info(`${sig}: exiting, leaving the data plane in place`);
@@ -174,6 +181,8 @@ export async function runAgent(o: AgentOptions, deps: AgentDeps): Promise<number
       process.off('SIGINT', onSignal);
     }
   } finally {
+    healthz?.close();
+    healthz?.closeAllConnections();
     store?.close();
     if (!deps.handle) h?.close();
     lock.release();

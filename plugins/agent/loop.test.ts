@@ -22,11 +22,17 @@ function setup(ownExp: number | null) {
     async reconcile(peers: readonly Lease[]) {
       seen.push(peers.map((p) => formatNet(p.subnet)).sort());
       if (net.slow) await new Promise<void>((r) => { release = r; });
-      return { deviceCreated: false, peers: peers.length, repairs: 0, failures: 0 };
+      return { deviceCreated: false, peers: peers.length, routes: peers.length, repairs: 0, failures: 0 };
     },
   };
-  const loop = new AgentLoop({ store, net, own, log, clock, reconcileIntervalMs: 10_000, renewMarginMinutes: 60 });
-  return { store, own, loop, seen, lines, net, release: () => release?.() };
+  const observed: string[] = [];
+  const observer = {
+    reconciled: (r: { peers: number; routes: number }) => observed.push(`reconciled ${r.peers}/${r.routes}`),
+    storeError: (op: string) => observed.push(`store error ${op}`),
+    leaseExpiration: (ms: number | null) => observed.push(`expiry ${ms}`),
+  };
+  const loop = new AgentLoop({ store, net, own, log, clock, reconcileIntervalMs: 10_000, renewMarginMinutes: 60, observer });
+  return { store, own, loop, seen, lines, net, observed, release: () => release?.() };
 }
 
 beforeEach(() => { vi.useFakeTimers({ now: Date.parse('2026-05-01T00:00:00Z') }); });
@@ -81,8 +87,18 @@ describe('AgentLoop', () => {
     await vi.advanceTimersByTimeAsync(60_000);
     expect(t.store.calls).toContain(`update 10.244.1.0-24 ttl=${SUBNET_TTL_MS}`);
     expect(t.own.expiration).toBe(Date.now() + SUBNET_TTL_MS);
+    expect(t.observed.filter((x) => !x.startsWith('reconciled'))).toEqual(['store error renew', `expiry ${Date.now() + SUBNET_TTL_MS}`]);
     t.loop.stop();
     expect(await done).toBe(0);
+  });
+
+  it('reports each reconcile and a failed store listing to the observer', async () => {
+    const t = setup(Date.now() + SUBNET_TTL_MS);
+    t.store.put(lease('10.244.2.0/24', '192.168.0.2', null));
+    await t.loop.sync('start');
+    t.store.list = async () => { throw new Error('etcd down'); };
+    await expect(t.loop.sync('interval')).rejects.toThrow('etcd down');
+    expect(t.observed).toEqual(['reconciled 1/1', 'store error list']);
   });
 
   it('never renews a reservation', async () => {

@@ -14,6 +14,13 @@ import { LeaseWatcher } from './watcher';
 /** Our own lease left the store: fatal, as in flanneld. */
 export class LeaseRevokedError extends Error {}
 
+/** What the loop reports (metrics.ts implements it). */
+export interface LoopObserver {
+  reconciled(r: ReconcileResult): void;
+  storeError(op: 'list' | 'renew'): void;
+  leaseExpiration(ms: number | null): void;
+}
+
 export interface LoopParts {
   store: LeaseStore;
   /** the backend network: reconciles the data plane with the peers' leases */
@@ -23,6 +30,7 @@ export interface LoopParts {
   clock: Clock;
   reconcileIntervalMs: number;
   renewMarginMinutes: number;
+  observer?: LoopObserver;
 }
 
 export class AgentLoop {
@@ -40,8 +48,14 @@ export class AgentLoop {
 
   /** Re-lists the leases and reconciles with them. Throws LeaseRevokedError when our lease is gone. */
   async sync(why: string): Promise<ReconcileResult> {
-    const { store, net, own, log } = this.p;
-    const leases = await store.list();
+    const { store, net, own, log, observer } = this.p;
+    let leases: Lease[];
+    try {
+      leases = await store.list();
+    } catch (e) {
+      observer?.storeError('list');
+      throw e;
+    }
     if (!leases.some((l) => leaseKey(l) === leaseKey(own))) {
       throw new LeaseRevokedError(`our lease ${formatNet(own.subnet)} was removed from the store (revoked or expired); shutting down`);
     }
@@ -49,6 +63,7 @@ export class AgentLoop {
       log.info(`peer ${e.type}: ${formatNet(e.lease.subnet)} public ${e.lease.attrs.publicIP}`);
     }
     const r = await net.reconcile(this.#watcher.leases);
+    observer?.reconciled(r);
     log.debug(`reconcile (${why}): ${r.peers} peers, ${r.repairs} changes, ${r.failures} failures`);
     return r;
   }
@@ -104,9 +119,11 @@ export class AgentLoop {
         renewTimer = setTimeout(() => {
           store.update(own.subnet, own.ipv6Subnet, own.attrs, SUBNET_TTL_MS).then((exp) => {
             own.expiration = exp;
+            this.p.observer?.leaseExpiration(exp);
             log.info(`lease ${formatNet(own.subnet)} renewed, expires ${exp === null ? 'never' : new Date(exp).toISOString()}`);
             scheduleRenew(renewDelay(own, clock.now(), renewMarginMinutes));
           }, (e: Error) => {
+            this.p.observer?.storeError('renew');
             log.error(`lease renewal failed: ${e.message}; retrying in 1 min`);
             scheduleRenew(60_000);
           });

@@ -103,10 +103,10 @@ export class Cluster {
   }
 
   /** Starts flaxd in the node's netns (through nsenter, which execs it: the child pid is flaxd's). */
-  startAgent(n: Node, extra: string[] = []): Agent {
+  startAgent(n: Node, extra: string[] = [], env: NodeJS.ProcessEnv = process.env): Agent {
     const args = ['--iface', 'eth0', '--lease-dir', this.leaseDir, '--subnet-file', n.subnetFile, '--net-config-path', this.netConf,
       '--reconcile-interval', '1', '-v', '1', ...extra];
-    const proc = spawn('nsenter', [`--net=${n.ns}`, '--', FLAXD, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const proc = spawn('nsenter', [`--net=${n.ns}`, '--', FLAXD, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env });
     let err = '';
     proc.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
     const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));

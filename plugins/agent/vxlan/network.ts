@@ -30,6 +30,8 @@ export async function retryKernel<T>(fn: () => Promise<T>, attempts = 5, sleep =
 export interface ReconcileResult {
   deviceCreated: boolean;
   peers: number;
+  /** peers whose route is in place after this reconcile */
+  routes: number;
   /** actions applied (0 = the kernel already matched) */
   repairs: number;
   failures: number;
@@ -110,6 +112,7 @@ export class VxlanNetwork {
     const plan = planVxlan(peers, await this.#state(link.index), this.network);
     let repairs = 0;
     let failures = 0;
+    let failedPeers = 0;
     for (const a of plan.removals) {
       try {
         await this.#apply(link.index, a);
@@ -131,6 +134,7 @@ export class VxlanNetwork {
         }
       } catch (e) {
         failures++;
+        failedPeers++;
         this.log.error(`${link.name}: peer ${peer.subnet} (${peer.publicIP}) failed: ${(e as Error).message}; rolling back, retrying next round`);
         for (const a of done.reverse()) {
           const u = VxlanNetwork.undo(a);
@@ -138,6 +142,6 @@ export class VxlanNetwork {
         }
       }
     }
-    return { deviceCreated: created, peers: peers.length, repairs, failures };
+    return { deviceCreated: created, peers: peers.length, routes: peers.length - failedPeers, repairs, failures };
   }
 }
