@@ -92,6 +92,20 @@ describe.skipIf(!isRoot || !hasOverlay)('flax demo (the overlay)', () => {
     expect(existsSync(scratch)).toBe(false);
   });
 
+  it.skipIf(!existsSync('/usr/bin/etcd'))('--store etcd: Debian\'s etcd on the underlay holds the config and the leases; the same checks pass and nothing is left', () => {
+    const prefix = `flaxt-ove-${process.pid}`;
+    const scratch = path.join(os.tmpdir(), `${prefix}-scratch`);
+    const r = spawnSync(flax, ['demo', '--prefix', prefix, '--scratch', scratch, '--nodes', '2', '--store', 'etcd'], { encoding: 'utf8', timeout: 120_000 });
+    const out = r.stdout + r.stderr;
+    expect(out).toContain('etcd store: Debian\'s etcd at http://192.168.77.1:2379');
+    expect(out).toContain('demo OK');
+    expect(r.status).toBe(0);
+    expect(out.split('\n').filter((l) => /^n\d-p1\s+n\d-p1\s.*\sok\s/.test(l))).toHaveLength(2);
+    expect(readdirSync('/run/netns').filter((n) => n.startsWith(prefix))).toEqual([]);
+    expect(existsSync(scratch)).toBe(false);
+    expect(spawnSync('pgrep', ['-f', `${prefix}-scratch/etcd`]).status).toBe(1); // etcd stopped
+  });
+
   it('--keep leaves it up; --cleanup stops the agents and removes it', () => {
     const prefix = `flaxt-ovk-${process.pid}`;
     const scratch = path.join(os.tmpdir(), `${prefix}-scratch`);

@@ -45,6 +45,26 @@ export { FLANNEL_CONFLIST };
 const NET_CONF = { Network: '10.244.0.0/16', Backend: { Type: 'vxlan' } };
 const UNDERLAY = (i: number) => `192.168.77.${10 + i}`;
 const HOST_PORT = 8080;
+const ETCD = '/usr/bin/etcd';
+const ETCDCTL = '/usr/bin/etcdctl';
+const ETCD_URL = 'http://192.168.77.1:2379';
+
+/** Debian's etcd in the underlay netns, the network config put under flannel's prefix. */
+async function startEtcd(ul: string, scratch: string): Promise<ChildProcess> {
+  const log = openSync(path.join(scratch, 'etcd.log'), 'a');
+  const peer = 'http://192.168.77.1:2380';
+  const p = spawn('nsenter', [`--net=${ul}`, '--', ETCD, '--name', 'demo', '--data-dir', path.join(scratch, 'etcd'), '--listen-client-urls', ETCD_URL,
+    '--advertise-client-urls', ETCD_URL, '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `demo=${peer}`, '--log-level', 'warn'],
+  { stdio: ['ignore', log, log] });
+  closeSync(log);
+  writeFileSync(path.join(scratch, 'etcd.pid'), String(p.pid));
+  for (let t = 0; ; t++) {
+    const r = await run('nsenter', [`--net=${ul}`, '--', ETCDCTL, '--endpoints', ETCD_URL, '--command-timeout', '2s', 'put', '/coreos.com/network/config', JSON.stringify(NET_CONF)]);
+    if (r.code === 0) return p;
+    if (t > 50 || p.exitCode !== null) throw new Error(`etcd did not start (see ${path.join(scratch, 'etcd.log')})`);
+    await sleep(100);
+  }
+}
 
 function run(cmd: string, args: string[], timeoutMs = 10_000): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -67,7 +87,8 @@ export async function overlayCleanup(prefix: string, scratch: string, log: (s: s
     for (const f of readdirSync(scratch).filter((x) => x.endsWith('.pid'))) {
       const pid = Number(readFileSync(path.join(scratch, f), 'utf8'));
       try {
-        if (pid > 1 && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('flaxd')) { process.kill(pid, 'SIGTERM'); removed++; log(`  stopped flaxd ${pid}`); }
+        const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+        if (pid > 1 && /flaxd|etcd/.test(cmd)) { process.kill(pid, 'SIGTERM'); removed++; log(`  stopped ${cmd.includes('flaxd') ? 'flaxd' : 'etcd'} ${pid}`); }
       } catch { /* gone */ }
     }
   }
@@ -134,7 +155,9 @@ export async function runOverlayDemo(opt: OverlayDemoOptions, io: CliIo): Promis
   const bin = (opt.cniPath ?? defaultPluginDir()).split(':').filter(Boolean);
   const nNodes = parseCount(opt.nodes ?? 3, '--nodes', 2, 9);
   const perNode = parseCount(opt.podsPerNode ?? 1, '--pods-per-node', 1, 5);
-  if (opt.store && opt.store !== 'file') throw new Error(`--store ${opt.store}: only the file store is available in the demo so far`);
+  const store = opt.store ?? 'file';
+  if (store !== 'file' && store !== 'etcd') throw new Error(`--store ${store}: choose file or etcd`);
+  if (store === 'etcd' && !(existsSync(ETCD) && existsSync(ETCDCTL))) throw new Error(`--store etcd needs ${ETCD} and ${ETCDCTL} (apt-get install etcd-server etcd-client)`);
   if (process.getuid && process.getuid() !== 0) throw new Error('the demo creates network namespaces: run it as root');
   const flaxd = bin.map((d) => path.join(d, 'flaxd')).find((f) => existsSync(f));
   if (!flaxd) throw new Error(`flaxd not found in ${bin.join(':')} (build with \`npm run build\`)`);
@@ -148,7 +171,7 @@ export async function runOverlayDemo(opt: OverlayDemoOptions, io: CliIo): Promis
   }
 
   say(`flax demo — a ${nNodes}-node VXLAN overlay in network namespaces (root netns untouched)`);
-  say(`  Network ${NET_CONF.Network}, ${nNodes} × flaxd (file lease store), pods through flannel + portmap; scratch ${scratch}`);
+  say(`  Network ${NET_CONF.Network}, ${nNodes} × flaxd (${store === 'etcd' ? `etcd store: Debian's etcd at ${ETCD_URL} on the underlay` : 'file lease store'}), pods through flannel + portmap; scratch ${scratch}`);
   mkdirSync(path.join(scratch, 'leases'), { recursive: true });
   writeFileSync(path.join(scratch, 'net-conf.json'), JSON.stringify(NET_CONF, null, 2) + '\n');
   let failures = 0;
@@ -156,6 +179,7 @@ export async function runOverlayDemo(opt: OverlayDemoOptions, io: CliIo): Promis
   const nodes: Node[] = [];
   const pods: Pod[] = [];
   let server: ChildProcess | undefined;
+  let etcd: ChildProcess | undefined;
   try {
     for (let i = 1; i <= nNodes; i++) {
       const name = `n${i}`;
@@ -164,12 +188,16 @@ export async function runOverlayDemo(opt: OverlayDemoOptions, io: CliIo): Promis
       nodes.push({ i, name, ns: addNetns(`${prefix}-${name}`), dir, subnetFile: path.join(dir, 'subnet.env') });
     }
     await buildUnderlay(ul, nodes);
+    const storeArgs = store === 'etcd'
+      ? ['--etcd-endpoints', ETCD_URL, '--net-config-path', path.join(scratch, 'absent-net-conf.json')] // the config comes from etcd
+      : ['--lease-dir', path.join(scratch, 'leases'), '--net-config-path', path.join(scratch, 'net-conf.json')];
+    if (store === 'etcd') etcd = await startEtcd(ul, scratch);
 
     say(`\n1. nodes: a flaxd in each (nsenter --net=<node> flaxd --iface eth0 --ip-masq …)`);
     for (const n of nodes) {
       const log = openSync(path.join(n.dir, 'flaxd.log'), 'a');
-      n.agent = spawn('nsenter', [`--net=${n.ns}`, '--', flaxd, '--iface', 'eth0', '--ip-masq', '--lease-dir', path.join(scratch, 'leases'),
-        '--subnet-file', n.subnetFile, '--net-config-path', path.join(scratch, 'net-conf.json'), '--reconcile-interval', '2'],
+      n.agent = spawn('nsenter', [`--net=${n.ns}`, '--', flaxd, '--iface', 'eth0', '--ip-masq', ...storeArgs,
+        '--subnet-file', n.subnetFile, '--reconcile-interval', '2'],
       { stdio: ['ignore', log, log] });
       closeSync(log);
       writeFileSync(path.join(scratch, `${n.name}.pid`), String(n.agent.pid));
@@ -251,6 +279,10 @@ export async function runOverlayDemo(opt: OverlayDemoOptions, io: CliIo): Promis
       if (leaks.length) { failures++; say(`  LEAK: ${leaks.join(', ')}`); }
       for (const n of nodes) n.agent?.kill('SIGTERM');
       await Promise.all(nodes.map((n) => (n.agent && n.agent.exitCode === null ? new Promise((r) => { n.agent!.once('exit', r); setTimeout(r, 3000); }) : null)));
+      if (etcd) {
+        etcd.kill('SIGTERM');
+        await new Promise((r) => { etcd!.once('exit', r); setTimeout(r, 3000); });
+      }
       for (const ns of [...pods.map((p) => p.ns), ...nodes.map((n) => n.ns), ul]) { try { delNetns(ns); } catch { failures++; } }
       rmSync(scratch, { recursive: true, force: true });
       say(`  nothing left (pods DELeted, ${nodes.length} agents stopped, ${pods.length + nodes.length + 1} namespaces and the scratch dir removed)`);
