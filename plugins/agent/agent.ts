@@ -29,6 +29,7 @@ import { VxlanNetwork } from './vxlan/network';
 import { AgentLoop, type LoopParts } from './loop';
 import { AgentMetrics } from './metrics';
 import { startHealthServer } from './health';
+import { NodeSweeper } from './sweeper';
 import { FlannelFirewall } from './firewall';
 import { type ReconcileResult } from './vxlan/network';
 
@@ -124,6 +125,7 @@ export async function runAgent(o: AgentOptions, deps: AgentDeps): Promise<number
   const metrics = await AgentMetrics.create();
   let ready = false;
   let healthz: import('node:http').Server | undefined;
+  const sweeper = new NodeSweeper({ intervalS: o.gcInterval, confDir: o.gcCniConfDir, cacheDir: o.gcCacheDir, cniPath: o.gcCniPath.split(':').filter(Boolean) }, log, metrics);
   try {
     if (o.healthzPort > 0) healthz = await startHealthServer({ ip: o.healthzIp, port: o.healthzPort, metrics, ready: () => ready });
     // etcd mode: the store first (bounded retry at start-up); it holds <prefix>/config
@@ -167,6 +169,7 @@ export async function runAgent(o: AgentOptions, deps: AgentDeps): Promise<number
     const env = renderSubnetEnv(config, o.ipMasq, own.subnet, undefined, mtu);
     writeFileAtomic(o.subnetFile, env);
     ready = true;
+    sweeper.start();
     log.info(`wrote ${o.subnetFile} (FLANNEL_SUBNET of ${formatNet(own.subnet)}, MTU ${mtu}); running`);
     const onSignal = (sig: string) => {
       log.info(`${sig}: exiting, leaving the data plane in place`);
@@ -181,6 +184,7 @@ export async function runAgent(o: AgentOptions, deps: AgentDeps): Promise<number
       process.off('SIGINT', onSignal);
     }
   } finally {
+    await sweeper.stop();
     healthz?.close();
     healthz?.closeAllConnections();
     store?.close();

@@ -14,6 +14,12 @@ describe('flaxd flags', () => {
     });
   });
 
+  it('sweeper flags: --gc-interval 300 by default, 0 = off, the CNI directories as `flax gc`', () => {
+    expect(parseFlags([])).toMatchObject({ gcInterval: 300, gcCniConfDir: '/etc/cni/net.d', gcCacheDir: '/var/lib/cni', gcCniPath: '/opt/cni/bin' });
+    expect(parseFlags(['--gc-interval', '0', '--gc-cni-path', '/a:/b']).gcInterval).toBe(0);
+    expect(bad(['--gc-interval', '-1'])).toContain('invalid value "-1" for --gc-interval');
+  });
+
   it('--iptables-forward-rules defaults to true, as in flanneld, and is turned off with =false', () => {
     expect(parseFlags([]).iptablesForwardRules).toBe(true);
     expect(parseFlags(['--iptables-forward-rules=false']).iptablesForwardRules).toBe(false);

@@ -52,6 +52,10 @@ export const FLAGS = {
   'lease-dir': { kind: 'string', help: 'file lease store directory, when neither etcd nor kube is selected (default /var/lib/flax/leases)' },
   'node-name': { kind: 'string', help: 'this node\'s name in kube mode (default $NODE_NAME)' },
   'reconcile-interval': { kind: 'seconds', help: 'seconds between reconciliations of the data plane (default 10)' },
+  'gc-interval': { kind: 'int', min: 0, max: 86400, help: 'seconds between sweeps of dead pods\' leftovers, as `flax gc` (default 300; 0 = off)' },
+  'gc-cni-conf-dir': { kind: 'string', help: 'CNI config directory the sweeper reads (default /etc/cni/net.d)' },
+  'gc-cache-dir': { kind: 'string', help: 'libcni cache directory the sweeper reads (default /var/lib/cni)' },
+  'gc-cni-path': { kind: 'string', help: 'CNI plugin path (colon-separated) for the sweeper\'s DELs (default /opt/cni/bin)' },
   help: { kind: 'bool', help: 'print this help' },
   version: { kind: 'bool', help: 'print the version' },
 } satisfies Record<string, FlagSpec>;
@@ -82,6 +86,11 @@ export interface AgentOptions {
   nodeName: string;
   /** seconds */
   reconcileInterval: number;
+  /** seconds; 0 = no sweeper */
+  gcInterval: number;
+  gcCniConfDir: string;
+  gcCacheDir: string;
+  gcCniPath: string;
   help: boolean;
   version: boolean;
 }
@@ -95,7 +104,8 @@ function defaults(env: NodeJS.ProcessEnv): AgentOptions {
     kubeSubnetMgr: false, kubeconfigFile: '', kubeApiUrl: '', netConfigPath: '/etc/kube-flannel/net-conf.json',
     iface: [], ifaceRegex: [], publicIp: '', ipMasq: false, iptablesForwardRules: true, subnetFile: '/run/flannel/subnet.env',
     subnetLeaseRenewMargin: 60, healthzIp: '0.0.0.0', healthzPort: 0, v: 0,
-    leaseDir: '/var/lib/flax/leases', nodeName: env.NODE_NAME ?? '', reconcileInterval: 10, help: false, version: false,
+    leaseDir: '/var/lib/flax/leases', nodeName: env.NODE_NAME ?? '', reconcileInterval: 10,
+    gcInterval: 300, gcCniConfDir: '/etc/cni/net.d', gcCacheDir: '/var/lib/cni', gcCniPath: '/opt/cni/bin', help: false, version: false,
   };
 }
 
