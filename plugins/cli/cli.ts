@@ -130,7 +130,7 @@ export const COMMANDS: CommandDef[] = [
       'single-node': { type: 'boolean', describe: 'the one-node bridge demo (loopback + bridge + host-local, no overlay)' },
       nodes: { type: 'string', describe: 'overlay: number of nodes, 2-9 (default 3)' },
       'pods-per-node': { type: 'string', describe: 'overlay: pods on each node, 1-5 (default 1)' },
-      store: { type: 'string', describe: 'overlay: lease store (default file)' },
+      store: { type: 'string', choices: ['file', 'etcd'], describe: 'overlay: lease store — file (default) or etcd (Debian\'s etcd started on the underlay)' },
       keep: { type: 'boolean', describe: 'leave everything up at the end' },
       cleanup: { type: 'boolean', describe: 'only remove what a previous run left, then exit' },
       'cni-path': { type: 'string', describe: 'plugin dirs (default: beside the flax executable; /usr/lib/cni for the reference plugins)' },
