@@ -8,6 +8,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { writeFileAtomic as writeAtomic } from '../pkg/atomic';
 import { type NetConfig } from './config';
 import { type IPNet, formatIp, formatNet, parseCidr } from './subnet';
 
@@ -26,28 +27,8 @@ export function renderSubnetEnv(config: NetConfig, ipMasq: boolean, sn: IPNet | 
  * target, then the directory fsynced. The directory is created (0755) if needed.
  */
 export function writeFileAtomic(file: string, content: string, mode = 0o644): void {
-  const dir = path.dirname(file);
-  fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.tmp`);
-  const fd = fs.openSync(tmp, 'w', mode);
-  try {
-    fs.fchmodSync(fd, mode);
-    fs.writeSync(fd, content);
-    fs.fsyncSync(fd);
-  } catch (e) {
-    fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
-  fs.closeSync(fd);
-  try {
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
-  const dfd = fs.openSync(dir, 'r');
-  try { fs.fsyncSync(dfd); } finally { fs.closeSync(dfd); }
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o755 });
+  writeAtomic(file, content, mode);
 }
 
 /**
