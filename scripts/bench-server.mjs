@@ -15,12 +15,12 @@
 //
 //   node scripts/bench-server.mjs [--runs 15] [--burst 20] [--attachments 500]
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
+import { bundleCniServer } from './bundle-cni-server.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const arg = (name, def) => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1] : def; };
@@ -46,21 +46,13 @@ function cleanup() {
 process.on('exit', cleanup);
 process.on('SIGINT', () => process.exit(130));
 
-// the server runner (plugins/pkg/cniserver/run.ts), bundled as dist/bin's executables are
-const srvDir = path.join(tmp, 'srv');
-await build({
-  entryPoints: [path.join(root, 'plugins/pkg/cniserver/run.ts')], outfile: path.join(srvDir, 'flax-cni-server'), bundle: true, platform: 'node',
-  target: 'node20', format: 'cjs', logLevel: 'warning', define: { 'import.meta.url': '__imu', 'process.env.FLAX_BUNDLED': '"1"' },
-  banner: { js: '#!/usr/bin/env node\nvar __imu=require("url").pathToFileURL(__filename).href;var __flaxDir=__dirname;\nfunction __flaxLoadAddon(n){var m={exports:{}};process.dlopen(m,require("path").join(__dirname,n));return m.exports;}' },
-  plugins: [{ name: 'netlink-native', setup(b) { b.onLoad({ filter: /netlink[\\/]dist[\\/]raw\.js$/ }, (a) => ({ contents: readFileSync(a.path, 'utf8').replace(/require\('node-gyp-build'\)\([^)]*\)/, "__flaxLoadAddon('netlink.node')"), loader: 'js' })); } }],
-});
-for (const a of ['netlink.node', 'flax.node']) copyFileSync(path.join(bin, a), path.join(srvDir, a));
+const srvBin = await bundleCniServer(path.join(tmp, 'srv'), bin);
 
 const node = addNs('node');
 const native = createRequire(import.meta.url)(path.join(bin, 'flax.node'));
 native.setns(openSync(node, 'r'), native.constants.CLONE_NEWNET); // this thread only: spawns inherit it
 const socket = path.join(tmp, 'cni.sock');
-server = spawn(process.execPath, [path.join(srvDir, 'flax-cni-server'), '--socket', socket, '--workers', '4', '--max-workers', '8'], { stdio: ['ignore', 'pipe', 'inherit'] });
+server = spawn(process.execPath, [srvBin, '--socket', socket, '--workers', '4', '--max-workers', '8'], { stdio: ['ignore', 'pipe', 'inherit'] });
 await new Promise((resolve, reject) => { server.stdout.on('data', (d) => String(d).includes('ready') && resolve()); server.once('exit', (c) => reject(new Error(`server exited ${c}`))); });
 
 const SETS = [

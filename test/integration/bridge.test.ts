@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect } from 'vitest';
+import { afterAll, beforeAll, describe, expect, vi } from 'vitest';
 import { createTestNetns, destroyTestNetns, netnsTest } from '../helpers/netns';
 import { cni, cniAsync, ipj, ours, requireBuilt, sh, type CniCall } from '../e2e/lib/cni';
 import { linkDetail, netnsState, nftRuleset, ping, podView, reservations } from '../e2e/lib/state';
@@ -372,7 +372,7 @@ describe('bridge masquerade', () => {
     });
   }
 
-  it('DEL with a stale pin (the runtime unmounted the netns, the file stays) succeeds and cleans up', ({ host, pod, skip }) => {
+  it('DEL with a stale pin (the runtime unmounted the netns, the file stays) succeeds and cleans up', async ({ host, pod, skip }) => {
     const f = { host, pod, skip };
     const { conf, name, dataDir } = netConf({ isGateway: true, ipMasq: true });
     const [p2] = createTestNetns(1);
@@ -383,7 +383,10 @@ describe('bridge masquerade', () => {
       expect(d.code, d.stdout).toBe(0);
       expect(reservations(dataDir, name)).toEqual([]);
       expect(netnsState(f.host).masqRules).toEqual([]);
-      expect(netnsState(f.host).links.filter((l) => l.startsWith('veth'))).toEqual([]);
+      // the veth dies with the pod netns, which the kernel tears down
+      // asynchronously after the unmount: a fast DEL (the resident server)
+      // can return before that has happened
+      await vi.waitFor(() => expect(netnsState(f.host).links.filter((l) => l.startsWith('veth'))).toEqual([]), { timeout: 5000, interval: 50 });
     } finally {
       destroyTestNetns([p2]);
       rmSync(p2, { force: true });

@@ -3,7 +3,7 @@
  * until flaxd starts it (`flaxd --cni-socket PATH`, `--no-overlay`):
  *   run [--socket PATH] [--workers N] [--max-workers N] [--mode OCTAL]
  * Prints `ready <socket>` on stdout once it accepts calls; SIGTERM/SIGINT
- * close it (calls in flight finish). Bundled by test/helpers/cniserver.ts.
+ * close it (calls in flight finish) and print its counts on stderr. Bundled by test/helpers/cniserver.ts.
  */
 import { parseArgs } from 'node:util';
 import { runMain } from '../skel/skel';
@@ -23,7 +23,11 @@ runMain(() => {
     log: (m) => process.stderr.write(`${m}\n`),
   }).then((srv) => {
     process.stdout.write(`ready ${srv.socket}\n`);
-    const stop = () => srv.close().then(() => process.exit(0));
+    const stop = () => srv.close().then(() => {
+      const st = srv.stats();
+      process.stderr.write(`cni server: stopped; served ${st.served}, failed ${st.failed}, refused ${st.refused}\n`);
+      process.exit(0);
+    });
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
   }, (e: Error) => {

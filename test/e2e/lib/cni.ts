@@ -39,6 +39,8 @@ export interface CniOut {
 
 function build(bin: string, c: CniCall): { cmd: string; argv: string[]; env: NodeJS.ProcessEnv; input: string } {
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...c.env };
+  // scripts/test-server-mode.mjs runs the suite through a resident CNI server
+  if (process.env.FLAX_CNI_SOCKET !== undefined && c.env?.FLAX_CNI_SOCKET === undefined) env.FLAX_CNI_SOCKET = process.env.FLAX_CNI_SOCKET;
   const set = (k: string, v: string | undefined) => { if (v !== undefined && !c.unset?.includes(k)) env[k] = v; };
   set('CNI_COMMAND', c.command);
   set('CNI_CONTAINERID', c.containerId);

@@ -1,0 +1,48 @@
+#!/usr/bin/env node
+// Runs integration test files with every dist/bin/<plugin> call answered by
+// the resident CNI server (issue 15) instead of the standalone plugins: the
+// server (scripts/bundle-cni-server.mjs) runs in a throwaway netns on a
+// socket in a temp dir; the tests' CNI runner (test/e2e/lib/cni.ts) passes
+// FLAX_CNI_SOCKET to the client. Fails if the server served no call.
+//
+//   node scripts/test-server-mode.mjs [test files…]   (default: the plugin suites)
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { bundleCniServer } from './bundle-cni-server.mjs';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const files = process.argv.slice(2);
+const tests = files.length ? files : ['bridge', 'host-local', 'loopback', 'portmap', 'flannel', 'bridge-interop', 'host-local-interop', 'portmap-interop'].map((f) => `test/integration/${f}.test.ts`);
+if (process.getuid() !== 0) { console.error('test-server-mode: run as root'); process.exit(1); }
+
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'flax-srvmode-'));
+const nsName = `flaxsrvmode-${process.pid}`;
+let server;
+const cleanup = () => {
+  if (server && server.exitCode === null) server.kill('SIGKILL');
+  spawnSync('ip', ['netns', 'del', nsName]);
+  rmSync(tmp, { recursive: true, force: true });
+};
+process.on('exit', cleanup);
+process.on('SIGINT', () => process.exit(130));
+
+const bin = await bundleCniServer(path.join(tmp, 'srv'));
+if (spawnSync('ip', ['netns', 'add', nsName]).status !== 0) throw new Error('ip netns add failed');
+const socket = path.join(tmp, 'cni.sock');
+server = spawn('nsenter', [`--net=/run/netns/${nsName}`, '--', process.execPath, bin, '--socket', socket, '--workers', '4', '--max-workers', '8'], { stdio: ['ignore', 'pipe', 'pipe'] });
+let log = '';
+server.stderr.on('data', (d) => { log += d; });
+await new Promise((resolve, reject) => {
+  server.stdout.on('data', (d) => String(d).includes('ready') && resolve());
+  server.once('exit', (c) => reject(new Error(`server exited ${c}: ${log}`)));
+});
+const vitest = spawnSync('npx', ['vitest', 'run', '--project', 'integration', ...tests], { cwd: root, stdio: 'inherit', env: { ...process.env, FLAX_CNI_SOCKET: socket } });
+const stopped = new Promise((resolve) => server.once('exit', resolve));
+server.kill('SIGTERM');
+await stopped;
+const counts = /served (\d+), failed (\d+), refused (\d+)/.exec(log);
+console.log(`test-server-mode: ${counts ? counts[0] : 'no counts'} (calls answered by the resident server)`);
+process.exitCode = vitest.status !== 0 ? vitest.status ?? 1 : counts && Number(counts[1]) + Number(counts[2]) > 0 ? 0 : 1;
