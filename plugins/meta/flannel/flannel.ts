@@ -11,7 +11,8 @@
  * leaves the new file, or overwrites the one a live pod's DEL needs);
  * CHECK, STATUS and GC are implemented (the reference's CHECK is a no-op).
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, statSync, unlinkSync } from 'node:fs';
+import { writeFileAtomic } from '../../pkg/atomic';
 import path from 'node:path';
 import { CniError, ErrCode } from '../../pkg/cni/errors';
 import { parseJsonObject } from '../../pkg/cni/conf';
@@ -43,15 +44,7 @@ function readStored(file: string): string | null {
 function writeStored(dataDir: string, file: string, text: string): void {
   try {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-    const tmp = `${file}.tmp-${process.pid}`;
-    const fd = openSync(tmp, 'w', 0o600);
-    try {
-      writeSync(fd, text);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, file);
+    writeFileAtomic(file, text, 0o600);
   } catch (e) {
     throw new CniError(ErrCode.IOFailure, `cannot save the delegate config in ${file}: ${(e as Error).message}`);
   }
