@@ -50,8 +50,15 @@ export function normaliseEndpoint(e: string): string {
   return /^[a-z]+:\/\//i.test(e) ? e : `http://${e}`;
 }
 
+/** Watch reconnection backoff: doubling from 250 ms up to `maxMs` (etcd3's default grows to 30 s). */
+export function watchBackoff(ms = 125, maxMs = 5000): { duration: number; next(): ReturnType<typeof watchBackoff> } {
+  return { duration: ms, next: () => watchBackoff(Math.min(ms * 2, maxMs), maxMs) };
+}
+
 export function etcdClientOptions(o: Pick<EtcdStoreOptions, 'endpoints' | 'cafile' | 'certfile' | 'keyfile'>): IOptions {
-  const opts: IOptions = { hosts: o.endpoints.map(normaliseEndpoint), dialTimeout: 3000 };
+  const opts: IOptions = { hosts: o.endpoints.map(normaliseEndpoint), dialTimeout: 3000, faultHandling: { watchBackoff: watchBackoff() },
+    // reconnect within seconds once etcd is back (grpc's default backoff grows to 2 min); keepalives notice a dead stream
+    grpcOptions: { 'grpc.initial_reconnect_backoff_ms': 250, 'grpc.max_reconnect_backoff_ms': 5000, 'grpc.keepalive_time_ms': 30_000, 'grpc.keepalive_timeout_ms': 10_000 } };
   if (o.cafile || o.certfile || o.keyfile) {
     const read = (flag: string, f: string | undefined): Buffer | undefined => {
       if (!f) return undefined;
@@ -235,7 +242,9 @@ export class EtcdLeaseStore {
       watcher.on('error', (e: Error) => {
         if (closed || w !== watcher) return;
         // cancelled by etcd (e.g. compacted past our revision): re-list, diff, watch again from the new revision
-        log.warn(`etcd watch cancelled (${errText(e)}); re-listing and watching again`);
+        // etcd 3.4 gives no reason for a compaction (only compact_revision, which etcd3 drops)
+        const why = errText(e).replace(/^Watcher canceled:\s*$/, 'by etcd: history compacted past our revision, or watch removed');
+        log.warn(`etcd watch cancelled (${why}); re-listing and watching again`);
         w = undefined;
         void watcher.cancel().catch(() => undefined);
         this.#rev = null;

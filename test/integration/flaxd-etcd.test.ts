@@ -5,7 +5,10 @@
  * config read from etcd's <prefix>/config (no file). Checks the etcd keys,
  * values (flanneld's bytes) and lease TTLs, subnet.env, peers and pod pings;
  * then the faults: etcd stopped for 10 s (pods keep talking, agents keep
- * running) and restarted (a node joining then is programmed everywhere); a
+ * running) and restarted (a node joining then is programmed everywhere, also
+ * on a node cut off from etcd until its history was compacted: its watch is
+ * cancelled, it re-lists and watches again). Two of the three first nodes
+ * reconcile only on watch events (--reconcile-interval 300); a
  * lease deleted in etcd (peers drop it, its agent exits 1); etcd unreachable
  * at start (exit 1, no subnet.env).
  */
@@ -13,6 +16,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireBuilt } from '../e2e/lib/cni';
+import { execIn } from '../helpers/netns';
 import { ETCD_IP, ETCD_URL, EtcdServer, requireEtcd } from './etcd-helpers';
 import { Cluster, peerEntries, peerState as peerStateOf, type Node, pingFrom, vxlanView, waitFor } from './flaxd-helpers';
 
@@ -39,11 +43,13 @@ function expected(others: Node[]) {
   return peerEntries(others.map((p) => ({ prefix: leaseOf(p).prefix, mac: macOf(p), ip: p.ip })));
 }
 const peerState = (n: Node) => peerStateOf(n.ns);
-async function converged(nodes: Node[], timeoutMs = 20_000): Promise<void> {
-  for (const n of nodes) {
-    const others = nodes.filter((o) => o !== n);
+/** Each node of `check` holds exactly the entries of the other nodes of `all`. */
+async function converged(check: Node[], timeoutMs = 20_000, all = check): Promise<void> {
+  for (const n of check) {
+    const others = all.filter((o) => o !== n);
     await waitFor(`node ${n.i} programmed for ${others.map((o) => o.i).join(',')}`,
-      () => JSON.stringify(peerState(n)) === JSON.stringify(expected(others)), timeoutMs);
+      () => JSON.stringify(peerState(n)) === JSON.stringify(expected(others)), timeoutMs)
+      .catch((e: Error) => { throw new Error(`${e.message}; its log ends:\n${n.agent?.log().split('\n').slice(-25).join('\n')}`); });
   }
 }
 const podIp = (n: Node) => `${leaseOf(n).prefix}.2`;
@@ -53,7 +59,10 @@ function allPing(nodes: Node[]): string[] {
   for (const a of nodes) for (const b of nodes) if (a !== b && !pingFrom(a.pod!, podIp(b))) bad.push(`${a.i}->${b.i}`);
   return bad;
 }
-const etcdArgs = (n: Node) => ['--etcd-endpoints', ETCD_URL, '--net-config-path', path.join(n.dir, 'absent-net-conf.json')];
+// node 3 re-lists every second (the outage fallback of list() is exercised there); the others only on
+// watch events and reconnections (a 300 s interval): what converges them is the watch
+const interval = (n: Node) => (n.i === 3 ? '1' : '300');
+const etcdArgs = (n: Node) => ['--etcd-endpoints', ETCD_URL, '--net-config-path', path.join(n.dir, 'absent-net-conf.json'), '--reconcile-interval', interval(n)];
 async function join(n: Node): Promise<void> {
   cl.startAgent(n, etcdArgs(n));
   await cl.waitReady(n);
@@ -119,11 +128,25 @@ describe('flaxd: three vxlan nodes with the etcd store', () => {
     }
     for (const n of running) {
       expect(peerState(n)).toEqual(before.get(n));
-      expect(n.agent!.log()).toMatch(/etcd unreachable \(.*\); keeping the last known 3 leases/);
+      expect(n.agent!.log()).toMatch(/etcd watch disconnected/);
     }
+    expect(cl.nodes[2].agent!.log()).toMatch(/etcd unreachable \(.*\); keeping the last known 3 leases/);
+    // node 1 stays cut off from etcd while a node joins and etcd compacts its history:
+    // its watch then resumes from a compacted revision, is cancelled, and must re-list
+    const n1 = cl.nodes[0];
+    execIn(n1.ns, 'ip', ['route', 'add', 'prohibit', `${ETCD_IP}/32`]);
     await etcd.resume();
     await join(cl.nodes[3]);
+    await converged(running.filter((n) => n !== n1), 30_000, running);
+    // writes elsewhere, so that the compaction passes node 4's creation and the revision node 1 resumes from
+    etcd.ctl(['put', '/flax-test/filler', 'x']);
+    etcd.ctl(['del', '/flax-test/filler']);
+    const rev = (JSON.parse(etcd.ctl(['get', 'none', '-w', 'json']).out) as { header: { revision: number } }).header.revision;
+    etcd.ctl(['compact', String(rev)]);
+    execIn(n1.ns, 'ip', ['route', 'del', 'prohibit', `${ETCD_IP}/32`]);
     await converged(running, 30_000);
+    await waitFor('node 1 to see its watch cancelled', () => /etcd watch cancelled \(by etcd: history compacted.*\); re-listing and watching again/.test(n1.agent!.log()), 10_000);
+    // (the next test's deletion reaches node 1 only through the watch it started again)
     expect(allPing(running)).toEqual([]);
     for (const n of running.slice(0, 3)) expect(n.agent!.proc.exitCode, n.agent!.log()).toBeNull();
   }, 120_000);
