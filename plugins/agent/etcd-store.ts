@@ -43,7 +43,7 @@ export interface EtcdStoreOptions {
 /** The part of an etcd3 client the store uses. */
 export type EtcdClient = Pick<Etcd3, 'kv' | 'leaseClient' | 'watch' | 'close'>;
 
-const errText = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split('\n')[0];
+const errText = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split('\n')[0].replace(/\.? Resolution note:\s*$/, '');
 
 /** http(s)://host:port as etcd3 wants it; a bare host:port is http, as in flanneld's default. */
 export function normaliseEndpoint(e: string): string {

@@ -1,0 +1,176 @@
+/**
+ * The etcd store's logic against an in-memory fake of the etcd3 calls it
+ * makes (range, txn with Version == 0, deleteRange, lease grant / revoke /
+ * time-to-live): values and leases, the lost race, renewal, TTL lookups,
+ * and an outage after a first list.
+ */
+import { describe, expect, it } from 'vitest';
+import { parseNetConfig } from './config';
+import { EtcdLeaseStore, type EtcdClient, etcdClientOptions, normaliseEndpoint } from './etcd-store';
+import { type LeaseAttrs, LeaseExistsError, SUBNET_TTL_MS, acquireLease, vxlanBackendData } from './lease';
+import { type Logger } from './log';
+import { formatNet, parseCidr } from './subnet';
+
+const VALUE = '{"PublicIP":"192.168.64.3","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"}}';
+const attrs = (ip = '192.168.64.3'): LeaseAttrs => ({ publicIP: ip, publicIPv6: null, backendType: 'vxlan', backendData: vxlanBackendData({ vni: 1, vtepMAC: 'c6:d2:32:6f:8f:44' }) });
+const config = parseNetConfig('{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}');
+
+interface Kv { value: Buffer; lease: string; mod_revision: string }
+class FakeEtcd {
+  keys = new Map<string, Kv>();
+  leases = new Map<string, number>();
+  rev = 1;
+  nextLease = 100;
+  down = false;
+  calls: string[] = [];
+  /** runs before each txn (a racing node) */
+  beforeTxn?: () => void;
+
+  #check(what: string): void {
+    this.calls.push(what);
+    if (this.down) throw new Error('14 UNAVAILABLE: No connection established');
+  }
+  put(key: string, value: string, lease = '0'): void {
+    this.keys.set(key, { value: Buffer.from(value), lease, mod_revision: String(++this.rev) });
+  }
+  kv = {
+    range: async (r: { key: Buffer; range_end?: Buffer }) => {
+      this.#check('range');
+      const k = r.key.toString();
+      const end = r.range_end?.toString();
+      const kvs = [...this.keys].filter(([key]) => (end ? key >= k && key < end : key === k)).sort()
+        .map(([key, v]) => ({ key: Buffer.from(key), ...v }));
+      return { header: { revision: String(this.rev) }, kvs };
+    },
+    txn: async (t: { compare?: Array<{ key: Buffer; target: string; result: string; version: number }>; success?: Array<{ request_put?: { key: Buffer; value: Buffer; lease?: string } }> }) => {
+      this.#check('txn');
+      this.beforeTxn?.();
+      const ok = (t.compare ?? []).every((c) => c.target === 'Version' && c.result === 'Equal' && c.version === 0 && !this.keys.has(c.key.toString()));
+      if (ok) for (const op of t.success ?? []) this.put(op.request_put!.key.toString(), op.request_put!.value.toString(), op.request_put!.lease ?? '0');
+      return { succeeded: ok };
+    },
+    deleteRange: async (r: { key: Buffer }) => {
+      this.#check('deleteRange');
+      this.keys.delete(r.key.toString());
+    },
+  };
+  leaseClient = {
+    leaseGrant: async (r: { TTL: number }) => {
+      this.#check(`grant ${r.TTL}`);
+      const id = String(this.nextLease++);
+      this.leases.set(id, r.TTL);
+      return { ID: id };
+    },
+    leaseRevoke: async (r: { ID: string }) => {
+      this.#check(`revoke ${r.ID}`);
+      this.leases.delete(r.ID);
+      for (const [k, v] of this.keys) if (v.lease === r.ID) this.keys.delete(k);
+    },
+    leaseTimeToLive: async (r: { ID: string }) => {
+      this.#check(`ttl ${r.ID}`);
+      return { TTL: String(this.leases.get(r.ID) ?? -1) };
+    },
+  };
+  watch(): never {
+    throw new Error('not in unit tests');
+  }
+  close(): void {}
+}
+
+function setup() {
+  const fake = new FakeEtcd();
+  const clock = { t: Date.parse('2026-01-01T00:00:00Z'), now() { return this.t; } };
+  const warnings: string[] = [];
+  const log: Logger = { error: () => {}, warn: (m) => warnings.push(m), info: () => {}, debug: () => {} };
+  const store = new EtcdLeaseStore(fake as unknown as EtcdClient, { endpoints: ['x'], prefix: '/coreos.com/network', clock, log });
+  return { fake, clock, warnings, store };
+}
+const KEY = '/coreos.com/network/subnets/10.244.1.0-24';
+
+describe('etcd store', () => {
+  it("create: flanneld's value on a fresh 24 h etcd lease; a taken key is refused and its grant revoked", async () => {
+    const { fake, clock, store } = setup();
+    expect(await store.create(parseCidr('10.244.1.0/24'), undefined, attrs(), SUBNET_TTL_MS)).toBe(clock.t + SUBNET_TTL_MS);
+    expect(fake.keys.get(KEY)!.value.toString()).toBe(VALUE);
+    expect(fake.leases.get(fake.keys.get(KEY)!.lease)).toBe(86400);
+    await expect(store.create(parseCidr('10.244.1.0/24'), undefined, attrs('192.168.64.4'), SUBNET_TTL_MS)).rejects.toBeInstanceOf(LeaseExistsError);
+    expect(fake.keys.get(KEY)!.value.toString()).toBe(VALUE);
+    expect([...fake.leases.keys()]).toEqual([fake.keys.get(KEY)!.lease]);
+  });
+
+  it('a reservation (TTL 0) is put on no lease and listed without expiration', async () => {
+    const { fake, store } = setup();
+    await store.create(parseCidr('10.244.9.0/24'), undefined, attrs(), 0);
+    expect(fake.keys.get('/coreos.com/network/subnets/10.244.9.0-24')!.lease).toBe('0');
+    expect(fake.calls.filter((c) => c.startsWith('grant'))).toEqual([]);
+    expect((await store.list())[0].expiration).toBeNull();
+  });
+
+  it('list: expiration from the etcd lease TTL, asked once per key revision; foreign keys skipped with a warning', async () => {
+    const { fake, clock, warnings, store } = setup();
+    fake.leases.set('7', 3600);
+    fake.put(KEY, VALUE, '7');
+    fake.put('/coreos.com/network/subnets/junk', VALUE, '7');
+    const [l] = await store.list();
+    expect([formatNet(l.subnet), l.expiration, l.attrs]).toEqual(['10.244.1.0/24', clock.t + 3600_000, attrs()]);
+    expect(warnings.join('\n')).toContain('junk is not a subnet key');
+    expect((await store.list()).length).toBe(1);
+    expect(fake.calls.filter((c) => c === 'ttl 7')).toHaveLength(1);
+    fake.put(KEY, VALUE, '7'); // a new revision of the key: asked again
+    await store.list();
+    expect(fake.calls.filter((c) => c === 'ttl 7')).toHaveLength(2);
+  });
+
+  it('update (renewal): the key moves to a new lease and the old one is revoked', async () => {
+    const { fake, store } = setup();
+    await store.create(parseCidr('10.244.1.0/24'), undefined, attrs(), SUBNET_TTL_MS);
+    const old = fake.keys.get(KEY)!.lease;
+    await store.update(parseCidr('10.244.1.0/24'), undefined, attrs(), SUBNET_TTL_MS);
+    const now = fake.keys.get(KEY)!.lease;
+    expect(now).not.toBe(old);
+    expect([...fake.leases.keys()]).toEqual([now]);
+    expect(fake.keys.get(KEY)!.value.toString()).toBe(VALUE);
+  });
+
+  it('acquireLease over it: a subnet taken between list and txn is retried elsewhere', async () => {
+    const { fake, store } = setup();
+    let raced = false;
+    fake.beforeTxn = () => {
+      if (raced) return;
+      raced = true;
+      for (let i = 1; i < 256; i++) fake.put(`/coreos.com/network/subnets/10.244.${i}.0-24`, VALUE.replace('64.3', `99.${i}`), '0');
+      fake.keys.delete('/coreos.com/network/subnets/10.244.200.0-24');
+    };
+    const l = await acquireLease({ store, config, randInt: () => 0 }, attrs());
+    expect(formatNet(l.subnet)).toBe('10.244.200.0/24');
+    expect(fake.calls.filter((c) => c === 'txn')).toHaveLength(2);
+    expect(fake.leases.size).toBe(1); // the grant of the lost attempt was revoked
+  });
+
+  it('an outage after a first list: list answers the last known leases (one warning); before any list it fails', async () => {
+    const { fake, warnings, store } = setup();
+    fake.down = true;
+    await expect(store.list()).rejects.toThrow(/UNAVAILABLE/);
+    fake.down = false;
+    fake.put(KEY, VALUE, '0');
+    const first = await store.list();
+    fake.down = true;
+    expect(await store.list()).toEqual(first);
+    expect(await store.list()).toEqual(first);
+    expect(warnings.filter((w) => w.startsWith('etcd unreachable'))).toHaveLength(1);
+    await expect(store.update(first[0].subnet, undefined, attrs(), SUBNET_TTL_MS)).rejects.toThrow(/UNAVAILABLE/);
+    fake.down = false;
+    fake.keys.clear();
+    expect(await store.list()).toEqual([]);
+  });
+});
+
+describe('etcd client options', () => {
+  it('endpoints as flanneld takes them; TLS files read, a missing one named', () => {
+    expect(normaliseEndpoint('10.0.0.1:2379')).toBe('http://10.0.0.1:2379');
+    expect(normaliseEndpoint('https://etcd:2379')).toBe('https://etcd:2379');
+    expect(etcdClientOptions({ endpoints: ['a:1', 'http://b:2'] }).hosts).toEqual(['http://a:1', 'http://b:2']);
+    expect(() => etcdClientOptions({ endpoints: ['a:1'], cafile: '/nonexistent/ca.pem' })).toThrow(/--etcd-cafile \/nonexistent\/ca.pem/);
+    expect(() => etcdClientOptions({ endpoints: ['a:1'], certfile: '/etc/hostname' })).toThrow(/need --etcd-cafile/);
+  });
+});
