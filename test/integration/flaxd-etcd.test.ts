@@ -10,7 +10,9 @@
  * cancelled, it re-lists and watches again). Two of the three first nodes
  * reconcile only on watch events (--reconcile-interval 300); a
  * lease deleted in etcd (peers drop it, its agent exits 1); etcd unreachable
- * at start (exit 1, no subnet.env).
+ * at start (exit 1, no subnet.env). Mixed cluster: a node configured by the
+ * test as flanneld configures itself (device with ip, lease JSON as flanneld
+ * writes it) is programmed by the flaxd nodes, pods ping both ways.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -73,7 +75,7 @@ async function join(n: Node): Promise<void> {
 beforeAll(async () => {
   requireBuilt('flaxd');
   requireEtcd();
-  await cl.create(4);
+  await cl.create(5);
   await etcd.start(cl.underlay);
   etcd.ctl(['put', `${PREFIX}/config`, '{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}']);
   for (const n of cl.nodes.slice(0, 3)) cl.startAgent(n, etcdArgs(n));
@@ -161,6 +163,37 @@ describe('flaxd: three vxlan nodes with the etcd store', () => {
     running = running.filter((n) => n !== gone);
     await converged(running);
     expect(allPing(running)).toEqual([]);
+  }, 60_000);
+
+  it("mixed cluster: a node set up exactly as flanneld sets itself up is programmed by the flaxd nodes, and pods ping both ways", async () => {
+    const f = cl.nodes[4];
+    const mac = '0e:fa:00:00:00:05';
+    const prefix = '10.244.250';
+    // the device as flanneld creates it, and its lease as flanneld serialises it, on a 24 h etcd lease
+    const ip = (...a: string[]) => execIn(f.ns, a[0], a.slice(1));
+    ip('ip', 'link', 'add', 'flannel.1', 'address', mac, 'mtu', '1450', 'type', 'vxlan', 'id', '1', 'local', f.ip, 'dev', 'eth0', 'dstport', '8472', 'nolearning');
+    ip('ip', 'addr', 'add', `${prefix}.0/32`, 'dev', 'flannel.1');
+    ip('ip', 'link', 'set', 'flannel.1', 'up');
+    const granted = /lease ([0-9a-f]+) granted/.exec(etcd.ctl(['lease', 'grant', '86400']).out)![1];
+    etcd.ctl(['put', `--lease=${granted}`, `${PREFIX}/subnets/${prefix}.0-24`,
+      `{"PublicIP":"${f.ip}","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"${mac}"}}`]);
+    // what flanneld programs for each flaxd peer, from the flaxd leases (every field it reads is there)
+    for (const p of running) {
+      const l = leaseOf(p);
+      expect(l.attrs).toMatchObject({ PublicIP: p.ip, BackendType: 'vxlan', BackendData: { VNI: 1, VtepMAC: macOf(p) } });
+      ip('ip', 'neigh', 'replace', `${l.prefix}.0`, 'lladdr', l.attrs.BackendData.VtepMAC, 'dev', 'flannel.1', 'nud', 'permanent');
+      ip('bridge', 'fdb', 'append', l.attrs.BackendData.VtepMAC, 'dev', 'flannel.1', 'dst', p.ip, 'self', 'permanent');
+      ip('ip', 'route', 'replace', `${l.prefix}.0/24`, 'via', `${l.prefix}.0`, 'dev', 'flannel.1', 'onlink');
+    }
+    await cl.addPod(f, prefix);
+    await converged(running, 20_000, [...running, f]);
+    for (const n of running) {
+      expect(pingFrom(n.pod!, `${prefix}.2`), `${n.i}->flanneld`).toBe(true);
+      expect(pingFrom(f.pod!, podIp(n)), `flanneld->${n.i}`).toBe(true);
+    }
+    // and its lease gone (flanneld's node leaves): the flaxd nodes drop it
+    etcd.ctl(['del', `${PREFIX}/subnets/${prefix}.0-24`]);
+    await converged(running);
   }, 60_000);
 
   it('etcd unreachable at start: exits 1 after a bounded retry naming the endpoint, and writes no subnet.env', async () => {
