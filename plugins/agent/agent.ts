@@ -1,5 +1,5 @@
 /**
- * flaxd's start-up and run loop (flanneld main.go, file store, vxlan):
+ * flaxd's start-up and run loop (flanneld main.go; backends in backend.ts):
  *   lock `<subnet-file>.lock` → network config → external interface →
  *   device (MAC of our existing lease, if any) → lease → address → first
  *   reconcile → subnet.env → run: re-list + reconcile on store changes and
@@ -13,20 +13,18 @@ import { randomInt } from 'node:crypto';
 import { type FileLock, lockFile } from '../pkg/lock';
 import { isErrno } from '../pkg/native';
 import { openHandle, type NetlinkHandle } from '../pkg/netlink';
-import { randomMac } from '../pkg/ip';
 import { ConfigError, type NetConfig, parseNetConfig, parseVxlanConfig } from './config';
 import { FileLeaseStore } from './file-store';
 import { configKey } from './etcd-keys';
 import { openEtcdLeaseStore } from './etcd-store';
 import { type AgentOptions } from './flags';
 import { lookupExtIface } from './iface';
-import { type Clock, type LeaseAttrs, type LeaseStore, acquireLease, parseVxlanBackendData, systemClock, vxlanBackendData } from './lease';
+import { type Clock, type LeaseStore, acquireLease, systemClock } from './lease';
 import { type Logger } from './log';
 import { formatNet, type IPNet } from './subnet';
 import { readSubnetFileCidr, renderSubnetEnv, writeFileAtomic } from './subnet-env';
-import { ensureVxlanDevice, VXLAN_OVERHEAD } from './vxlan/device';
-import { VxlanNetwork } from './vxlan/network';
 import { AgentLoop, type LoopParts } from './loop';
+import { BACKENDS, setupBackend } from './backend';
 import { AgentMetrics } from './metrics';
 import { startHealthServer } from './health';
 import { NodeSweeper } from './sweeper';
@@ -77,7 +75,7 @@ function loadNetConfig(file: string, etcd?: { key: string; text: string | null }
   }
   const cfg = parseNetConfig(text);
   if (cfg.enableIPv6 || !cfg.enableIPv4) throw new ConfigError('EnableIPv6: IPv6 overlays are not implemented yet in flaxd (IPv4 only)');
-  if (cfg.backendType !== 'vxlan') throw new ConfigError(`Backend.Type: backend ${JSON.stringify(cfg.backendType)} is not supported by flaxd yet (vxlan only)`);
+  if (!(BACKENDS as readonly string[]).includes(cfg.backendType)) throw new ConfigError(`Backend.Type: backend ${JSON.stringify(cfg.backendType)} is not supported by flaxd yet (${BACKENDS.join(', ')})`);
   return cfg;
 }
 
@@ -134,32 +132,19 @@ export async function runAgent(o: AgentOptions, deps: AgentDeps): Promise<number
     store = etcd?.store;
     const config = loadNetConfig(o.netConfigPath, etcd && { key: configKey(o.etcdPrefix), text: etcd.netConfig });
     const network = config.network as IPNet;
-    const vx = parseVxlanConfig(config.backend);
+    if (config.backendType === 'vxlan') parseVxlanConfig(config.backend); // a bad field is refused before any side effect
     h = deps.handle ?? openHandle();
-    if (vx.directRouting) log.warn('Backend.DirectRouting: not implemented yet; every peer is reached over vxlan');
     const ext = await lookupExtIface(h, o);
     log.info(`network ${formatNet(network)}, subnet length /${config.subnetLen}; external interface ${ext.link.name} (${ext.ifaceAddr}, public ${ext.publicIP}, mtu ${ext.link.mtu})`);
     store = deps.store ?? store ?? new FileLeaseStore({ dir: o.leaseDir, clock, relistMs: o.reconcileInterval * 1000, warn: (m) => log.warn(m) });
 
-    // the MAC our lease already publishes, so a re-created device keeps it
-    const prior = (await store.list()).find((l) => l.attrs.publicIP === ext.publicIP);
-    const priorMac = prior && parseVxlanBackendData(prior.attrs.backendData)?.vtepMAC;
-    const mtu = (vx.mtu || ext.link.mtu) - VXLAN_OVERHEAD;
-    const want = {
-      name: `flannel.${vx.vni}`, vni: vx.vni, port: vx.port, local: ext.ifaceAddr, srcLink: ext.link.index,
-      mtu, gbp: vx.gbp, learning: vx.learning, mac: priorMac ?? randomMac(),
-    };
-    const dev = await ensureVxlanDevice(h, want, log);
-    log.info(`${want.name}: ${dev.created ? 'created' : 'reusing the existing device'} (mac ${dev.link.mac})`);
-    want.mac = dev.link.mac;
-
-    const attrs: LeaseAttrs = { publicIP: ext.publicIP, publicIPv6: null, backendType: 'vxlan', backendData: vxlanBackendData({ vni: vx.vni, vtepMAC: dev.link.mac }) };
+    const { attrs, mtu, network: backendNetwork } = await setupBackend({ h, config, ext, store, log });
     const prevSubnet = readSubnetFileCidr(o.subnetFile, 'FLANNEL_SUBNET');
     const own = await acquireLease({ store, config, prevSubnet, randInt: (n) => randomInt(n), log: (m) => log.info(m) }, attrs);
     metrics.leaseExpiration(own.expiration);
     log.info(`lease ${formatNet(own.subnet)} ${own.expiration === null ? '(reservation)' : `expires ${new Date(own.expiration).toISOString()}`}`);
 
-    const net = new VxlanNetwork(h, want, own.subnet, network, log);
+    const net = backendNetwork(own);
     const fw = new FlannelFirewall(config.enableNFTables ? 'nftables' : 'iptables',
       { network: formatNet(network), podCidr: formatNet(own.subnet), masq: o.ipMasq, forward: o.iptablesForwardRules }, log);
     const loop = new AgentLoop({ store, net: withFirewall(net, fw, log), own, log, clock, reconcileIntervalMs: o.reconcileInterval * 1000, renewMarginMinutes: o.subnetLeaseRenewMargin, observer: metrics });

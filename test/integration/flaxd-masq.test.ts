@@ -12,7 +12,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execIn } from '../helpers/netns';
 import { requireBuilt } from '../e2e/lib/cni';
-import { Cluster, NETWORK, waitFor } from './flaxd-helpers';
+import { Cluster, NETWORK, vxlanView, waitFor } from './flaxd-helpers';
 
 const SERVER = `const s=require('net').createServer(c=>{process.stdout.write(c.remoteAddress+'\\n');c.end();s.close();});s.listen(9000,process.argv[1],()=>process.stdout.write('listening\\n'));`;
 const CLIENT = `const c=require('net').connect(9000,process.argv[1],()=>c.end());c.on('error',e=>{console.error(e.message);process.exit(1)});c.on('close',()=>process.exit(0));setTimeout(()=>process.exit(2),5000);`;
@@ -42,6 +42,8 @@ async function setUp(cl: Cluster, netConf: object): Promise<void> {
   for (const n of cl.nodes) cl.startAgent(n, ['--ip-masq']);
   for (const n of cl.nodes) await cl.waitReady(n);
   for (const n of cl.nodes) await cl.addPod(n, cl.leaseOf(n).prefix);
+  // both nodes programmed for each other (a peer's lease may land after a node's first reconcile)
+  for (const n of cl.nodes) await waitFor(`node ${n.i} peer route`, () => vxlanView(n.ns).routes.length === cl.nodes.length - 1);
   // the "internet": an address on the underlay bridge, with a route back to the pods through node 1
   execIn(cl.underlay, 'ip', ['addr', 'add', '192.168.77.1/24', 'dev', 'ul0']);
   execIn(cl.underlay, 'ip', ['route', 'add', NETWORK, 'via', cl.nodes[0].ip]);

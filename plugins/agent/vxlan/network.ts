@@ -12,6 +12,8 @@ import { type Logger } from '../log';
 import { type IPNet } from '../subnet';
 import { configureVxlanDevice, ensureVxlanDevice, type VxlanDeviceWant } from './device';
 import { type Action, type DeviceState, describeAction, peersFromLeases, planVxlan } from './plan';
+import type { DirectRoutes } from '../hostgw/network';
+import { type RoutePeer, isOnLink } from '../hostgw/plan';
 
 const TRANSIENT = new Set(['ENOBUFS', 'EBUSY', 'EAGAIN', 'EINTR']);
 
@@ -48,6 +50,8 @@ export class VxlanNetwork {
     private readonly subnet: IPNet,
     private readonly network: IPNet,
     private readonly log: Logger,
+    /** Backend.DirectRouting: on-link peers get `<subnet> via <public IP>` on the external interface instead */
+    private readonly direct?: DirectRoutes,
   ) {}
 
   get link(): Link | undefined {
@@ -103,7 +107,14 @@ export class VxlanNetwork {
     await configureVxlanDevice(this.h, link, this.subnet, this.network, this.log);
     this.#link = link;
 
-    const { peers, skipped } = peersFromLeases(peerLeases, this.network);
+    const { peers: all, skipped } = peersFromLeases(peerLeases, this.network);
+    let peers = all;
+    let direct: RoutePeer[] = [];
+    if (this.direct) {
+      const prefixes = await this.direct.prefixes();
+      direct = all.filter((p) => isOnLink(p.publicIP, prefixes)).map((p) => ({ subnet: p.subnet, gw: p.publicIP }));
+      peers = all.filter((p) => !isOnLink(p.publicIP, prefixes));
+    }
     for (const s of skipped) {
       const k = `${s.lease.attrs.publicIP} ${s.reason}`;
       if (!this.#skipWarned.has(k)) this.log.warn(`ignoring lease of ${s.lease.attrs.publicIP}: ${s.reason}`);
@@ -142,6 +153,12 @@ export class VxlanNetwork {
         }
       }
     }
-    return { deviceCreated: created, peers: peers.length, routes: peers.length - failedPeers, repairs, failures };
+    if (this.direct) {
+      const d = await this.direct.reconcile(direct);
+      repairs += d.repairs;
+      failures += d.failures;
+      failedPeers += d.failedPeers;
+    }
+    return { deviceCreated: created, peers: all.length, routes: all.length - failedPeers, repairs, failures };
   }
 }

@@ -1,0 +1,78 @@
+/**
+ * Direct routes on the external interface (plan.ts), at run time: used by
+ * the host-gw backend for every peer and by vxlan's DirectRouting for the
+ * on-link ones. One reconcile reads the interface's addresses (on-link
+ * prefixes) and routes, plans, applies with kernel retries; a failing
+ * route is logged and retried on the next round.
+ */
+import { AF_INET, type NetlinkHandle, isNotFound } from '../../pkg/netlink';
+import { type Lease } from '../lease';
+import { type Logger } from '../log';
+import { type IPNet, formatNet, maskOf, parseCidr } from '../subnet';
+import { type ReconcileResult, retryKernel } from '../vxlan/network';
+import { type RoutePeer, type RouteAction, hostGwPeers, planRoutes } from './plan';
+
+const describe = (a: RouteAction) => (a.op === 'routeDel' ? `delete route ${a.dst}${a.gw ? ` via ${a.gw}` : ''}` : `route ${a.dst} via ${a.gw}`);
+
+export class DirectRoutes {
+  #warned = new Set<string>();
+
+  constructor(
+    private readonly h: NetlinkHandle,
+    readonly ext: { index: number; name: string },
+    private readonly network: IPNet,
+    private readonly log: Logger,
+  ) {}
+
+  /** The external interface's IPv4 prefixes: a peer inside one is on-link. */
+  async prefixes(): Promise<IPNet[]> {
+    const addrs = await retryKernel(() => this.h.addrList(this.ext.index, AF_INET));
+    return addrs.filter((a) => a.scope === 0).map((a) => {
+      const n = parseCidr(a.cidr);
+      return { ...n, ip: n.ip & maskOf(n.prefixLen, false) };
+    });
+  }
+
+  /** Logs a reason once per (peer, reason). */
+  warnOnce(key: string, msg: string): void {
+    if (this.#warned.has(key)) return;
+    this.#warned.add(key);
+    this.log.warn(msg);
+  }
+
+  /** Makes the interface's routes in the Network exactly `peers`' routes. */
+  async reconcile(peers: readonly RoutePeer[]): Promise<{ repairs: number; failures: number; failedPeers: number }> {
+    const routes = await retryKernel(() => this.h.routeList({ index: this.ext.index, family: AF_INET }));
+    const plan = planRoutes(peers, routes.map((r) => ({ dst: r.dst, gw: r.gw })), this.network);
+    let repairs = 0, failures = 0, failedPeers = 0;
+    for (const a of plan) {
+      try {
+        if (a.op === 'routeReplace') await retryKernel(() => this.h.routeReplace({ dst: a.dst, gw: a.gw, oif: this.ext.index }));
+        else await retryKernel(() => this.h.routeDel({ dst: a.dst, gw: a.gw, oif: this.ext.index })).catch((e) => { if (!isNotFound(e)) throw e; });
+        repairs++;
+        this.log.info(`${this.ext.name}: ${describe(a)}${a.op === 'routeDel' ? ' (stale)' : ''}`);
+      } catch (e) {
+        failures++;
+        if (a.op === 'routeReplace') failedPeers++;
+        this.log.error(`${this.ext.name}: ${describe(a)} failed: ${(e as Error).message}; retrying next round`);
+      }
+    }
+    return { repairs, failures, failedPeers };
+  }
+}
+
+/** The host-gw backend: no device, one route per on-link peer. */
+export class HostGwNetwork {
+  readonly #routes: DirectRoutes;
+
+  constructor(h: NetlinkHandle, ext: { index: number; name: string }, private readonly network: IPNet, log: Logger) {
+    this.#routes = new DirectRoutes(h, ext, network, log);
+  }
+
+  async reconcile(peerLeases: readonly Lease[]): Promise<ReconcileResult> {
+    const { peers, skipped } = hostGwPeers(peerLeases, this.network, await this.#routes.prefixes(), this.#routes.ext.name);
+    for (const s of skipped) this.#routes.warnOnce(`${formatNet(s.lease.subnet)} ${s.reason}`, `ignoring lease ${formatNet(s.lease.subnet)} of ${s.lease.attrs.publicIP}: ${s.reason}`);
+    const r = await this.#routes.reconcile(peers);
+    return { deviceCreated: false, peers: peers.length, routes: peers.length - r.failedPeers, repairs: r.repairs, failures: r.failures };
+  }
+}
