@@ -82,9 +82,9 @@ function call(set, plugin, env, stdin, async = false) {
   });
 }
 // a runtime's chain: ADD in order with prevResult, DEL in reverse with the final result
-async function chain(set, verb, pod, id, port, prev, async = false) {
+async function chain(set, verb, pod, id, port, prev, async = false, ifname = 'eth0') {
   const c = confs[set.key];
-  const env = { CNI_COMMAND: verb, CNI_CONTAINERID: id, CNI_NETNS: pod, CNI_IFNAME: 'eth0' };
+  const env = { CNI_COMMAND: verb, CNI_CONTAINERID: id, CNI_NETNS: pod, CNI_IFNAME: ifname };
   const plugins = [
     ['loopback', { ...c.net, type: 'loopback' }],
     ['bridge', { ...c.net, ...c.bridge }],
@@ -154,9 +154,9 @@ let memLoaded = null;
 if (attachments > 0) {
   const set = SETS[1];
   const results = [];
-  for (let j = 0; j < attachments; j++) results.push(await chain(set, 'ADD', pods[j % pods.length], `m-${j}`, 30000 + j, null));
+  for (let j = 0; j < attachments; j++) results.push(await chain(set, 'ADD', pods[j % pods.length], `m-${j}`, 30000 + j, null, false, `eth${j}`));
   memLoaded = rss();
-  for (let j = 0; j < attachments; j++) await chain(set, 'DEL', pods[j % pods.length], `m-${j}`, 30000 + j, results[j]);
+  for (let j = 0; j < attachments; j++) await chain(set, 'DEL', pods[j % pods.length], `m-${j}`, 30000 + j, results[j], false, `eth${j}`);
 }
 
 const f = (x) => x.toFixed(1);
