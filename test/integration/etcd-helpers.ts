@@ -3,16 +3,19 @@
  * runs in a throwaway netns plugged into a Cluster's underlay bridge at
  * 192.168.77.5, data dir in a temp dir, and can be stopped and restarted on
  * the same data. destroy() kills it and removes its netns and files, also
- * after a failure. etcdctl (etcd-client) runs in the same netns.
+ * after a failure. etcdctl (etcd-client) runs in the same netns. With
+ * `tls`, it serves https only and wants client certificates (a CA, server and
+ * client certificates made by openssl in its temp dir).
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { openHandleAt } from '../../plugins/pkg/netlink';
 import { openNetns } from '../../plugins/pkg/ns';
 import { createTestNetns, destroyTestNetns } from '../helpers/netns';
-import { waitFor } from './flaxd-helpers';
+import { requireBuilt } from '../e2e/lib/cni';
+import { type Cluster, type Node, waitFor } from './flaxd-helpers';
 
 export const ETCD_IP = '192.168.77.5';
 export const ETCD_URL = `http://${ETCD_IP}:2379`;
@@ -23,14 +26,35 @@ export function requireEtcd(): void {
   }
 }
 
+/** A CA and, signed by it, a server certificate for `ip` and a client certificate, as PEM files in `dir`. */
+export function makeCerts(dir: string, ip: string): { ca: string; serverCert: string; serverKey: string; clientCert: string; clientKey: string } {
+  const f = (n: string) => path.join(dir, n);
+  const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  ssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', '/CN=flax-test-ca',
+    '-keyout', f('ca.key'), '-out', f('ca.crt'));
+  for (const [name, ext] of [['server', `subjectAltName=IP:${ip}\nextendedKeyUsage=serverAuth`], ['client', 'extendedKeyUsage=clientAuth']]) {
+    ssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', `/CN=flax-test-${name}`, '-keyout', f(`${name}.key`), '-out', f(`${name}.csr`));
+    writeFileSync(f(`${name}.ext`), `${ext}\n`);
+    ssl('x509', '-req', '-in', f(`${name}.csr`), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-CAcreateserial', '-days', '2', '-extfile', f(`${name}.ext`), '-out', f(`${name}.crt`));
+  }
+  return { ca: f('ca.crt'), serverCert: f('server.crt'), serverKey: f('server.key'), clientCert: f('client.crt'), clientKey: f('client.key') };
+}
+
 export class EtcdServer {
   readonly dir = mkdtempSync(path.join(tmpdir(), 'flax-etcd-'));
+  readonly certs?: ReturnType<typeof makeCerts>;
+  readonly url: string;
   ns = '';
   #proc: ChildProcess | null = null;
   #exited: Promise<unknown> = Promise.resolve();
   #log = '';
 
-  /** Plugs a netns into the underlay's bridge `ul0` at ETCD_IP and starts etcd in it. */
+  constructor(readonly ip = ETCD_IP, opts: { tls?: boolean } = {}) {
+    if (opts.tls) this.certs = makeCerts(this.dir, ip);
+    this.url = `${opts.tls ? 'https' : 'http'}://${ip}:2379`;
+  }
+
+  /** Plugs a netns into the underlay's bridge `ul0` at its address and starts etcd in it. */
   async start(underlay: string): Promise<void> {
     [this.ns] = createTestNetns(1);
     const hu = openHandleAt(underlay);
@@ -47,7 +71,7 @@ export class EtcdServer {
     try {
       await h.linkSetUp((await h.linkByName('lo')).index);
       const eth0 = await h.linkByName('eth0');
-      await h.addrAdd(eth0.index, `${ETCD_IP}/24`);
+      await h.addrAdd(eth0.index, `${this.ip}/24`);
       await h.linkSetUp(eth0.index);
     } finally {
       h.close();
@@ -57,10 +81,12 @@ export class EtcdServer {
 
   /** (Re)starts the etcd process on the same data dir and waits until it answers. */
   async resume(): Promise<void> {
+    const c = this.certs;
     const args = ['--name', 'flaxt', '--data-dir', path.join(this.dir, 'data'),
-      '--listen-client-urls', ETCD_URL, '--advertise-client-urls', ETCD_URL,
-      '--listen-peer-urls', `http://${ETCD_IP}:2380`, '--initial-advertise-peer-urls', `http://${ETCD_IP}:2380`,
-      '--initial-cluster', `flaxt=http://${ETCD_IP}:2380`, '--log-level', 'warn'];
+      '--listen-client-urls', this.url, '--advertise-client-urls', this.url,
+      '--listen-peer-urls', `http://${this.ip}:2380`, '--initial-advertise-peer-urls', `http://${this.ip}:2380`,
+      '--initial-cluster', `flaxt=http://${this.ip}:2380`, '--log-level', 'warn',
+      ...(c ? ['--cert-file', c.serverCert, '--key-file', c.serverKey, '--trusted-ca-file', c.ca, '--client-cert-auth'] : [])];
     const p = spawn('nsenter', [`--net=${this.ns}`, '--', '/usr/bin/etcd', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
     p.stderr!.on('data', (d: Buffer) => { this.#log += d.toString(); });
     this.#proc = p;
@@ -86,7 +112,9 @@ export class EtcdServer {
 
   /** etcdctl (v3 API) against this etcd, run in its netns. */
   ctl(args: string[], allowFail = false): { ok: boolean; out: string; err: string } {
-    const r = spawnSync('nsenter', [`--net=${this.ns}`, '--', '/usr/bin/etcdctl', '--endpoints', ETCD_URL, '--command-timeout', '3s', ...args],
+    const c = this.certs;
+    const tls = c ? ['--cacert', c.ca, '--cert', c.clientCert, '--key', c.clientKey] : [];
+    const r = spawnSync('nsenter', [`--net=${this.ns}`, '--', '/usr/bin/etcdctl', '--endpoints', this.url, '--command-timeout', '3s', ...tls, ...args],
       { encoding: 'utf8', env: { PATH: process.env.PATH ?? '', ETCDCTL_API: '3' } });
     const res = { ok: r.status === 0, out: r.stdout ?? '', err: r.stderr ?? '' };
     if (!res.ok && !allowFail) throw new Error(`etcdctl ${args.join(' ')}: ${res.err}`);
@@ -123,5 +151,31 @@ export class EtcdServer {
     await this.stop();
     if (this.ns) destroyTestNetns([this.ns]);
     rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The etcd tests' beforeAll: the cluster's namespaces, etcd on its underlay
+ * holding `<prefix>/config`, flaxd on the first `agents` nodes (args per
+ * node), each ready. Returns those nodes.
+ */
+export async function setUpEtcdCluster(cl: Cluster, etcd: EtcdServer, o: { nodes: number; agents: number; prefix: string; args: (n: Node) => string[] }): Promise<Node[]> {
+  requireBuilt('flaxd');
+  requireEtcd();
+  await cl.create(o.nodes);
+  await etcd.start(cl.underlay);
+  etcd.ctl(['put', `${o.prefix}/config`, '{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}']);
+  const started = cl.nodes.slice(0, o.agents);
+  for (const n of started) cl.startAgent(n, o.args(n));
+  for (const n of started) await cl.waitReady(n);
+  return started;
+}
+
+/** The etcd tests' afterAll: every agent and namespace, then etcd, even when one of them fails. */
+export async function tearDownEtcdCluster(cl: Cluster, etcd: EtcdServer): Promise<void> {
+  try {
+    await cl.destroy();
+  } finally {
+    await etcd.destroy();
   }
 }

@@ -17,9 +17,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { requireBuilt } from '../e2e/lib/cni';
 import { execIn } from '../helpers/netns';
-import { ETCD_IP, ETCD_URL, EtcdServer, requireEtcd } from './etcd-helpers';
+import { ETCD_IP, ETCD_URL, EtcdServer, setUpEtcdCluster, tearDownEtcdCluster } from './etcd-helpers';
 import { Cluster, peerEntries, peerState as peerStateOf, type Node, pingFrom, vxlanView, waitFor } from './flaxd-helpers';
 
 const PREFIX = '/coreos.com/network';
@@ -73,23 +72,10 @@ async function join(n: Node): Promise<void> {
 }
 
 beforeAll(async () => {
-  requireBuilt('flaxd');
-  requireEtcd();
-  await cl.create(5);
-  await etcd.start(cl.underlay);
-  etcd.ctl(['put', `${PREFIX}/config`, '{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}']);
-  for (const n of cl.nodes.slice(0, 3)) cl.startAgent(n, etcdArgs(n));
-  for (const n of cl.nodes.slice(0, 3)) await cl.waitReady(n);
-  for (const n of cl.nodes.slice(0, 3)) await cl.addPod(n, leaseOf(n).prefix);
-  running = cl.nodes.slice(0, 3);
+  running = await setUpEtcdCluster(cl, etcd, { nodes: 5, agents: 3, prefix: PREFIX, args: etcdArgs });
+  for (const n of running) await cl.addPod(n, leaseOf(n).prefix);
 }, 90_000);
-afterAll(async () => {
-  try {
-    await cl.destroy();
-  } finally {
-    await etcd.destroy();
-  }
-}, 60_000);
+afterAll(() => tearDownEtcdCluster(cl, etcd), 60_000);
 
 describe('flaxd: three vxlan nodes with the etcd store', () => {
   it("leases one subnet per node in etcd: flanneld's key and value bytes, on an etcd lease of 24 h", () => {
