@@ -5,7 +5,8 @@
 // socket in a temp dir; the tests' CNI runner (test/e2e/lib/cni.ts) passes
 // FLAX_CNI_SOCKET to the client. Fails if the server served no call.
 //
-//   node scripts/test-server-mode.mjs [test files…]   (default: the plugin suites)
+//   node scripts/test-server-mode.mjs [test files…]   (default: the plugin suites;
+//   e2e files run as the e2e project — the runtimes pass FLAX_CNI_SOCKET on)
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -39,7 +40,8 @@ await new Promise((resolve, reject) => {
   server.stdout.on('data', (d) => String(d).includes('ready') && resolve());
   server.once('exit', (c) => reject(new Error(`server exited ${c}: ${log}`)));
 });
-const vitest = spawnSync('npx', ['vitest', 'run', '--project', 'integration', ...tests], { cwd: root, stdio: 'inherit', env: { ...process.env, FLAX_CNI_SOCKET: socket } });
+const project = tests.every((t) => t.includes('test/e2e/')) ? 'e2e' : 'integration';
+const vitest = spawnSync('npx', ['vitest', 'run', '--project', project, ...tests], { cwd: root, stdio: 'inherit', env: { ...process.env, FLAX_CNI_SOCKET: socket } });
 const stopped = new Promise((resolve) => server.once('exit', resolve));
 server.kill('SIGTERM');
 await stopped;

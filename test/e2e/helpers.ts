@@ -159,9 +159,13 @@ export interface PluginDir {
  * dist/bin during the run cannot pull the floor away), the others copied
  * from the reference plugins in /usr/lib/cni.
  */
-/** An executable of dist/bin with what it runs from: its snapshot launcher's bundle and blob when present. */
+/**
+ * An executable of dist/bin with what it runs from: the Node launcher the
+ * static CNI client falls back to (<name>.standalone), the launcher's bundle
+ * and blob, when present.
+ */
 export function executableFiles(from: string, name: string): string[] {
-  return [name, `${name}.js`, `${name}.blob`].filter((n, i) => i === 0 || existsSync(path.join(from, n)));
+  return [name, `${name}.standalone`, `${name}.js`, `${name}.blob`].filter((n, i) => i === 0 || existsSync(path.join(from, n)));
 }
 
 export function makePluginDir(base: string, set: PluginSet, oursNames: string[], refNames: string[]): PluginDir {

@@ -18,7 +18,7 @@ import { parentPort, isMainThread, workerData } from 'node:worker_threads';
 import { CniError, ErrCode } from '../cni/errors';
 import { clearInProcess, registerInProcess } from '../ipam/delegate';
 import { native } from '../native';
-import { clearNetnsAliases, setNetnsAlias } from '../ns/ns';
+import { clearNetnsAliases, isStranded, setNetnsAlias } from '../ns/ns';
 import { aboutLine, errorResponse, handle, type Response } from '../skel/skel';
 import { SERVED } from './plugins';
 
@@ -106,7 +106,7 @@ function startWorker(): void {
       clearNetnsAliases();
       replaceEnv(serverEnv);
     }
-    let stranded = false;
+    let stranded = isStranded();
     try {
       n.setns(own, n.constants.CLONE_NEWNET);
     } catch {

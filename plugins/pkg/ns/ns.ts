@@ -187,6 +187,11 @@ export function sameNetns(a: NetNS | string, b: NetNS | string): boolean {
 
 let stranded: NetnsRestoreError | undefined;
 
+/** True once withNetns failed to switch a thread back (the thread must not be reused). */
+export function isStranded(): boolean {
+  return stranded !== undefined;
+}
+
 /**
  * Runs a SYNCHRONOUS `fn` with the calling thread inside `target`, and
  * always switches back (also when fn throws). Nesting is fine. Never put
