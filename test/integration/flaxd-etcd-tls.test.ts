@@ -5,13 +5,15 @@
  * -keyfile and --etcd-prefix /flax/tls-net/ (trailing slash: joined as
  * flanneld's path.Join). Their leases land under that prefix, pods ping
  * across; an agent without a client certificate is refused (exit 1, no
- * subnet.env).
+ * subnet.env). Renewal on etcd: an agent renewing 1439 min before expiry
+ * (so after a minute) moves its key to a fresh 24 h etcd lease, revokes the
+ * old one, and its peers see no change.
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ETCD_IP, EtcdServer, setUpEtcdCluster, tearDownEtcdCluster } from './etcd-helpers';
-import { Cluster, type Node, pingFrom, waitFor } from './flaxd-helpers';
+import { Cluster, type Node, peerState, pingFrom, waitFor } from './flaxd-helpers';
 
 const PREFIX = '/flax/tls-net';
 const cl = new Cluster();
@@ -28,7 +30,7 @@ const prefixOf = (n: Node): string => {
   throw new Error(`no lease for node ${n.i}`);
 };
 
-beforeAll(() => setUpEtcdCluster(cl, etcd, { nodes: 3, agents: 2, prefix: PREFIX, args: (n) => tlsArgs(n) }), 90_000);
+beforeAll(() => setUpEtcdCluster(cl, etcd, { nodes: 4, agents: 2, prefix: PREFIX, args: (n) => tlsArgs(n) }), 90_000);
 afterAll(() => tearDownEtcdCluster(cl, etcd), 60_000);
 
 describe('flaxd: the etcd store over TLS, with its own prefix', () => {
@@ -55,4 +57,22 @@ describe('flaxd: the etcd store over TLS, with its own prefix', () => {
     expect(ag.log()).toContain(`ERROR config: etcd unreachable at ${URL} after 5 attempts`);
     expect(existsSync(n.subnetFile)).toBe(false);
   }, 60_000);
+
+  it('renewal: the key moves to a fresh 24 h etcd lease, the old one is revoked, peers see no change', async () => {
+    const n = cl.nodes[3];
+    cl.startAgent(n, [...tlsArgs(n), '--subnet-lease-renew-margin', '1439']);
+    await cl.waitReady(n);
+    const key = `${PREFIX}/subnets/${prefixOf(n)}.0-24`;
+    const first = etcd.getPrefix(key).get(key)!;
+    await waitFor('the first peer to program node 4', () => peerState(cl.nodes[0].ns).routes.some((r) => r.startsWith(`${prefixOf(n)}.0/24`)), 15_000);
+    const peerBefore = peerState(cl.nodes[0].ns);
+    await waitFor('the renewal', () => /lease 10\.244\.\d+\.0\/24 renewed, expires /.test(n.agent!.log()), 90_000, 1000);
+    const now = etcd.getPrefix(key).get(key)!;
+    expect(now.value).toBe(first.value);
+    expect(now.lease).not.toBe(first.lease);
+    expect(etcd.ttl(now.lease)).toBeGreaterThan(24 * 3600 - 120);
+    expect(etcd.ttl(first.lease)).toBe(-1);
+    expect(peerState(cl.nodes[0].ns)).toEqual(peerBefore);
+    expect(cl.nodes[0].agent!.log()).not.toContain(`peer removed: ${prefixOf(n)}.0/24`);
+  }, 120_000);
 });
