@@ -3,7 +3,8 @@
  * etcd-server, in its own netns on the underlay at 192.168.77.5): three
  * namespace nodes run dist/bin/flaxd --etcd-endpoints, with the network
  * config read from etcd's <prefix>/config (no file). Checks the etcd keys,
- * values (flanneld's bytes) and lease TTLs, subnet.env, peers and pod pings;
+ * values (flanneld's bytes) and lease TTLs, subnet.env, peers and pod pings,
+ * a restart (same key and value, nothing changed on the peers);
  * then the faults: etcd stopped for 10 s (pods keep talking, agents keep
  * running) and restarted (a node joining then is programmed everywhere, also
  * on a node cut off from etcd until its history was compacted: its watch is
@@ -102,6 +103,20 @@ describe('flaxd: three vxlan nodes with the etcd store', () => {
   it('programs every peer and carries pod-to-pod traffic across nodes', async () => {
     await converged(running);
     expect(allPing(running)).toEqual([]);
+  });
+
+  it('restart: SIGTERM exits 0 leaving the data plane; the new agent reuses its etcd key (same value, a fresh etcd lease)', async () => {
+    const n = cl.nodes[1];
+    const before = { lease: leaseOf(n), state: running.map((x) => peerState(x)) };
+    expect(await cl.stopAgent(n)).toBe(0);
+    cl.startAgent(n, etcdArgs(n));
+    await cl.waitReady(n);
+    const after = leaseOf(n);
+    expect([after.key, after.value]).toEqual([before.lease.key, before.lease.value]);
+    expect(after.lease).not.toBe(before.lease.lease);
+    expect(n.agent!.log()).toMatch(/found lease 10\.244\.\d+\.0\/24 for our public IP .*, reusing/);
+    expect(running.map((x) => peerState(x))).toEqual(before.state);
+    expect(subnetsOf().size).toBe(3);
   });
 
   it('etcd stopped for 10 s: agents keep running and pods keep talking; after the restart a joining node is programmed everywhere', async () => {
