@@ -4,7 +4,8 @@
  * time-to-live): values and leases, the lost race, renewal, TTL lookups,
  * and an outage after a first list.
  */
-import { describe, expect, it } from 'vitest';
+import { EventEmitter } from 'node:events';
+import { describe, expect, it, vi } from 'vitest';
 import { parseNetConfig } from './config';
 import { EtcdLeaseStore, type EtcdClient, etcdClientOptions, normaliseEndpoint } from './etcd-store';
 import { type LeaseAttrs, LeaseExistsError, SUBNET_TTL_MS, acquireLease, vxlanBackendData } from './lease';
@@ -71,8 +72,20 @@ class FakeEtcd {
       return { TTL: String(this.leases.get(r.ID) ?? -1) };
     },
   };
-  watch(): never {
-    throw new Error('not in unit tests');
+  /** every watcher created: its range start and start revision */
+  watchers: Array<EventEmitter & { key: string; from: string; cancelled: boolean; cancel(): Promise<void> }> = [];
+  watch() {
+    const b = {
+      key: '', from: '',
+      inRange: (r: { start: Buffer }) => { b.key = r.start.toString(); return b; },
+      startRevision: (rev: string) => { b.from = rev; return b; },
+      watcher: () => {
+        const w = Object.assign(new EventEmitter(), { key: b.key, from: b.from, cancelled: false, cancel: async () => { w.cancelled = true; } });
+        this.watchers.push(w);
+        return w;
+      },
+    };
+    return b;
   }
   close(): void {}
 }
@@ -174,3 +187,64 @@ describe('etcd client options', () => {
     expect(() => etcdClientOptions({ endpoints: ['a:1'], certfile: '/etc/hostname' })).toThrow(/need --etcd-cafile/);
   });
 });
+
+describe('etcd store watch', () => {
+  it('from the revision after the last list; events and reconnections re-list; a cancelled watch re-lists and starts again from the new revision', async () => {
+    vi.useFakeTimers();
+    try {
+      const { fake, warnings, store } = setup();
+      fake.put(KEY, VALUE, '0');
+      await store.list(); // revision 2
+      let changes = 0;
+      const h = store.watch(() => { changes++; });
+      await vi.advanceTimersByTimeAsync(0);
+      expect(fake.watchers.map((w) => [w.key, w.from])).toEqual([['/coreos.com/network/subnets/', '3']]);
+      const w = fake.watchers[0];
+      w.emit('connected', {});
+      w.emit('data', { events: [] }); // a progress notification
+      expect(changes).toBe(0);
+      w.emit('data', { events: [{}] });
+      expect(changes).toBe(1);
+      w.emit('disconnected', new Error('14 UNAVAILABLE'));
+      w.emit('disconnected', new Error('14 UNAVAILABLE'));
+      w.emit('connected', {});
+      expect(changes).toBe(2);
+      expect(warnings.filter((m) => m.startsWith('etcd watch disconnected'))).toHaveLength(1);
+      // compaction: etcd cancels the watch; the store re-lists (at the new revision) and watches again after a pause
+      fake.put('/coreos.com/network/subnets/10.244.2.0-24', VALUE.replace('64.3', '64.4'), '0');
+      fake.put('/coreos.com/network/subnets/10.244.2.0-24', VALUE.replace('64.3', '64.5'), '0');
+      w.emit('error', new Error('Watcher canceled: '));
+      expect(changes).toBe(3);
+      expect(w.cancelled).toBe(true);
+      expect(warnings.at(-1)).toContain('etcd watch cancelled (by etcd: history compacted past our revision, or watch removed)');
+      await vi.advanceTimersByTimeAsync(1000);
+      expect(fake.watchers.map((x) => x.from)).toEqual(['3', '5']);
+      h.close();
+      expect(fake.watchers[1].cancelled).toBe(true);
+      fake.watchers[1].emit('error', new Error('Watcher canceled: '));
+      await vi.advanceTimersByTimeAsync(60_000);
+      expect(fake.watchers).toHaveLength(2);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('a watch that cannot list first retries with backoff until etcd answers', async () => {
+    vi.useFakeTimers();
+    try {
+      const { fake, warnings, store } = setup();
+      fake.down = true;
+      const h = store.watch(() => {});
+      await vi.advanceTimersByTimeAsync(3000);
+      expect(fake.watchers).toHaveLength(0);
+      expect(warnings.filter((m) => m.startsWith('etcd watch: cannot list')).length).toBeGreaterThanOrEqual(2);
+      fake.down = false;
+      await vi.advanceTimersByTimeAsync(5000);
+      expect(fake.watchers.map((w) => w.from)).toEqual(['2']);
+      h.close();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
+
