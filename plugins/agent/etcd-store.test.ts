@@ -128,6 +128,7 @@ describe('etcd store', () => {
     expect([formatNet(l.subnet), l.expiration, l.attrs]).toEqual(['10.244.1.0/24', clock.t + 3600_000, attrs()]);
     expect(warnings.join('\n')).toContain('junk is not a subnet key');
     expect((await store.list()).length).toBe(1);
+    expect(warnings.filter((w) => w.includes('junk'))).toHaveLength(1);
     expect(fake.calls.filter((c) => c === 'ttl 7')).toHaveLength(1);
     fake.put(KEY, VALUE, '7'); // a new revision of the key: asked again
     await store.list();
@@ -143,6 +144,11 @@ describe('etcd store', () => {
     expect(now).not.toBe(old);
     expect([...fake.leases.keys()]).toEqual([now]);
     expect(fake.keys.get(KEY)!.value.toString()).toBe(VALUE);
+    // a put that fails leaves the key on its lease and revokes the new grant
+    fake.beforeTxn = () => { throw new Error('14 UNAVAILABLE: Connection dropped'); };
+    await expect(store.update(parseCidr('10.244.1.0/24'), undefined, attrs(), SUBNET_TTL_MS)).rejects.toThrow(/UNAVAILABLE/);
+    expect([...fake.leases.keys()]).toEqual([now]);
+    expect(fake.keys.get(KEY)!.lease).toBe(now);
   });
 
   it('acquireLease over it: a subnet taken between list and txn is retried elsewhere', async () => {

@@ -83,6 +83,8 @@ export class EtcdLeaseStore {
   /** expiration by key, valid while the key's mod_revision is unchanged */
   #exp = new Map<string, { modRev: string; leaseId: string; exp: number | null }>();
   #outage = false;
+  /** keys already warned about (one warning per key, not one per list) */
+  #ignored = new Set<string>();
   #closers = new Set<() => void>();
 
   /** `client`: an etcd3 client (open() makes one); tests pass a fake of the same calls. */
@@ -129,11 +131,12 @@ export class EtcdLeaseStore {
   /** The lease of one key/value, its expiration from the etcd lease (cached per mod_revision); null to skip it. */
   async #lease(kv: IKeyValue): Promise<Lease | null> {
     const p = parseLeaseKv(this.opts.prefix, kv);
+    const key = kv.key.toString('utf8');
     if (p.kind === 'skip') {
-      this.opts.log.warn(`etcd key ignored: ${p.why}`);
+      if (!this.#ignored.has(key)) this.opts.log.warn(`etcd key ignored: ${p.why}`);
+      this.#ignored.add(key);
       return null;
     }
-    const key = kv.key.toString('utf8');
     if (p.reservation) {
       this.#exp.set(key, { modRev: kv.mod_revision, leaseId: '0', exp: null });
       return toLease(p, null);
@@ -156,6 +159,7 @@ export class EtcdLeaseStore {
     const found = await Promise.all(r.kvs.map((kv) => this.#lease(kv)));
     const keys = new Set(r.kvs.map((kv) => kv.key.toString('utf8')));
     for (const k of this.#exp.keys()) if (!keys.has(k)) this.#exp.delete(k);
+    for (const k of this.#ignored) if (!keys.has(k)) this.#ignored.delete(k);
     this.#rev = BigInt(r.header.revision);
     this.#last = found.filter((l): l is Lease => l !== null);
     if (this.#outage) {
@@ -193,7 +197,12 @@ export class EtcdLeaseStore {
     const key = this.#key(sn, sn6);
     const leaseId = ttlMs > 0 ? (await this.client.leaseClient.leaseGrant({ TTL: ttlSeconds(ttlMs) }, this.#call())).ID : '0';
     const old = (await this.client.kv.range({ key: Buffer.from(key) }, this.#call())).kvs[0]?.lease;
-    await this.client.kv.txn({ success: [leasePut(key, attrs, leaseId)] }, this.#call());
+    try {
+      await this.client.kv.txn({ success: [leasePut(key, attrs, leaseId)] }, this.#call());
+    } catch (e) {
+      if (leaseId !== '0') await this.client.leaseClient.leaseRevoke({ ID: leaseId }, this.#call()).catch(() => undefined);
+      throw e;
+    }
     // the key now hangs on the new lease: the old one holds nothing of ours
     if (old && old !== '0' && old !== leaseId) await this.client.leaseClient.leaseRevoke({ ID: old }, this.#call()).catch(() => undefined);
     return ttlMs > 0 ? this.opts.clock.now() + ttlSeconds(ttlMs) * 1000 : null;
