@@ -41,21 +41,23 @@ export function makeCerts(dir: string, ip: string): { ca: string; serverCert: st
 }
 
 export class EtcdServer {
-  readonly dir = mkdtempSync(path.join(tmpdir(), 'flax-etcd-'));
-  readonly certs?: ReturnType<typeof makeCerts>;
+  /** temp dir (data, certificates), made by start() so that a test file that is only collected leaves nothing */
+  dir = '';
+  certs?: ReturnType<typeof makeCerts>;
   readonly url: string;
   ns = '';
   #proc: ChildProcess | null = null;
   #exited: Promise<unknown> = Promise.resolve();
   #log = '';
 
-  constructor(readonly ip = ETCD_IP, opts: { tls?: boolean } = {}) {
-    if (opts.tls) this.certs = makeCerts(this.dir, ip);
+  constructor(readonly ip = ETCD_IP, readonly opts: { tls?: boolean } = {}) {
     this.url = `${opts.tls ? 'https' : 'http'}://${ip}:2379`;
   }
 
   /** Plugs a netns into the underlay's bridge `ul0` at its address and starts etcd in it. */
   async start(underlay: string): Promise<void> {
+    this.dir = mkdtempSync(path.join(tmpdir(), 'flax-etcd-'));
+    if (this.opts.tls) this.certs = makeCerts(this.dir, this.ip);
     [this.ns] = createTestNetns(1);
     const hu = openHandleAt(underlay);
     const nsf = openNetns(this.ns);
@@ -150,7 +152,7 @@ export class EtcdServer {
   async destroy(): Promise<void> {
     await this.stop();
     if (this.ns) destroyTestNetns([this.ns]);
-    rmSync(this.dir, { recursive: true, force: true });
+    if (this.dir) rmSync(this.dir, { recursive: true, force: true });
   }
 }
 
