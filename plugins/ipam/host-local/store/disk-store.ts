@@ -1,87 +1,10 @@
 /**
- * The on-disk store, byte-compatible with the reference host-local:
- *
- *   <dataDir>/<net>/lock                 flock(2)ed for the whole ADD/DEL/GC
- *   <dataDir>/<net>/<ip>                 O_EXCL, 0600, `<containerID>\r\n<ifname>`
- *                                        (legacy files: `<containerID>`)
- *   <dataDir>/<net>/last_reserved_ip.N   the set's last reserved address
- *
- * Index (ours; the reference re-reads every file on each DEL and duplicate
- * check, O(reservations)):
- *
- *   <dataDir>/.flax-host-local/<net>/b/<bucket>  ["<owner>","<ip>",ino,ctimeMs, "<owner>",…]
- *   <dataDir>/.flax-host-local/<net>/stamp       v2 dev ino mtime ctime of <net>/
- *
- * Owners are hashed (FNV-1a, 8 bits) into 256 bucket files: an operation
- * reads and rewrites one bucket (~80 records, ~5 KB, at 20 000
- * reservations; ~16 KB for a full /16). The buckets are the whole index:
- * together they list every reservation file the index knows — its owner,
- * name and, once verified, the file's inode number and ctime (ino 0: not
- * verified). Few, cheaply hashed buckets in a flat layout keep the first
- * build and a refresh (which write or parse all of them) cheap: the v1
- * layout (1024 sha256-named files of {"<owner>":[ips]}) spent ~0.3 s in
- * hashing and file creation at 20 000 reservations, and JSON objects keyed
- * by 20 000 distinct owners parse ~3× slower than flat arrays.
- *
- * It lives outside `<net>/` so the Go plugin never reads it (its DEL walks
- * and content-matches every file under `<net>/`, recursively); a name that
- * starts with '.' can never be a network (names start with [a-zA-Z0-9]).
- *
- * Freshness: the index is trusted only when `stamp` equals the current
- * (dev, ino, mtime, ctime) of `<net>/`. Every create/unlink in `<net>/` —
- * ours, the Go plugin's, an admin's — moves the directory's mtime to "now".
- * After changing the directory we set its mtime to a sentinel two seconds in
- * the past (utimensat) and record that: a later foreign change can only
- * produce a current timestamp, never the sentinel, so it is detected even
- * within the same clock tick (a plain "record mtime" scheme misses changes
- * in the tick after ours; with whole-second timestamps too). A different
- * inode (directory recreated or restored) or ctime also invalidates it.
- *
- * Refresh (stamp present but stale), incremental: read the buckets (the
- * known files), readdir `<net>/`, stat(2) every reservation; a file whose
- * (ino, ctime) equals the recorded pair keeps its recorded owner, any other
- * (new, recreated, rewritten, unverified) is opened and read. Listed files
- * that are gone drop out. Only the buckets that gained, lost or changed a
- * record — or did not parse, or listed a file twice — are rewritten. After
- * a refresh the index is exactly `<net>/` again, whatever state a crash or
- * a foreign writer left it in. Cost: one stat per reservation plus one read
- * per changed file — less than the reference's own DEL (lstat + open +
- * read each).
- * ctime cannot be set by utimes (it moves to "now"), so a recorded pair
- * only matches the very file we read, unchanged — unless the name was
- * unlinked and re-created reusing the inode within the same timestamp tick.
- * Against that, a pair is recorded only when the ctime is more than two
- * seconds older than the scan; younger files — including every file we
- * create, recorded with ino 0 — are read again at the next refresh.
- *
- * Full rebuild (no/old-version stamp, first call in a directory, a failed
- * verification, GC): one pass that opens, fstat()s and reads every file,
- * then writes the (at most 256) buckets that differ.
- *
- * Positive lookups are additionally verified against the reservation
- * file's content (catches in-place rewrites, which change no directory
- * time); a failed verification forces a full rebuild.
- *
- * Crash safety: reservations change first, bucket files next, the stamp
- * last; a crash anywhere leaves `<net>/`'s mtime ≠ stamp → refresh, which
- * reads what the buckets do not list (a reservation made just before the
- * crash), drops what they list but is gone (one released just before), and
- * rewrites a torn bucket (it does not parse: its files are read again).
- *
- * Not detected: a reservation file rewritten in place to a new owner while
- * `<net>/` itself is not touched (no create/unlink/utimes there): the new
- * owner's lookups miss it until the next refresh (the next foreign change
- * of `<net>/`: the file's ctime moved, and restoring the directory's times
- * moves the directory's ctime) or the old owner's next lookup
- * (verification fails → full rebuild); GC rebuilds fully anyway.
- * Also not: forging the directory's mtime back to our sentinel without a
- * ctime change (impossible without resetting the clock), writers that do not
- * take the lock changing `<net>/` in the middle of one of our operations,
- * and hand edits of the index that keep it well-formed.
- *
- * Cost per ADD/DEL with a valid stamp: a fixed number of small files
- * whatever the number of reservations (stamp, one bucket, the reservation
- * files the owner holds), plus the probes of the round robin.
+ * The on-disk store, byte-compatible with the reference host-local
+ * (`<dataDir>/<net>/<ip>` files, `last_reserved_ip.N`, `lock`), with our
+ * validated index beside it (`<dataDir>/.flax-host-local/<net>/`) so that
+ * ADD/DEL cost does not grow with the number of reservations. The design —
+ * layout, freshness stamp, incremental refresh, crash safety, what is not
+ * detected, costs — is in README.md beside this file.
  */
 import {
   closeSync, constants, existsSync, fstatSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync,
