@@ -17,6 +17,7 @@ import { ConfigError, type NetConfig, parseNetConfig, parseVxlanConfig } from '.
 import { FileLeaseStore } from './file-store';
 import { configKey } from './etcd-keys';
 import { openEtcdLeaseStore } from './etcd-store';
+import { type KubeLeaseStore, openKubeLeaseStore } from './kube-store';
 import { type AgentOptions } from './flags';
 import { lookupExtIface } from './iface';
 import { type Clock, type LeaseStore, acquireLease, systemClock } from './lease';
@@ -81,7 +82,8 @@ function loadNetConfig(file: string, etcd?: { key: string; text: string | null }
 
 /** Refuses what this build cannot do, before any side effect. */
 function refuseUnimplemented(o: AgentOptions, log: Logger): void {
-  if (o.kubeSubnetMgr) throw new ConfigError('--kube-subnet-mgr: the Kubernetes store is not implemented yet; use the file store (--lease-dir)');
+  if (o.kubeSubnetMgr && o.etcdEndpoints.length) throw new ConfigError('--kube-subnet-mgr and --etcd-endpoints: choose one lease store');
+  if (o.kubeSubnetMgr && !o.nodeName) throw new ConfigError('--kube-subnet-mgr needs the node name: --node-name or $NODE_NAME');
 }
 
 /**
@@ -130,6 +132,10 @@ export async function runAgent(o: AgentOptions, deps: AgentDeps): Promise<number
     const etcd = o.etcdEndpoints.length && !deps.store ? await openEtcdLeaseStore({ endpoints: o.etcdEndpoints, prefix: o.etcdPrefix,
       cafile: o.etcdCafile, certfile: o.etcdCertfile, keyfile: o.etcdKeyfile, clock, log }) : undefined;
     store = etcd?.store;
+    // kube mode: the Node API (the network config is still the file, as flanneld's kube mode)
+    const kube: KubeLeaseStore | undefined = o.kubeSubnetMgr && !deps.store
+      ? await openKubeLeaseStore({ kubeconfigFile: o.kubeconfigFile, kubeApiUrl: o.kubeApiUrl, nodeName: o.nodeName, log }) : undefined;
+    store = kube ?? store;
     const config = loadNetConfig(o.netConfigPath, etcd && { key: configKey(o.etcdPrefix), text: etcd.netConfig });
     const network = config.network as IPNet;
     if (config.backendType === 'vxlan') parseVxlanConfig(config.backend); // a bad field is refused before any side effect
@@ -140,7 +146,8 @@ export async function runAgent(o: AgentOptions, deps: AgentDeps): Promise<number
 
     const { attrs, mtu, network: backendNetwork } = await setupBackend({ h, config, ext, store, log });
     const prevSubnet = readSubnetFileCidr(o.subnetFile, 'FLANNEL_SUBNET');
-    const own = await acquireLease({ store, config, prevSubnet, randInt: (n) => randomInt(n), log: (m) => log.info(m) }, attrs);
+    const own = kube ? await kube.acquire(attrs)
+      : await acquireLease({ store, config, prevSubnet, randInt: (n) => randomInt(n), log: (m) => log.info(m) }, attrs);
     metrics.leaseExpiration(own.expiration);
     log.info(`lease ${formatNet(own.subnet)} ${own.expiration === null ? '(reservation)' : `expires ${new Date(own.expiration).toISOString()}`}`);
 

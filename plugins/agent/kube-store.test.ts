@@ -1,0 +1,128 @@
+/**
+ * The kube store through the real @kubernetes/client-node against a fake API
+ * server in this process (127.0.0.1, plain http): our Node's podCIDR is our
+ * lease, flannel's annotations are written with a patch, NetworkUnavailable
+ * is set False on nodes/status, annotated nodes are leases, others ignored,
+ * and watch events (a node joining, a closed watch) reach the agent.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FakeKubeApi, type FakeNode } from './kube-fake-api';
+import { ANN, KubeLeaseStore, nodeToLease, openKubeLeaseStore } from './kube-store';
+import { type LeaseAttrs, type LeaseStore, vxlanBackendData } from './lease';
+import { type Logger } from './log';
+import { formatNet } from './subnet';
+
+const log: Logger = { error: () => {}, warn: () => {}, info: () => {}, debug: () => {} } as unknown as Logger;
+const attrs = (ip: string, mac = 'c6:d2:32:6f:8f:44'): LeaseAttrs => ({ publicIP: ip, publicIPv6: null, backendType: 'vxlan', backendData: vxlanBackendData({ vni: 1, vtepMAC: mac }) });
+const flannelNode = (name: string, cidr: string, ip: string, mac: string): FakeNode => ({
+  metadata: { name, annotations: {
+    [ANN.backendData]: JSON.stringify({ VNI: 1, VtepMAC: mac }), [ANN.backendType]: 'vxlan',
+    [ANN.subnetManager]: 'true', [ANN.publicIP]: ip,
+  } },
+  spec: { podCIDR: cidr, podCIDRs: [cidr] },
+});
+
+const waitFor = async (f: () => boolean | Promise<boolean>, ms = 5000): Promise<void> => {
+  const t0 = Date.now();
+  while (!(await f())) {
+    if (Date.now() - t0 > ms) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+};
+
+describe('kube store (fake API server)', () => {
+  let api: FakeKubeApi;
+  let store: KubeLeaseStore | undefined;
+  beforeEach(async () => {
+    api = new FakeKubeApi();
+    await api.start();
+  });
+  afterEach(async () => {
+    store?.close();
+    store = undefined;
+    await api.stop();
+  });
+  const open = async (nodeName = 'node-a') => {
+    store = await openKubeLeaseStore({ kubeconfigFile: api.kubeconfig(), nodeName, log });
+    return store satisfies LeaseStore;
+  };
+
+  it('takes our subnet from podCIDRs, writes the annotations with a patch and sets NetworkUnavailable=False', async () => {
+    api.addNode({ metadata: { name: 'node-a' }, spec: { podCIDR: '10.244.7.0/24', podCIDRs: ['10.244.7.0/24', 'fd00:7::/64'] },
+      status: { conditions: [{ type: 'Ready', status: 'True' }, { type: 'NetworkUnavailable', status: 'True', reason: 'NoRouteCreated' }] } });
+    const s = await open();
+    const own = await s.acquire(attrs('192.168.64.3'));
+    expect(formatNet(own.subnet)).toBe('10.244.7.0/24');
+    expect(own.expiration).toBeNull();
+    const ann = api.nodes.get('node-a')!.metadata.annotations!;
+    expect(ann).toEqual({
+      'flannel.alpha.coreos.com/backend-data': '{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"}',
+      'flannel.alpha.coreos.com/backend-type': 'vxlan',
+      'flannel.alpha.coreos.com/kube-subnet-manager': 'true',
+      'flannel.alpha.coreos.com/public-ip': '192.168.64.3',
+    });
+    const nodePatch = api.patches.find((p) => p.path === '/api/v1/nodes/node-a')!;
+    expect(nodePatch.contentType).toBe('application/merge-patch+json');
+    const statusPatch = api.patches.find((p) => p.path === '/api/v1/nodes/node-a/status')!;
+    expect(statusPatch.contentType).toBe('application/strategic-merge-patch+json');
+    const conds = api.nodes.get('node-a')!.status!.conditions!;
+    expect(conds.find((c) => c.type === 'NetworkUnavailable')).toMatchObject({ status: 'False', reason: 'FlannelIsUp' });
+    expect(conds.find((c) => c.type === 'Ready')).toMatchObject({ status: 'True' });
+    // our own node is a lease now (the agent's loop requires it)
+    expect((await s.list()).map((l) => formatNet(l.subnet))).toEqual(['10.244.7.0/24']);
+    // a second acquire with the same attrs does not patch the node again
+    const n = api.patches.length;
+    await s.acquire(attrs('192.168.64.3'));
+    expect(api.patches.filter((p) => p.path === '/api/v1/nodes/node-a').length).toBe(1);
+    expect(api.patches.length).toBe(n + 1);
+  });
+
+  it('podCIDR alone is honoured; no pod cidr is an error', async () => {
+    api.addNode({ metadata: { name: 'node-a' }, spec: { podCIDR: '10.244.9.0/24' } });
+    api.addNode({ metadata: { name: 'node-b' }, spec: {} });
+    expect(formatNet((await (await open('node-a')).acquire(attrs('192.168.64.3'))).subnet)).toBe('10.244.9.0/24');
+    store!.close();
+    await expect((await open('node-b')).acquire(attrs('192.168.64.4'))).rejects.toThrow('pod cidr not assigned');
+    expect(api.patches.some((p) => p.path.includes('node-b'))).toBe(false);
+  });
+
+  it('lists annotated nodes as leases (attrs from annotations, no expiry) and ignores the others', async () => {
+    api.addNode({ metadata: { name: 'node-a' }, spec: { podCIDR: '10.244.1.0/24' } });
+    api.addNode(flannelNode('node-b', '10.244.2.0/24', '192.168.64.4', 'aa:bb:cc:dd:ee:02'));
+    api.addNode({ metadata: { name: 'node-c', annotations: { [ANN.publicIP]: '192.168.64.5' } }, spec: { podCIDR: '10.244.3.0/24' } });
+    api.addNode({ ...flannelNode('node-d', '', '192.168.64.6', 'aa:bb:cc:dd:ee:04'), spec: {} });
+    const leases = await (await open()).list();
+    expect(leases).toEqual([{ subnet: expect.objectContaining({ prefixLen: 24 }), attrs: { publicIP: '192.168.64.4', publicIPv6: null, backendType: 'vxlan', backendData: { VNI: 1, VtepMAC: 'aa:bb:cc:dd:ee:02' } }, expiration: null }]);
+    expect(formatNet(leases[0].subnet)).toBe('10.244.2.0/24');
+  });
+
+  it('a watch event adding a node produces a lease; a closed watch is re-established', async () => {
+    api.addNode({ metadata: { name: 'node-a' }, spec: { podCIDR: '10.244.1.0/24' } });
+    const s = await open();
+    await s.acquire(attrs('192.168.64.3'));
+    let changes = 0;
+    s.watch(() => changes++);
+    await waitFor(() => api.watchers === 1);
+    const before = changes;
+    api.addNode(flannelNode('node-b', '10.244.2.0/24', '192.168.64.4', 'aa:bb:cc:dd:ee:02'));
+    await waitFor(() => changes > before);
+    expect((await s.list()).map((l) => [formatNet(l.subnet), l.attrs.publicIP])).toEqual([['10.244.1.0/24', '192.168.64.3'], ['10.244.2.0/24', '192.168.64.4']]);
+    // a node without our annotations still triggers a re-list but is no lease
+    api.addNode({ metadata: { name: 'node-x' }, spec: { podCIDR: '10.244.9.0/24' } });
+    // the server ends the watch: the store re-lists and watches again
+    api.closeWatches();
+    await waitFor(() => api.watchers === 1);
+    const c2 = changes;
+    api.deleteNode('node-b');
+    await waitFor(() => changes > c2);
+    expect((await s.list()).map((l) => formatNet(l.subnet))).toEqual(['10.244.1.0/24']);
+  });
+
+  it('nodeToLease reads public-ipv6 and skips malformed annotations', () => {
+    const n = flannelNode('n', '10.244.4.0/24', '192.168.64.9', 'aa:bb:cc:dd:ee:09');
+    n.metadata.annotations![ANN.publicIPv6] = 'fd00::9';
+    expect(nodeToLease(n)!.attrs.publicIPv6).toBe('fd00::9');
+    n.metadata.annotations![ANN.publicIP] = 'not-an-ip';
+    expect(nodeToLease(n)).toBeNull();
+  });
+});

@@ -1,0 +1,302 @@
+/**
+ * The Kubernetes lease store (`--kube-subnet-mgr`), flanneld's kube subnet
+ * manager (flannel pkg/subnet/kube) over npm `@kubernetes/client-node` 1.x:
+ *  - our subnet is our Node's spec.podCIDRs (first IPv4) / spec.podCIDR,
+ *    assigned by the controller manager; none → "pod cidr not assigned";
+ *  - acquire(): flannel's annotations written on our Node with a merge patch
+ *    (flannel.alpha.coreos.com/{backend-data, backend-type,
+ *    kube-subnet-manager=true, public-ip[, public-ipv6]}), then the
+ *    condition NetworkUnavailable=False on nodes/status (strategic merge);
+ *  - list: every Node with kube-subnet-manager=true and a podCIDR is a lease
+ *    (attrs from its annotations, no expiry); other nodes are ignored;
+ *  - watch: a Node watch from the list's resourceVersion; every event makes
+ *    the agent re-list (it diffs); a closed watch is restarted with backoff.
+ * An API outage never stops the agent: list() answers the last nodes it read.
+ * The client module is loaded on first use, so other modes never load it.
+ */
+import { ConfigError } from './config';
+import { type Lease, type LeaseAttrs, type LeaseStore } from './lease';
+import { type Logger } from './log';
+import { formatNet, type IPNet, parseCidr, parseIp, formatIp } from './subnet';
+
+export const ANN_PREFIX = 'flannel.alpha.coreos.com';
+export const ANN = {
+  backendData: `${ANN_PREFIX}/backend-data`,
+  backendType: `${ANN_PREFIX}/backend-type`,
+  subnetManager: `${ANN_PREFIX}/kube-subnet-manager`,
+  publicIP: `${ANN_PREFIX}/public-ip`,
+  publicIPv6: `${ANN_PREFIX}/public-ipv6`,
+  backendV6Data: `${ANN_PREFIX}/backend-v6-data`,
+} as const;
+
+/** The part of a v1 Node the store reads. */
+export interface KubeNode {
+  metadata?: { name?: string; annotations?: Record<string, string>; resourceVersion?: string };
+  spec?: { podCIDR?: string; podCIDRs?: string[] };
+}
+
+/** The API calls the store makes (openKubeApi implements them with @kubernetes/client-node). */
+export interface KubeApi {
+  readNode(name: string): Promise<KubeNode>;
+  listNodes(): Promise<{ items: KubeNode[]; resourceVersion?: string }>;
+  /** JSON merge patch of the Node */
+  patchNode(name: string, body: unknown): Promise<void>;
+  /** strategic merge patch of nodes/status */
+  patchNodeStatus(name: string, body: unknown): Promise<void>;
+  /** a Node watch; done is called once when it ends (error or closed by the server) */
+  watchNodes(resourceVersion: string | undefined, onEvent: (type: string, node: KubeNode) => void, done: (err: unknown) => void): Promise<{ abort(): void }>;
+}
+
+export interface KubeStoreOptions {
+  nodeName: string;
+  log: Logger;
+}
+
+const errText = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split('\n')[0];
+
+/** The node's IPv4 pod CIDR (spec.podCIDRs first, then spec.podCIDR); undefined when none. */
+export function nodePodCidr(n: KubeNode): IPNet | undefined {
+  const all = [...(n.spec?.podCIDRs ?? []), ...(n.spec?.podCIDR ? [n.spec.podCIDR] : [])];
+  for (const c of all) {
+    try {
+      const net = parseCidr(c);
+      if (!net.v6) return net;
+    } catch { /* malformed: skip */ }
+  }
+  return undefined;
+}
+
+/** flannel's annotations for our lease attributes. */
+export function leaseAnnotations(a: LeaseAttrs): Record<string, string> {
+  const ann: Record<string, string> = {
+    [ANN.backendData]: JSON.stringify(a.backendData ?? null),
+    [ANN.backendType]: a.backendType,
+    [ANN.subnetManager]: 'true',
+    [ANN.publicIP]: a.publicIP,
+  };
+  if (a.publicIPv6) ann[ANN.publicIPv6] = a.publicIPv6;
+  if (a.backendV6Data !== undefined && a.backendV6Data !== null) ann[ANN.backendV6Data] = JSON.stringify(a.backendV6Data);
+  return ann;
+}
+
+/** A Node as a lease; null when it is not managed by flannel (no kube-subnet-manager=true), or has no pod CIDR or public IP. */
+export function nodeToLease(n: KubeNode): Lease | null {
+  const ann = n.metadata?.annotations ?? {};
+  if (ann[ANN.subnetManager] !== 'true') return null;
+  const subnet = nodePodCidr(n);
+  const pub = ann[ANN.publicIP];
+  if (!subnet || !pub) return null;
+  let ip: { v6: boolean; n: bigint };
+  try {
+    ip = parseIp(pub);
+  } catch {
+    return null;
+  }
+  if (ip.v6) return null;
+  const attrs: LeaseAttrs = { publicIP: formatIp(ip.n, false), publicIPv6: null, backendType: ann[ANN.backendType] ?? '' };
+  const p6 = ann[ANN.publicIPv6];
+  if (p6) {
+    try {
+      const x = parseIp(p6);
+      if (x.v6) attrs.publicIPv6 = formatIp(x.n, true);
+    } catch { /* ignored */ }
+  }
+  const json = (s: string | undefined): unknown => {
+    if (s === undefined || s === '') return undefined;
+    try {
+      return JSON.parse(s) as unknown;
+    } catch {
+      return undefined;
+    }
+  };
+  const bd = json(ann[ANN.backendData]);
+  if (bd !== undefined && bd !== null) attrs.backendData = bd;
+  const bd6 = json(ann[ANN.backendV6Data]);
+  if (bd6 !== undefined && bd6 !== null) attrs.backendV6Data = bd6;
+  return { subnet, attrs, expiration: null };
+}
+
+/** The NetworkUnavailable=False condition flanneld sets once it runs. */
+export function networkAvailablePatch(now: Date): unknown {
+  const t = now.toISOString().replace(/\.\d+Z$/, 'Z');
+  return { status: { conditions: [{ type: 'NetworkUnavailable', status: 'False', reason: 'FlannelIsUp', message: 'Flannel is running on this node', lastTransitionTime: t, lastHeartbeatTime: t }] } };
+}
+
+export class KubeLeaseStore {
+  #last: KubeNode[] | null = null;
+  #rv: string | undefined;
+  #outage = false;
+  #closers = new Set<() => void>();
+
+  constructor(readonly api: KubeApi, readonly opts: KubeStoreOptions) {
+    if (!opts.nodeName) throw new ConfigError('--kube-subnet-mgr needs the node name: --node-name or $NODE_NAME');
+  }
+
+  /**
+   * Our lease: the Node's pod CIDR, with flannel's annotations written and
+   * NetworkUnavailable=False. No pod CIDR → ConfigError "pod cidr not assigned".
+   */
+  async acquire(attrs: LeaseAttrs): Promise<Lease> {
+    const { nodeName, log } = this.opts;
+    let node: KubeNode;
+    try {
+      node = await this.api.readNode(nodeName);
+    } catch (e) {
+      throw new ConfigError(`kube: cannot read node ${nodeName}: ${errText(e)}`);
+    }
+    const subnet = nodePodCidr(node);
+    if (!subnet) throw new ConfigError(`node ${nodeName}: pod cidr not assigned`);
+    const want = leaseAnnotations(attrs);
+    const have = node.metadata?.annotations ?? {};
+    if (Object.entries(want).some(([k, v]) => have[k] !== v)) {
+      await this.api.patchNode(nodeName, { metadata: { annotations: want } });
+      log.info(`node ${nodeName}: flannel annotations written (public-ip ${attrs.publicIP}, backend-type ${attrs.backendType})`);
+    }
+    await this.api.patchNodeStatus(nodeName, networkAvailablePatch(new Date()));
+    log.info(`node ${nodeName}: pod cidr ${formatNet(subnet)}, NetworkUnavailable=False`);
+    return { subnet, attrs, expiration: null };
+  }
+
+  async #read(): Promise<KubeNode[]> {
+    const r = await this.api.listNodes();
+    this.#rv = r.resourceVersion;
+    this.#last = r.items;
+    if (this.#outage) {
+      this.#outage = false;
+      this.opts.log.info(`kube API reachable again: ${r.items.length} nodes`);
+    }
+    return r.items;
+  }
+
+  async list(): Promise<Lease[]> {
+    let nodes: KubeNode[];
+    try {
+      nodes = await this.#read();
+    } catch (e) {
+      if (this.#last === null) throw e;
+      if (!this.#outage) {
+        this.#outage = true;
+        this.opts.log.warn(`kube API unreachable (${errText(e)}); keeping the last known ${this.#last.length} nodes and the data plane as it is`);
+      }
+      nodes = this.#last;
+    }
+    return nodes.map(nodeToLease).filter((l): l is Lease => l !== null);
+  }
+
+  /** Leases are Nodes: the agent never creates one (acquire() is how our Node gets annotated). */
+  async create(): Promise<number | null> {
+    throw new Error('kube store: leases are nodes; use acquire()');
+  }
+
+  /** Re-writes our Node's annotations (the subnet is the Node's, not ours to change). */
+  async update(_sn: IPNet, _sn6: IPNet | undefined, attrs: LeaseAttrs): Promise<number | null> {
+    await this.api.patchNode(this.opts.nodeName, { metadata: { annotations: leaseAnnotations(attrs) } });
+    return null;
+  }
+
+  /** Nodes are deleted by Kubernetes, not by the agent (as flanneld). */
+  async delete(): Promise<void> {}
+
+  watch(onChange: () => void): { close(): void } {
+    const { log } = this.opts;
+    let closed = false;
+    let current: { abort(): void } | undefined;
+    let retry: NodeJS.Timeout | undefined;
+    let pause = 500;
+    const again = (why: string) => {
+      if (closed) return;
+      current = undefined;
+      log.debug(`kube node watch ended (${why}); re-listing and watching again in ${pause} ms`);
+      this.#rv = undefined;
+      onChange();
+      retry = setTimeout(() => void start(), pause);
+      pause = Math.min(pause * 2, 30_000);
+    };
+    const start = async (): Promise<void> => {
+      retry = undefined;
+      if (closed) return;
+      try {
+        if (this.#rv === undefined) await this.#read();
+        let ended = false;
+        const w = await this.api.watchNodes(this.#rv, (type, node) => {
+          pause = 500;
+          if (node.metadata?.resourceVersion) this.#rv = node.metadata.resourceVersion;
+          if (type !== 'BOOKMARK') onChange();
+        }, (err) => {
+          if (ended) return;
+          ended = true;
+          again(err ? errText(err) : 'closed by the server');
+        });
+        if (closed) w.abort();
+        else if (!ended) current = w;
+      } catch (e) {
+        log.warn(`kube node watch: ${errText(e)}; retrying in ${pause} ms`);
+        retry = setTimeout(() => void start(), pause);
+        pause = Math.min(pause * 2, 30_000);
+      }
+    };
+    void start();
+    const close = () => {
+      closed = true;
+      clearTimeout(retry);
+      current?.abort();
+      this.#closers.delete(close);
+    };
+    this.#closers.add(close);
+    return { close };
+  }
+
+  close(): void {
+    for (const c of [...this.#closers]) c();
+  }
+}
+
+export interface KubeConnectOptions {
+  kubeconfigFile?: string;
+  kubeApiUrl?: string;
+}
+
+/** The KubeApi over @kubernetes/client-node (loaded here, on first use): kubeconfig file, else --kube-api-url, else in-cluster. */
+export async function openKubeApi(o: KubeConnectOptions): Promise<KubeApi> {
+  const k8s = await import('@kubernetes/client-node');
+  const kc = new k8s.KubeConfig();
+  try {
+    if (o.kubeconfigFile) kc.loadFromFile(o.kubeconfigFile);
+    else if (o.kubeApiUrl) kc.loadFromClusterAndUser({ name: 'flax', server: o.kubeApiUrl, skipTLSVerify: false }, { name: 'flax' });
+    else kc.loadFromCluster();
+  } catch (e) {
+    throw new ConfigError(`kube config: ${errText(e)}`);
+  }
+  if (o.kubeApiUrl && o.kubeconfigFile) {
+    const c = kc.getCurrentCluster();
+    if (c) kc.clusters = kc.clusters.map((x) => (x === c ? { ...c, server: o.kubeApiUrl! } : x));
+  }
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const merge = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
+  const strategic = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.StrategicMergePatch);
+  const watch = new k8s.Watch(kc);
+  return {
+    readNode: async (name) => (await core.readNode({ name })) as KubeNode,
+    listNodes: async () => {
+      const r = await core.listNode();
+      return { items: r.items as KubeNode[], resourceVersion: r.metadata?.resourceVersion };
+    },
+    patchNode: async (name, body) => {
+      await core.patchNode({ name, body }, merge);
+    },
+    patchNodeStatus: async (name, body) => {
+      await core.patchNodeStatus({ name, body }, strategic);
+    },
+    watchNodes: async (rv, onEvent, done) => {
+      const ac = await watch.watch('/api/v1/nodes', rv ? { resourceVersion: rv, allowWatchBookmarks: true } : { allowWatchBookmarks: true },
+        (type, obj) => onEvent(type, obj as KubeNode), done);
+      return { abort: () => ac.abort() };
+    },
+  };
+}
+
+export async function openKubeLeaseStore(o: KubeConnectOptions & KubeStoreOptions): Promise<KubeLeaseStore> {
+  const api = await openKubeApi(o);
+  const store = new KubeLeaseStore(api, o);
+  return store satisfies LeaseStore;
+}
