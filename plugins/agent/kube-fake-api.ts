@@ -169,6 +169,8 @@ export class FakeKubeApi {
           else cur.push(c);
         }
         n.status.conditions = cur;
+        // the status subresource takes metadata too (flannel writes its annotations there)
+        if (isObj(p.metadata)) this.nodes.set(n.metadata.name, mergePatch(n, { metadata: p.metadata }) as FakeNode);
       } else {
         const merged = mergePatch(n, p) as FakeNode;
         this.nodes.set(n.metadata.name, merged);

@@ -61,9 +61,11 @@ describe('kube store (fake API server)', () => {
       'flannel.alpha.coreos.com/kube-subnet-manager': 'true',
       'flannel.alpha.coreos.com/public-ip': '192.168.64.3',
     });
-    const nodePatch = api.patches.find((p) => p.path === '/api/v1/nodes/node-a')!;
-    expect(nodePatch.contentType).toBe('application/merge-patch+json');
-    const statusPatch = api.patches.find((p) => p.path === '/api/v1/nodes/node-a/status')!;
+    // everything goes to nodes/status (what conf/flax.yml's ClusterRole grants, as flanneld's)
+    expect(api.patches.every((p) => p.path === '/api/v1/nodes/node-a/status')).toBe(true);
+    const annPatch = api.patches.find((p) => 'metadata' in (p.body as object))!;
+    expect(annPatch.contentType).toBe('application/merge-patch+json');
+    const statusPatch = api.patches.find((p) => 'status' in (p.body as object))!;
     expect(statusPatch.contentType).toBe('application/strategic-merge-patch+json');
     const conds = api.nodes.get('node-a')!.status!.conditions!;
     expect(conds.find((c) => c.type === 'NetworkUnavailable')).toMatchObject({ status: 'False', reason: 'FlannelIsUp' });
@@ -73,7 +75,7 @@ describe('kube store (fake API server)', () => {
     // a second acquire with the same attrs does not patch the node again
     const n = api.patches.length;
     await s.acquire(attrs('192.168.64.3'));
-    expect(api.patches.filter((p) => p.path === '/api/v1/nodes/node-a').length).toBe(1);
+    expect(api.patches.filter((p) => 'metadata' in (p.body as object)).length).toBe(1);
     expect(api.patches.length).toBe(n + 1);
   });
 

@@ -39,7 +39,7 @@ export interface KubeNode {
 export interface KubeApi {
   readNode(name: string): Promise<KubeNode>;
   listNodes(): Promise<{ items: KubeNode[]; resourceVersion?: string }>;
-  /** JSON merge patch of the Node */
+  /** JSON merge patch of the Node's metadata (sent to nodes/status, as flanneld does) */
   patchNode(name: string, body: unknown): Promise<void>;
   /** strategic merge patch of nodes/status */
   patchNodeStatus(name: string, body: unknown): Promise<void>;
@@ -281,8 +281,10 @@ export async function openKubeApi(o: KubeConnectOptions): Promise<KubeApi> {
       const r = await core.listNode();
       return { items: r.items as KubeNode[], resourceVersion: r.metadata?.resourceVersion };
     },
+    // through nodes/status, as flanneld does: its ClusterRole (and conf/flax.yml's) grants
+    // patch on nodes/status only, and the status subresource takes metadata changes too
     patchNode: async (name, body) => {
-      await core.patchNode({ name, body }, merge);
+      await core.patchNodeStatus({ name, body }, merge);
     },
     patchNodeStatus: async (name, body) => {
       await core.patchNodeStatus({ name, body }, strategic);
