@@ -3,8 +3,9 @@
 // them. Executables: plugins/**/main.ts (name = its directory) and the CLI.
 import { build } from 'esbuild';
 import { etcd3Protos } from './esbuild-etcd3.mjs';
+import { executableEntries, netlinkNative } from './entries.mjs';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, chmodSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, chmodSync, existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -14,39 +15,12 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const final = path.join(root, 'dist/bin');
 const out = path.join(root, `dist/bin.new-${process.pid}`);
 
-function findMains(dir, acc = []) {
-  for (const e of readdirSync(dir)) {
-    const p = path.join(dir, e);
-    if (statSync(p).isDirectory()) { if (e !== 'node_modules') findMains(p, acc); }
-    else if (e === 'main.ts') acc.push(p);
-  }
-  return acc;
-}
-// directories whose executable has another name: the CLI is `flax`, the agent `flaxd`
-const RENAMED = { cli: 'flax', agent: 'flaxd' };
-const entries = findMains(path.join(root, 'plugins')).map((p) => {
-  const dir = path.basename(path.dirname(p));
-  return { name: RENAMED[dir] ?? dir, file: p };
-});
+const entries = executableEntries(root);
 
 rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
 writeFileSync(path.join(root, 'dist/package.json'), '{"type":"commonjs"}\n');
 
-// The netlink package finds its prebuilt addon relative to its own files;
-// in a bundle it is loaded from beside the executable instead.
-const netlinkNative = {
-  name: 'netlink-native',
-  setup(b) {
-    b.onLoad({ filter: /netlink[\\/]dist[\\/]raw\.js$/ }, async (args) => {
-      const { readFile } = await import('node:fs/promises');
-      let src = await readFile(args.path, 'utf8');
-      // loaded on first use, so that no addon is loaded while a snapshot is built
-      src = src.replace(/require\('node-gyp-build'\)\([^)]*\)/, "{get NativeNetlink(){return __flaxLoadAddon('netlink.node').NativeNetlink}}");
-      return { contents: src, loader: 'js' };
-    });
-  },
-};
 // `__flaxDir` is the directory holding the executable and its addons. It is
 // a getter, not a value: in a V8 startup snapshot the load-time __dirname is
 // the build directory, so after deserialization it comes from argv[1] (the

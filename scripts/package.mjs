@@ -14,8 +14,9 @@
 // FLAX_SEA_SNAPSHOT=0 builds the plain SEA (code cache, no snapshot).
 import { build } from 'esbuild';
 import { etcd3Protos } from './esbuild-etcd3.mjs';
+import { executableEntries, netlinkNative } from './entries.mjs';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -25,22 +26,12 @@ const out = path.join(root, `dist/pkg.new-${process.pid}`);
 const work = path.join(root, `dist/pkg-work-${process.pid}`);
 const SENTINEL = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 
-function findMains(dir, acc = []) {
-  for (const e of readdirSync(dir)) {
-    const p = path.join(dir, e);
-    if (statSync(p).isDirectory()) { if (e !== 'node_modules') findMains(p, acc); }
-    else if (e === 'main.ts') acc.push(p);
-  }
-  return acc;
-}
-const NAMES = { cli: 'flax', agent: 'flaxd' };
-const entries = findMains(path.join(root, 'plugins')).map((file) => {
-  const dir = path.basename(path.dirname(file));
+const entries = executableEntries(root).map(({ name, file }) => {
   // An entry whose main goes through runMain/pluginMain can be evaluated while
   // the snapshot is built (its main is collected, not run); any other entry
   // runs on load, so it is required only when its name is called.
   const collected = /\b(runMain|pluginMain)\(/.test(readFileSync(file, 'utf8'));
-  return { name: NAMES[dir] ?? dir, file, collected };
+  return { name, file, collected };
 }).sort((a, b) => a.name.localeCompare(b.name));
 
 // The multi-call entry. Names are exact; `flax-<anything>` (e.g. a renamed
@@ -82,17 +73,6 @@ const banner = [
   'Object.defineProperty(globalThis,"__flaxDir",{configurable:true,get(){return require("path").dirname(process.execPath)}});',
   'function __flaxLoadAddon(n){var m={exports:{}};process.dlopen(m,require("path").join(globalThis.__flaxDir,n));return m.exports;}',
 ].join('\n');
-
-const netlinkNative = {
-  name: 'netlink-native',
-  setup(b) {
-    b.onLoad({ filter: /netlink[\\/]dist[\\/]raw\.js$/ }, async (args) => {
-      let src = readFileSync(args.path, 'utf8');
-      src = src.replace(/require\('node-gyp-build'\)\([^)]*\)/, "{get NativeNetlink(){return __flaxLoadAddon('netlink.node').NativeNetlink}}");
-      return { contents: src, loader: 'js' };
-    });
-  },
-};
 
 function run(cmd, args, opts = {}) {
   const r = spawnSync(cmd, args, { encoding: 'utf8', cwd: work, ...opts });
