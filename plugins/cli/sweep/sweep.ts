@@ -150,31 +150,28 @@ export async function sweepNode(o: SweepOptions): Promise<SweepReport> {
   reportUnreadableCache(rep, o.cacheDir, atts, only);
   const deadKeys = new Set(dead.map(({ a }) => `${a.network}\0${a.containerId}\0${a.ifName}`));
   const networks = new Set([...current.keys(), ...atts.map((a) => a.network)]);
+  // host-local data dirs per network (current config and every cached one), computed once
+  const dirs = new Map<string, Set<string>>();
+  for (const n of networks) dirs.set(n, new Set(dataDirsOf(current.get(n))));
+  for (const a of atts) for (const d of dataDirsOf(cachedList(a, current))) dirs.get(a.network)!.add(d);
   const dirsOf = (n: string) => {
-    const fromCache = atts.filter((a) => a.network === n).flatMap((a) => dataDirsOf(cachedList(a, current)));
-    const ds = new Set([...dataDirsOf(current.get(n)), ...fromCache]);
-    return ds.size ? [...ds] : [DEFAULT_DATA_DIR];
+    const ds = dirs.get(n);
+    return ds?.size ? [...ds] : [DEFAULT_DATA_DIR];
   };
-
-  // reservations whose owner the cache does not know: kept, and said so
-  const cachedKeys = new Set(atts.map((a) => `${a.network}\0${a.containerId}\0${a.ifName}`));
-  for (const n of networks) {
-    if (!inScope(n)) continue;
-    for (const d of dirsOf(n)) {
-      for (const r of reservationOwners(d, n)) {
-        if (cachedKeys.has(`${n}\0${r.id}\0${r.ifname}`)) continue;
-        rep.kept.push({ kind: 'reservation', network: n, containerId: r.id, ifname: r.ifname, netns: '', address: '', reason: 'its owner has no cached attachment: cannot tell', action: 'kept' });
-      }
-    }
-  }
+  // Reservation owners per network, read once, before anything is removed
+  // and — when there is a ruleset — AFTER it is listed: an ADD reserves its
+  // address before it writes its rule, so a rule in the listing always finds
+  // its reservation in this read.
+  const readOwners = () => new Map([...networks].map((n) => [n, dirsOf(n).flatMap((d) => reservationOwners(d, n))]));
+  let owners: ReturnType<typeof readOwners> | undefined;
 
   // 2. firewall: one listing, one batch
   let delFw = fw;
   if (fw.has('nft')) {
     try {
       const rs = await nftList(['ruleset'], fw);
-      const reserved = new Map<string, Set<string>>();
-      for (const n of networks) reserved.set(n, new Set(dirsOf(n).flatMap((d) => reservationOwners(d, n)).map((x) => x.id)));
+      owners = readOwners();
+      const reserved = new Map([...owners].map(([n, os]) => [n, new Set(os.map((x) => x.id))]));
       const ev: Evidence = { cached: new Set(alive.map((a) => evidenceKey(a.network, a.containerId))), reserved };
       const deadIds = new Set(dead.map(({ a }) => evidenceKey(a.network, a.containerId)));
       const cmds: NftCommand[] = [];
@@ -200,6 +197,17 @@ export async function sweepNode(o: SweepOptions): Promise<SweepReport> {
     } catch (e) {
       rep.errors.push(`firewall: ${(e as Error).message}`);
       for (const f of rep.findings) if (f.kind === 'masquerade' && f.action === 'removed') f.action = 'failed';
+    }
+  }
+
+  // reservations whose owner the cache does not know: kept, and said so
+  owners ??= readOwners();
+  const cachedKeys = new Set(atts.map((a) => `${a.network}\0${a.containerId}\0${a.ifName}`));
+  for (const n of networks) {
+    if (!inScope(n)) continue;
+    for (const r of owners.get(n)!) {
+      if (cachedKeys.has(`${n}\0${r.id}\0${r.ifname}`)) continue;
+      rep.kept.push({ kind: 'reservation', network: n, containerId: r.id, ifname: r.ifname, netns: '', address: '', reason: 'its owner has no cached attachment: cannot tell', action: 'kept' });
     }
   }
 
