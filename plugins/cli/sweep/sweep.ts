@@ -26,7 +26,6 @@ import { PORTMAP_TABLE, genPortmapTeardown } from '../../pkg/nft/portmap';
 import { teardownPortmap } from '../../pkg/nft/portmap-apply';
 import { about } from '../../pkg/skel/skel';
 import { createBridgePlugin } from '../../main/bridge/bridge';
-import { hostLocal } from '../../ipam/host-local/host-local';
 import { hostLocalInProcess } from '../../ipam/host-local/in-process';
 import { loopbackPlugin } from '../../main/loopback/loopback';
 import { flannelPlugin } from '../../meta/flannel/flannel';
@@ -212,15 +211,16 @@ export async function sweepNode(o: SweepOptions): Promise<SweepReport> {
   }
 
   // 3. DEL every dead attachment (our plugins in-process)
+  const bridge = { plugin: createBridgePlugin({ firewall: delFw }), about: about('bridge') };
   const exec = new InProcessExec({
-    bridge: { plugin: createBridgePlugin({ firewall: delFw }), about: about('bridge') },
-    'host-local': { plugin: hostLocal, about: about('host-local') },
+    bridge,
+    'host-local': hostLocalInProcess,
     loopback: { plugin: loopbackPlugin, about: about('loopback') },
     flannel: { plugin: flannelPlugin, about: about('flannel') },
     portmap: { plugin: portmapPlugin, about: about('portmap') },
   });
   // flannel's delegate, when it resolves to our bridge
-  registerInProcess('bridge', { plugin: createBridgePlugin({ firewall: delFw }), about: about('bridge') });
+  registerInProcess('bridge', bridge);
   registerInProcess('host-local', hostLocalInProcess);
   const cni = new CniConfig({ path: o.cniPath, cacheDir: o.cacheDir, exec, stderr: null });
   for (const { a, f } of dead) {
