@@ -14,7 +14,7 @@
  * pods on every pair of nodes, one port mapping reached from the underlay,
  * and a teardown that leaves nothing (unless --keep). Any failure → exit 1.
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -26,7 +26,7 @@ import { addNetns, delNetns, listNetns } from '../netns-util';
 import { table } from '../table';
 import { parseCount } from '../usage';
 import type { CliIo } from './cni';
-import { defaultPluginDir } from './demo';
+import { defaultPluginDir, run } from './demo';
 import { FLANNEL_CONFLIST } from '../install/conflists';
 
 export interface OverlayDemoOptions {
@@ -66,16 +66,7 @@ async function startEtcd(ul: string, scratch: string): Promise<ChildProcess> {
   }
 }
 
-function run(cmd: string, args: string[], timeoutMs = 10_000): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(cmd, args, { timeout: timeoutMs }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
-      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
-    });
-  });
-}
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const nsPath = (n: string) => `/run/netns/${n}`;
 
 interface Node { i: number; name: string; ns: string; dir: string; subnetFile: string; list?: NetworkConfigList; cni?: CniConfig; agent?: ChildProcess; subnet?: string; mac?: string; peers?: number }
 interface Pod { node: Node; name: string; ns: string; id: string; address?: string }
