@@ -9,6 +9,12 @@
  *    changed while it was read) is retried (cf. vishvananda/netlink's
  *    netlinksafe) and fails with DumpInterruptedError after the last try;
  *  - dumps are serialised per socket (the kernel allows one at a time);
+ *  - batch() sends many requests per datagram (one sendmsg; the kernel
+ *    handles them in order and acks each), a bounded number at a time so
+ *    the acks fit the receive buffer;
+ *  - a receive buffer overrun (recvmsg ENOBUFS: replies were dropped) fails
+ *    every pending request with NetlinkError ENOBUFS, which callers retry
+ *    (a dump is re-run; a set/replace/delete is idempotent);
  *  - the socket is referenced only while requests are pending, so an open
  *    handle never keeps a process alive.
  */
@@ -30,6 +36,18 @@ interface Pending {
 }
 
 export const DUMP_RETRIES = 5;
+/** Requests per datagram in batch(): their acks (one skb each) must fit the receive buffer. */
+export const BATCH_MAX_MSGS = 128;
+const BATCH_MAX_BYTES = 64 * 1024;
+const ENOBUFS = 105;
+
+/** One request of a batch: what request() takes. */
+export interface BatchItem {
+  type: number;
+  flags: number;
+  parts: Uint8Array[];
+  op: string;
+}
 
 export class Conn {
   readonly socket: RawNetlinkSocket;
@@ -55,11 +73,13 @@ export class Conn {
     this.#failAll(new Error('netlink handle closed'));
   }
 
-  #failAll(err: Error): void {
+  #failAll(err: Error & { errno?: number }): void {
     const all = [...this.#pending.values()];
     this.#pending.clear();
     if (!this.#closed) this.socket.unref();
-    for (const p of all) p.reject(err);
+    // ENOBUFS: the kernel dropped replies (receive buffer full); the socket stays usable
+    const overrun = err.errno !== undefined && Math.abs(err.errno) === ENOBUFS;
+    for (const p of all) p.reject(overrun ? new NetlinkError(ENOBUFS, p.op, `${p.op}: ENOBUFS (netlink receive buffer overrun; replies lost)`) : err);
   }
 
   #onData(buf: Buffer): void {
@@ -93,21 +113,69 @@ export class Conn {
     if (this.#pending.size === 0 && !this.#closed) this.socket.unref();
   }
 
+  #nextSeq(): number {
+    this.#seq = (this.#seq + 1) >>> 0 || 1;
+    return this.#seq;
+  }
+
+  #expect(seq: number, op: string, dump: boolean): Promise<{ msgs: NlMsg[]; intr: boolean }> {
+    return new Promise((resolve, reject) => this.#pending.set(seq, { dump, op, msgs: [], intr: false, resolve, reject }));
+  }
+
+  /** Sends one datagram; a send error fails the requests it carried. */
+  #transmit(data: Buffer | Buffer[], seqs: Array<{ seq: number; op: string }>): void {
+    this.socket.ref();
+    this.socket.send(data, {}, (err) => {
+      if (!err) return;
+      for (const { seq, op } of seqs) {
+        const p = this.#pending.get(seq);
+        if (!p) continue;
+        this.#finish(seq);
+        p.reject(err.errno ? errorFromErrno(Math.abs(err.errno), op) : err);
+      }
+    });
+  }
+
   #send(type: number, flags: number, parts: Uint8Array[], op: string, dump: boolean): Promise<{ msgs: NlMsg[]; intr: boolean }> {
     if (this.#closed) return Promise.reject(new Error(`${op}: netlink handle closed`));
-    this.#seq = (this.#seq + 1) >>> 0 || 1;
-    const seq = this.#seq;
-    const msg = encodeMsg(type, flags, seq, parts);
-    return new Promise((resolve, reject) => {
-      this.#pending.set(seq, { dump, op, msgs: [], intr: false, resolve, reject });
-      this.socket.ref();
-      this.socket.send(msg, {}, (err) => {
-        if (err && this.#pending.has(seq)) {
-          this.#finish(seq);
-          reject(err.errno ? errorFromErrno(Math.abs(err.errno), op) : err);
-        }
-      });
-    });
+    const seq = this.#nextSeq();
+    const r = this.#expect(seq, op, dump);
+    this.#transmit(encodeMsg(type, flags, seq, parts), [{ seq, op }]);
+    return r;
+  }
+
+  /**
+   * Many requests (each with NLM_F_ACK) sent BATCH_MAX_MSGS per datagram:
+   * the kernel handles a datagram's messages in order and acks each; acks
+   * are matched by seq. One entry per item, in order: null (acked) or its
+   * error. Never rejects for an item's error.
+   */
+  async batch(items: readonly BatchItem[]): Promise<Array<Error | null>> {
+    const out: Array<Error | null> = new Array(items.length).fill(null);
+    for (let i = 0; i < items.length;) {
+      if (this.#closed) {
+        for (let k = i; k < items.length; k++) out[k] = new Error(`${items[k].op}: netlink handle closed`);
+        break;
+      }
+      const msgs: Buffer[] = [];
+      const sent: Array<{ seq: number; op: string }> = [];
+      const waits: Array<Promise<void>> = [];
+      let bytes = 0;
+      for (; i < items.length && msgs.length < BATCH_MAX_MSGS; i++) {
+        const it = items[i];
+        const seq = this.#nextSeq();
+        const m = encodeMsg(it.type, NLM_F_REQUEST | NLM_F_ACK | it.flags, seq, it.parts);
+        if (msgs.length && bytes + m.length > BATCH_MAX_BYTES) break;
+        bytes += m.length;
+        msgs.push(m);
+        sent.push({ seq, op: it.op });
+        const k = i;
+        waits.push(this.#expect(seq, it.op, false).then(() => undefined, (e: Error) => { out[k] = e; }));
+      }
+      this.#transmit(msgs.length === 1 ? msgs[0] : Buffer.concat(msgs), sent);
+      await Promise.all(waits);
+    }
+    return out;
   }
 
   /** A request with NLM_F_ACK; resolves with the reply messages (often none). */

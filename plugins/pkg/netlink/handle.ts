@@ -8,7 +8,7 @@
 import { NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE } from './attrs';
 import { AF_BRIDGE, AF_INET, AF_INET6, AF_UNSPEC } from './ipaddr';
 import { RT_TABLE, RTM, RTEXT_FILTER_VF } from './constants';
-import { Conn } from './conn';
+import { type BatchItem, Conn } from './conn';
 import { LinkNotFoundError, NetlinkError, ERRNO } from './errors';
 import {
   Addr, AddrOptions, BridgeVlanOptions, BrportOptions, dumpAddrReq, dumpLinkReq, dumpNeighReq, dumpRouteReq,
@@ -26,6 +26,30 @@ export interface RouteFilter {
   family?: number;
   /** output interface */
   index?: number;
+}
+
+/**
+ * One neighbour/FDB/route change for NetlinkHandle.batch(), named after
+ * the method that makes it alone (same arguments, same meaning).
+ */
+export type BatchRequest =
+  | { op: 'routeReplace'; route: RouteSpec }
+  | { op: 'routeDel'; route: RouteSpec }
+  | { op: 'neighSet'; neigh: NeighSpec }
+  | { op: 'neighDel'; index: number; ip: string }
+  | { op: 'fdbSet'; index: number; mac: string; dst?: string; opts?: FdbOptions }
+  | { op: 'fdbDel'; index: number; mac: string; dst?: string; opts?: FdbOptions };
+
+/** The netlink message of one BatchRequest. */
+function batchItem(r: BatchRequest): BatchItem {
+  switch (r.op) {
+    case 'routeReplace': return { type: RTM.NEWROUTE, flags: NLM_F_CREATE | NLM_F_REPLACE, parts: encodeRoute(r.route), op: `routeReplace ${r.route.dst}` };
+    case 'routeDel': return { type: RTM.DELROUTE, flags: 0, parts: encodeRoute(r.route, true), op: `routeDel ${r.route.dst}` };
+    case 'neighSet': return { type: RTM.NEWNEIGH, flags: NLM_F_CREATE | NLM_F_REPLACE, parts: encodeNeigh(r.neigh), op: `neighSet ${r.neigh.ip}` };
+    case 'neighDel': return { type: RTM.DELNEIGH, flags: 0, parts: encodeNeigh({ index: r.index, ip: r.ip, mac: '00:00:00:00:00:00' }, true), op: `neighDel ${r.ip}` };
+    case 'fdbSet': return { type: RTM.NEWNEIGH, flags: NLM_F_CREATE | NLM_F_REPLACE, parts: encodeFdb(r.index, r.mac, r.dst, r.opts ?? {}), op: `fdbSet ${r.mac}` };
+    case 'fdbDel': return { type: RTM.DELNEIGH, flags: 0, parts: encodeFdb(r.index, r.mac, r.dst, r.opts ?? {}), op: `fdbDel ${r.mac}` };
+  }
 }
 
 export class NetlinkHandle {
@@ -74,6 +98,23 @@ export class NetlinkHandle {
       throw e;
     }
     return true;
+  }
+
+  async #one(r: BatchRequest): Promise<void> {
+    const it = batchItem(r);
+    await this.#conn.request(it.type, it.flags, it.parts, it.op);
+  }
+
+  /**
+   * Applies many neighbour/FDB/route changes in few round trips (many
+   * messages per sendmsg, acks matched by seq), in order. Resolves with one
+   * entry per request: null when the kernel acked it, else its NetlinkError
+   * (ENOBUFS when the replies were lost to a receive buffer overrun: the
+   * request may or may not have been applied; retrying is safe, they are
+   * all idempotent but a delete's NotFoundError).
+   */
+  batch(reqs: readonly BatchRequest[]): Promise<Array<Error | null>> {
+    return this.#conn.batch(reqs.map(batchItem));
   }
 
   async #getLink(by: { index?: number; name?: string }, op: string): Promise<Link> {
@@ -180,12 +221,12 @@ export class NetlinkHandle {
   async routeAdd(r: RouteSpec): Promise<void> {
     await this.#conn.request(RTM.NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, encodeRoute(r), `routeAdd ${r.dst}`);
   }
-  async routeReplace(r: RouteSpec): Promise<void> {
-    await this.#conn.request(RTM.NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, encodeRoute(r), `routeReplace ${r.dst}`);
+  routeReplace(r: RouteSpec): Promise<void> {
+    return this.#one({ op: 'routeReplace', route: r });
   }
   /** NotFoundError (ESRCH) if absent. Unset fields match anything (scope nowhere, protocol 0). */
-  async routeDel(r: RouteSpec): Promise<void> {
-    await this.#conn.request(RTM.DELROUTE, 0, encodeRoute(r, true), `routeDel ${r.dst}`);
+  routeDel(r: RouteSpec): Promise<void> {
+    return this.#one({ op: 'routeDel', route: r });
   }
   async routeList(f: RouteFilter = {}): Promise<Route[]> {
     const family = f.family ?? AF_UNSPEC;
@@ -204,12 +245,12 @@ export class NetlinkHandle {
   // ---- neighbours / FDB --------------------------------------------------------
 
   /** `ip neigh replace` (NUD_PERMANENT unless state given). */
-  async neighSet(n: NeighSpec): Promise<void> {
-    await this.#conn.request(RTM.NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, encodeNeigh(n), `neighSet ${n.ip}`);
+  neighSet(n: NeighSpec): Promise<void> {
+    return this.#one({ op: 'neighSet', neigh: n });
   }
   /** NotFoundError if absent. */
-  async neighDel(index: number, ip: string): Promise<void> {
-    await this.#conn.request(RTM.DELNEIGH, 0, encodeNeigh({ index, ip, mac: '00:00:00:00:00:00' }, true), `neighDel ${ip}`);
+  neighDel(index: number, ip: string): Promise<void> {
+    return this.#one({ op: 'neighDel', index, ip });
   }
   /**
    * ARP/NDP entries (family AF_UNSPEC/AF_INET/AF_INET6), or the bridge/vxlan
@@ -230,12 +271,12 @@ export class NetlinkHandle {
     await this.#conn.request(RTM.NEWNEIGH, NLM_F_CREATE | NLM_F_APPEND, encodeFdb(index, mac, dstIp, o), `fdbAppend ${mac}`);
   }
   /** `bridge fdb replace`. */
-  async fdbSet(index: number, mac: string, dstIp?: string, o: FdbOptions = {}): Promise<void> {
-    await this.#conn.request(RTM.NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, encodeFdb(index, mac, dstIp, o), `fdbSet ${mac}`);
+  fdbSet(index: number, mac: string, dstIp?: string, o: FdbOptions = {}): Promise<void> {
+    return this.#one({ op: 'fdbSet', index, mac, dst: dstIp, opts: o });
   }
   /** `bridge fdb del`; NotFoundError if absent. */
-  async fdbDel(index: number, mac: string, dstIp?: string, o: FdbOptions = {}): Promise<void> {
-    await this.#conn.request(RTM.DELNEIGH, 0, encodeFdb(index, mac, dstIp, o), `fdbDel ${mac}`);
+  fdbDel(index: number, mac: string, dstIp?: string, o: FdbOptions = {}): Promise<void> {
+    return this.#one({ op: 'fdbDel', index, mac, dst: dstIp, opts: o });
   }
 }
 
