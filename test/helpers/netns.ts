@@ -7,7 +7,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { test as base } from 'vitest';
 import { createNetns, removeNetns } from '../../plugins/pkg/ns';
-import { openHandleAt, type NetlinkHandle } from '../../plugins/pkg/netlink';
+import { openHandleAt, type Link, type NetlinkHandle } from '../../plugins/pkg/netlink';
 
 let counter = 0;
 
@@ -61,6 +61,17 @@ export function execIn(nsPath: string, cmd: string, args: string[], opts: { allo
 export function ipJson<T = unknown>(nsPath: string, args: string[]): T {
   const out = execIn(nsPath, 'ip', ['-j', ...args]);
   return (out.trim() ? JSON.parse(out) : []) as T;
+}
+
+/** Polls until the link's operstate is up (or it is IFF_UP with lower_up). */
+export async function waitLinkUp(h: NetlinkHandle, index: number, timeoutMs = 5000): Promise<Link> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const l = await h.linkByIndex(index);
+    if (l.operstate === 'up' || (l.up && l.lowerUp)) return l;
+    if (Date.now() >= deadline) throw new Error(`link ${l.name} (${index}) not up after ${timeoutMs} ms (operstate ${l.operstate})`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 /** Names of links in the root netns (to assert tests leave nothing there). */

@@ -6,11 +6,10 @@
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import {
   AF_BRIDGE, AF_INET, AF_INET6, ExistsError, LinkNotFoundError, NetlinkError, NotFoundError, NotSupportedError,
-  NUD, openHandle, openHandleAt, RT_SCOPE, WrongKindError,
+  NUD, openHandle, openHandleAt, RT_SCOPE,
 } from '../../plugins/pkg/netlink';
 import { NetnsNotFoundError, NotNetnsError, openNetns, writeSysctl } from '../../plugins/pkg/ns';
-import { ensureBridge, getLinkAddrs, randomVethName, setupVeth, teardownVeth, waitLinkUp } from '../../plugins/pkg/ip';
-import { execIn, ipJson, netnsTest as it, rootLinkNames } from '../helpers/netns';
+import { execIn, ipJson, netnsTest as it, rootLinkNames, waitLinkUp } from '../helpers/netns';
 
 interface IpLink {
   ifname: string; ifindex: number; mtu: number; address: string; master?: string; link_netnsid?: number;
@@ -185,7 +184,7 @@ describe('addresses', () => {
     expect(all.find((a) => a.address === '10.1.1.2')).toMatchObject({ noPrefixRoute: true, scope: RT_SCOPE.link });
     const v6 = (await h.addrList(v.index, AF_INET6)).find((a) => a.address === 'fd00:1::2');
     expect(v6).toMatchObject({ family: AF_INET6, prefixLen: 64, noDad: true, tentative: false, dadfailed: false, permanent: true });
-    expect((await getLinkAddrs(h, 'ad0', AF_INET)).map((a) => a.cidr).sort()).toEqual(['10.1.0.2/24', '10.1.1.2/32']);
+    expect((await h.addrList((await h.linkByName('ad0')).index, AF_INET)).map((a) => a.cidr).sort()).toEqual(['10.1.0.2/24', '10.1.1.2/32']);
     const ipAddrs = ipJson<Array<{ addr_info: Array<{ local: string; prefixlen: number }> }>>(ns, ['addr', 'show', 'dev', 'ad0'])[0].addr_info;
     expect(ipAddrs.map((a) => `${a.local}/${a.prefixlen}`)).toEqual(expect.arrayContaining(['10.1.0.2/24', 'fd00:1::2/64', '10.1.1.2/32']));
     await h.addrDel(v.index, '10.1.0.2/24');
@@ -291,34 +290,6 @@ describe('neighbours and FDB', () => {
     await expect(h.fdbDel(vx.index, '0e:00:00:00:00:02', '10.7.0.4')).rejects.toBeInstanceOf(NotFoundError);
     const left = (await h.fdbList(vx.index)).filter((n) => n.ip).map((n) => `${n.mac} ${n.ip}`);
     expect(left).toEqual(['00:00:00:00:00:00 10.7.0.2']);
-  });
-});
-
-describe('ip helpers', () => {
-  it('setupVeth creates the pod side in the pod netns, up, with mtu and mac; teardownVeth removes it', async ({ ns, ns2, h, h2 }) => {
-    const { hostLink, contLink } = await setupVeth(h, ns2, 'eth0', undefined, 1410, '0a:58:0a:f4:00:05');
-    expect(hostLink.name).toMatch(/^veth[0-9a-f]{8}$/);
-    expect(hostLink).toMatchObject({ mtu: 1410, up: true, kind: 'veth' });
-    expect(contLink).toMatchObject({ name: 'eth0', mtu: 1410, mac: '0a:58:0a:f4:00:05', up: true });
-    expect(ipJson<IpLink[]>(ns2, ['link', 'show', 'eth0'])[0].flags).toContain('UP');
-    expect(ipJson<IpLink[]>(ns, ['link', 'show', hostLink.name])).toHaveLength(1);
-    await waitLinkUp(h2, contLink.index);
-    await expect(setupVeth(h, ns2, 'eth0', undefined, 1500)).rejects.toBeInstanceOf(ExistsError);
-    expect((await h.linkList()).filter((l) => l.kind === 'veth')).toHaveLength(1); // nothing leaked
-    expect(await teardownVeth(ns2, 'eth0')).toBe(true);
-    expect(await teardownVeth(ns2, 'eth0')).toBe(false);
-    expect(await h.linkByNameOrNull(hostLink.name)).toBeNull();
-    expect(randomVethName()).not.toBe(randomVethName());
-  });
-
-  it('ensureBridge is idempotent and refuses a non-bridge', async ({ h }) => {
-    const a = await ensureBridge(h, 'cni0', { mtu: 1400 });
-    expect(a).toMatchObject({ kind: 'bridge', up: true, mtu: 1400 });
-    const b = await ensureBridge(h, 'cni0', { promisc: true });
-    expect(b.index).toBe(a.index);
-    expect(b.promisc).toBe(true);
-    await h.linkAdd({ kind: 'veth', name: 'notbr', peerName: 'notbr1' });
-    await expect(ensureBridge(h, 'notbr')).rejects.toBeInstanceOf(WrongKindError);
   });
 });
 

@@ -4,36 +4,14 @@
  * cache, and for every host-local range the addresses held / free (from
  * host-local's files `<dataDir>/<net>/<ip>`).
  */
-import { isIP } from 'node:net';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { listAttachments, loadConfigs, type NetworkConfigList } from '../../pkg/invoke/index';
+import { parseAddr } from '../../pkg/ip';
 import { table } from '../table';
 import type { CliIo } from './cni';
 
 export const DEFAULT_HOST_LOCAL_DIR = '/var/lib/cni/networks';
-
-/** An IP as a BigInt plus its family. */
-export function ipToBig(ip: string): { v: bigint; six: boolean } | null {
-  const fam = isIP(ip);
-  if (fam === 4) return { v: ip.split('.').reduce((a, o) => (a << 8n) | BigInt(Number(o)), 0n), six: false };
-  if (fam !== 6) return null;
-  let s = ip.replace(/%.*$/, '');
-  const m = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(s);
-  if (m) {
-    const o = m.slice(1).map(Number);
-    s = s.slice(0, m.index) + ((o[0] << 8) | o[1]).toString(16) + ':' + ((o[2] << 8) | o[3]).toString(16);
-  }
-  const parse = (x: string) => (x === '' ? [] : x.split(':').map((g) => parseInt(g, 16)));
-  let all: number[];
-  if (s.includes('::')) {
-    const [l, r] = s.split('::');
-    const left = parse(l);
-    const right = parse(r);
-    all = [...left, ...Array(8 - left.length - right.length).fill(0), ...right];
-  } else all = parse(s);
-  return { v: all.reduce((a, g) => (a << 16n) | BigInt(g), 0n), six: true };
-}
 
 export interface RangeUsage {
   network: string;
@@ -59,23 +37,24 @@ function hostLocalRanges(ipam: Record<string, unknown>): RangeConf[] {
 export function rangeBounds(r: RangeConf): { start: bigint; end: bigint; size: bigint; six: boolean } | null {
   if (!r.subnet) return null;
   const [addr, lenS] = r.subnet.split('/');
-  const a = ipToBig(addr);
+  const a = parseAddr(addr);
   const len = Number(lenS);
   if (!a || !Number.isInteger(len)) return null;
-  const bits = a.six ? 128n : 32n;
+  const six = a.family === 6;
+  const bits = six ? 128n : 32n;
   const hostBits = bits - BigInt(len);
-  const net = (a.v >> hostBits) << hostBits;
+  const net = (a.n >> hostBits) << hostBits;
   const last = net + (1n << hostBits) - 1n;
   let start = net + 1n;
-  let end = a.six ? last : last - 1n;
-  const rs = r.rangeStart ? ipToBig(r.rangeStart) : null;
-  const re = r.rangeEnd ? ipToBig(r.rangeEnd) : null;
-  if (rs) start = rs.v;
-  if (re) end = re.v;
-  const gw = r.gateway ? ipToBig(r.gateway)?.v : net + 1n;
+  let end = six ? last : last - 1n;
+  const rs = r.rangeStart ? parseAddr(r.rangeStart) : null;
+  const re = r.rangeEnd ? parseAddr(r.rangeEnd) : null;
+  if (rs) start = rs.n;
+  if (re) end = re.n;
+  const gw = r.gateway ? parseAddr(r.gateway)?.n : net + 1n;
   let size = end >= start ? end - start + 1n : 0n;
   if (gw !== undefined && gw >= start && gw <= end) size -= 1n;
-  return { start, end, size, six: a.six };
+  return { start, end, size, six };
 }
 
 /** Usage of every host-local range of a list. */
@@ -87,13 +66,13 @@ export function hostLocalUsage(list: NetworkConfigList, defaultDataDir = DEFAULT
     const dataDir = path.join(typeof ipam.dataDir === 'string' ? ipam.dataDir : defaultDataDir, list.name);
     let files: string[] = [];
     try { files = readdirSync(dataDir); } catch { /* nothing allocated yet */ }
-    const held = files.map((f) => ({ f, ip: ipToBig(f) })).filter((x) => x.ip);
+    const held = files.map((f) => ({ f, ip: parseAddr(f) })).filter((x) => x.ip);
     for (const r of hostLocalRanges(ipam)) {
       const b = rangeBounds(r);
       if (!b) continue;
       const holders = new Map<string, string>();
       for (const h of held) {
-        if (h.ip!.six !== b.six || h.ip!.v < b.start || h.ip!.v > b.end) continue;
+        if ((h.ip!.family === 6) !== b.six || h.ip!.n < b.start || h.ip!.n > b.end) continue;
         let owner = '';
         try { owner = readFileSync(path.join(dataDir, h.f), 'utf8').split(/\r?\n/).join(' ').trim(); } catch { /* raced */ }
         holders.set(h.f, owner);

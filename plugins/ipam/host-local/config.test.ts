@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { CniError } from '../../pkg/cni/errors';
 import { loadHostLocalConf, parseResolvConfText } from './config';
 import { rangeSetText } from './allocator/range-set';
-import { formatIP } from './allocator/ip';
+import { formatIP } from '../../pkg/ip';
 
 const conf = (ipam: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
   JSON.stringify({ cniVersion: '1.0.0', name: 'n', type: 'bridge', ipam: { type: 'host-local', ...ipam }, ...extra });

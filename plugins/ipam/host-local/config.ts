@@ -17,7 +17,7 @@ import { NetConfSchema, loadNetConf } from '../../pkg/cni/conf';
 import { parseCniArgs } from '../../pkg/cni/args';
 import { compareVersions } from '../../pkg/cni/version';
 import type { DNS, Result, Route } from '../../pkg/cni/types';
-import { type IP, formatIP, parseCIDR, parseIP } from './allocator/ip';
+import { type IP, formatIP, parseCIDR, parseIP } from '../../pkg/ip';
 import type { RangeSpec } from './allocator/range';
 import { type RangeSet, canonicalizeRangeSet, rangeSetFamily, rangeSetsOverlap } from './allocator/range-set';
 import type { RequestedIP } from './allocator/allocator';

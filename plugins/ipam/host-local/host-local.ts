@@ -13,7 +13,7 @@ import { parseJsonObject } from '../../pkg/cni/conf';
 import type { DNS, IPConfig, Result } from '../../pkg/cni/types';
 import type { CmdArgs, PluginFuncs } from '../../pkg/skel/skel';
 import { allocate, checkRequested } from './allocator/allocator';
-import { formatIP, parseCIDR } from './allocator/ip';
+import { formatIP, parseCIDR } from '../../pkg/ip';
 import { rangeSetContains } from './allocator/range-set';
 import { loadHostLocalConf, readResolvConf } from './config';
 import { DiskStore, withDiskStore } from './store/disk-store';

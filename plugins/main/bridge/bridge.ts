@@ -18,7 +18,7 @@ import { convertResult } from '../../pkg/cni/convert';
 import { validAttachments } from '../../pkg/cni/gc';
 import type { IPConfig, Result, Route } from '../../pkg/cni/types';
 import { execAdd, execDel, execGc, execStatus, execValidate } from '../../pkg/ipam/delegate';
-import { type IPNet, formatCidr, parseCidr } from '../../pkg/ipam/cidr';
+import { type IPNet, formatCidr, parseCidr } from '../../pkg/ip';
 import { openHandle, openHandleAt, type Link, type NetlinkHandle } from '../../pkg/netlink';
 import { openPodNetns, openPodNetnsForDel, type NetNS } from '../../pkg/ns';
 import { type FirewallDeps, defaultDeps, findTool, gcIpMasq, setupIpMasq, teardownIpMasq } from '../../pkg/nft';

@@ -4,15 +4,15 @@
  * gateway address and forwarding, and the masquerade backend choice.
  * Called by bridge.ts's ADD/DEL/CHECK with handles bound to the right netns.
  */
+import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { CniError, ErrCode } from '../../pkg/cni/errors';
 import type { IPConfig, Route } from '../../pkg/cni/types';
-import { type IPNet, cidrContains, formatCidr } from '../../pkg/ipam/cidr';
+import { type IPNet, ZERO_MAC, cidrContains, formatCidr, randomMac } from '../../pkg/ip';
 import {
   AF_INET, AF_INET6, ExistsError, LinkNotFoundError, NetlinkError, NotSupportedError,
   type Link, type NetlinkHandle,
 } from '../../pkg/netlink';
-import { ZERO_MAC, randomMac, randomVethName } from '../../pkg/ip';
 import { readSysctl, withNetns, type NetNS } from '../../pkg/ns';
 import type { FirewallDeps, MasqBackend } from '../../pkg/nft';
 import type { Rollback } from '../../pkg/rollback';
@@ -96,6 +96,9 @@ export async function otherPorts(h: NetlinkHandle, brIndex: number, except: stri
 }
 
 // ---- veth --------------------------------------------------------------------
+
+/** 'veth' + 8 random hex digits (IFNAMSIZ-safe, like the reference plugins). */
+export const randomVethName = (): string => `veth${randomBytes(4).toString('hex')}`;
 
 export async function createVeth(host: NetlinkHandle, pod: NetlinkHandle, podNs: NetNS, n: ResolvedConf, ifname: string): Promise<Link> {
   for (let i = 0; i < 10; i++) {

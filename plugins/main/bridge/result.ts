@@ -3,7 +3,7 @@
  * calcGateways) and the final result assembly.
  */
 import type { DNS, Interface, IPConfig, Result, Route } from '../../pkg/cni/types';
-import { type IPNet, formatCidr, networkOf, nextIp, parseCidr } from '../../pkg/ipam/cidr';
+import { type IPNet, formatCidr, networkOf, nextIp, parseCidr } from '../../pkg/ip';
 
 export interface GwInfo {
   /** gateway addresses with the container address's prefix, for the bridge */

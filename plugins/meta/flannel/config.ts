@@ -11,7 +11,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { CniError, ErrCode } from '../../pkg/cni/errors';
 import { NetConfSchema, loadNetConf } from '../../pkg/cni/conf';
-import { canonicalIp, parseCidr } from '../../pkg/ipam/cidr';
+import { canonicalIp, parseCidr } from '../../pkg/ip';
 import { goMarshal, ordered } from '../../pkg/invoke/gojson';
 import type { SubnetEnv } from './subnet-env';
 

@@ -7,7 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { CniError, ErrCode, type ErrCodeValue } from '../../pkg/cni/errors';
-import { type IPNet, formatCidr, networkOf, parseCidr } from '../../pkg/ipam/cidr';
+import { type IPNet, formatCidr, networkOf, parseCidr } from '../../pkg/ip';
 
 export interface SubnetEnv {
   networks: string[];

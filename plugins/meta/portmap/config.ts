@@ -8,8 +8,7 @@ import { z } from 'zod';
 import { CniError, ErrCode } from '../../pkg/cni/errors';
 import { NetConfSchema, loadNetConf } from '../../pkg/cni/conf';
 import type { Result } from '../../pkg/cni/types';
-import { type IPNet, parseCidr } from '../../pkg/ipam/cidr';
-import { canonicalIp } from '../../pkg/ipam/cidr';
+import { type IPNet, canonicalIp, parseCidr } from '../../pkg/ip';
 import type { PortMapping, PortProto } from '../../pkg/nft/portmap';
 import { DEFAULT_MARK_BIT } from '../../pkg/nft/portmap-ipt';
 

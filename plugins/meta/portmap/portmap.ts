@@ -15,7 +15,7 @@ import { writeFileSync } from 'node:fs';
 import { CniError, ErrCode } from '../../pkg/cni/errors';
 import { validAttachments } from '../../pkg/cni/gc';
 import type { Result } from '../../pkg/cni/types';
-import { type IPNet, cidrContains, formatCidr, parseCidr } from '../../pkg/ipam/cidr';
+import { type IPNet, cidrContains, formatCidr, parseCidr } from '../../pkg/ip';
 import { AF_INET, AF_INET6, openHandle } from '../../pkg/netlink';
 import { IPPROTO_UDP, conntrackDeleteByDstPort } from '../../pkg/netlink/conntrack';
 import { type FirewallDeps, defaultDeps } from '../../pkg/nft';

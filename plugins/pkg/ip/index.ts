@@ -1,1 +1,4 @@
-export * from './link';
+export * from './addr';
+export * from './net';
+export * from './subnet';
+export * from './mac';

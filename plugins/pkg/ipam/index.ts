@@ -1,2 +1,1 @@
-export * from './cidr';
 export * from './delegate';

@@ -1,7 +1,9 @@
 /** Addresses: RTM_NEWADDR/DELADDR encoding and parsing. Pure: unit-tested byte by byte. */
 import { attr, attrStr, attrU32, Attrs, IFADDRMSG_LEN, ifaddrmsg, parseIfaddrmsg } from './attrs';
 import { IFA, IFA_F, RouteScopeName } from './constants';
-import { AF_INET, AF_UNSPEC, broadcastOf, ipToBuffer, parseCidr } from './ipaddr';
+import { AF_INET, AF_INET6, AF_UNSPEC } from './constants';
+import { ipToBuffer } from '../ip/addr';
+import { broadcastOf, parseAddrOrCidr } from '../ip/net';
 import { optIp, scopeNum } from './msg-util';
 
 // ---- addresses -----------------------------------------------------------------
@@ -38,15 +40,16 @@ export interface Addr {
 
 /** RTM_NEWADDR / RTM_DELADDR payload for `cidr` on link `index`. */
 export function encodeAddr(index: number, cidr: string, o: AddrOptions = {}, forDelete = false): Buffer[] {
-  const c = parseCidr(cidr);
+  const c = parseAddrOrCidr(cidr);
+  const family = c.v6 ? AF_INET6 : AF_INET;
   const flags = (o.noDad ? IFA_F.NODAD : 0) | (o.noPrefixRoute ? IFA_F.NOPREFIXROUTE : 0);
   const ip = ipToBuffer(c.ip);
-  const parts = [ifaddrmsg({ family: c.family, prefixLen: c.prefixLen, flags: flags & 0xff, scope: scopeNum(o.scope, 0), index })];
+  const parts = [ifaddrmsg({ family, prefixLen: c.prefixLen, flags: flags & 0xff, scope: scopeNum(o.scope, 0), index })];
   parts.push(attr(IFA.LOCAL, ip));
-  if (c.family === AF_INET) {
+  if (family === AF_INET) {
     parts.push(attr(IFA.ADDRESS, ip));
     if (!forDelete && o.broadcast !== false && (o.broadcast !== undefined || c.prefixLen < 31)) {
-      parts.push(attr(IFA.BROADCAST, ipToBuffer(o.broadcast || broadcastOf(c.ip, c.prefixLen))));
+      parts.push(attr(IFA.BROADCAST, ipToBuffer(o.broadcast || broadcastOf(c))));
     }
     if (o.label) parts.push(attrStr(IFA.LABEL, o.label));
   }

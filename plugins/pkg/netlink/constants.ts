@@ -2,6 +2,11 @@
 
 export const NETLINK_ROUTE = 0;
 
+export const AF_INET = 2;
+export const AF_INET6 = 10;
+export const AF_BRIDGE = 7;
+export const AF_UNSPEC = 0;
+
 export const RTM = {
   NEWLINK: 16, DELLINK: 17, GETLINK: 18, SETLINK: 19,
   NEWADDR: 20, DELADDR: 21, GETADDR: 22,

@@ -33,8 +33,6 @@ export class ExistsError extends NetlinkError {}
 export class NotSupportedError extends NetlinkError {}
 /** A dump kept being interrupted (NLM_F_DUMP_INTR) after all retries. */
 export class DumpInterruptedError extends NetlinkError {}
-/** A link exists but is not of the expected kind (ensureBridge on a veth …). */
-export class WrongKindError extends NetlinkError {}
 
 export const ERRNO = { ENOENT: 2, ESRCH: 3, EINTR: 4, EEXIST: 17, ENODEV: 19, EINVAL: 22, EBUSY: 16, EOPNOTSUPP: 95, EADDRNOTAVAIL: 99, ENETUNREACH: 101 } as const;
 

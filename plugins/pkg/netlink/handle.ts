@@ -6,8 +6,7 @@
  * namespace across an await.
  */
 import { NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE } from './attrs';
-import { AF_BRIDGE, AF_INET, AF_INET6, AF_UNSPEC } from './ipaddr';
-import { RT_TABLE, RTM, RTEXT_FILTER_VF } from './constants';
+import { AF_BRIDGE, AF_INET, AF_INET6, AF_UNSPEC, RT_TABLE, RTM, RTEXT_FILTER_VF } from './constants';
 import { type BatchItem, Conn } from './conn';
 import { LinkNotFoundError, NetlinkError, ERRNO } from './errors';
 import {

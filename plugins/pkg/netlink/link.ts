@@ -1,8 +1,10 @@
 /** Links: one type per kind (veth, bridge, vxlan, macvlan, vlan, dummy) used to create, and the parsed Link. Pure: unit-tested byte by byte. */
 import { attr, attrBe16, attrFlag, attrNested, attrStr, attrU16, attrU32, attrU8, Attrs, IFINFOMSG_LEN, ifinfomsg, parseIfinfomsg } from './attrs';
 import { BRIDGE_FLAGS_MASTER, BRIDGE_FLAGS_SELF, BRIDGE_VLAN_INFO, IFF, IFLA, IFLA_BR, IFLA_BRIDGE, IFLA_BRPORT, IFLA_INFO, IFLA_MACVLAN, IFLA_VLAN, IFLA_VXLAN, MACVLAN_MODE, MacvlanMode, OPERSTATES, OperState, VETH_INFO_PEER } from './constants';
-import { AF_BRIDGE, AF_INET, AF_UNSPEC, bufferToMac, ipFamily, ipToBuffer, macToBuffer } from './ipaddr';
-import { type NetnsRef, fdOf, optIp } from './msg-util';
+import { AF_BRIDGE, AF_INET, AF_UNSPEC } from './constants';
+import { ipToBuffer } from '../ip/addr';
+import { bufferToMac, macToBuffer } from '../ip/mac';
+import { type NetnsRef, fdOf, ipFamily, optIp } from './msg-util';
 
 // ---- links ---------------------------------------------------------------------
 

@@ -1,8 +1,10 @@
 /** Neighbours and FDB entries: RTM_NEWNEIGH/DELNEIGH encoding and parsing. Pure: unit-tested byte by byte. */
 import { attr, attrBe16, attrU16, attrU32, Attrs, NDMSG_LEN, ndmsg, parseNdmsg } from './attrs';
 import { NDA, NTF, NUD } from './constants';
-import { AF_BRIDGE, AF_UNSPEC, bufferToMac, ipFamily, ipToBuffer, macToBuffer } from './ipaddr';
-import { optIp } from './msg-util';
+import { AF_BRIDGE, AF_UNSPEC } from './constants';
+import { ipToBuffer } from '../ip/addr';
+import { bufferToMac, macToBuffer } from '../ip/mac';
+import { ipFamily, optIp } from './msg-util';
 
 // ---- neighbours / FDB ------------------------------------------------------------
 

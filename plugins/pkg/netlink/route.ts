@@ -1,8 +1,10 @@
 /** Routes: RTM_NEWROUTE/DELROUTE encoding and parsing. Pure: unit-tested byte by byte. */
 import { attr, attrNested, attrU32, Attrs, parseRtmsg, RTMSG_LEN, rtmsg } from './attrs';
 import { RT_SCOPE, RT_TABLE, RTA, RTAX, RTM_F_CLONED, RTN, RTNH_F_ONLINK, RTPROT, RouteScopeName, RouteTypeName } from './constants';
-import { AF_INET, AF_INET6, AF_UNSPEC, ipFamily, ipToBuffer, parseCidr } from './ipaddr';
-import { optIp, scopeNum } from './msg-util';
+import { AF_INET, AF_INET6, AF_UNSPEC } from './constants';
+import { ipToBuffer } from '../ip/addr';
+import { parseAddrOrCidr } from '../ip/net';
+import { ipFamily, optIp, scopeNum } from './msg-util';
 
 // ---- routes --------------------------------------------------------------------
 
@@ -54,8 +56,8 @@ function routeDst(spec: RouteSpec): { family: number; ip?: string; len: number }
     const family = spec.family ?? (spec.gw ? ipFamily(spec.gw) : AF_INET);
     return { family, len: 0 };
   }
-  const c = parseCidr(spec.dst);
-  return { family: c.family, ip: c.ip, len: c.prefixLen };
+  const c = parseAddrOrCidr(spec.dst);
+  return { family: c.v6 ? AF_INET6 : AF_INET, ip: c.ip, len: c.prefixLen };
 }
 
 /** RTM_NEWROUTE / RTM_DELROUTE payload. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseCidr } from '../ipam/cidr';
+import { parseCidr } from '../ip';
 import { type FirewallDeps, setupIpMasq, teardownIpMasq, checkIpMasq, nftList } from './apply';
 import type { ExecResult } from './exec';
 import { MASQ_CHAIN, MASQ_TABLE, iptablesChainName, masqComment, masqRuleExpr } from './masq';

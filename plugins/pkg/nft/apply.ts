@@ -12,7 +12,7 @@ import {
   genIptablesMasq, genIptablesTeardown, genIptablesTombstone, genMasqChain, genMasqTeardown, iptChains, iptablesChainName, masqRuleExpr, mergeRulesets,
   parseMasqComment, parseRuleset,
 } from './masq';
-import type { IPNet } from '../ipam/cidr';
+import type { IPNet } from '../ip';
 
 export class FirewallError extends Error {
   constructor(message: string, readonly stderr = '') {

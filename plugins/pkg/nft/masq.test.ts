@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { parseCidr } from '../ipam/cidr';
+import { parseCidr } from '../ip';
 import {
   MASQ_CHAIN, MASQ_TABLE, type NftCommand, type Ruleset, genIptablesMasq, genIptablesTeardown, genMasqChain, genMasqTeardown,
   iptablesChainName, iptablesComment, masqComment, parseMasqComment, parseRuleset,

@@ -20,7 +20,7 @@
  * `name: "<net>" id: "<cid>"`.
  */
 import { createHash } from 'node:crypto';
-import { type IPNet, networkOf } from '../ipam/cidr';
+import { type IPNet, networkOf } from '../ip';
 
 export const MASQ_TABLE = 'cni_plugins_masquerade';
 export const MASQ_CHAIN = 'masq_checks';

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { CniError } from '../../../pkg/cni/errors';
 import { FakeStore } from '../store/fake-store';
 import { type Allocation, type RequestedIP, allocate, candidates } from './allocator';
-import { formatIP, parseIP } from './ip';
+import { formatIP, parseIP } from '../../../pkg/ip';
 import type { RangeSpec } from './range';
 import { type RangeSet, canonicalizeRangeSet } from './range-set';
 

@@ -14,10 +14,9 @@
  * - IPv4 network and broadcast addresses are never handed out.
  */
 import { CniError, ErrCode, type ErrCodeValue } from '../../../pkg/cni/errors';
-import { type IP, formatIP } from './ip';
+import { type IP, formatIP, parseIP } from '../../../pkg/ip';
 import { type Range, isReservedAddress, lastOfSubnet } from './range';
 import { type RangeSet, rangeFor, rangeSetContains, rangeSetText } from './range-set';
-import { parseIP } from './ip';
 import type { Owner, Store } from '../store/store';
 
 export interface RequestedIP {

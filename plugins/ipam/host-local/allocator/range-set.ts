@@ -3,7 +3,7 @@
  * address per set. Sets must not overlap each other.
  */
 import { CniError, ErrCode } from '../../../pkg/cni/errors';
-import type { IP } from './ip';
+import type { IP } from '../../../pkg/ip';
 import { type Range, type RangeSpec, canonicalizeRange, rangeContains, rangeSubnetText, rangeText, rangesOverlap } from './range';
 
 export interface RangeSet {

@@ -7,7 +7,7 @@
  * addresses are never handed out even when rangeStart/rangeEnd include them.
  */
 import { CniError, ErrCode } from '../../../pkg/cni/errors';
-import { type Family, type IP, familyBits, formatIP, maskOf, parseCIDR, parseIP } from './ip';
+import { type Family, type IP, familyBits, formatIP, maskOf, parseCIDR, parseIP } from '../../../pkg/ip';
 
 /** A range as written in the config (JSON strings). */
 export interface RangeSpec {

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { canonicalIP } from '../allocator/ip';
+import { canonicalIP } from '../../../pkg/ip';
 import { BUCKETS, DiskStore, INDEX_ROOT, isReservationName, ownerBucket, stats, tuning, withDiskStore } from './disk-store';
 
 let dir: string;

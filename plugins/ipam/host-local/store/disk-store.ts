@@ -13,7 +13,7 @@ import {
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { CniError, ErrCode } from '../../../pkg/cni/errors';
-import { canonicalIP } from '../allocator/ip';
+import { canonicalIP } from '../../../pkg/ip';
 import { type FileLock, lockFile } from './lock';
 import { type Owner, type Store, legacyOwnerText, ownerText } from './store';
 
