@@ -4,7 +4,7 @@
 // the chain loopback > bridge(+host-local, ipMasq) > portmap, in three sets
 // interleaved in one run:
 //   reference   /usr/lib/cni (Go, v1.1.1)
-//   server      dist/bin/<plugin> = the static client, server running
+//   server      dist/bin/<plugin> = the static client, `flaxd --no-overlay` running
 //   standalone  dist/bin/<plugin> with FLAX_CNI_SOCKET='' (the client execs
 //               <plugin>.standalone, as when no server runs)
 // Measures: chain ADD and DEL per pod, a 20-pod burst (20 chains at once),
@@ -20,7 +20,6 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { bundleCniServer } from './bundle-cni-server.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const arg = (name, def) => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1] : def; };
@@ -46,14 +45,19 @@ function cleanup() {
 process.on('exit', cleanup);
 process.on('SIGINT', () => process.exit(130));
 
-const srvBin = await bundleCniServer(path.join(tmp, 'srv'), bin);
-
 const node = addNs('node');
 const native = createRequire(import.meta.url)(path.join(bin, 'flax.node'));
 native.setns(openSync(node, 'r'), native.constants.CLONE_NEWNET); // this thread only: spawns inherit it
 const socket = path.join(tmp, 'cni.sock');
-server = spawn(process.execPath, [srvBin, '--socket', socket, '--workers', '4', '--max-workers', '8'], { stdio: ['ignore', 'pipe', 'inherit'] });
-await new Promise((resolve, reject) => { server.stdout.on('data', (d) => String(d).includes('ready') && resolve()); server.once('exit', (c) => reject(new Error(`server exited ${c}`))); });
+// flaxd with the CNI server only (no overlay, no sweeper), as on a bridge-only host
+server = spawn(path.join(bin, 'flaxd'), ['--no-overlay', '--cni-socket', socket, '--gc-interval', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+let srvLog = '';
+await new Promise((resolve, reject) => {
+  server.stderr.on('data', (d) => { srvLog += d; if (/ running$/m.test(srvLog)) resolve(); });
+  server.once('exit', (c) => reject(new Error(`flaxd exited ${c}: ${srvLog}`)));
+});
+const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${server.pid}/status`, 'utf8'))[1]) / 1024;
+const memStart = rss();
 
 const SETS = [
   { key: 'ref', name: 'reference (Go)', dir: REF, env: {} },
@@ -148,7 +152,6 @@ for (const s of SETS) {
   }
 }
 
-const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${server.pid}/status`, 'utf8'))[1]) / 1024;
 const memIdle = rss();
 let memLoaded = null;
 if (attachments > 0) {
@@ -168,7 +171,7 @@ for (const [k, label] of [['add', 'chain ADD per pod'], ['del', 'chain DEL per p
 console.log(`bench-server: ${runs} interleaved runs (${Math.max(3, runs / 5)} bursts), chain loopback > bridge+host-local (ipMasq) > portmap, cniVersion 1.0.0, node ${process.version}, ${os.cpus().length} CPUs; medians\n`);
 const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
 for (const [j, r] of rows.entries()) { console.log(r.map((c, i) => c.padEnd(w[i])).join('  ')); if (j === 0) console.log(w.map((n) => '-'.repeat(n)).join('  ')); }
-console.log(`\nserver RSS: ${f(memIdle)} MiB idle after the runs${memLoaded !== null ? `, ${f(memLoaded)} MiB with ${attachments} attachments` : ''}`);
+console.log(`\nflaxd --no-overlay RSS: ${f(memStart)} MiB at start (0 attachments), ${f(memIdle)} MiB idle after the runs${memLoaded !== null ? `, ${f(memLoaded)} MiB with ${attachments} attachments` : ''}`);
 console.log(problems.length ? `PROBLEMS:\n  ${problems.join('\n  ')}` : 'duplicate addresses: 0, leftovers: 0');
 server.kill('SIGTERM');
 process.exitCode = problems.length ? 1 : 0;

@@ -3,7 +3,8 @@
 // them. Executables: plugins/**/main.ts (name = its directory) and the CLI.
 import { build } from 'esbuild';
 import { etcd3Protos } from './esbuild-etcd3.mjs';
-import { executableEntries, netlinkNative } from './entries.mjs';
+import { BUNDLE_OPTIONS, executableEntries, netlinkNative } from './entries.mjs';
+import { buildCniWorker } from './cni-worker-bundle.mjs';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, chmodSync, existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -35,19 +36,14 @@ const banner = [
 ].join('\n');
 
 await Promise.all(entries.map((e) => build({
+  ...BUNDLE_OPTIONS,
   entryPoints: [e.file],
   outfile: path.join(out, e.name + '.js'),
-  bundle: true,
-  platform: 'node',
-  target: 'node20',
-  format: 'cjs',
-  minifySyntax: true,
-  legalComments: 'none',
   banner: { js: banner },
-  define: { 'import.meta.url': '__imu', 'process.env.FLAX_BUNDLED': '"1"' },
   plugins: [netlinkNative, etcd3Protos],
-  logLevel: 'warning',
 })));
+// the resident CNI server's worker threads load this one (issue 15)
+await buildCniWorker(out);
 
 // Each executable: a V8 startup snapshot of its bundle (the modules already
 // evaluated: ~40% less start-up) behind a tiny sh launcher; the plain bundle

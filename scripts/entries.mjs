@@ -37,3 +37,16 @@ export const netlinkNative = {
     }));
   },
 };
+
+// esbuild options every executable bundle shares (CJS for node 20; the
+// banner of each build supplies __imu, __flaxDir and __flaxLoadAddon)
+export const BUNDLE_OPTIONS = {
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  minifySyntax: true,
+  legalComments: 'none',
+  define: { 'import.meta.url': '__imu', 'process.env.FLAX_BUNDLED': '"1"' },
+  logLevel: 'warning',
+};

@@ -14,7 +14,7 @@
 // FLAX_SEA_SNAPSHOT=0 builds the plain SEA (code cache, no snapshot).
 import { build } from 'esbuild';
 import { etcd3Protos } from './esbuild-etcd3.mjs';
-import { executableEntries, netlinkNative } from './entries.mjs';
+import { BUNDLE_OPTIONS, executableEntries, netlinkNative } from './entries.mjs';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -86,18 +86,11 @@ mkdirSync(work, { recursive: true });
 mkdirSync(out, { recursive: true });
 const bundle = path.join(work, 'multicall.js');
 await build({
+  ...BUNDLE_OPTIONS,
   stdin: { contents: entrySrc, resolveDir: root, sourcefile: 'multicall.js', loader: 'js' },
   outfile: bundle,
-  bundle: true,
-  platform: 'node',
-  target: 'node20',
-  format: 'cjs',
-  minifySyntax: true,
-  legalComments: 'none',
   banner: { js: banner },
-  define: { 'import.meta.url': '__imu', 'process.env.FLAX_BUNDLED': '"1"' },
   plugins: [netlinkNative, etcd3Protos],
-  logLevel: 'warning',
 });
 
 // The SEA blob: with a startup snapshot unless it cannot be built (then the

@@ -1,8 +1,7 @@
 #!/usr/bin/env node
 // Runs integration test files with every dist/bin/<plugin> call answered by
-// the resident CNI server (issue 15) instead of the standalone plugins: the
-// server (scripts/bundle-cni-server.mjs) runs in a throwaway netns on a
-// socket in a temp dir; the tests' CNI runner (test/e2e/lib/cni.ts) passes
+// the resident CNI server (issue 15) instead of the standalone plugins:
+// `flaxd --no-overlay` runs in a throwaway netns on a socket in a temp dir; the tests' CNI runner (test/e2e/lib/cni.ts) passes
 // FLAX_CNI_SOCKET to the client. Fails if the server served no call.
 //
 //   node scripts/test-server-mode.mjs [test files…]   (default: the plugin suites;
@@ -12,7 +11,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { bundleCniServer } from './bundle-cni-server.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const files = process.argv.slice(2);
@@ -30,14 +28,12 @@ const cleanup = () => {
 process.on('exit', cleanup);
 process.on('SIGINT', () => process.exit(130));
 
-const bin = await bundleCniServer(path.join(tmp, 'srv'));
 if (spawnSync('ip', ['netns', 'add', nsName]).status !== 0) throw new Error('ip netns add failed');
 const socket = path.join(tmp, 'cni.sock');
-server = spawn('nsenter', [`--net=/run/netns/${nsName}`, '--', process.execPath, bin, '--socket', socket, '--workers', '4', '--max-workers', '8'], { stdio: ['ignore', 'pipe', 'pipe'] });
+server = spawn('nsenter', [`--net=/run/netns/${nsName}`, '--', path.join(root, 'dist/bin/flaxd'), '--no-overlay', '--cni-socket', socket, '--gc-interval', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
 let log = '';
-server.stderr.on('data', (d) => { log += d; });
 await new Promise((resolve, reject) => {
-  server.stdout.on('data', (d) => String(d).includes('ready') && resolve());
+  server.stderr.on('data', (d) => { log += d; if (/ running$/m.test(log)) resolve(); });
   server.once('exit', (c) => reject(new Error(`server exited ${c}: ${log}`)));
 });
 const project = tests.every((t) => t.includes('test/e2e/')) ? 'e2e' : 'integration';

@@ -22,7 +22,6 @@ import { type AgentOptions } from './flags';
 import { lookupExtIface } from './iface';
 import { type Clock, type LeaseStore, acquireLease, systemClock } from './lease';
 import { type Logger } from './log';
-import { formatNet, type IPNet } from './subnet';
 import { readSubnetFileCidr, renderSubnetEnv, writeFileAtomic } from './subnet-env';
 import { AgentLoop, type LoopParts } from './loop';
 import { BACKENDS, setupBackend } from './backend';
@@ -30,6 +29,8 @@ import { AgentMetrics } from './metrics';
 import { startHealthServer } from './health';
 import { NodeSweeper } from './sweeper';
 import { FlannelFirewall } from './firewall';
+import { familyRules } from './rules';
+import { describeExt, describeNetworks, leaseSubnets } from './describe';
 import { type ReconcileResult } from './vxlan/network';
 
 /**
@@ -75,7 +76,6 @@ function loadNetConfig(file: string, etcd?: { key: string; text: string | null }
     throw new ConfigError(`cannot read network config ${file}: ${(e as Error).message}`);
   }
   const cfg = parseNetConfig(text);
-  if (cfg.enableIPv6 || !cfg.enableIPv4) throw new ConfigError('EnableIPv6: IPv6 overlays are not implemented yet in flaxd (IPv4 only)');
   if (!(BACKENDS as readonly string[]).includes(cfg.backendType)) throw new ConfigError(`Backend.Type: backend ${JSON.stringify(cfg.backendType)} is not supported by flaxd yet (${BACKENDS.join(', ')})`);
   return cfg;
 }
@@ -112,6 +112,10 @@ export interface AgentDeps {
   /** the store; default the file store at opts.leaseDir */
   store?: LeaseStore;
   handle?: NetlinkHandle;
+  /** default: a registry of its own (flaxd's CNI server adds its series to it: cni.ts) */
+  metrics?: AgentMetrics;
+  /** once subnet.env is written, before the loop runs (cni.ts starts the CNI server) */
+  onRunning?: () => Promise<void>;
 }
 
 /** Runs the agent until a signal (resolves 0) or a fatal error (rejects; ConfigError = exit 1). */
@@ -122,7 +126,7 @@ export async function runAgent(o: AgentOptions, deps: AgentDeps): Promise<number
   const lock = lockSubnetFile(o.subnetFile);
   let h: NetlinkHandle | undefined;
   let store: LeaseStore | undefined;
-  const metrics = await AgentMetrics.create();
+  const metrics = deps.metrics ?? await AgentMetrics.create();
   let ready = false;
   let healthz: import('node:http').Server | undefined;
   const sweeper = new NodeSweeper({ intervalS: o.gcInterval, confDir: o.gcCniConfDir, cacheDir: o.gcCacheDir, cniPath: o.gcCniPath.split(':').filter(Boolean) }, log, metrics);
@@ -137,32 +141,35 @@ export async function runAgent(o: AgentOptions, deps: AgentDeps): Promise<number
       ? await openKubeLeaseStore({ kubeconfigFile: o.kubeconfigFile, kubeApiUrl: o.kubeApiUrl, nodeName: o.nodeName, log }) : undefined;
     store = kube ?? store;
     const config = loadNetConfig(o.netConfigPath, etcd && { key: configKey(o.etcdPrefix), text: etcd.netConfig });
-    const network = config.network as IPNet;
     if (config.backendType === 'vxlan') parseVxlanConfig(config.backend); // a bad field is refused before any side effect
     h = deps.handle ?? openHandle();
-    const ext = await lookupExtIface(h, o);
-    log.info(`network ${formatNet(network)}, subnet length /${config.subnetLen}; external interface ${ext.link.name} (${ext.ifaceAddr}, public ${ext.publicIP}, mtu ${ext.link.mtu})`);
+    const fam = { v4: config.enableIPv4, v6: config.enableIPv6 };
+    kube?.useFamilies(fam);
+    const ext = await lookupExtIface(h, o, fam);
+    log.info(`${describeNetworks(config)}; external interface ${describeExt(ext)}`);
     store = deps.store ?? store ?? new FileLeaseStore({ dir: o.leaseDir, clock, relistMs: o.reconcileInterval * 1000, warn: (m) => log.warn(m) });
 
     const { attrs, mtu, network: backendNetwork } = await setupBackend({ h, config, ext, store, log });
     const prevSubnet = readSubnetFileCidr(o.subnetFile, 'FLANNEL_SUBNET');
+    const prevIPv6Subnet = readSubnetFileCidr(o.subnetFile, 'FLANNEL_IPV6_SUBNET');
     const own = kube ? await kube.acquire(attrs)
-      : await acquireLease({ store, config, prevSubnet, randInt: (n) => randomInt(n), log: (m) => log.info(m) }, attrs);
+      : await acquireLease({ store, config, prevSubnet, prevIPv6Subnet, randInt: (n) => randomInt(n), log: (m) => log.info(m) }, attrs);
     metrics.leaseExpiration(own.expiration);
-    log.info(`lease ${formatNet(own.subnet)} ${own.expiration === null ? '(reservation)' : `expires ${new Date(own.expiration).toISOString()}`}`);
+    log.info(`lease ${leaseSubnets(own)} ${own.expiration === null ? '(reservation)' : `expires ${new Date(own.expiration).toISOString()}`}`);
 
     const net = backendNetwork(own);
     const fw = new FlannelFirewall(config.enableNFTables ? 'nftables' : 'iptables',
-      { network: formatNet(network), podCidr: formatNet(own.subnet), masq: o.ipMasq, forward: o.iptablesForwardRules }, log);
+      familyRules(config, own, { masq: o.ipMasq, forward: o.iptablesForwardRules }), log);
     const loop = new AgentLoop({ store, net: withFirewall(net, fw, log), own, log, clock, reconcileIntervalMs: o.reconcileInterval * 1000, renewMarginMinutes: o.subnetLeaseRenewMargin, observer: metrics });
     await loop.sync('start');
     // as flanneld: the rules are in place before subnet.env, or the agent does not start
     await fw.ensure();
-    const env = renderSubnetEnv(config, o.ipMasq, own.subnet, undefined, mtu);
+    const env = renderSubnetEnv(config, o.ipMasq, own.subnet, own.ipv6Subnet, mtu);
     writeFileAtomic(o.subnetFile, env);
     ready = true;
     sweeper.start();
-    log.info(`wrote ${o.subnetFile} (FLANNEL_SUBNET of ${formatNet(own.subnet)}, MTU ${mtu}); running`);
+    await deps.onRunning?.();
+    log.info(`wrote ${o.subnetFile} (subnet ${leaseSubnets(own)}, MTU ${mtu}); running`);
     const onSignal = (sig: string) => {
       log.info(`${sig}: exiting, leaving the data plane in place`);
       loop.stop();

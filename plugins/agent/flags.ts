@@ -6,7 +6,7 @@
  * upper case) as flanneld's SetFlagsFromEnv does. Any unknown flag or bad
  * value is a UsageError (exit 2) naming it.
  */
-import { isIPv4 } from 'node:net';
+import { isIPv4, isIPv6 } from 'node:net';
 
 export class UsageError extends Error {}
 
@@ -42,6 +42,7 @@ export const FLAGS = {
   iface: { kind: 'list', help: 'interface (name or IP) for inter-host traffic; repeatable, first match wins' },
   'iface-regex': { kind: 'list', help: 'regex matching the interface name or IP; repeatable', check: regexCheck },
   'public-ip': { kind: 'string', help: 'IPv4 address other nodes reach this node at', check: (v) => (isIPv4(v) ? null : 'not an IPv4 address') },
+  'public-ipv6': { kind: 'string', help: 'IPv6 address other nodes reach this node at (IPv6 networks)', check: (v) => (isIPv6(v) ? null : 'not an IPv6 address') },
   'ip-masq': { kind: 'bool', help: 'masquerade traffic leaving the overlay' },
   'iptables-forward-rules': { kind: 'bool', help: 'accept forwarded traffic to and from the Network (FLANNEL-FWD / nft chain forward; default true)' },
   'subnet-file': { kind: 'string', help: 'subnet file to write (default /run/flannel/subnet.env)' },
@@ -56,6 +57,8 @@ export const FLAGS = {
   'gc-cni-conf-dir': { kind: 'string', help: 'CNI config directory the sweeper reads (default /etc/cni/net.d)' },
   'gc-cache-dir': { kind: 'string', help: 'libcni cache directory the sweeper reads (default /var/lib/cni)' },
   'gc-cni-path': { kind: 'string', help: 'CNI plugin path (colon-separated) for the sweeper\'s DELs (default /opt/cni/bin)' },
+  'cni-socket': { kind: 'string', help: 'unix socket of the resident CNI server that dist/bin\'s plugin clients call (default /run/flax/cni.sock; \'\' = no server)' },
+  'no-overlay': { kind: 'bool', help: 'run only the CNI server and the sweeper: no lease, store, device or subnet file' },
   help: { kind: 'bool', help: 'print this help' },
   version: { kind: 'bool', help: 'print the version' },
 } satisfies Record<string, FlagSpec>;
@@ -75,6 +78,7 @@ export interface AgentOptions {
   iface: string[];
   ifaceRegex: string[];
   publicIp: string;
+  publicIpv6: string;
   ipMasq: boolean;
   iptablesForwardRules: boolean;
   subnetFile: string;
@@ -91,6 +95,9 @@ export interface AgentOptions {
   gcCniConfDir: string;
   gcCacheDir: string;
   gcCniPath: string;
+  /** '' = no CNI server */
+  cniSocket: string;
+  noOverlay: boolean;
   help: boolean;
   version: boolean;
 }
@@ -102,10 +109,10 @@ function defaults(env: NodeJS.ProcessEnv): AgentOptions {
   return {
     etcdEndpoints: [], etcdPrefix: '/coreos.com/network', etcdCafile: '', etcdCertfile: '', etcdKeyfile: '',
     kubeSubnetMgr: false, kubeconfigFile: '', kubeApiUrl: '', netConfigPath: '/etc/kube-flannel/net-conf.json',
-    iface: [], ifaceRegex: [], publicIp: '', ipMasq: false, iptablesForwardRules: true, subnetFile: '/run/flannel/subnet.env',
+    iface: [], ifaceRegex: [], publicIp: '', publicIpv6: '', ipMasq: false, iptablesForwardRules: true, subnetFile: '/run/flannel/subnet.env',
     subnetLeaseRenewMargin: 60, healthzIp: '0.0.0.0', healthzPort: 0, v: 0,
     leaseDir: '/var/lib/flax/leases', nodeName: env.NODE_NAME ?? '', reconcileInterval: 10,
-    gcInterval: 300, gcCniConfDir: '/etc/cni/net.d', gcCacheDir: '/var/lib/cni', gcCniPath: '/opt/cni/bin', help: false, version: false,
+    gcInterval: 300, gcCniConfDir: '/etc/cni/net.d', gcCacheDir: '/var/lib/cni', gcCniPath: '/opt/cni/bin', cniSocket: '/run/flax/cni.sock', noOverlay: false, help: false, version: false,
   };
 }
 

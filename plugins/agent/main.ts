@@ -1,6 +1,6 @@
 // `flaxd`: the flannel-compatible overlay agent (see agent.ts).
 import { FLAX_VERSION, runMain } from '../pkg/skel/skel';
-import { runAgent } from './agent';
+import { runFlaxd } from './cni';
 import { ConfigError } from './config';
 import { parseFlags, usage, UsageError } from './flags';
 import { createLogger } from './log';
@@ -27,7 +27,7 @@ runMain(() => {
     return exit(0);
   }
   const log = createLogger(opts.v);
-  runAgent(opts, { log }).then(exit, (e: Error) => {
+  runFlaxd(opts, { log }).then(exit, (e: Error) => {
     log.error(e instanceof ConfigError ? `config: ${e.message}` : e.message);
     exit(1);
   });

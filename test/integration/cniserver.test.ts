@@ -23,7 +23,7 @@ beforeAll(async () => {
   requireBuilt(...PLUGINS, ...PLUGINS.map((p) => `${p}.standalone`));
   [srvNs, host] = createTestNetns(2);
   tmp = mkdtempSync(path.join(tmpdir(), 'flax-cnisrv-t-'));
-  srv = await startServer(srvNs, ['--workers', '2', '--max-workers', '6']);
+  srv = await startServer(srvNs);
 }, 120_000);
 afterAll(async () => {
   await srv?.stop();
@@ -174,16 +174,16 @@ describe('fallback and failures', () => {
     expect(live.code).toBe(1);
     expect(live.json.msg).toBe('flax CNI server: no plugin named "probe"');
     // a server killed with SIGKILL leaves its socket file: a stale one
-    const dead = await startServer(null, ['--workers', '1']);
+    const dead = await startServer(null);
     const stale = path.join(tmp, 'stale.sock');
     spawnSync('cp', ['-a', dead.socket, stale]);
     await dead.kill();
     expect(run(stale).stdout).toBe('standalone VERSION\n');
     // and a new server replaces a stale socket file; a second one on a live socket fails
-    const again = await startServer(null, ['--workers', '1', '--socket', stale]);
+    const again = await startServer(null, ['--cni-socket', stale]);
     try {
       expect(run(stale).json.msg).toBe('flax CNI server: no plugin named "probe"');
-      await expect(startServer(null, ['--workers', '1', '--socket', stale])).rejects.toThrow(/bind: Address already in use/);
+      await expect(startServer(null, ['--cni-socket', stale])).rejects.toThrow(new RegExp(`exited 1: .*another CNI server holds ${stale}\\.lock \\(pid ${again.proc.pid}\\)`));
     } finally {
       await again.stop();
     }
@@ -193,9 +193,10 @@ describe('fallback and failures', () => {
     const probe = probeDir();
     spawnSync('chmod', ['-R', 'a+rX', path.dirname(probe), tmp]);
     const asNobody = (socket: string) => spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', probe], { env: { CNI_COMMAND: 'VERSION', FLAX_CNI_SOCKET: socket }, encoding: 'utf8' });
-    const open = await startServer(null, ['--workers', '1', '--mode', '666']);
+    const open = await startServer(null);
     try {
       spawnSync('chmod', ['a+x', open.dir]);
+      spawnSync('chmod', ['666', open.socket]); // past the file mode: the server's own check
       const r = asNobody(open.socket);
       expect(r.status).toBe(1);
       expect(JSON.parse(r.stdout).msg).toBe('flax CNI server: refused: caller uid 65534 is not root');
@@ -207,7 +208,7 @@ describe('fallback and failures', () => {
   });
 
   it('the server killed in the middle of a call: a CNI error, and the call is not run again', async () => {
-    const s = await startServer(srvNs, ['--workers', '1']);
+    const s = await startServer(srvNs);
     const { conf, netDir } = hostLocalConf('1.0.0', path.join(tmp, 'killed'));
     spawnSync('mkdir', ['-p', netDir]);
     // hold host-local's lock so that the server's ADD waits inside the plugin

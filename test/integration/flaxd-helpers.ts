@@ -105,7 +105,7 @@ export class Cluster {
   /** Starts flaxd in the node's netns (through nsenter, which execs it: the child pid is flaxd's). */
   startAgent(n: Node, extra: string[] = [], env: NodeJS.ProcessEnv = process.env): Agent {
     const args = ['--iface', 'eth0', '--lease-dir', this.leaseDir, '--subnet-file', n.subnetFile, '--net-config-path', this.netConf,
-      '--reconcile-interval', '1', '-v', '1', ...extra];
+      '--reconcile-interval', '1', '-v', '1', '--cni-socket', '', ...extra]; // no CNI server unless a test asks: the default socket is the machine's
     const proc = spawn('nsenter', [`--net=${n.ns}`, '--', FLAXD, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env });
     let err = '';
     proc.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
@@ -158,7 +158,7 @@ export class Cluster {
     throw new Error(`no lease for node ${n.i} (${n.ip})`);
   }
 
-  /** A pod: a netns with eth0 <prefix>.2/24 behind the node's vpod (<prefix>.1/24). */
+  /** A pod: a netns with eth0 <prefix>.2/24 behind the node's vpod (<prefix>.1/24); prefix '' = no IPv4 (IPv6-only tests add theirs). */
   async addPod(n: Node, prefix: string): Promise<string> {
     const [pod] = createTestNetns(1);
     this.#namespaces.push(pod);
@@ -167,7 +167,7 @@ export class Cluster {
     const podNs = openNetns(pod);
     try {
       const host = await h.linkAdd({ kind: 'veth', name: 'vpod', peerName: 'eth0', peerNetns: podNs });
-      await h.addrAdd(host.index, `${prefix}.1/24`);
+      if (prefix) await h.addrAdd(host.index, `${prefix}.1/24`);
       await h.linkSetUp(host.index);
     } finally {
       podNs.close();
@@ -176,10 +176,10 @@ export class Cluster {
     const hp = openHandleAt(pod);
     try {
       const eth0 = await hp.linkByName('eth0');
-      await hp.addrAdd(eth0.index, `${prefix}.2/24`);
+      if (prefix) await hp.addrAdd(eth0.index, `${prefix}.2/24`);
       await hp.linkSetUp(eth0.index);
       await hp.linkSetUp((await hp.linkByName('lo')).index);
-      await hp.routeAdd({ dst: '0.0.0.0/0', gw: `${prefix}.1` });
+      if (prefix) await hp.routeAdd({ dst: '0.0.0.0/0', gw: `${prefix}.1` });
     } finally {
       hp.close();
     }

@@ -188,7 +188,7 @@ export async function runOverlayDemo(opt: OverlayDemoOptions, io: CliIo): Promis
     for (const n of nodes) {
       const log = openSync(path.join(n.dir, 'flaxd.log'), 'a');
       n.agent = spawn('nsenter', [`--net=${n.ns}`, '--', flaxd, '--iface', 'eth0', '--ip-masq', ...storeArgs,
-        '--subnet-file', n.subnetFile, '--reconcile-interval', '2'],
+        '--subnet-file', n.subnetFile, '--reconcile-interval', '2', '--cni-socket', ''], // nodes share /run: no CNI server
       { stdio: ['ignore', log, log] });
       closeSync(log);
       writeFileSync(path.join(scratch, `${n.name}.pid`), String(n.agent.pid));

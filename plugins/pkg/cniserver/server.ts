@@ -10,18 +10,19 @@
  *    hold up others; the pool grows up to `maxWorkers`, then requests queue;
  *  - a worker that dies turns its request into a CNI error for that call
  *    only, and is replaced.
- * The workers load the bundle that runs the server (`workerFile`, default
- * process.argv[1]): the executables of dist/bin ignore their main there.
+ * The workers load `cni-worker.js` (scripts/cni-worker-bundle.mjs: worker.ts
+ * and the plugins) from beside the executable that runs the server.
  */
-import { closeSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { closeSync, ftruncateSync, lstatSync, mkdirSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { CniError, ErrCode } from '../cni/errors';
-import { native, type NativeCniRequest, type NativeCniServer } from '../native';
+import { type FileLock, lockFile } from '../lock';
+import { isErrno, native, type NativeCniRequest, type NativeCniServer } from '../native';
 import { errorResponse } from '../skel/skel';
 import type { WorkerReply, WorkerRequest } from './worker';
-// the workers run this same bundle: their module must be in it
-import './worker';
+
+declare const __flaxDir: string | undefined;
 
 export const DEFAULT_CNI_SOCKET = '/run/flax/cni.sock';
 
@@ -34,9 +35,16 @@ export interface CniServerOptions {
   workers?: number;
   /** most workers at once (default 8); beyond, requests wait */
   maxWorkers?: number;
-  /** the script the workers load (default process.argv[1], the running bundle) */
+  /** the script the workers load (default cni-worker.js beside the running executable) */
   workerFile?: string;
   log?: (msg: string) => void;
+  /** after each call: plugin name, CNI_COMMAND, seconds, exit code */
+  onCall?: (plugin: string, verb: string, seconds: number, exitCode: number) => void;
+}
+
+/** Another live server holds the socket (its lock, or it answers a connect). */
+export class CniSocketBusyError extends Error {
+  readonly code = 'EADDRINUSE';
 }
 
 export interface CniServerStats {
@@ -71,7 +79,8 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
   const n = native();
   const socket = path.resolve(opts.socket ?? DEFAULT_CNI_SOCKET);
   const maxWorkers = Math.max(1, opts.maxWorkers ?? 8);
-  const workerFile = opts.workerFile ?? process.argv[1];
+  const workerFile = opts.workerFile ?? (typeof __flaxDir === 'string' ? path.join(__flaxDir, 'cni-worker.js') : '');
+  if (!workerFile) throw new Error('cni server: no worker script (run from a bundle, or pass workerFile)');
   const log = opts.log ?? (() => {});
   const slots: Slot[] = [];
   const queue: Job[] = [];
@@ -85,14 +94,19 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
     for (const fd of job.req.fds) closeQuietly(fd);
     const key = `${job.req.name} ${job.verb}`;
     const l = (stats.latency[key] ??= { calls: 0, totalMs: 0 });
+    const ms = performance.now() - job.t0;
     l.calls++;
-    l.totalMs += performance.now() - job.t0;
+    l.totalMs += ms;
     if (code === 0) stats.served++;
     else stats.failed++;
+    try {
+      opts.onCall?.(job.req.name ?? '', job.verb, ms / 1000, code);
+    } catch { /* an observer never fails a call */ }
   };
 
   const spawn = (): Slot => {
-    const worker = new Worker(workerFile, { workerData: { flaxCniWorker: true }, stdout: false, stderr: false });
+    // loaded when used: node:worker_threads cannot be part of a V8 startup snapshot (flaxd's)
+    const worker = new (process.getBuiltinModule('node:worker_threads').Worker)(workerFile, { workerData: { flaxCniWorker: true }, stdout: false, stderr: false });
     const slot: Slot = { worker, ready: Promise.resolve() };
     slot.ready = new Promise((resolve, reject) => {
       worker.once('error', reject);
@@ -170,14 +184,18 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
   };
 
   mkdirSync(path.dirname(socket), { recursive: true, mode: 0o755 });
+  const lock = lockSocket(socket);
   for (let i = 0; i < Math.min(maxWorkers, Math.max(1, opts.workers ?? 2)); i++) spawn();
+  let lfd: number;
   try {
     await Promise.all(slots.map((s) => s.ready));
+    lfd = n.cniListen(socket, opts.mode ?? 0o600);
   } catch (e) {
+    lock.release();
     await Promise.all(slots.map((s) => s.worker.terminate()));
+    if (isErrno(e, 'EADDRINUSE')) throw new CniSocketBusyError(`${socket}: another CNI server answers on it`);
     throw e;
   }
-  const lfd = n.cniListen(socket, opts.mode ?? 0o600);
   const ino = lstatSync(socket).ino;
   const handle: NativeCniServer = n.cniServe(lfd, onRequest);
   log(`cni server: listening on ${socket} with ${slots.length} workers`);
@@ -194,8 +212,32 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
       } catch { /* already gone */ }
       if (queue.length || slots.some((s) => s.job)) await new Promise<void>((resolve) => { idle = resolve; });
       await Promise.all(slots.map((s) => s.worker.terminate()));
+      lock.release();
     },
   };
+}
+
+/**
+ * `<socket>.lock` (flock), held while the server runs and naming its pid:
+ * two servers never fight over one socket (the addon's bind also refuses a
+ * socket on which a server answers, and replaces only a stale one).
+ */
+function lockSocket(socket: string): FileLock {
+  const p = `${socket}.lock`;
+  let lock: FileLock;
+  try {
+    lock = lockFile(p, { nonBlocking: true });
+  } catch (e) {
+    if (!isErrno(e, 'EWOULDBLOCK') && !isErrno(e, 'EAGAIN')) throw e;
+    let holder = '';
+    try {
+      holder = readFileSync(p, 'utf8').trim();
+    } catch { /* unreadable */ }
+    throw new CniSocketBusyError(`${socket}: another CNI server holds ${p}${/^\d+$/.test(holder) ? ` (pid ${holder})` : ''}`);
+  }
+  ftruncateSync(lock.fd);
+  writeSync(lock.fd, `${process.pid}\n`, 0);
+  return lock;
 }
 
 function closeQuietly(fd: number): void {
