@@ -1,11 +1,12 @@
 /**
  * The Kubernetes lease store (`--kube-subnet-mgr`), flanneld's kube subnet
  * manager (flannel pkg/subnet/kube) over npm `@kubernetes/client-node` 1.x:
- *  - our subnet is our Node's spec.podCIDRs (first IPv4) / spec.podCIDR,
- *    assigned by the controller manager; none → "pod cidr not assigned";
+ *  - our subnet is our Node's spec.podCIDRs (first IPv4, first IPv6 when
+ *    EnableIPv6) / spec.podCIDR, assigned by the controller manager; none →
+ *    "pod cidr not assigned";
  *  - acquire(): flannel's annotations written on our Node with a merge patch
  *    (flannel.alpha.coreos.com/{backend-data, backend-type,
- *    kube-subnet-manager=true, public-ip[, public-ipv6]}), then the
+ *    kube-subnet-manager=true, public-ip[, public-ipv6, backend-v6-data]}), then the
  *    condition NetworkUnavailable=False on nodes/status (strategic merge);
  *  - list: every Node with kube-subnet-manager=true and a podCIDR is a lease
  *    (attrs from its annotations, no expiry); other nodes are ignored;
@@ -17,7 +18,8 @@
 import { ConfigError } from './config';
 import { type Lease, type LeaseAttrs, type LeaseStore } from './lease';
 import { type Logger } from './log';
-import { formatNet, type IPNet, parseCidr, parseIp, formatIp } from './subnet';
+import { EMPTY_V4, formatNet, type IPNet, parseCidr, parseIp, formatIp } from './subnet';
+import { type Families } from './iface';
 
 export const ANN_PREFIX = 'flannel.alpha.coreos.com';
 export const ANN = {
@@ -54,66 +56,85 @@ export interface KubeStoreOptions {
 
 const errText = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split('\n')[0];
 
-/** The node's IPv4 pod CIDR (spec.podCIDRs first, then spec.podCIDR); undefined when none. */
-export function nodePodCidr(n: KubeNode): IPNet | undefined {
+/** The node's pod CIDR of one family (spec.podCIDRs first, then spec.podCIDR); undefined when none. */
+export function nodePodCidr(n: KubeNode, v6 = false): IPNet | undefined {
   const all = [...(n.spec?.podCIDRs ?? []), ...(n.spec?.podCIDR ? [n.spec.podCIDR] : [])];
   for (const c of all) {
     try {
       const net = parseCidr(c);
-      if (!net.v6) return net;
+      if (net.v6 === v6) return net;
     } catch { /* malformed: skip */ }
   }
   return undefined;
 }
 
-/** flannel's annotations for our lease attributes. */
+/**
+ * flannel's annotations for our lease attributes, as flanneld's
+ * AcquireLease writes them: backend-data and public-ip unless a vxlan lease
+ * has no BackendData (IPv6-only); backend-v6-data and public-ipv6 for a
+ * vxlan lease with BackendV6Data or a host-gw lease with a PublicIPv6.
+ */
 export function leaseAnnotations(a: LeaseAttrs): Record<string, string> {
-  const ann: Record<string, string> = {
-    [ANN.backendData]: JSON.stringify(a.backendData ?? null),
-    [ANN.backendType]: a.backendType,
-    [ANN.subnetManager]: 'true',
-    [ANN.publicIP]: a.publicIP,
-  };
-  if (a.publicIPv6) ann[ANN.publicIPv6] = a.publicIPv6;
-  if (a.backendV6Data !== undefined && a.backendV6Data !== null) ann[ANN.backendV6Data] = JSON.stringify(a.backendV6Data);
+  const bd = JSON.stringify(a.backendData ?? null);
+  const bd6 = JSON.stringify(a.backendV6Data ?? null);
+  const ann: Record<string, string> = { [ANN.backendType]: a.backendType };
+  if (a.backendType !== 'vxlan' || bd !== 'null') Object.assign(ann, { [ANN.backendData]: bd, [ANN.publicIP]: a.publicIP });
+  if (a.publicIPv6 && ((a.backendType === 'vxlan' && bd6 !== 'null') || a.backendType === 'host-gw')) {
+    Object.assign(ann, { [ANN.backendV6Data]: bd6, [ANN.publicIPv6]: a.publicIPv6 });
+  }
+  ann[ANN.subnetManager] = 'true';
   return ann;
 }
 
-/** A Node as a lease; null when it is not managed by flannel (no kube-subnet-manager=true), or has no pod CIDR or public IP. */
-export function nodeToLease(n: KubeNode): Lease | null {
+const annJson = (s: string | undefined): unknown => {
+  if (s === undefined || s === '') return undefined;
+  try {
+    return JSON.parse(s) as unknown;
+  } catch {
+    return undefined;
+  }
+};
+const annIp = (s: string | undefined, v6: boolean): string | undefined => {
+  try {
+    const x = s ? parseIp(s) : undefined;
+    return x && x.v6 === v6 ? formatIp(x.n, v6) : undefined;
+  } catch {
+    return undefined;
+  }
+};
+
+/**
+ * A Node as a lease (flannel's nodeToLease for the enabled families); null
+ * when it is not managed by flannel (no kube-subnet-manager=true), or lacks
+ * the pod CIDR or public IP of an enabled family.
+ */
+export function nodeToLease(n: KubeNode, fam: Families = { v4: true, v6: false }): Lease | null {
   const ann = n.metadata?.annotations ?? {};
   if (ann[ANN.subnetManager] !== 'true') return null;
-  const subnet = nodePodCidr(n);
-  const pub = ann[ANN.publicIP];
-  if (!subnet || !pub) return null;
-  let ip: { v6: boolean; n: bigint };
-  try {
-    ip = parseIp(pub);
-  } catch {
-    return null;
+  const attrs: LeaseAttrs = { publicIP: '0.0.0.0', publicIPv6: null, backendType: ann[ANN.backendType] ?? '' };
+  let subnet: IPNet = EMPTY_V4;
+  let ipv6Subnet: IPNet | undefined;
+  if (fam.v4) {
+    const sn = nodePodCidr(n);
+    const pub = annIp(ann[ANN.publicIP], false);
+    if (!sn || !pub) return null;
+    subnet = sn;
+    attrs.publicIP = pub;
+    const bd = annJson(ann[ANN.backendData]);
+    if (bd !== undefined && bd !== null) attrs.backendData = bd;
   }
-  if (ip.v6) return null;
-  const attrs: LeaseAttrs = { publicIP: formatIp(ip.n, false), publicIPv6: null, backendType: ann[ANN.backendType] ?? '' };
-  const p6 = ann[ANN.publicIPv6];
-  if (p6) {
-    try {
-      const x = parseIp(p6);
-      if (x.v6) attrs.publicIPv6 = formatIp(x.n, true);
-    } catch { /* ignored */ }
+  if (fam.v6) {
+    ipv6Subnet = nodePodCidr(n, true);
+    const pub6 = annIp(ann[ANN.publicIPv6], true);
+    if (!ipv6Subnet || !pub6) return null;
+    attrs.publicIPv6 = pub6;
+    const bd6 = annJson(ann[ANN.backendV6Data]);
+    if (bd6 !== undefined && bd6 !== null) attrs.backendV6Data = bd6;
+  } else {
+    // read, as flanneld's lease attributes carry it whatever the config
+    attrs.publicIPv6 = annIp(ann[ANN.publicIPv6], true) ?? null;
   }
-  const json = (s: string | undefined): unknown => {
-    if (s === undefined || s === '') return undefined;
-    try {
-      return JSON.parse(s) as unknown;
-    } catch {
-      return undefined;
-    }
-  };
-  const bd = json(ann[ANN.backendData]);
-  if (bd !== undefined && bd !== null) attrs.backendData = bd;
-  const bd6 = json(ann[ANN.backendV6Data]);
-  if (bd6 !== undefined && bd6 !== null) attrs.backendV6Data = bd6;
-  return { subnet, attrs, expiration: null };
+  return ipv6Subnet ? { subnet, ipv6Subnet, attrs, expiration: null } : { subnet, attrs, expiration: null };
 }
 
 /** The NetworkUnavailable=False condition flanneld sets once it runs. */
@@ -127,14 +148,21 @@ export class KubeLeaseStore {
   #rv: string | undefined;
   #outage = false;
   #closers = new Set<() => void>();
+  #fam: Families = { v4: true, v6: false };
 
   constructor(readonly api: KubeApi, readonly opts: KubeStoreOptions) {
     if (!opts.nodeName) throw new ConfigError('--kube-subnet-mgr needs the node name: --node-name or $NODE_NAME');
   }
 
+  /** The families of the network config (EnableIPv4, EnableIPv6): which pod CIDRs and annotations make a lease. */
+  useFamilies(fam: Families): void {
+    this.#fam = fam;
+  }
+
   /**
-   * Our lease: the Node's pod CIDR, with flannel's annotations written and
-   * NetworkUnavailable=False. No pod CIDR → ConfigError "pod cidr not assigned".
+   * Our lease: the Node's pod CIDR(s) of the enabled families, with flannel's
+   * annotations written and NetworkUnavailable=False. No pod CIDR (of an
+   * enabled family) → ConfigError "pod cidr not assigned".
    */
   async acquire(attrs: LeaseAttrs): Promise<Lease> {
     const { nodeName, log } = this.opts;
@@ -144,8 +172,11 @@ export class KubeLeaseStore {
     } catch (e) {
       throw new ConfigError(`kube: cannot read node ${nodeName}: ${errText(e)}`);
     }
-    const subnet = nodePodCidr(node);
+    const fam = this.#fam;
+    const subnet = fam.v4 ? nodePodCidr(node) : EMPTY_V4;
+    const ipv6Subnet = fam.v6 ? nodePodCidr(node, true) : undefined;
     if (!subnet) throw new ConfigError(`node ${nodeName}: pod cidr not assigned`);
+    if (fam.v6 && !ipv6Subnet) throw new ConfigError(`node ${nodeName}: pod cidr not assigned (no IPv6 CIDR in spec.podCIDRs)`);
     const want = leaseAnnotations(attrs);
     const have = node.metadata?.annotations ?? {};
     if (Object.entries(want).some(([k, v]) => have[k] !== v)) {
@@ -153,8 +184,9 @@ export class KubeLeaseStore {
       log.info(`node ${nodeName}: flannel annotations written (public-ip ${attrs.publicIP}, backend-type ${attrs.backendType})`);
     }
     await this.api.patchNodeStatus(nodeName, networkAvailablePatch(new Date()));
-    log.info(`node ${nodeName}: pod cidr ${formatNet(subnet)}, NetworkUnavailable=False`);
-    return { subnet, attrs, expiration: null };
+    const cidrs = [fam.v4 ? formatNet(subnet) : '', ipv6Subnet ? formatNet(ipv6Subnet) : ''].filter(Boolean).join(', ');
+    log.info(`node ${nodeName}: pod cidr ${cidrs}, NetworkUnavailable=False`);
+    return ipv6Subnet ? { subnet, ipv6Subnet, attrs, expiration: null } : { subnet, attrs, expiration: null };
   }
 
   async #read(): Promise<KubeNode[]> {
@@ -180,7 +212,7 @@ export class KubeLeaseStore {
       }
       nodes = this.#last;
     }
-    return nodes.map(nodeToLease).filter((l): l is Lease => l !== null);
+    return nodes.map((n) => nodeToLease(n, this.#fam)).filter((l): l is Lease => l !== null);
   }
 
   /** Leases are Nodes: the agent never creates one (acquire() is how our Node gets annotated). */

@@ -7,12 +7,15 @@
  *    BackendV6Data omitted when empty);
  *  - TTL 24 h, renewed `renewMargin` before expiry; a key without TTL is a
  *    reservation (never expires, never renewed).
- * The LeaseStore interface is what every store (file now; etcd, kube later)
- * implements; acquireLease is flanneld's tryAcquireLease over it.
+ * The LeaseStore interface is what every store (file, etcd, kube)
+ * implements; acquireLease is flanneld's tryAcquireLease over it. An
+ * IPv6-only lease has flannel's empty IPv4 subnet (0.0.0.0/0, PublicIP
+ * "0.0.0.0"): key `0.0.0.0-0&fc00:0:0:1::-64`.
  */
-import { type IPNet, formatNet, netEqual, parseIp, subnetKey, formatIp } from './subnet';
+import { type IPNet, EMPTY_V4, formatNet, isEmptyNet, netEqual, parseIp, subnetKey, formatIp } from './subnet';
 import { type NetConfig } from './config';
 import { freeSubnets } from './alloc';
+import { leaseSubnets } from './describe';
 
 export const SUBNET_TTL_MS = 24 * 3600 * 1000;
 export const RACE_RETRIES = 10;
@@ -99,8 +102,12 @@ export interface LeaseStore {
   /** Writes the key whether or not it exists (renewal, attribute change). Returns the expiration. */
   update(sn: IPNet, sn6: IPNet | undefined, attrs: LeaseAttrs, ttlMs: number): Promise<number | null>;
   delete(sn: IPNet, sn6: IPNet | undefined): Promise<void>;
-  /** Calls onChange (no payload: re-list) whenever leases may have changed. */
-  watch(onChange: () => void): { close(): void };
+  /**
+   * Calls onChange whenever leases may have changed: with the events when the
+   * store knows them (added = created, renewed or changed; removed = deleted;
+   * the agent applies them to the peers it knows), without (re-list) when not.
+   */
+  watch(onChange: (events?: import('./watcher').LeaseEvent[]) => void): { close(): void };
   close(): void;
 }
 
@@ -112,61 +119,101 @@ export const systemClock: Clock = { now: () => Date.now() };
 export interface AcquireContext {
   store: LeaseStore;
   config: NetConfig;
-  /** the subnet of a previous subnet.env, if any */
+  /** the subnets of a previous subnet.env (FLANNEL_SUBNET, FLANNEL_IPV6_SUBNET), if any */
   prevSubnet?: IPNet;
+  prevIPv6Subnet?: IPNet;
   /** random integer in [0, n) */
   randInt: (n: number) => number;
   log?: (msg: string) => void;
 }
 
-/** flannel isSubnetConfigCompat: inside [SubnetMin, SubnetMax] with SubnetLen. */
-export const isSubnetCompat = (c: NetConfig, sn: IPNet): boolean =>
-  !sn.v6 && sn.ip >= c.subnetMin && sn.ip <= c.subnetMax && sn.prefixLen === c.subnetLen;
+/** flannel isSubnetConfigCompat: inside [SubnetMin, SubnetMax] with SubnetLen (IPv6-only: the empty IPv4 part). */
+export const isSubnetCompat = (c: NetConfig, sn: IPNet): boolean => (!c.enableIPv4
+  ? isEmptyNet(sn)
+  : !sn.v6 && sn.ip >= c.subnetMin && sn.ip <= c.subnetMax && sn.prefixLen === c.subnetLen);
+
+/** flannel isIPv6SubnetConfigCompat: without IPv6 there must be no IPv6 part; with it, inside [IPv6SubnetMin, IPv6SubnetMax] with IPv6SubnetLen. */
+export const isIPv6SubnetCompat = (c: NetConfig, sn6: IPNet | undefined): boolean => (!c.enableIPv6
+  ? isEmptyNet(sn6)
+  : !!sn6 && sn6.v6 && !isEmptyNet(sn6) && sn6.ip >= c.ipv6SubnetMin && sn6.ip <= c.ipv6SubnetMax && sn6.prefixLen === c.ipv6SubnetLen);
 
 /**
- * flanneld's AcquireLease (IPv4): reuse the lease carrying our PublicIP
- * (keeping a reservation a reservation; an incompatible one is deleted),
- * else the previous subnet.env's subnet if free and compatible, else a
- * random one of the first 100 free subnets; created only if absent, retried
- * on a lost race.
+ * Our lease in a listing: the one carrying our PublicIP (flanneld's
+ * findLeaseByIP), or in an IPv6-only network our PublicIPv6.
+ */
+export function findOwnLease(leases: readonly Lease[], config: Pick<NetConfig, 'enableIPv4'>, attrs: Pick<LeaseAttrs, 'publicIP' | 'publicIPv6'>): Lease | undefined {
+  return config.enableIPv4 ? leases.find((l) => l.attrs.publicIP === attrs.publicIP)
+    : leases.find((l) => attrs.publicIPv6 !== null && l.attrs.publicIPv6 === attrs.publicIPv6);
+}
+
+const describeLease = (sn: IPNet, sn6: IPNet | undefined): string => leaseSubnets({ subnet: sn, ipv6Subnet: sn6 });
+
+/** A free pair: the subnets of each enabled family, chosen at random among the first 100 free (flannel allocateSubnet). */
+function allocate(ctx: AcquireContext, leases: readonly Lease[]): { sn: IPNet; sn6?: IPNet } {
+  const { config } = ctx;
+  let sn: IPNet = EMPTY_V4;
+  let sn6: IPNet | undefined;
+  if (config.enableIPv4) {
+    const free = freeSubnets(config, leases, 100);
+    if (!free.length) throw new Error('out of subnets');
+    sn = free[ctx.randInt(free.length)];
+  }
+  if (config.enableIPv6) {
+    const free6 = freeSubnets(config, leases, 100, true);
+    if (!free6.length) throw new Error('out of IPv6 subnets');
+    sn6 = free6[ctx.randInt(free6.length)];
+  }
+  return { sn, sn6 };
+}
+
+/** The previous subnet.env's subnets, when every enabled family has one that is free and fits. */
+function previous(ctx: AcquireContext, leases: readonly Lease[]): { sn: IPNet; sn6?: IPNet } | undefined {
+  const { config } = ctx;
+  const sn = config.enableIPv4 ? ctx.prevSubnet : EMPTY_V4;
+  const sn6 = config.enableIPv6 ? ctx.prevIPv6Subnet : undefined;
+  if (!sn || (config.enableIPv6 && !sn6)) return undefined;
+  const taken = leases.some((l) => (config.enableIPv4 && netEqual(l.subnet, sn)) || (sn6 && l.ipv6Subnet && netEqual(l.ipv6Subnet, sn6)));
+  if (taken) return undefined;
+  if (isSubnetCompat(config, sn) && isIPv6SubnetCompat(config, sn6)) return { sn, sn6 };
+  ctx.log?.(`previously leased subnet ${describeLease(sn, sn6)} does not fit the network config, ignoring it`);
+  return undefined;
+}
+
+/**
+ * flanneld's AcquireLease, both families: reuse the lease carrying our
+ * PublicIP (PublicIPv6 when IPv6-only; a reservation stays a reservation,
+ * an incompatible one is deleted), else the previous subnet.env's subnets if
+ * free and compatible, else a random one of the first 100 free subnets of
+ * each enabled family; created only if absent, retried on a lost race.
  */
 export async function acquireLease(ctx: AcquireContext, attrs: LeaseAttrs): Promise<Lease> {
   const { store, config } = ctx;
   const log = ctx.log ?? (() => {});
+  const who = config.enableIPv4 ? `public IP ${attrs.publicIP}` : `public IPv6 ${attrs.publicIPv6}`;
+  const done = (sn: IPNet, sn6: IPNet | undefined, expiration: number | null): Lease => (sn6 ? { subnet: sn, ipv6Subnet: sn6, attrs, expiration } : { subnet: sn, attrs, expiration });
   for (let i = 0; i < RACE_RETRIES; i++) {
     const leases = await store.list();
-    const mine = leases.find((l) => l.attrs.publicIP === attrs.publicIP);
+    const mine = findOwnLease(leases, config, attrs);
     if (mine) {
-      if (isSubnetCompat(config, mine.subnet)) {
+      if (isSubnetCompat(config, mine.subnet) && isIPv6SubnetCompat(config, mine.ipv6Subnet)) {
         const ttl = mine.expiration === null ? 0 : SUBNET_TTL_MS;
-        const exp = await store.update(mine.subnet, undefined, attrs, ttl);
-        log(`found lease ${formatNet(mine.subnet)} for our public IP ${attrs.publicIP}, reusing${ttl ? '' : ' (reservation)'}`);
-        return { subnet: mine.subnet, attrs, expiration: exp };
+        const exp = await store.update(mine.subnet, mine.ipv6Subnet, attrs, ttl);
+        log(`found lease ${describeLease(mine.subnet, mine.ipv6Subnet)} for our ${who}, reusing${ttl ? '' : ' (reservation)'}`);
+        return done(mine.subnet, mine.ipv6Subnet, exp);
       }
-      log(`lease ${formatNet(mine.subnet)} for our public IP ${attrs.publicIP} does not fit the network config, deleting it`);
+      log(`lease ${describeLease(mine.subnet, mine.ipv6Subnet)} for our ${who} does not fit the network config, deleting it`);
       await store.delete(mine.subnet, mine.ipv6Subnet);
     }
-    let sn: IPNet | undefined;
-    if (ctx.prevSubnet && !leases.some((l) => netEqual(l.subnet, ctx.prevSubnet))) {
-      if (isSubnetCompat(config, ctx.prevSubnet)) {
-        sn = ctx.prevSubnet;
-        log(`reusing previously leased subnet ${formatNet(sn)} (from the subnet file)`);
-      } else {
-        log(`previously leased subnet ${formatNet(ctx.prevSubnet)} does not fit the network config, ignoring it`);
-      }
-    }
-    if (!sn) {
-      const free = freeSubnets(config, leases, 100);
-      if (!free.length) throw new Error('out of subnets');
-      sn = free[ctx.randInt(free.length)];
-    }
+    const prev = previous(ctx, leases);
+    if (prev) log(`reusing previously leased subnet ${describeLease(prev.sn, prev.sn6)} (from the subnet file)`);
+    const { sn, sn6 } = prev ?? allocate(ctx, leases);
     try {
-      const exp = await store.create(sn, undefined, attrs, SUBNET_TTL_MS);
-      log(`allocated lease ${formatNet(sn)} for public IP ${attrs.publicIP}`);
-      return { subnet: sn, attrs, expiration: exp };
+      const exp = await store.create(sn, sn6, attrs, SUBNET_TTL_MS);
+      log(`allocated lease ${describeLease(sn, sn6)} for ${who}`);
+      return done(sn, sn6, exp);
     } catch (e) {
       if (!(e instanceof LeaseExistsError)) throw e;
-      log(`subnet ${formatNet(sn)} was taken concurrently, retrying`);
+      log(`subnet ${describeLease(sn, sn6)} was taken concurrently, retrying`);
     }
   }
   throw new Error('max retries reached trying to acquire a subnet');

@@ -12,7 +12,8 @@
  *   filter  FORWARD -m comment --comment "flanneld forward" -j FLANNEL-FWD
  *   filter  FLANNEL-FWD: ACCEPT -s <net>; ACCEPT -d <net>
  * nftables (flannel pkg/trafficmngr/nftables, EnableNFTables): table
- * `ip flannel-ipv4`, chain postrtg (nat, postrouting, srcnat) and chain
+ * `ip flannel-ipv4` (IPv6: `ip6 flannel-ipv6`, `ip6 saddr`…, ff00::/8 for
+ * multicast; iptables: the same chains in ip6tables), chain postrtg (nat, postrouting, srcnat) and chain
  * forward (filter, forward, priority filter), with the rules as knftables
  * writes them — including flanneld's `ip saddr != <pod> ip daddr <net>
  * return` where iptables has `! -s <net> -d <pod>`.
@@ -20,14 +21,22 @@
  * differs: never a duplicate, always flanneld's order.
  */
 import type { NftChain, NftCommand, NftRule, Ruleset } from '../pkg/nft/masq';
+import { type NetConfig } from './config';
+import { type IPNet, formatNet } from './subnet';
 
 export const MASQ_COMMENT = 'flanneld masq';
 export const FWD_COMMENT = 'flanneld forward';
 export const POSTRTG = 'FLANNEL-POSTRTG';
 export const FWD = 'FLANNEL-FWD';
 export const NFT_TABLE = 'flannel-ipv4';
+export const NFT_TABLE6 = 'flannel-ipv6';
 export const KUBE_PROXY_MARK = '0x4000/0x4000';
 const MULTICAST = '224.0.0.0/4';
+const MULTICAST6 = 'ff00::/8';
+
+/** The nftables family and table of a family's rules: `ip flannel-ipv4`, `ip6 flannel-ipv6`. */
+export const nftTableOf = (v6: boolean | undefined): { family: 'ip' | 'ip6'; table: string } =>
+  (v6 ? { family: 'ip6', table: NFT_TABLE6 } : { family: 'ip', table: NFT_TABLE });
 
 export interface RulesInput {
   /** the flannel Network, "10.244.0.0/16" */
@@ -38,6 +47,8 @@ export interface RulesInput {
   masq: boolean;
   /** install the forward accept rules (flanneld's --iptables-forward-rules, default on) */
   forward: boolean;
+  /** the IPv6 rules (IPv6Network, our IPv6 subnet): ip6tables, or nft table ip6 flannel-ipv6 */
+  v6?: boolean;
 }
 
 /** One iptables chain of ours with the jump that reaches it. */
@@ -63,7 +74,7 @@ export function iptChains(i: RulesInput): IptChainWant[] {
         a(`-s ${pod} -d ${net} ${c} -j RETURN`),
         a(`-s ${net} -d ${pod} ${c} -j RETURN`),
         a(`! -s ${net} -d ${pod} ${c} -j RETURN`),
-        a(`-s ${net} ! -d ${MULTICAST} ${c} -j MASQUERADE --random-fully`),
+        a(`-s ${net} ! -d ${i.v6 ? MULTICAST6 : MULTICAST} ${c} -j MASQUERADE --random-fully`),
         a(`! -s ${net} -d ${net} ${c} -j MASQUERADE --random-fully`),
       ],
     });
@@ -102,7 +113,7 @@ const prefix = (cidr: string) => {
   const [addr, len] = cidr.split('/');
   return { prefix: { addr, len: Number(len) } };
 };
-const ip = (field: 'saddr' | 'daddr', op: '==' | '!=', cidr: string): Expr => ({ match: { op, left: { payload: { protocol: 'ip', field } }, right: prefix(cidr) } });
+const ipMatch = (protocol: 'ip' | 'ip6') => (field: 'saddr' | 'daddr', op: '==' | '!=', cidr: string): Expr => ({ match: { op, left: { payload: { protocol, field } }, right: prefix(cidr) } });
 const RETURN: Expr = { return: null };
 const MASQ: Expr = { masquerade: { flags: 'fully-random' } };
 
@@ -113,23 +124,25 @@ export interface NftChainWant {
 
 export function nftChains(i: RulesInput): NftChainWant[] {
   const { network: net, podCidr: pod } = i;
+  const { family, table } = nftTableOf(i.v6);
+  const ip = ipMatch(family);
   const out: NftChainWant[] = [];
   if (i.masq) {
     out.push({
-      chain: { family: 'ip', table: NFT_TABLE, name: 'postrtg', type: 'nat', hook: 'postrouting', prio: 100, policy: 'accept', comment: 'chain to manage traffic masquerading by flannel' },
+      chain: { family, table, name: 'postrtg', type: 'nat', hook: 'postrouting', prio: 100, policy: 'accept', comment: 'chain to manage traffic masquerading by flannel' },
       rules: [
         [{ match: { op: '==', left: { meta: { key: 'mark' } }, right: 0x4000 } }, RETURN],
         [ip('saddr', '==', pod), ip('daddr', '==', net), RETURN],
         [ip('saddr', '==', net), ip('daddr', '==', pod), RETURN],
         [ip('saddr', '!=', pod), ip('daddr', '==', net), RETURN],
-        [ip('saddr', '==', net), ip('daddr', '!=', MULTICAST), MASQ],
+        [ip('saddr', '==', net), ip('daddr', '!=', i.v6 ? MULTICAST6 : MULTICAST), MASQ],
         [ip('saddr', '!=', net), ip('daddr', '==', net), MASQ],
       ],
     });
   }
   if (i.forward) {
     out.push({
-      chain: { family: 'ip', table: NFT_TABLE, name: 'forward', type: 'filter', hook: 'forward', prio: 0, policy: 'accept', comment: 'chain to accept flannel traffic' },
+      chain: { family, table, name: 'forward', type: 'filter', hook: 'forward', prio: 0, policy: 'accept', comment: 'chain to accept flannel traffic' },
       rules: [[ip('saddr', '==', net), { accept: null }], [ip('daddr', '==', net), { accept: null }]],
     });
   }
@@ -137,25 +150,37 @@ export function nftChains(i: RulesInput): NftChainWant[] {
 }
 
 const chainOk = (w: NftChainWant, rs: Ruleset): boolean => {
-  const c = rs.chains.find((x) => x.family === 'ip' && x.table === NFT_TABLE && x.name === w.chain.name);
+  const { family, table } = w.chain;
+  const c = rs.chains.find((x) => x.family === family && x.table === table && x.name === w.chain.name);
   if (!c || c.type !== w.chain.type || c.hook !== w.chain.hook || c.prio !== w.chain.prio) return false;
-  const have = rs.rules.filter((r) => r.family === 'ip' && r.table === NFT_TABLE && r.chain === w.chain.name).map((r) => JSON.stringify(r.expr));
+  const have = rs.rules.filter((r) => r.family === family && r.table === table && r.chain === w.chain.name).map((r) => JSON.stringify(r.expr));
   return have.join('\n') === w.rules.map((e) => JSON.stringify(e)).join('\n');
 };
 
 /**
- * From `nft -j list table ip flannel-ipv4`: the chains that differ from
+ * From `nft -j list table ip flannel-ipv4` (or `ip6 flannel-ipv6`; `want`
+ * holds one family's chains): the chains that differ from
  * what we want, rebuilt (table, chain, flush, rules) in one atomic batch;
  * [] when everything is in place.
  */
 export function nftRepair(want: readonly NftChainWant[], rs: Ruleset): { cmds: NftCommand[]; chains: string[] } {
   const bad = want.filter((w) => !chainOk(w, rs));
   if (!bad.length) return { cmds: [], chains: [] };
-  const cmds: NftCommand[] = [{ add: { table: { family: 'ip', name: NFT_TABLE, comment: `rules for ${NFT_TABLE}` } } }];
+  const { family, table } = bad[0].chain;
+  const cmds: NftCommand[] = [{ add: { table: { family, name: table, comment: `rules for ${table}` } } }];
   for (const w of bad) {
-    const ref: NftChain = { family: 'ip', table: NFT_TABLE, name: w.chain.name };
+    const ref: NftChain = { family, table, name: w.chain.name };
     cmds.push({ add: { chain: w.chain } }, { flush: { chain: ref } });
-    for (const expr of w.rules) cmds.push({ add: { rule: { family: 'ip', table: NFT_TABLE, chain: w.chain.name, expr } satisfies NftRule } });
+    for (const expr of w.rules) cmds.push({ add: { rule: { family, table, chain: w.chain.name, expr } satisfies NftRule } });
   }
   return { cmds, chains: bad.map((w) => w.chain.name) };
+}
+
+/** The rules of each enabled family: IPv4 (Network, our subnet), then IPv6 (IPv6Network, our IPv6 subnet). */
+export function familyRules(c: Pick<NetConfig, 'enableIPv4' | 'enableIPv6' | 'network' | 'ipv6Network'>, own: { subnet: IPNet; ipv6Subnet?: IPNet },
+  o: { masq: boolean; forward: boolean }): RulesInput[] {
+  const out: RulesInput[] = [];
+  if (c.enableIPv4 && c.network) out.push({ network: formatNet(c.network), podCidr: formatNet(own.subnet), ...o });
+  if (c.enableIPv6 && c.ipv6Network && own.ipv6Subnet) out.push({ network: formatNet(c.ipv6Network), podCidr: formatNet(own.ipv6Subnet), ...o, v6: true });
+  return out;
 }

@@ -52,6 +52,13 @@ export function parseCidr(s: string): IPNet {
 
 export const formatNet = (n: IPNet): string => `${formatIp(n.ip, n.v6)}/${n.prefixLen}`;
 
+/**
+ * flannel's empty IPv4 subnet (ip.IP4Net{}): the `subnet` of an IPv6-only
+ * lease, whose key is then `0.0.0.0-0&fc00:0:0:1::-64`.
+ */
+export const EMPTY_V4: IPNet = Object.freeze({ v6: false, ip: 0n, prefixLen: 0 });
+export const isEmptyNet = (n: IPNet | undefined): boolean => !n || (n.ip === 0n && n.prefixLen === 0);
+
 export const netEqual = (a: IPNet | undefined, b: IPNet | undefined): boolean =>
   a === b || (!!a && !!b && a.v6 === b.v6 && a.ip === b.ip && a.prefixLen === b.prefixLen);
 

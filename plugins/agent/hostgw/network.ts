@@ -5,7 +5,7 @@
  * prefixes) and routes, plans, applies with kernel retries; a failing
  * route is logged and retried on the next round.
  */
-import { AF_INET, type NetlinkHandle, isNotFound } from '../../pkg/netlink';
+import { AF_INET, AF_INET6, type NetlinkHandle, isNotFound } from '../../pkg/netlink';
 import { type Lease } from '../lease';
 import { type Logger } from '../log';
 import { type IPNet, formatNet, maskOf, parseCidr } from '../subnet';
@@ -24,12 +24,12 @@ export class DirectRoutes {
     private readonly log: Logger,
   ) {}
 
-  /** The external interface's IPv4 prefixes: a peer inside one is on-link. */
+  /** The external interface's prefixes of the network's family: a peer inside one is on-link. */
   async prefixes(): Promise<IPNet[]> {
-    const addrs = await retryKernel(() => this.h.addrList(this.ext.index, AF_INET));
+    const addrs = await retryKernel(() => this.h.addrList(this.ext.index, this.network.v6 ? AF_INET6 : AF_INET));
     return addrs.filter((a) => a.scope === 0).map((a) => {
       const n = parseCidr(a.cidr);
-      return { ...n, ip: n.ip & maskOf(n.prefixLen, false) };
+      return { ...n, ip: n.ip & maskOf(n.prefixLen, n.v6) };
     });
   }
 
@@ -42,7 +42,7 @@ export class DirectRoutes {
 
   /** Makes the interface's routes in the Network exactly `peers`' routes. */
   async reconcile(peers: readonly RoutePeer[]): Promise<{ repairs: number; failures: number; failedPeers: number }> {
-    const routes = await retryKernel(() => this.h.routeList({ index: this.ext.index, family: AF_INET }));
+    const routes = await retryKernel(() => this.h.routeList({ index: this.ext.index, family: this.network.v6 ? AF_INET6 : AF_INET }));
     const plan = planRoutes(peers, routes.map((r) => ({ dst: r.dst, gw: r.gw })), this.network);
     let repairs = 0, failures = 0, failedPeers = 0;
     for (const a of plan) {

@@ -7,7 +7,7 @@
  * wants are removed (never connected routes, never routes outside it).
  */
 import { type Lease } from '../lease';
-import { type IPNet, formatNet, netContains, parseCidr, parseIp } from '../subnet';
+import { type IPNet, formatNet, isEmptyNet, netContains, parseCidr, parseIp } from '../subnet';
 
 /** One peer reached by a direct route. */
 export interface RoutePeer {
@@ -30,16 +30,23 @@ export function isOnLink(ip: string, prefixes: readonly IPNet[]): boolean {
   return prefixes.some((p) => p.v6 === a.v6 && netContains(p, a.n, a.v6));
 }
 
-/** The host-gw peers among leases; others come back as skipped, with the reason (logged once by the caller). */
+/**
+ * The host-gw peers among leases, for `network`'s family (IPv6: the lease's
+ * IPv6 subnet via its PublicIPv6); others come back as skipped, with the
+ * reason (logged once by the caller).
+ */
 export function hostGwPeers(leases: readonly Lease[], network: IPNet, prefixes: readonly IPNet[], extName: string): { peers: RoutePeer[]; skipped: { lease: Lease; reason: string }[] } {
   const peers: RoutePeer[] = [];
   const skipped: { lease: Lease; reason: string }[] = [];
+  const v6 = network.v6;
   for (const l of leases) {
-    const pub = l.attrs.publicIP;
+    const pub = (v6 ? l.attrs.publicIPv6 : l.attrs.publicIP) ?? '';
+    const sn = v6 ? l.ipv6Subnet : l.subnet;
     if (l.attrs.backendType !== 'host-gw') skipped.push({ lease: l, reason: `backend type ${JSON.stringify(l.attrs.backendType)} is not host-gw` });
-    else if (l.subnet.v6 || l.subnet.prefixLen < network.prefixLen || !netContains(network, l.subnet.ip)) skipped.push({ lease: l, reason: `subnet ${formatNet(l.subnet)} is outside the network ${formatNet(network)}` });
-    else if (!isOnLink(pub, prefixes)) skipped.push({ lease: l, reason: `public IP ${pub} is not on-link on ${extName} (host-gw needs every node on one L2 network; use vxlan)` });
-    else peers.push({ subnet: formatNet(l.subnet), gw: pub });
+    else if (!sn || isEmptyNet(sn)) skipped.push({ lease: l, reason: `it has no IPv${v6 ? 6 : 4} subnet` });
+    else if (sn.v6 !== v6 || sn.prefixLen < network.prefixLen || !netContains(network, sn.ip)) skipped.push({ lease: l, reason: `subnet ${formatNet(sn)} is outside the network ${formatNet(network)}` });
+    else if (!isOnLink(pub, prefixes)) skipped.push({ lease: l, reason: `public IP${v6 ? 'v6' : ''} ${pub || '(none)'} is not on-link on ${extName} (host-gw needs every node on one L2 network; use vxlan)` });
+    else peers.push({ subnet: formatNet(sn), gw: pub });
   }
   return { peers, skipped };
 }
@@ -47,13 +54,13 @@ export function hostGwPeers(leases: readonly Lease[], network: IPNet, prefixes: 
 const ours = (network: IPNet, dst: string): boolean => {
   try {
     const d = parseCidr(dst);
-    return !d.v6 && d.prefixLen >= network.prefixLen && netContains(network, d.ip);
+    return d.v6 === network.v6 && d.prefixLen >= network.prefixLen && netContains(network, d.ip);
   } catch {
     return false;
   }
 };
 
-/** Stale routes first, then the missing or wrong ones. `routes`: the kernel's IPv4 routes on the external interface. */
+/** Stale routes first, then the missing or wrong ones. `routes`: the kernel's routes of the network's family on the external interface. */
 export function planRoutes(peers: readonly RoutePeer[], routes: ReadonlyArray<{ dst: string; gw?: string }>, network: IPNet): RouteAction[] {
   const want = new Map(peers.map((p) => [p.subnet, p.gw]));
   const have = new Map(routes.map((r) => [r.dst, r.gw]));

@@ -1,18 +1,26 @@
 /**
- * The VXLAN device `flannel.<VNI>` (flannel backend/vxlan device.go) over
+ * The VXLAN devices `flannel.<VNI>` and `flannel-v6.<VNI>` (local = our
+ * IPv6 address) (flannel backend/vxlan device.go) over
  * our netlink layer: created with learning off, local = public address,
- * dev = external interface, MTU = underlay − 50 and a MAC chosen before
+ * dev = external interface, MTU = underlay − 50 (IPv6: − 70) and a MAC chosen before
  * creation; an existing device with the same VNI, port, local address,
  * underlay device and GBP is reused as it is (its MAC is what the lease
  * publishes), anything else is deleted and re-created. Then accept_ra=0,
- * address `<subnet>.0/32` (other in-Network addresses removed), up.
+ * address `<subnet>.0/32` or `<v6 subnet>::/128` (other in-Network
+ * addresses removed), up.
  */
-import { type Link, type NetlinkHandle, type VxlanSpec, isExists, isNotFound, AF_INET } from '../../pkg/netlink';
+import { type Link, type NetlinkHandle, type VxlanSpec, isExists, isNotFound, AF_INET, AF_INET6 } from '../../pkg/netlink';
 import { writeSysctl } from '../../pkg/ns';
 import { type IPNet, formatIp, netContains, parseIp } from '../subnet';
 import { type Logger } from '../log';
 
 export const VXLAN_OVERHEAD = 50;
+/**
+ * Over an IPv6 underlay the outer header is 20 bytes longer: the kernel
+ * caps flannel-v6.<VNI>'s MTU at underlay − 70 (it clamps flanneld's − 50
+ * at creation and refuses it later with EINVAL).
+ */
+export const VXLAN6_OVERHEAD = 70;
 /** The kernel's default VXLAN UDP port, used when Backend.Port is 0. */
 export const KERNEL_VXLAN_PORT = 8472;
 
@@ -38,7 +46,7 @@ export function vxlanIncompat(want: VxlanDeviceWant, l: Link): string | null {
   if (v.vni !== want.vni) return `vni: ${want.vni} vs ${v.vni}`;
   if (v.srcLink !== undefined && v.srcLink > 0 && v.srcLink !== want.srcLink) return `vtep (external) interface: ${want.srcLink} vs ${v.srcLink}`;
   if (v.local !== undefined && v.local !== want.local) return `vtep (external) IP: ${want.local} vs ${v.local}`;
-  if (v.group !== undefined && v.group !== '0.0.0.0') return `group address: none vs ${v.group}`;
+  if (v.group !== undefined && v.group !== '0.0.0.0' && v.group !== '::') return `group address: none vs ${v.group}`;
   const port = want.port || KERNEL_VXLAN_PORT;
   if (v.port !== undefined && v.port > 0 && v.port !== port) return `port: ${port} vs ${v.port}`;
   if (v.gbp !== want.gbp) return `gbp: ${want.gbp} vs ${v.gbp}`;
@@ -87,19 +95,22 @@ export async function ensureVxlanDevice(h: NetlinkHandle, want: VxlanDeviceWant,
 }
 
 /**
- * Ensures `<subnet>.0/32` on the device, removes other addresses inside the
- * network (a previous subnet), and brings the device up.
+ * Ensures `<subnet>.0/32` (IPv6: `<subnet>::/128`, as flanneld's
+ * ConfigureIPv6, without DAD or prefix route) on the device, removes other
+ * addresses inside the network (a previous subnet), and brings the device up.
  */
 export async function configureVxlanDevice(h: NetlinkHandle, link: Link, subnet: IPNet, network: IPNet, log: Logger): Promise<void> {
-  const want = `${formatIp(subnet.ip, false)}/32`;
-  const addrs = await h.addrList(link.index, AF_INET);
+  const v6 = subnet.v6;
+  const want = `${formatIp(subnet.ip, v6)}/${v6 ? 128 : 32}`;
+  const addrs = await h.addrList(link.index, v6 ? AF_INET6 : AF_INET);
   let have = false;
   for (const a of addrs) {
     if (a.cidr === want) {
       have = true;
       continue;
     }
-    if (netContains(network, parseIp(a.address).n)) {
+    const ip = parseIp(a.address);
+    if (netContains(network, ip.n, ip.v6)) {
       log.info(`${link.name}: removing stale address ${a.cidr}`);
       try {
         await h.addrDel(link.index, a.cidr);
@@ -110,7 +121,7 @@ export async function configureVxlanDevice(h: NetlinkHandle, link: Link, subnet:
   }
   if (!have) {
     try {
-      await h.addrAdd(link.index, want);
+      await h.addrAdd(link.index, want, v6 ? { noDad: true, noPrefixRoute: true } : {});
       log.info(`${link.name}: address ${want}`);
     } catch (e) {
       if (!isExists(e)) throw e;

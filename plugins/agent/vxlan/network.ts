@@ -6,7 +6,7 @@
  * EAGAIN, EINTR); a peer whose programming fails has what was done for it
  * rolled back and is retried on the next round.
  */
-import { AF_INET, type Link, type NetlinkHandle, NetlinkError, isNotFound } from '../../pkg/netlink';
+import { AF_INET, AF_INET6, type Link, type NetlinkHandle, NetlinkError, isNotFound } from '../../pkg/netlink';
 import { type Lease } from '../lease';
 import { type Logger } from '../log';
 import { type IPNet } from '../subnet';
@@ -60,9 +60,9 @@ export class VxlanNetwork {
 
   async #state(index: number): Promise<DeviceState> {
     const [neighs, fdb, routes] = await Promise.all([
-      retryKernel(() => this.h.neighList(index, AF_INET)),
+      retryKernel(() => this.h.neighList(index, this.network.v6 ? AF_INET6 : AF_INET)),
       retryKernel(() => this.h.fdbList(index)),
-      retryKernel(() => this.h.routeList({ index, family: AF_INET })),
+      retryKernel(() => this.h.routeList({ index, family: this.network.v6 ? AF_INET6 : AF_INET })),
     ]);
     return {
       neighs: neighs.filter((n) => n.ip).map((n) => ({ ip: n.ip!, mac: n.mac, permanent: n.permanent })),

@@ -6,12 +6,14 @@
  * hand, a device re-created), replaces the FDB/neighbour entries of a peer
  * whose VTEP MAC changed, and removes what belongs to leases deleted while
  * the agent was down (flannel#2554).
+ * One plan per family: flannel.<VNI> (IPv4) and flannel-v6.<VNI> (IPv6,
+ * neighbour = `<v6 subnet>::`, FDB dst = the peer's PublicIPv6).
  * Order (FLANNEL-NOTES): stale entries are removed first (route, FDB,
  * neighbour); then per peer neighbour → FDB → route, so the kernel never
  * routes to a gateway it would have to ARP for.
  */
 import { type Lease, parseVxlanBackendData } from '../lease';
-import { type IPNet, formatIp, formatNet, netContains, parseCidr, parseIp } from '../subnet';
+import { type IPNet, formatIp, formatNet, isEmptyNet, netContains, parseCidr, parseIp } from '../subnet';
 
 export const ZERO_MAC = '00:00:00:00:00:00';
 
@@ -52,25 +54,40 @@ export interface SkippedLease {
   reason: string;
 }
 
-/** The peers described by the vxlan leases; other leases come back as skipped, with the reason. */
+/**
+ * The peers described by the vxlan leases for `network`'s family (IPv4: the
+ * lease's subnet, BackendData and PublicIP; IPv6: its IPv6 subnet,
+ * BackendV6Data and PublicIPv6); other leases come back as skipped, with the reason.
+ */
 export function peersFromLeases(leases: readonly Lease[], network: IPNet): { peers: VxlanPeer[]; skipped: SkippedLease[] } {
   const peers: VxlanPeer[] = [];
   const skipped: SkippedLease[] = [];
+  const v6 = network.v6;
   for (const l of leases) {
     if (l.attrs.backendType !== 'vxlan') {
       skipped.push({ lease: l, reason: `backend type ${JSON.stringify(l.attrs.backendType)} is not vxlan` });
       continue;
     }
-    if (l.subnet.v6 || l.subnet.prefixLen < network.prefixLen || !netContains(network, l.subnet.ip)) {
-      skipped.push({ lease: l, reason: `subnet ${formatNet(l.subnet)} is outside the network ${formatNet(network)}` });
+    const sn = v6 ? l.ipv6Subnet : l.subnet;
+    if (!sn || isEmptyNet(sn)) {
+      skipped.push({ lease: l, reason: `it has no IPv${v6 ? 6 : 4} subnet` });
       continue;
     }
-    const bd = parseVxlanBackendData(l.attrs.backendData);
+    if (sn.v6 !== v6 || sn.prefixLen < network.prefixLen || !netContains(network, sn.ip)) {
+      skipped.push({ lease: l, reason: `subnet ${formatNet(sn)} is outside the network ${formatNet(network)}` });
+      continue;
+    }
+    const bd = parseVxlanBackendData(v6 ? l.attrs.backendV6Data : l.attrs.backendData);
     if (!bd) {
-      skipped.push({ lease: l, reason: 'BackendData has no valid VNI and VtepMAC' });
+      skipped.push({ lease: l, reason: `${v6 ? 'BackendV6Data' : 'BackendData'} has no valid VNI and VtepMAC` });
       continue;
     }
-    peers.push({ subnet: formatNet(l.subnet), gateway: formatIp(l.subnet.ip, false), vtepMAC: bd.vtepMAC, publicIP: l.attrs.publicIP });
+    const publicIP = v6 ? l.attrs.publicIPv6 : l.attrs.publicIP;
+    if (!publicIP) {
+      skipped.push({ lease: l, reason: 'it has no PublicIPv6' });
+      continue;
+    }
+    peers.push({ subnet: formatNet(sn), gateway: formatIp(sn.ip, v6), vtepMAC: bd.vtepMAC, publicIP });
   }
   return { peers, skipped };
 }
@@ -86,7 +103,7 @@ const inNetwork = (network: IPNet, ip: string): boolean => {
 const routeInNetwork = (network: IPNet, dst: string): boolean => {
   try {
     const d = parseCidr(dst);
-    return !d.v6 && d.prefixLen >= network.prefixLen && netContains(network, d.ip);
+    return d.v6 === network.v6 && d.prefixLen >= network.prefixLen && netContains(network, d.ip);
   } catch {
     return false;
   }
@@ -94,8 +111,9 @@ const routeInNetwork = (network: IPNet, dst: string): boolean => {
 
 /**
  * Computes the actions for `peers` against `state`. Only entries inside
- * `network` (neighbours, routes) or with a non-zero MAC (FDB) are ever
- * considered ours and removed.
+ * `network` (neighbours, routes with a gateway) or with a non-zero MAC (FDB)
+ * are ever considered ours and removed: a gateway-less route (the kernel's
+ * prefix route of flanneld's IPv6 address `<subnet>::/128`) is not ours.
  */
 export function planVxlan(peers: readonly VxlanPeer[], state: DeviceState, network: IPNet): Plan {
   const wantNeigh = new Map(peers.map((p) => [p.gateway, p.vtepMAC]));
@@ -104,7 +122,7 @@ export function planVxlan(peers: readonly VxlanPeer[], state: DeviceState, netwo
 
   const removals: Action[] = [];
   for (const r of state.routes) {
-    if (!wantRoute.has(r.dst) && routeInNetwork(network, r.dst)) removals.push({ op: 'routeDel', dst: r.dst, gw: r.gw });
+    if (r.gw && !wantRoute.has(r.dst) && routeInNetwork(network, r.dst)) removals.push({ op: 'routeDel', dst: r.dst, gw: r.gw });
   }
   for (const f of state.fdb) {
     if (f.mac !== ZERO_MAC && !wantFdb.has(f.mac)) removals.push({ op: 'fdbDel', mac: f.mac, dst: f.dst });

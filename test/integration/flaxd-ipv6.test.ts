@@ -1,0 +1,276 @@
+/**
+ * flaxd's IPv6 overlays on the real kernel (namespace nodes on one
+ * underlay bridge, flaxd-helpers' Cluster; each node's eth0 also gets
+ * fd77::1<i>/64, IPv6 and forwarding switched on inside the node and pod
+ * namespaces only):
+ *  - dual-stack vxlan, 3 nodes, --ip-masq (iptables): lease files keyed
+ *    `<v4>-24&<v6>-64` with PublicIPv6 and BackendV6Data as flanneld writes
+ *    them, subnet.env with the IPv6 pair in flanneld's order, flannel.1 and
+ *    flannel-v6.1 (local = our IPv6 address, `<v6 subnet>::/128`), per peer
+ *    neighbour / FDB / route on each, ip6tables FLANNEL-POSTRTG/FLANNEL-FWD;
+ *    pods ping across nodes over IPv4 and IPv6; repairs (route, neighbour,
+ *    the whole flannel-v6.1) and a departed node's IPv6 entries removed;
+ *  - IPv6-only vxlan (EnableIPv4 false), 3 nodes: key `0.0.0.0-0&<v6>-64`,
+ *    PublicIP "0.0.0.0", no BackendData, no flannel.1; pods ping over IPv6;
+ *    a restarted agent keeps its lease;
+ *  - dual-stack host-gw with nftables and --ip-masq: `<v6 subnet> via
+ *    <peer's PublicIPv6> dev eth0`, table ip6 flannel-ipv6; pods ping.
+ */
+import { readFileSync, readdirSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openHandleAt } from '../../plugins/pkg/netlink';
+import { writeSysctl } from '../../plugins/pkg/ns';
+import { execIn, ipJson } from '../helpers/netns';
+import { requireBuilt } from '../e2e/lib/cni';
+import { Cluster, NETWORK, type Node, pingFrom, waitFor } from './flaxd-helpers';
+
+const NET6 = 'fc00::/48';
+const ip6Of = (n: Node) => `fd77::1${n.i}`;
+const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
+
+interface Lease6 {
+  file: string;
+  /** "10.244.7" or '' (IPv6-only) */
+  prefix: string;
+  /** "fc00:0:0:2a::" */
+  net6: string;
+  value: { PublicIP: string; PublicIPv6: string | null; BackendType: string; BackendData?: { VNI: number; VtepMAC: string }; BackendV6Data?: { VNI: number; VtepMAC: string } };
+  text: string;
+}
+
+/** The lease files, parsed from their names (`10.244.7.0-24&fc00:0:0:2a::-64.json`). */
+function leases6(cl: Cluster): Lease6[] {
+  const dir = path.join(cl.leaseDir, 'subnets');
+  return readdirSync(dir).filter((f) => !f.startsWith('.')).map((file) => {
+    const m = /^(\d+\.\d+\.\d+\.\d+)-(\d+)(?:&([0-9a-f:]+)-64)?\.json$/.exec(file);
+    if (!m) throw new Error(`unexpected lease file ${file}`);
+    const text = readFileSync(path.join(dir, file), 'utf8');
+    return { file, prefix: m[2] === '0' ? '' : m[1].replace(/\.0$/, ''), net6: m[3] ?? '', value: JSON.parse(text).Value, text };
+  });
+}
+const leaseOf6 = (cl: Cluster, n: Node): Lease6 => {
+  const l = leases6(cl).find((x) => x.value.PublicIPv6 === ip6Of(n));
+  if (!l) throw new Error(`no lease for node ${n.i}`);
+  return l;
+};
+
+/** IPv6 on the node namespaces (never the root one): sysctls, fd77::1<i>/64 on eth0 (no DAD). */
+async function addV6Underlay(cl: Cluster): Promise<void> {
+  for (const n of cl.nodes) {
+    writeSysctl(n.ns, 'net.ipv6.conf.all.disable_ipv6', 0);
+    writeSysctl(n.ns, 'net.ipv6.conf.default.disable_ipv6', 0);
+    writeSysctl(n.ns, 'net.ipv6.conf.all.forwarding', 1);
+    const h = openHandleAt(n.ns);
+    try {
+      await h.addrAdd((await h.linkByName('eth0')).index, `${ip6Of(n)}/64`, { noDad: true });
+    } finally {
+      h.close();
+    }
+  }
+}
+
+/** A pod behind the node's `vpod`: <prefix>.2/24 (when IPv4, by the helper) and <net6>2/64, default routes via .1 and <net6>1. */
+async function addPod6(cl: Cluster, n: Node, l: Lease6): Promise<void> {
+  await cl.addPod(n, l.prefix);
+  writeSysctl(n.pod!, 'net.ipv6.conf.all.disable_ipv6', 0);
+  execIn(n.ns, 'ip', ['-6', 'addr', 'add', `${l.net6}1/64`, 'dev', 'vpod', 'nodad']);
+  execIn(n.pod!, 'ip', ['-6', 'addr', 'add', `${l.net6}2/64`, 'dev', 'eth0', 'nodad']);
+  execIn(n.pod!, 'ip', ['-6', 'route', 'add', 'default', 'via', `${l.net6}1`]);
+}
+
+/** The kernel's view of flannel-v6.1 through iproute2, reduced to the overlay's entries. */
+function v6View(ns: string) {
+  const j = (args: string[]) => {
+    const out = execIn(ns, args[0], ['-j', ...args.slice(1)], { allowFail: true });
+    return (out.trim() ? JSON.parse(out) : []) as any[];
+  };
+  return {
+    link: j(['ip', '-d', 'link', 'show', 'dev', 'flannel-v6.1'])[0],
+    addrs: (j(['ip', '-6', 'addr', 'show', 'dev', 'flannel-v6.1'])[0]?.addr_info ?? []).filter((a: any) => a.scope === 'global').map((a: any) => `${a.local}/${a.prefixlen}`),
+    neighs: j(['ip', '-6', 'neigh', 'show', 'dev', 'flannel-v6.1']).filter((x) => x.dst.startsWith('fc00:')).map((x) => `${x.dst} ${x.lladdr} ${(x.state ?? []).join(',')}`).sort(),
+    fdb: j(['bridge', 'fdb', 'show', 'dev', 'flannel-v6.1']).map((x) => `${x.mac} ${x.dst} ${(x.flags ?? []).join(',')} ${x.state ?? ''}`.trim()).sort(),
+    routes: j(['ip', '-6', 'route', 'show', 'dev', 'flannel-v6.1']).filter((x) => x.dst.startsWith('fc00:')).map((x) => `${x.dst} via ${x.gateway} ${(x.flags ?? []).join(',')}`).sort(),
+  };
+}
+const v6Peers = (ps: Array<{ l: Lease6; n: Node }>) => ({
+  neighs: ps.map(({ l }) => `${l.net6} ${l.value.BackendV6Data!.VtepMAC} PERMANENT`).sort(),
+  fdb: ps.map(({ l, n }) => `${l.value.BackendV6Data!.VtepMAC} ${ip6Of(n)} self permanent`).sort(),
+  routes: ps.map(({ l }) => `${l.net6}/64 via ${l.net6} onlink`).sort(),
+});
+const peerState6 = (n: Node) => {
+  const v = v6View(n.ns);
+  return JSON.stringify({ neighs: v.neighs, fdb: v.fdb, routes: v.routes });
+};
+const wantPeers6 = (cl: Cluster, n: Node, nodes = cl.nodes) => JSON.stringify(v6Peers(nodes.filter((o) => o !== n).map((o) => ({ l: leaseOf6(cl, o), n: o }))));
+
+async function start(cl: Cluster, netConf: object, extra: string[] = []): Promise<void> {
+  requireBuilt('flaxd');
+  await cl.create(3, netConf);
+  await addV6Underlay(cl);
+  for (const n of cl.nodes) cl.startAgent(n, extra);
+  for (const n of cl.nodes) await cl.waitReady(n);
+  for (const n of cl.nodes) await addPod6(cl, n, leaseOf6(cl, n));
+}
+const pingsAll = (cl: Cluster, v4: boolean) => {
+  for (const a of cl.nodes) {
+    for (const b of cl.nodes) {
+      if (a === b) continue;
+      const lb = leaseOf6(cl, b);
+      if (v4) expect(pingFrom(a.pod!, `${lb.prefix}.2`), `pod ${a.i} -> pod ${b.i} (IPv4)`).toBe(true);
+      expect(pingFrom(a.pod!, `${lb.net6}2`), `pod ${a.i} -> pod ${b.i} (IPv6)`).toBe(true);
+    }
+  }
+};
+
+describe('flaxd dual-stack vxlan', () => {
+  const cl = new Cluster();
+  beforeAll(() => start(cl, { Network: NETWORK, EnableIPv6: true, IPv6Network: NET6, Backend: { Type: 'vxlan' } }, ['--ip-masq']), 60_000);
+  afterAll(() => cl.destroy(), 60_000);
+
+  it("leases carry both subnets, PublicIPv6 and BackendV6Data as flanneld writes them; subnet.env has the IPv6 pair in flanneld's order", () => {
+    const ls = leases6(cl);
+    expect(ls).toHaveLength(3);
+    for (const n of cl.nodes) {
+      const l = leaseOf6(cl, n);
+      expect(l.file).toMatch(/^10\.244\.\d+\.0-24&fc00:0:0:[0-9a-f]+::-64\.json$/);
+      const v4mac = l.value.BackendData!.VtepMAC;
+      const v6mac = l.value.BackendV6Data!.VtepMAC;
+      expect(v4mac).toMatch(MAC);
+      expect(v6mac).toMatch(MAC);
+      expect(l.text).toMatch(new RegExp(`^\\{"Value":\\{"PublicIP":"${n.ip}","PublicIPv6":"${ip6Of(n)}","BackendType":"vxlan","BackendData":\\{"VNI":1,"VtepMAC":"${v4mac}"\\},"BackendV6Data":\\{"VNI":1,"VtepMAC":"${v6mac}"\\}\\},"Expiration":"[^"]+"\\}\\n$`));
+      expect(readFileSync(n.subnetFile, 'utf8')).toBe(`FLANNEL_NETWORK=${NETWORK}\nFLANNEL_SUBNET=${l.prefix}.1/24\nFLANNEL_IPV6_NETWORK=${NET6}\nFLANNEL_IPV6_SUBNET=${l.net6}1/64\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n`);
+    }
+    expect(new Set(ls.map((l) => l.net6)).size).toBe(3);
+  });
+
+  it('flannel-v6.1: vxlan VNI 1, local = our IPv6 address on eth0, port 8472, learning off, MTU 1430 (IPv6 outer header), the published MAC, <v6 subnet>::/128', () => {
+    for (const n of cl.nodes) {
+      const l = leaseOf6(cl, n);
+      const v = v6View(n.ns);
+      const info = v.link.linkinfo.info_data;
+      expect(v.link.address).toBe(l.value.BackendV6Data!.VtepMAC);
+      expect(v.link.mtu).toBe(1430);
+      expect(ipJson<any[]>(n.ns, ['link', 'show', 'dev', 'flannel.1'])[0].mtu).toBe(1450);
+      expect(info).toMatchObject({ id: 1, local6: ip6Of(n), link: 'eth0', port: 8472, learning: false });
+      expect(v.addrs).toEqual([`${l.net6}/128`]);
+      expect(execIn(n.ns, 'sysctl', ['-n', 'net.ipv6.conf.flannel-v6/1.accept_ra']).trim()).toBe('0');
+      // flannel.1 is there too, with its own MAC
+      expect(ipJson<any[]>(n.ns, ['-d', 'link', 'show', 'dev', 'flannel.1'])[0].address).toBe(l.value.BackendData!.VtepMAC);
+    }
+  });
+
+  it('programs each peer on flannel-v6.1 (neighbour, FDB to its PublicIPv6, onlink route) and pods ping across nodes over IPv4 and IPv6', async () => {
+    for (const n of cl.nodes) await waitFor(`node ${n.i} v6 peers`, () => peerState6(n) === wantPeers6(cl, n));
+    pingsAll(cl, true);
+  });
+
+  it('ip6tables holds FLANNEL-POSTRTG (ff00::/8 spared) and FLANNEL-FWD for the IPv6 network, built once', async () => {
+    const n1 = cl.nodes[0];
+    const l = leaseOf6(cl, n1);
+    const nat = execIn(n1.ns, 'ip6tables', ['-w', '-t', 'nat', '-S']);
+    expect(nat).toContain('-A POSTROUTING -m comment --comment "flanneld masq" -j FLANNEL-POSTRTG');
+    expect(nat).toContain(`-A FLANNEL-POSTRTG -s ${l.net6}/64 -d ${NET6} -m comment --comment "flanneld masq" -j RETURN`);
+    expect(nat).toContain(`-A FLANNEL-POSTRTG -s ${NET6} ! -d ff00::/8 -m comment --comment "flanneld masq" -j MASQUERADE --random-fully`);
+    expect(execIn(n1.ns, 'ip6tables', ['-w', '-t', 'filter', '-S'])).toContain(`-A FLANNEL-FWD -s ${NET6} -m comment --comment "flanneld forward" -j ACCEPT`);
+    await new Promise((r) => setTimeout(r, 2500)); // a few more reconciles: no rebuild
+    expect(n1.agent!.log().match(/ip6tables: \(re\)built/g)).toHaveLength(2);
+  });
+
+  it('repairs a deleted IPv6 route and neighbour, and a deleted flannel-v6.1 (same MAC, peers re-programmed)', async () => {
+    const [n1, n2] = cl.nodes;
+    const l2 = leaseOf6(cl, n2);
+    execIn(n1.ns, 'ip', ['-6', 'route', 'del', `${l2.net6}/64`]);
+    execIn(n1.ns, 'ip', ['-6', 'neigh', 'del', l2.net6, 'dev', 'flannel-v6.1']);
+    await waitFor('v6 route and neighbour restored', () => peerState6(n1) === wantPeers6(cl, n1), 10_000);
+    const mac = leaseOf6(cl, n1).value.BackendV6Data!.VtepMAC;
+    execIn(n1.ns, 'ip', ['link', 'del', 'flannel-v6.1']);
+    await waitFor('flannel-v6.1 re-created and re-programmed', () => peerState6(n1) === wantPeers6(cl, n1), 10_000);
+    expect(v6View(n1.ns).link.address).toBe(mac);
+    expect(pingFrom(n1.pod!, `${l2.net6}2`)).toBe(true);
+  });
+
+  it("a departed node's IPv6 (and IPv4) entries are removed from the others", async () => {
+    const [n1, n2, n3] = cl.nodes;
+    const gone = leaseOf6(cl, n3);
+    expect(await cl.stopAgent(n3)).toBe(0);
+    rmSync(path.join(cl.leaseDir, 'subnets', gone.file));
+    for (const n of [n1, n2]) {
+      await waitFor(`node ${n.i} without node 3`, () => peerState6(n) === wantPeers6(cl, n, [n1, n2]), 10_000);
+      expect(execIn(n.ns, 'ip', ['route', 'show', 'dev', 'flannel.1'])).not.toContain(`${gone.prefix}.0/24`);
+    }
+  });
+});
+
+describe('flaxd IPv6-only vxlan', () => {
+  const cl = new Cluster();
+  beforeAll(() => start(cl, { EnableIPv4: false, EnableIPv6: true, IPv6Network: NET6, Backend: { Type: 'vxlan' } }), 60_000);
+  afterAll(() => cl.destroy(), 60_000);
+
+  it('leases are keyed 0.0.0.0-0&<v6>-64 with PublicIP "0.0.0.0" and only BackendV6Data; subnet.env has only the IPv6 pair', () => {
+    for (const n of cl.nodes) {
+      const l = leaseOf6(cl, n);
+      expect(l.file).toMatch(/^0\.0\.0\.0-0&fc00:0:0:[0-9a-f]+::-64\.json$/);
+      const mac = l.value.BackendV6Data!.VtepMAC;
+      expect(l.text).toMatch(new RegExp(`^\\{"Value":\\{"PublicIP":"0.0.0.0","PublicIPv6":"${ip6Of(n)}","BackendType":"vxlan","BackendV6Data":\\{"VNI":1,"VtepMAC":"${mac}"\\}\\},"Expiration":"[^"]+"\\}\\n$`));
+      expect(readFileSync(n.subnetFile, 'utf8')).toBe(`FLANNEL_IPV6_NETWORK=${NET6}\nFLANNEL_IPV6_SUBNET=${l.net6}1/64\nFLANNEL_MTU=1430\nFLANNEL_IPMASQ=false\n`);
+      expect(execIn(n.ns, 'ip', ['link', 'show', 'flannel.1'], { allowFail: true })).toBe('');
+      expect(v6View(n.ns).link.address).toBe(mac);
+    }
+  });
+
+  it('programs the peers on flannel-v6.1 and pods ping across nodes over IPv6', async () => {
+    for (const n of cl.nodes) await waitFor(`node ${n.i} v6 peers`, () => peerState6(n) === wantPeers6(cl, n));
+    pingsAll(cl, false);
+  });
+
+  it('a restarted agent keeps its lease, its device and its subnet.env; the peers stay programmed', async () => {
+    const n1 = cl.nodes[0];
+    const before = { lease: leaseOf6(cl, n1).file, env: readFileSync(n1.subnetFile, 'utf8'), idx: v6View(n1.ns).link.ifindex };
+    expect(await cl.stopAgent(n1)).toBe(0);
+    cl.startAgent(n1);
+    await cl.waitReady(n1);
+    expect(leaseOf6(cl, n1).file).toBe(before.lease);
+    expect(readFileSync(n1.subnetFile, 'utf8')).toBe(before.env);
+    expect(v6View(n1.ns).link.ifindex).toBe(before.idx);
+    expect(n1.agent!.log()).toMatch(/found lease fc00:0:0:[0-9a-f]+::\/64 for our public IPv6 fd77::11, reusing/);
+    expect(peerState6(n1)).toBe(wantPeers6(cl, n1));
+    expect(pingFrom(n1.pod!, `${leaseOf6(cl, cl.nodes[1]).net6}2`)).toBe(true);
+  });
+});
+
+describe('flaxd dual-stack host-gw (nftables)', () => {
+  const cl = new Cluster();
+  beforeAll(() => start(cl, { Network: NETWORK, EnableIPv6: true, IPv6Network: NET6, EnableNFTables: true, Backend: { Type: 'host-gw' } }, ['--ip-masq']), 60_000);
+  afterAll(() => cl.destroy(), 60_000);
+
+  const routes6 = (n: Node) => ipJson<any[]>(n.ns, ['-6', 'route', 'show', 'dev', 'eth0'])
+    .filter((r) => r.dst.startsWith('fc00:')).map((r) => `${r.dst} via ${r.gateway}`).sort().join('\n');
+  const want6 = (cl: Cluster, n: Node) => cl.nodes.filter((o) => o !== n).map((o) => `${leaseOf6(cl, o).net6}/64 via ${ip6Of(o)}`).sort().join('\n');
+
+  it('routes each peer IPv6 subnet via its PublicIPv6 on eth0 (no vxlan device), pods ping over both families', async () => {
+    for (const n of cl.nodes) {
+      const l = leaseOf6(cl, n);
+      expect(l.text).toMatch(new RegExp(`^\\{"Value":\\{"PublicIP":"${n.ip}","PublicIPv6":"${ip6Of(n)}","BackendType":"host-gw"\\},`));
+      expect(readFileSync(n.subnetFile, 'utf8')).toBe(`FLANNEL_NETWORK=${NETWORK}\nFLANNEL_SUBNET=${l.prefix}.1/24\nFLANNEL_IPV6_NETWORK=${NET6}\nFLANNEL_IPV6_SUBNET=${l.net6}1/64\nFLANNEL_MTU=1500\nFLANNEL_IPMASQ=true\n`);
+      expect(execIn(n.ns, 'ip', ['link', 'show', 'flannel-v6.1'], { allowFail: true })).toBe('');
+      await waitFor(`node ${n.i} v6 routes`, () => routes6(n) === want6(cl, n));
+    }
+    pingsAll(cl, true);
+  });
+
+  it('nftables: table ip6 flannel-ipv6 with postrtg and forward for the IPv6 network', () => {
+    const n1 = cl.nodes[0];
+    const t = execIn(n1.ns, 'nft', ['list', 'table', 'ip6', 'flannel-ipv6']);
+    expect(t).toContain(`ip6 saddr ${NET6} ip6 daddr != ff00::/8 masquerade fully-random`);
+    expect(t).toContain(`ip6 saddr ${leaseOf6(cl, n1).net6}/64 ip6 daddr ${NET6} return`);
+    expect(t).toContain(`ip6 daddr ${NET6} accept`);
+    expect(execIn(n1.ns, 'nft', ['list', 'table', 'ip', 'flannel-ipv4'])).toContain(`ip saddr ${NETWORK} accept`);
+  });
+
+  it('a deleted IPv6 route comes back', async () => {
+    const [n1, n2] = cl.nodes;
+    execIn(n1.ns, 'ip', ['-6', 'route', 'del', `${leaseOf6(cl, n2).net6}/64`]);
+    await waitFor('v6 route restored', () => routes6(n1) === want6(cl, n1), 10_000);
+  });
+});
