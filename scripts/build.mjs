@@ -4,7 +4,7 @@
 import { build } from 'esbuild';
 import { etcd3Protos } from './esbuild-etcd3.mjs';
 import { BUNDLE_OPTIONS, executableEntries, netlinkNative } from './entries.mjs';
-import { buildCniWorker } from './cni-worker-bundle.mjs';
+import { buildCniWorker, CNI_CLIENT_NAMES } from './cni-worker-bundle.mjs';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, chmodSync, existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -90,7 +90,7 @@ for (const helper of ['pause', 'nsexec']) {
 // client runs it when no server answers. FLAX_CNI_CLIENT=0 skips this.
 const cniClient = path.join(root, 'native/build/cniclient');
 if (process.env.FLAX_CNI_CLIENT !== '0' && existsSync(cniClient)) {
-  for (const name of ['bridge', 'host-local', 'loopback', 'flannel', 'portmap']) {
+  for (const name of CNI_CLIENT_NAMES) {
     if (!existsSync(path.join(out, name))) continue;
     renameSync(path.join(out, name), path.join(out, `${name}.standalone`));
     copyFileSync(cniClient, path.join(out, name));

@@ -10,6 +10,8 @@ import { BUNDLE_OPTIONS, netlinkNative } from './entries.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const CNI_WORKER = 'cni-worker.js';
+/** The executables the static client stands in for: what the server serves (plugins/pkg/cniserver/plugins.ts SERVED; a unit test checks). */
+export const CNI_CLIENT_NAMES = ['bridge', 'host-local', 'loopback', 'flannel', 'portmap'];
 
 // __flaxDir / __flaxLoadAddon as in build.mjs's banner: the addons are beside the worker file
 const banner = [

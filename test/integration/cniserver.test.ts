@@ -189,6 +189,27 @@ describe('fallback and failures', () => {
     }
   });
 
+  it('flax status: "served by flaxd" (its pid and counts) while it answers; "standalone plugins" and why otherwise', () => {
+    const st = (socket: string, ...more: string[]) => spawnSync(ours('flax'), ['status', '--cache-dir', path.join(tmp, 'no-cache'), ...more], {
+      env: { PATH: process.env.PATH, NETCONFPATH: path.join(tmp, 'no-conf'), FLAX_CNI_SOCKET: socket }, encoding: 'utf8',
+    });
+    expect(viaServer('bridge', { command: 'VERSION', stdin: '{"cniVersion":"1.0.0"}' }).code).toBe(0);
+    const r = st(srv.socket);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`CNI calls (plugin clients -> ${srv.socket})`);
+    expect(r.stdout).toMatch(new RegExp(`served by flaxd \\(pid ${srv.proc.pid}, up \\d+(s|m\\d+s), \\d+ workers?\\): \\d+ calls answered, \\d+ with an error, 0 refused`));
+    const j = JSON.parse(st(srv.socket, '-o', 'json').stdout).cniCalls;
+    expect(j).toMatchObject({ servedBy: 'flaxd', socket: srv.socket, pid: srv.proc.pid });
+    expect(j.served).toBeGreaterThan(0);
+    const none = path.join(tmp, 'none.sock');
+    expect(st(none).stdout).toContain(`standalone plugins: no socket at ${none}`);
+    expect(st('').stdout).toContain('CNI calls (plugin clients -> FLAX_CNI_SOCKET=\'\')\n  standalone plugins: FLAX_CNI_SOCKET is empty');
+    const stale = path.join(tmp, 'status-stale.sock');
+    spawnSync('cp', ['-a', srv.socket, stale]); // a socket file nobody listens on
+    expect(st(stale).stdout).toContain(`standalone plugins: ${stale} is stale (nobody listens on it)`);
+    expect(JSON.parse(st(stale, '-o', 'json').stdout).cniCalls).toMatchObject({ servedBy: 'standalone', socket: stale });
+  });
+
   it('non-root callers: refused by the server (SO_PEERCRED); with the default 0600 socket they cannot connect and run the standalone plugin', async () => {
     const probe = probeDir();
     spawnSync('chmod', ['-R', 'a+rX', path.dirname(probe), tmp]);

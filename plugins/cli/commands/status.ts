@@ -2,12 +2,14 @@
  * `flax status`: what this node's CNI setup looks like — the configured
  * networks (and files that failed to load), the attachments in the libcni
  * cache, and for every host-local range the addresses held / free (from
- * host-local's files `<dataDir>/<net>/<ip>`).
+ * host-local's files `<dataDir>/<net>/<ip>`), and who answers the plugin
+ * clients' calls: flaxd's resident CNI server or the standalone plugins.
  */
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { listAttachments, loadConfigs, type NetworkConfigList } from '../../pkg/invoke/index';
 import { parseAddr } from '../../pkg/ip';
+import { type CniServingState, clientSocket, probeCniServer } from '../../pkg/cniserver/probe';
 import { table } from '../table';
 import type { CliIo } from './cni';
 
@@ -83,7 +85,7 @@ export function hostLocalUsage(list: NetworkConfigList, defaultDataDir = DEFAULT
   return out;
 }
 
-export interface StatusOptions { netconfPath?: string; cacheDir?: string; dataDir?: string; output?: string }
+export interface StatusOptions { netconfPath?: string; cacheDir?: string; dataDir?: string; output?: string; cniSocket?: string }
 
 /**
  * An attachment is `stale` when its netns is gone (the pod died without a
@@ -102,15 +104,26 @@ export function jsonWithBigInts(v: unknown): string {
     .replace(/"\\u0000bigint:(\d+)"/g, '$1');
 }
 
-export function runStatus(o: StatusOptions, io: CliIo): number {
+/** One line: who serves the plugin clients' calls. */
+export function servingLine(s: CniServingState, now = Date.now()): string {
+  if (!s.served) return `standalone plugins: ${s.why}`;
+  const i = s.info;
+  const up = Math.max(0, Math.round((now - i.since) / 1000));
+  const upText = up >= 3600 ? `${Math.floor(up / 3600)}h${Math.floor((up % 3600) / 60)}m` : up >= 60 ? `${Math.floor(up / 60)}m${up % 60}s` : `${up}s`;
+  return `served by flaxd (pid ${i.pid}, up ${upText}, ${i.workers} worker${i.workers === 1 ? '' : 's'}): ${i.served} calls answered, ${i.failed} with an error, ${i.refused} refused`;
+}
+
+export async function runStatus(o: StatusOptions, io: CliIo): Promise<number> {
   const confDir = o.netconfPath ?? (io.env.NETCONFPATH || '/etc/cni/net.d');
   const cacheDir = o.cacheDir ?? '/var/lib/cni';
   const { lists, errors } = loadConfigs(confDir);
   const atts = listAttachments(cacheDir).map((a) => ({ ...a, state: attachmentState(a.netns) }));
   const usage = lists.flatMap((l) => hostLocalUsage(l, o.dataDir));
+  const serving = await probeCniServer(o.cniSocket ?? clientSocket(io.env));
   if (o.output === 'json') {
     io.stdout(jsonWithBigInts({
       confDir, cacheDir,
+      cniCalls: serving.served ? { servedBy: 'flaxd', socket: serving.socket, ...serving.info } : { servedBy: 'standalone', socket: serving.socket, why: serving.why },
       networks: lists.map((l) => ({ name: l.name, cniVersion: l.cniVersion, file: l.file, plugins: l.plugins.map((p) => p.network.type) })),
       errors: errors.map((e) => e.message),
       attachments: atts.map((a) => ({ network: a.network, containerId: a.containerId, ifName: a.ifName, netns: a.netns, state: a.state, ips: ips(a.result) })),
@@ -133,6 +146,7 @@ export function runStatus(o: StatusOptions, io: CliIo): number {
   if (stale) io.stdout(`  ${stale} stale: the netns is gone but the attachment still holds its address; \`flax cni del <network> <netns>\` releases it\n`);
   io.stdout('\n');
   section('host-local ranges', usage, () => table(['NETWORK', 'RANGE', 'USED', 'FREE', 'DATADIR'], usage.map((u) => [u.network, u.range, u.used, (u.size - BigInt(u.used)).toString(), u.dataDir])), 'no host-local ranges configured');
+  io.stdout(`\nCNI calls (plugin clients -> ${serving.socket || "FLAX_CNI_SOCKET=''"})\n  ${servingLine(serving)}\n`);
   return 0;
 }
 

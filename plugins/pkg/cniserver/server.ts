@@ -21,10 +21,11 @@ import { type FileLock, lockFile } from '../lock';
 import { isErrno, native, type NativeCniRequest, type NativeCniServer } from '../native';
 import { errorResponse } from '../skel/skel';
 import type { WorkerReply, WorkerRequest } from './worker';
+import { DEFAULT_CNI_SOCKET, STATUS_NAME } from './wire';
 
 declare const __flaxDir: string | undefined;
 
-export const DEFAULT_CNI_SOCKET = '/run/flax/cni.sock';
+export { DEFAULT_CNI_SOCKET, STATUS_NAME };
 
 export interface CniServerOptions {
   /** socket path (default /run/flax/cni.sock); its directory is created */
@@ -54,6 +55,14 @@ export interface CniServerStats {
   workers: number;
   /** per `plugin verb`: calls and total milliseconds */
   latency: Record<string, { calls: number; totalMs: number }>;
+}
+
+/** What the server answers to a STATUS_NAME request (JSON on stdout). */
+export interface CniServerInfo extends CniServerStats {
+  pid: number;
+  socket: string;
+  /** ms since the epoch */
+  since: number;
 }
 
 export interface CniServer {
@@ -86,6 +95,7 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
   const queue: Job[] = [];
   const stats: CniServerStats = { served: 0, failed: 0, refused: 0, workers: 0, latency: {} };
   let nextId = 1;
+  const startedAt = Date.now();
   let closing = false;
   let idle: (() => void) | undefined;
 
@@ -171,6 +181,13 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
         closeQuietly(req.conn);
       }
       for (const fd of req.fds) closeQuietly(fd);
+      return;
+    }
+    if (req.name === STATUS_NAME) {
+      // `flax status`: who serves, no worker involved
+      for (const fd of req.fds) closeQuietly(fd);
+      const info: CniServerInfo = { pid: process.pid, socket, since: startedAt, ...structuredClone(stats) };
+      n.cniReply(req.conn, Buffer.from(JSON.stringify(info) + '\n'), Buffer.alloc(0), 0);
       return;
     }
     const env = req.env ?? [];

@@ -1,0 +1,4 @@
+/** Names shared by the resident CNI server, its clients and `flax status` (no imports: safe in any bundle). */
+export const DEFAULT_CNI_SOCKET = '/run/flax/cni.sock';
+/** The request name on which the server answers with its CniServerInfo (no plugin has it: not a file name). */
+export const STATUS_NAME = '.status';
