@@ -5,7 +5,6 @@
  * Called by bridge.ts's ADD/DEL/CHECK with handles bound to the right netns.
  */
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
 import { CniError, ErrCode } from '../../pkg/cni/errors';
 import type { IPConfig, Route } from '../../pkg/cni/types';
 import { type IPNet, ZERO_MAC, cidrContains, formatCidr, randomMac } from '../../pkg/ip';
@@ -13,7 +12,7 @@ import {
   AF_INET, AF_INET6, ExistsError, LinkNotFoundError, NetlinkError, NotSupportedError,
   type Link, type NetlinkHandle,
 } from '../../pkg/netlink';
-import { readSysctl, withNetns, type NetNS } from '../../pkg/ns';
+import { readSysctl, trySysctl, withNetns, writeSysctl, type NetNS } from '../../pkg/ns';
 import type { FirewallDeps, MasqBackend } from '../../pkg/nft';
 import type { Rollback } from '../../pkg/rollback';
 import type { ResolvedConf } from './config';
@@ -29,17 +28,6 @@ export async function ctx<T>(what: string, fn: () => Promise<T> | T): Promise<T>
   } catch (e) {
     if (e instanceof CniError) throw e;
     throw internal(what, e);
-  }
-}
-
-
-/** Best-effort sysctl write in the current thread's netns; false if the key is absent. */
-export function trySysctl(key: string, value: string): boolean {
-  try {
-    writeFileSync(`/proc/sys/${key}`, value);
-    return true;
-  } catch {
-    return false;
   }
 }
 
@@ -86,7 +74,7 @@ export async function configureBridge(h: NetlinkHandle, br: Link, n: ResolvedCon
   const mac = !br.mac || br.mac === ZERO_MAC ? randomMac() : br.mac;
   await h.linkSet(br.index, { up: true, mac, ...(n.promiscMode ? { promisc: true } : {}) });
   // we want to own the routes for this interface
-  trySysctl(`net/ipv6/conf/${n.brName}/accept_ra`, '0');
+  trySysctl(null, `net/ipv6/conf/${n.brName}/accept_ra`, '0');
   return { ...br, mac };
 }
 
@@ -132,15 +120,15 @@ export async function configureContainer(
   const hasV6 = ips.some((i) => i.address.includes(':'));
   withNetns(podNs, () => {
     if (n.enableDad) {
-      trySysctl(`net/ipv6/conf/${ifname}/enhanced_dad`, '1');
-      trySysctl(`net/ipv6/conf/${ifname}/accept_dad`, '1');
+      trySysctl(null, `net/ipv6/conf/${ifname}/enhanced_dad`, '1');
+      trySysctl(null, `net/ipv6/conf/${ifname}/accept_dad`, '1');
     } else {
-      trySysctl(`net/ipv6/conf/${ifname}/accept_dad`, '0');
+      trySysctl(null, `net/ipv6/conf/${ifname}/accept_dad`, '0');
     }
-    trySysctl(`net/ipv4/conf/${ifname}/arp_notify`, '1');
+    trySysctl(null, `net/ipv4/conf/${ifname}/arp_notify`, '1');
     if (hasV6) {
-      if (!trySysctl(`net/ipv6/conf/${ifname}/disable_ipv6`, '0')) throw new CniError(ErrCode.Internal, `failed to enable IPv6 on ${ifname} in the container (is IPv6 disabled?)`);
-      trySysctl(`net/ipv6/conf/${ifname}/keep_addr_on_down`, '1');
+      if (!trySysctl(null, `net/ipv6/conf/${ifname}/disable_ipv6`, '0')) throw new CniError(ErrCode.Internal, `failed to enable IPv6 on ${ifname} in the container (is IPv6 disabled?)`);
+      trySysctl(null, `net/ipv6/conf/${ifname}/keep_addr_on_down`, '1');
     }
   });
   let v4gw: string | undefined;
@@ -235,7 +223,7 @@ export async function ensureVlanInterface(h: NetlinkHandle, br: Link, n: Resolve
 
 export function enableForwarding(v6: boolean): void {
   const key = v6 ? 'net/ipv6/conf/all/forwarding' : 'net/ipv4/ip_forward';
-  if (readSysctl(null, key) !== '1') writeFileSync(`/proc/sys/${key}`, '1');
+  if (readSysctl(null, key) !== '1') writeSysctl(null, key, '1');
 }
 
 // ---- masquerade backend --------------------------------------------------------

@@ -11,7 +11,6 @@
  * portMappings in the request (the reference's DEL is a no-op without them
  * and leaks).
  */
-import { writeFileSync } from 'node:fs';
 import { CniError, ErrCode } from '../../pkg/cni/errors';
 import { validAttachments } from '../../pkg/cni/gc';
 import type { Result } from '../../pkg/cni/types';
@@ -25,6 +24,7 @@ import {
   checkPortmapIpt, checkPortmapNft, gcPortmap, setupPortmapIpt, setupPortmapNft, teardownPortmap, translateNftConditions,
 } from '../../pkg/nft/portmap-apply';
 import { log } from '../../pkg/log';
+import { writeSysctl } from '../../pkg/ns';
 import { Rollback, type FaultHook } from '../../pkg/rollback';
 import type { CmdArgs, PluginFuncs } from '../../pkg/skel/skel';
 import { type Backend, type PortMapConf, containerAddrs, loadPortMapConf } from './config';
@@ -77,7 +77,7 @@ async function enableLocalnetRouting(containerIP: IPNet): Promise<void> {
     h.close();
   }
   if (!ifname) return; // the reference skips too when nothing routes there
-  writeFileSync(`/proc/sys/net/ipv4/conf/${ifname}/route_localnet`, '1');
+  writeSysctl(null, `net/ipv4/conf/${ifname}/route_localnet`, '1');
 }
 
 function requirePrev(c: PortMapConf): Result {

@@ -2,7 +2,7 @@ import { closeSync, fstatSync, mkdtempSync, openSync, rmSync, writeFileSync } fr
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it, expect } from 'vitest';
-import { clearNetnsAliases, netnsPath, openNsFile, setNetnsAlias, sysctlPath } from './ns';
+import { clearNetnsAliases, netnsPath, openNsFile, setNetnsAlias, sysctlPath, trySysctl } from './ns';
 import { NetnsError } from './errors';
 
 describe('sysctlPath', () => {
@@ -16,6 +16,13 @@ describe('sysctlPath', () => {
     for (const k of ['kernel/hostname', 'net', 'net/../kernel/x', 'net/ipv4/./x', 'net//ipv4', 'vm.swappiness', '../net/x']) {
       expect(() => sysctlPath(k), k).toThrow(NetnsError);
     }
+  });
+});
+
+describe('trySysctl', () => {
+  it('is false for a knob that does not exist, and checks the key as writeSysctl does', () => {
+    expect(trySysctl(null, 'net/ipv4/conf/flaxnosuch0/arp_notify', '1')).toBe(false);
+    expect(() => trySysctl(null, 'kernel/hostname', 'x')).toThrow(NetnsError);
   });
 });
 

@@ -263,3 +263,18 @@ export function writeSysctl(netns: NetNS | string | null, key: string, value: st
   if (netns === null) write();
   else withNetns(netns, write);
 }
+
+/**
+ * Best-effort writeSysctl: false when the key is absent or not writable (an
+ * interface without IPv6, a kernel without the knob). A key outside net/
+ * still throws.
+ */
+export function trySysctl(netns: NetNS | string | null, key: string, value: string | number): boolean {
+  sysctlPath(key);
+  try {
+    writeSysctl(netns, key, value);
+    return true;
+  } catch {
+    return false;
+  }
+}
