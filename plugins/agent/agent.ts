@@ -103,6 +103,8 @@ function withFirewall(net: LoopParts['net'], fw: FlannelFirewall, log: Logger): 
       }
       return r;
     },
+    // store events between reconciles: the peers alone (the rules are re-checked on the next reconcile)
+    apply: net.apply && ((changes, current) => net.apply!(changes, current)),
   };
 }
 

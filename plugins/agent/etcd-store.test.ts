@@ -195,7 +195,7 @@ describe('etcd client options', () => {
 });
 
 describe('etcd store watch', () => {
-  it('from the revision after the last list; events and reconnections re-list; a cancelled watch re-lists and starts again from the new revision', async () => {
+  it('from the revision after the last list; unreadable events and reconnections re-list; a cancelled watch re-lists and starts again from the new revision', async () => {
     vi.useFakeTimers();
     try {
       const { fake, warnings, store } = setup();
@@ -210,6 +210,7 @@ describe('etcd store watch', () => {
       w.emit('data', { events: [] }); // a progress notification
       expect(changes).toBe(0);
       w.emit('data', { events: [{}] });
+      await vi.advanceTimersByTimeAsync(0);
       expect(changes).toBe(1);
       w.emit('disconnected', new Error('14 UNAVAILABLE'));
       w.emit('disconnected', new Error('14 UNAVAILABLE'));
@@ -233,6 +234,30 @@ describe('etcd store watch', () => {
     } finally {
       vi.useRealTimers();
     }
+  });
+
+  it('passes puts and deletes on as lease events, in order, and keeps the last known leases in step (an outage answers them)', async () => {
+    const { fake, store } = setup();
+    fake.put(KEY, VALUE, '0');
+    await store.list();
+    const seen: string[] = [];
+    const h = store.watch((evs) => {
+      if (!evs) seen.push('relist');
+      for (const e of evs ?? []) seen.push(`${e.type} ${formatNet(e.lease.subnet)} ${e.lease.attrs.publicIP} ${e.lease.expiration}`);
+    });
+    await new Promise((r) => setTimeout(r, 0));
+    const w = fake.watchers[0];
+    const K2 = '/coreos.com/network/subnets/10.244.2.0-24';
+    fake.leases.set('9', 3600);
+    fake.put(K2, VALUE.replace('64.3', '64.4'), '9');
+    const kv = (k: string) => ({ key: Buffer.from(k), ...fake.keys.get(k)!, value: fake.keys.get(k)!.value });
+    w.emit('data', { events: [{ type: 'Put', kv: kv(K2) }] });
+    w.emit('data', { events: [{ type: 'Delete', kv: { key: Buffer.from(KEY) } }, { type: 'Put', kv: { ...kv(K2), key: Buffer.from('/coreos.com/network/subnets/junk') } }] });
+    for (let i = 0; i < 10 && seen.length < 2; i++) await new Promise((r) => setTimeout(r, 1));
+    expect(seen).toEqual([`added 10.244.2.0/24 192.168.64.4 ${Date.parse('2026-01-01T00:00:00Z') + 3600_000}`, 'removed 10.244.1.0/24 0.0.0.0 null']);
+    fake.down = true;
+    expect((await store.list()).map((l) => `${formatNet(l.subnet)} ${l.attrs.publicIP}`)).toEqual(['10.244.2.0/24 192.168.64.4']);
+    h.close();
   });
 
   it('a watch that cannot list first retries with backoff until etcd answers', async () => {

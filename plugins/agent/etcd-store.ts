@@ -7,8 +7,10 @@
  *  - update (renewal, reuse): grant a new lease, put, revoke the old one;
  *  - list: a range over `<prefix>/subnets/`; each lease's expiration from the
  *    etcd lease's remaining TTL, asked once per key revision;
- *  - watch: from the revision after the last list; every event, and every
- *    reconnection, makes the agent re-list (it diffs); a cancelled watch
+ *  - watch: from the revision after the last list; the events of a watch
+ *    response are passed on as lease events (a put read like a listed key,
+ *    a delete by its key) and kept in the last known leases; a reconnection,
+ *    or an event that cannot be read, makes the agent re-list; a cancelled watch
  *    (compaction: the revision is gone) re-lists and starts again from the
  *    new revision, with backoff. etcd3 reconnects the stream with backoff.
  * An etcd outage never stops the agent: list() answers the last leases it
@@ -18,12 +20,13 @@
  * The etcd3 module is loaded on first use, so file-store runs never load it.
  */
 import fs from 'node:fs';
-import type { Etcd3, IKeyValue, IOptions, Watcher } from 'etcd3';
+import type { Etcd3, IKeyValue, IOptions, IWatchResponse, Watcher } from 'etcd3';
 import { ConfigError } from './config';
 import { configKey, createIfAbsentTxn, leaseEtcdKey, leasePut, leasesRange, parseLeaseKv, subnetsDir, toLease, ttlSeconds } from './etcd-keys';
-import { type Clock, type Lease, type LeaseAttrs, LeaseExistsError, type LeaseStore } from './lease';
+import { type Clock, type Lease, type LeaseAttrs, LeaseExistsError, type LeaseStore, leaseKey } from './lease';
 import { type Logger } from './log';
-import { type IPNet } from './subnet';
+import { type IPNet, parseSubnetKey } from './subnet';
+import { type LeaseEvent } from './watcher';
 
 export interface EtcdStoreOptions {
   endpoints: string[];
@@ -212,8 +215,32 @@ export class EtcdLeaseStore {
     await this.client.kv.deleteRange({ key: Buffer.from(this.#key(sn, sn6)) }, this.#call());
   }
 
-  watch(onChange: () => void): { close(): void } {
+  /** The lease events of one watch response, the last known leases kept in step; null when one cannot be read (re-list). */
+  async #events(res: Pick<IWatchResponse, 'events'>): Promise<LeaseEvent[] | null> {
+    const dir = subnetsDir(this.opts.prefix);
+    const out: LeaseEvent[] = [];
+    for (const ev of res.events) {
+      const key = ev?.kv?.key?.toString('utf8');
+      if (!key) return null;
+      const lease = ev.type === 'Put' ? await this.#lease(ev.kv) : null;
+      const k = parseSubnetKey(key.slice(dir.length));
+      if (!lease && !(key.startsWith(dir) && k)) continue; // not a lease key (warned about by #lease)
+      const e: LeaseEvent = lease ? { type: 'added', lease } : { type: 'removed', lease: { subnet: k!.sn, ipv6Subnet: k!.sn6, attrs: { publicIP: '0.0.0.0', publicIPv6: null, backendType: '' }, expiration: null } };
+      if (!e.lease.ipv6Subnet) delete e.lease.ipv6Subnet;
+      if (this.#last) {
+        const lk = leaseKey(e.lease);
+        this.#last = this.#last.filter((l) => leaseKey(l) !== lk);
+        if (lease) this.#last.push(lease);
+      }
+      out.push(e);
+    }
+    return out;
+  }
+
+  watch(onChange: (events?: LeaseEvent[]) => void): { close(): void } {
     const { log } = this.opts;
+    // responses are turned into events in order (a put may wait for its lease's TTL)
+    let chain = Promise.resolve();
     let closed = false;
     let w: Watcher | undefined;
     let retry: NodeJS.Timeout | undefined;
@@ -245,8 +272,14 @@ export class EtcdLeaseStore {
         if (!wasDown) log.warn(`etcd watch disconnected (${errText(e)}); reconnecting with backoff`);
         wasDown = true;
       });
-      watcher.on('data', (res: { events?: unknown[] }) => {
-        if (res.events?.length) onChange();
+      watcher.on('data', (res: IWatchResponse) => {
+        if (!res.events?.length) return;
+        chain = chain.then(() => this.#events(res)).then((evs) => {
+          if (!closed) onChange(evs ?? undefined);
+        }, (e: unknown) => {
+          log.debug(`etcd watch event: ${errText(e)}; re-listing`);
+          if (!closed) onChange();
+        });
       });
       watcher.on('error', (e: Error) => {
         if (closed || w !== watcher) return;

@@ -5,29 +5,34 @@
  */
 import { type Clock, type Lease, type LeaseAttrs, LeaseExistsError, type LeaseStore, leaseKey } from './lease';
 import { type IPNet } from './subnet';
+import { type LeaseEvent } from './watcher';
 
 export class FakeLeaseStore {
   readonly leases = new Map<string, Lease>();
   readonly calls: string[] = [];
   /** runs before each create (e.g. to let a "racing" node take the subnet first) */
   beforeCreate?: (sn: IPNet) => void;
-  #watchers = new Set<() => void>();
+  #watchers = new Set<(events?: LeaseEvent[]) => void>();
+  /** false: notify without events (a store that makes the agent re-list) */
+  events = true;
 
   constructor(readonly clock: Clock) {}
 
   /** Puts a lease directly (another node's), notifying watchers. */
   put(l: Lease): void {
     this.leases.set(leaseKey(l), l);
-    this.#notify();
+    this.#notify({ type: 'added', lease: l });
   }
 
   remove(sn: IPNet, sn6?: IPNet): void {
-    this.leases.delete(leaseKey({ subnet: sn, ipv6Subnet: sn6 }));
-    this.#notify();
+    const k = leaseKey({ subnet: sn, ipv6Subnet: sn6 });
+    const l = this.leases.get(k);
+    this.leases.delete(k);
+    if (l) this.#notify({ type: 'removed', lease: l });
   }
 
-  #notify(): void {
-    for (const w of this.#watchers) w();
+  #notify(e: LeaseEvent): void {
+    for (const w of this.#watchers) w(this.events ? [e] : undefined);
   }
 
   #live(): Lease[] {
@@ -64,7 +69,7 @@ export class FakeLeaseStore {
     this.remove(sn, sn6);
   }
 
-  watch(onChange: () => void): { close(): void } {
+  watch(onChange: (events?: LeaseEvent[]) => void): { close(): void } {
     this.#watchers.add(onChange);
     return { close: () => this.#watchers.delete(onChange) };
   }

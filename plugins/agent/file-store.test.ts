@@ -89,6 +89,33 @@ describe('FileLeaseStore', () => {
     }
   });
 
+  it('reports the changed lease files as events: created, renewed, deleted, expired (never the temporary files)', async () => {
+    const a = store();
+    const b = store(a.dir, a.clock);
+    const seen: string[] = [];
+    const w = a.s.watch((evs) => {
+      for (const e of evs ?? []) seen.push(`${e.type} ${formatNet(e.lease.subnet)} ${e.lease.attrs.publicIP}`);
+      if (!evs) seen.push('relist');
+    });
+    const until = async (k: number) => { for (let i = 0; i < 100 && seen.length < k; i++) await new Promise((r) => setTimeout(r, 10)); };
+    try {
+      await b.s.create(sn, undefined, attrs('192.168.0.7'), SUBNET_TTL_MS);
+      await until(1);
+      await b.s.update(sn, undefined, attrs('192.168.0.8'), SUBNET_TTL_MS);
+      await until(2);
+      await b.s.delete(sn, undefined);
+      await until(3);
+      expect(seen).toEqual(['added 10.244.1.0/24 192.168.0.7', 'added 10.244.1.0/24 192.168.0.8', 'removed 10.244.1.0/24 0.0.0.0']);
+      // a lease written already expired is reported removed
+      await b.s.update(sn, undefined, attrs('192.168.0.9'), SUBNET_TTL_MS);
+      a.clock.t += SUBNET_TTL_MS + 1;
+      await until(4);
+      expect(seen[3]).toBe('removed 10.244.1.0/24 0.0.0.0');
+    } finally {
+      w.close();
+    }
+  });
+
   it('re-lists periodically as a backstop', async () => {
     const dir = path.join(root, `s${++n}`);
     const s = new FileLeaseStore({ dir, clock: { now: () => T0 }, relistMs: 30 });

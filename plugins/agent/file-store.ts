@@ -9,13 +9,15 @@
  * `<dir>/.lock` and replaces files by atomic rename, so readers (list) need
  * no lock and never see half a file. Expired leases are invisible to list()
  * and may be taken by create(). Changes are noticed by fs.watch on the
- * directory, with a periodic re-list as backstop (watch events can be lost,
- * and expiry produces none).
+ * directory and reported as events (only the named files are read), with a
+ * periodic re-list as backstop (watch events can be lost, and expiry
+ * produces none).
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { lockFile } from '../pkg/lock';
 import { type Clock, type Lease, type LeaseAttrs, LeaseExistsError, type LeaseStore, marshalLeaseAttrs, unmarshalLeaseAttrs } from './lease';
+import { type LeaseEvent } from './watcher';
 import { type IPNet, parseSubnetKey, subnetKey } from './subnet';
 import { writeFileAtomic } from './subnet-env';
 
@@ -125,12 +127,45 @@ export class FileLeaseStore {
     this.#locked(() => fs.rmSync(this.#file(sn, sn6), { force: true }));
   }
 
-  watch(onChange: () => void): { close(): void } {
-    let pending: NodeJS.Timeout | undefined;
-    const fire = () => {
-      if (pending) return;
-      // coalesce the bursts a rename produces
-      pending = setTimeout(() => { pending = undefined; onChange(); }, 20);
+  /** The event for a lease file fs.watch named: added when it holds a live lease, else removed; null when the name is no subnet key. */
+  #event(name: string): LeaseEvent | null {
+    const l = this.#readOne(name);
+    if (this.#alive(l)) return { type: 'added', lease: l };
+    const k = parseSubnetKey(name.slice(0, -SUFFIX.length));
+    if (!k) return null;
+    const gone: Lease = { subnet: k.sn, attrs: { publicIP: '0.0.0.0', publicIPv6: null, backendType: '' }, expiration: null };
+    if (k.sn6) gone.ipv6Subnet = k.sn6;
+    return { type: 'removed', lease: gone };
+  }
+
+  /**
+   * fs.watch on the directory: the lease files named in a burst of
+   * notifications (one event-loop turn) are read once each and reported as
+   * events; a notification without a name re-lists. Temporary files of an
+   * atomic write are ignored (the rename names the lease file).
+   */
+  watch(onChange: (events?: LeaseEvent[]) => void): { close(): void } {
+    const names = new Set<string>();
+    let relist = false;
+    let pending: NodeJS.Immediate | undefined;
+    const flush = () => {
+      pending = undefined;
+      if (relist) {
+        relist = false;
+        names.clear();
+        onChange();
+        return;
+      }
+      const events = [...names].map((n) => this.#event(n)).filter((e): e is LeaseEvent => e !== null);
+      names.clear();
+      if (events.length) onChange(events);
+    };
+    const fire = (_type: string, name: string | Buffer | null) => {
+      const n = name?.toString();
+      if (!n) relist = true;
+      else if (n.endsWith(SUFFIX) && !n.startsWith('.')) names.add(n);
+      else return;
+      pending ??= setImmediate(flush);
     };
     let watcher: fs.FSWatcher | undefined;
     try {
@@ -143,7 +178,7 @@ export class FileLeaseStore {
     timer.unref();
     const close = () => {
       clearInterval(timer);
-      if (pending) clearTimeout(pending);
+      if (pending) clearImmediate(pending);
       watcher?.close();
       this.#closers.delete(close);
     };

@@ -2,7 +2,8 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { FakeLeaseStore } from './fake-store';
 import { type Lease, SUBNET_TTL_MS, vxlanBackendData } from './lease';
 import { type Logger } from './log';
-import { AgentLoop, LeaseRevokedError } from './loop';
+import { AgentLoop, type ApplyResult, LeaseRevokedError } from './loop';
+import { type LeaseEvent } from './watcher';
 import { formatNet, parseCidr } from './subnet';
 
 const lease = (sn: string, ip: string, expiration: number | null): Lease =>
@@ -121,5 +122,67 @@ describe('AgentLoop', () => {
     await expect(u.loop.sync('x')).resolves.toBeDefined();
     await vi.advanceTimersByTimeAsync(1000);
     await expect(u.loop.sync('x')).rejects.toThrow(/was removed from the store/);
+  });
+
+  it('applies store events incrementally (no re-list, no full reconcile); falls back to a full reconcile when the backend cannot or fails', async () => {
+    const t = setup(null);
+    const applied: string[][] = [];
+    let answer: 'ok' | 'null' | 'fail' = 'ok';
+    const net = t.net as typeof t.net & { apply?: (ch: readonly LeaseEvent[]) => Promise<ApplyResult | null> };
+    net.apply = async (ch) => {
+      applied.push(ch.map((e) => `${e.old ? 'changed' : e.type} ${formatNet(e.lease.subnet)}`));
+      if (answer === 'null') return null;
+      const delta = ch.reduce((n, e) => n + (e.type === 'removed' ? -1 : e.old ? 0 : 1), 0);
+      return { repairs: ch.length * 3, failures: answer === 'fail' ? 1 : 0, peers: delta, routes: delta };
+    };
+    t.store.put(lease('10.244.2.0/24', '192.168.0.2', null));
+    await t.loop.sync('start');
+    const done = t.loop.run();
+    const lists = () => t.store.calls.filter((c) => c === 'list').length;
+    const l0 = lists();
+    t.store.put(lease('10.244.3.0/24', '192.168.0.3', null));
+    t.store.put(lease('10.244.4.0/24', '192.168.0.4', null));
+    await vi.advanceTimersByTimeAsync(1);
+    t.store.put(lease('10.244.4.0/24', '192.168.0.44', null)); // changed
+    t.store.put(lease('10.244.4.0/24', '192.168.0.44', null)); // a renewal: nothing to do
+    t.store.remove(parseCidr('10.244.2.0/24'));
+    await vi.advanceTimersByTimeAsync(1);
+    // the first event is applied at once; what arrives meanwhile is applied next, in one go (the renewal adds nothing)
+    expect(applied).toEqual([['added 10.244.3.0/24'], ['added 10.244.4.0/24'], ['changed 10.244.4.0/24'], ['removed 10.244.2.0/24']]);
+    expect(lists()).toBe(l0);
+    expect(t.seen).toHaveLength(1); // only the start-up reconcile
+    expect(t.lines).toContain('I peer changed: 10.244.4.0/24 public 192.168.0.44');
+    expect(t.observed.at(-1)).toBe('reconciled 2/2'); // the metrics follow the applies
+
+    answer = 'null';
+    t.store.put(lease('10.244.5.0/24', '192.168.0.5', null));
+    await vi.advanceTimersByTimeAsync(1);
+    answer = 'fail';
+    t.store.put(lease('10.244.6.0/24', '192.168.0.6', null));
+    await vi.advanceTimersByTimeAsync(1);
+    expect(t.seen.slice(1)).toEqual([
+      ['10.244.3.0/24', '10.244.4.0/24', '10.244.5.0/24'],
+      ['10.244.3.0/24', '10.244.4.0/24', '10.244.5.0/24', '10.244.6.0/24'],
+    ]);
+    expect(lists()).toBe(l0); // still no re-list: the events told us everything
+
+    // a store that notifies without events makes the loop re-list
+    t.store.events = false;
+    t.store.put(lease('10.244.7.0/24', '192.168.0.7', null));
+    await vi.advanceTimersByTimeAsync(1);
+    expect(lists()).toBe(l0 + 1);
+    expect(t.seen.at(-1)).toHaveLength(5);
+    t.loop.stop();
+    expect(await done).toBe(0);
+  });
+
+  it('an event removing our own lease re-lists, and ends the loop when it is really gone', async () => {
+    const t = setup(null);
+    await t.loop.sync('start');
+    const done = t.loop.run();
+    const failed = expect(done).rejects.toBeInstanceOf(LeaseRevokedError);
+    t.store.remove(t.own.subnet);
+    await vi.advanceTimersByTimeAsync(1);
+    await failed;
   });
 });

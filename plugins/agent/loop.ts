@@ -1,15 +1,24 @@
 /**
- * flaxd's run loop, after start-up: re-list the leases and reconcile on
- * every store change and every reconcile interval (one reconcile at a time;
- * triggers during one coalesce into exactly one more), renew our lease
- * `renewMargin` before it expires (retrying every minute on failure), and
- * stop on request (signal) or when our own lease leaves the store.
+ * flaxd's run loop, after start-up:
+ *  - a store change that comes with its events (the lease files or etcd keys
+ *    that changed) is applied incrementally: the peers it adds, changes or
+ *    removes are programmed alone, without re-listing the store or reading
+ *    the kernel's tables (the backend's apply); a backend without apply, or
+ *    an apply that could not do it all, gets a full reconcile with the known
+ *    peers instead;
+ *  - a change without events, and every reconcile interval, re-list the
+ *    leases and reconcile in full (the backstop that repairs any drift);
+ *  - one piece of work at a time: triggers during one coalesce (events
+ *    accumulate; a pending full re-list covers them);
+ *  - renew our lease `renewMargin` before it expires (retrying every minute
+ *    on failure), and stop on request (signal) or when our own lease leaves
+ *    the store.
  */
 import { type Clock, type Lease, type LeaseStore, leaseKey, renewDelay, SUBNET_TTL_MS } from './lease';
 import { type Logger } from './log';
 import { formatNet } from './subnet';
 import { type ReconcileResult } from './vxlan/network';
-import { LeaseWatcher } from './watcher';
+import { type LeaseEvent, LeaseWatcher } from './watcher';
 
 /** Our own lease left the store: fatal, as in flanneld. */
 export class LeaseRevokedError extends Error {}
@@ -21,10 +30,32 @@ export interface LoopObserver {
   leaseExpiration(ms: number | null): void;
 }
 
+/** What an incremental apply did: kernel changes, failures, and how many peers and routes it added (negative: removed). */
+export interface ApplyResult {
+  repairs: number;
+  failures: number;
+  peers: number;
+  routes: number;
+}
+
+/** The backend network as the loop drives it. */
+export interface PeerNetwork {
+  /** reconciles the data plane with the peers' leases (reads the kernel's state, repairs every difference) */
+  reconcile(peers: readonly Lease[]): Promise<ReconcileResult>;
+  /**
+   * Programs only the peers in `changes` (added: new or changed, with the
+   * lease it replaces; removed), without reading the kernel's state;
+   * `current`: every peer's lease after them. null:
+   * it cannot (nothing reconciled yet); failures > 0: some were not done.
+   * Either way the loop follows with a full reconcile.
+   */
+  apply?(changes: readonly LeaseEvent[], current: readonly Lease[]): Promise<ApplyResult | null>;
+}
+
 export interface LoopParts {
   store: LeaseStore;
-  /** the backend network: reconciles the data plane with the peers' leases */
-  net: { reconcile(peers: readonly Lease[]): Promise<ReconcileResult> };
+  /** the backend network */
+  net: PeerNetwork;
   own: Lease;
   log: Logger;
   clock: Clock;
@@ -33,22 +64,37 @@ export interface LoopParts {
   observer?: LoopObserver;
 }
 
+interface Work {
+  /** re-list and reconcile in full */
+  full: boolean;
+  why: string;
+  events: LeaseEvent[];
+}
+
 export class AgentLoop {
   readonly #watcher: LeaseWatcher;
   #running: Promise<void> | null = null;
-  #again = false;
+  #pending: Work | null = null;
   #stopped = false;
   #finish: ((r: { code: number } | { error: Error }) => void) | null = null;
   #result: { code: number } | { error: Error } | null = null;
   #cleanup: (() => void) | null = null;
+  /** the last full reconcile's result, kept current by the applies (metrics) */
+  #last: ReconcileResult | null = null;
 
   constructor(private readonly p: LoopParts) {
     this.#watcher = new LeaseWatcher(p.own);
   }
 
+  #logPeers(events: readonly LeaseEvent[]): void {
+    for (const e of events) {
+      this.p.log.info(`peer ${e.old ? 'changed' : e.type}: ${formatNet(e.lease.subnet)} public ${e.lease.attrs.publicIP}`);
+    }
+  }
+
   /** Re-lists the leases and reconciles with them. Throws LeaseRevokedError when our lease is gone. */
   async sync(why: string): Promise<ReconcileResult> {
-    const { store, net, own, log, observer } = this.p;
+    const { store, own, observer } = this.p;
     let leases: Lease[];
     try {
       leases = await store.list();
@@ -59,30 +105,73 @@ export class AgentLoop {
     if (!leases.some((l) => leaseKey(l) === leaseKey(own))) {
       throw new LeaseRevokedError(`our lease ${formatNet(own.subnet)} was removed from the store (revoked or expired); shutting down`);
     }
-    for (const e of this.#watcher.reset(leases)) {
-      log.info(`peer ${e.type}: ${formatNet(e.lease.subnet)} public ${e.lease.attrs.publicIP}`);
-    }
-    const r = await net.reconcile(this.#watcher.leases);
-    observer?.reconciled(r);
-    log.debug(`reconcile (${why}): ${r.peers} peers, ${r.repairs} changes, ${r.failures} failures`);
+    this.#logPeers(this.#watcher.reset(leases));
+    return this.#reconcile(why);
+  }
+
+  /** A full reconcile with the peers we know (no re-list). */
+  async #reconcile(why: string): Promise<ReconcileResult> {
+    const r = await this.p.net.reconcile(this.#watcher.leases);
+    this.#last = { ...r };
+    this.p.observer?.reconciled(r);
+    this.p.log.debug(`reconcile (${why}): ${r.peers} peers, ${r.repairs} changes, ${r.failures} failures`);
     return r;
   }
 
-  #trigger(why: string): void {
-    if (this.#stopped) return;
-    if (this.#running) {
-      this.#again = true;
+  /** Applies store events: only the peers they change, or a full reconcile when the backend cannot. */
+  async #apply(events: readonly LeaseEvent[]): Promise<void> {
+    const { net, own, log, observer } = this.p;
+    if (events.some((e) => e.type === 'removed' && leaseKey(e.lease) === leaseKey(own))) {
+      await this.sync('our lease removed?'); // confirms (LeaseRevokedError) or repairs
       return;
     }
-    this.#running = this.sync(why).then(() => undefined, (e: Error) => {
+    const changes = this.#watcher.update(events);
+    if (!changes.length) return;
+    this.#logPeers(changes);
+    let r: ApplyResult | null = null;
+    if (net.apply) {
+      try {
+        r = await net.apply(changes, this.#watcher.leases);
+      } catch (e) {
+        log.error(`applying ${changes.length} peer changes failed: ${(e as Error).message}; reconciling in full`);
+      }
+    }
+    if (r && r.failures === 0 && this.#last) {
+      const last = this.#last;
+      last.peers += r.peers;
+      last.routes += r.routes;
+      observer?.reconciled({ deviceCreated: false, peers: last.peers, routes: last.routes, repairs: r.repairs, failures: 0 });
+      log.debug(`applied ${changes.length} peer changes: ${r.repairs} kernel changes`);
+      return;
+    }
+    await this.#reconcile(r ? `${r.failures} of ${changes.length} peer changes failed` : 'peer changes');
+  }
+
+  #trigger(why: string, events?: readonly LeaseEvent[]): void {
+    if (this.#stopped) return;
+    const w = (this.#pending ??= { full: false, why, events: [] });
+    if (events) w.events.push(...events);
+    else {
+      w.full = true;
+      w.why = why;
+    }
+    if (!this.#running) this.#drain();
+  }
+
+  #drain(): void {
+    const w = this.#pending;
+    if (!w || this.#stopped) return;
+    this.#pending = null;
+    const work = w.full ? this.sync(w.why).then(() => undefined) : this.#apply(w.events);
+    this.#running = work.catch((e: Error) => {
       if (e instanceof LeaseRevokedError) this.#end({ error: e });
-      else this.p.log.error(`reconcile (${why}) failed: ${e.message}; retrying`);
+      else {
+        this.p.log.error(`reconcile (${w.why}) failed: ${e.message}; retrying`);
+        if (!w.full) this.#trigger('after a failed apply');
+      }
     }).finally(() => {
       this.#running = null;
-      if (this.#again) {
-        this.#again = false;
-        this.#trigger('pending change');
-      }
+      this.#drain();
     });
   }
 
@@ -111,7 +200,7 @@ export class AgentLoop {
     const { store, log, clock, own, reconcileIntervalMs, renewMarginMinutes } = this.p;
     return new Promise<number>((resolve, reject) => {
       this.#finish = (r) => ('code' in r ? resolve(r.code) : reject(r.error));
-      const watch = store.watch(() => this.#trigger('store change'));
+      const watch = store.watch((events) => this.#trigger('store change', events));
       const tick = setInterval(() => this.#trigger('interval'), reconcileIntervalMs);
       let renewTimer: NodeJS.Timeout | undefined;
       const scheduleRenew = (delay: number | null) => {

@@ -38,4 +38,21 @@ describe('LeaseWatcher', () => {
     expect(rm[0].lease.attrs.publicIP).toBe('192.168.0.2'); // the entries to remove are the ones we programmed
     expect(w.leases.map((l) => formatNet(l.subnet))).toEqual(['10.244.3.0/24']);
   });
+
+  it('update: a renewal and the removal of an unknown lease change nothing; a changed lease carries the one it replaces; a batch collapses per lease', () => {
+    const w = new LeaseWatcher(lease('10.244.1.0/24', '192.168.0.1'));
+    w.reset([lease('10.244.2.0/24', '192.168.0.2', '02:00:00:00:00:02')]);
+    expect(w.update([{ type: 'added', lease: { ...lease('10.244.2.0/24', '192.168.0.2', '02:00:00:00:00:02'), expiration: 123 } }])).toEqual([]);
+    expect(w.leases[0].expiration).toBe(123); // the renewed lease is kept
+    expect(w.update([{ type: 'removed', lease: lease('10.244.9.0/24', '0.0.0.0') }])).toEqual([]);
+    const ch = w.update([{ type: 'added', lease: lease('10.244.2.0/24', '192.168.0.2', '02:00:00:00:00:99') }]);
+    expect(show(ch)).toEqual(['added 10.244.2.0/24']);
+    expect(ch[0].old?.attrs.backendData).toEqual({ VNI: 1, VtepMAC: '02:00:00:00:00:02' });
+    // added then removed in one batch: nothing; removed then re-added unchanged: nothing; removed then changed: one change
+    expect(w.update([{ type: 'added', lease: lease('10.244.3.0/24', '192.168.0.3') }, { type: 'removed', lease: lease('10.244.3.0/24', '0.0.0.0') }])).toEqual([]);
+    const cur = w.leases[0];
+    expect(w.update([{ type: 'removed', lease: cur }, { type: 'added', lease: cur }])).toEqual([]);
+    const again = w.update([{ type: 'removed', lease: cur }, { type: 'added', lease: lease('10.244.2.0/24', '192.168.0.5', '02:00:00:00:00:99') }]);
+    expect(again.map((e) => [e.type, e.lease.attrs.publicIP, e.old?.attrs.publicIP])).toEqual([['added', '192.168.0.5', '192.168.0.2']]);
+  });
 });

@@ -10,6 +10,8 @@ import { type Lease, leaseKey, marshalLeaseAttrs } from './lease';
 export interface LeaseEvent {
   type: 'added' | 'removed';
   lease: Lease;
+  /** on an 'added' that replaces a known peer's lease (its attributes changed): the lease it replaces */
+  old?: Lease;
 }
 
 const sameAttrs = (a: Lease, b: Lease): boolean => marshalLeaseAttrs(a.attrs) === marshalLeaseAttrs(b.attrs);
@@ -39,7 +41,8 @@ export class LeaseWatcher {
       if (this.#isOwn(l)) continue;
       const k = leaseKey(l);
       const old = this.#peers.get(k);
-      if (!old || !sameAttrs(old, l)) events.push({ type: 'added', lease: l });
+      if (!old) events.push({ type: 'added', lease: l });
+      else if (!sameAttrs(old, l)) events.push({ type: 'added', lease: l, old });
       next.set(k, l);
     }
     for (const [k, l] of this.#peers) if (!next.has(k)) events.push({ type: 'removed', lease: l });
@@ -47,20 +50,29 @@ export class LeaseWatcher {
     return events;
   }
 
-  /** Applies store events (added = created or changed, removed = deleted or expired). */
+  /**
+   * Applies store events (added = created or changed, removed = deleted or
+   * expired) and returns what they change: a renewal (same attributes) and
+   * the removal of an unknown lease change nothing; a changed lease comes
+   * back as added with the lease it replaces (`old`), a removal with the
+   * lease we knew (the entries to remove are the ones we programmed).
+   */
   update(events: readonly LeaseEvent[]): LeaseEvent[] {
-    const out: LeaseEvent[] = [];
+    // net effect per key: several events on one lease in a batch collapse into one
+    const before = new Map<string, Lease | undefined>();
     for (const e of events) {
       if (this.#isOwn(e.lease)) continue;
       const k = leaseKey(e.lease);
-      if (e.type === 'added') {
-        this.#peers.set(k, e.lease);
-        out.push(e);
-      } else {
-        const old = this.#peers.get(k);
-        this.#peers.delete(k);
-        out.push({ type: 'removed', lease: old ?? e.lease });
-      }
+      if (!before.has(k)) before.set(k, this.#peers.get(k));
+      if (e.type === 'added') this.#peers.set(k, e.lease);
+      else this.#peers.delete(k);
+    }
+    const out: LeaseEvent[] = [];
+    for (const [k, old] of before) {
+      const now = this.#peers.get(k);
+      if (now && !old) out.push({ type: 'added', lease: now });
+      else if (now && old && !sameAttrs(old, now)) out.push({ type: 'added', lease: now, old });
+      else if (!now && old) out.push({ type: 'removed', lease: old });
     }
     return out;
   }

@@ -52,7 +52,7 @@ describe('NetlinkHandle.batch', () => {
     // the kernel's own view, through iproute2
     expect(execIn(ns, 'ip', ['-4', 'route', 'show', 'dev', 'vx0']).trim().split('\n').filter((l) => l.includes('via')).length).toBe(1000);
 
-    const dels: BatchRequest[] = reqs.map((r) => {
+    const dels = reqs.map((r): BatchRequest => {
       if (r.op === 'routeReplace') return { op: 'routeDel', route: r.route };
       if (r.op === 'fdbSet') return { op: 'fdbDel', index: r.index, mac: r.mac, dst: r.dst };
       return { op: 'neighDel', index: vx, ip: (r as { neigh: { ip: string } }).neigh.ip };

@@ -2,20 +2,26 @@
  * Direct routes on the external interface (plan.ts), at run time: used by
  * the host-gw backend for every peer and by vxlan's DirectRouting for the
  * on-link ones. One reconcile reads the interface's addresses (on-link
- * prefixes) and routes, plans, applies with kernel retries; a failing
- * route is logged and retried on the next round.
+ * prefixes) and routes, plans, applies in a batch with kernel retries
+ * (kernel-batch.ts); a failing route is logged and retried on the next
+ * round. Between reconciles, host-gw's apply() routes the peers of store
+ * events alone (delta.ts) with the prefixes the last reconcile read.
  */
-import { AF_INET, AF_INET6, type NetlinkHandle, isNotFound } from '../../pkg/netlink';
+import { AF_INET, AF_INET6, type NetlinkHandle } from '../../pkg/netlink';
 import { type Lease } from '../lease';
 import { type Logger } from '../log';
 import { type IPNet, formatNet, maskOf, parseCidr } from '../subnet';
 import { type ReconcileResult, retryKernel } from '../vxlan/network';
 import { type RoutePeer, type RouteAction, hostGwPeers, planRoutes } from './plan';
-
-const describe = (a: RouteAction) => (a.op === 'routeDel' ? `delete route ${a.dst}${a.gw ? ` via ${a.gw}` : ''}` : `route ${a.dst} via ${a.gw}`);
+import { applyRoutePlan, type Outcome } from '../kernel-batch';
+import { planRoutesDelta } from '../delta';
+import type { ApplyResult } from '../loop';
+import type { LeaseEvent } from '../watcher';
 
 export class DirectRoutes {
   #warned = new Set<string>();
+  /** what prefixes() read last */
+  last?: IPNet[];
 
   constructor(
     private readonly h: NetlinkHandle,
@@ -27,10 +33,10 @@ export class DirectRoutes {
   /** The external interface's prefixes of the network's family: a peer inside one is on-link. */
   async prefixes(): Promise<IPNet[]> {
     const addrs = await retryKernel(() => this.h.addrList(this.ext.index, this.network.v6 ? AF_INET6 : AF_INET));
-    return addrs.filter((a) => a.scope === 0).map((a) => {
+    return (this.last = addrs.filter((a) => a.scope === 0).map((a) => {
       const n = parseCidr(a.cidr);
       return { ...n, ip: n.ip & maskOf(n.prefixLen, n.v6) };
-    });
+    }));
   }
 
   /** Logs a reason once per (peer, reason). */
@@ -44,20 +50,12 @@ export class DirectRoutes {
   async reconcile(peers: readonly RoutePeer[]): Promise<{ repairs: number; failures: number; failedPeers: number }> {
     const routes = await retryKernel(() => this.h.routeList({ index: this.ext.index, family: this.network.v6 ? AF_INET6 : AF_INET }));
     const plan = planRoutes(peers, routes.map((r) => ({ dst: r.dst, gw: r.gw })), this.network);
-    let repairs = 0, failures = 0, failedPeers = 0;
-    for (const a of plan) {
-      try {
-        if (a.op === 'routeReplace') await retryKernel(() => this.h.routeReplace({ dst: a.dst, gw: a.gw, oif: this.ext.index }));
-        else await retryKernel(() => this.h.routeDel({ dst: a.dst, gw: a.gw, oif: this.ext.index })).catch((e) => { if (!isNotFound(e)) throw e; });
-        repairs++;
-        this.log.info(`${this.ext.name}: ${describe(a)}${a.op === 'routeDel' ? ' (stale)' : ''}`);
-      } catch (e) {
-        failures++;
-        if (a.op === 'routeReplace') failedPeers++;
-        this.log.error(`${this.ext.name}: ${describe(a)} failed: ${(e as Error).message}; retrying next round`);
-      }
-    }
-    return { repairs, failures, failedPeers };
+    return this.run(plan);
+  }
+
+  /** Applies route actions (one batch). */
+  run(plan: readonly RouteAction[]): Promise<Outcome> {
+    return applyRoutePlan(this.h, this.ext, plan, this.log);
   }
 }
 
@@ -74,5 +72,13 @@ export class HostGwNetwork {
     for (const s of skipped) this.#routes.warnOnce(`${formatNet(s.lease.subnet)} ${s.reason}`, `ignoring lease ${formatNet(s.lease.subnet)} of ${s.lease.attrs.publicIP}: ${s.reason}`);
     const r = await this.#routes.reconcile(peers);
     return { deviceCreated: false, peers: peers.length, routes: peers.length - r.failedPeers, repairs: r.repairs, failures: r.failures };
+  }
+
+  /** The peers of store events alone (null before the first reconcile: no prefixes known yet). */
+  async apply(changes: readonly LeaseEvent[], current: readonly Lease[]): Promise<ApplyResult | null> {
+    if (!this.#routes.last) return null;
+    const d = planRoutesDelta(changes, current, this.network, this.#routes.last);
+    const o = await this.#routes.run(d.plan);
+    return { repairs: o.repairs, failures: o.failures, peers: d.peers, routes: d.peers };
   }
 }

@@ -2,20 +2,24 @@
  * The vxlan network at run time: one reconcile = ensure the device (re-create
  * it if it was deleted or changed), its address and state, read the kernel's
  * neighbours / FDB / routes on it, plan against the peers' leases (plan.ts)
- * and apply. Kernel calls are retried on transient errors (ENOBUFS, EBUSY,
- * EAGAIN, EINTR); a peer whose programming fails has what was done for it
- * rolled back and is retried on the next round.
+ * and apply in batches (kernel-batch.ts). Kernel calls are retried on
+ * transient errors (ENOBUFS, EBUSY, EAGAIN, EINTR); a peer whose programming
+ * fails has what was done for it rolled back and is retried on the next
+ * round. Between reconciles, apply() programs the peers of store events
+ * alone (delta.ts), without reading the kernel's state.
  */
 import { AF_INET, AF_INET6, type Link, type NetlinkHandle, NetlinkError, isNotFound } from '../../pkg/netlink';
 import { type Lease } from '../lease';
 import { type Logger } from '../log';
 import { type IPNet } from '../subnet';
 import { configureVxlanDevice, ensureVxlanDevice, type VxlanDeviceWant } from './device';
-import { type Action, type DeviceState, describeAction, peersFromLeases, planVxlan } from './plan';
+import { type DeviceState, peersFromLeases, planVxlan } from './plan';
+import { applyVxlanPlan, TRANSIENT } from '../kernel-batch';
+import { planVxlanDelta } from '../delta';
+import type { ApplyResult } from '../loop';
+import type { LeaseEvent } from '../watcher';
 import type { DirectRoutes } from '../hostgw/network';
 import { type RoutePeer, isOnLink } from '../hostgw/plan';
-
-const TRANSIENT = new Set(['ENOBUFS', 'EBUSY', 'EAGAIN', 'EINTR']);
 
 /** Runs a kernel call, retrying transient errors with a short backoff. */
 export async function retryKernel<T>(fn: () => Promise<T>, attempts = 5, sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))): Promise<T> {
@@ -71,35 +75,6 @@ export class VxlanNetwork {
     };
   }
 
-  async #apply(index: number, a: Action): Promise<void> {
-    const run = async (): Promise<void> => {
-      switch (a.op) {
-        case 'neighSet': return this.h.neighSet({ index, ip: a.ip, mac: a.mac });
-        case 'fdbSet': return this.h.fdbSet(index, a.mac, a.dst);
-        case 'routeReplace': return this.h.routeReplace({ dst: a.dst, gw: a.gw, oif: index, onlink: true });
-        case 'routeDel': return this.h.routeDel({ dst: a.dst, gw: a.gw, oif: index });
-        case 'fdbDel': return this.h.fdbDel(index, a.mac, a.dst);
-        case 'neighDel': return this.h.neighDel(index, a.ip);
-      }
-    };
-    try {
-      await retryKernel(run);
-    } catch (e) {
-      // deleting what is already gone is success
-      if (a.op.endsWith('Del') && isNotFound(e)) return;
-      throw e;
-    }
-  }
-
-  static undo(a: Action): Action | null {
-    switch (a.op) {
-      case 'neighSet': return { op: 'neighDel', ip: a.ip };
-      case 'fdbSet': return { op: 'fdbDel', mac: a.mac, dst: a.dst };
-      case 'routeReplace': return { op: 'routeDel', dst: a.dst, gw: a.gw };
-      default: return null;
-    }
-  }
-
   /** One full reconcile against the peers' leases (our own excluded by the caller). */
   async reconcile(peerLeases: readonly Lease[]): Promise<ReconcileResult> {
     const { link, created } = await ensureVxlanDevice(this.h, this.want, this.log);
@@ -121,38 +96,7 @@ export class VxlanNetwork {
       this.#skipWarned.add(k);
     }
     const plan = planVxlan(peers, await this.#state(link.index), this.network);
-    let repairs = 0;
-    let failures = 0;
-    let failedPeers = 0;
-    for (const a of plan.removals) {
-      try {
-        await this.#apply(link.index, a);
-        repairs++;
-        this.log.info(`${link.name}: ${describeAction(a)} (stale)`);
-      } catch (e) {
-        failures++;
-        this.log.error(`${link.name}: ${describeAction(a)} failed: ${(e as Error).message}`);
-      }
-    }
-    for (const { peer, actions } of plan.peers) {
-      const done: Action[] = [];
-      try {
-        for (const a of actions) {
-          await this.#apply(link.index, a);
-          done.push(a);
-          repairs++;
-          this.log.info(`${link.name}: peer ${peer.subnet} (${peer.publicIP}): ${describeAction(a)}`);
-        }
-      } catch (e) {
-        failures++;
-        failedPeers++;
-        this.log.error(`${link.name}: peer ${peer.subnet} (${peer.publicIP}) failed: ${(e as Error).message}; rolling back, retrying next round`);
-        for (const a of done.reverse()) {
-          const u = VxlanNetwork.undo(a);
-          if (u) await this.#apply(link.index, u).catch((ue: Error) => this.log.error(`${link.name}: rollback ${describeAction(u)} failed: ${ue.message}`));
-        }
-      }
-    }
+    let { repairs, failures, failedPeers } = await applyVxlanPlan(this.h, link, plan, this.log);
     if (this.direct) {
       const d = await this.direct.reconcile(direct);
       repairs += d.repairs;
@@ -160,5 +104,13 @@ export class VxlanNetwork {
       failedPeers += d.failedPeers;
     }
     return { deviceCreated: created, peers: all.length, routes: all.length - failedPeers, repairs, failures };
+  }
+
+  /** The peers of store events alone, on the device of the last reconcile (none yet, or DirectRouting: null, reconcile). */
+  async apply(changes: readonly LeaseEvent[], current: readonly Lease[]): Promise<ApplyResult | null> {
+    if (!this.#link || this.direct) return null;
+    const d = planVxlanDelta(changes, current, this.network);
+    const o = await applyVxlanPlan(this.h, this.#link, d.plan, this.log);
+    return { repairs: o.repairs, failures: o.failures, peers: d.peers, routes: d.peers };
   }
 }
