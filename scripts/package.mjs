@@ -4,9 +4,13 @@
 //   dist/pkg/flax          a Node single executable application (SEA): the
 //                          node binary + every executable's bundle, with a V8
 //                          startup snapshot of all their modules evaluated
-//   dist/pkg/<name>        symlinks to flax: bridge host-local loopback
-//                          flannel portmap (+ flaxd when plugins/agent exists);
+//   dist/pkg/<name>        symlinks to flax: flaxd (when plugins/agent exists);
 //                          it runs the executable its name (argv0) says
+//   dist/pkg/cniclient     the static client of flaxd's resident CNI server
+//                          (native/cniclient), and bridge host-local loopback
+//                          flannel portmap: symlinks to it; with no server it
+//                          runs `flax` as <name> (the standalone plugin)
+//   dist/pkg/cni-worker.js the CNI server's worker threads' script
 //   dist/pkg/flax.node netlink.node   N-API addons, process.dlopen'ed from
 //                          beside the binary (a SEA cannot require() them)
 //   dist/pkg/pause nsexec  the static C helpers
@@ -15,6 +19,7 @@
 import { build } from 'esbuild';
 import { etcd3Protos } from './esbuild-etcd3.mjs';
 import { BUNDLE_OPTIONS, executableEntries, netlinkNative } from './entries.mjs';
+import { buildCniWorker, CNI_CLIENT_NAMES, CNI_WORKER } from './cni-worker-bundle.mjs';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -127,7 +132,14 @@ if (!pj.ok) throw new Error(`package: postject failed: ${pj.out}`);
 const v = run(exe, ['--version'], { env: { PATH: '/usr/bin:/bin' } });
 if (!v.ok || !/^flax /.test(v.out)) throw new Error(`package: ${exe} --version failed: ${v.out}`);
 
-for (const e of entries) if (e.name !== 'flax') symlinkSync('flax', path.join(out, e.name));
+// the plugins the resident CNI server serves go through its static client
+const client = path.join(root, 'native/build/cniclient');
+if (!existsSync(client)) throw new Error('package: native/build/cniclient missing (node scripts/build-native.mjs)');
+copyFileSync(client, path.join(out, 'cniclient'));
+chmodSync(path.join(out, 'cniclient'), 0o755);
+const clients = entries.map((e) => e.name).filter((n) => CNI_CLIENT_NAMES.includes(n));
+for (const e of entries) if (e.name !== 'flax') symlinkSync(clients.includes(e.name) ? 'cniclient' : 'flax', path.join(out, e.name));
+await buildCniWorker(out);
 copyFileSync(path.join(root, 'node_modules/netlink/prebuilds/linux-x64/node.napi.node'), path.join(out, 'netlink.node'));
 const addon = path.join(root, 'native/build/Release/flax.node');
 if (!existsSync(addon)) throw new Error('package: native/build/Release/flax.node missing (npm run build)');
@@ -140,7 +152,9 @@ for (const helper of ['pause', 'nsexec']) {
 // What install copies, and how the binary was made (read by flax install and the tests).
 writeFileSync(path.join(out, 'PACKAGE.json'), JSON.stringify({
   executables: entries.map((e) => e.name),
-  files: ['flax', 'flax.node', 'netlink.node', 'pause', 'nsexec'],
+  files: ['flax', 'flax.node', 'netlink.node', 'pause', 'nsexec', 'cniclient', CNI_WORKER],
+  // names that are links to cniclient (the others link to flax)
+  clients,
   snapshot,
   node: process.version,
 }, null, 2) + '\n');

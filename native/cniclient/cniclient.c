@@ -4,7 +4,8 @@
  * forwards the call to the resident flax CNI server (plugins/pkg/cniserver)
  * and prints its answer byte for byte, or — when no server answers the
  * connect — executes the standalone plugin `<own dir>/<name>.standalone`
- * with the same environment and the untouched stdin.
+ * (or the package's multi-call `<own dir>/flax` as <name>) with the same
+ * environment and the untouched stdin.
  *
  *  - socket: $FLAX_CNI_SOCKET, default /run/flax/cni.sock; an empty
  *    FLAX_CNI_SOCKET means "never use a server".
@@ -138,8 +139,14 @@ static void read_stdin(void) {
   }
 }
 
+/*
+ * The standalone plugin beside this binary's real path: <name>.standalone
+ * (dist/bin: the Node launcher), else the multi-call `flax` of the package
+ * (npm run package, flax install), run with argv[0] = <name>: it dispatches
+ * on that name.
+ */
 static void run_standalone(const char *name, char **argv) {
-  char self[PATH_MAX], target[PATH_MAX + 64], msg[PATH_MAX + 256];
+  char self[PATH_MAX], target[PATH_MAX + 64], msg[2 * PATH_MAX + 256];
   ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
   if (n <= 0) cni_fail("flax cniclient: cannot read /proc/self/exe");
   self[n] = '\0';
@@ -148,7 +155,16 @@ static void run_standalone(const char *name, char **argv) {
   snprintf(target, sizeof(target), "%s/%s.standalone", self, name);
   argv[0] = target;
   execv(target, argv);
-  snprintf(msg, sizeof(msg), "flax: no CNI server answered and the standalone plugin %s could not be run: %s", target, strerror(errno));
+  int err = errno;
+  if (err == ENOENT) {
+    char multi[PATH_MAX + 16];
+    snprintf(multi, sizeof(multi), "%s/flax", self);
+    argv[0] = (char *)name;
+    execv(multi, argv);
+    snprintf(msg, sizeof(msg), "flax: no CNI server answered and neither %s nor %s could be run: %s", target, multi, strerror(errno));
+    cni_fail(msg);
+  }
+  snprintf(msg, sizeof(msg), "flax: no CNI server answered and the standalone plugin %s could not be run: %s", target, strerror(err));
   cni_fail(msg);
 }
 

@@ -14,6 +14,7 @@ import { ensurePackage, PKG, ROOT } from '../helpers/pkg';
 import { withTestNetns } from '../helpers/netns';
 
 const EXES = ['bridge', 'flannel', 'flax', 'host-local', 'loopback', 'portmap'];
+const CLIENTS = ['bridge', 'flannel', 'host-local', 'loopback', 'portmap'];
 const scratch: string[] = [];
 afterEach(() => { while (scratch.length) rmSync(scratch.pop()!, { recursive: true, force: true }); });
 function dirs() {
@@ -45,12 +46,13 @@ describe('flax install', () => {
     const r = flax(['--cni-bin-dir', bin, '--cni-conf-dir', conf, '--network', 'bridge']);
     expect(r.code, r.err).toBe(0);
     const m = JSON.parse(readFileSync(path.join(bin, '.flax/install.json'), 'utf8'));
-    const target = `.flax/${m.current}/flax`;
     for (const e of EXES) {
+      // the plugins are the CNI server's static client; the CLI the multi-call binary
+      const target = `.flax/${m.current}/${CLIENTS.includes(e) ? 'cniclient' : 'flax'}`;
       expect(readlinkSync(path.join(bin, e)), e).toBe(target);
       expect(r.out).toContain(`linked ${path.join(bin, e)} -> ${target}`);
     }
-    expect(readdirSync(path.join(bin, '.flax', m.current)).sort()).toEqual(['flax', 'flax.node', 'netlink.node', 'nsexec', 'pause']);
+    expect(readdirSync(path.join(bin, '.flax', m.current)).sort()).toEqual(['cni-worker.js', 'cniclient', 'flax', 'flax.node', 'netlink.node', 'nsexec', 'pause']);
     expect(readFileSync(path.join(bin, '.flax', m.current, 'flax')).equals(readFileSync(path.join(PKG, 'flax')))).toBe(true);
     // the conflist is flax's bridge network, as conf/ ships it
     expect(JSON.parse(readFileSync(path.join(conf, '10-flax-bridge.conflist'), 'utf8'))).toEqual(JSON.parse(readFileSync(path.join(ROOT, 'conf/10-flax-bridge.conflist'), 'utf8')));
@@ -65,6 +67,37 @@ describe('flax install', () => {
     expect(again.out.trim().split('\n').every((l) => l.startsWith('flax install: unchanged '))).toBe(true);
     expect(tree(path.dirname(bin))).toEqual(before);
   });
+
+  it('the installed plugins work without flaxd (the package\'s flax as the plugin) and are served by the installed flaxd --no-overlay when it runs: same bytes', async () => {
+    const { d, bin, conf } = dirs();
+    expect(flax(['--cni-bin-dir', bin, '--cni-conf-dir', conf, '--network', 'bridge']).code).toBe(0);
+    const sock = path.join(d, 'cni.sock');
+    await withTestNetns(1, async ([ns]) => {
+      const lo = (verb: string, socket: string) => spawnSync(path.join(bin, 'loopback'), [], {
+        input: JSON.stringify({ cniVersion: '1.0.0', name: 'lo', type: 'loopback' }), encoding: 'utf8',
+        env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', CNI_COMMAND: verb, CNI_CONTAINERID: 'c1', CNI_NETNS: ns, CNI_IFNAME: 'lo', CNI_PATH: bin, FLAX_CNI_SOCKET: socket },
+      });
+      const alone = lo('ADD', sock); // no server on it yet
+      expect(alone.status, alone.stdout + alone.stderr).toBe(0);
+      expect(JSON.parse(alone.stdout).interfaces[0].name).toBe('lo');
+      const srv = spawn(path.join(bin, 'flaxd'), ['--no-overlay', '--cni-socket', sock, '--gc-interval', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let log = '';
+      srv.stderr!.on('data', (c) => { log += c; });
+      const exited = new Promise((r) => srv.on('exit', r));
+      try {
+        for (let t = 0; t < 100 && !/ running$/m.test(log); t++) await new Promise((r) => setTimeout(r, 100));
+        expect(log).toContain(`cni server: listening on ${sock}`);
+        const served = lo('ADD', sock);
+        expect({ code: served.status, out: served.stdout, err: served.stderr }).toEqual({ code: alone.status, out: alone.stdout, err: alone.stderr });
+        const st = spawnSync(path.join(bin, 'flax'), ['status', '--cache-dir', path.join(d, 'cache')], { encoding: 'utf8', env: { PATH: '/usr/bin:/bin', NETCONFPATH: conf, FLAX_CNI_SOCKET: sock } });
+        expect(st.stdout).toMatch(new RegExp(`served by flaxd \\(pid ${srv.pid}, .*\\): 1 calls answered`));
+      } finally {
+        srv.kill('SIGTERM');
+        await exited;
+      }
+      expect(log).toMatch(/cni server: stopped; served 1, failed 0/);
+    });
+  }, 60_000);
 
   it('refuses to overwrite files it did not write, changing nothing; --force keeps them and --uninstall puts them back', () => {
     const { d, bin, conf } = dirs();

@@ -6,10 +6,14 @@
  *   .flax/<id>/   flax flax.node netlink.node pause nsexec — one version,
  *                 <id> a hash of its files; written under a temporary name
  *                 and renamed, so it is complete or absent
- *   flax bridge host-local loopback flannel portmap [flaxd]
- *                 symlinks to .flax/<id>/flax, each swapped by rename: a
+ *   flax [flaxd]  symlinks to .flax/<id>/flax, each swapped by rename: a
  *                 call sees the old version or the new one, and the binary
  *                 finds the addons of its own version beside its real path
+ *   bridge host-local loopback flannel portmap
+ *                 symlinks to .flax/<id>/cniclient (the package's `clients`):
+ *                 the static client of flaxd's CNI server, which runs
+ *                 .flax/<id>/flax as the plugin when no server answers — a
+ *                 node without flaxd still works
  *   .flax/install.json  the manifest: what this tool wrote, so it never
  *                 overwrites a file it did not write (without --force, which
  *                 keeps the foreign file beside it as .<name>.flax-replaced
@@ -29,6 +33,8 @@ export interface PackageInfo {
   executables: string[];
   /** the files of one version: the binary `flax` first, then addons and helpers */
   files: string[];
+  /** executables that are links to `cniclient` (one of files), not to `flax` */
+  clients?: string[];
   snapshot?: boolean;
   node?: string;
 }
@@ -74,6 +80,9 @@ const emptyManifest = (): Manifest => ({ format: 1, versions: [], links: {}, fil
 export function readPackage(dir: string): PackageInfo {
   const p = JSON.parse(fs.readFileSync(path.join(dir, 'PACKAGE.json'), 'utf8')) as PackageInfo;
   if (!Array.isArray(p.executables) || !Array.isArray(p.files) || p.files[0] !== 'flax') throw new Error(`${dir}/PACKAGE.json: not a flax package`);
+  if (p.clients !== undefined && (!Array.isArray(p.clients) || !p.files.includes('cniclient') || p.clients.some((c) => !p.executables.includes(c)))) {
+    throw new Error(`${dir}/PACKAGE.json: clients must be executables, with cniclient among the files`);
+  }
   return p;
 }
 
@@ -139,7 +148,7 @@ export function install(o: InstallOptions, report: Report): void {
   fs.mkdirSync(binDir, { recursive: true, mode: 0o755 });
   locked(binDir, () => {
     const m = readManifest(binDir);
-    const target = `${STATE}/${id}/flax`;
+    const targetOf = (l: string) => `${STATE}/${id}/${pkg.clients?.includes(path.basename(l)) ? 'cniclient' : 'flax'}`;
     const links = pkg.executables.map((n) => path.join(binDir, n));
     const conf = o.conflist && { path: path.join(path.resolve(o.confDir), o.conflist.name), content: o.conflist.content };
     const confSha = conf && createHash('sha256').update(conf.content).digest('hex');
@@ -150,7 +159,7 @@ export function install(o: InstallOptions, report: Report): void {
       const st = lstatOrNone(l);
       if (!st) continue;
       const cur = readlinkOrNone(l);
-      if (cur === target || (cur !== undefined && m.links[l] === cur)) continue;
+      if (cur === targetOf(l) || (cur !== undefined && m.links[l] === cur)) continue;
       foreign.push(l);
     }
     if (conf) {
@@ -172,6 +181,7 @@ export function install(o: InstallOptions, report: Report): void {
 
     for (const l of links) {
       const cur = readlinkOrNone(l);
+      const target = targetOf(l);
       if (cur === target) {
         if (m.links[l] !== target) { m.links[l] = target; report(`adopted ${l} -> ${target}`); }
         else report(`unchanged ${l}`);
