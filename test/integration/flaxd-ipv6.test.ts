@@ -15,11 +15,14 @@
  *    a restarted agent keeps its lease;
  *  - dual-stack host-gw with nftables and --ip-masq: `<v6 subnet> via
  *    <peer's PublicIPv6> dev eth0`, table ip6 flannel-ipv6; pods ping;
+ *  - mixed: two flaxd nodes beside one configured by hand exactly as
+ *    flanneld configures itself (both devices, its lease bytes): programmed
+ *    both ways, pods ping over IPv4 and IPv6;
  *  - dual-stack with the kube store (the fake API server of
  *    flaxd-kube.test.ts): both podCIDRs, public-ipv6 and backend-v6-data
  *    annotations, peers programmed from them; pods ping.
  */
-import { readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openHandleAt } from '../../plugins/pkg/netlink';
@@ -334,5 +337,56 @@ describe('flaxd dual-stack with the kube store (fake API server)', () => {
     // a pod just made may lose its first IPv6 echo to neighbour discovery: retried
     await waitFor('pod a -> pod b over IPv6', () => pingFrom(a.pod!, `${lease(b).net6}2`), 15_000, 200);
     expect(pingFrom(b.pod!, `${lease(a).net6}2`)).toBe(true);
+  });
+});
+
+describe('flaxd dual-stack beside a node configured as flanneld configures itself', () => {
+  const cl = new Cluster();
+  const HAND = { prefix: '10.244.50', net6: 'fc00:0:0:50::', mac4: '0e:00:00:00:50:04', mac6: '0e:00:00:00:50:06' };
+  let hand: Node;
+
+  beforeAll(async () => {
+    requireBuilt('flaxd');
+    await cl.create(3, { Network: NETWORK, EnableIPv6: true, IPv6Network: NET6, Backend: { Type: 'vxlan' } });
+    await addV6Underlay(cl);
+    hand = cl.nodes[2];
+    // node 3: flanneld's devices, addresses and lease (its value bytes as flanneld marshals them)
+    const ex = (args: string[]) => execIn(hand.ns, 'ip', args);
+    ex(['link', 'add', 'flannel.1', 'address', HAND.mac4, 'mtu', '1450', 'type', 'vxlan', 'id', '1', 'local', hand.ip, 'dev', 'eth0', 'dstport', '8472', 'nolearning']);
+    ex(['link', 'add', 'flannel-v6.1', 'address', HAND.mac6, 'type', 'vxlan', 'id', '1', 'local', ip6Of(hand), 'dev', 'eth0', 'dstport', '8472', 'nolearning']);
+    ex(['addr', 'add', `${HAND.prefix}.0/32`, 'dev', 'flannel.1']);
+    ex(['-6', 'addr', 'add', `${HAND.net6}/128`, 'dev', 'flannel-v6.1', 'nodad']);
+    ex(['link', 'set', 'flannel.1', 'up']);
+    ex(['link', 'set', 'flannel-v6.1', 'up']);
+    const value = `{"PublicIP":"${hand.ip}","PublicIPv6":"${ip6Of(hand)}","BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"${HAND.mac4}"},"BackendV6Data":{"VNI":1,"VtepMAC":"${HAND.mac6}"}}`;
+    mkdirSync(path.join(cl.leaseDir, 'subnets'), { recursive: true });
+    writeFileSync(path.join(cl.leaseDir, 'subnets', `${HAND.prefix}.0-24&${HAND.net6}-64.json`),
+      `{"Value":${value},"Expiration":"${new Date(Date.now() + 3600_000).toISOString()}"}\n`);
+    for (const n of cl.nodes.slice(0, 2)) cl.startAgent(n);
+    for (const n of cl.nodes.slice(0, 2)) await cl.waitReady(n);
+    // flanneld's handleSubnetEvents on node 3, from the flaxd nodes' leases: neighbour, FDB, route per family
+    for (const n of cl.nodes.slice(0, 2)) {
+      const l = leaseOf6(cl, n);
+      ex(['neigh', 'replace', `${l.prefix}.0`, 'lladdr', l.value.BackendData!.VtepMAC, 'dev', 'flannel.1', 'nud', 'permanent']);
+      execIn(hand.ns, 'bridge', ['fdb', 'replace', l.value.BackendData!.VtepMAC, 'dev', 'flannel.1', 'dst', n.ip, 'self', 'permanent']);
+      ex(['route', 'replace', `${l.prefix}.0/24`, 'via', `${l.prefix}.0`, 'dev', 'flannel.1', 'onlink']);
+      ex(['-6', 'neigh', 'replace', l.net6, 'lladdr', l.value.BackendV6Data!.VtepMAC, 'dev', 'flannel-v6.1', 'nud', 'permanent']);
+      execIn(hand.ns, 'bridge', ['fdb', 'replace', l.value.BackendV6Data!.VtepMAC, 'dev', 'flannel-v6.1', 'dst', ip6Of(n), 'self', 'permanent']);
+      ex(['-6', 'route', 'replace', `${l.net6}/64`, 'via', l.net6, 'dev', 'flannel-v6.1', 'onlink']);
+    }
+    for (const n of cl.nodes) await addPod6(cl, n, leaseOf6(cl, n));
+  }, 60_000);
+  afterAll(() => cl.destroy(), 60_000);
+
+  it("flaxd programs the flanneld node from its lease, and pods ping both ways over IPv4 and IPv6", async () => {
+    for (const n of cl.nodes.slice(0, 2)) await waitFor(`node ${n.i} programmed`, () => peerState6(n) === wantPeers6(cl, n));
+    expect(v6View(cl.nodes[0].ns).neighs).toContain(`${HAND.net6} ${HAND.mac6} PERMANENT`);
+    for (const n of cl.nodes.slice(0, 2)) {
+      const l = leaseOf6(cl, n);
+      await waitFor(`node ${n.i} <-> flanneld node over IPv6`, () => pingFrom(n.pod!, `${HAND.net6}2`), 15_000, 200);
+      expect(pingFrom(hand.pod!, `${l.net6}2`), `flanneld node -> node ${n.i} (IPv6)`).toBe(true);
+      expect(pingFrom(n.pod!, `${HAND.prefix}.2`), `node ${n.i} -> flanneld node (IPv4)`).toBe(true);
+      expect(pingFrom(hand.pod!, `${l.prefix}.2`), `flanneld node -> node ${n.i} (IPv4)`).toBe(true);
+    }
   });
 });
