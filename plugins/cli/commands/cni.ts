@@ -11,7 +11,8 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { parseResult } from '../../pkg/cni/convert';
 import { compareVersions } from '../../pkg/cni/version';
-import { CniConfig, ChainError, GcError, PluginError, loadConfList, goMarshalIndent, readCache, type GcAttachment, type NetworkConfigList, type RawResult, type RuntimeConf } from '../../pkg/invoke/index';
+import { CniError } from '../../pkg/cni/errors';
+import { CniConfig, ChainError, GcError, loadConfList, goMarshalIndent, readCache, type GcAttachment, type NetworkConfigList, type RawResult, type RuntimeConf } from '../../pkg/invoke/index';
 import { NETNS_RUN_DIR } from '../../pkg/ns/ns';
 import { table } from '../table';
 import { UsageError, parseDuration } from '../usage';
@@ -224,7 +225,7 @@ function requireCachedAttachment(cni: CniConfig, list: NetworkConfigList, rt: Ru
 export function formatError(e: unknown): string {
   if (e instanceof ChainError) {
     const c = e.cause;
-    if (c instanceof PluginError && c.stderr && c.msg === `netplugin failed: ${JSON.stringify(c.stderr)}`) {
+    if (c instanceof CniError && c.stderr && c.msg === `netplugin failed: ${JSON.stringify(c.stderr)}`) {
       return `flax: plugin type="${e.pluginType}" failed (${e.verb.toLowerCase()}): see its stderr above (code ${e.code})`;
     }
     return `flax: ${e.message} (code ${e.code})`;

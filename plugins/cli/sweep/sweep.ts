@@ -20,7 +20,7 @@ import path from 'node:path';
 import { type Attachment, deleteCache, listAttachments } from '../../pkg/invoke/cache';
 import { CniConfig, type GcAttachment } from '../../pkg/invoke/api';
 import { type NetworkConfigList, confListFromBytes, loadConfigs } from '../../pkg/invoke/conf';
-import { InProcessExec } from '../../pkg/invoke/inprocess';
+import { InProcessExec, type LocalPlugin } from '../../pkg/invoke/inprocess';
 import { type FirewallDeps, type NftCommand, MASQ_TABLE, defaultDeps, genMasqTeardown, nftApply, nftList, teardownIpMasq } from '../../pkg/nft';
 import { PORTMAP_TABLE, genPortmapTeardown } from '../../pkg/nft/portmap';
 import { teardownPortmap } from '../../pkg/nft/portmap-apply';
@@ -28,10 +28,9 @@ import { about } from '../../pkg/skel/skel';
 import { createBridgePlugin } from '../../main/bridge/bridge';
 import { hostLocalInProcess } from '../../ipam/host-local/in-process';
 import { loopbackPlugin } from '../../main/loopback/loopback';
-import { flannelPlugin } from '../../meta/flannel/flannel';
+import { createFlannelPlugin } from '../../meta/flannel/flannel';
 import { DEFAULT_DATA_DIR as FLANNEL_DATA_DIR } from '../../meta/flannel/config';
 import { portmapPlugin } from '../../meta/portmap/portmap';
-import { registerInProcess } from '../../pkg/ipam/delegate';
 import { DEFAULT_DATA_DIR, DiskStore } from '../../ipam/host-local/store/disk-store';
 import { listSandboxes, removeSandbox, sandboxRoot } from '../sandbox/state';
 import { attachmentFacts, hostLinks, reservationOwners } from './facts';
@@ -211,17 +210,15 @@ export async function sweepNode(o: SweepOptions): Promise<SweepReport> {
   }
 
   // 3. DEL every dead attachment (our plugins in-process)
-  const bridge = { plugin: createBridgePlugin({ firewall: delFw }), about: about('bridge') };
-  const exec = new InProcessExec({
-    bridge,
+  // one Exec for the chains, flannel's delegate and bridge's IPAM
+  const local: Record<string, LocalPlugin> = {
     'host-local': hostLocalInProcess,
     loopback: { plugin: loopbackPlugin, about: about('loopback') },
-    flannel: { plugin: flannelPlugin, about: about('flannel') },
     portmap: { plugin: portmapPlugin, about: about('portmap') },
-  });
-  // flannel's delegate, when it resolves to our bridge
-  registerInProcess('bridge', bridge);
-  registerInProcess('host-local', hostLocalInProcess);
+  };
+  const exec = new InProcessExec(local);
+  local.bridge = { plugin: createBridgePlugin({ firewall: delFw, exec }), about: about('bridge') };
+  local.flannel = { plugin: createFlannelPlugin({ exec }), about: about('flannel') };
   const cni = new CniConfig({ path: o.cniPath, cacheDir: o.cacheDir, exec, stderr: null });
   for (const { a, f } of dead) {
     rep.findings.push(f);

@@ -1,8 +1,8 @@
 /**
  * host-local as an in-process delegate: what an entry point (bridge's,
- * flannel's, the CLI's sweeper) registers with pkg/ipam/delegate so that
- * IPAM runs through handle() in the same process when CNI_PATH resolves
- * host-local to our executable. Plugins never register each other.
+ * flannel's, the CLI's sweeper) puts in the InProcessExec it gives a plugin
+ * so that IPAM runs through handle() in the same process when CNI_PATH
+ * resolves host-local to our executable. Plugins never register each other.
  */
 import { about } from '../../pkg/skel/skel';
 import type { InProcessPlugin } from '../../pkg/ipam/delegate';

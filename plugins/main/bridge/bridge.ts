@@ -17,7 +17,8 @@ import { CniError, ErrCode } from '../../pkg/cni/errors';
 import { convertResult } from '../../pkg/cni/convert';
 import { validAttachments } from '../../pkg/cni/gc';
 import type { IPConfig, Result, Route } from '../../pkg/cni/types';
-import { execAdd, execDel, execGc, execStatus, execValidate } from '../../pkg/ipam/delegate';
+import type { Exec } from '../../pkg/invoke/exec';
+import { execAdd, execDel, execGc, execStatus, execValidate, registeredExec } from '../../pkg/ipam/delegate';
 import { type IPNet, formatCidr, parseCidr } from '../../pkg/ip';
 import { openHandle, openHandleAt, type Link, type NetlinkHandle } from '../../pkg/netlink';
 import { openPodNetns, openPodNetnsForDel, type NetNS } from '../../pkg/ns';
@@ -40,7 +41,11 @@ export interface BridgeDeps {
   firewall?: FirewallDeps;
   /** port-up wait budget (ms) */
   portWaitMs?: number;
+  /** how IPAM runs (default: exec, or in-process as registered with pkg/ipam registerInProcess) */
+  exec?: Exec;
 }
+
+const ipamExec = (d: BridgeDeps): Exec => d.exec ?? registeredExec;
 
 /** ADD steps, in order (the names the fault seam and FLAX_FAULT_INJECT use). */
 export const ADD_STEPS = ['bridge', 'veth', 'port', 'macspoofchk', 'ipam', 'container', 'gateway', 'forwarding', 'ipmasq', 'port-wait', 'result'] as const;
@@ -57,7 +62,7 @@ async function cmdAdd(a: CmdArgs, deps: BridgeDeps): Promise<Result> {
     const tool = b === 'nftables' ? 'nft' : 'iptables';
     if (!fw.has(tool)) throw new CniError(ErrCode.Internal, `ipMasq with backend ${b} needs \`${tool}\`, which is not installed`);
   }
-  if (n.isLayer3) await execValidate(n.ipamType, a, a.stdin);
+  if (n.isLayer3) await execValidate(ipamExec(deps), n.ipamType, a, a.stdin);
   const podNs = openPodNetns(a.netns);
   const host = openHandle();
   let pod: NetlinkHandle | undefined;
@@ -105,8 +110,8 @@ async function cmdAdd(a: CmdArgs, deps: BridgeDeps): Promise<Result> {
       let ipamDns;
       let gws = { v4: { gws: [] as IPNet[] }, v6: { gws: [] as IPNet[] } };
       if (n.isLayer3) {
-        const r = await execAdd(n.ipamType, a, a.stdin, n.cniVersion);
-        rb.push('ipam', () => execDel(n.ipamType, { ...a, command: 'DEL' }, a.stdin));
+        const r = await execAdd(ipamExec(deps), n.ipamType, a, a.stdin, n.cniVersion);
+        rb.push('ipam', () => execDel(ipamExec(deps), n.ipamType, { ...a, command: 'DEL' }, a.stdin));
         if (!r.ips?.length) throw new CniError(ErrCode.Internal, 'IPAM plugin returned missing IP config');
         const g = calcGateways(r.ips, r.routes ?? [], n);
         ips = g.ips;
@@ -224,7 +229,7 @@ async function cmdDel(a: CmdArgs, deps: BridgeDeps): Promise<void> {
   // 2. IPAM: always released, even without a netns
   if (n.isLayer3) {
     try {
-      await execDel(n.ipamType, a, a.stdin);
+      await execDel(ipamExec(deps), n.ipamType, a, a.stdin);
     } catch (e) {
       errors.push(e);
     }
@@ -260,7 +265,7 @@ async function cmdStatus(a: CmdArgs, deps: BridgeDeps): Promise<void> {
     const tool = b === 'nftables' ? 'nft' : 'iptables';
     if (!fw.has(tool)) throw new CniError(ErrCode.PluginNotAvailable, `ipMasq with backend ${b} needs \`${tool}\`, which is not installed`);
   }
-  if (n.isLayer3) await execStatus(n.ipamType, a, a.stdin);
+  if (n.isLayer3) await execStatus(ipamExec(deps), n.ipamType, a, a.stdin);
 }
 
 async function cmdGc(a: CmdArgs, deps: BridgeDeps): Promise<void> {
@@ -269,7 +274,7 @@ async function cmdGc(a: CmdArgs, deps: BridgeDeps): Promise<void> {
   const errors: unknown[] = [];
   if (n.isLayer3) {
     try {
-      await execGc(n.ipamType, a, a.stdin);
+      await execGc(ipamExec(deps), n.ipamType, a, a.stdin);
     } catch (e) {
       errors.push(e);
     }

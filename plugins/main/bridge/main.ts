@@ -1,9 +1,8 @@
 import { pluginMain, about } from '../../pkg/skel/skel';
-import { registerInProcess } from '../../pkg/ipam/delegate';
+import { InProcessExec } from '../../pkg/invoke/inprocess';
 import { hostLocalInProcess } from '../../ipam/host-local/in-process';
-import { bridgePlugin } from './bridge';
+import { createBridgePlugin } from './bridge';
 
 // The entry point chooses what runs in-process: our host-local, when
 // CNI_PATH resolves the IPAM type to our executable.
-registerInProcess('host-local', hostLocalInProcess);
-pluginMain(bridgePlugin, about('bridge'));
+pluginMain(createBridgePlugin({ exec: new InProcessExec({ 'host-local': hostLocalInProcess }) }), about('bridge'));

@@ -4,7 +4,7 @@
  * `<dataDir>/<containerID>` for DEL, and delegates every verb to the plugin
  * the config names (bridge by default) — exec'd from CNI_PATH, or run
  * in-process when the binary found is one of ours and the entry point
- * registered it (pkg/ipam/delegate).
+ * handed it over (the Exec in its context, pkg/invoke/delegate).
  *
  * Better than the reference: the file is written atomically (temp + fsync
  * + rename) and a failed ADD restores what was there before (the reference
@@ -18,7 +18,9 @@ import { CniError, ErrCode } from '../../pkg/cni/errors';
 import { parseJsonObject } from '../../pkg/cni/conf';
 import { parseResult } from '../../pkg/cni/convert';
 import type { Result } from '../../pkg/cni/types';
-import { ipamInvoke } from '../../pkg/ipam/delegate';
+import { delegate } from '../../pkg/invoke/delegate';
+import type { Exec } from '../../pkg/invoke/exec';
+import { registeredExec } from '../../pkg/ipam/delegate';
 import { log } from '../../pkg/log';
 import type { CmdArgs, PluginFuncs } from '../../pkg/skel/skel';
 import { validAttachments } from '../../pkg/cni/gc';
@@ -56,7 +58,7 @@ function removeStored(file: string): void {
 
 const typeOf = (conf: Record<string, unknown>) => (typeof conf.type === 'string' ? conf.type : 'bridge');
 
-export async function cmdAdd(a: CmdArgs): Promise<Result> {
+export async function cmdAdd(a: CmdArgs, exec: Exec): Promise<Result> {
   const n = loadFlannelConf(a.stdin);
   const env = loadSubnetEnv(n.subnetFile, ErrCode.TryAgainLater);
   const d = renderDelegate(n, env);
@@ -65,7 +67,7 @@ export async function cmdAdd(a: CmdArgs): Promise<Result> {
   const before = readStored(file);
   writeStored(n.dataDir, file, text);
   try {
-    const { out } = await ipamInvoke('ADD', typeOf(d), a, text, LABEL);
+    const { out } = await delegate(exec, 'ADD', typeOf(d), a, text, LABEL);
     if (!out) throw new CniError(ErrCode.DecodingFailure, `${LABEL} ${typeOf(d)} returned no result`);
     return parseResult(out, typeof out.cniVersion === 'string' ? out.cniVersion : n.cniVersion);
   } catch (e) {
@@ -76,7 +78,7 @@ export async function cmdAdd(a: CmdArgs): Promise<Result> {
   }
 }
 
-export async function cmdDel(a: CmdArgs): Promise<void> {
+export async function cmdDel(a: CmdArgs, exec: Exec): Promise<void> {
   const n = loadFlannelConf(a.stdin);
   const file = fileOf(n, a.containerId);
   const text = readStored(file);
@@ -88,28 +90,28 @@ export async function cmdDel(a: CmdArgs): Promise<void> {
     log('flannel', `DEL: ${file}: ${(e as Error).message}; nothing to delegate`);
     return;
   }
-  await ipamInvoke('DEL', typeOf(conf), a, text, LABEL);
+  await delegate(exec, 'DEL', typeOf(conf), a, text, LABEL);
   removeStored(file);
 }
 
-export async function cmdCheck(a: CmdArgs): Promise<void> {
+export async function cmdCheck(a: CmdArgs, exec: Exec): Promise<void> {
   const n = loadFlannelConf(a.stdin);
   const file = fileOf(n, a.containerId);
   const text = readStored(file);
   if (text === null) throw new CniError(ErrCode.UnknownContainer, `flannel: no delegate config for container ${a.containerId} in ${n.dataDir}`);
   const conf = parseJsonObject(text, 'stored delegate config');
   if (n.prevResult !== undefined) conf.prevResult = n.prevResult;
-  await ipamInvoke('CHECK', typeOf(conf), a, JSON.stringify(conf), LABEL);
+  await delegate(exec, 'CHECK', typeOf(conf), a, JSON.stringify(conf), LABEL);
 }
 
-export async function cmdStatus(a: CmdArgs): Promise<void> {
+export async function cmdStatus(a: CmdArgs, exec: Exec): Promise<void> {
   const n = loadFlannelConf(a.stdin);
   const env = loadSubnetEnv(n.subnetFile, ErrCode.PluginNotAvailable, ErrCode.PluginNotAvailable);
   const d = renderDelegate(n, env);
-  await ipamInvoke('STATUS', typeOf(d), a, delegateBytes(d), LABEL);
+  await delegate(exec, 'STATUS', typeOf(d), a, delegateBytes(d), LABEL);
 }
 
-export async function cmdGc(a: CmdArgs, now = Date.now()): Promise<void> {
+export async function cmdGc(a: CmdArgs, exec: Exec, now = Date.now()): Promise<void> {
   const n = loadFlannelConf(a.stdin);
   const valid = validAttachments(a.stdin);
   const errors: string[] = [];
@@ -141,7 +143,7 @@ export async function cmdGc(a: CmdArgs, now = Date.now()): Promise<void> {
     const d = renderDelegate(n, env);
     for (const k of ['cni.dev/valid-attachments', 'cni.dev/attachments']) if (raw[k] !== undefined) d[k] = raw[k];
     try {
-      await ipamInvoke('GC', typeOf(d), a, delegateBytes(d), LABEL);
+      await delegate(exec, 'GC', typeOf(d), a, delegateBytes(d), LABEL);
     } catch (e) {
       errors.push(`delegate GC: ${(e as Error).message}`);
     }
@@ -149,4 +151,14 @@ export async function cmdGc(a: CmdArgs, now = Date.now()): Promise<void> {
   if (errors.length) throw new CniError(ErrCode.IOFailure, `flannel GC: ${errors[0]}`, errors.slice(1, 10).join('; '));
 }
 
-export const flannelPlugin: PluginFuncs = { add: cmdAdd, del: cmdDel, check: cmdCheck, status: cmdStatus, gc: (a) => cmdGc(a) };
+export interface FlannelDeps {
+  /** how the delegate runs (default: exec, or in-process as registered with pkg/ipam registerInProcess) */
+  exec?: Exec;
+}
+
+export function createFlannelPlugin(deps: FlannelDeps = {}): PluginFuncs {
+  const exec = deps.exec ?? registeredExec;
+  return { add: (a) => cmdAdd(a, exec), del: (a) => cmdDel(a, exec), check: (a) => cmdCheck(a, exec), status: (a) => cmdStatus(a, exec), gc: (a) => cmdGc(a, exec) };
+}
+
+export const flannelPlugin: PluginFuncs = createFlannelPlugin();

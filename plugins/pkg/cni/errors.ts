@@ -1,6 +1,8 @@
 /**
- * CNI error codes (SPEC.md "Error codes") and the typed error every plugin
- * throws. `pluginMain` turns a CniError into the JSON error object on stdout.
+ * CNI error codes (SPEC.md "Error codes") and the one error class of the
+ * suite: what a plugin throws (`pluginMain` turns it into the JSON error
+ * object on stdout) and what running a plugin reports (pkg/invoke: the
+ * plugin's error object, with its stderr and name).
  */
 export const ErrCode = {
   IncompatibleVersion: 1,
@@ -17,12 +19,27 @@ export const ErrCode = {
 } as const;
 export type ErrCodeValue = (typeof ErrCode)[keyof typeof ErrCode] | number;
 
+export interface CniErrorSource {
+  /** what the plugin wrote to stderr (for diagnostics) */
+  stderr?: string;
+  /** the plugin that failed */
+  plugin?: string;
+}
+
 export class CniError extends Error {
-  constructor(public readonly code: ErrCodeValue, msg: string, public readonly details = '') {
+  /** what the failed plugin wrote to stderr ('' when not from a plugin run) */
+  readonly stderr: string;
+  /** the plugin that failed ('' when not from a plugin run) */
+  readonly plugin: string;
+  constructor(public readonly code: ErrCodeValue, msg: string, public readonly details = '', src: CniErrorSource = {}) {
     super(msg);
     this.name = 'CniError';
+    this.stderr = src.stderr ?? '';
+    this.plugin = src.plugin ?? '';
   }
   get msg(): string { return this.message; }
+  /** Go's types.Error.Error(): `msg; details` (libcni's text for a plugin's error). */
+  get text(): string { return this.details ? `${this.message}; ${this.details}` : this.message; }
   /** The error object as the spec prints it (cniVersion filled by the caller). */
   toJSON(cniVersion: string): { cniVersion: string; code: number; msg: string; details?: string } {
     const o: { cniVersion: string; code: number; msg: string; details?: string } = { cniVersion, code: this.code, msg: this.message };
@@ -37,3 +54,6 @@ export function asCniError(e: unknown): CniError {
   if (e instanceof Error) return new CniError(ErrCode.Internal, e.message);
   return new CniError(ErrCode.Internal, String(e));
 }
+
+/** An error's text as libcni prints it (a CniError with its details). */
+export const errorText = (e: unknown): string => (e instanceof CniError ? e.text : e instanceof Error ? e.message : String(e));

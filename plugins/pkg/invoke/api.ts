@@ -25,14 +25,14 @@
  *   after a successful DEL of a pre-0.4.0 list (libcni leaks it), and plugin
  *   executions have a timeout.
  */
-import { CniError, ErrCode } from '../cni/errors';
+import { CniError, ErrCode, errorText } from '../cni/errors';
 import { convertResult, parseResult } from '../cni/convert';
 import { CURRENT_VERSION, compareVersions, isSupportedVersion, parseSemver } from '../cni/version';
 import { validateContainerId, validateIfName, validateNetworkName } from '../cni/validate';
 import type { Result } from '../cni/types';
 import { DEFAULT_CACHE_DIR, deleteCache, listAttachments, readCache, writeCache, type Attachment } from './cache';
 import type { NetworkConfigList, PluginConfig } from './conf';
-import { PluginError, RawExec, argsAsEnv, type Exec, type InvokeArgs } from './exec';
+import { RawExec, argsAsEnv, type Exec, type InvokeArgs } from './exec';
 import { goMarshal, ordered } from './gojson';
 
 /** One attachment's runtime arguments (libcni RuntimeConf). */
@@ -77,12 +77,12 @@ export class ChainError extends Error {
     public readonly pluginType: string,
     public override readonly cause: Error,
   ) {
-    super(`plugin type="${pluginType}" failed (${verb.toLowerCase()}): ${cause.message}`);
+    super(`plugin type="${pluginType}" failed (${verb.toLowerCase()}): ${errorText(cause)}`);
     this.name = 'ChainError';
   }
   /** the CNI error code (999 when the plugin gave none) */
   get code(): number {
-    const c = this.cause as Partial<PluginError & CniError>;
+    const c = this.cause as Partial<CniError>;
     return typeof c.code === 'number' ? c.code : 999;
   }
 }
@@ -136,23 +136,23 @@ export function buildOneConfig(name: string, cniVersion: string, plugin: PluginC
  */
 export function normaliseResult(stdout: Buffer, confVersion: string, plugin: string): RawResult {
   const text = stdout.toString('utf8').trim();
-  if (text === '') throw new PluginError(ErrCode.DecodingFailure, `plugin ${plugin} returned no result on ADD`, '', '', plugin);
+  if (text === '') throw new CniError(ErrCode.DecodingFailure, `plugin ${plugin} returned no result on ADD`, '', { plugin: plugin });
   let obj: unknown;
   try {
     obj = JSON.parse(text);
   } catch (e) {
     const clip = text.length > 200 ? text.slice(0, 200) + '…' : text;
-    throw new PluginError(ErrCode.DecodingFailure, `plugin ${plugin} printed invalid JSON: ${(e as Error).message}`, `output: ${JSON.stringify(clip)}`, '', plugin);
+    throw new CniError(ErrCode.DecodingFailure, `plugin ${plugin} printed invalid JSON: ${(e as Error).message}`, `output: ${JSON.stringify(clip)}`, { plugin: plugin });
   }
-  if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw new PluginError(ErrCode.DecodingFailure, `plugin ${plugin} printed a non-object result`, '', '', plugin);
+  if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw new CniError(ErrCode.DecodingFailure, `plugin ${plugin} printed a non-object result`, '', { plugin: plugin });
   const o = obj as Record<string, unknown>;
   const version = typeof o.cniVersion === 'string' && o.cniVersion !== '' ? o.cniVersion : confVersion;
-  if (!isSupportedVersion(version)) throw new PluginError(ErrCode.IncompatibleVersion, `plugin ${plugin} returned unsupported result version "${version}"`, '', '', plugin);
+  if (!isSupportedVersion(version)) throw new CniError(ErrCode.IncompatibleVersion, `plugin ${plugin} returned unsupported result version "${version}"`, '', { plugin: plugin });
   let r: Result;
   try {
     r = parseResult(o, version);
   } catch (e) {
-    throw new PluginError(ErrCode.DecodingFailure, `plugin ${plugin} returned an invalid result: ${(e as Error).message}`, '', '', plugin);
+    throw new CniError(ErrCode.DecodingFailure, `plugin ${plugin} returned an invalid result: ${(e as Error).message}`, '', { plugin: plugin });
   }
   try {
     return convertResult(r, version);
@@ -307,7 +307,7 @@ export class CniConfig {
         await this.delNetworkList(list, { containerId: a.containerId, netns: a.netns, ifName: a.ifName, args: a.cniArgs, capabilityArgs: a.capabilityArgs });
         report.deleted.push(a);
       } catch (e) {
-        report.errors.push(new Error(`failed to delete stale attachment ${a.containerId} ${a.ifName}: ${(e as Error).message}`));
+        report.errors.push(new Error(`failed to delete stale attachment ${a.containerId} ${a.ifName}: ${errorText(e)}`));
       }
     }
     if (compareVersions(list.cniVersion || '0.1.0', '1.1.0') >= 0) {
@@ -323,7 +323,7 @@ export class CniConfig {
           await this.run(p, { command: 'GC' }, Buffer.from(goMarshal(conf)));
           report.gcSent.push(p.network.type);
         } catch (e) {
-          report.errors.push(new Error(`failed to GC plugin ${p.network.type}: ${(e as Error).message}`));
+          report.errors.push(new Error(`failed to GC plugin ${p.network.type}: ${errorText(e)}`));
         }
       }
     }
@@ -360,13 +360,13 @@ export class CniConfig {
     try {
       o = JSON.parse(out.toString('utf8')) as Record<string, unknown>;
     } catch (e) {
-      throw new PluginError(ErrCode.DecodingFailure, `plugin ${pluginType}: invalid VERSION output: ${(e as Error).message}`, '', '', pluginType);
+      throw new CniError(ErrCode.DecodingFailure, `plugin ${pluginType}: invalid VERSION output: ${(e as Error).message}`, '', { plugin: pluginType });
     }
     const cv = typeof o.cniVersion === 'string' ? o.cniVersion : '';
     let sv: string[];
     if (cv === '' || cv === '0.1.0') sv = ['0.1.0'];
     else if (Array.isArray(o.supportedVersions) && o.supportedVersions.every((x) => typeof x === 'string')) sv = o.supportedVersions as string[];
-    else throw new PluginError(ErrCode.DecodingFailure, `plugin ${pluginType}: VERSION output lacks supportedVersions`, '', '', pluginType);
+    else throw new CniError(ErrCode.DecodingFailure, `plugin ${pluginType}: VERSION output lacks supportedVersions`, '', { plugin: pluginType });
     const info = { cniVersion: cv, supportedVersions: sv };
     this.versionCache.set(pluginPath, info);
     return info;
@@ -386,7 +386,7 @@ export class CniConfig {
         const vi = await this.getVersionInfo(p.network.type);
         if (!vi.supportedVersions.includes(want)) errs.push(`plugin ${p.network.type} does not support config version "${want}" (supports ${vi.supportedVersions.join(', ')})`);
       } catch (e) {
-        errs.push((e as Error).message);
+        errs.push(errorText(e));
       }
       for (const [c, on] of Object.entries(p.network.capabilities)) if (on) caps.add(c);
     }

@@ -5,7 +5,13 @@ import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { CniError } from '../cni/errors';
 import type { CmdArgs, PluginFuncs } from '../skel/skel';
 import { about } from '../skel/skel';
-import { clearInProcess, execAdd, execDel, findInPath, ipamInvoke, isFlaxBundle, registerInProcess } from './delegate';
+import { clearInProcess, execAdd, execDel, registerInProcess, registeredExec } from '../ipam/delegate';
+import { isFlaxBundle } from './bundle';
+import { delegate } from './delegate';
+import { RawExec, findInPath } from './exec';
+import { InProcessExec } from './inprocess';
+
+const raw = new RawExec();
 
 const dir = mkdtempSync(path.join(tmpdir(), 'flax-ipam-'));
 const dir2 = mkdtempSync(path.join(tmpdir(), 'flax-ipam2-'));
@@ -43,10 +49,12 @@ beforeEach(() => clearInProcess());
 
 describe('findInPath', () => {
   it('finds the first match and rejects paths', () => {
-    expect(findInPath('fake-ipam', [dir2, dir])).toBe(path.join(dir, 'fake-ipam'));
-    expect(() => findInPath('nope', [dir])).toThrow(/failed to find plugin "nope"/);
-    expect(() => findInPath('../x', [dir])).toThrow(CniError);
-    expect(() => findInPath('x', [])).toThrow(/CNI_PATH/);
+    expect(findInPath('fake-ipam', [dir2, dir], 'IPAM plugin')).toBe(path.join(dir, 'fake-ipam'));
+    expect(() => findInPath('nope', [dir], 'IPAM plugin')).toThrow(/failed to find plugin "nope"/);
+    expect(() => findInPath('nope', [dir], 'IPAM plugin')).toThrow(expect.objectContaining({ code: 7 }));
+    expect(() => findInPath('nope', [dir])).toThrow(expect.objectContaining({ code: 5 }));
+    expect(() => findInPath('../x', [dir], 'IPAM plugin')).toThrow(CniError);
+    expect(() => findInPath('x', [], 'IPAM plugin')).toThrow(/CNI_PATH/);
   });
   it('recognises our bundles', () => {
     expect(isFlaxBundle(path.join(dir2, 'ours'))).toBe(true);
@@ -76,26 +84,26 @@ describe('findInPath', () => {
 
 describe('exec delegation', () => {
   it('passes the whole config on stdin and the same env with CNI_COMMAND', async () => {
-    const r = await execAdd('fake-ipam', args(), conf, '0.4.0');
+    const r = await execAdd(raw, 'fake-ipam', args(), conf, '0.4.0');
     expect(r.ips).toEqual([{ address: '10.9.0.5/24', gateway: '10.9.0.1' }]);
     expect(r.routes).toEqual([{ dst: '0.0.0.0/0' }]);
     expect(readFileSync(`${capture}.stdin`, 'utf8')).toBe(conf);
     expect(readFileSync(`${capture}.env`, 'utf8').trim().split('\n')).toEqual([
       'CNI_ARGS=IgnoreUnknown=1', 'CNI_COMMAND=ADD', 'CNI_CONTAINERID=ctr1', 'CNI_IFNAME=eth0', 'CNI_NETNS=/run/netns/x', `CNI_PATH=${dir2}:${dir}`,
     ]);
-    await execDel('fake-ipam', args({ command: 'DEL', netns: '' }), conf);
+    await execDel(raw, 'fake-ipam', args({ command: 'DEL', netns: '' }), conf);
     expect(readFileSync(`${capture}.env`, 'utf8')).toContain('CNI_COMMAND=DEL');
     expect(readFileSync(`${capture}.env`, 'utf8')).toContain('CNI_NETNS=\n');
   });
   it('turns the plugin error into a CniError with its code', async () => {
-    const e = await ipamInvoke('CHECK', 'fake-ipam', args(), conf).catch((x) => x);
+    const e = (await delegate(raw, 'CHECK', 'fake-ipam', args(), conf).catch((x: unknown) => x)) as CniError;
     expect(e).toBeInstanceOf(CniError);
     expect(e.code).toBe(11);
     expect(e.message).toBe('try later');
     expect(e.details).toBe('busy');
   });
   it('reports garbage output as a decode error', async () => {
-    await expect(ipamInvoke('ADD', 'bad-ipam', args(), conf)).rejects.toMatchObject({ code: 6 });
+    await expect(delegate(raw, 'ADD', 'bad-ipam', args(), conf)).rejects.toMatchObject({ code: 6 });
   });
 });
 
@@ -107,14 +115,20 @@ describe('in-process delegation', () => {
     check: async () => { throw new CniError(7, 'bad'); },
   };
   it('runs through handle() only when the binary found is our bundle', async () => {
-    registerInProcess('ours', { plugin, about: about('ours') });
-    const res = await ipamInvoke('ADD', 'ours', args(), conf);
+    const exec = new InProcessExec({ ours: { plugin, about: about('ours') }, 'fake-ipam': { plugin, about: about('fake-ipam') } });
+    const res = await delegate(exec, 'ADD', 'ours', args(), conf);
     expect(res.mode).toBe('in-process');
     expect(res.out).toMatchObject({ cniVersion: '1.0.0', ips: [{ address: '10.9.0.6/24' }] });
-    expect(seen[0]).toMatchObject({ command: 'ADD', containerId: 'ctr1', netns: '/run/netns/x', ifname: 'eth0', path: [dir2, dir], stdin: conf });
-    await expect(ipamInvoke('CHECK', 'ours', args(), JSON.stringify({ cniVersion: '1.0.0', name: 'n' }))).rejects.toMatchObject({ code: 7, message: 'bad' });
-    // registered but the binary is foreign → exec
-    registerInProcess('fake-ipam', { plugin, about: about('fake-ipam') });
-    expect((await ipamInvoke('ADD', 'fake-ipam', args(), conf)).mode).toBe('exec');
+    expect(seen[0]).toMatchObject({ command: 'ADD', containerId: 'ctr1', netns: '/run/netns/x', ifname: 'eth0', path: [dir2, dir], stdin: Buffer.from(conf) });
+    await expect(delegate(exec, 'CHECK', 'ours', args(), JSON.stringify({ cniVersion: '1.0.0', name: 'n' }))).rejects.toMatchObject({ code: 7, message: 'bad' });
+    // handed over but the binary is foreign → exec
+    expect((await delegate(exec, 'ADD', 'fake-ipam', args(), conf)).mode).toBe('exec');
+    expect(exec.counts).toEqual({ inProcess: 2, exec: 1 });
+  });
+  it('a plugin built without an Exec delegates through the registrations (the CNI server hands them over per call)', async () => {
+    registerInProcess('ours', { plugin, about: about('ours') });
+    expect((await delegate(registeredExec, 'ADD', 'ours', args(), conf)).mode).toBe('in-process');
+    clearInProcess();
+    await expect(delegate(registeredExec, 'ADD', 'ours', args(), conf)).rejects.toMatchObject({ code: 999 }); // exec'd: exits 99
   });
 });

@@ -1,12 +1,17 @@
 /**
- * Running plugin executables (libcni pkg/invoke). The `Exec` interface is
- * the seam: the real `RawExec` spawns the binary; tests pass stub plugins
- * or in-process functions (`FuncExec`); the demo wraps plugins with
- * `nsenter` so they run inside a simulated node's netns.
+ * Running executables — the one place that spawns a process for a plugin
+ * or a tool. `spawnProcess` runs argv with env + stdin and collects the
+ * output; the `Exec` interface is the seam between callers and plugins:
+ * the real `RawExec` spawns the binary (libcni RawExec), `InProcessExec`
+ * (inprocess.ts) runs our own plugins through skel's handle(), tests pass
+ * `FuncExec`; the demo wraps plugins with `nsenter` so they run inside a
+ * simulated node's netns. Delegation (delegate.ts) and the chains (api.ts)
+ * both go through it.
  */
 import { spawn } from 'node:child_process';
 import { statSync } from 'node:fs';
 import path from 'node:path';
+import { CniError, ErrCode } from '../cni/errors';
 
 /** CNI_* variables for one invocation (libcni invoke.Args). */
 export interface InvokeArgs {
@@ -38,28 +43,6 @@ export function argsAsEnv(a: InvokeArgs, base: NodeJS.ProcessEnv = process.env):
   return env;
 }
 
-/** A failure reported by (or about) a plugin; mirrors the CNI error object. */
-export class PluginError extends Error {
-  constructor(
-    public readonly code: number,
-    public readonly msg: string,
-    public readonly details = '',
-    /** what the plugin wrote to stderr (for diagnostics) */
-    public readonly stderr = '',
-    /** the plugin that failed */
-    public readonly plugin = '',
-  ) {
-    super(details ? `${msg}; ${details}` : msg);
-    this.name = 'PluginError';
-  }
-  /** The CNI error object, as cnitool/runtimes print it. */
-  toJSON(cniVersion: string): Record<string, unknown> {
-    const o: Record<string, unknown> = { cniVersion, code: this.code, msg: this.msg };
-    if (this.details) o.details = this.details;
-    return o;
-  }
-}
-
 export interface ExecOptions {
   /** kill the plugin after this many ms (0 = no limit) */
   timeoutMs?: number;
@@ -69,46 +52,58 @@ export interface ExecOptions {
 
 /** Runs plugins; the seam between the chain logic and processes. */
 export interface Exec {
-  /** Runs `pluginPath` with `env` and `stdin`; resolves with stdout, or rejects with a PluginError. */
+  /** Runs `pluginPath` with `env` and `stdin`; resolves with stdout, or rejects with a CniError. */
   execPlugin(pluginPath: string, env: Record<string, string>, stdin: Buffer, opts?: ExecOptions): Promise<Buffer>;
-  /** The first `dir/plugin` that is a regular file, in `paths` order. */
-  findInPath(plugin: string, paths: readonly string[]): string;
+  /** The first `dir/plugin` that is a regular file, in `paths` order (see findInPath). */
+  findInPath(plugin: string, paths: readonly string[], label?: string): string;
 }
 
-export function findInPath(plugin: string, paths: readonly string[]): string {
-  if (plugin === '') throw new PluginError(7, 'no plugin name provided');
-  if (plugin.includes('/')) throw new PluginError(7, `invalid plugin name: ${plugin}`);
-  if (paths.length === 0) throw new PluginError(5, `no paths provided to find plugin "${plugin}" (set CNI_PATH)`);
+/**
+ * libcni's FindInPath: the first `dir/plugin` that is a regular file. With
+ * a `label` ("IPAM plugin", "delegate plugin") the name comes from a
+ * plugin's config, so a bad or missing one is an invalid config (code 7);
+ * without, it is libcni's lookup for a runtime (missing: I/O failure, 5).
+ */
+export function findInPath(plugin: string, paths: readonly string[], label?: string): string {
+  if (plugin === '') throw new CniError(ErrCode.InvalidNetworkConfig, label ? `${label} type is empty` : 'no plugin name provided');
+  if (plugin.includes('/') || (label && (plugin === '.' || plugin === '..' || plugin.includes('\0')))) {
+    if (!label) throw new CniError(ErrCode.InvalidNetworkConfig, `invalid plugin name: ${plugin}`);
+    throw new CniError(ErrCode.InvalidNetworkConfig, `invalid ${label} type "${plugin.slice(0, 64)}"`, 'a plugin type is a file name, not a path');
+  }
+  if (paths.length === 0) {
+    if (label) throw new CniError(ErrCode.InvalidEnvironmentVariables, 'no paths provided in CNI_PATH');
+    throw new CniError(ErrCode.IOFailure, `no paths provided to find plugin "${plugin}" (set CNI_PATH)`);
+  }
   for (const dir of paths) {
     const full = path.join(dir, plugin);
     try {
       if (statSync(full).isFile()) return full;
     } catch { /* next dir */ }
   }
-  throw new PluginError(5, `failed to find plugin "${plugin}" in path [${paths.join(' ')}]`);
+  throw new CniError(label ? ErrCode.InvalidNetworkConfig : ErrCode.IOFailure, `failed to find plugin "${plugin}" in path [${paths.join(' ')}]`);
 }
 
 /**
  * Turns a failed run into the error libcni reports: the plugin's JSON error
  * object from stdout, else its stderr, else the exit status.
  */
-export function pluginFailure(plugin: string, status: string, stdout: Buffer, stderr: Buffer): PluginError {
+export function pluginFailure(plugin: string, status: string, stdout: Buffer, stderr: Buffer): CniError {
   const errText = stderr.toString('utf8').trim();
   if (stdout.length === 0) {
-    if (errText === '') return new PluginError(999, `netplugin failed with no error message: ${status}`, '', '', plugin);
-    return new PluginError(999, `netplugin failed: ${JSON.stringify(errText)}`, '', errText, plugin);
+    if (errText === '') return new CniError(ErrCode.Internal, `netplugin failed with no error message: ${status}`, '', { plugin });
+    return new CniError(ErrCode.Internal, `netplugin failed: ${JSON.stringify(errText)}`, '', { stderr: errText, plugin });
   }
   let obj: unknown;
   try {
     obj = JSON.parse(stdout.toString('utf8'));
   } catch (e) {
-    return new PluginError(999, `netplugin failed but error parsing its diagnostic message ${JSON.stringify(clip(stdout.toString('utf8')))}: ${(e as Error).message}`, '', errText, plugin);
+    return new CniError(ErrCode.Internal, `netplugin failed but error parsing its diagnostic message ${JSON.stringify(clip(stdout.toString('utf8')))}: ${(e as Error).message}`, '', { stderr: errText, plugin });
   }
   const o = (typeof obj === 'object' && obj !== null ? obj : {}) as Record<string, unknown>;
   const code = typeof o.code === 'number' ? o.code : 999;
   const msg = typeof o.msg === 'string' ? o.msg : `netplugin failed (${status})`;
   const details = typeof o.details === 'string' ? o.details : '';
-  return new PluginError(code, msg, details, errText, plugin);
+  return new CniError(code, msg, details, { stderr: errText, plugin });
 }
 
 const clip = (s: string, n = 512) => (s.length > n ? s.slice(0, n) + '…' : s);
@@ -117,8 +112,8 @@ const clip = (s: string, n = 512) => (s.length > n ? s.slice(0, n) + '…' : s);
 export class RawExec implements Exec {
   constructor(private readonly defaults: ExecOptions = {}, private readonly wrapper: string[] = []) {}
 
-  findInPath(plugin: string, paths: readonly string[]): string {
-    return findInPath(plugin, paths);
+  findInPath(plugin: string, paths: readonly string[], label?: string): string {
+    return findInPath(plugin, paths, label);
   }
 
   async execPlugin(pluginPath: string, env: Record<string, string>, stdin: Buffer, opts: ExecOptions = {}): Promise<Buffer> {
@@ -137,45 +132,72 @@ export class RawExec implements Exec {
     }
   }
 
-  private once(pluginPath: string, env: Record<string, string>, stdin: Buffer, o: ExecOptions): Promise<Buffer> {
+  private async once(pluginPath: string, env: Record<string, string>, stdin: Buffer, o: ExecOptions): Promise<Buffer> {
     const name = path.basename(pluginPath);
-    const argv = [...this.wrapper, pluginPath];
-    return new Promise((resolve, reject) => {
-      // Own process group, so a timeout kills the plugin and anything it
-      // started (a child holding stdout open would otherwise keep us waiting).
-      const child = spawn(argv[0], argv.slice(1), { env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
-      const out: Buffer[] = [];
-      const err: Buffer[] = [];
-      let settled = false;
-      const timer = o.timeoutMs ? setTimeout(() => {
-        try { process.kill(-child.pid!, 'SIGKILL'); } catch { child.kill('SIGKILL'); }
-        if (settled) return;
-        settled = true;
-        reject(new PluginError(999, `plugin ${name} timed out after ${o.timeoutMs} ms and was killed`, '', Buffer.concat(err).toString('utf8').trim(), name));
-      }, o.timeoutMs) : undefined;
-      child.stdout.on('data', (d: Buffer) => out.push(d));
-      child.stderr.on('data', (d: Buffer) => { err.push(d); o.stderr?.write(d); });
-      child.stdin.on('error', () => { /* plugin exited without reading stdin */ });
-      child.on('error', (e: NodeJS.ErrnoException) => {
-        if (settled) return;
-        settled = true;
-        if (timer) clearTimeout(timer);
-        if (e.code === 'ETXTBSY') return reject(e);
-        const what = e.code === 'ENOENT' ? 'not found' : e.code === 'EACCES' ? 'not executable' : e.message;
-        reject(new PluginError(5, `failed to execute plugin ${name} (${pluginPath}): ${what}`, '', '', name));
-      });
-      child.on('close', (code, signal) => {
-        if (settled) return;
-        settled = true;
-        if (timer) clearTimeout(timer);
-        const stdout = Buffer.concat(out);
-        const stderr = Buffer.concat(err);
-        if (code === 0) return resolve(stdout);
-        reject(pluginFailure(name, signal ? `killed by ${signal}` : `exit status ${code}`, stdout, stderr));
-      });
-      child.stdin.end(stdin);
-    });
+    let r: SpawnResult;
+    try {
+      r = await spawnProcess([...this.wrapper, pluginPath], { env, stdin, stderr: o.stderr, timeoutMs: o.timeoutMs });
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ETXTBSY') throw e;
+      const what = code === 'ENOENT' ? 'not found' : code === 'EACCES' ? 'not executable' : (e as Error).message;
+      throw new CniError(ErrCode.IOFailure, `failed to execute plugin ${name} (${pluginPath}): ${what}`, '', { plugin: name });
+    }
+    if (r.timedOut) {
+      throw new CniError(ErrCode.Internal, `plugin ${name} timed out after ${o.timeoutMs} ms and was killed`, '', { stderr: r.stderr.toString('utf8').trim(), plugin: name });
+    }
+    if (r.code === 0) return r.stdout;
+    throw pluginFailure(name, r.signal ? `killed by ${r.signal}` : `exit status ${r.code}`, r.stdout, r.stderr);
   }
+}
+
+export interface SpawnOptions {
+  env?: NodeJS.ProcessEnv;
+  stdin?: Buffer | string;
+  /** where the child's stderr is copied as it comes (it is captured as well) */
+  stderr?: NodeJS.WritableStream | null;
+  /** kill the child's process group after this many ms (0 = no limit) */
+  timeoutMs?: number;
+}
+export interface SpawnResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: Buffer;
+  stderr: Buffer;
+  /** killed by timeoutMs (resolved then, without waiting for the pipes to close) */
+  timedOut: boolean;
+}
+
+/**
+ * Spawns argv in its own process group (a timeout kills the plugin and
+ * anything it started: a child holding stdout open would otherwise keep us
+ * waiting), writes stdin, collects stdout and stderr. Rejects only when the
+ * process could not be started (the spawn error: ENOENT, EACCES, ETXTBSY).
+ */
+export function spawnProcess(argv: readonly string[], o: SpawnOptions = {}): Promise<SpawnResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0], argv.slice(1), { env: o.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let settled = false;
+    const settle = (f: () => void) => {
+      if (settled) return;
+      settled = true;
+      if (timer) clearTimeout(timer);
+      f();
+    };
+    const timer = o.timeoutMs ? setTimeout(() => {
+      try { process.kill(-child.pid!, 'SIGKILL'); } catch { child.kill('SIGKILL'); }
+      settle(() => resolve({ code: null, signal: 'SIGKILL', stdout: Buffer.concat(out), stderr: Buffer.concat(err), timedOut: true }));
+    }, o.timeoutMs) : undefined;
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.on('data', (d: Buffer) => { err.push(d); o.stderr?.write(d); });
+    child.stdin.on('error', () => { /* exited without reading stdin; reported by close */ });
+    child.on('error', (e) => settle(() => reject(e)));
+    child.on('close', (code, signal) =>
+      settle(() => resolve({ code, signal, stdout: Buffer.concat(out), stderr: Buffer.concat(err), timedOut: false })));
+    child.stdin.end(o.stdin ?? '');
+  });
 }
 
 /** An in-process plugin: gets the env and stdin, returns stdout + exit code. */
@@ -186,8 +208,8 @@ export class FuncExec implements Exec {
   /** every call, in order */
   readonly calls: { plugin: string; env: Record<string, string>; stdin: string }[] = [];
   constructor(private readonly plugins: Record<string, PluginFunc>) {}
-  findInPath(plugin: string, paths: readonly string[]): string {
-    if (!(plugin in this.plugins)) throw new PluginError(5, `failed to find plugin "${plugin}" in path [${paths.join(' ')}]`);
+  findInPath(plugin: string, paths: readonly string[], label?: string): string {
+    if (!(plugin in this.plugins)) throw new CniError(label ? ErrCode.InvalidNetworkConfig : ErrCode.IOFailure, `failed to find plugin "${plugin}" in path [${paths.join(' ')}]`);
     return `${paths[0] ?? ''}/${plugin}`;
   }
   async execPlugin(pluginPath: string, env: Record<string, string>, stdin: Buffer): Promise<Buffer> {

@@ -4,3 +4,6 @@ export * from './exec';
 export * from './cache';
 export * from './api';
 export { goMarshal, goMarshalIndent, goMarshalOrdered, goEscape, ordered } from './gojson';
+export * from './inprocess';
+export * from './delegate';
+export { isFlaxBundle } from './bundle';

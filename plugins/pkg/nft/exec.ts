@@ -1,12 +1,12 @@
 /**
- * Running the firewall tools (`nft`, `iptables-restore`, `iptables-save`).
- * The one place in pkg/nft that spawns processes. Tools are looked up in
+ * Running the firewall tools (`nft`, `iptables-restore`, `iptables-save`)
+ * through pkg/invoke's spawnProcess (the one spawn of the suite). Tools are looked up in
  * PATH and then in the sbin directories (runtimes often run plugins with a
  * PATH that lacks /usr/sbin).
  */
-import { spawn } from 'node:child_process';
 import { accessSync, constants, realpathSync } from 'node:fs';
 import path from 'node:path';
+import { spawnProcess } from '../invoke/exec';
 
 export interface ExecResult {
   code: number;
@@ -47,21 +47,9 @@ export function iptablesIsNft(): boolean {
   }
 }
 
-export const spawnRunner: Runner = (bin, args, input) =>
-  new Promise((resolve, reject) => {
-    const exe = bin.startsWith('/') ? bin : findTool(bin);
-    if (!exe) {
-      reject(new Error(`${bin} not found (install Debian package ${bin === 'nft' ? 'nftables' : 'iptables'})`));
-      return;
-    }
-    const child = spawn(exe, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
-    child.on('error', reject);
-    child.on('close', (code, signal) =>
-      resolve({ code: code ?? (signal ? 128 : 1), stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }));
-    child.stdin.on('error', () => { /* child exited early; reported by close */ });
-    child.stdin.end(input ?? '');
-  });
+export const spawnRunner: Runner = async (bin, args, input) => {
+  const exe = bin.startsWith('/') ? bin : findTool(bin);
+  if (!exe) throw new Error(`${bin} not found (install Debian package ${bin === 'nft' ? 'nftables' : 'iptables'})`);
+  const r = await spawnProcess([exe, ...args], { stdin: input ?? '' });
+  return { code: r.code ?? (r.signal ? 128 : 1), stdout: r.stdout.toString('utf8'), stderr: r.stderr.toString('utf8') };
+};

@@ -6,10 +6,10 @@
 import { about, pluginMain } from '../../../plugins/pkg/skel/skel';
 import { faultAt } from '../../../plugins/pkg/rollback';
 import { createBridgePlugin } from '../../../plugins/main/bridge/bridge';
-import { registerInProcess } from '../../../plugins/pkg/ipam/delegate';
+import { InProcessExec } from '../../../plugins/pkg/invoke/inprocess';
 import { hostLocalInProcess } from '../../../plugins/ipam/host-local/in-process';
 
 // as dist/bin/bridge's entry point: our host-local in-process
-registerInProcess('host-local', hostLocalInProcess);
+const exec = new InProcessExec({ 'host-local': hostLocalInProcess });
 
-pluginMain(createBridgePlugin({ fault: faultAt(process.env.FLAX_FAULT_INJECT) }), about('bridge'));
+pluginMain(createBridgePlugin({ exec, fault: faultAt(process.env.FLAX_FAULT_INJECT) }), about('bridge'));

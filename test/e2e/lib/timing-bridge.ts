@@ -6,15 +6,15 @@
  */
 import { about, pluginMain } from '../../../plugins/pkg/skel/skel';
 import { createBridgePlugin } from '../../../plugins/main/bridge/bridge';
-import { registerInProcess } from '../../../plugins/pkg/ipam/delegate';
+import { InProcessExec } from '../../../plugins/pkg/invoke/inprocess';
 import { hostLocalInProcess } from '../../../plugins/ipam/host-local/in-process';
 
 // as dist/bin/bridge's entry point: our host-local in-process
-registerInProcess('host-local', hostLocalInProcess);
+const exec = new InProcessExec({ 'host-local': hostLocalInProcess });
 
 const loaded = performance.now();
 const marks: [string, number][] = [];
 process.on('exit', () => {
   process.stderr.write(`FLAX_TIMING ${JSON.stringify({ loaded, marks, end: performance.now() })}\n`);
 });
-pluginMain(createBridgePlugin({ fault: (s) => { marks.push([s, performance.now()]); } }), about('bridge'));
+pluginMain(createBridgePlugin({ exec, fault: (s) => { marks.push([s, performance.now()]); } }), about('bridge'));
