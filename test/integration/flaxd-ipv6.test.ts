@@ -20,7 +20,9 @@
  *    both ways, pods ping over IPv4 and IPv6;
  *  - dual-stack with the kube store (the fake API server of
  *    flaxd-kube.test.ts): both podCIDRs, public-ipv6 and backend-v6-data
- *    annotations, peers programmed from them; pods ping.
+ *    annotations, peers programmed from them; pods ping;
+ *  - dual-stack with the etcd store (Debian's etcd, etcd-helpers): keys
+ *    `<prefix>/subnets/<v4>-24&<v6>-64`, value bytes, 24 h etcd lease; pods ping.
  */
 import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -32,6 +34,7 @@ import { ANN } from '../../plugins/agent/kube-store';
 import { execIn, ipJson } from '../helpers/netns';
 import { requireBuilt } from '../e2e/lib/cni';
 import { Cluster, NETWORK, type Node, pingFrom, waitFor } from './flaxd-helpers';
+import { ETCD_URL, EtcdServer, requireEtcd, tearDownEtcdCluster } from './etcd-helpers';
 
 const NET6 = 'fc00::/48';
 const ip6Of = (n: Node) => `fd77::1${n.i}`;
@@ -388,5 +391,60 @@ describe('flaxd dual-stack beside a node configured as flanneld configures itsel
       expect(pingFrom(n.pod!, `${HAND.prefix}.2`), `node ${n.i} -> flanneld node (IPv4)`).toBe(true);
       expect(pingFrom(hand.pod!, `${l.prefix}.2`), `flanneld node -> node ${n.i} (IPv4)`).toBe(true);
     }
+  });
+});
+
+describe('flaxd dual-stack with the etcd store', () => {
+  const PREFIX = '/coreos.com/network';
+  const cl = new Cluster();
+  const etcd = new EtcdServer();
+  const leasesIn = () => [...etcd.getPrefix(`${PREFIX}/subnets/`)].map(([key, v]) => {
+    const m = /\/subnets\/(\d+\.\d+\.\d+)\.0-24&(fc00:0:0:[0-9a-f]+::)-64$/.exec(key);
+    if (!m) throw new Error(`unexpected key ${key}`);
+    return { key, ...v, prefix: m[1], net6: m[2], attrs: JSON.parse(v.value) as Lease6['value'] };
+  });
+  const leaseIn = (n: Node) => leasesIn().find((l) => l.attrs.PublicIPv6 === ip6Of(n))!;
+
+  beforeAll(async () => {
+    requireBuilt('flaxd');
+    requireEtcd();
+    await cl.create(2);
+    await addV6Underlay(cl);
+    await etcd.start(cl.underlay);
+    etcd.ctl(['put', `${PREFIX}/config`, JSON.stringify({ Network: NETWORK, EnableIPv6: true, IPv6Network: NET6, Backend: { Type: 'vxlan' } })]);
+    for (const n of cl.nodes) cl.startAgent(n, ['--etcd-endpoints', ETCD_URL, '--net-config-path', path.join(cl.tmp, 'absent.json')]);
+    for (const n of cl.nodes) await cl.waitReady(n);
+    for (const n of cl.nodes) {
+      const l = leaseIn(n);
+      await addPod6(cl, n, { file: '', prefix: l.prefix, net6: l.net6, value: l.attrs, text: l.value });
+    }
+  }, 90_000);
+  afterAll(() => tearDownEtcdCluster(cl, etcd), 60_000);
+
+  it("keys <prefix>/subnets/<v4>-24&<v6>-64 hold flanneld's value bytes on a 24 h etcd lease; subnet.env from them", () => {
+    const ls = leasesIn();
+    expect(ls).toHaveLength(2);
+    for (const n of cl.nodes) {
+      const l = leaseIn(n);
+      const m4 = ipJson<any[]>(n.ns, ['link', 'show', 'dev', 'flannel.1'])[0].address;
+      const m6 = v6View(n.ns).link.address;
+      expect(l.value).toBe(`{"PublicIP":"${n.ip}","PublicIPv6":"${ip6Of(n)}","BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"${m4}"},"BackendV6Data":{"VNI":1,"VtepMAC":"${m6}"}}`);
+      expect(l.lease).not.toBe('0');
+      const ttl = Number(/remaining\((\d+)s\)/.exec(etcd.ctl(['lease', 'timetolive', l.lease]).out)?.[1]);
+      expect(ttl).toBeGreaterThan(24 * 3600 - 120);
+      expect(readFileSync(n.subnetFile, 'utf8')).toBe(`FLANNEL_NETWORK=${NETWORK}\nFLANNEL_SUBNET=${l.prefix}.1/24\nFLANNEL_IPV6_NETWORK=${NET6}\nFLANNEL_IPV6_SUBNET=${l.net6}1/64\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n`);
+    }
+  });
+
+  it('programs the peer on flannel-v6.1 from etcd and pods ping over IPv4 and IPv6', async () => {
+    const [a, b] = cl.nodes;
+    for (const [n, o] of [[a, b], [b, a]]) {
+      const l = leaseIn(o);
+      const want = JSON.stringify(v6Peers([{ l: { file: '', prefix: l.prefix, net6: l.net6, value: l.attrs, text: '' }, n: o }]));
+      await waitFor(`node ${n.i} v6 peer`, () => peerState6(n) === want);
+    }
+    expect(pingFrom(a.pod!, `${leaseIn(b).prefix}.2`)).toBe(true);
+    await waitFor('pod a -> pod b over IPv6', () => pingFrom(a.pod!, `${leaseIn(b).net6}2`), 15_000, 200);
+    expect(pingFrom(b.pod!, `${leaseIn(a).net6}2`)).toBe(true);
   });
 });
