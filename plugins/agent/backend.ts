@@ -21,7 +21,7 @@ import { ConfigError, type NetConfig, parseVxlanConfig } from './config';
 import { type ExternalInterface } from './iface';
 import { type Lease, type LeaseAttrs, type LeaseStore, findOwnLease, parseVxlanBackendData, vxlanBackendData } from './lease';
 import { type Logger } from './log';
-import { type LoopParts } from './loop';
+import { type ApplyResult, type LoopParts } from './loop';
 import { type IPNet } from './subnet';
 import { DirectRoutes, HostGwNetwork } from './hostgw/network';
 import { ensureVxlanDevice, VXLAN_OVERHEAD, VXLAN6_OVERHEAD, type VxlanDeviceWant } from './vxlan/device';
@@ -46,10 +46,15 @@ export interface BackendParts {
 
 type Net = LoopParts['net'];
 
-/** Reconciles each family's network in turn; a peer present in both counts once. */
+/**
+ * Reconciles (and applies store events to) each family's network in turn; a
+ * peer present in both counts once (the first family's count), routes count
+ * per family. An apply that one family cannot do (null) asks the loop for a
+ * full reconcile.
+ */
 export function bothFamilies(nets: readonly Net[]): Net {
   if (nets.length === 1) return nets[0];
-  return {
+  const both: Net = {
     async reconcile(peers): Promise<ReconcileResult> {
       const out: ReconcileResult = { deviceCreated: false, peers: 0, routes: 0, repairs: 0, failures: 0 };
       for (const n of nets) {
@@ -63,6 +68,18 @@ export function bothFamilies(nets: readonly Net[]): Net {
       return out;
     },
   };
+  if (nets.every((n) => n.apply)) {
+    both.apply = async (changes, current): Promise<ApplyResult | null> => {
+      const rs: ApplyResult[] = [];
+      for (const n of nets) {
+        const r = await n.apply!(changes, current);
+        if (!r) return null;
+        rs.push(r);
+      }
+      return { peers: rs[0].peers, repairs: rs.reduce((x, r) => x + r.repairs, 0), failures: rs.reduce((x, r) => x + r.failures, 0), routes: rs.reduce((x, r) => x + r.routes, 0) };
+    };
+  }
+  return both;
 }
 
 /** The families' networks: [IPv4 Network, IPv6Network] as enabled, with our lease's subnet of each. */

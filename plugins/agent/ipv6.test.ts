@@ -24,6 +24,7 @@ import { hostGwPeers, planRoutes } from './hostgw/plan';
 import { peersFromLeases, planVxlan } from './vxlan/plan';
 import { emptyRuleset } from '../pkg/nft';
 import { thrownMessage } from './testing';
+import { bothFamilies } from './backend';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
 const clock = { now: () => T0 };
@@ -270,5 +271,28 @@ describe('IPv6 in the kube store', () => {
     const only6 = nodeToLease(node(['fc00:0:0:3::/64'], leaseAnnotations(attrs(3, false))), { v4: false, v6: true })!;
     expect([leaseKey(only6), only6.attrs.publicIP, only6.attrs.backendData]).toEqual(['0.0.0.0-0&fc00:0:0:3::-64', '0.0.0.0', undefined]);
     expect(nodeToLease(node(['10.244.2.0/24'], ann), { v4: true, v6: true })).toBeNull(); // no IPv6 pod CIDR
+  });
+});
+
+describe('both families in one network', () => {
+  const net = (peers: number, apply: 'ok' | 'null' | 'none', calls: string[], name: string) => ({
+    reconcile: async () => { calls.push(`${name} reconcile`); return { deviceCreated: name === 'v6', peers, routes: peers, repairs: 1, failures: 0 }; },
+    ...(apply === 'none' ? {} : { apply: async () => { calls.push(`${name} apply`); return apply === 'ok' ? { peers: 1, routes: 1, repairs: 3, failures: name === 'v6' ? 1 : 0 } : null; } }),
+  });
+
+  it('reconciles IPv4 then IPv6, a peer counted once and routes per family', async () => {
+    const calls: string[] = [];
+    const b = bothFamilies([net(2, 'ok', calls, 'v4'), net(2, 'ok', calls, 'v6')]);
+    expect(await b.reconcile([])).toEqual({ deviceCreated: true, peers: 2, routes: 4, repairs: 2, failures: 0 });
+    expect(await b.apply!([], [])).toEqual({ peers: 1, routes: 2, repairs: 6, failures: 1 });
+    expect(calls).toEqual(['v4 reconcile', 'v6 reconcile', 'v4 apply', 'v6 apply']);
+  });
+
+  it('an apply one family cannot do is null (the loop reconciles); without apply on both, none', async () => {
+    const calls: string[] = [];
+    expect(await bothFamilies([net(1, 'ok', calls, 'v4'), net(1, 'null', calls, 'v6')]).apply!([], [])).toBeNull();
+    expect(bothFamilies([net(1, 'ok', calls, 'v4'), net(1, 'none', calls, 'v6')]).apply).toBeUndefined();
+    const one = net(1, 'ok', calls, 'v4');
+    expect(bothFamilies([one])).toBe(one);
   });
 });
