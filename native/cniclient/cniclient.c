@@ -15,8 +15,13 @@
  *    namespace); an open failure is sent as its errno, and the plugin
  *    answers as it would have when it failed to open the path itself.
  *  - never both, never a retry: once connect() succeeded the standalone
- *    plugin is never run; a server that dies before a complete reply is a
- *    CNI error (code 999) on stdout and exit 1.
+ *    plugin is never run — except when the server answers RUN_STANDALONE
+ *    (it did nothing: the caller's mount namespace shows the call's paths
+ *    otherwise than the server's, see plugins/pkg/cniserver/view.ts); then
+ *    the standalone plugin runs here with the same stdin. A server that dies
+ *    before a complete reply is a CNI error (code 999) on stdout and exit 1.
+ *  - also sent: the caller's root directory (O_PATH), so the server can
+ *    compare its view of the files with the caller's.
  * Wire format: native/addon/cniserver.cc.
  */
 #define _GNU_SOURCE
@@ -28,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -36,6 +42,8 @@
 extern char **environ;
 
 #define DEFAULT_SOCKET "/run/flax/cni.sock"
+/* the server's exit code for "not served here: run the standalone plugin" (never a process's) */
+#define RUN_STANDALONE (-1000)
 
 struct req_hdr {
   char magic[8];
@@ -96,8 +104,10 @@ static void cni_fail(const char *msg) {
 
 static int write_full(int fd, const void *buf, size_t len) {
   const char *p = buf;
+  struct stat st;
+  int sock = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
   while (len > 0) {
-    ssize_t n = fd == 1 || fd == 2 ? write(fd, p, len) : send(fd, p, len, MSG_NOSIGNAL);
+    ssize_t n = sock ? send(fd, p, len, MSG_NOSIGNAL) : write(fd, p, len);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return -1;
     p += n;
@@ -184,7 +194,7 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   read_stdin();
 
-  int fds[2], nfds = 0;
+  int fds[3], nfds = 0;
   struct req_hdr h = {.magic = "FLAXCNI1"};
   fds[nfds] = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
   if (fds[nfds] < 0) cni_fail("flax cniclient: cannot open its own network namespace");
@@ -198,6 +208,11 @@ int main(int argc, char **argv) {
     } else {
       h.netns_errno = errno;
     }
+  }
+  fds[nfds] = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (fds[nfds] >= 0) {
+    nfds++;
+    h.flags |= 2;
   }
   size_t env_len = 0;
   for (char **e = environ; *e; e++) env_len += strlen(*e) + 1;
@@ -235,6 +250,18 @@ int main(int argc, char **argv) {
   struct rep_hdr r;
   if (read_full(fd, &r, sizeof(r)) != 0 || memcmp(r.magic, "FLAXCNR1", 8) != 0) {
     cni_fail("flax CNI server closed the connection before replying (the call may have been partly carried out; it was not retried)");
+  }
+  if (r.exit_code == RUN_STANDALONE && r.stdout_len == 0 && r.stderr_len == 0) {
+    /* the server did nothing: the standalone plugin runs with the stdin read above */
+    close(fd);
+    if (in_buf) {
+      int m = memfd_create("flax-cni-stdin", MFD_CLOEXEC);
+      if (m < 0 || write_full(m, in_buf, in_len) != 0 || lseek(m, 0, SEEK_SET) != 0 || dup2(m, 0) != 0) {
+        cni_fail("flax cniclient: cannot hand stdin to the standalone plugin");
+      }
+      close(m);
+    }
+    run_standalone(name, argv);
   }
   /* the whole reply first: a cut reply must not leave half a result on stdout */
   if (r.stdout_len > (256u << 20) || r.stderr_len > (256u << 20)) cni_fail("flax CNI server sent an oversized reply");

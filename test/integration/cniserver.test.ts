@@ -6,7 +6,7 @@
  * (dist/bin/<plugin>.standalone) made in the same conditions.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -163,6 +163,68 @@ function probeDir(): string {
   writeFileSync(path.join(dir, 'probe.standalone'), '#!/bin/sh\necho standalone "$CNI_COMMAND"\n', { mode: 0o755 });
   return path.join(dir, 'probe');
 }
+
+describe('callers in another mount namespace (unshare -m, as ctr runs its CNI calls)', () => {
+  /** `bin` run in a private mount namespace after `mount --bind src dst`, with the CNI env and stdin. */
+  const inPrivateMnt = (binds: Array<[string, string]>, bin: string, env: Record<string, string>, stdin: object) => {
+    const script = binds.map(([src, dst]) => `mount --bind '${src}' '${dst}' &&`).join(' ') + ` exec '${bin}'`;
+    const r = spawnSync('unshare', ['-m', 'sh', '-c', script], { env: { PATH: process.env.PATH, ...env }, input: JSON.stringify(stdin), encoding: 'utf8' });
+    let json: any;
+    try { json = JSON.parse(r.stdout); } catch { /* none */ }
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr, json };
+  };
+  const status = () => JSON.parse(spawnSync(ours('flax'), ['status', '--cache-dir', path.join(tmp, 'no-cache'), '-o', 'json'], {
+    env: { PATH: process.env.PATH, NETCONFPATH: path.join(tmp, 'no-conf'), FLAX_CNI_SOCKET: srv.socket }, encoding: 'utf8',
+  }).stdout).cniCalls;
+
+  it('CNI_NETNS visible only in the caller\'s mount namespace: served through the fd the client sent (the server never opens the path)', () => {
+    const [pod] = createTestNetns(1);
+    try {
+      const dir = mkdtempSync(path.join(tmp, 'mntns-'));
+      const nsFile = path.join(dir, 'pod-netns');
+      writeFileSync(nsFile, ''); // in the server's view: an empty file, not a netns
+      const before = status();
+      const env = (socket: string, verb: string) => ({ CNI_COMMAND: verb, CNI_CONTAINERID: 'ctr-mnt', CNI_NETNS: nsFile, CNI_IFNAME: 'lo', CNI_PATH: path.dirname(ours('loopback')), FLAX_CNI_SOCKET: socket });
+      const conf = { cniVersion: '1.0.0', name: 'lo', type: 'loopback' };
+      const served = inPrivateMnt([[pod, nsFile]], ours('loopback'), env(srv.socket, 'ADD'), conf);
+      expect(served.code, served.stdout + served.stderr).toBe(0);
+      const after = status();
+      expect(after.served).toBe(before.served + 1);
+      expect(after.deferred).toBe(before.deferred);
+      const alone = inPrivateMnt([[pod, nsFile]], ours('loopback'), env('', 'ADD'), conf);
+      expect({ code: served.code, stdout: served.stdout, stderr: served.stderr }).toEqual({ code: alone.code, stdout: alone.stdout, stderr: alone.stderr });
+      expect(served.json.interfaces[0].sandbox).toBe(nsFile); // the runtime's path, not the fd
+      expect(ipJson<{ ifname: string; operstate: string; flags: string[] }[]>(pod, ['link', 'show', 'lo'])[0].flags).toContain('UP');
+      // and the server itself sees no netns at that path
+      expect(cni(ours('loopback.standalone'), { command: 'ADD', containerId: 'x', netns: nsFile, ifname: 'lo', stdin: conf }).code).toBe(1);
+    } finally {
+      destroyTestNetns([pod]);
+    }
+  });
+
+  it('a dataDir the caller sees elsewhere (a bind mount in its namespace): handed back untouched, the standalone plugin runs in the caller\'s view', async () => {
+    const hostView = mkdtempSync(path.join(tmp, 'view-host-'));
+    const callerView = mkdtempSync(path.join(tmp, 'view-caller-'));
+    const { conf } = hostLocalConf('1.0.0', hostView);
+    const before = status();
+    const env = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'ctr-view', CNI_NETNS: host, CNI_IFNAME: 'eth0', CNI_PATH: path.dirname(ours('host-local')), FLAX_CNI_SOCKET: srv.socket };
+    const r = inPrivateMnt([[callerView, hostView]], ours('host-local'), env, conf);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.json.ips[0].address).toBe('10.77.0.2/24');
+    const after = status();
+    expect(after.deferred).toBe(before.deferred + 1);
+    expect(after.served).toBe(before.served);
+    // the reservation is where the caller sees its dataDir, nothing where the server would have written it
+    expect(readdirSync(path.join(callerView, conf.name))).toContain('10.77.0.2');
+    expect(readdirSync(hostView)).toEqual([]);
+    for (let t = 0; t < 50 && !srv.log().includes(`sees ${hostView} otherwise`); t++) await new Promise((res) => setTimeout(res, 20)); // stderr arrives on the event loop
+    expect(srv.log()).toContain(`sees ${hostView} otherwise than this server (another mount namespace)`);
+    // VERSION touches no file: served as usual
+    const v = inPrivateMnt([[callerView, hostView]], ours('host-local'), { ...env, CNI_COMMAND: 'VERSION' }, { cniVersion: '1.0.0' });
+    expect(v.code).toBe(0);
+    expect(status().deferred).toBe(after.deferred);
+  });
+});
 
 describe('fallback and failures', () => {
   it('no server (socket missing), a stale socket file, FLAX_CNI_SOCKET empty: the standalone plugin runs; a live server answers', async () => {

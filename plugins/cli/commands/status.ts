@@ -110,7 +110,7 @@ export function servingLine(s: CniServingState, now = Date.now()): string {
   const i = s.info;
   const up = Math.max(0, Math.round((now - i.since) / 1000));
   const upText = up >= 3600 ? `${Math.floor(up / 3600)}h${Math.floor((up % 3600) / 60)}m` : up >= 60 ? `${Math.floor(up / 60)}m${up % 60}s` : `${up}s`;
-  return `served by flaxd (pid ${i.pid}, up ${upText}, ${i.workers} worker${i.workers === 1 ? '' : 's'}): ${i.served} calls answered, ${i.failed} with an error, ${i.refused} refused`;
+  return `served by flaxd (pid ${i.pid}, up ${upText}, ${i.workers} worker${i.workers === 1 ? '' : 's'}): ${i.served} calls answered, ${i.failed} with an error, ${i.refused} refused${i.deferred ? `, ${i.deferred} handed to the standalone plugin (callers in another mount namespace)` : ''}`;
 }
 
 export async function runStatus(o: StatusOptions, io: CliIo): Promise<number> {
@@ -123,7 +123,7 @@ export async function runStatus(o: StatusOptions, io: CliIo): Promise<number> {
   if (o.output === 'json') {
     io.stdout(jsonWithBigInts({
       confDir, cacheDir,
-      cniCalls: serving.served ? { servedBy: 'flaxd', socket: serving.socket, ...serving.info } : { servedBy: 'standalone', socket: serving.socket, why: serving.why },
+      cniCalls: serving.served ? { servedBy: 'flaxd', ...serving.info } : { servedBy: 'standalone', socket: serving.socket, why: serving.why },
       networks: lists.map((l) => ({ name: l.name, cniVersion: l.cniVersion, file: l.file, plugins: l.plugins.map((p) => p.network.type) })),
       errors: errors.map((e) => e.message),
       attachments: atts.map((a) => ({ network: a.network, containerId: a.containerId, ifName: a.ifName, netns: a.netns, state: a.state, ips: ips(a.result) })),

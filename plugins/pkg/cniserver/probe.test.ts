@@ -38,10 +38,11 @@ describe('CNI server probe (flax status)', () => {
   });
 
   it('one line: served by flaxd with its counts, or standalone and why', () => {
-    const info = { pid: 42, socket: '/s', since: 1_000_000, served: 7, failed: 1, refused: 0, workers: 2, latency: {} };
+    const info = { pid: 42, socket: '/s', since: 1_000_000, served: 7, failed: 1, refused: 0, deferred: 0, workers: 2, latency: {} };
     expect(servingLine({ served: true, socket: '/s', info }, 1_000_000 + 3_725_000)).toBe('served by flaxd (pid 42, up 1h2m, 2 workers): 7 calls answered, 1 with an error, 0 refused');
     expect(servingLine({ served: true, socket: '/s', info: { ...info, workers: 1 } }, 1_000_000 + 65_000)).toMatch(/up 1m5s, 1 worker\)/);
     expect(servingLine({ served: false, socket: '/s', why: 'no socket at /s' })).toBe('standalone plugins: no socket at /s');
+    expect(servingLine({ served: true, socket: '/s', info: { ...info, deferred: 3 } }, 1_000_000)).toMatch(/0 refused, 3 handed to the standalone plugin \(callers in another mount namespace\)$/);
   });
 });
 

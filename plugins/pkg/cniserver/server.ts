@@ -21,7 +21,7 @@ import { type FileLock, lockFile } from '../lock';
 import { isErrno, native, type NativeCniRequest, type NativeCniServer } from '../native';
 import { errorResponse } from '../skel/skel';
 import type { WorkerReply, WorkerRequest } from './worker';
-import { DEFAULT_CNI_SOCKET, STATUS_NAME } from './wire';
+import { DEFAULT_CNI_SOCKET, RUN_STANDALONE, STATUS_NAME } from './wire';
 
 declare const __flaxDir: string | undefined;
 
@@ -52,6 +52,8 @@ export interface CniServerStats {
   served: number;
   failed: number;
   refused: number;
+  /** handed back to the client's standalone plugin: the caller's mount namespace shows the call's files otherwise (view.ts) */
+  deferred: number;
   workers: number;
   /** per `plugin verb`: calls and total milliseconds */
   latency: Record<string, { calls: number; totalMs: number }>;
@@ -93,7 +95,7 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
   const log = opts.log ?? (() => {});
   const slots: Slot[] = [];
   const queue: Job[] = [];
-  const stats: CniServerStats = { served: 0, failed: 0, refused: 0, workers: 0, latency: {} };
+  const stats: CniServerStats = { served: 0, failed: 0, refused: 0, deferred: 0, workers: 0, latency: {} };
   let nextId = 1;
   const startedAt = Date.now();
   let closing = false;
@@ -114,6 +116,17 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
     } catch { /* an observer never fails a call */ }
   };
 
+  const deferredPaths = new Set<string>();
+  const defer = (job: Job, p: string) => {
+    n.cniReply(job.req.conn, Buffer.alloc(0), Buffer.alloc(0), RUN_STANDALONE);
+    for (const fd of job.req.fds) closeQuietly(fd);
+    stats.deferred++;
+    if (deferredPaths.size < 100 && !deferredPaths.has(p)) {
+      deferredPaths.add(p);
+      log(`cni server: a caller (pid ${job.req.pid}) sees ${p} otherwise than this server (another mount namespace): its calls using it run the standalone plugin`);
+    }
+  };
+
   const spawn = (): Slot => {
     // loaded when used: node:worker_threads cannot be part of a V8 startup snapshot (flaxd's)
     const worker = new (process.getBuiltinModule('node:worker_threads').Worker)(workerFile, { workerData: { flaxCniWorker: true }, stdout: false, stderr: false });
@@ -126,7 +139,8 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
       if (m.ready || !slot.job || slot.job.msg.id !== m.id) return;
       const job = slot.job;
       slot.job = undefined;
-      finish(job, m.stdout, m.stderr, m.exitCode);
+      if (m.deferred !== undefined) defer(job, m.deferred);
+      else finish(job, m.stdout, m.stderr, m.exitCode);
       if (!m.stranded) pump();
     });
     const gone = (why: string) => {
@@ -195,6 +209,8 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
     const msg: WorkerRequest = {
       id: nextId++, name: req.name ?? '', env, stdin: req.stdin ?? Buffer.alloc(0), hostFd: req.fds[0],
       netnsFd: req.netnsFd ? req.fds[1] : undefined, netnsErrno: req.netnsErrno || undefined,
+      // the client's root dir comes last, after CNI_NETNS (native/cniclient)
+      rootFd: req.fds.length === (req.netnsFd ? 3 : 2) ? req.fds[req.fds.length - 1] : undefined,
     };
     queue.push({ req, msg, verb, t0: performance.now() });
     pump();

@@ -21,6 +21,8 @@ import { native } from '../native';
 import { clearNetnsAliases, isStranded, setNetnsAlias } from '../ns/ns';
 import { aboutLine, errorResponse, handle, type Response } from '../skel/skel';
 import { SERVED } from './plugins';
+import { pathsOfCall, viewDifference } from './view';
+import { RUN_STANDALONE } from './wire';
 
 /** What the server posts to a worker. */
 export interface WorkerRequest {
@@ -34,6 +36,8 @@ export interface WorkerRequest {
   netnsFd?: number;
   /** errno of the client's failed open(CNI_NETNS) */
   netnsErrno?: number;
+  /** fd of the caller's root directory (view.ts) */
+  rootFd?: number;
 }
 /** What a worker posts back. */
 export interface WorkerReply {
@@ -43,6 +47,8 @@ export interface WorkerReply {
   exitCode: number;
   /** the thread could not return to the server's netns: it exits after this */
   stranded?: boolean;
+  /** handed back (exitCode RUN_STANDALONE): the path the caller sees otherwise */
+  deferred?: string;
 }
 
 export function envObject(list: readonly string[]): Record<string, string> {
@@ -86,6 +92,13 @@ function startWorker(): void {
   const serverEnv = { ...process.env } as Record<string, string>;
   port.on('message', async (m: WorkerRequest) => {
     const env = envObject(m.env);
+    if (m.rootFd !== undefined && env.CNI_COMMAND && env.CNI_COMMAND !== 'VERSION') {
+      const deferred = viewDifference(m.rootFd, pathsOfCall(env, m.stdin));
+      if (deferred) {
+        port.postMessage({ id: m.id, stdout: '', stderr: '', exitCode: RUN_STANDALONE, deferred } satisfies WorkerReply);
+        return;
+      }
+    }
     let captured = '';
     let res: Response & { stderr?: string };
     let entered = false;
