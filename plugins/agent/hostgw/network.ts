@@ -9,8 +9,9 @@
  */
 import { AF_INET, AF_INET6, type NetlinkHandle } from '../../pkg/netlink';
 import { type Lease } from '../lease';
+import { leaseSubnets } from '../describe';
 import { type Logger } from '../log';
-import { type IPNet, formatNet, maskOf, parseCidr } from '../subnet';
+import { type IPNet, maskOf, parseCidr } from '../subnet';
 import { type ReconcileResult, retryKernel } from '../vxlan/network';
 import { type RoutePeer, type RouteAction, hostGwPeers, planRoutes } from './plan';
 import { applyRoutePlan, type Outcome } from '../kernel-batch';
@@ -69,7 +70,7 @@ export class HostGwNetwork {
 
   async reconcile(peerLeases: readonly Lease[]): Promise<ReconcileResult> {
     const { peers, skipped } = hostGwPeers(peerLeases, this.network, await this.#routes.prefixes(), this.#routes.ext.name);
-    for (const s of skipped) this.#routes.warnOnce(`${formatNet(s.lease.subnet)} ${s.reason}`, `ignoring lease ${formatNet(s.lease.subnet)} of ${s.lease.attrs.publicIP}: ${s.reason}`);
+    for (const s of skipped) this.#routes.warnOnce(`${leaseSubnets(s.lease)} ${s.reason}`, `ignoring lease ${leaseSubnets(s.lease)} of ${this.network.v6 ? s.lease.attrs.publicIPv6 : s.lease.attrs.publicIP}: ${s.reason}`);
     const r = await this.#routes.reconcile(peers);
     return { deviceCreated: false, peers: peers.length, routes: peers.length - r.failedPeers, repairs: r.repairs, failures: r.failures };
   }

@@ -10,6 +10,7 @@
  */
 import { AF_INET, AF_INET6, type Link, type NetlinkHandle, NetlinkError, isNotFound } from '../../pkg/netlink';
 import { type Lease } from '../lease';
+import { leaseSubnets } from '../describe';
 import { type Logger } from '../log';
 import { type IPNet } from '../subnet';
 import { configureVxlanDevice, ensureVxlanDevice, type VxlanDeviceWant } from './device';
@@ -91,9 +92,9 @@ export class VxlanNetwork {
       peers = all.filter((p) => !isOnLink(p.publicIP, prefixes));
     }
     for (const s of skipped) {
-      const k = `${s.lease.attrs.publicIP} ${s.reason}`;
-      if (!this.#skipWarned.has(k)) this.log.warn(`ignoring lease of ${s.lease.attrs.publicIP}: ${s.reason}`);
-      this.#skipWarned.add(k);
+      const k = `${leaseSubnets(s.lease)} of ${this.network.v6 ? s.lease.attrs.publicIPv6 : s.lease.attrs.publicIP}`;
+      if (!this.#skipWarned.has(`${k} ${s.reason}`)) this.log.warn(`${this.want.name}: ignoring lease ${k}: ${s.reason}`);
+      this.#skipWarned.add(`${k} ${s.reason}`);
     }
     const plan = planVxlan(peers, await this.#state(link.index), this.network);
     let { repairs, failures, failedPeers } = await applyVxlanPlan(this.h, link, plan, this.log);
