@@ -81,7 +81,7 @@ async function closeServer(srv: CniServer | undefined, log: Logger): Promise<voi
   if (!srv) return;
   await srv.close();
   const st = srv.stats();
-  log.info(`cni server: stopped; served ${st.served}, failed ${st.failed}, refused ${st.refused}`);
+  log.info(`cni server: stopped; served ${st.served}, failed ${st.failed}, refused ${st.refused}, deferred ${st.deferred} (to the standalone plugin: another mount namespace)`);
 }
 
 /** Resolves when SIGTERM or SIGINT arrives (logged). */
