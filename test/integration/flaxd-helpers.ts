@@ -9,7 +9,7 @@
  * The machine's root netns is never touched; destroy() kills every agent it
  * started and removes every namespace and file, also after a failure.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -230,4 +230,22 @@ export function peerEntries(ps: Array<{ prefix: string; mac: string; ip: string 
 export function peerState(ns: string) {
   const v = vxlanView(ns);
   return { neighs: v.neighs, fdb: v.fdb, routes: v.routes };
+}
+
+const SERVER = `const s=require('net').createServer(c=>{process.stdout.write(c.remoteAddress+'\\n');c.end();s.close();});s.listen(9000,process.argv[1],()=>process.stdout.write('listening\\n'));`;
+const CLIENT = `const c=require('net').connect(9000,process.argv[1],()=>c.end());c.on('error',e=>{console.error(e.message);process.exit(1)});c.on('close',()=>process.exit(0));setTimeout(()=>process.exit(2),5000);`;
+
+/** The source address a TCP server at `ip` in `serverNs` sees for a connection from `clientNs`. */
+export async function sourceSeen(serverNs: string, ip: string, clientNs: string): Promise<string> {
+  const srv: ChildProcess = spawn('nsenter', [`--net=${serverNs}`, '--', process.execPath, '-e', SERVER, ip], { stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    let out = '';
+    srv.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+    await waitFor('server listening', () => out.includes('listening'), 5000, 20);
+    const c = spawnSync('nsenter', [`--net=${clientNs}`, '--', process.execPath, '-e', CLIENT, ip], { encoding: 'utf8', timeout: 10_000 });
+    if (c.status !== 0) throw new Error(`client to ${ip} failed (${c.status}): ${c.stderr}`);
+    return await waitFor('source address', () => out.split('\n')[1], 5000, 20);
+  } finally {
+    srv.kill('SIGKILL');
+  }
 }

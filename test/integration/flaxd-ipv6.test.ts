@@ -7,7 +7,9 @@
  *    `<v4>-24&<v6>-64` with PublicIPv6 and BackendV6Data as flanneld writes
  *    them, subnet.env with the IPv6 pair in flanneld's order, flannel.1 and
  *    flannel-v6.1 (local = our IPv6 address, `<v6 subnet>::/128`), per peer
- *    neighbour / FDB / route on each, ip6tables FLANNEL-POSTRTG/FLANNEL-FWD;
+ *    neighbour / FDB / route on each, ip6tables FLANNEL-POSTRTG/FLANNEL-FWD
+ *    (a pod talking outside IPv6Network is seen as its node, a pod on
+ *    another node as itself);
  *    pods ping across nodes over IPv4 and IPv6; repairs (route, neighbour,
  *    the whole flannel-v6.1) and a departed node's IPv6 entries removed;
  *  - IPv6-only vxlan (EnableIPv4 false), 3 nodes: key `0.0.0.0-0&<v6>-64`,
@@ -33,7 +35,7 @@ import { FakeKubeApi } from '../../plugins/agent/kube-fake-api';
 import { ANN } from '../../plugins/agent/kube-store';
 import { execIn, ipJson } from '../helpers/netns';
 import { requireBuilt } from '../e2e/lib/cni';
-import { Cluster, NETWORK, type Node, pingFrom, waitFor } from './flaxd-helpers';
+import { Cluster, NETWORK, type Node, pingFrom, sourceSeen, waitFor } from './flaxd-helpers';
 import { ETCD_URL, EtcdServer, requireEtcd, tearDownEtcdCluster } from './etcd-helpers';
 
 const NET6 = 'fc00::/48';
@@ -186,6 +188,15 @@ describe('flaxd dual-stack vxlan', () => {
     expect(execIn(n1.ns, 'ip6tables', ['-w', '-t', 'filter', '-S'])).toContain(`-A FLANNEL-FWD -s ${NET6} -m comment --comment "flanneld forward" -j ACCEPT`);
     await new Promise((r) => setTimeout(r, 2500)); // a few more reconciles: no rebuild
     expect(n1.agent!.log().match(/ip6tables: \(re\)built/g)).toHaveLength(2);
+  });
+
+  it('masquerades a pod talking IPv6 outside IPv6Network (seen as its node), not pod to pod across nodes', async () => {
+    const [n1, n2] = cl.nodes;
+    // the "internet": fd77::1 on the underlay bridge, with a route back to the pods through node 1
+    execIn(cl.underlay, 'ip', ['-6', 'addr', 'add', 'fd77::1/64', 'dev', 'ul0', 'nodad']);
+    execIn(cl.underlay, 'ip', ['-6', 'route', 'add', NET6, 'via', ip6Of(n1)]);
+    expect(await sourceSeen(cl.underlay, 'fd77::1', n1.pod!)).toBe(ip6Of(n1));
+    expect(await sourceSeen(n2.pod!, `${leaseOf6(cl, n2).net6}2`, n1.pod!)).toBe(`${leaseOf6(cl, n1).net6}2`);
   });
 
   it('repairs a deleted IPv6 route and neighbour, and a deleted flannel-v6.1 (same MAC, peers re-programmed)', async () => {

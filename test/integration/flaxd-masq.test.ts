@@ -8,29 +8,10 @@
  * other node is seen as itself. Removed rules come back on the next
  * reconcile; a restart rebuilds nothing and duplicates nothing.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execIn } from '../helpers/netns';
 import { requireBuilt } from '../e2e/lib/cni';
-import { Cluster, NETWORK, vxlanView, waitFor } from './flaxd-helpers';
-
-const SERVER = `const s=require('net').createServer(c=>{process.stdout.write(c.remoteAddress+'\\n');c.end();s.close();});s.listen(9000,process.argv[1],()=>process.stdout.write('listening\\n'));`;
-const CLIENT = `const c=require('net').connect(9000,process.argv[1],()=>c.end());c.on('error',e=>{console.error(e.message);process.exit(1)});c.on('close',()=>process.exit(0));setTimeout(()=>process.exit(2),5000);`;
-
-/** The source address a TCP server at `ip` in `serverNs` sees for a connection from `clientNs`. */
-async function sourceSeen(serverNs: string, ip: string, clientNs: string): Promise<string> {
-  const srv: ChildProcess = spawn('nsenter', [`--net=${serverNs}`, '--', process.execPath, '-e', SERVER, ip], { stdio: ['ignore', 'pipe', 'pipe'] });
-  try {
-    let out = '';
-    srv.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
-    await waitFor('server listening', () => out.includes('listening'), 5000, 20);
-    const c = spawnSync('nsenter', [`--net=${clientNs}`, '--', process.execPath, '-e', CLIENT, ip], { encoding: 'utf8', timeout: 10_000 });
-    if (c.status !== 0) throw new Error(`client to ${ip} failed (${c.status}): ${c.stderr}`);
-    return await waitFor('source address', () => out.split('\n')[1], 5000, 20);
-  } finally {
-    srv.kill('SIGKILL');
-  }
-}
+import { Cluster, NETWORK, sourceSeen, vxlanView, waitFor } from './flaxd-helpers';
 
 const ipt = (ns: string, table: string) => execIn(ns, 'iptables', ['-w', '-t', table, '-S']).split('\n').filter((l) => /FLANNEL|flanneld/.test(l));
 const M = '-m comment --comment "flanneld masq"';
