@@ -17,6 +17,7 @@
  *    a restarted agent keeps its lease;
  *  - dual-stack host-gw with nftables and --ip-masq: `<v6 subnet> via
  *    <peer's PublicIPv6> dev eth0`, table ip6 flannel-ipv6; pods ping;
+ *  - dual-stack vxlan with DirectRouting: IPv6 direct routes on eth0;
  *  - mixed: two flaxd nodes beside one configured by hand exactly as
  *    flanneld configures itself (both devices, its lease bytes): programmed
  *    both ways, pods ping over IPv4 and IPv6;
@@ -117,9 +118,9 @@ const peerState6 = (n: Node) => {
 };
 const wantPeers6 = (cl: Cluster, n: Node, nodes = cl.nodes) => JSON.stringify(v6Peers(nodes.filter((o) => o !== n).map((o) => ({ l: leaseOf6(cl, o), n: o }))));
 
-async function start(cl: Cluster, netConf: object, extra: string[] = []): Promise<void> {
+async function start(cl: Cluster, netConf: object, extra: string[] = [], nodes = 3): Promise<void> {
   requireBuilt('flaxd');
-  await cl.create(3, netConf);
+  await cl.create(nodes, netConf);
   await addV6Underlay(cl);
   for (const n of cl.nodes) cl.startAgent(n, extra);
   for (const n of cl.nodes) await cl.waitReady(n);
@@ -294,6 +295,24 @@ describe('flaxd dual-stack host-gw (nftables)', () => {
     const [n1, n2] = cl.nodes;
     execIn(n1.ns, 'ip', ['-6', 'route', 'del', `${leaseOf6(cl, n2).net6}/64`]);
     await waitFor('v6 route restored', () => routes6(n1) === want6(cl, n1), 10_000);
+  });
+});
+
+describe('flaxd dual-stack vxlan with DirectRouting', () => {
+  const cl = new Cluster();
+  beforeAll(() => start(cl, { Network: NETWORK, EnableIPv6: true, IPv6Network: NET6, Backend: { Type: 'vxlan', DirectRouting: true } }, [], 2), 60_000);
+  afterAll(() => cl.destroy(), 60_000);
+
+  it('on-link peers get `<v6 subnet> via <PublicIPv6>` on eth0 and nothing on flannel-v6.1; pods ping over IPv6', async () => {
+    const [a, b] = cl.nodes;
+    for (const [n, o] of [[a, b], [b, a]]) {
+      const want = `${leaseOf6(cl, o).net6}/64 via ${ip6Of(o)}`;
+      await waitFor(`node ${n.i} direct v6 route`, () => ipJson<any[]>(n.ns, ['-6', 'route', 'show', 'dev', 'eth0'])
+        .filter((r) => r.dst.startsWith('fc00:')).map((r) => `${r.dst} via ${r.gateway}`).join() === want);
+      expect(peerState6(n)).toBe(JSON.stringify({ neighs: [], fdb: [], routes: [] }));
+    }
+    await waitFor('pod a -> pod b over IPv6', () => pingFrom(a.pod!, `${leaseOf6(cl, b).net6}2`), 15_000, 200);
+    expect(pingFrom(b.pod!, `${leaseOf6(cl, a).net6}2`)).toBe(true);
   });
 });
 
