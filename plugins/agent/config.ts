@@ -124,6 +124,8 @@ export function parseNetConfig(text: string): NetConfig {
     ipv6SubnetMin: c.IPv6SubnetMin ?? 0n, ipv6SubnetMax: c.IPv6SubnetMax ?? 0n,
     backendType, backend,
   };
+  // flanneld's GetIPFamily: "none defined stack"
+  if (!cfg.enableIPv4 && !cfg.enableIPv6) throw new ConfigError('EnableIPv4: neither IPv4 nor IPv6 is enabled (EnableIPv4 and EnableIPv6 are both false)');
   checkFamily(cfg, false);
   checkFamily(cfg, true);
   return cfg;

@@ -38,6 +38,14 @@ const attrs = (i: number, v4 = true): LeaseAttrs => ({
 const lease = (sn: string, sn6: string | undefined, a: LeaseAttrs): Lease =>
   (sn6 ? { subnet: sn ? parseCidr(sn) : EMPTY_V4, ipv6Subnet: parseCidr(sn6), attrs: a, expiration: T0 + SUBNET_TTL_MS } : { subnet: parseCidr(sn), attrs: a, expiration: T0 + SUBNET_TTL_MS });
 
+describe('IPv6 config', () => {
+  it('refuses a config with neither family, as flanneld ("none defined stack")', () => {
+    expect(() => parseNetConfig('{"EnableIPv4":false,"Network":"10.244.0.0/16"}')).toThrow(/^EnableIPv4: neither IPv4 nor IPv6 is enabled/);
+    expect(v6only.network).toBeUndefined();
+    expect([dual.ipv6SubnetLen, formatNet({ v6: true, ip: dual.ipv6SubnetMin, prefixLen: 64 })]).toEqual([64, 'fc00:0:0:1::/64']);
+  });
+});
+
 describe('IPv6 leases', () => {
   it("values and keys are flanneld's: PublicIPv6 and BackendV6Data; IPv6-only = PublicIP 0.0.0.0, key 0.0.0.0-0&<v6>-64", () => {
     expect(marshalLeaseAttrs(attrs(3))).toBe('{"PublicIP":"192.168.0.3","PublicIPv6":"fd77::3","BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"02:00:00:00:00:03"},"BackendV6Data":{"VNI":1,"VtepMAC":"06:00:00:00:00:03"}}');
