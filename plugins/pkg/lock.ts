@@ -5,10 +5,10 @@
 import fs from 'node:fs';
 import { native } from './native';
 
-export interface FileLock {
+export interface FileLock extends Disposable {
   readonly path: string;
   readonly fd: number;
-  /** Unlocks and closes; idempotent. */
+  /** Unlocks and closes; idempotent (also what `using` calls). */
   release(): void;
 }
 
@@ -27,17 +27,14 @@ export function lockFile(path: string, opts: { shared?: boolean; nonBlocking?: b
     throw e;
   }
   let held = true;
-  return {
-    path,
-    fd,
-    release() {
-      if (!held) return;
-      held = false;
-      try {
-        n.flock(fd, n.constants.LOCK_UN);
-      } finally {
-        fs.closeSync(fd);
-      }
-    },
+  const release = (): void => {
+    if (!held) return;
+    held = false;
+    try {
+      n.flock(fd, n.constants.LOCK_UN);
+    } finally {
+      fs.closeSync(fd);
+    }
   };
+  return { path, fd, release, [Symbol.dispose]: release };
 }

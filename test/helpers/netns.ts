@@ -103,11 +103,11 @@ export const netnsTest = base.extend<NetnsFixtures>({
     try { await use(p); } finally { destroyTestNetns([p]); }
   },
   h: async ({ ns }, use) => {
-    const h = openHandleAt(ns);
-    try { await use(h); } finally { h.close(); }
+    using h = openHandleAt(ns);
+    await use(h);
   },
   h2: async ({ ns2 }, use) => {
-    const h = openHandleAt(ns2);
-    try { await use(h); } finally { h.close(); }
+    using h = openHandleAt(ns2);
+    await use(h);
   },
 });

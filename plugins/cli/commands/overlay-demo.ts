@@ -94,48 +94,33 @@ export async function overlayCleanup(prefix: string, scratch: string, log: (s: s
 
 /** The underlay bridge and each node's eth0 on it, over netlink. */
 async function buildUnderlay(ul: string, nodes: Node[]): Promise<void> {
-  const h = openHandleAt(ul);
-  try {
-    const lo = await h.linkByName('lo');
-    await h.linkSetUp(lo.index);
-    const br = await h.linkAdd({ kind: 'bridge', name: 'ul0' });
-    await h.addrAdd(br.index, '192.168.77.1/24');
-    await h.linkSetUp(br.index);
-    for (const n of nodes) {
-      const nodeNs = openNetns(n.ns);
-      let v;
-      try {
-        v = await h.linkAdd({ kind: 'veth', name: `n${n.i}`, peerName: 'eth0', peerNetns: nodeNs });
-      } finally {
-        nodeNs.close();
-      }
-      await h.linkSet(v.index, { master: br.index, up: true });
-      const nh = openHandleAt(n.ns);
-      try {
-        const eth = await nh.linkByName('eth0');
-        await nh.addrAdd(eth.index, `${UNDERLAY(n.i)}/24`);
-        await nh.linkSetUp(eth.index);
-        await nh.linkSetUp((await nh.linkByName('lo')).index);
-      } finally {
-        nh.close();
-      }
-    }
-  } finally {
-    h.close();
+  using h = openHandleAt(ul);
+  const lo = await h.linkByName('lo');
+  await h.linkSetUp(lo.index);
+  const br = await h.linkAdd({ kind: 'bridge', name: 'ul0' });
+  await h.addrAdd(br.index, '192.168.77.1/24');
+  await h.linkSetUp(br.index);
+  for (const n of nodes) {
+    const v = await (async () => {
+      using nodeNs = openNetns(n.ns);
+      return await h.linkAdd({ kind: 'veth', name: `n${n.i}`, peerName: 'eth0', peerNetns: nodeNs });
+    })();
+    await h.linkSet(v.index, { master: br.index, up: true });
+    using nh = openHandleAt(n.ns);
+    const eth = await nh.linkByName('eth0');
+    await nh.addrAdd(eth.index, `${UNDERLAY(n.i)}/24`);
+    await nh.linkSetUp(eth.index);
+    await nh.linkSetUp((await nh.linkByName('lo')).index);
   }
 }
 
 /** VTEP MAC and programmed peers (permanent neighbours on flannel.1) of a node. */
 async function vxlanState(n: Node): Promise<{ mac?: string; peers: number }> {
-  const h = openHandleAt(n.ns);
-  try {
-    const dev = await h.linkByNameOrNull('flannel.1');
-    if (!dev) return { peers: 0 };
-    const neigh = (await h.neighList(dev.index)).filter((x) => x.permanent && x.ip && !x.ip.includes(':'));
-    return { mac: dev.mac, peers: neigh.length };
-  } finally {
-    h.close();
-  }
+  using h = openHandleAt(n.ns);
+  const dev = await h.linkByNameOrNull('flannel.1');
+  if (!dev) return { peers: 0 };
+  const neigh = (await h.neighList(dev.index)).filter((x) => x.permanent && x.ip && !x.ip.includes(':'));
+  return { mac: dev.mac, peers: neigh.length };
 }
 
 export async function runOverlayDemo(opt: OverlayDemoOptions, io: CliIo): Promise<number> {

@@ -78,19 +78,15 @@ async function startPause(dir: string, sharePid: boolean, hostname: string): Pro
 }
 
 async function loopbackUp(netns: string): Promise<void> {
-  const h = openHandleAt(netns);
-  try {
-    await h.linkSetUp((await h.linkByName('lo')).index);
-  } finally {
-    h.close();
-  }
+  using h = openHandleAt(netns);
+  await h.linkSetUp((await h.linkByName('lo')).index);
 }
 
 /** Creates the sandbox; resolves with its state (phase "ready"). On failure nothing is left. */
 export async function runSandbox(o: RunOptions): Promise<SandboxState> {
   const lists = preflight(o);
   ensureRoot(o.root);
-  const lock = await lockSandbox(o.root, o.name);
+  using lock = await lockSandbox(o.root, o.name);
   const rb = new Rollback('sandbox', o.fault);
   const dir = sandboxDir(o.root, o.name);
   try {
@@ -151,7 +147,5 @@ export async function runSandbox(o: RunOptions): Promise<SandboxState> {
   } catch (e) {
     await rb.run();
     throw e;
-  } finally {
-    lock.release();
   }
 }

@@ -125,12 +125,8 @@ export function writeState(root: string, s: SandboxState): void {
 /** Creates the root (a shared mount point) once; safe to call concurrently. */
 export function ensureRoot(root: string): void {
   mkdirSync(path.join(root, '.locks'), { recursive: true, mode: 0o700 });
-  const l = lockFile(path.join(root, '.locks', '.root'));
-  try {
-    native().makeSharedDir(root);
-  } finally {
-    l.release();
-  }
+  using _l = lockFile(path.join(root, '.locks', '.root'));
+  native().makeSharedDir(root);
 }
 
 /**
@@ -268,51 +264,47 @@ export async function removeSandbox(name: string, opts: RemoveOptions = {}): Pro
   const root = sandboxRoot(opts.root, opts.env);
   const report: RemoveReport = { existed: false, killed: [], warnings: [] };
   if (!existsSync(sandboxDir(root, name))) return report;
-  const lock = await lockSandbox(root, name);
+  using lock = await lockSandbox(root, name);
+  const dir = sandboxDir(root, name);
+  if (!existsSync(dir)) return report;
+  report.existed = true;
+  let state: SandboxState | null = null;
   try {
-    const dir = sandboxDir(root, name);
-    if (!existsSync(dir)) return report;
-    report.existed = true;
-    let state: SandboxState | null = null;
-    try {
-      state = readState(root, name);
-      if (opts.ifDead && state && isSameProcess(state.pause.pid, state.pause.startTime)) {
-        report.keptAlive = true;
-        return report;
-      }
-    } catch (e) {
-      if (!opts.force) throw new SandboxError(`${(e as Error).message}; rm --force removes the sandbox anyway (its CNI attachments, if any, are not DELeted)`);
-      report.warnings.push((e as Error).message);
+    state = readState(root, name);
+    if (opts.ifDead && state && isSameProcess(state.pause.pid, state.pause.startTime)) {
+      report.keptAlive = true;
+      return report;
     }
-    if (state) {
-      for (const net of [...state.networks].reverse()) {
-        try {
-          await detachNetwork(state, net, { cniPath: opts.cniPath, stderr: opts.stderr, env: opts.env });
-        } catch (e) {
-          const msg = `CNI DEL of network ${net.name} (${net.ifName}): ${(e as Error).message}`;
-          if (!opts.force) throw new SandboxError(`${msg}; the sandbox is kept (rm --force removes it anyway)`);
-          report.warnings.push(msg);
-        }
-        state.networks = state.networks.filter((n) => n !== net);
-        writeState(root, state);
-      }
-    }
-    // pause and whatever still runs in the sandbox's network namespace
-    const procs: { pid: number; startTime: string }[] = [];
-    if (state) procs.push(state.pause);
-    const netId = nsIdOf(path.join(dir, 'net'));
-    if (netId) {
-      for (const pid of pidsInNetns(netId)) {
-        const startTime = readStartTime(pid);
-        if (startTime && pid !== process.pid && !procs.some((p) => p.pid === pid)) procs.push({ pid, startTime });
-      }
-    }
-    report.killed = await terminate(procs, opts.timeoutMs ?? 5000);
-    for (const k of NS_KINDS) native().removeNetns(path.join(dir, k));
-    rmSync(dir, { recursive: true, force: true });
-    releaseAndUnlink(lock);
-    return report;
-  } finally {
-    lock.release();
+  } catch (e) {
+    if (!opts.force) throw new SandboxError(`${(e as Error).message}; rm --force removes the sandbox anyway (its CNI attachments, if any, are not DELeted)`);
+    report.warnings.push((e as Error).message);
   }
+  if (state) {
+    for (const net of [...state.networks].reverse()) {
+      try {
+        await detachNetwork(state, net, { cniPath: opts.cniPath, stderr: opts.stderr, env: opts.env });
+      } catch (e) {
+        const msg = `CNI DEL of network ${net.name} (${net.ifName}): ${(e as Error).message}`;
+        if (!opts.force) throw new SandboxError(`${msg}; the sandbox is kept (rm --force removes it anyway)`);
+        report.warnings.push(msg);
+      }
+      state.networks = state.networks.filter((n) => n !== net);
+      writeState(root, state);
+    }
+  }
+  // pause and whatever still runs in the sandbox's network namespace
+  const procs: { pid: number; startTime: string }[] = [];
+  if (state) procs.push(state.pause);
+  const netId = nsIdOf(path.join(dir, 'net'));
+  if (netId) {
+    for (const pid of pidsInNetns(netId)) {
+      const startTime = readStartTime(pid);
+      if (startTime && pid !== process.pid && !procs.some((p) => p.pid === pid)) procs.push({ pid, startTime });
+    }
+  }
+  report.killed = await terminate(procs, opts.timeoutMs ?? 5000);
+  for (const k of NS_KINDS) native().removeNetns(path.join(dir, k));
+  rmSync(dir, { recursive: true, force: true });
+  releaseAndUnlink(lock);
+  return report;
 }

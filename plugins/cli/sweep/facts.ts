@@ -14,12 +14,8 @@ import { type AttachmentFacts, type NetnsFact, containerMac, hostPeerCandidates,
 
 /** The host's links by name (the sweeper runs in the host netns). */
 export async function hostLinks(): Promise<Map<string, Link>> {
-  const h = openHandle();
-  try {
-    return new Map((await h.linkList()).map((l) => [l.name, l]));
-  } finally {
-    h.close();
-  }
+  using h = openHandle();
+  return new Map((await h.linkList()).map((l) => [l.name, l]));
 }
 
 /** Bridge names an attachment's chain uses (bridge's `bridge`, default cni0). */
@@ -58,18 +54,17 @@ async function containerIfIn(p: string, ifName: string, mac: string | undefined)
   if (!mac) return undefined;
   let h;
   try {
-    const ns = openNetns(p);
-    try { h = openHandleAt(ns); } finally { ns.close(); }
+    using ns = openNetns(p);
+    h = openHandleAt(ns);
   } catch {
     return undefined;
   }
+  using _h = h;
   try {
     const l = await h.linkByNameOrNull(ifName);
     return !!l && l.mac.toLowerCase() === mac;
   } catch {
     return undefined;
-  } finally {
-    h.close();
   }
 }
 

@@ -334,13 +334,9 @@ async function fallbackCleanup(a: Attachment, dataDirs: string[], cacheDir: stri
   for (const d of dataDirs) {
     if (!DiskStore.exists(d, a.network)) continue;
     try {
-      const store = DiskStore.open(d, a.network);
-      try {
-        const ips = store.releaseByOwner({ id: a.containerId, ifname: a.ifName });
-        if (ips.length) done.push(`released ${ips.join(' ')}`);
-      } finally {
-        store.close();
-      }
+      using store = DiskStore.open(d, a.network);
+      const ips = store.releaseByOwner({ id: a.containerId, ifname: a.ifName });
+      if (ips.length) done.push(`released ${ips.join(' ')}`);
     } catch (e) {
       errors.push(`release in ${path.join(d, a.network)}: ${(e as Error).message}`);
     }
@@ -373,18 +369,14 @@ async function fallbackCleanup(a: Attachment, dataDirs: string[], cacheDir: stri
 function sweepOwnerless(rep: SweepReport, dataDir: string, network: string, o: SweepOptions, now: number): void {
   if (!DiskStore.exists(dataDir, network)) return;
   try {
-    const store = DiskStore.open(dataDir, network);
-    try {
-      const r = store.gc(() => true, o.minAgeMs, { now, dryRun: o.dryRun, ownerlessGraceMs: o.minAgeMs });
-      const action = o.dryRun ? 'would remove' : 'removed';
-      const base = { kind: 'reservation' as const, network, containerId: '', ifname: '', netns: '' };
-      const reason = `ownerless reservation file older than ${Math.round(o.minAgeMs / 1000)} s (a writer killed midway)`;
-      for (const ip of r.removed) rep.findings.push({ ...base, address: ip, reason, action, removed: path.join(dataDir, network, ip) });
-      if (r.temporaries) rep.findings.push({ ...base, address: `${r.temporaries} temporary file(s)`, reason: 'temporaries of killed host-local writers', action });
-      for (const e of r.errors) rep.findings.push({ ...base, address: '', reason: 'ownerless', action: 'failed', error: e });
-    } finally {
-      store.close();
-    }
+    using store = DiskStore.open(dataDir, network);
+    const r = store.gc(() => true, o.minAgeMs, { now, dryRun: o.dryRun, ownerlessGraceMs: o.minAgeMs });
+    const action = o.dryRun ? 'would remove' : 'removed';
+    const base = { kind: 'reservation' as const, network, containerId: '', ifname: '', netns: '' };
+    const reason = `ownerless reservation file older than ${Math.round(o.minAgeMs / 1000)} s (a writer killed midway)`;
+    for (const ip of r.removed) rep.findings.push({ ...base, address: ip, reason, action, removed: path.join(dataDir, network, ip) });
+    if (r.temporaries) rep.findings.push({ ...base, address: `${r.temporaries} temporary file(s)`, reason: 'temporaries of killed host-local writers', action });
+    for (const e of r.errors) rep.findings.push({ ...base, address: '', reason: 'ownerless', action: 'failed', error: e });
   } catch (e) {
     rep.errors.push(`${path.join(dataDir, network)}: ${(e as Error).message}`);
   }

@@ -63,125 +63,117 @@ async function cmdAdd(a: CmdArgs, deps: BridgeDeps): Promise<Result> {
     if (!fw.has(tool)) throw new CniError(ErrCode.Internal, `ipMasq with backend ${b} needs \`${tool}\`, which is not installed`);
   }
   if (n.isLayer3) await execValidate(ipamExec(deps), n.ipamType, a, a.stdin);
-  const podNs = openPodNetns(a.netns);
-  const host = openHandle();
-  let pod: NetlinkHandle | undefined;
+  using podNs = openPodNetns(a.netns);
+  using host = openHandle();
   const rb = new Rollback('bridge', deps.fault);
-  try {
-    pod = openHandleAt(podNs);
-    const p = pod;
-    if (await p.linkByNameOrNull(a.ifname)) throw new CniError(ErrCode.Internal, `container veth name provided (${a.ifname}) already exists`);
-    return await rb.guard(async () => {
-      // 1. bridge
-      const made = await ensureBridge(host, n);
-      if (made.created) {
-        rb.push('bridge', async () => {
-          if (!(await otherPorts(host, made.br.index, '')).length) await host.linkDel(made.br.index).catch(ignoreNotFound);
-        });
-      }
-      const br = await ctx(`failed to set up bridge "${n.brName}"`, () => configureBridge(host, made.br, n));
-      rb.step('bridge');
+  using p = openHandleAt(podNs);
+  if (await p.linkByNameOrNull(a.ifname)) throw new CniError(ErrCode.Internal, `container veth name provided (${a.ifname}) already exists`);
+  return await rb.guard(async () => {
+    // 1. bridge
+    const made = await ensureBridge(host, n);
+    if (made.created) {
+      rb.push('bridge', async () => {
+        if (!(await otherPorts(host, made.br.index, '')).length) await host.linkDel(made.br.index).catch(ignoreNotFound);
+      });
+    }
+    const br = await ctx(`failed to set up bridge "${n.brName}"`, () => configureBridge(host, made.br, n));
+    rb.step('bridge');
 
-      // 2. veth: container end named CNI_IFNAME created straight in the pod netns
-      const hostVeth = await createVeth(host, p, podNs, n, a.ifname);
-      rb.push('veth', () => host.linkDel(hostVeth.index).catch(ignoreNotFound));
-      rb.step('veth');
+    // 2. veth: container end named CNI_IFNAME created straight in the pod netns
+    const hostVeth = await createVeth(host, p, podNs, n, a.ifname);
+    rb.push('veth', () => host.linkDel(hostVeth.index).catch(ignoreNotFound));
+    rb.step('veth');
 
-      // 3. port settings
-      await configurePort(host, hostVeth, br, n);
-      let cont = await p.linkByName(a.ifname);
-      if (!n.disableContainerInterface && !n.isLayer3) await ctx(`failed to set "${a.ifname}" up`, () => p.linkSetUp(cont.index));
-      rb.step('port');
+    // 3. port settings
+    await configurePort(host, hostVeth, br, n);
+    let cont = await p.linkByName(a.ifname);
+    if (!n.disableContainerInterface && !n.isLayer3) await ctx(`failed to set "${a.ifname}" up`, () => p.linkSetUp(cont.index));
+    rb.step('port');
 
-      // 4. MAC spoof check
-      if (n.macspoofchk) {
-        const id = spoofId(a.containerId, a.ifname);
-        rb.push('macspoofchk', () => teardownSpoofCheck(id, fw));
-        await ctx('failed to set up the MAC spoof check', () => setupSpoofCheck(id, hostVeth.name, cont.mac, fw));
-      }
-      rb.step('macspoofchk');
+    // 4. MAC spoof check
+    if (n.macspoofchk) {
+      const id = spoofId(a.containerId, a.ifname);
+      rb.push('macspoofchk', () => teardownSpoofCheck(id, fw));
+      await ctx('failed to set up the MAC spoof check', () => setupSpoofCheck(id, hostVeth.name, cont.mac, fw));
+    }
+    rb.step('macspoofchk');
 
-      // 5. IPAM. The undo is pushed only once ADD succeeded: a failed IPAM
-      // ADD reserved nothing that a DEL may free (IPAM DEL releases by
-      // container id, so it would free the reservation of a live pod that
-      // holds this id — a duplicate-ADD or a concurrent ADD of the same id).
-      let ips: IPConfig[] = [];
-      let routes: Route[] = [];
-      let ipamDns;
-      let gws = { v4: { gws: [] as IPNet[] }, v6: { gws: [] as IPNet[] } };
-      if (n.isLayer3) {
-        const r = await execAdd(ipamExec(deps), n.ipamType, a, a.stdin, n.cniVersion);
-        rb.push('ipam', () => execDel(ipamExec(deps), n.ipamType, { ...a, command: 'DEL' }, a.stdin));
-        if (!r.ips?.length) throw new CniError(ErrCode.Internal, 'IPAM plugin returned missing IP config');
-        const g = calcGateways(r.ips, r.routes ?? [], n);
-        ips = g.ips;
-        routes = g.routes;
-        ipamDns = r.dns;
-        gws = g;
-      }
-      rb.step('ipam');
+    // 5. IPAM. The undo is pushed only once ADD succeeded: a failed IPAM
+    // ADD reserved nothing that a DEL may free (IPAM DEL releases by
+    // container id, so it would free the reservation of a live pod that
+    // holds this id — a duplicate-ADD or a concurrent ADD of the same id).
+    let ips: IPConfig[] = [];
+    let routes: Route[] = [];
+    let ipamDns;
+    let gws = { v4: { gws: [] as IPNet[] }, v6: { gws: [] as IPNet[] } };
+    if (n.isLayer3) {
+      const r = await execAdd(ipamExec(deps), n.ipamType, a, a.stdin, n.cniVersion);
+      rb.push('ipam', () => execDel(ipamExec(deps), n.ipamType, { ...a, command: 'DEL' }, a.stdin));
+      if (!r.ips?.length) throw new CniError(ErrCode.Internal, 'IPAM plugin returned missing IP config');
+      const g = calcGateways(r.ips, r.routes ?? [], n);
+      ips = g.ips;
+      routes = g.routes;
+      ipamDns = r.dns;
+      gws = g;
+    }
+    rb.step('ipam');
 
-      // 6. container: sysctls, addresses, link up, routes (IPv6 DAD settled)
-      if (n.isLayer3) {
-        await configureContainer(p, podNs, cont, a.ifname, ips, routes, n);
-        cont = await p.linkByIndex(cont.index);
-      }
-      rb.step('container');
+    // 6. container: sysctls, addresses, link up, routes (IPv6 DAD settled)
+    if (n.isLayer3) {
+      await configureContainer(p, podNs, cont, a.ifname, ips, routes, n);
+      cont = await p.linkByIndex(cont.index);
+    }
+    rb.step('container');
 
-      // 7. gateway address(es) on the bridge (or on the VLAN gateway interface)
-      if (n.isGW) {
-        for (const gw of [...gws.v4.gws, ...gws.v6.gws]) {
-          const target = n.vlan !== 0 ? await ctx('failed to create the VLAN gateway interface', () => ensureVlanInterface(host, br, n, rb)) : br;
-          const added = await ensureAddr(host, target, gw, n.forceAddress);
-          if (added) {
-            rb.push('gateway', async () => {
-              if (target.index === br.index && (await otherPorts(host, br.index, hostVeth.name)).length) return;
-              await host.addrDel(target.index, formatCidr(gw)).catch(() => undefined);
-            });
-          }
+    // 7. gateway address(es) on the bridge (or on the VLAN gateway interface)
+    if (n.isGW) {
+      for (const gw of [...gws.v4.gws, ...gws.v6.gws]) {
+        const target = n.vlan !== 0 ? await ctx('failed to create the VLAN gateway interface', () => ensureVlanInterface(host, br, n, rb)) : br;
+        const added = await ensureAddr(host, target, gw, n.forceAddress);
+        if (added) {
+          rb.push('gateway', async () => {
+            if (target.index === br.index && (await otherPorts(host, br.index, hostVeth.name)).length) return;
+            await host.addrDel(target.index, formatCidr(gw)).catch(() => undefined);
+          });
         }
       }
-      rb.step('gateway');
+    }
+    rb.step('gateway');
 
-      // 8. forwarding in the host netns (host-wide: never undone)
-      if (n.isGW) {
-        await ctx('failed to enable forwarding', () => {
-          if (gws.v4.gws.length) enableForwarding(false);
-          if (gws.v6.gws.length) enableForwarding(true);
-        });
-      }
-      rb.step('forwarding');
-
-      // 9. masquerade
-      if (n.ipMasq && n.isLayer3) {
-        rb.push('ipmasq', () => teardownIpMasq(n.name, a.containerId, fw));
-        await ctx('failed to set up IP masquerading', () => setupIpMasq(masqBackend(n, fw), ips.map((i) => parseCidr(i.address)), n.name, a.containerId, fw));
-      }
-      rb.step('ipmasq');
-
-      // 10. wait for the bridge port to forward
-      let hv = await host.linkByIndex(hostVeth.index);
-      if (!n.disableContainerInterface) hv = await waitPortUp(host, hv, deps.portWaitMs ?? 2500);
-      rb.step('port-wait');
-
-      // 11. result, with MACs re-read (the bridge's may have changed)
-      const brNow = await host.linkByIndex(br.index);
-      const result = assembleResult({
-        cniVersion: n.cniVersion,
-        bridge: { name: brNow.name, mac: brNow.mac, mtu: brNow.mtu },
-        hostVeth: { name: hv.name, mac: hv.mac, mtu: hv.mtu },
-        container: { name: cont.name, mac: cont.mac, mtu: cont.mtu, sandbox: a.netns },
-        ips, routes, ipamDns, confDns: n.dns,
+    // 8. forwarding in the host netns (host-wide: never undone)
+    if (n.isGW) {
+      await ctx('failed to enable forwarding', () => {
+        if (gws.v4.gws.length) enableForwarding(false);
+        if (gws.v6.gws.length) enableForwarding(true);
       });
-      convertResult(result, n.cniVersion); // refuse now (rolled back) what cannot be printed
-      rb.step('result');
-      return result;
+    }
+    rb.step('forwarding');
+
+    // 9. masquerade
+    if (n.ipMasq && n.isLayer3) {
+      rb.push('ipmasq', () => teardownIpMasq(n.name, a.containerId, fw));
+      await ctx('failed to set up IP masquerading', () => setupIpMasq(masqBackend(n, fw), ips.map((i) => parseCidr(i.address)), n.name, a.containerId, fw));
+    }
+    rb.step('ipmasq');
+
+    // 10. wait for the bridge port to forward
+    let hv = await host.linkByIndex(hostVeth.index);
+    if (!n.disableContainerInterface) hv = await waitPortUp(host, hv, deps.portWaitMs ?? 2500);
+    rb.step('port-wait');
+
+    // 11. result, with MACs re-read (the bridge's may have changed)
+    const brNow = await host.linkByIndex(br.index);
+    const result = assembleResult({
+      cniVersion: n.cniVersion,
+      bridge: { name: brNow.name, mac: brNow.mac, mtu: brNow.mtu },
+      hostVeth: { name: hv.name, mac: hv.mac, mtu: hv.mtu },
+      container: { name: cont.name, mac: cont.mac, mtu: cont.mtu, sandbox: a.netns },
+      ips, routes, ipamDns, confDns: n.dns,
     });
-  } finally {
-    pod?.close();
-    host.close();
-    podNs.close();
-  }
+    convertResult(result, n.cniVersion); // refuse now (rolled back) what cannot be printed
+    rb.step('result');
+    return result;
+  });
 }
 
 async function waitPortUp(h: NetlinkHandle, l: Link, budgetMs: number): Promise<Link> {
@@ -209,20 +201,15 @@ async function cmdDel(a: CmdArgs, deps: BridgeDeps): Promise<void> {
     } catch (e) {
       errors.push(e);
     }
+    using _ns = ns;
     if (ns) {
       try {
         await ctx(`failed to delete "${a.ifname}"`, async () => {
-          const h = openHandleAt(ns!);
-          try {
-            await h.linkDelByName(a.ifname);
-          } finally {
-            h.close();
-          }
+          using h = openHandleAt(ns!);
+          await h.linkDelByName(a.ifname);
         });
       } catch (e) {
         errors.push(e);
-      } finally {
-        ns.close();
       }
     }
   }

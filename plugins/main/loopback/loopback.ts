@@ -16,17 +16,9 @@ const LO = 'lo';
 
 
 async function inPod<T>(netns: string | NetNS, fn: (h: NetlinkHandle) => Promise<T>): Promise<T> {
-  const ns = typeof netns === 'string' ? openPodNetns(netns) : netns;
-  try {
-    const h = openHandleAt(ns);
-    try {
-      return await fn(h);
-    } finally {
-      h.close();
-    }
-  } finally {
-    if (typeof netns === 'string') ns.close();
-  }
+  using owned = typeof netns === 'string' ? openPodNetns(netns) : null;
+  using h = openHandleAt(owned ?? (netns as NetNS));
+  return await fn(h);
 }
 
 const isLoopbackAddr = (ip: string) => ip === '::1' || ip.startsWith('127.');
@@ -55,16 +47,12 @@ export async function cmdDel(a: CmdArgs): Promise<void> {
   loadNetConf(a.stdin, NetConfSchema);
   if (a.netns === '') return;
   // the netns is already gone (runtimes call DEL more than once; a stale pin)
-  const ns = openPodNetnsForDel(a.netns);
+  using ns = openPodNetnsForDel(a.netns);
   if (!ns) return;
-  try {
-    await inPod(ns, async (h) => {
-      const lo = await h.linkByName(LO);
-      await h.linkSetDown(lo.index);
-    });
-  } finally {
-    ns.close();
-  }
+  await inPod(ns, async (h) => {
+    const lo = await h.linkByName(LO);
+    await h.linkSetDown(lo.index);
+  });
 }
 
 export async function cmdCheck(a: CmdArgs): Promise<void> {

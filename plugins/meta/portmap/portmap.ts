@@ -67,14 +67,12 @@ function iptSpec(c: PortMapConf, containerId: string, ip: IPNet): IptPortmapSpec
  * 127.0.0.1 → host port can be DNATed across it (then masqueraded).
  */
 async function enableLocalnetRouting(containerIP: IPNet): Promise<void> {
-  const h = openHandle();
   let ifname: string | undefined;
-  try {
+  {
+    using h = openHandle();
     const routes = (await h.routeList({ family: AF_INET })).filter((r) => r.oif !== undefined && cidrContains(parseCidr(r.dst), containerIP.ip));
     routes.sort((a, b) => parseCidr(b.dst).prefixLen - parseCidr(a.dst).prefixLen);
     if (routes.length) ifname = (await h.linkByIndex(routes[0].oif!)).name;
-  } finally {
-    h.close();
   }
   if (!ifname) return; // the reference skips too when nothing routes there
   writeSysctl(null, `net/ipv4/conf/${ifname}/route_localnet`, '1');

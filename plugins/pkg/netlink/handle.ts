@@ -70,6 +70,11 @@ export class NetlinkHandle {
     this.#conn.close();
   }
 
+  /** `using h = openHandleAt(ns)` closes it at the end of the scope. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
   // ---- links ---------------------------------------------------------------
 
   /**
@@ -296,12 +301,8 @@ export function openHandleAt(netns: string | NetNS): NetlinkHandle {
 
 /** Runs fn with a handle at `netns` (or the current netns when null) and closes it. */
 export async function withHandle<T>(netns: string | NetNS | null, fn: (h: NetlinkHandle) => Promise<T>): Promise<T> {
-  const h = netns === null ? openHandle() : openHandleAt(netns);
-  try {
-    return await fn(h);
-  } finally {
-    h.close();
-  }
+  using h = netns === null ? openHandle() : openHandleAt(netns);
+  return await fn(h);
 }
 
 export { NetlinkError };

@@ -42,6 +42,10 @@ export class NetNS {
       fs.closeSync(fd);
     }
   }
+  /** `using ns = openNetns(p)` closes it at the end of the scope. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
 }
 
 /**
@@ -202,35 +206,28 @@ export function isStranded(): boolean {
 export function withNetns<T>(target: NetNS | string, fn: (ns: NetNS) => T): T {
   if (stranded) throw stranded;
   const n = native();
-  const ns = typeof target === 'string' ? openNetns(target) : target;
+  using owned = typeof target === 'string' ? openNetns(target) : null;
+  const ns = owned ?? (target as NetNS);
+  using orig = getCurrentNetns();
+  n.setns(ns.fd, n.constants.CLONE_NEWNET);
+  let result: T;
   try {
-    const orig = getCurrentNetns();
-    try {
-      n.setns(ns.fd, n.constants.CLONE_NEWNET);
-      let result: T;
-      try {
-        result = fn(ns);
-      } finally {
-        try {
-          n.setns(orig.fd, n.constants.CLONE_NEWNET);
-        } catch (e) {
-          stranded = new NetnsRestoreError(
-            `failed to switch back to the original netns: ${(e as Error).message}`, orig.path,
-            isErrno(e) ? e.code : undefined, isErrno(e) ? e.errno : undefined);
-          // eslint-disable-next-line no-unsafe-finally
-          throw stranded;
-        }
-      }
-      if (result !== null && typeof result === 'object' && typeof (result as { then?: unknown }).then === 'function') {
-        throw new TypeError('withNetns: fn must be synchronous (it returned a promise)');
-      }
-      return result;
-    } finally {
-      orig.close();
-    }
+    result = fn(ns);
   } finally {
-    if (typeof target === 'string') ns.close();
+    try {
+      n.setns(orig.fd, n.constants.CLONE_NEWNET);
+    } catch (e) {
+      stranded = new NetnsRestoreError(
+        `failed to switch back to the original netns: ${(e as Error).message}`, orig.path,
+        isErrno(e) ? e.code : undefined, isErrno(e) ? e.errno : undefined);
+      // eslint-disable-next-line no-unsafe-finally
+      throw stranded;
+    }
   }
+  if (result !== null && typeof result === 'object' && typeof (result as { then?: unknown }).then === 'function') {
+    throw new TypeError('withNetns: fn must be synchronous (it returned a promise)');
+  }
+  return result;
 }
 
 const SYSCTL_ROOT = '/proc/sys';

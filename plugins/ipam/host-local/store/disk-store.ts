@@ -219,6 +219,11 @@ export class DiskStore implements Store {
     }
   }
 
+  /** `using s = DiskStore.open(…)`: close() at the end of the scope. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
   /** Releases the lock without writing anything more, as a crash would (tests). */
   abandon(): void {
     this.lock?.release();
@@ -681,10 +686,6 @@ export class DiskStore implements Store {
 
 /** Runs `fn` with the network's store open and locked; always unlocks. */
 export function withDiskStore<T>(dataDir: string, network: string, fn: (s: DiskStore) => T): T {
-  const s = DiskStore.open(dataDir, network);
-  try {
-    return fn(s);
-  } finally {
-    s.close();
-  }
+  using s = DiskStore.open(dataDir, network);
+  return fn(s);
 }
