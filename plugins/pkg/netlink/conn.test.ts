@@ -9,7 +9,7 @@ describe('Conn', () => {
     try {
       // a request whose reply has not been read yet when the overrun is reported
       const pending = c.request(RTM.GETLINK, 0, [Buffer.alloc(16)], 'linkList');
-      c.socket.emit('error', Object.assign(new Error('Error when receiving Netlink message'), { errno: 105, code: 'ENOBUFS', syscall: 'recvmsg' }));
+      c.socket.emit('error', Object.assign(new Error('Error when receiving Netlink message'), { name: 'ErrnoException' as const, errno: 105, code: 'ENOBUFS', syscall: 'recvmsg' }));
       const e = await pending.then(() => null, (x: unknown) => x);
       expect(e).toBeInstanceOf(NetlinkError);
       expect((e as NetlinkError).code).toBe('ENOBUFS');
