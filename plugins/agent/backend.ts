@@ -17,6 +17,7 @@
  */
 import { randomMac } from '../pkg/ip';
 import { type NetlinkHandle } from '../pkg/netlink';
+import { readSysctl } from '../pkg/ns';
 import { ConfigError, type NetConfig, parseVxlanConfig } from './config';
 import { type ExternalInterface } from './iface';
 import { type Lease, type LeaseAttrs, type LeaseStore, findOwnLease, parseVxlanBackendData, vxlanBackendData } from './lease';
@@ -98,7 +99,20 @@ function baseAttrs(config: NetConfig, ext: ExternalInterface, backendType: strin
   return { publicIP: config.enableIPv4 ? ext.publicIP : '0.0.0.0', publicIPv6: config.enableIPv6 ? ext.publicIPv6 ?? null : null, backendType };
 }
 
+/** Forwarding off for an enabled family is logged (flanneld, like flaxd, leaves the sysctls to the node). */
+function warnForwarding(config: NetConfig, log: Logger): void {
+  const check = (on: boolean, key: string) => {
+    if (!on) return;
+    try {
+      if (readSysctl(null, key).trim() === '0') log.warn(`${key} is 0: pods on other nodes will not be reached until it is 1`);
+    } catch { /* family disabled in the kernel: the device set-up says so */ }
+  };
+  check(config.enableIPv4, 'net.ipv4.ip_forward');
+  check(config.enableIPv6, 'net.ipv6.conf.all.forwarding');
+}
+
 export async function setupBackend({ h, config, ext, store, log }: BackendParts): Promise<Backend> {
+  warnForwarding(config, log);
   const extLink = { index: ext.link.index, name: ext.link.name };
   if (config.backendType === 'host-gw') {
     return {

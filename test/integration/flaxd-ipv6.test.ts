@@ -251,8 +251,11 @@ describe('flaxd IPv6-only vxlan', () => {
     const n1 = cl.nodes[0];
     const before = { lease: leaseOf6(cl, n1).file, env: readFileSync(n1.subnetFile, 'utf8'), idx: v6View(n1.ns).link.ifindex };
     expect(await cl.stopAgent(n1)).toBe(0);
+    writeSysctl(n1.ns, 'net.ipv6.conf.all.forwarding', 0); // said in the log, not changed by flaxd
     cl.startAgent(n1);
     await cl.waitReady(n1);
+    expect(n1.agent!.log()).toMatch(/WARN net\.ipv6\.conf\.all\.forwarding is 0: pods on other nodes will not be reached/);
+    writeSysctl(n1.ns, 'net.ipv6.conf.all.forwarding', 1);
     expect(leaseOf6(cl, n1).file).toBe(before.lease);
     expect(readFileSync(n1.subnetFile, 'utf8')).toBe(before.env);
     expect(v6View(n1.ns).link.ifindex).toBe(before.idx);
