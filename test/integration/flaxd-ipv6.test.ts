@@ -24,9 +24,13 @@
  *  - dual-stack with the kube store (the fake API server of
  *    flaxd-kube.test.ts): both podCIDRs, public-ipv6 and backend-v6-data
  *    annotations, peers programmed from them; pods ping;
+ *  - dual-stack pods attached by `flax cni add` through kube-flannel's
+ *    conflist (flannel reads flaxd's subnet.env → bridge + host-local with
+ *    both ranges): pods ping across nodes over IPv4 and IPv6;
  *  - dual-stack with the etcd store (Debian's etcd, etcd-helpers): keys
  *    `<prefix>/subnets/<v4>-24&<v6>-64`, value bytes, 24 h etcd lease; pods ping.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -34,8 +38,8 @@ import { openHandleAt } from '../../plugins/pkg/netlink';
 import { withNetns, writeSysctl } from '../../plugins/pkg/ns';
 import { FakeKubeApi } from '../../plugins/agent/kube-fake-api';
 import { ANN } from '../../plugins/agent/kube-store';
-import { execIn, ipJson } from '../helpers/netns';
-import { requireBuilt } from '../e2e/lib/cni';
+import { createTestNetns, destroyTestNetns, execIn, ipJson } from '../helpers/netns';
+import { DIST_BIN, requireBuilt } from '../e2e/lib/cni';
 import { Cluster, NETWORK, type Node, pingFrom, sourceSeen, waitFor } from './flaxd-helpers';
 import { ETCD_URL, EtcdServer, requireEtcd, tearDownEtcdCluster } from './etcd-helpers';
 
@@ -479,5 +483,52 @@ describe('flaxd dual-stack with the etcd store', () => {
     expect(pingFrom(a.pod!, `${leaseIn(b).prefix}.2`)).toBe(true);
     await waitFor('pod a -> pod b over IPv6', () => pingFrom(a.pod!, `${leaseIn(b).net6}2`), 15_000, 200);
     expect(pingFrom(b.pod!, `${leaseIn(a).net6}2`)).toBe(true);
+  });
+});
+
+describe('flaxd dual-stack with pods attached through the flannel conflist (flannel → bridge + host-local)', () => {
+  const cl = new Cluster();
+  const NET = 'cbr0';
+  const pods = new Map<Node, string>();
+  const podAddrs = (pod: string) => ipJson<any[]>(pod, ['addr', 'show', 'dev', 'eth0'])[0].addr_info
+    .filter((a: any) => a.scope === 'global').map((a: any) => `${a.local}/${a.prefixlen}`).sort();
+
+  beforeAll(async () => {
+    requireBuilt('flaxd', 'flax', 'flannel', 'bridge', 'host-local');
+    await cl.create(2, { Network: NETWORK, EnableIPv6: true, IPv6Network: NET6, Backend: { Type: 'vxlan' } });
+    await addV6Underlay(cl);
+    for (const n of cl.nodes) cl.startAgent(n);
+    for (const n of cl.nodes) await cl.waitReady(n);
+    for (const n of cl.nodes) {
+      const confDir = path.join(n.dir, 'net.d');
+      mkdirSync(confDir);
+      writeFileSync(path.join(confDir, '10-flannel.conflist'), JSON.stringify({
+        cniVersion: '1.0.0', name: NET,
+        plugins: [{ type: 'flannel', subnetFile: n.subnetFile, dataDir: path.join(n.dir, 'flannel'), delegate: { hairpinMode: true, isDefaultGateway: true }, ipam: { dataDir: path.join(n.dir, 'ipam') } }],
+      }));
+      const [pod] = createTestNetns(1);
+      pods.set(n, pod);
+      writeSysctl(pod, 'net.ipv6.conf.all.disable_ipv6', 0);
+      const r = spawnSync('nsenter', [`--net=${n.ns}`, '--', path.join(DIST_BIN, 'flax'), 'cni', 'add', NET, pod, '--cache-dir', path.join(n.dir, 'cache')],
+        { encoding: 'utf8', env: { PATH: process.env.PATH!, NETCONFPATH: confDir, CNI_PATH: DIST_BIN } });
+      if (r.status !== 0) throw new Error(`flax cni add on node ${n.i}: ${r.stderr}`);
+    }
+  }, 90_000);
+  afterAll(async () => {
+    await cl.destroy();
+    destroyTestNetns([...pods.values()]);
+  }, 60_000);
+
+  it("each pod gets an address of both subnets from subnet.env and pings the other node's pod over IPv4 and IPv6", async () => {
+    const [a, b] = cl.nodes;
+    for (const n of cl.nodes) {
+      const l = leaseOf6(cl, n);
+      expect(podAddrs(pods.get(n)!)).toEqual([`${l.prefix}.2/24`, `${l.net6}2/64`].sort());
+    }
+    const lb = leaseOf6(cl, b);
+    for (const n of cl.nodes) await waitFor(`node ${n.i} v6 peers`, () => peerState6(n) === wantPeers6(cl, n));
+    expect(pingFrom(pods.get(a)!, `${lb.prefix}.2`)).toBe(true);
+    await waitFor('pod a -> pod b over IPv6', () => pingFrom(pods.get(a)!, `${lb.net6}2`), 15_000, 200);
+    expect(pingFrom(pods.get(b)!, `${leaseOf6(cl, a).net6}2`)).toBe(true);
   });
 });
