@@ -26,6 +26,8 @@ export interface FirewallDeps {
   /** is `iptables` the nf_tables variant (its state visible through nft)? */
   iptablesNft: () => boolean;
   has: (tool: string) => boolean;
+  /** write the reference's (empty) iptables chain beside nft rules — see genIptablesTombstone (default true) */
+  tombstone?: boolean;
 }
 export const defaultDeps: FirewallDeps = { run: spawnRunner, iptablesNft: iptablesIsNft, has: (t) => findTool(t) !== null };
 
@@ -84,12 +86,6 @@ export async function retrying(fn: () => Promise<void>): Promise<void> {
 
 export type MasqBackend = 'nftables' | 'iptables';
 
-/** Write the reference's (empty) iptables chain beside nft rules — see genIptablesTombstone. */
-let compatTombstone = true;
-/** Tests/benchmarks: turn the iptables tombstone off or on. */
-export function setIptablesTombstone(on: boolean): void {
-  compatTombstone = on;
-}
 
 async function writeTombstones(network: string, containerId: string, ips: IPNet[], deps: FirewallDeps): Promise<void> {
   await Promise.all([false, true].map(async (v6) => {
@@ -113,7 +109,7 @@ export async function setupIpMasq(backend: MasqBackend, ips: IPNet[], network: s
     // every rule of the key. Saves one nft exec per ADD.
     await Promise.all([
       retrying(() => nftApply(genMasqChain(network, containerId, ips), deps)),
-      compatTombstone ? writeTombstones(network, containerId, ips, deps) : Promise.resolve(),
+      deps.tombstone !== false ? writeTombstones(network, containerId, ips, deps) : Promise.resolve(),
     ]);
     return;
   }

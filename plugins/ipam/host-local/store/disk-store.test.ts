@@ -3,14 +3,17 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, w
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { canonicalIP } from '../../../pkg/ip';
-import { BUCKETS, DiskStore, INDEX_ROOT, isReservationName, ownerBucket, stats, tuning, withDiskStore } from './disk-store';
+import { BUCKETS, DiskStore, INDEX_ROOT, isReservationName, newIndexStats, ownerBucket, withDiskStore } from './disk-store';
 
 let dir: string;
 const NET = 'net1';
 const a = { id: 'ctr-a', ifname: 'eth0' };
 const b = { id: 'ctr-b', ifname: 'eth0' };
 const netDir = () => path.join(dir, NET);
-const op = <T>(fn: (s: DiskStore) => T): T => withDiskStore(dir, NET, fn);
+/** the index's counters over every op of this file, and its settle time (tests shorten it) */
+const stats = newIndexStats();
+const tuning = { settleMs: 2000 };
+const op = <T>(fn: (s: DiskStore) => T): T => withDiskStore(dir, NET, fn, { stats, settleMs: tuning.settleMs });
 /** What the Go plugin does on ADD: an O_EXCL file with `id\r\nifname`. */
 const goReserve = (ip: string, content: string) => writeFileSync(path.join(netDir(), ip), content, { flag: 'wx', mode: 0o644 });
 const rebuildsDuring = (fn: () => void) => {
@@ -267,7 +270,7 @@ describe('DiskStore incremental refresh', () => {
   });
 
   it('a crash between the reservation and the index update (ADD): the refresh reads just that file', () => {
-    const s = DiskStore.open(dir, NET);
+    const s = DiskStore.open(dir, NET, { stats, settleMs: tuning.settleMs });
     expect(s.reserve(a, '10.2.200.5', 0)).toBe(true);
     s.abandon(); // the lock goes with the process; nothing else was written
     expect(listed('ctr-a\r\neth0')).toEqual([]);
@@ -277,7 +280,7 @@ describe('DiskStore incremental refresh', () => {
   });
 
   it('a crash between the release and the index update (DEL)', () => {
-    const s = DiskStore.open(dir, NET);
+    const s = DiskStore.open(dir, NET, { stats, settleMs: tuning.settleMs });
     expect(s.releaseByOwner(own(3))).toEqual([ipOf(3)]);
     s.abandon();
     expect(listed('c3\r\neth0')).toEqual([ipOf(3)]); // stale
