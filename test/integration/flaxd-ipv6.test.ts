@@ -21,9 +21,10 @@
  *  - mixed: two flaxd nodes beside one configured by hand exactly as
  *    flanneld configures itself (both devices, its lease bytes): programmed
  *    both ways, pods ping over IPv4 and IPv6;
- *  - dual-stack with the kube store (the fake API server of
- *    flaxd-kube.test.ts): both podCIDRs, public-ipv6 and backend-v6-data
- *    annotations, peers programmed from them; pods ping;
+ *  - dual-stack and IPv6-only (flanneld's IPv6-only mode) with the kube
+ *    store (the fake API server of flaxd-kube.test.ts): podCIDRs,
+ *    public-ipv6 and backend-v6-data annotations, peers programmed from
+ *    them; pods ping;
  *  - dual-stack pods attached by `flax cni add` through kube-flannel's
  *    conflist (flannel reads flaxd's subnet.env → bridge + host-local with
  *    both ranges): pods ping across nodes over IPv4 and IPv6;
@@ -323,16 +324,16 @@ describe('flaxd dual-stack vxlan with DirectRouting', () => {
   });
 });
 
-describe('flaxd dual-stack with the kube store (fake API server)', () => {
+for (const v4 of [true, false]) describe(`flaxd ${v4 ? 'dual-stack' : 'IPv6-only'} with the kube store (fake API server)`, () => {
   const API_IP = '192.168.77.5';
   const cl = new Cluster();
   const api = new FakeKubeApi();
   const nodeName = (n: Node) => `node-${n.i}`;
-  const lease = (n: Node): Lease6 => ({ file: '', prefix: `10.244.${n.i}`, net6: `fc00:0:0:${n.i}::`, value: { PublicIP: n.ip, PublicIPv6: ip6Of(n), BackendType: 'vxlan' }, text: '' });
+  const lease = (n: Node): Lease6 => ({ file: '', prefix: v4 ? `10.244.${n.i}` : '', net6: `fc00:0:0:${n.i}::`, value: { PublicIP: n.ip, PublicIPv6: ip6Of(n), BackendType: 'vxlan' }, text: '' });
 
   beforeAll(async () => {
     requireBuilt('flaxd');
-    await cl.create(2, { Network: NETWORK, EnableIPv6: true, IPv6Network: NET6, Backend: { Type: 'vxlan' } });
+    await cl.create(2, { ...(v4 ? { Network: NETWORK } : { EnableIPv4: false }), EnableIPv6: true, IPv6Network: NET6, Backend: { Type: 'vxlan' } });
     await addV6Underlay(cl);
     const h = openHandleAt(cl.underlay);
     try {
@@ -342,7 +343,8 @@ describe('flaxd dual-stack with the kube store (fake API server)', () => {
     }
     withNetns(cl.underlay, () => api.listenAll(6443, API_IP));
     for (const n of cl.nodes) {
-      api.addNode({ metadata: { name: nodeName(n) }, spec: { podCIDR: `10.244.${n.i}.0/24`, podCIDRs: [`10.244.${n.i}.0/24`, `fc00:0:0:${n.i}::/64`] } });
+      const cidrs = [...(v4 ? [`10.244.${n.i}.0/24`] : []), `fc00:0:0:${n.i}::/64`];
+      api.addNode({ metadata: { name: nodeName(n) }, spec: { podCIDR: cidrs[0], podCIDRs: cidrs } });
     }
     for (const n of cl.nodes) cl.startAgent(n, ['--kube-subnet-mgr', '--kubeconfig-file', api.kubeconfig(), '--node-name', nodeName(n)]);
     for (const n of cl.nodes) await cl.waitReady(n);
@@ -353,27 +355,27 @@ describe('flaxd dual-stack with the kube store (fake API server)', () => {
     await api.stop();
   }, 60_000);
 
-  it("takes both podCIDRs, writes flanneld's dual-stack annotations (public-ipv6, backend-v6-data) and subnet.env", () => {
+  it(`takes the podCIDRs, writes flanneld's annotations (${v4 ? 'both families' : 'no backend-data or public-ip'}) and subnet.env`, () => {
     for (const n of cl.nodes) {
       const v = v6View(n.ns);
-      const mac4 = ipJson<any[]>(n.ns, ['link', 'show', 'dev', 'flannel.1'])[0].address;
+      const v4ann = v4 ? { [ANN.backendData]: `{"VNI":1,"VtepMAC":"${ipJson<any[]>(n.ns, ['link', 'show', 'dev', 'flannel.1'])[0].address}"}`, [ANN.publicIP]: n.ip } : {};
       expect(api.nodes.get(nodeName(n))!.metadata.annotations).toEqual({
-        [ANN.backendData]: `{"VNI":1,"VtepMAC":"${mac4}"}`, [ANN.backendType]: 'vxlan', [ANN.subnetManager]: 'true', [ANN.publicIP]: n.ip,
+        ...v4ann, [ANN.backendType]: 'vxlan', [ANN.subnetManager]: 'true',
         [ANN.backendV6Data]: `{"VNI":1,"VtepMAC":"${v.link.address}"}`, [ANN.publicIPv6]: ip6Of(n),
       });
-      expect(readFileSync(n.subnetFile, 'utf8')).toBe(`FLANNEL_NETWORK=${NETWORK}\nFLANNEL_SUBNET=10.244.${n.i}.1/24\nFLANNEL_IPV6_NETWORK=${NET6}\nFLANNEL_IPV6_SUBNET=fc00:0:0:${n.i}::1/64\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n`);
+      expect(readFileSync(n.subnetFile, 'utf8')).toBe(`${v4 ? `FLANNEL_NETWORK=${NETWORK}\nFLANNEL_SUBNET=10.244.${n.i}.1/24\n` : ''}FLANNEL_IPV6_NETWORK=${NET6}\nFLANNEL_IPV6_SUBNET=fc00:0:0:${n.i}::1/64\nFLANNEL_MTU=${v4 ? 1450 : 1430}\nFLANNEL_IPMASQ=false\n`);
       expect(v.addrs).toEqual([`fc00:0:0:${n.i}::/128`]);
     }
   });
 
-  it('programs the other node on flannel-v6.1 from its annotations; pods ping over IPv4 and IPv6', async () => {
+  it(`programs the other node on flannel-v6.1 from its annotations; pods ping over ${v4 ? 'IPv4 and ' : ''}IPv6`, async () => {
     const [a, b] = cl.nodes;
     for (const [n, o] of [[a, b], [b, a]]) {
       const l = { ...lease(o), value: { ...lease(o).value, BackendV6Data: { VNI: 1, VtepMAC: v6View(o.ns).link.address } } };
       const want = JSON.stringify(v6Peers([{ l, n: o }]));
       await waitFor(`node ${n.i} v6 peer`, () => peerState6(n) === want);
     }
-    expect(pingFrom(a.pod!, `${lease(b).prefix}.2`)).toBe(true);
+    if (v4) expect(pingFrom(a.pod!, `${lease(b).prefix}.2`)).toBe(true);
     // a pod just made may lose its first IPv6 echo to neighbour discovery: retried
     await waitFor('pod a -> pod b over IPv6', () => pingFrom(a.pod!, `${lease(b).net6}2`), 15_000, 200);
     expect(pingFrom(b.pod!, `${lease(a).net6}2`)).toBe(true);
