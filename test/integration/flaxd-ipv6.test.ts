@@ -431,6 +431,18 @@ describe('flaxd dual-stack beside a node configured as flanneld configures itsel
       expect(pingFrom(hand.pod!, `${l.prefix}.2`), `flanneld node -> node ${n.i} (IPv4)`).toBe(true);
     }
   });
+
+  it("a new IPv6 VTEP MAC in the flanneld node's lease replaces its neighbour and FDB entries on flannel-v6.1 (nothing stale left)", async () => {
+    const file = path.join(cl.leaseDir, 'subnets', `${HAND.prefix}.0-24&${HAND.net6}-64.json`);
+    const NEW = '0e:00:00:00:50:66';
+    writeFileSync(file, readFileSync(file, 'utf8').replace(HAND.mac6, NEW));
+    for (const n of cl.nodes.slice(0, 2)) {
+      await waitFor(`node ${n.i} re-programmed`, () => peerState6(n) === wantPeers6(cl, n), 10_000);
+      const v = v6View(n.ns);
+      expect(v.neighs).toContain(`${HAND.net6} ${NEW} PERMANENT`);
+      expect(v.fdb.some((f) => f.startsWith(HAND.mac6))).toBe(false);
+    }
+  });
 });
 
 describe('flaxd dual-stack with the etcd store', () => {
