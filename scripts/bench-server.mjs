@@ -152,6 +152,9 @@ for (const s of SETS) {
   }
 }
 
+const memAfter = rss();
+// the workers a burst added stop after 30 s idle (startCniServer idleMs)
+await new Promise((r) => setTimeout(r, 35_000));
 const memIdle = rss();
 let memLoaded = null;
 if (attachments > 0) {
@@ -171,7 +174,7 @@ for (const [k, label] of [['add', 'chain ADD per pod'], ['del', 'chain DEL per p
 console.log(`bench-server: ${runs} interleaved runs (${Math.max(3, runs / 5)} bursts), chain loopback > bridge+host-local (ipMasq) > portmap, cniVersion 1.0.0, node ${process.version}, ${os.cpus().length} CPUs; medians\n`);
 const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
 for (const [j, r] of rows.entries()) { console.log(r.map((c, i) => c.padEnd(w[i])).join('  ')); if (j === 0) console.log(w.map((n) => '-'.repeat(n)).join('  ')); }
-console.log(`\nflaxd --no-overlay RSS: ${f(memStart)} MiB at start (0 attachments), ${f(memIdle)} MiB idle after the runs${memLoaded !== null ? `, ${f(memLoaded)} MiB with ${attachments} attachments` : ''}`);
+console.log(`\nflaxd --no-overlay RSS: ${f(memStart)} MiB at start (0 attachments), ${f(memAfter)} MiB right after the runs, ${f(memIdle)} MiB 35 s later (idle workers stopped)${memLoaded !== null ? `, ${f(memLoaded)} MiB with ${attachments} attachments` : ''}`);
 console.log(problems.length ? `PROBLEMS:\n  ${problems.join('\n  ')}` : 'duplicate addresses: 0, leftovers: 0');
 server.kill('SIGTERM');
 process.exitCode = problems.length ? 1 : 0;

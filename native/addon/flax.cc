@@ -20,6 +20,7 @@
 #include <string>
 
 #include "cniserver.h"
+#include "nftables.h"
 
 #ifndef NS_GET_NSTYPE
 #define NS_GET_NSTYPE 0xb703
@@ -242,6 +243,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("pinNamespace", Napi::Function::New(env, PinNamespace, "pinNamespace"));
   exports.Set("gettid", Napi::Function::New(env, GetTid, "gettid"));
   InitCniServer(env, exports);
+  InitNftables(env, exports);
   Napi::Object c = Napi::Object::New(env);
   c.Set("CLONE_NEWNET", Napi::Number::New(env, CLONE_NEWNET));
   c.Set("CLONE_NEWNS", Napi::Number::New(env, CLONE_NEWNS));

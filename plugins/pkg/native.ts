@@ -55,6 +55,8 @@ export interface FlaxNative {
   gettid(): number;
   /** A listening unix socket at path with that mode (stale socket replaced; a live one is EADDRINUSE). */
   cniListen(path: string, mode: number): number;
+  /** `nft <args>` through libnftables on this thread (-j, -e, -f FILE, command words); throws when it cannot (no library, an unhandled option). */
+  nftRun(args: string[]): { code: number; stdout: string; stderr: string };
   /** Accepts on native threads; every request (or refused/malformed connection, with .error) goes to onRequest. */
   cniServe(listenFd: number, onRequest: (r: NativeCniRequest) => void): NativeCniServer;
   /** Stops accepting and closes the listening socket. */

@@ -36,6 +36,8 @@ export interface CniServerOptions {
   workers?: number;
   /** most workers at once (default 8); beyond, requests wait */
   maxWorkers?: number;
+  /** a worker beyond `workers` idle this long (ms, default 30000) is stopped: its memory goes back */
+  idleMs?: number;
   /** the script the workers load (default cni-worker.js beside the running executable) */
   workerFile?: string;
   log?: (msg: string) => void;
@@ -84,6 +86,8 @@ interface Slot {
   worker: Worker;
   ready: Promise<void>;
   job?: Job;
+  /** performance.now() when it last finished a job */
+  idleSince: number;
 }
 
 export async function startCniServer(opts: CniServerOptions = {}): Promise<CniServer> {
@@ -130,7 +134,7 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
   const spawn = (): Slot => {
     // loaded when used: node:worker_threads cannot be part of a V8 startup snapshot (flaxd's)
     const worker = new (process.getBuiltinModule('node:worker_threads').Worker)(workerFile, { workerData: { flaxCniWorker: true }, stdout: false, stderr: false });
-    const slot: Slot = { worker, ready: Promise.resolve() };
+    const slot: Slot = { worker, ready: Promise.resolve(), idleSince: performance.now() };
     slot.ready = new Promise((resolve, reject) => {
       worker.once('error', reject);
       worker.once('message', (m: { ready?: boolean }) => (m.ready ? resolve() : reject(new Error('worker did not start'))));
@@ -139,6 +143,7 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
       if (m.ready || !slot.job || slot.job.msg.id !== m.id) return;
       const job = slot.job;
       slot.job = undefined;
+      slot.idleSince = performance.now();
       if (m.deferred !== undefined) defer(job, m.deferred);
       else finish(job, m.stdout, m.stderr, m.exitCode);
       if (!m.stranded) pump();
@@ -218,12 +223,27 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
 
   mkdirSync(path.dirname(socket), { recursive: true, mode: 0o755 });
   const lock = lockSocket(socket);
-  for (let i = 0; i < Math.min(maxWorkers, Math.max(1, opts.workers ?? 2)); i++) spawn();
+  const minWorkers = Math.min(maxWorkers, Math.max(1, opts.workers ?? 2));
+  for (let i = 0; i < minWorkers; i++) spawn();
+  const idleMs = opts.idleMs ?? 30_000;
+  // workers a burst added go once idle (each holds its own V8 heap)
+  const trim = setInterval(() => {
+    const now = performance.now();
+    for (const s of [...slots]) {
+      if (slots.length <= minWorkers) break;
+      if (s.job || now - s.idleSince < idleMs) continue;
+      slots.splice(slots.indexOf(s), 1);
+      stats.workers = slots.length;
+      s.worker.terminate().catch(() => {});
+    }
+  }, Math.max(50, idleMs / 4));
+  trim.unref();
   let lfd: number;
   try {
     await Promise.all(slots.map((s) => s.ready));
     lfd = n.cniListen(socket, opts.mode ?? 0o600);
   } catch (e) {
+    clearInterval(trim);
     lock.release();
     await Promise.all(slots.map((s) => s.worker.terminate()));
     if (isErrno(e, 'EADDRINUSE')) throw new CniSocketBusyError(`${socket}: another CNI server answers on it`);
@@ -239,6 +259,7 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
     async close() {
       if (closing) return;
       closing = true;
+      clearInterval(trim);
       n.cniStop(handle);
       try {
         if (lstatSync(socket).ino === ino) unlinkSync(socket);

@@ -7,6 +7,7 @@
 import { accessSync, constants, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { spawnProcess } from '../invoke/exec';
+import { native } from '../native';
 
 export interface ExecResult {
   code: number;
@@ -47,7 +48,26 @@ export function iptablesIsNft(): boolean {
   }
 }
 
+/**
+ * `nft` through libnftables in this process (the addon's nftRun: same
+ * library, same output, no process; on the calling thread, so in its
+ * netns): undefined when the addon or the library is missing, an option is
+ * not handled, or FLAX_NFT_EXEC=1 — then the command runs.
+ */
+function nftInProcess(args: string[], input?: string): ExecResult | undefined {
+  if (input || process.env.FLAX_NFT_EXEC === '1') return undefined;
+  try {
+    return native().nftRun(args);
+  } catch {
+    return undefined;
+  }
+}
+
 export const spawnRunner: Runner = async (bin, args, input) => {
+  if (bin === 'nft') {
+    const r = nftInProcess(args, input);
+    if (r) return r;
+  }
   const exe = bin.startsWith('/') ? bin : findTool(bin);
   if (!exe) throw new Error(`${bin} not found (install Debian package ${bin === 'nft' ? 'nftables' : 'iptables'})`);
   const r = await spawnProcess([exe, ...args], { stdin: input ?? '' });
