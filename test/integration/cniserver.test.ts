@@ -118,6 +118,8 @@ describe('answers byte for byte as the standalone plugin', () => {
       const hostLinks = ipJson<{ ifname: string }[]>(host, ['link', 'show']).map((l) => l.ifname);
       expect(hostLinks).toContain('flaxsrv0');
       expect(ipJson<{ ifname: string }[]>(srvNs, ['link', 'show']).map((l) => l.ifname)).toEqual(['lo']);
+      // nor any firewall rule (nft runs in process, on the worker thread that entered the caller's netns)
+      expect(spawnSync('nsenter', [`--net=${srvNs}`, '--', 'nft', 'list', 'ruleset'], { encoding: 'utf8' }).stdout).toBe('');
     } finally {
       destroyTestNetns(pods);
     }
