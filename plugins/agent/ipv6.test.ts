@@ -25,6 +25,7 @@ import { peersFromLeases, planVxlan } from './vxlan/plan';
 import { emptyRuleset } from '../pkg/nft';
 import { thrownMessage } from './testing';
 import { bothFamilies } from './backend';
+import { leaseEtcdKey, parseLeaseKv } from './etcd-keys';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
 const clock = { now: () => T0 };
@@ -54,6 +55,13 @@ describe('IPv6 leases', () => {
       .toEqual({ publicIP: '0.0.0.0', publicIPv6: 'fd77::4', backendType: 'host-gw' });
     expect(leaseKey(lease('10.244.7.0/24', 'fc00:0:0:2a::/64', attrs(1)))).toBe('10.244.7.0-24&fc00:0:0:2a::-64');
     expect(leaseKey(lease('', 'fc00:0:0:2a::/64', attrs(1, false)))).toBe('0.0.0.0-0&fc00:0:0:2a::-64');
+  });
+
+  it('etcd: the IPv6-only key round-trips (flanneld writes no such key: its IPv6-only mode is kube only)', () => {
+    const key = leaseEtcdKey('/coreos.com/network', EMPTY_V4, parseCidr('fc00:0:0:2a::/64'));
+    expect(key).toBe('/coreos.com/network/subnets/0.0.0.0-0&fc00:0:0:2a::-64');
+    const p = parseLeaseKv('/coreos.com/network', { key: Buffer.from(key), value: Buffer.from(marshalLeaseAttrs(attrs(4, false))), lease: '7' });
+    expect(p.kind === 'lease' && [leaseKey({ subnet: p.subnet, ipv6Subnet: p.ipv6Subnet }), p.attrs.publicIPv6, p.reservation]).toEqual(['0.0.0.0-0&fc00:0:0:2a::-64', 'fd77::4', false]);
   });
 
   it('free IPv6 subnets: IPv6SubnetLen steps from IPv6SubnetMin, skipping the taken ones and ignoring leases without an IPv6 part', () => {
