@@ -147,7 +147,9 @@ export async function runAgent(o: AgentOptions, deps: AgentDeps): Promise<number
     h = deps.handle ?? openHandle();
     const fam = { v4: config.enableIPv4, v6: config.enableIPv6 };
     kube?.useFamilies(fam);
-    const ext = await lookupExtIface(h, o, fam);
+    // kube: our Node's node-public-ip(v6) annotations win over the flags, as in flanneld
+    const stored = kube && await kube.storedPublicIPs();
+    const ext = await lookupExtIface(h, stored ? { ...o, publicIp: stored.publicIp || o.publicIp, publicIpv6: stored.publicIpv6 || o.publicIpv6 } : o, fam);
     log.info(`${describeNetworks(config)}; external interface ${describeExt(ext)}`);
     store = deps.store ?? store ?? new FileLeaseStore({ dir: o.leaseDir, clock, relistMs: o.reconcileInterval * 1000, warn: (m) => log.warn(m) });
 

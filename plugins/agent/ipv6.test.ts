@@ -15,7 +15,8 @@ import { parseNetConfig } from './config';
 import { FakeLeaseStore } from './fake-store';
 import { parseFlags, UsageError } from './flags';
 import { ifaceAddrs, selectExtIface } from './iface';
-import { ANN, leaseAnnotations, nodePodCidr, nodeToLease } from './kube-store';
+import { ANN, leaseAnnotations, nodePodCidr, nodeToLease, openKubeLeaseStore } from './kube-store';
+import { FakeKubeApi } from './kube-fake-api';
 import { type Lease, type LeaseAttrs, acquireLease, isIPv6SubnetCompat, isSubnetCompat, leaseKey, marshalLeaseAttrs, SUBNET_TTL_MS, unmarshalLeaseAttrs, vxlanBackendData } from './lease';
 import { familyRules, iptChains, nftChains, nftRepair } from './rules';
 import { EMPTY_V4, formatNet, parseCidr } from './subnet';
@@ -310,5 +311,33 @@ describe('both families in one network', () => {
     expect(bothFamilies([net(1, 'ok', calls, 'v4'), net(1, 'none', calls, 'v6')]).apply).toBeUndefined();
     const one = net(1, 'ok', calls, 'v4');
     expect(bothFamilies([one])).toBe(one);
+  });
+});
+
+describe('kube store: node-public-ip(v6) inputs and public-ip(v6)-overwrite (fake API server)', () => {
+  const quiet = { error: () => {}, warn: () => {}, info: () => {}, debug: () => {} };
+
+  it("publishes the overwrite addresses, reads node-public-ip(v6) as our own, refuses a malformed one", async () => {
+    const api = new FakeKubeApi();
+    await api.start();
+    const store = await openKubeLeaseStore({ kubeconfigFile: api.kubeconfig(), nodeName: 'node-a', log: quiet });
+    try {
+      api.addNode({ metadata: { name: 'node-a', annotations: {
+        [ANN.publicIPv6Overwrite]: '2001:db8::99', [ANN.publicIPOverwrite]: '203.0.113.9', [ANN.nodePublicIPv6]: 'FD77::0:5', [ANN.nodePublicIP]: '192.168.0.5' } },
+      spec: { podCIDR: '10.244.7.0/24', podCIDRs: ['10.244.7.0/24', 'fc00:0:0:7::/64'] } });
+      store.useFamilies({ v4: true, v6: true });
+      expect(await store.storedPublicIPs()).toEqual({ publicIp: '192.168.0.5', publicIpv6: 'fd77::5' });
+      const own = await store.acquire(attrs(2));
+      expect(leaseKey(own)).toBe('10.244.7.0-24&fc00:0:0:7::-64');
+      const ann = api.nodes.get('node-a')!.metadata.annotations!;
+      expect([ann[ANN.publicIP], ann[ANN.publicIPv6]]).toEqual(['203.0.113.9', '2001:db8::99']);
+      // what peers read is the overwritten address
+      expect(nodeToLease(api.nodes.get('node-a')!, { v4: true, v6: true })!.attrs.publicIPv6).toBe('2001:db8::99');
+      api.nodes.get('node-a')!.metadata.annotations![ANN.nodePublicIPv6] = '10.0.0.1';
+      await expect(store.storedPublicIPs()).rejects.toThrow('node node-a: annotation flannel.alpha.coreos.com/node-public-ipv6 is not an IPv6 address: "10.0.0.1"');
+    } finally {
+      store.close();
+      await api.stop();
+    }
   });
 });

@@ -29,6 +29,12 @@ export const ANN = {
   publicIP: `${ANN_PREFIX}/public-ip`,
   publicIPv6: `${ANN_PREFIX}/public-ipv6`,
   backendV6Data: `${ANN_PREFIX}/backend-v6-data`,
+  /** inputs set by the cluster's operator: the address flaxd uses as its own (flanneld's GetStoredPublicIP) */
+  nodePublicIP: `${ANN_PREFIX}/node-public-ip`,
+  nodePublicIPv6: `${ANN_PREFIX}/node-public-ipv6`,
+  /** inputs: what to publish in public-ip(v6) instead of our address (NAT) */
+  publicIPOverwrite: `${ANN_PREFIX}/public-ip-overwrite`,
+  publicIPv6Overwrite: `${ANN_PREFIX}/public-ipv6-overwrite`,
 } as const;
 
 /** The part of a v1 Node the store reads. */
@@ -84,6 +90,14 @@ export function leaseAnnotations(a: LeaseAttrs): Record<string, string> {
   }
   ann[ANN.subnetManager] = 'true';
   return ann;
+}
+
+/** flanneld's public-ip-overwrite / public-ipv6-overwrite: a set one replaces the published address of its family. */
+export function withOverwrites(want: Record<string, string>, have: Record<string, string>): Record<string, string> {
+  const out = { ...want };
+  if (out[ANN.publicIP] !== undefined && have[ANN.publicIPOverwrite]) out[ANN.publicIP] = have[ANN.publicIPOverwrite];
+  if (out[ANN.publicIPv6] !== undefined && have[ANN.publicIPv6Overwrite]) out[ANN.publicIPv6] = have[ANN.publicIPv6Overwrite];
+  return out;
 }
 
 const annJson = (s: string | undefined): unknown => {
@@ -154,6 +168,27 @@ export class KubeLeaseStore {
     if (!opts.nodeName) throw new ConfigError('--kube-subnet-mgr needs the node name: --node-name or $NODE_NAME');
   }
 
+  /**
+   * Our Node's node-public-ip / node-public-ipv6 annotations (flanneld's
+   * GetStoredPublicIP): set, they replace --public-ip / --public-ipv6.
+   * One that is not an address of its family is a ConfigError.
+   */
+  async storedPublicIPs(): Promise<{ publicIp: string; publicIpv6: string }> {
+    const { nodeName } = this.opts;
+    let ann: Record<string, string>;
+    try {
+      ann = (await this.api.readNode(nodeName)).metadata?.annotations ?? {};
+    } catch (e) {
+      throw new ConfigError(`kube: cannot read node ${nodeName}: ${errText(e)}`);
+    }
+    const get = (key: string, v6: boolean): string => {
+      const v = ann[key] ?? '';
+      if (v && annIp(v, v6) === undefined) throw new ConfigError(`node ${nodeName}: annotation ${key} is not an IPv${v6 ? 6 : 4} address: ${JSON.stringify(v.slice(0, 64))}`);
+      return v && annIp(v, v6)!;
+    };
+    return { publicIp: get(ANN.nodePublicIP, false), publicIpv6: get(ANN.nodePublicIPv6, true) };
+  }
+
   /** The families of the network config (EnableIPv4, EnableIPv6): which pod CIDRs and annotations make a lease. */
   useFamilies(fam: Families): void {
     this.#fam = fam;
@@ -177,11 +212,12 @@ export class KubeLeaseStore {
     const ipv6Subnet = fam.v6 ? nodePodCidr(node, true) : undefined;
     if (!subnet) throw new ConfigError(`node ${nodeName}: pod cidr not assigned`);
     if (fam.v6 && !ipv6Subnet) throw new ConfigError(`node ${nodeName}: pod cidr not assigned (no IPv6 CIDR in spec.podCIDRs)`);
-    const want = leaseAnnotations(attrs);
     const have = node.metadata?.annotations ?? {};
+    const want = withOverwrites(leaseAnnotations(attrs), have);
     if (Object.entries(want).some(([k, v]) => have[k] !== v)) {
       await this.api.patchNode(nodeName, { metadata: { annotations: want } });
-      log.info(`node ${nodeName}: flannel annotations written (public-ip ${attrs.publicIP}, backend-type ${attrs.backendType})`);
+      const pub = [want[ANN.publicIP] && `public-ip ${want[ANN.publicIP]}`, want[ANN.publicIPv6] && `public-ipv6 ${want[ANN.publicIPv6]}`].filter(Boolean).join(', ');
+      log.info(`node ${nodeName}: flannel annotations written (${pub}, backend-type ${attrs.backendType})`);
     }
     await this.api.patchNodeStatus(nodeName, networkAvailablePatch(new Date()));
     const cidrs = [fam.v4 ? formatNet(subnet) : '', ipv6Subnet ? formatNet(ipv6Subnet) : ''].filter(Boolean).join(', ');
