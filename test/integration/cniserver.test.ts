@@ -6,13 +6,13 @@
  * (dist/bin/<plugin>.standalone) made in the same conditions.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestNetns, destroyTestNetns, ipJson } from '../helpers/netns';
+import { createTestNetns, destroyTestNetns, ipJson } from '../lib/netns';
 import { startServer, type RunningServer } from '../helpers/cniserver';
-import { cni, cniAsync, ours, requireBuilt, type CniCall, type CniOut } from '../e2e/lib/cni';
+import { cni, cniAsync, ours, requireBuilt, type CniCall, type CniOut } from '../lib/cni';
 
 const VERSIONS = ['0.1.0', '0.2.0', '0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'];
 const PLUGINS = ['bridge', 'host-local', 'loopback', 'flannel', 'portmap'];
@@ -272,6 +272,14 @@ describe('fallback and failures', () => {
     spawnSync('cp', ['-a', srv.socket, stale]); // a socket file nobody listens on
     expect(st(stale).stdout).toContain(`standalone plugins: ${stale} is stale (nobody listens on it)`);
     expect(JSON.parse(st(stale, '-o', 'json').stdout).cniCalls).toMatchObject({ servedBy: 'standalone', socket: stale });
+  });
+
+  it('a flaxd without CAP_SYS_ADMIN (could enter no caller\'s netns) starts no server: --no-overlay exits 1 saying so, no socket', () => {
+    const sock = path.join(tmp, 'nocap.sock');
+    const r = spawnSync('setpriv', ['--bounding-set', '-sys_admin', '--inh-caps', '-sys_admin', ours('flaxd'), '--no-overlay', '--cni-socket', sock, '--gc-interval', '0'], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/cannot enter network namespaces \(setns: Operation not permitted\): serving CNI calls needs CAP_SYS_ADMIN/);
+    expect(existsSync(sock)).toBe(false);
   });
 
   it('non-root callers: refused by the server (SO_PEERCRED); with the default 0600 socket they cannot connect and run the standalone plugin', async () => {

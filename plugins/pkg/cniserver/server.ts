@@ -13,7 +13,7 @@
  * The workers load `cni-worker.js` (scripts/cni-worker-bundle.mjs: worker.ts
  * and the plugins) from beside the executable that runs the server.
  */
-import { closeSync, ftruncateSync, lstatSync, mkdirSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, ftruncateSync, lstatSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { CniError, ErrCode } from '../cni/errors';
@@ -120,14 +120,14 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
     } catch { /* an observer never fails a call */ }
   };
 
-  const deferredPaths = new Set<string>();
-  const defer = (job: Job, p: string) => {
+  const deferredWhy = new Set<string>();
+  const defer = (job: Job, why: string) => {
     n.cniReply(job.req.conn, Buffer.alloc(0), Buffer.alloc(0), RUN_STANDALONE);
     for (const fd of job.req.fds) closeQuietly(fd);
     stats.deferred++;
-    if (deferredPaths.size < 100 && !deferredPaths.has(p)) {
-      deferredPaths.add(p);
-      log(`cni server: a caller (pid ${job.req.pid}) sees ${p} otherwise than this server (another mount namespace): its calls using it run the standalone plugin`);
+    if (deferredWhy.size < 100 && !deferredWhy.has(why)) {
+      deferredWhy.add(why);
+      log(`cni server: ${why}: such calls run the standalone plugin (pid ${job.req.pid} was the first)`);
     }
   };
 
@@ -221,6 +221,7 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
     pump();
   };
 
+  canEnterNetns(n);
   mkdirSync(path.dirname(socket), { recursive: true, mode: 0o755 });
   const lock = lockSocket(socket);
   const minWorkers = Math.min(maxWorkers, Math.max(1, opts.workers ?? 2));
@@ -269,6 +270,22 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
       lock.release();
     },
   };
+}
+
+/**
+ * A server that cannot setns (no CAP_SYS_ADMIN, e.g. a container with only
+ * NET_ADMIN) could serve no call: it does not start. Re-entering the
+ * thread's own netns needs the same capability and changes nothing.
+ */
+function canEnterNetns(n: ReturnType<typeof native>): void {
+  const fd = openSync(`/proc/${process.pid}/task/${n.gettid()}/ns/net`, 'r');
+  try {
+    n.setns(fd, n.constants.CLONE_NEWNET);
+  } catch (e) {
+    throw new Error(`cannot enter network namespaces (${(e as Error).message}): serving CNI calls needs CAP_SYS_ADMIN`);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**

@@ -47,7 +47,7 @@ export interface WorkerReply {
   exitCode: number;
   /** the thread could not return to the server's netns: it exits after this */
   stranded?: boolean;
-  /** handed back (exitCode RUN_STANDALONE): the path the caller sees otherwise */
+  /** handed back (exitCode RUN_STANDALONE), having done nothing: why */
   deferred?: string;
 }
 
@@ -90,21 +90,22 @@ function startWorker(): void {
   const own = openSync(`/proc/${process.pid}/task/${n.gettid()}/ns/net`, 'r');
   const realWrite = process.stderr.write.bind(process.stderr);
   const serverEnv = { ...process.env } as Record<string, string>;
+  const defer = (id: number, why: string) => port.postMessage({ id, stdout: '', stderr: '', exitCode: RUN_STANDALONE, deferred: why } satisfies WorkerReply);
   port.on('message', async (m: WorkerRequest) => {
     const env = envObject(m.env);
     if (m.rootFd !== undefined && env.CNI_COMMAND && env.CNI_COMMAND !== 'VERSION') {
-      const deferred = viewDifference(m.rootFd, pathsOfCall(env, m.stdin));
-      if (deferred) {
-        port.postMessage({ id: m.id, stdout: '', stderr: '', exitCode: RUN_STANDALONE, deferred } satisfies WorkerReply);
-        return;
-      }
+      const p = viewDifference(m.rootFd, pathsOfCall(env, m.stdin));
+      if (p) return defer(m.id, `a caller sees ${p} otherwise than this server (another mount namespace)`);
+    }
+    try {
+      n.setns(m.hostFd, n.constants.CLONE_NEWNET);
+    } catch (e) {
+      // nothing happened yet: the standalone plugin can do it (e.g. a server without CAP_SYS_ADMIN)
+      return defer(m.id, `cannot enter a caller's network namespace (${(e as Error).message})`);
     }
     let captured = '';
     let res: Response & { stderr?: string };
-    let entered = false;
     try {
-      n.setns(m.hostFd, n.constants.CLONE_NEWNET);
-      entered = true;
       replaceEnv(env);
       process.stderr.write = ((chunk: string | Uint8Array) => {
         captured += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
@@ -112,8 +113,7 @@ function startWorker(): void {
       }) as typeof process.stderr.write;
       res = await run(m, env);
     } catch (e) {
-      const msg = entered ? (e as Error).message : `flax CNI server: cannot enter the caller's network namespace: ${(e as Error).message}`;
-      res = errorResponse(new CniError(ErrCode.Internal, msg), Buffer.from(m.stdin));
+      res = errorResponse(new CniError(ErrCode.Internal, (e as Error).message), Buffer.from(m.stdin));
     } finally {
       process.stderr.write = realWrite;
       clearNetnsAliases();
