@@ -151,7 +151,7 @@ export async function runAgent(o: AgentOptions, deps: AgentDeps): Promise<number
     const stored = kube && await kube.storedPublicIPs();
     const ext = await lookupExtIface(h, stored ? { ...o, publicIp: stored.publicIp || o.publicIp, publicIpv6: stored.publicIpv6 || o.publicIpv6 } : o, fam);
     log.info(`${describeNetworks(config)}; external interface ${describeExt(ext)}`);
-    store = deps.store ?? store ?? new FileLeaseStore({ dir: o.leaseDir, clock, relistMs: o.reconcileInterval * 1000, warn: (m) => log.warn(m) });
+    store = deps.store ?? store ?? new FileLeaseStore({ dir: o.leaseDir, clock, relistMs: 0 /* the loop re-lists every interval */, warn: (m) => log.warn(m) });
 
     const { attrs, mtu, network: backendNetwork } = await setupBackend({ h, config, ext, store, log });
     const prevSubnet = readSubnetFileCidr(o.subnetFile, 'FLANNEL_SUBNET');

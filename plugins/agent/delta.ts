@@ -32,14 +32,17 @@ function pairs<T>(changes: readonly LeaseEvent[], toPeer: (l: Lease) => T | unde
 const count = (ps: Array<{ now?: unknown; old?: unknown }>): number => ps.reduce((n, p) => n + (p.now ? 1 : 0) - (p.old ? 1 : 0), 0);
 
 export function planVxlanDelta(changes: readonly LeaseEvent[], current: readonly Lease[], network: IPNet): Delta<Plan> {
-  const want = peersFromLeases(current, network).peers;
-  const wantRoute = new Set(want.map((p) => p.subnet));
-  const wantMac = new Set(want.map((p) => p.vtepMAC));
-  const wantNeigh = new Set(want.map((p) => p.gateway));
   const ps = pairs<VxlanPeer>(changes, (l) => peersFromLeases([l], network).peers[0]);
   const removals: Action[] = [];
+  // what every current peer holds: read only when something is to be removed (a new peer costs O(1), not O(peers))
+  let want: { route: Set<string>; mac: Set<string>; neigh: Set<string> } | undefined;
   for (const { old } of ps) {
     if (!old) continue;
+    const all = (want ??= (() => {
+      const w = peersFromLeases(current, network).peers;
+      return { route: new Set(w.map((p) => p.subnet)), mac: new Set(w.map((p) => p.vtepMAC)), neigh: new Set(w.map((p) => p.gateway)) };
+    })());
+    const [wantRoute, wantMac, wantNeigh] = [all.route, all.mac, all.neigh];
     if (!wantRoute.has(old.subnet)) removals.push({ op: 'routeDel', dst: old.subnet, gw: old.gateway });
     if (!wantMac.has(old.vtepMAC)) removals.push({ op: 'fdbDel', mac: old.vtepMAC, dst: old.publicIP });
     if (!wantNeigh.has(old.gateway)) removals.push({ op: 'neighDel', ip: old.gateway });
@@ -52,10 +55,12 @@ export function planVxlanDelta(changes: readonly LeaseEvent[], current: readonly
 
 export function planRoutesDelta(changes: readonly LeaseEvent[], current: readonly Lease[], network: IPNet, prefixes: readonly IPNet[]): Delta<RouteAction[]> {
   const toPeer = (ls: readonly Lease[]) => hostGwPeers(ls, network, prefixes, '').peers;
-  const wantRoute = new Set(toPeer(current).map((p) => p.subnet));
   const ps = pairs(changes, (l) => toPeer([l])[0]);
   const plan: RouteAction[] = [];
-  for (const { old } of ps) if (old && !wantRoute.has(old.subnet)) plan.push({ op: 'routeDel', dst: old.subnet, gw: old.gw });
+  let wantRoute: Set<string> | undefined;
+  for (const { old } of ps) {
+    if (old && !(wantRoute ??= new Set(toPeer(current).map((p) => p.subnet))).has(old.subnet)) plan.push({ op: 'routeDel', dst: old.subnet, gw: old.gw });
+  }
   for (const { now } of ps) if (now) plan.push({ op: 'routeReplace', dst: now.subnet, gw: now.gw });
   return { plan, peers: count(ps) };
 }

@@ -116,6 +116,30 @@ describe('FileLeaseStore', () => {
     }
   });
 
+  it('list() reads a file again only when it changed (a rewrite, an edit in place), and never hands out its cached leases', async () => {
+    const { s, dir } = store();
+    await s.create(sn, undefined, attrs('192.168.0.7'), SUBNET_TTL_MS);
+    const [a] = await s.list();
+    a.attrs = attrs('10.9.9.9'); // a caller's change to what it got
+    expect((await s.list())[0].attrs.publicIP).toBe('192.168.0.7');
+    await s.update(sn, undefined, attrs('192.168.0.8'), SUBNET_TTL_MS);
+    expect((await s.list())[0].attrs.publicIP).toBe('192.168.0.8');
+    const file = path.join(dir, 'subnets/10.244.1.0-24.json');
+    fs.writeFileSync(file, fs.readFileSync(file, 'utf8').replace('192.168.0.8', '192.168.0.99'));
+    expect((await s.list())[0].attrs.publicIP).toBe('192.168.0.99');
+    fs.rmSync(file);
+    expect(await s.list()).toEqual([]);
+  });
+
+  it('relistMs 0: no periodic re-list (the agent loop re-lists itself)', async () => {
+    const s = new FileLeaseStore({ dir: path.join(root, `s${++n}`), clock: { now: () => T0 }, relistMs: 0 });
+    let fired = 0;
+    const w = s.watch(() => { fired++; });
+    await new Promise((r) => setTimeout(r, 100));
+    w.close();
+    expect(fired).toBe(0);
+  });
+
   it('re-lists periodically as a backstop', async () => {
     const dir = path.join(root, `s${++n}`);
     const s = new FileLeaseStore({ dir, clock: { now: () => T0 }, relistMs: 30 });

@@ -27,7 +27,7 @@ const SUFFIX = '.json';
 export interface FileStoreOptions {
   dir: string;
   clock: Clock;
-  /** backstop re-list period for watch() (ms) */
+  /** backstop re-list period for watch() (ms); 0 = none (flaxd's loop re-lists every reconcile interval itself) */
   relistMs: number;
   /** a malformed lease file (skipped) */
   warn?: (msg: string) => void;
@@ -59,6 +59,8 @@ export class FileLeaseStore {
   readonly subnetsDir: string;
   readonly #lockPath: string;
   #closers = new Set<() => void>();
+  /** list(): each file's lease by name, valid while its inode, size and mtime are unchanged (writes are renames: a new inode) */
+  #cache = new Map<string, { id: string; lease: Lease | null }>();
 
   constructor(readonly opts: FileStoreOptions) {
     this.subnetsDir = path.join(opts.dir, 'subnets');
@@ -106,9 +108,23 @@ export class FileLeaseStore {
     return exp;
   }
 
+  /** Every live lease; a file unchanged since the last list is not read again (a thousand leases: a stat each). */
   async list(): Promise<Lease[]> {
     const names = fs.readdirSync(this.subnetsDir).filter((n) => n.endsWith(SUFFIX) && !n.startsWith('.'));
-    return names.map((n) => this.#readOne(n)).filter((l) => this.#alive(l));
+    const cache = new Map<string, { id: string; lease: Lease | null }>();
+    for (const n of names) {
+      let id: string;
+      try {
+        const st = fs.statSync(path.join(this.subnetsDir, n), { bigint: true });
+        id = `${st.ino}:${st.size}:${st.mtimeNs}`;
+      } catch {
+        continue; // removed meanwhile
+      }
+      const hit = this.#cache.get(n);
+      cache.set(n, hit && hit.id === id ? hit : { id, lease: this.#readOne(n) });
+    }
+    this.#cache = cache;
+    return [...cache.values()].map((c) => c.lease).filter((l) => this.#alive(l)).map((l) => ({ ...l }));
   }
 
   async create(sn: IPNet, sn6: IPNet | undefined, attrs: LeaseAttrs, ttlMs: number): Promise<number | null> {
@@ -174,8 +190,8 @@ export class FileLeaseStore {
     } catch (e) {
       this.opts.warn?.(`cannot watch ${this.subnetsDir}: ${(e as Error).message}; relying on the periodic re-list`);
     }
-    const timer = setInterval(onChange, this.opts.relistMs);
-    timer.unref();
+    const timer = this.opts.relistMs > 0 ? setInterval(onChange, this.opts.relistMs) : undefined;
+    timer?.unref();
     const close = () => {
       clearInterval(timer);
       if (pending) clearImmediate(pending);

@@ -111,10 +111,11 @@ export class AgentLoop {
 
   /** A full reconcile with the peers we know (no re-list). */
   async #reconcile(why: string): Promise<ReconcileResult> {
+    const t0 = performance.now();
     const r = await this.p.net.reconcile(this.#watcher.leases);
     this.#last = { ...r };
     this.p.observer?.reconciled(r);
-    this.p.log.debug(`reconcile (${why}): ${r.peers} peers, ${r.repairs} changes, ${r.failures} failures`);
+    this.p.log.debug(`reconcile (${why}): ${r.peers} peers, ${r.repairs} changes, ${r.failures} failures in ${Math.round(performance.now() - t0)} ms`);
     return r;
   }
 
@@ -129,6 +130,7 @@ export class AgentLoop {
     if (!changes.length) return;
     this.#logPeers(changes);
     let r: ApplyResult | null = null;
+    const t0 = performance.now();
     if (net.apply) {
       try {
         r = await net.apply(changes, this.#watcher.leases);
@@ -141,7 +143,7 @@ export class AgentLoop {
       last.peers += r.peers;
       last.routes += r.routes;
       observer?.reconciled({ deviceCreated: false, peers: last.peers, routes: last.routes, repairs: r.repairs, failures: 0 });
-      log.debug(`applied ${changes.length} peer changes: ${r.repairs} kernel changes`);
+      log.debug(`applied ${changes.length} peer changes: ${r.repairs} kernel changes in ${Math.round(performance.now() - t0)} ms`);
       return;
     }
     await this.#reconcile(r ? `${r.failures} of ${changes.length} peer changes failed` : 'peer changes');
