@@ -149,7 +149,7 @@ async function buildTimingBridge() {
   const dir = path.join(tmp, 'timing');
   mkdirSync(dir);
   await build({
-    entryPoints: [path.join(root, 'test/e2e/lib/timing-bridge.ts')], outfile: path.join(dir, 'bridge'), bundle: true, platform: 'node',
+    entryPoints: [path.join(root, 'test/lib/bins/timing-bridge.ts')], outfile: path.join(dir, 'bridge'), bundle: true, platform: 'node',
     target: 'node20', format: 'cjs', minifySyntax: true, logLevel: 'warning',
     banner: { js: ['#!/usr/bin/env node', 'var __imu=require("url").pathToFileURL(__filename).href;', 'var __flaxDir=__dirname;',
       'function __flaxLoadAddon(n){var m={exports:{}};process.dlopen(m,require("path").join(__dirname,n));return m.exports;}'].join('\n') },

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs integration test files with every dist/bin/<plugin> call answered by
 // the resident CNI server (issue 15) instead of the standalone plugins:
-// `flaxd --no-overlay` runs in a throwaway netns on a socket in a temp dir; the tests' CNI runner (test/e2e/lib/cni.ts) passes
+// `flaxd --no-overlay` runs in a throwaway netns on a socket in a temp dir; the tests' CNI runner (test/lib/cni.ts) passes
 // FLAX_CNI_SOCKET to the client. Fails if no call reached the server.
 //
 //   node scripts/test-server-mode.mjs [test files…]   (default: the plugin suites;

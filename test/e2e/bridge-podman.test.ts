@@ -1,6 +1,6 @@
 /**
  * bridge-focused podman e2e (the general runtime suite is podman.test.ts /
- * containerd.test.ts with helpers.ts). podman 4.3 (CNI backend, runc) driving our bridge + host-local + loopback
+ * containerd.test.ts with test/lib/e2e.ts). podman 4.3 (CNI backend, runc) driving our bridge + host-local + loopback
  * + portmap (firewall, tuning from /usr/lib/cni). Everything podman needs
  * lives in a scratch dir (CONTAINERS_CONF, --root/--runroot, network config
  * dir, plugin dir); what it creates in the root netns (bridge flaxe2e0,
@@ -12,11 +12,11 @@ import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DIST_BIN, REF_BIN, requireBuilt } from './lib/cni';
-import { acquireE2eLock } from './helpers';
+import { DIST_BIN, REF_BIN, requireBuilt } from '../lib/cni';
+import { acquireE2eLock } from '../lib/e2e';
 import {
   type HostSnapshot, buildRootfsTar, iptRulesMentioning, masqRulesMentioning, missingTools, restoreHost, snapshotHost, vethsOf,
-} from './lib/host';
+} from '../lib/host';
 
 const NET = 'flaxe2e';
 const BRIDGE = 'flaxe2e0';
@@ -54,7 +54,7 @@ function httpGet(url: string): Promise<string> {
 describe.skipIf(missing.length > 0 || process.getuid?.() !== 0)(`podman (CNI backend) with flax plugins${missing.length ? ` — missing ${missing.join(' ')}` : ''}`, () => {
   beforeAll(async () => {
     requireBuilt('bridge', 'host-local', 'loopback', 'portmap');
-    // the e2e suites share the root netns: one at a time (test/e2e/helpers.ts)
+    // the e2e suites share the root netns: one at a time (test/lib/e2e.ts)
     lock = await acquireE2eLock();
     snap = snapshotHost();
     dir = mkdtempSync(path.join(tmpdir(), 'flax-e2e-podman-'));

@@ -30,7 +30,7 @@ import {
   CniStateSnapshot, FirewallSnapshot, type PluginSet, acquireE2eLock, buildBusyboxRootfs, cacheFiles, chainSpan, deleteLink,
   failedCalls, firewallMentions, formatTrace, linkNames, makePluginDir, missingPrereq, readSysctl, readTrace, removeScratch, reservations,
   run, scratchDir, sleep, restoreRunState, waitFor,
-} from './helpers';
+} from '../lib/e2e';
 
 const NS = 'flaxe2e';
 const NET = 'flaxe2e-ctr';

@@ -21,9 +21,9 @@ import { existsSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { acquireE2eLock, missingPrereq, podmanStorageArgs, removeScratch, run, scratchDir, writePodmanConf } from './helpers';
-import { createTestNetns, destroyTestNetns, execIn } from '../helpers/netns';
-import { ensurePackage, PKG, ROOT } from '../helpers/pkg';
+import { acquireE2eLock, missingPrereq, podmanStorageArgs, removeScratch, run, scratchDir, writePodmanConf } from '../lib/e2e';
+import { createTestNetns, destroyTestNetns, execIn } from '../lib/netns';
+import { ensurePackage, PKG, ROOT } from '../lib/pkg';
 import pkg from '../../package.json';
 
 const skipReason = missingPrereq(['podman', 'runc', 'conmon', 'flock', 'buildah']);

@@ -45,7 +45,7 @@
  *
  * Dedicated names (network flaxe2e-pl, bridge flaxe2e-pl0, 10.231.179.0/24,
  * host port 27879), the machine-wide lock, scratch dirs, firewall / CNI
- * state snapshots: see helpers.ts.
+ * state snapshots: see test/lib/e2e.ts.
  */
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -54,7 +54,7 @@ import {
   CNI_STATE, CniStateSnapshot, FirewallSnapshot, type PluginDir, type PluginSet, type TraceEntry, acquireE2eLock, cacheFileOf, copyFlaxCli,
   deleteLink, failedCalls, firewallMentions, formatTrace, importBusyboxImage, keyShape, linkExists, linkNames, makePluginDir,
   missingPrereq, podmanStorageArgs, readSysctl, readTrace, removeScratch, reservations, run, scratchDir, restoreRunState, writePodmanConf,
-} from './helpers';
+} from '../lib/e2e';
 import { CniConfig, goMarshal, listAttachments, loadConfList, marshalCache, readCache, unmarshalCache, writeCache } from '../../plugins/pkg/invoke/index';
 
 const NET = 'flaxe2e-pl';

@@ -22,7 +22,7 @@ import {
   CniStateSnapshot, FirewallSnapshot, type PluginDir, type PluginSet, ROOT, acquireE2eLock, cacheFiles, chainSpan,
   deleteLink, failedCalls, firewallMentions, formatTrace, keyShape, linkNames, makePluginDir, missingPrereq, readSysctl, readTrace,
   importBusyboxImage, podmanStorageArgs, redact, removeScratch, writePodmanConf, reservations, run, scratchDir, restoreRunState, waitFor,
-} from './helpers';
+} from '../lib/e2e';
 
 const NET = 'flaxe2e-pm';
 const BRIDGE = 'flaxe2e-pm0';

@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   DIST_BIN, acquireE2eLock, copyFlaxCli, firewallText, importBusyboxImage, linkNames, missingPrereq, podmanStorageArgs,
   removeScratch, run, scratchDir, waitFor, writePodmanConf,
-} from './helpers';
+} from '../lib/e2e';
 
 const NAME = `flaxe2e-sb-${process.pid}`;
 const SB_ROOT = '/run/flax/sandboxes';

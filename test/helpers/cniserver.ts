@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ours } from '../e2e/lib/cni';
+import { ours } from '../lib/cni';
 
 export interface RunningServer {
   proc: ChildProcess;

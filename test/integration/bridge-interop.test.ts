@@ -8,9 +8,9 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
-import { netnsTest } from '../helpers/netns';
-import { cni, ours, requireBuilt, theirs, type CniCall } from '../e2e/lib/cni';
-import { netnsState, ping, podView, reservations } from '../e2e/lib/state';
+import { netnsTest } from '../lib/netns';
+import { cni, ours, requireBuilt, theirs, type CniCall } from '../lib/cni';
+import { netnsState, ping, podView, reservations } from '../lib/state';
 
 const HAVE_REF = existsSync(theirs('bridge')) && existsSync(theirs('host-local'));
 let root: string;

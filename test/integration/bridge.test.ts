@@ -7,10 +7,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, vi } from 'vitest';
-import { createTestNetns, destroyTestNetns, netnsTest } from '../helpers/netns';
-import { cni, cniAsync, ipj, ours, requireBuilt, sh, type CniCall } from '../e2e/lib/cni';
-import { linkDetail, netnsState, nftRuleset, ping, podView, reservations } from '../e2e/lib/state';
-import { buildTestBin } from '../e2e/lib/build-test-bin';
+import { createTestNetns, destroyTestNetns, netnsTest } from '../lib/netns';
+import { cni, cniAsync, ipj, ours, requireBuilt, sh, type CniCall } from '../lib/cni';
+import { linkDetail, netnsState, nftRuleset, ping, podView, reservations } from '../lib/state';
+import { buildTestBin } from '../lib/build-test-bin';
 
 const BIN = ours('bridge');
 const VERSIONS = ['0.1.0', '0.2.0', '0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'];
@@ -20,7 +20,7 @@ let faulty: string;
 beforeAll(async () => {
   requireBuilt('bridge', 'host-local');
   dataRoot = mkdtempSync(path.join(tmpdir(), 'flax-br-'));
-  faulty = await buildTestBin('test/e2e/lib/faulty-bridge.ts', 'bridge');
+  faulty = await buildTestBin('test/lib/bins/faulty-bridge.ts', 'bridge');
 }, 120_000);
 afterAll(() => {
   rmSync(dataRoot, { recursive: true, force: true });

@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createTestNetns, destroyTestNetns, ipJson, uniqueName, withTestNetns } from '../helpers/netns';
+import { createTestNetns, destroyTestNetns, ipJson, uniqueName, withTestNetns } from '../lib/netns';
 
 const root = path.resolve(__dirname, '../..');
 const flax = process.env.FLAX_BIN ?? path.join(root, 'dist/bin/flax');

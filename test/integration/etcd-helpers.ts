@@ -13,8 +13,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { openHandleAt } from '../../plugins/pkg/netlink';
 import { openNetns } from '../../plugins/pkg/ns';
-import { createTestNetns, destroyTestNetns } from '../helpers/netns';
-import { requireBuilt } from '../e2e/lib/cni';
+import { createTestNetns, destroyTestNetns } from '../lib/netns';
+import { requireBuilt } from '../lib/cni';
 import { type Cluster, type Node, waitFor } from './flaxd-helpers';
 
 export const ETCD_IP = '192.168.77.5';

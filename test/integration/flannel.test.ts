@@ -8,9 +8,9 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
-import { createTestNetns, destroyTestNetns, netnsTest } from '../helpers/netns';
-import { REF_BIN, cni, ours, requireBuilt, type CniCall } from '../e2e/lib/cni';
-import { linkDetail, netnsState, ping, podView, reservations } from '../e2e/lib/state';
+import { createTestNetns, destroyTestNetns, netnsTest } from '../lib/netns';
+import { REF_BIN, cni, ours, requireBuilt, type CniCall } from '../lib/cni';
+import { linkDetail, netnsState, ping, podView, reservations } from '../lib/state';
 
 const BIN = ours('flannel');
 let tmp: string;

@@ -9,8 +9,8 @@
 import { existsSync, mkdtempSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestNetns, destroyTestNetns, execIn } from '../helpers/netns';
-import { cni, ours, requireBuilt } from '../e2e/lib/cni';
+import { createTestNetns, destroyTestNetns, execIn } from '../lib/netns';
+import { cni, ours, requireBuilt } from '../lib/cni';
 import { Cluster, waitFor } from './flaxd-helpers';
 
 const cl = new Cluster();

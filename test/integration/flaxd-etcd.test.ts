@@ -18,7 +18,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execIn } from '../helpers/netns';
+import { execIn } from '../lib/netns';
 import { ETCD_IP, ETCD_URL, EtcdServer, setUpEtcdCluster, tearDownEtcdCluster } from './etcd-helpers';
 import { Cluster, peerEntries, peerState as peerStateOf, type Node, pingFrom, vxlanView, waitFor } from './flaxd-helpers';
 

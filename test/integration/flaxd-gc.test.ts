@@ -13,9 +13,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestNetns, destroyTestNetns, execIn } from '../helpers/netns';
-import { DIST_BIN, requireBuilt } from '../e2e/lib/cni';
-import { reservations } from '../e2e/lib/state';
+import { createTestNetns, destroyTestNetns, execIn } from '../lib/netns';
+import { DIST_BIN, requireBuilt } from '../lib/cni';
+import { reservations } from '../lib/state';
 import { Cluster, pingFrom, waitFor } from './flaxd-helpers';
 
 const NET = 'cbr0';

@@ -8,8 +8,8 @@
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execIn } from '../helpers/netns';
-import { requireBuilt } from '../e2e/lib/cni';
+import { execIn } from '../lib/netns';
+import { requireBuilt } from '../lib/cni';
 import { Cluster, waitFor } from './flaxd-helpers';
 
 const cl = new Cluster();

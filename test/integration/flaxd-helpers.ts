@@ -15,8 +15,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { openHandleAt } from '../../plugins/pkg/netlink';
 import { openNetns, writeSysctl } from '../../plugins/pkg/ns';
-import { createTestNetns, destroyTestNetns, execIn } from '../helpers/netns';
-import { ours } from '../e2e/lib/cni';
+import { createTestNetns, destroyTestNetns, execIn } from '../lib/netns';
+import { ours } from '../lib/cni';
 
 export const FLAXD = ours('flaxd');
 export const NETWORK = '10.244.0.0/16';

@@ -12,8 +12,8 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execIn, ipJson } from '../helpers/netns';
-import { requireBuilt } from '../e2e/lib/cni';
+import { execIn, ipJson } from '../lib/netns';
+import { requireBuilt } from '../lib/cni';
 import { Cluster, NETWORK, type Node, pingFrom, vxlanView, waitFor } from './flaxd-helpers';
 
 const extRoutes = (n: Node) => ipJson<any[]>(n.ns, ['route', 'show', 'dev', 'eth0'])

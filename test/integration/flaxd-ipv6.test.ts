@@ -39,8 +39,8 @@ import { openHandleAt } from '../../plugins/pkg/netlink';
 import { withNetns, writeSysctl } from '../../plugins/pkg/ns';
 import { FakeKubeApi } from '../../plugins/agent/kube-fake-api';
 import { ANN } from '../../plugins/agent/kube-store';
-import { createTestNetns, destroyTestNetns, execIn, ipJson } from '../helpers/netns';
-import { DIST_BIN, requireBuilt } from '../e2e/lib/cni';
+import { createTestNetns, destroyTestNetns, execIn, ipJson } from '../lib/netns';
+import { DIST_BIN, requireBuilt } from '../lib/cni';
 import { Cluster, NETWORK, type Node, pingFrom, sourceSeen, waitFor } from './flaxd-helpers';
 import { ETCD_URL, EtcdServer, requireEtcd, tearDownEtcdCluster } from './etcd-helpers';
 

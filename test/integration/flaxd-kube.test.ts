@@ -15,7 +15,7 @@ import { openHandleAt } from '../../plugins/pkg/netlink';
 import { withNetns } from '../../plugins/pkg/ns';
 import { FakeKubeApi } from '../../plugins/agent/kube-fake-api';
 import { ANN } from '../../plugins/agent/kube-store';
-import { requireBuilt } from '../e2e/lib/cni';
+import { requireBuilt } from '../lib/cni';
 import { Cluster, type Node, peerEntries, peerState, pingFrom, vxlanView, waitFor } from './flaxd-helpers';
 
 const API_IP = '192.168.77.5';

@@ -9,8 +9,8 @@
  * reconcile; a restart rebuilds nothing and duplicates nothing.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execIn } from '../helpers/netns';
-import { requireBuilt } from '../e2e/lib/cni';
+import { execIn } from '../lib/netns';
+import { requireBuilt } from '../lib/cni';
 import { Cluster, NETWORK, sourceSeen, vxlanView, waitFor } from './flaxd-helpers';
 
 const ipt = (ns: string, table: string) => execIn(ns, 'iptables', ['-w', '-t', table, '-S']).split('\n').filter((l) => /FLANNEL|flanneld/.test(l));

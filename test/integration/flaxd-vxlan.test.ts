@@ -11,9 +11,9 @@
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execIn } from '../helpers/netns';
+import { execIn } from '../lib/netns';
 import { spawnSync } from 'node:child_process';
-import { requireBuilt } from '../e2e/lib/cni';
+import { requireBuilt } from '../lib/cni';
 import { Cluster, peerEntries, peerState as peerStateOf, FLAXD, type Node, pingFrom, vxlanView, waitFor } from './flaxd-helpers';
 
 const cl = new Cluster();

@@ -11,9 +11,9 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSyn
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createTestNetns, destroyTestNetns } from '../helpers/netns';
-import { DIST_BIN, requireBuilt } from '../e2e/lib/cni';
-import { netnsState, nftRuleset, reservations } from '../e2e/lib/state';
+import { createTestNetns, destroyTestNetns } from '../lib/netns';
+import { DIST_BIN, requireBuilt } from '../lib/cni';
+import { netnsState, nftRuleset, reservations } from '../lib/state';
 
 const flax = path.join(DIST_BIN, 'flax');
 const NET = 'gcfl';

@@ -10,9 +10,9 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createTestNetns, destroyTestNetns } from '../helpers/netns';
-import { DIST_BIN } from '../e2e/lib/cni';
-import { netnsState, reservations } from '../e2e/lib/state';
+import { createTestNetns, destroyTestNetns } from '../lib/netns';
+import { DIST_BIN } from '../lib/cni';
+import { netnsState, reservations } from '../lib/state';
 
 const flax = path.join(DIST_BIN, 'flax');
 const ready = process.getuid?.() === 0 && ['flax', 'nsexec', 'pause', 'bridge', 'loopback', 'host-local'].every((b) => existsSync(path.join(DIST_BIN, b)));

@@ -10,9 +10,9 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync }
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createTestNetns, destroyTestNetns } from '../helpers/netns';
-import { DIST_BIN, REF_BIN, requireBuilt } from '../e2e/lib/cni';
-import { netnsState, reservations } from '../e2e/lib/state';
+import { createTestNetns, destroyTestNetns } from '../lib/netns';
+import { DIST_BIN, REF_BIN, requireBuilt } from '../lib/cni';
+import { netnsState, reservations } from '../lib/state';
 
 const flax = path.join(DIST_BIN, 'flax');
 

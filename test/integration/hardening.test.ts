@@ -8,10 +8,10 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
-import { createTestNetns, destroyTestNetns, netnsTest } from '../helpers/netns';
-import { cni, cniAsync, ours, requireBuilt, sh, type CniCall } from '../e2e/lib/cni';
-import { linkDetail, netnsState, ping, reservations } from '../e2e/lib/state';
-import { buildTestBin } from '../e2e/lib/build-test-bin';
+import { createTestNetns, destroyTestNetns, netnsTest } from '../lib/netns';
+import { cni, cniAsync, ours, requireBuilt, sh, type CniCall } from '../lib/cni';
+import { linkDetail, netnsState, ping, reservations } from '../lib/state';
+import { buildTestBin } from '../lib/build-test-bin';
 
 const BRIDGE = ours('bridge');
 const HOST_LOCAL = ours('host-local');
@@ -21,7 +21,7 @@ let crashy: string;
 beforeAll(async () => {
   requireBuilt('bridge', 'host-local');
   dataRoot = mkdtempSync(path.join(tmpdir(), 'flax-hard-'));
-  crashy = await buildTestBin('test/e2e/lib/crashy-host-local.ts', 'host-local');
+  crashy = await buildTestBin('test/lib/bins/crashy-host-local.ts', 'host-local');
 }, 120_000);
 afterAll(() => {
   rmSync(dataRoot, { recursive: true, force: true });

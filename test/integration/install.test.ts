@@ -10,8 +10,8 @@ import { appendFileSync, cpSync, existsSync, lstatSync, mkdtempSync, readFileSyn
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ensurePackage, PKG, ROOT } from '../helpers/pkg';
-import { withTestNetns } from '../helpers/netns';
+import { ensurePackage, PKG, ROOT } from '../lib/pkg';
+import { withTestNetns } from '../lib/netns';
 
 const EXES = ['bridge', 'flannel', 'flax', 'host-local', 'loopback', 'portmap'];
 const CLIENTS = ['bridge', 'flannel', 'host-local', 'loopback', 'portmap'];

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CniConfig, RawExec, confListFromFile, listAttachments } from '../../plugins/pkg/invoke';
-import { createTestNetns, destroyTestNetns, execIn, ipJson } from '../helpers/netns';
+import { createTestNetns, destroyTestNetns, execIn, ipJson } from '../lib/netns';
 
 const root = path.resolve(__dirname, '../..');
 const sets = [

@@ -10,7 +10,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSy
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DIST_BIN, requireBuilt } from '../e2e/lib/cni';
+import { DIST_BIN, requireBuilt } from '../lib/cni';
 
 let dir: string;
 beforeAll(() => {

@@ -4,8 +4,8 @@
  */
 import { rmSync } from 'node:fs';
 import { beforeAll, describe, expect } from 'vitest';
-import { createTestNetns, destroyTestNetns, netnsTest as it } from '../helpers/netns';
-import { cni, ipj, ours, requireBuilt, sh, type CniCall } from '../e2e/lib/cni';
+import { createTestNetns, destroyTestNetns, netnsTest as it } from '../lib/netns';
+import { cni, ipj, ours, requireBuilt, sh, type CniCall } from '../lib/cni';
 
 const BIN = ours('loopback');
 const VERSIONS = ['0.1.0', '0.2.0', '0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'];

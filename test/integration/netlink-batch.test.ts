@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AF_INET, type BatchRequest, type NetlinkHandle, NotFoundError, openHandleAt } from '../../plugins/pkg/netlink';
 import { BATCH_MAX_MSGS } from '../../plugins/pkg/netlink/conn';
-import { createTestNetns, destroyTestNetns, execIn } from '../helpers/netns';
+import { createTestNetns, destroyTestNetns, execIn } from '../lib/netns';
 
 let ns: string;
 let h: NetlinkHandle;

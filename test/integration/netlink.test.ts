@@ -9,7 +9,7 @@ import {
   NUD, openHandle, openHandleAt, RT_SCOPE,
 } from '../../plugins/pkg/netlink';
 import { NetnsNotFoundError, NotNetnsError, openNetns, writeSysctl } from '../../plugins/pkg/ns';
-import { execIn, ipJson, netnsTest as it, rootLinkNames, waitLinkUp } from '../helpers/netns';
+import { execIn, ipJson, netnsTest as it, rootLinkNames, waitLinkUp } from '../lib/netns';
 
 interface IpLink {
   ifname: string; ifindex: number; mtu: number; address: string; master?: string; link_netnsid?: number;

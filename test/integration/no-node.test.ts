@@ -12,9 +12,9 @@ import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync }
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestNetns, destroyTestNetns } from '../helpers/netns';
-import { ensurePackage, PKG } from '../helpers/pkg';
-import { ipj } from '../e2e/lib/cni';
+import { createTestNetns, destroyTestNetns } from '../lib/netns';
+import { ensurePackage, PKG } from '../lib/pkg';
+import { ipj } from '../lib/cni';
 
 const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 let scratch = '';

@@ -9,7 +9,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { childrenOf } from '../helpers/proc';
+import { childrenOf } from '../lib/proc';
 import { describe, it, expect } from 'vitest';
 
 const build = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../native/build');

@@ -8,7 +8,7 @@ import {
   openNetnsOrNull, readSysctl, removeNetns, sameNetns, withNetns, writeSysctl,
 } from '../../plugins/pkg/ns';
 import { lockFile } from '../../plugins/pkg/lock';
-import { uniqueName, withTestNetns } from '../helpers/netns';
+import { uniqueName, withTestNetns } from '../lib/netns';
 
 describe('netns create/open/remove', () => {
   it('pins a new netns like ip netns add and removes it', () => {

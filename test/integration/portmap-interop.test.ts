@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
-import { ours, requireBuilt, sh, theirs } from '../e2e/lib/cni';
+import { ours, requireBuilt, sh, theirs } from '../lib/cni';
 import { HOST_V4, chainAdd, pmNetwork, pmTest as it, portmapState, probe, run, withMappings } from './portmap-helpers';
 
 const HAVE_REF = existsSync(theirs('portmap'));

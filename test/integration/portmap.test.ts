@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
-import { ours, requireBuilt, sh } from '../e2e/lib/cni';
+import { ours, requireBuilt, sh } from '../lib/cni';
 import { HOST_V4, HOST_V6, chainAdd, pmNetwork, pmTest as it, portmapState, probe, run, withMappings } from './portmap-helpers';
 
 const PM = ours('portmap');

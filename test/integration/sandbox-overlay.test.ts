@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DIST_BIN } from '../e2e/lib/cni';
+import { DIST_BIN } from '../lib/cni';
 
 const flax = path.join(DIST_BIN, 'flax');
 const ready = process.getuid?.() === 0 && ['flax', 'flaxd', 'flannel', 'portmap', 'bridge', 'host-local', 'nsexec', 'pause'].every((b) => existsSync(path.join(DIST_BIN, b)));

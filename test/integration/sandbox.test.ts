@@ -19,8 +19,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlink
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { childrenOf } from '../helpers/proc';
-import { createTestNetns, destroyTestNetns, execIn } from '../helpers/netns';
+import { childrenOf } from '../lib/proc';
+import { createTestNetns, destroyTestNetns, execIn } from '../lib/netns';
 import { faultAt, InjectedFault } from '../../plugins/pkg/rollback';
 
 const root = path.resolve(__dirname, '../..');

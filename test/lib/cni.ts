@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 /** FLAX_TEST_BIN runs the suite against another build (e.g. the one before a fix). */
 export const DIST_BIN = process.env.FLAX_TEST_BIN ?? path.join(ROOT, 'dist/bin');
 export const REF_BIN = '/usr/lib/cni';

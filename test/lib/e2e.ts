@@ -1,4 +1,3 @@
-// e2e suite: owned by the runtime-e2e engineer
 /**
  * Harness for the real-runtime end-to-end tests (podman 4.3 with its CNI
  * backend, containerd 1.6's `ctr run --cni`).
@@ -25,11 +24,11 @@ import {
   chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync,
 } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { REF_BIN, ROOT } from './cni';
 
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export { REF_BIN, ROOT };
+/** dist/bin itself (the runtimes get trace wrappers around it; FLAX_TEST_BIN is for the integration tests) */
 export const DIST_BIN = path.join(ROOT, 'dist/bin');
-export const REF_BIN = '/usr/lib/cni';
 export const CNI_STATE = '/var/lib/cni';
 
 // ---- processes ---------------------------------------------------------------

@@ -6,6 +6,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { linkNames } from './e2e';
 
 const run = (cmd: string, args: string[], input?: string) => spawnSync(cmd, args, { encoding: 'utf8', input });
 const has = (tool: string) => ['/usr/sbin', '/sbin', '/usr/bin', '/bin'].some((d) => existsSync(`${d}/${tool}`));
@@ -27,9 +28,6 @@ function iptLines(tool: string, table: string): string[] {
 export function nftTables(): string[] {
   if (!has('nft')) return [];
   return run('nft', ['list', 'tables']).stdout.split('\n').filter(Boolean).map((l) => l.replace(/^table /, ''));
-}
-export function linkNames(): string[] {
-  return (JSON.parse(run('ip', ['-j', 'link', 'show']).stdout || '[]') as { ifname: string }[]).map((l) => l.ifname);
 }
 
 export function snapshotHost(): HostSnapshot {
