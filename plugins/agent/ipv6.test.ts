@@ -99,6 +99,22 @@ describe('IPv6 leases', () => {
     expect(s.calls.at(-1)).toBe(`update 10.244.3.0-24&fc00:0:0:3::-64 ttl=${SUBNET_TTL_MS}`);
   });
 
+  it('dual-stack acquire: gives up a pair whose IPv4 subnet another node leased meanwhile under another key, and takes another', async () => {
+    const s = new FakeLeaseStore(clock);
+    let raced = false;
+    s.beforeCreate = (sn) => {
+      if (!raced) { raced = true; s.put(lease(formatNet(sn), 'fc00:0:0:77::/64', attrs(7))); }
+    };
+    const l = await acquireLease({ store: s, config: dual, randInt: () => 0 }, attrs(2));
+    expect(s.calls.filter((c) => /^(create|delete)/.test(c))).toEqual(['create 10.244.1.0-24&fc00:0:0:1::-64', 'delete 10.244.1.0-24&fc00:0:0:1::-64', 'create 10.244.2.0-24&fc00:0:0:1::-64']);
+    expect(leaseKey(l)).toBe('10.244.2.0-24&fc00:0:0:1::-64');
+    expect([...s.leases.keys()].sort()).toEqual(['10.244.1.0-24&fc00:0:0:77::-64', '10.244.2.0-24&fc00:0:0:1::-64']);
+    // an IPv6-only lease (empty IPv4 part) in the listing clashes with nothing
+    const t = new FakeLeaseStore(clock);
+    t.put(lease('', 'fc00:0:0:9::/64', attrs(9, false)));
+    expect(leaseKey(await acquireLease({ store: t, config: dual, randInt: () => 0 }, attrs(2)))).toBe('10.244.1.0-24&fc00:0:0:1::-64');
+  });
+
   it("dual-stack acquire: subnet.env's pair when both are free and fit; our IPv4-only lease is replaced", async () => {
     const s = new FakeLeaseStore(clock);
     const l = await acquireLease({ store: s, config: dual, prevSubnet: parseCidr('10.244.42.0/24'), prevIPv6Subnet: parseCidr('fc00:0:0:42::/64'), randInt: () => 0 }, attrs(2));

@@ -12,7 +12,7 @@
  * IPv6-only lease has flannel's empty IPv4 subnet (0.0.0.0/0, PublicIP
  * "0.0.0.0"): key `0.0.0.0-0&fc00:0:0:1::-64`.
  */
-import { type IPNet, EMPTY_V4, formatNet, isEmptyNet, netEqual, parseIp, subnetKey, formatIp } from './subnet';
+import { type IPNet, EMPTY_V4, formatNet, isEmptyNet, netEqual, netOverlaps, parseIp, subnetKey, formatIp } from './subnet';
 import { type NetConfig } from './config';
 import { freeSubnets } from './alloc';
 import { leaseSubnets } from './describe';
@@ -180,11 +180,24 @@ function previous(ctx: AcquireContext, leases: readonly Lease[]): { sn: IPNet; s
 }
 
 /**
+ * Dual-stack only: a lease made meanwhile by another node that shares one of
+ * our two subnets under another key (`A&B` vs `A&C`: the key's
+ * create-if-absent cannot see it, flanneld has this race). Whoever lists
+ * after both creates sees it and gives way, so one of two racers always does.
+ */
+async function clashing(store: LeaseStore, sn: IPNet, sn6: IPNet): Promise<Lease | undefined> {
+  const key = leaseKey({ subnet: sn, ipv6Subnet: sn6 });
+  return (await store.list()).find((l) => leaseKey(l) !== key &&
+    ((!isEmptyNet(l.subnet) && netOverlaps(l.subnet, sn)) || (!!l.ipv6Subnet && !isEmptyNet(l.ipv6Subnet) && netOverlaps(l.ipv6Subnet, sn6))));
+}
+
+/**
  * flanneld's AcquireLease, both families: reuse the lease carrying our
  * PublicIP (PublicIPv6 when IPv6-only; a reservation stays a reservation,
  * an incompatible one is deleted), else the previous subnet.env's subnets if
  * free and compatible, else a random one of the first 100 free subnets of
- * each enabled family; created only if absent, retried on a lost race.
+ * each enabled family; created only if absent, retried on a lost race
+ * (dual-stack: also when another node took one of the two subnets meanwhile).
  */
 export async function acquireLease(ctx: AcquireContext, attrs: LeaseAttrs): Promise<Lease> {
   const { store, config } = ctx;
@@ -209,6 +222,12 @@ export async function acquireLease(ctx: AcquireContext, attrs: LeaseAttrs): Prom
     const { sn, sn6 } = prev ?? allocate(ctx, leases);
     try {
       const exp = await store.create(sn, sn6, attrs, SUBNET_TTL_MS);
+      const clash = sn6 && config.enableIPv4 ? await clashing(store, sn, sn6) : undefined;
+      if (clash) {
+        log(`subnet ${describeLease(sn, sn6)} overlaps the lease ${describeLease(clash.subnet, clash.ipv6Subnet)} of ${clash.attrs.publicIP} made meanwhile; giving it up, retrying`);
+        await store.delete(sn, sn6);
+        continue;
+      }
       log(`allocated lease ${describeLease(sn, sn6)} for ${who}`);
       return done(sn, sn6, exp);
     } catch (e) {
