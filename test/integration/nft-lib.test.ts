@@ -7,8 +7,8 @@
  */
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestNetns, destroyTestNetns } from '../helpers/netns';
-import { ours, requireBuilt } from '../e2e/lib/cni';
+import { createTestNetns, destroyTestNetns } from '../lib/netns';
+import { ours, requireBuilt } from '../lib/cni';
 
 let lib: string, cli: string;
 beforeAll(() => {
