@@ -115,7 +115,7 @@ describe('IPv6 leases', () => {
     expect(leaseKey(await acquireLease({ store: t, config: dual, randInt: () => 0 }, attrs(2)))).toBe('10.244.1.0-24&fc00:0:0:1::-64');
   });
 
-  it("dual-stack acquire: subnet.env's pair when both are free and fit; our IPv4-only lease is replaced", async () => {
+  it("dual-stack acquire: subnet.env's subnet of each family when free and fitting; our IPv4-only lease is replaced, keeping its IPv4 subnet", async () => {
     const s = new FakeLeaseStore(clock);
     const l = await acquireLease({ store: s, config: dual, prevSubnet: parseCidr('10.244.42.0/24'), prevIPv6Subnet: parseCidr('fc00:0:0:42::/64'), randInt: () => 0 }, attrs(2));
     expect(leaseKey(l)).toBe('10.244.42.0-24&fc00:0:0:42::-64');
@@ -124,7 +124,13 @@ describe('IPv6 leases', () => {
     t.put(lease('10.244.9.0/24', 'fc00:0:0:42::/64', attrs(9))); // the old v6 subnet is taken
     const m = await acquireLease({ store: t, config: dual, prevSubnet: parseCidr('10.244.77.0/24'), prevIPv6Subnet: parseCidr('fc00:0:0:42::/64'), randInt: () => 0 }, attrs(2));
     expect(t.calls).toContain('delete 10.244.8.0-24');
-    expect(leaseKey(m)).toBe('10.244.1.0-24&fc00:0:0:1::-64');
+    expect(leaseKey(m)).toBe('10.244.77.0-24&fc00:0:0:1::-64'); // subnet.env's IPv4 subnet; its IPv6 one was taken
+    // IPv6 enabled on a running IPv4 node without a subnet.env: its lease's IPv4 subnet stays (flanneld would move it)
+    const u = new FakeLeaseStore(clock);
+    u.put(lease('10.244.8.0/24', undefined, attrs(2)));
+    const k = await acquireLease({ store: u, config: dual, randInt: () => 3 }, attrs(2));
+    expect(u.calls.filter((c) => /^(create|delete)/.test(c))).toEqual(['delete 10.244.8.0-24', 'create 10.244.8.0-24&fc00:0:0:4::-64']);
+    expect(leaseKey(k)).toBe('10.244.8.0-24&fc00:0:0:4::-64');
   });
 
   it('IPv6-only acquire: found by PublicIPv6, key 0.0.0.0-0&<v6>-64, previous FLANNEL_IPV6_SUBNET reused', async () => {

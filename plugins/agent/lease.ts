@@ -148,35 +148,42 @@ export function findOwnLease(leases: readonly Lease[], config: Pick<NetConfig, '
 
 const describeLease = (sn: IPNet, sn6: IPNet | undefined): string => leaseSubnets({ subnet: sn, ipv6Subnet: sn6 });
 
-/** A free pair: the subnets of each enabled family, chosen at random among the first 100 free (flannel allocateSubnet). */
-function allocate(ctx: AcquireContext, leases: readonly Lease[]): { sn: IPNet; sn6?: IPNet } {
+/**
+ * The subnet of each enabled family: the previous one (subnet.env's, or the
+ * one our deleted lease held) when it is free and fits, else a random one of
+ * the first 100 free (flannel allocateSubnet). Per family, so that enabling
+ * IPv6 on a running node keeps its IPv4 subnet (flanneld reuses a previous
+ * subnet only when both families fit, and so moves the node's pods' IPv4
+ * subnet: "already has an IP address different from").
+ */
+function choose(ctx: AcquireContext, leases: readonly Lease[], prev: { sn?: IPNet; sn6?: IPNet }): { sn: IPNet; sn6?: IPNet; reused: string[] } {
   const { config } = ctx;
+  const reused: string[] = [];
   let sn: IPNet = EMPTY_V4;
   let sn6: IPNet | undefined;
   if (config.enableIPv4) {
-    const free = freeSubnets(config, leases, 100);
-    if (!free.length) throw new Error('out of subnets');
-    sn = free[ctx.randInt(free.length)];
+    const p = prev.sn;
+    if (p && isSubnetCompat(config, p) && !leases.some((l) => netEqual(l.subnet, p))) {
+      sn = p;
+      reused.push(formatNet(p));
+    } else {
+      const free = freeSubnets(config, leases, 100);
+      if (!free.length) throw new Error('out of subnets');
+      sn = free[ctx.randInt(free.length)];
+    }
   }
   if (config.enableIPv6) {
-    const free6 = freeSubnets(config, leases, 100, true);
-    if (!free6.length) throw new Error('out of IPv6 subnets');
-    sn6 = free6[ctx.randInt(free6.length)];
+    const p = prev.sn6;
+    if (p && isIPv6SubnetCompat(config, p) && !leases.some((l) => l.ipv6Subnet && netEqual(l.ipv6Subnet, p))) {
+      sn6 = p;
+      reused.push(formatNet(p));
+    } else {
+      const free6 = freeSubnets(config, leases, 100, true);
+      if (!free6.length) throw new Error('out of IPv6 subnets');
+      sn6 = free6[ctx.randInt(free6.length)];
+    }
   }
-  return { sn, sn6 };
-}
-
-/** The previous subnet.env's subnets, when every enabled family has one that is free and fits. */
-function previous(ctx: AcquireContext, leases: readonly Lease[]): { sn: IPNet; sn6?: IPNet } | undefined {
-  const { config } = ctx;
-  const sn = config.enableIPv4 ? ctx.prevSubnet : EMPTY_V4;
-  const sn6 = config.enableIPv6 ? ctx.prevIPv6Subnet : undefined;
-  if (!sn || (config.enableIPv6 && !sn6)) return undefined;
-  const taken = leases.some((l) => (config.enableIPv4 && netEqual(l.subnet, sn)) || (sn6 && l.ipv6Subnet && netEqual(l.ipv6Subnet, sn6)));
-  if (taken) return undefined;
-  if (isSubnetCompat(config, sn) && isIPv6SubnetCompat(config, sn6)) return { sn, sn6 };
-  ctx.log?.(`previously leased subnet ${describeLease(sn, sn6)} does not fit the network config, ignoring it`);
-  return undefined;
+  return { sn, sn6, reused };
 }
 
 /**
@@ -194,9 +201,9 @@ async function clashing(store: LeaseStore, sn: IPNet, sn6: IPNet): Promise<Lease
 /**
  * flanneld's AcquireLease, both families: reuse the lease carrying our
  * PublicIP (PublicIPv6 when IPv6-only; a reservation stays a reservation,
- * an incompatible one is deleted), else the previous subnet.env's subnets if
- * free and compatible, else a random one of the first 100 free subnets of
- * each enabled family; created only if absent, retried on a lost race
+ * an incompatible one is deleted), else for each enabled family the previous
+ * subnet (subnet.env's, else our deleted lease's) if free and compatible,
+ * else a random one of the first 100 free; created only if absent, retried on a lost race
  * (dual-stack: also when another node took one of the two subnets meanwhile).
  */
 export async function acquireLease(ctx: AcquireContext, attrs: LeaseAttrs): Promise<Lease> {
@@ -217,9 +224,12 @@ export async function acquireLease(ctx: AcquireContext, attrs: LeaseAttrs): Prom
       log(`lease ${describeLease(mine.subnet, mine.ipv6Subnet)} for our ${who} does not fit the network config, deleting it`);
       await store.delete(mine.subnet, mine.ipv6Subnet);
     }
-    const prev = previous(ctx, leases);
-    if (prev) log(`reusing previously leased subnet ${describeLease(prev.sn, prev.sn6)} (from the subnet file)`);
-    const { sn, sn6 } = prev ?? allocate(ctx, leases);
+    const others = leases.filter((l) => l !== mine);
+    const { sn, sn6, reused } = choose(ctx, others, {
+      sn: ctx.prevSubnet ?? (mine && !isEmptyNet(mine.subnet) ? mine.subnet : undefined),
+      sn6: ctx.prevIPv6Subnet ?? mine?.ipv6Subnet,
+    });
+    if (reused.length) log(`reusing previously leased subnet ${reused.join(' + ')} (from the subnet file or our old lease)`);
     try {
       const exp = await store.create(sn, sn6, attrs, SUBNET_TTL_MS);
       const clash = sn6 && config.enableIPv4 ? await clashing(store, sn, sn6) : undefined;

@@ -28,6 +28,8 @@
  *  - dual-stack pods attached by `flax cni add` through kube-flannel's
  *    conflist (flannel reads flaxd's subnet.env → bridge + host-local with
  *    both ranges): pods ping across nodes over IPv4 and IPv6;
+ *  - IPv6 enabled on a running IPv4 cluster: restarted agents keep their
+ *    IPv4 subnets and MACs and gain IPv6 subnets;
  *  - dual-stack with the etcd store (Debian's etcd, etcd-helpers): keys
  *    `<prefix>/subnets/<v4>-24&<v6>-64`, value bytes, 24 h etcd lease; pods ping.
  */
@@ -544,5 +546,40 @@ describe('flaxd dual-stack with pods attached through the flannel conflist (flan
     expect(pingFrom(pods.get(a)!, `${lb.prefix}.2`)).toBe(true);
     await waitFor('pod a -> pod b over IPv6', () => pingFrom(pods.get(a)!, `${lb.net6}2`), 15_000, 200);
     expect(pingFrom(pods.get(b)!, `${leaseOf6(cl, a).net6}2`)).toBe(true);
+  });
+});
+
+describe('flaxd: IPv6 enabled on a running IPv4 cluster', () => {
+  const cl = new Cluster();
+  beforeAll(async () => {
+    requireBuilt('flaxd');
+    await cl.create(2, { Network: NETWORK, Backend: { Type: 'vxlan' } });
+    await addV6Underlay(cl);
+    for (const n of cl.nodes) cl.startAgent(n);
+    for (const n of cl.nodes) await cl.waitReady(n);
+  }, 60_000);
+  afterAll(() => cl.destroy(), 60_000);
+
+  it('restarted with EnableIPv6, each node keeps its IPv4 subnet and VTEP MAC and gains an IPv6 subnet; pods ping over both', async () => {
+    const before = new Map(cl.nodes.map((n) => [n, { env: readFileSync(n.subnetFile, 'utf8'), mac: ipJson<any[]>(n.ns, ['link', 'show', 'dev', 'flannel.1'])[0].address }]));
+    writeFileSync(cl.netConf, JSON.stringify({ Network: NETWORK, EnableIPv6: true, IPv6Network: NET6, Backend: { Type: 'vxlan' } }));
+    for (const n of cl.nodes) {
+      expect(await cl.stopAgent(n)).toBe(0);
+      cl.startAgent(n);
+      await cl.waitReady(n);
+    }
+    for (const n of cl.nodes) {
+      const l = leaseOf6(cl, n);
+      const env = readFileSync(n.subnetFile, 'utf8');
+      expect(env.split('\n').slice(0, 2).join('\n')).toBe(before.get(n)!.env.split('\n').slice(0, 2).join('\n'));
+      expect(env).toContain(`FLANNEL_IPV6_SUBNET=${l.net6}1/64\n`);
+      expect(l.value.BackendData!.VtepMAC).toBe(before.get(n)!.mac);
+      await addPod6(cl, n, l);
+    }
+    expect(leases6(cl)).toHaveLength(2); // the IPv4-only leases were replaced, not left behind
+    for (const n of cl.nodes) await waitFor(`node ${n.i} v6 peers`, () => peerState6(n) === wantPeers6(cl, n));
+    const [a, b] = cl.nodes;
+    expect(pingFrom(a.pod!, `${leaseOf6(cl, b).prefix}.2`)).toBe(true);
+    await waitFor('pod a -> pod b over IPv6', () => pingFrom(a.pod!, `${leaseOf6(cl, b).net6}2`), 15_000, 200);
   });
 });
