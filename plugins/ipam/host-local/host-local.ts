@@ -9,7 +9,7 @@
  * bridge plugin's in-process IPAM delegation both go through skel `handle()`.
  */
 import { CniError, ErrCode } from '../../pkg/cni/errors';
-import { parseJsonObject } from '../../pkg/cni/conf';
+import { validAttachments } from '../../pkg/cni/gc';
 import type { DNS, IPConfig, Result } from '../../pkg/cni/types';
 import type { CmdArgs, PluginFuncs } from '../../pkg/skel/skel';
 import { allocate, checkRequested } from './allocator/allocator';
@@ -83,41 +83,16 @@ export async function cmdStatus(a: CmdArgs): Promise<void> {
   DiskStore.probeWritable(conf.dataDir, conf.name);
 }
 
-interface AttachmentKey {
-  owners: Set<string>;
-  ids: Set<string>;
-}
-
-/** The still-valid attachments from a GC request, or null when the request names none. */
-export function validAttachments(stdin: string | Buffer): AttachmentKey | null {
-  const raw = parseJsonObject(stdin);
-  let found = false;
-  const out: AttachmentKey = { owners: new Set(), ids: new Set() };
-  for (const key of ['cni.dev/valid-attachments', 'cni.dev/attachments']) {
-    const v = raw[key];
-    if (v === undefined || v === null) continue;
-    found = true;
-    if (!Array.isArray(v)) throw new CniError(ErrCode.InvalidNetworkConfig, `invalid network config: field \`${key}\`: expected an array of {containerID, ifname}`);
-    v.forEach((e, i) => {
-      const o = e as { containerID?: unknown; ifname?: unknown } | null;
-      if (!o || typeof o !== 'object' || typeof o.containerID !== 'string' || typeof o.ifname !== 'string') {
-        throw new CniError(ErrCode.InvalidNetworkConfig, `invalid network config: field \`${key}[${i}]\`: expected {containerID: string, ifname: string}`);
-      }
-      out.owners.add(ownerText({ id: o.containerID, ifname: o.ifname }));
-      out.ids.add(o.containerID.trim());
-    });
-  }
-  return found ? out : null;
-}
-
 export async function cmdGc(a: CmdArgs): Promise<void> {
   const conf = loadHostLocalConf(a.stdin);
   const valid = validAttachments(a.stdin);
   if (!DiskStore.exists(conf.dataDir, conf.name)) return;
   // No list: no owner is known to be invalid; only ownerless files (of
-  // writers killed midway) go.
+  // writers killed midway) go. A legacy file holds the container id only.
+  const owners = new Set(valid?.map((v) => ownerText({ id: v.containerID, ifname: v.ifname })));
+  const ids = new Set(valid?.map((v) => v.containerID.trim()));
   const keep = valid
-    ? (owner: string) => valid.owners.has(owner) || (!owner.includes('\r\n') && valid.ids.has(owner))
+    ? (owner: string) => owners.has(owner) || (!owner.includes('\r\n') && ids.has(owner))
     : () => true;
   const res = withDiskStore(conf.dataDir, conf.name, (store) => store.gc(keep, GC_GRACE_MS));
   if (res.errors.length) {

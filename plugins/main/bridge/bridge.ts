@@ -26,7 +26,7 @@ import { type FirewallDeps, defaultDeps, findTool, gcIpMasq, setupIpMasq, teardo
 import { setupSpoofCheck, spoofId, teardownSpoofCheck } from '../../pkg/nft/spoofchk';
 import { type FaultHook, Rollback } from '../../pkg/rollback';
 import { log } from '../../pkg/log';
-import type { CmdArgs, PluginFuncs } from '../../pkg/skel/skel';
+import { type CmdArgs, type PluginFuncs, bindPlugin } from '../../pkg/skel/skel';
 import { loadBridgeConf } from './config';
 import { assembleResult, calcGateways } from './result';
 import { cmdCheck } from './check';
@@ -280,15 +280,8 @@ async function cmdGc(a: CmdArgs, deps: BridgeDeps): Promise<void> {
 // ---- plugin --------------------------------------------------------------------------
 
 /** The bridge plugin with injectable dependencies (tests: fault seam, fake firewall). */
-export function createBridgePlugin(deps: BridgeDeps = {}): PluginFuncs {
-  return {
-    add: (a) => cmdAdd(a, deps),
-    del: (a) => cmdDel(a, deps),
-    check: (a) => cmdCheck(a, deps),
-    status: (a) => cmdStatus(a, deps),
-    gc: (a) => cmdGc(a, deps),
-  };
-}
+export const createBridgePlugin = (deps: BridgeDeps = {}): PluginFuncs =>
+  bindPlugin({ add: cmdAdd, del: cmdDel, check: cmdCheck, status: cmdStatus, gc: cmdGc }, deps);
 
 export const bridgePlugin: PluginFuncs = createBridgePlugin();
 

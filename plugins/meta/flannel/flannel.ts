@@ -22,7 +22,7 @@ import { delegate } from '../../pkg/invoke/delegate';
 import type { Exec } from '../../pkg/invoke/exec';
 import { registeredExec } from '../../pkg/ipam/delegate';
 import { log } from '../../pkg/log';
-import type { CmdArgs, PluginFuncs } from '../../pkg/skel/skel';
+import { type CmdArgs, type PluginFuncs, bindPlugin } from '../../pkg/skel/skel';
 import { validAttachments } from '../../pkg/cni/gc';
 import { type FlannelConf, delegateBytes, loadFlannelConf, renderDelegate } from './config';
 import { loadSubnetEnv } from './subnet-env';
@@ -156,9 +156,7 @@ export interface FlannelDeps {
   exec?: Exec;
 }
 
-export function createFlannelPlugin(deps: FlannelDeps = {}): PluginFuncs {
-  const exec = deps.exec ?? registeredExec;
-  return { add: (a) => cmdAdd(a, exec), del: (a) => cmdDel(a, exec), check: (a) => cmdCheck(a, exec), status: (a) => cmdStatus(a, exec), gc: (a) => cmdGc(a, exec) };
-}
+export const createFlannelPlugin = (deps: FlannelDeps = {}): PluginFuncs =>
+  bindPlugin({ add: cmdAdd, del: cmdDel, check: cmdCheck, status: cmdStatus, gc: (a, exec) => cmdGc(a, exec) }, deps.exec ?? registeredExec);
 
 export const flannelPlugin: PluginFuncs = createFlannelPlugin();

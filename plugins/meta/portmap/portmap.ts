@@ -26,7 +26,7 @@ import {
 import { log } from '../../pkg/log';
 import { writeSysctl } from '../../pkg/ns';
 import { Rollback, type FaultHook } from '../../pkg/rollback';
-import type { CmdArgs, PluginFuncs } from '../../pkg/skel/skel';
+import { type CmdArgs, type PluginFuncs, bindPlugin } from '../../pkg/skel/skel';
 import { type Backend, type PortMapConf, containerAddrs, loadPortMapConf } from './config';
 
 export interface PortmapDeps {
@@ -171,14 +171,7 @@ async function cmdGc(a: CmdArgs, deps: PortmapDeps): Promise<void> {
 }
 
 /** The portmap plugin with injectable dependencies (tests: fake firewall, fault seam). */
-export function createPortmapPlugin(deps: PortmapDeps = {}): PluginFuncs {
-  return {
-    add: (a) => cmdAdd(a, deps),
-    del: (a) => cmdDel(a, deps),
-    check: (a) => cmdCheck(a, deps),
-    status: (a) => cmdStatus(a, deps),
-    gc: (a) => cmdGc(a, deps),
-  };
-}
+export const createPortmapPlugin = (deps: PortmapDeps = {}): PluginFuncs =>
+  bindPlugin({ add: cmdAdd, del: cmdDel, check: cmdCheck, status: cmdStatus, gc: cmdGc }, deps);
 
 export const portmapPlugin: PluginFuncs = createPortmapPlugin();

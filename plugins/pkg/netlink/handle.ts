@@ -135,13 +135,8 @@ export class NetlinkHandle {
     return this.#getLink({ name }, `linkByName ${name}`);
   }
 
-  async linkByNameOrNull(name: string): Promise<Link | null> {
-    try {
-      return await this.linkByName(name);
-    } catch (e) {
-      if (e instanceof LinkNotFoundError) return null;
-      throw e;
-    }
+  linkByNameOrNull(name: string): Promise<Link | null> {
+    return orNull(this.linkByName(name));
   }
 
   /** Throws LinkNotFoundError when absent. */
@@ -149,13 +144,8 @@ export class NetlinkHandle {
     return this.#getLink({ index }, `linkByIndex ${index}`);
   }
 
-  async linkByIndexOrNull(index: number): Promise<Link | null> {
-    try {
-      return await this.linkByIndex(index);
-    } catch (e) {
-      if (e instanceof LinkNotFoundError) return null;
-      throw e;
-    }
+  linkByIndexOrNull(index: number): Promise<Link | null> {
+    return orNull(this.linkByIndex(index));
   }
 
   async linkList(): Promise<Link[]> {
@@ -297,6 +287,16 @@ export function openHandle(): NetlinkHandle {
 export function openHandleAt(netns: string | NetNS): NetlinkHandle {
   const conn = withNetns(netns, () => new Conn());
   return new NetlinkHandle(conn, typeof netns === 'string' ? netns : netns.path);
+}
+
+/** The link, or null when the kernel has none (LinkNotFoundError). */
+async function orNull(p: Promise<Link>): Promise<Link | null> {
+  try {
+    return await p;
+  } catch (e) {
+    if (e instanceof LinkNotFoundError) return null;
+    throw e;
+  }
 }
 
 /** Runs fn with a handle at `netns` (or the current netns when null) and closes it. */

@@ -31,8 +31,8 @@ export interface BridgeSpec extends LinkCommon {
   /** centiseconds, like iproute2's ageing_time */
   ageingTime?: number;
 }
-export interface VxlanSpec extends LinkCommon {
-  kind: 'vxlan';
+/** A vxlan's attributes, as created and as read back (Link.vxlan; gbp then always set). */
+export interface VxlanAttrs {
   vni: number;
   /** UDP destination port (the kernel default is 8472; IANA is 4789) */
   port?: number;
@@ -47,6 +47,9 @@ export interface VxlanSpec extends LinkCommon {
   udpCsum?: boolean;
   /** seconds */
   ageing?: number;
+}
+export interface VxlanSpec extends LinkCommon, VxlanAttrs {
+  kind: 'vxlan';
 }
 export interface MacvlanSpec extends LinkCommon {
   kind: 'macvlan';
@@ -216,25 +219,10 @@ export function encodeLinkGet(by: { index?: number; name?: string }): Buffer[] {
   return parts;
 }
 
-export interface VxlanInfo {
-  vni: number;
-  port?: number;
-  local?: string;
-  group?: string;
-  srcLink?: number;
-  learning?: boolean;
+export interface VxlanInfo extends VxlanAttrs {
   gbp: boolean;
-  ttl?: number;
-  tos?: number;
-  udpCsum?: boolean;
-  ageing?: number;
 }
-export interface BridgeInfo {
-  vlanFiltering?: boolean;
-  vlanDefaultPvid?: number;
-  stp?: boolean;
-  ageingTime?: number;
-}
+export type BridgeInfo = Omit<BridgeSpec, 'kind' | keyof LinkCommon>;
 export interface BrportInfo {
   hairpin?: boolean;
   learning?: boolean;

@@ -47,6 +47,27 @@ export interface PluginFuncs {
   status?(a: CmdArgs): Promise<void>;
   gc?(a: CmdArgs): Promise<void>;
 }
+/** A plugin's verbs written against its context (`deps`: fault seam, firewall, exec …). */
+export interface PluginVerbs<D> {
+  add(a: CmdArgs, deps: D): Promise<Result>;
+  del(a: CmdArgs, deps: D): Promise<void>;
+  check(a: CmdArgs, deps: D): Promise<void>;
+  status?(a: CmdArgs, deps: D): Promise<void>;
+  gc?(a: CmdArgs, deps: D): Promise<void>;
+}
+
+/** The PluginFuncs of `verbs` bound to one context. */
+export function bindPlugin<D>(verbs: PluginVerbs<D>, deps: D): PluginFuncs {
+  const { add, del, check, status, gc } = verbs;
+  return {
+    add: (a) => add(a, deps),
+    del: (a) => del(a, deps),
+    check: (a) => check(a, deps),
+    ...(status ? { status: (a: CmdArgs) => status(a, deps) } : {}),
+    ...(gc ? { gc: (a: CmdArgs) => gc(a, deps) } : {}),
+  };
+}
+
 export interface About {
   name: string;
   supportedVersions?: readonly string[];
