@@ -146,7 +146,7 @@ export async function runAgent(o: AgentOptions, deps: AgentDeps): Promise<number
     if (config.backendType === 'vxlan') parseVxlanConfig(config.backend); // a bad field is refused before any side effect
     h = deps.handle ?? openHandle();
     const fam = { v4: config.enableIPv4, v6: config.enableIPv6 };
-    kube?.useFamilies(fam);
+    kube?.useFamilies({ ...fam, network: config.network, ipv6Network: config.ipv6Network });
     // kube: our Node's node-public-ip(v6) annotations win over the flags, as in flanneld
     const stored = kube && await kube.storedPublicIPs();
     const ext = await lookupExtIface(h, stored ? { ...o, publicIp: stored.publicIp || o.publicIp, publicIpv6: stored.publicIpv6 || o.publicIpv6 } : o, fam);

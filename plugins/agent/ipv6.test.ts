@@ -355,6 +355,9 @@ describe('kube store: node-public-ip(v6) inputs and public-ip(v6)-overwrite (fak
       expect([ann[ANN.publicIP], ann[ANN.publicIPv6]]).toEqual(['203.0.113.9', '2001:db8::99']);
       // what peers read is the overwritten address
       expect(nodeToLease(api.nodes.get('node-a')!, { v4: true, v6: true })!.attrs.publicIPv6).toBe('2001:db8::99');
+      // flanneld: the IPv6Network must contain the node's IPv6 pod CIDR
+      store.useFamilies({ v4: true, v6: true, network: parseCidr('10.244.0.0/16'), ipv6Network: parseCidr('fd00::/48') });
+      await expect(store.acquire(attrs(2))).rejects.toThrow("node node-a: the flannel net config's IPv6Network fd00::/48 does not contain the node's pod CIDR fc00:0:0:7::/64");
       api.nodes.get('node-a')!.metadata.annotations![ANN.nodePublicIPv6] = '10.0.0.1';
       await expect(store.storedPublicIPs()).rejects.toThrow('node node-a: annotation flannel.alpha.coreos.com/node-public-ipv6 is not an IPv6 address: "10.0.0.1"');
     } finally {

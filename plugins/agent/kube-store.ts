@@ -18,7 +18,7 @@
 import { ConfigError } from './config';
 import { type Lease, type LeaseAttrs, type LeaseStore } from './lease';
 import { type Logger } from './log';
-import { EMPTY_V4, formatNet, type IPNet, parseCidr, parseIp, formatIp } from './subnet';
+import { EMPTY_V4, formatNet, type IPNet, netContainsNet, parseCidr, parseIp, formatIp } from './subnet';
 import { type Families } from './iface';
 
 export const ANN_PREFIX = 'flannel.alpha.coreos.com';
@@ -162,7 +162,7 @@ export class KubeLeaseStore {
   #rv: string | undefined;
   #outage = false;
   #closers = new Set<() => void>();
-  #fam: Families = { v4: true, v6: false };
+  #fam: Families & { network?: IPNet; ipv6Network?: IPNet } = { v4: true, v6: false };
 
   constructor(readonly api: KubeApi, readonly opts: KubeStoreOptions) {
     if (!opts.nodeName) throw new ConfigError('--kube-subnet-mgr needs the node name: --node-name or $NODE_NAME');
@@ -190,7 +190,7 @@ export class KubeLeaseStore {
   }
 
   /** The families of the network config (EnableIPv4, EnableIPv6): which pod CIDRs and annotations make a lease. */
-  useFamilies(fam: Families): void {
+  useFamilies(fam: Families & { network?: IPNet; ipv6Network?: IPNet }): void {
     this.#fam = fam;
   }
 
@@ -212,6 +212,12 @@ export class KubeLeaseStore {
     const ipv6Subnet = fam.v6 ? nodePodCidr(node, true) : undefined;
     if (!subnet) throw new ConfigError(`node ${nodeName}: pod cidr not assigned`);
     if (fam.v6 && !ipv6Subnet) throw new ConfigError(`node ${nodeName}: pod cidr not assigned (no IPv6 CIDR in spec.podCIDRs)`);
+    // flanneld: the Network (IPv6Network) must contain the pod CIDR
+    const outside = (net: IPNet | undefined, sn: IPNet, what: string) => {
+      if (net && !netContainsNet(net, sn)) throw new ConfigError(`node ${nodeName}: the flannel net config's ${what} ${formatNet(net)} does not contain the node's pod CIDR ${formatNet(sn)}`);
+    };
+    if (fam.v4) outside(fam.network, subnet, 'Network');
+    if (ipv6Subnet) outside(fam.ipv6Network, ipv6Subnet, 'IPv6Network');
     const have = node.metadata?.annotations ?? {};
     const want = withOverwrites(leaseAnnotations(attrs), have);
     if (Object.entries(want).some(([k, v]) => have[k] !== v)) {
