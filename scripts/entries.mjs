@@ -1,28 +1,23 @@
 // What both builds bundle (scripts/build.mjs → dist/bin, scripts/package.mjs
-// → dist/pkg): every plugins/**/main.ts as an executable named after its
-// directory (the CLI is `flax`, the agent `flaxd`), and the esbuild plugin
-// that loads the netlink package's addon from beside the executable.
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+// → dist/pkg): the executables listed here, and the esbuild plugin that
+// loads the netlink package's addon from beside the executable.
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
-function findMains(dir, acc = []) {
-  for (const e of readdirSync(dir)) {
-    const p = path.join(dir, e);
-    if (statSync(p).isDirectory()) { if (e !== 'node_modules') findMains(p, acc); }
-    else if (e === 'main.ts') acc.push(p);
-  }
-  return acc;
-}
+/** Every executable: its name in dist/bin and its entry point (scripts/entries.test.ts checks the list against plugins/). */
+export const EXECUTABLES = [
+  { name: 'flax', file: 'plugins/cli/main.ts' },
+  { name: 'flaxd', file: 'plugins/agent/main.ts' },
+  { name: 'bridge', file: 'plugins/main/bridge/main.ts' },
+  { name: 'loopback', file: 'plugins/main/loopback/main.ts' },
+  { name: 'host-local', file: 'plugins/ipam/host-local/main.ts' },
+  { name: 'flannel', file: 'plugins/meta/flannel/main.ts' },
+  { name: 'portmap', file: 'plugins/meta/portmap/main.ts' },
+];
 
-// directories whose executable has another name
-const RENAMED = { cli: 'flax', agent: 'flaxd' };
-
-/** [{ name, file }] of every executable under <root>/plugins. */
+/** [{ name, file }] of every executable, with absolute paths under <root>. */
 export function executableEntries(root) {
-  return findMains(path.join(root, 'plugins')).map((file) => {
-    const dir = path.basename(path.dirname(file));
-    return { name: RENAMED[dir] ?? dir, file };
-  });
+  return EXECUTABLES.map(({ name, file }) => ({ name, file: path.join(root, file) }));
 }
 
 // The netlink package finds its prebuilt addon relative to its own files;
