@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Benchmark: flaxd's overlay (issue 11) on namespace "nodes".
-//   node scripts/bench-overlay.mjs [--reps 5] [--secs 3] [--peers 1000] [--samples 100] [--no-iperf] [--no-scale]
+//   node scripts/bench-overlay.mjs [--reps 7] [--secs 2] [--peers 1000] [--samples 100] [--no-iperf] [--no-scale]
 // (a) pod-to-pod TCP throughput (iperf3) over flaxd's vxlan and host-gw
 //     against the same topology configured by hand with `ip`/`bridge`
 //     (vxlan device + neighbour/FDB/route; host-gw routes), the same
@@ -25,8 +25,8 @@ import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const arg = (k, d) => { const i = process.argv.indexOf(k); return i > 0 ? Number(process.argv[i + 1]) : d; };
-const REPS = arg('--reps', 5);
-const SECS = arg('--secs', 3);
+const REPS = arg('--reps', 7);
+const SECS = arg('--secs', 2);
 const PEERS = arg('--peers', 1000);
 const SAMPLES = arg('--samples', 100);
 const IPERF = !process.argv.includes('--no-iperf');
