@@ -150,6 +150,61 @@ static void read_stdin(void) {
 }
 
 /*
+ * What <dir>/<name>.standalone (scripts/build.mjs's launcher) would exec,
+ * without its shell and stat (~5 ms a call): when the launcher names the
+ * node that built <name>.blob (its "dev:ino:size:mtime") and the first node
+ * in PATH is that one, exec node with the snapshot here. Returns when
+ * anything differs (the caller then runs the launcher itself).
+ */
+static void exec_snapshot(const char *dir, const char *name, char **argv) {
+  char file[PATH_MAX + 64], head[4096], blob[PATH_MAX + 64], js[PATH_MAX + 64], node[PATH_MAX + 16];
+  snprintf(file, sizeof(file), "%s/%s.standalone", dir, name);
+  int fd = open(file, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ssize_t n = read(fd, head, sizeof(head) - 1);
+  close(fd);
+  if (n <= 0) return;
+  head[n] = '\0';
+  if (!strstr(head, "# flax-executable launcher")) return;
+  const char *id = strstr(head, "\" = \"");
+  unsigned long long dev, ino, size, mtime;
+  if (!id || sscanf(id + 5, "%llu:%llu:%llu:%llu\"", &dev, &ino, &size, &mtime) != 4) return;
+  snprintf(blob, sizeof(blob), "%s/%s.blob", dir, name);
+  snprintf(js, sizeof(js), "%s/%s.js", dir, name);
+  if (access(blob, R_OK) != 0 || access(js, R_OK) != 0) return;
+  const char *path = getenv("PATH");
+  if (!path) return;
+  for (const char *p = path; *p;) {
+    const char *end = strchr(p, ':');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    if (len == 0 || p[0] != '/') return; /* sh would look in the working directory: let it */
+    if (len + 6 < sizeof(node)) {
+      memcpy(node, p, len);
+      memcpy(node + len, "/node", 6);
+      struct stat st;
+      if (access(node, X_OK) == 0 && stat(node, &st) == 0) {
+        if ((unsigned long long)st.st_dev != dev || (unsigned long long)st.st_ino != ino || (unsigned long long)st.st_size != size ||
+            (unsigned long long)st.st_mtime != mtime) return;
+        int argc = 0;
+        while (argv[argc]) argc++;
+        char **nv = calloc((size_t)argc + 4, sizeof(char *));
+        if (!nv) return;
+        nv[0] = "node";
+        nv[1] = "--snapshot-blob";
+        nv[2] = blob;
+        nv[3] = js;
+        for (int i = 1; i < argc; i++) nv[3 + i] = argv[i];
+        execv(node, nv);
+        free(nv);
+        return;
+      }
+    }
+    if (!end) break;
+    p = end + 1;
+  }
+}
+
+/*
  * The standalone plugin beside this binary's real path: <name>.standalone
  * (dist/bin: the Node launcher), else the multi-call `flax` of the package
  * (npm run package, flax install), run with argv[0] = <name>: it dispatches
@@ -162,6 +217,7 @@ static void run_standalone(const char *name, char **argv) {
   self[n] = '\0';
   char *slash = strrchr(self, '/');
   *slash = '\0';
+  exec_snapshot(self, name, argv);
   snprintf(target, sizeof(target), "%s/%s.standalone", self, name);
   argv[0] = target;
   execv(target, argv);

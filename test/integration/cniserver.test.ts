@@ -253,6 +253,20 @@ describe('fallback and failures', () => {
     }
   });
 
+  it('no server: the client answers as <plugin>.standalone (it execs node with the snapshot itself when the launcher\'s node is the one in PATH, else the launcher)', () => {
+    for (const p of PLUGINS) {
+      for (const c of [{ command: 'VERSION', stdin: '{"cniVersion":"0.4.0"}' }, { command: 'ADD', containerId: 'bad id!', netns: host, ifname: 'eth0', stdin: '{"cniVersion":"1.0.0","name":"n","type":"x"}' }]) {
+        same(cni(ours(p), { ...c, env: { FLAX_CNI_SOCKET: '' } }), standalone(p, c));
+      }
+    }
+    // a launcher naming another node: the client runs the launcher
+    const dir = mkdtempSync(path.join(tmp, 'launcher-'));
+    copyFileSync(ours('bridge'), path.join(dir, 'probe'));
+    for (const f of ['probe.blob', 'probe.js']) writeFileSync(path.join(dir, f), '');
+    writeFileSync(path.join(dir, 'probe.standalone'), '#!/bin/sh\n# flax-executable launcher: test\n[ "$(stat -Lc %d:%i:%s:%Y node)" = "1:2:3:4" ] && exit 9\necho launcher "$CNI_COMMAND"\n', { mode: 0o755 });
+    expect(cni(path.join(dir, 'probe'), { command: 'VERSION', env: { FLAX_CNI_SOCKET: '' } }).stdout).toBe('launcher VERSION\n');
+  });
+
   it('flax status: "served by flaxd" (its pid and counts) while it answers; "standalone plugins" and why otherwise', () => {
     const st = (socket: string, ...more: string[]) => spawnSync(ours('flax'), ['status', '--cache-dir', path.join(tmp, 'no-cache'), ...more], {
       env: { PATH: process.env.PATH, NETCONFPATH: path.join(tmp, 'no-conf'), FLAX_CNI_SOCKET: socket }, encoding: 'utf8',
