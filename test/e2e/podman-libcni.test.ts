@@ -51,10 +51,10 @@ import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  CNI_STATE, CniStateSnapshot, FirewallSnapshot, type PluginDir, type PluginSet, type TraceEntry, acquireE2eLock, cacheFileOf, copyFlaxCli,
-  deleteLink, failedCalls, firewallMentions, formatTrace, importBusyboxImage, keyShape, linkExists, linkNames, makePluginDir,
-  missingPrereq, podmanStorageArgs, readSysctl, readTrace, removeScratch, reservations, run, scratchDir, restoreRunState, writePodmanConf,
+  CNI_STATE, type PluginDir, type PluginSet, type TraceEntry, cacheFileOf, copyFlaxCli, deleteLink, failedCalls, firewallMentions, formatTrace,
+  keyShape, linkExists, linkNames, makePluginDir, missingPrereq, readTrace, reservations, run,
 } from '../lib/e2e';
+import { PodmanSuite } from '../lib/podman';
 import { CniConfig, goMarshal, listAttachments, loadConfList, marshalCache, readCache, unmarshalCache, writeCache } from '../../plugins/pkg/invoke/index';
 
 const NET = 'flaxe2e-pl';
@@ -85,86 +85,52 @@ interface Scenario { plugins: PluginDir; netDir: string; conflistPath: string; t
 interface Started { cid: string; name: string; netns: string; ip: string; hostVeth: string; cacheText: string; cache: CacheJson }
 
 describe.skipIf(!!skipReason)('libcni compatibility with podman 4.3 (libcni 1.1)', () => {
-  let lock: { release: () => void } | undefined;
-  let base = '';
-  let conf = '';
+  const suite = new PodmanSuite({ tag: 'podman-libcni', net: NET, bridge: BRIDGE, image: IMAGE });
+  const { cids, ips, hostVeths, podman } = suite;
   let flax = '';
-  let fw: FirewallSnapshot | undefined;
-  let cniState: CniStateSnapshot | undefined;
-  let ipForward: string | null = null;
-  let storageArgs: string[] = [];
-  const cids: string[] = [];
-  const ips: string[] = [];
-  const hostVeths: string[] = [];
   /** our scratch cache dirs that may still hold an attachment (cleanup DELs them) */
   const ourAttachments: Array<{ netDir: string; pluginDir: string; cacheDir: string; cid: string }> = [];
 
-  const env = () => ({ ...process.env, CONTAINERS_CONF: conf });
-  const podman = (args: string[], allowFail = false) => run('podman', [...storageArgs, ...args], { env: env(), allowFail, timeoutMs: 120_000 });
   const flaxCni = (args: string[], netDir: string, pluginDir: string, extraEnv: Record<string, string> = {}) => run(flax, ['cni', ...args], {
     env: { ...cleanEnv(), NETCONFPATH: netDir, CNI_PATH: pluginDir, ...extraEnv }, allowFail: true, timeoutMs: 120_000,
   });
 
   beforeAll(async () => {
-    lock = await acquireE2eLock();
-    base = scratchDir('podman-libcni');
-    fw = FirewallSnapshot.take();
-    cniState = CniStateSnapshot.take();
-    ipForward = readSysctl('net.ipv4.ip_forward');
-    storageArgs = podmanStorageArgs(base);
-    deleteLink(BRIDGE); // leftover of an earlier run that died hard
     run('ip', ['netns', 'del', NETNS], { allowFail: true });
-    flax = copyFlaxCli(base);
-    conf = writePodmanConf(base, path.join(base, 'plugins-none'), path.join(base, 'net.d'));
-    const backend = podman(['info', '--format', '{{.Host.NetworkBackend}}']).stdout.trim();
-    if (backend !== 'cni') throw new Error(`podman reports network backend ${JSON.stringify(backend)} with network_backend="cni" in CONTAINERS_CONF`);
-    importBusyboxImage((a) => podman(a), base, IMAGE);
+    await suite.setUp();
+    flax = copyFlaxCli(suite.base);
   }, 180_000);
 
-  afterAll(async () => {
-    const problems: string[] = [];
-    try {
-      // an attachment of ours still cached (a test failed half-way): DEL it through the chain first
-      for (const a of ourAttachments) {
-        if (existsSync(cacheFileOf(NET, a.cid, 'eth0', a.cacheDir))) {
-          flaxCni(['del', NET, NETNS_PATH, '--container-id', a.cid, '--cache-dir', a.cacheDir], a.netDir, a.pluginDir);
-        }
+  afterAll(() => suite.tearDown(() => {
+    // an attachment of ours still cached (a test failed half-way): DEL it through the chain first
+    for (const a of ourAttachments) {
+      if (existsSync(cacheFileOf(NET, a.cid, 'eth0', a.cacheDir))) {
+        flaxCni(['del', NET, NETNS_PATH, '--container-id', a.cid, '--cache-dir', a.cacheDir], a.netDir, a.pluginDir);
       }
-      run('ip', ['netns', 'del', NETNS], { allowFail: true });
-      if (conf) {
-        podman(['rm', '-af', '-t', '0'], true);
-        podman(['network', 'rm', '-f', NET], true);
-        podman(['rmi', '-af'], true);
-      }
-      deleteLink(BRIDGE);
-      restoreRunState({ label: 'podman libcni e2e', fw, cniState, net: NET, cids, ips, ipForward });
-      // final verification: nothing with our bridge, veths, netns or container ids remains
-      const links = run('ip', ['-o', 'link']).stdout.split('\n').filter((l) => l.includes(BRIDGE) || hostVeths.some((v) => l.includes(`${v}@`) || l.includes(`${v}:`)));
-      if (links.length) problems.push(`links left: ${links.join(' | ')}`);
-      if (run('ip', ['netns', 'list']).stdout.split('\n').some((l) => l.split(' ')[0] === NETNS)) problems.push(`netns ${NETNS} left`);
-      const rules = firewallMentions([...cids, BRIDGE, `"${NET}"`, `\\"${NET}\\"`]);
-      if (rules.length) problems.push(`firewall lines naming our containers/network left: ${rules.join(' | ')}`);
-      const caches = cids.flatMap((c) => [cacheFileOf(NET, c)].filter((f) => existsSync(f)));
-      if (caches.length) problems.push(`cache files left: ${caches.join(', ')}`);
-      if (existsSync(path.join(CNI_STATE, 'networks', NET))) problems.push(`host-local dataDir ${NET} left`);
-      if (base) removeScratch(base);
-      if (base && existsSync(base)) problems.push(`scratch dir ${base} left`);
-    } finally {
-      lock?.release();
     }
-    if (problems.length) throw new Error(`podman libcni e2e cleanup: ${problems.join('; ')}`);
-  }, 180_000);
+    run('ip', ['netns', 'del', NETNS], { allowFail: true });
+  }, (problems) => {
+    // final verification: nothing with our bridge, veths, netns or container ids remains
+    const links = run('ip', ['-o', 'link']).stdout.split('\n').filter((l) => l.includes(BRIDGE) || hostVeths.some((v) => l.includes(`${v}@`) || l.includes(`${v}:`)));
+    if (links.length) problems.push(`links left: ${links.join(' | ')}`);
+    if (run('ip', ['netns', 'list']).stdout.split('\n').some((l) => l.split(' ')[0] === NETNS)) problems.push(`netns ${NETNS} left`);
+    const rules = firewallMentions([...cids, BRIDGE, `"${NET}"`, `\\"${NET}\\"`]);
+    if (rules.length) problems.push(`firewall lines naming our containers/network left: ${rules.join(' | ')}`);
+    const caches = cids.flatMap((c) => [cacheFileOf(NET, c)].filter((f) => existsSync(f)));
+    if (caches.length) problems.push(`cache files left: ${caches.join(', ')}`);
+    if (existsSync(path.join(CNI_STATE, 'networks', NET))) problems.push(`host-local dataDir ${NET} left`);
+  }), 180_000);
 
   /** A fresh network for one scenario: plugin dir with trace wrappers, podman config pointing at it, bridge name pinned. */
   function scenario(tag: string, set: PluginSet): Scenario {
     podman(['rm', '-af', '-t', '0'], true);
     podman(['network', 'rm', '-f', NET], true);
     deleteLink(BRIDGE);
-    const dir = path.join(base, tag);
+    const dir = path.join(suite.base, tag);
     const plugins = makePluginDir(dir, set, ['bridge', 'host-local', 'loopback', 'portmap'], ['firewall', 'tuning']);
     const netDir = path.join(dir, 'net.d');
     // always <base>/containers.conf: podman's DB pins tmp_dir, it must not move between scenarios
-    conf = writePodmanConf(base, plugins.dir, netDir);
+    suite.writeConf(plugins.dir, netDir);
     const trace = () => readTrace(plugins.traceDir);
     const explain = (what: string) => `${what}\n\nplugin calls so far:\n${formatTrace(trace())}`;
     // podman 4.3 has no --interface-name: create, then pin the bridge name in the conflist it wrote
@@ -264,7 +230,7 @@ describe.skipIf(!!skipReason)('libcni compatibility with podman 4.3 (libcni 1.1)
     expectAttachmentGone(c, CNI_STATE, 'podman rm (our entry)');
 
     // --- the same attachment made by us: same list file, container id, ifname, args, capability args
-    const ourCache = path.join(base, 'cache', 'our-cache');
+    const ourCache = path.join(suite.base, 'cache', 'our-cache');
     ourAttachments.push({ netDir: s.netDir, pluginDir: s.plugins.dir, cacheDir: ourCache, cid });
     run('ip', ['netns', 'add', NETNS]);
     const cniArgs = theirs.cniArgs!.map(([k, v]) => `${k}=${v}`).join(';');
@@ -385,8 +351,7 @@ describe.skipIf(!!skipReason)('libcni compatibility with podman 4.3 (libcni 1.1)
   function tidy(cid: string): void {
     podman(['network', 'rm', '-f', NET]);
     deleteLink(BRIDGE);
-    cniState!.restore([NET], [cid]);
-    fw!.restore([cid, ...ips]);
+    suite.restoreFor([cid], ips);
   }
 });
 

@@ -19,10 +19,10 @@ import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  CniStateSnapshot, FirewallSnapshot, type PluginDir, type PluginSet, ROOT, acquireE2eLock, cacheFiles, chainSpan,
-  deleteLink, failedCalls, firewallMentions, formatTrace, keyShape, linkNames, makePluginDir, missingPrereq, readSysctl, readTrace,
-  importBusyboxImage, podmanStorageArgs, redact, removeScratch, writePodmanConf, reservations, run, scratchDir, restoreRunState, waitFor,
+  type PluginDir, type PluginSet, ROOT, cacheFiles, chainSpan, deleteLink, failedCalls, firewallMentions, formatTrace, keyShape, linkNames,
+  makePluginDir, missingPrereq, readTrace, redact, reservations, run, waitFor,
 } from '../lib/e2e';
+import { PodmanSuite } from '../lib/podman';
 
 const NET = 'flaxe2e-pm';
 const BRIDGE = 'flaxe2e-pm0';
@@ -50,79 +50,34 @@ interface RunRecord {
 }
 
 describe.skipIf(!!skipReason)('podman 4.3 with the CNI backend', () => {
-  let lock: { release: () => void } | undefined;
-  let base = '';
-  let conf = '';
-  let fw: FirewallSnapshot | undefined;
-  let cniState: CniStateSnapshot | undefined;
-  let ipForward: string | null = null;
-  const cids: string[] = [];
-  const hostVeths: string[] = [];
-  const ips: string[] = [];
+  const suite = new PodmanSuite({ tag: 'podman', net: NET, bridge: BRIDGE, image: IMAGE });
+  const { cids, hostVeths, ips, podman } = suite;
   const records: RunRecord[] = [];
-  let storageArgs: string[] = [];
 
-  const env = () => ({ ...process.env, CONTAINERS_CONF: conf });
-  const podman = (args: string[], allowFail = false) => run('podman', [...storageArgs, ...args], { env: env(), allowFail, timeoutMs: 120_000 });
+  beforeAll(() => suite.setUp(), 180_000);
 
-  function writeConf(pluginDir: string, netDir: string): void {
-    conf = writePodmanConf(base, pluginDir, netDir);
-  }
-
-  beforeAll(async () => {
-    lock = await acquireE2eLock();
-    base = scratchDir('podman');
-    fw = FirewallSnapshot.take();
-    cniState = CniStateSnapshot.take();
-    ipForward = readSysctl('net.ipv4.ip_forward');
-    storageArgs = podmanStorageArgs(base);
-    deleteLink(BRIDGE); // leftover of an earlier run that died hard
-    writeConf(path.join(base, 'plugins-none'), path.join(base, 'net.d'));
-    const backend = podman(['info', '--format', '{{.Host.NetworkBackend}}']).stdout.trim();
-    if (backend !== 'cni') throw new Error(`podman reports network backend ${JSON.stringify(backend)} with network_backend="cni" in CONTAINERS_CONF`);
-    importBusyboxImage(podman, base, IMAGE);
-  }, 180_000);
-
-  afterAll(async () => {
-    const problems: string[] = [];
-    try {
-      if (conf) {
-        podman(['rm', '-af', '-t', '0'], true);
-        podman(['network', 'rm', '-f', NET], true);
-        podman(['rmi', '-af'], true);
-      }
-      deleteLink(BRIDGE);
-      restoreRunState({ label: 'podman e2e', fw, cniState, net: NET, cids, ips, ipForward });
-      // final verification: nothing of ours in the root netns
-      const links = linkNames().filter((l) => l === BRIDGE || hostVeths.includes(l));
-      if (links.length) problems.push(`links left: ${links.join(', ')}`);
-      const rules = firewallMentions(cids);
-      if (rules.length) problems.push(`firewall lines naming our containers left: ${rules.join(' | ')}`);
-      if (base) removeScratch(base);
-      for (const r of records) {
-        console.log(`podman e2e [${r.set}]: podman run ${r.runMs.toFixed(0)} ms, rm ${r.rmMs.toFixed(0)} ms; `
-          + `chain ADD ${r.add?.ms.toFixed(1)} ms (${r.add?.calls.join(', ')}), DEL ${r.del?.ms.toFixed(1)} ms (${r.del?.calls.join(', ')}); `
-          + `VERSION probes: ${r.versions}`);
-      }
-    } finally {
-      lock?.release();
+  afterAll(() => suite.tearDown(undefined, (problems) => {
+    // final verification: nothing of ours in the root netns
+    const links = linkNames().filter((l) => l === BRIDGE || hostVeths.includes(l));
+    if (links.length) problems.push(`links left: ${links.join(', ')}`);
+    const rules = firewallMentions(cids);
+    if (rules.length) problems.push(`firewall lines naming our containers left: ${rules.join(' | ')}`);
+    for (const r of records) {
+      console.log(`podman e2e [${r.set}]: podman run ${r.runMs.toFixed(0)} ms, rm ${r.rmMs.toFixed(0)} ms; `
+        + `chain ADD ${r.add?.ms.toFixed(1)} ms (${r.add?.calls.join(', ')}), DEL ${r.del?.ms.toFixed(1)} ms (${r.del?.calls.join(', ')}); `
+        + `VERSION probes: ${r.versions}`);
     }
-    if (problems.length) throw new Error(`podman e2e cleanup: ${problems.join('; ')}`);
-  }, 180_000);
+  }), 180_000);
 
   for (const set of SETS) {
     it(`${set} plugins: run -p, address, gateway, port mapping, and rm -f leaves nothing`, async () => {
       // a previous set that failed half-way must not leave its container or network behind
-      podman(['rm', '-af', '-t', '0'], true);
-      podman(['network', 'rm', '-f', NET], true);
-      deleteLink(BRIDGE);
-      fw!.restore([...cids, ...ips]);
-      cniState!.restore([NET], cids);
+      suite.reset();
 
-      const dir = path.join(base, set);
+      const dir = path.join(suite.base, set);
       const plugins: PluginDir = makePluginDir(dir, set, ['bridge', 'host-local', 'loopback', 'portmap'], ['firewall', 'tuning']);
       const netDir = path.join(dir, 'net.d');
-      writeConf(plugins.dir, netDir);
+      suite.writeConf(plugins.dir, netDir);
       const trace = () => readTrace(plugins.traceDir);
       const explain = (what: string) => `${what}\n\nplugin calls so far:\n${formatTrace(trace())}`;
 
@@ -217,8 +172,7 @@ describe.skipIf(!!skipReason)('podman 4.3 with the CNI backend', () => {
       // tidy for the next set: network, bridge (CNI never deletes bridges), dataDir, shared firewall scaffolding
       podman(['network', 'rm', '-f', NET]);
       deleteLink(BRIDGE);
-      cniState!.restore([NET], [cid]);
-      fw!.restore([cid, ip]); // the next set may get the same IP: start it from a clean firewall
+      suite.restoreFor([cid], [ip]); // the next set may get the same IP: start it from a clean firewall
     });
   }
 

@@ -531,6 +531,31 @@ export function restoreRunState(o: {
   if (o.ipForward !== null && readSysctl('net.ipv4.ip_forward') !== o.ipForward) writeSysctl('net.ipv4.ip_forward', o.ipForward);
 }
 
+
+// ---- rules and ports of one container (bridge-podman) --------------------------------
+
+const IPT = [['iptables', 'nat'], ['iptables', 'filter'], ['ip6tables', 'nat'], ['ip6tables', 'filter']] as const;
+
+/** The iptables rules (any table) mentioning `needle`. */
+export function iptRulesMentioning(needle: string): string[] {
+  const out: string[] = [];
+  for (const [tool, table] of IPT) out.push(...run(tool, ['-w', '-t', table, '-S'], { allowFail: true }).stdout.split('\n').filter(Boolean).filter((l) => l.includes(needle)).map((l) => `${tool} ${table} ${l}`));
+  return out;
+}
+
+/** Our nft masquerade rules whose comment mentions `needle`. */
+export function masqRulesMentioning(needle: string): string[] {
+  const out = run('nft', ['-j', 'list', 'table', 'inet', 'cni_plugins_masquerade'], { allowFail: true }).stdout;
+  if (!out) return [];
+  return (JSON.parse(out).nftables as any[]).filter((x) => x.rule && String(x.rule.comment ?? '').includes(needle)).map((x) => x.rule.comment);
+}
+
+/** The ports of `bridge`. */
+export function vethsOf(bridge: string): string[] {
+  return (JSON.parse(run('ip', ['-j', 'link', 'show']).stdout || '[]') as { ifname: string; master?: string }[])
+    .filter((l) => l.master === bridge).map((l) => l.ifname);
+}
+
 // ---- podman 4.3 scaffolding (shared by the podman suites) ----------------------------
 
 /** `--root/--runroot/--storage-driver vfs` in a scratch dir: podman's storage never touches the host's. */
