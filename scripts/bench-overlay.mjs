@@ -1,16 +1,18 @@
 #!/usr/bin/env node
 // Benchmark: flaxd's overlay (issue 11) on namespace "nodes".
-//   node scripts/bench-overlay.mjs [--reps 7] [--secs 2] [--peers 1000] [--samples 100] [--no-iperf] [--no-scale]
+//   node scripts/bench-overlay.mjs [--reps 7] [--secs 2] [--peers 1000] [--samples 100] [--no-iperf] [--no-scale] [--no-etcd]
 // (a) pod-to-pod TCP throughput (iperf3) over flaxd's vxlan and host-gw
 //     against the same topology configured by hand with `ip`/`bridge`
 //     (vxlan device + neighbour/FDB/route; host-gw routes), the same
 //     netfilter rules on both sides (flaxd runs with --ip-masq; its ruleset
 //     is copied into the hand-made node), runs interleaved, medians;
-// (b) time to program --peers peers: their lease files written into the
-//     file store, until the node's kernel has every route (seen by
-//     `ip -ts monitor route`), then neighbour/FDB/route counts checked;
+// (b) time to program --peers peers: their leases created in the store
+//     (file store: lease files renamed in; etcd, when installed: puts on an
+//     etcd lease, through a client in the underlay netns), until the node's
+//     kernel has every route (seen by `ip -ts monitor route`), then
+//     neighbour/FDB/route counts checked;
 // (c) event-to-route latency for a new peer, --samples times: from the
-//     lease file's rename into the store to the route's netlink
+//     lease's creation (the file's rename into the store; the etcd put) to the route's netlink
 //     notification (ip -ts monitor route: no polling), with the peers of
 //     (b) present, spread over more than one reconcile interval (10 s) so
 //     that some land while a full reconcile of those peers runs.
@@ -31,6 +33,8 @@ const PEERS = arg('--peers', 1000);
 const SAMPLES = arg('--samples', 100);
 const IPERF = !process.argv.includes('--no-iperf');
 const SCALE = !process.argv.includes('--no-scale');
+// (b) and (c) with the etcd store too, when Debian's etcd-server is installed (--no-etcd: file store only)
+const ETCD = !process.argv.includes('--no-etcd') && spawnSync('sh', ['-c', 'command -v etcd && command -v etcdctl']).status === 0;
 // FLAX_BENCH_FLAXD: another build to compare (e.g. an older commit's)
 const FLAXD = process.env.FLAX_BENCH_FLAXD ?? path.join(root, 'dist/bin/flaxd');
 if (process.getuid?.() !== 0) { console.error('bench-overlay: run as root (it creates network namespaces)'); process.exit(1); }
@@ -93,7 +97,7 @@ function nodes(name, count) {
     ipn(ns, 'addr', 'add', `${UL_IP(i)}/24`, 'dev', 'eth0');
     ipn(ns, 'link', 'set', 'eth0', 'up');
     inNs(ns, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
-    out.push({ i, ns, ip: UL_IP(i) });
+    out.push({ i, ns, ip: UL_IP(i), ul });
   }
   return out;
 }
@@ -295,7 +299,7 @@ const peerMac = (k) => `02:fa:${((k >> 16) & 0xff).toString(16).padStart(2, '0')
  */
 function stageLease(leaseDir, sn, pub, mac) {
   const key = `${sn}-24`;
-  const value = `{"PublicIP":"${pub}","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"${mac}"}}`;
+  const value = leaseValue(pub, mac);
   mkdirSync(path.join(leaseDir, 'stage'), { recursive: true });
   const staged = path.join(leaseDir, 'stage', `${key}.json`);
   writeFileSync(staged, `{"Value":${value},"Expiration":"${new Date(Date.now() + 86_400_000).toISOString()}"}\n`);
@@ -306,43 +310,109 @@ function stageLease(leaseDir, sn, pub, mac) {
   };
 }
 
-async function scale() {
-  const [n] = nodes('scale', 1);
-  const leaseDir = await startFlax('scale', [n], { Network: '10.0.0.0/8', Backend: { Type: 'vxlan' } }, ['-v', '0']);
+const SCALE_NET = { Network: '10.0.0.0/8', Backend: { Type: 'vxlan' } };
+const leaseValue = (pub, mac) => `{"PublicIP":"${pub}","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"${mac}"}}`;
+
+/** The file store: lease files staged beside it, renamed in. */
+async function fileStore(n) {
+  const leaseDir = await startFlax('file', [n], SCALE_NET, ['-v', '0']);
+  return {
+    what: 'lease file renamed into the store',
+    async createMany(peers) {
+      const commits = peers.map((p) => stageLease(leaseDir, p.sn, p.pub, p.mac));
+      await sleep(200);
+      const t0 = nowUs();
+      for (const c of commits) c();
+      return { t0, t1: nowUs() };
+    },
+    createOne: async (p) => stageLease(leaseDir, p.sn, p.pub, p.mac)(),
+  };
+}
+
+/** An etcd client in the underlay netns (the bench itself stays in the root netns): JSON lines in, JSON lines out. */
+const ETCD_URL = 'http://192.168.77.1:2379';
+const ETCD_HELPER = `
+const { Etcd3 } = require(${JSON.stringify(path.join(root, 'node_modules/etcd3'))});
+const c = new Etcd3({ hosts: '${ETCD_URL}' });
+const now = () => Math.round((performance.timeOrigin + performance.now()) * 1000);
+const out = (o) => process.stdout.write(JSON.stringify(o) + '\\n');
+let id;
+require('readline').createInterface({ input: process.stdin }).on('line', async (line) => {
+  const m = JSON.parse(line);
+  try {
+    if (m.op === 'grant') { id = await c.lease(86400, { autoKeepAlive: false }).grant(); out({ id }); return; }
+    const t0 = now();
+    await Promise.all(m.kvs.map(([k, v]) => c.put(k).value(v).lease(id)));
+    out({ t0, t1: now() });
+  } catch (e) { out({ error: String(e) }); }
+});`;
+
+/** etcd (Debian's etcd-server) in the underlay netns, flaxd with --etcd-endpoints; peers put on one 24 h etcd lease, as flanneld's. */
+async function etcdStore(n) {
+  ipn(n.ul, 'addr', 'add', '192.168.77.1/24', 'dev', 'ul0');
+  const data = path.join(tmp, 'etcd');
+  const peerUrl = 'http://192.168.77.1:2380';
+  const etcd = spawn('nsenter', [`--net=/run/netns/${n.ul}`, '--', 'etcd', '--name', 'bench', '--data-dir', data, '--listen-client-urls', ETCD_URL, '--advertise-client-urls', ETCD_URL,
+    '--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl, '--initial-cluster', `bench=${peerUrl}`, '--log-level', 'warn'], { stdio: 'ignore' });
+  children.add(etcd);
+  const ctl = (...a) => spawnSync('nsenter', [`--net=/run/netns/${n.ul}`, '--', 'etcdctl', '--endpoints', ETCD_URL, '--command-timeout', '2s', ...a], { encoding: 'utf8' });
+  for (let i = 0; ctl('endpoint', 'health').status !== 0; i++) {
+    if (i > 100) throw new Error('etcd did not come up');
+    await sleep(100);
+  }
+  if (ctl('put', '/coreos.com/network/config', JSON.stringify(SCALE_NET)).status !== 0) throw new Error('etcdctl put config failed');
+  await startFlax('etcd', [n], SCALE_NET, ['-v', '0', '--etcd-endpoints', ETCD_URL]);
+  const helper = spawn('nsenter', [`--net=/run/netns/${n.ul}`, '--', process.execPath, '-e', ETCD_HELPER], { stdio: ['pipe', 'pipe', 'inherit'] });
+  children.add(helper);
+  const replies = [];
+  let buf = '';
+  helper.stdout.setEncoding('utf8');
+  helper.stdout.on('data', (d) => {
+    buf += d;
+    for (let nl; (nl = buf.indexOf('\n')) >= 0; buf = buf.slice(nl + 1)) replies.shift()?.(JSON.parse(buf.slice(0, nl)));
+  });
+  const ask = (m) => new Promise((resolve, reject) => {
+    replies.push((r) => (r.error ? reject(new Error(`etcd: ${r.error}`)) : resolve(r)));
+    helper.stdin.write(JSON.stringify(m) + '\n');
+  });
+  await ask({ op: 'grant' });
+  const kv = (p) => [`/coreos.com/network/subnets/${p.sn}-24`, leaseValue(p.pub, p.mac)];
+  return {
+    what: 'etcd put (on an etcd lease)',
+    createMany: (peers) => ask({ op: 'put', kvs: peers.map(kv) }),
+    createOne: async (p) => (await ask({ op: 'put', kvs: [kv(p)] })).t0,
+  };
+}
+
+/** (b) and (c) on one node whose agent uses `makeStore`'s store. */
+async function scale(name, makeStore) {
+  const [n] = nodes(name, 1);
+  const store = await makeStore(n);
   const mon = routeMonitor(n.ns);
   await mon.started;
   // (b) PEERS leases at once
-  const dsts = [];
-  const commits = [];
-  for (let k = 0; k < PEERS; k++) {
-    const sn = `10.${100 + (k >> 8)}.${k & 0xff}.0`;
-    commits.push(stageLease(leaseDir, sn, `172.${16 + (k >> 16)}.${(k >> 8) & 0xff}.${(k & 0xff) || 1}`, peerMac(k)));
-    dsts.push(`${sn}/24`);
-  }
-  await sleep(200);
-  const t0 = nowUs();
-  for (const c of commits) c();
-  const tWritten = nowUs();
-  const times = await Promise.all(dsts.map((d) => mon.wait(d, 60_000)));
+  const peers = Array.from({ length: PEERS }, (_, k) => ({ sn: `10.${100 + (k >> 8)}.${k & 0xff}.0`, pub: `172.${16 + (k >> 16)}.${(k >> 8) & 0xff}.${(k & 0xff) || 1}`, mac: peerMac(k) }));
+  const { t0, t1 } = await store.createMany(peers);
+  const times = await Promise.all(peers.map((p) => mon.wait(`${p.sn}/24`, 60_000)));
   const tDone = Math.max(...times);
   const count = (out, re) => out.split('\n').filter((l) => re.test(l)).length;
   const routes = count(ipn(n.ns, '-4', 'route', 'show', 'dev', 'flannel.1'), /^10\.1\d\d\.\d+\.0\/24 via 10\.1\d\d\.\d+\.0 onlink/);
   const neighs = count(ipn(n.ns, '-4', 'neigh', 'show', 'dev', 'flannel.1'), /lladdr 02:fa:.* PERMANENT/);
   const fdb = count(sh('bridge', ['-n', n.ns, 'fdb', 'show', 'dev', 'flannel.1']), /^02:fa:.* dst 172\./);
-  const program = { ms: (tDone - t0) / 1000, writeMs: (tWritten - t0) / 1000, routes, neighs, fdb };
+  const program = { ms: (tDone - t0) / 1000, writeMs: (t1 - t0) / 1000, routes, neighs, fdb };
 
   // (c) one new peer at a time, the PEERS of (b) present
   await sleep(500);
   const lat = [];
   for (let k = 0; k < SAMPLES; k++) {
-    const sn = `10.${200 + (k >> 8)}.${k & 0xff}.0`;
-    const tw = stageLease(leaseDir, sn, `172.31.${(k >> 8) & 0xff}.${(k & 0xff) || 1}`, peerMac(0x800000 + k))();
-    const tr = await mon.wait(`${sn}/24`, 10_000);
+    const p = { sn: `10.${200 + (k >> 8)}.${k & 0xff}.0`, pub: `172.31.${(k >> 8) & 0xff}.${(k & 0xff) || 1}`, mac: peerMac(0x800000 + k) };
+    const tw = await store.createOne(p);
+    const tr = await mon.wait(`${p.sn}/24`, 10_000);
     lat.push((tr - tw) / 1000);
     await sleep(80 + Math.random() * 80); // ~12 s in all: past at least one periodic full reconcile
   }
   mon.stop();
-  return { program, lat };
+  return { what: store.what, program, lat };
 }
 
 // ---- run and report ----------------------------------------------------------------------
@@ -362,14 +432,22 @@ try {
     }
   }
   if (SCALE) {
-    const { program, lat } = await scale();
-    const okCounts = program.routes === PEERS && program.neighs === PEERS && program.fdb === PEERS;
-    console.log(`\n(b) programming ${PEERS} peers (lease files written into the store → every route in the kernel)`);
-    console.log(`time ${fmt(program.ms, 0)} ms from the first lease's rename into the store (renaming all ${PEERS} took ${fmt(program.writeMs, 0)} ms)   goal ≤ 2000 ms ${program.ms <= 2000 ? 'ok' : 'MISSED'}`);
-    console.log(`kernel: ${program.routes} routes, ${program.neighs} neighbours, ${program.fdb} FDB entries on flannel.1 ${okCounts ? '(all)' : 'INCOMPLETE'}`);
-    if (!okCounts) failed = true;
-    console.log(`\n(c) event-to-route latency, new peer (${lat.length} samples, ${PEERS} peers present; lease rename → route notification)`);
-    console.log(`p50 ${fmt(pct(lat, 50))} ms   p90 ${fmt(pct(lat, 90))} ms   p99 ${fmt(pct(lat, 99))} ms   max ${fmt(Math.max(...lat))} ms   goal p99 ≤ 50 ms ${pct(lat, 99) <= 50 ? 'ok' : 'MISSED'}`);
+    const stores = [['file', fileStore], ...(ETCD ? [['etcd', etcdStore]] : [])];
+    const results = [];
+    for (const [name, make] of stores) results.push({ name, ...(await scale(name, make)) });
+    console.log(`\n(b) programming ${PEERS} peers: leases created in the store → every route in the kernel (then route/neighbour/FDB counts on flannel.1)`);
+    console.log('store   time      goal ≤ 2000 ms   creating them took   routes  neighbours  FDB');
+    for (const { name, program: p } of results) {
+      const all = p.routes === PEERS && p.neighs === PEERS && p.fdb === PEERS;
+      if (!all) failed = true;
+      console.log(`${name.padEnd(6)}  ${`${fmt(p.ms, 0)} ms`.padEnd(8)}  ${(p.ms <= 2000 ? 'ok' : 'MISSED').padEnd(15)}  ${`${fmt(p.writeMs, 0)} ms`.padEnd(19)}  ${String(p.routes).padEnd(6)}  ${String(p.neighs).padEnd(10)}  ${p.fdb}${all ? '' : '  INCOMPLETE'}`);
+    }
+    console.log(`\n(c) event-to-route latency of a new peer (${SAMPLES} samples, ${PEERS} peers present): lease created → route notification (ip monitor, no polling)`);
+    console.log('store   created by                          p50        p90        p99        max        goal p99 ≤ 50 ms');
+    for (const { name, what, lat } of results) {
+      const c = (x) => `${fmt(x)} ms`.padEnd(10);
+      console.log(`${name.padEnd(6)}  ${what.padEnd(34)}  ${c(pct(lat, 50))} ${c(pct(lat, 90))} ${c(pct(lat, 99))} ${c(Math.max(...lat))} ${pct(lat, 99) <= 50 ? 'ok' : 'MISSED'}`);
+    }
   }
 } catch (e) {
   console.error(`bench-overlay: ${e.stack ?? e}`);

@@ -257,6 +257,22 @@ describe('etcd store watch', () => {
     expect(seen).toEqual([`added 10.244.2.0/24 192.168.64.4 ${Date.parse('2026-01-01T00:00:00Z') + 3600_000}`, 'removed 10.244.1.0/24 0.0.0.0 null']);
     fake.down = true;
     expect((await store.list()).map((l) => `${formatNet(l.subnet)} ${l.attrs.publicIP}`)).toEqual(['10.244.2.0/24 192.168.64.4']);
+    // a put whose TTL cannot be asked: the agent is told to re-list
+    const K3 = '/coreos.com/network/subnets/10.244.3.0-24';
+    fake.put(K3, VALUE.replace('64.3', '64.6'), '9');
+    w.emit('data', { events: [{ type: 'Put', kv: kv(K3) }] });
+    for (let i = 0; i < 10 && seen.length < 3; i++) await new Promise((r) => setTimeout(r, 1));
+    expect(seen[2]).toBe('relist');
+    // keys on one etcd lease, in one response: its TTL is asked once
+    fake.down = false;
+    const K4 = '/coreos.com/network/subnets/10.244.4.0-24';
+    fake.put(K4, VALUE.replace('64.3', '64.7'), '9');
+    fake.put(K3, VALUE.replace('64.3', '64.8'), '9');
+    const asked = fake.calls.filter((c) => c === 'ttl 9').length;
+    w.emit('data', { events: [{ type: 'Put', kv: kv(K3) }, { type: 'Put', kv: kv(K4) }] });
+    for (let i = 0; i < 10 && seen.length < 5; i++) await new Promise((r) => setTimeout(r, 1));
+    expect(seen.slice(3).map((x) => x.split(' ').slice(0, 3).join(' '))).toEqual(['added 10.244.3.0/24 192.168.64.8', 'added 10.244.4.0/24 192.168.64.7']);
+    expect(fake.calls.filter((c) => c === 'ttl 9').length - asked).toBe(1);
     h.close();
   });
 

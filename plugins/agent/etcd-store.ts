@@ -89,6 +89,8 @@ export class EtcdLeaseStore {
   /** keys already warned about (one warning per key, not one per list) */
   #ignored = new Set<string>();
   #closers = new Set<() => void>();
+  /** TTL requests in flight by etcd lease ID (keys sharing a lease ask once) */
+  #ttlAsks = new Map<string, Promise<number>>();
 
   /** `client`: an etcd3 client (open() makes one); tests pass a fake of the same calls. */
   constructor(readonly client: EtcdClient, readonly opts: EtcdStoreOptions) {}
@@ -146,14 +148,25 @@ export class EtcdLeaseStore {
     }
     let c = this.#exp.get(key);
     if (!c || c.modRev !== kv.mod_revision) {
-      const r = await this.client.leaseClient.leaseTimeToLive({ ID: p.leaseId }, this.#call());
-      const ttl = Number(r.TTL);
+      const ttl = await this.#ttl(p.leaseId);
       // TTL -1: the lease is gone, the key is being deleted with it
       if (!(ttl > 0)) return null;
       c = { modRev: kv.mod_revision, leaseId: p.leaseId, exp: this.opts.clock.now() + ttl * 1000 };
       this.#exp.set(key, c);
     }
     return toLease(p, c.exp);
+  }
+
+  /** The remaining TTL (s) of an etcd lease; -1 when it is gone. */
+  #ttl(leaseId: string): Promise<number> {
+    let ask = this.#ttlAsks.get(leaseId);
+    if (!ask) {
+      ask = this.client.leaseClient.leaseTimeToLive({ ID: leaseId }, this.#call()).then((r) => Number(r.TTL));
+      this.#ttlAsks.set(leaseId, ask);
+      const done = () => this.#ttlAsks.delete(leaseId);
+      ask.then(done, done);
+    }
+    return ask;
   }
 
   /** One range read, no fallback: the leases and the revision they were read at. */
@@ -215,31 +228,42 @@ export class EtcdLeaseStore {
     await this.client.kv.deleteRange({ key: Buffer.from(this.#key(sn, sn6)) }, this.#call());
   }
 
-  /** The lease events of one watch response, the last known leases kept in step; null when one cannot be read (re-list). */
+  /**
+   * The lease events of one watch response (a put read like a listed key, a
+   * delete by its key; non-lease keys left out); null when one cannot be read
+   * (re-list). The puts' TTLs are asked all at once.
+   */
   async #events(res: Pick<IWatchResponse, 'events'>): Promise<LeaseEvent[] | null> {
     const dir = subnetsDir(this.opts.prefix);
-    const out: LeaseEvent[] = [];
-    for (const ev of res.events) {
+    const evs = await Promise.all(res.events.map(async (ev): Promise<LeaseEvent | 'skip' | null> => {
       const key = ev?.kv?.key?.toString('utf8');
       if (!key) return null;
       const lease = ev.type === 'Put' ? await this.#lease(ev.kv) : null;
-      const k = parseSubnetKey(key.slice(dir.length));
-      if (!lease && !(key.startsWith(dir) && k)) continue; // not a lease key (warned about by #lease)
-      const e: LeaseEvent = lease ? { type: 'added', lease } : { type: 'removed', lease: { subnet: k!.sn, ipv6Subnet: k!.sn6, attrs: { publicIP: '0.0.0.0', publicIPv6: null, backendType: '' }, expiration: null } };
-      if (!e.lease.ipv6Subnet) delete e.lease.ipv6Subnet;
-      if (this.#last) {
-        const lk = leaseKey(e.lease);
-        this.#last = this.#last.filter((l) => leaseKey(l) !== lk);
-        if (lease) this.#last.push(lease);
-      }
-      out.push(e);
+      if (lease) return { type: 'added', lease };
+      const k = key.startsWith(dir) ? parseSubnetKey(key.slice(dir.length)) : null;
+      if (!k) return 'skip'; // not a lease key (warned about by #lease)
+      const gone: Lease = { subnet: k.sn, attrs: { publicIP: '0.0.0.0', publicIPv6: null, backendType: '' }, expiration: null };
+      if (k.sn6) gone.ipv6Subnet = k.sn6;
+      return { type: 'removed', lease: gone };
+    }));
+    if (evs.includes(null)) return null;
+    return evs.filter((e): e is LeaseEvent => e !== null && e !== 'skip');
+  }
+
+  /** Keeps the last known leases (what an outage answers) in step with watch events. */
+  #remember(events: readonly LeaseEvent[]): void {
+    if (!this.#last) return;
+    const by = new Map(this.#last.map((l) => [leaseKey(l), l]));
+    for (const e of events) {
+      if (e.type === 'added') by.set(leaseKey(e.lease), e.lease);
+      else by.delete(leaseKey(e.lease));
     }
-    return out;
+    this.#last = [...by.values()];
   }
 
   watch(onChange: (events?: LeaseEvent[]) => void): { close(): void } {
     const { log } = this.opts;
-    // responses are turned into events in order (a put may wait for its lease's TTL)
+    // responses are read at once (a put may wait for its lease's TTL) and passed on in order
     let chain = Promise.resolve();
     let closed = false;
     let w: Watcher | undefined;
@@ -274,11 +298,14 @@ export class EtcdLeaseStore {
       });
       watcher.on('data', (res: IWatchResponse) => {
         if (!res.events?.length) return;
-        chain = chain.then(() => this.#events(res)).then((evs) => {
-          if (!closed) onChange(evs ?? undefined);
-        }, (e: unknown) => {
+        // settled here, so that a failure waiting its turn is never an unhandled rejection
+        const read = this.#events(res).then((evs) => ({ evs }), (e: unknown) => {
           log.debug(`etcd watch event: ${errText(e)}; re-listing`);
-          if (!closed) onChange();
+          return { evs: null };
+        });
+        chain = chain.then(() => read).then(({ evs }) => {
+          if (evs) this.#remember(evs);
+          if (!closed) onChange(evs ?? undefined);
         });
       });
       watcher.on('error', (e: Error) => {
