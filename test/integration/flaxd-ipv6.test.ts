@@ -98,6 +98,8 @@ async function addPod6(cl: Cluster, n: Node, l: Lease6): Promise<void> {
   execIn(n.ns, 'ip', ['-6', 'addr', 'add', `${l.net6}1/64`, 'dev', 'vpod', 'nodad']);
   execIn(n.pod!, 'ip', ['-6', 'addr', 'add', `${l.net6}2/64`, 'dev', 'eth0', 'nodad']);
   execIn(n.pod!, 'ip', ['-6', 'route', 'add', 'default', 'via', `${l.net6}1`]);
+  // neighbour discovery between a fresh pod and its node can miss the first echo: settle it before cross-node pings
+  await waitFor(`pod ${n.i} reaches its IPv6 gateway`, () => pingFrom(n.pod!, `${l.net6}1`), 10_000, 100);
 }
 
 /** The kernel's view of flannel-v6.1 through iproute2, reduced to the overlay's entries. */
