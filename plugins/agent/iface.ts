@@ -11,6 +11,7 @@
  */
 import { AF_INET, AF_INET6, type Addr, type Link, type NetlinkHandle } from '../pkg/netlink';
 import { ConfigError } from './config';
+import { formatIp, parseIp } from './subnet';
 
 export interface ExternalInterface {
   link: Link;
@@ -62,7 +63,8 @@ export function selectExtIface(sel: IfaceSelection, links: Link[], addrs: Addr[]
     const a6 = ip && familyOf(ip) === 6 ? ip : ifaceAddrs(addrs, link.index, true)[0];
     if ((fam.v4 && !a4) || (fam.v6 && !a6)) return null;
     const r: ExternalInterface = { link, ifaceAddr: fam.v4 ? a4 : '', publicIP: fam.v4 ? sel.publicIp || a4 : '' };
-    if (fam.v6) Object.assign(r, { ifaceV6Addr: a6, publicIPv6: sel.publicIpv6 || a6 });
+    // --public-ipv6 as Go prints it (the lease's bytes and the kernel's FDB entries of our peers compare with it)
+    if (fam.v6) Object.assign(r, { ifaceV6Addr: a6, publicIPv6: sel.publicIpv6 ? formatIp(parseIp(sel.publicIpv6).n, true) : a6 });
     return r;
   };
   const enabled = (ip: string) => (familyOf(ip) === 4 ? fam.v4 : fam.v6);

@@ -178,7 +178,7 @@ describe('IPv6 external interface and flags', () => {
   it('dual-stack: one interface with both families (default routes must agree); --public-ipv6 overrides the published one', () => {
     const both = { v4: true, v6: true };
     expect(pick(selectExtIface(sel(), links, addrs, 2, both, 2))).toBe('eth0 192.168.0.1 192.168.0.1 fd00::1 fd00::1');
-    expect(pick(selectExtIface(sel({ iface: ['eth0'], publicIpv6: '2001:db8::77' }), links, addrs, 2, both))).toBe('eth0 192.168.0.1 192.168.0.1 fd00::1 2001:db8::77');
+    expect(pick(selectExtIface(sel({ iface: ['eth0'], publicIpv6: '2001:DB8:0:0::77' }), links, addrs, 2, both))).toBe('eth0 192.168.0.1 192.168.0.1 fd00::1 2001:db8::77');
     expect(pick(selectExtIface(sel({ iface: ['2001:db8::9'] }), links, addrs, 2, both))).toBe('eth0 192.168.0.1 192.168.0.1 2001:db8::9 2001:db8::9');
     expect(pick(selectExtIface(sel({ iface: ['eth1'] }), links, addrs, 2, both))).toMatch(/^failed to find an interface with an IPv4 and IPv6 address matching --iface eth1$/);
     expect(pick(selectExtIface(sel(), links, addrs, 2, both, 3))).toMatch(/IPv6 default route's interface eth1 must be the IPv4 one's, eth0/);
