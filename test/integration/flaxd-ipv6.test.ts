@@ -30,6 +30,7 @@
  *    both ranges): pods ping across nodes over IPv4 and IPv6;
  *  - IPv6 enabled on a running IPv4 cluster: restarted agents keep their
  *    IPv4 subnets and MACs and gain IPv6 subnets;
+ *  - FLANNELD_PUBLIC_IPV6: published and used by peers, not the default address;
  *  - dual-stack with the etcd store (Debian's etcd, etcd-helpers): keys
  *    `<prefix>/subnets/<v4>-24&<v6>-64`, value bytes, 24 h etcd lease; pods ping.
  */
@@ -583,5 +584,33 @@ describe('flaxd: IPv6 enabled on a running IPv4 cluster', () => {
     const [a, b] = cl.nodes;
     expect(pingFrom(a.pod!, `${leaseOf6(cl, b).prefix}.2`)).toBe(true);
     await waitFor('pod a -> pod b over IPv6', () => pingFrom(a.pod!, `${leaseOf6(cl, b).net6}2`), 15_000, 200);
+  });
+});
+
+describe('flaxd IPv6-only with FLANNELD_PUBLIC_IPV6', () => {
+  const cl = new Cluster();
+  beforeAll(async () => {
+    requireBuilt('flaxd');
+    await cl.create(2, { EnableIPv4: false, EnableIPv6: true, IPv6Network: NET6, Backend: { Type: 'vxlan' } });
+    await addV6Underlay(cl);
+    // node 2's first IPv6 address is now fd77::99 (the kernel lists the newest first): the default choice
+    execIn(cl.nodes[1].ns, 'ip', ['-6', 'addr', 'add', 'fd77::99/64', 'dev', 'eth0', 'nodad']);
+    cl.startAgent(cl.nodes[0]);
+    cl.startAgent(cl.nodes[1], [], { ...process.env, FLANNELD_PUBLIC_IPV6: 'FD77:0::12' });
+    for (const n of cl.nodes) await cl.waitReady(n);
+  }, 60_000);
+  afterAll(() => cl.destroy(), 60_000);
+
+  it('the lease publishes the given address (not the default fd77::99, which stays the VXLAN local), peers send to it; pods ping', async () => {
+    const [a, b] = cl.nodes;
+    const lb = leaseOf6(cl, b);
+    expect(lb.text).toContain('"PublicIP":"0.0.0.0","PublicIPv6":"fd77::12"');
+    expect(v6View(b.ns).link.linkinfo.info_data.local6).toBe('fd77::99');
+    await waitFor('node 1 sends to fd77::12', () => v6View(a.ns).fdb.join() === `${lb.value.BackendV6Data!.VtepMAC} fd77::12 self permanent`);
+    const la = leaseOf6(cl, a);
+    await addPod6(cl, a, la);
+    await addPod6(cl, b, lb);
+    expect(pingFrom(a.pod!, `${lb.net6}2`)).toBe(true);
+    expect(pingFrom(b.pod!, `${la.net6}2`)).toBe(true);
   });
 });
