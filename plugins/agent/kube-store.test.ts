@@ -103,11 +103,16 @@ describe('kube store (fake API server)', () => {
     const s = await open();
     await s.acquire(attrs('192.168.64.3'));
     let changes = 0;
-    s.watch(() => changes++);
+    const seen: string[] = [];
+    s.watch((evs) => {
+      changes++;
+      seen.push(evs ? evs.map((e) => `${e.type} ${formatNet(e.lease.subnet)} ${e.lease.attrs.publicIP}`).join() : 'relist');
+    });
     await waitFor(() => api.watchers === 1);
     const before = changes;
     api.addNode(flannelNode('node-b', '10.244.2.0/24', '192.168.64.4', 'aa:bb:cc:dd:ee:02'));
     await waitFor(() => changes > before);
+    expect(seen.at(-1)).toBe('added 10.244.2.0/24 192.168.64.4'); // the node's lease as an event: no re-list needed
     expect((await s.list()).map((l) => [formatNet(l.subnet), l.attrs.publicIP])).toEqual([['10.244.1.0/24', '192.168.64.3'], ['10.244.2.0/24', '192.168.64.4']]);
     // a node without our annotations still triggers a re-list but is no lease
     api.addNode({ metadata: { name: 'node-x' }, spec: { podCIDR: '10.244.9.0/24' } });
@@ -117,6 +122,7 @@ describe('kube store (fake API server)', () => {
     const c2 = changes;
     api.deleteNode('node-b');
     await waitFor(() => changes > c2);
+    expect(seen.at(-1)).toBe('removed 10.244.2.0/24 192.168.64.4');
     expect((await s.list()).map((l) => formatNet(l.subnet))).toEqual(['10.244.1.0/24']);
   });
 

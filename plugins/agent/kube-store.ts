@@ -271,7 +271,7 @@ export class KubeLeaseStore {
   /** Nodes are deleted by Kubernetes, not by the agent (as flanneld). */
   async delete(): Promise<void> {}
 
-  watch(onChange: () => void): { close(): void } {
+  watch(onChange: (events?: import('./watcher').LeaseEvent[]) => void): { close(): void } {
     const { log } = this.opts;
     let closed = false;
     let current: { abort(): void } | undefined;
@@ -295,7 +295,12 @@ export class KubeLeaseStore {
         const w = await this.api.watchNodes(this.#rv, (type, node) => {
           pause = 500;
           if (node.metadata?.resourceVersion) this.#rv = node.metadata.resourceVersion;
-          if (type !== 'BOOKMARK') onChange();
+          if (type === 'BOOKMARK') return;
+          if (this.#last) this.#last = [...this.#last.filter((x) => x.metadata?.name !== node.metadata?.name), ...(type === 'DELETED' ? [] : [node])];
+          // the node's lease as an event (a status update changes nothing for the agent); a node that is no lease of ours: re-list
+          const lease = nodeToLease(node, this.#fam);
+          if (lease) onChange([{ type: type === 'DELETED' ? 'removed' : 'added', lease }]);
+          else onChange();
         }, (err) => {
           if (ended) return;
           ended = true;
