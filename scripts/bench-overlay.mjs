@@ -7,8 +7,9 @@
 //     netfilter rules on both sides (flaxd runs with --ip-masq; its ruleset
 //     is copied into the hand-made node), runs interleaved, medians;
 // (b) time to program --peers peers: their leases created in the store
-//     (file store: lease files renamed in; etcd, when installed: puts on an
-//     etcd lease, through a client in the underlay netns), until the node's
+//     (file store: lease files renamed in; etcd, when installed: puts, each
+//     on an etcd lease of its own as flanneld's, through a client in the
+//     underlay netns), until the node's
 //     kernel has every route (seen by `ip -ts monitor route`), then
 //     neighbour/FDB/route counts checked;
 // (c) event-to-route latency for a new peer, --samples times: from the
@@ -336,18 +337,18 @@ const { Etcd3 } = require(${JSON.stringify(path.join(root, 'node_modules/etcd3')
 const c = new Etcd3({ hosts: '${ETCD_URL}' });
 const now = () => Math.round((performance.timeOrigin + performance.now()) * 1000);
 const out = (o) => process.stdout.write(JSON.stringify(o) + '\\n');
-let id;
 require('readline').createInterface({ input: process.stdin }).on('line', async (line) => {
   const m = JSON.parse(line);
   try {
-    if (m.op === 'grant') { id = await c.lease(86400, { autoKeepAlive: false }).grant(); out({ id }); return; }
+    // each key on an etcd lease of its own, as flanneld's (granted before the clock starts)
+    const ids = await Promise.all(m.kvs.map(() => c.lease(86400, { autoKeepAlive: false }).grant()));
     const t0 = now();
-    await Promise.all(m.kvs.map(([k, v]) => c.put(k).value(v).lease(id)));
+    await Promise.all(m.kvs.map(([k, v], i) => c.put(k).value(v).lease(ids[i])));
     out({ t0, t1: now() });
   } catch (e) { out({ error: String(e) }); }
 });`;
 
-/** etcd (Debian's etcd-server) in the underlay netns, flaxd with --etcd-endpoints; peers put on one 24 h etcd lease, as flanneld's. */
+/** etcd (Debian's etcd-server) in the underlay netns, flaxd with --etcd-endpoints; each peer's key on a 24 h etcd lease of its own, as flanneld's. */
 async function etcdStore(n) {
   ipn(n.ul, 'addr', 'add', '192.168.77.1/24', 'dev', 'ul0');
   const data = path.join(tmp, 'etcd');
@@ -375,10 +376,9 @@ async function etcdStore(n) {
     replies.push((r) => (r.error ? reject(new Error(`etcd: ${r.error}`)) : resolve(r)));
     helper.stdin.write(JSON.stringify(m) + '\n');
   });
-  await ask({ op: 'grant' });
   const kv = (p) => [`/coreos.com/network/subnets/${p.sn}-24`, leaseValue(p.pub, p.mac)];
   return {
-    what: 'etcd put (on an etcd lease)',
+    what: 'etcd put (on its own etcd lease)',
     createMany: (peers) => ask({ op: 'put', kvs: peers.map(kv) }),
     createOne: (p) => ask({ op: 'put', kvs: [kv(p)] }),
   };
