@@ -11,7 +11,8 @@ import { get } from 'node:http';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DIST_BIN, REF_BIN, requireBuilt } from '../lib/cni';
-import { iptRulesMentioning, masqRulesMentioning, missingPrereq, vethsOf } from '../lib/e2e';
+import { missingPrereq } from '../lib/e2e';
+import { iptRulesMentioning, masqRulesMentioning, vethsOf } from '../lib/host-state';
 import { PodmanSuite } from '../lib/podman';
 
 const NET = 'flaxe2e';

@@ -27,10 +27,12 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  CniStateSnapshot, FirewallSnapshot, type PluginSet, acquireE2eLock, buildBusyboxRootfs, cacheFiles, chainSpan, deleteLink,
-  failedCalls, firewallMentions, formatTrace, linkNames, makePluginDir, missingPrereq, readSysctl, readTrace, removeScratch, reservations,
-  run, scratchDir, sleep, restoreRunState, waitFor,
+  type PluginSet, acquireE2eLock, buildBusyboxRootfs, chainSpan, failedCalls, formatTrace, makePluginDir, missingPrereq, readTrace,
+  removeScratch, run, scratchDir, sleep, waitFor,
 } from '../lib/e2e';
+import {
+  CniStateSnapshot, FirewallSnapshot, cacheFiles, deleteLink, firewallMentions, linkNames, readSysctl, reservations, restoreRunState,
+} from '../lib/host-state';
 
 const NS = 'flaxe2e';
 const NET = 'flaxe2e-ctr';

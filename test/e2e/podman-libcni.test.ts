@@ -51,9 +51,10 @@ import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  CNI_STATE, type PluginDir, type PluginSet, type TraceEntry, cacheFileOf, copyFlaxCli, deleteLink, failedCalls, firewallMentions, formatTrace,
-  keyShape, linkExists, linkNames, makePluginDir, missingPrereq, readTrace, reservations, run,
+  CNI_STATE, type PluginDir, type PluginSet, type TraceEntry, cacheFileOf, copyFlaxCli, failedCalls, formatTrace, makePluginDir,
+  missingPrereq, readTrace, run,
 } from '../lib/e2e';
+import { deleteLink, firewallMentions, keyShape, linkExists, linkNames, reservations } from '../lib/host-state';
 import { PodmanSuite } from '../lib/podman';
 import { CniConfig, goMarshal, listAttachments, loadConfList, marshalCache, readCache, unmarshalCache, writeCache } from '../../plugins/pkg/invoke/index';
 

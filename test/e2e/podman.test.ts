@@ -19,9 +19,9 @@ import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  type PluginDir, type PluginSet, ROOT, cacheFiles, chainSpan, deleteLink, failedCalls, firewallMentions, formatTrace, keyShape, linkNames,
-  makePluginDir, missingPrereq, readTrace, redact, reservations, run, waitFor,
+  type PluginDir, type PluginSet, ROOT, chainSpan, failedCalls, formatTrace, makePluginDir, missingPrereq, readTrace, run, waitFor,
 } from '../lib/e2e';
+import { cacheFiles, deleteLink, firewallMentions, keyShape, linkNames, redact, reservations } from '../lib/host-state';
 import { PodmanSuite } from '../lib/podman';
 
 const NET = 'flaxe2e-pm';

@@ -16,9 +16,10 @@ import { chmodSync, copyFileSync, existsSync, readFileSync, readdirSync, rmdirSy
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  DIST_BIN, acquireE2eLock, copyFlaxCli, firewallText, importBusyboxImage, linkNames, missingPrereq, podmanStorageArgs,
-  removeScratch, run, scratchDir, waitFor, writePodmanConf,
+  DIST_BIN, acquireE2eLock, copyFlaxCli, importBusyboxImage, missingPrereq, podmanStorageArgs, removeScratch, run, scratchDir, waitFor,
+  writePodmanConf,
 } from '../lib/e2e';
+import { firewallText, linkNames } from '../lib/host-state';
 
 const NAME = `flaxe2e-sb-${process.pid}`;
 const SB_ROOT = '/run/flax/sandboxes';

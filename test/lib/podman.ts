@@ -7,10 +7,8 @@
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import {
-  CniStateSnapshot, FirewallSnapshot, type RunOut, acquireE2eLock, deleteLink, importBusyboxImage, podmanStorageArgs, readSysctl,
-  removeScratch, restoreRunState, run, scratchDir, writePodmanConf,
-} from './e2e';
+import { type RunOut, acquireE2eLock, importBusyboxImage, podmanStorageArgs, removeScratch, run, scratchDir, writePodmanConf } from './e2e';
+import { CniStateSnapshot, FirewallSnapshot, deleteLink, readSysctl, restoreRunState } from './host-state';
 
 export interface PodmanSuiteOptions {
   /** scratch dir tag and the label of cleanup messages */
