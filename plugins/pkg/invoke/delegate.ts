@@ -45,9 +45,18 @@ export async function delegate(
   exec: Exec, command: Command, type: string, a: CmdArgs, stdin: string | Buffer, label = 'IPAM plugin',
 ): Promise<{ out: Record<string, unknown> | null; mode: DelegationMode; file: string }> {
   const file = exec.findInPath(type, a.path, label);
-  const local = exec instanceof InProcessExec ? exec.counts.inProcess : -1;
-  const stdout = await exec.execPlugin(file, delegateEnv(command, a), Buffer.isBuffer(stdin) ? stdin : Buffer.from(stdin), { stderr: process.stderr });
-  const mode: DelegationMode = local >= 0 && (exec as InProcessExec).counts.inProcess > local ? 'in-process' : 'exec';
+  const env = delegateEnv(command, a);
+  const input = Buffer.isBuffer(stdin) ? stdin : Buffer.from(stdin);
+  const opts = { stderr: process.stderr };
+  let mode: DelegationMode = 'exec';
+  let stdout: Buffer;
+  if (exec instanceof InProcessExec) {
+    const local = exec.localPlugin(file); // looked at once: ours and handed over → handle(), else the fallback
+    if (local) mode = 'in-process';
+    stdout = local ? await exec.runLocal(file, local, env, input) : await exec.runFallback(file, env, input, opts);
+  } else {
+    stdout = await exec.execPlugin(file, env, input, opts);
+  }
   const text = stdout.toString('utf8').trim();
   if (!text) return { out: null, mode, file };
   try {

@@ -40,10 +40,17 @@ export class InProcessExec implements Exec {
 
   async execPlugin(pluginPath: string, env: Record<string, string>, stdin: Buffer, opts?: ExecOptions): Promise<Buffer> {
     const local = this.localPlugin(pluginPath);
-    if (!local) {
-      this.counts.exec++;
-      return this.fallback.execPlugin(pluginPath, env, stdin, opts);
-    }
+    return local ? this.runLocal(pluginPath, local, env, stdin) : this.runFallback(pluginPath, env, stdin, opts);
+  }
+
+  /** Runs the executable at pluginPath through the fallback Exec. */
+  runFallback(pluginPath: string, env: Record<string, string>, stdin: Buffer, opts?: ExecOptions): Promise<Buffer> {
+    this.counts.exec++;
+    return this.fallback.execPlugin(pluginPath, env, stdin, opts);
+  }
+
+  /** Runs `local` (localPlugin(pluginPath)) through handle(), as the executable would answer. */
+  async runLocal(pluginPath: string, local: LocalPlugin, env: Record<string, string>, stdin: Buffer): Promise<Buffer> {
     this.counts.inProcess++;
     const res = await handle(local.plugin, local.about, {
       command: env.CNI_COMMAND, containerId: env.CNI_CONTAINERID, netns: env.CNI_NETNS, ifname: env.CNI_IFNAME,
