@@ -67,7 +67,10 @@ for (const e of entries) {
   const js = path.join(out, e.name + '.js');
   chmodSync(js, 0o755);
   let snapped = false;
-  if (useSnapshot) {
+  // flaxd is a daemon: start-up time matters little, memory does — every
+  // worker thread of its CNI server (issue 15) would carry the snapshot's
+  // heap too (~53 MiB a worker instead of ~23): the plain bundle
+  if (useSnapshot && e.name !== 'flaxd') {
     const r = spawnSync(process.execPath, ['--snapshot-blob', path.join(out, e.name + '.blob'), '--build-snapshot', js], { cwd: out, encoding: 'utf8' });
     snapped = r.status === 0;
     if (!snapped) console.error(`build: no snapshot for ${e.name}: ${r.stderr.trim().split('\n').slice(-3).join(' ')}`);

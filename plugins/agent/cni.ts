@@ -87,7 +87,10 @@ async function closeServer(srv: CniServer | undefined, log: Logger): Promise<voi
 /** Resolves when SIGTERM or SIGINT arrives (logged). */
 function untilSignal(log: Logger): Promise<number> {
   return new Promise((resolve) => {
+    // signal handlers alone do not keep node running (no server, no sweeper: still wait)
+    const alive = setInterval(() => {}, 1 << 30);
     const on = (sig: string) => {
+      clearInterval(alive);
       process.off('SIGTERM', on);
       process.off('SIGINT', on);
       log.info(`${sig}: exiting`);
