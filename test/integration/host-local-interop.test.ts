@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { OURS, REF, netConf, run } from './host-local-helpers';
+import { OURS, REF, netConf, run } from '../lib/host-local';
 
 let dir: string;
 const net = () => path.join(dir, 'hlnet');

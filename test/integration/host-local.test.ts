@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { OURS, netConf, run } from './host-local-helpers';
+import { OURS, netConf, run } from '../lib/host-local';
 
 let dir: string;
 const net = () => path.join(dir, 'hlnet');

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { ours, requireBuilt, sh, theirs } from '../lib/cni';
-import { HOST_V4, chainAdd, pmNetwork, pmTest as it, portmapState, probe, run, withMappings } from './portmap-helpers';
+import { HOST_V4, chainAdd, pmNetwork, pmTest as it, portmapState, probe, run, withMappings } from '../lib/portmap';
 
 const HAVE_REF = existsSync(theirs('portmap'));
 const MAPS = [{ hostPort: 18080, containerPort: 8080, protocol: 'tcp' }, { hostPort: 15353, containerPort: 5353, protocol: 'udp' }];

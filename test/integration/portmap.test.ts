@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { ours, requireBuilt, sh } from '../lib/cni';
-import { HOST_V4, HOST_V6, chainAdd, pmNetwork, pmTest as it, portmapState, probe, run, withMappings } from './portmap-helpers';
+import { HOST_V4, HOST_V6, chainAdd, pmNetwork, pmTest as it, portmapState, probe, run, withMappings } from '../lib/portmap';
 
 const PM = ours('portmap');
 let dataRoot: string;

@@ -6,9 +6,9 @@
  * nsenter; every process and namespace is removed even when a test fails.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { createTestNetns, destroyTestNetns, netnsTest } from '../lib/netns';
-import { cni, ours, sh, type CniCall, type CniOut } from '../lib/cni';
-import { nftRuleset } from '../lib/state';
+import { createTestNetns, destroyTestNetns, netnsTest } from './netns';
+import { cni, ours, sh, type CniCall, type CniOut } from './cni';
+import { nftRuleset } from './state';
 
 export const HOST_V4 = '192.168.77.1';
 export const HOST_V6 = 'fd77::1';

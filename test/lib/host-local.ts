@@ -1,9 +1,9 @@
 /** Black-box runner for host-local tests: exec a plugin binary like a runtime does. */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { ROOT } from './cni';
 
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export { ROOT };
 /** FLAX_HOST_LOCAL overrides (a private build while others rebuild dist/). */
 export const OURS = process.env.FLAX_HOST_LOCAL ?? path.join(ROOT, 'dist/bin/host-local');
 export const REF = '/usr/lib/cni/host-local';
