@@ -55,7 +55,7 @@ import {
   missingPrereq, readTrace, run,
 } from '../lib/e2e';
 import { deleteLink, firewallMentions, keyShape, linkExists, linkNames, reservations } from '../lib/host-state';
-import { PodmanSuite } from '../lib/podman';
+import { type PodmanNetwork, PodmanSuite } from '../lib/podman';
 import { CniConfig, goMarshal, listAttachments, loadConfList, marshalCache, readCache, unmarshalCache, writeCache } from '../../plugins/pkg/invoke/index';
 
 const NET = 'flaxe2e-pl';
@@ -82,7 +82,7 @@ interface CacheJson {
   result: { cniVersion: string; interfaces: Iface[]; ips: Array<{ address: string; gateway?: string; interface?: number; version?: string }>; [k: string]: unknown };
 }
 
-interface Scenario { plugins: PluginDir; netDir: string; conflistPath: string; trace: () => TraceEntry[]; explain: (what: string) => string }
+type Scenario = PodmanNetwork;
 interface Started { cid: string; name: string; netns: string; ip: string; hostVeth: string; cacheText: string; cache: CacheJson }
 
 describe.skipIf(!!skipReason)('libcni compatibility with podman 4.3 (libcni 1.1)', () => {
@@ -124,26 +124,8 @@ describe.skipIf(!!skipReason)('libcni compatibility with podman 4.3 (libcni 1.1)
 
   /** A fresh network for one scenario: plugin dir with trace wrappers, podman config pointing at it, bridge name pinned. */
   function scenario(tag: string, set: PluginSet): Scenario {
-    podman(['rm', '-af', '-t', '0'], true);
-    podman(['network', 'rm', '-f', NET], true);
-    deleteLink(BRIDGE);
-    const dir = path.join(suite.base, tag);
-    const plugins = makePluginDir(dir, set, ['bridge', 'host-local', 'loopback', 'portmap'], ['firewall', 'tuning']);
-    const netDir = path.join(dir, 'net.d');
-    // always <base>/containers.conf: podman's DB pins tmp_dir, it must not move between scenarios
-    suite.writeConf(plugins.dir, netDir);
-    const trace = () => readTrace(plugins.traceDir);
-    const explain = (what: string) => `${what}\n\nplugin calls so far:\n${formatTrace(trace())}`;
-    // podman 4.3 has no --interface-name: create, then pin the bridge name in the conflist it wrote
-    podman(['network', 'create', '--subnet', SUBNET, '--gateway', GW, NET]);
-    const conflistPath = path.join(netDir, `${NET}.conflist`);
-    const conflist = JSON.parse(readFileSync(conflistPath, 'utf8'));
-    conflist.plugins[0].bridge = BRIDGE;
-    writeFileSync(conflistPath, JSON.stringify(conflist, null, 3));
-    expect(conflist.plugins.map((p: { type: string }) => p.type)).toEqual(['bridge', 'portmap', 'firewall', 'tuning']);
-    const insp = JSON.parse(podman(['network', 'inspect', NET]).stdout);
-    expect(insp[0]?.network_interface ?? insp[0]?.NetworkInterface, explain('podman does not load the network')).toBe(BRIDGE);
-    return { plugins, netDir, conflistPath, trace, explain };
+    suite.clear();
+    return suite.createNetwork(tag, set, SUBNET, GW);
   }
 
   /** podman run -d -p …: httpd in busybox on NET; returns what the runtime and its libcni recorded. */

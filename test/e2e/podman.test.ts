@@ -22,7 +22,7 @@ import {
   type PluginDir, type PluginSet, ROOT, chainSpan, failedCalls, formatTrace, makePluginDir, missingPrereq, readTrace, run, waitFor,
 } from '../lib/e2e';
 import { cacheFiles, deleteLink, firewallMentions, keyShape, linkNames, redact, reservations } from '../lib/host-state';
-import { PodmanSuite } from '../lib/podman';
+import { type PodmanNetwork, PodmanSuite } from '../lib/podman';
 
 const NET = 'flaxe2e-pm';
 const BRIDGE = 'flaxe2e-pm0';
@@ -74,23 +74,7 @@ describe.skipIf(!!skipReason)('podman 4.3 with the CNI backend', () => {
       // a previous set that failed half-way must not leave its container or network behind
       suite.reset();
 
-      const dir = path.join(suite.base, set);
-      const plugins: PluginDir = makePluginDir(dir, set, ['bridge', 'host-local', 'loopback', 'portmap'], ['firewall', 'tuning']);
-      const netDir = path.join(dir, 'net.d');
-      suite.writeConf(plugins.dir, netDir);
-      const trace = () => readTrace(plugins.traceDir);
-      const explain = (what: string) => `${what}\n\nplugin calls so far:\n${formatTrace(trace())}`;
-
-      // podman 4.3 has no --interface-name: create, then pin the bridge name in the conflist it wrote
-      podman(['network', 'create', '--subnet', SUBNET, '--gateway', GW, NET]);
-      const conflistPath = path.join(netDir, `${NET}.conflist`);
-      const conflist = JSON.parse(readFileSync(conflistPath, 'utf8'));
-      conflist.plugins[0].bridge = BRIDGE;
-      writeFileSync(conflistPath, JSON.stringify(conflist, null, 3));
-      expect(conflist.plugins.map((p: { type: string }) => p.type)).toEqual(['bridge', 'portmap', 'firewall', 'tuning']);
-      // podman drops a network silently when a plugin fails its VERSION probe
-      const insp = JSON.parse(podman(['network', 'inspect', NET]).stdout);
-      expect(insp[0]?.network_interface ?? insp[0]?.NetworkInterface, explain('podman does not load the network')).toBe(BRIDGE);
+      const { trace, explain }: PodmanNetwork = suite.createNetwork(set, set, SUBNET, GW);
 
       const name = `flaxe2e-${set}`;
       const r1 = podman(['run', '-d', '--name', name, '--network', NET, '--cap-add', 'NET_RAW', '-p', `${HOST_PORT}:${CTR_PORT}`,

@@ -5,9 +5,13 @@
  * with the root netns state it touches (firewall, CNI state dirs,
  * ip_forward, the suite's bridge) snapshotted before and put back after.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { type RunOut, acquireE2eLock, importBusyboxImage, podmanStorageArgs, removeScratch, run, scratchDir, writePodmanConf } from './e2e';
+import { expect } from 'vitest';
+import {
+  type PluginDir, type PluginSet, type RunOut, type TraceEntry, acquireE2eLock, formatTrace, importBusyboxImage, makePluginDir, podmanStorageArgs,
+  readTrace, removeScratch, run, scratchDir, writePodmanConf,
+} from './e2e';
 import { CniStateSnapshot, FirewallSnapshot, deleteLink, readSysctl, restoreRunState } from './host-state';
 
 export interface PodmanSuiteOptions {
@@ -17,6 +21,16 @@ export interface PodmanSuiteOptions {
   net: string;
   bridge: string;
   image: string;
+}
+
+/** One scenario's network: plugins behind trace wrappers, podman's conflist for it (bridge name pinned). */
+export interface PodmanNetwork {
+  plugins: PluginDir;
+  netDir: string;
+  conflistPath: string;
+  trace: () => TraceEntry[];
+  /** `what` followed by every plugin call so far */
+  explain: (what: string) => string;
 }
 
 export class PodmanSuite {
@@ -58,12 +72,44 @@ export class PodmanSuite {
     importBusyboxImage((a) => this.podman(a), this.base, this.o.image);
   }
 
-  /** Between scenarios: no container, network, bridge or state of an earlier one. */
-  reset(): void {
+  /** No container, network or bridge of an earlier scenario. */
+  clear(): void {
     this.podman(['rm', '-af', '-t', '0'], true);
     this.podman(['network', 'rm', '-f', this.o.net], true);
     deleteLink(this.o.bridge);
+  }
+
+  /** Between scenarios: clear(), and the firewall and CNI state of the earlier ones put back. */
+  reset(): void {
+    this.clear();
     this.restoreFor(this.cids, this.ips);
+  }
+
+  /**
+   * The suite's network for one scenario under <base>/<tag>: `set`'s
+   * plugins (podman's chain: bridge, portmap, then the reference firewall
+   * and tuning) behind trace wrappers, podman pointed at them, the network
+   * created with `subnet`/`gateway` and its bridge name pinned in the
+   * conflist podman wrote (4.3 has no --interface-name); fails when podman
+   * does not load it (it drops a network whose plugin fails VERSION).
+   */
+  createNetwork(tag: string, set: PluginSet, subnet: string, gateway: string): PodmanNetwork {
+    const dir = path.join(this.base, tag);
+    const plugins = makePluginDir(dir, set, ['bridge', 'host-local', 'loopback', 'portmap'], ['firewall', 'tuning']);
+    const netDir = path.join(dir, 'net.d');
+    // always <base>/containers.conf: podman's DB pins tmp_dir, it must not move between scenarios
+    this.writeConf(plugins.dir, netDir);
+    const trace = () => readTrace(plugins.traceDir);
+    const explain = (what: string) => `${what}\n\nplugin calls so far:\n${formatTrace(trace())}`;
+    this.podman(['network', 'create', '--subnet', subnet, '--gateway', gateway, this.o.net]);
+    const conflistPath = path.join(netDir, `${this.o.net}.conflist`);
+    const conflist = JSON.parse(readFileSync(conflistPath, 'utf8'));
+    conflist.plugins[0].bridge = this.o.bridge;
+    writeFileSync(conflistPath, JSON.stringify(conflist, null, 3));
+    expect(conflist.plugins.map((p: { type: string }) => p.type)).toEqual(['bridge', 'portmap', 'firewall', 'tuning']);
+    const insp = JSON.parse(this.podman(['network', 'inspect', this.o.net]).stdout);
+    expect(insp[0]?.network_interface ?? insp[0]?.NetworkInterface, explain('podman does not load the network')).toBe(this.o.bridge);
+    return { plugins, netDir, conflistPath, trace, explain };
   }
 
   /** Firewall lines naming these containers / addresses, and their CNI state (the network's dataDir, their cache files), as before setUp. */
