@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, openSync, closeSync, rmSync, writeFileSync } fr
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DEFAULT_PATHS, deepestExisting, pathsOfCall, viewDifference, type Found } from './view';
+import { DEFAULT_PATHS, deepestExisting, execdTypes, netnsForExec, pathsOfCall, sameFileAsFd, viewDifference, type Found } from './view';
 
 const conf = (o: object) => Buffer.from(JSON.stringify(o));
 const tmp = mkdtempSync(path.join(tmpdir(), 'flax-view-'));
@@ -55,5 +55,36 @@ describe('view comparison', () => {
     expect(at(f, { ...f, depth: 1 })).toBe('/x');
     expect(at(f, { ...f, dev: 2 })).toBe('/x');
     expect(at(f, { ...f, ino: 6 })).toBe('/x');
+  });
+});
+
+describe('calls that would exec a delegate with the CNI_NETNS path', () => {
+  const ours = ['bridge', 'host-local', 'loopback', 'flannel', 'portmap'];
+  it('the delegate types a config may exec that are not run in process', () => {
+    expect(execdTypes(conf({ type: 'bridge', ipam: { type: 'host-local' } }), ours)).toEqual([]);
+    expect(execdTypes(conf({ type: 'bridge', ipam: { type: 'dhcp' } }), ours)).toEqual(['dhcp']);
+    expect(execdTypes(conf({ type: 'flannel', delegate: { type: 'macvlan', ipam: { type: 'static' } } }), ours)).toEqual(['macvlan', 'static']);
+    expect(execdTypes(conf({ type: 'flannel' }), ours)).toEqual([]);
+    expect(execdTypes(Buffer.from('nope'), ours)).toEqual([]);
+  });
+
+  it('hands such a call back only when the path is not, in this view, the file the client sent', () => {
+    const f = path.join(tmp, 'netns-like');
+    writeFileSync(f, '');
+    const fd = openSync(f, 'r');
+    const other = openSync('/proc/self/ns/net', 'r');
+    try {
+      const dhcp = conf({ type: 'bridge', ipam: { type: 'dhcp' } });
+      expect(sameFileAsFd(f, fd)).toBe(true);
+      expect(netnsForExec(f, fd, dhcp, ours)).toBeNull();
+      expect(netnsForExec(f, other, dhcp, ours)).toBe(`CNI_NETNS ${f} is not the caller's netns in this server's view and the call may exec dhcp`);
+      expect(netnsForExec('/nonexistent/ns', other, dhcp, ours)).toMatch(/may exec dhcp$/);
+      expect(netnsForExec(f, other, conf({ type: 'bridge', ipam: { type: 'host-local' } }), ours)).toBeNull(); // nothing exec'd
+      expect(netnsForExec('', other, dhcp, ours)).toBeNull();
+      expect(netnsForExec(f, undefined, dhcp, ours)).toBeNull(); // the client could not open it: the plugin reports that
+    } finally {
+      closeSync(fd);
+      closeSync(other);
+    }
   });
 });

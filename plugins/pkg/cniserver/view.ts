@@ -14,9 +14,12 @@
  * call back untouched: the client runs the standalone plugin. The same
  * hostPath mounts (a DaemonSet's /opt/cni/bin, /var/lib/cni, /run/flannel)
  * are the same inodes: served. CNI_NETNS is not among the paths: the
- * plugins open it through the fd the client sent (ns.setNetnsAlias).
+ * plugins open it through the fd the client sent (ns.setNetnsAlias) — but
+ * a delegate the server execs (a type it does not run in process) gets the
+ * path, so such a call is handed back too when the path is not the caller's
+ * netns in the server's view (netnsForExec).
  */
-import { statSync } from 'node:fs';
+import { fstatSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 /** Paths the served plugins use when their config does not name them. */
@@ -72,4 +75,39 @@ export function viewDifference(rootFd: number, paths: readonly string[], find = 
     if (!mine || !theirs || mine.depth !== theirs.depth || mine.dev !== theirs.dev || mine.ino !== theirs.ino) return p;
   }
   return null;
+}
+
+/** Delegate types a config may exec (ipam, delegate, the delegate's ipam) that are not among `inProcess`. */
+export function execdTypes(stdin: Uint8Array, inProcess: readonly string[]): string[] {
+  let conf: { ipam?: { type?: unknown }; delegate?: { type?: unknown; ipam?: { type?: unknown } } };
+  try {
+    conf = JSON.parse(Buffer.from(stdin.buffer, stdin.byteOffset, stdin.byteLength).toString('utf8'));
+  } catch {
+    return [];
+  }
+  if (!conf || typeof conf !== 'object') return [];
+  const types = [conf.ipam?.type, conf.delegate?.type, conf.delegate?.ipam?.type].filter((t): t is string => typeof t === 'string');
+  return [...new Set(types.filter((t) => !inProcess.includes(t)))];
+}
+
+/** True when `p` names, in this process's view, the file behind `fd`. */
+export function sameFileAsFd(p: string, fd: number): boolean {
+  try {
+    const a = statSync(p);
+    const b = fstatSync(fd);
+    return a.dev === b.dev && a.ino === b.ino;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Why a call whose delegate would be exec'd cannot be served (its
+ * CNI_NETNS path shows this server another netns, or none), or null.
+ */
+export function netnsForExec(netns: string | undefined, netnsFd: number | undefined, stdin: Uint8Array, inProcess: readonly string[]): string | null {
+  if (!netns?.startsWith('/') || netnsFd === undefined) return null;
+  const foreign = execdTypes(stdin, inProcess);
+  if (!foreign.length || sameFileAsFd(netns, netnsFd)) return null;
+  return `CNI_NETNS ${netns} is not the caller's netns in this server's view and the call may exec ${foreign.join(', ')}`;
 }

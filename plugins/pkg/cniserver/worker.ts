@@ -20,8 +20,8 @@ import { clearInProcess, registerInProcess } from '../ipam/delegate';
 import { native } from '../native';
 import { clearNetnsAliases, isStranded, setNetnsAlias } from '../ns/ns';
 import { aboutLine, errorResponse, handle, type Response } from '../skel/skel';
-import { SERVED } from './plugins';
-import { pathsOfCall, viewDifference } from './view';
+import { SERVED, SERVED_NAMES } from './plugins';
+import { netnsForExec, pathsOfCall, viewDifference } from './view';
 import { RUN_STANDALONE } from './wire';
 
 /** What the server posts to a worker. */
@@ -96,6 +96,8 @@ function startWorker(): void {
     if (m.rootFd !== undefined && env.CNI_COMMAND && env.CNI_COMMAND !== 'VERSION') {
       const p = viewDifference(m.rootFd, pathsOfCall(env, m.stdin));
       if (p) return defer(m.id, `a caller sees ${p} otherwise than this server (another mount namespace)`);
+      const why = netnsForExec(env.CNI_NETNS, m.netnsFd, m.stdin, SERVED_NAMES);
+      if (why) return defer(m.id, why);
     }
     try {
       n.setns(m.hostFd, n.constants.CLONE_NEWNET);
