@@ -10,6 +10,8 @@ describe('flaxd CNI server flags', () => {
     expect(parseFlags(['--cni-socket', '']).cniSocket).toBe('');
     expect(parseFlags(['--cni-socket=']).cniSocket).toBe('');
     expect(parseFlags([], { FLANNELD_CNI_SOCKET: '/x/cni.sock' }).cniSocket).toBe('/x/cni.sock');
+    expect(parseFlags([], { FLANNELD_CNI_SOCKET: '' }).cniSocket).toBe('');
+    expect(parseFlags([], { FLANNELD_SUBNET_FILE: '' }).subnetFile).toBe('/run/flannel/subnet.env'); // the other flags: empty = unset
     expect(parseFlags(['--cni-socket', '/y.sock'], { FLANNELD_CNI_SOCKET: '/x/cni.sock' }).cniSocket).toBe('/y.sock');
     expect(parseFlags(['--no-overlay']).noOverlay).toBe(true);
     expect(parseFlags([], { FLANNELD_NO_OVERLAY: 'true' }).noOverlay).toBe(true);

@@ -187,7 +187,8 @@ export function parseFlags(argv: readonly string[], env: NodeJS.ProcessEnv = {})
   }
   for (const name of Object.keys(FLAGS) as FlagName[]) {
     const v = env[envName(name)];
-    if (seen.has(name) || v === undefined || v === '') continue;
+    // empty = unset, as in flanneld; except FLANNELD_CNI_SOCKET='', which turns the CNI server off as --cni-socket '' does
+    if (seen.has(name) || v === undefined || (v === '' && name !== 'cni-socket')) continue;
     const r = convert(FLAGS[name], v);
     if ('error' in r) throw new UsageError(`invalid value "${v}" for ${envName(name)}: ${r.error}`);
     assign(o, name, r.value);
