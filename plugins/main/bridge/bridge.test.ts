@@ -3,6 +3,7 @@ import { about, handle } from '../../pkg/skel/skel';
 import type { FirewallDeps } from '../../pkg/nft';
 import { ADD_STEPS, createBridgePlugin } from './bridge';
 import { validAttachments } from '../../pkg/cni/gc';
+import { FuncExec } from '../../pkg/invoke/exec';
 
 const noTools: FirewallDeps = { run: async () => ({ code: 0, stdout: '', stderr: '' }), iptablesNft: () => false, has: () => false };
 const conf = (o: object = {}) => JSON.stringify({ cniVersion: '1.1.0', name: 'n1', type: 'bridge', ipMasq: true, ipam: { type: 'host-local', subnet: '10.1.0.0/24' }, ...o });
@@ -24,6 +25,27 @@ describe('bridge plugin (no kernel)', () => {
   });
   it('names its ADD steps in the reference order', () => {
     expect(ADD_STEPS).toEqual(['bridge', 'veth', 'port', 'macspoofchk', 'ipam', 'container', 'gateway', 'forwarding', 'ipmasq', 'port-wait', 'result']);
+  });
+});
+
+describe('bridge IPAM delegation through the Exec of its context (no kernel)', () => {
+  const withNft: FirewallDeps = { ...noTools, has: (t) => t === 'nft' };
+  it('STATUS and GC hand the whole config and the CNI environment to the IPAM plugin; its error is the answer', async () => {
+    const exec = new FuncExec({
+      'host-local': async (env) => (env.CNI_COMMAND === 'STATUS'
+        ? { stdout: JSON.stringify({ code: 50, msg: 'ipam unavailable' }), exitCode: 1 }
+        : { stdout: '', exitCode: 0 }),
+    });
+    const plugin = createBridgePlugin({ firewall: withNft, exec });
+    const gcConf = conf({ ipMasq: false, 'cni.dev/valid-attachments': [] });
+    const gc = await handle(plugin, about('bridge'), { command: 'GC', path: '/opt/cni/bin', stdin: gcConf });
+    expect(gc).toMatchObject({ exitCode: 0 });
+    const st = await handle(plugin, about('bridge'), { command: 'STATUS', path: '/opt/cni/bin', stdin: conf() });
+    expect(JSON.parse(st.stdout)).toMatchObject({ code: 50, msg: 'ipam unavailable' });
+    expect(exec.calls.map((c) => [c.plugin, c.env.CNI_COMMAND, c.env.CNI_PATH, c.env.CNI_CONTAINERID])).toEqual([
+      ['host-local', 'GC', '/opt/cni/bin', undefined], ['host-local', 'STATUS', '/opt/cni/bin', undefined],
+    ]);
+    expect(JSON.parse(exec.calls[0].stdin)).toEqual(JSON.parse(gcConf));
   });
 });
 
