@@ -3,7 +3,7 @@ import { FakeLeaseStore } from './fake-store';
 import { type Lease, SUBNET_TTL_MS, vxlanBackendData } from './lease';
 import { type Logger } from './log';
 import { AgentLoop, type ApplyResult, LeaseRevokedError } from './loop';
-import { type LeaseEvent } from './watcher';
+import { type LeaseEvent, type PeersNow, peersNow } from './watcher';
 import { formatNet, parseCidr } from './subnet';
 
 const lease = (sn: string, ip: string, expiration: number | null): Lease =>
@@ -20,7 +20,8 @@ function setup(ownExp: number | null) {
   let release: (() => void) | null = null;
   const net = {
     slow: false,
-    async reconcile(peers: readonly Lease[]) {
+    async reconcile(now: PeersNow) {
+      const peers = peersNow(now);
       seen.push(peers.map((p) => formatNet(p.subnet)).sort());
       if (net.slow) await new Promise<void>((r) => { release = r; });
       return { deviceCreated: false, peers: peers.length, routes: peers.length, repairs: 0, failures: 0 };
@@ -184,5 +185,63 @@ describe('AgentLoop', () => {
     t.store.remove(t.own.subnet);
     await vi.advanceTimersByTimeAsync(1);
     await failed;
+  });
+
+  it('applies events while a full reconcile reads the kernel (its plan sees them), replays those applied after it planned, and holds them while the store is listed', async () => {
+    const t = setup(null);
+    await t.loop.sync('start');
+    const gate = () => { let open!: () => void; const p = new Promise<void>((r) => { open = r; }); return { p, open }; };
+    let dumped = gate();
+    let applied = gate();
+    const calls: string[] = [];
+    const net = t.net as typeof t.net & { apply?: (ch: readonly LeaseEvent[]) => Promise<ApplyResult | null> };
+    net.reconcile = async (now: PeersNow) => {
+      calls.push('reconcile: reading the kernel');
+      await dumped.p; // the kernel's tables being read
+      calls.push(`reconcile plans with ${peersNow(now).map((p) => formatNet(p.subnet)).join(' ') || 'none'}`);
+      await applied.p; // its batch in flight
+      calls.push('reconcile done');
+      return { deviceCreated: false, peers: 0, routes: 0, repairs: 0, failures: 0 };
+    };
+    net.apply = async (ch) => {
+      calls.push(`apply ${ch.map((e) => `${e.type} ${formatNet(e.lease.subnet)}`).join(' ')}`);
+      return { repairs: 3, failures: 0, peers: 0, routes: 0 };
+    };
+    const done = t.loop.run();
+    await vi.advanceTimersByTimeAsync(10_000); // the interval: a full sync starts
+    t.store.put(lease('10.244.2.0/24', '192.168.0.2', null));
+    await vi.advanceTimersByTimeAsync(1);
+    dumped.open();
+    await vi.advanceTimersByTimeAsync(1);
+    t.store.put(lease('10.244.3.0/24', '192.168.0.3', null)); // after the plan: applied now and once more after the reconcile
+    await vi.advanceTimersByTimeAsync(1);
+    applied.open();
+    await vi.advanceTimersByTimeAsync(1);
+    expect(calls).toEqual([
+      'reconcile: reading the kernel',
+      'apply added 10.244.2.0/24',
+      'reconcile plans with 10.244.2.0/24',
+      'apply added 10.244.3.0/24',
+      'reconcile done',
+      'apply added 10.244.3.0/24',
+    ]);
+
+    // while the store is being listed, events wait (the listing is adopted first)
+    calls.length = 0;
+    [dumped, applied] = [gate(), gate()];
+    dumped.open();
+    applied.open();
+    const list = t.store.list.bind(t.store);
+    let listed!: () => void;
+    t.store.list = async () => { const l = await list(); await new Promise<void>((r) => { listed = r; }); return l; };
+    await vi.advanceTimersByTimeAsync(10_000);
+    t.store.put(lease('10.244.4.0/24', '192.168.0.4', null));
+    await vi.advanceTimersByTimeAsync(1);
+    expect(calls).toEqual([]);
+    listed(); // the listing predates the new lease: adopted first, then the event applied on top of it, and planned with
+    await vi.advanceTimersByTimeAsync(1);
+    expect(calls).toEqual(['apply added 10.244.4.0/24', 'reconcile: reading the kernel', 'reconcile plans with 10.244.2.0/24 10.244.3.0/24 10.244.4.0/24', 'reconcile done']);
+    t.loop.stop();
+    expect(await done).toBe(0);
   });
 });

@@ -8,8 +8,15 @@
  *    peers instead;
  *  - a change without events, and every reconcile interval, re-list the
  *    leases and reconcile in full (the backstop that repairs any drift);
- *  - one piece of work at a time: triggers during one coalesce (events
- *    accumulate; a pending full re-list covers them);
+ *  - two lanes, one piece of work at a time in each: full syncs, and
+ *    applies; triggers meanwhile coalesce (events accumulate; a pending
+ *    re-list covers what came before it). An apply may run while a full
+ *    reconcile reads the kernel's tables: the reconcile plans with the peers
+ *    as they are once it has read them (a function of the network's), so it
+ *    sees what the apply did; the changes applied after it planned are
+ *    applied again once it is done, in case its batch ran after them. Only
+ *    while a full sync lists the store and adopts the listing do applies
+ *    wait;
  *  - renew our lease `renewMargin` before it expires (retrying every minute
  *    on failure), and stop on request (signal) or when our own lease leaves
  *    the store.
@@ -18,7 +25,7 @@ import { type Clock, type Lease, type LeaseStore, leaseKey, renewDelay, SUBNET_T
 import { type Logger } from './log';
 import { formatNet } from './subnet';
 import { type ReconcileResult } from './vxlan/network';
-import { type LeaseEvent, LeaseWatcher } from './watcher';
+import { type LeaseEvent, LeaseWatcher, type PeersNow } from './watcher';
 
 /** Our own lease left the store: fatal, as in flanneld. */
 export class LeaseRevokedError extends Error {}
@@ -40,8 +47,12 @@ export interface ApplyResult {
 
 /** The backend network as the loop drives it. */
 export interface PeerNetwork {
-  /** reconciles the data plane with the peers' leases (reads the kernel's state, repairs every difference) */
-  reconcile(peers: readonly Lease[]): Promise<ReconcileResult>;
+  /**
+   * Reconciles the data plane with the peers' leases (reads the kernel's
+   * state, repairs every difference). A function is called once, when the
+   * kernel's state has been read and the plan is made.
+   */
+  reconcile(peers: PeersNow): Promise<ReconcileResult>;
   /**
    * Programs only the peers in `changes` (added: new or changed, with the
    * lease it replaces; removed), without reading the kernel's state;
@@ -64,17 +75,20 @@ export interface LoopParts {
   observer?: LoopObserver;
 }
 
-interface Work {
-  /** re-list and reconcile in full */
-  full: boolean;
-  why: string;
-  events: LeaseEvent[];
-}
-
 export class AgentLoop {
   readonly #watcher: LeaseWatcher;
-  #running: Promise<void> | null = null;
-  #pending: Work | null = null;
+  /** the full sync (or reconcile) in flight, and the one to run next */
+  #full: Promise<void> | null = null;
+  #pendingFull: { why: string; relist: boolean } | null = null;
+  /** the apply in flight; the store events and replays waiting for it */
+  #applying: Promise<void> | null = null;
+  #events: LeaseEvent[] = [];
+  #replay: LeaseEvent[] = [];
+  /** a full sync is listing the store and adopting the listing: applies wait */
+  #listing = false;
+  /** the full reconcile in flight has made its plan: what is applied now is applied again after it */
+  #planned = false;
+  #applied: LeaseEvent[] = [];
   #stopped = false;
   #finish: ((r: { code: number } | { error: Error }) => void) | null = null;
   #result: { code: number } | { error: Error } | null = null;
@@ -95,40 +109,58 @@ export class AgentLoop {
   /** Re-lists the leases and reconciles with them. Throws LeaseRevokedError when our lease is gone. */
   async sync(why: string): Promise<ReconcileResult> {
     const { store, own, observer } = this.p;
-    let leases: Lease[];
+    // applies wait until the listing is adopted: applied before it, an event the listing predates would be undone
+    this.#listing = true;
     try {
-      leases = await store.list();
-    } catch (e) {
-      observer?.storeError('list');
-      throw e;
+      let leases: Lease[];
+      try {
+        leases = await store.list();
+      } catch (e) {
+        observer?.storeError('list');
+        throw e;
+      }
+      if (!leases.some((l) => leaseKey(l) === leaseKey(own))) {
+        throw new LeaseRevokedError(`our lease ${formatNet(own.subnet)} was removed from the store (revoked or expired); shutting down`);
+      }
+      this.#logPeers(this.#watcher.reset(leases));
+    } finally {
+      this.#listing = false;
+      this.#pump(); // the events that waited
     }
-    if (!leases.some((l) => leaseKey(l) === leaseKey(own))) {
-      throw new LeaseRevokedError(`our lease ${formatNet(own.subnet)} was removed from the store (revoked or expired); shutting down`);
-    }
-    this.#logPeers(this.#watcher.reset(leases));
     return this.#reconcile(why);
   }
 
-  /** A full reconcile with the peers we know (no re-list). */
+  /** A full reconcile with the peers we know (no re-list); they are read when the network plans. */
   async #reconcile(why: string): Promise<ReconcileResult> {
     const t0 = performance.now();
-    const r = await this.p.net.reconcile(this.#watcher.leases);
+    let r: ReconcileResult;
+    try {
+      r = await this.p.net.reconcile(() => {
+        this.#planned = true;
+        return this.#watcher.leases;
+      });
+    } finally {
+      this.#planned = false;
+      // what was applied after the plan was made: once more, after the reconcile's own changes
+      this.#replay.push(...this.#applied.splice(0));
+    }
     this.#last = { ...r };
     this.p.observer?.reconciled(r);
     this.p.log.debug(`reconcile (${why}): ${r.peers} peers, ${r.repairs} changes, ${r.failures} failures in ${Math.round(performance.now() - t0)} ms`);
     return r;
   }
 
-  /** Applies store events: only the peers they change, or a full reconcile when the backend cannot. */
-  async #apply(events: readonly LeaseEvent[]): Promise<void> {
+  /** Applies store events (or replays changes): only the peers they change, or a full reconcile when the backend cannot. */
+  async #apply(events: readonly LeaseEvent[], replay: boolean): Promise<void> {
     const { net, own, log, observer } = this.p;
-    if (events.some((e) => e.type === 'removed' && leaseKey(e.lease) === leaseKey(own))) {
-      await this.sync('our lease removed?'); // confirms (LeaseRevokedError) or repairs
+    if (!replay && events.some((e) => e.type === 'removed' && leaseKey(e.lease) === leaseKey(own))) {
+      this.#want('our lease removed?', true); // confirms (LeaseRevokedError) or repairs
       return;
     }
-    const changes = this.#watcher.update(events);
+    const changes = replay ? events : this.#watcher.update(events);
     if (!changes.length) return;
-    this.#logPeers(changes);
+    if (!replay) this.#logPeers(changes);
+    if (this.#planned) this.#applied.push(...changes);
     let r: ApplyResult | null = null;
     const t0 = performance.now();
     if (net.apply) {
@@ -139,6 +171,7 @@ export class AgentLoop {
       }
     }
     if (r && r.failures === 0 && this.#last) {
+      if (replay) return;
       const last = this.#last;
       last.peers += r.peers;
       last.routes += r.routes;
@@ -146,43 +179,59 @@ export class AgentLoop {
       log.debug(`applied ${changes.length} peer changes: ${r.repairs} kernel changes in ${Math.round(performance.now() - t0)} ms`);
       return;
     }
-    await this.#reconcile(r ? `${r.failures} of ${changes.length} peer changes failed` : 'peer changes');
+    this.#want(r ? `${r.failures} of ${changes.length} peer changes failed` : 'peer changes', false);
+  }
+
+  /** Asks for a full sync (relist) or reconcile with the known peers; a pending re-list covers a reconcile. */
+  #want(why: string, relist: boolean): void {
+    const w = this.#pendingFull;
+    this.#pendingFull = { why: relist || !w ? why : w.why, relist: relist || !!w?.relist };
+    this.#pump();
   }
 
   #trigger(why: string, events?: readonly LeaseEvent[]): void {
     if (this.#stopped) return;
-    const w = (this.#pending ??= { full: false, why, events: [] });
-    if (events) w.events.push(...events);
-    else {
-      w.full = true;
-      w.why = why;
-    }
-    if (!this.#running) this.#drain();
+    if (!events) return this.#want(why, true);
+    this.#events.push(...events);
+    this.#pump();
   }
 
-  #drain(): void {
-    const w = this.#pending;
-    if (!w || this.#stopped) return;
-    this.#pending = null;
-    const work = w.full ? this.sync(w.why).then(() => undefined) : this.#apply(w.events);
-    this.#running = work.catch((e: Error) => {
+  /** Starts what can run: a full sync when none runs; an apply when none runs and no listing is under way. */
+  #pump(): void {
+    if (this.#stopped) return;
+    const fail = (what: string) => (e: Error) => {
       if (e instanceof LeaseRevokedError) this.#end({ error: e });
-      else {
-        this.p.log.error(`reconcile (${w.why}) failed: ${e.message}; retrying`);
-        if (!w.full) this.#trigger('after a failed apply');
-      }
-    }).finally(() => {
-      this.#running = null;
-      this.#drain();
-    });
+      else this.p.log.error(`${what} failed: ${e.message}; retrying`);
+    };
+    if (this.#pendingFull && !this.#full) {
+      const w = this.#pendingFull;
+      this.#pendingFull = null;
+      if (w.relist) this.#events = []; // the listing covers them
+      const run = w.relist ? this.sync(w.why) : this.#reconcile(w.why);
+      this.#full = run.then(() => undefined, fail(`reconcile (${w.why})`)).finally(() => {
+        this.#full = null;
+        this.#pump();
+      });
+    }
+    if (!this.#applying && !this.#listing && (this.#replay.length || this.#events.length)) {
+      const replay = this.#replay.length > 0;
+      const batch = replay ? this.#replay.splice(0) : this.#events.splice(0);
+      this.#applying = this.#apply(batch, replay).catch((e: Error) => {
+        fail('applying store events')(e);
+        this.#want('after a failed apply', true);
+      }).finally(() => {
+        this.#applying = null;
+        this.#pump();
+      });
+    }
   }
 
   #end(r: { code: number } | { error: Error }): void {
     if (this.#stopped) return;
     this.#stopped = true;
     this.#cleanup?.();
-    // let a reconcile in flight finish: the data plane is never left half-programmed by us
-    Promise.resolve(this.#running).finally(() => {
+    // let the work in flight finish: the data plane is never left half-programmed by us
+    Promise.all([this.#full, this.#applying]).finally(() => {
       this.#result = r;
       this.#settle();
     });

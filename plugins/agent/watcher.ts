@@ -14,6 +14,10 @@ export interface LeaseEvent {
   old?: Lease;
 }
 
+/** The peers' leases for a full reconcile: as they are, or asked for when the plan is made (see AgentLoop). */
+export type PeersNow = readonly Lease[] | (() => readonly Lease[]);
+export const peersNow = (p: PeersNow): readonly Lease[] => (typeof p === 'function' ? p() : p);
+
 const sameAttrs = (a: Lease, b: Lease): boolean => marshalLeaseAttrs(a.attrs) === marshalLeaseAttrs(b.attrs);
 
 export class LeaseWatcher {

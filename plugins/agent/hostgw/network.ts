@@ -17,7 +17,7 @@ import { type RoutePeer, type RouteAction, hostGwPeers, planRoutes } from './pla
 import { applyRoutePlan, type Outcome } from '../kernel-batch';
 import { planRoutesDelta } from '../delta';
 import type { ApplyResult } from '../loop';
-import type { LeaseEvent } from '../watcher';
+import { type LeaseEvent, type PeersNow, peersNow } from '../watcher';
 
 export class DirectRoutes {
   #warned = new Set<string>();
@@ -47,10 +47,10 @@ export class DirectRoutes {
     this.log.warn(msg);
   }
 
-  /** Makes the interface's routes in the Network exactly `peers`' routes. */
-  async reconcile(peers: readonly RoutePeer[]): Promise<{ repairs: number; failures: number; failedPeers: number }> {
+  /** Makes the interface's routes in the Network exactly `peers`' routes (a function: asked once the routes are read). */
+  async reconcile(peers: readonly RoutePeer[] | (() => readonly RoutePeer[])): Promise<{ repairs: number; failures: number; failedPeers: number }> {
     const routes = await retryKernel(() => this.h.routeList({ index: this.ext.index, family: this.network.v6 ? AF_INET6 : AF_INET }));
-    const plan = planRoutes(peers, routes.map((r) => ({ dst: r.dst, gw: r.gw })), this.network);
+    const plan = planRoutes(typeof peers === 'function' ? peers() : peers, routes.map((r) => ({ dst: r.dst, gw: r.gw })), this.network);
     return this.run(plan);
   }
 
@@ -68,10 +68,15 @@ export class HostGwNetwork {
     this.#routes = new DirectRoutes(h, ext, network, log);
   }
 
-  async reconcile(peerLeases: readonly Lease[]): Promise<ReconcileResult> {
-    const { peers, skipped } = hostGwPeers(peerLeases, this.network, await this.#routes.prefixes(), this.#routes.ext.name);
-    for (const s of skipped) this.#routes.warnOnce(`${leaseSubnets(s.lease)} ${s.reason}`, `ignoring lease ${leaseSubnets(s.lease)} of ${this.network.v6 ? s.lease.attrs.publicIPv6 : s.lease.attrs.publicIP}: ${s.reason}`);
-    const r = await this.#routes.reconcile(peers);
+  async reconcile(peerLeases: PeersNow): Promise<ReconcileResult> {
+    const prefixes = await this.#routes.prefixes();
+    let peers: RoutePeer[] = [];
+    // the peers as they are once the routes are read (store events may have been applied meanwhile)
+    const r = await this.#routes.reconcile(() => {
+      const hp = hostGwPeers(peersNow(peerLeases), this.network, prefixes, this.#routes.ext.name);
+      for (const s of hp.skipped) this.#routes.warnOnce(`${leaseSubnets(s.lease)} ${s.reason}`, `ignoring lease ${leaseSubnets(s.lease)} of ${this.network.v6 ? s.lease.attrs.publicIPv6 : s.lease.attrs.publicIP}: ${s.reason}`);
+      return (peers = hp.peers);
+    });
     return { deviceCreated: false, peers: peers.length, routes: peers.length - r.failedPeers, repairs: r.repairs, failures: r.failures };
   }
 

@@ -18,7 +18,7 @@ import { type DeviceState, peersFromLeases, planVxlan } from './plan';
 import { applyVxlanPlan, TRANSIENT } from '../kernel-batch';
 import { planVxlanDelta } from '../delta';
 import type { ApplyResult } from '../loop';
-import type { LeaseEvent } from '../watcher';
+import { type LeaseEvent, type PeersNow, peersNow } from '../watcher';
 import type { DirectRoutes } from '../hostgw/network';
 import { type RoutePeer, isOnLink } from '../hostgw/plan';
 
@@ -76,18 +76,20 @@ export class VxlanNetwork {
     };
   }
 
-  /** One full reconcile against the peers' leases (our own excluded by the caller). */
-  async reconcile(peerLeases: readonly Lease[]): Promise<ReconcileResult> {
+  /** One full reconcile against the peers' leases (our own excluded by the caller; a function: asked once the kernel's state is read). */
+  async reconcile(peerLeases: PeersNow): Promise<ReconcileResult> {
     const { link, created } = await ensureVxlanDevice(this.h, this.want, this.log);
     if (created) this.log.info(`${link.name}: created (vni ${this.want.vni}, local ${this.want.local}, mtu ${this.want.mtu}, mac ${link.mac})`);
     await configureVxlanDevice(this.h, link, this.subnet, this.network, this.log);
     this.#link = link;
 
-    const { peers: all, skipped } = peersFromLeases(peerLeases, this.network);
+    const prefixes = this.direct ? await this.direct.prefixes() : [];
+    const state = await this.#state(link.index);
+    // the peers as they are now: store events may have been applied while the tables were read
+    const { peers: all, skipped } = peersFromLeases(peersNow(peerLeases), this.network);
     let peers = all;
     let direct: RoutePeer[] = [];
     if (this.direct) {
-      const prefixes = await this.direct.prefixes();
       direct = all.filter((p) => isOnLink(p.publicIP, prefixes)).map((p) => ({ subnet: p.subnet, gw: p.publicIP }));
       peers = all.filter((p) => !isOnLink(p.publicIP, prefixes));
     }
@@ -96,7 +98,7 @@ export class VxlanNetwork {
       if (!this.#skipWarned.has(`${k} ${s.reason}`)) this.log.warn(`${this.want.name}: ignoring lease ${k}: ${s.reason}`);
       this.#skipWarned.add(`${k} ${s.reason}`);
     }
-    const plan = planVxlan(peers, await this.#state(link.index), this.network);
+    const plan = planVxlan(peers, state, this.network);
     let { repairs, failures, failedPeers } = await applyVxlanPlan(this.h, link, plan, this.log);
     if (this.direct) {
       const d = await this.direct.reconcile(direct);
