@@ -22,8 +22,8 @@
  *    the store.
  */
 import { type Clock, type Lease, type LeaseStore, leaseKey, renewDelay, SUBNET_TTL_MS } from './lease';
+import { leaseSubnets } from './describe';
 import { type Logger } from './log';
-import { formatNet } from './subnet';
 import { type ReconcileResult } from './vxlan/network';
 import { type LeaseEvent, LeaseWatcher, type PeersNow } from './watcher';
 
@@ -102,7 +102,7 @@ export class AgentLoop {
 
   #logPeers(events: readonly LeaseEvent[]): void {
     for (const e of events) {
-      this.p.log.info(`peer ${e.old ? 'changed' : e.type}: ${formatNet(e.lease.subnet)} public ${e.lease.attrs.publicIP}`);
+      this.p.log.info(`peer ${e.old ? 'changed' : e.type}: ${leaseSubnets(e.lease)} public ${[e.lease.attrs.publicIP, e.lease.attrs.publicIPv6].filter((a) => a && a !== '0.0.0.0').join(', ')}`);
     }
   }
 
@@ -120,7 +120,7 @@ export class AgentLoop {
         throw e;
       }
       if (!leases.some((l) => leaseKey(l) === leaseKey(own))) {
-        throw new LeaseRevokedError(`our lease ${formatNet(own.subnet)} was removed from the store (revoked or expired); shutting down`);
+        throw new LeaseRevokedError(`our lease ${leaseSubnets(own)} was removed from the store (revoked or expired); shutting down`);
       }
       this.#logPeers(this.#watcher.reset(leases));
     } finally {
@@ -260,7 +260,7 @@ export class AgentLoop {
           store.update(own.subnet, own.ipv6Subnet, own.attrs, SUBNET_TTL_MS).then((exp) => {
             own.expiration = exp;
             this.p.observer?.leaseExpiration(exp);
-            log.info(`lease ${formatNet(own.subnet)} renewed, expires ${exp === null ? 'never' : new Date(exp).toISOString()}`);
+            log.info(`lease ${leaseSubnets(own)} renewed, expires ${exp === null ? 'never' : new Date(exp).toISOString()}`);
             scheduleRenew(renewDelay(own, clock.now(), renewMarginMinutes));
           }, (e: Error) => {
             this.p.observer?.storeError('renew');
