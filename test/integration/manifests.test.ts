@@ -135,10 +135,13 @@ for (const file of ['flax.yml', 'flax-etcd.yml']) {
         expect(main.env.find((e: any) => e.name === 'ETCD_ENDPOINTS').valueFrom.configMapKeyRef).toEqual({ name: cm.metadata.name, key: 'etcd-endpoints' });
         expect(spec.automountServiceAccountToken).toBe(false);
       }
-      expect(main.securityContext.capabilities.add.sort()).toEqual(['NET_ADMIN', 'NET_RAW']);
+      // SYS_ADMIN for the CNI server's setns into callers' namespaces
+      expect(main.securityContext.capabilities.add.sort()).toEqual(['NET_ADMIN', 'NET_RAW', 'SYS_ADMIN']);
       expect(main.securityContext.privileged).toBe(false);
       const mainMounts = mountsOf(main);
-      for (const p of ['/run/flannel', '/run/flax', '/var/lib/cni', '/run/xtables.lock']) expect(mainMounts[p], p).toBe(hostPaths[p].name);
+      for (const p of ['/run/flannel', '/run/flax', '/var/lib/cni', '/run/xtables.lock', '/opt/cni/bin']) expect(mainMounts[p], p).toBe(hostPaths[p].name);
+      // the server sees the plugin directory the clients name (CNI_PATH), read-only
+      expect(main.volumeMounts.find((m: any) => m.mountPath === '/opt/cni/bin').readOnly).toBe(true);
       // probes on the port flaxd serves healthz on
       const port = Number(flag(main.command, 'healthz-port'));
       expect(port).toBeGreaterThan(0);
