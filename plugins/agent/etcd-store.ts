@@ -25,6 +25,7 @@ import { ConfigError } from './config';
 import { configKey, createIfAbsentTxn, leaseEtcdKey, leasePut, leasesRange, parseLeaseKv, subnetsDir, toLease, ttlSeconds } from './etcd-keys';
 import { type Clock, type Lease, type LeaseAttrs, LeaseExistsError, type LeaseStore, leaseKey } from './lease';
 import { type Logger } from './log';
+import { Backoff, Closers } from './watch-life';
 import { type IPNet, parseSubnetKey } from './subnet';
 import { type LeaseEvent } from './watcher';
 
@@ -88,7 +89,7 @@ export class EtcdLeaseStore {
   #outage = false;
   /** keys already warned about (one warning per key, not one per list) */
   #ignored = new Set<string>();
-  #closers = new Set<() => void>();
+  readonly #closers = new Closers();
   /** TTL requests in flight by etcd lease ID (keys sharing a lease ask once) */
   #ttlAsks = new Map<string, Promise<number>>();
 
@@ -267,17 +268,14 @@ export class EtcdLeaseStore {
     let chain = Promise.resolve();
     let closed = false;
     let w: Watcher | undefined;
-    let retry: NodeJS.Timeout | undefined;
-    let pause = 500;
+    const backoff = new Backoff();
     const start = async (): Promise<void> => {
-      retry = undefined;
       if (closed) return;
       try {
         if (this.#rev === null) await this.#read();
       } catch (e) {
-        log.warn(`etcd watch: cannot list (${errText(e)}); retrying in ${pause} ms`);
-        retry = setTimeout(() => void start(), pause);
-        pause = Math.min(pause * 2, 30_000);
+        log.warn(`etcd watch: cannot list (${errText(e)}); retrying in ${backoff.pause} ms`);
+        backoff.later(() => void start());
         return;
       }
       const from = this.#rev! + 1n;
@@ -286,7 +284,7 @@ export class EtcdLeaseStore {
       w = watcher;
       let wasDown = false;
       watcher.on('connected', () => {
-        pause = 500;
+        backoff.reset();
         log.debug(`etcd watch on ${subnetsDir(this.opts.prefix)} from revision ${from}${wasDown ? ' (reconnected)' : ''}`);
         // after a reconnection, re-list: the diff catches whatever happened meanwhile
         if (wasDown) onChange();
@@ -318,23 +316,19 @@ export class EtcdLeaseStore {
         void watcher.cancel().catch(() => undefined);
         this.#rev = null;
         onChange();
-        retry = setTimeout(() => void start(), pause);
-        pause = Math.min(pause * 2, 30_000);
+        backoff.later(() => void start());
       });
     };
     void start();
-    const close = () => {
+    return this.#closers.add(() => {
       closed = true;
-      clearTimeout(retry);
+      backoff.cancel();
       void w?.cancel().catch(() => undefined);
-      this.#closers.delete(close);
-    };
-    this.#closers.add(close);
-    return { close };
+    });
   }
 
   close(): void {
-    for (const c of [...this.#closers]) c();
+    this.#closers.closeAll();
     this.client.close();
   }
 }

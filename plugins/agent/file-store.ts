@@ -18,6 +18,7 @@ import path from 'node:path';
 import { lockFile } from '../pkg/lock';
 import { type Clock, type Lease, type LeaseAttrs, LeaseExistsError, type LeaseStore, marshalLeaseAttrs, unmarshalLeaseAttrs } from './lease';
 import { type LeaseEvent } from './watcher';
+import { Closers } from './watch-life';
 import { type IPNet, parseSubnetKey, subnetKey } from './subnet';
 import { writeFileAtomic } from './subnet-env';
 
@@ -58,7 +59,7 @@ export function parseLeaseFile(name: string, text: string): Lease {
 export class FileLeaseStore {
   readonly subnetsDir: string;
   readonly #lockPath: string;
-  #closers = new Set<() => void>();
+  readonly #closers = new Closers();
   /** list(): each file's lease by name, valid while its inode, size and mtime are unchanged (writes are renames: a new inode) */
   #cache = new Map<string, { id: string; lease: Lease | null }>();
 
@@ -192,18 +193,15 @@ export class FileLeaseStore {
     }
     const timer = this.opts.relistMs > 0 ? setInterval(onChange, this.opts.relistMs) : undefined;
     timer?.unref();
-    const close = () => {
+    return this.#closers.add(() => {
       clearInterval(timer);
       if (pending) clearImmediate(pending);
       watcher?.close();
-      this.#closers.delete(close);
-    };
-    this.#closers.add(close);
-    return { close };
+    });
   }
 
   close(): void {
-    for (const c of [...this.#closers]) c();
+    this.#closers.closeAll();
   }
 }
 

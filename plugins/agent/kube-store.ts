@@ -18,6 +18,7 @@
 import { ConfigError } from './config';
 import { type Lease, type LeaseAttrs, type LeaseStore } from './lease';
 import { type Logger } from './log';
+import { Backoff, Closers } from './watch-life';
 import { EMPTY_V4, formatNet, type IPNet, netContainsNet, parseCidr, parseIp, formatIp } from './subnet';
 import { type Families } from './iface';
 
@@ -161,7 +162,7 @@ export class KubeLeaseStore {
   #last: KubeNode[] | null = null;
   #rv: string | undefined;
   #outage = false;
-  #closers = new Set<() => void>();
+  readonly #closers = new Closers();
   #fam: Families & { network?: IPNet; ipv6Network?: IPNet } = { v4: true, v6: false };
 
   constructor(readonly api: KubeApi, readonly opts: KubeStoreOptions) {
@@ -275,25 +276,22 @@ export class KubeLeaseStore {
     const { log } = this.opts;
     let closed = false;
     let current: { abort(): void } | undefined;
-    let retry: NodeJS.Timeout | undefined;
-    let pause = 500;
+    const backoff = new Backoff();
     const again = (why: string) => {
       if (closed) return;
       current = undefined;
-      log.debug(`kube node watch ended (${why}); re-listing and watching again in ${pause} ms`);
+      log.debug(`kube node watch ended (${why}); re-listing and watching again in ${backoff.pause} ms`);
       this.#rv = undefined;
       onChange();
-      retry = setTimeout(() => void start(), pause);
-      pause = Math.min(pause * 2, 30_000);
+      backoff.later(() => void start());
     };
     const start = async (): Promise<void> => {
-      retry = undefined;
       if (closed) return;
       try {
         if (this.#rv === undefined) await this.#read();
         let ended = false;
         const w = await this.api.watchNodes(this.#rv, (type, node) => {
-          pause = 500;
+          backoff.reset();
           if (node.metadata?.resourceVersion) this.#rv = node.metadata.resourceVersion;
           if (type === 'BOOKMARK') return;
           if (this.#last) this.#last = [...this.#last.filter((x) => x.metadata?.name !== node.metadata?.name), ...(type === 'DELETED' ? [] : [node])];
@@ -309,24 +307,20 @@ export class KubeLeaseStore {
         if (closed) w.abort();
         else if (!ended) current = w;
       } catch (e) {
-        log.warn(`kube node watch: ${errText(e)}; retrying in ${pause} ms`);
-        retry = setTimeout(() => void start(), pause);
-        pause = Math.min(pause * 2, 30_000);
+        log.warn(`kube node watch: ${errText(e)}; retrying in ${backoff.pause} ms`);
+        backoff.later(() => void start());
       }
     };
     void start();
-    const close = () => {
+    return this.#closers.add(() => {
       closed = true;
-      clearTimeout(retry);
+      backoff.cancel();
       current?.abort();
-      this.#closers.delete(close);
-    };
-    this.#closers.add(close);
-    return { close };
+    });
   }
 
   close(): void {
-    for (const c of [...this.#closers]) c();
+    this.#closers.closeAll();
   }
 }
 

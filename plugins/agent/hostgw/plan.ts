@@ -7,7 +7,8 @@
  * wants are removed (never connected routes, never routes outside it).
  */
 import { type Lease } from '../lease';
-import { type IPNet, formatNet, isEmptyNet, netContains, parseCidr, parseIp } from '../subnet';
+import { routeInNetwork } from '../vxlan/plan';
+import { type IPNet, formatNet, isEmptyNet, netContains, parseIp } from '../subnet';
 
 /** One peer reached by a direct route. */
 export interface RoutePeer {
@@ -51,21 +52,13 @@ export function hostGwPeers(leases: readonly Lease[], network: IPNet, prefixes: 
   return { peers, skipped };
 }
 
-const ours = (network: IPNet, dst: string): boolean => {
-  try {
-    const d = parseCidr(dst);
-    return d.v6 === network.v6 && d.prefixLen >= network.prefixLen && netContains(network, d.ip);
-  } catch {
-    return false;
-  }
-};
 
 /** Stale routes first, then the missing or wrong ones. `routes`: the kernel's routes of the network's family on the external interface. */
 export function planRoutes(peers: readonly RoutePeer[], routes: ReadonlyArray<{ dst: string; gw?: string }>, network: IPNet): RouteAction[] {
   const want = new Map(peers.map((p) => [p.subnet, p.gw]));
   const have = new Map(routes.map((r) => [r.dst, r.gw]));
   const out: RouteAction[] = [];
-  for (const r of routes) if (r.gw && !want.has(r.dst) && ours(network, r.dst)) out.push({ op: 'routeDel', dst: r.dst, gw: r.gw });
+  for (const r of routes) if (r.gw && !want.has(r.dst) && routeInNetwork(network, r.dst)) out.push({ op: 'routeDel', dst: r.dst, gw: r.gw });
   for (const p of peers) if (have.get(p.subnet) !== p.gw) out.push({ op: 'routeReplace', dst: p.subnet, gw: p.gw });
   return out;
 }

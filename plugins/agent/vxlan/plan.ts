@@ -100,7 +100,8 @@ const inNetwork = (network: IPNet, ip: string): boolean => {
     return false;
   }
 };
-const routeInNetwork = (network: IPNet, dst: string): boolean => {
+/** A route to a part of the Network (what a backend may remove when no lease wants it). */
+export const routeInNetwork = (network: IPNet, dst: string): boolean => {
   try {
     const d = parseCidr(dst);
     return d.v6 === network.v6 && d.prefixLen >= network.prefixLen && netContains(network, d.ip);
