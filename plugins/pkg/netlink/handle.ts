@@ -18,6 +18,7 @@ import {
 import { attrU32 } from './attrs';
 import { IFLA } from './constants';
 import { withNetns, type NetNS } from '../ns/ns';
+import { type NetlinkEvent, subscribeEvents, type Subscription } from './monitor';
 
 export interface RouteFilter {
   /** default main (254); 0 = all tables */
@@ -68,6 +69,15 @@ export class NetlinkHandle {
   /** Closes the socket; pending requests reject. Idempotent. */
   close(): void {
     this.#conn.close();
+  }
+
+  /**
+   * Kernel change notifications (RTMGRP_* bits) in this handle's netns, on
+   * a socket of their own; see monitor.ts.
+   */
+  subscribe(groups: number, onEvent: (e: NetlinkEvent) => void, onLost: (why: string) => void): Subscription {
+    const open = () => subscribeEvents(groups, onEvent, onLost);
+    return this.netns === 'current' ? open() : withNetns(this.netns, open);
   }
 
   /** `using h = openHandleAt(ns)` closes it at the end of the scope. */
