@@ -12,7 +12,9 @@ import path from 'node:path';
 import { randomInt } from 'node:crypto';
 import { type FileLock, lockFile } from '../pkg/lock';
 import { isErrno } from '../pkg/native';
-import { openHandle, type NetlinkHandle } from '../pkg/netlink';
+import { openHandle, type NetlinkHandle, RTMGRP } from '../pkg/netlink';
+import { kernelChangeReason, OurDevices } from './kernel-events';
+import { type IPNet } from './subnet';
 import { ConfigError, type NetConfig, parseNetConfig, parseVxlanConfig } from './config';
 import { FileLeaseStore } from './file-store';
 import { configKey } from './etcd-keys';
@@ -164,7 +166,19 @@ export async function runAgent(o: AgentOptions, deps: AgentDeps): Promise<number
     const net = backendNetwork(own);
     const fw = new FlannelFirewall(config.enableNFTables ? 'nftables' : 'iptables',
       familyRules(config, own, { masq: o.ipMasq, forward: o.iptablesForwardRules }), log);
-    const loop = new AgentLoop({ store, net: withFirewall(net, fw, log), own, log, clock, reconcileIntervalMs: o.reconcileInterval * 1000, renewMarginMinutes: o.subnetLeaseRenewMargin, observer: metrics });
+    const networks = [config.enableIPv4 && config.network, config.enableIPv6 && config.ipv6Network].filter((n): n is IPNet => !!n);
+    const handle = h;
+    const devices = new OurDevices();
+    const kernelChanges = (onChange: (why: string) => void) => {
+      const sub = handle.subscribe(RTMGRP.LINK | RTMGRP.NEIGH | RTMGRP.IPV4_ROUTE | RTMGRP.IPV6_ROUTE, (e) => {
+        devices.see(e);
+        const why = kernelChangeReason(e, networks, devices.indexes);
+        if (why) onChange(why);
+      }, onChange);
+      handle.linkList().then((ls) => devices.seed(ls), (e: Error) => log.warn(`listing links: ${e.message}`));
+      return sub;
+    };
+    const loop = new AgentLoop({ store, net: withFirewall(net, fw, log), own, log, clock, reconcileIntervalMs: o.reconcileInterval * 1000, renewMarginMinutes: o.subnetLeaseRenewMargin, observer: metrics, kernelChanges });
     await loop.sync('start');
     // as flanneld: the rules are in place before subnet.env, or the agent does not start
     await fw.ensure();

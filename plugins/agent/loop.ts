@@ -73,6 +73,8 @@ export interface LoopParts {
   reconcileIntervalMs: number;
   renewMarginMinutes: number;
   observer?: LoopObserver;
+  /** kernel changes to our data plane (kernel-events.ts): each asks for a reconcile with the known peers */
+  kernelChanges?(onChange: (why: string) => void): { close(): void };
 }
 
 export class AgentLoop {
@@ -253,6 +255,11 @@ export class AgentLoop {
       this.#finish = (r) => ('code' in r ? resolve(r.code) : reject(r.error));
       const watch = store.watch((events) => this.#trigger('store change', events));
       const tick = setInterval(() => this.#trigger('interval'), reconcileIntervalMs);
+      const kernel = this.p.kernelChanges?.((why) => {
+        if (this.#stopped) return;
+        log.debug(`kernel: ${why}; reconciling`);
+        this.#want(why, false);
+      });
       let renewTimer: NodeJS.Timeout | undefined;
       const scheduleRenew = (delay: number | null) => {
         if (delay === null || this.#stopped) return;
@@ -272,6 +279,7 @@ export class AgentLoop {
       scheduleRenew(renewDelay(own, clock.now(), renewMarginMinutes));
       this.#cleanup = () => {
         watch.close();
+        kernel?.close();
         clearInterval(tick);
         clearTimeout(renewTimer);
       };
