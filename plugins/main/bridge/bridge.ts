@@ -18,7 +18,7 @@ import { convertResult } from '../../pkg/cni/convert';
 import { validAttachments } from '../../pkg/cni/gc';
 import type { IPConfig, Result, Route } from '../../pkg/cni/types';
 import type { Exec } from '../../pkg/invoke/exec';
-import { execAdd, execDel, execGc, execStatus, execValidate, registeredExec } from '../../pkg/ipam/delegate';
+import { execAdd, execDel, execGc, execStatus, execValidate, plainExec } from '../../pkg/ipam/delegate';
 import { type IPNet, formatCidr, parseCidr } from '../../pkg/ip';
 import { openHandle, openHandleAt, type Link, type NetlinkHandle } from '../../pkg/netlink';
 import { openPodNetns, openPodNetnsForDel, type NetNS } from '../../pkg/ns';
@@ -41,11 +41,11 @@ export interface BridgeDeps {
   firewall?: FirewallDeps;
   /** port-up wait budget (ms) */
   portWaitMs?: number;
-  /** how IPAM runs (default: exec, or in-process as registered with pkg/ipam registerInProcess) */
+  /** how IPAM runs (default: exec; the entry point passes an InProcessExec) */
   exec?: Exec;
 }
 
-const ipamExec = (d: BridgeDeps): Exec => d.exec ?? registeredExec;
+const ipamExec = (d: BridgeDeps): Exec => d.exec ?? plainExec;
 
 /** ADD steps, in order (the names the fault seam and FLAX_FAULT_INJECT use). */
 export const ADD_STEPS = ['bridge', 'veth', 'port', 'macspoofchk', 'ipam', 'container', 'gateway', 'forwarding', 'ipmasq', 'port-wait', 'result'] as const;

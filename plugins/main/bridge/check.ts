@@ -1,6 +1,6 @@
 /** bridge CHECK (reference: cmdCheck): IPAM CHECK, then the kernel against prevResult. */
 import { CniError, ErrCode } from '../../pkg/cni/errors';
-import { execCheck, registeredExec } from '../../pkg/ipam/delegate';
+import { execCheck, plainExec } from '../../pkg/ipam/delegate';
 import { formatCidr, parseCidr } from '../../pkg/ip';
 import { openHandle, openHandleAt, type NetlinkHandle } from '../../pkg/netlink';
 import { openPodNetns, type NetNS } from '../../pkg/ns';
@@ -17,7 +17,7 @@ export async function cmdCheck(a: CmdArgs, deps: BridgeDeps): Promise<void> {
   const n = loadBridgeConf(a.stdin, a.args);
   const fw = deps.firewall ?? defaultDeps;
   using podNs = openPodNetns(a.netns);
-  if (n.isLayer3) await execCheck(deps.exec ?? registeredExec, n.ipamType, a, a.stdin);
+  if (n.isLayer3) await execCheck(deps.exec ?? plainExec, n.ipamType, a, a.stdin);
   const prev = n.prevResult;
   if (!prev) throw new CniError(ErrCode.InvalidNetworkConfig, 'Required prevResult missing');
   const ifs = prev.interfaces ?? [];

@@ -20,7 +20,7 @@ import { parseResult } from '../../pkg/cni/convert';
 import type { Result } from '../../pkg/cni/types';
 import { delegate } from '../../pkg/invoke/delegate';
 import type { Exec } from '../../pkg/invoke/exec';
-import { registeredExec } from '../../pkg/ipam/delegate';
+import { plainExec } from '../../pkg/ipam/delegate';
 import { log } from '../../pkg/log';
 import { type CmdArgs, type PluginFuncs, bindPlugin } from '../../pkg/skel/skel';
 import { validAttachments } from '../../pkg/cni/gc';
@@ -152,11 +152,11 @@ export async function cmdGc(a: CmdArgs, exec: Exec, now = Date.now()): Promise<v
 }
 
 export interface FlannelDeps {
-  /** how the delegate runs (default: exec, or in-process as registered with pkg/ipam registerInProcess) */
+  /** how the delegate runs (default: exec; the entry point passes an InProcessExec) */
   exec?: Exec;
 }
 
 export const createFlannelPlugin = (deps: FlannelDeps = {}): PluginFuncs =>
-  bindPlugin({ add: cmdAdd, del: cmdDel, check: cmdCheck, status: cmdStatus, gc: (a, exec) => cmdGc(a, exec) }, deps.exec ?? registeredExec);
+  bindPlugin({ add: cmdAdd, del: cmdDel, check: cmdCheck, status: cmdStatus, gc: (a, exec) => cmdGc(a, exec) }, deps.exec ?? plainExec);
 
 export const flannelPlugin: PluginFuncs = createFlannelPlugin();

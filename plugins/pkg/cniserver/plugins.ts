@@ -1,32 +1,38 @@
 /**
  * The plugins the resident CNI server serves, by executable name, each with
- * the in-process delegates its own entry point (plugins/<kind>/<name>/main.ts)
- * registers — so a call runs exactly as the standalone executable runs it.
+ * the Exec its own entry point (plugins/<kind>/<name>/main.ts) builds it
+ * with — so a call runs exactly as the standalone executable runs it.
  */
 import { hostLocalInProcess } from '../../ipam/host-local/in-process';
 import { hostLocal } from '../../ipam/host-local/host-local';
-import { bridgePlugin } from '../../main/bridge/bridge';
+import { createBridgePlugin } from '../../main/bridge/bridge';
 import { loopbackPlugin } from '../../main/loopback/loopback';
-import { flannelPlugin } from '../../meta/flannel/flannel';
+import { createFlannelPlugin } from '../../meta/flannel/flannel';
 import { portmapPlugin } from '../../meta/portmap/portmap';
 import type { InProcessPlugin } from '../ipam/delegate';
+import { InProcessExec } from '../invoke/inprocess';
 import { about, type About, type PluginFuncs } from '../skel/skel';
 
 export interface ServedPlugin {
+  /** built with the Exec its main.ts gives it */
   plugin: PluginFuncs;
   about: About;
-  /** what its main.ts passes to registerInProcess */
+  /** the delegates that Exec runs in-process */
   inProcess: Readonly<Record<string, InProcessPlugin>>;
 }
 
+/** A plugin built with an InProcessExec of `inProcess`, as its entry point builds it. */
+function served(create: (d: { exec: InProcessExec }) => PluginFuncs, name: string, inProcess: Record<string, InProcessPlugin>): ServedPlugin {
+  return { plugin: create({ exec: new InProcessExec(inProcess) }), about: about(name), inProcess };
+}
+
+const bridge = served(createBridgePlugin, 'bridge', { 'host-local': hostLocalInProcess });
+
 export const SERVED: Readonly<Record<string, ServedPlugin>> = {
-  bridge: { plugin: bridgePlugin, about: about('bridge'), inProcess: { 'host-local': hostLocalInProcess } },
+  bridge,
   'host-local': { plugin: hostLocal, about: about('host-local'), inProcess: {} },
   loopback: { plugin: loopbackPlugin, about: about('loopback'), inProcess: {} },
-  flannel: {
-    plugin: flannelPlugin, about: about('flannel'),
-    inProcess: { bridge: { plugin: bridgePlugin, about: about('bridge') }, 'host-local': hostLocalInProcess },
-  },
+  flannel: served(createFlannelPlugin, 'flannel', { bridge: { plugin: bridge.plugin, about: bridge.about }, 'host-local': hostLocalInProcess }),
   portmap: { plugin: portmapPlugin, about: about('portmap'), inProcess: {} },
 };
 

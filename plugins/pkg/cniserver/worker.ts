@@ -16,7 +16,6 @@
 import { closeSync, openSync } from 'node:fs';
 import { parentPort, isMainThread, workerData } from 'node:worker_threads';
 import { CniError, ErrCode } from '../cni/errors';
-import { clearInProcess, registerInProcess } from '../ipam/delegate';
 import { native } from '../native';
 import { clearNetnsAliases, isStranded, setNetnsAlias } from '../ns/ns';
 import { aboutLine, errorResponse, handle, type Response } from '../skel/skel';
@@ -70,8 +69,6 @@ async function run(m: WorkerRequest, env: Record<string, string>): Promise<Respo
   const stdin = Buffer.from(m.stdin.buffer, m.stdin.byteOffset, m.stdin.byteLength);
   if (!served) return errorResponse(new CniError(ErrCode.Internal, `flax CNI server: no plugin named "${m.name.slice(0, 64)}"`), stdin);
   if (env.CNI_COMMAND === undefined || env.CNI_COMMAND === '') return { stdout: '', exitCode: 0, stderr: aboutLine(served.about) };
-  clearInProcess();
-  for (const [type, p] of Object.entries(served.inProcess)) registerInProcess(type, p);
   clearNetnsAliases();
   const netns = env.CNI_NETNS;
   if (netns?.startsWith('/')) {

@@ -1,11 +1,11 @@
 import { chmodSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { CniError } from '../cni/errors';
 import type { CmdArgs, PluginFuncs } from '../skel/skel';
 import { about } from '../skel/skel';
-import { clearInProcess, execAdd, execDel, registerInProcess, registeredExec } from '../ipam/delegate';
+import { execAdd, execDel, plainExec } from '../ipam/delegate';
 import { isFlaxBundle } from './bundle';
 import { delegate } from './delegate';
 import { RawExec, findInPath } from './exec';
@@ -45,7 +45,6 @@ const args = (over: Partial<CmdArgs> = {}): CmdArgs => ({
 });
 const conf = JSON.stringify({ cniVersion: '0.4.0', name: 'n', type: 'bridge', ipam: { type: 'fake-ipam' } });
 
-beforeEach(() => clearInProcess());
 
 describe('findInPath', () => {
   it('finds the first match and rejects paths', () => {
@@ -125,10 +124,8 @@ describe('in-process delegation', () => {
     expect((await delegate(exec, 'ADD', 'fake-ipam', args(), conf)).mode).toBe('exec');
     expect(exec.counts).toEqual({ inProcess: 2, exec: 1 });
   });
-  it('a plugin built without an Exec delegates through the registrations (the CNI server hands them over per call)', async () => {
-    registerInProcess('ours', { plugin, about: about('ours') });
-    expect((await delegate(registeredExec, 'ADD', 'ours', args(), conf)).mode).toBe('in-process');
-    clearInProcess();
-    await expect(delegate(registeredExec, 'ADD', 'ours', args(), conf)).rejects.toMatchObject({ code: 999 }); // exec'd: exits 99
+  it('a plugin built without an Exec execs every delegate (no registry: what runs in-process is chosen where the plugin is built)', async () => {
+    expect((await delegate(new InProcessExec({ ours: { plugin, about: about('ours') } }), 'ADD', 'ours', args(), conf)).mode).toBe('in-process');
+    await expect(delegate(plainExec, 'ADD', 'ours', args(), conf)).rejects.toMatchObject({ code: 999 }); // exec'd: exits 99
   });
 });

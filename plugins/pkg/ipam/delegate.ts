@@ -8,25 +8,19 @@ import { parseResult } from '../cni/convert';
 import type { Result } from '../cni/types';
 import type { Exec } from '../invoke/exec';
 import { delegate, delegateValidate } from '../invoke/delegate';
-import { InProcessExec, type LocalPlugin } from '../invoke/inprocess';
+import { RawExec } from '../invoke/exec';
+import { type LocalPlugin } from '../invoke/inprocess';
 import type { CmdArgs } from '../skel/skel';
 
 export type InProcessPlugin = LocalPlugin;
 
-// The CNI server's worker hands a plugin's in-process delegates over per
-// call here (pkg/cniserver); a plugin built without an Exec in its context
-// delegates through these. Our entry points pass their Exec explicitly.
-const registered: Record<string, LocalPlugin> = {};
-/** Lets `type` run in-process, for plugins built without an Exec, when the binary found in CNI_PATH is a flax bundle. */
-export function registerInProcess(type: string, p: InProcessPlugin): void {
-  registered[type] = p;
-}
-/** Forgets every registration: every such delegation then execs. */
-export function clearInProcess(): void {
-  for (const k of Object.keys(registered)) delete registered[k];
-}
-/** The Exec of a plugin built without one: the registrations above, else exec. */
-export const registeredExec: Exec = new InProcessExec(registered);
+/**
+ * The Exec of a plugin built without one: every delegate is exec'd. What
+ * runs in-process is chosen where a plugin is built — its entry point
+ * (main.ts) or the CNI server's table (pkg/cniserver/plugins.ts) — and
+ * passed in its context; no registry.
+ */
+export const plainExec: Exec = new RawExec();
 
 /** IPAM ADD → the result in canonical form. */
 export async function execAdd(exec: Exec, type: string, a: CmdArgs, stdin: string | Buffer, confVersion: string): Promise<Result> {
