@@ -159,7 +159,8 @@ export class FileLeaseStore {
    * fs.watch on the directory: the lease files named in a burst of
    * notifications (one event-loop turn) are read once each and reported as
    * events; a notification without a name re-lists. Temporary files of an
-   * atomic write are ignored (the rename names the lease file).
+   * atomic write are ignored (the rename names the lease file). The watch
+   * starts with one re-list (there is no revision to resume from).
    */
   watch(onChange: (events?: LeaseEvent[]) => void): { close(): void } {
     const names = new Set<string>();
@@ -188,6 +189,10 @@ export class FileLeaseStore {
     try {
       watcher = fs.watch(this.subnetsDir, { persistent: false }, fire);
       watcher.on('error', (e) => this.opts.warn?.(`watching ${this.subnetsDir}: ${e.message}; relying on the periodic re-list`));
+      // no revision to watch from: a lease written between the caller's last
+      // list and this watch is caught by one re-list once the watch is in place
+      relist = true;
+      pending ??= setImmediate(flush);
     } catch (e) {
       this.opts.warn?.(`cannot watch ${this.subnetsDir}: ${(e as Error).message}; relying on the periodic re-list`);
     }
