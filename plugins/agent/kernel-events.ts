@@ -8,8 +8,8 @@
  * right changes nothing.
  */
 import { type NetlinkEvent } from '../pkg/netlink';
-import { type IPNet, netContains, parseIp } from './subnet';
-import { routeInNetwork } from './vxlan/plan';
+import { type IPNet } from './subnet';
+import { inNetwork, routeInNetwork } from './vxlan/plan';
 
 const OUR_DEVICE = /^flannel(-v6)?\.\d+$/;
 
@@ -30,14 +30,7 @@ export function kernelChangeReason(e: NetlinkEvent, networks: readonly IPNet[], 
       // a peer VTEP's entry on our device (pods' entries on cni0 come and go)
       if (!e.deleted || !e.neigh.ip || !ours.has(e.neigh.index)) return null;
       const ip = e.neigh.ip;
-      return networks.some((n) => {
-        try {
-          const a = parseIp(ip);
-          return a.v6 === n.v6 && netContains(n, a.n, a.v6);
-        } catch {
-          return false;
-        }
-      }) ? `neighbour ${ip} removed` : null;
+      return networks.some((n) => inNetwork(n, ip)) ? `neighbour ${ip} removed` : null;
     }
   }
 }

@@ -92,7 +92,8 @@ export function peersFromLeases(leases: readonly Lease[], network: IPNet): { pee
   return { peers, skipped };
 }
 
-const inNetwork = (network: IPNet, ip: string): boolean => {
+/** An address in the Network (a peer VTEP's neighbour entry is one). */
+export const inNetwork = (network: IPNet, ip: string): boolean => {
   try {
     const a = parseIp(ip);
     return netContains(network, a.n, a.v6);

@@ -39,7 +39,8 @@ export const DUMP_RETRIES = 5;
 /** Requests per datagram in batch(): their acks (one skb each) must fit the receive buffer. */
 export const BATCH_MAX_MSGS = 128;
 const BATCH_MAX_BYTES = 64 * 1024;
-const ENOBUFS = 105;
+/** errno of a receive buffer overrun (replies or notifications dropped) */
+export const ENOBUFS = 105;
 
 /** One request of a batch: what request() takes. */
 export interface BatchItem {

@@ -7,6 +7,7 @@
  */
 import { RawNetlinkSocket } from 'netlink/dist/raw';
 import { decodeMsgs } from './attrs';
+import { ENOBUFS } from './conn';
 import { NETLINK_ROUTE, RTM } from './constants';
 import { type Link, parseLink } from './link';
 import { type Neigh, parseNeigh } from './neigh';
@@ -25,7 +26,6 @@ export interface Subscription {
   [Symbol.dispose](): void;
 }
 
-const ENOBUFS = 105;
 
 /** The events of one datagram; messages of other types or that do not parse are skipped. */
 export function decodeEvents(buf: Buffer): NetlinkEvent[] {
