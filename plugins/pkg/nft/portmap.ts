@@ -18,6 +18,7 @@
  * rules a newer reference made are cleaned too.
  */
 import { type Expr, type NftChain, type NftCommand, type NftRule, type Ruleset, masqComment, parseMasqComment, commentIsNetwork } from './masq';
+import { ruleSignature, skeletonPresent } from './skeleton';
 
 export const PORTMAP_TABLE = 'cni_hostport';
 export const PM_HOSTPORTS = 'hostports';
@@ -137,12 +138,17 @@ export function isPortmapRuleOf(r: NftRule, network: string, containerId: string
 const delRule = (r: NftRule): NftCommand => ({ delete: { rule: { family: r.family, table: r.table, chain: r.chain, handle: r.handle!, expr: [] } } });
 
 /**
- * ADD for the given families: skeletons, the container's previous rules
- * (found in `existing`) removed, the new rules added — one atomic batch.
+ * ADD for the given families: skeletons (left out where `existing`, the
+ * listing of both tables, shows them intact: skeleton.ts), the container's
+ * previous rules (found in `existing`) removed, the new rules added — one
+ * atomic batch.
  */
 export function genPortmapAdd(specs: PortmapSpec[], existing: Ruleset): NftCommand[] {
   const cmds: NftCommand[] = [];
-  for (const s of specs) cmds.push(...genPortmapBase(s.v6, s.snat, s.conditions));
+  for (const s of specs) {
+    const base = genPortmapBase(s.v6, s.snat, s.conditions);
+    if (!skeletonPresent(existing, base)) cmds.push(...base);
+  }
   const key = specs[0];
   if (key) cmds.push(...existing.rules.filter((r) => r.handle !== undefined && isPortmapRuleOf(r, key.network, key.containerId)).map(delRule));
   for (const s of specs) cmds.push(...genPortmapRules(s).map((rule): NftCommand => ({ add: { rule } })));
@@ -163,14 +169,6 @@ export function genPortmapGc(rs: Ruleset, network: string, validIds: ReadonlySet
   }).map(delRule);
 }
 
-/** A rule's meaning, independent of how nft lists it (for CHECK). */
-export function ruleSignature(expr: Expr[]): string {
-  return JSON.stringify(expr.map((e) => {
-    const m = (e as { match?: { op: string; left: unknown; right: unknown } }).match;
-    if (m) return [m.op, m.left, m.right];
-    return e;
-  }));
-}
 
 /**
  * CHECK: what of the container's expected rules and of the skeleton's
