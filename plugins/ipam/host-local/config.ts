@@ -13,7 +13,7 @@ import path from 'node:path';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { CniError, ErrCode } from '../../pkg/cni/errors';
-import { NetConfSchema, loadNetConf } from '../../pkg/cni/conf';
+import { NetConfSchema, loadNetConf, confSchema } from '../../pkg/cni/conf';
 import { parseCniArgs } from '../../pkg/cni/args';
 import { compareVersions } from '../../pkg/cni/version';
 import type { DNS, Result, Route } from '../../pkg/cni/types';
@@ -61,7 +61,7 @@ export const HostLocalIpamSchema = z.looseObject({
   resolvConf: pathStr.optional(),
 });
 
-export const HostLocalConfSchema = NetConfSchema.extend({
+export const HostLocalConfSchema = confSchema(NetConfSchema.extend({
   ipam: HostLocalIpamSchema.optional(),
   args: z.looseObject({
     cni: z.looseObject({ ips: z.array(addrStr).max(MAX_REQUESTED).optional() }).optional(),
@@ -70,7 +70,7 @@ export const HostLocalConfSchema = NetConfSchema.extend({
     ips: z.array(addrStr).max(MAX_REQUESTED).optional(),
     ipRanges: z.array(RangeSetSchema).max(MAX_SETS).optional(),
   }).optional(),
-});
+}));
 
 export interface HostLocalConf {
   cniVersion: string;

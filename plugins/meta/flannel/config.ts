@@ -10,7 +10,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { CniError, ErrCode } from '../../pkg/cni/errors';
-import { NetConfSchema, loadNetConf } from '../../pkg/cni/conf';
+import { NetConfSchema, loadNetConf, confSchema } from '../../pkg/cni/conf';
 import { canonicalIp, parseCidr } from '../../pkg/ip';
 import { goMarshal, ordered } from '../../pkg/invoke/gojson';
 import type { SubnetEnv } from './subnet-env';
@@ -20,13 +20,13 @@ export const DEFAULT_DATA_DIR = '/var/lib/cni/flannel';
 
 const absolute = (field: string) => z.string().refine((p) => path.isAbsolute(p), { message: `${field} must be an absolute path` });
 
-export const FlannelConfSchema = NetConfSchema.extend({
+export const FlannelConfSchema = confSchema(NetConfSchema.extend({
   subnetFile: absolute('subnetFile').optional(),
   dataDir: absolute('dataDir').optional(),
   delegate: z.record(z.string(), z.unknown()).optional(),
   ipam: z.record(z.string(), z.unknown()).optional(),
   runtimeConfig: z.record(z.string(), z.unknown()).optional(),
-});
+}));
 
 export interface FlannelConf {
   name: string;

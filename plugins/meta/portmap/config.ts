@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import { CniError, ErrCode } from '../../pkg/cni/errors';
-import { NetConfSchema, loadNetConf } from '../../pkg/cni/conf';
+import { NetConfSchema, loadNetConf, confSchema } from '../../pkg/cni/conf';
 import type { Result } from '../../pkg/cni/types';
 import { type IPNet, canonicalIp, parseCidr } from '../../pkg/ip';
 import type { PortMapping, PortProto } from '../../pkg/nft/portmap';
@@ -20,7 +20,7 @@ const PortMapEntrySchema = z.looseObject({
   hostIP: z.string().optional(),
 });
 
-export const PortMapConfSchema = NetConfSchema.extend({
+export const PortMapConfSchema = confSchema(NetConfSchema.extend({
   backend: z.enum(['iptables', 'nftables']).optional(),
   snat: z.boolean().optional(),
   masqAll: z.boolean().optional(),
@@ -29,7 +29,7 @@ export const PortMapConfSchema = NetConfSchema.extend({
   conditionsV4: z.array(z.string()).optional().nullable(),
   conditionsV6: z.array(z.string()).optional().nullable(),
   runtimeConfig: z.looseObject({ portMappings: z.array(PortMapEntrySchema).optional().nullable() }).optional(),
-});
+}));
 
 export type Backend = 'iptables' | 'nftables';
 

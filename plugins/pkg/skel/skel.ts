@@ -7,7 +7,7 @@
 import { readFileSync, fstatSync } from 'node:fs';
 import v8 from 'node:v8';
 import { CniError, ErrCode, asCniError } from '../cni/errors';
-import { parseJsonObject, confVersion } from '../cni/conf';
+import { parseJsonObject, confVersion, parseWithoutJit } from '../cni/conf';
 import { convertResult } from '../cni/convert';
 import type { Result } from '../cni/types';
 import { CURRENT_VERSION, SUPPORTED_VERSIONS, compareVersions, versionInfo } from '../cni/version';
@@ -236,6 +236,7 @@ export function pluginMain(plugin: PluginFuncs, info: About): void {
 }
 
 function pluginRun(plugin: PluginFuncs, info: About): void {
+  parseWithoutJit();
   const env = process.env;
   if (env.CNI_COMMAND === undefined || env.CNI_COMMAND === '') {
     process.stderr.write(aboutLine(info));
