@@ -19,6 +19,7 @@ import { EXIT_USAGE, UsageError, usageLine } from './usage';
 import { GC_OPTIONS } from './commands/gc-options';
 import { SANDBOX_COMMAND } from './commands/sandbox';
 import { INSTALL_COMMAND } from './commands/install';
+import { TOMBSTONES_COMMAND } from './commands/tombstones';
 
 const defaultIo = (): CliIo => ({
   stdout: (s) => void process.stdout.write(s),
@@ -178,6 +179,7 @@ export const COMMANDS: CommandDef[] = [
   },
   SANDBOX_COMMAND,
   INSTALL_COMMAND,
+  TOMBSTONES_COMMAND,
   {
     name: 'version',
     describe: 'print the version (also: flax --version)',

@@ -2,14 +2,17 @@
  * Interoperability with Debian's reference plugins (/usr/lib/cni, v1.1.1,
  * cniVersion <= 1.0.0): our bridge delegating to their host-local and theirs
  * to ours; ADD by one suite and DEL by the other leaves nothing — veth, IP
- * reservation, iptables CNI- chain. Runs in throwaway namespaces.
+ * reservation, iptables CNI- chain (written for the nftables backend by
+ * `flax tombstones` or `iptablesTombstone`). Runs in throwaway namespaces.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { netnsTest } from '../lib/netns';
 import { cni, ours, requireBuilt, theirs, type CniCall } from '../lib/cni';
+import { iptablesChainName } from '../../plugins/pkg/nft/masq';
 import { netnsState, ping, podView, reservations } from '../lib/state';
 
 const HAVE_REF = existsSync(theirs('bridge')) && existsSync(theirs('host-local'));
@@ -19,7 +22,7 @@ const P = { ours: '', theirs: '', oursBrTheirIpam: '', theirBrOurIpam: '' };
 
 beforeAll(() => {
   if (!HAVE_REF) return;
-  requireBuilt('bridge', 'host-local');
+  requireBuilt('bridge', 'host-local', 'flax');
   root = mkdtempSync(path.join(tmpdir(), 'flax-interop-'));
   const mk = (name: keyof typeof P, br: string, ipam: string) => {
     const d = path.join(root, name);
@@ -52,6 +55,11 @@ function conf(v: string, extra: object = {}) {
     },
   };
 }
+/** `flax tombstones` inside the host netns, with empty config and cache dirs. */
+const tombstones = (host: string) => {
+  const r = spawnSync('nsenter', [`--net=${host}`, '--', ours('flax'), 'tombstones', '--netconf-path', path.join(root, 'no-conf'), '--cache-dir', path.join(root, 'no-cache')], { encoding: 'utf8' });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+};
 const run = (dir: string, command: string, f: { host: string; pod: string }, stdin: object, over: Partial<CniCall> = {}) =>
   cni(path.join(dir, 'bridge'), { command, containerId: 'interop-ctr', netns: f.pod, ifname: 'eth0', path: dir, stdin, hostNs: f.host, ...over });
 
@@ -117,11 +125,23 @@ describe.skipIf(!HAVE_REF)('interop with the reference plugins v1.1.1', () => {
     });
   }
 
-  it('ADD by ours (default nftables backend), DEL by theirs succeeds thanks to the iptables tombstone', ({ host, pod }) => {
+  it('ADD by ours (default nftables backend) writes no iptables chain; `flax tombstones` does, once; then DEL by theirs succeeds', ({ host, pod }) => {
     const f = { host, pod };
     const c = conf('1.0.0');
     const r = run(P.ours, 'ADD', f, c.conf);
-    expect(r.code).toBe(0);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(netnsState(host).iptCni).toEqual([]); // no exec of iptables-restore on the ADD path
+    expect(netnsState(host).masqRules).toHaveLength(1);
+    const chain = iptablesChainName(c.name, 'interop-ctr');
+    const t = tombstones(host);
+    expect(t.code, t.stderr).toBe(0);
+    expect(t.stdout).toBe(`wrote ${c.name} interop-ctr ${chain} (10.89.0.2)\nwrote 1 tombstone(s), 0 already present, 0 skipped\n`);
+    const written = netnsState(host).iptCni;
+    expect(written).toEqual([`iptables -N ${chain}`, expect.stringMatching(new RegExp(`^iptables -A POSTROUTING -s 10.89.0.2/32 .*-j ${chain}$`))]);
+    // idempotent: nothing written, no second POSTROUTING jump
+    const again = tombstones(host);
+    expect(again.stdout).toBe('wrote 0 tombstone(s), 1 already present, 0 skipped\n');
+    expect(netnsState(host).iptCni).toEqual(written);
     // without the (empty) reference chain their DEL fails: "Chain 'CNI-…' does not exist"
     const d = run(P.theirs, 'DEL', f, { ...c.conf, prevResult: r.json });
     expect(d.code, d.stdout).toBe(0);
@@ -129,6 +149,33 @@ describe.skipIf(!HAVE_REF)('interop with the reference plugins v1.1.1', () => {
     expect(netnsState(host).iptCni).toEqual([]);
     expect(netnsState(host).masqRules).toHaveLength(1);
     expect(reservations(c.dataDir, c.name)).toEqual([]);
+    expect(run(P.ours, 'DEL', f, { ...c.conf, prevResult: r.json }).code).toBe(0);
+    expectClean(f, c.dataDir, c.name);
+  });
+
+  it('without the tombstone their DEL fails (why `flax tombstones` runs before a switch back); ours cleans up', ({ host, pod }) => {
+    const f = { host, pod };
+    const c = conf('1.0.0');
+    const r = run(P.ours, 'ADD', f, c.conf);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const d = run(P.theirs, 'DEL', f, { ...c.conf, prevResult: r.json });
+    expect(d.code).not.toBe(0);
+    expect(d.stdout + d.stderr).toMatch(/does not exist/);
+    expect(run(P.ours, 'DEL', f, { ...c.conf, prevResult: r.json }).code).toBe(0);
+    expectClean(f, c.dataDir, c.name);
+  });
+
+  it('"iptablesTombstone": true writes the tombstone at ADD (both families); our DEL removes it', ({ host, pod }) => {
+    const f = { host, pod };
+    const c = conf('1.0.0', { iptablesTombstone: true });
+    c.conf.ipam.ranges.push([{ subnet: 'fd89::/64' }]);
+    const r = run(P.ours, 'ADD', f, c.conf);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const chain = iptablesChainName(c.name, 'interop-ctr');
+    const ipt = netnsState(host).iptCni;
+    expect(ipt.filter((l) => l.endsWith(`-N ${chain}`))).toEqual([`iptables -N ${chain}`, `ip6tables -N ${chain}`]);
+    expect(ipt.filter((l) => l.includes('-A POSTROUTING -s 10.89.0.2/32 ') || l.includes('-A POSTROUTING -s fd89::2/128 '))).toHaveLength(2);
+    expect(tombstones(host).stdout).toBe('wrote 0 tombstone(s), 1 already present, 0 skipped\n');
     expect(run(P.ours, 'DEL', f, { ...c.conf, prevResult: r.json }).code).toBe(0);
     expectClean(f, c.dataDir, c.name);
   });

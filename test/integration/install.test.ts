@@ -9,9 +9,12 @@ import { spawn, spawnSync } from 'node:child_process';
 import { appendFileSync, cpSync, existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ensurePackage, PKG, ROOT } from '../lib/pkg';
-import { withTestNetns } from '../lib/netns';
+import { createTestNetns, destroyTestNetns, withTestNetns } from '../lib/netns';
+import { cni, ours, theirs } from '../lib/cni';
+import { netnsState } from '../lib/state';
+import { iptablesChainName } from '../../plugins/pkg/nft/masq';
 
 const EXES = ['bridge', 'flannel', 'flax', 'host-local', 'loopback', 'portmap'];
 const CLIENTS = ['bridge', 'flannel', 'host-local', 'loopback', 'portmap'];
@@ -22,8 +25,11 @@ function dirs() {
   scratch.push(d);
   return { d, bin: path.join(d, 'bin'), conf: path.join(d, 'net.d') };
 }
-function flax(args: string[], from = PKG) {
-  const r = spawnSync(path.join(from, 'flax'), ['install', ...args, ...(args.includes('--uninstall') ? [] : ['--from', from])], { encoding: 'utf8' });
+/** --uninstall writes iptables tombstones in its netns: it runs in a throwaway one (`ns`, default the file's) */
+let uninstallNs = '';
+function flax(args: string[], from = PKG, ns = uninstallNs) {
+  const argv = [path.join(from, 'flax'), 'install', ...args, ...(args.includes('--uninstall') ? [] : ['--from', from])];
+  const r = args.includes('--uninstall') ? spawnSync('nsenter', [`--net=${ns}`, '--', ...argv], { encoding: 'utf8' }) : spawnSync(argv[0], argv.slice(1), { encoding: 'utf8' });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 /** Every path under dir with what it is (symlink target, file content hash-free size+head) — a tree snapshot. */
@@ -38,7 +44,11 @@ function tree(dir: string): Record<string, string> {
   return o;
 }
 
-beforeAll(async () => { await ensurePackage(); }, 180_000);
+beforeAll(async () => {
+  await ensurePackage();
+  [uninstallNs] = createTestNetns(1);
+}, 180_000);
+afterAll(() => destroyTestNetns([uninstallNs]));
 
 describe('flax install', () => {
   it('fresh: symlinks to one versioned binary, the conflist, a manifest; a re-run changes nothing', () => {
@@ -159,6 +169,33 @@ describe('flax install', () => {
     expect(readFileSync(path.join(conf, '10-flax-bridge.conflist'), 'utf8')).toBe('{"edited":true}\n');
     expect(existsSync(path.join(bin, 'bridge'))).toBe(false);
   });
+
+  it('--uninstall first writes the iptables tombstone of a live pod (in its netns), so that the reference plugins\' DEL succeeds', async () => {
+    const { d, bin, conf } = dirs();
+    expect(flax(['--cni-bin-dir', bin, '--cni-conf-dir', conf, '--network', 'bridge']).code).toBe(0);
+    await withTestNetns(2, ([host, pod]) => {
+      const net = { cniVersion: '1.0.0', name: 'uninst', type: 'bridge', bridge: 'flaxbr9', isGateway: true, ipMasq: true,
+        ipam: { type: 'host-local', dataDir: path.join(d, 'ipam'), ranges: [[{ subnet: '10.91.0.0/24' }]] } };
+      const call = (bridge: string, command: string, stdin: object) => cni(bridge, { command, containerId: 'uninst-ctr', netns: pod, ifname: 'eth0', path: path.dirname(bridge), stdin, hostNs: host });
+      const add = call(ours('bridge'), 'ADD', net);
+      expect(add.code, add.stdout + add.stderr).toBe(0);
+      expect(netnsState(host).iptCni).toEqual([]);
+      const u = flax(['--uninstall', '--cni-bin-dir', bin, '--cni-conf-dir', conf, '--cache-dir', path.join(d, 'cache')], PKG, host);
+      expect(u.code, u.err).toBe(0);
+      expect(u.out.split('\n')[0]).toBe('flax install: wrote 1 tombstone(s), 0 already present, 0 skipped (iptables chains the reference plugins\' DEL needs)');
+      expect(existsSync(path.join(bin, 'bridge'))).toBe(false);
+      expect(netnsState(host).iptCni).toContain(`iptables -N ${iptablesChainName('uninst', 'uninst-ctr')}`);
+      const prev = { ...net, prevResult: add.json };
+      // Debian's reference plugins, when installed, are what the node switched back to
+      if (existsSync(theirs('bridge')) && existsSync(theirs('host-local'))) {
+        const del = call(theirs('bridge'), 'DEL', prev);
+        expect(del.code, del.stdout + del.stderr).toBe(0);
+        expect(netnsState(host).iptCni).toEqual([]);
+      }
+      expect(call(ours('bridge'), 'DEL', prev).code).toBe(0);
+      expect(netnsState(host).masqRules).toEqual([]);
+    });
+  }, 60_000);
 
   it('usage errors exit 2 and install nothing', () => {
     const { d, bin, conf } = dirs();

@@ -6,6 +6,10 @@ import { UsageError } from '../usage';
 import { resolveNetns, type CliIo } from './cni';
 import { runNetns } from './netns';
 import { attachmentState, jsonWithBigInts } from './status';
+import { runTombstones } from './tombstones';
+import type { FirewallDeps } from '../../pkg/nft';
+import { MASQ_CHAIN, MASQ_TABLE, iptablesChainName, masqComment, masqRuleExpr } from '../../pkg/nft/masq';
+import { parseCidr } from '../../pkg/ip';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'flax-cli-unit-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -69,5 +73,76 @@ describe('flax status (pure parts)', () => {
     expect(j).toContain('"free": 18446744073709551614');
     expect(JSON.parse(j)).toMatchObject({ used: 2, s: 'x' });
     expect(typeof JSON.parse(j).size).toBe('number');
+  });
+});
+
+describe('flax tombstones (a fake firewall that keeps the chains it is given)', () => {
+  const LONG = `long-${'n'.repeat(120)}`;
+  /** the masquerade table holds `rules`; iptables-restore input `:CNI-… - [0:0]` creates the chain in its family */
+  function firewall(rules: [string, string, string][], failRestore = false) {
+    const chains = new Set<string>();
+    const restores: string[] = [];
+    const nft = (items: object[]) => JSON.stringify({ nftables: items });
+    const fw: FirewallDeps = {
+      iptablesNft: () => true,
+      has: () => true,
+      run: async (bin, args, input) => {
+        if (bin === 'nft' && args.join(' ') === `-j list table inet ${MASQ_TABLE}`) {
+          return { code: 0, stderr: '', stdout: nft(rules.map(([n, id, ip], i) => ({ rule: { family: 'inet', table: MASQ_TABLE, chain: MASQ_CHAIN, handle: i + 1, comment: masqComment(n, id), expr: masqRuleExpr(parseCidr(ip)) } }))) };
+        }
+        if (bin === 'nft' && args.join(' ') === '-j list chains') {
+          return { code: 0, stderr: '', stdout: nft([...chains].map((c) => ({ chain: { family: c.split(' ')[0], table: 'nat', name: c.split(' ')[1] } }))) };
+        }
+        if (bin.endsWith('tables-restore')) {
+          if (failRestore) return { code: 1, stdout: '', stderr: 'iptables-restore: line 2 failed' };
+          restores.push(`${bin}\n${input}`);
+          for (const m of input!.matchAll(/^:(CNI-\S+) /gm)) chains.add(`${bin.startsWith('ip6') ? 'ip6' : 'ip'} ${m[1]}`);
+          return { code: 0, stdout: '', stderr: '' };
+        }
+        throw new Error(`unexpected ${bin} ${args.join(' ')}`);
+      },
+    };
+    return { fw, chains, restores };
+  }
+  const dirs = { netconfPath: path.join(tmp, 'no-conf'), cacheDir: path.join(tmp, 'no-cache') };
+
+  it('one line per tombstone written, a summary; a second run writes nothing', async () => {
+    const f = firewall([['net', 'a', '10.1.0.5/24'], ['net', 'a', 'fd00::5/64'], ['net', 'b', '10.1.0.6/24']]);
+    const o = io();
+    expect(await runTombstones(dirs, o, f.fw)).toBe(0);
+    expect(o.out).toBe(`wrote net a ${iptablesChainName('net', 'a')} (10.1.0.5, fd00::5)\nwrote net b ${iptablesChainName('net', 'b')} (10.1.0.6)\n`
+      + 'wrote 2 tombstone(s), 0 already present, 0 skipped\n');
+    expect(o.err).toBe('');
+    expect(f.restores.map((r) => r.split('\n')[0]).sort()).toEqual(['ip6tables-restore', 'iptables-restore', 'iptables-restore']);
+    const again = io();
+    expect(await runTombstones(dirs, again, f.fw)).toBe(0);
+    expect(again.out).toBe('wrote 0 tombstone(s), 2 already present, 0 skipped\n');
+    expect(f.restores).toHaveLength(3);
+  });
+
+  it('--dry-run and --network', async () => {
+    const f = firewall([['net', 'a', '10.1.0.5/24'], ['other', 'b', '10.2.0.6/24']]);
+    const o = io();
+    expect(await runTombstones({ ...dirs, dryRun: true, network: 'other' }, o, f.fw)).toBe(0);
+    expect(o.out).toBe(`would write other b ${iptablesChainName('other', 'b')} (10.2.0.6)\nwould write 1 tombstone(s), 0 already present, 0 skipped\n`);
+    expect(f.restores).toEqual([]);
+  });
+
+  it('a hashed network name: resolved from --netconf-path, else skipped on stderr (exit 0); a failed write exits 1', async () => {
+    const conf = mkdtempSync(path.join(tmp, 'conf-'));
+    const rules: [string, string, string][] = [[LONG, 'c', '10.3.0.5/24']];
+    const skipped = io();
+    expect(await runTombstones(dirs, skipped, firewall(rules).fw)).toBe(0);
+    expect(skipped.err).toMatch(/^flax tombstones: skipped "name-sha256: [0-9a-f]{16} id: c" \(10\.3\.0\.5\): the network name is hashed/);
+    expect(skipped.out).toBe('wrote 0 tombstone(s), 0 already present, 1 skipped\n');
+    writeFileSync(path.join(conf, '10-long.conflist'), JSON.stringify({ cniVersion: '1.0.0', name: LONG, plugins: [{ type: 'bridge' }] }));
+    const f = firewall(rules);
+    const resolved = io();
+    expect(await runTombstones({ ...dirs, netconfPath: conf }, resolved, f.fw)).toBe(0);
+    expect(resolved.out).toContain(`wrote ${LONG} c ${iptablesChainName(LONG, 'c')} (10.3.0.5)`);
+    const failed = io();
+    expect(await runTombstones({ ...dirs, netconfPath: conf }, failed, firewall(rules, true).fw)).toBe(1);
+    expect(failed.err).toBe(`flax tombstones: failed ${LONG} c ${iptablesChainName(LONG, 'c')} (10.3.0.5): iptables-restore failed: iptables-restore: line 2 failed\n`);
+    expect(failed.out).toBe('wrote 0 tombstone(s), 0 already present, 0 skipped, 1 failed\n');
   });
 });

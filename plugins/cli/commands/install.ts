@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Options } from 'yargs';
 import type { Args, CommandDef } from '../cli';
+import type { FirewallDeps } from '../../pkg/nft';
 import { UsageError } from '../usage';
 import type { CliIo } from './cni';
 
@@ -18,8 +19,9 @@ export const INSTALL_OPTIONS = {
   conflist: { type: 'string', describe: 'install this conflist (JSON file; "-" reads stdin)' },
   'conf-name': { type: 'string', describe: 'file name of the conflist in --cni-conf-dir (default: the file\'s own name if it ends in .conflist, else 10-<network name>.conflist; --network: 10-flannel.conflist / 10-flax-bridge.conflist)' },
   network: { type: 'string', choices: ['bridge', 'flannel'], describe: 'install flax\'s conflist for this network instead of --conflist' },
-  uninstall: { type: 'boolean', describe: 'remove what flax install put there (restoring files --force replaced)' },
-  force: { type: 'boolean', describe: 'replace files flax did not install (each is kept beside as .<name>.flax-replaced); with --uninstall, also remove files changed since' },
+  uninstall: { type: 'boolean', describe: 'first write the iptables tombstones the reference plugins\' DEL needs (as flax tombstones, in this netns), then remove what flax install put there (restoring files --force replaced)' },
+  force: { type: 'boolean', describe: 'replace files flax did not install (each is kept beside as .<name>.flax-replaced); with --uninstall, also remove files changed since, and uninstall even when a tombstone could not be written' },
+  'cache-dir': { type: 'string', describe: 'with --uninstall: libcni cache root, whose attachments (like --cni-conf-dir\'s networks) resolve hashed rule comments (default /var/lib/cni)' },
   from: { type: 'string', describe: 'the package dir to install (default: the one this flax runs from, or dist/pkg)' },
 } as const satisfies Record<string, Options>;
 
@@ -32,8 +34,9 @@ export function defaultPackageDir(): string {
 export function checkInstall(a: Args): void {
   if (a.conflist !== undefined && a.network !== undefined) throw new UsageError('--conflist and --network exclude each other');
   if (a.uninstall && (a.conflist !== undefined || a.network !== undefined || a.confName !== undefined || a.from !== undefined)) {
-    throw new UsageError('--uninstall takes only --cni-bin-dir and --force (it removes what the manifest lists)');
+    throw new UsageError('--uninstall takes only --cni-bin-dir, --cni-conf-dir, --cache-dir and --force (it removes what the manifest lists)');
   }
+  if (a.cacheDir !== undefined && !a.uninstall) throw new UsageError('--cache-dir is for --uninstall');
   if (a.confName !== undefined) {
     const n = String(a.confName);
     if (a.conflist === undefined && a.network === undefined) throw new UsageError('--conf-name needs --conflist or --network');
@@ -41,11 +44,39 @@ export function checkInstall(a: Args): void {
   }
 }
 
-export async function runInstall(a: Args, io: CliIo): Promise<number> {
-  const { install, uninstall, InstallRefused } = await import('../install/install');
+/**
+ * Before --uninstall: the tombstones of this netns (flax tombstones), so
+ * that the reference's DEL succeeds for the pods flax added. A failure
+ * stops the uninstall (exit 1) unless --force.
+ */
+async function uninstallTombstones(a: Args, io: CliIo, fw?: FirewallDeps): Promise<number> {
+  const { nodeTombstones, tombstoneProblems, tombstoneSummary } = await import('./tombstones');
+  const o = { netconfPath: (a.cniConfDir as string | undefined) ?? '/etc/cni/net.d', cacheDir: (a.cacheDir as string | undefined) ?? '/var/lib/cni' };
+  let failure: string | undefined;
+  try {
+    const r = await nodeTombstones(o, fw);
+    for (const l of tombstoneProblems(r)) io.stderr(`flax install: tombstones: ${l}\n`);
+    io.stdout(`flax install: ${tombstoneSummary(r)} (iptables chains the reference plugins' DEL needs)\n`);
+    if (r.failed.length) failure = `${r.failed.length} tombstone(s) could not be written`;
+  } catch (e) {
+    failure = `cannot write the tombstones: ${(e as Error).message}`;
+  }
+  if (!failure) return 0;
+  if (a.force) {
+    io.stderr(`flax install: ${failure}; uninstalling anyway (--force): the reference plugins' DEL will fail for those pods\n`);
+    return 0;
+  }
+  io.stderr(`flax install: ${failure}: after uninstall the reference plugins' DEL would fail for those pods; nothing was uninstalled (re-run, or pass --force)\n`);
+  return 1;
+}
+
+export async function runInstall(a: Args, io: CliIo, fw?: FirewallDeps): Promise<number> {
+  const { install, installed, uninstall, InstallRefused } = await import('../install/install');
   const binDir = (a.cniBinDir as string | undefined) ?? '/opt/cni/bin';
   const report = (line: string) => io.stdout(`flax install: ${line}\n`);
   if (a.uninstall) {
+    const code = installed(binDir) ? await uninstallTombstones(a, io, fw) : 0;
+    if (code) return code;
     uninstall(binDir, !!a.force, report);
     return 0;
   }
@@ -88,7 +119,7 @@ export const INSTALL_COMMAND: CommandDef = {
   examples: [
     ['flax install --network flannel', 'executables into /opt/cni/bin, 10-flannel.conflist into /etc/cni/net.d'],
     ['flax install --cni-bin-dir /opt/cni/bin --conflist my.conflist', 'a conflist of your own'],
-    ['flax install --uninstall', 'remove exactly what was installed'],
+    ['flax install --uninstall', 'write the tombstones for the reference plugins\' DEL, then remove exactly what was installed'],
   ],
   epilog: 'Executables are symlinks to one multi-call binary in <cni-bin-dir>/.flax/<version>/, swapped by rename (a running plugin never '
     + 'sees a half-written file); the conflist is written to a temporary name and renamed. What was written is listed in '

@@ -245,11 +245,14 @@ function removeOrRestore(m: Manifest, p: string, report: Report, why = ''): void
   delete m.replaced[p];
 }
 
+/** True when <binDir> holds a manifest: there is something for --uninstall to remove. */
+export const installed = (binDir: string): boolean => fs.existsSync(path.join(path.resolve(binDir), STATE, MANIFEST));
+
 /** Removes exactly what install wrote; a file changed since is kept (reported) unless force. */
 export function uninstall(binDirIn: string, force: boolean, report: Report): void {
   const binDir = path.resolve(binDirIn);
   const state = path.join(binDir, STATE);
-  if (!fs.existsSync(path.join(state, MANIFEST))) {
+  if (!installed(binDir)) {
     report(`nothing to uninstall: no ${path.join(state, MANIFEST)}`);
     return;
   }

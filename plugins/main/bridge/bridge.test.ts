@@ -23,6 +23,13 @@ describe('bridge plugin (no kernel)', () => {
     const r = await handle(plugin, about('bridge'), { command: 'ADD', containerId: 'c', netns: '/run/netns/none', ifname: 'eth0', path: '/x', stdin: conf({ vlan: 9999 }) });
     expect(JSON.parse(r.stdout)).toMatchObject({ code: 7, msg: 'invalid VLAN ID 9999 (must be between 0 and 4094)' });
   });
+  it('a non-boolean iptablesTombstone is code 7, before anything runs', async () => {
+    const calls: string[] = [];
+    const rec = createBridgePlugin({ firewall: { ...noTools, has: () => true, run: async (bin) => { calls.push(bin); return { code: 0, stdout: '', stderr: '' }; } } });
+    const r = await handle(rec, about('bridge'), { command: 'ADD', containerId: 'c', netns: '/run/netns/none', ifname: 'eth0', path: '/x', stdin: conf({ iptablesTombstone: 'yes' }) });
+    expect(JSON.parse(r.stdout)).toMatchObject({ code: 7, msg: expect.stringContaining('iptablesTombstone') });
+    expect(calls).toEqual([]);
+  });
   it('names its ADD steps in the reference order', () => {
     expect(ADD_STEPS).toEqual(['bridge', 'veth', 'port', 'macspoofchk', 'ipam', 'container', 'gateway', 'forwarding', 'ipmasq', 'port-wait', 'result']);
   });

@@ -152,7 +152,9 @@ async function cmdAdd(a: CmdArgs, deps: BridgeDeps): Promise<Result> {
     // 9. masquerade
     if (n.ipMasq && n.isLayer3) {
       rb.push('ipmasq', () => teardownIpMasq(n.name, a.containerId, fw));
-      await ctx('failed to set up IP masquerading', () => setupIpMasq(masqBackend(n, fw), ips.map((i) => parseCidr(i.address)), n.name, a.containerId, fw));
+      await ctx('failed to set up IP masquerading', () => setupIpMasq(
+        masqBackend(n, fw), ips.map((i) => parseCidr(i.address)), n.name, a.containerId, fw, { tombstone: n.iptablesTombstone },
+      ));
     }
     rb.step('ipmasq');
 

@@ -24,6 +24,11 @@ describe('loadBridgeConf', () => {
     expect(load({ ipam: {} }).isLayer3).toBe(false);
     expect(load({ ipam: { type: 'host-local' } }).isLayer3).toBe(true);
   });
+  it('iptablesTombstone: off unless set to true', () => {
+    expect(load({}).iptablesTombstone).toBe(false);
+    expect(load({ iptablesTombstone: true }).iptablesTombstone).toBe(true);
+    expect(load({ iptablesTombstone: false }).iptablesTombstone).toBe(false);
+  });
   it('isDefaultGateway implies isGateway', () => {
     expect(load({ isDefaultGateway: true })).toMatchObject({ isGW: true, isDefaultGW: true });
   });
@@ -48,6 +53,8 @@ describe('loadBridgeConf', () => {
       [{ mtu: -5 }, /mtu/],
       [{ ipMasqBackend: 'pf' }, /ipMasqBackend/],
       [{ hairpinMode: 'yes' }, /hairpinMode/],
+      [{ iptablesTombstone: 'yes' }, /iptablesTombstone/],
+      [{ iptablesTombstone: 1 }, /iptablesTombstone/],
     ];
     for (const [o, re] of cases) {
       const e = err(() => load(o));

@@ -25,6 +25,8 @@ export const BridgeConfSchema = NetConfSchema.extend({
   forceAddress: z.boolean().optional(),
   ipMasq: z.boolean().optional(),
   ipMasqBackend: z.enum(['iptables', 'nftables']).optional(),
+  /** flax: with the nftables backend, also write the reference's empty iptables chain at every ADD (see README, "tombstone") */
+  iptablesTombstone: z.boolean().optional(),
   mtu: z.number().int().min(0).max(65535).optional(),
   hairpinMode: z.boolean().optional(),
   promiscMode: z.boolean().optional(),
@@ -54,6 +56,8 @@ export interface ResolvedConf {
   ipMasq: boolean;
   /** undefined = the default (nftables when `nft` is installed, else iptables) */
   ipMasqBackend?: 'iptables' | 'nftables';
+  /** nftables masquerading also writes the iptables tombstone at ADD (default false: `flax tombstones` does, at switch time) */
+  iptablesTombstone: boolean;
   mtu?: number;
   hairpinMode: boolean;
   promiscMode: boolean;
@@ -150,6 +154,7 @@ export function loadBridgeConf(stdin: string | Buffer, cniArgs: string): Resolve
     forceAddress: c.forceAddress ?? false,
     ipMasq: c.ipMasq ?? false,
     ipMasqBackend: c.ipMasqBackend,
+    iptablesTombstone: c.iptablesTombstone ?? false,
     mtu: c.mtu || undefined,
     hairpinMode: c.hairpinMode ?? false,
     promiscMode: c.promiscMode ?? false,

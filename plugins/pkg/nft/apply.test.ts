@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseCidr } from '../ip';
-import { type FirewallDeps, setupIpMasq, teardownIpMasq, checkIpMasq, nftList } from './apply';
+import { type FirewallDeps, setupIpMasq, teardownIpMasq, checkIpMasq, nftList, iptCniChains, writeMissingTombstones } from './apply';
 import type { ExecResult } from './exec';
 import { MASQ_CHAIN, MASQ_TABLE, iptablesChainName, masqComment, masqRuleExpr } from './masq';
 import { genSpoofCheck, genSpoofTeardown } from './spoofchk';
@@ -23,14 +23,25 @@ const listing = (items: object[]) => JSON.stringify({ nftables: [{ metainfo: {} 
 const missing = { code: 1, stderr: 'Error: No such file or directory' };
 
 describe('setupIpMasq', () => {
-  it('nftables: one batch (no listing), plus the iptables tombstone', async () => {
+  it('nftables: one batch (no listing), no iptables tool run by default', async () => {
     const { deps, calls } = fake();
-    await setupIpMasq('nftables', [parseCidr('10.1.1.5/24')], 'net', 'ctr', deps);
-    expect(calls.map((c) => `${c.bin} ${c.args[0]} ${c.args[1]?.slice(0, 4)}`)).toEqual(['nft -j {"nf', 'iptables-restore -w --no']);
+    await setupIpMasq('nftables', [parseCidr('10.1.1.5/24'), parseCidr('fd00::5/64')], 'net', 'ctr', deps);
+    expect(calls.map((c) => `${c.bin} ${c.args[0]} ${c.args[1]?.slice(0, 4)}`)).toEqual(['nft -j {"nf']);
     const batch = JSON.parse(calls[0].args[1]);
-    expect(batch.nftables.at(-1).add.rule).toMatchObject({ chain: MASQ_CHAIN, comment: masqComment('net', 'ctr'), expr: masqRuleExpr(parseCidr('10.1.1.5/24')) });
-    expect(calls[1].input).toContain(`:${iptablesChainName('net', 'ctr')} - [0:0]`);
-    expect(calls[1].input).not.toContain('MASQUERADE');
+    expect(batch.nftables.at(-2).add.rule).toMatchObject({ chain: MASQ_CHAIN, comment: masqComment('net', 'ctr'), expr: masqRuleExpr(parseCidr('10.1.1.5/24')) });
+  });
+  it('nftables with tombstone: the reference chain, empty, per family beside the batch', async () => {
+    const { deps, calls } = fake();
+    await setupIpMasq('nftables', [parseCidr('10.1.1.5/24'), parseCidr('fd00::5/64')], 'net', 'ctr', deps, { tombstone: true });
+    expect(calls.map((c) => c.bin).sort()).toEqual(['ip6tables-restore', 'iptables-restore', 'nft']);
+    const v4 = calls.find((c) => c.bin === 'iptables-restore')!;
+    const v6 = calls.find((c) => c.bin === 'ip6tables-restore')!;
+    expect(v4.args).toEqual(['-w', '--noflush']);
+    expect(v4.input).toContain(`:${iptablesChainName('net', 'ctr')} - [0:0]`);
+    expect(v4.input).toContain(`-A POSTROUTING -s 10.1.1.5 -j ${iptablesChainName('net', 'ctr')}`);
+    expect(v4.input).not.toContain('MASQUERADE');
+    expect(v6.input).toContain('-A POSTROUTING -s fd00::5 ');
+    expect(v6.input).not.toContain('10.1.1.5');
   });
   it('iptables: restore input with the reference layout per family', async () => {
     const { deps, calls } = fake();
@@ -88,6 +99,47 @@ describe('teardownIpMasq', () => {
     const r = calls.find((c) => c.bin === 'iptables-restore')!;
     expect(r.input).toContain(`-D POSTROUTING -s 10.1.1.5/32 -j ${chain}`);
     expect(r.input).toContain(`-X ${chain}`);
+  });
+});
+
+describe('writeMissingTombstones (flax tombstones)', () => {
+  const rule = (handle: number, cid: string, src: string) => ({
+    rule: { family: 'inet', table: MASQ_TABLE, chain: MASQ_CHAIN, handle, comment: masqComment('net', cid), expr: masqRuleExpr(parseCidr(`${src}/${src.includes(':') ? 64 : 24}`)) },
+  });
+  const table = { stdout: listing([rule(1, 'a', '10.1.1.5'), rule(2, 'a', 'fd00::5'), rule(3, 'b', '10.1.1.6')]) };
+  const known = { networks: ['net'] };
+
+  it('iptables-nft: chains from one nft listing; writes only the missing, one restore per family', async () => {
+    const { deps, calls } = fake({
+      'nft -j list table inet': table,
+      'nft -j list chains': { stdout: listing([{ chain: { family: 'ip', table: 'nat', name: iptablesChainName('net', 'b') } }]) },
+    });
+    const r = await writeMissingTombstones(known, {}, deps);
+    expect(r.write.map((t) => [t.containerId, t.ips.map((i) => i.ip)])).toEqual([['a', ['10.1.1.5', 'fd00::5']]]);
+    expect(r.present.map((t) => t.containerId)).toEqual(['b']);
+    expect(r.failed).toEqual([]);
+    expect(calls.filter((c) => c.bin !== 'nft').map((c) => c.bin).sort()).toEqual(['ip6tables-restore', 'iptables-restore']);
+    expect(calls.some((c) => c.bin === 'iptables' || c.bin === 'ip6tables')).toBe(false);
+  });
+  it('legacy iptables: chains from -S; dry run writes nothing', async () => {
+    const { deps, calls } = fake({ 'nft -j list table inet': table, 'iptables -w -t nat -S': { stdout: `-P POSTROUTING ACCEPT\n-N ${iptablesChainName('net', 'a')}\n` } });
+    deps.iptablesNft = () => false;
+    expect(await iptCniChains(deps)).toEqual({ v4: new Set([iptablesChainName('net', 'a')]), v6: new Set() });
+    const r = await writeMissingTombstones(known, { dryRun: true }, deps);
+    expect(r.write.map((t) => [t.containerId, t.ips.map((i) => i.ip)])).toEqual([['a', ['fd00::5']], ['b', ['10.1.1.6']]]);
+    expect(calls.some((c) => c.bin.endsWith('-restore'))).toBe(false);
+  });
+  it('a failed write is recorded, the others still run; no ip6tables → the IPv6 part is skipped', async () => {
+    const { deps, calls } = fake({ 'nft -j list table inet': table, 'iptables-restore': { code: 2, stderr: 'iptables-restore: line 2 failed' } }, ['nft', 'iptables', 'iptables-restore']);
+    const r = await writeMissingTombstones(known, {}, deps);
+    expect(r.failed.map((f) => [f.tombstone.containerId, f.error])).toEqual([['a', 'iptables-restore failed: iptables-restore: line 2 failed'], ['b', 'iptables-restore failed: iptables-restore: line 2 failed']]);
+    expect(r.skipped).toEqual([{ key: 'net a', address: 'fd00::5', reason: 'ip6tables is not installed' }]);
+    expect(calls.filter((c) => c.bin === 'iptables-restore')).toHaveLength(2);
+  });
+  it('no nft: no rules of ours can exist, nothing runs', async () => {
+    const { deps, calls } = fake({}, ['iptables', 'iptables-restore']);
+    expect(await writeMissingTombstones(known, {}, deps)).toEqual({ write: [], present: [], skipped: [], failed: [] });
+    expect(calls).toEqual([]);
   });
 });
 

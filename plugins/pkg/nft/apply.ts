@@ -12,6 +12,7 @@ import {
   genIptablesMasq, genIptablesTeardown, genIptablesTombstone, genMasqChain, genMasqTeardown, iptChains, iptablesChainName, masqRuleExpr, mergeRulesets,
   parseMasqComment, parseRuleset,
 } from './masq';
+import { type IptChains, type KnownNames, type Tombstone, type TombstonePlan, planTombstones } from './tombstone';
 import type { IPNet } from '../ip';
 
 export class FirewallError extends Error {
@@ -26,8 +27,6 @@ export interface FirewallDeps {
   /** is `iptables` the nf_tables variant (its state visible through nft)? */
   iptablesNft: () => boolean;
   has: (tool: string) => boolean;
-  /** write the reference's (empty) iptables chain beside nft rules — see genIptablesTombstone (default true) */
-  tombstone?: boolean;
 }
 export const defaultDeps: FirewallDeps = { run: spawnRunner, iptablesNft: iptablesIsNft, has: (t) => findTool(t) !== null };
 
@@ -86,8 +85,18 @@ export async function retrying(fn: () => Promise<void>): Promise<void> {
 
 export type MasqBackend = 'nftables' | 'iptables';
 
+export interface MasqOptions {
+  /**
+   * nftables backend: also write the reference's (empty) iptables chain and
+   * its POSTROUTING jumps (genIptablesTombstone) — one iptables-restore per
+   * family and ADD; bridge's `iptablesTombstone`. Default off: `flax
+   * tombstones` writes them for every rule when a node switches back.
+   */
+  tombstone?: boolean;
+}
 
-async function writeTombstones(network: string, containerId: string, ips: IPNet[], deps: FirewallDeps): Promise<void> {
+/** Writes the tombstone of network + container for `ips` (a family whose restore tool is missing is skipped). */
+export async function writeTombstones(network: string, containerId: string, ips: IPNet[], deps: FirewallDeps): Promise<void> {
   await Promise.all([false, true].map(async (v6) => {
     const tool = v6 ? 'ip6tables-restore' : 'iptables-restore';
     const fam = ips.filter((i) => i.v6 === v6);
@@ -98,10 +107,60 @@ async function writeTombstones(network: string, containerId: string, ips: IPNet[
 }
 
 /**
+ * The reference's chains (`CNI-<24 hex>`) in table nat, per family: one
+ * nft listing with iptables-nft (in-process), else `ip(6)tables -t nat -S`.
+ * A family whose tools are missing is null.
+ */
+export async function iptCniChains(deps: FirewallDeps = defaultDeps): Promise<IptChains> {
+  const usable = (v6: boolean) => deps.has(v6 ? 'ip6tables' : 'iptables') && deps.has(v6 ? 'ip6tables-restore' : 'iptables-restore');
+  const out: { v4: Set<string> | null; v6: Set<string> | null } = { v4: usable(false) ? new Set() : null, v6: usable(true) ? new Set() : null };
+  if (deps.has('nft') && deps.iptablesNft()) {
+    for (const c of iptChains(await nftList(['chains'], deps))) (c.family === 'ip6' ? out.v6 : out.v4)?.add(c.name);
+    return out;
+  }
+  for (const v6 of [false, true]) {
+    const set = v6 ? out.v6 : out.v4;
+    if (!set) continue;
+    for (const l of await iptSave(v6, deps)) if (/^-N CNI-[0-9a-f]{24}$/.test(l)) set.add(l.slice(3));
+  }
+  return out;
+}
+
+export interface TombstoneReport extends TombstonePlan {
+  /** of `write`, those that failed (the rest were written, or would be with dryRun) */
+  failed: { tombstone: Tombstone; error: string }[];
+}
+
+/**
+ * `flax tombstones`: in this netns, writes the tombstone of every
+ * (network, container) of table inet cni_plugins_masquerade whose reference
+ * chain does not exist yet (planTombstones), one restore per family each;
+ * a failure is recorded and the rest still run. Idempotent.
+ */
+export async function writeMissingTombstones(
+  known: KnownNames, o: { network?: string; dryRun?: boolean } = {}, deps: FirewallDeps = defaultDeps,
+): Promise<TombstoneReport> {
+  if (!deps.has('nft')) return { write: [], present: [], skipped: [], failed: [] };
+  const [rs, chains] = await Promise.all([listMasqTable(deps), iptCniChains(deps)]);
+  const report: TombstoneReport = { ...planTombstones(rs.rules, known, chains, o.network), failed: [] };
+  if (o.dryRun) return report;
+  for (const t of report.write) {
+    try {
+      await writeTombstones(t.network, t.containerId, t.ips, deps);
+    } catch (e) {
+      report.failed.push({ tombstone: t, error: (e as Error).message });
+    }
+  }
+  return report;
+}
+
+/**
  * Sets up masquerading for a container's addresses (with prefix) with the
  * chosen backend. Idempotent: the container's previous rules are replaced.
  */
-export async function setupIpMasq(backend: MasqBackend, ips: IPNet[], network: string, containerId: string, deps: FirewallDeps = defaultDeps): Promise<void> {
+export async function setupIpMasq(
+  backend: MasqBackend, ips: IPNet[], network: string, containerId: string, deps: FirewallDeps = defaultDeps, o: MasqOptions = {},
+): Promise<void> {
   if (!ips.length) return;
   if (backend === 'nftables') {
     // No listing first: a stale rule of the same key (an ADD that crashed
@@ -109,7 +168,7 @@ export async function setupIpMasq(backend: MasqBackend, ips: IPNet[], network: s
     // every rule of the key. Saves one nft exec per ADD.
     await Promise.all([
       retrying(() => nftApply(genMasqChain(network, containerId, ips), deps)),
-      deps.tombstone !== false ? writeTombstones(network, containerId, ips, deps) : Promise.resolve(),
+      o.tombstone ? writeTombstones(network, containerId, ips, deps) : Promise.resolve(),
     ]);
     return;
   }

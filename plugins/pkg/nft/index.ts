@@ -1,3 +1,4 @@
 export * from './masq';
 export * from './apply';
 export * from './exec';
+export * from './tombstone';

@@ -1,0 +1,85 @@
+import { describe, expect, it } from 'vitest';
+import { parseCidr } from '../ip';
+import { MASQ_CHAIN, MASQ_TABLE, type NftRule, iptablesChainName, masqComment, masqRuleExpr } from './masq';
+import { type IptChains, planTombstones } from './tombstone';
+
+let handle = 0;
+const rule = (comment: string, src: string, over: Partial<NftRule> = {}): NftRule => ({
+  family: 'inet', table: MASQ_TABLE, chain: MASQ_CHAIN, handle: ++handle, comment,
+  expr: masqRuleExpr(parseCidr(`${src}/${src.includes(':') ? 64 : 24}`)), ...over,
+});
+const none: IptChains = { v4: new Set(), v6: new Set() };
+const LONG = `a-network-name-long-enough-that-its-comment-is-hashed-${'x'.repeat(80)}`;
+const LONG_ID = 'c'.repeat(100);
+const brief = (ts: { network: string; containerId: string; chain: string; ips: { ip: string; prefixLen: number }[] }[]) =>
+  ts.map((t) => `${t.network} ${t.containerId} ${t.chain === iptablesChainName(t.network, t.containerId)} ${t.ips.map((i) => `${i.ip}/${i.prefixLen}`).join(',')}`);
+
+describe('planTombstones', () => {
+  it('plain comments: grouped by network + container, addresses as host routes, ordered', () => {
+    const p = planTombstones([
+      rule(masqComment('net2', 'b'), '10.2.0.5'),
+      rule(masqComment('net1', 'z'), '10.1.0.9'),
+      rule(masqComment('net1', 'a'), '10.1.0.5'),
+      rule(masqComment('net1', 'a'), '10.1.0.5'), // a stale twin of an ADD that crashed
+    ], { networks: [] }, none);
+    expect(brief(p.write)).toEqual(['net1 a true 10.1.0.5/32', 'net1 z true 10.1.0.9/32', 'net2 b true 10.2.0.5/32']);
+    expect(p.present).toEqual([]);
+    expect(p.skipped).toEqual([]);
+  });
+
+  it('a dual-stack container gets both families', () => {
+    const p = planTombstones([rule(masqComment('net', 'ds'), '10.1.0.5'), rule(masqComment('net', 'ds'), 'fd00::5')], { networks: ['net'] }, none);
+    expect(brief(p.write)).toEqual(['net ds true 10.1.0.5/32,fd00::5/128']);
+    expect(p.write[0].ips.map((i) => i.v6)).toEqual([false, true]);
+  });
+
+  it('a chain already present is not written again (per family)', () => {
+    const chain = iptablesChainName('net', 'ds');
+    const rules = [rule(masqComment('net', 'ds'), '10.1.0.5'), rule(masqComment('net', 'ds'), 'fd00::5'), rule(masqComment('net', 'v4'), '10.1.0.6')];
+    const p = planTombstones(rules, { networks: [] }, { v4: new Set([chain, iptablesChainName('net', 'v4')]), v6: new Set() });
+    expect(brief(p.write)).toEqual(['net ds true fd00::5/128']);
+    expect(brief(p.present)).toEqual(['net v4 true 10.1.0.6/32']);
+    const both = planTombstones(rules, { networks: [] }, { v4: new Set([chain, iptablesChainName('net', 'v4')]), v6: new Set([chain]) });
+    expect(both.write).toEqual([]);
+    expect(brief(both.present)).toEqual(['net ds true 10.1.0.5/32,fd00::5/128', 'net v4 true 10.1.0.6/32']);
+  });
+
+  it('a hashed network name is resolved from the names the node knows; otherwise skipped, with the comment and address', () => {
+    const c = masqComment(LONG, 'ctr1');
+    expect(c).toMatch(/^name-sha256: [0-9a-f]{16} id: ctr1$/);
+    const r = rule(c, '10.9.0.5');
+    expect(brief(planTombstones([r], { networks: ['other', LONG] }, none).write)).toEqual([`${LONG} ctr1 true 10.9.0.5/32`]);
+    const p = planTombstones([r], { networks: ['other'] }, none);
+    expect(p.write).toEqual([]);
+    expect(p.skipped).toEqual([{ key: c, address: '10.9.0.5', reason: expect.stringMatching(/network name is hashed and matches no network known/) }]);
+  });
+
+  it('a key-sha256 comment resolves only through a cached attachment', () => {
+    const c = masqComment(LONG, LONG_ID);
+    expect(c).toMatch(/^key-sha256: [0-9a-f]{64}$/);
+    const r = rule(c, '10.9.0.7');
+    expect(planTombstones([r], { networks: [LONG] }, none).skipped).toEqual([{ key: c, address: '10.9.0.7', reason: expect.stringMatching(/hashed together/) }]);
+    const p = planTombstones([r], { networks: [], attachments: [{ network: LONG, containerId: LONG_ID }] }, none);
+    expect(brief(p.write)).toEqual([`${LONG} ${LONG_ID} true 10.9.0.7/32`]);
+  });
+
+  it('--network: only that network; its name resolves its hashed comments; other networks\' are out of scope, not skipped', () => {
+    const rules = [rule(masqComment('net1', 'a'), '10.1.0.5'), rule(masqComment(LONG, 'b'), '10.9.0.5'), rule(masqComment('other-' + LONG, 'c'), '10.8.0.5')];
+    expect(brief(planTombstones(rules, { networks: [] }, none, LONG).write)).toEqual([`${LONG} b true 10.9.0.5/32`]);
+    const p = planTombstones(rules, { networks: [] }, none, 'net1');
+    expect(brief(p.write)).toEqual(['net1 a true 10.1.0.5/32']);
+    expect(p.skipped).toEqual([]);
+  });
+
+  it('foreign rules and comments are ignored; a family without iptables is skipped', () => {
+    const p = planTombstones([
+      rule('someone else', '10.1.0.5'),
+      rule(masqComment('net', 'x'), '10.1.0.5', { chain: 'postrouting' }),
+      rule(masqComment('net', 'x'), '10.1.0.5', { table: 'nat', family: 'ip' }),
+      rule(masqComment('net', 'y'), '10.1.0.6'),
+      rule(masqComment('net', 'y'), 'fd00::6'),
+    ], { networks: [] }, { v4: new Set(), v6: null });
+    expect(brief(p.write)).toEqual(['net y true 10.1.0.6/32']);
+    expect(p.skipped).toEqual([{ key: 'net y', address: 'fd00::6', reason: 'ip6tables is not installed' }]);
+  });
+});

@@ -1,0 +1,116 @@
+/**
+ * The iptables "tombstones" written when a node switches back to the
+ * reference plugins (`flax tombstones`, `flax install --uninstall`), as data:
+ * which (network, container) of flax's nftables masquerade rules still lacks
+ * the reference's chain. No I/O here (apply.ts lists and writes).
+ *
+ * A rule is keyed by its comment (masqComment): `name: <net> id: <cid>`
+ * names both; `name-sha256: <16 hex> id: <cid>` (a long network name) is
+ * resolved against the network names the node knows (conflists, libcni
+ * cache); `key-sha256: <64 hex>` only against the cached attachments.
+ * A rule that cannot be resolved is reported, never guessed.
+ */
+import { type IPNet, parseAddrOrCidr } from '../ip';
+import { MASQ_CHAIN, MASQ_TABLE, type NftRule, commentIsNetwork, iptablesChainName, masqComment, masqRuleSource, parseMasqComment } from './masq';
+
+export interface Tombstone {
+  network: string;
+  containerId: string;
+  /** the reference's chain, `CNI-<24 hex>` (the same name in both families) */
+  chain: string;
+  /** sources of the POSTROUTING jumps (/32, /128): those of the families whose chain is missing */
+  ips: IPNet[];
+}
+
+export interface SkippedTombstone {
+  /** the rule's comment, or `<network> <container id>` */
+  key: string;
+  address: string;
+  reason: string;
+}
+
+export interface TombstonePlan {
+  /** to write, ordered by network then container id */
+  write: Tombstone[];
+  /** whose chain already exists in every family they need */
+  present: Tombstone[];
+  skipped: SkippedTombstone[];
+}
+
+/** The reference chains in table nat per family; null = the family's iptables tools are missing (nothing can be written). */
+export interface IptChains {
+  v4: ReadonlySet<string> | null;
+  v6: ReadonlySet<string> | null;
+}
+
+/** What the node knows: network names, and (network, container) pairs of the libcni cache. */
+export interface KnownNames {
+  networks: Iterable<string>;
+  attachments?: Iterable<{ network: string; containerId: string }>;
+}
+
+const fam = (v6: boolean): 'v4' | 'v6' => (v6 ? 'v6' : 'v4');
+
+/**
+ * Groups the masquerade rules of table inet cni_plugins_masquerade by
+ * (network, container) and keeps, per family, those whose reference chain
+ * is missing. `only` limits it to one network (hashed comments of other
+ * networks are then out of scope, not skipped).
+ */
+export function planTombstones(rules: readonly NftRule[], known: KnownNames, chains: IptChains, only?: string): TombstonePlan {
+  const names = [...new Set([...known.networks, ...(only !== undefined ? [only] : [])])];
+  const byComment = new Map<string, { network: string; containerId: string }>();
+  for (const a of known.attachments ?? []) byComment.set(masqComment(a.network, a.containerId), a);
+
+  const skipped: SkippedTombstone[] = [];
+  const groups = new Map<string, { network: string; containerId: string; ips: Map<string, IPNet> }>();
+  for (const r of rules) {
+    if (r.family !== 'inet' || r.table !== MASQ_TABLE || r.chain !== MASQ_CHAIN) continue;
+    const p = parseMasqComment(r.comment);
+    if (!p) continue; // not a rule of flax's bridge
+    const address = masqRuleSource(r) ?? '';
+    const skip = (reason: string) => skipped.push({ key: r.comment!, address, reason });
+    let key = byComment.get(r.comment!);
+    if (!key && p.containerId !== undefined) {
+      const network = p.network ?? names.find((n) => commentIsNetwork(p, n));
+      if (network !== undefined) key = { network, containerId: p.containerId };
+      else if (only === undefined) {
+        skip('the network name is hashed and matches no network known on this node (--netconf-path, --cache-dir)');
+        continue;
+      } else continue; // another network's
+    }
+    if (!key) {
+      skip('network and container id are hashed together and match no cached attachment (--cache-dir)');
+      continue;
+    }
+    if (only !== undefined && key.network !== only) continue;
+    let ip: IPNet;
+    try {
+      ip = parseAddrOrCidr(address);
+    } catch {
+      skip('the rule has no source address');
+      continue;
+    }
+    const g = `${key.network}\0${key.containerId}`;
+    if (!groups.has(g)) groups.set(g, { ...key, ips: new Map() });
+    groups.get(g)!.ips.set(ip.ip, { ip: ip.ip, prefixLen: ip.v6 ? 128 : 32, v6: ip.v6 });
+  }
+
+  const plan: TombstonePlan = { write: [], present: [], skipped };
+  const ordered = [...groups.values()].sort((a, b) => (a.network === b.network ? cmp(a.containerId, b.containerId) : cmp(a.network, b.network)));
+  for (const g of ordered) {
+    const chain = iptablesChainName(g.network, g.containerId);
+    const ips = [...g.ips.values()];
+    const writable = ips.filter((ip) => chains[fam(ip.v6)] !== null);
+    for (const ip of ips.filter((i) => chains[fam(i.v6)] === null)) {
+      skipped.push({ key: `${g.network} ${g.containerId}`, address: ip.ip, reason: `${ip.v6 ? 'ip6tables' : 'iptables'} is not installed` });
+    }
+    const missing = writable.filter((ip) => !chains[fam(ip.v6)]!.has(chain));
+    const t = { network: g.network, containerId: g.containerId, chain };
+    if (missing.length) plan.write.push({ ...t, ips: missing });
+    else if (writable.length) plan.present.push({ ...t, ips: writable });
+  }
+  return plan;
+}
+
+const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
