@@ -3,7 +3,7 @@
 // them. Executables: plugins/**/main.ts (name = its directory) and the CLI.
 import { build } from 'esbuild';
 import { etcd3Protos } from './esbuild-etcd3.mjs';
-import { BUNDLE_OPTIONS, executableEntries, netlinkNative } from './entries.mjs';
+import { BUNDLE_OPTIONS, MINIFY, executableEntries, netlinkNative, zodEnglishOnly } from './entries.mjs';
 import { buildCniWorker, CNI_CLIENT_NAMES } from './cni-worker-bundle.mjs';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, chmodSync, existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -37,10 +37,12 @@ const banner = [
 
 await Promise.all(entries.map((e) => build({
   ...BUNDLE_OPTIONS,
+  // flaxd is a daemon (no snapshot, below): its start-up matters little, its stack traces do
+  ...(e.name === 'flaxd' ? {} : MINIFY),
   entryPoints: [e.file],
   outfile: path.join(out, e.name + '.js'),
   banner: { js: banner },
-  plugins: [netlinkNative, etcd3Protos],
+  plugins: [netlinkNative, zodEnglishOnly, etcd3Protos],
 })));
 // the resident CNI server's worker threads load this one (issue 15)
 await buildCniWorker(out);

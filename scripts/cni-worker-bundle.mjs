@@ -6,7 +6,7 @@
 import { build } from 'esbuild';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BUNDLE_OPTIONS, netlinkNative } from './entries.mjs';
+import { BUNDLE_OPTIONS, netlinkNative, zodEnglishOnly } from './entries.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const CNI_WORKER = 'cni-worker.js';
@@ -30,7 +30,7 @@ export async function buildCniWorker(dir) {
     entryPoints: [path.join(root, 'plugins/pkg/cniserver/worker.ts')],
     outfile,
     banner: { js: banner },
-    plugins: [netlinkNative],
+    plugins: [netlinkNative, zodEnglishOnly],
   });
   return outfile;
 }

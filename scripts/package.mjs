@@ -18,7 +18,7 @@
 // FLAX_SEA_SNAPSHOT=0 builds the plain SEA (code cache, no snapshot).
 import { build } from 'esbuild';
 import { etcd3Protos } from './esbuild-etcd3.mjs';
-import { BUNDLE_OPTIONS, executableEntries, netlinkNative } from './entries.mjs';
+import { BUNDLE_OPTIONS, MINIFY, executableEntries, netlinkNative, zodEnglishOnly } from './entries.mjs';
 import { buildCniWorker, CNI_CLIENT_NAMES, CNI_WORKER } from './cni-worker-bundle.mjs';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -92,10 +92,11 @@ mkdirSync(out, { recursive: true });
 const bundle = path.join(work, 'multicall.js');
 await build({
   ...BUNDLE_OPTIONS,
+  ...MINIFY,
   stdin: { contents: entrySrc, resolveDir: root, sourcefile: 'multicall.js', loader: 'js' },
   outfile: bundle,
   banner: { js: banner },
-  plugins: [netlinkNative, etcd3Protos],
+  plugins: [netlinkNative, zodEnglishOnly, etcd3Protos],
 });
 
 // The SEA blob: with a startup snapshot unless it cannot be built (then the
