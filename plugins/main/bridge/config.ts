@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import { CniError, ErrCode } from '../../pkg/cni/errors';
-import { NetConfSchema, loadNetConf } from '../../pkg/cni/conf';
+import { NetConfSchema, loadNetConf, confSchema } from '../../pkg/cni/conf';
 import { parseCniArgs } from '../../pkg/cni/args';
 import type { DNS, Result } from '../../pkg/cni/types';
 
@@ -18,7 +18,7 @@ const VlanTrunkSchema = z.object({
   id: z.number().int().optional(),
 });
 
-export const BridgeConfSchema = NetConfSchema.extend({
+export const BridgeConfSchema = confSchema(NetConfSchema.extend({
   bridge: z.string().optional(),
   isGateway: z.boolean().optional(),
   isDefaultGateway: z.boolean().optional(),
@@ -39,7 +39,7 @@ export const BridgeConfSchema = NetConfSchema.extend({
   portIsolation: z.boolean().optional(),
   args: z.looseObject({ cni: z.looseObject({ mac: z.string().optional() }).optional() }).optional(),
   runtimeConfig: z.looseObject({ mac: z.string().optional() }).optional(),
-});
+}));
 export type BridgeConf = z.infer<typeof BridgeConfSchema>;
 
 export interface ResolvedConf {

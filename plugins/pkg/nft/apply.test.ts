@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseCidr } from '../ip';
 import { type FirewallDeps, setupIpMasq, teardownIpMasq, checkIpMasq, nftList, iptCniChains, writeMissingTombstones } from './apply';
 import type { ExecResult } from './exec';
-import { MASQ_CHAIN, MASQ_TABLE, iptablesChainName, masqComment, masqRuleExpr } from './masq';
+import { MASQ_CHAIN, MASQ_POSTROUTING, MASQ_TABLE, genMasqBase, iptablesChainName, masqComment, masqRuleExpr } from './masq';
 import { genSpoofCheck, genSpoofTeardown } from './spoofchk';
 
 /** A fake runner: records calls, answers from a table keyed by "bin args…". */
@@ -23,17 +23,24 @@ const listing = (items: object[]) => JSON.stringify({ nftables: [{ metainfo: {} 
 const missing = { code: 1, stderr: 'Error: No such file or directory' };
 
 describe('setupIpMasq', () => {
-  it('nftables: one batch (no listing), no iptables tool run by default', async () => {
-    const { deps, calls } = fake();
+  it('nftables: a listing of the entry chain, then one batch (the skeleton only when missing); no iptables tool run by default', async () => {
+    const { deps, calls } = fake({ 'nft -j list chain': missing });
     await setupIpMasq('nftables', [parseCidr('10.1.1.5/24'), parseCidr('fd00::5/64')], 'net', 'ctr', deps);
-    expect(calls.map((c) => `${c.bin} ${c.args[0]} ${c.args[1]?.slice(0, 4)}`)).toEqual(['nft -j {"nf']);
-    const batch = JSON.parse(calls[0].args[1]);
+    expect(calls.map((c) => `${c.bin} ${c.args.slice(0, 3).join(' ').slice(0, 13)}`)).toEqual(['nft -j list chain', 'nft -j {"nftables']);
+    expect(calls[0].args).toEqual(['-j', 'list', 'chain', 'inet', MASQ_TABLE, MASQ_POSTROUTING]);
+    const batch = JSON.parse(calls[1].args[1]);
+    expect(batch.nftables.filter((c: { add?: { chain?: unknown } }) => c.add?.chain)).toHaveLength(2);
     expect(batch.nftables.at(-2).add.rule).toMatchObject({ chain: MASQ_CHAIN, comment: masqComment('net', 'ctr'), expr: masqRuleExpr(parseCidr('10.1.1.5/24')) });
+    // the skeleton in place (as listed back): the batch is the container's rules alone
+    const entry = genMasqBase().flatMap((c): object[] => ('add' in c && 'chain' in c.add && c.add.chain.hook ? [{ chain: c.add.chain }] : 'add' in c && 'rule' in c.add && c.add.rule.chain === MASQ_POSTROUTING ? [{ rule: c.add.rule }] : []));
+    const again = fake({ 'nft -j list chain': { stdout: listing(entry) } });
+    await setupIpMasq('nftables', [parseCidr('10.1.1.6/24')], 'net', 'ctr2', again.deps);
+    expect(JSON.parse(again.calls[1].args[1]).nftables).toEqual([{ add: { rule: expect.objectContaining({ chain: MASQ_CHAIN, comment: masqComment('net', 'ctr2') }) } }]);
   });
   it('nftables with tombstone: the reference chain, empty, per family beside the batch', async () => {
     const { deps, calls } = fake();
     await setupIpMasq('nftables', [parseCidr('10.1.1.5/24'), parseCidr('fd00::5/64')], 'net', 'ctr', deps, { tombstone: true });
-    expect(calls.map((c) => c.bin).sort()).toEqual(['ip6tables-restore', 'iptables-restore', 'nft']);
+    expect(calls.map((c) => c.bin).sort()).toEqual(['ip6tables-restore', 'iptables-restore', 'nft', 'nft']);
     const v4 = calls.find((c) => c.bin === 'iptables-restore')!;
     const v6 = calls.find((c) => c.bin === 'ip6tables-restore')!;
     expect(v4.args).toEqual(['-w', '--noflush']);

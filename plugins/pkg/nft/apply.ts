@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { type ExecResult, type Runner, findTool, iptablesIsNft, spawnRunner } from './exec';
 import {
-  MASQ_CHAIN, MASQ_TABLE, type NftCommand, type Ruleset, commentIsNetwork, emptyRuleset, findMasqRules, genIptChainTeardown,
+  MASQ_CHAIN, MASQ_POSTROUTING, MASQ_TABLE, type NftCommand, type Ruleset, commentIsNetwork, emptyRuleset, findMasqRules, genIptChainTeardown,
   genIptablesMasq, genIptablesTeardown, genIptablesTombstone, genMasqChain, genMasqTeardown, iptChains, iptablesChainName, masqRuleExpr, mergeRulesets,
   parseMasqComment, parseRuleset,
 } from './masq';
@@ -163,11 +163,17 @@ export async function setupIpMasq(
 ): Promise<void> {
   if (!ips.length) return;
   if (backend === 'nftables') {
-    // No listing first: a stale rule of the same key (an ADD that crashed
-    // before its rollback) is harmless and goes with DEL, which removes
-    // every rule of the key. Saves one nft exec per ADD.
+    // Only the entry chain is listed (its few rules, whatever the number of
+    // pods; in-process through libnftables): an intact skeleton is left out
+    // of the batch (skeleton.ts), sparing the kernel a base-chain update per
+    // ADD. A stale rule of the same key (an ADD that crashed before its
+    // rollback) is harmless and goes with DEL, which removes every rule of
+    // the key.
     await Promise.all([
-      retrying(() => nftApply(genMasqChain(network, containerId, ips), deps)),
+      retrying(async () => {
+        const entry = await nftList(['chain', 'inet', MASQ_TABLE, MASQ_POSTROUTING], deps);
+        await nftApply(genMasqChain(network, containerId, ips, entry), deps);
+      }),
       o.tombstone ? writeTombstones(network, containerId, ips, deps) : Promise.resolve(),
     ]);
     return;

@@ -21,6 +21,7 @@
  */
 import { createHash } from 'node:crypto';
 import { type IPNet, networkOf } from '../ip';
+import { skeletonPresent } from './skeleton';
 
 export const MASQ_TABLE = 'cni_plugins_masquerade';
 export const MASQ_CHAIN = 'masq_checks';
@@ -182,12 +183,15 @@ export function findMasqRules(rs: Ruleset, network: string, containerId: string)
 
 /**
  * ADD: masquerade traffic from each of `ips` (addresses with their prefix)
- * leaving its subnet. `existing` = current listing of the table, so stale
- * rules with the same key (an ADD that crashed) are replaced, not doubled.
+ * leaving its subnet. `existing` = a listing of the table or of its entry
+ * chain: the skeleton is left out when it shows it intact (skeleton.ts),
+ * and stale rules with the same key it lists (an ADD that crashed) are
+ * replaced, not doubled.
  */
 export function genMasqChain(network: string, containerId: string, ips: IPNet[], existing: Ruleset = emptyRuleset()): NftCommand[] {
   const comment = masqComment(network, containerId);
-  const cmds = genMasqBase();
+  const base = genMasqBase();
+  const cmds = skeletonPresent(existing, base) ? [] : base;
   for (const r of findMasqRules(existing, network, containerId)) {
     if (r.handle !== undefined) cmds.push({ delete: { rule: { ...stripExpr(r), handle: r.handle } } });
   }
