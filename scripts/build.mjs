@@ -38,7 +38,8 @@ const banner = [
 await Promise.all(entries.map((e) => build({
   ...BUNDLE_OPTIONS,
   // flaxd is a daemon (no snapshot, below): its start-up matters little, its stack traces do
-  ...(e.name === 'flaxd' ? {} : MINIFY),
+  // (FLAX_MINIFY=0: readable bundles, e.g. for --cpu-prof)
+  ...(e.name === 'flaxd' || process.env.FLAX_MINIFY === '0' ? {} : MINIFY),
   entryPoints: [e.file],
   outfile: path.join(out, e.name + '.js'),
   banner: { js: banner },

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -340,8 +341,10 @@ void* ReplyThread(void* arg) {
   return nullptr;
 }
 
-// cniReply(conn, stdout, stderr, exitCode): writes the reply on a detached
-// thread (a slow reader never blocks the event loop) and closes conn.
+// cniReply(conn, stdout, stderr, exitCode): writes the reply and closes
+// conn — at once when the socket takes it whole without waiting (a reply
+// is small: nearly always), else the rest on a detached thread (a slow
+// reader never blocks the calling thread). Callable from any JS thread.
 Napi::Value CniReply(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int conn = info[0].As<Napi::Number>().Int32Value();
@@ -357,6 +360,23 @@ Napi::Value CniReply(const Napi::CallbackInfo& info) {
   job->data.insert(job->data.end(), reinterpret_cast<char*>(&h), reinterpret_cast<char*>(&h) + sizeof(h));
   job->data.insert(job->data.end(), out.Data(), out.Data() + out.Length());
   job->data.insert(job->data.end(), err.Data(), err.Data() + err.Length());
+  size_t sent = 0;
+  while (sent < job->data.size()) {
+    ssize_t w = send(conn, job->data.data() + sent, job->data.size() - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (w > 0) {
+      sent += static_cast<size_t>(w);
+    } else if (w < 0 && errno == EINTR) {
+      continue;
+    } else {
+      break;  // EAGAIN: the thread waits for the reader; another error: the thread's write fails the same way
+    }
+  }
+  if (sent == job->data.size()) {
+    close(conn);
+    delete job;
+    return env.Undefined();
+  }
+  job->data.erase(job->data.begin(), job->data.begin() + static_cast<std::ptrdiff_t>(sent));
   pthread_t th;
   pthread_attr_t attr;
   pthread_attr_init(&attr);

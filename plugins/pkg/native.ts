@@ -61,7 +61,7 @@ export interface FlaxNative {
   cniServe(listenFd: number, onRequest: (r: NativeCniRequest) => void): NativeCniServer;
   /** Stops accepting and closes the listening socket. */
   cniStop(server: NativeCniServer): void;
-  /** Writes the reply (on a native thread) and closes conn. */
+  /** Writes the reply (at once if the socket takes it whole, else on a native thread) and closes conn; any thread. */
   cniReply(conn: number, stdout: Buffer, stderr: Buffer, exitCode: number): void;
   constants: NativeConstants;
 }

@@ -20,7 +20,7 @@ import { CniError, ErrCode } from '../cni/errors';
 import { type FileLock, lockFile } from '../lock';
 import { isErrno, native, type NativeCniRequest, type NativeCniServer } from '../native';
 import { errorResponse } from '../skel/skel';
-import type { WorkerReply, WorkerRequest } from './worker';
+import type { CniWorkerData, WorkerReply, WorkerRequest } from './worker';
 import { DEFAULT_CNI_SOCKET, RUN_STANDALONE, STATUS_NAME } from './wire';
 
 declare const __flaxDir: string | undefined;
@@ -105,8 +105,9 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
   let closing = false;
   let idle: (() => void) | undefined;
 
-  const finish = (job: Job, stdout: string, stderr: string, code: number) => {
-    n.cniReply(job.req.conn, Buffer.from(stdout), Buffer.from(stderr), code);
+  /** Counts a call the worker answered; `reply` answers it from here first (a worker that died before answering). */
+  const finish = (job: Job, code: number, reply?: { stdout: string; stderr: string }) => {
+    if (reply) n.cniReply(job.req.conn, Buffer.from(reply.stdout), Buffer.from(reply.stderr), code);
     for (const fd of job.req.fds) closeQuietly(fd);
     const key = `${job.req.name} ${job.verb}`;
     const l = (stats.latency[key] ??= { calls: 0, totalMs: 0 });
@@ -121,8 +122,7 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
   };
 
   const deferredWhy = new Set<string>();
-  const defer = (job: Job, why: string) => {
-    n.cniReply(job.req.conn, Buffer.alloc(0), Buffer.alloc(0), RUN_STANDALONE);
+  const deferred = (job: Job, why: string) => {
     for (const fd of job.req.fds) closeQuietly(fd);
     stats.deferred++;
     if (deferredWhy.size < 100 && !deferredWhy.has(why)) {
@@ -133,7 +133,9 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
 
   const spawn = (): Slot => {
     // loaded when used: node:worker_threads cannot be part of a V8 startup snapshot (flaxd's)
-    const worker = new (process.getBuiltinModule('node:worker_threads').Worker)(workerFile, { workerData: { flaxCniWorker: true }, stdout: false, stderr: false });
+    const data: CniWorkerData = { flaxCniWorker: true, answered: new SharedArrayBuffer(4) };
+    const answered = new Int32Array(data.answered);
+    const worker = new (process.getBuiltinModule('node:worker_threads').Worker)(workerFile, { workerData: data, stdout: false, stderr: false });
     const slot: Slot = { worker, ready: Promise.resolve(), idleSince: performance.now() };
     slot.ready = new Promise((resolve, reject) => {
       worker.once('error', reject);
@@ -144,8 +146,8 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
       const job = slot.job;
       slot.job = undefined;
       slot.idleSince = performance.now();
-      if (m.deferred !== undefined) defer(job, m.deferred);
-      else finish(job, m.stdout, m.stderr, m.exitCode);
+      if (m.deferred !== undefined) deferred(job, m.deferred);
+      else finish(job, m.exitCode);
       if (!m.stranded) pump();
     });
     const gone = (why: string) => {
@@ -157,8 +159,12 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
         const job = slot.job;
         slot.job = undefined;
         log(`cni server: worker failed during ${job.req.name} ${job.verb}: ${why}`);
-        const res = errorResponse(new CniError(ErrCode.Internal, `flax CNI server: the worker running this call failed: ${why}`), job.msg.stdin as Buffer);
-        finish(job, res.stdout, '', res.exitCode);
+        if (Atomics.load(answered, 0) === job.msg.id) {
+          finish(job, 0); // it answered (and cniReply closed the conn), then died
+        } else {
+          const res = errorResponse(new CniError(ErrCode.Internal, `flax CNI server: the worker running this call failed: ${why}`), job.msg.stdin as Buffer);
+          finish(job, res.exitCode, { stdout: res.stdout, stderr: '' });
+        }
       }
       pump();
     };
@@ -216,6 +222,7 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
       netnsFd: req.netnsFd ? req.fds[1] : undefined, netnsErrno: req.netnsErrno || undefined,
       // the client's root dir comes last, after CNI_NETNS (native/cniclient)
       rootFd: req.fds.length === (req.netnsFd ? 3 : 2) ? req.fds[req.fds.length - 1] : undefined,
+      pid: req.pid, conn: req.conn,
     };
     queue.push({ req, msg, verb, t0: performance.now() });
     pump();

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, openSync, closeSync, rmSync, writeFileSync } fr
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DEFAULT_PATHS, deepestExisting, execdTypes, netnsForExec, pathsOfCall, sameFileAsFd, viewDifference, type Found } from './view';
+import { DEFAULT_PATHS, deepestExisting, execdTypes, netnsForExec, pathsOfCall, sameFileAsFd, sameView, viewDifference, type Found } from './view';
 
 const conf = (o: object) => Buffer.from(JSON.stringify(o));
 const tmp = mkdtempSync(path.join(tmpdir(), 'flax-view-'));
@@ -85,6 +85,22 @@ describe('calls that would exec a delegate with the CNI_NETNS path', () => {
     } finally {
       closeSync(fd);
       closeSync(other);
+    }
+  });
+});
+
+describe('sameView', () => {
+  it('a caller in this mount namespace with this root: yes; another mount as root, or no pid: no', () => {
+    const root = openSync('/', 'r');
+    const proc = openSync('/proc', 'r');
+    try {
+      expect(sameView(process.pid, root)).toBe(true);
+      expect(sameView(0, root)).toBe(false);
+      expect(sameView(process.pid, proc)).toBe(false); // another mount (procfs), whatever its inode
+      expect(sameView(2 ** 22 + 7, root)).toBe(false); // no such process
+    } finally {
+      closeSync(root);
+      closeSync(proc);
     }
   });
 });

@@ -19,7 +19,7 @@
  * path, so such a call is handed back too when the path is not the caller's
  * netns in the server's view (netnsForExec).
  */
-import { fstatSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 /** Paths the served plugins use when their config does not name them. */
@@ -56,9 +56,10 @@ export function deepestExisting(root: string, p: string): Found | null {
   const parts = p.split('/').filter(Boolean);
   for (let n = parts.length; n >= 0; n--) {
     try {
-      const st = statSync(root + '/' + parts.slice(0, n).join('/'));
-      return { depth: n, dev: st.dev, ino: st.ino };
-    } catch { /* up one */ }
+      // no exception for a missing component (most defaults are): an Error with its stack costs more than the stat
+      const st = statSync(root + '/' + parts.slice(0, n).join('/'), { throwIfNoEntry: false });
+      if (st) return { depth: n, dev: st.dev, ino: st.ino };
+    } catch { /* ENOTDIR, EACCES…: up one */ }
   }
   return null;
 }
@@ -75,6 +76,44 @@ export function viewDifference(rootFd: number, paths: readonly string[], find = 
     if (!mine || !theirs || mine.depth !== theirs.depth || mine.dev !== theirs.dev || mine.ino !== theirs.ino) return p;
   }
   return null;
+}
+
+/** A root directory's identity: its mount (fdinfo's mnt_id), device and inode. */
+function rootId(fd: number): string | null {
+  try {
+    const mnt = /^mnt_id:\s*(\d+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'));
+    const st = fstatSync(fd);
+    return mnt ? `${mnt[1]} ${st.dev} ${st.ino}` : null;
+  } catch {
+    return null;
+  }
+}
+
+let own: { mntns: number; root: string | null } | undefined;
+
+/**
+ * True when the caller (pid as this process sees it, 0 when it cannot;
+ * rootFd = its root directory) is in this process's mount namespace with
+ * the same root — the same mount, not only the same directory — so every
+ * path resolves alike and viewDifference has nothing to find. The common
+ * case (a runtime on the host, flaxd with the host's mounts) then costs
+ * two stats and a read instead of a walk over every path of the call.
+ */
+export function sameView(pid: number, rootFd: number): boolean {
+  if (!pid) return false;
+  try {
+    if (!own) {
+      const fd = openSync('/', 'r');
+      try {
+        own = { mntns: statSync('/proc/self/ns/mnt').ino, root: rootId(fd) };
+      } finally {
+        closeSync(fd);
+      }
+    }
+    return own.root !== null && statSync(`/proc/${pid}/ns/mnt`).ino === own.mntns && rootId(rootFd) === own.root;
+  } catch {
+    return false;
+  }
 }
 
 /** Delegate types a config may exec (ipam, delegate, the delegate's ipam) that are not among `inProcess`. */

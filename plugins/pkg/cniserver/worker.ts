@@ -20,7 +20,7 @@ import { native } from '../native';
 import { clearNetnsAliases, isStranded, setNetnsAlias } from '../ns/ns';
 import { aboutLine, errorResponse, handle, type Response } from '../skel/skel';
 import { SERVED, SERVED_NAMES } from './plugins';
-import { netnsForExec, pathsOfCall, viewDifference } from './view';
+import { netnsForExec, pathsOfCall, sameView, viewDifference } from './view';
 import { RUN_STANDALONE } from './wire';
 
 /** What the server posts to a worker. */
@@ -37,17 +37,29 @@ export interface WorkerRequest {
   netnsErrno?: number;
   /** fd of the caller's root directory (view.ts) */
   rootFd?: number;
+  /** the caller's pid as the server sees it (0: not visible) */
+  pid: number;
+  /** the connection: the worker answers on it (cniReply closes it) */
+  conn: number;
 }
-/** What a worker posts back. */
+/** What a worker posts back once it has answered the caller (for the server's stats). */
 export interface WorkerReply {
   id: number;
-  stdout: string;
-  stderr: string;
   exitCode: number;
   /** the thread could not return to the server's netns: it exits after this */
   stranded?: boolean;
   /** handed back (exitCode RUN_STANDALONE), having done nothing: why */
   deferred?: string;
+}
+/**
+ * workerData of a CNI worker: `answered` (one Int32 shared with the server)
+ * holds the id of the last request the worker answered, set just before the
+ * answer goes out — a worker that dies after it must not be answered for
+ * again (its conn number may already belong to another call).
+ */
+export interface CniWorkerData {
+  flaxCniWorker: true;
+  answered: SharedArrayBuffer;
 }
 
 export function envObject(list: readonly string[]): Record<string, string> {
@@ -87,20 +99,31 @@ function startWorker(): void {
   const own = openSync(`/proc/${process.pid}/task/${n.gettid()}/ns/net`, 'r');
   const realWrite = process.stderr.write.bind(process.stderr);
   const serverEnv = { ...process.env } as Record<string, string>;
-  const defer = (id: number, why: string) => port.postMessage({ id, stdout: '', stderr: '', exitCode: RUN_STANDALONE, deferred: why } satisfies WorkerReply);
+  const answered = new Int32Array((workerData as CniWorkerData).answered);
+  // the caller gets its answer straight from here (no hop through the server's thread)
+  // (the fds that came with the request are the server's to close: a worker
+  // closing an fd it did not open draws a Node warning)
+  const answer = (m: WorkerRequest, stdout: string, stderr: string, exitCode: number) => {
+    Atomics.store(answered, 0, m.id);
+    n.cniReply(m.conn, Buffer.from(stdout), Buffer.from(stderr), exitCode);
+  };
+  const defer = (m: WorkerRequest, why: string) => {
+    answer(m, '', '', RUN_STANDALONE);
+    port.postMessage({ id: m.id, exitCode: RUN_STANDALONE, deferred: why } satisfies WorkerReply);
+  };
   port.on('message', async (m: WorkerRequest) => {
     const env = envObject(m.env);
-    if (m.rootFd !== undefined && env.CNI_COMMAND && env.CNI_COMMAND !== 'VERSION') {
+    if (m.rootFd !== undefined && env.CNI_COMMAND && env.CNI_COMMAND !== 'VERSION' && !sameView(m.pid, m.rootFd)) {
       const p = viewDifference(m.rootFd, pathsOfCall(env, m.stdin));
-      if (p) return defer(m.id, `a caller sees ${p} otherwise than this server (another mount namespace)`);
+      if (p) return defer(m, `a caller sees ${p} otherwise than this server (another mount namespace)`);
       const why = netnsForExec(env.CNI_NETNS, m.netnsFd, m.stdin, SERVED_NAMES);
-      if (why) return defer(m.id, why);
+      if (why) return defer(m, why);
     }
     try {
       n.setns(m.hostFd, n.constants.CLONE_NEWNET);
     } catch (e) {
       // nothing happened yet: the standalone plugin can do it (e.g. a server without CAP_SYS_ADMIN)
-      return defer(m.id, `cannot enter a caller's network namespace (${(e as Error).message})`);
+      return defer(m, `cannot enter a caller's network namespace (${(e as Error).message})`);
     }
     let captured = '';
     let res: Response & { stderr?: string };
@@ -124,8 +147,8 @@ function startWorker(): void {
     } catch {
       stranded = true;
     }
-    const reply: WorkerReply = { id: m.id, stdout: res.stdout, stderr: captured + (res.stderr ?? ''), exitCode: res.exitCode, stranded };
-    port.postMessage(reply);
+    answer(m, res.stdout, captured + (res.stderr ?? ''), res.exitCode);
+    port.postMessage({ id: m.id, exitCode: res.exitCode, stranded } satisfies WorkerReply);
     if (stranded) {
       closeSync(own);
       process.exit(1);
