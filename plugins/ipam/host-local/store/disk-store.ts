@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { CniError, ErrCode } from '../../../pkg/cni/errors';
 import {
-  INDEX_ROOT, LAST_IP_PREFIX, LOCK_NAME, TMP_PREFIX, errno, ioError, isReservationName, mkdirp, writeExclusive,
+  INDEX_ROOT, LAST_IP_PREFIX, LOCK_NAME, TMP_PREFIX, errno, ioError, isReservationName, mkdirp, rewriteFile, writeExclusive,
 } from './fsutil';
 import { type FileLock, lockFile } from './lock';
 import { type IndexOptions, type IndexStats, OwnerIndex } from './owner-index';
@@ -103,7 +103,7 @@ export class DiskStore implements Store {
     const file = path.join(this.netDir, ip);
     if (!this.createReservation(file, key, ip)) return false;
     try {
-      writeFileSync(path.join(this.netDir, LAST_IP_PREFIX + setIndex), ip);
+      rewriteFile(path.join(this.netDir, LAST_IP_PREFIX + setIndex), ip, 0o644);
     } catch (e) {
       // as the reference: a reservation whose bookkeeping failed is removed
       try { unlinkSync(file); } catch { /* best effort */ }

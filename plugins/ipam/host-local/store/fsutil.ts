@@ -1,9 +1,9 @@
 /**
  * The files of host-local's store (layout: README.md beside this file):
- * names, the reservation-name test, mkdir -p, exclusive creation, and the
- * one-syscall-each reservation read.
+ * names, the reservation-name test, mkdir -p, exclusive creation, in-place
+ * rewrites, and the one-syscall-each reservation read.
  */
-import { closeSync, constants, fstatSync, mkdirSync, openSync, readFileSync, readSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, ftruncateSync, mkdirSync, openSync, readFileSync, readSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { CniError, ErrCode } from '../../../pkg/cni/errors';
 import { canonicalIP } from '../../../pkg/ip';
@@ -103,6 +103,26 @@ export function readReservation(file: string, withStat: boolean): { owner: strin
     return { owner, ino, ctime };
   } catch {
     return null;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Replaces a small file's content in place: written at offset 0, then cut
+ * to its new length — no O_TRUNC. On ext4, a file truncated to zero and
+ * written again is flushed at close ("replace via truncate",
+ * auto_da_alloc): ~0.2 ms a file here against ~0.02 ms in place, and an
+ * ADD rewrites three (last_reserved_ip, an index bucket, the stamp). As
+ * writeFileSync, not atomic: the index's files are validated before use and
+ * last_reserved_ip is only where the next search starts.
+ */
+export function rewriteFile(file: string, content: string, mode: number): void {
+  const fd = openSync(file, constants.O_WRONLY | constants.O_CREAT, mode);
+  try {
+    const buf = Buffer.from(content);
+    for (let off = 0; off < buf.length;) off += writeSync(fd, buf, off, buf.length - off, off);
+    ftruncateSync(fd, buf.length);
   } finally {
     closeSync(fd);
   }

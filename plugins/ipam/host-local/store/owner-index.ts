@@ -5,9 +5,9 @@
  * ADD/DEL cost does not grow with the number of reservations. One instance
  * per store operation (under the network's lock). Design: README.md.
  */
-import { readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync, type BigIntStats } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, statSync, utimesSync, type BigIntStats } from 'node:fs';
 import path from 'node:path';
-import { errno, ioError, isReservationName, mkdirp, readReservation } from './fsutil';
+import { errno, ioError, isReservationName, mkdirp, readReservation, rewriteFile } from './fsutil';
 
 /** Counters for tests and the benchmark: scans (full or incremental), full
  * ones, reservation files opened and read by scans, bucket files written. */
@@ -285,7 +285,7 @@ export class OwnerIndex {
         const cur = onDisk.get(bn);
         if (cur === body) continue;
         if (cur === null) rmSync(path.join(this.bucketDir, bn), { force: true, recursive: true });
-        writeFileSync(path.join(this.bucketDir, bn), body, { mode: 0o600 });
+        rewriteFile(path.join(this.bucketDir, bn), body, 0o600);
         this.stats.bucketsWritten++;
       }
       for (const bn of onDisk.keys()) if (!out.has(bn)) rmSync(path.join(this.bucketDir, bn), { force: true, recursive: true });
@@ -324,7 +324,7 @@ export class OwnerIndex {
         const file = path.join(this.bucketDir, name);
         const pairs: Pairs = [];
         for (const [owner, recs] of b) for (const r of recs) pairs.push([owner, r]);
-        if (pairs.length) writeFileSync(file, bucketBody(pairs), { mode: 0o600 });
+        if (pairs.length) rewriteFile(file, bucketBody(pairs), 0o600);
         else rmSync(file, { force: true });
       }
       this.dirty.clear();
@@ -332,7 +332,7 @@ export class OwnerIndex {
       // sentinel: whole seconds − 2 + a random fraction, never a time a
       // later create/unlink can stamp on the directory
       utimesSync(this.netDir, nowS, Math.floor(nowS) - 2 + Math.random() * 0.5);
-      writeFileSync(this.stampPath, stampOf(statSync(this.netDir, { bigint: true })), { mode: 0o600 });
+      rewriteFile(this.stampPath, stampOf(statSync(this.netDir, { bigint: true })), 0o600);
     } catch (e) {
       this.invalidateStamp();
       process.stderr.write(`flax host-local: cannot update index ${this.idxDir}: ${(e as Error).message}\n`);
