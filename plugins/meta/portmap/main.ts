@@ -1,4 +1,5 @@
 import { pluginMain, about } from '../../pkg/skel/skel';
 import { portmapPlugin } from './portmap';
+import { warmPortmap } from './warm';
 
-pluginMain(portmapPlugin, about('portmap'));
+pluginMain(portmapPlugin, about('portmap'), warmPortmap);

@@ -4,6 +4,7 @@ import { type FirewallDeps, setupIpMasq, teardownIpMasq, checkIpMasq, nftList, i
 import type { ExecResult } from './exec';
 import { MASQ_CHAIN, MASQ_POSTROUTING, MASQ_TABLE, genMasqBase, iptablesChainName, masqComment, masqRuleExpr } from './masq';
 import { genSpoofCheck, genSpoofTeardown } from './spoofchk';
+import { afterBatch, listing } from './skeleton';
 
 /** A fake runner: records calls, answers from a table keyed by "bin args…". */
 function fake(answers: Record<string, Partial<ExecResult>> = {}, tools = ['nft', 'iptables', 'iptables-restore', 'ip6tables', 'ip6tables-restore']) {
@@ -19,7 +20,7 @@ function fake(answers: Record<string, Partial<ExecResult>> = {}, tools = ['nft',
   };
   return { deps, calls };
 }
-const listing = (items: object[]) => JSON.stringify({ nftables: [{ metainfo: {} }, ...items] });
+const listed = (items: object[]) => JSON.stringify({ nftables: [{ metainfo: {} }, ...items] });
 const missing = { code: 1, stderr: 'Error: No such file or directory' };
 
 describe('setupIpMasq', () => {
@@ -32,8 +33,9 @@ describe('setupIpMasq', () => {
     expect(batch.nftables.filter((c: { add?: { chain?: unknown } }) => c.add?.chain)).toHaveLength(2);
     expect(batch.nftables.at(-2).add.rule).toMatchObject({ chain: MASQ_CHAIN, comment: masqComment('net', 'ctr'), expr: masqRuleExpr(parseCidr('10.1.1.5/24')) });
     // the skeleton in place (as listed back): the batch is the container's rules alone
-    const entry = genMasqBase().flatMap((c): object[] => ('add' in c && 'chain' in c.add && c.add.chain.hook ? [{ chain: c.add.chain }] : 'add' in c && 'rule' in c.add && c.add.rule.chain === MASQ_POSTROUTING ? [{ rule: c.add.rule }] : []));
-    const again = fake({ 'nft -j list chain': { stdout: listing(entry) } });
+    const all = afterBatch(genMasqBase());
+    const entry = listing({ tables: [], chains: all.chains.filter((c) => c.hook), rules: all.rules.filter((r) => r.chain === MASQ_POSTROUTING) });
+    const again = fake({ 'nft -j list chain': { stdout: listed(entry) } });
     await setupIpMasq('nftables', [parseCidr('10.1.1.6/24')], 'net', 'ctr2', again.deps);
     expect(JSON.parse(again.calls[1].args[1]).nftables).toEqual([{ add: { rule: expect.objectContaining({ chain: MASQ_CHAIN, comment: masqComment('net', 'ctr2') }) } }]);
   });
@@ -70,7 +72,7 @@ describe('teardownIpMasq', () => {
     const chain = iptablesChainName('net', 'ctr');
     const { deps, calls } = fake({
       'nft -j list ruleset': {
-        stdout: listing([
+        stdout: listed([
           { rule: { family: 'inet', table: MASQ_TABLE, chain: MASQ_CHAIN, handle: 9, comment: masqComment('net', 'ctr'), expr: [] } },
           { chain: { family: 'ip', table: 'nat', name: chain } },
           { rule: { family: 'ip', table: 'nat', chain: 'POSTROUTING', handle: 4, expr: [{ jump: { target: chain } }] } },
@@ -113,13 +115,13 @@ describe('writeMissingTombstones (flax tombstones)', () => {
   const rule = (handle: number, cid: string, src: string) => ({
     rule: { family: 'inet', table: MASQ_TABLE, chain: MASQ_CHAIN, handle, comment: masqComment('net', cid), expr: masqRuleExpr(parseCidr(`${src}/${src.includes(':') ? 64 : 24}`)) },
   });
-  const table = { stdout: listing([rule(1, 'a', '10.1.1.5'), rule(2, 'a', 'fd00::5'), rule(3, 'b', '10.1.1.6')]) };
+  const table = { stdout: listed([rule(1, 'a', '10.1.1.5'), rule(2, 'a', 'fd00::5'), rule(3, 'b', '10.1.1.6')]) };
   const known = { networks: ['net'] };
 
   it('iptables-nft: chains from one nft listing; writes only the missing, one restore per family', async () => {
     const { deps, calls } = fake({
       'nft -j list table inet': table,
-      'nft -j list chains': { stdout: listing([{ chain: { family: 'ip', table: 'nat', name: iptablesChainName('net', 'b') } }]) },
+      'nft -j list chains': { stdout: listed([{ chain: { family: 'ip', table: 'nat', name: iptablesChainName('net', 'b') } }]) },
     });
     const r = await writeMissingTombstones(known, {}, deps);
     expect(r.write.map((t) => [t.containerId, t.ips.map((i) => i.ip)])).toEqual([['a', ['10.1.1.5', 'fd00::5']]]);
@@ -153,7 +155,7 @@ describe('writeMissingTombstones (flax tombstones)', () => {
 describe('checkIpMasq / nftList', () => {
   it('finds the rule or names the missing address', async () => {
     const ip = parseCidr('10.1.1.5/24');
-    const ok = fake({ 'nft -j list': { stdout: listing([{ rule: { family: 'inet', table: MASQ_TABLE, chain: MASQ_CHAIN, handle: 1, comment: masqComment('n', 'c'), expr: masqRuleExpr(ip) } }]) } });
+    const ok = fake({ 'nft -j list': { stdout: listed([{ rule: { family: 'inet', table: MASQ_TABLE, chain: MASQ_CHAIN, handle: 1, comment: masqComment('n', 'c'), expr: masqRuleExpr(ip) } }]) } });
     await expect(checkIpMasq('nftables', [ip], 'n', 'c', ok.deps)).resolves.toBeUndefined();
     await expect(checkIpMasq('nftables', [parseCidr('10.1.1.6/24')], 'n', 'c', ok.deps)).rejects.toThrow(/10.1.1.6 missing/);
   });

@@ -1,25 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { type NftChain, type NftCommand, type NftRule, type Ruleset, emptyRuleset, genMasqBase } from './masq';
 import { genPortmapAdd, genPortmapBase, type PortmapSpec } from './portmap';
-import { skeletonPresent } from './skeleton';
+import { afterBatch, skeletonPresent } from './skeleton';
 
-/** What `nft -j list` shows after `cmds` ran on an empty ruleset (handles numbered, comments of tables kept). */
-function listed(cmds: NftCommand[]): Ruleset {
-  const rs = emptyRuleset();
-  let handle = 1;
-  for (const c of cmds) {
-    if ('add' in c) {
-      const a = c.add;
-      if ('table' in a) { if (!rs.tables.some((t) => t.family === a.table.family && t.name === a.table.name)) rs.tables.push({ ...a.table, handle: handle++ }); }
-      else if ('chain' in a) { if (!rs.chains.some((x) => x.family === a.chain.family && x.table === a.chain.table && x.name === a.chain.name)) rs.chains.push({ ...a.chain, handle: handle++ }); }
-      else rs.rules.push({ ...a.rule, handle: handle++ });
-    } else if ('flush' in c && 'chain' in c.flush) {
-      const f = c.flush.chain;
-      rs.rules = rs.rules.filter((r) => !(r.family === f.family && r.table === f.table && r.chain === f.name));
-    }
-  }
-  return rs;
-}
+const listed = (cmds: NftCommand[]) => afterBatch(cmds);
 const spec: PortmapSpec = {
   network: 'net', containerId: 'ctr', containerIP: '10.1.0.5', v6: false, snat: true, masqAll: false, conditions: [],
   mappings: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp', hostIP: '' }],

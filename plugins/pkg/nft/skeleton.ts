@@ -9,7 +9,7 @@
  * A damaged skeleton (a chain flushed or deleted by hand) is still re-written
  * whole, as the reference does.
  */
-import type { Expr, NftChain, NftCommand, Ruleset } from './masq';
+import { type Expr, type NftChain, type NftCommand, type Ruleset, emptyRuleset } from './masq';
 
 /** A rule's meaning, independent of how nft lists it. */
 export function ruleSignature(expr: Expr[]): string {
@@ -67,4 +67,33 @@ function chainPresent(c: NftChain, chains: Map<string, NftChain>, targets: Set<s
   const have = chains.get(chainKey(c));
   if (!c.hook) return !!have || targets.has(chainKey(c));
   return !!have && have.type === c.type && have.hook === c.hook && have.prio === c.prio && (have.policy ?? 'accept') === (c.policy ?? 'accept');
+}
+
+/**
+ * What `nft -j list` would show after `cmds` ran on `rs` (adds, chain
+ * flushes; handles numbered): for warm-ups and tests that need a listing
+ * of a skeleton in place.
+ */
+export function afterBatch(cmds: NftCommand[], rs: Ruleset = emptyRuleset()): Ruleset {
+  const out: Ruleset = { tables: [...rs.tables], chains: [...rs.chains], rules: [...rs.rules] };
+  let handle = 1000;
+  for (const c of cmds) {
+    if ('add' in c) {
+      const a = c.add;
+      if ('table' in a) {
+        if (!out.tables.some((t) => t.family === a.table.family && t.name === a.table.name)) out.tables.push({ ...a.table, handle: handle++ });
+      } else if ('chain' in a) {
+        if (!out.chains.some((x) => chainKey(x) === chainKey(a.chain))) out.chains.push({ ...a.chain, handle: handle++ });
+      } else out.rules.push({ ...a.rule, handle: handle++ });
+    } else if ('flush' in c && 'chain' in c.flush) {
+      const key = chainKey(c.flush.chain);
+      out.rules = out.rules.filter((r) => chainKey(r) !== key);
+    }
+  }
+  return out;
+}
+
+/** A ruleset's objects as the items of `nft -j list` output. */
+export function listing(rs: Ruleset): object[] {
+  return [...rs.tables.map((table) => ({ table })), ...rs.chains.map((chain) => ({ chain })), ...rs.rules.map((rule) => ({ rule }))];
 }

@@ -1,0 +1,20 @@
+/**
+ * bridge's warm-up for V8 startup snapshots (skel pluginMain): config
+ * decoding, host-local's part, the netlink codec, the masquerade rules
+ * against a listed skeleton — pure.
+ */
+import { parseCidr } from '../../pkg/ip';
+import { genMasqBase, genMasqChain, parseRuleset } from '../../pkg/nft/masq';
+import { afterBatch, listing } from '../../pkg/nft/skeleton';
+import { WARM_IPAM, warmHostLocal } from '../../ipam/host-local/warm';
+import { warmNetlink } from '../../pkg/netlink/warm';
+import { loadBridgeConf } from './config';
+
+export function warmBridge(): void {
+  loadBridgeConf(JSON.stringify({ cniVersion: '1.0.0', name: 'warm', type: 'bridge', bridge: 'cni0', isGateway: true, ipMasq: true, hairpinMode: true, ipam: WARM_IPAM }), '');
+  warmHostLocal();
+  warmNetlink();
+  // against the skeleton in place, listed back as nft prints it
+  const rs = parseRuleset(JSON.stringify({ nftables: [{ metainfo: {} }, ...listing(afterBatch(genMasqBase()))] }));
+  JSON.stringify({ nftables: genMasqChain('warm', 'warm', [parseCidr('10.22.0.2/16'), parseCidr('fd00::2/64')], rs) });
+}
