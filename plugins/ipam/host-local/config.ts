@@ -11,7 +11,7 @@
  */
 import path from 'node:path';
 import { readFileSync } from 'node:fs';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { CniError, ErrCode } from '../../pkg/cni/errors';
 import { NetConfSchema, loadNetConf, confSchema } from '../../pkg/cni/conf';
 import { parseCniArgs } from '../../pkg/cni/args';
@@ -29,47 +29,47 @@ const MAX_ROUTES = 1024;
 const MAX_REQUESTED = 64;
 const MAX_RESOLV_CONF = 1 << 20;
 
-const addrStr = z.string().max(64);
+const addrStr = z.string().check(z.maxLength(64));
 const RangeSpecSchema = z.looseObject({
-  subnet: addrStr.optional(),
-  rangeStart: addrStr.optional(),
-  rangeEnd: addrStr.optional(),
-  gateway: addrStr.optional(),
+  subnet: z.optional(addrStr),
+  rangeStart: z.optional(addrStr),
+  rangeEnd: z.optional(addrStr),
+  gateway: z.optional(addrStr),
 });
-const RangeSetSchema = z.array(RangeSpecSchema).max(MAX_RANGES_PER_SET);
-const u32 = z.number().int().min(0).max(0xffffffff);
+const RangeSetSchema = z.array(RangeSpecSchema).check(z.maxLength(MAX_RANGES_PER_SET));
+const u32 = z.number().check(z.int(), z.minimum(0), z.maximum(0xffffffff));
 const RouteSchema = z.looseObject({
   dst: addrStr,
-  gw: addrStr.optional(),
-  mtu: u32.optional(),
-  advmss: u32.optional(),
-  priority: u32.optional(),
-  table: u32.optional(),
-  scope: z.number().int().min(0).max(255).optional(),
+  gw: z.optional(addrStr),
+  mtu: z.optional(u32),
+  advmss: z.optional(u32),
+  priority: z.optional(u32),
+  table: z.optional(u32),
+  scope: z.optional(z.number().check(z.int(), z.minimum(0), z.maximum(255))),
 });
-const pathStr = z.string().max(4096);
+const pathStr = z.string().check(z.maxLength(4096));
 
 export const HostLocalIpamSchema = z.looseObject({
-  type: z.string().optional(),
-  subnet: addrStr.optional(),
-  rangeStart: addrStr.optional(),
-  rangeEnd: addrStr.optional(),
-  gateway: addrStr.optional(),
-  ranges: z.array(RangeSetSchema).max(MAX_SETS).optional(),
-  routes: z.array(RouteSchema).max(MAX_ROUTES).optional(),
-  dataDir: pathStr.optional(),
-  resolvConf: pathStr.optional(),
+  type: z.optional(z.string()),
+  subnet: z.optional(addrStr),
+  rangeStart: z.optional(addrStr),
+  rangeEnd: z.optional(addrStr),
+  gateway: z.optional(addrStr),
+  ranges: z.optional(z.array(RangeSetSchema).check(z.maxLength(MAX_SETS))),
+  routes: z.optional(z.array(RouteSchema).check(z.maxLength(MAX_ROUTES))),
+  dataDir: z.optional(pathStr),
+  resolvConf: z.optional(pathStr),
 });
 
-export const HostLocalConfSchema = confSchema(NetConfSchema.extend({
-  ipam: HostLocalIpamSchema.optional(),
-  args: z.looseObject({
-    cni: z.looseObject({ ips: z.array(addrStr).max(MAX_REQUESTED).optional() }).optional(),
-  }).optional(),
-  runtimeConfig: z.looseObject({
-    ips: z.array(addrStr).max(MAX_REQUESTED).optional(),
-    ipRanges: z.array(RangeSetSchema).max(MAX_SETS).optional(),
-  }).optional(),
+export const HostLocalConfSchema = confSchema(z.extend(NetConfSchema, {
+  ipam: z.optional(HostLocalIpamSchema),
+  args: z.optional(z.looseObject({
+    cni: z.optional(z.looseObject({ ips: z.optional(z.array(addrStr).check(z.maxLength(MAX_REQUESTED))) })),
+  })),
+  runtimeConfig: z.optional(z.looseObject({
+    ips: z.optional(z.array(addrStr).check(z.maxLength(MAX_REQUESTED))),
+    ipRanges: z.optional(z.array(RangeSetSchema).check(z.maxLength(MAX_SETS))),
+  })),
 }));
 
 export interface HostLocalConf {

@@ -4,7 +4,7 @@
  * can be rejected is rejected here, before the first side effect, with code
  * 7 (invalid network config) — the reference returns 999 for most of these.
  */
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { CniError, ErrCode } from '../../pkg/cni/errors';
 import { NetConfSchema, loadNetConf, confSchema } from '../../pkg/cni/conf';
 import { parseCniArgs } from '../../pkg/cni/args';
@@ -13,32 +13,32 @@ import type { DNS, Result } from '../../pkg/cni/types';
 export const DEFAULT_BRIDGE = 'cni0';
 
 const VlanTrunkSchema = z.object({
-  minID: z.number().int().optional(),
-  maxID: z.number().int().optional(),
-  id: z.number().int().optional(),
+  minID: z.optional(z.number().check(z.int())),
+  maxID: z.optional(z.number().check(z.int())),
+  id: z.optional(z.number().check(z.int())),
 });
 
-export const BridgeConfSchema = confSchema(NetConfSchema.extend({
-  bridge: z.string().optional(),
-  isGateway: z.boolean().optional(),
-  isDefaultGateway: z.boolean().optional(),
-  forceAddress: z.boolean().optional(),
-  ipMasq: z.boolean().optional(),
-  ipMasqBackend: z.enum(['iptables', 'nftables']).optional(),
+export const BridgeConfSchema = confSchema(z.extend(NetConfSchema, {
+  bridge: z.optional(z.string()),
+  isGateway: z.optional(z.boolean()),
+  isDefaultGateway: z.optional(z.boolean()),
+  forceAddress: z.optional(z.boolean()),
+  ipMasq: z.optional(z.boolean()),
+  ipMasqBackend: z.optional(z.enum(['iptables', 'nftables'])),
   /** flax: with the nftables backend, also write the reference's empty iptables chain at every ADD (see README, "tombstone") */
-  iptablesTombstone: z.boolean().optional(),
-  mtu: z.number().int().min(0).max(65535).optional(),
-  hairpinMode: z.boolean().optional(),
-  promiscMode: z.boolean().optional(),
-  vlan: z.number().int().optional(),
-  vlanTrunk: z.array(VlanTrunkSchema).optional(),
-  preserveDefaultVlan: z.boolean().optional(),
-  macspoofchk: z.boolean().optional(),
-  enabledad: z.boolean().optional(),
-  disableContainerInterface: z.boolean().optional(),
-  portIsolation: z.boolean().optional(),
-  args: z.looseObject({ cni: z.looseObject({ mac: z.string().optional() }).optional() }).optional(),
-  runtimeConfig: z.looseObject({ mac: z.string().optional() }).optional(),
+  iptablesTombstone: z.optional(z.boolean()),
+  mtu: z.optional(z.number().check(z.int(), z.minimum(0), z.maximum(65535))),
+  hairpinMode: z.optional(z.boolean()),
+  promiscMode: z.optional(z.boolean()),
+  vlan: z.optional(z.number().check(z.int())),
+  vlanTrunk: z.optional(z.array(VlanTrunkSchema)),
+  preserveDefaultVlan: z.optional(z.boolean()),
+  macspoofchk: z.optional(z.boolean()),
+  enabledad: z.optional(z.boolean()),
+  disableContainerInterface: z.optional(z.boolean()),
+  portIsolation: z.optional(z.boolean()),
+  args: z.optional(z.looseObject({ cni: z.optional(z.looseObject({ mac: z.optional(z.string()) })) })),
+  runtimeConfig: z.optional(z.looseObject({ mac: z.optional(z.string()) })),
 }));
 export type BridgeConf = z.infer<typeof BridgeConfSchema>;
 

@@ -8,7 +8,7 @@
  * json.Marshal of that map would (sorted keys; routes as types.Route).
  */
 import path from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { CniError, ErrCode } from '../../pkg/cni/errors';
 import { NetConfSchema, loadNetConf, confSchema } from '../../pkg/cni/conf';
 import { canonicalIp, parseCidr } from '../../pkg/ip';
@@ -18,14 +18,14 @@ import type { SubnetEnv } from './subnet-env';
 export const DEFAULT_SUBNET_FILE = '/run/flannel/subnet.env';
 export const DEFAULT_DATA_DIR = '/var/lib/cni/flannel';
 
-const absolute = (field: string) => z.string().refine((p) => path.isAbsolute(p), { message: `${field} must be an absolute path` });
+const absolute = (field: string) => z.string().check(z.refine((p) => path.isAbsolute(p), { message: `${field} must be an absolute path` }));
 
-export const FlannelConfSchema = confSchema(NetConfSchema.extend({
-  subnetFile: absolute('subnetFile').optional(),
-  dataDir: absolute('dataDir').optional(),
-  delegate: z.record(z.string(), z.unknown()).optional(),
-  ipam: z.record(z.string(), z.unknown()).optional(),
-  runtimeConfig: z.record(z.string(), z.unknown()).optional(),
+export const FlannelConfSchema = confSchema(z.extend(NetConfSchema, {
+  subnetFile: z.optional(absolute('subnetFile')),
+  dataDir: z.optional(absolute('dataDir')),
+  delegate: z.optional(z.record(z.string(), z.unknown())),
+  ipam: z.optional(z.record(z.string(), z.unknown())),
+  runtimeConfig: z.optional(z.record(z.string(), z.unknown())),
 }));
 
 export interface FlannelConf {

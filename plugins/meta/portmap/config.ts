@@ -4,7 +4,7 @@
  * (the reference returns 999 for all of these), and the container
  * addresses picked from prevResult as the reference picks them.
  */
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { CniError, ErrCode } from '../../pkg/cni/errors';
 import { NetConfSchema, loadNetConf, confSchema } from '../../pkg/cni/conf';
 import type { Result } from '../../pkg/cni/types';
@@ -12,23 +12,23 @@ import { type IPNet, canonicalIp, parseCidr } from '../../pkg/ip';
 import type { PortMapping, PortProto } from '../../pkg/nft/portmap';
 import { DEFAULT_MARK_BIT } from '../../pkg/nft/portmap-ipt';
 
-const port = z.number().int().min(1).max(65535);
+const port = z.number().check(z.int(), z.minimum(1), z.maximum(65535));
 const PortMapEntrySchema = z.looseObject({
   hostPort: port,
   containerPort: port,
-  protocol: z.string().optional(),
-  hostIP: z.string().optional(),
+  protocol: z.optional(z.string()),
+  hostIP: z.optional(z.string()),
 });
 
-export const PortMapConfSchema = confSchema(NetConfSchema.extend({
-  backend: z.enum(['iptables', 'nftables']).optional(),
-  snat: z.boolean().optional(),
-  masqAll: z.boolean().optional(),
-  markMasqBit: z.number().int().min(0).max(31).optional().nullable(),
-  externalSetMarkChain: z.string().min(1).max(28).regex(/^[A-Za-z0-9_.-]+$/, 'must be an iptables chain name').optional().nullable(),
-  conditionsV4: z.array(z.string()).optional().nullable(),
-  conditionsV6: z.array(z.string()).optional().nullable(),
-  runtimeConfig: z.looseObject({ portMappings: z.array(PortMapEntrySchema).optional().nullable() }).optional(),
+export const PortMapConfSchema = confSchema(z.extend(NetConfSchema, {
+  backend: z.optional(z.enum(['iptables', 'nftables'])),
+  snat: z.optional(z.boolean()),
+  masqAll: z.optional(z.boolean()),
+  markMasqBit: z.nullable(z.optional(z.number().check(z.int(), z.minimum(0), z.maximum(31)))),
+  externalSetMarkChain: z.nullable(z.optional(z.string().check(z.minLength(1), z.maxLength(28), z.regex(/^[A-Za-z0-9_.-]+$/, 'must be an iptables chain name')))),
+  conditionsV4: z.nullable(z.optional(z.array(z.string()))),
+  conditionsV6: z.nullable(z.optional(z.array(z.string()))),
+  runtimeConfig: z.optional(z.looseObject({ portMappings: z.nullable(z.optional(z.array(PortMapEntrySchema))) })),
 }));
 
 export type Backend = 'iptables' | 'nftables';

@@ -3,17 +3,15 @@
  * the suite. Parsing follows Go's `net.ParseIP` (IPv4 dotted decimal
  * without leading zeros, no zones); printing is Go's `net.IP.String()`:
  * IPv4 dotted decimal, IPv6 lower-case RFC 5952 (the first longest run of
- * two or more zero groups becomes `::`), printed by the `ip-address`
- * package. host-local's file names are the printed form, so this must
- * match the reference byte for byte.
+ * two or more zero groups becomes `::`; ip.test.ts checks it against the
+ * `ip-address` package). host-local's file names are the printed form, so
+ * this must match the reference byte for byte.
  *
  * Two readings of an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`):
  * `parseAddr` keeps it IPv6 (what the text says: netlink bytes, config
  * text), `parseIP` makes it IPv4 as Go's `To4()` canonicalisation does
  * (host-local's allocation space).
  */
-import { Address6 } from 'ip-address';
-
 export type Family = 4 | 6;
 export interface IP {
   family: Family;
@@ -116,7 +114,23 @@ export function parseIP(s: string): IP | null {
 export function formatIP(ip: IP): string {
   const { n } = ip;
   if (ip.family === 4) return [24n, 16n, 8n, 0n].map((s) => String((n >> s) & 0xffn)).join('.');
-  return Address6.fromBigInt(n).correctForm();
+  const g: number[] = [];
+  for (let i = 7; i >= 0; i--) g.push(Number((n >> BigInt(i * 16)) & 0xffffn));
+  // the first longest run of two or more zero groups becomes "::"
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8;) {
+    if (g[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > bestLen) [best, bestLen] = [i, j - i];
+    i = j;
+  }
+  const hex = (a: number[]) => a.map((x) => x.toString(16)).join(':');
+  return best < 0 ? hex(g) : `${hex(g.slice(0, best))}::${hex(g.slice(best + bestLen))}`;
 }
 
 /** Canonical text of an address string (Go-exact, IPv4-mapped → IPv4), or null when it is not one. */

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { Address6 } from 'ip-address';
 import { bufferToIp, canonicalIP, formatIP, ipToBuffer, parseIP } from './addr';
 import { bufferToMac, macToBuffer, randomMac } from './mac';
 import {
@@ -47,6 +48,16 @@ describe('addresses (Go net.IP semantics)', () => {
       const w = Array.from({ length: 8 }, (_, i) => (mask & (1 << i) ? 0xab0 + i : 0));
       const n = w.reduce((a, x) => (a << 16n) | BigInt(x), 0n);
       expect(formatIP({ family: 6, n })).toBe(goString(w));
+    }
+  });
+
+  it('prints IPv6 as the ip-address package\'s RFC 5952 correctForm does (every zero pattern, random words)', () => {
+    for (let mask = 0; mask < 256; mask++) {
+      for (const r of [0, 1]) {
+        const w = Array.from({ length: 8 }, (_, i) => (mask & (1 << i) ? (r ? Math.floor(Math.random() * 0xffff) + 1 : 1) : 0));
+        const n = w.reduce((a, x) => (a << 16n) | BigInt(x), 0n);
+        expect(formatIP({ family: 6, n })).toBe(Address6.fromBigInt(n).correctForm());
+      }
     }
   });
 

@@ -2,11 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { handle, about, type CmdArgs, type PluginFuncs, type Request } from './skel';
 import { loadNetConf, NetConfSchema } from '../cni/conf';
 import { SUPPORTED_VERSIONS } from '../cni/version';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 
 function recorder() {
   const calls: CmdArgs[] = [];
-  const Schema = NetConfSchema.extend({ mtu: z.number().int().min(68).max(65535).optional() });
+  const Schema = z.extend(NetConfSchema, { mtu: z.optional(z.number().check(z.int(), z.minimum(68), z.maximum(65535))) });
   const p: PluginFuncs = {
     add: async (a) => {
       calls.push(a);
