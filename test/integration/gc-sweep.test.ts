@@ -46,7 +46,10 @@ describe('flax gc sweeps what the reference leaves after a switch back', () => {
       expect(r.code, r.stderr).toBe(0);
     }
     expect(netnsState(node).masqRules).toHaveLength(2);
-    // the node switches back: the reference plugins delete pod A
+    // the node switches back (`flax tombstones` first, as `flax install --uninstall` does), then the reference plugins delete pod A
+    const ts = run(['tombstones', '--netconf-path', confDir, '--cache-dir', cacheDir], env(DIST_BIN), node);
+    expect(ts.code, ts.stderr).toBe(0);
+    expect(ts.stdout).toMatch(/wrote 2 tombstone/);
     const del = run(['cni', 'del', 'sweepnet', podA, '--cache-dir', cacheDir], env(REF_BIN), node);
     expect(del.code, del.stdout + del.stderr).toBe(0);
     expect(reservations(dataDir, 'sweepnet')).toEqual(['10.253.0.3']);
