@@ -142,6 +142,12 @@ describe.skipIf(!HAVE_REF)('interop with the reference plugins v1.1.1', () => {
     const again = tombstones(host);
     expect(again.stdout).toBe('wrote 0 tombstone(s), 1 already present, 0 skipped\n');
     expect(netnsState(host).iptCni).toEqual(written);
+    // a chain whose jump went (their DEL deletes the jump first, and fails without it) is completed
+    const jump = spawnSync('nsenter', [`--net=${host}`, '--', 'iptables', '-w', '-t', 'nat', '-S', 'POSTROUTING'], { encoding: 'utf8' }).stdout.split('\n').find((l) => l.includes(chain))!;
+    expect(spawnSync('nsenter', [`--net=${host}`, '--', 'sh', '-c', `iptables -w -t nat ${jump.replace(/^-A /, '-D ')}`]).status).toBe(0);
+    expect(netnsState(host).iptCni).toEqual([`iptables -N ${chain}`]);
+    expect(tombstones(host).stdout).toBe(`wrote ${c.name} interop-ctr ${chain} (10.89.0.2)\nwrote 1 tombstone(s), 0 already present, 0 skipped\n`);
+    expect(netnsState(host).iptCni).toEqual(written);
     // without the (empty) reference chain their DEL fails: "Chain 'CNI-…' does not exist"
     const d = run(P.theirs, 'DEL', f, { ...c.conf, prevResult: r.json });
     expect(d.code, d.stdout).toBe(0);

@@ -78,9 +78,10 @@ describe('flax status (pure parts)', () => {
 
 describe('flax tombstones (a fake firewall that keeps the chains it is given)', () => {
   const LONG = `long-${'n'.repeat(120)}`;
-  /** the masquerade table holds `rules`; iptables-restore input `:CNI-… - [0:0]` creates the chain in its family */
+  /** the masquerade table holds `rules`; iptables-restore input `:CNI-… - [0:0]` creates the chain in its family, `-A POSTROUTING -s … -j CNI-…` its jump */
   function firewall(rules: [string, string, string][], failRestore = false) {
     const chains = new Set<string>();
+    const jumps: { family: string; chain: string; src: string }[] = [];
     const restores: string[] = [];
     const nft = (items: object[]) => JSON.stringify({ nftables: items });
     const fw: FirewallDeps = {
@@ -90,13 +91,23 @@ describe('flax tombstones (a fake firewall that keeps the chains it is given)', 
         if (bin === 'nft' && args.join(' ') === `-j list table inet ${MASQ_TABLE}`) {
           return { code: 0, stderr: '', stdout: nft(rules.map(([n, id, ip], i) => ({ rule: { family: 'inet', table: MASQ_TABLE, chain: MASQ_CHAIN, handle: i + 1, comment: masqComment(n, id), expr: masqRuleExpr(parseCidr(ip)) } }))) };
         }
-        if (bin === 'nft' && args.join(' ') === '-j list chains') {
-          return { code: 0, stderr: '', stdout: nft([...chains].map((c) => ({ chain: { family: c.split(' ')[0], table: 'nat', name: c.split(' ')[1] } }))) };
+        const natOf = /^-j list table (ip6?) nat$/.exec(args.join(' '));
+        if (bin === 'nft' && natOf) {
+          const family = natOf[1];
+          const proto = family === 'ip6' ? 'ip6' : 'ip';
+          return {
+            code: 0, stderr: '', stdout: nft([
+              ...[...chains].filter((c) => c.split(' ')[0] === family).map((c) => ({ chain: { family, table: 'nat', name: c.split(' ')[1] } })),
+              ...jumps.filter((j) => j.family === family).map((j) => ({ rule: { family, table: 'nat', chain: 'POSTROUTING', expr: [{ match: { op: '==', left: { payload: { protocol: proto, field: 'saddr' } }, right: j.src } }, { jump: { target: j.chain } }] } })),
+            ]),
+          };
         }
         if (bin.endsWith('tables-restore')) {
           if (failRestore) return { code: 1, stdout: '', stderr: 'iptables-restore: line 2 failed' };
           restores.push(`${bin}\n${input}`);
-          for (const m of input!.matchAll(/^:(CNI-\S+) /gm)) chains.add(`${bin.startsWith('ip6') ? 'ip6' : 'ip'} ${m[1]}`);
+          const family = bin.startsWith('ip6') ? 'ip6' : 'ip';
+          for (const m of input!.matchAll(/^:(CNI-\S+) /gm)) chains.add(`${family} ${m[1]}`);
+          for (const m of input!.matchAll(/^-A POSTROUTING -s (\S+) -j (CNI-\S+)/gm)) jumps.push({ family, chain: m[2], src: m[1] });
           return { code: 0, stdout: '', stderr: '' };
         }
         throw new Error(`unexpected ${bin} ${args.join(' ')}`);

@@ -118,10 +118,13 @@ describe('writeMissingTombstones (flax tombstones)', () => {
   const table = { stdout: listed([rule(1, 'a', '10.1.1.5'), rule(2, 'a', 'fd00::5'), rule(3, 'b', '10.1.1.6')]) };
   const known = { networks: ['net'] };
 
-  it('iptables-nft: chains from one nft listing; writes only the missing, one restore per family', async () => {
+  it('iptables-nft: chains and jumps from nft listings of table ip/ip6 nat; writes only the missing, one restore per family', async () => {
+    const b = iptablesChainName('net', 'b');
+    const saddr = { match: { op: '==', left: { payload: { protocol: 'ip', field: 'saddr' } }, right: '10.1.1.6' } };
     const { deps, calls } = fake({
       'nft -j list table inet': table,
-      'nft -j list chains': { stdout: listed([{ chain: { family: 'ip', table: 'nat', name: iptablesChainName('net', 'b') } }]) },
+      'nft -j list table ip nat': { stdout: listed([{ chain: { family: 'ip', table: 'nat', name: b } }, { rule: { family: 'ip', table: 'nat', chain: 'POSTROUTING', handle: 7, expr: [saddr, { jump: { target: b } }] } }]) },
+      'nft -j list table ip6 nat': missing,
     });
     const r = await writeMissingTombstones(known, {}, deps);
     expect(r.write.map((t) => [t.containerId, t.ips.map((i) => i.ip)])).toEqual([['a', ['10.1.1.5', 'fd00::5']]]);
@@ -131,9 +134,10 @@ describe('writeMissingTombstones (flax tombstones)', () => {
     expect(calls.some((c) => c.bin === 'iptables' || c.bin === 'ip6tables')).toBe(false);
   });
   it('legacy iptables: chains from -S; dry run writes nothing', async () => {
-    const { deps, calls } = fake({ 'nft -j list table inet': table, 'iptables -w -t nat -S': { stdout: `-P POSTROUTING ACCEPT\n-N ${iptablesChainName('net', 'a')}\n` } });
+    const a = iptablesChainName('net', 'a');
+    const { deps, calls } = fake({ 'nft -j list table inet': table, 'iptables -w -t nat -S': { stdout: `-P POSTROUTING ACCEPT\n-N ${a}\n-A POSTROUTING -s 10.1.1.5/32 -j ${a}\n` } });
     deps.iptablesNft = () => false;
-    expect(await iptCniChains(deps)).toEqual({ v4: new Set([iptablesChainName('net', 'a')]), v6: new Set() });
+    expect(await iptCniChains(deps)).toEqual({ v4: { chains: new Set([a]), jumps: new Set([`${a} 10.1.1.5`]) }, v6: { chains: new Set(), jumps: new Set() } });
     const r = await writeMissingTombstones(known, { dryRun: true }, deps);
     expect(r.write.map((t) => [t.containerId, t.ips.map((i) => i.ip)])).toEqual([['a', ['fd00::5']], ['b', ['10.1.1.6']]]);
     expect(calls.some((c) => c.bin.endsWith('-restore'))).toBe(false);

@@ -12,7 +12,7 @@ import {
   genIptablesMasq, genIptablesTeardown, genIptablesTombstone, genMasqChain, genMasqTeardown, iptChains, iptablesChainName, masqRuleExpr, mergeRulesets,
   parseMasqComment, parseRuleset,
 } from './masq';
-import { type IptChains, type KnownNames, type Tombstone, type TombstonePlan, planTombstones } from './tombstone';
+import { type IptChains, type IptFamily, type KnownNames, type Tombstone, type TombstonePlan, iptFamilyFromNft, iptFamilyFromSave, planTombstones } from './tombstone';
 import type { IPNet } from '../ip';
 
 export class FirewallError extends Error {
@@ -107,23 +107,21 @@ export async function writeTombstones(network: string, containerId: string, ips:
 }
 
 /**
- * The reference's chains (`CNI-<24 hex>`) in table nat, per family: one
- * nft listing with iptables-nft (in-process), else `ip(6)tables -t nat -S`.
+ * The reference's chains (`CNI-<24 hex>`) in table nat and their
+ * POSTROUTING jumps, per family: an nft listing of table ip/ip6 nat with
+ * iptables-nft (in-process), else `ip(6)tables -t nat -S`.
  * A family whose tools are missing is null.
  */
 export async function iptCniChains(deps: FirewallDeps = defaultDeps): Promise<IptChains> {
   const usable = (v6: boolean) => deps.has(v6 ? 'ip6tables' : 'iptables') && deps.has(v6 ? 'ip6tables-restore' : 'iptables-restore');
-  const out: { v4: Set<string> | null; v6: Set<string> | null } = { v4: usable(false) ? new Set() : null, v6: usable(true) ? new Set() : null };
-  if (deps.has('nft') && deps.iptablesNft()) {
-    for (const c of iptChains(await nftList(['chains'], deps))) (c.family === 'ip6' ? out.v6 : out.v4)?.add(c.name);
-    return out;
-  }
-  for (const v6 of [false, true]) {
-    const set = v6 ? out.v6 : out.v4;
-    if (!set) continue;
-    for (const l of await iptSave(v6, deps)) if (/^-N CNI-[0-9a-f]{24}$/.test(l)) set.add(l.slice(3));
-  }
-  return out;
+  const viaNft = deps.has('nft') && deps.iptablesNft();
+  const one = async (v6: boolean): Promise<IptFamily | null> => {
+    if (!usable(v6)) return null;
+    if (viaNft) return iptFamilyFromNft(await nftList(['table', v6 ? 'ip6' : 'ip', 'nat'], deps), v6 ? 'ip6' : 'ip');
+    return iptFamilyFromSave(await iptSave(v6, deps));
+  };
+  const [v4, v6] = await Promise.all([one(false), one(true)]);
+  return { v4, v6 };
 }
 
 export interface TombstoneReport extends TombstonePlan {

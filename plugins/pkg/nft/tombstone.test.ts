@@ -1,14 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import { parseCidr } from '../ip';
 import { MASQ_CHAIN, MASQ_TABLE, type NftRule, iptablesChainName, masqComment, masqRuleExpr } from './masq';
-import { type IptChains, planTombstones } from './tombstone';
+import { type IptChains, type IptFamily, iptFamilyFromNft, iptFamilyFromSave, planTombstones } from './tombstone';
 
 let handle = 0;
 const rule = (comment: string, src: string, over: Partial<NftRule> = {}): NftRule => ({
   family: 'inet', table: MASQ_TABLE, chain: MASQ_CHAIN, handle: ++handle, comment,
   expr: masqRuleExpr(parseCidr(`${src}/${src.includes(':') ? 64 : 24}`)), ...over,
 });
-const none: IptChains = { v4: new Set(), v6: new Set() };
+/** a family's chains with their jumps, from (chain, source) pairs */
+const st = (pairs: [string, string][] = [], chainsOnly: string[] = []): IptFamily => ({
+  chains: new Set([...pairs.map((p) => p[0]), ...chainsOnly]), jumps: new Set(pairs.map(([c, ip]) => `${c} ${ip}`)),
+});
+const none: IptChains = { v4: st(), v6: st() };
 const LONG = `a-network-name-long-enough-that-its-comment-is-hashed-${'x'.repeat(80)}`;
 const LONG_ID = 'c'.repeat(100);
 const brief = (ts: { network: string; containerId: string; chain: string; ips: { ip: string; prefixLen: number }[] }[]) =>
@@ -36,12 +40,43 @@ describe('planTombstones', () => {
   it('a chain already present is not written again (per family)', () => {
     const chain = iptablesChainName('net', 'ds');
     const rules = [rule(masqComment('net', 'ds'), '10.1.0.5'), rule(masqComment('net', 'ds'), 'fd00::5'), rule(masqComment('net', 'v4'), '10.1.0.6')];
-    const p = planTombstones(rules, { networks: [] }, { v4: new Set([chain, iptablesChainName('net', 'v4')]), v6: new Set() });
+    const p = planTombstones(rules, { networks: [] }, { v4: st([[chain, '10.1.0.5'], [iptablesChainName('net', 'v4'), '10.1.0.6']]), v6: st() });
     expect(brief(p.write)).toEqual(['net ds true fd00::5/128']);
     expect(brief(p.present)).toEqual(['net v4 true 10.1.0.6/32']);
-    const both = planTombstones(rules, { networks: [] }, { v4: new Set([chain, iptablesChainName('net', 'v4')]), v6: new Set([chain]) });
+    const both = planTombstones(rules, { networks: [] }, { v4: st([[chain, '10.1.0.5'], [iptablesChainName('net', 'v4'), '10.1.0.6']]), v6: st([[chain, 'fd00::5']]) });
     expect(both.write).toEqual([]);
     expect(brief(both.present)).toEqual(['net ds true 10.1.0.5/32,fd00::5/128', 'net v4 true 10.1.0.6/32']);
+  });
+
+  it('a chain without the POSTROUTING jump of an address (the reference\'s DEL deletes it first) gets the jump written', () => {
+    const chain = iptablesChainName('net', 'two');
+    const rules = [rule(masqComment('net', 'two'), '10.1.0.5'), rule(masqComment('net', 'two'), '10.1.0.7')];
+    expect(brief(planTombstones(rules, { networks: [] }, { v4: st([], [chain]), v6: st() }).write)).toEqual(['net two true 10.1.0.5/32,10.1.0.7/32']);
+    expect(brief(planTombstones(rules, { networks: [] }, { v4: st([[chain, '10.1.0.7']]), v6: st() }).write)).toEqual(['net two true 10.1.0.5/32']);
+    expect(brief(planTombstones(rules, { networks: [] }, { v4: st([[chain, '10.1.0.5'], [chain, '10.1.0.7']]), v6: st() }).present)).toEqual(['net two true 10.1.0.5/32,10.1.0.7/32']);
+  });
+
+  it('reads chains and jumps from iptables -S and from an iptables-nft listing', () => {
+    const a = iptablesChainName('net', 'a');
+    const b = iptablesChainName('net', 'b');
+    const save = iptFamilyFromSave([
+      '-P POSTROUTING ACCEPT', `-N ${a}`, `-N ${b}`, '-N KUBE-POSTROUTING',
+      `-A POSTROUTING -s 10.1.0.5/32 -m comment --comment "name: \\"net\\" id: \\"a\\"" -j ${a}`,
+      `-A ${a} -d 10.1.0.0/24 -j ACCEPT`, '-A POSTROUTING -s 10.1.0.9/32 -j KUBE-POSTROUTING', `-A POSTROUTING -s fd00::5/128 -j ${b}`,
+    ]);
+    expect([...save.chains]).toEqual([a, b]);
+    expect([...save.jumps]).toEqual([`${a} 10.1.0.5`, `${b} fd00::5`]);
+    const saddr = (ip: string) => ({ match: { op: '==', left: { payload: { protocol: 'ip', field: 'saddr' } }, right: ip } });
+    const nft = iptFamilyFromNft({
+      tables: [], chains: [{ family: 'ip', table: 'nat', name: a }, { family: 'ip', table: 'nat', name: 'POSTROUTING' }, { family: 'ip6', table: 'nat', name: b }],
+      rules: [
+        { family: 'ip', table: 'nat', chain: 'POSTROUTING', expr: [saddr('10.1.0.5'), { counter: null }, { jump: { target: a } }] },
+        { family: 'ip', table: 'nat', chain: 'POSTROUTING', expr: [saddr('10.1.0.9'), { jump: { target: 'KUBE-POSTROUTING' } }] },
+        { family: 'ip', table: 'nat', chain: a, expr: [saddr('10.1.0.6'), { jump: { target: a } }] },
+      ],
+    }, 'ip');
+    expect([...nft.chains]).toEqual([a]);
+    expect([...nft.jumps]).toEqual([`${a} 10.1.0.5`]);
   });
 
   it('a hashed network name is resolved from the names the node knows; otherwise skipped, with the comment and address', () => {
@@ -78,7 +113,7 @@ describe('planTombstones', () => {
       rule(masqComment('net', 'x'), '10.1.0.5', { table: 'nat', family: 'ip' }),
       rule(masqComment('net', 'y'), '10.1.0.6'),
       rule(masqComment('net', 'y'), 'fd00::6'),
-    ], { networks: [] }, { v4: new Set(), v6: null });
+    ], { networks: [] }, { v4: st(), v6: null });
     expect(brief(p.write)).toEqual(['net y true 10.1.0.6/32']);
     expect(p.skipped).toEqual([{ key: 'net y', address: 'fd00::6', reason: 'ip6tables is not installed' }]);
   });

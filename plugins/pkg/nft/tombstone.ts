@@ -11,7 +11,7 @@
  * A rule that cannot be resolved is reported, never guessed.
  */
 import { type IPNet, parseAddrOrCidr } from '../ip';
-import { MASQ_CHAIN, MASQ_TABLE, type NftRule, commentIsNetwork, iptablesChainName, masqComment, masqRuleSource, parseMasqComment } from './masq';
+import { MASQ_CHAIN, MASQ_TABLE, type NftRule, type Ruleset, commentIsNetwork, iptablesChainName, masqComment, masqRuleSource, parseMasqComment } from './masq';
 
 export interface Tombstone {
   network: string;
@@ -32,15 +32,51 @@ export interface SkippedTombstone {
 export interface TombstonePlan {
   /** to write, ordered by network then container id */
   write: Tombstone[];
-  /** whose chain already exists in every family they need */
+  /** whose chain and jumps already exist in every family they need */
   present: Tombstone[];
   skipped: SkippedTombstone[];
 }
 
-/** The reference chains in table nat per family; null = the family's iptables tools are missing (nothing can be written). */
+/**
+ * The reference's chains in table nat of one family, and their POSTROUTING
+ * jumps as `<chain> <source address>`: the reference's DEL deletes the jump
+ * of each address, then the chain, and fails when either is missing.
+ */
+export interface IptFamily {
+  chains: ReadonlySet<string>;
+  jumps: ReadonlySet<string>;
+}
+/** Per family; null = the family's iptables tools are missing (nothing can be written). */
 export interface IptChains {
-  v4: ReadonlySet<string> | null;
-  v6: ReadonlySet<string> | null;
+  v4: IptFamily | null;
+  v6: IptFamily | null;
+}
+
+const CNI_CHAIN = /^CNI-[0-9a-f]{24}$/;
+
+/** An IptFamily from `ip(6)tables -t nat -S` lines. */
+export function iptFamilyFromSave(lines: readonly string[]): IptFamily {
+  const chains = new Set<string>();
+  const jumps = new Set<string>();
+  for (const l of lines) {
+    if (l.startsWith('-N ') && CNI_CHAIN.test(l.slice(3))) chains.add(l.slice(3));
+    const m = /^-A POSTROUTING (?:.* )?-s (\S+?)(?:\/(?:32|128))? (?:.* )?-j (CNI-[0-9a-f]{24})(?: |$)/.exec(l);
+    if (m) jumps.add(`${m[2]} ${m[1]}`);
+  }
+  return { chains, jumps };
+}
+
+/** An IptFamily from an nft listing of table `ip nat` / `ip6 nat` (iptables-nft). */
+export function iptFamilyFromNft(rs: Ruleset, family: 'ip' | 'ip6'): IptFamily {
+  const chains = new Set(rs.chains.filter((c) => c.family === family && c.table === 'nat' && CNI_CHAIN.test(c.name)).map((c) => c.name));
+  const jumps = new Set<string>();
+  for (const r of rs.rules) {
+    if (r.family !== family || r.table !== 'nat' || r.chain !== 'POSTROUTING') continue;
+    const target = r.expr.map((e) => (e.jump as { target?: string } | undefined)?.target).find((t) => t && CNI_CHAIN.test(t));
+    const src = masqRuleSource(r);
+    if (target && src) jumps.add(`${target} ${src.replace(/\/(32|128)$/, '')}`);
+  }
+  return { chains, jumps };
 }
 
 /** What the node knows: network names, and (network, container) pairs of the libcni cache. */
@@ -53,8 +89,8 @@ const fam = (v6: boolean): 'v4' | 'v6' => (v6 ? 'v6' : 'v4');
 
 /**
  * Groups the masquerade rules of table inet cni_plugins_masquerade by
- * (network, container) and keeps, per family, those whose reference chain
- * is missing. `only` limits it to one network (hashed comments of other
+ * (network, container) and keeps the addresses whose reference chain or
+ * POSTROUTING jump is missing. `only` limits it to one network (hashed comments of other
  * networks are then out of scope, not skipped).
  */
 export function planTombstones(rules: readonly NftRule[], known: KnownNames, chains: IptChains, only?: string): TombstonePlan {
@@ -105,7 +141,10 @@ export function planTombstones(rules: readonly NftRule[], known: KnownNames, cha
     for (const ip of ips.filter((i) => chains[fam(i.v6)] === null)) {
       skipped.push({ key: `${g.network} ${g.containerId}`, address: ip.ip, reason: `${ip.v6 ? 'ip6tables' : 'iptables'} is not installed` });
     }
-    const missing = writable.filter((ip) => !chains[fam(ip.v6)]!.has(chain));
+    const missing = writable.filter((ip) => {
+      const st = chains[fam(ip.v6)]!;
+      return !st.chains.has(chain) || !st.jumps.has(`${chain} ${ip.ip}`);
+    });
     const t = { network: g.network, containerId: g.containerId, chain };
     if (missing.length) plan.write.push({ ...t, ips: missing });
     else if (writable.length) plan.present.push({ ...t, ips: writable });
