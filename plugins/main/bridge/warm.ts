@@ -5,7 +5,7 @@
  */
 import { parseCidr } from '../../pkg/ip';
 import { genMasqBase, genMasqChain, parseRuleset } from '../../pkg/nft/masq';
-import { afterBatch, listing } from '../../pkg/nft/skeleton';
+import { afterBatch, listingText } from '../../pkg/nft/skeleton';
 import { WARM_IPAM, warmHostLocal } from '../../ipam/host-local/warm';
 import { warmNetlink } from '../../pkg/netlink/warm';
 import { loadBridgeConf } from './config';
@@ -15,6 +15,6 @@ export function warmBridge(): void {
   warmHostLocal();
   warmNetlink();
   // against the skeleton in place, listed back as nft prints it
-  const rs = parseRuleset(JSON.stringify({ nftables: [{ metainfo: {} }, ...listing(afterBatch(genMasqBase()))] }));
+  const rs = parseRuleset(listingText(afterBatch(genMasqBase())));
   JSON.stringify({ nftables: genMasqChain('warm', 'warm', [parseCidr('10.22.0.2/16'), parseCidr('fd00::2/64')], rs) });
 }

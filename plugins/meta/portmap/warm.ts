@@ -4,7 +4,7 @@
  * families against a listed skeleton — pure.
  */
 import { emptyRuleset, parseRuleset } from '../../pkg/nft/masq';
-import { afterBatch, listing } from '../../pkg/nft/skeleton';
+import { afterBatch, listingText } from '../../pkg/nft/skeleton';
 import { type PortmapSpec, genPortmapAdd } from '../../pkg/nft/portmap';
 import { loadPortMapConf } from './config';
 
@@ -19,6 +19,5 @@ export function warmPortmap(): void {
   }));
   // once as the first ADD on a node (no tables), once against what it wrote, as `nft -j list` shows it
   const first = genPortmapAdd(specs, emptyRuleset());
-  const rs = parseRuleset(JSON.stringify({ nftables: [{ metainfo: {} }, ...listing(afterBatch(first))] }));
-  JSON.stringify({ nftables: genPortmapAdd(specs, rs) });
+  JSON.stringify({ nftables: genPortmapAdd(specs, parseRuleset(listingText(afterBatch(first)))) });
 }

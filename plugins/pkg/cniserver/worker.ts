@@ -100,9 +100,9 @@ function startWorker(): void {
   const realWrite = process.stderr.write.bind(process.stderr);
   const serverEnv = { ...process.env } as Record<string, string>;
   const answered = new Int32Array((workerData as CniWorkerData).answered);
-  // the caller gets its answer straight from here (no hop through the server's thread)
-  // (the fds that came with the request are the server's to close: a worker
-  // closing an fd it did not open draws a Node warning)
+  // The caller gets its answer straight from here (no hop through the
+  // server's thread). The fds that came with the request stay the server's
+  // to close: a worker closing an fd it did not open draws a Node warning.
   const answer = (m: WorkerRequest, stdout: string, stderr: string, exitCode: number) => {
     Atomics.store(answered, 0, m.id);
     n.cniReply(m.conn, Buffer.from(stdout), Buffer.from(stderr), exitCode);

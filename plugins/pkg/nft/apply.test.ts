@@ -4,7 +4,7 @@ import { type FirewallDeps, setupIpMasq, teardownIpMasq, checkIpMasq, nftList, i
 import type { ExecResult } from './exec';
 import { MASQ_CHAIN, MASQ_POSTROUTING, MASQ_TABLE, genMasqBase, iptablesChainName, masqComment, masqRuleExpr } from './masq';
 import { genSpoofCheck, genSpoofTeardown } from './spoofchk';
-import { afterBatch, listing } from './skeleton';
+import { afterBatch, listingText } from './skeleton';
 
 /** A fake runner: records calls, answers from a table keyed by "bin args…". */
 function fake(answers: Record<string, Partial<ExecResult>> = {}, tools = ['nft', 'iptables', 'iptables-restore', 'ip6tables', 'ip6tables-restore']) {
@@ -34,8 +34,8 @@ describe('setupIpMasq', () => {
     expect(batch.nftables.at(-2).add.rule).toMatchObject({ chain: MASQ_CHAIN, comment: masqComment('net', 'ctr'), expr: masqRuleExpr(parseCidr('10.1.1.5/24')) });
     // the skeleton in place (as listed back): the batch is the container's rules alone
     const all = afterBatch(genMasqBase());
-    const entry = listing({ tables: [], chains: all.chains.filter((c) => c.hook), rules: all.rules.filter((r) => r.chain === MASQ_POSTROUTING) });
-    const again = fake({ 'nft -j list chain': { stdout: listed(entry) } });
+    const entry = listingText({ tables: [], chains: all.chains.filter((c) => c.hook), rules: all.rules.filter((r) => r.chain === MASQ_POSTROUTING) });
+    const again = fake({ 'nft -j list chain': { stdout: entry } });
     await setupIpMasq('nftables', [parseCidr('10.1.1.6/24')], 'net', 'ctr2', again.deps);
     expect(JSON.parse(again.calls[1].args[1]).nftables).toEqual([{ add: { rule: expect.objectContaining({ chain: MASQ_CHAIN, comment: masqComment('net', 'ctr2') }) } }]);
   });

@@ -132,7 +132,8 @@ export interface TombstoneReport extends TombstonePlan {
 /**
  * `flax tombstones`: in this netns, writes the tombstone of every
  * (network, container) of table inet cni_plugins_masquerade whose reference
- * chain does not exist yet (planTombstones), one restore per family each;
+ * chain or POSTROUTING jump does not exist yet (planTombstones), one
+ * restore per family each;
  * a failure is recorded and the rest still run. Idempotent.
  */
 export async function writeMissingTombstones(

@@ -169,7 +169,6 @@ export function genPortmapGc(rs: Ruleset, network: string, validIds: ReadonlySet
   }).map(delRule);
 }
 
-
 /**
  * CHECK: what of the container's expected rules and of the skeleton's
  * entry path is missing from `rs` (empty = all present).

@@ -93,7 +93,8 @@ export function afterBatch(cmds: NftCommand[], rs: Ruleset = emptyRuleset()): Ru
   return out;
 }
 
-/** A ruleset's objects as the items of `nft -j list` output. */
-export function listing(rs: Ruleset): object[] {
-  return [...rs.tables.map((table) => ({ table })), ...rs.chains.map((chain) => ({ chain })), ...rs.rules.map((rule) => ({ rule }))];
+/** What `nft -j list` prints for a ruleset (parseRuleset's input). */
+export function listingText(rs: Ruleset): string {
+  const items = [...rs.tables.map((table) => ({ table })), ...rs.chains.map((chain) => ({ chain })), ...rs.rules.map((rule) => ({ rule }))];
+  return JSON.stringify({ nftables: [{ metainfo: {} }, ...items] });
 }

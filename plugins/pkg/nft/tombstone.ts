@@ -11,7 +11,7 @@
  * A rule that cannot be resolved is reported, never guessed.
  */
 import { type IPNet, parseAddrOrCidr } from '../ip';
-import { MASQ_CHAIN, MASQ_TABLE, type NftRule, type Ruleset, commentIsNetwork, iptablesChainName, masqComment, masqRuleSource, parseMasqComment } from './masq';
+import { MASQ_CHAIN, MASQ_TABLE, type NftRule, type Ruleset, commentIsNetwork, iptChains, iptablesChainName, masqComment, masqRuleSource, parseMasqComment } from './masq';
 
 export interface Tombstone {
   network: string;
@@ -68,7 +68,7 @@ export function iptFamilyFromSave(lines: readonly string[]): IptFamily {
 
 /** An IptFamily from an nft listing of table `ip nat` / `ip6 nat` (iptables-nft). */
 export function iptFamilyFromNft(rs: Ruleset, family: 'ip' | 'ip6'): IptFamily {
-  const chains = new Set(rs.chains.filter((c) => c.family === family && c.table === 'nat' && CNI_CHAIN.test(c.name)).map((c) => c.name));
+  const chains = new Set(iptChains(rs).filter((c) => c.family === family).map((c) => c.name));
   const jumps = new Set<string>();
   for (const r of rs.rules) {
     if (r.family !== family || r.table !== 'nat' || r.chain !== 'POSTROUTING') continue;
