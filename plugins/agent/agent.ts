@@ -133,7 +133,7 @@ export async function runAgent(o: AgentOptions, deps: AgentDeps): Promise<number
   const metrics = deps.metrics ?? await AgentMetrics.create();
   let ready = false;
   let healthz: import('node:http').Server | undefined;
-  const sweeper = new NodeSweeper({ intervalS: o.gcInterval, confDir: o.gcCniConfDir, cacheDir: o.gcCacheDir, cniPath: o.gcCniPath.split(':').filter(Boolean) }, log, metrics);
+  const sweeper = new NodeSweeper({ intervalS: o.gcInterval, confDir: o.gcCniConfDir, cacheDir: o.gcCacheDir, cniPath: o.gcCniPath.split(':').filter(Boolean), sandboxDir: o.gcSandboxDir }, log, metrics);
   try {
     if (o.healthzPort > 0) healthz = await startHealthServer({ ip: o.healthzIp, port: o.healthzPort, metrics, ready: () => ready });
     // etcd mode: the store first (bounded retry at start-up); it holds <prefix>/config

@@ -20,6 +20,12 @@ describe('flaxd flags', () => {
     expect(bad(['--gc-interval', '-1'])).toContain('invalid value "-1" for --gc-interval');
   });
 
+  it('--gc-sandbox-dir: the sweeper\'s `flax sandbox` root (as `flax gc --sandbox-dir`); unset: $FLAX_SANDBOX_DIR or the default', () => {
+    expect(parseFlags([]).gcSandboxDir).toBe('');
+    expect(parseFlags(['--gc-sandbox-dir', '/s']).gcSandboxDir).toBe('/s');
+    expect(parseFlags([], { FLANNELD_GC_SANDBOX_DIR: '/e' }).gcSandboxDir).toBe('/e');
+  });
+
   it('--iptables-forward-rules defaults to true, as in flanneld, and is turned off with =false', () => {
     expect(parseFlags([]).iptablesForwardRules).toBe(true);
     expect(parseFlags(['--iptables-forward-rules=false']).iptablesForwardRules).toBe(false);

@@ -57,6 +57,7 @@ export const FLAGS = {
   'gc-cni-conf-dir': { kind: 'string', help: 'CNI config directory the sweeper reads (default /etc/cni/net.d)' },
   'gc-cache-dir': { kind: 'string', help: 'libcni cache directory the sweeper reads (default /var/lib/cni)' },
   'gc-cni-path': { kind: 'string', help: 'CNI plugin path (colon-separated) for the sweeper\'s DELs (default /opt/cni/bin)' },
+  'gc-sandbox-dir': { kind: 'string', help: 'root of `flax sandbox`\'s sandboxes whose dead ones the sweeper removes (default $FLAX_SANDBOX_DIR or /run/flax/sandboxes)' },
   'cni-socket': { kind: 'string', help: 'unix socket of the resident CNI server that dist/bin\'s plugin clients call (default /run/flax/cni.sock; \'\' = no server)' },
   'no-overlay': { kind: 'bool', help: 'run only the CNI server and the sweeper: no lease, store, device or subnet file' },
   help: { kind: 'bool', help: 'print this help' },
@@ -95,6 +96,8 @@ export interface AgentOptions {
   gcCniConfDir: string;
   gcCacheDir: string;
   gcCniPath: string;
+  /** '' = $FLAX_SANDBOX_DIR or /run/flax/sandboxes */
+  gcSandboxDir: string;
   /** '' = no CNI server */
   cniSocket: string;
   noOverlay: boolean;
@@ -112,7 +115,7 @@ function defaults(env: NodeJS.ProcessEnv): AgentOptions {
     iface: [], ifaceRegex: [], publicIp: '', publicIpv6: '', ipMasq: false, iptablesForwardRules: true, subnetFile: '/run/flannel/subnet.env',
     subnetLeaseRenewMargin: 60, healthzIp: '0.0.0.0', healthzPort: 0, v: 0,
     leaseDir: '/var/lib/flax/leases', nodeName: env.NODE_NAME ?? '', reconcileInterval: 10,
-    gcInterval: 300, gcCniConfDir: '/etc/cni/net.d', gcCacheDir: '/var/lib/cni', gcCniPath: '/opt/cni/bin', cniSocket: '/run/flax/cni.sock', noOverlay: false, help: false, version: false,
+    gcInterval: 300, gcCniConfDir: '/etc/cni/net.d', gcCacheDir: '/var/lib/cni', gcCniPath: '/opt/cni/bin', gcSandboxDir: '', cniSocket: '/run/flax/cni.sock', noOverlay: false, help: false, version: false,
   };
 }
 

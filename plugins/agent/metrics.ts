@@ -20,6 +20,7 @@ export class AgentMetrics {
   readonly sweepRuns: Counter;
   readonly sweepItems: Counter<'kind'>;
   readonly sweepFailures: Counter;
+  readonly sweeperBlind: Gauge;
 
   /**
    * prom-client is loaded here, not at module load: it requires node:http,
@@ -41,6 +42,7 @@ export class AgentMetrics {
     this.sweepRuns = new Counter({ name: 'flaxd_sweep_runs_total', help: 'Node sweeps (gc) run', registers: [this.registry] });
     this.sweepItems = new Counter({ name: 'flaxd_sweep_items_total', help: 'Items removed by the node sweeper, by kind', labelNames: ['kind'] as const, registers: [this.registry] });
     this.sweepFailures = new Counter({ name: 'flaxd_sweep_failures_total', help: 'Sweeper removals that failed, and sweeps that failed as a whole', registers: [this.registry] });
+    this.sweeperBlind = new Gauge({ name: 'flaxd_sweeper_blind', help: '1 when the last sweep could not see the node\'s netns pins (a host veth alive while its netns path is missing in flaxd\'s view: mount the host\'s /var/run/netns and /run/netns) and so kept every attachment only a netns path proved dead; 0 otherwise', registers: [this.registry] });
   }
 
   reconciled(r: ReconcileResult): void {

@@ -3,7 +3,9 @@
  * and every --gc-interval seconds (0 = off), one sweep at a time. A sweep
  * that fails, whole or in part, is logged and counted
  * (flaxd_sweep_failures_total) and never stops the agent; what it removed
- * is counted by kind (flaxd_sweep_items_total).
+ * is counted by kind (flaxd_sweep_items_total). A sweep that cannot see the
+ * node's netns pins keeps what only a netns path would prove dead: it warns
+ * and sets the gauge flaxd_sweeper_blind to 1 (0 when it sees them).
  */
 import { type SweepOptions, type SweepReport, sweepNode } from '../cli/sweep/sweep';
 import { type Logger } from './log';
@@ -18,6 +20,8 @@ export interface SweeperOptions {
   confDir: string;
   cacheDir: string;
   cniPath: string[];
+  /** `flax sandbox`'s root ('' or absent: $FLAX_SANDBOX_DIR or /run/flax/sandboxes) */
+  sandboxDir?: string;
 }
 
 type Sweep = (o: SweepOptions) => Promise<SweepReport>;
@@ -30,7 +34,7 @@ export class NodeSweeper {
   constructor(
     private readonly o: SweeperOptions,
     private readonly log: Logger,
-    private readonly metrics: Pick<AgentMetrics, 'sweepRuns' | 'sweepItems' | 'sweepFailures'>,
+    private readonly metrics: Pick<AgentMetrics, 'sweepRuns' | 'sweepItems' | 'sweepFailures' | 'sweeperBlind'>,
     private readonly sweep: Sweep = sweepNode,
   ) {}
 
@@ -54,11 +58,20 @@ export class NodeSweeper {
     metrics.sweepRuns.inc();
     let rep: SweepReport;
     try {
-      rep = await this.sweep({ confDir: this.o.confDir, cacheDir: this.o.cacheDir, cniPath: this.o.cniPath, networks: [], minAgeMs: GC_MIN_AGE_MS, dryRun: false });
+      rep = await this.sweep({
+        confDir: this.o.confDir, cacheDir: this.o.cacheDir, cniPath: this.o.cniPath, networks: [], minAgeMs: GC_MIN_AGE_MS, dryRun: false,
+        ...(this.o.sandboxDir ? { sandboxDir: this.o.sandboxDir } : {}),
+      });
     } catch (e) {
       metrics.sweepFailures.inc();
       log.error(`sweeper: sweep failed: ${(e as Error).message}; next in ${this.o.intervalS} s`);
       return;
+    }
+    if (rep.skipped) log.warn(`sweeper: ${rep.skipped} (is the node's CNI config dir mounted at ${this.o.confDir}?)`);
+    metrics.sweeperBlind.set(rep.blind ? 1 : 0);
+    if (rep.blind) {
+      log.warn(`sweeper: cannot see the node's netns pins (${rep.blind.reason}): kept ${rep.blind.kept} attachment(s) whose death rests on a missing netns path`
+        + ' (give flaxd the host\'s /var/run/netns and /run/netns, read-only, mountPropagation HostToContainer)');
     }
     for (const f of rep.findings) {
       const what = `${f.kind} ${f.network}/${f.containerId}${f.ifname ? `/${f.ifname}` : ''}${f.address ? ` (${f.address})` : ''}`;

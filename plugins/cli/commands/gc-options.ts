@@ -8,4 +8,5 @@ export const GC_OPTIONS = {
   'cni-conf-dir': { type: 'string', default: '/etc/cni/net.d', describe: 'network configurations' },
   'cni-path': { type: 'string', default: '/opt/cni/bin', describe: 'plugin dirs, ":"-separated, for the DELs and GCs' },
   'cache-dir': { type: 'string', default: '/var/lib/cni', describe: 'libcni cache root (results/ below it)' },
+  'sandbox-dir': { type: 'string', describe: 'root of `flax sandbox`\'s sandboxes, whose dead ones are removed (default: $FLAX_SANDBOX_DIR or /run/flax/sandboxes)' },
 } as const;

@@ -17,6 +17,8 @@ export interface GcCmdOptions {
   cniConfDir?: string;
   cniPath?: string;
   cacheDir?: string;
+  /** `flax sandbox`'s root (default $FLAX_SANDBOX_DIR or /run/flax/sandboxes) */
+  sandboxDir?: string;
 }
 
 const count = (fs: Finding[], kind: Finding['kind']) => fs.filter((f) => f.kind === kind).length;
@@ -30,6 +32,7 @@ export async function runGc(o: GcCmdOptions, io: CliIo): Promise<number> {
     networks: o.network ?? [],
     minAgeMs: (o.minAge ?? 60) * 1000,
     dryRun: !!o.dryRun,
+    sandboxDir: o.sandboxDir,
   });
   const { findings, kept, errors } = report;
   const failed = findings.filter((f) => f.action === 'failed');
@@ -37,6 +40,14 @@ export async function runGc(o: GcCmdOptions, io: CliIo): Promise<number> {
     io.stdout(JSON.stringify({ dryRun: !!o.dryRun, ...report }, null, 2) + '\n');
   } else {
     for (const e of errors) io.stderr(`flax gc: ${e}\n`);
+    if (report.skipped) {
+      io.stdout(`${report.skipped} (a sweeper that sees no network cannot judge the node's attachments)\n`);
+      return 0;
+    }
+    if (report.blind) {
+      io.stdout(`blind: this sweeper cannot see the node's netns pins (${report.blind.reason}); `
+        + `kept ${report.blind.kept} attachment(s) whose death rests on a missing netns path\n`);
+    }
     if (!findings.length) io.stdout(`nothing to remove (networks in ${path.resolve(confDir)}, cache ${cacheDir})\n`);
     else {
       io.stdout(table(['KIND', 'NETWORK', 'CONTAINER', 'IFNAME', 'NETNS', 'ADDRESS', 'WHY', 'ACTION'],

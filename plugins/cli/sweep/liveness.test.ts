@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type AttachmentFacts, containerMac, hostPeerCandidates, judgeAttachment, recordedNetns } from './liveness';
+import { type AttachmentFacts, blindView, containerMac, hostPeerCandidates, judgeAttachment, keptWhenBlind, recordedNetns } from './liveness';
 
 const facts = (o: Partial<AttachmentFacts>): AttachmentFacts => ({ netns: '/run/netns/p', netnsFact: 'netns', hostPeers: [], ageMs: 3_600_000, ...o });
 const MIN = 60_000;
@@ -29,6 +29,29 @@ describe('judgeAttachment', () => {
   it('no netns recorded: dead only when a host interface proves it', () => {
     expect(judgeAttachment(facts({ netns: '', netnsFact: 'none' }), MIN).dead).toBe(false);
     expect(judgeAttachment(facts({ netns: '', netnsFact: 'none', hostPeers: [{ name: 'veth1', present: false }] }), MIN).dead).toBe(true);
+  });
+});
+
+describe('a view blind to the node\'s netns pins', () => {
+  const live = facts({ netns: '/run/netns/a', netnsFact: 'gone', hostPeers: [{ name: 'veth1', present: true }] });
+  const lo = facts({ netns: '/run/netns/a', netnsFact: 'gone' });
+  it('is told by a host interface alive while its netns path is missing', () => {
+    expect(blindView([{ label: 'n/lo', facts: lo }, { label: 'n/c1/eth0', facts: live }])).toBe('host interface veth1 of n/c1/eth0 is alive while its netns /run/netns/a is missing here');
+    expect(blindView([{ label: 'x', facts: lo }, { label: 'y', facts: facts({ hostPeers: [{ name: 'veth1', present: true }] }) }])).toBeUndefined();
+    expect(blindView([{ label: 'x', facts: facts({ netnsFact: 'gone', hostPeers: [{ name: 'veth1', present: false }] }) }])).toBeUndefined();
+  });
+  it('keeps a death that rests on a netns path alone; a host interface gone with it still proves it', () => {
+    const blind = 'host interface veth1 …';
+    const v = judgeAttachment(lo, MIN);
+    expect(v.dead).toBe(true);
+    expect(keptWhenBlind(lo, v, undefined)).toBe(v);
+    expect(keptWhenBlind(lo, v, blind)).toEqual({ dead: false, reason: `netns /run/netns/a is gone, but this sweeper cannot see the node's netns pins (${blind}): kept` });
+    const reused = facts({ netns: '/proc/9/ns/net', containerIfPresent: false });
+    expect(keptWhenBlind(reused, judgeAttachment(reused, MIN), blind).dead).toBe(false);
+    const vethGone = facts({ netnsFact: 'gone', hostPeers: [{ name: 'veth2', present: false }] });
+    expect(keptWhenBlind(vethGone, judgeAttachment(vethGone, MIN), blind).dead).toBe(true);
+    const alive = judgeAttachment(live, MIN);
+    expect(keptWhenBlind(live, alive, blind)).toBe(alive);
   });
 });
 

@@ -15,6 +15,15 @@
  *       exists with its MAC: the namespace is held by something else → alive
  *     - no path recorded and no host-side interface to look at → kept
  *     - otherwise                                    → dead
+ *
+ * A blind view (blindView): the sweeper may run where the node's netns pins
+ * are not visible (a container without the host's /run/netns, /var/run/netns,
+ * or /proc of the host's pids), where every path looks gone. One attachment
+ * whose host-side interface (the bridge's veth) is alive while its netns
+ * path is missing proves the view is blind; then no missing netns path is
+ * taken as proof of death (keptWhenBlind): an attachment judged dead on its
+ * netns path alone (a path gone, or a /proc path naming another namespace;
+ * no host interface gone with it) is kept, and said so.
  */
 export type NetnsFact = 'netns' | 'gone' | 'not-netns' | 'none';
 
@@ -50,6 +59,31 @@ export function judgeAttachment(f: AttachmentFacts, minAgeMs: number): Verdict {
   if (f.netnsFact === 'none' && !f.hostPeers.length) return { dead: false, reason: 'no netns recorded and no host interface to check: cannot tell' };
   const what = f.netnsFact === 'none' ? 'no netns recorded' : `netns ${f.netns} is gone`;
   return { dead: true, reason: f.hostPeers.length ? `${what} and host interface ${f.hostPeers.map((p) => p.name).join(', ')} with it` : what };
+}
+
+/**
+ * Is this view of the node blind to its netns pins? The reason when it is:
+ * an attachment whose host interface is alive while its recorded netns path
+ * is missing (its pod runs, in a namespace pinned where we cannot see it).
+ * `label` names an attachment in the reason.
+ */
+export function blindView(all: readonly { label: string; facts: AttachmentFacts }[]): string | undefined {
+  for (const { label, facts: f } of all) {
+    if (f.netnsFact !== 'gone' || !f.netns) continue;
+    const alive = f.hostPeers.find((p) => p.present);
+    if (alive) return `host interface ${alive.name} of ${label} is alive while its netns ${f.netns} is missing here`;
+  }
+  return undefined;
+}
+
+/**
+ * A verdict seen through a blind view: a death that rests on a missing
+ * netns path alone (no host interface that vanished with it) is not proven.
+ */
+export function keptWhenBlind(f: AttachmentFacts, v: Verdict, blind: string | undefined): Verdict {
+  const hostProof = f.hostPeers.length > 0 && f.hostPeers.every((p) => !p.present); // its veth went with it
+  if (!blind || !v.dead || hostProof) return v;
+  return { dead: false, reason: `${v.reason}, but this sweeper cannot see the node's netns pins (${blind}): kept` };
 }
 
 /** The netns path an attachment records: the cache's, else the result's container sandbox. */

@@ -35,7 +35,7 @@ import { DEFAULT_DATA_DIR, DiskStore } from '../../ipam/host-local/store/disk-st
 import { listSandboxes, removeSandbox, sandboxRoot } from '../sandbox/state';
 import { attachmentFacts, hostLinks, reservationOwners } from './facts';
 import { type Evidence, evidenceKey, judgeMasqRules } from './judge';
-import { judgeAttachment } from './liveness';
+import { type AttachmentFacts, blindView, judgeAttachment, keptWhenBlind } from './liveness';
 
 export interface SweepOptions {
   confDir: string;
@@ -75,6 +75,14 @@ export interface SweepReport {
   kept: Finding[];
   /** problems that stopped part of the sweep (unreadable config, nft failure, GC errors, …) */
   errors: string[];
+  /**
+   * Set when this sweeper cannot see the node's netns pins (liveness.ts
+   * blindView): why, and how many attachments it kept that a missing netns
+   * path alone would have judged dead.
+   */
+  blind?: { reason: string; kept: number };
+  /** Set when nothing was swept at all, and why (no network configuration found). */
+  skipped?: string;
 }
 
 const addresses = (r: Record<string, unknown> | undefined): string =>
@@ -119,6 +127,12 @@ export async function sweepNode(o: SweepOptions): Promise<SweepReport> {
   const { lists, errors: confErrors } = loadConfigs(o.confDir);
   for (const e of confErrors) rep.errors.push(e.message);
   const current = new Map(lists.map((l) => [l.name, l]));
+  if (!lists.length) {
+    // a sweeper that sees no network at all (conf dir unmounted, empty or
+    // unreadable) does not see the node it would judge: it sweeps nothing
+    rep.skipped = `no network configuration in ${path.resolve(o.confDir)}${confErrors.length ? ` (${confErrors.length} unreadable file(s))` : ''}: nothing swept`;
+    return rep;
+  }
 
   // 0. dead sandboxes of `flax sandbox` (pause gone, pins left): removed
   // the way `flax sandbox rm --force` does, which DELs their networks
@@ -132,9 +146,14 @@ export async function sweepNode(o: SweepOptions): Promise<SweepReport> {
   });
   const dead: { a: Attachment; f: Finding }[] = [];
   const alive: Attachment[] = [];
-  for (const a of atts) {
-    const facts = await attachmentFacts(a, links, now);
-    const v = judgeAttachment(facts, o.minAgeMs);
+  const judged: { a: Attachment; label: string; facts: AttachmentFacts }[] = [];
+  for (const a of atts) judged.push({ a, label: `${a.network}/${a.containerId}/${a.ifName}`, facts: await attachmentFacts(a, links, now) });
+  const blind = blindView(judged);
+  if (blind) rep.blind = { reason: blind, kept: 0 };
+  for (const { a, facts } of judged) {
+    const first = judgeAttachment(facts, o.minAgeMs);
+    const v = keptWhenBlind(facts, first, blind);
+    if (first.dead && !v.dead) rep.blind!.kept++;
     const f: Finding = {
       kind: 'attachment', network: a.network, containerId: a.containerId, ifname: a.ifName, netns: facts.netns,
       address: addresses(a.result), reason: v.reason, action: v.dead ? (o.dryRun ? 'would remove' : 'removed') : 'kept',
