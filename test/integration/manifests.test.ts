@@ -45,7 +45,7 @@ const one = (objs: Obj[], kind: string) => {
 /** A flag's value in a command line (`--name=value`). */
 const flag = (cmd: string[], name: string) => cmd.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
 
-const REQUIRED_HOSTPATHS = ['/run/flannel', '/run/flax', '/opt/cni/bin', '/etc/cni/net.d', '/var/lib/cni', '/run/xtables.lock'];
+const REQUIRED_HOSTPATHS = ['/run/flannel', '/run/flax', '/opt/cni/bin', '/etc/cni/net.d', '/var/lib/cni', '/run/xtables.lock', '/var/run/netns', '/run/netns'];
 
 describe('the validator is live', () => {
   it('rejects a broken DaemonSet and a ClusterRole rule without verbs', () => {
@@ -142,6 +142,15 @@ for (const file of ['flax.yml', 'flax-etcd.yml']) {
       for (const p of ['/run/flannel', '/run/flax', '/var/lib/cni', '/run/xtables.lock', '/opt/cni/bin']) expect(mainMounts[p], p).toBe(hostPaths[p].name);
       // the server sees the plugin directory the clients name (CNI_PATH), read-only
       expect(main.volumeMounts.find((m: any) => m.mountPath === '/opt/cni/bin').readOnly).toBe(true);
+      // the sweeper sees the node's networks (read-only) and its netns pins (containerd/CRI-O: /var/run/netns,
+      // podman: /run/netns), read-only and with the pins the runtime makes later (HostToContainer)
+      const mount = (p: string) => main.volumeMounts.find((m: any) => m.mountPath === p);
+      expect(mainMounts['/etc/cni/net.d']).toBe(hostPaths['/etc/cni/net.d'].name);
+      expect(mount('/etc/cni/net.d').readOnly).toBe(true);
+      for (const p of ['/var/run/netns', '/run/netns']) {
+        expect(mainMounts[p], p).toBe(hostPaths[p].name);
+        expect(mount(p), p).toMatchObject({ readOnly: true, mountPropagation: 'HostToContainer' });
+      }
       // probes on the port flaxd serves healthz on
       const port = Number(flag(main.command, 'healthz-port'));
       expect(port).toBeGreaterThan(0);
