@@ -4,8 +4,9 @@
  * dist/bin has them; and a chain that hands out unreachable addresses must
  * make the demo fail loudly.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -22,7 +23,47 @@ function demo(args: string[]) {
   return { code: r.status, out: r.stdout + r.stderr, left, prefix };
 }
 
+/**
+ * A CNI server outside the demo, as a flaxd of this machine would be: a
+ * socket in a scratch dir, handed to the demo as FLAX_CNI_SOCKET (the
+ * plugin clients' server). It counts the calls that reach it and answers
+ * none (the client then fails the call).
+ */
+async function withOutsideServer<T>(fn: (socket: string) => Promise<T>): Promise<{ value: T; calls: number }> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'flaxt-outside-'));
+  const socket = path.join(dir, 'cni.sock');
+  let calls = 0;
+  const srv = net.createServer((c) => { calls++; c.destroy(); });
+  await new Promise<void>((r) => srv.listen(socket, r));
+  try {
+    return { value: await fn(socket), calls };
+  } finally {
+    await new Promise((r) => srv.close(r));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Runs flax without blocking this process (the outside server must answer meanwhile). */
+function flaxAsync(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(flax, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d) => { out += d; });
+    p.stderr.on('data', (d) => { out += d; });
+    p.on('close', (code) => resolve({ code, out }));
+  });
+}
+
 describe.skipIf(!isRoot || !existsSync(flax))('flax demo --single-node', () => {
+  it.skipIf(!hasFlaxPlugins)('its plugin calls never reach a CNI server outside the demo', async () => {
+    const prefix = `flaxt-iso-${process.pid}`;
+    const { value: r, calls } = await withOutsideServer((socket) => flaxAsync(['demo', '--single-node', '--prefix', prefix, '--pods', '2'], { ...process.env, FLAX_CNI_SOCKET: socket }));
+    expect(calls).toBe(0);
+    expect(r.out).toContain('demo OK');
+    expect(r.code).toBe(0);
+    expect(readdirSync('/run/netns').filter((n) => n.startsWith(prefix))).toEqual([]);
+  });
+
   const cases = [
     { name: 'reference plugins (negotiates 1.0.0)', args: ['--cni-path', '/usr/lib/cni'], version: '1.0.0' },
     { name: 'reference plugins, --cni-version 0.4.0', args: ['--cni-path', '/usr/lib/cni', '--cni-version', '0.4.0'], version: '0.4.0' },
@@ -106,12 +147,19 @@ describe.skipIf(!isRoot || !hasOverlay)('flax demo (the overlay)', () => {
     expect(spawnSync('pgrep', ['-f', `${prefix}-scratch/etcd`]).status).toBe(1); // etcd stopped
   });
 
-  it('--keep leaves it up; --cleanup stops the agents and removes it', () => {
+  it('--keep leaves it up (agents without a sweeper; no plugin call reaches a server outside the demo); --cleanup stops the agents and removes it', async () => {
     const prefix = `flaxt-ovk-${process.pid}`;
     const scratch = path.join(os.tmpdir(), `${prefix}-scratch`);
-    const a = spawnSync(flax, ['demo', '--prefix', prefix, '--scratch', scratch, '--nodes', '2', '--keep'], { encoding: 'utf8', timeout: 120_000 });
+    const { value: a, calls } = await withOutsideServer((socket) => flaxAsync(['demo', '--prefix', prefix, '--scratch', scratch, '--nodes', '2', '--keep'], { ...process.env, FLAX_CNI_SOCKET: socket }));
     try {
-      expect(a.stdout).toContain('demo OK');
+      expect(calls).toBe(0);
+      expect(a.out).toContain('demo OK');
+      // the agents run no sweeper (its defaults are this machine's /etc/cni/net.d, /var/lib/cni, /run/flax/sandboxes)
+      for (const n of ['n1', 'n2']) {
+        const log = readFileSync(path.join(scratch, n, 'flaxd.log'), 'utf8');
+        expect(log).toMatch(/subnet/i); // the agent's own log
+        expect(log).not.toMatch(/sweeper/);
+      }
       expect(readdirSync('/run/netns').filter((n) => n.startsWith(prefix)).sort()).toEqual([`${prefix}-n1`, `${prefix}-n1-p1`, `${prefix}-n2`, `${prefix}-n2-p1`, `${prefix}-ul`]);
       const pids = readdirSync(scratch).filter((f) => f.endsWith('.pid')).map((f) => Number(readFileSync(path.join(scratch, f), 'utf8')));
       expect(pids.every((p) => existsSync(`/proc/${p}`))).toBe(true);

@@ -9,6 +9,8 @@
  *   <scratch>/net.d      the conflist (loopback + bridge + host-local)
  *   <scratch>/cache      the libcni cache, <scratch>/ipam host-local's dataDir
  *
+ * The plugins never call a CNI server (demoPluginEnv).
+ *
  * Then: a table of pods, pod→pod, pod→node and node→pod pings, CHECK, and
  * DEL + removal of everything (unless --keep). A re-run or --cleanup first
  * removes what a previous run left. Any failed ping or step → exit 1.
@@ -45,6 +47,16 @@ export interface DemoOptions {
 export function defaultPluginDir(): string {
   if (typeof __flaxDir === 'string') return __flaxDir;
   return path.resolve(process.cwd(), 'dist/bin');
+}
+
+/**
+ * The demo's plugins' environment: ours with FLAX_CNI_SOCKET empty, so that
+ * dist/bin's plugin clients (native/cniclient) never hand a call to a CNI
+ * server — whatever flaxd owns /run/flax/cni.sock (or $FLAX_CNI_SOCKET) on
+ * this machine is outside the demo — and run the standalone plugins.
+ */
+export function demoPluginEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  return { ...env, FLAX_CNI_SOCKET: '' };
 }
 
 /** Runs a command (no shell) with a timeout; never rejects. */
@@ -103,7 +115,7 @@ export async function demoCleanup(o: { prefix: string; scratch: string; cniPath:
       const f = readdirSync(confDir).find((n) => n.endsWith('.conflist'));
       if (f) list = confListFromFile(path.join(confDir, f));
     } catch { /* broken leftovers: removed below */ }
-    const cni = new CniConfig({ path: o.cniPath, cacheDir, exec: new RawExec({}, ['nsenter', `--net=${nodeNs}`, '--']), stderr: null, timeoutMs: 30_000 });
+    const cni = new CniConfig({ path: o.cniPath, cacheDir, env: demoPluginEnv(), exec: new RawExec({}, ['nsenter', `--net=${nodeNs}`, '--']), stderr: null, timeoutMs: 30_000 });
     if (list) {
       try {
         list = await cni.negotiateVersion(list);
@@ -174,7 +186,7 @@ export async function runDemo(opt: DemoOptions, io: CliIo): Promise<number> {
 
   const nodeNs = addNetns(`${prefix}-node`);
   const cni = new CniConfig({
-    path: cniPath, cacheDir, stderr: null, timeoutMs,
+    path: cniPath, cacheDir, stderr: null, timeoutMs, env: demoPluginEnv(),
     exec: new RawExec({}, ['nsenter', `--net=${nodeNs}`, '--']),
   });
   let how = 'as configured';

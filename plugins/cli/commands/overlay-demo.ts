@@ -10,6 +10,9 @@
  *                        (conf/10-flannel.conflist: flannel + portmap) with
  *                        the library's cache, as a runtime would
  *
+ * The agents run without the sweeper and without a CNI server; the plugins
+ * never call a server (demoPluginEnv).
+ *
  * Then a table of nodes (subnet, VTEP MAC, peers) and pods, pings between
  * pods on every pair of nodes, one port mapping reached from the underlay,
  * and a teardown that leaves nothing (unless --keep). Any failure → exit 1.
@@ -26,7 +29,7 @@ import { addNetns, delNetns, listNetns } from '../netns-util';
 import { table } from '../table';
 import { parseCount } from '../usage';
 import type { CliIo } from './cni';
-import { defaultPluginDir, run } from './demo';
+import { defaultPluginDir, demoPluginEnv, run } from './demo';
 import { FLANNEL_CONFLIST } from '../install/conflists';
 
 export interface OverlayDemoOptions {
@@ -173,7 +176,9 @@ export async function runOverlayDemo(opt: OverlayDemoOptions, io: CliIo): Promis
     for (const n of nodes) {
       const log = openSync(path.join(n.dir, 'flaxd.log'), 'a');
       n.agent = spawn('nsenter', [`--net=${n.ns}`, '--', flaxd, '--iface', 'eth0', '--ip-masq', ...storeArgs,
-        '--subnet-file', n.subnetFile, '--reconcile-interval', '2', '--cni-socket', ''], // nodes share /run: no CNI server
+        '--subnet-file', n.subnetFile, '--reconcile-interval', '2',
+        '--cni-socket', '', // nodes share /run: no CNI server
+        '--gc-interval', '0'], // no sweeper: its defaults are the machine's /etc/cni/net.d, /var/lib/cni and /run/flax/sandboxes
       { stdio: ['ignore', log, log] });
       closeSync(log);
       writeFileSync(path.join(scratch, `${n.name}.pid`), String(n.agent.pid));
@@ -199,7 +204,7 @@ export async function runOverlayDemo(opt: OverlayDemoOptions, io: CliIo): Promis
       const conf = structuredClone(FLANNEL_CONFLIST) as typeof FLANNEL_CONFLIST & { plugins: Record<string, unknown>[] };
       Object.assign(conf.plugins[0], { subnetFile: n.subnetFile, dataDir: path.join(n.dir, 'flannel'), ipam: { dataDir: path.join(n.dir, 'ipam') } });
       n.list = confListFromBytes(JSON.stringify(conf));
-      n.cni = new CniConfig({ path: bin, cacheDir: path.join(n.dir, 'cache'), stderr: null, timeoutMs: 30_000, exec: new RawExec({}, ['nsenter', `--net=${n.ns}`, '--']) });
+      n.cni = new CniConfig({ path: bin, cacheDir: path.join(n.dir, 'cache'), stderr: null, timeoutMs: 30_000, env: demoPluginEnv(), exec: new RawExec({}, ['nsenter', `--net=${n.ns}`, '--']) });
       for (let j = 1; j <= perNode; j++) {
         const pod: Pod = { node: n, name: `${n.name}-p${j}`, ns: addNetns(`${prefix}-${n.name}-p${j}`), id: `${prefix}-${n.name}-p${j}` };
         pods.push(pod);
