@@ -40,8 +40,9 @@ beforeAll(async () => {
     plugins: [{ type: 'flannel', subnetFile: n.subnetFile, dataDir: flDir, delegate: { hairpinMode: true, isDefaultGateway: true }, ipam: { dataDir: ipamDir } }],
   }));
   const sandboxDir = path.join(n.dir, 'sandboxes');
-  cl.startAgent(n, ['--gc-interval', '1', '--gc-cni-conf-dir', confDir, '--gc-cache-dir', cacheDir, '--gc-cni-path', DIST_BIN,
-    '--healthz-ip', '127.0.0.1', '--healthz-port', '9111'], { ...process.env, FLAX_SANDBOX_DIR: sandboxDir });
+  // --gc-sandbox-dir: the sweeper walks this root, never the machine's /run/flax/sandboxes
+  cl.startAgent(n, ['--gc-interval', '1', '--gc-cni-conf-dir', confDir, '--gc-cache-dir', cacheDir, '--gc-cni-path', DIST_BIN, '--gc-sandbox-dir', sandboxDir,
+    '--healthz-ip', '127.0.0.1', '--healthz-port', '9111']);
   await cl.waitReady(n);
   pods.push(...createTestNetns(2));
 }, 60_000);
@@ -81,6 +82,7 @@ describe('flaxd --gc-interval: the sweeper in the agent', () => {
     expect(n.agent!.log()).not.toContain(liveId);
     await waitFor('sweep metric', () => metric(n.ns, 'flaxd_sweep_items_total{kind="attachment"}') === 1);
     expect(metric(n.ns, 'flaxd_sweep_failures_total')).toBe(0);
+    expect(metric(n.ns, 'flaxd_sweeper_blind')).toBe(0); // it sees the node's netns pins
     expect(pingFrom(pods[1], `${prefix}.1`)).toBe(true);
     expect(n.agent!.proc.exitCode).toBeNull();
   });

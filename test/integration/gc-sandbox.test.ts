@@ -60,11 +60,22 @@ describe.skipIf(!ready)('flax gc sweeps dead sandboxes', () => {
     }
     expect(reservations(dataDir, 'gcsb')).toHaveLength(2);
     const gc = (...x: string[]) => run(['gc', '--cni-conf-dir', confDir, '--cache-dir', cacheDir, '--cni-path', DIST_BIN, '--min-age', '0', ...x]);
+    // --sandbox-dir (shown in --help) is the only root walked: another one's dead sandbox is not touched
+    expect(run(['gc', '--help']).stdout).toMatch(/^\s+--sandbox-dir\s/m);
+    const elsewhere = path.join(tmp, 'other-sandboxes');
+    mkdirSync(elsewhere);
+    const other = gc('--sandbox-dir', elsewhere, '--json');
+    expect(other.code, other.stderr).toBe(0);
+    expect(JSON.parse(other.stdout).findings.filter((f: any) => f.kind === 'sandbox')).toEqual([]);
+    expect(existsSync(path.join(sbRoot, 'dead'))).toBe(true);
+    // FLAX_SANDBOX_DIR still names the root when --sandbox-dir is not given
     const dry = gc('--dry-run');
     expect(dry.stdout).toMatch(/sandbox\s+gcsb\s+flax-sandbox-dead\s.*pause \(pid \d+\) is gone.*would remove/);
     expect(existsSync(path.join(sbRoot, 'dead'))).toBe(true);
-    const r = gc('--json');
-    expect(r.code, r.stderr).toBe(0);
+    // and --sandbox-dir wins over it
+    const r = spawnSync('nsenter', [`--net=${node}`, '--', flax, 'gc', '--cni-conf-dir', confDir, '--cache-dir', cacheDir, '--cni-path', DIST_BIN, '--min-age', '0', '--json', '--sandbox-dir', sbRoot],
+      { encoding: 'utf8', env: { ...env, FLAX_SANDBOX_DIR: elsewhere } });
+    expect(r.status, r.stderr).toBe(0);
     const rep = JSON.parse(r.stdout);
     expect(rep.findings.map((f: any) => [f.kind, f.containerId, f.action])).toEqual([['sandbox', 'flax-sandbox-dead', 'removed']]);
     expect(rep.kept.some((f: any) => f.kind === 'sandbox' && f.containerId === 'flax-sandbox-alive')).toBe(true);
