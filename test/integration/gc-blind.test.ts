@@ -68,6 +68,11 @@ describe('flax gc where the node\'s netns pins are not visible', () => {
     expect(cached()).toHaveLength(2);
     expect(reservations(dataDir, 'blindbr')).toHaveLength(1);
 
+    // the view is blind whichever networks are swept
+    const lo = blindGc('--network', 'blindlo', '--json');
+    expect(lo.status, lo.stderr).toBe(0);
+    expect(JSON.parse(lo.stdout)).toMatchObject({ findings: [], blind: { kept: 1 } });
+
     const text = blindGc();
     expect(text.status, text.stderr).toBe(0);
     expect(text.stdout).toMatch(/^blind: this sweeper cannot see the node's netns pins \(.*\); kept 1 attachment\(s\) whose death rests on a missing netns path$/m);

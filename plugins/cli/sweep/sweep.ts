@@ -139,7 +139,8 @@ export async function sweepNode(o: SweepOptions): Promise<SweepReport> {
   await sweepSandboxes(rep, o, now);
 
   // 1. facts and verdicts
-  const atts = listAttachments(o.cacheDir).filter((a) => inScope(a.network));
+  const all = listAttachments(o.cacheDir);
+  const atts = all.filter((a) => inScope(a.network));
   const links = await hostLinks().catch((e) => {
     rep.errors.push(`cannot list host links: ${(e as Error).message}`);
     return new Map();
@@ -147,10 +148,12 @@ export async function sweepNode(o: SweepOptions): Promise<SweepReport> {
   const dead: { a: Attachment; f: Finding }[] = [];
   const alive: Attachment[] = [];
   const judged: { a: Attachment; label: string; facts: AttachmentFacts }[] = [];
-  for (const a of atts) judged.push({ a, label: `${a.network}/${a.containerId}/${a.ifName}`, facts: await attachmentFacts(a, links, now) });
+  for (const a of all) judged.push({ a, label: `${a.network}/${a.containerId}/${a.ifName}`, facts: await attachmentFacts(a, links, now) });
+  // blindness is the view's, not a network's: told from every attachment, --network or not
   const blind = blindView(judged);
   if (blind) rep.blind = { reason: blind, kept: 0 };
   for (const { a, facts } of judged) {
+    if (!inScope(a.network)) continue;
     const first = judgeAttachment(facts, o.minAgeMs);
     const v = keptWhenBlind(facts, first, blind);
     if (first.dead && !v.dead) rep.blind!.kept++;
