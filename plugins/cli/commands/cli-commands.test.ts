@@ -115,7 +115,7 @@ describe('flax tombstones (a fake firewall that keeps the chains it is given)', 
     };
     return { fw, chains, restores };
   }
-  const dirs = { netconfPath: path.join(tmp, 'no-conf'), cacheDir: path.join(tmp, 'no-cache') };
+  const dirs = { cniConfDir: path.join(tmp, 'no-conf'), cacheDir: path.join(tmp, 'no-cache') };
 
   it('one line per tombstone written, a summary; a second run writes nothing', async () => {
     const f = firewall([['net', 'a', '10.1.0.5/24'], ['net', 'a', 'fd00::5/64'], ['net', 'b', '10.1.0.6/24']]);
@@ -139,7 +139,7 @@ describe('flax tombstones (a fake firewall that keeps the chains it is given)', 
     expect(f.restores).toEqual([]);
   });
 
-  it('a hashed network name: resolved from --netconf-path, else skipped on stderr (exit 0); a failed write exits 1', async () => {
+  it('a hashed network name: resolved from --cni-conf-dir, else skipped on stderr (exit 0); a failed write exits 1', async () => {
     const conf = mkdtempSync(path.join(tmp, 'conf-'));
     const rules: [string, string, string][] = [[LONG, 'c', '10.3.0.5/24']];
     const skipped = io();
@@ -149,10 +149,10 @@ describe('flax tombstones (a fake firewall that keeps the chains it is given)', 
     writeFileSync(path.join(conf, '10-long.conflist'), JSON.stringify({ cniVersion: '1.0.0', name: LONG, plugins: [{ type: 'bridge' }] }));
     const f = firewall(rules);
     const resolved = io();
-    expect(await runTombstones({ ...dirs, netconfPath: conf }, resolved, f.fw)).toBe(0);
+    expect(await runTombstones({ ...dirs, cniConfDir: conf }, resolved, f.fw)).toBe(0);
     expect(resolved.out).toContain(`wrote ${LONG} c ${iptablesChainName(LONG, 'c')} (10.3.0.5)`);
     const failed = io();
-    expect(await runTombstones({ ...dirs, netconfPath: conf }, failed, firewall(rules, true).fw)).toBe(1);
+    expect(await runTombstones({ ...dirs, cniConfDir: conf }, failed, firewall(rules, true).fw)).toBe(1);
     expect(failed.err).toBe(`flax tombstones: failed ${LONG} c ${iptablesChainName(LONG, 'c')} (10.3.0.5): iptables-restore failed: iptables-restore: line 2 failed\n`);
     expect(failed.out).toBe('wrote 0 tombstone(s), 0 already present, 0 skipped, 1 failed\n');
   });
