@@ -257,18 +257,19 @@ function argsOf(def: CommandDef, a: Args, argv: readonly string[]): Args {
 }
 
 /** The options (and synopsis) `flax <command> <verb> --help` shows: the verb's own, their "verb: " prefix dropped. */
-function helpView(def: CommandDef, argv: readonly string[]): { options: Record<string, Options>; synopsis?: string } {
+function helpView(def: CommandDef, argv: readonly string[]): { options: Record<string, Options>; synopsis?: string; examples?: [string, string][] } {
   const all = def.options ?? {};
   const verb = argv[1];
   const help = argv.some((x) => x === '--help' || x === '-h');
-  if (!def.verbHelp || !help || !verb || !(verb in def.verbHelp.synopsis)) return { options: all, synopsis: def.synopsis };
+  if (!def.verbHelp || !help || !verb || !(verb in def.verbHelp.synopsis)) return { options: all, synopsis: def.synopsis, examples: def.examples };
   const options: Record<string, Options> = {};
   for (const [k, o] of Object.entries(all)) {
     const verbs = def.verbHelp.optionVerbs[camel(k)];
     if (verbs && !verbs.includes(verb)) continue;
     options[k] = { ...o, describe: o.describe?.replace(/^[a-z]+(?:\/[a-z]+)*: /, '') };
   }
-  return { options, synopsis: def.verbHelp.synopsis[verb] };
+  const examples = def.examples?.filter(([cmd]) => cmd.includes(`flax ${def.name} ${verb} `));
+  return { options, synopsis: def.verbHelp.synopsis[verb], examples };
 }
 
 /** Fast path for `cni` commands; null when yargs must handle it (help, errors). */
@@ -331,7 +332,7 @@ async function withYargs(argv: string[], io: CliIo): Promise<number> {
       const opts: Record<string, Options> = {};
       for (const [k, o] of Object.entries(view.options)) opts[k] = o.type === 'boolean' ? o : { ...o, requiresArg: true };
       c.options(opts);
-      for (const [cmd, what] of def.examples ?? []) c.example(cmd, what);
+      for (const [cmd, what] of view.examples ?? []) c.example(cmd, what);
       if (def.epilog) c.epilog(def.epilog);
       return c;
     }, async (a: Args) => {
