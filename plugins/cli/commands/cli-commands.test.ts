@@ -206,14 +206,6 @@ describe('flax (main): issue 21 item 8', () => {
     expect(both.err).toMatch(/--json and -o table contradict each other/);
   });
 
-  it('gc takes its config dir and plugin dirs from NETCONFPATH / CNI_PATH when no flag is given', async () => {
-    const conf = mkdtempSync(path.join(tmp, 'gcconf-'));
-    const cache = mkdtempSync(path.join(tmp, 'gccache-'));
-    const o = io({ NETCONFPATH: conf, CNI_PATH: tmp }, 0);
-    expect(await main(['gc', '--dry-run', '--cache-dir', cache], o), o.err).toBe(0);
-    expect(o.out).toContain(`networks in ${conf}`);
-  });
-
   it('gc --min-age abc: a usage error showing what was typed', async () => {
     const o = io({}, 0);
     expect(await main(['gc', '--min-age', 'abc'], o)).toBe(2);
