@@ -15,16 +15,19 @@ import type { Argv, Options, PositionalOptions } from 'yargs';
 import pkg from '../../package.json';
 import { SUPPORTED_VERSIONS } from '../pkg/cni/version';
 import { CNI_OPTIONS, CNI_VERBS, formatError, runCni, type CliIo, type CniCmdOptions, type CniVerb } from './commands/cni';
-import { EXIT_USAGE, UsageError, usageLine } from './usage';
+import { EXIT_USAGE, OUTPUT_OPTIONS, UsageError, confDirOption, outputFormat, rawValue, usageLine } from './usage';
 import { GC_OPTIONS } from './commands/gc-options';
 import { SANDBOX_COMMAND } from './commands/sandbox';
 import { INSTALL_COMMAND } from './commands/install';
 import { TOMBSTONES_COMMAND } from './commands/tombstones';
+import { netnsNameProblem } from './commands/netns-name';
+import { type CompletionShell, completionScript } from './completion';
 
 const defaultIo = (): CliIo => ({
   stdout: (s) => void process.stdout.write(s),
   stderr: (s) => void process.stderr.write(s),
   env: process.env,
+  uid: process.getuid?.(),
 });
 
 /** Parsed arguments of one command, keys camel-cased (`cache-dir` → `cacheDir`). */
@@ -42,8 +45,16 @@ export interface CommandDef {
   options?: Record<string, Options>;
   examples?: [string, string][];
   epilog?: string;
-  /** usage errors yargs cannot see (missing positionals, combinations); throw UsageError */
-  check?: (a: Args) => void;
+  /** usage errors yargs cannot see (missing positionals, combinations); throw UsageError. `argv`: the command line as typed */
+  check?: (a: Args, argv: readonly string[]) => void;
+  /** it reads or changes root-only state: run as non-root, it fails (exit 1) instead of printing a report of what it could not see */
+  root?: boolean;
+  /**
+   * Commands whose first positional is a verb (`sandbox run`): which verbs
+   * each option (camel-cased) applies to, and each verb's synopsis, so that
+   * `flax <command> <verb> --help` lists that verb's options only.
+   */
+  verbHelp?: { optionVerbs: Record<string, readonly string[]>; synopsis: Record<string, string> };
   run: (a: Args, io: CliIo) => Promise<number> | number;
 }
 
@@ -60,6 +71,7 @@ function need(a: Args, name: string, choices?: readonly string[]): void {
 }
 
 const NETNS_VERBS = ['add', 'del', 'list'] as const;
+const COMPLETION_SHELLS = ['bash', 'zsh'] as const;
 
 export const COMMANDS: CommandDef[] = [
   {
@@ -104,6 +116,10 @@ export const COMMANDS: CommandDef[] = [
       const names = (a.names as string[] | undefined) ?? [];
       if (a.verb !== 'list' && !names.length) throw new UsageError(`${String(a.verb)} needs a <name>`);
       if (a.verb === 'list' && names.length) throw new UsageError(`list takes no names, got "${names[0]}"`);
+      for (const n of names) {
+        const problem = netnsNameProblem(String(n));
+        if (problem) throw new UsageError(problem);
+      }
     },
     run: async (a, io) => {
       const { runNetns } = await import('./commands/netns');
@@ -113,12 +129,14 @@ export const COMMANDS: CommandDef[] = [
   {
     name: 'status',
     describe: 'networks configured on this node, cached attachments (stale ones marked), host-local address usage',
+    root: true,
     options: {
-      'netconf-path': { type: 'string', describe: 'config dir (default: $NETCONFPATH or /etc/cni/net.d)' },
+      'cni-conf-dir': confDirOption('config dir (default: $NETCONFPATH or /etc/cni/net.d)'),
       'cache-dir': { type: 'string', describe: 'libcni cache root (default /var/lib/cni)' },
       'data-dir': { type: 'string', describe: 'host-local dataDir when a config does not set one (default /var/lib/cni/networks)' },
-      output: { type: 'string', alias: 'o', choices: ['table', 'json'], describe: 'output format (default table)' },
+      ...OUTPUT_OPTIONS,
     },
+    check: (a) => void outputFormat(a),
     run: async (a, io) => {
       const { runStatus } = await import('./commands/status');
       return runStatus(a, io);
@@ -129,8 +147,8 @@ export const COMMANDS: CommandDef[] = [
     describe: 'a 3-node VXLAN overlay in throwaway netns (flaxd per node, pods via flannel + portmap), pings, a port mapping, teardown; --single-node: one bridge node',
     options: {
       'single-node': { type: 'boolean', describe: 'the one-node bridge demo (loopback + bridge + host-local, no overlay)' },
-      nodes: { type: 'string', describe: 'overlay: number of nodes, 2-9 (default 3)' },
-      'pods-per-node': { type: 'string', describe: 'overlay: pods on each node, 1-5 (default 1)' },
+      nodes: { type: 'number', describe: 'overlay: number of nodes, 2-9 (default 3)' },
+      'pods-per-node': { type: 'number', describe: 'overlay: pods on each node, 1-5 (default 1)' },
       store: { type: 'string', choices: ['file', 'etcd'], describe: 'overlay: lease store — file (default) or etcd (Debian\'s etcd started on the underlay)' },
       keep: { type: 'boolean', describe: 'leave everything up at the end' },
       cleanup: { type: 'boolean', describe: 'only remove what a previous run left, then exit' },
@@ -139,7 +157,7 @@ export const COMMANDS: CommandDef[] = [
         type: 'string',
         describe: 'cniVersion of the demo conflist (default: negotiated — the highest of 0.4.0, 1.0.0, 1.1.0 that every plugin supports: 1.1.0 with flax, 1.0.0 with the reference v1.1.1)',
       },
-      pods: { type: 'string', describe: 'number of pods, 1-50 (default 3)' },
+      pods: { type: 'number', describe: 'number of pods, 1-50 (default 3)' },
       scratch: { type: 'string', describe: 'scratch dir for conflist, cache and IPAM state (default $TMPDIR/<prefix>)' },
       prefix: { type: 'string', describe: 'name prefix of the namespaces (default flax-demo)' },
       subnet: { type: 'string', describe: 'pod subnet (default 10.250.0.0/24; it lives in the node netns only)' },
@@ -166,9 +184,11 @@ export const COMMANDS: CommandDef[] = [
     describe: 'sweep the node: remove what dead attachments left (orphaned masquerade rules, ownerless host-local files)',
     options: GC_OPTIONS as unknown as Record<string, Options>,
     examples: [['flax gc --dry-run', 'list what would be removed, change nothing']],
+    root: true,
     check: (a) => {
       const age = a.minAge as number;
-      if (!Number.isFinite(age) || age < 0) throw new UsageError(`--min-age: expected seconds >= 0, got "${String(a.minAge)}"`);
+      if (typeof age !== 'number' || !Number.isFinite(age) || age < 0) throw new UsageError(`--min-age: expected seconds (a number >= 0), got "${String(a.minAge)}"`);
+      outputFormat(a);
     },
     epilog: 'Liveness is decided from the node alone and conservatively: a masquerade rule stays while the libcni cache holds its attachment '
       + 'or a host-local reservation of its network names its container; anything that cannot be proven dead is kept.',
@@ -183,8 +203,28 @@ export const COMMANDS: CommandDef[] = [
   {
     name: 'version',
     describe: 'print the version (also: flax --version)',
-    run: (_a, io) => {
-      io.stdout(VERSION_LINE + '\n');
+    options: OUTPUT_OPTIONS as unknown as Record<string, Options>,
+    check: (a) => void outputFormat(a),
+    run: (a, io) => {
+      if (outputFormat(a) === 'json') io.stdout(JSON.stringify({ version: pkg.version, cniVersions: SUPPORTED_VERSIONS }, null, 2) + '\n');
+      else io.stdout(VERSION_LINE + '\n');
+      return 0;
+    },
+  },
+  {
+    name: 'completion',
+    positionals: '[shell]',
+    synopsis: 'flax completion <bash|zsh>',
+    describe: 'print a shell completion script (bash or zsh)',
+    positional: { shell: { choices: COMPLETION_SHELLS, describe: 'bash | zsh' } },
+    examples: [
+      ['flax completion bash > /etc/bash_completion.d/flax', 'completion for every bash user'],
+      ['flax completion zsh > "${fpath[1]}/_flax"', 'completion for zsh (compinit loads it)'],
+    ],
+    epilog: 'The script asks the flax being completed (the command word as typed) for the candidates: commands, verbs, options and their choices.',
+    check: (a) => need(a, 'shell', COMPLETION_SHELLS),
+    run: (a, io) => {
+      io.stdout(completionScript(a.shell as CompletionShell));
       return 0;
     },
   },
@@ -202,19 +242,51 @@ function report(e: unknown, io: CliIo, command?: string): number {
   return 1;
 }
 
-/** The parsed arguments `def` knows, camel-cased (no aliases, no yargs internals). */
-function argsOf(def: CommandDef, a: Args): Args {
+/**
+ * The parsed arguments `def` knows, camel-cased (no aliases, no yargs
+ * internals). A number option given a non-number (yargs makes it NaN) keeps
+ * the text as typed, for the check's message.
+ */
+function argsOf(def: CommandDef, a: Args, argv: readonly string[]): Args {
   const o: Args = {};
-  for (const k of [...Object.keys(def.positional ?? {}), ...Object.keys(def.options ?? {})]) if (a[k] !== undefined) o[camel(k)] = a[k];
+  for (const k of [...Object.keys(def.positional ?? {}), ...Object.keys(def.options ?? {})]) {
+    if (a[k] === undefined) continue;
+    o[camel(k)] = typeof a[k] === 'number' && Number.isNaN(a[k]) ? rawValue(argv, `--${k}`) ?? a[k] : a[k];
+  }
   return o;
+}
+
+/** The options (and synopsis) `flax <command> <verb> --help` shows: the verb's own, their "verb: " prefix dropped. */
+function helpView(def: CommandDef, argv: readonly string[]): { options: Record<string, Options>; synopsis?: string; examples?: [string, string][] } {
+  const all = def.options ?? {};
+  const verb = argv[1];
+  const help = argv.some((x) => x === '--help' || x === '-h');
+  if (!def.verbHelp || !help || !verb || !(verb in def.verbHelp.synopsis)) return { options: all, synopsis: def.synopsis, examples: def.examples };
+  const options: Record<string, Options> = {};
+  for (const [k, o] of Object.entries(all)) {
+    const verbs = def.verbHelp.optionVerbs[camel(k)];
+    if (verbs && !verbs.includes(verb)) continue;
+    options[k] = { ...o, describe: o.describe?.replace(/^[a-z]+(?:\/[a-z]+)*: /, '') };
+  }
+  const examples = def.examples?.filter(([cmd]) => cmd.includes(`flax ${def.name} ${verb} `));
+  return { options, synopsis: def.verbHelp.synopsis[verb], examples };
 }
 
 /** Fast path for `cni` commands; null when yargs must handle it (help, errors). */
 function fastCni(argv: string[]): CniCmdOptions | null {
   if (argv[0] !== 'cni' || argv.some((a) => a === '--help' || a === '-h' || a === '--version')) return null;
   const options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = {};
+  const main: Record<string, string> = {};
   for (const [k, v] of Object.entries(CNI_OPTIONS)) {
-    options[k] = { type: v.type, ...('alias' in v ? { short: v.alias } : {}), ...('array' in v ? { multiple: true } : {}) };
+    const alias = 'alias' in v ? v.alias : undefined;
+    const o = { type: v.type, ...('array' in v ? { multiple: true } : {}) };
+    options[k] = { ...o, ...(alias?.length === 1 ? { short: alias } : {}) };
+    main[k] = k;
+    // a long alias (--netconf-path) is one more option of the same key
+    if (alias && alias.length > 1) {
+      options[alias] = o;
+      main[alias] = k;
+    }
   }
   let parsed;
   try {
@@ -229,7 +301,7 @@ function fastCni(argv: string[]): CniCmdOptions | null {
   if (v.output !== undefined && v.output !== 'json' && v.output !== 'table') return null;
   if (Object.values(v).some((x) => x === '')) return null;
   const o: Record<string, unknown> = { verb, network, netns };
-  for (const [k, x] of Object.entries(v)) o[camel(k)] = x;
+  for (const [k, x] of Object.entries(v)) o[camel(main[k])] = x;
   return o as unknown as CniCmdOptions;
 }
 
@@ -254,18 +326,25 @@ async function withYargs(argv: string[], io: CliIo): Promise<number> {
     .usage('$0 <command>\n\nflax: CNI plugins in TypeScript — client, node status and demo.');
   for (const def of COMMANDS) {
     y = y.command(`${def.name}${def.positionals ? ` ${def.positionals}` : ''}`, def.describe, (c) => {
-      if (def.synopsis) c.usage(def.synopsis);
+      const view = helpView(def, argv);
+      if (view.synopsis) c.usage(view.synopsis);
       for (const [k, p] of Object.entries(def.positional ?? {})) c.positional(k, p);
       const opts: Record<string, Options> = {};
-      for (const [k, o] of Object.entries(def.options ?? {})) opts[k] = o.type === 'boolean' ? o : { ...o, requiresArg: true };
+      for (const [k, o] of Object.entries(view.options)) opts[k] = o.type === 'boolean' ? o : { ...o, requiresArg: true };
       c.options(opts);
-      for (const [cmd, what] of def.examples ?? []) c.example(cmd, what);
+      for (const [cmd, what] of view.examples ?? []) c.example(cmd, what);
       if (def.epilog) c.epilog(def.epilog);
       return c;
     }, async (a: Args) => {
       try {
-        const args = argsOf(def, a);
-        def.check?.(args);
+        const args = argsOf(def, a, argv);
+        def.check?.(args, argv);
+        const uid = 'uid' in io ? io.uid : process.getuid?.();
+        if (def.root && uid !== undefined && uid !== 0) {
+          io.stderr(`flax: ${def.name}: must run as root (running as uid ${uid})\n`);
+          code = 1;
+          return;
+        }
         code = await def.run(args, io);
       } catch (e) {
         code = report(e, io, def.name);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { UsageError, parseCount, parseDuration, usageLine } from './usage';
+import { UsageError, cniPathOf, confDirOf, outputFormat, parseCount, parseDuration, rawValue, usageLine } from './usage';
 
 describe('parseDuration (--timeout of every command)', () => {
   it.each([['30s', 30_000], ['500ms', 500], ['2m', 120_000], ['1h', 3_600_000], ['5', 5000], ['1.5', 1500], [' 10s ', 10_000]])('%s → %d ms', (s, ms) => {
@@ -40,5 +40,43 @@ describe('usageLine: yargs messages as one line', () => {
   });
   it('anything else is folded onto one line', () => {
     expect(usageLine('a\n  b', [])).toBe('a b');
+  });
+});
+
+describe('outputFormat: -o json|table on every report, --json an alias of -o json', () => {
+  it('the default unless told; --json is -o json', () => {
+    expect(outputFormat({})).toBe('table');
+    expect(outputFormat({}, 'json')).toBe('json');
+    expect(outputFormat({ output: 'json' })).toBe('json');
+    expect(outputFormat({ output: 'table' }, 'json')).toBe('table');
+    expect(outputFormat({ json: true })).toBe('json');
+    expect(outputFormat({ json: true, output: 'json' })).toBe('json');
+  });
+  it('--json -o table contradict; an unknown format names the choices', () => {
+    expect(() => outputFormat({ json: true, output: 'table' })).toThrow(UsageError);
+    expect(() => outputFormat({ output: 'yaml' })).toThrow('invalid --output "yaml": choose one of table, json');
+  });
+});
+
+describe('conf dir and plugin dirs: flag over environment over default (as flax cni / cnitool)', () => {
+  it('confDirOf', () => {
+    expect(confDirOf('/x', { NETCONFPATH: '/env' })).toBe('/x');
+    expect(confDirOf(undefined, { NETCONFPATH: '/env' })).toBe('/env');
+    expect(confDirOf(undefined, { NETCONFPATH: '' })).toBe('/etc/cni/net.d');
+    expect(confDirOf(undefined, {})).toBe('/etc/cni/net.d');
+  });
+  it('cniPathOf', () => {
+    expect(cniPathOf('/a:/b', { CNI_PATH: '/env' })).toEqual(['/a', '/b']);
+    expect(cniPathOf(undefined, { CNI_PATH: '/e1::/e2' })).toEqual(['/e1', '/e2']);
+    expect(cniPathOf(undefined, {})).toEqual(['/opt/cni/bin']);
+  });
+});
+
+describe('rawValue: a flag\'s value as typed', () => {
+  it('--flag v and --flag=v, the last wins, nothing after --', () => {
+    expect(rawValue(['gc', '--min-age', 'abc'], '--min-age')).toBe('abc');
+    expect(rawValue(['gc', '--min-age=1x', '--min-age', 'y'], '--min-age')).toBe('y');
+    expect(rawValue(['gc', '--', '--min-age', 'z'], '--min-age')).toBeUndefined();
+    expect(rawValue(['gc'], '--min-age')).toBeUndefined();
   });
 });

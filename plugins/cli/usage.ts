@@ -60,3 +60,47 @@ export function usageLine(msg: string, argv: readonly string[], positionals: rea
   if (following) return `--${following[1]} needs a value`;
   return msg.replace(/\s*\n\s*/g, ' ').trim();
 }
+
+/** The output flag of every report: `-o json|table`, with `--json` kept as an alias of `-o json`. */
+export const OUTPUT_OPTIONS = {
+  output: { type: 'string', alias: 'o', choices: ['table', 'json'], describe: 'output format: table (text, the default) or json' },
+  json: { type: 'boolean', describe: 'the same as -o json' },
+} as const;
+
+/** The format a report prints: `-o`, `--json`, else `dflt`. `--json -o table` is a usage error. */
+export function outputFormat(a: { output?: unknown; json?: unknown }, dflt: 'table' | 'json' = 'table'): 'table' | 'json' {
+  if (a.output !== undefined && a.output !== 'json' && a.output !== 'table') throw new UsageError(`invalid --output ${JSON.stringify(String(a.output))}: choose one of table, json`);
+  if (a.json && a.output === 'table') throw new UsageError('--json and -o table contradict each other');
+  return a.json ? 'json' : (a.output as 'table' | 'json' | undefined) ?? dflt;
+}
+
+/**
+ * The config-dir flag of every command that reads (or writes) network
+ * configurations: `--cni-conf-dir`, with cnitool's `--netconf-path` as an alias.
+ */
+export const confDirOption = (describe: string) => ({ type: 'string', alias: 'netconf-path', describe } as const);
+
+/** The config dir: the flag, else $NETCONFPATH, else /etc/cni/net.d (as `flax cni` and cnitool). */
+export function confDirOf(flag: unknown, env: NodeJS.ProcessEnv): string {
+  return (flag as string | undefined) ?? (env.NETCONFPATH || '/etc/cni/net.d');
+}
+
+/** Plugin dirs: the flag, else $CNI_PATH, else `dflt`; ":"-separated. */
+export function cniPathOf(flag: unknown, env: NodeJS.ProcessEnv, dflt = '/opt/cni/bin'): string[] {
+  return ((flag as string | undefined) ?? (env.CNI_PATH || dflt)).split(':').filter(Boolean);
+}
+
+/**
+ * The value given on the command line for `--flag` (`--flag v` or
+ * `--flag=v`, the last one wins), as typed: yargs turns a bad number into
+ * NaN, and a message should show what the user wrote.
+ */
+export function rawValue(argv: readonly string[], flag: string): string | undefined {
+  let v: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--') break;
+    if (argv[i] === flag) v = argv[i + 1];
+    else if (argv[i].startsWith(flag + '=')) v = argv[i].slice(flag.length + 1);
+  }
+  return v;
+}

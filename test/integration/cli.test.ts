@@ -93,6 +93,16 @@ describe.skipIf(!isRoot || !existsSync(flax))('flax cni (cnitool-compatible)', (
     expect({ cache: cache(), held: held(), links: links() }).toEqual(before);
   });
 
+  it('--cni-conf-dir (and its alias --netconf-path) over NETCONFPATH, on the fast path and through yargs', () => {
+    const noEnvConf = { ...env, NETCONFPATH: path.join(tmp, 'no-such-conf') };
+    for (const flag of ['--cni-conf-dir', '--netconf-path']) {
+      expect(run(['cni', 'check', 'clinet', pod, '--cache-dir', cacheDir, flag, confDir], noEnvConf, node)).toMatchObject({ code: 0, stdout: '', stderr: '' });
+      // `=` form, with -o table
+      expect(run(['cni', 'check', 'clinet', pod, '--cache-dir', cacheDir, `${flag}=${confDir}`, '-o', 'table'], noEnvConf, node).stdout).toContain('OK');
+    }
+    expect(run(['cni', 'check', 'clinet', pod, '--cache-dir', cacheDir], noEnvConf, node).stderr).toContain('no-such-conf');
+  });
+
   it('check succeeds silently; -o table reports; a netns NAME is /run/netns/NAME', () => {
     expect(run(['cni', 'check', 'clinet', pod, '--cache-dir', cacheDir], env, node)).toMatchObject({ code: 0, stdout: '' });
     expect(run(['cni', 'check', 'clinet', pod, '--cache-dir', cacheDir, '-o', 'table'], env, node).stdout).toContain('OK');
@@ -257,10 +267,15 @@ describe.skipIf(!isRoot || !existsSync(flax))('flax usage errors, version, statu
     const env = { NETCONFPATH: os.tmpdir() };
     expectUsageError(run(['status', '--bogus'], env), /unknown option --bogus/);
     expectUsageError(run(['status', '-o', 'yaml'], env), /invalid --output "yaml": choose one of table, json/);
-    const r = run(['status', '--cache-dir', path.join(os.tmpdir(), 'flaxt-empty-cache')], { NETCONFPATH: path.join(os.tmpdir(), 'flaxt-empty-conf') });
-    expect(r.code).toBe(0);
-    expect(r.stdout).toContain('(no network configurations)');
-    expect(r.stdout).toContain('(no cached attachments)');
+    const empty = mkdtempSync(path.join(os.tmpdir(), 'flaxt-empty-'));
+    try {
+      const r = run(['status', '--cache-dir', empty], { NETCONFPATH: path.join(os.tmpdir(), 'flaxt-empty-conf') });
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain('(no network configurations)');
+      expect(r.stdout).toContain('(no cached attachments)');
+    } finally {
+      rmSync(empty, { recursive: true, force: true });
+    }
   });
 
   it('demo: a usage error leaves a previous run\'s leftovers alone (the cleanup never ran)', () => withTestNetns(0, () => {
@@ -372,5 +387,125 @@ describe.skipIf(!isRoot || !existsSync(flax))('flax cni del without args', () =>
     } finally {
       rmSync(tmp, { recursive: true, force: true });
     }
+  });
+});
+
+describe.skipIf(!isRoot || !existsSync(flax))('issue 21 item 8: one output flag, one config-dir flag, completion, root, bad values', () => {
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'flax-cli-i21-'));
+  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+  const nobody = (args: string[], env: Record<string, string> = {}) => {
+    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', flax, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH!, ...env } });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+
+  it.each([['gc'], ['status'], ['tombstones']])('flax %s as an unprivileged user: exit 1, "must run as root", no report', (cmd) => {
+    const r = nobody([cmd], { NETCONFPATH: tmp });
+    expect(r).toMatchObject({ code: 1, stdout: '' });
+    expect(r.stderr).toBe(`flax: ${cmd}: must run as root (running as uid 65534)\n`);
+  });
+
+  it('status --cache-dir /nonexistent exits 1 naming it; --cni-conf-dir likewise', () => {
+    const missing = path.join(tmp, 'nonexistent');
+    expect(run(['status', '--cache-dir', missing], { NETCONFPATH: tmp })).toMatchObject({ code: 1, stdout: '', stderr: `flax: status: --cache-dir ${missing}: no such directory\n` });
+    expect(run(['status', '--cni-conf-dir', missing, '--cache-dir', tmp])).toMatchObject({ code: 1, stdout: '', stderr: `flax: status: --cni-conf-dir ${missing}: no such directory\n` });
+  });
+
+  it('netns add bad/name is a bad value: exit 2, nothing created', () => {
+    expectUsageError(run(['netns', 'add', 'bad/name']), /^flax: netns: invalid netns name "bad\/name"/);
+    expectUsageError(run(['netns', 'add', '..']), /invalid netns name "\.\."/);
+    expect(existsSync('/run/netns/bad')).toBe(false);
+  });
+
+  it('gc --min-age abc says "expected seconds" and shows what was typed', () => {
+    expectUsageError(run(['gc', '--dry-run', '--min-age', 'abc'], { NETCONFPATH: tmp }), /--min-age: expected seconds \(a number >= 0\), got "abc"/);
+    expectUsageError(run(['demo', '--single-node', '--pods', 'many']), /--pods wants a whole number from 1 to 50, got "many"/);
+  });
+
+  it('--help shows numbers as numbers', () => {
+    const help = (args: string[]) => run([...args, '--help']).stdout.replace(/\s+/g, ' ');
+    expect(help(['gc'])).toMatch(/--min-age seconds: [^[]*\[number\] \[default: 60\]/);
+    for (const o of ['--nodes', '--pods-per-node', '--pods']) expect(help(['demo'])).toMatch(new RegExp(`${o} [^[]*\\[number\\]`));
+    expect(help(['demo'])).not.toMatch(/--pods[^[]*\[string\]/);
+  });
+
+  it('sandbox run --help lists run\'s options only (and each verb its own)', () => {
+    const r = run(['sandbox', 'run', '--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^flax sandbox run <name>/);
+    for (const o of ['--net', '--hostname', '--share-pid', '--cap-args', '--args', '--cni-conf-dir, --netconf-path', '--cni-path', '--cache-dir', '--sandbox-dir']) expect(r.stdout).toContain(o);
+    for (const o of ['--detach', '--force', '--timeout', '--json', '--output']) expect(r.stdout).not.toContain(o);
+    const rm = run(['sandbox', 'rm', '--help']).stdout;
+    for (const o of ['--force', '--timeout', '--cni-path']) expect(rm).toContain(o);
+    expect(rm).not.toContain('--net ');
+    // the whole command's help still lists everything
+    expect(run(['sandbox', '--help']).stdout).toContain('--detach');
+  });
+
+  it('-o json|table (and --json) on gc, sandbox ls/inspect, status, version', () => {
+    const conf = path.join(tmp, 'conf');
+    const cache = path.join(tmp, 'cache');
+    const sandboxes = path.join(tmp, 'sandboxes');
+    for (const d of [conf, cache, sandboxes]) mkdirSync(d, { recursive: true });
+    const env = { NETCONFPATH: conf, FLAX_SANDBOX_DIR: sandboxes, FLAX_CNI_SOCKET: '' };
+    for (const o of [['-o', 'json'], ['--json'], ['--output', 'json']]) {
+      const gc = run(['gc', '--dry-run', '--cache-dir', cache, ...o], env);
+      expect(gc.code, gc.stderr).toBe(0);
+      expect(JSON.parse(gc.stdout)).toMatchObject({ dryRun: true });
+      expect(JSON.parse(run(['sandbox', 'ls', ...o], env).stdout)).toEqual([]);
+      expect(JSON.parse(run(['status', '--cache-dir', cache, ...o], env).stdout)).toMatchObject({ confDir: conf, cacheDir: cache });
+      expect(JSON.parse(run(['version', ...o]).stdout)).toMatchObject({ version: expect.any(String), cniVersions: expect.arrayContaining(['1.1.0']) });
+    }
+    expect(run(['gc', '--dry-run', '--cache-dir', cache, '-o', 'table'], env).stdout).toContain(`nothing to remove (networks in ${conf}`);
+    expect(run(['sandbox', 'ls', '-o', 'table'], env).stdout).toMatch(/^NAME\s+PAUSE-PID/);
+    expect(run(['version', '-o', 'table']).stdout).toMatch(/^flax \S+ \(CNI spec/);
+    expectUsageError(run(['sandbox', 'inspect', 'nope', '-o', 'yaml'], env), /invalid --output "yaml": choose one of table, json/);
+    expectUsageError(run(['gc', '--json', '-o', 'table'], env), /--json and -o table contradict each other/);
+    expectUsageError(run(['sandbox', 'run', 'x', '--json'], env), /--json does not apply to run/);
+  });
+
+  it('gc and tombstones take NETCONFPATH (and gc CNI_PATH) when no flag is given; the flag wins', () => {
+    const conf = mkdtempSync(path.join(tmp, 'envconf-'));
+    const other = mkdtempSync(path.join(tmp, 'flagconf-'));
+    const cache = mkdtempSync(path.join(tmp, 'envcache-'));
+    expect(run(['gc', '--dry-run', '--cache-dir', cache], { NETCONFPATH: conf, CNI_PATH: tmp }).stdout).toContain(`networks in ${conf}`);
+    expect(run(['gc', '--dry-run', '--cache-dir', cache, '--netconf-path', other], { NETCONFPATH: conf }).stdout).toContain(`networks in ${other}`);
+    const t = run(['tombstones', '--dry-run', '--cache-dir', cache, '--cni-conf-dir', other], { NETCONFPATH: path.join(tmp, 'nope') });
+    expect(t.code, t.stderr).toBe(0);
+  });
+
+  it('completion bash: the script completes commands, verbs, options and choices with dist/bin/flax as typed', () => {
+    const script = run(['completion', 'bash']);
+    expect(script.code).toBe(0);
+    const file = path.join(tmp, 'flax.bash');
+    writeFileSync(file, script.stdout);
+    const complete = (...words: string[]) => {
+      const r = spawnSync('bash', ['-c', `source ${file}; COMP_WORDS=("$@"); COMP_CWORD=$(( \${#COMP_WORDS[@]} - 1 )); _flax_completions; printf '%s\\n' "\${COMPREPLY[@]}"; complete -p flax`, 'bash', flax, ...words], { encoding: 'utf8', env: { PATH: process.env.PATH! } });
+      expect(r.status, r.stderr).toBe(0);
+      return r.stdout.trim().split('\n');
+    };
+    const top = complete('');
+    expect(top).toEqual(expect.arrayContaining(['cni', 'netns', 'status', 'gc', 'sandbox', 'tombstones', 'completion']));
+    expect(top[top.length - 1]).toBe('complete -o bashdefault -o default -F _flax_completions flax');
+    expect(complete('sa')).toContain('sandbox');
+    expect(complete('cni', '')).toEqual(expect.arrayContaining(['add', 'del', 'check', 'gc', 'status']));
+    expect(complete('status', '-o', '')).toEqual(expect.arrayContaining(['table', 'json']));
+    expect(complete('gc', '--cni-c')).toContain('--cni-conf-dir');
+    expect(complete('completion', '')).toEqual(expect.arrayContaining(['bash', 'zsh']));
+  });
+
+  it('completion zsh: a #compdef script; under zsh it hands name:description pairs to _describe', () => {
+    const script = run(['completion', 'zsh']);
+    expect(script.code).toBe(0);
+    expect(script.stdout).toMatch(/^#compdef flax\n/);
+    const file = path.join(tmp, '_flax');
+    writeFileSync(file, script.stdout);
+    const zsh = spawnSync('sh', ['-c', 'command -v zsh'], { encoding: 'utf8' }).stdout.trim();
+    if (!zsh) return; // no zsh here: the script's shape is all that can be checked
+    expect(spawnSync(zsh, ['-n', file]).status).toBe(0);
+    // compdef/_describe/_default stubbed: what the script hands zsh's completion system
+    const r = spawnSync(zsh, ['-fc', `compdef() { :; }; _describe() { print -l -- "\${(@P)2}"; }; _default() { print DEFAULT; }; source ${file}; words=("$@"); CURRENT=$#; _flax_completions`, 'zsh', flax, ''], { encoding: 'utf8', env: { PATH: process.env.PATH! } });
+    expect(r.status, r.stderr).toBe(0);
+    const top = r.stdout.trim().split('\n');
+    expect(top).toEqual(expect.arrayContaining([expect.stringMatching(/^cni:run a network list/), expect.stringMatching(/^status:/)]));
   });
 });

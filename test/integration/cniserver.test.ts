@@ -175,7 +175,7 @@ describe('callers in another mount namespace (unshare -m, as ctr runs its CNI ca
     try { json = JSON.parse(r.stdout); } catch { /* none */ }
     return { code: r.status, stdout: r.stdout, stderr: r.stderr, json };
   };
-  const status = () => JSON.parse(spawnSync(ours('flax'), ['status', '--cache-dir', path.join(tmp, 'no-cache'), '-o', 'json'], {
+  const status = () => JSON.parse(spawnSync(ours('flax'), ['status', '--cache-dir', tmp, '-o', 'json'], {
     env: { PATH: process.env.PATH, NETCONFPATH: path.join(tmp, 'no-conf'), FLAX_CNI_SOCKET: srv.socket }, encoding: 'utf8',
   }).stdout).cniCalls;
 
@@ -268,7 +268,7 @@ describe('fallback and failures', () => {
   });
 
   it('flax status: "served by flaxd" (its pid and counts) while it answers; "standalone plugins" and why otherwise', () => {
-    const st = (socket: string, ...more: string[]) => spawnSync(ours('flax'), ['status', '--cache-dir', path.join(tmp, 'no-cache'), ...more], {
+    const st = (socket: string, ...more: string[]) => spawnSync(ours('flax'), ['status', '--cache-dir', tmp, ...more], {
       env: { PATH: process.env.PATH, NETCONFPATH: path.join(tmp, 'no-conf'), FLAX_CNI_SOCKET: socket }, encoding: 'utf8',
     });
     expect(viaServer('bridge', { command: 'VERSION', stdin: '{"cniVersion":"1.0.0"}' }).code).toBe(0);

@@ -99,7 +99,7 @@ describe('flax install', () => {
         expect(log).toContain(`cni server: listening on ${sock}`);
         const served = lo('ADD', sock);
         expect({ code: served.status, out: served.stdout, err: served.stderr }).toEqual({ code: alone.status, out: alone.stdout, err: alone.stderr });
-        const st = spawnSync(path.join(bin, 'flax'), ['status', '--cache-dir', path.join(d, 'cache')], { encoding: 'utf8', env: { PATH: '/usr/bin:/bin', NETCONFPATH: conf, FLAX_CNI_SOCKET: sock } });
+        const st = spawnSync(path.join(bin, 'flax'), ['status', '--cache-dir', d], { encoding: 'utf8', env: { PATH: '/usr/bin:/bin', NETCONFPATH: conf, FLAX_CNI_SOCKET: sock } });
         expect(st.stdout).toMatch(new RegExp(`served by flaxd \\(pid ${srv.pid}, .*\\): 1 calls answered`));
       } finally {
         srv.kill('SIGTERM');

@@ -1,7 +1,8 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import { main } from '../cli';
 import { UsageError } from '../usage';
 import { resolveNetns, type CliIo } from './cni';
 import { runNetns } from './netns';
@@ -14,8 +15,8 @@ import { parseCidr } from '../../pkg/ip';
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'flax-cli-unit-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-function io(): CliIo & { out: string; err: string } {
-  const o = { out: '', err: '', env: {}, stdout: (s: string) => void (o.out += s), stderr: (s: string) => void (o.err += s) };
+function io(env: NodeJS.ProcessEnv = {}, uid?: number): CliIo & { out: string; err: string } {
+  const o = { out: '', err: '', env, ...(uid === undefined ? {} : { uid }), stdout: (s: string) => void (o.out += s), stderr: (s: string) => void (o.err += s) };
   return o;
 }
 
@@ -115,7 +116,7 @@ describe('flax tombstones (a fake firewall that keeps the chains it is given)', 
     };
     return { fw, chains, restores };
   }
-  const dirs = { netconfPath: path.join(tmp, 'no-conf'), cacheDir: path.join(tmp, 'no-cache') };
+  const dirs = { cniConfDir: path.join(tmp, 'no-conf'), cacheDir: path.join(tmp, 'no-cache') };
 
   it('one line per tombstone written, a summary; a second run writes nothing', async () => {
     const f = firewall([['net', 'a', '10.1.0.5/24'], ['net', 'a', 'fd00::5/64'], ['net', 'b', '10.1.0.6/24']]);
@@ -139,7 +140,7 @@ describe('flax tombstones (a fake firewall that keeps the chains it is given)', 
     expect(f.restores).toEqual([]);
   });
 
-  it('a hashed network name: resolved from --netconf-path, else skipped on stderr (exit 0); a failed write exits 1', async () => {
+  it('a hashed network name: resolved from --cni-conf-dir, else skipped on stderr (exit 0); a failed write exits 1', async () => {
     const conf = mkdtempSync(path.join(tmp, 'conf-'));
     const rules: [string, string, string][] = [[LONG, 'c', '10.3.0.5/24']];
     const skipped = io();
@@ -149,11 +150,115 @@ describe('flax tombstones (a fake firewall that keeps the chains it is given)', 
     writeFileSync(path.join(conf, '10-long.conflist'), JSON.stringify({ cniVersion: '1.0.0', name: LONG, plugins: [{ type: 'bridge' }] }));
     const f = firewall(rules);
     const resolved = io();
-    expect(await runTombstones({ ...dirs, netconfPath: conf }, resolved, f.fw)).toBe(0);
+    expect(await runTombstones({ ...dirs, cniConfDir: conf }, resolved, f.fw)).toBe(0);
     expect(resolved.out).toContain(`wrote ${LONG} c ${iptablesChainName(LONG, 'c')} (10.3.0.5)`);
     const failed = io();
-    expect(await runTombstones({ ...dirs, netconfPath: conf }, failed, firewall(rules, true).fw)).toBe(1);
+    expect(await runTombstones({ ...dirs, cniConfDir: conf }, failed, firewall(rules, true).fw)).toBe(1);
     expect(failed.err).toBe(`flax tombstones: failed ${LONG} c ${iptablesChainName(LONG, 'c')} (10.3.0.5): iptables-restore failed: iptables-restore: line 2 failed\n`);
     expect(failed.out).toBe('wrote 0 tombstone(s), 0 already present, 0 skipped, 1 failed\n');
+  });
+});
+
+describe('flax (main): issue 21 item 8', () => {
+  afterEach(() => vi.restoreAllMocks());
+  /** yargs prints --help and completions with console.log */
+  async function logged(argv: string[], o = io()): Promise<{ code: number; log: string; err: string }> {
+    const lines: string[] = [];
+    vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void lines.push(a.join(' ')));
+    const code = await main(argv, o);
+    return { code, log: lines.join('\n') + '\n' + o.out, err: o.err };
+  }
+
+  it.each([['gc', '--dry-run'], ['status'], ['tombstones', '--dry-run']])('%s as non-root: exit 1, "must run as root", nothing run', async (...argv) => {
+    const o = io({ NETCONFPATH: path.join(tmp, 'no-such-conf') }, 65534);
+    expect(await main(argv, o)).toBe(1);
+    expect(o.err).toBe(`flax: ${argv[0]}: must run as root (running as uid 65534)\n`);
+    expect(o.out).toBe('');
+  });
+
+  it('status --cache-dir / --cni-conf-dir that is not a directory: exit 1 naming it', async () => {
+    const missing = path.join(tmp, 'nonexistent');
+    const o = io({}, 0);
+    expect(await main(['status', '--cache-dir', missing], o)).toBe(1);
+    expect(o.err).toBe(`flax: status: --cache-dir ${missing}: no such directory\n`);
+    expect(o.out).toBe('');
+    const file = path.join(tmp, 'a-file');
+    writeFileSync(file, '');
+    const f = io({}, 0);
+    expect(await main(['status', '--netconf-path', file, '--cache-dir', tmp], f)).toBe(1);
+    expect(f.err).toBe(`flax: status: --cni-conf-dir ${file}: not a directory\n`);
+  });
+
+  it('status: --cni-conf-dir (alias --netconf-path) over NETCONFPATH; -o json and --json', async () => {
+    const conf = mkdtempSync(path.join(tmp, 'conf-'));
+    const cache = mkdtempSync(path.join(tmp, 'cache-'));
+    const env = { NETCONFPATH: path.join(tmp, 'env-conf'), FLAX_CNI_SOCKET: '' };
+    for (const argv of [['--cni-conf-dir', conf, '-o', 'json'], ['--netconf-path', conf, '--json']]) {
+      const o = io(env, 0);
+      expect(await main(['status', '--cache-dir', cache, ...argv], o), o.err).toBe(0);
+      expect(JSON.parse(o.out)).toMatchObject({ confDir: conf, cacheDir: cache });
+    }
+    const fromEnv = io({ ...env, NETCONFPATH: conf }, 0);
+    expect(await main(['status', '--cache-dir', cache], fromEnv), fromEnv.err).toBe(0);
+    expect(fromEnv.out).toContain(`Networks (${conf})`);
+    const both = io(env, 0);
+    expect(await main(['status', '--cache-dir', cache, '--json', '-o', 'table'], both)).toBe(2);
+    expect(both.err).toMatch(/--json and -o table contradict each other/);
+  });
+
+  it('gc --min-age abc: a usage error showing what was typed', async () => {
+    const o = io({}, 0);
+    expect(await main(['gc', '--min-age', 'abc'], o)).toBe(2);
+    expect(o.err).toBe(`flax: gc: --min-age: expected seconds (a number >= 0), got "abc" (see 'flax gc --help')\n`);
+  });
+
+  it('netns add bad/name: a usage error (exit 2), nothing created', async () => {
+    for (const bad of ['bad/name', '..', '']) {
+      expect(() => runNetns('add', [bad], io())).toThrow(UsageError);
+      const o = io();
+      expect(await main(['netns', 'add', 'flaxt-ok-never', bad], o), bad).toBe(2);
+      expect(o.err).toMatch(bad ? /invalid netns name/ : /add needs a <name>|invalid netns name ""/);
+    }
+  });
+
+  it('version -o json', async () => {
+    const o = io();
+    expect(await main(['version', '-o', 'json'], o)).toBe(0);
+    expect(JSON.parse(o.out)).toMatchObject({ version: expect.any(String), cniVersions: expect.arrayContaining(['1.0.0', '1.1.0']) });
+    const t = io();
+    expect(await main(['version'], t)).toBe(0);
+    expect(t.out).toMatch(/^flax \S+ \(CNI spec 0\.1\.0 - 1\.1\.0\)\n$/);
+  });
+
+  it('completion bash|zsh prints a script that asks the flax being completed', async () => {
+    for (const shell of ['bash', 'zsh']) {
+      const o = io();
+      expect(await main(['completion', shell], o)).toBe(0);
+      expect(o.out).toContain('--get-yargs-completions');
+      expect(o.out).toMatch(shell === 'zsh' ? /^#compdef flax\n[\s\S]*compdef _flax_completions flax/ : /complete -o bashdefault -o default -F _flax_completions flax/);
+    }
+    const bad = io();
+    expect(await main(['completion', 'fish'], bad)).toBe(2);
+    expect(bad.err).toMatch(/invalid <shell> "fish": choose one of bash, zsh/);
+  });
+
+  it('completions: commands, a command\'s verbs, an option\'s choices, the config-dir flag and its alias', async () => {
+    expect((await logged(['--get-yargs-completions', 'flax', ''])).log.split('\n')).toEqual(expect.arrayContaining(['cni', 'gc', 'status', 'sandbox', 'completion']));
+    expect((await logged(['--get-yargs-completions', 'flax', 'sandbox', ''])).log.split('\n')).toEqual(expect.arrayContaining(['run', 'exec', 'ls', 'inspect', 'rm']));
+    expect((await logged(['--get-yargs-completions', 'flax', 'status', '-o', ''])).log.split('\n')).toEqual(expect.arrayContaining(['table', 'json']));
+    expect((await logged(['--get-yargs-completions', 'flax', 'gc', '--'])).log.split('\n')).toEqual(expect.arrayContaining(['--cni-conf-dir', '--netconf-path', '--output', '--json']));
+  });
+
+  it('--help: numbers as numbers; sandbox run --help lists run\'s options only', async () => {
+    const gc = await logged(['gc', '--help']);
+    expect(gc.log).toMatch(/--min-age [^[]*\[number\] \[default: 60\]/);
+    expect((await logged(['demo', '--help'])).log).toMatch(/--pods\s+number of pods, 1-50 \(default 3\)\s+\[number\]/);
+    const run = (await logged(['sandbox', 'run', '--help'])).log;
+    expect(run).toContain('flax sandbox run <name>');
+    for (const o of ['--net', '--hostname', '--cni-conf-dir, --netconf-path', '--cni-path', '--cache-dir', '--sandbox-dir']) expect(run).toContain(o);
+    for (const o of ['--detach', '--force', '--timeout', '--json', '--output']) expect(run).not.toContain(o);
+    const ls = (await logged(['sandbox', 'ls', '--help'])).log;
+    expect(ls).toMatch(/-o, --output/);
+    expect(ls).not.toContain('--net ');
   });
 });

@@ -15,7 +15,7 @@ import { CniError } from '../../pkg/cni/errors';
 import { CniConfig, ChainError, GcError, loadConfList, goMarshalIndent, readCache, type GcAttachment, type NetworkConfigList, type RawResult, type RuntimeConf } from '../../pkg/invoke/index';
 import { NETNS_RUN_DIR } from '../../pkg/ns/ns';
 import { table } from '../table';
-import { UsageError, parseDuration } from '../usage';
+import { UsageError, confDirOf, confDirOption, parseDuration } from '../usage';
 
 export const CNI_VERBS = ['add', 'del', 'check', 'gc', 'status'] as const;
 export type CniVerb = (typeof CNI_VERBS)[number];
@@ -26,7 +26,7 @@ export const CNI_OPTIONS = {
   ifname: { type: 'string', describe: 'interface name in the netns (default: $CNI_IFNAME or eth0)' },
   'cache-dir': { type: 'string', describe: 'libcni cache root; results in <dir>/results (default /var/lib/cni)' },
   'cni-path': { type: 'string', describe: 'plugin dirs, ":"-separated (default: $CNI_PATH)' },
-  'netconf-path': { type: 'string', describe: 'config dir (default: $NETCONFPATH or /etc/cni/net.d)' },
+  'cni-conf-dir': confDirOption('config dir (default: $NETCONFPATH or /etc/cni/net.d)'),
   args: { type: 'string', describe: 'CNI_ARGS "K=V;K2=V2" (default: $CNI_ARGS)' },
   'cap-args': { type: 'string', describe: 'capability args as JSON, e.g. {"portMappings":[…]} (default: $CAP_ARGS)' },
   output: { type: 'string', alias: 'o', describe: 'output format: json (cnitool) or table', choices: ['json', 'table'] },
@@ -43,7 +43,7 @@ export interface CniCmdOptions {
   ifname?: string;
   cacheDir?: string;
   cniPath?: string;
-  netconfPath?: string;
+  cniConfDir?: string;
   args?: string;
   capArgs?: string;
   output?: string;
@@ -117,12 +117,14 @@ export interface CliIo {
   stdout: (s: string) => void;
   stderr: (s: string) => void;
   env: NodeJS.ProcessEnv;
+  /** the caller's uid (commands marked `root` refuse to run for another): process.getuid() */
+  uid?: number;
 }
 
 /** Runs one `flax cni` command; returns the exit code. */
 export async function runCni(o: CniCmdOptions, io: CliIo): Promise<number> {
   const env = io.env;
-  const netconfPath = o.netconfPath ?? (env.NETCONFPATH || '/etc/cni/net.d');
+  const netconfPath = confDirOf(o.cniConfDir, env);
   const cniPath = (o.cniPath ?? env.CNI_PATH ?? '').split(':').filter(Boolean);
   // Every value is checked before anything runs (usage errors exit 2).
   const timeoutMs = o.timeout !== undefined ? parseDuration(o.timeout) : undefined;

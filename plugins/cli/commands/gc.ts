@@ -7,11 +7,13 @@
 import path from 'node:path';
 import { type Finding, sweepNode } from '../sweep/sweep';
 import { table } from '../table';
+import { cniPathOf, confDirOf, outputFormat } from '../usage';
 import type { CliIo } from './cni';
 
 export interface GcCmdOptions {
   dryRun?: boolean;
   json?: boolean;
+  output?: string;
   network?: string[];
   minAge?: number;
   cniConfDir?: string;
@@ -24,11 +26,11 @@ export interface GcCmdOptions {
 const count = (fs: Finding[], kind: Finding['kind']) => fs.filter((f) => f.kind === kind).length;
 
 export async function runGc(o: GcCmdOptions, io: CliIo): Promise<number> {
-  const confDir = o.cniConfDir ?? '/etc/cni/net.d';
+  const confDir = confDirOf(o.cniConfDir, io.env);
   const cacheDir = o.cacheDir ?? '/var/lib/cni';
   const report = await sweepNode({
     confDir, cacheDir,
-    cniPath: (o.cniPath ?? '/opt/cni/bin').split(':').filter(Boolean),
+    cniPath: cniPathOf(o.cniPath, io.env),
     networks: o.network ?? [],
     minAgeMs: (o.minAge ?? 60) * 1000,
     dryRun: !!o.dryRun,
@@ -36,7 +38,7 @@ export async function runGc(o: GcCmdOptions, io: CliIo): Promise<number> {
   });
   const { findings, kept, errors } = report;
   const failed = findings.filter((f) => f.action === 'failed');
-  if (o.json) {
+  if (outputFormat(o) === 'json') {
     io.stdout(JSON.stringify({ dryRun: !!o.dryRun, ...report }, null, 2) + '\n');
   } else {
     for (const e of errors) io.stderr(`flax gc: ${e}\n`);

@@ -8,14 +8,14 @@ import path from 'node:path';
 import type { Options } from 'yargs';
 import type { Args, CommandDef } from '../cli';
 import type { FirewallDeps } from '../../pkg/nft';
-import { UsageError } from '../usage';
+import { UsageError, confDirOption } from '../usage';
 import type { CliIo } from './cni';
 
 declare const __flaxDir: string | undefined;
 
 export const INSTALL_OPTIONS = {
   'cni-bin-dir': { type: 'string', describe: 'where the executables go (default /opt/cni/bin)' },
-  'cni-conf-dir': { type: 'string', describe: 'where the conflist goes (default /etc/cni/net.d)' },
+  'cni-conf-dir': confDirOption('where the conflist goes (default /etc/cni/net.d)'),
   conflist: { type: 'string', describe: 'install this conflist (JSON file; "-" reads stdin)' },
   'conf-name': { type: 'string', describe: 'file name of the conflist in --cni-conf-dir (default: the file\'s own name if it ends in .conflist, else 10-<network name>.conflist; --network: 10-flannel.conflist / 10-flax-bridge.conflist)' },
   network: { type: 'string', choices: ['bridge', 'flannel'], describe: 'install flax\'s conflist for this network instead of --conflist' },
@@ -51,7 +51,7 @@ export function checkInstall(a: Args): void {
  */
 async function uninstallTombstones(a: Args, io: CliIo, fw?: FirewallDeps): Promise<number> {
   const { nodeTombstones, tombstoneProblems, tombstoneSummary } = await import('./tombstones');
-  const o = { netconfPath: (a.cniConfDir as string | undefined) ?? '/etc/cni/net.d', cacheDir: (a.cacheDir as string | undefined) ?? '/var/lib/cni' };
+  const o = { cniConfDir: (a.cniConfDir as string | undefined) ?? '/etc/cni/net.d', cacheDir: (a.cacheDir as string | undefined) ?? '/var/lib/cni' };
   let failure: string | undefined;
   try {
     const r = await nodeTombstones(o, fw);

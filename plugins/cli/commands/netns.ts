@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { NETNS_RUN_DIR, netnsPath } from '../../pkg/ns/ns';
 import { addNetns, delNetns, listNetns } from '../netns-util';
 import { UsageError } from '../usage';
+import { netnsNameProblem } from './netns-name';
 import type { CliIo } from './cni';
 
 /**
@@ -12,6 +13,10 @@ import type { CliIo } from './cni';
  */
 export function runNetns(verb: string, names: string[], io: CliIo, dir = NETNS_RUN_DIR): number {
   if (verb !== 'list' && !names.length) throw new UsageError(`netns ${verb} needs a <name>`);
+  for (const n of names) {
+    const problem = netnsNameProblem(n);
+    if (problem) throw new UsageError(problem);
+  }
   switch (verb) {
     case 'add':
       for (const n of names) io.stdout(addNetns(n, dir) + '\n');

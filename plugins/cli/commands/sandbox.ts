@@ -5,7 +5,7 @@
  * runtime's), commands joining it. The logic lives in ../sandbox/.
  */
 import type { Options } from 'yargs';
-import { parseDuration, UsageError } from '../usage';
+import { OUTPUT_OPTIONS, cniPathOf, confDirOf, confDirOption, outputFormat, parseDuration, UsageError } from '../usage';
 import { table } from '../table';
 import { parseArgsPairs, type CliIo } from './cni';
 import type { Args, CommandDef } from '../cli';
@@ -19,12 +19,13 @@ export const SANDBOX_OPTIONS = {
   'share-pid': { type: 'boolean', describe: 'run: a pid namespace with pause as PID 1 (it reaps orphans); exec joins it' },
   'cap-args': { type: 'string', describe: 'run: capability args as JSON, e.g. {"portMappings":[…]} (default: $CAP_ARGS)' },
   args: { type: 'string', describe: 'run: CNI_ARGS "K=V;K2=V2" (default: $CNI_ARGS)' },
-  'cni-conf-dir': { type: 'string', describe: 'run: conflist dir (default: $NETCONFPATH or /etc/cni/net.d)' },
+  'cni-conf-dir': confDirOption('run: conflist dir (default: $NETCONFPATH or /etc/cni/net.d)'),
   'cni-path': { type: 'string', describe: 'run/rm: plugin dirs, ":"-separated (default: $CNI_PATH; rm: the one run used)' },
   'cache-dir': { type: 'string', describe: 'run: libcni cache root (default /var/lib/cni)' },
   'sandbox-dir': { type: 'string', describe: 'sandbox root (default: $FLAX_SANDBOX_DIR or /run/flax/sandboxes)' },
   detach: { type: 'boolean', alias: 'd', describe: 'exec: start CMD in the background (output to NAME/exec.log), print its pid' },
-  json: { type: 'boolean', describe: 'ls: JSON instead of a table' },
+  output: { ...OUTPUT_OPTIONS.output, describe: 'ls/inspect: output format: table or json (default: ls table, inspect json)' },
+  json: { ...OUTPUT_OPTIONS.json, describe: 'ls/inspect: the same as -o json' },
   force: { type: 'boolean', describe: 'rm: go on when a CNI DEL fails or the state is unreadable (reported)' },
   timeout: { type: 'string', describe: 'rm: grace between SIGTERM and SIGKILL, e.g. 5s (default 5s)' },
 } as const satisfies Record<string, Options>;
@@ -32,7 +33,16 @@ export const SANDBOX_OPTIONS = {
 /** Which verbs each option belongs to (anything else is a usage error). */
 const OPTION_VERBS: Record<string, readonly string[]> = {
   net: ['run'], hostname: ['run'], sharePid: ['run'], capArgs: ['run'], args: ['run'], cniConfDir: ['run'], cacheDir: ['run'],
-  cniPath: ['run', 'rm'], detach: ['exec'], json: ['ls'], force: ['rm'], timeout: ['rm'],
+  cniPath: ['run', 'rm'], detach: ['exec'], output: ['ls', 'inspect'], json: ['ls', 'inspect'], force: ['rm'], timeout: ['rm'],
+};
+
+/** What `flax sandbox <verb> --help` shows above that verb's options. */
+const VERB_SYNOPSIS: Record<string, string> = {
+  run: 'flax sandbox run <name> [--net NETWORK]... [options]',
+  exec: 'flax sandbox exec <name> [-d] [--] <cmd> [args...]',
+  ls: 'flax sandbox ls [-o table|json]',
+  inspect: 'flax sandbox inspect <name> [-o json|table]',
+  rm: 'flax sandbox rm <name> [--force] [--timeout 5s]',
 };
 const FLAG = (k: string) => '--' + k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
 
@@ -68,6 +78,7 @@ export function checkSandbox(a: Args): void {
   if (a.capArgs !== undefined) capabilityArgs(String(a.capArgs));
   if (a.args !== undefined) parseArgsPairs(String(a.args));
   if (a.timeout !== undefined) parseDuration(String(a.timeout));
+  outputFormat(a);
 }
 
 function capabilityArgs(s: string): Record<string, unknown> {
@@ -90,6 +101,20 @@ function age(created: string | undefined, now = Date.now()): string {
   return `${Math.round(s / 86400)}d`;
 }
 
+/** `inspect -o table`: the facts as "KEY  value" lines, then the networks' addresses as a table. */
+function inspectText(s: NonNullable<ReturnType<typeof import('../sandbox/state').inspectSandbox>>): string {
+  const facts: [string, unknown][] = [
+    ['NAME', s.name], ['DIR', s.dir], ['CONTAINER-ID', s.containerId], ['PAUSE-PID', s.pausePid || undefined],
+    ['ALIVE', s.error ? `? (${s.error})` : s.alive ? 'yes' : 'no'], ['PHASE', s.phase], ['CREATED', s.created],
+    ['HOSTNAME', s.state?.hostname], ['SHARE-PID', s.state ? (s.state.sharePid ? 'yes' : 'no') : undefined],
+    ['PINS', s.pins.join(' ')], ['CNI-PATH', s.state?.cni.path.join(':')], ['CACHE-DIR', s.state?.cni.cacheDir],
+  ];
+  const w = Math.max(...facts.map(([k]) => k.length));
+  let out = facts.map(([k, v]) => `${k.padEnd(w)}  ${v === undefined || v === '' ? '-' : String(v)}`).join('\n') + '\n';
+  if (s.networks.length) out += '\n' + table(['NETWORK', 'IFNAME', 'ADDRESSES'], s.networks.map((n) => [n.name, n.ifName, n.addresses.join(' ')]));
+  return out;
+}
+
 /** Runs one `flax sandbox` command; returns the exit code. */
 export async function runSandboxCmd(a: Args, io: CliIo): Promise<number> {
   checkSandbox(a);
@@ -109,8 +134,8 @@ export async function runSandboxCmd(a: Args, io: CliIo): Promise<number> {
         sharePid: !!a.sharePid,
         args: parseArgsPairs((a.args as string | undefined) ?? io.env.CNI_ARGS ?? ''),
         capabilityArgs: capArgs ? capabilityArgs(capArgs) : undefined,
-        confDir: (a.cniConfDir as string | undefined) ?? (io.env.NETCONFPATH || '/etc/cni/net.d'),
-        cniPath: cniPath ?? (io.env.CNI_PATH ?? '').split(':').filter(Boolean),
+        confDir: confDirOf(a.cniConfDir, io.env),
+        cniPath: cniPath ?? cniPathOf(undefined, io.env, ''),
         cacheDir: (a.cacheDir as string | undefined) || '/var/lib/cni',
         stderr: stderrTo(io.stderr),
         env: io.env,
@@ -134,7 +159,7 @@ export async function runSandboxCmd(a: Args, io: CliIo): Promise<number> {
     }
     case 'ls': {
       const all = listSandboxes(root);
-      if (a.json) {
+      if (outputFormat(a) === 'json') {
         io.stdout(JSON.stringify(all.map(({ state: _s, ...rest }) => rest), null, 2) + '\n');
         return 0;
       }
@@ -148,7 +173,11 @@ export async function runSandboxCmd(a: Args, io: CliIo): Promise<number> {
       const s = inspectSandbox(root, name);
       if (!s) throw new SandboxError(`no sandbox ${name} (in ${root})`);
       const { state, ...facts } = s;
-      io.stdout(JSON.stringify({ ...facts, state }, null, 2) + '\n');
+      if (outputFormat(a, 'json') === 'json') {
+        io.stdout(JSON.stringify({ ...facts, state }, null, 2) + '\n');
+        return 0;
+      }
+      io.stdout(inspectText(s));
       return 0;
     }
     case 'rm': {
@@ -187,5 +216,6 @@ export const SANDBOX_COMMAND: CommandDef = {
   epilog: 'run takes networks from NETCONFPATH / --cni-conf-dir and plugins from CNI_PATH / --cni-path, as `flax cni` does; '
     + 'attachments are cached in the libcni cache (container id flax-sandbox-<name>), so `flax cni`, `flax status` and `flax gc` see them.',
   check: checkSandbox,
+  verbHelp: { optionVerbs: OPTION_VERBS, synopsis: VERB_SYNOPSIS },
   run: runSandboxCmd,
 };

@@ -5,12 +5,13 @@
  * host-local's files `<dataDir>/<net>/<ip>`), and who answers the plugin
  * clients' calls: flaxd's resident CNI server or the standalone plugins.
  */
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { listAttachments, loadConfigs, type NetworkConfigList } from '../../pkg/invoke/index';
 import { parseAddr } from '../../pkg/ip';
 import { type CniServingState, clientSocket, probeCniServer } from '../../pkg/cniserver/probe';
 import { table } from '../table';
+import { confDirOf, outputFormat } from '../usage';
 import type { CliIo } from './cni';
 
 export const DEFAULT_HOST_LOCAL_DIR = '/var/lib/cni/networks';
@@ -85,7 +86,17 @@ export function hostLocalUsage(list: NetworkConfigList, defaultDataDir = DEFAULT
   return out;
 }
 
-export interface StatusOptions { netconfPath?: string; cacheDir?: string; dataDir?: string; output?: string; cniSocket?: string }
+export interface StatusOptions { cniConfDir?: string; cacheDir?: string; dataDir?: string; output?: string; json?: boolean; cniSocket?: string }
+
+/** Why a directory given by a flag cannot be read as one, or null: a status of a dir that is not there would be a clean, empty, wrong report. */
+export function dirProblem(flag: string, dir: string): string | null {
+  try {
+    if (statSync(dir).isDirectory()) return null;
+    return `${flag} ${dir}: not a directory`;
+  } catch (e) {
+    return `${flag} ${dir}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such directory' : (e as Error).message}`;
+  }
+}
 
 /**
  * An attachment is `stale` when its netns is gone (the pod died without a
@@ -114,13 +125,19 @@ export function servingLine(s: CniServingState, now = Date.now()): string {
 }
 
 export async function runStatus(o: StatusOptions, io: CliIo): Promise<number> {
-  const confDir = o.netconfPath ?? (io.env.NETCONFPATH || '/etc/cni/net.d');
+  const confDir = confDirOf(o.cniConfDir, io.env);
   const cacheDir = o.cacheDir ?? '/var/lib/cni';
+  const json = outputFormat(o) === 'json';
+  const problems = [o.cniConfDir !== undefined && dirProblem('--cni-conf-dir', o.cniConfDir), o.cacheDir !== undefined && dirProblem('--cache-dir', o.cacheDir)].filter((p): p is string => !!p);
+  if (problems.length) {
+    for (const p of problems) io.stderr(`flax: status: ${p}\n`);
+    return 1;
+  }
   const { lists, errors } = loadConfigs(confDir);
   const atts = listAttachments(cacheDir).map((a) => ({ ...a, state: attachmentState(a.netns) }));
   const usage = lists.flatMap((l) => hostLocalUsage(l, o.dataDir));
   const serving = await probeCniServer(o.cniSocket ?? clientSocket(io.env));
-  if (o.output === 'json') {
+  if (json) {
     io.stdout(jsonWithBigInts({
       confDir, cacheDir,
       cniCalls: serving.served ? { servedBy: 'flaxd', ...serving.info } : { servedBy: 'standalone', socket: serving.socket, why: serving.why },

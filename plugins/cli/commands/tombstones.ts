@@ -10,18 +10,18 @@
 import type { Options } from 'yargs';
 import type { CommandDef } from '../cli';
 import type { FirewallDeps, Tombstone, TombstoneReport } from '../../pkg/nft';
-import { UsageError } from '../usage';
+import { UsageError, confDirOf, confDirOption } from '../usage';
 import type { CliIo } from './cni';
 
 export const TOMBSTONES_OPTIONS = {
   network: { type: 'string', describe: 'only this network' },
   'dry-run': { type: 'boolean', describe: 'print what would be written; change nothing' },
-  'netconf-path': { type: 'string', describe: 'config dir, whose network names resolve hashed rule comments (default: $NETCONFPATH or /etc/cni/net.d)' },
+  'cni-conf-dir': confDirOption('config dir, whose network names resolve hashed rule comments (default: $NETCONFPATH or /etc/cni/net.d)'),
   'cache-dir': { type: 'string', describe: 'libcni cache root, whose attachments do the same (default /var/lib/cni)' },
 } as const satisfies Record<string, Options>;
 
 export interface TombstonesOptions {
-  netconfPath: string;
+  cniConfDir: string;
   cacheDir: string;
   network?: string;
   dryRun?: boolean;
@@ -31,7 +31,7 @@ export interface TombstonesOptions {
 export async function nodeTombstones(o: TombstonesOptions, fw?: FirewallDeps): Promise<TombstoneReport> {
   const [{ listAttachments, loadConfigs }, nft] = await Promise.all([import('../../pkg/invoke/index'), import('../../pkg/nft')]);
   const attachments = listAttachments(o.cacheDir);
-  const networks = [...loadConfigs(o.netconfPath).lists.map((l) => l.name), ...attachments.map((a) => a.network)];
+  const networks = [...loadConfigs(o.cniConfDir).lists.map((l) => l.name), ...attachments.map((a) => a.network)];
   return nft.writeMissingTombstones({ networks, attachments }, { network: o.network, dryRun: o.dryRun }, fw ?? nft.defaultDeps);
 }
 
@@ -55,7 +55,7 @@ export function tombstoneSummary(r: TombstoneReport, dryRun = false): string {
 export async function runTombstones(a: Record<string, unknown>, io: CliIo, fw?: FirewallDeps): Promise<number> {
   const dryRun = !!a.dryRun;
   const r = await nodeTombstones({
-    netconfPath: (a.netconfPath as string | undefined) ?? (io.env.NETCONFPATH || '/etc/cni/net.d'),
+    cniConfDir: confDirOf(a.cniConfDir, io.env),
     cacheDir: (a.cacheDir as string | undefined) ?? '/var/lib/cni',
     network: a.network as string | undefined,
     dryRun,
@@ -71,6 +71,7 @@ export const TOMBSTONES_COMMAND: CommandDef = {
   name: 'tombstones',
   describe: 'before switching back to the reference plugins: write their (empty) iptables chain for each of flax\'s nftables masquerade rules, so that their DEL succeeds',
   options: TOMBSTONES_OPTIONS as unknown as Record<string, Options>,
+  root: true,
   examples: [
     ['flax tombstones --dry-run', 'list what would be written, change nothing'],
     ['flax tombstones --network cbr0', 'only the pods of network cbr0'],
