@@ -93,7 +93,15 @@ describe('key/value → lease', () => {
     };
     expect(why('/n/subnets/not-a-subnet')).toContain('not a subnet key');
     expect(why('/other/subnets/10.244.1.0-24')).toContain('not under /n/subnets/');
-    expect(why('/n/subnets/10.244.1.0-24', '{"PublicIP":"fc00::1"}')).toContain('PublicIP');
-    expect(why('/n/subnets/10.244.1.0-24', 'nope')).toContain('/n/subnets/10.244.1.0-24');
+  });
+
+  it('a subnet key whose value cannot be parsed is bad (no removal), with its subnets and why', () => {
+    const bad = (value: string) => {
+      const p = parseLeaseKv('/n', kv('/n/subnets/10.244.1.0-24&fc00::-64', value));
+      return p.kind === 'bad' ? [formatNet(p.subnet), p.ipv6Subnet && formatNet(p.ipv6Subnet), p.why] : p.kind;
+    };
+    expect(bad('{"PublicIP":"fc00::1"}')).toEqual(['10.244.1.0/24', 'fc00::/64', expect.stringContaining('PublicIP')]);
+    expect(bad('{{{')).toEqual(['10.244.1.0/24', 'fc00::/64', expect.stringContaining('JSON')]);
+    expect(bad('')).toEqual(['10.244.1.0/24', 'fc00::/64', 'empty value']);
   });
 });

@@ -74,7 +74,9 @@ export const ttlSeconds = (ttlMs: number): number => (ttlMs > 0 ? Math.max(1, Ma
 
 export type KvParse =
   | { kind: 'lease'; subnet: IPNet; ipv6Subnet?: IPNet; attrs: LeaseAttrs; reservation: boolean; leaseId: string }
-  | { kind: 'skip'; why: string };
+  | { kind: 'skip'; why: string }
+  /** a subnet key whose value cannot be parsed: no removal (the agent keeps the last good lease) */
+  | { kind: 'bad'; subnet: IPNet; ipv6Subnet?: IPNet; why: string };
 
 /**
  * Reads one key/value of the subnets directory. The expiration comes from the
@@ -91,7 +93,9 @@ export function parseLeaseKv(prefix: string, kv: Pick<IKeyValue, 'key' | 'value'
   try {
     attrs = unmarshalLeaseAttrs(kv.value.toString('utf8'));
   } catch (e) {
-    return { kind: 'skip', why: `${key}: ${(e as Error).message}` };
+    const bad: KvParse = { kind: 'bad', subnet: k.sn, why: kv.value.length ? (e as Error).message : 'empty value' };
+    if (k.sn6) bad.ipv6Subnet = k.sn6;
+    return bad;
   }
   const leaseId = String(kv.lease ?? '0');
   return { kind: 'lease', subnet: k.sn, ipv6Subnet: k.sn6, attrs, reservation: leaseId === '0', leaseId };

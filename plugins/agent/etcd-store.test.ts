@@ -243,7 +243,7 @@ describe('etcd store watch', () => {
     const seen: string[] = [];
     const h = store.watch((evs) => {
       if (!evs) seen.push('relist');
-      for (const e of evs ?? []) seen.push(`${e.type} ${formatNet(e.lease.subnet)} ${e.lease.attrs.publicIP} ${e.lease.expiration}`);
+      for (const e of evs ?? []) seen.push(e.type === 'unreadable' ? `unreadable ${e.where}` : `${e.type} ${formatNet(e.lease.subnet)} ${e.lease.attrs.publicIP} ${e.lease.expiration}`);
     });
     await new Promise((r) => setTimeout(r, 0));
     const w = fake.watchers[0];
@@ -293,5 +293,35 @@ describe('etcd store watch', () => {
       vi.useRealTimers();
     }
   });
-});
 
+  it('a garbage value under a subnet key is unreadable, never a removal: listed as such (also during an outage), its put an unreadable event; its delete removes', async () => {
+    const { fake, store, warnings } = setup();
+    const K2 = '/coreos.com/network/subnets/10.244.2.0-24';
+    fake.put(KEY, VALUE, '0');
+    fake.put(K2, '{{{', '0');
+    const l = await store.list();
+    expect(l.map((x) => formatNet(x.subnet))).toEqual(['10.244.1.0/24']);
+    expect(l.unreadable?.map((u) => [formatNet(u.subnet), u.where])).toEqual([['10.244.2.0/24', `etcd key ${K2}`]]);
+    expect(warnings).toEqual([]); // the agent warns (once each time a key turns unreadable), not the store at every list
+    const seen: string[] = [];
+    const h = store.watch((evs) => {
+      if (!evs) seen.push('relist');
+      for (const e of evs ?? []) seen.push(e.type === 'unreadable' ? `unreadable ${e.where} ${e.why}` : `${e.type} ${formatNet(e.lease.subnet)}`);
+    });
+    await new Promise((r) => setTimeout(r, 0));
+    const w = fake.watchers[0];
+    fake.put(KEY, '', '0');
+    w.emit('data', { events: [{ type: 'Put', kv: { key: Buffer.from(KEY), ...fake.keys.get(KEY)! } }] });
+    for (let i = 0; i < 10 && seen.length < 1; i++) await new Promise((r) => setTimeout(r, 1));
+    expect(seen).toEqual([`unreadable etcd key ${KEY} empty value`]);
+    // an outage answers the last listing, with both keys unreadable (the agent keeps their last good leases)
+    fake.down = true;
+    const out = await store.list();
+    expect([out.length, out.unreadable?.map((u) => formatNet(u.subnet)).sort()]).toEqual([0, ['10.244.1.0/24', '10.244.2.0/24']]);
+    fake.down = false;
+    w.emit('data', { events: [{ type: 'Delete', kv: { key: Buffer.from(K2) } }] });
+    for (let i = 0; i < 10 && seen.length < 2; i++) await new Promise((r) => setTimeout(r, 1));
+    expect(seen[1]).toBe('removed 10.244.2.0/24');
+    h.close();
+  });
+});

@@ -12,7 +12,10 @@
  *    a delete by its key) and kept in the last known leases; a reconnection,
  *    or an event that cannot be read, makes the agent re-list; a cancelled watch
  *    (compaction: the revision is gone) re-lists and starts again from the
- *    new revision, with backoff. etcd3 reconnects the stream with backoff.
+ *    new revision, with backoff. etcd3 reconnects the stream with backoff;
+ *  - a subnet key whose value cannot be parsed is listed as unreadable and
+ *    its put passed on as an unreadable event, never as a removal (only a
+ *    delete, or the key's TTL running out, removes a lease).
  * An etcd outage never stops the agent: list() answers the last leases it
  * read (the data plane stays as it is and keeps being reconciled), and a
  * failed renewal is retried by the loop. Only start-up gives up: etcd not
@@ -27,7 +30,7 @@ import { type Clock, type Lease, type LeaseAttrs, LeaseExistsError, type LeaseSt
 import { type Logger } from './log';
 import { Backoff, Closers } from './watch-life';
 import { type IPNet, parseSubnetKey } from './subnet';
-import { type LeaseEvent } from './watcher';
+import { type LeaseEvent, type LeaseListing, listing, type StoreEvent, type UnreadableLease } from './watcher';
 
 export interface EtcdStoreOptions {
   endpoints: string[];
@@ -79,11 +82,15 @@ export function etcdClientOptions(o: Pick<EtcdStoreOptions, 'endpoints' | 'cafil
   return opts;
 }
 
+const isBad = (x: Lease | UnreadableLease): x is UnreadableLease => 'where' in x;
+
 export class EtcdLeaseStore {
   /** revision of the last successful list */
   #rev: bigint | null = null;
   /** the leases of the last successful list (every one, expiry left to etcd) */
   #last: Lease[] | null = null;
+  /** the keys of the last list (kept in step by the watch) whose value cannot be parsed, by key */
+  #lastBad = new Map<string, UnreadableLease>();
   /** expiration by key, valid while the key's mod_revision is unchanged */
   #exp = new Map<string, { modRev: string; leaseId: string; exp: number | null }>();
   #outage = false;
@@ -134,10 +141,15 @@ export class EtcdLeaseStore {
     return leaseEtcdKey(this.opts.prefix, sn, sn6);
   }
 
-  /** The lease of one key/value, its expiration from the etcd lease (cached per mod_revision); null to skip it. */
-  async #lease(kv: IKeyValue): Promise<Lease | null> {
+  /** The lease of one key/value, its expiration from the etcd lease (cached per mod_revision); unreadable; null to skip it. */
+  async #lease(kv: IKeyValue): Promise<Lease | UnreadableLease | null> {
     const p = parseLeaseKv(this.opts.prefix, kv);
     const key = kv.key.toString('utf8');
+    if (p.kind === 'bad') {
+      const u: UnreadableLease = { subnet: p.subnet, where: `etcd key ${key}`, why: p.why };
+      if (p.ipv6Subnet) u.ipv6Subnet = p.ipv6Subnet;
+      return u;
+    }
     if (p.kind === 'skip') {
       if (!this.#ignored.has(key)) this.opts.log.warn(`etcd key ignored: ${p.why}`);
       this.#ignored.add(key);
@@ -171,22 +183,23 @@ export class EtcdLeaseStore {
   }
 
   /** One range read, no fallback: the leases and the revision they were read at. */
-  async #read(): Promise<Lease[]> {
+  async #read(): Promise<LeaseListing> {
     const r = await this.client.kv.range(leasesRange(this.opts.prefix), this.#call());
     const found = await Promise.all(r.kvs.map((kv) => this.#lease(kv)));
+    this.#lastBad = new Map(found.flatMap((x) => (x && isBad(x) ? [[leaseKey(x), x] as const] : [])));
     const keys = new Set(r.kvs.map((kv) => kv.key.toString('utf8')));
     for (const k of this.#exp.keys()) if (!keys.has(k)) this.#exp.delete(k);
     for (const k of this.#ignored) if (!keys.has(k)) this.#ignored.delete(k);
     this.#rev = BigInt(r.header.revision);
-    this.#last = found.filter((l): l is Lease => l !== null);
+    this.#last = found.filter((l): l is Lease => l !== null && !isBad(l));
     if (this.#outage) {
       this.#outage = false;
       this.opts.log.info(`etcd reachable again: ${this.#last.length} leases at revision ${this.#rev}`);
     }
-    return this.#last;
+    return listing([...this.#last], [...this.#lastBad.values()]);
   }
 
-  async list(): Promise<Lease[]> {
+  async list(): Promise<LeaseListing> {
     try {
       return await this.#read();
     } catch (e) {
@@ -195,7 +208,7 @@ export class EtcdLeaseStore {
         this.#outage = true;
         this.opts.log.warn(`etcd unreachable (${errText(e)}); keeping the last known ${this.#last.length} leases and the data plane as it is`);
       }
-      return this.#last;
+      return listing([...this.#last], [...this.#lastBad.values()]);
     }
   }
 
@@ -234,12 +247,13 @@ export class EtcdLeaseStore {
    * delete by its key; non-lease keys left out); null when one cannot be read
    * (re-list). The puts' TTLs are asked all at once.
    */
-  async #events(res: Pick<IWatchResponse, 'events'>): Promise<LeaseEvent[] | null> {
+  async #events(res: Pick<IWatchResponse, 'events'>): Promise<StoreEvent[] | null> {
     const dir = subnetsDir(this.opts.prefix);
-    const evs = await Promise.all(res.events.map(async (ev): Promise<LeaseEvent | 'skip' | null> => {
+    const evs = await Promise.all(res.events.map(async (ev): Promise<StoreEvent | 'skip' | null> => {
       const key = ev?.kv?.key?.toString('utf8');
       if (!key) return null;
       const lease = ev.type === 'Put' ? await this.#lease(ev.kv) : null;
+      if (lease && isBad(lease)) return { type: 'unreadable', ...lease };
       if (lease) return { type: 'added', lease };
       const k = key.startsWith(dir) ? parseSubnetKey(key.slice(dir.length)) : null;
       if (!k) return 'skip'; // not a lease key (warned about by #lease)
@@ -248,21 +262,24 @@ export class EtcdLeaseStore {
       return { type: 'removed', lease: gone };
     }));
     if (evs.includes(null)) return null;
-    return evs.filter((e): e is LeaseEvent => e !== null && e !== 'skip');
+    return evs.filter((e): e is StoreEvent => e !== null && e !== 'skip');
   }
 
   /** Keeps the last known leases (what an outage answers) in step with watch events. */
-  #remember(events: readonly LeaseEvent[]): void {
+  #remember(events: readonly StoreEvent[]): void {
     if (!this.#last) return;
     const by = new Map(this.#last.map((l) => [leaseKey(l), l]));
     for (const e of events) {
-      if (e.type === 'added') by.set(leaseKey(e.lease), e.lease);
-      else by.delete(leaseKey(e.lease));
+      const k = leaseKey(e.type === 'unreadable' ? e : e.lease);
+      if (e.type === 'unreadable') this.#lastBad.set(k, e);
+      else this.#lastBad.delete(k);
+      if (e.type === 'added') by.set(k, e.lease);
+      else by.delete(k);
     }
     this.#last = [...by.values()];
   }
 
-  watch(onChange: (events?: LeaseEvent[]) => void): { close(): void } {
+  watch(onChange: (events?: StoreEvent[]) => void): { close(): void } {
     const { log } = this.opts;
     // responses are read at once (a put may wait for its lease's TTL) and passed on in order
     let chain = Promise.resolve();

@@ -5,14 +5,16 @@
  */
 import { type Clock, type Lease, type LeaseAttrs, LeaseExistsError, type LeaseStore, leaseKey } from './lease';
 import { type IPNet } from './subnet';
-import { type LeaseEvent } from './watcher';
+import { type LeaseListing, listing, type StoreEvent, type UnreadableLease } from './watcher';
 
 export class FakeLeaseStore {
   readonly leases = new Map<string, Lease>();
+  /** keys whose value cannot be parsed (see corrupt()) */
+  readonly unreadable = new Map<string, UnreadableLease>();
   readonly calls: string[] = [];
   /** runs before each create (e.g. to let a "racing" node take the subnet first) */
   beforeCreate?: (sn: IPNet) => void;
-  #watchers = new Set<(events?: LeaseEvent[]) => void>();
+  #watchers = new Set<(events?: StoreEvent[]) => void>();
   /** false: notify without events (a store that makes the agent re-list) */
   events = true;
 
@@ -21,17 +23,31 @@ export class FakeLeaseStore {
   /** Puts a lease directly (another node's), notifying watchers. */
   put(l: Lease): void {
     this.leases.set(leaseKey(l), l);
+    this.unreadable.delete(leaseKey(l));
     this.#notify({ type: 'added', lease: l });
   }
 
   remove(sn: IPNet, sn6?: IPNet): void {
     const k = leaseKey({ subnet: sn, ipv6Subnet: sn6 });
     const l = this.leases.get(k);
+    const bad = this.unreadable.get(k);
     this.leases.delete(k);
+    this.unreadable.delete(k);
     if (l) this.#notify({ type: 'removed', lease: l });
+    else if (bad) this.#notify({ type: 'removed', lease: { subnet: sn, ipv6Subnet: sn6, attrs: { publicIP: '0.0.0.0', publicIPv6: null, backendType: '' }, expiration: null } });
   }
 
-  #notify(e: LeaseEvent): void {
+  /** Makes a key's value unparseable (an emptied lease file, a garbage etcd value), notifying watchers. */
+  corrupt(sn: IPNet, sn6?: IPNet, why = 'unexpected end of JSON input'): void {
+    const k = leaseKey({ subnet: sn, ipv6Subnet: sn6 });
+    const u: UnreadableLease = { subnet: sn, where: `fake:${k}`, why };
+    if (sn6) u.ipv6Subnet = sn6;
+    this.leases.delete(k);
+    this.unreadable.set(k, u);
+    this.#notify({ type: 'unreadable', ...u });
+  }
+
+  #notify(e: StoreEvent): void {
     for (const w of this.#watchers) w(this.events ? [e] : undefined);
   }
 
@@ -46,9 +62,9 @@ export class FakeLeaseStore {
     return expiration;
   }
 
-  async list(): Promise<Lease[]> {
+  async list(): Promise<LeaseListing> {
     this.calls.push('list');
-    return this.#live();
+    return listing(this.#live(), [...this.unreadable.values()]);
   }
 
   async create(sn: IPNet, sn6: IPNet | undefined, attrs: LeaseAttrs, ttlMs: number): Promise<number | null> {
@@ -69,7 +85,7 @@ export class FakeLeaseStore {
     this.remove(sn, sn6);
   }
 
-  watch(onChange: (events?: LeaseEvent[]) => void): { close(): void } {
+  watch(onChange: (events?: StoreEvent[]) => void): { close(): void } {
     this.#watchers.add(onChange);
     return { close: () => this.#watchers.delete(onChange) };
   }

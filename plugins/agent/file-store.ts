@@ -8,7 +8,10 @@
  * (null = a reservation). Every mutation holds an exclusive flock on
  * `<dir>/.lock` and replaces files by atomic rename, so readers (list) need
  * no lock and never see half a file. Expired leases are invisible to list()
- * and may be taken by create(). Changes are noticed by fs.watch on the
+ * and may be taken by create(). A file that cannot be parsed (emptied,
+ * garbled by hand, or caught mid-write by a writer that is not us) is
+ * reported as unreadable, never as removed: only a deleted or expired file
+ * removes a lease. Changes are noticed by fs.watch on the
  * directory and reported as events (only the named files are read), with a
  * periodic re-list as backstop (watch events can be lost, and expiry
  * produces none).
@@ -17,7 +20,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { lockFile } from '../pkg/lock';
 import { type Clock, type Lease, type LeaseAttrs, LeaseExistsError, type LeaseStore, marshalLeaseAttrs, unmarshalLeaseAttrs } from './lease';
-import { type LeaseEvent } from './watcher';
+import { type LeaseListing, listing, type StoreEvent, type UnreadableLease } from './watcher';
 import { Closers } from './watch-life';
 import { type IPNet, parseSubnetKey, subnetKey } from './subnet';
 import { writeFileAtomic } from './subnet-env';
@@ -30,7 +33,7 @@ export interface FileStoreOptions {
   clock: Clock;
   /** backstop re-list period for watch() (ms); 0 = none (flaxd's loop re-lists every reconcile interval itself) */
   relistMs: number;
-  /** a malformed lease file (skipped) */
+  /** a file that is no lease file (skipped), or the directory cannot be watched; unreadable lease files are reported by list() and watch() */
   warn?: (msg: string) => void;
 }
 
@@ -56,12 +59,15 @@ export function parseLeaseFile(name: string, text: string): Lease {
   return { subnet: k.sn, ipv6Subnet: k.sn6, attrs, expiration };
 }
 
+/** A lease file read: its lease, or why it cannot be parsed; null when it is gone. */
+type Read = { lease: Lease } | { bad: UnreadableLease } | null;
+
 export class FileLeaseStore {
   readonly subnetsDir: string;
   readonly #lockPath: string;
   readonly #closers = new Closers();
   /** list(): each file's lease by name, valid while its inode, size and mtime are unchanged (writes are renames: a new inode) */
-  #cache = new Map<string, { id: string; lease: Lease | null }>();
+  #cache = new Map<string, { id: string; read: Read }>();
 
   constructor(readonly opts: FileStoreOptions) {
     this.subnetsDir = path.join(opts.dir, 'subnets');
@@ -83,20 +89,34 @@ export class FileLeaseStore {
     }
   }
 
-  #readOne(name: string): Lease | null {
+  /** One lease file: its lease, or why it cannot be parsed (bad); null when it is gone. */
+  #read(name: string): Read {
+    const file = path.join(this.subnetsDir, name);
     let text: string;
     try {
-      text = fs.readFileSync(path.join(this.subnetsDir, name), 'utf8');
+      text = fs.readFileSync(file, 'utf8');
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw e;
     }
     try {
-      return parseLeaseFile(name, text);
+      return { lease: parseLeaseFile(name, text) };
     } catch (e) {
-      this.opts.warn?.(`lease file ${path.join(this.subnetsDir, name)} ignored: ${(e as Error).message}`);
-      return null;
+      const key = name.slice(0, -SUFFIX.length);
+      const k = parseSubnetKey(key);
+      if (!k || subnetKey(k.sn, k.sn6) !== key) {
+        this.opts.warn?.(`lease file ${file} ignored: ${(e as Error).message}`);
+        return null;
+      }
+      const bad: UnreadableLease = { subnet: k.sn, where: file, why: text.length ? (e as Error).message : 'empty file' };
+      if (k.sn6) bad.ipv6Subnet = k.sn6;
+      return { bad };
     }
+  }
+
+  #readOne(name: string): Lease | null {
+    const r = this.#read(name);
+    return r && 'lease' in r ? r.lease : null;
   }
 
   #alive(l: Lease | null): l is Lease {
@@ -109,10 +129,13 @@ export class FileLeaseStore {
     return exp;
   }
 
-  /** Every live lease; a file unchanged since the last list is not read again (a thousand leases: a stat each). */
-  async list(): Promise<Lease[]> {
+  /**
+   * Every live lease, and the files that cannot be parsed (`unreadable`); a
+   * file unchanged since the last list is not read again (a thousand leases: a stat each).
+   */
+  async list(): Promise<LeaseListing> {
     const names = fs.readdirSync(this.subnetsDir).filter((n) => n.endsWith(SUFFIX) && !n.startsWith('.'));
-    const cache = new Map<string, { id: string; lease: Lease | null }>();
+    const cache = new Map<string, { id: string; read: Read }>();
     for (const n of names) {
       let id: string;
       try {
@@ -122,10 +145,12 @@ export class FileLeaseStore {
         continue; // removed meanwhile
       }
       const hit = this.#cache.get(n);
-      cache.set(n, hit && hit.id === id ? hit : { id, lease: this.#readOne(n) });
+      cache.set(n, hit && hit.id === id ? hit : { id, read: this.#read(n) });
     }
     this.#cache = cache;
-    return [...cache.values()].map((c) => c.lease).filter((l) => this.#alive(l)).map((l) => ({ ...l }));
+    const reads = [...cache.values()].map((c) => c.read);
+    const leases = reads.map((r) => (r && 'lease' in r ? r.lease : null)).filter((l) => this.#alive(l)).map((l) => ({ ...l }));
+    return listing(leases, reads.flatMap((r) => (r && 'bad' in r ? [r.bad] : [])));
   }
 
   async create(sn: IPNet, sn6: IPNet | undefined, attrs: LeaseAttrs, ttlMs: number): Promise<number | null> {
@@ -144,9 +169,15 @@ export class FileLeaseStore {
     this.#locked(() => fs.rmSync(this.#file(sn, sn6), { force: true }));
   }
 
-  /** The event for a lease file fs.watch named: added when it holds a live lease, else removed; null when the name is no subnet key. */
-  #event(name: string): LeaseEvent | null {
-    const l = this.#readOne(name);
+  /**
+   * The event for a lease file fs.watch named: added when it holds a live
+   * lease, unreadable when it cannot be parsed, else (gone or expired)
+   * removed; null when the name is no subnet key.
+   */
+  #event(name: string): StoreEvent | null {
+    const r = this.#read(name);
+    if (r && 'bad' in r) return { type: 'unreadable', ...r.bad };
+    const l = r && r.lease;
     if (this.#alive(l)) return { type: 'added', lease: l };
     const k = parseSubnetKey(name.slice(0, -SUFFIX.length));
     if (!k) return null;
@@ -162,7 +193,7 @@ export class FileLeaseStore {
    * atomic write are ignored (the rename names the lease file). The watch
    * starts with one re-list (there is no revision to resume from).
    */
-  watch(onChange: (events?: LeaseEvent[]) => void): { close(): void } {
+  watch(onChange: (events?: StoreEvent[]) => void): { close(): void } {
     const names = new Set<string>();
     let relist = false;
     let pending: NodeJS.Immediate | undefined;
@@ -174,7 +205,7 @@ export class FileLeaseStore {
         onChange();
         return;
       }
-      const events = [...names].map((n) => this.#event(n)).filter((e): e is LeaseEvent => e !== null);
+      const events = [...names].map((n) => this.#event(n)).filter((e): e is StoreEvent => e !== null);
       names.clear();
       if (events.length) onChange(events);
     };

@@ -7,10 +7,10 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FakeKubeApi, type FakeNode } from './kube-fake-api';
-import { ANN, KubeLeaseStore, nodeToLease, openKubeLeaseStore } from './kube-store';
+import { ANN, KubeLeaseStore, nodeLease, nodeToLease, openKubeLeaseStore } from './kube-store';
 import { type LeaseAttrs, type LeaseStore, vxlanBackendData } from './lease';
 import { type Logger } from './log';
-import { formatNet } from './subnet';
+import { formatNet, parseCidr } from './subnet';
 
 const log: Logger = { error: () => {}, warn: () => {}, info: () => {}, debug: () => {} } as unknown as Logger;
 const attrs = (ip: string, mac = 'c6:d2:32:6f:8f:44'): LeaseAttrs => ({ publicIP: ip, publicIPv6: null, backendType: 'vxlan', backendData: vxlanBackendData({ vni: 1, vtepMAC: mac }) });
@@ -106,7 +106,7 @@ describe('kube store (fake API server)', () => {
     const seen: string[] = [];
     s.watch((evs) => {
       changes++;
-      seen.push(evs ? evs.map((e) => `${e.type} ${formatNet(e.lease.subnet)} ${e.lease.attrs.publicIP}`).join() : 'relist');
+      seen.push(evs ? evs.map((e) => (e.type === 'unreadable' ? `unreadable ${e.where}: ${e.why}` : `${e.type} ${formatNet(e.lease.subnet)} ${e.lease.attrs.publicIP}`)).join() : 'relist');
     });
     await waitFor(() => api.watchers === 1);
     const before = changes;
@@ -114,6 +114,21 @@ describe('kube store (fake API server)', () => {
     await waitFor(() => changes > before);
     expect(seen.at(-1)).toBe('added 10.244.2.0/24 192.168.64.4'); // the node's lease as an event: no re-list needed
     expect((await s.list()).map((l) => [formatNet(l.subnet), l.attrs.publicIP])).toEqual([['10.244.1.0/24', '192.168.64.3'], ['10.244.2.0/24', '192.168.64.4']]);
+    // an annotation that cannot be parsed: unreadable (naming the node), no removal; listed as such; valid again: added
+    let c0 = changes;
+    api.updateNode('node-b', (n) => { n.metadata.annotations![ANN.backendData] = '{{{'; });
+    await waitFor(() => changes > c0);
+    expect(seen.at(-1)).toBe(`unreadable node node-b: ${ANN.backendData} is not JSON: "{{{"`);
+    c0 = changes;
+    api.updateNode('node-b', (n) => { n.metadata.annotations![ANN.publicIP] = ''; });
+    await waitFor(() => changes > c0);
+    expect(seen.at(-1)).toMatch(/^unreadable node node-b: .*public-ip is not an IPv4 address: "".*backend-data is not JSON/);
+    const l = await s.list();
+    expect([l.map((x) => formatNet(x.subnet)), l.unreadable?.map((u) => [formatNet(u.subnet), u.where])]).toEqual([['10.244.1.0/24'], [['10.244.2.0/24', 'node node-b']]]);
+    c0 = changes;
+    api.updateNode('node-b', (n) => Object.assign(n.metadata.annotations!, flannelNode('node-b', '10.244.2.0/24', '192.168.64.4', 'aa:bb:cc:dd:ee:02').metadata.annotations));
+    await waitFor(() => changes > c0);
+    expect(seen.at(-1)).toBe('added 10.244.2.0/24 192.168.64.4');
     // a node without our annotations still triggers a re-list but is no lease
     api.addNode({ metadata: { name: 'node-x' }, spec: { podCIDR: '10.244.9.0/24' } });
     // the server ends the watch: the store re-lists and watches again
@@ -123,6 +138,13 @@ describe('kube store (fake API server)', () => {
     api.deleteNode('node-b');
     await waitFor(() => changes > c2);
     expect(seen.at(-1)).toBe('removed 10.244.2.0/24 192.168.64.4');
+    // a node deleted while its annotations are unreadable is removed
+    api.addNode({ ...flannelNode('node-c', '10.244.3.0/24', 'garbage', 'aa:bb:cc:dd:ee:03') });
+    await waitFor(() => seen.at(-1)!.startsWith('unreadable node node-c'));
+    const c3 = changes;
+    api.deleteNode('node-c');
+    await waitFor(() => changes > c3);
+    expect(seen.at(-1)).toBe('removed 10.244.3.0/24 0.0.0.0');
     expect((await s.list()).map((l) => formatNet(l.subnet))).toEqual(['10.244.1.0/24']);
   });
 
@@ -132,5 +154,20 @@ describe('kube store (fake API server)', () => {
     expect(nodeToLease(n)!.attrs.publicIPv6).toBe('fd00::9');
     n.metadata.annotations![ANN.publicIP] = 'not-an-ip';
     expect(nodeToLease(n)).toBeNull();
+    expect(nodeLease(n)).toEqual({ bad: { subnet: expect.objectContaining({ prefixLen: 24 }), where: 'node n', why: `${ANN.publicIP} is not an IPv4 address: "not-an-ip"` } });
+    delete n.metadata.annotations![ANN.publicIP];
+    expect(nodeLease(n)).toMatchObject({ bad: { why: `${ANN.publicIP} missing` } });
+    // not flannel-managed, or no pod CIDR: no lease at all
+    expect(nodeLease({ ...n, spec: {} })).toBeNull();
+    expect(nodeLease({ ...n, metadata: { name: 'n', annotations: { [ANN.publicIP]: '192.168.64.9' } } })).toBeNull();
+  });
+
+  it('update (our lease written again) honours the public-ip-overwrite annotation', async () => {
+    api.addNode({ metadata: { name: 'node-a', annotations: { [ANN.publicIPOverwrite]: '203.0.113.7' } }, spec: { podCIDR: '10.244.1.0/24' } });
+    const s = await open();
+    await s.acquire(attrs('192.168.64.3'));
+    api.updateNode('node-a', (n) => { n.metadata.annotations![ANN.publicIP] = '{{{'; });
+    await s.update(parseCidr('10.244.1.0/24'), undefined, attrs('192.168.64.3'));
+    expect(api.nodes.get('node-a')!.metadata.annotations![ANN.publicIP]).toBe('203.0.113.7');
   });
 });

@@ -11,12 +11,17 @@
  *  - list: every Node with kube-subnet-manager=true and a podCIDR is a lease
  *    (attrs from its annotations, no expiry); other nodes are ignored;
  *  - watch: a Node watch from the list's resourceVersion; every event makes
- *    the agent re-list (it diffs); a closed watch is restarted with backoff.
+ *    the agent re-list (it diffs); a closed watch is restarted with backoff;
+ *  - a flannel-managed Node with a pod CIDR whose public-ip(v6) or
+ *    backend(-v6)-data annotation is missing or cannot be parsed is
+ *    unreadable (listed and watched as such, naming the Node), never a
+ *    removal: only a deleted Node (or one no longer flannel-managed) is.
  * An API outage never stops the agent: list() answers the last nodes it read.
  * The client module is loaded on first use, so other modes never load it.
  */
 import { ConfigError } from './config';
 import { type Lease, type LeaseAttrs, type LeaseStore } from './lease';
+import { type LeaseListing, listing, type StoreEvent, type UnreadableLease } from './watcher';
 import { type Logger } from './log';
 import { Backoff, Closers } from './watch-life';
 import { EMPTY_V4, formatNet, type IPNet, netContainsNet, parseCidr, parseIp, formatIp } from './subnet';
@@ -124,32 +129,53 @@ const annIp = (s: string | undefined, v6: boolean): string | undefined => {
  * the pod CIDR or public IP of an enabled family.
  */
 export function nodeToLease(n: KubeNode, fam: Families = { v4: true, v6: false }): Lease | null {
+  const r = nodeLease(n, fam);
+  return r && 'lease' in r ? r.lease : null;
+}
+
+/**
+ * A Node as a lease; `bad` when it is flannel-managed with the pod CIDR(s)
+ * of the enabled families but an annotation of its lease (public-ip(v6),
+ * backend(-v6)-data) is missing or cannot be parsed; null when it is no
+ * lease (not flannel-managed, no pod CIDR).
+ */
+export function nodeLease(n: KubeNode, fam: Families = { v4: true, v6: false }): { lease: Lease } | { bad: UnreadableLease } | null {
   const ann = n.metadata?.annotations ?? {};
   if (ann[ANN.subnetManager] !== 'true') return null;
   const attrs: LeaseAttrs = { publicIP: '0.0.0.0', publicIPv6: null, backendType: ann[ANN.backendType] ?? '' };
-  let subnet: IPNet = EMPTY_V4;
-  let ipv6Subnet: IPNet | undefined;
+  const subnet = fam.v4 ? nodePodCidr(n) : EMPTY_V4;
+  const ipv6Subnet = fam.v6 ? nodePodCidr(n, true) : undefined;
+  if (!subnet || (fam.v6 && !ipv6Subnet)) return null;
+  const problems: string[] = [];
+  const ip = (key: string, v6: boolean): string | undefined => {
+    const v = annIp(ann[key], v6);
+    if (v === undefined) problems.push(ann[key] === undefined ? `${key} missing` : `${key} is not an IPv${v6 ? 6 : 4} address: ${JSON.stringify(ann[key].slice(0, 64))}`);
+    return v;
+  };
+  const json = (key: string): unknown => {
+    const v = annJson(ann[key]);
+    if (v === undefined && ann[key]) problems.push(`${key} is not JSON: ${JSON.stringify(ann[key].slice(0, 64))}`);
+    return v;
+  };
   if (fam.v4) {
-    const sn = nodePodCidr(n);
-    const pub = annIp(ann[ANN.publicIP], false);
-    if (!sn || !pub) return null;
-    subnet = sn;
-    attrs.publicIP = pub;
-    const bd = annJson(ann[ANN.backendData]);
+    attrs.publicIP = ip(ANN.publicIP, false) ?? '0.0.0.0';
+    const bd = json(ANN.backendData);
     if (bd !== undefined && bd !== null) attrs.backendData = bd;
   }
   if (fam.v6) {
-    ipv6Subnet = nodePodCidr(n, true);
-    const pub6 = annIp(ann[ANN.publicIPv6], true);
-    if (!ipv6Subnet || !pub6) return null;
-    attrs.publicIPv6 = pub6;
-    const bd6 = annJson(ann[ANN.backendV6Data]);
+    attrs.publicIPv6 = ip(ANN.publicIPv6, true) ?? null;
+    const bd6 = json(ANN.backendV6Data);
     if (bd6 !== undefined && bd6 !== null) attrs.backendV6Data = bd6;
   } else {
     // read, as flanneld's lease attributes carry it whatever the config
     attrs.publicIPv6 = annIp(ann[ANN.publicIPv6], true) ?? null;
   }
-  return ipv6Subnet ? { subnet, ipv6Subnet, attrs, expiration: null } : { subnet, attrs, expiration: null };
+  if (problems.length) {
+    const bad: UnreadableLease = { subnet, where: `node ${n.metadata?.name ?? '?'}`, why: problems.join('; ') };
+    if (ipv6Subnet) bad.ipv6Subnet = ipv6Subnet;
+    return { bad };
+  }
+  return { lease: ipv6Subnet ? { subnet, ipv6Subnet, attrs, expiration: null } : { subnet, attrs, expiration: null } };
 }
 
 /** The NetworkUnavailable=False condition flanneld sets once it runs. */
@@ -243,7 +269,7 @@ export class KubeLeaseStore {
     return r.items;
   }
 
-  async list(): Promise<Lease[]> {
+  async list(): Promise<LeaseListing> {
     let nodes: KubeNode[];
     try {
       nodes = await this.#read();
@@ -255,7 +281,8 @@ export class KubeLeaseStore {
       }
       nodes = this.#last;
     }
-    return nodes.map((n) => nodeToLease(n, this.#fam)).filter((l): l is Lease => l !== null);
+    const read = nodes.map((n) => nodeLease(n, this.#fam));
+    return listing(read.flatMap((r) => (r && 'lease' in r ? [r.lease] : [])), read.flatMap((r) => (r && 'bad' in r ? [r.bad] : [])));
   }
 
   /** Leases are Nodes: the agent never creates one (acquire() is how our Node gets annotated). */
@@ -263,16 +290,17 @@ export class KubeLeaseStore {
     throw new Error('kube store: leases are nodes; use acquire()');
   }
 
-  /** Re-writes our Node's annotations (the subnet is the Node's, not ours to change). */
+  /** Re-writes our Node's annotations (the subnet is the Node's, not ours to change), honouring its public-ip(v6)-overwrite. */
   async update(_sn: IPNet, _sn6: IPNet | undefined, attrs: LeaseAttrs): Promise<number | null> {
-    await this.api.patchNode(this.opts.nodeName, { metadata: { annotations: leaseAnnotations(attrs) } });
+    const have = (await this.api.readNode(this.opts.nodeName)).metadata?.annotations ?? {};
+    await this.api.patchNode(this.opts.nodeName, { metadata: { annotations: withOverwrites(leaseAnnotations(attrs), have) } });
     return null;
   }
 
   /** Nodes are deleted by Kubernetes, not by the agent (as flanneld). */
   async delete(): Promise<void> {}
 
-  watch(onChange: (events?: import('./watcher').LeaseEvent[]) => void): { close(): void } {
+  watch(onChange: (events?: StoreEvent[]) => void): { close(): void } {
     const { log } = this.opts;
     let closed = false;
     let current: { abort(): void } | undefined;
@@ -295,9 +323,12 @@ export class KubeLeaseStore {
           if (node.metadata?.resourceVersion) this.#rv = node.metadata.resourceVersion;
           if (type === 'BOOKMARK') return;
           if (this.#last) this.#last = [...this.#last.filter((x) => x.metadata?.name !== node.metadata?.name), ...(type === 'DELETED' ? [] : [node])];
-          // the node's lease as an event (a status update changes nothing for the agent); a node that is no lease of ours: re-list
-          const lease = nodeToLease(node, this.#fam);
-          if (lease) onChange([{ type: type === 'DELETED' ? 'removed' : 'added', lease }]);
+          // the node's lease as an event (a status update changes nothing for the agent); a node that is no lease of ours: re-list;
+          // one whose annotations cannot be read: unreadable (no removal), unless deleted
+          const r = nodeLease(node, this.#fam);
+          if (r && 'lease' in r) onChange([{ type: type === 'DELETED' ? 'removed' : 'added', lease: r.lease }]);
+          else if (r && type === 'DELETED') onChange([{ type: 'removed', lease: { subnet: r.bad.subnet, ...(r.bad.ipv6Subnet ? { ipv6Subnet: r.bad.ipv6Subnet } : {}), attrs: { publicIP: '0.0.0.0', publicIPv6: null, backendType: '' }, expiration: null } }]);
+          else if (r) onChange([{ type: 'unreadable', ...r.bad }]);
           else onChange();
         }, (err) => {
           if (ended) return;

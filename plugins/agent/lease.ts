@@ -95,8 +95,8 @@ export class LeaseExistsError extends Error {}
 
 /** What a subnet registry offers the agent. Implementations: FileLeaseStore; FakeLeaseStore for tests. */
 export interface LeaseStore {
-  /** Every lease that has not expired. */
-  list(): Promise<Lease[]>;
+  /** Every lease that has not expired; the keys whose value cannot be parsed in `unreadable` (not in the array). */
+  list(): Promise<import('./watcher').LeaseListing>;
   /** Creates the key only if absent (or expired); LeaseExistsError otherwise. ttlMs 0 = reservation. Returns the expiration. */
   create(sn: IPNet, sn6: IPNet | undefined, attrs: LeaseAttrs, ttlMs: number): Promise<number | null>;
   /** Writes the key whether or not it exists (renewal, attribute change). Returns the expiration. */
@@ -104,10 +104,11 @@ export interface LeaseStore {
   delete(sn: IPNet, sn6: IPNet | undefined): Promise<void>;
   /**
    * Calls onChange whenever leases may have changed: with the events when the
-   * store knows them (added = created, renewed or changed; removed = deleted;
-   * the agent applies them to the peers it knows), without (re-list) when not.
+   * store knows them (added = created, renewed or changed; removed = deleted
+   * or expired; unreadable = a value that cannot be parsed, no removal; the
+   * agent applies them to the peers it knows), without (re-list) when not.
    */
-  watch(onChange: (events?: import('./watcher').LeaseEvent[]) => void): { close(): void };
+  watch(onChange: (events?: import('./watcher').StoreEvent[]) => void): { close(): void };
   close(): void;
 }
 

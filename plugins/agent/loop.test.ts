@@ -32,6 +32,7 @@ function setup(ownExp: number | null) {
     reconciled: (r: { peers: number; routes: number }) => observed.push(`reconciled ${r.peers}/${r.routes}`),
     storeError: (op: string) => observed.push(`store error ${op}`),
     leaseExpiration: (ms: number | null) => observed.push(`expiry ${ms}`),
+    leaseParseError: () => observed.push('parse error'),
   };
   const loop = new AgentLoop({ store, net, own, log, clock, reconcileIntervalMs: 10_000, renewMarginMinutes: 60, observer });
   return { store, own, loop, seen, lines, net, observed, release: () => release?.() };
@@ -243,5 +244,65 @@ describe('AgentLoop', () => {
     expect(calls).toEqual(['apply added 10.244.4.0/24', 'reconcile: reading the kernel', 'reconcile plans with 10.244.2.0/24 10.244.3.0/24 10.244.4.0/24', 'reconcile done']);
     t.loop.stop();
     expect(await done).toBe(0);
+  });
+
+  it("an unreadable peer lease keeps the peer programmed, warns naming it once, counts it; a real removal removes it", async () => {
+    const t = setup(null);
+    const applied: string[] = [];
+    const net = t.net as typeof t.net & { apply?: (ch: readonly LeaseEvent[]) => Promise<ApplyResult | null> };
+    net.apply = async (ch) => { applied.push(...ch.map((e) => `${e.type} ${formatNet(e.lease.subnet)}`)); return { repairs: 1, failures: 0, peers: 0, routes: 0 }; };
+    t.store.put(lease('10.244.2.0/24', '192.168.0.2', null));
+    await t.loop.sync('start');
+    const done = t.loop.run();
+    t.store.corrupt(parseCidr('10.244.2.0/24'));
+    await vi.advanceTimersByTimeAsync(1);
+    t.store.corrupt(parseCidr('10.244.2.0/24'));
+    await vi.advanceTimersByTimeAsync(10_000); // and a full re-list on the interval
+    expect(applied).toEqual([]);
+    expect(t.seen.at(-1)).toEqual(['10.244.2.0/24']);
+    expect(t.lines.filter((l) => l.startsWith('W'))).toEqual(['W lease fake:10.244.2.0-24 (10.244.2.0/24) cannot be parsed: unexpected end of JSON input; keeping the last good lease of 192.168.0.2']);
+    expect(t.observed.filter((x) => x === 'parse error')).toHaveLength(1);
+    // never read good: skipped (counted)
+    t.store.corrupt(parseCidr('10.244.9.0/24'));
+    await vi.advanceTimersByTimeAsync(1);
+    expect(t.lines.at(-1)).toMatch(/^W lease fake:10\.244\.9\.0-24 .*; skipped \(never read good\)$/);
+    expect(t.observed.filter((x) => x === 'parse error')).toHaveLength(2);
+    // the file deleted: removed
+    t.store.remove(parseCidr('10.244.2.0/24'));
+    await vi.advanceTimersByTimeAsync(1);
+    expect(applied).toEqual(['removed 10.244.2.0/24']);
+    t.loop.stop();
+    expect(await done).toBe(0);
+  });
+
+  it('our own lease unreadable: written again from the lease we hold (TTL kept), no shutdown; by event and by listing', async () => {
+    const t = setup(Date.now() + SUBNET_TTL_MS);
+    await t.loop.sync('start');
+    const done = t.loop.run();
+    let ended = false;
+    done.then(() => { ended = true; }, () => { ended = true; });
+    t.store.corrupt(t.own.subnet);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(ended).toBe(false);
+    expect(t.store.calls).toContain(`update 10.244.1.0-24 ttl=${SUBNET_TTL_MS}`);
+    expect(t.store.leases.get('10.244.1.0-24')?.attrs).toEqual(t.own.attrs);
+    expect(t.lines.filter((l) => l.startsWith('W'))).toEqual(['W lease fake:10.244.1.0-24 (10.244.1.0/24) cannot be parsed: unexpected end of JSON input; this is our lease: writing it again']);
+    expect(t.lines.some((l) => l.startsWith('I our lease fake:10.244.1.0-24 written again'))).toBe(true);
+    expect(t.observed).toContain('parse error');
+    // a store without events: the listing shows it unreadable, sync() writes it again
+    t.store.events = false;
+    t.store.corrupt(t.own.subnet);
+    await t.loop.sync('x');
+    expect(t.store.leases.has('10.244.1.0-24')).toBe(true);
+    expect(t.observed.filter((x) => x === 'parse error')).toHaveLength(2);
+    // a reservation stays a reservation
+    const u = setup(null);
+    await u.loop.sync('start');
+    u.store.corrupt(u.own.subnet);
+    await u.loop.sync('x');
+    expect(u.store.calls).toContain('update 10.244.1.0-24 ttl=0');
+    t.loop.stop();
+    expect(await done).toBe(0);
+    expect(ended).toBe(true);
   });
 });

@@ -19,13 +19,19 @@
  *    wait;
  *  - renew our lease `renewMargin` before it expires (retrying every minute
  *    on failure), and stop on request (signal) or when our own lease leaves
- *    the store.
+ *    the store;
+ *  - a lease value that cannot be parsed (an emptied or garbled lease file,
+ *    etcd value, Node annotation) is no removal: a warning naming it (once
+ *    each time a key turns unreadable) and flaxd_lease_parse_errors_total;
+ *    a peer keeps its last good lease (one never read good is skipped), and
+ *    our own is written again from the lease we hold, at once (re-listed
+ *    first, so a value caught mid-write by another writer is read again).
  */
 import { type Clock, type Lease, type LeaseStore, leaseKey, renewDelay, SUBNET_TTL_MS } from './lease';
 import { leaseSubnets } from './describe';
 import { type Logger } from './log';
 import { type ReconcileResult } from './vxlan/network';
-import { type LeaseEvent, LeaseWatcher, type PeersNow } from './watcher';
+import { type LeaseEvent, type LeaseListing, LeaseWatcher, type PeersNow, type StoreEvent, type UnreadableLease } from './watcher';
 
 /** Our own lease left the store: fatal, as in flanneld. */
 export class LeaseRevokedError extends Error {}
@@ -35,6 +41,8 @@ export interface LoopObserver {
   reconciled(r: ReconcileResult): void;
   storeError(op: 'list' | 'renew'): void;
   leaseExpiration(ms: number | null): void;
+  /** a lease key turned unreadable (its value cannot be parsed) */
+  leaseParseError?(): void;
 }
 
 /** What an incremental apply did: kernel changes, failures, and how many peers and routes it added (negative: removed). */
@@ -84,7 +92,7 @@ export class AgentLoop {
   #pendingFull: { why: string; relist: boolean } | null = null;
   /** the apply in flight; the store events and replays waiting for it */
   #applying: Promise<void> | null = null;
-  #events: LeaseEvent[] = [];
+  #events: StoreEvent[] = [];
   #replay: LeaseEvent[] = [];
   /** a full sync is listing the store and adopting the listing: applies wait */
   #listing = false;
@@ -97,6 +105,8 @@ export class AgentLoop {
   #cleanup: (() => void) | null = null;
   /** the last full reconcile's result, kept current by the applies (metrics) */
   #last: ReconcileResult | null = null;
+  /** the lease keys unreadable now (warned about and counted once each time one turns unreadable) */
+  #unreadable = new Set<string>();
 
   constructor(private readonly p: LoopParts) {
     this.#watcher = new LeaseWatcher(p.own);
@@ -108,23 +118,51 @@ export class AgentLoop {
     }
   }
 
+  /** A key whose value cannot be parsed: warned about and counted when it turns unreadable. */
+  #noteUnreadable(u: UnreadableLease): void {
+    const k = leaseKey(u);
+    if (this.#unreadable.has(k)) return;
+    this.#unreadable.add(k);
+    this.p.observer?.leaseParseError?.();
+    const peer = this.#watcher.leases.find((l) => leaseKey(l) === k);
+    const what = k === leaseKey(this.p.own) ? 'this is our lease: writing it again'
+      : peer ? `keeping the last good lease of ${peer.attrs.publicIP !== '0.0.0.0' ? peer.attrs.publicIP : peer.attrs.publicIPv6}` : 'skipped (never read good)';
+    this.p.log.warn(`lease ${u.where} (${leaseSubnets(u)}) cannot be parsed: ${u.why}; ${what}`);
+  }
+
+  /** Writes our lease again from the one we hold (its value in the store could not be parsed). */
+  async #rewriteOwn(u: UnreadableLease): Promise<void> {
+    const { store, own, observer, log } = this.p;
+    const exp = await store.update(own.subnet, own.ipv6Subnet, own.attrs, own.expiration === null ? 0 : SUBNET_TTL_MS);
+    own.expiration = exp;
+    observer?.leaseExpiration(exp);
+    this.#unreadable.delete(leaseKey(own));
+    log.info(`our lease ${u.where} written again (${leaseSubnets(own)}, expires ${exp === null ? 'never' : new Date(exp).toISOString()})`);
+  }
+
   /** Re-lists the leases and reconciles with them. Throws LeaseRevokedError when our lease is gone. */
   async sync(why: string): Promise<ReconcileResult> {
     const { store, own, observer } = this.p;
     // applies wait until the listing is adopted: applied before it, an event the listing predates would be undone
     this.#listing = true;
     try {
-      let leases: Lease[];
+      let leases: LeaseListing;
       try {
         leases = await store.list();
       } catch (e) {
         observer?.storeError('list');
         throw e;
       }
+      const unreadable = leases.unreadable ?? [];
+      const bad = new Set(unreadable.map((u) => leaseKey(u)));
+      for (const k of this.#unreadable) if (!bad.has(k)) this.#unreadable.delete(k);
+      for (const u of unreadable) this.#noteUnreadable(u);
       if (!leases.some((l) => leaseKey(l) === leaseKey(own))) {
-        throw new LeaseRevokedError(`our lease ${leaseSubnets(own)} was removed from the store (revoked or expired); shutting down`);
+        const mine = unreadable.find((u) => leaseKey(u) === leaseKey(own));
+        if (!mine) throw new LeaseRevokedError(`our lease ${leaseSubnets(own)} was removed from the store (revoked or expired); shutting down`);
+        await this.#rewriteOwn(mine);
       }
-      this.#logPeers(this.#watcher.reset(leases));
+      this.#logPeers(this.#watcher.reset(leases, unreadable, this.p.clock.now()));
     } finally {
       this.#listing = false;
       this.#pump(); // the events that waited
@@ -153,13 +191,22 @@ export class AgentLoop {
   }
 
   /** Applies store events (or replays changes): only the peers they change, or a full reconcile when the backend cannot. */
-  async #apply(events: readonly LeaseEvent[], replay: boolean): Promise<void> {
+  async #apply(events: readonly StoreEvent[], replay: boolean): Promise<void> {
     const { net, own, log, observer } = this.p;
-    if (!replay && events.some((e) => e.type === 'removed' && leaseKey(e.lease) === leaseKey(own))) {
-      this.#want('our lease removed?', true); // confirms (LeaseRevokedError) or repairs
-      return;
+    if (!replay) {
+      for (const e of events) {
+        if (e.type === 'unreadable') this.#noteUnreadable(e);
+        else this.#unreadable.delete(leaseKey(e.lease));
+      }
+      const ownKey = (e: StoreEvent) => leaseKey('lease' in e ? e.lease : e) === leaseKey(own);
+      // our lease removed: the re-list confirms (LeaseRevokedError) or repairs; unreadable: the re-list writes it again
+      const mine = events.filter(ownKey).at(-1);
+      if (mine && mine.type !== 'added') {
+        this.#want(mine.type === 'removed' ? 'our lease removed?' : 'our lease unreadable', true);
+        return;
+      }
     }
-    const changes = replay ? events : this.#watcher.update(events);
+    const changes = replay ? events as LeaseEvent[] : this.#watcher.update(events);
     if (!changes.length) return;
     if (!replay) this.#logPeers(changes);
     if (this.#planned) this.#applied.push(...changes);
@@ -191,7 +238,7 @@ export class AgentLoop {
     this.#pump();
   }
 
-  #trigger(why: string, events?: readonly LeaseEvent[]): void {
+  #trigger(why: string, events?: readonly StoreEvent[]): void {
     if (this.#stopped) return;
     if (!events) return this.#want(why, true);
     this.#events.push(...events);

@@ -17,6 +17,7 @@ export class AgentMetrics {
   readonly reconcileFailures: Counter;
   readonly storeErrors: Counter<'op'>;
   readonly leaseExpiry: Gauge;
+  readonly leaseParseErrors: Counter;
   readonly sweepRuns: Counter;
   readonly sweepItems: Counter<'kind'>;
   readonly sweepFailures: Counter;
@@ -39,6 +40,7 @@ export class AgentMetrics {
     this.reconcileFailures = new Counter({ name: 'flaxd_reconcile_failures_total', help: 'Peers, removals or firewall checks that failed in a reconcile (retried on the next)', registers: [this.registry] });
     this.storeErrors = new Counter({ name: 'flaxd_store_errors_total', help: 'Failed lease store operations (list, renew)', labelNames: ['op'] as const, registers: [this.registry] });
     this.leaseExpiry = new Gauge({ name: 'flaxd_lease_expiration_timestamp_seconds', help: 'When our subnet lease expires (unix seconds; 0 = a reservation, never)', registers: [this.registry] });
+    this.leaseParseErrors = new Counter({ name: 'flaxd_lease_parse_errors_total', help: 'Lease values that could not be parsed (lease file, etcd value, Node annotations), counted each time a lease turns unreadable; skipped, never taken as a removal', registers: [this.registry] });
     this.sweepRuns = new Counter({ name: 'flaxd_sweep_runs_total', help: 'Node sweeps (gc) run', registers: [this.registry] });
     this.sweepItems = new Counter({ name: 'flaxd_sweep_items_total', help: 'Items removed by the node sweeper, by kind', labelNames: ['kind'] as const, registers: [this.registry] });
     this.sweepFailures = new Counter({ name: 'flaxd_sweep_failures_total', help: 'Sweeper removals that failed, and sweeps that failed as a whole', registers: [this.registry] });
@@ -59,6 +61,10 @@ export class AgentMetrics {
 
   leaseExpiration(ms: number | null): void {
     this.leaseExpiry.set(ms === null ? 0 : ms / 1000);
+  }
+
+  leaseParseError(): void {
+    this.leaseParseErrors.inc();
   }
 
   /** Exposition text and its content type. */

@@ -56,3 +56,30 @@ describe('LeaseWatcher', () => {
     expect(again.map((e) => [e.type, e.lease.attrs.publicIP, e.old?.attrs.publicIP])).toEqual([['added', '192.168.0.5', '192.168.0.2']]);
   });
 });
+
+describe('LeaseWatcher: unreadable leases are no removal', () => {
+  const bad = (sn: string) => ({ subnet: parseCidr(sn), where: `/leases/subnets/${sn.replace('/', '-')}.json`, why: 'empty file' });
+
+  it('update: an unreadable value keeps the last good lease; a real removal still removes', () => {
+    const w = new LeaseWatcher(lease('10.244.1.0/24', '192.168.0.1'));
+    w.reset([lease('10.244.2.0/24', '192.168.0.2')]);
+    expect(w.update([{ type: 'unreadable', ...bad('10.244.2.0/24') }])).toEqual([]);
+    expect(w.leases.map((l) => l.attrs.publicIP)).toEqual(['192.168.0.2']);
+    // never read good: skipped; our own: nothing for the watcher
+    expect(w.update([{ type: 'unreadable', ...bad('10.244.3.0/24') }, { type: 'unreadable', ...bad('10.244.1.0/24') }])).toEqual([]);
+    // readable again, unchanged: nothing; then deleted: removed
+    expect(w.update([{ type: 'added', lease: lease('10.244.2.0/24', '192.168.0.2') }])).toEqual([]);
+    expect(show(w.update([{ type: 'unreadable', ...bad('10.244.2.0/24') }, { type: 'removed', lease: lease('10.244.2.0/24', '0.0.0.0') }]))).toEqual(['removed 10.244.2.0/24']);
+  });
+
+  it('reset: a known peer among the unreadable keys keeps its last good lease until it expires; an unknown one is skipped', () => {
+    const w = new LeaseWatcher(lease('10.244.1.0/24', '192.168.0.1'));
+    w.reset([lease('10.244.2.0/24', '192.168.0.2'), { ...lease('10.244.3.0/24', '192.168.0.3'), expiration: 5000 }]);
+    expect(w.reset([], [bad('10.244.2.0/24'), bad('10.244.3.0/24'), bad('10.244.4.0/24')], 1000)).toEqual([]);
+    expect(w.leases.map((l) => formatNet(l.subnet)).sort()).toEqual(['10.244.2.0/24', '10.244.3.0/24']);
+    // its last good expiration passed while unreadable: really gone
+    expect(show(w.reset([], [bad('10.244.2.0/24'), bad('10.244.3.0/24')], 5000))).toEqual(['removed 10.244.3.0/24']);
+    // the file deleted: not listed at all, removed
+    expect(show(w.reset([], [], 6000))).toEqual(['removed 10.244.2.0/24']);
+  });
+});
