@@ -21,22 +21,12 @@ import { type Logger } from './log';
 import { Backoff, Closers } from './watch-life';
 import { EMPTY_V4, formatNet, type IPNet, netContainsNet, parseCidr, parseIp, formatIp } from './subnet';
 import { type Families } from './iface';
+import { type AnnotationNames, annotationNames, DEFAULT_ANNOTATION_PREFIX } from './kube-annotations';
 
-export const ANN_PREFIX = 'flannel.alpha.coreos.com';
-export const ANN = {
-  backendData: `${ANN_PREFIX}/backend-data`,
-  backendType: `${ANN_PREFIX}/backend-type`,
-  subnetManager: `${ANN_PREFIX}/kube-subnet-manager`,
-  publicIP: `${ANN_PREFIX}/public-ip`,
-  publicIPv6: `${ANN_PREFIX}/public-ipv6`,
-  backendV6Data: `${ANN_PREFIX}/backend-v6-data`,
-  /** inputs set by the cluster's operator: the address flaxd uses as its own (flanneld's GetStoredPublicIP) */
-  nodePublicIP: `${ANN_PREFIX}/node-public-ip`,
-  nodePublicIPv6: `${ANN_PREFIX}/node-public-ipv6`,
-  /** inputs: what to publish in public-ip(v6) instead of our address (NAT) */
-  publicIPOverwrite: `${ANN_PREFIX}/public-ip-overwrite`,
-  publicIPv6Overwrite: `${ANN_PREFIX}/public-ipv6-overwrite`,
-} as const;
+export const ANN_PREFIX = DEFAULT_ANNOTATION_PREFIX;
+/** flannel's annotation names under the default prefix (--kube-annotation-prefix: annotationNames()) */
+export const ANN: AnnotationNames = annotationNames(ANN_PREFIX);
+const ANN_DEFAULT = ANN;
 
 /** The part of a v1 Node the store reads. */
 export interface KubeNode {
@@ -59,6 +49,10 @@ export interface KubeApi {
 export interface KubeStoreOptions {
   nodeName: string;
   log: Logger;
+  /** --kube-annotation-prefix (default flannel.alpha.coreos.com) */
+  annotationPrefix?: string;
+  /** --set-node-network-unavailable (default true): set NetworkUnavailable=False once acquired, as flanneld */
+  setNodeNetworkUnavailable?: boolean;
 }
 
 const errText = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split('\n')[0];
@@ -81,7 +75,7 @@ export function nodePodCidr(n: KubeNode, v6 = false): IPNet | undefined {
  * has no BackendData (IPv6-only); backend-v6-data and public-ipv6 for a
  * vxlan lease with BackendV6Data or a host-gw lease with a PublicIPv6.
  */
-export function leaseAnnotations(a: LeaseAttrs): Record<string, string> {
+export function leaseAnnotations(a: LeaseAttrs, ANN: AnnotationNames = ANN_DEFAULT): Record<string, string> {
   const bd = JSON.stringify(a.backendData ?? null);
   const bd6 = JSON.stringify(a.backendV6Data ?? null);
   const ann: Record<string, string> = { [ANN.backendType]: a.backendType };
@@ -94,7 +88,7 @@ export function leaseAnnotations(a: LeaseAttrs): Record<string, string> {
 }
 
 /** flanneld's public-ip-overwrite / public-ipv6-overwrite: a set one replaces the published address of its family. */
-export function withOverwrites(want: Record<string, string>, have: Record<string, string>): Record<string, string> {
+export function withOverwrites(want: Record<string, string>, have: Record<string, string>, ANN: AnnotationNames = ANN_DEFAULT): Record<string, string> {
   const out = { ...want };
   if (out[ANN.publicIP] !== undefined && have[ANN.publicIPOverwrite]) out[ANN.publicIP] = have[ANN.publicIPOverwrite];
   if (out[ANN.publicIPv6] !== undefined && have[ANN.publicIPv6Overwrite]) out[ANN.publicIPv6] = have[ANN.publicIPv6Overwrite];
@@ -123,7 +117,7 @@ const annIp = (s: string | undefined, v6: boolean): string | undefined => {
  * when it is not managed by flannel (no kube-subnet-manager=true), or lacks
  * the pod CIDR or public IP of an enabled family.
  */
-export function nodeToLease(n: KubeNode, fam: Families = { v4: true, v6: false }): Lease | null {
+export function nodeToLease(n: KubeNode, fam: Families = { v4: true, v6: false }, ANN: AnnotationNames = ANN_DEFAULT): Lease | null {
   const ann = n.metadata?.annotations ?? {};
   if (ann[ANN.subnetManager] !== 'true') return null;
   const attrs: LeaseAttrs = { publicIP: '0.0.0.0', publicIPv6: null, backendType: ann[ANN.backendType] ?? '' };
@@ -164,9 +158,16 @@ export class KubeLeaseStore {
   #outage = false;
   readonly #closers = new Closers();
   #fam: Families & { network?: IPNet; ipv6Network?: IPNet } = { v4: true, v6: false };
+  /** the annotation names under --kube-annotation-prefix */
+  readonly ann: AnnotationNames;
 
   constructor(readonly api: KubeApi, readonly opts: KubeStoreOptions) {
     if (!opts.nodeName) throw new ConfigError('--kube-subnet-mgr needs the node name: --node-name or $NODE_NAME');
+    try {
+      this.ann = annotationNames(opts.annotationPrefix);
+    } catch (e) {
+      throw new ConfigError((e as Error).message);
+    }
   }
 
   /**
@@ -187,7 +188,7 @@ export class KubeLeaseStore {
       if (v && annIp(v, v6) === undefined) throw new ConfigError(`node ${nodeName}: annotation ${key} is not an IPv${v6 ? 6 : 4} address: ${JSON.stringify(v.slice(0, 64))}`);
       return v && annIp(v, v6)!;
     };
-    return { publicIp: get(ANN.nodePublicIP, false), publicIpv6: get(ANN.nodePublicIPv6, true) };
+    return { publicIp: get(this.ann.nodePublicIP, false), publicIpv6: get(this.ann.nodePublicIPv6, true) };
   }
 
   /** The families of the network config (EnableIPv4, EnableIPv6): which pod CIDRs and annotations make a lease. */
@@ -220,15 +221,18 @@ export class KubeLeaseStore {
     if (fam.v4) outside(fam.network, subnet, 'Network');
     if (ipv6Subnet) outside(fam.ipv6Network, ipv6Subnet, 'IPv6Network');
     const have = node.metadata?.annotations ?? {};
-    const want = withOverwrites(leaseAnnotations(attrs), have);
+    const ANN = this.ann;
+    const want = withOverwrites(leaseAnnotations(attrs, ANN), have, ANN);
     if (Object.entries(want).some(([k, v]) => have[k] !== v)) {
       await this.api.patchNode(nodeName, { metadata: { annotations: want } });
       const pub = [want[ANN.publicIP] && `public-ip ${want[ANN.publicIP]}`, want[ANN.publicIPv6] && `public-ipv6 ${want[ANN.publicIPv6]}`].filter(Boolean).join(', ');
       log.info(`node ${nodeName}: flannel annotations written (${pub}, backend-type ${attrs.backendType})`);
     }
-    await this.api.patchNodeStatus(nodeName, networkAvailablePatch(new Date()));
+    // flanneld's CompleteLease: NetworkUnavailable=False, unless --set-node-network-unavailable=false (the condition is left alone)
+    const setCondition = this.opts.setNodeNetworkUnavailable ?? true;
+    if (setCondition) await this.api.patchNodeStatus(nodeName, networkAvailablePatch(new Date()));
     const cidrs = [fam.v4 ? formatNet(subnet) : '', ipv6Subnet ? formatNet(ipv6Subnet) : ''].filter(Boolean).join(', ');
-    log.info(`node ${nodeName}: pod cidr ${cidrs}, NetworkUnavailable=False`);
+    log.info(`node ${nodeName}: pod cidr ${cidrs}${setCondition ? ', NetworkUnavailable=False' : ' (NetworkUnavailable left as it is: --set-node-network-unavailable=false)'}`);
     return ipv6Subnet ? { subnet, ipv6Subnet, attrs, expiration: null } : { subnet, attrs, expiration: null };
   }
 
@@ -255,7 +259,7 @@ export class KubeLeaseStore {
       }
       nodes = this.#last;
     }
-    return nodes.map((n) => nodeToLease(n, this.#fam)).filter((l): l is Lease => l !== null);
+    return nodes.map((n) => nodeToLease(n, this.#fam, this.ann)).filter((l): l is Lease => l !== null);
   }
 
   /** Leases are Nodes: the agent never creates one (acquire() is how our Node gets annotated). */
@@ -265,7 +269,7 @@ export class KubeLeaseStore {
 
   /** Re-writes our Node's annotations (the subnet is the Node's, not ours to change). */
   async update(_sn: IPNet, _sn6: IPNet | undefined, attrs: LeaseAttrs): Promise<number | null> {
-    await this.api.patchNode(this.opts.nodeName, { metadata: { annotations: leaseAnnotations(attrs) } });
+    await this.api.patchNode(this.opts.nodeName, { metadata: { annotations: leaseAnnotations(attrs, this.ann) } });
     return null;
   }
 
@@ -296,7 +300,7 @@ export class KubeLeaseStore {
           if (type === 'BOOKMARK') return;
           if (this.#last) this.#last = [...this.#last.filter((x) => x.metadata?.name !== node.metadata?.name), ...(type === 'DELETED' ? [] : [node])];
           // the node's lease as an event (a status update changes nothing for the agent); a node that is no lease of ours: re-list
-          const lease = nodeToLease(node, this.#fam);
+          const lease = nodeToLease(node, this.#fam, this.ann);
           if (lease) onChange([{ type: type === 'DELETED' ? 'removed' : 'added', lease }]);
           else onChange();
         }, (err) => {
