@@ -222,6 +222,14 @@ export function parseFlags(argv: readonly string[], env: NodeJS.ProcessEnv = {})
   return o;
 }
 
+/** Warnings for flags flaxd accepts (flanneld's) but that do nothing here. */
+export function flagWarnings(o: AgentOptions): string[] {
+  const out: string[] = [];
+  if (o.vmodule) out.push(`--vmodule ${o.vmodule}: accepted for flanneld compatibility, does nothing (flaxd has one verbosity: -v)`);
+  if (o.logBacktraceAt) out.push(`--log_backtrace_at ${o.logBacktraceAt}: accepted for flanneld compatibility, does nothing (flaxd is not Go: no file:line to trace at)`);
+  return out;
+}
+
 export function usage(): string {
   const lines = ['Usage: flaxd [flags]   (each flag also settable as FLANNELD_<FLAG>)', ''];
   for (const [name, spec] of Object.entries(FLAGS) as Array<[string, FlagSpec]>) {
