@@ -6,7 +6,7 @@ import { etcd3Protos } from './esbuild-etcd3.mjs';
 import { BUNDLE_OPTIONS, MINIFY, executableEntries, netlinkNative, zodEnglishOnly } from './entries.mjs';
 import { buildCniWorker, CNI_CLIENT_NAMES } from './cni-worker-bundle.mjs';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, chmodSync, existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -35,8 +35,19 @@ const banner = [
   'function __flaxLoadAddon(n){var m={exports:{}};process.dlopen(m,require("path").join(globalThis.__flaxDir,n));return m.exports;}',
 ].join('\n');
 
+// flaxd_build_info{version,commit} (plugins/agent/metrics.ts): package.json's version and the
+// checkout's commit at build time ("-dirty" with uncommitted changes; "unknown" outside a git checkout)
+const gitOut = (...args) => {
+  const r = spawnSync('git', args, { cwd: root, encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : null;
+};
+const commit = gitOut('rev-parse', '--short=12', 'HEAD');
+const buildCommit = commit ? `${commit}${gitOut('status', '--porcelain', '--untracked-files=no') ? '-dirty' : ''}` : 'unknown';
+const buildVersion = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')).version;
+
 await Promise.all(entries.map((e) => build({
   ...BUNDLE_OPTIONS,
+  define: { ...BUNDLE_OPTIONS.define, 'process.env.FLAX_BUILD_COMMIT': JSON.stringify(buildCommit), 'process.env.FLAX_BUILD_VERSION': JSON.stringify(buildVersion) },
   // flaxd is a daemon (no snapshot, below): its start-up matters little, its stack traces do
   // (FLAX_MINIFY=0: readable bundles, e.g. for --cpu-prof)
   ...(e.name === 'flaxd' || process.env.FLAX_MINIFY === '0' ? {} : MINIFY),

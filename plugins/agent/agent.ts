@@ -12,9 +12,9 @@ import path from 'node:path';
 import { randomInt } from 'node:crypto';
 import { type FileLock, lockFile } from '../pkg/lock';
 import { isErrno } from '../pkg/native';
-import { openHandle, type NetlinkHandle, RTMGRP } from '../pkg/netlink';
+import { AF_INET, AF_INET6, openHandle, type NetlinkHandle, RTMGRP } from '../pkg/netlink';
 import { kernelChangeReason, OurDevices } from './kernel-events';
-import { type IPNet } from './subnet';
+import { formatNet, type IPNet } from './subnet';
 import { ConfigError, type NetConfig, parseNetConfig, parseVxlanConfig } from './config';
 import { FileLeaseStore } from './file-store';
 import { configKey } from './etcd-keys';
@@ -33,7 +33,6 @@ import { NodeSweeper } from './sweeper';
 import { FlannelFirewall } from './firewall';
 import { familyRules } from './rules';
 import { describeExt, describeNetworks, leaseSubnets } from './describe';
-import { type ReconcileResult } from './vxlan/network';
 
 /**
  * Takes the one-agent-per-node lock beside the subnet file and records our
@@ -89,24 +88,42 @@ function refuseUnimplemented(o: AgentOptions, log: Logger): void {
 }
 
 /**
- * The data plane the loop reconciles: the backend's peers, then the
- * firewall rules (re-checked every round, rebuilt when someone removed
- * them); a firewall failure is logged and retried, never stops the peers.
+ * flanneld's br_netfilter check (main.go): with iptables rules (not
+ * EnableNFTables), /proc/sys/net/bridge/bridge-nf-call-iptables (IPv4) and
+ * bridge-nf-call-ip6tables (IPv6) must exist, or bridged pod traffic would
+ * bypass the rules (kube-proxy's Services too). ConfigError naming the file
+ * and the fix. `exists` is the seam for unit tests.
  */
-function withFirewall(net: LoopParts['net'], fw: FlannelFirewall, log: Logger): LoopParts['net'] {
+export function checkBrNetfilter(c: Pick<NetConfig, 'enableIPv4' | 'enableIPv6' | 'enableNFTables'>, exists: (p: string) => boolean = fs.existsSync): void {
+  if (c.enableNFTables) return;
+  for (const [on, f] of [[c.enableIPv4, 'bridge-nf-call-iptables'], [c.enableIPv6, 'bridge-nf-call-ip6tables']] as const) {
+    const p = `/proc/sys/net/bridge/${f}`;
+    if (on && !exists(p)) {
+      throw new ConfigError(`${p} does not exist: the br_netfilter kernel module is not loaded (run \`modprobe br_netfilter\`, and list it in /etc/modules-load.d/ to load it at boot)`);
+    }
+  }
+}
+
+/**
+ * Runs fn now and then `periodS` seconds after each run ends (never two at
+ * once), until the returned stop() — flanneld's --iptables-resync loop.
+ */
+function every(periodS: number, fn: () => Promise<void>): { stop(): Promise<void> } {
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> = Promise.resolve();
+  let stopped = false;
+  const tick = () => {
+    running = fn().finally(() => {
+      if (!stopped) timer = setTimeout(tick, periodS * 1000);
+    });
+  };
+  timer = setTimeout(tick, periodS * 1000);
   return {
-    async reconcile(peers): Promise<ReconcileResult> {
-      const r = await net.reconcile(peers);
-      try {
-        r.repairs += await fw.ensure();
-      } catch (e) {
-        r.failures++;
-        log.error(`firewall rules: ${(e as Error).message}; retrying next round`);
-      }
-      return r;
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await running;
     },
-    // store events between reconciles: the peers alone (the rules are re-checked on the next reconcile)
-    apply: net.apply && ((changes, current) => net.apply!(changes, current)),
   };
 }
 
@@ -120,6 +137,8 @@ export interface AgentDeps {
   metrics?: AgentMetrics;
   /** once subnet.env is written, before the loop runs (cni.ts starts the CNI server) */
   onRunning?: () => Promise<void>;
+  /** existence of a /proc/sys file (the br_netfilter check); default fs.existsSync */
+  exists?: (path: string) => boolean;
 }
 
 /** Runs the agent until a signal (resolves 0) or a fatal error (rejects; ConfigError = exit 1). */
@@ -133,19 +152,22 @@ export async function runAgent(o: AgentOptions, deps: AgentDeps): Promise<number
   const metrics = deps.metrics ?? await AgentMetrics.create();
   let ready = false;
   let healthz: import('node:http').Server | undefined;
+  let resync: { stop(): Promise<void> } | undefined;
   const sweeper = new NodeSweeper({ intervalS: o.gcInterval, confDir: o.gcCniConfDir, cacheDir: o.gcCacheDir, cniPath: o.gcCniPath.split(':').filter(Boolean), sandboxDir: o.gcSandboxDir }, log, metrics);
   try {
     if (o.healthzPort > 0) healthz = await startHealthServer({ ip: o.healthzIp, port: o.healthzPort, metrics, ready: () => ready });
     // etcd mode: the store first (bounded retry at start-up); it holds <prefix>/config
     const etcd = o.etcdEndpoints.length && !deps.store ? await openEtcdLeaseStore({ endpoints: o.etcdEndpoints, prefix: o.etcdPrefix,
-      cafile: o.etcdCafile, certfile: o.etcdCertfile, keyfile: o.etcdKeyfile, clock, log }) : undefined;
+      cafile: o.etcdCafile, certfile: o.etcdCertfile, keyfile: o.etcdKeyfile, username: o.etcdUsername, password: o.etcdPassword, clock, log }) : undefined;
     store = etcd?.store;
     // kube mode: the Node API (the network config is still the file, as flanneld's kube mode)
     const kube: KubeLeaseStore | undefined = o.kubeSubnetMgr && !deps.store
-      ? await openKubeLeaseStore({ kubeconfigFile: o.kubeconfigFile, kubeApiUrl: o.kubeApiUrl, nodeName: o.nodeName, log }) : undefined;
+      ? await openKubeLeaseStore({ kubeconfigFile: o.kubeconfigFile, kubeApiUrl: o.kubeApiUrl, nodeName: o.nodeName, log,
+        annotationPrefix: o.kubeAnnotationPrefix, setNodeNetworkUnavailable: o.setNodeNetworkUnavailable }) : undefined;
     store = kube ?? store;
     const config = loadNetConfig(o.netConfigPath, etcd && { key: configKey(o.etcdPrefix), text: etcd.netConfig });
     if (config.backendType === 'vxlan') parseVxlanConfig(config.backend); // a bad field is refused before any side effect
+    checkBrNetfilter(config, deps.exists);
     h = deps.handle ?? openHandle();
     const fam = { v4: config.enableIPv4, v6: config.enableIPv6 };
     kube?.useFamilies({ ...fam, network: config.network, ipv6Network: config.ipv6Network });
@@ -165,7 +187,7 @@ export async function runAgent(o: AgentOptions, deps: AgentDeps): Promise<number
 
     const net = backendNetwork(own);
     const fw = new FlannelFirewall(config.enableNFTables ? 'nftables' : 'iptables',
-      familyRules(config, own, { masq: o.ipMasq, forward: o.iptablesForwardRules }), log);
+      familyRules(config, own, { masq: o.ipMasq, forward: o.iptablesForwardRules, randomFully: !o.ipMasqFullyRandomDisable }), log);
     const networks = [config.enableIPv4 && config.network, config.enableIPv6 && config.ipv6Network].filter((n): n is IPNet => !!n);
     const handle = h;
     const devices = new OurDevices();
@@ -178,10 +200,38 @@ export async function runAgent(o: AgentOptions, deps: AgentDeps): Promise<number
       handle.linkList().then((ls) => devices.seed(ls), (e: Error) => log.warn(`listing links: ${e.message}`));
       return sub;
     };
-    const loop = new AgentLoop({ store, net: withFirewall(net, fw, log), own, log, clock, reconcileIntervalMs: o.reconcileInterval * 1000, renewMarginMinutes: o.subnetLeaseRenewMargin, observer: metrics, kernelChanges });
+    const loop = new AgentLoop({ store, net, own, log, clock, reconcileIntervalMs: o.reconcileInterval * 1000, renewMarginMinutes: o.subnetLeaseRenewMargin, observer: metrics, kernelChanges });
     await loop.sync('start');
     // as flanneld: the rules are in place before subnet.env, or the agent does not start
     await fw.ensure();
+    // then re-checked every --iptables-resync seconds (flanneld's default 5), rebuilt when someone removed them;
+    // with --ip-blackhole-route, our subnets' blackhole routes are re-checked at the same period (as flanneld)
+    const blackholes = o.ipBlackholeRoute ? [config.enableIPv4 && own.subnet, config.enableIPv6 && own.ipv6Subnet].filter((n): n is IPNet => !!n) : [];
+    const keepBlackholes = async () => {
+      for (const sn of blackholes) {
+        const dst = formatNet(sn);
+        const have = await handle0.routeList({ family: sn.v6 ? AF_INET6 : AF_INET });
+        if (have.some((r) => r.type === 'blackhole' && r.dst === dst)) continue;
+        try {
+          await handle0.routeAdd({ dst, type: 'blackhole' });
+          log.info(`--ip-blackhole-route: added blackhole route ${dst}`);
+        } catch (e) {
+          log.error(`--ip-blackhole-route: ${dst}: ${(e as Error).message}`);
+        }
+      }
+    };
+    const handle0 = h;
+    await keepBlackholes();
+    resync = every(o.iptablesResync, async () => {
+      try {
+        const n = await fw.ensure();
+        if (n) metrics.reconcileRepairs.inc(n);
+      } catch (e) {
+        metrics.reconcileFailures.inc();
+        log.error(`firewall rules: ${(e as Error).message}; retrying in ${o.iptablesResync} s`);
+      }
+      await keepBlackholes().catch((e: Error) => log.error(`--ip-blackhole-route: ${e.message}`));
+    });
     const env = renderSubnetEnv(config, o.ipMasq, own.subnet, own.ipv6Subnet, mtu);
     writeFileAtomic(o.subnetFile, env);
     ready = true;
@@ -201,6 +251,7 @@ export async function runAgent(o: AgentOptions, deps: AgentDeps): Promise<number
       process.off('SIGINT', onSignal);
     }
   } finally {
+    await resync?.stop();
     await sweeper.stop();
     healthz?.close();
     healthz?.closeAllConnections();

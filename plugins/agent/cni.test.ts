@@ -22,6 +22,6 @@ describe('flaxd CNI server flags', () => {
     const log = createLogger(0, (l) => { lines.push(l); });
     expect(await startAgentCniServer(parseFlags(['--cni-socket', '']), log, await AgentMetrics.create(), true)).toBeUndefined();
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/INFO cni server: off/);
+    expect(lines[0]).toMatch(/^I\d{4} \d\d:\d\d:\d\d\.\d{6} +\d+ flaxd:1\] cni server: off/);
   });
 });

@@ -46,6 +46,10 @@ export async function cniMetrics(metrics: AgentMetrics, server: () => CniServer 
   };
 }
 
+/** The CNI_COMMANDs of the spec (1.1); anything else is counted as one `other` value, never a new series. */
+const CNI_VERBS = new Set(['ADD', 'DEL', 'CHECK', 'VERSION', 'GC', 'STATUS']);
+export const verbLabel = (verb: string): string => (CNI_VERBS.has(verb) ? verb : 'other');
+
 /**
  * Starts the server on o.cniSocket; undefined when turned off, or when
  * another live server holds the socket and `required` is false (logged).
@@ -62,7 +66,7 @@ export async function startAgentCniServer(o: AgentOptions, log: Logger, metrics:
       socket: o.cniSocket,
       log: (msg) => log.info(msg),
       onCall(plugin, verb, seconds, code) {
-        const labels = { plugin: plugin.slice(0, 64), verb: verb.slice(0, 16) || 'none' };
+        const labels = { plugin: plugin.slice(0, 64), verb: verbLabel(verb) };
         m.duration.observe(labels, seconds);
         if (code !== 0) m.errors.inc(labels);
       },

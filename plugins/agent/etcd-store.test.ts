@@ -191,6 +191,10 @@ describe('etcd client options', () => {
     expect(etcdClientOptions({ endpoints: ['a:1', 'http://b:2'] }).hosts).toEqual(['http://a:1', 'http://b:2']);
     expect(() => etcdClientOptions({ endpoints: ['a:1'], cafile: '/nonexistent/ca.pem' })).toThrow(/--etcd-cafile \/nonexistent\/ca.pem/);
     expect(() => etcdClientOptions({ endpoints: ['a:1'], certfile: '/etc/hostname' })).toThrow(/need --etcd-cafile/);
+    // --etcd-username / --etcd-password: etcd3's password auth (a token fetched with them, then sent with each call)
+    expect(etcdClientOptions({ endpoints: ['a:1'] }).auth).toBeUndefined();
+    expect(etcdClientOptions({ endpoints: ['a:1'], username: 'flannel', password: 's3cret' }).auth).toEqual({ username: 'flannel', password: 's3cret' });
+    expect(() => etcdClientOptions({ endpoints: ['a:1'], password: 's3cret' })).toThrow('--etcd-password needs --etcd-username');
   });
 });
 

@@ -38,6 +38,9 @@ export interface EtcdStoreOptions {
   cafile?: string;
   certfile?: string;
   keyfile?: string;
+  /** --etcd-username / --etcd-password: etcd's password authentication (a token fetched, then sent with every call) */
+  username?: string;
+  password?: string;
   clock: Clock;
   log: Logger;
   /** deadline of one etcd request (ms) */
@@ -62,7 +65,7 @@ export function watchBackoff(ms = 125, maxMs = 5000): { duration: number; next()
   return { duration: ms, next: () => watchBackoff(Math.min(ms * 2, maxMs), maxMs) };
 }
 
-export function etcdClientOptions(o: Pick<EtcdStoreOptions, 'endpoints' | 'cafile' | 'certfile' | 'keyfile'>): IOptions {
+export function etcdClientOptions(o: Pick<EtcdStoreOptions, 'endpoints' | 'cafile' | 'certfile' | 'keyfile' | 'username' | 'password'>): IOptions {
   const opts: IOptions = { hosts: o.endpoints.map(normaliseEndpoint), dialTimeout: 3000, faultHandling: { watchBackoff: watchBackoff() },
     // reconnect within seconds once etcd is back (grpc's default backoff grows to 2 min); keepalives notice a dead stream
     grpcOptions: { 'grpc.initial_reconnect_backoff_ms': 250, 'grpc.max_reconnect_backoff_ms': 5000, 'grpc.keepalive_time_ms': 30_000, 'grpc.keepalive_timeout_ms': 10_000 } };
@@ -79,6 +82,9 @@ export function etcdClientOptions(o: Pick<EtcdStoreOptions, 'endpoints' | 'cafil
     if (!ca) throw new ConfigError('--etcd-certfile/--etcd-keyfile need --etcd-cafile');
     opts.credentials = { rootCertificate: ca, certChain: read('--etcd-certfile', o.certfile), privateKey: read('--etcd-keyfile', o.keyfile) };
   }
+  // flanneld passes both to its etcd client as they are; a password without a user is a mistake, not "no auth"
+  if (o.password && !o.username) throw new ConfigError('--etcd-password needs --etcd-username');
+  if (o.username) opts.auth = { username: o.username, password: o.password ?? '' };
   return opts;
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { envName, FLAGS, parseFlags, UsageError, usage } from './flags';
+import { envName, FLAGS, flagWarnings, parseFlags, UsageError, usage } from './flags';
 import { thrownMessage } from './testing';
 
 const bad = (argv: string[], env: NodeJS.ProcessEnv = {}) => thrownMessage(() => parseFlags(argv, env), UsageError);
@@ -67,5 +67,63 @@ describe('flaxd flags', () => {
   it('documents every flag in --help', () => {
     const u = usage();
     for (const name of Object.keys(FLAGS)) expect(u).toContain(`--${name}`);
+  });
+});
+
+/** flanneld's flags (flannel-io/flannel main.go, v0.28: its flannelFlags plus klog's v, vmodule, log_backtrace_at). */
+const FLANNELD_FLAGS = [
+  'etcd-endpoints', 'etcd-prefix', 'etcd-keyfile', 'etcd-certfile', 'etcd-cafile', 'etcd-username', 'etcd-password', 'iface', 'iface-regex',
+  'iface-can-reach', 'subnet-file', 'public-ip', 'public-ipv6', 'subnet-lease-renew-margin', 'ip-masq', 'ip-masq-fully-random-disable',
+  'kube-subnet-mgr', 'kube-api-url', 'kube-annotation-prefix', 'kubeconfig-file', 'version', 'healthz-ip', 'healthz-port', 'iptables-resync',
+  'iptables-forward-rules', 'ip-blackhole-route', 'net-config-path', 'set-node-network-unavailable', 'v', 'vmodule', 'log_backtrace_at',
+];
+
+describe("flanneld's whole flag set", () => {
+  it('accepts every flag flanneld accepts, each with its FLANNELD_* variable', () => {
+    for (const f of FLANNELD_FLAGS) expect(Object.keys(FLAGS), f).toContain(f);
+    expect(envName('log_backtrace_at')).toBe('FLANNELD_LOG_BACKTRACE_AT');
+    expect(envName('iptables-resync')).toBe('FLANNELD_IPTABLES_RESYNC');
+  });
+
+  it("has flanneld's defaults for the new ones", () => {
+    expect(parseFlags([])).toMatchObject({ etcdUsername: '', etcdPassword: '', ifaceCanReach: '', kubeAnnotationPrefix: 'flannel.alpha.coreos.com',
+      iptablesResync: 5, setNodeNetworkUnavailable: true, ipMasqFullyRandomDisable: false, ipBlackholeRoute: false, vmodule: '', logBacktraceAt: '', logFormat: 'klog' });
+  });
+
+  it("parses Go's forms: -flag, --flag, =value or the next argument, booleans as -flag / -flag=false", () => {
+    const o = parseFlags(['--iptables-resync', '7', '-ip-masq', '-etcd-endpoints=http://e:2379', '-etcd-username', 'flannel', '--etcd-password=s3cret',
+      '-iface-can-reach=192.0.2.1', '-kube-annotation-prefix', 'example.com/x', '-set-node-network-unavailable=false', '-ip-masq-fully-random-disable',
+      '--ip-blackhole-route=true', '-v=3', '-vmodule=main=2', '--log_backtrace_at', 'main.go:10', '-log-format=json']);
+    expect(o).toMatchObject({ iptablesResync: 7, ipMasq: true, etcdEndpoints: ['http://e:2379'], etcdUsername: 'flannel', etcdPassword: 's3cret',
+      ifaceCanReach: '192.0.2.1', kubeAnnotationPrefix: 'example.com/x', setNodeNetworkUnavailable: false, ipMasqFullyRandomDisable: true,
+      ipBlackholeRoute: true, v: 3, vmodule: 'main=2', logBacktraceAt: 'main.go:10', logFormat: 'json' });
+    expect(parseFlags(['-iptables-resync=9']).iptablesResync).toBe(9);
+  });
+
+  it('takes each new flag from FLANNELD_<FLAG>', () => {
+    const env = { FLANNELD_IPTABLES_RESYNC: '3', FLANNELD_ETCD_USERNAME: 'u', FLANNELD_ETCD_PASSWORD: 'p', FLANNELD_IFACE_CAN_REACH: 'fd00::1',
+      FLANNELD_KUBE_ANNOTATION_PREFIX: 'example.com', FLANNELD_SET_NODE_NETWORK_UNAVAILABLE: 'false', FLANNELD_IP_MASQ_FULLY_RANDOM_DISABLE: 'true',
+      FLANNELD_IP_BLACKHOLE_ROUTE: 'true', FLANNELD_VMODULE: 'x=1', FLANNELD_LOG_BACKTRACE_AT: 'a.go:1', FLANNELD_LOG_FORMAT: 'json', FLANNELD_V: '2' };
+    expect(parseFlags([], env)).toMatchObject({ iptablesResync: 3, etcdUsername: 'u', etcdPassword: 'p', ifaceCanReach: 'fd00::1', kubeAnnotationPrefix: 'example.com',
+      setNodeNetworkUnavailable: false, ipMasqFullyRandomDisable: true, ipBlackholeRoute: true, vmodule: 'x=1', logBacktraceAt: 'a.go:1', logFormat: 'json', v: 2 });
+    expect(parseFlags(['--iptables-resync', '4'], env).iptablesResync).toBe(4);
+  });
+
+  it('refuses bad values of the new flags, naming them', () => {
+    expect(bad(['--iptables-resync', 'x'])).toBe('invalid value "x" for --iptables-resync: not an integer');
+    expect(bad(['--iptables-resync=0'])).toBe('invalid value "0" for --iptables-resync: out of range 1..86400');
+    expect(bad(['--iface-can-reach', 'eth0'])).toBe('invalid value "eth0" for --iface-can-reach: not an IP address');
+    expect(bad(['--kube-annotation-prefix', 'a/b/c'])).toBe('invalid value "a/b/c" for --kube-annotation-prefix: a prefix can contain at most one "/"');
+    expect(bad(['--kube-annotation-prefix', 'Flannel'])).toMatch(/--kube-annotation-prefix: a prefix must be fqdn/);
+    expect(bad(['--log-format', 'text'])).toBe('invalid value "text" for --log-format: expected klog or json');
+    expect(bad(['--set-node-network-unavailable', 'false'])).toBe('unexpected argument "false"'); // Go: a bool takes its value only with =
+  });
+
+  it('warns about the klog flags that do nothing here, and only about those', () => {
+    expect(flagWarnings(parseFlags(['-v=4']))).toEqual([]);
+    const w = flagWarnings(parseFlags(['-vmodule=main=2', '--log_backtrace_at=main.go:10']));
+    expect(w).toHaveLength(2);
+    expect(w[0]).toMatch(/^--vmodule main=2: accepted for flanneld compatibility, does nothing/);
+    expect(w[1]).toMatch(/^--log_backtrace_at main\.go:10: accepted for flanneld compatibility, does nothing/);
   });
 });

@@ -6,7 +6,8 @@
  * upper case) as flanneld's SetFlagsFromEnv does. Any unknown flag or bad
  * value is a UsageError (exit 2) naming it.
  */
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIP, isIPv4, isIPv6 } from 'node:net';
+import { annotationPrefixError } from './kube-annotations';
 
 export class UsageError extends Error {}
 
@@ -35,21 +36,32 @@ export const FLAGS = {
   'etcd-cafile': { kind: 'string', help: 'etcd CA certificate file' },
   'etcd-certfile': { kind: 'string', help: 'etcd client certificate file' },
   'etcd-keyfile': { kind: 'string', help: 'etcd client key file' },
+  'etcd-username': { kind: 'string', help: 'etcd user (etcd authentication, with --etcd-password)' },
+  'etcd-password': { kind: 'string', help: 'etcd password of --etcd-username' },
   'kube-subnet-mgr': { kind: 'bool', help: 'use the Kubernetes API for subnet assignment' },
   'kubeconfig-file': { kind: 'string', help: 'kubeconfig file' },
   'kube-api-url': { kind: 'string', help: 'Kubernetes API server URL' },
+  'kube-annotation-prefix': { kind: 'string', help: 'prefix of flannel\'s Node annotations (default flannel.alpha.coreos.com; at most one "/", else "/" is appended)', check: (v) => annotationPrefixError(v) },
+  'set-node-network-unavailable': { kind: 'bool', help: 'kube: set the Node\'s condition NetworkUnavailable=False once the network is up (default true)' },
   'net-config-path': { kind: 'string', help: 'network configuration file (default /etc/kube-flannel/net-conf.json)' },
   iface: { kind: 'list', help: 'interface (name or IP) for inter-host traffic; repeatable, first match wins' },
   'iface-regex': { kind: 'list', help: 'regex matching the interface name or IP; repeatable', check: regexCheck },
+  'iface-can-reach': { kind: 'string', help: 'use the interface (and source address) the kernel\'s route lookup picks for this IP, as `ip route get IP` (after --iface and --iface-regex)', check: (v) => (isIP(v) ? null : 'not an IP address') },
   'public-ip': { kind: 'string', help: 'IPv4 address other nodes reach this node at', check: (v) => (isIPv4(v) ? null : 'not an IPv4 address') },
   'public-ipv6': { kind: 'string', help: 'IPv6 address other nodes reach this node at (IPv6 networks)', check: (v) => (isIPv6(v) ? null : 'not an IPv6 address') },
   'ip-masq': { kind: 'bool', help: 'masquerade traffic leaving the overlay' },
+  'ip-masq-fully-random-disable': { kind: 'bool', help: 'masquerade without --random-fully (fully-random)' },
+  'ip-blackhole-route': { kind: 'bool', help: 'add a blackhole route for our pod subnet (re-checked every --iptables-resync seconds)' },
+  'iptables-resync': { kind: 'int', min: 1, max: 86400, help: 'seconds between checks of the masquerade/forward rules, rebuilt when missing (default 5)' },
   'iptables-forward-rules': { kind: 'bool', help: 'accept forwarded traffic to and from the Network (FLANNEL-FWD / nft chain forward; default true)' },
   'subnet-file': { kind: 'string', help: 'subnet file to write (default /run/flannel/subnet.env)' },
   'subnet-lease-renew-margin': { kind: 'int', min: 1, max: 1439, help: 'renew the lease this many minutes before expiry (default 60)' },
   'healthz-ip': { kind: 'string', help: 'healthz listen address (default 0.0.0.0)' },
   'healthz-port': { kind: 'int', min: 0, max: 65535, help: 'healthz port (0 = off)' },
   v: { kind: 'int', min: 0, max: 10, help: 'log verbosity (1 or more: debug lines)' },
+  vmodule: { kind: 'string', help: 'klog per-file verbosity; accepted for flanneld compatibility, does nothing (a warning)' },
+  log_backtrace_at: { kind: 'string', help: 'klog file:line to log a stack trace at; accepted for flanneld compatibility, does nothing (a warning)' },
+  'log-format': { kind: 'string', help: 'log line format: klog (flanneld\'s, default) or json (one object a line)', check: (v) => (v === 'klog' || v === 'json' ? null : 'expected klog or json') },
   'lease-dir': { kind: 'string', help: 'file lease store directory, when neither etcd nor kube is selected (default /var/lib/flax/leases)' },
   'node-name': { kind: 'string', help: 'this node\'s name in kube mode (default $NODE_NAME)' },
   'reconcile-interval': { kind: 'seconds', help: 'seconds between reconciliations of the data plane (default 10)' },
@@ -72,21 +84,33 @@ export interface AgentOptions {
   etcdCafile: string;
   etcdCertfile: string;
   etcdKeyfile: string;
+  etcdUsername: string;
+  etcdPassword: string;
   kubeSubnetMgr: boolean;
   kubeconfigFile: string;
   kubeApiUrl: string;
+  kubeAnnotationPrefix: string;
+  setNodeNetworkUnavailable: boolean;
   netConfigPath: string;
   iface: string[];
   ifaceRegex: string[];
+  ifaceCanReach: string;
   publicIp: string;
   publicIpv6: string;
   ipMasq: boolean;
+  ipMasqFullyRandomDisable: boolean;
+  ipBlackholeRoute: boolean;
+  /** seconds */
+  iptablesResync: number;
   iptablesForwardRules: boolean;
   subnetFile: string;
   subnetLeaseRenewMargin: number;
   healthzIp: string;
   healthzPort: number;
   v: number;
+  vmodule: string;
+  logBacktraceAt: string;
+  logFormat: 'klog' | 'json';
   leaseDir: string;
   nodeName: string;
   /** seconds */
@@ -105,15 +129,17 @@ export interface AgentOptions {
   version: boolean;
 }
 
-const camel = (n: string): string => n.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+const camel = (n: string): string => n.replace(/[-_]([a-z])/g, (_, c: string) => c.toUpperCase());
 export const envName = (flag: string): string => `FLANNELD_${flag.replace(/-/g, '_').toUpperCase()}`;
 
 function defaults(env: NodeJS.ProcessEnv): AgentOptions {
   return {
-    etcdEndpoints: [], etcdPrefix: '/coreos.com/network', etcdCafile: '', etcdCertfile: '', etcdKeyfile: '',
-    kubeSubnetMgr: false, kubeconfigFile: '', kubeApiUrl: '', netConfigPath: '/etc/kube-flannel/net-conf.json',
-    iface: [], ifaceRegex: [], publicIp: '', publicIpv6: '', ipMasq: false, iptablesForwardRules: true, subnetFile: '/run/flannel/subnet.env',
-    subnetLeaseRenewMargin: 60, healthzIp: '0.0.0.0', healthzPort: 0, v: 0,
+    etcdEndpoints: [], etcdPrefix: '/coreos.com/network', etcdCafile: '', etcdCertfile: '', etcdKeyfile: '', etcdUsername: '', etcdPassword: '',
+    kubeSubnetMgr: false, kubeconfigFile: '', kubeApiUrl: '', kubeAnnotationPrefix: 'flannel.alpha.coreos.com', setNodeNetworkUnavailable: true,
+    netConfigPath: '/etc/kube-flannel/net-conf.json',
+    iface: [], ifaceRegex: [], ifaceCanReach: '', publicIp: '', publicIpv6: '', ipMasq: false, ipMasqFullyRandomDisable: false, ipBlackholeRoute: false,
+    iptablesResync: 5, iptablesForwardRules: true, subnetFile: '/run/flannel/subnet.env',
+    subnetLeaseRenewMargin: 60, healthzIp: '0.0.0.0', healthzPort: 0, v: 0, vmodule: '', logBacktraceAt: '', logFormat: 'klog',
     leaseDir: '/var/lib/flax/leases', nodeName: env.NODE_NAME ?? '', reconcileInterval: 10,
     gcInterval: 300, gcCniConfDir: '/etc/cni/net.d', gcCacheDir: '/var/lib/cni', gcCniPath: '/opt/cni/bin', gcSandboxDir: '', cniSocket: '/run/flax/cni.sock', noOverlay: false, help: false, version: false,
   };
@@ -197,6 +223,14 @@ export function parseFlags(argv: readonly string[], env: NodeJS.ProcessEnv = {})
     assign(o, name, r.value);
   }
   return o;
+}
+
+/** Warnings for flags flaxd accepts (flanneld's) but that do nothing here. */
+export function flagWarnings(o: AgentOptions): string[] {
+  const out: string[] = [];
+  if (o.vmodule) out.push(`--vmodule ${o.vmodule}: accepted for flanneld compatibility, does nothing (flaxd has one verbosity: -v)`);
+  if (o.logBacktraceAt) out.push(`--log_backtrace_at ${o.logBacktraceAt}: accepted for flanneld compatibility, does nothing (flaxd is not Go: no file:line to trace at)`);
+  return out;
 }
 
 export function usage(): string {

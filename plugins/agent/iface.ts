@@ -2,7 +2,9 @@
  * The external interface (flannel pkg/ipmatch LookupExtIface): each --iface
  * in order (an interface name, or an IP address that one of the interfaces
  * holds), then each --iface-regex (matched against names, then addresses),
- * else the interface of the default route (IPv6-only: the IPv6 default
+ * then --iface-can-reach (the interface and source address of the route the
+ * kernel picks for that IP, RTM_GETROUTE as `ip route get`), else, when
+ * none of the three is given, the interface of the default route (IPv6-only: the IPv6 default
  * route). The interface must hold an address of every enabled family: its
  * first IPv4 address (and its first IPv6 address, global before link-local,
  * permanent before autoconfigured, deprecated and DAD-failed ones skipped,
@@ -28,6 +30,8 @@ export interface ExternalInterface {
 export interface IfaceSelection {
   iface: string[];
   ifaceRegex: string[];
+  /** --iface-can-reach IP */
+  ifaceCanReach?: string;
   publicIp: string;
   publicIpv6?: string;
 }
@@ -55,7 +59,7 @@ const familyOf = (ip: string): 4 | 6 => (ip.includes(':') ? 6 : 4);
 
 /** Pure part: picks the interface and addresses from the kernel's links, addresses and default-route oif(s). */
 export function selectExtIface(sel: IfaceSelection, links: Link[], addrs: Addr[], defaultOif: number | undefined,
-  fam: Families = V4_ONLY, defaultOif6?: number): ExternalInterface | { error: string } {
+  fam: Families = V4_ONLY, defaultOif6?: number, canReach?: { oif?: number; src?: string } | { error: string }): ExternalInterface | { error: string } {
   const need = [fam.v4 ? 'IPv4' : '', fam.v6 ? 'IPv6' : ''].filter(Boolean).join(' and ');
   /** the interface with its addresses; `ip` fixes the address of its family */
   const withAddr = (link: Link, ip?: string): ExternalInterface | null => {
@@ -87,8 +91,21 @@ export function selectExtIface(sel: IfaceSelection, links: Link[], addrs: Addr[]
     const r = link && withAddr(link, a.address);
     if (r) return r;
   }
-  if (sel.iface.length || sel.ifaceRegex.length) {
-    return { error: `failed to find an interface with an ${need} address matching ${[...sel.iface.map((i) => `--iface ${i}`), ...sel.ifaceRegex.map((r) => `--iface-regex ${r}`)].join(', ')}` };
+  let reachWhy = '';
+  if (sel.ifaceCanReach) {
+    // flanneld (ip.GetInterfaceBySpecificIPRouting): the route's link, and its source address as the address of its family
+    if (canReach && 'error' in canReach) reachWhy = ` (--iface-can-reach ${sel.ifaceCanReach}: ${canReach.error})`;
+    else {
+      const link = canReach?.oif !== undefined ? links.find((l) => l.index === canReach.oif) : undefined;
+      const src = canReach?.src && enabled(canReach.src) ? canReach.src : undefined;
+      const r = link && withAddr(link, src);
+      if (r) return r;
+      reachWhy = link ? ` (--iface-can-reach ${sel.ifaceCanReach}: the route's interface ${link.name} has no ${need} address)` : ` (--iface-can-reach ${sel.ifaceCanReach}: the route has no interface)`;
+    }
+  }
+  if (sel.iface.length || sel.ifaceRegex.length || sel.ifaceCanReach) {
+    const tried = [...sel.iface.map((i) => `--iface ${i}`), ...sel.ifaceRegex.map((r) => `--iface-regex ${r}`), ...(sel.ifaceCanReach ? [`--iface-can-reach ${sel.ifaceCanReach}`] : [])];
+    return { error: `failed to find an interface with an ${need} address matching ${tried.join(', ')}${reachWhy}` };
   }
   const oif = fam.v4 ? defaultOif : defaultOif6;
   const link = links.find((l) => l.index === oif);
@@ -105,7 +122,16 @@ export async function lookupExtIface(h: NetlinkHandle, sel: IfaceSelection, fam:
   const [links, addrs, routes] = await Promise.all([h.linkList(), h.addrList(), h.routeList()]);
   const def = routes.find((r) => r.dst === '0.0.0.0/0' && r.oif !== undefined);
   const def6 = routes.find((r) => r.dst === '::/0' && r.oif !== undefined);
-  const r = selectExtIface(sel, links, addrs, def?.oif, fam, def6?.oif);
+  let canReach: { oif?: number; src?: string } | { error: string } | undefined;
+  if (sel.ifaceCanReach) {
+    try {
+      const rt = await h.routeGet(sel.ifaceCanReach);
+      canReach = { oif: rt.oif, src: rt.src };
+    } catch (e) {
+      canReach = { error: `no route: ${(e as Error).message}` };
+    }
+  }
+  const r = selectExtIface(sel, links, addrs, def?.oif, fam, def6?.oif, canReach);
   if ('error' in r) throw new ConfigError(r.error);
   return r;
 }

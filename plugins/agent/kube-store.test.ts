@@ -170,4 +170,29 @@ describe('kube store (fake API server)', () => {
     await s.update(parseCidr('10.244.1.0/24'), undefined, attrs('192.168.64.3'));
     expect(api.nodes.get('node-a')!.metadata.annotations![ANN.publicIP]).toBe('203.0.113.7');
   });
+
+  it('--kube-annotation-prefix: our annotations under that prefix, and only nodes annotated under it are leases', async () => {
+    api.addNode({ metadata: { name: 'node-a' }, spec: { podCIDR: '10.244.7.0/24' } });
+    // a flanneld node under the default prefix: not a lease of this cluster's prefix
+    api.addNode(flannelNode('node-b', '10.244.8.0/24', '192.168.64.4', 'c6:d2:32:6f:8f:45'));
+    api.addNode({ metadata: { name: 'node-c', annotations: { 'example.com/x-kube-subnet-manager': 'true', 'example.com/x-public-ip': '192.168.64.5',
+      'example.com/x-backend-type': 'vxlan', 'example.com/x-backend-data': '{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:46"}' } }, spec: { podCIDR: '10.244.9.0/24' } });
+    store = await openKubeLeaseStore({ kubeconfigFile: api.kubeconfig(), nodeName: 'node-a', log, annotationPrefix: 'example.com/x' });
+    await store.acquire(attrs('192.168.64.3'));
+    expect(Object.keys(api.nodes.get('node-a')!.metadata.annotations!).sort()).toEqual([
+      'example.com/x-backend-data', 'example.com/x-backend-type', 'example.com/x-kube-subnet-manager', 'example.com/x-public-ip']);
+    expect((await store.list()).map((l) => formatNet(l.subnet)).sort()).toEqual(['10.244.7.0/24', '10.244.9.0/24']);
+    // without "/": one is appended
+    expect(new KubeLeaseStore(api as never, { nodeName: 'n', log, annotationPrefix: 'example.com' }).ann.publicIP).toBe('example.com/public-ip');
+  });
+
+  it('--set-node-network-unavailable=false: the NetworkUnavailable condition is left alone', async () => {
+    api.addNode({ metadata: { name: 'node-a' }, spec: { podCIDR: '10.244.7.0/24' },
+      status: { conditions: [{ type: 'NetworkUnavailable', status: 'True', reason: 'NoRouteCreated' }] } });
+    store = await openKubeLeaseStore({ kubeconfigFile: api.kubeconfig(), nodeName: 'node-a', log, setNodeNetworkUnavailable: false });
+    await store.acquire(attrs('192.168.64.3'));
+    expect(api.patches.filter((p) => 'status' in (p.body as object))).toEqual([]);
+    expect(api.nodes.get('node-a')!.status!.conditions).toEqual([{ type: 'NetworkUnavailable', status: 'True', reason: 'NoRouteCreated' }]);
+    expect(api.nodes.get('node-a')!.metadata.annotations![ANN.publicIP]).toBe('192.168.64.3');
+  });
 });

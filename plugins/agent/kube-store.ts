@@ -26,22 +26,12 @@ import { type Logger } from './log';
 import { Backoff, Closers } from './watch-life';
 import { EMPTY_V4, formatNet, type IPNet, netContainsNet, parseCidr, parseIp, formatIp } from './subnet';
 import { type Families } from './iface';
+import { type AnnotationNames, annotationNames, DEFAULT_ANNOTATION_PREFIX } from './kube-annotations';
 
-export const ANN_PREFIX = 'flannel.alpha.coreos.com';
-export const ANN = {
-  backendData: `${ANN_PREFIX}/backend-data`,
-  backendType: `${ANN_PREFIX}/backend-type`,
-  subnetManager: `${ANN_PREFIX}/kube-subnet-manager`,
-  publicIP: `${ANN_PREFIX}/public-ip`,
-  publicIPv6: `${ANN_PREFIX}/public-ipv6`,
-  backendV6Data: `${ANN_PREFIX}/backend-v6-data`,
-  /** inputs set by the cluster's operator: the address flaxd uses as its own (flanneld's GetStoredPublicIP) */
-  nodePublicIP: `${ANN_PREFIX}/node-public-ip`,
-  nodePublicIPv6: `${ANN_PREFIX}/node-public-ipv6`,
-  /** inputs: what to publish in public-ip(v6) instead of our address (NAT) */
-  publicIPOverwrite: `${ANN_PREFIX}/public-ip-overwrite`,
-  publicIPv6Overwrite: `${ANN_PREFIX}/public-ipv6-overwrite`,
-} as const;
+export const ANN_PREFIX = DEFAULT_ANNOTATION_PREFIX;
+/** flannel's annotation names under the default prefix (--kube-annotation-prefix: annotationNames()) */
+export const ANN: AnnotationNames = annotationNames(ANN_PREFIX);
+const ANN_DEFAULT = ANN;
 
 /** The part of a v1 Node the store reads. */
 export interface KubeNode {
@@ -64,6 +54,10 @@ export interface KubeApi {
 export interface KubeStoreOptions {
   nodeName: string;
   log: Logger;
+  /** --kube-annotation-prefix (default flannel.alpha.coreos.com) */
+  annotationPrefix?: string;
+  /** --set-node-network-unavailable (default true): set NetworkUnavailable=False once acquired, as flanneld */
+  setNodeNetworkUnavailable?: boolean;
 }
 
 const errText = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split('\n')[0];
@@ -86,7 +80,7 @@ export function nodePodCidr(n: KubeNode, v6 = false): IPNet | undefined {
  * has no BackendData (IPv6-only); backend-v6-data and public-ipv6 for a
  * vxlan lease with BackendV6Data or a host-gw lease with a PublicIPv6.
  */
-export function leaseAnnotations(a: LeaseAttrs): Record<string, string> {
+export function leaseAnnotations(a: LeaseAttrs, ANN: AnnotationNames = ANN_DEFAULT): Record<string, string> {
   const bd = JSON.stringify(a.backendData ?? null);
   const bd6 = JSON.stringify(a.backendV6Data ?? null);
   const ann: Record<string, string> = { [ANN.backendType]: a.backendType };
@@ -99,7 +93,7 @@ export function leaseAnnotations(a: LeaseAttrs): Record<string, string> {
 }
 
 /** flanneld's public-ip-overwrite / public-ipv6-overwrite: a set one replaces the published address of its family. */
-export function withOverwrites(want: Record<string, string>, have: Record<string, string>): Record<string, string> {
+export function withOverwrites(want: Record<string, string>, have: Record<string, string>, ANN: AnnotationNames = ANN_DEFAULT): Record<string, string> {
   const out = { ...want };
   if (out[ANN.publicIP] !== undefined && have[ANN.publicIPOverwrite]) out[ANN.publicIP] = have[ANN.publicIPOverwrite];
   if (out[ANN.publicIPv6] !== undefined && have[ANN.publicIPv6Overwrite]) out[ANN.publicIPv6] = have[ANN.publicIPv6Overwrite];
@@ -128,8 +122,8 @@ const annIp = (s: string | undefined, v6: boolean): string | undefined => {
  * when it is not managed by flannel (no kube-subnet-manager=true), or lacks
  * the pod CIDR or public IP of an enabled family.
  */
-export function nodeToLease(n: KubeNode, fam: Families = { v4: true, v6: false }): Lease | null {
-  const r = nodeLease(n, fam);
+export function nodeToLease(n: KubeNode, fam: Families = { v4: true, v6: false }, ANN: AnnotationNames = ANN_DEFAULT): Lease | null {
+  const r = nodeLease(n, fam, ANN);
   return r && 'lease' in r ? r.lease : null;
 }
 
@@ -139,7 +133,7 @@ export function nodeToLease(n: KubeNode, fam: Families = { v4: true, v6: false }
  * backend(-v6)-data) is missing or cannot be parsed; null when it is no
  * lease (not flannel-managed, no pod CIDR).
  */
-export function nodeLease(n: KubeNode, fam: Families = { v4: true, v6: false }): { lease: Lease } | { bad: UnreadableLease } | null {
+export function nodeLease(n: KubeNode, fam: Families = { v4: true, v6: false }, ANN: AnnotationNames = ANN_DEFAULT): { lease: Lease } | { bad: UnreadableLease } | null {
   const ann = n.metadata?.annotations ?? {};
   if (ann[ANN.subnetManager] !== 'true') return null;
   const attrs: LeaseAttrs = { publicIP: '0.0.0.0', publicIPv6: null, backendType: ann[ANN.backendType] ?? '' };
@@ -190,9 +184,16 @@ export class KubeLeaseStore {
   #outage = false;
   readonly #closers = new Closers();
   #fam: Families & { network?: IPNet; ipv6Network?: IPNet } = { v4: true, v6: false };
+  /** the annotation names under --kube-annotation-prefix */
+  readonly ann: AnnotationNames;
 
   constructor(readonly api: KubeApi, readonly opts: KubeStoreOptions) {
     if (!opts.nodeName) throw new ConfigError('--kube-subnet-mgr needs the node name: --node-name or $NODE_NAME');
+    try {
+      this.ann = annotationNames(opts.annotationPrefix);
+    } catch (e) {
+      throw new ConfigError((e as Error).message);
+    }
   }
 
   /**
@@ -213,7 +214,7 @@ export class KubeLeaseStore {
       if (v && annIp(v, v6) === undefined) throw new ConfigError(`node ${nodeName}: annotation ${key} is not an IPv${v6 ? 6 : 4} address: ${JSON.stringify(v.slice(0, 64))}`);
       return v && annIp(v, v6)!;
     };
-    return { publicIp: get(ANN.nodePublicIP, false), publicIpv6: get(ANN.nodePublicIPv6, true) };
+    return { publicIp: get(this.ann.nodePublicIP, false), publicIpv6: get(this.ann.nodePublicIPv6, true) };
   }
 
   /** The families of the network config (EnableIPv4, EnableIPv6): which pod CIDRs and annotations make a lease. */
@@ -246,15 +247,18 @@ export class KubeLeaseStore {
     if (fam.v4) outside(fam.network, subnet, 'Network');
     if (ipv6Subnet) outside(fam.ipv6Network, ipv6Subnet, 'IPv6Network');
     const have = node.metadata?.annotations ?? {};
-    const want = withOverwrites(leaseAnnotations(attrs), have);
+    const ANN = this.ann;
+    const want = withOverwrites(leaseAnnotations(attrs, ANN), have, ANN);
     if (Object.entries(want).some(([k, v]) => have[k] !== v)) {
       await this.api.patchNode(nodeName, { metadata: { annotations: want } });
       const pub = [want[ANN.publicIP] && `public-ip ${want[ANN.publicIP]}`, want[ANN.publicIPv6] && `public-ipv6 ${want[ANN.publicIPv6]}`].filter(Boolean).join(', ');
       log.info(`node ${nodeName}: flannel annotations written (${pub}, backend-type ${attrs.backendType})`);
     }
-    await this.api.patchNodeStatus(nodeName, networkAvailablePatch(new Date()));
+    // flanneld's CompleteLease: NetworkUnavailable=False, unless --set-node-network-unavailable=false (the condition is left alone)
+    const setCondition = this.opts.setNodeNetworkUnavailable ?? true;
+    if (setCondition) await this.api.patchNodeStatus(nodeName, networkAvailablePatch(new Date()));
     const cidrs = [fam.v4 ? formatNet(subnet) : '', ipv6Subnet ? formatNet(ipv6Subnet) : ''].filter(Boolean).join(', ');
-    log.info(`node ${nodeName}: pod cidr ${cidrs}, NetworkUnavailable=False`);
+    log.info(`node ${nodeName}: pod cidr ${cidrs}${setCondition ? ', NetworkUnavailable=False' : ' (NetworkUnavailable left as it is: --set-node-network-unavailable=false)'}`);
     return ipv6Subnet ? { subnet, ipv6Subnet, attrs, expiration: null } : { subnet, attrs, expiration: null };
   }
 
@@ -281,7 +285,7 @@ export class KubeLeaseStore {
       }
       nodes = this.#last;
     }
-    const read = nodes.map((n) => nodeLease(n, this.#fam));
+    const read = nodes.map((n) => nodeLease(n, this.#fam, this.ann));
     return listing(read.flatMap((r) => (r && 'lease' in r ? [r.lease] : [])), read.flatMap((r) => (r && 'bad' in r ? [r.bad] : [])));
   }
 
@@ -293,7 +297,7 @@ export class KubeLeaseStore {
   /** Re-writes our Node's annotations (the subnet is the Node's, not ours to change), honouring its public-ip(v6)-overwrite. */
   async update(_sn: IPNet, _sn6: IPNet | undefined, attrs: LeaseAttrs): Promise<number | null> {
     const have = (await this.api.readNode(this.opts.nodeName)).metadata?.annotations ?? {};
-    await this.api.patchNode(this.opts.nodeName, { metadata: { annotations: withOverwrites(leaseAnnotations(attrs), have) } });
+    await this.api.patchNode(this.opts.nodeName, { metadata: { annotations: withOverwrites(leaseAnnotations(attrs, this.ann), have, this.ann) } });
     return null;
   }
 
@@ -325,7 +329,7 @@ export class KubeLeaseStore {
           if (this.#last) this.#last = [...this.#last.filter((x) => x.metadata?.name !== node.metadata?.name), ...(type === 'DELETED' ? [] : [node])];
           // the node's lease as an event (a status update changes nothing for the agent); a node that is no lease of ours: re-list;
           // one whose annotations cannot be read: unreadable (no removal), unless deleted
-          const r = nodeLease(node, this.#fam);
+          const r = nodeLease(node, this.#fam, this.ann);
           if (r && 'lease' in r) onChange([{ type: type === 'DELETED' ? 'removed' : 'added', lease: r.lease }]);
           else if (r && type === 'DELETED') onChange([{ type: 'removed', lease: { subnet: r.bad.subnet, ...(r.bad.ipv6Subnet ? { ipv6Subnet: r.bad.ipv6Subnet } : {}), attrs: { publicIP: '0.0.0.0', publicIPv6: null, backendType: '' }, expiration: null } }]);
           else if (r) onChange([{ type: 'unreadable', ...r.bad }]);

@@ -2,7 +2,7 @@
 import { FLAX_VERSION, runMain } from '../pkg/skel/skel';
 import { runFlaxd } from './cni';
 import { ConfigError } from './config';
-import { parseFlags, usage, UsageError } from './flags';
+import { flagWarnings, parseFlags, usage, UsageError } from './flags';
 import { createLogger } from './log';
 
 function exit(code: number): void {
@@ -26,7 +26,8 @@ runMain(() => {
     process.stdout.write(`flaxd ${FLAX_VERSION}\n`);
     return exit(0);
   }
-  const log = createLogger(opts.v);
+  const log = createLogger(opts.v, { format: opts.logFormat });
+  for (const w of flagWarnings(opts)) log.warn(w);
   runFlaxd(opts, { log }).then(exit, (e: Error) => {
     log.error(e instanceof ConfigError ? `config: ${e.message}` : e.message);
     exit(1);

@@ -5,6 +5,16 @@
  */
 import type { Counter, Gauge, Registry } from 'prom-client';
 import { type ReconcileResult } from './vxlan/network';
+import { FLAX_VERSION } from '../pkg/skel/skel';
+
+/**
+ * flaxd_build_info's labels: package.json's version and the commit, both
+ * set by scripts/build.mjs in the bundle; from source, FLAX_VERSION and
+ * "unknown".
+ */
+export function buildInfo(env: Record<string, string | undefined> = { FLAX_BUILD_VERSION: process.env.FLAX_BUILD_VERSION, FLAX_BUILD_COMMIT: process.env.FLAX_BUILD_COMMIT }): { version: string; commit: string } {
+  return { version: env.FLAX_BUILD_VERSION || FLAX_VERSION, commit: env.FLAX_BUILD_COMMIT || 'unknown' };
+}
 
 type PromClient = typeof import('prom-client');
 
@@ -31,8 +41,12 @@ export class AgentMetrics {
     return new AgentMetrics(await import('prom-client'));
   }
 
-  private constructor({ Counter, Gauge, Registry }: PromClient) {
+  private constructor({ Counter, Gauge, Registry, collectDefaultMetrics }: PromClient) {
     this.registry = new Registry();
+    // process_* and nodejs_* (CPU, memory, fds, event loop lag, GC), as any Prometheus client's defaults
+    collectDefaultMetrics({ register: this.registry });
+    new Gauge({ name: 'flaxd_build_info', help: 'Always 1: the flaxd build (package version and git commit, "unknown" when not built from a checkout)', labelNames: ['version', 'commit'] as const, registers: [this.registry] })
+      .set(buildInfo(), 1);
     this.peers = new Gauge({ name: 'flaxd_peers', help: 'Remote nodes (peer leases) the data plane is programmed for', registers: [this.registry] });
     this.routes = new Gauge({ name: 'flaxd_routes_programmed', help: 'Peer subnet routes in place after the last reconcile', registers: [this.registry] });
     this.reconcileRuns = new Counter({ name: 'flaxd_reconcile_runs_total', help: 'Reconciles of the data plane with the leases', registers: [this.registry] });

@@ -25,6 +25,9 @@ describe('iptables rules', () => {
       '-A FLANNEL-FWD -d 10.244.0.0/16 -m comment --comment "flanneld forward" -j ACCEPT',
     ]);
     expect(iptChains({ ...input, masq: false }).map((c) => c.chain)).toEqual(['FLANNEL-FWD']);
+    // --ip-masq-fully-random-disable: flanneld's MASQUERADE rules without --random-fully
+    expect(iptChains({ ...input, randomFully: false })[0].rules.slice(4)).toEqual([
+      `-A FLANNEL-POSTRTG -s 10.244.0.0/16 ! -d 224.0.0.0/4 ${C} -j MASQUERADE`, `-A FLANNEL-POSTRTG ! -s 10.244.0.0/16 -d 10.244.0.0/16 ${C} -j MASQUERADE`]);
     expect(iptChains({ ...input, forward: false }).map((c) => c.chain)).toEqual(['FLANNEL-POSTRTG']);
   });
 
@@ -66,6 +69,11 @@ describe('nftables rules', () => {
     expect(post.rules[3][0]).toEqual({ match: { op: '!=', left: { payload: { protocol: 'ip', field: 'saddr' } }, right: { prefix: { addr: '10.244.3.0', len: 24 } } } });
     expect(post.rules[4].at(-1)).toEqual({ masquerade: { flags: 'fully-random' } });
     expect(fwd.rules.map((r) => r.at(-1))).toEqual([{ accept: null }, { accept: null }]);
+  });
+
+  it('--ip-masq-fully-random-disable: masquerade without fully-random (as nft -j lists it)', () => {
+    const [post] = nftChains({ ...input, randomFully: false });
+    expect(post.rules.slice(4).map((r) => r.at(-1))).toEqual([{ masquerade: null }, { masquerade: null }]);
   });
 
   it('repair: nothing when listed as wanted; only the chain that differs is rebuilt, table first, flushed', () => {

@@ -49,6 +49,8 @@ export interface RulesInput {
   forward: boolean;
   /** the IPv6 rules (IPv6Network, our IPv6 subnet): ip6tables, or nft table ip6 flannel-ipv6 */
   v6?: boolean;
+  /** MASQUERADE --random-fully / nft fully-random (default true; flanneld's --ip-masq-fully-random-disable turns it off) */
+  randomFully?: boolean;
 }
 
 /** One iptables chain of ours with the jump that reaches it. */
@@ -65,6 +67,7 @@ export function iptChains(i: RulesInput): IptChainWant[] {
   const { network: net, podCidr: pod } = i;
   if (i.masq) {
     const c = `-m comment --comment "${MASQ_COMMENT}"`;
+    const rf = i.randomFully === false ? '' : ' --random-fully';
     const a = (spec: string) => `-A ${POSTRTG} ${spec}`;
     out.push({
       table: 'nat', parent: 'POSTROUTING', chain: POSTRTG,
@@ -74,8 +77,8 @@ export function iptChains(i: RulesInput): IptChainWant[] {
         a(`-s ${pod} -d ${net} ${c} -j RETURN`),
         a(`-s ${net} -d ${pod} ${c} -j RETURN`),
         a(`! -s ${net} -d ${pod} ${c} -j RETURN`),
-        a(`-s ${net} ! -d ${i.v6 ? MULTICAST6 : MULTICAST} ${c} -j MASQUERADE --random-fully`),
-        a(`! -s ${net} -d ${net} ${c} -j MASQUERADE --random-fully`),
+        a(`-s ${net} ! -d ${i.v6 ? MULTICAST6 : MULTICAST} ${c} -j MASQUERADE${rf}`),
+        a(`! -s ${net} -d ${net} ${c} -j MASQUERADE${rf}`),
       ],
     });
   }
@@ -116,6 +119,7 @@ const prefix = (cidr: string) => {
 const ipMatch = (protocol: 'ip' | 'ip6') => (field: 'saddr' | 'daddr', op: '==' | '!=', cidr: string): Expr => ({ match: { op, left: { payload: { protocol, field } }, right: prefix(cidr) } });
 const RETURN: Expr = { return: null };
 const MASQ: Expr = { masquerade: { flags: 'fully-random' } };
+const MASQ_PLAIN: Expr = { masquerade: null };
 
 export interface NftChainWant {
   chain: NftChain;
@@ -128,6 +132,7 @@ export function nftChains(i: RulesInput): NftChainWant[] {
   const ip = ipMatch(family);
   const out: NftChainWant[] = [];
   if (i.masq) {
+    const MASQ_ = i.randomFully === false ? MASQ_PLAIN : MASQ;
     out.push({
       chain: { family, table, name: 'postrtg', type: 'nat', hook: 'postrouting', prio: 100, policy: 'accept', comment: 'chain to manage traffic masquerading by flannel' },
       rules: [
@@ -135,8 +140,8 @@ export function nftChains(i: RulesInput): NftChainWant[] {
         [ip('saddr', '==', pod), ip('daddr', '==', net), RETURN],
         [ip('saddr', '==', net), ip('daddr', '==', pod), RETURN],
         [ip('saddr', '!=', pod), ip('daddr', '==', net), RETURN],
-        [ip('saddr', '==', net), ip('daddr', '!=', i.v6 ? MULTICAST6 : MULTICAST), MASQ],
-        [ip('saddr', '!=', net), ip('daddr', '==', net), MASQ],
+        [ip('saddr', '==', net), ip('daddr', '!=', i.v6 ? MULTICAST6 : MULTICAST), MASQ_],
+        [ip('saddr', '!=', net), ip('daddr', '==', net), MASQ_],
       ],
     });
   }
@@ -178,7 +183,7 @@ export function nftRepair(want: readonly NftChainWant[], rs: Ruleset): { cmds: N
 
 /** The rules of each enabled family: IPv4 (Network, our subnet), then IPv6 (IPv6Network, our IPv6 subnet). */
 export function familyRules(c: Pick<NetConfig, 'enableIPv4' | 'enableIPv6' | 'network' | 'ipv6Network'>, own: { subnet: IPNet; ipv6Subnet?: IPNet },
-  o: { masq: boolean; forward: boolean }): RulesInput[] {
+  o: { masq: boolean; forward: boolean; randomFully?: boolean }): RulesInput[] {
   const out: RulesInput[] = [];
   if (c.enableIPv4 && c.network) out.push({ network: formatNet(c.network), podCidr: formatNet(own.subnet), ...o });
   if (c.enableIPv6 && c.ipv6Network && own.ipv6Subnet) out.push({ network: formatNet(c.ipv6Network), podCidr: formatNet(own.ipv6Subnet), ...o, v6: true });

@@ -39,7 +39,7 @@ describe('flaxd --cni-socket beside the overlay', () => {
     expect(statSync(sock).mode & 0o777).toBe(0o600);
     const a2 = cl.startAgent(n2, ['--cni-socket', sock]);
     await cl.waitReady(n2);
-    expect(a2.log()).toMatch(new RegExp(`WARN cni server: not started: ${sock}: another CNI server holds ${sock}\\.lock \\(pid ${a1.proc.pid}\\)`));
+    expect(a2.log()).toMatch(new RegExp(`W\\d{4} [^\\]]*\\] cni server: not started: ${sock}: another CNI server holds ${sock}\\.lock \\(pid ${a1.proc.pid}\\)`));
     expect(a2.log()).not.toContain('listening on');
   }, 60_000);
 

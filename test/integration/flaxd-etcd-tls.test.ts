@@ -54,7 +54,7 @@ describe('flaxd: the etcd store over TLS, with its own prefix', () => {
     const ag = cl.startAgent(n, tlsArgs(n, false));
     const code = await Promise.race([ag.exited, new Promise((r) => setTimeout(() => r('still running'), 45_000))]);
     expect(code, ag.log()).toBe(1);
-    expect(ag.log()).toContain(`ERROR config: etcd unreachable at ${URL} after 5 attempts`);
+    expect(ag.log()).toMatch(new RegExp(`^E\\d{4} [^\\]]*\\] config: etcd unreachable at ${URL.replace(/\./g, '\\.')} after 5 attempts`, 'm'));
     expect(existsSync(n.subnetFile)).toBe(false);
   }, 60_000);
 

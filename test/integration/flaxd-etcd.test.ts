@@ -203,7 +203,7 @@ describe('flaxd: three vxlan nodes with the etcd store', () => {
     const a = cl.startAgent(n, ['--etcd-endpoints', `http://${ETCD_IP}:2999`, '--subnet-file', subnetFile]);
     const code = await Promise.race([a.exited, new Promise((r) => setTimeout(() => r('still running'), 45_000))]);
     expect(code, a.log()).toBe(1);
-    expect(a.log()).toMatch(new RegExp(`ERROR config: etcd unreachable at http://${ETCD_IP.replace(/\./g, '\\.')}:2999 after 5 attempts`));
+    expect(a.log()).toMatch(new RegExp(`E\\d{4} [^\\]]*\\] config: etcd unreachable at http://${ETCD_IP.replace(/\./g, '\\.')}:2999 after 5 attempts`));
     expect(existsSync(subnetFile)).toBe(false);
   }, 60_000);
 });

@@ -92,7 +92,7 @@ describe('flaxd --gc-interval: the sweeper in the agent', () => {
     const before = metric(n.ns, 'flaxd_sweep_failures_total')!;
     writeFileSync(path.join(confDir, '20-broken.conflist'), '{not json');
     await waitFor('failure counted', () => metric(n.ns, 'flaxd_sweep_failures_total')! > before, 10_000);
-    await waitFor('the warning logged', () => /WARN sweeper: .*20-broken\.conflist/.test(n.agent!.log()), 5000, 50); // the log may trail the metric
+    await waitFor('the warning logged', () => /W\d{4} [^\]]*\] sweeper: .*20-broken\.conflist/.test(n.agent!.log()), 5000, 50); // the log may trail the metric
     expect(n.agent!.proc.exitCode).toBeNull();
     expect(execIn(n.ns, 'curl', ['-s', '-m', '2', 'http://127.0.0.1:9111/readyz'])).toBe('ok\n');
   });

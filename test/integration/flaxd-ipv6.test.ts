@@ -272,7 +272,7 @@ describe('flaxd IPv6-only vxlan', () => {
     writeSysctl(n1.ns, 'net.ipv6.conf.all.forwarding', 0); // said in the log, not changed by flaxd
     cl.startAgent(n1);
     await cl.waitReady(n1);
-    expect(n1.agent!.log()).toMatch(/WARN net\.ipv6\.conf\.all\.forwarding is 0: pods on other nodes will not be reached/);
+    expect(n1.agent!.log()).toMatch(/^W\d{4} [^\]]*\] net\.ipv6\.conf\.all\.forwarding is 0: pods on other nodes will not be reached/m);
     writeSysctl(n1.ns, 'net.ipv6.conf.all.forwarding', 1);
     expect(leaseOf6(cl, n1).file).toBe(before.lease);
     expect(readFileSync(n1.subnetFile, 'utf8')).toBe(before.env);

@@ -164,7 +164,7 @@ describe('flaxd: three vxlan nodes with the file store', () => {
     rmSync(path.join(cl.leaseDir, 'subnets', gone.file));
     await converged(n2, [n1]);
     expect(await Promise.race([n3agent.exited, new Promise((r) => setTimeout(() => r('still running'), 10_000))])).toBe(1);
-    expect(n3agent.log()).toMatch(/ERROR our lease 10\.244\.\d+\.0\/24 was removed from the store/);
+    expect(n3agent.log()).toMatch(/E\d{4} [^\]]*\] our lease 10\.244\.\d+\.0\/24 was removed from the store/);
     n3.agent = undefined;
     // node 1 was down when the lease went (flannel#2554): its stale entries go at start
     expect(peerState(n1).routes.some((r) => r.startsWith(`${gone.prefix}.0/24`))).toBe(true);

@@ -12,7 +12,7 @@ import { LinkNotFoundError, NetlinkError, ERRNO } from './errors';
 import {
   Addr, AddrOptions, BridgeVlanOptions, BrportOptions, dumpAddrReq, dumpLinkReq, dumpNeighReq, dumpRouteReq,
   encodeAddr, encodeBridgeVlan, encodeBrportSet, encodeFdb, encodeLinkAdd, encodeLinkGet, encodeLinkSet,
-  encodeNeigh, encodeRoute, FdbOptions, isClonedRoute, Link, LinkChange, LinkSpec, Neigh, NeighSpec, NetnsRef,
+  encodeNeigh, encodeRoute, encodeRouteGet, FdbOptions, isClonedRoute, Link, LinkChange, LinkSpec, Neigh, NeighSpec, NetnsRef,
   parseAddr, parseLink, parseNeigh, parseRoute, Route, RouteSpec,
 } from './messages';
 import { attrU32 } from './attrs';
@@ -244,6 +244,18 @@ export class NetlinkHandle {
         (family === AF_UNSPEC || r.family === family) &&
         (table === 0 || r.table === table) &&
         (f.index === undefined || r.oif === f.index));
+  }
+
+  /**
+   * The route the kernel picks for `ip` (`ip route get IP`, RTM_GETROUTE):
+   * its oif, gateway and preferred source. Unreachable → NetlinkError
+   * (ENETUNREACH, EHOSTUNREACH…).
+   */
+  async routeGet(ip: string): Promise<Route> {
+    const msgs = await this.#conn.request(RTM.GETROUTE, 0, encodeRouteGet(ip), `routeGet ${ip}`);
+    const m = msgs.find((x) => x.type === RTM.NEWROUTE);
+    if (!m) throw new NetlinkError(ERRNO.ENETUNREACH, `routeGet ${ip}`, `routeGet ${ip}: no route in the kernel's answer`);
+    return parseRoute(m.data);
   }
 
   // ---- neighbours / FDB --------------------------------------------------------

@@ -121,3 +121,9 @@ export const isClonedRoute = (r: Route): boolean => (r.flags & RTM_F_CLONED) !==
 
 
 export const dumpRouteReq = (family = AF_UNSPEC): Buffer[] => [rtmsg({ family })];
+
+/** RTM_GETROUTE for one destination address (`ip route get IP`): the kernel answers the route it would use. */
+export function encodeRouteGet(ip: string): Buffer[] {
+  const family = ipFamily(ip);
+  return [rtmsg({ family, dstLen: family === AF_INET6 ? 128 : 32 }), attr(RTA.DST, ipToBuffer(ip))];
+}
