@@ -7,34 +7,13 @@
  * highest of `cniVersions` it implements: 1.1.0. The e2e proof through
  * podman's libcni is test/e2e/conflists-podman.test.ts.
  */
-import { readFileSync, readdirSync } from 'node:fs';
-import path from 'node:path';
-import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { confListFromBytes } from '../../pkg/invoke/conf';
 import { compareVersions } from '../../pkg/cni/version';
-import { NETWORK_CONFLISTS, renderConflist } from './conflists';
+import { shippedConflists } from '../../../test/lib/shipped-conflists';
 
-const root = path.resolve(__dirname, '../../..');
 /** the newest version libcni 1.1.x knows (its pkg/version.Current()) */
 const LIBCNI_1_1_CURRENT = '1.0.0';
-
-/** [what, the conflist's text] for every conflist flax ships or installs */
-export function shippedConflists(): Array<[string, string]> {
-  const out: Array<[string, string]> = [];
-  for (const f of readdirSync(path.join(root, 'conf')).filter((x) => x.endsWith('.conflist')).sort()) {
-    out.push([`conf/${f}`, readFileSync(path.join(root, 'conf', f), 'utf8')]);
-  }
-  for (const [net, { conf }] of Object.entries(NETWORK_CONFLISTS)) out.push([`flax install --network ${net}`, renderConflist(conf)]);
-  for (const f of ['flax.yml', 'flax-etcd.yml']) {
-    for (const d of parseAllDocuments(readFileSync(path.join(root, 'conf', f), 'utf8'))) {
-      const o = d.toJS() as { kind?: string; metadata?: { name?: string }; data?: Record<string, string> } | null;
-      if (o?.kind !== 'ConfigMap') continue;
-      for (const [k, v] of Object.entries(o.data ?? {})) if (k.startsWith('cni-conf')) out.push([`conf/${f} ConfigMap ${o.metadata?.name} ${k}`, v]);
-    }
-  }
-  return out;
-}
 
 describe('shipped and installed conflists', () => {
   const all = shippedConflists();
