@@ -6,14 +6,14 @@
  * `flax tombstones` or `iptablesTombstone`). Runs in throwaway namespaces.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { netnsTest } from '../lib/netns';
 import { cni, ours, requireBuilt, theirs, type CniCall } from '../lib/cni';
 import { iptablesChainName } from '../../plugins/pkg/nft/masq';
-import { netnsState, ping, podView, reservations } from '../lib/state';
+import { linkDetail, netnsState, ping, podView, reservations } from '../lib/state';
 
 const HAVE_REF = existsSync(theirs('bridge')) && existsSync(theirs('host-local'));
 let root: string;
@@ -73,6 +73,28 @@ function expectClean(f: { host: string; pod: string }, dataDir: string, name: st
 }
 
 describe.skipIf(!HAVE_REF)('interop with the reference plugins v1.1.1', () => {
+  it('what an ADD leaves matches the reference\'s: veth txqueuelen (both ends) and the reservation file\'s mode', ({ host, pod }) => {
+    const f = { host, pod };
+    const leaves = (dir: string) => {
+      const c = conf('1.0.0');
+      const r = run(dir, 'ADD', f, c.conf);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      const hostVeth = r.json.interfaces.find((i: { name: string; sandbox?: string }) => !i.sandbox && i.name.startsWith('veth')).name;
+      // `ip -j` leaves txqlen out when it is 0
+      const seen = {
+        hostVethTxqlen: linkDetail(host, hostVeth).txqlen ?? 0,
+        podTxqlen: linkDetail(pod, 'eth0').txqlen ?? 0,
+        reservationMode: (statSync(path.join(c.dataDir, c.name, '10.89.0.2')).mode & 0o7777).toString(8),
+      };
+      expect(run(dir, 'DEL', f, { ...c.conf, prevResult: r.json }).code).toBe(0);
+      expectClean(f, c.dataDir, c.name);
+      return seen;
+    };
+    const ref = leaves(P.theirs);
+    expect(ref).toEqual({ hostVethTxqlen: 0, podTxqlen: 0, reservationMode: (0o644 & ~process.umask()).toString(8) });
+    expect(leaves(P.ours)).toEqual(ref);
+  });
+
   for (const v of ['0.4.0', '1.0.0']) {
     it(`our bridge delegates to their host-local (${v})`, ({ host, pod }) => {
       const f = { host, pod };

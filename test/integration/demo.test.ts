@@ -54,6 +54,29 @@ function flaxAsync(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: numb
   });
 }
 
+/**
+ * The commands a --keep run prints ("Try:" lines and "Remove with:"), each
+ * run as printed by `sh -c` with a PATH that lacks dist/bin, no NETCONFPATH
+ * or CNI_PATH, and a 60 s bound (a ping without -c would never end).
+ */
+function keepHints(out: string): { tries: string[]; remove: string } {
+  const lines = out.split('\n');
+  const at = lines.findIndex((l) => l.startsWith('--keep: left up. Try:'));
+  expect(at, out).toBeGreaterThanOrEqual(0);
+  const tries: string[] = [];
+  for (const l of lines.slice(at + 1)) {
+    if (!l.startsWith('  ')) break;
+    tries.push(l.trim());
+  }
+  const remove = lines.find((l) => l.startsWith('Remove with: '))?.slice('Remove with: '.length) ?? '';
+  return { tries, remove };
+}
+function runHint(cmd: string) {
+  const r = spawnSync('sh', ['-c', cmd], { encoding: 'utf8', timeout: 60_000, env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', HOME: process.env.HOME ?? '/root' } });
+  expect({ cmd, status: r.status, signal: r.signal, stderr: r.stderr }).toEqual({ cmd, status: 0, signal: null, stderr: r.stderr });
+  return r.stdout;
+}
+
 describe.skipIf(!isRoot || !existsSync(flax))('flax demo --single-node', () => {
   it.skipIf(!hasFlaxPlugins)('its plugin calls never reach a CNI server outside the demo', async () => {
     const prefix = `flaxt-iso-${process.pid}`;
@@ -91,9 +114,19 @@ describe.skipIf(!isRoot || !existsSync(flax))('flax demo --single-node', () => {
     const a = spawnSync(flax, [...base, '--keep'], { encoding: 'utf8' });
     expect(a.status).toBe(0);
     expect(readdirSync('/run/netns').filter((n) => n.startsWith(prefix)).sort()).toEqual([`${prefix}-node`, `${prefix}-pod1`, `${prefix}-pod2`]);
-    const b = spawnSync(flax, [...base, '--cleanup'], { encoding: 'utf8' });
-    expect(b.status).toBe(0);
-    expect(b.stdout).toContain('DEL leftover attachment');
+    try {
+      // every hint runs as printed: flax by its absolute path, status with the demo's dirs, a ping that ends
+      const hints = keepHints(a.stdout);
+      expect(hints.tries.map((t) => t.split(' ')[0])).toEqual(['nsenter', 'nsenter', path.resolve(flax)]);
+      const outs = hints.tries.map(runHint);
+      expect(outs[1]).toMatch(/3 packets transmitted, 3 received/);
+      expect(outs[2]).toContain(`${prefix}-net`);
+      expect(outs[2]).toMatch(new RegExp(`${prefix}-pod1\\s+eth0\\s+\\S+\\s+ok\\s+10\\.250\\.0\\.2/24`));
+      const b = runHint(hints.remove);
+      expect(b).toContain('DEL leftover attachment');
+    } finally {
+      spawnSync(flax, [...base, '--cleanup'], { encoding: 'utf8' }); // when a hint failed (else: nothing left to remove)
+    }
     expect(readdirSync('/run/netns').filter((n) => n.startsWith(prefix))).toEqual([]);
     expect(existsSync(scratch)).toBe(false);
   });
@@ -163,9 +196,19 @@ describe.skipIf(!isRoot || !hasOverlay)('flax demo (the overlay)', () => {
       expect(readdirSync('/run/netns').filter((n) => n.startsWith(prefix)).sort()).toEqual([`${prefix}-n1`, `${prefix}-n1-p1`, `${prefix}-n2`, `${prefix}-n2-p1`, `${prefix}-ul`]);
       const pids = readdirSync(scratch).filter((f) => f.endsWith('.pid')).map((f) => Number(readFileSync(path.join(scratch, f), 'utf8')));
       expect(pids.every((p) => existsSync(`/proc/${p}`))).toBe(true);
+      // every hint runs as printed (then "Remove with:" is the cleanup)
+      const hints = keepHints(a.out);
+      expect(hints.tries.map((t) => t.split(' ')[0])).toEqual(['nsenter', path.resolve(flax), 'nsenter']);
+      const outs = hints.tries.map(runHint);
+      expect(outs[0]).toMatch(/10\.244\.\d+\.0\/24 via 10\.244\.\d+\.0 dev flannel\.1/);
+      expect(outs[1]).toContain('cbr0');
+      expect(outs[1]).toMatch(new RegExp(`${prefix}-n1-p1\\s+eth0\\s+\\S+\\s+ok\\s+10\\.244\\.`));
+      expect(outs[2]).toMatch(/3 packets transmitted, 3 received/);
+      expect(hints.remove).toBe(`${path.resolve(flax)} demo --cleanup --prefix ${prefix} --scratch ${scratch}`);
     } finally {
-      const b = spawnSync(flax, ['demo', '--prefix', prefix, '--scratch', scratch, '--cleanup'], { encoding: 'utf8' });
-      expect(b.status).toBe(0);
+      const printed = /^Remove with: (.*)$/m.exec(a.out)?.[1];
+      const b = spawnSync('sh', ['-c', printed ?? `${flax} demo --prefix ${prefix} --scratch ${scratch} --cleanup`], { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
+      expect(b.status, b.stdout + b.stderr).toBe(0);
     }
     expect(readdirSync('/run/netns').filter((n) => n.startsWith(prefix))).toEqual([]);
     expect(existsSync(scratch)).toBe(false);

@@ -3,7 +3,7 @@
  * v1.1.1, cniVersion ≤ 1.0.0): one data directory, both binaries.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, utimesSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { OURS, REF, netConf, run } from '../lib/host-local';
@@ -28,6 +28,10 @@ describe.skipIf(!existsSync(REF))('host-local interop with the reference plugin'
     // identical bytes
     expect(readFileSync(path.join(net(), '10.77.0.2'), 'latin1')).toBe('ref1\r\neth0');
     expect(readFileSync(path.join(net(), '10.77.0.3'), 'latin1')).toBe('ours1\r\neth0');
+    // and the same mode (the reference's 0644, less the umask)
+    const mode = (f: string) => (statSync(path.join(net(), f)).mode & 0o7777).toString(8);
+    expect([mode('10.77.0.3'), mode('fd00:77::3')]).toEqual([mode('10.77.0.2'), mode('fd00:77::2')]);
+    expect(mode('10.77.0.2')).toBe((0o644 & ~process.umask()).toString(8));
     expect((await run(OURS, { command: 'CHECK', id: 'ref1', stdin: conf })).code).toBe(0);
     expect((await run(REF, { command: 'CHECK', id: 'ours1', stdin: conf })).code).toBe(0);
     // duplicate detection across binaries

@@ -46,10 +46,28 @@ describe.skipIf(!HAVE_REF)('portmap interop with the reference v1.1.1', () => {
     const { br, pm } = chainAdd(f, net, MAPS);
     expect(pm.code, pm.stdout + pm.stderr).toBe(0);
     expect(probe(f.client, 'tcp', HOST_V4, 18080)).toBe('ours from 192.168.77.2');
-    // (v1.1.1's CHECK cannot be used here: it checks the IPv4 rules in ip6tables too and fails on any dual-stack pod)
+    // (v1.1.1's CHECK cannot be used here: it looks for an IPv6 DNAT chain on every pod and fails, IPv4-only or dual-stack)
     const refConf = withMappings({ ...net.portmap, backend: undefined }, MAPS, br.json);
     const d = run(theirs('portmap'), 'DEL', f, refConf);
     expect(d.code, d.stdout + d.stderr).toBe(0);
+    expect(portmapState(f.host)).toEqual({ nft: [], ipt: [] });
+  });
+
+  it('v1.1.1\'s CHECK fails on an IPv4-only pod too (it looks for an IPv6 DNAT chain anyway); ours passes on the same rules', ({ host, pod, client, serve }) => {
+    const f = { host, pod, client, serve };
+    const net = pmNetwork(dataRoot);
+    net.bridge.ipam.ranges = [[{ subnet: '10.88.0.0/24' }]];
+    const { br, pm } = chainAdd(f, net, MAPS, {}, theirs('portmap'));
+    expect(pm.code, pm.stdout + pm.stderr).toBe(0);
+    expect(br.json.ips.map((i: { address: string }) => i.address)).toEqual(['10.88.0.2/24']);
+    const refConf = withMappings(net.portmap, MAPS, pm.json);
+    const theirCheck = run(theirs('portmap'), 'CHECK', f, refConf);
+    expect(theirCheck.code).not.toBe(0);
+    expect(theirCheck.json.msg).toMatch(/could not check ipv6 dnat/);
+    const chk = run(ours('portmap'), 'CHECK', f, withMappings({ ...net.portmap, backend: 'iptables' }, MAPS, pm.json));
+    expect(chk.code, chk.stdout).toBe(0);
+    expect(run(theirs('portmap'), 'DEL', f, refConf).code).toBe(0);
+    expect(run(ours('bridge'), 'DEL', f, { ...net.bridge, prevResult: br.json }).code).toBe(0);
     expect(portmapState(f.host)).toEqual({ nft: [], ipt: [] });
   });
 

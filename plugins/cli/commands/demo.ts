@@ -59,6 +59,16 @@ export function demoPluginEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.Proc
   return { ...env, FLAX_CNI_SOCKET: '' };
 }
 
+/**
+ * How the --keep hints name flax: the absolute path of this executable
+ * (beside its plugins), since `flax` is seldom on PATH where the demo runs
+ * from a checkout (dist/bin) or an unpacked package.
+ */
+export function flaxCommand(): string {
+  const self = path.join(defaultPluginDir(), 'flax');
+  return existsSync(self) ? self : 'flax';
+}
+
 /** Runs a command (no shell) with a timeout; never rejects. */
 export function run(cmd: string, args: string[], timeoutMs = 10_000): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -262,7 +272,11 @@ export async function runDemo(opt: DemoOptions, io: CliIo): Promise<number> {
     say(`\nFAILED: ${(e as Error).message}`);
   } finally {
     if (opt.keep) {
-      say(`\n--keep: left up. Try:\n  nsenter --net=${pods[0]?.netns ?? nodeNs} ip addr\n  NETCONFPATH=${confDir} CNI_PATH=${cniPath.join(':')} flax status --cache-dir ${cacheDir}\nRemove with: flax demo --cleanup${opt.prefix ? ` --prefix ${prefix}` : ''}${opt.scratch ? ` --scratch ${scratch}` : ''}`);
+      const flax = flaxCommand();
+      say(`\n--keep: left up. Try:\n  nsenter --net=${pods[0]?.netns ?? nodeNs} ip addr`
+        + (pods[1]?.address ? `\n  nsenter --net=${pods[0].netns} ping -c 3 ${pods[1].address.split('/')[0]}` : '')
+        + `\n  ${flax} status --cni-conf-dir ${confDir} --cache-dir ${cacheDir}`
+        + `\nRemove with: ${flax} demo --single-node --cleanup${opt.prefix ? ` --prefix ${prefix}` : ''}${opt.scratch ? ` --scratch ${scratch}` : ''}${opt.cniPath ? ` --cni-path ${cniPath.join(':')}` : ''}`);
     } else {
       say(`\n5. teardown: DEL every pod (reverse chain, cached result as prevResult), remove namespaces`);
       for (const p of [...pods].reverse()) {

@@ -29,7 +29,7 @@ import { addNetns, delNetns, listNetns } from '../netns-util';
 import { table } from '../table';
 import { parseCount } from '../usage';
 import type { CliIo } from './cni';
-import { defaultPluginDir, demoPluginEnv, run } from './demo';
+import { defaultPluginDir, demoPluginEnv, flaxCommand, run } from './demo';
 import { FLANNEL_CONFLIST } from '../install/conflists';
 
 export interface OverlayDemoOptions {
@@ -204,6 +204,7 @@ export async function runOverlayDemo(opt: OverlayDemoOptions, io: CliIo): Promis
       const conf = structuredClone(FLANNEL_CONFLIST) as typeof FLANNEL_CONFLIST & { plugins: Record<string, unknown>[] };
       Object.assign(conf.plugins[0], { subnetFile: n.subnetFile, dataDir: path.join(n.dir, 'flannel'), ipam: { dataDir: path.join(n.dir, 'ipam') } });
       n.list = confListFromBytes(JSON.stringify(conf));
+      writeFileSync(path.join(n.dir, '10-flannel.conflist'), JSON.stringify(conf)); // for the --keep hint's `flax status --cni-conf-dir`
       n.cni = new CniConfig({ path: bin, cacheDir: path.join(n.dir, 'cache'), stderr: null, timeoutMs: 30_000, env: demoPluginEnv(), exec: new RawExec({}, ['nsenter', `--net=${n.ns}`, '--']) });
       for (let j = 1; j <= perNode; j++) {
         const pod: Pod = { node: n, name: `${n.name}-p${j}`, ns: addNetns(`${prefix}-${n.name}-p${j}`), id: `${prefix}-${n.name}-p${j}` };
@@ -240,9 +241,11 @@ export async function runOverlayDemo(opt: OverlayDemoOptions, io: CliIo): Promis
   } finally {
     server?.kill('SIGKILL');
     if (opt.keep) {
+      const flax = flaxCommand();
       say(`\n--keep: left up. Try:\n  nsenter --net=${nodes[0]?.ns} ip route; nsenter --net=${nodes[0]?.ns} bridge fdb show dev flannel.1`
-        + `\n  NETCONFPATH=${nodes[0]?.dir} flax status --cache-dir ${path.join(nodes[0]?.dir ?? scratch, 'cache')}`
-        + `\n  nsenter --net=${pods[0]?.ns ?? ul} ping ${pods[1]?.address?.split('/')[0] ?? ''}\nRemove with: flax demo --cleanup${opt.prefix ? ` --prefix ${prefix}` : ''}`);
+        + `\n  ${flax} status --cni-conf-dir ${nodes[0]?.dir} --cache-dir ${path.join(nodes[0]?.dir ?? scratch, 'cache')}`
+        + (pods[1]?.address ? `\n  nsenter --net=${pods[0].ns} ping -c 3 ${pods[1].address.split('/')[0]}` : '')
+        + `\nRemove with: ${flax} demo --cleanup${opt.prefix ? ` --prefix ${prefix}` : ''}${opt.scratch ? ` --scratch ${scratch}` : ''}`);
     } else {
       say(`\n5. teardown: DEL every pod, stop the agents, remove namespaces and files`);
       for (const p of pods) {

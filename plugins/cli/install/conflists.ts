@@ -4,6 +4,11 @@
  * "Deployment") under kube-flannel's name, so installing flax over flannel
  * replaces the file rather than adding a second network. bridge's is
  * conf/10-flax-bridge.conflist (a unit test keeps them equal).
+ *
+ * Each says `"cniVersion": "1.0.0"` with `"cniVersions": ["1.0.0", "1.1.0"]`:
+ * libcni 1.1.x (podman 4, containerd 1.6/1.7, cnitool 1.1.2) ignores
+ * cniVersions and cannot read a 1.1.0 result, libcni ≥ 1.2 (and flax's)
+ * picks 1.1.0 (conflists.test.ts, test/e2e/conflists-podman.test.ts).
  */
 import { UsageError } from '../usage';
 
@@ -12,7 +17,8 @@ export type NetworkName = (typeof NETWORKS)[number];
 
 export const FLANNEL_CONFLIST = {
   name: 'cbr0',
-  cniVersion: '0.3.1',
+  cniVersion: '1.0.0',
+  cniVersions: ['1.0.0', '1.1.0'],
   plugins: [
     { type: 'flannel', delegate: { hairpinMode: true, isDefaultGateway: true } },
     { type: 'portmap', capabilities: { portMappings: true } },
@@ -20,7 +26,7 @@ export const FLANNEL_CONFLIST = {
 };
 
 export const BRIDGE_CONFLIST = {
-  cniVersion: '1.1.0',
+  cniVersion: '1.0.0',
   cniVersions: ['1.0.0', '1.1.0'],
   name: 'flax-bridge',
   plugins: [

@@ -15,9 +15,9 @@ describe('install conflists', () => {
   it('--network bridge is conf/10-flax-bridge.conflist', () => {
     expect(BRIDGE_CONFLIST).toEqual(JSON.parse(readFileSync(path.join(root, 'conf/10-flax-bridge.conflist'), 'utf8')));
   });
-  it('--network flannel is kube-flannel\'s cni-conf.json: cbr0, 0.3.1, flannel delegate + portmap', () => {
+  it('--network flannel is kube-flannel\'s cni-conf.json (cbr0, flannel delegate + portmap), at 1.0.0 with cniVersions', () => {
     expect(FLANNEL_CONFLIST).toEqual({
-      name: 'cbr0', cniVersion: '0.3.1',
+      name: 'cbr0', cniVersion: '1.0.0', cniVersions: ['1.0.0', '1.1.0'],
       plugins: [{ type: 'flannel', delegate: { hairpinMode: true, isDefaultGateway: true } }, { type: 'portmap', capabilities: { portMappings: true } }],
     });
   });

@@ -85,6 +85,14 @@ export async function otherPorts(h: NetlinkHandle, brIndex: number, except: stri
 
 // ---- veth --------------------------------------------------------------------
 
+/**
+ * IFLA_TXQLEN of both ends of a veth, as the reference sends it (its netlink
+ * LinkAttrs' zero TxQLen, on the link and on VETH_INFO_PEER): 0, where the
+ * kernel's default is 1000. A veth has no queue (noqueue), so it changes no
+ * packet; `ip link` shows no qlen, as for the reference's.
+ */
+export const VETH_TXQLEN = 0;
+
 /** 'veth' + 8 random hex digits (IFNAMSIZ-safe, like the reference plugins). */
 export const randomVethName = (): string => `veth${randomBytes(4).toString('hex')}`;
 
@@ -92,7 +100,7 @@ export async function createVeth(host: NetlinkHandle, pod: NetlinkHandle, podNs:
   for (let i = 0; i < 10; i++) {
     const name = randomVethName();
     try {
-      return await host.linkAdd({ kind: 'veth', name, peerName: ifname, peerNetns: podNs, mtu: n.mtu, ...(n.mac ? { peerMac: n.mac } : {}) });
+      return await host.linkAdd({ kind: 'veth', name, peerName: ifname, peerNetns: podNs, mtu: n.mtu, txQueueLen: VETH_TXQLEN, ...(n.mac ? { peerMac: n.mac } : {}) });
     } catch (e) {
       if (!(e instanceof ExistsError)) throw internal('failed to create veth pair', e);
       if (await pod.linkByNameOrNull(ifname)) throw new CniError(ErrCode.Internal, `container veth name provided (${ifname}) already exists`);
@@ -212,7 +220,7 @@ export async function ensureVlanInterface(h: NetlinkHandle, br: Link, n: Resolve
   const existing = await h.linkByNameOrNull(name);
   if (existing) return existing;
   const peer = `${name.slice(0, 11)}-gw`;
-  const l = await h.linkAdd({ kind: 'veth', name, peerName: peer, mtu: br.mtu });
+  const l = await h.linkAdd({ kind: 'veth', name, peerName: peer, mtu: br.mtu, txQueueLen: VETH_TXQLEN });
   rb.push('vlan-gateway', () => h.linkDel(l.index).catch(ignoreNotFound));
   const p = await h.linkByName(peer);
   await h.linkSet(p.index, { master: br.index, up: true });

@@ -22,6 +22,8 @@ export interface VethSpec extends LinkCommon {
   peerMac?: string;
   /** defaults to mtu */
   peerMtu?: number;
+  /** IFLA_TXQLEN of the peer; defaults to txQueueLen */
+  peerTxQueueLen?: number;
 }
 export interface BridgeSpec extends LinkCommon {
   kind: 'bridge';
@@ -84,7 +86,7 @@ export function encodeInfoData(spec: LinkSpec): Buffer[] {
     case 'veth': {
       const peer = [
         ifinfomsg(),
-        ...commonAttrs({ name: spec.peerName, mtu: spec.peerMtu ?? spec.mtu, mac: spec.peerMac }),
+        ...commonAttrs({ name: spec.peerName, mtu: spec.peerMtu ?? spec.mtu, mac: spec.peerMac, txQueueLen: spec.peerTxQueueLen ?? spec.txQueueLen }),
       ];
       if (spec.peerNetns !== undefined) peer.push(attrU32(IFLA.NET_NS_FD, fdOf(spec.peerNetns)));
       return [attr(VETH_INFO_PEER, Buffer.concat(peer))];

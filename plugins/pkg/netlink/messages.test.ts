@@ -34,6 +34,15 @@ describe('IFLA_LINKINFO encoding', () => {
     expect(a.u32(28)).toBe(9);
   });
 
+  it('veth txQueueLen: IFLA_TXQLEN on the link and, unless peerTxQueueLen says otherwise, on the peer (0 is sent, not omitted)', () => {
+    const peerOf = (d: Buffer[]) => new Attrs(new Attrs(d[0]).get(1)!, 16);
+    expect(peerOf(encodeInfoData({ kind: 'veth', name: 'a', peerName: 'b', txQueueLen: 0 })).u32(13)).toBe(0);
+    expect(peerOf(encodeInfoData({ kind: 'veth', name: 'a', peerName: 'b', txQueueLen: 0, peerTxQueueLen: 5 })).u32(13)).toBe(5);
+    expect(peerOf(encodeInfoData({ kind: 'veth', name: 'a', peerName: 'b' })).u32(13)).toBeUndefined();
+    const top = new Attrs(Buffer.concat(encodeLinkAdd({ kind: 'veth', name: 'a', peerName: 'b', txQueueLen: 0 })), 16);
+    expect(top.u32(13)).toBe(0);
+  });
+
   it('vxlan: id, local, port (network order), learning, gbp flag', () => {
     const li = new Attrs(encodeLinkInfo({ kind: 'vxlan', name: 'x', vni: 1, port: 8472, local: '10.0.0.1', learning: false, gbp: true, srcLink: 3 }));
     const top = li.nested(18)!;

@@ -26,12 +26,12 @@ beforeEach(() => { dir = mkdtempSync(path.join(tmpdir(), 'flax-hl-store-')); });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('DiskStore files', () => {
-  it('writes the reference format: O_EXCL file, id\\r\\nifname, 0600, last_reserved_ip.N, lock', () => {
+  it('writes the reference format: O_EXCL file, id\\r\\nifname, 0644 (less the umask, as Go does), last_reserved_ip.N, lock', () => {
     expect(op((s) => s.reserve(a, '10.0.0.2', 0))).toBe(true);
     expect(op((s) => s.reserve(b, '10.0.0.2', 0))).toBe(false);
     expect(op((s) => s.reserve(b, '2001:db8::2', 1))).toBe(true);
     expect(readFileSync(path.join(netDir(), '10.0.0.2'), 'latin1')).toBe('ctr-a\r\neth0');
-    expect(statSync(path.join(netDir(), '10.0.0.2')).mode & 0o777).toBe(0o600);
+    expect(statSync(path.join(netDir(), '10.0.0.2')).mode & 0o777).toBe(0o644 & ~process.umask());
     expect(readFileSync(path.join(netDir(), 'last_reserved_ip.1'), 'utf8')).toBe('2001:db8::2');
     expect(readdirSync(netDir()).sort()).toEqual(['10.0.0.2', '2001:db8::2', 'last_reserved_ip.0', 'last_reserved_ip.1', 'lock']);
     // the index lives outside <net>/ and never contains a bare owner string

@@ -48,12 +48,15 @@ function mkdirOnce(dir: string, mode: number): void {
 /** Temporary reservation files in the index directory: `.tmp-<pid>-<n>`. */
 export const TMP_PREFIX = '.tmp-';
 
-/** Creates `file` (O_EXCL, 0600) holding `content`; false when it exists.
+/** A reservation file's mode: the reference's (Go `os.OpenFile(…, 0o644)`; the umask applies to both). */
+export const RESERVATION_MODE = 0o644;
+
+/** Creates `file` (O_EXCL, RESERVATION_MODE) holding `content`; false when it exists.
  * A failed write removes the file again. */
 export function writeExclusive(file: string, content: string): boolean {
   let fd: number;
   try {
-    fd = openSync(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+    fd = openSync(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, RESERVATION_MODE);
   } catch (e) {
     if (errno(e) === 'EEXIST') return false;
     throw e;
