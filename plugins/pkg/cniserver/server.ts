@@ -335,9 +335,11 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
           }
         }
       }
-      // a worker stuck in a call (a lock, an exec) may never reach its event loop again: not waited for
+      // a worker stuck in a call (a lock, an exec) may never return: not waited for, and
+      // the process's exit must not join it either (Node's exit would wait for it forever)
       const stopping = slots.map((s) => s.worker.terminate());
-      if (!cut) await Promise.all(stopping);
+      if (cut) process.once('exit', (code) => n.cniExit(code));
+      else await Promise.all(stopping);
       lock.release();
     },
   };
