@@ -280,6 +280,29 @@ describe('callers in another mount namespace (unshare -m, as ctr runs its CNI ca
     expect(v.code).toBe(0);
     expect(status().deferred).toBe(after.deferred);
   });
+
+  it('flaxd\'s /metrics counts the calls handed back to the standalone plugin, by reason (all reasons present from the start)', async () => {
+    const m = await startServer(srvNs, ['--healthz-ip', '127.0.0.1', '--healthz-port', '9127']);
+    try {
+      const metrics = () => spawnSync('nsenter', [`--net=${srvNs}`, '--', 'curl', '-s', '-m', '5', 'http://127.0.0.1:9127/metrics'], { encoding: 'utf8' }).stdout;
+      const sample = (series: string) => metrics().split('\n').find((l) => l.startsWith(`${series} `))?.split(' ')[1];
+      spawnSync('nsenter', [`--net=${srvNs}`, '--', 'ip', 'link', 'set', 'lo', 'up']); // the health server listens on 127.0.0.1
+      expect(sample('flaxd_cni_calls_handed_back_total{reason="mount_namespace"}'), metrics()).toBe('0');
+      expect(sample('flaxd_cni_calls_handed_back_total{reason="setns"}')).toBe('0');
+      const hostView = mkdtempSync(path.join(tmp, 'view-host-'));
+      const callerView = mkdtempSync(path.join(tmp, 'view-caller-'));
+      const { conf } = hostLocalConf('1.0.0', hostView);
+      const env = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'ctr-view-m', CNI_NETNS: host, CNI_IFNAME: 'eth0', CNI_PATH: path.dirname(ours('host-local')), FLAX_CNI_SOCKET: m.socket };
+      for (const id of ['a', 'b']) {
+        const r = inPrivateMnt([[callerView, hostView]], ours('host-local'), { ...env, CNI_CONTAINERID: `ctr-view-${id}` }, conf);
+        expect(r.code, r.stdout + r.stderr).toBe(0);
+      }
+      expect(sample('flaxd_cni_calls_handed_back_total{reason="mount_namespace"}')).toBe('2');
+      expect(sample('flaxd_cni_calls_handed_back_total{reason="netns_path"}')).toBe('0');
+    } finally {
+      await m.stop();
+    }
+  });
 });
 
 describe('fallback and failures', () => {
