@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -322,6 +323,16 @@ Napi::Value CniServe(const Napi::CallbackInfo& info) {
 }
 
 // cniStop(handle): stops accepting (requests already read are still delivered).
+// cniExit(code): _exit(2) at once. After a drain that ran out of time a
+// worker thread may be stuck in a call (a blocking flock, an exec): Node's
+// own exit joins every worker thread and would wait for it forever.
+Napi::Value CniExit(const Napi::CallbackInfo& info) {
+  int code = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 0;
+  fflush(nullptr);
+  _exit(code);
+  return info.Env().Undefined();
+}
+
 Napi::Value CniStop(const Napi::CallbackInfo& info) {
   Server* srv = info[0].As<Napi::External<Server>>().Data();
   if (!srv->stopped.exchange(true)) shutdown(srv->lfd, SHUT_RDWR);
@@ -392,5 +403,6 @@ void InitCniServer(Napi::Env env, Napi::Object exports) {
   exports.Set("cniListen", Napi::Function::New(env, CniListen, "cniListen"));
   exports.Set("cniServe", Napi::Function::New(env, CniServe, "cniServe"));
   exports.Set("cniStop", Napi::Function::New(env, CniStop, "cniStop"));
+  exports.Set("cniExit", Napi::Function::New(env, CniExit, "cniExit"));
   exports.Set("cniReply", Napi::Function::New(env, CniReply, "cniReply"));
 }

@@ -14,12 +14,18 @@
  *    acts in the caller's namespaces whatever its own mount or PID
  *    namespace); an open failure is sent as its errno, and the plugin
  *    answers as it would have when it failed to open the path itself.
- *  - never both, never a retry: once connect() succeeded the standalone
- *    plugin is never run — except when the server answers RUN_STANDALONE
- *    (it did nothing: the caller's mount namespace shows the call's paths
- *    otherwise than the server's, see plugins/pkg/cniserver/view.ts); then
- *    the standalone plugin runs here with the same stdin. A server that dies
- *    before a complete reply is a CNI error (code 999) on stdout and exit 1.
+ *  - once connect() succeeded the standalone plugin runs only when the
+ *    server answers RUN_STANDALONE (it did nothing: the caller's mount
+ *    namespace shows the call's paths otherwise than the server's, see
+ *    plugins/pkg/cniserver/view.ts), or when the server dies before a
+ *    complete reply (kill -9, a crash, a drain that ran out of time) and
+ *    the verb is safe to repeat: DEL, CHECK, STATUS, GC, VERSION (and any
+ *    verb that is not ADD: a plugin answers those with an error and does
+ *    nothing). Either way it runs here with the stdin already read. An ADD
+ *    the server may have started is never run again here: it answers CNI
+ *    error code 11 "try again later", in the request's cniVersion, so the
+ *    runtime retries (or tears down and retries) the sandbox instead of
+ *    reporting a plugin fault.
  *  - also sent: the caller's root directory (O_PATH), so the server can
  *    compare its view of the files with the caller's.
  * Wire format: native/addon/cniserver.cc.
@@ -90,8 +96,8 @@ static const char *error_version(void) {
 }
 
 /* A CNI error on stdout, rendered as skel renders it (4-space JSON). */
-static void cni_fail(const char *msg) {
-  printf("{\n    \"cniVersion\": \"%s\",\n    \"code\": 999,\n    \"msg\": \"", error_version());
+static void cni_error(int code, const char *msg) {
+  printf("{\n    \"cniVersion\": \"%s\",\n    \"code\": %d,\n    \"msg\": \"", error_version(), code);
   for (const char *p = msg; *p; p++) {
     if (*p == '"' || *p == '\\') printf("\\%c", *p);
     else if ((unsigned char)*p < 0x20) printf("\\u%04x", *p);
@@ -101,6 +107,8 @@ static void cni_fail(const char *msg) {
   fflush(stdout);
   exit(1);
 }
+
+static void cni_fail(const char *msg) { cni_error(999, msg); }
 
 static int write_full(int fd, const void *buf, size_t len) {
   const char *p = buf;
@@ -234,6 +242,34 @@ static void run_standalone(const char *name, char **argv) {
   cni_fail(msg);
 }
 
+/* stdin for the standalone plugin: what was read from the caller, from a memfd at offset 0. */
+static void replay_stdin(void) {
+  if (!in_buf) return;
+  int m = memfd_create("flax-cni-stdin", MFD_CLOEXEC);
+  if (m < 0 || write_full(m, in_buf, in_len) != 0 || lseek(m, 0, SEEK_SET) != 0 || dup2(m, 0) != 0) {
+    cni_fail("flax cniclient: cannot hand stdin to the standalone plugin");
+  }
+  close(m);
+}
+
+/*
+ * The server died (or closed the connection) before a complete reply. An
+ * ADD may have been partly carried out by it: running it again here could
+ * race what the server left, so the runtime is told to try again later
+ * (code 11); every other verb is safe to repeat and runs standalone.
+ */
+static void server_gone(int fd, const char *name, char **argv, const char *when) {
+  close(fd);
+  const char *verb = getenv("CNI_COMMAND");
+  if (verb && strcmp(verb, "ADD") == 0) {
+    char msg[256];
+    snprintf(msg, sizeof(msg), "flax CNI server closed the connection %s (it stopped or died); the ADD was not run again: try again later", when);
+    cni_error(11, msg);
+  }
+  replay_stdin();
+  run_standalone(name, argv);
+}
+
 int main(int argc, char **argv) {
   (void)argc;
   const char *name = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
@@ -299,24 +335,18 @@ int main(int argc, char **argv) {
   if (sent < 0 || (sent < (ssize_t)sizeof(h) && write_full(fd, (char *)&h + sent, sizeof(h) - sent) != 0) ||
       write_full(fd, name, h.name_len) != 0 || write_full(fd, env, env_len) != 0 ||
       (in_len && write_full(fd, in_buf, in_len) != 0)) {
-    cni_fail("flax CNI server closed the connection while the request was sent (the call was not retried)");
+    server_gone(fd, name, argv, "while the request was sent");
   }
   for (int i = 0; i < nfds; i++) close(fds[i]);
 
   struct rep_hdr r;
   if (read_full(fd, &r, sizeof(r)) != 0 || memcmp(r.magic, "FLAXCNR1", 8) != 0) {
-    cni_fail("flax CNI server closed the connection before replying (the call may have been partly carried out; it was not retried)");
+    server_gone(fd, name, argv, "before replying");
   }
   if (r.exit_code == RUN_STANDALONE && r.stdout_len == 0 && r.stderr_len == 0) {
     /* the server did nothing: the standalone plugin runs with the stdin read above */
     close(fd);
-    if (in_buf) {
-      int m = memfd_create("flax-cni-stdin", MFD_CLOEXEC);
-      if (m < 0 || write_full(m, in_buf, in_len) != 0 || lseek(m, 0, SEEK_SET) != 0 || dup2(m, 0) != 0) {
-        cni_fail("flax cniclient: cannot hand stdin to the standalone plugin");
-      }
-      close(m);
-    }
+    replay_stdin();
     run_standalone(name, argv);
   }
   /* the whole reply first: a cut reply must not leave half a result on stdout */
@@ -324,7 +354,8 @@ int main(int argc, char **argv) {
   char *out = malloc(r.stdout_len + r.stderr_len + 1);
   if (!out) cni_fail("flax cniclient: out of memory");
   if (read_full(fd, out, r.stdout_len + r.stderr_len) != 0) {
-    cni_fail("flax CNI server closed the connection in the middle of its reply (the call was not retried)");
+    free(out);
+    server_gone(fd, name, argv, "in the middle of its reply");
   }
   if (write_full(1, out, r.stdout_len) != 0) return 1;
   write_full(2, out + r.stdout_len, r.stderr_len);

@@ -10,7 +10,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomInt } from 'node:crypto';
-import { type FileLock, lockFile } from '../pkg/lock';
+import { type FileLock, LockPathError, lockFile } from '../pkg/lock';
 import { isErrno } from '../pkg/native';
 import { AF_INET, AF_INET6, openHandle, type NetlinkHandle, RTMGRP } from '../pkg/netlink';
 import { kernelChangeReason, OurDevices } from './kernel-events';
@@ -37,15 +37,16 @@ import { describeExt, describeNetworks, leaseSubnets } from './describe';
 /**
  * Takes the one-agent-per-node lock beside the subnet file and records our
  * pid in it. A held lock is a ConfigError naming the holder; nothing is
- * written in that case.
+ * written in that case. A symbolic link there is refused, never followed.
  */
 export function lockSubnetFile(subnetFile: string): FileLock {
   const p = `${subnetFile}.lock`;
   fs.mkdirSync(path.dirname(p), { recursive: true, mode: 0o755 });
   let lock: FileLock;
   try {
-    lock = lockFile(p, { nonBlocking: true });
+    lock = lockFile(p, { nonBlocking: true, noFollow: true });
   } catch (e) {
+    if (e instanceof LockPathError) throw new ConfigError(e.message);
     if (isErrno(e, 'EWOULDBLOCK') || isErrno(e, 'EAGAIN')) {
       let holder = 'unknown process';
       try {
@@ -151,6 +152,7 @@ export async function runAgent(o: AgentOptions, deps: AgentDeps): Promise<number
   let store: LeaseStore | undefined;
   const metrics = deps.metrics ?? await AgentMetrics.create();
   let ready = false;
+  let started = false;
   let healthz: import('node:http').Server | undefined;
   let resync: { stop(): Promise<void> } | undefined;
   const sweeper = new NodeSweeper({ intervalS: o.gcInterval, confDir: o.gcCniConfDir, cacheDir: o.gcCacheDir, cniPath: o.gcCniPath.split(':').filter(Boolean), sandboxDir: o.gcSandboxDir }, log, metrics);
@@ -235,6 +237,7 @@ export async function runAgent(o: AgentOptions, deps: AgentDeps): Promise<number
     const env = renderSubnetEnv(config, o.ipMasq, own.subnet, own.ipv6Subnet, mtu);
     writeFileAtomic(o.subnetFile, env);
     ready = true;
+    started = true;
     sweeper.start();
     await deps.onRunning?.();
     log.info(`wrote ${o.subnetFile} (subnet ${leaseSubnets(own)}, MTU ${mtu}); running`);
@@ -257,6 +260,8 @@ export async function runAgent(o: AgentOptions, deps: AgentDeps): Promise<number
     healthz?.closeAllConnections();
     store?.close();
     if (!deps.handle) h?.close();
-    lock.release();
+    // a start that failed leaves no lock file behind
+    if (started) lock.release();
+    else lock.remove();
   }
 }

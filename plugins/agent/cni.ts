@@ -9,10 +9,14 @@
  *  - `--no-overlay`: only the CNI server, the sweeper and the health server
  *    (no lock, lease, store, device or subnet file); there a busy socket is
  *    fatal (exit 1);
- *  - per-plugin, per-verb latency histograms on /metrics.
+ *  - per-plugin, per-verb latency histograms on /metrics, and the calls
+ *    handed back to the standalone plugin, by reason;
+ *  - a socket path holding something else than a socket, or a symbolic link
+ *    at `<socket>.lock`, is refused before anything starts (exit 1).
  */
 import type { Counter, Histogram } from 'prom-client';
-import { type CniServer, CniSocketBusyError, startCniServer } from '../pkg/cniserver/server';
+import { lstatSync } from 'node:fs';
+import { checkSocketPath, type CniServer, CniSocketBusyError, HAND_BACK_REASONS, startCniServer } from '../pkg/cniserver/server';
 import { ConfigError } from './config';
 import { type AgentOptions } from './flags';
 import { startHealthServer } from './health';
@@ -27,6 +31,7 @@ const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5
 export interface CniMetrics {
   duration: Histogram<'plugin' | 'verb'>;
   errors: Counter<'plugin' | 'verb'>;
+  handedBack: Counter<'reason'>;
 }
 
 /** The CNI server's series, registered in the agent's registry. */
@@ -43,12 +48,20 @@ export async function cniMetrics(metrics: AgentMetrics, server: () => CniServer 
   return {
     duration: new Histogram({ name: 'flaxd_cni_request_duration_seconds', help: 'CNI calls served by the resident CNI server, by plugin and verb (CNI_COMMAND): seconds from the request read to the reply', labelNames: ['plugin', 'verb'] as const, buckets: BUCKETS, registers }),
     errors: new Counter({ name: 'flaxd_cni_request_errors_total', help: 'CNI calls the resident CNI server answered with a non-zero exit (a CNI error)', labelNames: ['plugin', 'verb'] as const, registers }),
+    handedBack: handedBackCounter(Counter, registers),
   };
 }
 
 /** The CNI_COMMANDs of the spec (1.1); anything else is counted as one `other` value, never a new series. */
 const CNI_VERBS = new Set(['ADD', 'DEL', 'CHECK', 'VERSION', 'GC', 'STATUS']);
 export const verbLabel = (verb: string): string => (CNI_VERBS.has(verb) ? verb : 'other');
+
+/** Every reason present from the start (0): a rate() sees the first hand-back. */
+function handedBackCounter(C: typeof Counter, registers: AgentMetrics['registry'][]): Counter<'reason'> {
+  const c = new C({ name: 'flaxd_cni_calls_handed_back_total', help: 'CNI calls the resident CNI server handed back to the client\'s standalone plugin, having done nothing: the caller sees a path of the call otherwise (mount_namespace), its CNI_NETNS path is another netns here and the call may exec (netns_path), its netns could not be entered (setns)', labelNames: ['reason'] as const, registers });
+  for (const reason of HAND_BACK_REASONS) c.inc({ reason }, 0);
+  return c;
+}
 
 /**
  * Starts the server on o.cniSocket; undefined when turned off, or when
@@ -70,6 +83,7 @@ export async function startAgentCniServer(o: AgentOptions, log: Logger, metrics:
         m.duration.observe(labels, seconds);
         if (code !== 0) m.errors.inc(labels);
       },
+      onHandBack: (reason) => m.handedBack.inc({ reason }),
     });
   } catch (e) {
     if (!(e instanceof CniSocketBusyError)) throw new ConfigError(`--cni-socket ${o.cniSocket}: ${(e as Error).message}`);
@@ -126,8 +140,26 @@ export async function runCniOnly(o: AgentOptions, log: Logger): Promise<number> 
   }
 }
 
+/**
+ * Before anything starts: a socket path that holds something else than a
+ * socket, or a symbolic link at `<socket>.lock`, is a ConfigError naming it.
+ */
+export function checkCniPaths(o: AgentOptions): void {
+  if (!o.cniSocket) return;
+  try {
+    checkSocketPath(o.cniSocket);
+  } catch (e) {
+    throw new ConfigError(`--cni-socket: ${(e as Error).message}`);
+  }
+  const lock = `${o.cniSocket}.lock`;
+  let link = false;
+  try { link = lstatSync(lock).isSymbolicLink(); } catch { /* absent */ }
+  if (link) throw new ConfigError(`--cni-socket: ${lock} is a symbolic link: refusing to use it as a lock file (remove it)`);
+}
+
 /** flaxd: the overlay agent with the CNI server beside it, or the CNI server alone (--no-overlay). */
 export async function runFlaxd(o: AgentOptions, deps: AgentDeps): Promise<number> {
+  checkCniPaths(o);
   if (o.noOverlay) return runCniOnly(o, deps.log);
   const metrics = deps.metrics ?? await AgentMetrics.create();
   let srv: CniServer | undefined;

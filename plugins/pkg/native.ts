@@ -63,6 +63,8 @@ export interface FlaxNative {
   cniStop(server: NativeCniServer): void;
   /** Writes the reply (at once if the socket takes it whole, else on a native thread) and closes conn; any thread. */
   cniReply(conn: number, stdout: Buffer, stderr: Buffer, exitCode: number): void;
+  /** _exit(2) at once, joining no thread (a worker stuck in a cut call would hold up Node's exit forever). */
+  cniExit(code: number): never;
   constants: NativeConstants;
 }
 

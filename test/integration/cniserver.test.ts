@@ -6,7 +6,8 @@
  * (dist/bin/<plugin>.standalone) made in the same conditions.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -158,6 +159,59 @@ describe('concurrency', () => {
   });
 });
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Polls `cond` until it holds (a state to reach, not a time to wait). */
+async function until(cond: () => boolean): Promise<void> {
+  while (!cond()) await sleep(20);
+}
+
+/** Holds the flock on `file` until release() (flock -o: only flock itself holds it; its sleep goes with it). */
+function holdLock(file: string) {
+  const p = spawn('flock', ['-o', file, 'sleep', '600'], { stdio: 'ignore', detached: true });
+  return { release: () => { try { process.kill(-p.pid!, 'SIGKILL'); } catch { /* gone */ } } };
+}
+
+/**
+ * Waits until `n` processes wait for the flock on `file` (/proc/locks lists
+ * waiters with "->"); with `held`, until someone holds it.
+ */
+async function lockWaiters(file: string, n: number, held = false): Promise<void> {
+  const lines = () => {
+    let ino: number;
+    try { ino = statSync(file).ino; } catch { return []; }
+    return readFileSync('/proc/locks', 'utf8').split('\n').filter((l) => l.split(/\s+/).some((f) => f.endsWith(`:${ino}`)));
+  };
+  await until(() => lines().filter((l) => l.includes('->')).length >= n && (!held || lines().some((l) => !l.includes('->'))));
+}
+
+/**
+ * A server socket that accepts and closes the connection as a dying flaxd
+ * would: at once, after reading the whole request, or after a reply header
+ * announcing more than it sends (wire: native/addon/cniserver.cc).
+ */
+async function fakeServer(socket: string, mode: 'at-accept' | 'after-request' | 'mid-reply') {
+  let n = 0;
+  const srv = net.createServer((c) => {
+    n++;
+    if (mode === 'at-accept') return c.destroy();
+    let buf = Buffer.alloc(0);
+    c.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      if (buf.length < 40) return;
+      const want = 40 + buf.readUInt32LE(8) + buf.readUInt32LE(12) + Number(buf.readBigUInt64LE(16));
+      if (buf.length < want) return;
+      if (mode === 'after-request') return c.destroy();
+      const hdr = Buffer.alloc(32);
+      hdr.write('FLAXCNR1');
+      hdr.writeBigUInt64LE(100n, 16);
+      c.end(Buffer.concat([hdr, Buffer.from('{"partial":')]));
+    });
+    c.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => srv.listen(socket, resolve));
+  return { socket, connections: () => n, close: () => new Promise<void>((resolve) => srv.close(() => resolve())) };
+}
+
 /** A copy of the client named `probe` beside a `probe.standalone` that says so: tells who answered. */
 function probeDir(): string {
   const dir = mkdtempSync(path.join(tmp, 'probe-'));
@@ -225,6 +279,29 @@ describe('callers in another mount namespace (unshare -m, as ctr runs its CNI ca
     const v = inPrivateMnt([[callerView, hostView]], ours('host-local'), { ...env, CNI_COMMAND: 'VERSION' }, { cniVersion: '1.0.0' });
     expect(v.code).toBe(0);
     expect(status().deferred).toBe(after.deferred);
+  });
+
+  it('flaxd\'s /metrics counts the calls handed back to the standalone plugin, by reason (all reasons present from the start)', async () => {
+    const m = await startServer(srvNs, ['--healthz-ip', '127.0.0.1', '--healthz-port', '9127']);
+    try {
+      const metrics = () => spawnSync('nsenter', [`--net=${srvNs}`, '--', 'curl', '-s', '-m', '5', 'http://127.0.0.1:9127/metrics'], { encoding: 'utf8' }).stdout;
+      const sample = (series: string) => metrics().split('\n').find((l) => l.startsWith(`${series} `))?.split(' ')[1];
+      spawnSync('nsenter', [`--net=${srvNs}`, '--', 'ip', 'link', 'set', 'lo', 'up']); // the health server listens on 127.0.0.1
+      expect(sample('flaxd_cni_calls_handed_back_total{reason="mount_namespace"}'), metrics()).toBe('0');
+      expect(sample('flaxd_cni_calls_handed_back_total{reason="setns"}')).toBe('0');
+      const hostView = mkdtempSync(path.join(tmp, 'view-host-'));
+      const callerView = mkdtempSync(path.join(tmp, 'view-caller-'));
+      const { conf } = hostLocalConf('1.0.0', hostView);
+      const env = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'ctr-view-m', CNI_NETNS: host, CNI_IFNAME: 'eth0', CNI_PATH: path.dirname(ours('host-local')), FLAX_CNI_SOCKET: m.socket };
+      for (const id of ['a', 'b']) {
+        const r = inPrivateMnt([[callerView, hostView]], ours('host-local'), { ...env, CNI_CONTAINERID: `ctr-view-${id}` }, conf);
+        expect(r.code, r.stdout + r.stderr).toBe(0);
+      }
+      expect(sample('flaxd_cni_calls_handed_back_total{reason="mount_namespace"}')).toBe('2');
+      expect(sample('flaxd_cni_calls_handed_back_total{reason="netns_path"}')).toBe('0');
+    } finally {
+      await m.stop();
+    }
   });
 });
 
@@ -314,27 +391,119 @@ describe('fallback and failures', () => {
     expect(asNobody(srv.socket).stdout).toBe('standalone VERSION\n');
   });
 
-  it('the server killed in the middle of a call: a CNI error, and the call is not run again', async () => {
+  it('the server killed (kill -9) with calls in flight: the DEL runs again standalone, the ADD answers code 11 "try again later" and is not run again', async () => {
     const s = await startServer(srvNs);
     const { conf, netDir } = hostLocalConf('1.0.0', path.join(tmp, 'killed'));
-    spawnSync('mkdir', ['-p', netDir]);
-    // hold host-local's lock so that the server's ADD waits inside the plugin
-    const holder = spawn('flock', [path.join(netDir, 'lock'), 'sleep', '30'], { stdio: 'ignore' });
+    const call = (verb: string, id: string, socket: string): CniCall => ({ command: verb, containerId: id, netns: host, ifname: 'eth0', stdin: conf, env: { FLAX_CNI_SOCKET: socket } });
+    // a reservation for the DEL to remove (made standalone)
+    const before = await cniAsync(ours('host-local'), call('ADD', 'ctr-d', ''));
+    expect(before.code, before.stdout).toBe(0);
+    const lock = path.join(netDir, 'lock');
+    // hold host-local's lock so that the server's ADD and DEL wait inside the plugin
+    const holder = holdLock(lock);
     try {
-      await new Promise((r) => setTimeout(r, 300));
-      const pending = cniAsync(ours('host-local'), { command: 'ADD', containerId: 'ctr-k', netns: host, ifname: 'eth0', stdin: conf, env: { FLAX_CNI_SOCKET: s.socket } });
-      await new Promise((r) => setTimeout(r, 500));
+      await lockWaiters(lock, 0, true);
+      const add = cniAsync(ours('host-local'), call('ADD', 'ctr-k', s.socket));
+      const del = cniAsync(ours('host-local'), call('DEL', 'ctr-d', s.socket));
+      await lockWaiters(lock, 2); // both calls are inside the server, blocked on the lock
       await s.kill();
-      const r = await pending;
-      expect(r.code).toBe(1);
-      expect(r.json).toMatchObject({ cniVersion: '1.0.0', code: 999 });
-      expect(r.json.msg).toMatch(/closed the connection before replying/);
+      const a = await add;
+      expect(a.code).toBe(1);
+      expect(a.json).toMatchObject({ cniVersion: '1.0.0', code: 11 });
+      expect(a.json.msg).toMatch(/closed the connection before replying .*the ADD was not run again: try again later/);
+      holder.release(); // the DEL, run again standalone, waits for the lock too
+      const d = await del;
+      expect(d.code, d.stdout + d.stderr).toBe(0);
     } finally {
-      holder.kill('SIGKILL');
+      holder.release();
     }
-    await new Promise((r) => setTimeout(r, 300));
-    // nothing reserved: neither the dead server nor a retry/standalone ran the ADD
-    const files = spawnSync('ls', ['-A', netDir], { encoding: 'utf8' }).stdout.split('\n').filter((f) => f && f !== 'lock');
+    // the DEL was done (ctr-d's reservation gone); the ADD was not (nothing reserved for ctr-k)
+    const files = readdirSync(netDir).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f));
     expect(files).toEqual([]);
+  }, 60_000);
+
+  it('a server that closes the connection before a complete reply: DEL, CHECK, STATUS, GC, VERSION run standalone with the same stdin; ADD answers code 11 in the request\'s cniVersion', async () => {
+    const probe = probeDir();
+    writeFileSync(`${probe}.standalone`, '#!/bin/sh\nprintf "standalone %s %s" "$CNI_COMMAND" "$(cat)"\n', { mode: 0o755 });
+    // the three ways a dying server leaves: before reading the request, after reading it, in the middle of its reply
+    for (const mode of ['at-accept', 'after-request', 'mid-reply'] as const) {
+      const fake = await fakeServer(path.join(tmp, `fake-${mode}.sock`), mode);
+      try {
+        for (const verb of ['DEL', 'CHECK', 'STATUS', 'GC', 'VERSION']) {
+          const stdin = JSON.stringify({ cniVersion: '0.4.0', name: 'n', type: 'probe', pad: verb.repeat(50_000) });
+          const r = await cniAsync(probe, { command: verb, containerId: 'c1', netns: host, ifname: 'eth0', stdin, env: { FLAX_CNI_SOCKET: fake.socket } });
+          expect({ mode, code: r.code, stdout: r.stdout }).toEqual({ mode, code: 0, stdout: `standalone ${verb} ${stdin}` });
+        }
+        for (const v of ['0.4.0', '1.1.0']) {
+          const r = await cniAsync(probe, { command: 'ADD', containerId: 'c1', netns: host, ifname: 'eth0', stdin: { cniVersion: v, name: 'n', type: 'probe' }, env: { FLAX_CNI_SOCKET: fake.socket } });
+          expect(r.code).toBe(1);
+          expect(r.json).toMatchObject({ cniVersion: v, code: 11 });
+          expect(r.stdout).not.toContain('standalone');
+        }
+        expect(fake.connections()).toBe(7);
+      } finally {
+        await fake.close();
+      }
+    }
   });
+});
+
+describe('SIGTERM: flaxd stops accepting and lets the calls in flight finish', () => {
+  it('calls in flight complete after SIGTERM; new calls run the standalone plugin meanwhile; then flaxd exits 0', async () => {
+    const s = await startServer(srvNs);
+    const { conf, netDir } = hostLocalConf('1.0.0', path.join(tmp, 'drain'));
+    const lock = path.join(netDir, 'lock');
+    spawnSync('mkdir', ['-p', netDir]);
+    const holder = holdLock(lock);
+    try {
+      await lockWaiters(lock, 0, true);
+      const call = (verb: string, id: string): CniCall => ({ command: verb, containerId: id, netns: host, ifname: 'eth0', stdin: conf, env: { FLAX_CNI_SOCKET: s.socket } });
+      const adds = ['ctr-t1', 'ctr-t2', 'ctr-t3'].map((id) => cniAsync(ours('host-local'), call('ADD', id)));
+      await lockWaiters(lock, 3);
+      const exited = new Promise<number | null>((resolve) => s.proc.once('exit', (code) => resolve(code)));
+      s.proc.kill('SIGTERM');
+      await until(() => s.log().includes('cni server: stopping: 3 calls in flight'));
+      expect(existsSync(s.socket)).toBe(false);
+      expect(s.proc.exitCode).toBe(null);
+      const probe = probeDir();
+      expect(cni(probe, { command: 'VERSION', env: { FLAX_CNI_SOCKET: s.socket } }).stdout).toBe('standalone VERSION\n');
+      holder.release();
+      const res = await Promise.all(adds);
+      for (const r of res) expect(r.code, r.stdout + r.stderr).toBe(0);
+      expect(new Set(res.map((r) => r.json.ips[0].address)).size).toBe(3);
+      expect(await exited).toBe(0);
+      expect(s.log()).toMatch(/cni server: stopped; served 3, failed 0/);
+    } finally {
+      holder.release();
+      await s.kill();
+    }
+  }, 60_000);
+
+  it('a call that does not finish within the bound (10 s) is cut and flaxd exits: its client re-runs the DEL standalone and answers the ADD with code 11', async () => {
+    const s = await startServer(srvNs);
+    const { conf, netDir } = hostLocalConf('1.0.0', path.join(tmp, 'drain-cut'));
+    const lock = path.join(netDir, 'lock');
+    spawnSync('mkdir', ['-p', netDir]);
+    const holder = holdLock(lock);
+    try {
+      await lockWaiters(lock, 0, true);
+      const call = (verb: string, id: string): CniCall => ({ command: verb, containerId: id, netns: host, ifname: 'eth0', stdin: conf, env: { FLAX_CNI_SOCKET: s.socket } });
+      const add = cniAsync(ours('host-local'), call('ADD', 'ctr-c1'));
+      const del = cniAsync(ours('host-local'), call('DEL', 'ctr-c2'));
+      await lockWaiters(lock, 2);
+      const exited = new Promise<number | null>((resolve) => s.proc.once('exit', (code) => resolve(code)));
+      s.proc.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(s.log()).toContain('cni server: 2 calls still running after 10 s: cut');
+      const a = await add;
+      expect(a.json).toMatchObject({ cniVersion: '1.0.0', code: 11 });
+      holder.release();
+      const d = await del;
+      expect(d.code, d.stdout + d.stderr).toBe(0);
+    } finally {
+      holder.release();
+      await s.kill();
+    }
+    expect(readdirSync(netDir).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f))).toEqual([]);
+  }, 60_000);
 });

@@ -4,7 +4,8 @@
  * reserving, rejected inputs, concurrent first ADDs, a bridge whose ports
  * were all removed). Black-box through dist/bin in throwaway namespaces.
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
@@ -19,7 +20,7 @@ let dataRoot: string;
 let crashy: string;
 
 beforeAll(async () => {
-  requireBuilt('bridge', 'host-local');
+  requireBuilt('bridge', 'host-local', 'flaxd');
   dataRoot = mkdtempSync(path.join(tmpdir(), 'flax-hard-'));
   crashy = await buildTestBin('test/lib/bins/crashy-host-local.ts', 'host-local');
 }, 120_000);
@@ -212,5 +213,98 @@ describe('isGateway on an existing bridge that lost all its ports (issue 8.5)', 
     expect(mac).not.toBe('00:00:00:00:00:00');
     expect(r.json.interfaces[0].mac).toBe(mac);
     expect(ping(f.pod, '10.89.0.1')).toBe(true);
+  });
+});
+
+describe('paths that are not ours are never replaced nor followed (issue 21.5)', () => {
+  /** flaxd in a throwaway netns; exits (or is stopped after 20 s: on a build that ignores the path it keeps running) */
+  const flaxd = (args: string[]) => {
+    const [ns] = createTestNetns(1);
+    try {
+      return spawnSync('nsenter', [`--net=${ns}`, '--', ours('flaxd'), '--gc-interval', '0', ...args], { encoding: 'utf8', timeout: 20_000 });
+    } finally {
+      destroyTestNetns([ns]);
+    }
+  };
+  const precious = (dir: string, name = 'precious') => {
+    const f = path.join(dir, name);
+    writeFileSync(f, 'precious\n');
+    return f;
+  };
+
+  it('--cni-socket naming a regular file: exit 1 naming it, the file untouched, no lock left (with and without the overlay)', () => {
+    const dir = mkdtempSync(path.join(dataRoot, 'sock-'));
+    const file = precious(dir, 'cni.sock');
+    for (const mode of [['--no-overlay'], ['--subnet-file', path.join(dir, 'subnet.env'), '--net-config-path', path.join(dir, 'net-conf.json')]]) {
+      const r = flaxd([...mode, '--cni-socket', file]);
+      expect(r.status, r.stderr).toBe(1);
+      expect(r.stderr).toContain(`${file} exists and is a regular file, not a socket: refusing to replace it`);
+      expect(statSync(file).isFile()).toBe(true);
+      expect(readFileSync(file, 'utf8')).toBe('precious\n');
+      expect(readdirSync(dir).sort()).toEqual(['cni.sock']);
+    }
+  });
+
+  it('<socket>.lock and <subnet-file>.lock planted as symbolic links: refused with a clear message, their targets untouched', () => {
+    const dir = mkdtempSync(path.join(dataRoot, 'lock-'));
+    const target = precious(dir);
+    const sock = path.join(dir, 'cni.sock');
+    symlinkSync(target, `${sock}.lock`);
+    const a = flaxd(['--no-overlay', '--cni-socket', sock]);
+    expect(a.status, a.stderr).toBe(1);
+    expect(a.stderr).toContain(`${sock}.lock is a symbolic link: refusing to use it as a lock file`);
+    const subnet = path.join(dir, 'subnet.env');
+    symlinkSync(target, `${subnet}.lock`);
+    const b = flaxd(['--subnet-file', subnet, '--net-config-path', path.join(dir, 'net-conf.json'), '--cni-socket', '']);
+    expect(b.status, b.stderr).toBe(1);
+    expect(b.stderr).toContain(`${subnet}.lock is a symbolic link: refusing to use it as a lock file`);
+    expect(readFileSync(target, 'utf8')).toBe('precious\n');
+    expect(existsSync(sock)).toBe(false);
+  });
+
+  it('a start that fails after taking its lock leaves no lock file behind (agent: a missing network config; server: a socket it cannot bind)', () => {
+    const dir = mkdtempSync(path.join(dataRoot, 'nolock-'));
+    const subnet = path.join(dir, 'subnet.env');
+    const a = flaxd(['--subnet-file', subnet, '--net-config-path', path.join(dir, 'net-conf.json'), '--cni-socket', '']);
+    expect(a.status, a.stderr).toBe(1);
+    expect(a.stderr).toContain('cannot read network config');
+    // a socket path whose temporary bind name (<path>.tmp-<pid>) is too long for a unix socket
+    const deep = path.join(dir, 'd'.repeat(Math.max(1, 100 - dir.length)));
+    mkdirSync(deep);
+    const sock = path.join(deep, 's.sock');
+    const b = flaxd(['--no-overlay', '--cni-socket', sock]);
+    expect(b.status, b.stderr).toBe(1);
+    expect(readdirSync(dir).sort()).toEqual([path.basename(deep)]);
+    expect(readdirSync(deep)).toEqual([]);
+  });
+
+  it('host-local\'s index (.flax-host-local/<net>, its b/ and stamp) is never written through planted symbolic links', () => {
+    const outside = mkdtempSync(path.join(dataRoot, 'outside-'));
+    const target = precious(outside);
+    const targetDir = path.join(outside, 'dir');
+    mkdirSync(targetDir);
+    const hl = (command: string, containerId: string, conf: object) => cni(HOST_LOCAL, { command, containerId, netns: '/proc/self/ns/net', ifname: 'eth0', stdin: conf });
+    const { conf, name, dataDir } = netConf({}, { ranges: [[{ subnet: '10.91.0.0/24' }]] });
+    const hlConf = { ...conf, type: 'host-local' };
+    // the index directory itself, planted before the first ADD
+    mkdirSync(path.join(dataDir, '.flax-host-local'), { recursive: true });
+    symlinkSync(targetDir, path.join(dataDir, '.flax-host-local', name));
+    expect(hl('ADD', 'c1', hlConf).json.ips[0].address).toBe('10.91.0.2/24');
+    // then its stamp and bucket directory
+    const idx = path.join(dataDir, '.flax-host-local', name);
+    expect(lstatSync(idx).isDirectory()).toBe(true);
+    rmSync(path.join(idx, 'stamp'));
+    symlinkSync(target, path.join(idx, 'stamp'));
+    rmSync(path.join(idx, 'b'), { recursive: true });
+    symlinkSync(targetDir, path.join(idx, 'b'));
+    expect(hl('ADD', 'c2', hlConf).json.ips[0].address).toBe('10.91.0.3/24');
+    expect(readFileSync(target, 'utf8')).toBe('precious\n');
+    expect(readdirSync(targetDir)).toEqual([]);
+    expect(lstatSync(path.join(idx, 'stamp')).isFile()).toBe(true);
+    expect(lstatSync(path.join(idx, 'b')).isDirectory()).toBe(true);
+    // and the index still answers: a duplicate is refused, DEL frees the right address
+    expect(hl('ADD', 'c1', hlConf).json.msg).toMatch(/duplicate allocation is not allowed/);
+    expect(hl('DEL', 'c1', hlConf).code).toBe(0);
+    expect(reservations(dataDir, name)).toEqual(['10.91.0.3']);
   });
 });

@@ -9,7 +9,15 @@
  *    per worker at a time, so a slow call (an IPAM lock, an exec) does not
  *    hold up others; the pool grows up to `maxWorkers`, then requests queue;
  *  - a worker that dies turns its request into a CNI error for that call
- *    only, and is replaced.
+ *    only, and is replaced;
+ *  - close() (flaxd's SIGTERM) removes the socket first (new calls run the
+ *    standalone plugin), then stops accepting and lets the calls in flight
+ *    finish, for at most `drainMs`: a rolling update drops no call (a call
+ *    still running then is cut; its client re-runs it standalone, or answers
+ *    an ADD with code 11, native/cniclient);
+ *  - the socket path must be a socket or nothing (a file there is refused,
+ *    never replaced) and `<socket>.lock` is never followed through a
+ *    symbolic link; a start that fails removes the lock file it made.
  * The workers load `cni-worker.js` (scripts/cni-worker-bundle.mjs: worker.ts
  * and the plugins) from beside the executable that runs the server.
  */
@@ -20,12 +28,15 @@ import { CniError, ErrCode } from '../cni/errors';
 import { type FileLock, lockFile } from '../lock';
 import { isErrno, native, type NativeCniRequest, type NativeCniServer } from '../native';
 import { errorResponse } from '../skel/skel';
-import type { CniWorkerData, WorkerReply, WorkerRequest } from './worker';
+import type { CniWorkerData, HandBackReason, WorkerReply, WorkerRequest } from './worker';
 import { DEFAULT_CNI_SOCKET, RUN_STANDALONE, STATUS_NAME } from './wire';
 
 declare const __flaxDir: string | undefined;
 
 export { DEFAULT_CNI_SOCKET, STATUS_NAME };
+export type { HandBackReason };
+/** Why a call was handed back to the standalone plugin (the metric's reason label). */
+export const HAND_BACK_REASONS: readonly HandBackReason[] = ['mount_namespace', 'netns_path', 'setns'];
 
 export interface CniServerOptions {
   /** socket path (default /run/flax/cni.sock); its directory is created */
@@ -41,6 +52,10 @@ export interface CniServerOptions {
   /** the script the workers load (default cni-worker.js beside the running executable) */
   workerFile?: string;
   log?: (msg: string) => void;
+  /** close(): how long calls in flight may still run (ms, default 10000) */
+  drainMs?: number;
+  /** a call handed back to the client's standalone plugin, and why (HAND_BACK_REASONS) */
+  onHandBack?: (reason: HandBackReason) => void;
   /** after each call: plugin name, CNI_COMMAND, seconds, exit code */
   onCall?: (plugin: string, verb: string, seconds: number, exitCode: number) => void;
 }
@@ -48,6 +63,28 @@ export interface CniServerOptions {
 /** Another live server holds the socket (its lock, or it answers a connect). */
 export class CniSocketBusyError extends Error {
   readonly code = 'EADDRINUSE';
+}
+
+/** Something that is not a socket exists at the socket path: never replaced. */
+export class CniSocketPathError extends Error {
+  readonly code = 'EEXIST';
+}
+
+/**
+ * Refuses a socket path where something other than a socket (a file, a
+ * directory, a symbolic link, …) exists: binding would replace it.
+ */
+export function checkSocketPath(socket: string): void {
+  let st;
+  try {
+    st = lstatSync(socket);
+  } catch (e) {
+    if (isErrno(e, 'ENOENT')) return;
+    throw e;
+  }
+  if (st.isSocket()) return;
+  const what = st.isSymbolicLink() ? 'a symbolic link' : st.isDirectory() ? 'a directory' : st.isFile() ? 'a regular file' : 'not a socket';
+  throw new CniSocketPathError(`${socket} exists and is ${what}, not a socket: refusing to replace it (remove it, or choose another --cni-socket)`);
 }
 
 export interface CniServerStats {
@@ -122,9 +159,12 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
   };
 
   const deferredWhy = new Set<string>();
-  const deferred = (job: Job, why: string) => {
+  const deferred = (job: Job, why: string, reason: HandBackReason) => {
     for (const fd of job.req.fds) closeQuietly(fd);
     stats.deferred++;
+    try {
+      opts.onHandBack?.(reason);
+    } catch { /* an observer never fails a call */ }
     if (deferredWhy.size < 100 && !deferredWhy.has(why)) {
       deferredWhy.add(why);
       log(`cni server: ${why}: such calls run the standalone plugin (pid ${job.req.pid} was the first)`);
@@ -146,7 +186,7 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
       const job = slot.job;
       slot.job = undefined;
       slot.idleSince = performance.now();
-      if (m.deferred !== undefined) deferred(job, m.deferred);
+      if (m.deferred !== undefined) deferred(job, m.deferred, m.reason ?? 'mount_namespace');
       else finish(job, m.exitCode);
       if (!m.stranded) pump();
     });
@@ -229,6 +269,7 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
   };
 
   canEnterNetns(n);
+  checkSocketPath(socket);
   mkdirSync(path.dirname(socket), { recursive: true, mode: 0o755 });
   const lock = lockSocket(socket);
   const minWorkers = Math.min(maxWorkers, Math.max(1, opts.workers ?? 2));
@@ -249,10 +290,11 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
   let lfd: number;
   try {
     await Promise.all(slots.map((s) => s.ready));
+    checkSocketPath(socket); // again: the bind renames over the path
     lfd = n.cniListen(socket, opts.mode ?? 0o600);
   } catch (e) {
     clearInterval(trim);
-    lock.release();
+    lock.remove(); // a failed start leaves no lock file behind
     await Promise.all(slots.map((s) => s.worker.terminate()));
     if (isErrno(e, 'EADDRINUSE')) throw new CniSocketBusyError(`${socket}: another CNI server answers on it`);
     throw e;
@@ -268,12 +310,36 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
       if (closing) return;
       closing = true;
       clearInterval(trim);
-      n.cniStop(handle);
+      // the path first: a client that connects from now on finds no socket and runs the standalone plugin
       try {
         if (lstatSync(socket).ino === ino) unlinkSync(socket);
       } catch { /* already gone */ }
-      if (queue.length || slots.some((s) => s.job)) await new Promise<void>((resolve) => { idle = resolve; });
-      await Promise.all(slots.map((s) => s.worker.terminate()));
+      n.cniStop(handle);
+      const inFlight = () => queue.length + slots.filter((s) => s.job).length;
+      let cut = 0;
+      if (inFlight()) {
+        const drainMs = opts.drainMs ?? 10_000;
+        log(`cni server: stopping: ${inFlight()} calls in flight, waiting up to ${drainMs / 1000} s for them`);
+        let timer: NodeJS.Timeout | undefined;
+        const drained = await new Promise<boolean>((resolve) => {
+          idle = () => resolve(true);
+          timer = setTimeout(() => resolve(false), drainMs);
+        });
+        clearTimeout(timer);
+        if (!drained) {
+          cut = inFlight();
+          log(`cni server: ${cut} calls still running after ${drainMs / 1000} s: cut (their clients re-run them standalone, or answer an ADD with "try again later")`);
+          for (const job of queue.splice(0)) {
+            closeQuietly(job.req.conn);
+            for (const fd of job.req.fds) closeQuietly(fd);
+          }
+        }
+      }
+      // a worker stuck in a call (a lock, an exec) may never return: not waited for, and
+      // the process's exit must not join it either (Node's exit would wait for it forever)
+      const stopping = slots.map((s) => s.worker.terminate());
+      if (cut) process.once('exit', (code) => n.cniExit(code));
+      else await Promise.all(stopping);
       lock.release();
     },
   };
@@ -304,7 +370,7 @@ function lockSocket(socket: string): FileLock {
   const p = `${socket}.lock`;
   let lock: FileLock;
   try {
-    lock = lockFile(p, { nonBlocking: true });
+    lock = lockFile(p, { nonBlocking: true, noFollow: true });
   } catch (e) {
     if (!isErrno(e, 'EWOULDBLOCK') && !isErrno(e, 'EAGAIN')) throw e;
     let holder = '';

@@ -42,6 +42,9 @@ export interface WorkerRequest {
   /** the connection: the worker answers on it (cniReply closes it) */
   conn: number;
 }
+/** Why a call was handed back to the standalone plugin: the caller sees a path otherwise (mount_namespace), its CNI_NETNS path is not its netns here and the call may exec (netns_path), or its netns could not be entered (setns). */
+export type HandBackReason = 'mount_namespace' | 'netns_path' | 'setns';
+
 /** What a worker posts back once it has answered the caller (for the server's stats). */
 export interface WorkerReply {
   id: number;
@@ -50,6 +53,8 @@ export interface WorkerReply {
   stranded?: boolean;
   /** handed back (exitCode RUN_STANDALONE), having done nothing: why */
   deferred?: string;
+  /** and the kind of why, for the metric */
+  reason?: HandBackReason;
 }
 /**
  * workerData of a CNI worker: `answered` (one Int32 shared with the server)
@@ -107,23 +112,23 @@ function startWorker(): void {
     Atomics.store(answered, 0, m.id);
     n.cniReply(m.conn, Buffer.from(stdout), Buffer.from(stderr), exitCode);
   };
-  const defer = (m: WorkerRequest, why: string) => {
+  const defer = (m: WorkerRequest, why: string, reason: HandBackReason) => {
     answer(m, '', '', RUN_STANDALONE);
-    port.postMessage({ id: m.id, exitCode: RUN_STANDALONE, deferred: why } satisfies WorkerReply);
+    port.postMessage({ id: m.id, exitCode: RUN_STANDALONE, deferred: why, reason } satisfies WorkerReply);
   };
   port.on('message', async (m: WorkerRequest) => {
     const env = envObject(m.env);
     if (m.rootFd !== undefined && env.CNI_COMMAND && env.CNI_COMMAND !== 'VERSION' && !sameView(m.pid, m.rootFd)) {
       const p = viewDifference(m.rootFd, pathsOfCall(env, m.stdin));
-      if (p) return defer(m, `a caller sees ${p} otherwise than this server (another mount namespace)`);
+      if (p) return defer(m, `a caller sees ${p} otherwise than this server (another mount namespace)`, 'mount_namespace');
       const why = netnsForExec(env.CNI_NETNS, m.netnsFd, m.stdin, SERVED_NAMES);
-      if (why) return defer(m, why);
+      if (why) return defer(m, why, 'netns_path');
     }
     try {
       n.setns(m.hostFd, n.constants.CLONE_NEWNET);
     } catch (e) {
       // nothing happened yet: the standalone plugin can do it (e.g. a server without CAP_SYS_ADMIN)
-      return defer(m, `cannot enter a caller's network namespace (${(e as Error).message})`);
+      return defer(m, `cannot enter a caller's network namespace (${(e as Error).message})`, 'setns');
     }
     let captured = '';
     let res: Response & { stderr?: string };

@@ -6,12 +6,12 @@
  * freshness stamp, incremental refresh, crash safety, what is not
  * detected, costs — is in README.md beside this file.
  */
-import { closeSync, constants, existsSync, linkSync, lstatSync, openSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, linkSync, lstatSync, openSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { CniError, ErrCode } from '../../../pkg/cni/errors';
 import {
-  INDEX_ROOT, LAST_IP_PREFIX, LOCK_NAME, TMP_PREFIX, errno, ioError, isReservationName, mkdirp, rewriteFile, writeExclusive,
+  INDEX_ROOT, LAST_IP_PREFIX, LOCK_NAME, TMP_PREFIX, errno, ioError, isReservationName, mkdirIndex, mkdirp, rewriteFile, writeExclusive,
 } from './fsutil';
 import { type FileLock, lockFile } from './lock';
 import { type IndexOptions, type IndexStats, OwnerIndex } from './owner-index';
@@ -125,7 +125,7 @@ export class DiskStore implements Store {
   private createReservation(file: string, content: string, ip: string): boolean {
     let tmp: string | null = path.join(this.idxDir, `${TMP_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}`);
     try {
-      mkdirp(this.idxDir, 0o700);
+      mkdirIndex(this.idxDir, 0o700);
       if (!writeExclusive(tmp, content)) tmp = null;
     } catch {
       tmp = null; // index dir unusable: fall back to create-then-write
@@ -232,7 +232,10 @@ export class DiskStore implements Store {
   /** Removes temporary reservation files (of killed writers) older than `graceMs`. */
   private sweepTemporaries(now: number, graceMs: number, res: GcResult, dryRun: boolean): void {
     let names: string[] = [];
-    try { names = readdirSync(this.idxDir); } catch { return; }
+    try {
+      if (!lstatSync(this.idxDir).isDirectory()) return; // a symbolic link planted there: not ours to walk
+      names = readdirSync(this.idxDir);
+    } catch { return; }
     for (const name of names) {
       if (!name.startsWith(TMP_PREFIX)) continue;
       const file = path.join(this.idxDir, name);
@@ -258,10 +261,11 @@ export class DiskStore implements Store {
     const fail = (e: unknown) => new CniError(ErrCode.PluginNotAvailable, `host-local data directory ${netDir} is not writable: ${(e as Error).message}`);
     try {
       mkdirp(netDir, 0o755);
-      mkdirp(idx, 0o700);
-      // a write probe outside <net>/ (which would invalidate the index stamp)
+      mkdirIndex(idx, 0o700);
+      // a write probe outside <net>/ (which would invalidate the index stamp); O_EXCL: never through a link
       const probe = path.join(idx, `.status-${process.pid}`);
-      writeFileSync(probe, '');
+      try { unlinkSync(probe); } catch { /* none left */ }
+      writeExclusive(probe, '');
       unlinkSync(probe);
       // access(2) reports EROFS / permission for <net>/ itself without touching it
       const fd = openSync(path.join(netDir, LOCK_NAME), constants.O_RDWR | constants.O_CREAT, 0o600);

@@ -3,7 +3,7 @@
  * names, the reservation-name test, mkdir -p, exclusive creation, in-place
  * rewrites, and the one-syscall-each reservation read.
  */
-import { closeSync, constants, fstatSync, ftruncateSync, mkdirSync, openSync, readFileSync, readSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, ftruncateSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { CniError, ErrCode } from '../../../pkg/cni/errors';
 import { canonicalIP } from '../../../pkg/ip';
@@ -42,6 +42,43 @@ function mkdirOnce(dir: string, mode: number): void {
   } catch (e) {
     if (errno(e) !== 'EEXIST') throw e;
     if (!statSync(dir).isDirectory()) throw Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${dir}'`), { code: 'ENOTDIR' });
+  }
+}
+
+/**
+ * mkdir -p of a directory of our index (`<dataDir>/.flax-host-local/…`):
+ * `<dataDir>` is the reference's and followed as it would be; below it,
+ * a symbolic link planted in place of one of our directories is removed
+ * (its target untouched) and the directory made, a non-directory refused.
+ */
+export function mkdirIndex(dir: string, mode: number): void {
+  const i = dir.lastIndexOf(`${path.sep}${INDEX_ROOT}`);
+  if (i < 0) return mkdirp(dir, mode);
+  mkdirp(dir.slice(0, i) || path.sep, mode);
+  let cur = dir.slice(0, i);
+  for (const part of dir.slice(i + 1).split(path.sep).filter(Boolean)) {
+    cur = path.join(cur, part);
+    try {
+      mkdirSync(cur, { mode });
+      continue;
+    } catch (e) {
+      if (errno(e) !== 'EEXIST') throw e;
+    }
+    const st = lstatSync(cur);
+    if (st.isDirectory()) continue;
+    if (!st.isSymbolicLink()) throw Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${cur}'`), { code: 'ENOTDIR' });
+    unlinkSync(cur);
+    mkdirSync(cur, { mode });
+  }
+}
+
+/** A file of our index, read without following a symbolic link (ELOOP: one is planted there). */
+export function readIndexFile(file: string): string {
+  const fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  try {
+    return readFileSync(fd, 'utf8');
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -119,9 +156,18 @@ export function readReservation(file: string, withStat: boolean): { owner: strin
  * ADD rewrites three (last_reserved_ip, an index bucket, the stamp). As
  * writeFileSync, not atomic: the index's files are validated before use and
  * last_reserved_ip is only where the next search starts.
+ * With `noFollow` (our index files), a symbolic link planted at `file` is
+ * removed (its target untouched) and the file created in its place.
  */
-export function rewriteFile(file: string, content: string, mode: number): void {
-  const fd = openSync(file, constants.O_WRONLY | constants.O_CREAT, mode);
+export function rewriteFile(file: string, content: string, mode: number, noFollow = false): void {
+  let fd: number;
+  try {
+    fd = openSync(file, constants.O_WRONLY | constants.O_CREAT | (noFollow ? constants.O_NOFOLLOW | constants.O_NONBLOCK : 0), mode);
+  } catch (e) {
+    if (!noFollow || errno(e) !== 'ELOOP') throw e;
+    unlinkSync(file);
+    fd = openSync(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode);
+  }
   try {
     const buf = Buffer.from(content);
     for (let off = 0; off < buf.length;) off += writeSync(fd, buf, off, buf.length - off, off);

@@ -5,9 +5,9 @@
  * ADD/DEL cost does not grow with the number of reservations. One instance
  * per store operation (under the network's lock). Design: README.md.
  */
-import { readdirSync, readFileSync, rmSync, statSync, utimesSync, type BigIntStats } from 'node:fs';
+import { readdirSync, rmSync, statSync, utimesSync, type BigIntStats } from 'node:fs';
 import path from 'node:path';
-import { errno, ioError, isReservationName, mkdirp, readReservation, rewriteFile } from './fsutil';
+import { errno, ioError, isReservationName, mkdirIndex, readIndexFile, readReservation, rewriteFile } from './fsutil';
 
 /** Counters for tests and the benchmark: scans (full or incremental), full
  * ones, reservation files opened and read by scans, bucket files written. */
@@ -110,7 +110,7 @@ export class OwnerIndex {
     this.fresh = true;
     let want = '';
     try {
-      want = readFileSync(this.stampPath, 'utf8');
+      want = readIndexFile(this.stampPath);
     } catch { /* no index yet */ }
     let st: BigIntStats;
     try {
@@ -157,9 +157,10 @@ export class OwnerIndex {
     } else {
       let text: string | null = null;
       try {
-        text = readFileSync(path.join(this.bucketDir, name), 'utf8');
+        text = readIndexFile(path.join(this.bucketDir, name));
       } catch (e) {
-        if (errno(e) !== 'ENOENT') return null;
+        // ELOOP: a symbolic link planted there, replaced by the next write
+        if (errno(e) !== 'ENOENT' && errno(e) !== 'ELOOP') return null;
       }
       if (text !== null) {
         const a = parseBucketText(text);
@@ -198,7 +199,7 @@ export class OwnerIndex {
     try { bucketFiles = readdirSync(this.bucketDir); } catch { /* no index yet */ }
     for (const bn of bucketFiles) {
       let text: string | null = null;
-      try { text = readFileSync(path.join(this.bucketDir, bn), 'utf8'); } catch { /* a directory, unreadable: replaced */ }
+      try { text = readIndexFile(path.join(this.bucketDir, bn)); } catch { /* a directory, a symbolic link, unreadable: replaced */ }
       onDisk.set(bn, text);
       if (full || text === null || !BUCKET_NAME.test(bn)) continue;
       const a = parseBucketText(text);
@@ -277,7 +278,7 @@ export class OwnerIndex {
     this.rebuilt = true;
     this.dirty.clear();
     try {
-      mkdirp(this.bucketDir, 0o700);
+      mkdirIndex(this.bucketDir, 0o700);
       for (const bn of full ? out.keys() : touched) {
         const pairs = out.get(bn);
         if (!pairs) continue;
@@ -285,7 +286,7 @@ export class OwnerIndex {
         const cur = onDisk.get(bn);
         if (cur === body) continue;
         if (cur === null) rmSync(path.join(this.bucketDir, bn), { force: true, recursive: true });
-        rewriteFile(path.join(this.bucketDir, bn), body, 0o600);
+        rewriteFile(path.join(this.bucketDir, bn), body, 0o600, true);
         this.stats.bucketsWritten++;
       }
       for (const bn of onDisk.keys()) if (!out.has(bn)) rmSync(path.join(this.bucketDir, bn), { force: true, recursive: true });
@@ -305,7 +306,7 @@ export class OwnerIndex {
   commit(): void {
     if (!this.dirty.size && !this.rebuilt) return;
     try {
-      mkdirp(this.bucketDir, 0o700);
+      mkdirIndex(this.bucketDir, 0o700);
       const touched = new Set<string>();
       for (const key of this.dirty) {
         const name = ownerBucket(key);
@@ -324,7 +325,7 @@ export class OwnerIndex {
         const file = path.join(this.bucketDir, name);
         const pairs: Pairs = [];
         for (const [owner, recs] of b) for (const r of recs) pairs.push([owner, r]);
-        if (pairs.length) rewriteFile(file, bucketBody(pairs), 0o600);
+        if (pairs.length) rewriteFile(file, bucketBody(pairs), 0o600, true);
         else rmSync(file, { force: true });
       }
       this.dirty.clear();
@@ -332,7 +333,7 @@ export class OwnerIndex {
       // sentinel: whole seconds − 2 + a random fraction, never a time a
       // later create/unlink can stamp on the directory
       utimesSync(this.netDir, nowS, Math.floor(nowS) - 2 + Math.random() * 0.5);
-      rewriteFile(this.stampPath, stampOf(statSync(this.netDir, { bigint: true })), 0o600);
+      rewriteFile(this.stampPath, stampOf(statSync(this.netDir, { bigint: true })), 0o600, true);
     } catch (e) {
       this.invalidateStamp();
       process.stderr.write(`flax host-local: cannot update index ${this.idxDir}: ${(e as Error).message}\n`);
