@@ -29,7 +29,7 @@ import { AgentLoop, type LoopParts } from './loop';
 import { BACKENDS, setupBackend } from './backend';
 import { AgentMetrics } from './metrics';
 import { startHealthServer } from './health';
-import { NodeSweeper } from './sweeper';
+import { NodeSweeper, sweeperOptions } from './sweeper';
 import { FlannelFirewall } from './firewall';
 import { familyRules } from './rules';
 import { describeExt, describeNetworks, leaseSubnets } from './describe';
@@ -155,7 +155,7 @@ export async function runAgent(o: AgentOptions, deps: AgentDeps): Promise<number
   let started = false;
   let healthz: import('node:http').Server | undefined;
   let resync: { stop(): Promise<void> } | undefined;
-  const sweeper = new NodeSweeper({ intervalS: o.gcInterval, confDir: o.gcCniConfDir, cacheDir: o.gcCacheDir, cniPath: o.gcCniPath.split(':').filter(Boolean), sandboxDir: o.gcSandboxDir }, log, metrics);
+  const sweeper = new NodeSweeper(sweeperOptions(o), log, metrics);
   try {
     if (o.healthzPort > 0) healthz = await startHealthServer({ ip: o.healthzIp, port: o.healthzPort, metrics, ready: () => ready });
     // etcd mode: the store first (bounded retry at start-up); it holds <prefix>/config

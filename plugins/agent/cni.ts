@@ -22,7 +22,7 @@ import { type AgentOptions } from './flags';
 import { startHealthServer } from './health';
 import { type Logger } from './log';
 import { AgentMetrics } from './metrics';
-import { NodeSweeper } from './sweeper';
+import { NodeSweeper, sweeperOptions } from './sweeper';
 import { type AgentDeps, runAgent } from './agent';
 
 /** Latency buckets (seconds): a served call takes 2–100 ms, a slow IPAM lock or exec longer. */
@@ -122,7 +122,7 @@ function untilSignal(log: Logger): Promise<number> {
 /** `flaxd --no-overlay`: the CNI server, the sweeper and /healthz + /metrics until a signal. */
 export async function runCniOnly(o: AgentOptions, log: Logger): Promise<number> {
   const metrics = await AgentMetrics.create();
-  const sweeper = new NodeSweeper({ intervalS: o.gcInterval, confDir: o.gcCniConfDir, cacheDir: o.gcCacheDir, cniPath: o.gcCniPath.split(':').filter(Boolean) }, log, metrics);
+  const sweeper = new NodeSweeper(sweeperOptions(o), log, metrics);
   let srv: CniServer | undefined;
   let healthz: import('node:http').Server | undefined;
   const stop = untilSignal(log);

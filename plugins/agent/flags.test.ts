@@ -1,3 +1,4 @@
+import { sweeperOptions } from './sweeper';
 import { describe, expect, it } from 'vitest';
 import { envName, FLAGS, flagWarnings, parseFlags, UsageError, usage } from './flags';
 import { thrownMessage } from './testing';
@@ -24,6 +25,12 @@ describe('flaxd flags', () => {
     expect(parseFlags([]).gcSandboxDir).toBe('');
     expect(parseFlags(['--gc-sandbox-dir', '/s']).gcSandboxDir).toBe('/s');
     expect(parseFlags([], { FLANNELD_GC_SANDBOX_DIR: '/e' }).gcSandboxDir).toBe('/e');
+    expect(parseFlags(['--sandbox-dir', '/a']).gcSandboxDir).toBe('/a');
+    expect(parseFlags(['-sandbox-dir=/b']).gcSandboxDir).toBe('/b');
+  });
+
+  it('both ways flaxd runs give the sweeper the same options, --gc-sandbox-dir included', () => {
+    expect(sweeperOptions(parseFlags(['--no-overlay', '--gc-sandbox-dir', '/s', '--gc-cni-path', '/a:/b']))).toEqual({ intervalS: 300, confDir: '/etc/cni/net.d', cacheDir: '/var/lib/cni', cniPath: ['/a', '/b'], sandboxDir: '/s' });
   });
 
   it('--iptables-forward-rules defaults to true, as in flanneld, and is turned off with =false', () => {

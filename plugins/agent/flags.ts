@@ -69,7 +69,7 @@ export const FLAGS = {
   'gc-cni-conf-dir': { kind: 'string', help: 'CNI config directory the sweeper reads (default /etc/cni/net.d)' },
   'gc-cache-dir': { kind: 'string', help: 'libcni cache directory the sweeper reads (default /var/lib/cni)' },
   'gc-cni-path': { kind: 'string', help: 'CNI plugin path (colon-separated) for the sweeper\'s DELs (default /opt/cni/bin)' },
-  'gc-sandbox-dir': { kind: 'string', help: 'root of `flax sandbox`\'s sandboxes whose dead ones the sweeper removes (default $FLAX_SANDBOX_DIR or /run/flax/sandboxes)' },
+  'gc-sandbox-dir': { kind: 'string', help: 'root of `flax sandbox`\'s sandboxes whose dead ones the sweeper removes (default $FLAX_SANDBOX_DIR or /run/flax/sandboxes; alias --sandbox-dir, as `flax gc`)' },
   'cni-socket': { kind: 'string', help: 'unix socket of the resident CNI server that dist/bin\'s plugin clients call (default /run/flax/cni.sock; \'\' = no server)' },
   'no-overlay': { kind: 'bool', help: 'run only the CNI server and the sweeper: no lease, store, device or subnet file' },
   help: { kind: 'bool', help: 'print this help' },
@@ -148,6 +148,9 @@ function defaults(env: NodeJS.ProcessEnv): AgentOptions {
 const GO_TRUE = ['1', 't', 'T', 'TRUE', 'true', 'True'];
 const GO_FALSE = ['0', 'f', 'F', 'FALSE', 'false', 'False'];
 
+/** Other names of a flag: `flax gc`'s `--sandbox-dir` names the sweeper's sandbox root as `--gc-sandbox-dir` does. */
+const ALIASES: Readonly<Record<string, FlagName>> = { 'sandbox-dir': 'gc-sandbox-dir' };
+
 /** Converts one value; returns an error text (without the flag's name) or the value. */
 function convert(spec: FlagSpec, v: string): { value: unknown } | { error: string } {
   switch (spec.kind) {
@@ -196,12 +199,13 @@ export function parseFlags(argv: readonly string[], env: NodeJS.ProcessEnv = {})
     if (!a.startsWith('-') || a === '-') throw new UsageError(`unexpected argument "${a}"`);
     const body = a.replace(/^--?/, '');
     const eq = body.indexOf('=');
-    const name = eq < 0 ? body : body.slice(0, eq);
+    let name = eq < 0 ? body : body.slice(0, eq);
     const shown = a.startsWith('--') ? `--${name}` : `-${name}`;
     if (name === 'h') {
       o.help = true;
       continue;
     }
+    if (Object.hasOwn(ALIASES, name)) name = ALIASES[name];
     if (!Object.hasOwn(FLAGS, name)) throw new UsageError(`unknown flag ${shown}`);
     const spec: FlagSpec = FLAGS[name as FlagName];
     let value: string;

@@ -24,6 +24,11 @@ export interface SweeperOptions {
   sandboxDir?: string;
 }
 
+/** The sweeper's options from flaxd's --gc-* flags (both ways flaxd runs, with and without the overlay). */
+export function sweeperOptions(o: { gcInterval: number; gcCniConfDir: string; gcCacheDir: string; gcCniPath: string; gcSandboxDir: string }): SweeperOptions {
+  return { intervalS: o.gcInterval, confDir: o.gcCniConfDir, cacheDir: o.gcCacheDir, cniPath: o.gcCniPath.split(':').filter(Boolean), sandboxDir: o.gcSandboxDir };
+}
+
 type Sweep = (o: SweepOptions) => Promise<SweepReport>;
 
 export class NodeSweeper {
