@@ -441,11 +441,15 @@ describe.skipIf(!isRoot || !existsSync(flax))('issue 21 item 8: one output flag,
     expect(run(['sandbox', '--help']).stdout).toContain('--detach');
   });
 
+  /** A one-network conf dir (loopback only): what gc needs to judge anything. */
+  const writeLoopbackList = (dir: string) => writeFileSync(path.join(dir, '99-lo.conflist'), JSON.stringify({ cniVersion: '1.0.0', name: 'clilo', plugins: [{ type: 'loopback' }] }));
+
   it('-o json|table (and --json) on gc, sandbox ls/inspect, status, version', () => {
     const conf = path.join(tmp, 'conf');
     const cache = path.join(tmp, 'cache');
     const sandboxes = path.join(tmp, 'sandboxes');
     for (const d of [conf, cache, sandboxes]) mkdirSync(d, { recursive: true });
+    writeLoopbackList(conf); // a sweeper that sees no network sweeps nothing (and says so instead)
     const env = { NETCONFPATH: conf, FLAX_SANDBOX_DIR: sandboxes, FLAX_CNI_SOCKET: '' };
     for (const o of [['-o', 'json'], ['--json'], ['--output', 'json']]) {
       const gc = run(['gc', '--dry-run', '--cache-dir', cache, ...o], env);
@@ -467,6 +471,7 @@ describe.skipIf(!isRoot || !existsSync(flax))('issue 21 item 8: one output flag,
     const conf = mkdtempSync(path.join(tmp, 'envconf-'));
     const other = mkdtempSync(path.join(tmp, 'flagconf-'));
     const cache = mkdtempSync(path.join(tmp, 'envcache-'));
+    for (const d of [conf, other]) writeLoopbackList(d);
     expect(run(['gc', '--dry-run', '--cache-dir', cache], { NETCONFPATH: conf, CNI_PATH: tmp }).stdout).toContain(`networks in ${conf}`);
     expect(run(['gc', '--dry-run', '--cache-dir', cache, '--netconf-path', other], { NETCONFPATH: conf }).stdout).toContain(`networks in ${other}`);
     const t = run(['tombstones', '--dry-run', '--cache-dir', cache, '--cni-conf-dir', other], { NETCONFPATH: path.join(tmp, 'nope') });
