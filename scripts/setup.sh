@@ -11,13 +11,14 @@
 #   flaxd's etcd store (test/integration/flaxd-etcd.test.ts starts its own
 #     etcd in a netns; it needs no etcd.service): etcd-server, etcd-client (3.4).
 #   overlay benchmark (scripts/bench-overlay.mjs): iperf3.
+#   `flax completion zsh` under a real zsh (test/integration/cli.test.ts): zsh.
 # Touches no runtime configuration: the e2e tests use scratch configs. Debian's
 # containerd package starts containerd.service where systemd runs; the tests
 # start their own containerd and need none.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pkgs=(nftables iptables iproute2 iputils-ping util-linux containernetworking-plugins hyperfine build-essential python3
-  podman runc containerd busybox-static buildah etcd-server etcd-client iperf3)
+  podman runc containerd busybox-static buildah etcd-server etcd-client iperf3 zsh)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
