@@ -129,7 +129,8 @@ async function cmdAdd(a: CmdArgs, deps: BridgeDeps): Promise<Result> {
     if (n.isGW) {
       for (const gw of [...gws.v4.gws, ...gws.v6.gws]) {
         const target = n.vlan !== 0 ? await ctx('failed to create the VLAN gateway interface', () => ensureVlanInterface(host, br, n, rb)) : br;
-        const added = await ensureAddr(host, target, gw, n.forceAddress);
+        const added = await ensureAddr(host, target, gw, n.forceAddress, n.routeNets,
+          async () => (await otherPorts(host, br.index, hostVeth.name)).filter((l) => l.name !== `${n.brName}.${n.vlan}`.slice(0, 11) + '-gw').map((l) => l.name));
         if (added) {
           rb.push('gateway', async () => {
             if (target.index === br.index && (await otherPorts(host, br.index, hostVeth.name)).length) return;

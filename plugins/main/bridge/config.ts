@@ -9,6 +9,7 @@ import { CniError, ErrCode } from '../../pkg/cni/errors';
 import { NetConfSchema, loadNetConf, confSchema } from '../../pkg/cni/conf';
 import { parseCniArgs } from '../../pkg/cni/args';
 import type { DNS, Result } from '../../pkg/cni/types';
+import { type IPNet, parseCidr } from '../../pkg/ip';
 
 export const DEFAULT_BRIDGE = 'cni0';
 
@@ -73,6 +74,12 @@ export interface ResolvedConf {
   mac?: string;
   dns?: DNS;
   prevResult?: Result;
+  /**
+   * ipam.routes destinations (not default routes): where a stale gateway
+   * may lie. flannel's delegate routes every FLANNEL_NETWORK, so for it
+   * these are the overlay Network(s) (issue 25's stale-bridge heal).
+   */
+  routeNets: IPNet[];
 }
 
 const invalid = (msg: string, details = '') => new CniError(ErrCode.InvalidNetworkConfig, msg, details);
@@ -168,5 +175,22 @@ export function loadBridgeConf(stdin: string | Buffer, cniArgs: string): Resolve
     mac,
     dns: dnsSet(c.dns) ? c.dns : undefined,
     prevResult: c.prevResultParsed,
+    routeNets: routeNets(c.ipam),
   };
+}
+
+/** ipam.routes' destinations with a prefix (malformed ones skipped: IPAM validates them). */
+function routeNets(ipam: unknown): IPNet[] {
+  const routes = (ipam as { routes?: unknown } | undefined)?.routes;
+  if (!Array.isArray(routes)) return [];
+  const out: IPNet[] = [];
+  for (const r of routes) {
+    const dst = (r as { dst?: unknown } | null)?.dst;
+    if (typeof dst !== 'string') continue;
+    try {
+      const net = parseCidr(dst);
+      if (net.prefixLen > 0) out.push(net);
+    } catch { /* not ours to refuse */ }
+  }
+  return out;
 }

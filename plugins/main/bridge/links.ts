@@ -14,6 +14,7 @@ import {
 } from '../../pkg/netlink';
 import { readSysctl, trySysctl, withNetns, writeSysctl, type NetNS } from '../../pkg/ns';
 import type { FirewallDeps, MasqBackend } from '../../pkg/nft';
+import { log } from '../../pkg/log';
 import type { Rollback } from '../../pkg/rollback';
 import type { ResolvedConf } from './config';
 import { applyVlanOps, portVlanOps } from './vlan';
@@ -187,21 +188,72 @@ export async function settleAddresses(h: NetlinkHandle, index: number, ifname: s
 
 // ---- gateway -----------------------------------------------------------------
 
+/** An address the bridge holds that conflicts with the gateway ADD wants to put there. */
+export interface BridgeAddr { cidr: string; address: string; prefixLen: number }
+
 /**
- * ensureAddr (reference): the gateway address on the bridge. Equal address
- * present → nothing. Another IPv4 address, or an overlapping IPv6 one →
- * error unless forceAddress (then it is replaced). Returns true if added.
+ * What ensureAddr does with the bridge's addresses (pure). `conflicting`:
+ * the addresses the reference refuses ("already has an IP address different
+ * from"): any other IPv4 address, an overlapping IPv6 one. Of those, a
+ * STALE one is a gateway left by an earlier subnet: inside the overlay
+ * Network when one is known (`networks`: the conf's ipam route
+ * destinations that contain the new gateway — flannel's delegate routes
+ * every FLANNEL_NETWORK), else any conflicting address of the family.
+ * forceAddress replaces every conflicting address (the reference); a
+ * bridge with no ports (other than this ADD's own veth) gets its stale
+ * addresses replaced (issue 25); a bridge with pods is refused, naming
+ * the stale address, the ports and the fix.
  */
-export async function ensureAddr(h: NetlinkHandle, br: Link, gw: IPNet, force: boolean): Promise<boolean> {
+export type AddrPlan =
+  | { kind: 'add'; replace: BridgeAddr[]; healed: boolean }
+  | { kind: 'present' }
+  | { kind: 'refuse'; message: string };
+
+export function planGatewayAddr(
+  brName: string, addrs: BridgeAddr[], gw: IPNet, force: boolean, networks: IPNet[], ports: string[],
+): AddrPlan {
+  const want = formatCidr(gw);
+  if (addrs.some((a) => `${a.address}/${a.prefixLen}` === want)) return { kind: 'present' };
+  const conflicting = addrs.filter((a) => {
+    const other: IPNet = { ip: a.address, prefixLen: a.prefixLen, v6: gw.v6 };
+    return !gw.v6 || cidrContains(other, gw.ip) || cidrContains(gw, a.address);
+  });
+  if (!conflicting.length) return { kind: 'add', replace: [], healed: false };
+  if (force) return { kind: 'add', replace: conflicting, healed: false };
+  const nets = networks.filter((net) => net.v6 === gw.v6 && net.prefixLen > 0 && cidrContains(net, gw.ip));
+  const stale = conflicting.filter((a) => !nets.length || nets.some((net) => cidrContains(net, a.address)));
+  const base = `"${brName}" already has an IP address different from ${want}`;
+  const foreign = conflicting.filter((a) => !stale.includes(a));
+  if (foreign.length) {
+    return { kind: 'refuse', message: `${base}: ${foreign.map((a) => `${a.address}/${a.prefixLen}`).join(', ')} (outside the network ${nets.map(formatCidr).join(', ')}; not replaced: set "forceAddress": true to replace it)` };
+  }
+  const list = stale.map((a) => `${a.address}/${a.prefixLen}`).join(', ');
+  if (ports.length) {
+    return {
+      kind: 'refuse',
+      message: `${base}: ${list} is a stale gateway (the node's subnet changed) and pods are still attached to ${brName} (ports ${ports.join(', ')}); `
+        + `fix: remove those pods (drain the node) so the next ADD replaces the address, or delete the address by hand (ip addr del ${list.split(', ')[0]} dev ${brName}) once they are gone`,
+    };
+  }
+  return { kind: 'add', replace: stale, healed: true };
+}
+
+/**
+ * ensureAddr: the gateway address on the bridge, as planGatewayAddr
+ * decides (a stale gateway on a bridge without pods is replaced and
+ * logged). `ports`: the bridge's ports other than this ADD's veth.
+ * Returns true if added.
+ */
+export async function ensureAddr(h: NetlinkHandle, br: Link, gw: IPNet, force: boolean, networks: IPNet[] = [], ports: () => Promise<string[]> = async () => []): Promise<boolean> {
   const want = formatCidr(gw);
   const addrs = await h.addrList(br.index, gw.v6 ? AF_INET6 : AF_INET);
-  for (const a of addrs) {
-    if (`${a.address}/${a.prefixLen}` === want) return false;
-    const other: IPNet = { ip: a.address, prefixLen: a.prefixLen, v6: gw.v6 };
-    if (!gw.v6 || cidrContains(other, gw.ip) || cidrContains(gw, a.address)) {
-      if (!force) throw new CniError(ErrCode.Internal, `"${br.name}" already has an IP address different from ${want}`);
-      await h.addrDel(br.index, a.cidr);
-    }
+  let plan = planGatewayAddr(br.name, addrs, gw, force, networks, []);
+  if (plan.kind === 'add' && plan.healed) plan = planGatewayAddr(br.name, addrs, gw, force, networks, await ports());
+  if (plan.kind === 'present') return false;
+  if (plan.kind === 'refuse') throw new CniError(ErrCode.Internal, plan.message);
+  for (const a of plan.replace) {
+    if (plan.healed) log('bridge', `"${br.name}" holds ${a.cidr}, a stale gateway (not ${want}) and has no pods: replacing it with ${want}`);
+    await h.addrDel(br.index, a.cidr);
   }
   try {
     await h.addrAdd(br.index, want, gw.v6 ? { noDad: true } : {});
