@@ -20,6 +20,7 @@ import { GC_OPTIONS } from './commands/gc-options';
 import { SANDBOX_COMMAND } from './commands/sandbox';
 import { INSTALL_COMMAND } from './commands/install';
 import { TOMBSTONES_COMMAND } from './commands/tombstones';
+import { DOCTOR_COMMAND } from './commands/doctor';
 import { netnsNameProblem } from './commands/netns-name';
 import { type CompletionShell, completionScript } from './completion';
 
@@ -200,6 +201,7 @@ export const COMMANDS: CommandDef[] = [
   SANDBOX_COMMAND,
   INSTALL_COMMAND,
   TOMBSTONES_COMMAND,
+  DOCTOR_COMMAND,
   {
     name: 'version',
     describe: 'print the version (also: flax --version)',
