@@ -7,7 +7,7 @@
  */
 import type { Lease } from '../../agent/lease';
 import { type DeviceState, type VxlanPeer, describeAction, planVxlan } from '../../agent/vxlan/plan';
-import { type IPNet, formatNet, netContains, netContainsNet, parseCidr, parseIp } from '../../agent/subnet';
+import { type IPNet, formatIp, formatNet, netContains, netContainsNet, parseCidr, parseIp } from '../../agent/subnet';
 import type { SubnetEnv } from '../../meta/flannel/subnet-env';
 
 export type Status = 'ok' | 'warn' | 'fail';
@@ -188,7 +188,9 @@ export function checkProbes(f: Facts): Finding[] {
 }
 
 export function checkBridge(f: Facts): Finding[] {
-  const sn = envOf(f)?.subnet;
+  const subnet = subnetOf(f);
+  // the gateway: the subnet's first address (FLANNEL_SUBNET=10.244.1.1/24)
+  const sn = subnet && `${formatIp(subnet.ip + 1n, subnet.v6)}/${subnet.prefixLen}`;
   const b = f.bridge;
   if (!b) return [ok('bridge', f.bridgeName, 'not created yet (the first pod ADD creates it)')];
   if (!sn) return [];
