@@ -31,17 +31,19 @@ describe('planGatewayAddr (stale bridge address, issue 25)', () => {
     expect((p as { message: string }).message).toContain('192.168.7.1/24');
     expect((p as { message: string }).message).toContain('forceAddress');
   });
-  it('no Network known (a plain bridge conf): any other address of the family is stale', () => {
-    expect(planGatewayAddr('cni0', [a('192.168.7.1/24')], gw, false, [], [])).toMatchObject({ kind: 'add', healed: true });
+  it('no Network known (a plain bridge conf without a route containing the subnet): the reference\'s error', () => {
+    const ref = { kind: 'refuse', message: '"cni0" already has an IP address different from 10.244.5.1/24' };
+    expect(planGatewayAddr('cni0', [a('10.244.3.1/24')], gw, false, [], [])).toEqual(ref);
     // a default route is no Network
-    expect(planGatewayAddr('cni0', [a('192.168.7.1/24')], gw, false, [parseCidr('0.0.0.0/0')], [])).toMatchObject({ kind: 'add', healed: true });
+    expect(planGatewayAddr('cni0', [a('10.244.3.1/24')], gw, false, [parseCidr('0.0.0.0/0')], [])).toEqual(ref);
   });
   it('forceAddress replaces every conflicting address, with or without ports', () => {
     expect(planGatewayAddr('cni0', [a('192.168.7.1/24')], gw, true, net, ['veth1'])).toEqual({ kind: 'add', replace: [a('192.168.7.1/24')], healed: false });
   });
   it('IPv6: a non-overlapping address (link-local) is left alone', () => {
     const g6 = parseCidr('fd00:5::1/64');
-    expect(planGatewayAddr('cni0', [a('fe80::1/64')], g6, false, [], [])).toEqual({ kind: 'add', replace: [], healed: false });
-    expect(planGatewayAddr('cni0', [a('fd00:5::9/64')], g6, false, [], [])).toMatchObject({ kind: 'add', healed: true });
+    const n6 = [parseCidr('fd00::/16')];
+    expect(planGatewayAddr('cni0', [a('fe80::1/64')], g6, false, n6, [])).toEqual({ kind: 'add', replace: [], healed: false });
+    expect(planGatewayAddr('cni0', [a('fd00:5::9/64')], g6, false, n6, [])).toMatchObject({ kind: 'add', healed: true });
   });
 });

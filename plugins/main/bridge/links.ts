@@ -196,9 +196,10 @@ export interface BridgeAddr { cidr: string; address: string; prefixLen: number }
  * the addresses the reference refuses ("already has an IP address different
  * from"): any other IPv4 address, an overlapping IPv6 one. Of those, a
  * STALE one is a gateway left by an earlier subnet: inside the overlay
- * Network when one is known (`networks`: the conf's ipam route
- * destinations that contain the new gateway — flannel's delegate routes
- * every FLANNEL_NETWORK), else any conflicting address of the family.
+ * Network (`networks`: the conf's ipam route destinations that contain
+ * the new gateway — flannel's delegate routes every FLANNEL_NETWORK); with
+ * no such route the Network is unknown and nothing is stale (the
+ * reference's error; forceAddress replaces).
  * forceAddress replaces every conflicting address (the reference); a
  * bridge with no ports (other than this ADD's own veth) gets its stale
  * addresses replaced (issue 25); a bridge with pods is refused, naming
@@ -221,8 +222,10 @@ export function planGatewayAddr(
   if (!conflicting.length) return { kind: 'add', replace: [], healed: false };
   if (force) return { kind: 'add', replace: conflicting, healed: false };
   const nets = networks.filter((net) => net.v6 === gw.v6 && net.prefixLen > 0 && cidrContains(net, gw.ip));
-  const stale = conflicting.filter((a) => !nets.length || nets.some((net) => cidrContains(net, a.address)));
   const base = `"${brName}" already has an IP address different from ${want}`;
+  // no Network known (a plain bridge conf without a route containing the subnet): the reference's answer, forceAddress replaces
+  if (!nets.length) return { kind: 'refuse', message: base };
+  const stale = conflicting.filter((a) => nets.some((net) => cidrContains(net, a.address)));
   const foreign = conflicting.filter((a) => !stale.includes(a));
   if (foreign.length) {
     return { kind: 'refuse', message: `${base}: ${foreign.map((a) => `${a.address}/${a.prefixLen}`).join(', ')} (outside the network ${nets.map(formatCidr).join(', ')}; not replaced: set "forceAddress": true to replace it)` };
