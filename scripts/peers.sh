@@ -33,9 +33,10 @@ FLANNEL_VERSION=v0.28.10           # github.com/flannel-io/flannel (newest serve
 PLUGINS_VERSION=v1.10.0            # github.com/containernetworking/plugins
 CNI_VERSION=v1.3.1                 # github.com/containernetworking/cni (cnitool; newest served)
 # flannel's own CNI plugin (github.com/flannel-io/cni-plugin) is not served by
-# the proxy (403 "This module version is not available"); its predecessor, the
-# flannel meta plugin of the reference plugins, is built from the last
-# release that still had it.
+# the proxy (403 "This module version is not available", for its version list
+# and for v1.7.1-flannel2): `scripts/peers.sh cni-flannel` tries, the default
+# run leaves it out. (The reference plugins v1.10.0 no longer ship flannel;
+# Debian's /usr/lib/cni/flannel is v1.1.1's.)
 CNI_FLANNEL_MODULE=github.com/flannel-io/cni-plugin
 CNI_FLANNEL_VERSION=${CNI_FLANNEL_VERSION:-v1.7.1-flannel2}
 
@@ -122,7 +123,7 @@ declare -A PEERS=(
   [cnitool]=build_cnitool
   [cni-flannel]=build_cni_flannel
 )
-ORDER=(plugins cnitool flanneld cni-flannel)
+ORDER=(plugins cnitool flanneld)  # cni-flannel: not served, see above
 
 names=("$@")
 [ "${#names[@]}" -gt 0 ] || names=("${ORDER[@]}")
