@@ -28,6 +28,10 @@ const sets = [{ name: 'reference (/usr/lib/cni)', path: '/usr/lib/cni' }];
 const missing = ['loopback', 'bridge', 'host-local'].filter((p) => !have(bin, p));
 if (missing.length === 0) sets.push({ name: `flax (${path.relative(root, bin) || bin})`, path: bin });
 else if (missing.length < 3) sets.push({ name: `flax partial (missing ${missing.join(', ')} → reference)`, path: `${bin}:/usr/lib/cni` });
+// the newest reference plugins, when scripts/peers.sh built them (issue 22): a REF2 set, ratios beside the v1.1.1 ones
+const REF2 = path.join(process.env.FLAX_PEERS ?? '/var/cache/flax-peers', 'plugins-v1.10.0');
+const ref2 = ['loopback', 'bridge', 'host-local'].every((p) => have(REF2, p)) ? { name: `reference v1.10.0 (${REF2})`, path: REF2 } : null;
+if (ref2) sets.push(ref2);
 
 const tag = `flaxbench-${process.pid}`;
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'flax-bench-'));
@@ -84,11 +88,13 @@ const ref = res.get(sets[0].name);
 const su = median(startup);
 console.log(`bench-chain: ${runs} interleaved runs, chain loopback > bridge > host-local (cniVersion 1.0.0), node ${process.version}, ${os.cpus().length} CPUs`);
 console.log(`each sample = one \`nsenter --net=<node> flax cni add|del\` process (CLI start-up + config load + 3 plugin execs + cache)\n`);
-const rows = [['plugins', 'ADD median ms', 'DEL median ms', 'ADD vs ref', 'DEL vs ref', 'ADD − CLI ms', 'DEL − CLI ms']];
+const ref2r = ref2 ? res.get(ref2.name) : null;
+const rows = [['plugins', 'ADD median ms', 'DEL median ms', 'ADD vs ref', 'DEL vs ref', ...(ref2r ? ['ADD vs v1.10.0', 'DEL vs v1.10.0'] : []), 'ADD − CLI ms', 'DEL − CLI ms']];
 for (const s of sets) {
   const r = res.get(s.name);
   const a = median(r.add), d = median(r.del);
-  rows.push([s.name, f(a), f(d), `${(a / median(ref.add)).toFixed(2)}×`, `${(d / median(ref.del)).toFixed(2)}×`, f(a - su), f(d - su)]);
+  const v2 = ref2r ? [`${(a / median(ref2r.add)).toFixed(2)}×`, `${(d / median(ref2r.del)).toFixed(2)}×`] : [];
+  rows.push([s.name, f(a), f(d), `${(a / median(ref.add)).toFixed(2)}×`, `${(d / median(ref.del)).toFixed(2)}×`, ...v2, f(a - su), f(d - su)]);
 }
 const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
 for (const [j, r] of rows.entries()) { console.log(r.map((c, i) => c.padEnd(w[i])).join('  ')); if (j === 0) console.log(w.map((n) => '-'.repeat(n)).join('  ')); }

@@ -64,6 +64,9 @@ const SETS = [
   { key: 'srv', name: 'flax via server', dir: bin, env: { FLAX_CNI_SOCKET: socket } },
   { key: 'sa', name: 'flax standalone', dir: bin, env: { FLAX_CNI_SOCKET: '' } },
 ];
+// the newest reference plugins, when scripts/peers.sh built them (issue 22): a REF2 set
+const REF2 = path.join(process.env.FLAX_PEERS ?? '/var/cache/flax-peers', 'plugins-v1.10.0');
+if (existsSync(path.join(REF2, 'bridge'))) SETS.push({ key: 'ref2', name: 'reference v1.10.0 (Go)', dir: REF2, env: {} });
 const confs = Object.fromEntries(SETS.map((s, i) => [s.key, {
   net: { cniVersion: '1.0.0', name: `bench${i}` },
   bridge: { type: 'bridge', bridge: `bsrv${i}`, isGateway: true, ipMasq: true, ipam: { type: 'host-local', ranges: [[{ subnet: `10.24${i}.0.0/16` }]], dataDir: path.join(tmp, `ipam-${s.key}`) } },
@@ -166,10 +169,12 @@ if (attachments > 0) {
 }
 
 const f = (x) => x.toFixed(1);
-const rows = [['measure', ...SETS.map((s) => `${s.name} ms`), 'server / ref', 'standalone / ref']];
+const hasRef2 = SETS.some((s) => s.key === 'ref2');
+const rows = [['measure', ...SETS.map((s) => `${s.name} ms`), 'server / ref', 'standalone / ref', ...(hasRef2 ? ['server / v1.10.0', 'standalone / v1.10.0'] : [])]];
 for (const [k, label] of [['add', 'chain ADD per pod'], ['del', 'chain DEL per pod'], ['burstAdd', `${burst}-pod burst ADD`], ['burstDel', `${burst}-pod burst DEL`], ['version', 'VERSION (bridge)'], ['ipam', 'host-local ADD+DEL']]) {
   const m = SETS.map((s) => median(res[s.key][k]));
-  rows.push([label, ...m.map(f), `${(m[1] / m[0]).toFixed(2)}×`, `${(m[2] / m[0]).toFixed(2)}×`]);
+  const r2 = hasRef2 ? [`${(m[1] / m[3]).toFixed(2)}×`, `${(m[2] / m[3]).toFixed(2)}×`] : [];
+  rows.push([label, ...m.map(f), `${(m[1] / m[0]).toFixed(2)}×`, `${(m[2] / m[0]).toFixed(2)}×`, ...r2]);
 }
 console.log(`bench-server: ${runs} interleaved runs (${Math.max(3, runs / 5)} bursts), chain loopback > bridge+host-local (ipMasq) > portmap, cniVersion 1.0.0, node ${process.version}, ${os.cpus().length} CPUs; medians\n`);
 const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
