@@ -11,6 +11,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, symlinkSync, mkdirSync, w
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { loadAddonBanner } from './entries.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const arg = (k, d) => { const i = process.argv.indexOf(k); return i > 0 ? Number(process.argv[i + 1]) : d; };
@@ -152,7 +153,7 @@ async function buildTimingBridge() {
     entryPoints: [path.join(root, 'test/lib/bins/timing-bridge.ts')], outfile: path.join(dir, 'bridge'), bundle: true, platform: 'node',
     target: 'node20', format: 'cjs', minifySyntax: true, logLevel: 'warning',
     banner: { js: ['#!/usr/bin/env node', 'var __imu=require("url").pathToFileURL(__filename).href;', 'var __flaxDir=__dirname;',
-      'function __flaxLoadAddon(n){var m={exports:{}};process.dlopen(m,require("path").join(__dirname,n));return m.exports;}'].join('\n') },
+      loadAddonBanner('__dirname')].join('\n') },
     define: { 'import.meta.url': '__imu', 'process.env.FLAX_BUNDLED': '"1"' },
     plugins: [{ name: 'netlink-native', setup(b) { b.onLoad({ filter: /netlink[\\/]dist[\\/]raw\.js$/ }, (a) => ({ contents: readFileSync(a.path, 'utf8').replace(/require\('node-gyp-build'\)\([^)]*\)/, "__flaxLoadAddon('netlink.node')"), loader: 'js' })); } }],
   });

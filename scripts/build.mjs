@@ -3,7 +3,7 @@
 // them. Executables: plugins/**/main.ts (name = its directory) and the CLI.
 import { build } from 'esbuild';
 import { etcd3Protos } from './esbuild-etcd3.mjs';
-import { BUNDLE_OPTIONS, MINIFY, executableEntries, netlinkNative, zodEnglishOnly } from './entries.mjs';
+import { BUNDLE_OPTIONS, loadAddonBanner, MINIFY, executableEntries, netlinkNative, zodEnglishOnly } from './entries.mjs';
 import { buildCniWorker, CNI_CLIENT_NAMES } from './cni-worker-bundle.mjs';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -32,7 +32,7 @@ const banner = [
   'var __imu=require("url").pathToFileURL(__filename).href;',
   'var __flaxLoadDir=__dirname;',
   'Object.defineProperty(globalThis,"__flaxDir",{configurable:true,get(){return globalThis.__flaxFromSnapshot?require("path").dirname(process.argv[1]):__flaxLoadDir}});',
-  'function __flaxLoadAddon(n){var m={exports:{}};process.dlopen(m,require("path").join(globalThis.__flaxDir,n));return m.exports;}',
+  loadAddonBanner('globalThis.__flaxDir'),
 ].join('\n');
 
 // flaxd_build_info{version,commit} (plugins/agent/metrics.ts): package.json's version and the

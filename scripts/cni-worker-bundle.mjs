@@ -6,7 +6,7 @@
 import { build } from 'esbuild';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BUNDLE_OPTIONS, netlinkNative, zodEnglishOnly } from './entries.mjs';
+import { BUNDLE_OPTIONS, loadAddonBanner, netlinkNative, zodEnglishOnly } from './entries.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const CNI_WORKER = 'cni-worker.js';
@@ -19,7 +19,7 @@ const banner = [
   'var __imu=require("url").pathToFileURL(__filename).href;',
   'var __flaxLoadDir=__dirname;',
   'Object.defineProperty(globalThis,"__flaxDir",{configurable:true,get(){return __flaxLoadDir}});',
-  'function __flaxLoadAddon(n){var m={exports:{}};process.dlopen(m,require("path").join(__flaxLoadDir,n));return m.exports;}',
+  loadAddonBanner('__flaxLoadDir'),
 ].join('\n');
 
 /** Writes <dir>/cni-worker.js; returns its path. */

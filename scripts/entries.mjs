@@ -33,6 +33,17 @@ export const netlinkNative = {
   },
 };
 
+/**
+ * The banner line that defines `__flaxLoadAddon(name)`: the addon `name`
+ * from the directory `dirExpr` (a JS expression) evaluates to, dlopened once
+ * per thread and kept. Each process.dlopen runs the addon's init again, and
+ * an N-API init defines its classes anew: V8 keeps every FunctionTemplate
+ * for the isolate's life, so netlink's getter (above), read for each socket,
+ * made the CNI server keep ~25 KB per call (issue 26).
+ */
+export const loadAddonBanner = (dirExpr) =>
+  `var __flaxAddons=Object.create(null);function __flaxLoadAddon(n){var m=__flaxAddons[n];if(!m){m={exports:{}};process.dlopen(m,require("path").join(${dirExpr},n));__flaxAddons[n]=m}return m.exports;}`;
+
 // zod's classic API re-exports its 40-odd message locales (`z.locales`);
 // flax uses only the English one zod configures itself with. Leaving the
 // others out keeps 340 KB of source out of every bundle and of every V8

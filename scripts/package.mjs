@@ -18,7 +18,7 @@
 // FLAX_SEA_SNAPSHOT=0 builds the plain SEA (code cache, no snapshot).
 import { build } from 'esbuild';
 import { etcd3Protos } from './esbuild-etcd3.mjs';
-import { BUNDLE_OPTIONS, MINIFY, executableEntries, netlinkNative, zodEnglishOnly } from './entries.mjs';
+import { BUNDLE_OPTIONS, loadAddonBanner, MINIFY, executableEntries, netlinkNative, zodEnglishOnly } from './entries.mjs';
 import { buildCniWorker, CNI_CLIENT_NAMES, CNI_WORKER } from './cni-worker-bundle.mjs';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -76,7 +76,7 @@ const banner = [
   '// flax-executable (multi-call SEA)',
   'var __imu=require("url").pathToFileURL(process.execPath).href;',
   'Object.defineProperty(globalThis,"__flaxDir",{configurable:true,get(){return require("path").dirname(process.execPath)}});',
-  'function __flaxLoadAddon(n){var m={exports:{}};process.dlopen(m,require("path").join(globalThis.__flaxDir,n));return m.exports;}',
+  loadAddonBanner('globalThis.__flaxDir'),
 ].join('\n');
 
 function run(cmd, args, opts = {}) {

@@ -2,8 +2,10 @@
 // pinning, flock). Every function returns or throws errno-style errors
 // (Error with .code, .errno, .syscall); policy lives in TypeScript.
 #include <napi.h>
+#include <v8.h>
 
 #include <errno.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
@@ -232,6 +234,24 @@ Napi::Value GetTid(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(syscall(SYS_gettid)));
 }
 
+// malloc_trim(0): gives the free memory of every malloc arena back to the
+// kernel. glibc returns an arena's free pages only from its top; a worker
+// thread's arena, once the thread has gone, keeps what it freed (issue 26).
+Napi::Value MallocTrim(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), malloc_trim(0) != 0);
+}
+
+// V8's LowMemoryNotification on the calling thread's isolate: full GCs that
+// also shrink the young generation and give free heap pages back. The one
+// V8 (not N-API) call here: Node has no JS API for it, and a worker that
+// served a burst keeps its grown heap until the next allocation pressure.
+// Built against the Node that runs it (the addon ships beside its Node).
+Napi::Value LowMemoryNotification(const Napi::CallbackInfo& info) {
+  v8::Isolate* isolate = v8::Isolate::GetCurrent();
+  if (isolate) isolate->LowMemoryNotification();
+  return info.Env().Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setns", Napi::Function::New(env, SetNs, "setns"));
   exports.Set("nsType", Napi::Function::New(env, NsType, "nsType"));
@@ -242,6 +262,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("makeSharedDir", Napi::Function::New(env, MakeSharedDir, "makeSharedDir"));
   exports.Set("pinNamespace", Napi::Function::New(env, PinNamespace, "pinNamespace"));
   exports.Set("gettid", Napi::Function::New(env, GetTid, "gettid"));
+  exports.Set("mallocTrim", Napi::Function::New(env, MallocTrim, "mallocTrim"));
+  exports.Set("lowMemoryNotification", Napi::Function::New(env, LowMemoryNotification, "lowMemoryNotification"));
   InitCniServer(env, exports);
   InitNftables(env, exports);
   Napi::Object c = Napi::Object::New(env);

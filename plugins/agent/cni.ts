@@ -14,6 +14,7 @@
  *  - a socket path holding something else than a socket, or a symbolic link
  *    at `<socket>.lock`, is refused before anything starts (exit 1).
  */
+import { tmpdir } from 'node:os';
 import type { Counter, Histogram } from 'prom-client';
 import { lstatSync } from 'node:fs';
 import { checkSocketPath, type CniServer, CniSocketBusyError, HAND_BACK_REASONS, startCniServer } from '../pkg/cniserver/server';
@@ -91,7 +92,31 @@ export async function startAgentCniServer(o: AgentOptions, log: Logger, metrics:
     log.warn(`cni server: not started: ${e.message}; that server answers the plugin clients (--cni-socket PATH for another socket, '' for none)`);
     return undefined;
   }
-  return srv;
+  return withHeapSnapshotSignal(srv, log);
+}
+
+/**
+ * SIGUSR2: heap snapshots of the server's main thread and of every worker,
+ * into $FLAX_DIAGNOSTIC_DIR (default the temp dir), to find what calls keep
+ * (Node's own --heapsnapshot-signal sees the main thread only).
+ */
+function withHeapSnapshotSignal(srv: CniServer, log: Logger): CniServer {
+  const dir = process.env.FLAX_DIAGNOSTIC_DIR || tmpdir();
+  const onSignal = () => {
+    srv.writeHeapSnapshots(dir).then(
+      (files) => log.info(`cni server: heap snapshots written: ${files.join(' ')}`),
+      (e: Error) => log.warn(`cni server: heap snapshots into ${dir}: ${e.message}`),
+    );
+  };
+  process.on('SIGUSR2', onSignal);
+  return {
+    ...srv,
+    stats: () => srv.stats(),
+    async close() {
+      process.off('SIGUSR2', onSignal);
+      await srv.close();
+    },
+  };
 }
 
 /** Stops the server (calls in flight finish) and logs its counts. */

@@ -53,6 +53,10 @@ export interface FlaxNative {
   flock(fd: number, op: number): void;
   /** gettid(2) of the calling thread. */
   gettid(): number;
+  /** malloc_trim(0): free malloc memory back to the kernel, all arenas; true when some was released. */
+  mallocTrim(): boolean;
+  /** V8's LowMemoryNotification on the calling thread's isolate: full GCs that give free heap back (a server gone idle). */
+  lowMemoryNotification(): void;
   /** A listening unix socket at path with that mode (stale socket replaced; a live one is EADDRINUSE). */
   cniListen(path: string, mode: number): number;
   /** `nft <args>` through libnftables on this thread (-j, -e, -f FILE, command words); throws when it cannot (no library, an unhandled option). */

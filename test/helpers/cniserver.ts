@@ -24,15 +24,17 @@ export interface RunningServer {
 
 /**
  * Starts flaxd --no-overlay in `hostNs` (null = the caller's netns) and waits
- * until it accepts. `extra` flags come last (e.g. `--cni-socket` another path).
+ * until it accepts. `extra` flags come last (e.g. `--cni-socket` another path);
+ * `env` is added to this process's environment.
  */
-export async function startServer(hostNs: string | null, extra: string[] = []): Promise<RunningServer> {
+export async function startServer(hostNs: string | null, extra: string[] = [], env: Record<string, string> = {}): Promise<RunningServer> {
   const dir = mkdtempSync(path.join(tmpdir(), 'flax-cnisrv-'));
   let socket = path.join(dir, 'cni.sock');
   const i = extra.lastIndexOf('--cni-socket');
   if (i >= 0) socket = extra[i + 1];
   const argv = [ours('flaxd'), '--no-overlay', '--cni-socket', path.join(dir, 'cni.sock'), '--gc-interval', '0', ...extra];
-  const proc = hostNs ? spawn('nsenter', [`--net=${hostNs}`, '--', ...argv], { stdio: ['ignore', 'ignore', 'pipe'] }) : spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
+  const opts = { stdio: ['ignore', 'ignore', 'pipe'] as ('ignore' | 'pipe')[], env: { ...process.env, ...env } };
+  const proc = hostNs ? spawn('nsenter', [`--net=${hostNs}`, '--', ...argv], opts) : spawn(argv[0], argv.slice(1), opts);
   let err = '';
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
   await new Promise<void>((resolve, reject) => {

@@ -121,7 +121,7 @@ export function servingLine(s: CniServingState, now = Date.now()): string {
   const i = s.info;
   const up = Math.max(0, Math.round((now - i.since) / 1000));
   const upText = up >= 3600 ? `${Math.floor(up / 3600)}h${Math.floor((up % 3600) / 60)}m` : up >= 60 ? `${Math.floor(up / 60)}m${up % 60}s` : `${up}s`;
-  return `served by flaxd (pid ${i.pid}, up ${upText}, ${i.workers} worker${i.workers === 1 ? '' : 's'}): ${i.served} calls answered, ${i.failed} with an error, ${i.refused} refused${i.deferred ? `, ${i.deferred} handed to the standalone plugin (callers in another mount namespace)` : ''}`;
+  return `served by flaxd (pid ${i.pid}, up ${upText}, ${i.workers} worker${i.workers === 1 ? '' : 's'}): ${i.served} calls answered, ${i.failed} with an error, ${i.refused} refused${i.deferred ? `, ${i.deferred} handed to the standalone plugin (callers in another mount namespace)` : ''}${i.memory ? `; RSS ${mib(i.memory.rss)} MiB, heap ${mib(i.memory.heapUsed)} MiB + workers ${i.memory.workers.map(mib).join(' + ')} MiB` : ''}`;
 }
 
 export async function runStatus(o: StatusOptions, io: CliIo): Promise<number> {
@@ -172,3 +172,5 @@ function ips(result: Record<string, unknown> | undefined): string[] {
   if (Array.isArray(result.ips)) return result.ips.map((x) => String((x as { address?: unknown }).address ?? ''));
   return ['ip4', 'ip6'].map((k) => (result[k] as { ip?: string } | undefined)?.ip).filter((x): x is string => !!x);
 }
+
+const mib = (b: number): string => (b < 0 ? '?' : (b / 1048576).toFixed(1));

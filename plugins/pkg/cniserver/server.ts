@@ -104,10 +104,19 @@ export interface CniServerInfo extends CniServerStats {
   socket: string;
   /** ms since the epoch */
   since: number;
+  /** bytes: the process's RSS, the main thread's used heap, each worker's used heap */
+  memory?: { rss: number; heapUsed: number; workers: number[] };
 }
 
 export interface CniServer {
   readonly socket: string;
+  /**
+   * Heap snapshots of the server's main thread and of each worker (each
+   * after a full GC, as V8 takes them) written into `dir` as
+   * `flaxd-<pid>-<n>-main.heapsnapshot` and `…-worker<thread id>.heapsnapshot`;
+   * returns their paths. For finding what calls keep (flaxd: SIGUSR2).
+   */
+  writeHeapSnapshots(dir: string): Promise<string[]>;
   stats(): CniServerStats;
   /** Stops accepting, removes the socket, waits for calls in flight, stops the workers. */
   close(): Promise<void>;
@@ -153,6 +162,7 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
     l.totalMs += ms;
     if (code === 0) stats.served++;
     else stats.failed++;
+    callsSinceTrim++;
     try {
       opts.onCall?.(job.req.name ?? '', job.verb, ms / 1000, code);
     } catch { /* an observer never fails a call */ }
@@ -162,6 +172,7 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
   const deferred = (job: Job, why: string, reason: HandBackReason) => {
     for (const fd of job.req.fds) closeQuietly(fd);
     stats.deferred++;
+    callsSinceTrim++;
     try {
       opts.onHandBack?.(reason);
     } catch { /* an observer never fails a call */ }
@@ -215,6 +226,20 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
     return slot;
   };
 
+  /** A worker's used heap (bytes; -1 when it exits before answering). */
+  const workerHeap = (s: Slot) => new Promise<number>((resolve) => {
+    const on = (m: { heapUsed?: number }) => {
+      if (m.heapUsed === undefined) return;
+      s.worker.off('message', on);
+      s.worker.off('exit', gone);
+      resolve(m.heapUsed);
+    };
+    const gone = () => { s.worker.off('message', on); resolve(-1); };
+    s.worker.on('message', on);
+    s.worker.once('exit', gone);
+    s.worker.postMessage({ heapUsed: true });
+  });
+
   const pump = () => {
     while (queue.length) {
       let slot = slots.find((s) => !s.job);
@@ -249,10 +274,13 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
       return;
     }
     if (req.name === STATUS_NAME) {
-      // `flax status`: who serves, no worker involved
+      // `flax status`: who serves, and what it holds (each worker tells its own heap, after its call in flight)
       for (const fd of req.fds) closeQuietly(fd);
-      const info: CniServerInfo = { pid: process.pid, socket, since: startedAt, ...structuredClone(stats) };
-      n.cniReply(req.conn, Buffer.from(JSON.stringify(info) + '\n'), Buffer.alloc(0), 0);
+      void Promise.all(slots.map(workerHeap)).then((workers) => {
+        const memory = { rss: process.memoryUsage.rss(), heapUsed: process.getBuiltinModule('node:v8').getHeapStatistics().used_heap_size, workers };
+        const info: CniServerInfo = { pid: process.pid, socket, since: startedAt, ...structuredClone(stats), memory };
+        n.cniReply(req.conn, Buffer.from(JSON.stringify(info) + '\n'), Buffer.alloc(0), 0);
+      });
       return;
     }
     const env = req.env ?? [];
@@ -276,15 +304,49 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
   for (let i = 0; i < minWorkers; i++) spawn();
   const idleMs = opts.idleMs ?? 30_000;
   // workers a burst added go once idle (each holds its own V8 heap)
+  // Once the server is idle, the memory its calls freed goes back to the
+  // kernel: glibc keeps free pages inside each thread's malloc arena (also
+  // after the thread has gone), so a busy hour would otherwise stay in RSS
+  // (issue 26). Once per quiet spell, after the burst's workers are stopped.
+  let callsSinceTrim = 0;
+  let releasing = false;
+  const releaseMemory = async () => {
+    if (releasing || closing || queue.length || slots.some((s) => s.job)) return;
+    releasing = true;
+    callsSinceTrim = 0;
+    try {
+      // each worker's heap first (V8 full GCs that shrink it), then the main thread's, then malloc's arenas
+      await Promise.all(slots.map((s) => new Promise<void>((resolve) => {
+        const done = (m: { memoryReduced?: boolean }) => {
+          if (!m.memoryReduced) return;
+          s.worker.off('message', done);
+          s.worker.off('exit', gone);
+          resolve();
+        };
+        const gone = () => { s.worker.off('message', done); resolve(); };
+        s.worker.on('message', done);
+        s.worker.once('exit', gone);
+        s.worker.postMessage({ reduceMemory: true });
+      })));
+      n.lowMemoryNotification();
+      n.mallocTrim();
+    } finally {
+      releasing = false;
+    }
+  };
   const trim = setInterval(() => {
     const now = performance.now();
+    const stopping: Promise<unknown>[] = [];
     for (const s of [...slots]) {
       if (slots.length <= minWorkers) break;
       if (s.job || now - s.idleSince < idleMs) continue;
       slots.splice(slots.indexOf(s), 1);
       stats.workers = slots.length;
-      s.worker.terminate().catch(() => {});
+      stopping.push(s.worker.terminate().catch(() => {}));
     }
+    const quiet = slots.every((s) => !s.job && now - s.idleSince >= Math.min(idleMs, 5_000));
+    if (stopping.length) void Promise.all(stopping).then(releaseMemory);
+    else if (callsSinceTrim && quiet && !queue.length) void releaseMemory();
   }, Math.max(50, idleMs / 4));
   trim.unref();
   let lfd: number;
@@ -303,9 +365,26 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
   const handle: NativeCniServer = n.cniServe(lfd, onRequest);
   log(`cni server: listening on ${socket} with ${slots.length} workers`);
 
+  let snapshots = 0;
   return {
     socket,
     stats: () => structuredClone(stats),
+    async writeHeapSnapshots(dir) {
+      const { pipeline } = process.getBuiltinModule('node:stream/promises');
+      const { createWriteStream } = process.getBuiltinModule('node:fs');
+      const base = path.join(dir, `flaxd-${process.pid}-${++snapshots}`);
+      const files = [process.getBuiltinModule('node:v8').writeHeapSnapshot(`${base}-main.heapsnapshot`)];
+      for (const s of [...slots]) {
+        const file = `${base}-worker${s.worker.threadId}.heapsnapshot`;
+        try {
+          await pipeline(await s.worker.getHeapSnapshot(), createWriteStream(file, { mode: 0o600 }));
+          files.push(file);
+        } catch (e) {
+          log(`cni server: no heap snapshot of worker ${s.worker.threadId}: ${(e as Error).message}`);
+        }
+      }
+      return files;
+    },
     async close() {
       if (closing) return;
       closing = true;

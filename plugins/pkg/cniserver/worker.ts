@@ -116,7 +116,17 @@ function startWorker(): void {
     answer(m, '', '', RUN_STANDALONE);
     port.postMessage({ id: m.id, exitCode: RUN_STANDALONE, deferred: why, reason } satisfies WorkerReply);
   };
-  port.on('message', async (m: WorkerRequest) => {
+  port.on('message', async (m: WorkerRequest | { reduceMemory: true } | { heapUsed: true }) => {
+    if ('heapUsed' in m) {
+      port.postMessage({ heapUsed: process.getBuiltinModule('node:v8').getHeapStatistics().used_heap_size });
+      return;
+    }
+    if ('reduceMemory' in m) {
+      // the server went idle: this heap shrinks back (startCniServer's releaseMemory)
+      n.lowMemoryNotification();
+      port.postMessage({ memoryReduced: true });
+      return;
+    }
     const env = envObject(m.env);
     if (m.rootFd !== undefined && env.CNI_COMMAND && env.CNI_COMMAND !== 'VERSION' && !sameView(m.pid, m.rootFd)) {
       const p = viewDifference(m.rootFd, pathsOfCall(env, m.stdin));
