@@ -119,10 +119,9 @@ describe.skipIf(!!SKIP)(`drop-in with the reference plugins ${REF2_VERSION}`, ()
     }
 
     for (const backend of ['iptables', 'nftables']) {
-      // KNOWN DIFFERENCE (nftables): v1.10.0 comments its masquerade rule "<hash>, net: N, if: I, id: C"
-      // (pkg/ip/ipmasq_nftables_linux.go commentForInstance), flax "name: N id: C": neither suite's CHECK/DEL
-      // finds the other's rule. `it.fails` until flax writes and recognises v1.10.0's form.
-      (backend === 'nftables' ? it.fails : it)(`ADD by theirs (ipMasqBackend ${backend}), CHECK and DEL by ours leaves nothing`, ({ host, pod }) => {
+      // nftables: both suites comment the masquerade rule "<hash>, net: N, if: I, id: C" (v1.10.0's
+      // pkg/ip/ipmasq_nftables_linux.go commentForInstance), so either's CHECK/DEL finds the other's rule
+      it(`ADD by theirs (ipMasqBackend ${backend}), CHECK and DEL by ours leaves nothing`, ({ host, pod }) => {
         const f = { host, pod };
         const c = conf('1.0.0', { ipMasqBackend: backend });
         const r = run(P.theirs, 'ADD', f, c.conf);
@@ -137,7 +136,7 @@ describe.skipIf(!!SKIP)(`drop-in with the reference plugins ${REF2_VERSION}`, ()
         expectClean(f, c.dataDir, c.name);
       });
 
-      (backend === 'nftables' ? it.fails : it)(`ADD by ours (ipMasqBackend ${backend}), CHECK and DEL by theirs leaves nothing`, ({ host, pod }) => {
+      it(`ADD by ours (ipMasqBackend ${backend}), CHECK and DEL by theirs leaves nothing`, ({ host, pod }) => {
         const f = { host, pod };
         const c = conf('1.0.0', { ipMasqBackend: backend });
         const r = run(P.ours, 'ADD', f, c.conf);
@@ -150,8 +149,8 @@ describe.skipIf(!!SKIP)(`drop-in with the reference plugins ${REF2_VERSION}`, ()
       });
     }
 
-    // the same KNOWN DIFFERENCE (flax defaults to nftables; v1.10.0 then DELs both backends but matches its own comment)
-    it.fails('ADD by ours with no ipMasqBackend (flax: nftables), DEL by theirs (no ipMasqBackend) leaves nothing', ({ host, pod }) => {
+    // flax defaults to nftables; v1.10.0 with no ipMasqBackend DELs both backends (its nft DEL by comment prefix)
+    it('ADD by ours with no ipMasqBackend (flax: nftables), DEL by theirs (no ipMasqBackend) leaves nothing', ({ host, pod }) => {
       const f = { host, pod };
       const c = conf('1.0.0');
       const r = run(P.ours, 'ADD', f, c.conf);
@@ -183,9 +182,9 @@ describe.skipIf(!!SKIP)(`drop-in with the reference plugins ${REF2_VERSION}`, ()
         expect(pmRun(ours('bridge'), 'DEL', f, { ...net.bridge, prevResult: br.json }).code).toBe(0);
       });
 
-      // KNOWN DIFFERENCE (nftables): v1.10.0's CHECK of flax's cni_hostport rules fails ("missing hostport rules
-      // in \"hostports\" chain"): the rule bodies differ from what it expects. `fails` until flax matches them.
-      (backend === 'nftables' ? pmTest.fails : pmTest)(`ADD by ours (backend ${backend}), CHECK and DEL by theirs leave nothing`, async ({ host, pod, client, serve }) => {
+      // nftables: v1.10.0's CHECK counts the rules of chains hostports and masquerading commented with the
+      // bare container id (portmap_nftables.go checkPortsAgainstRules), the comment flax writes
+      pmTest(`ADD by ours (backend ${backend}), CHECK and DEL by theirs leave nothing`, async ({ host, pod, client, serve }) => {
         const f = { host, pod, client, serve };
         const net = pmNetwork(root, { backend });
         await serve(pod, 'tcp', 8080, 'ours');
