@@ -163,10 +163,12 @@ describe('portmap protocol behaviour', () => {
     expect(portmapState(f.host)).toEqual({ nft: [], ipt: [] });
   });
 
-  // flax writes v1.10.0's comment, the bare container id, which names no network: GC judges such rules
-  // against the valid list whatever network made them. flax's legacy comments (`name: N id: C`, nodes
-  // upgraded from an older flax) name their network: GC removes only this network's.
-  it('GC (1.1.0) removes the rules of containers not in the valid list: bare ids whatever the network, legacy comments of this network only', ({ host, pod, client, serve }) => {
+  // flax writes v1.10.0's comment, the bare container id, which names no network: a network's GC
+  // leaves such rules alone (judged against this network's valid list, a container mapped by
+  // another network would lose its rules; the node sweeper judges them across networks). flax's
+  // legacy comments (`name: N id: C`, nodes upgraded from an older flax) name their network: GC
+  // removes this network's.
+  it('GC (1.1.0) removes this network\'s legacy rules of containers not in the valid list, and no bare-id rule (another network\'s container keeps its mapping)', ({ host, pod, client, serve }) => {
     const f = { host, pod, client, serve };
     const net = pmNetwork(dataRoot, {}, '1.1.0');
     const other = pmNetwork(dataRoot, {}, '1.1.0');
@@ -183,7 +185,7 @@ describe('portmap protocol behaviour', () => {
     expect(new Set(comments())).toEqual(new Set(['gc-a', 'gc-b', 'gc-c', `name: ${net.name} id: gc-d`, `name: ${other.name} id: gc-e`]));
     const g = run(PM, 'GC', f, { ...net.portmap, 'cni.dev/valid-attachments': [{ containerID: 'gc-a', ifname: 'eth0' }] }, { containerId: undefined, netns: undefined, ifname: undefined });
     expect(g.code, g.stdout).toBe(0);
-    expect(new Set(comments())).toEqual(new Set(['gc-a', `name: ${other.name} id: gc-e`]));
+    expect(new Set(comments())).toEqual(new Set(['gc-a', 'gc-b', 'gc-c', `name: ${other.name} id: gc-e`]));
     const st = run(PM, 'STATUS', f, net.portmap, { containerId: undefined, netns: undefined, ifname: undefined });
     expect(st.code).toBe(0);
   });

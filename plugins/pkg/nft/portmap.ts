@@ -166,21 +166,20 @@ export function genPortmapTeardown(rs: Ruleset, network: string, containerId: st
 }
 
 /**
- * GC: deletes the rules whose container is not in `validIds`. A legacy
- * comment names its network: only `network`'s are judged. A bare id (v1.10.0's
- * form, what flax writes) names none: it is judged against `validIds`
- * whatever network made it — a container mapped only by another network that
- * also runs portmap would lose its rules (CNI runtimes GC every network with
- * the attachments of its own, so that case needs a container that is in
- * network B and not in A, both chains running portmap). The reference has
- * no portmap GC at all.
+ * GC: deletes this network's rules whose container is not in `validIds`:
+ * those with flax's legacy comment (`name: N id: C`), which names its
+ * network. A bare id (v1.10.0's form, what flax writes now) names no network,
+ * and a runtime GCs each network with the attachments of that network only:
+ * judged here, a container mapped by another network that also runs portmap
+ * would lose its rules. So a network's GC leaves bare-id rules alone; the
+ * node sweeper (`flax gc`, flaxd), which sees every network, removes those
+ * of containers no network has. The reference has no portmap GC at all.
  */
 export function genPortmapGc(rs: Ruleset, network: string, validIds: ReadonlySet<string>): NftCommand[] {
   return rs.rules.filter((r) => {
     if (r.handle === undefined || !inRuleChain(r) || !r.comment) return false;
     const p = parseMasqComment(r.comment);
-    if (p === null) return !validIds.has(r.comment); // bare container id
-    return p.kind === 'legacy' && p.containerId !== undefined && commentIsNetwork(p, network) && !validIds.has(p.containerId);
+    return p !== null && p.kind === 'legacy' && p.containerId !== undefined && commentIsNetwork(p, network) && !validIds.has(p.containerId);
   }).map(delRule);
 }
 
