@@ -16,11 +16,12 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, w
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
-import { cni, ours, requireBuilt, type CniCall } from '../lib/cni';
+import { cni, ours, requireBuilt, sh, type CniCall } from '../lib/cni';
 import { netnsTest } from '../lib/netns';
 import { HOST_V4, chainAdd, pmNetwork, pmTest, portmapState, probe, run as pmRun, withMappings } from '../lib/portmap';
 import { REF2_BIN, REF2_VERSION, missing } from '../lib/peers';
-import { netnsState, ping, podView, reservations } from '../lib/state';
+import { netnsState, nftRuleset, ping, podView, reservations } from '../lib/state';
+import { MASQ_TABLE, masqComment } from '../../plugins/pkg/nft/masq';
 
 const theirs = (n: string) => path.join(REF2_BIN, n);
 const SKIP = missing(theirs('bridge'), theirs('host-local'), theirs('portmap'));
@@ -49,6 +50,17 @@ const it = netnsTest.extend<{ host: string; pod: string }>({
   host: async ({ ns }, use) => use(ns),
   pod: async ({ ns2 }, use) => use(ns2),
 });
+
+/**
+ * Every table `name` (any family) with its chains and rules, as nft lists
+ * them, in listing order; handles left out, and the pod's addresses (`ips`
+ * of its result: host-local hands each ADD the next one) written as POD.
+ */
+function tablesNamed(ns: string, name: string, ips: { address: string }[]): string[] {
+  const pod = ips.map((i) => `"${i.address.split('/')[0]}"`);
+  return nftRuleset(ns).filter((x) => x.table?.name === name || x.chain?.table === name || x.rule?.table === name)
+    .map((x) => pod.reduce((t, a) => t.split(a).join('"POD"'), JSON.stringify(x, (k, v) => (k === 'handle' ? undefined : v))));
+}
 
 let n = 0;
 function conf(v: string, extra: object = {}) {
@@ -119,10 +131,9 @@ describe.skipIf(!!SKIP)(`drop-in with the reference plugins ${REF2_VERSION}`, ()
     }
 
     for (const backend of ['iptables', 'nftables']) {
-      // KNOWN DIFFERENCE (nftables): v1.10.0 comments its masquerade rule "<hash>, net: N, if: I, id: C"
-      // (pkg/ip/ipmasq_nftables_linux.go commentForInstance), flax "name: N id: C": neither suite's CHECK/DEL
-      // finds the other's rule. `it.fails` until flax writes and recognises v1.10.0's form.
-      (backend === 'nftables' ? it.fails : it)(`ADD by theirs (ipMasqBackend ${backend}), CHECK and DEL by ours leaves nothing`, ({ host, pod }) => {
+      // nftables: both suites comment the masquerade rule "<hash>, net: N, if: I, id: C" (v1.10.0's
+      // pkg/ip/ipmasq_nftables_linux.go commentForInstance), so either's CHECK/DEL finds the other's rule
+      it(`ADD by theirs (ipMasqBackend ${backend}), CHECK and DEL by ours leaves nothing`, ({ host, pod }) => {
         const f = { host, pod };
         const c = conf('1.0.0', { ipMasqBackend: backend });
         const r = run(P.theirs, 'ADD', f, c.conf);
@@ -137,7 +148,7 @@ describe.skipIf(!!SKIP)(`drop-in with the reference plugins ${REF2_VERSION}`, ()
         expectClean(f, c.dataDir, c.name);
       });
 
-      (backend === 'nftables' ? it.fails : it)(`ADD by ours (ipMasqBackend ${backend}), CHECK and DEL by theirs leaves nothing`, ({ host, pod }) => {
+      it(`ADD by ours (ipMasqBackend ${backend}), CHECK and DEL by theirs leaves nothing`, ({ host, pod }) => {
         const f = { host, pod };
         const c = conf('1.0.0', { ipMasqBackend: backend });
         const r = run(P.ours, 'ADD', f, c.conf);
@@ -150,8 +161,25 @@ describe.skipIf(!!SKIP)(`drop-in with the reference plugins ${REF2_VERSION}`, ()
       });
     }
 
-    // the same KNOWN DIFFERENCE (flax defaults to nftables; v1.10.0 then DELs both backends but matches its own comment)
-    it.fails('ADD by ours with no ipMasqBackend (flax: nftables), DEL by theirs (no ipMasqBackend) leaves nothing', ({ host, pod }) => {
+    it('nftables masquerade: the same ADD by either writes the same table, chains and rule (expressions and comment)', ({ host, pod }) => {
+      const f = { host, pod };
+      const c = conf('1.0.0', { ipMasqBackend: 'nftables' });
+      const written: string[][] = [];
+      for (const dir of [P.theirs, P.ours]) {
+        const r = run(dir, 'ADD', f, c.conf);
+        expect(r.code, r.stdout + r.stderr).toBe(0);
+        written.push(tablesNamed(host, MASQ_TABLE, r.json.ips));
+        expect(netnsState(host).masqRules).toEqual([expect.stringContaining(` ${masqComment(c.name, 'eth0', 'ref2-ctr')}`)]);
+        expect(run(dir, 'DEL', f, { ...c.conf, prevResult: r.json }).code).toBe(0);
+        expect(netnsState(host).masqRules).toEqual([]);
+        sh(host, 'nft', ['delete', 'table', 'inet', MASQ_TABLE]); // the next suite writes its own skeleton
+      }
+      expect(written[1]).toEqual(written[0]);
+      expectClean(f, c.dataDir, c.name);
+    });
+
+    // flax defaults to nftables; v1.10.0 with no ipMasqBackend DELs both backends (its nft DEL by comment prefix)
+    it('ADD by ours with no ipMasqBackend (flax: nftables), DEL by theirs (no ipMasqBackend) leaves nothing', ({ host, pod }) => {
       const f = { host, pod };
       const c = conf('1.0.0');
       const r = run(P.ours, 'ADD', f, c.conf);
@@ -165,6 +193,25 @@ describe.skipIf(!!SKIP)(`drop-in with the reference plugins ${REF2_VERSION}`, ()
 
   describe('portmap', () => {
     const MAPS = [{ hostPort: 18082, containerPort: 8080, protocol: 'tcp' }, { hostPort: 15354, containerPort: 5353, protocol: 'udp' }];
+    pmTest('nftables: the same ADD by either writes the same per-container rules (chain, expressions, comment = the container id)', async ({ host, pod, client, serve }) => {
+      const f = { host, pod, client, serve };
+      const net = pmNetwork(root, { backend: 'nftables' });
+      const maps = [...MAPS, { hostPort: 18083, containerPort: 8081, protocol: 'tcp', hostIP: HOST_V4 }];
+      const written: string[][] = [];
+      for (const bin of [theirs('portmap'), ours('portmap')]) {
+        const { br, pm } = chainAdd(f, net, maps, {}, bin);
+        expect(pm.code, pm.stdout + pm.stderr).toBe(0);
+        written.push(tablesNamed(host, 'cni_hostport', br.json.ips));
+        expect(portmapState(host).nft.every((l) => l.split(' ')[2] === 'pmctr1')).toBe(true);
+        expect(pmRun(bin, 'DEL', f, withMappings(net.portmap, maps, br.json)).code).toBe(0);
+        expect(portmapState(host)).toEqual({ nft: [], ipt: [] });
+        for (const fam of ['ip', 'ip6']) sh(host, 'nft', ['delete', 'table', fam, 'cni_hostport']);
+        expect(pmRun(ours('bridge'), 'DEL', f, { ...net.bridge, prevResult: br.json }).code).toBe(0);
+      }
+      expect(written[0].filter((l) => l.includes('"dnat"')).length).toBe(5); // 3 mappings (v4), 2 (v6: no hostIP one)
+      expect(written[1]).toEqual(written[0]);
+    });
+
     for (const backend of ['iptables', 'nftables']) {
       pmTest(`ADD by theirs (backend ${backend}), traffic flows, CHECK and DEL by ours leave nothing`, async ({ host, pod, client, serve }) => {
         const f = { host, pod, client, serve };
@@ -183,9 +230,9 @@ describe.skipIf(!!SKIP)(`drop-in with the reference plugins ${REF2_VERSION}`, ()
         expect(pmRun(ours('bridge'), 'DEL', f, { ...net.bridge, prevResult: br.json }).code).toBe(0);
       });
 
-      // KNOWN DIFFERENCE (nftables): v1.10.0's CHECK of flax's cni_hostport rules fails ("missing hostport rules
-      // in \"hostports\" chain"): the rule bodies differ from what it expects. `fails` until flax matches them.
-      (backend === 'nftables' ? pmTest.fails : pmTest)(`ADD by ours (backend ${backend}), CHECK and DEL by theirs leave nothing`, async ({ host, pod, client, serve }) => {
+      // nftables: v1.10.0's CHECK counts the rules of chains hostports and masquerading commented with the
+      // bare container id (portmap_nftables.go checkPortsAgainstRules), the comment flax writes
+      pmTest(`ADD by ours (backend ${backend}), CHECK and DEL by theirs leave nothing`, async ({ host, pod, client, serve }) => {
         const f = { host, pod, client, serve };
         const net = pmNetwork(root, { backend });
         await serve(pod, 'tcp', 8080, 'ours');

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DIST_BIN, REF_BIN, requireBuilt } from '../lib/cni';
 import { missingPrereq } from '../lib/e2e';
+import { masqComment } from '../../plugins/pkg/nft/masq';
 import { iptRulesMentioning, masqRulesMentioning, vethsOf } from '../lib/host-state';
 import { PodmanSuite } from '../lib/podman';
 
@@ -88,7 +89,7 @@ describe.skipIf(!!skipReason || process.getuid?.() !== 0)(`podman (CNI backend) 
     suite.ips.push(ip!);
     expect(reservations()).toEqual([ip]);
     expect(vethsOf(BRIDGE)).toHaveLength(1);
-    expect(masqRulesMentioning(id)).toEqual([`name: ${NET} id: ${id}`]);
+    expect(masqRulesMentioning(id)).toEqual([masqComment(NET, 'eth0', id)]); // v1.10.0's comment form
     const ping = podman(['exec', 'flaxe2e-c1', 'ping', '-c', '1', '-W', '2', `${SUBNET}.1`], true);
     expect(ping.stdout).toContain(' 0% packet loss');
     expect(await httpGet(`http://${SUBNET}.1:${HOSTPORT}/`)).toBe('flax-e2e-ok\n');

@@ -327,7 +327,7 @@ describe('bridge masquerade', () => {
     const st = netnsState(f.host);
     expect(st.masqRules).toHaveLength(2);
     expect(st.masqRules[0]).toContain('10.88.0.2');
-    expect(st.masqRules[0]).toContain(`name: ${name} id: ctr1`);
+    expect(st.masqRules[0]).toContain(`, net: ${name}, if: eth0, id: ctr1`); // v1.10.0's comment form
     expect(st.masqRules[1]).toContain('fd00:88::2');
     const chk = cni(BIN, { command: 'CHECK', containerId: 'ctr1', netns: f.pod, ifname: 'eth0', stdin: withPrev(conf, r.json), hostNs: f.host });
     expect(chk.code, chk.stdout).toBe(0);

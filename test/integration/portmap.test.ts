@@ -163,8 +163,13 @@ describe('portmap protocol behaviour', () => {
     expect(portmapState(f.host)).toEqual({ nft: [], ipt: [] });
   });
 
-  it('GC (1.1.0) removes the rules of containers not in the valid list, of this network only', ({ host, pod, client, serve }) => {
-      const f = { host, pod, client, serve };
+  // flax writes v1.10.0's comment, the bare container id, which names no network: a network's GC
+  // leaves such rules alone (judged against this network's valid list, a container mapped by
+  // another network would lose its rules; the node sweeper judges them across networks). flax's
+  // legacy comments (`name: N id: C`, nodes upgraded from an older flax) name their network: GC
+  // removes this network's.
+  it('GC (1.1.0) removes this network\'s legacy rules of containers not in the valid list, and no bare-id rule (another network\'s container keeps its mapping)', ({ host, pod, client, serve }) => {
+    const f = { host, pod, client, serve };
     const net = pmNetwork(dataRoot, {}, '1.1.0');
     const other = pmNetwork(dataRoot, {}, '1.1.0');
     const prev = (ip: string) => ({ cniVersion: '1.1.0', ips: [{ address: `${ip}/24` }] });
@@ -172,12 +177,15 @@ describe('portmap protocol behaviour', () => {
       const r = run(PM, 'ADD', f, withMappings(n.portmap, [{ hostPort: 2000 + Number(ip.split('.')[3]), containerPort: 80 }], prev(ip)), { containerId: id });
       expect(r.code, r.stdout).toBe(0);
     }
+    // rules an older flax wrote: one of this network, one of the other, neither container valid
+    for (const [n, id, port] of [[net, 'gc-d', 2013], [other, 'gc-e', 2014]] as const) {
+      sh(f.host, 'nft', ['add', 'rule', 'ip', 'cni_hostport', 'hostports', 'tcp', 'dport', String(port), 'dnat', 'to', '10.88.0.99:80', 'comment', `"name: ${n.name} id: ${id}"`]);
+    }
+    const comments = () => portmapState(f.host).nft.map((l) => l.split(' ').slice(2, -1).join(' '));
+    expect(new Set(comments())).toEqual(new Set(['gc-a', 'gc-b', 'gc-c', `name: ${net.name} id: gc-d`, `name: ${other.name} id: gc-e`]));
     const g = run(PM, 'GC', f, { ...net.portmap, 'cni.dev/valid-attachments': [{ containerID: 'gc-a', ifname: 'eth0' }] }, { containerId: undefined, netns: undefined, ifname: undefined });
     expect(g.code, g.stdout).toBe(0);
-    const left = portmapState(f.host).nft.join('\n');
-    expect(left).toMatch(/id: gc-a/);
-    expect(left).not.toMatch(/id: gc-b/);
-    expect(left).toMatch(/id: gc-c/); // another network's container stays
+    expect(new Set(comments())).toEqual(new Set(['gc-a', 'gc-b', 'gc-c', `name: ${other.name} id: gc-e`]));
     const st = run(PM, 'STATUS', f, net.portmap, { containerId: undefined, netns: undefined, ifname: undefined });
     expect(st.code).toBe(0);
   });

@@ -5,6 +5,7 @@
  * names the run's containers, addresses or network). Used by the e2e
  * suites with test/lib/e2e.ts.
  */
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { CNI_STATE, run, which } from './e2e';
@@ -272,11 +273,18 @@ export function iptRulesMentioning(needle: string): string[] {
   return out;
 }
 
-/** Our nft masquerade rules whose comment mentions `needle`. */
-export function masqRulesMentioning(needle: string): string[] {
+/**
+ * Our nft masquerade rules whose comment mentions `needle` — in its text, or
+ * (v1.10.0's form, whose text is cut at 128 bytes) as the container id of
+ * interface `ifname` in its instance hash.
+ */
+export function masqRulesMentioning(needle: string, ifname = 'eth0'): string[] {
   const out = run('nft', ['-j', 'list', 'table', 'inet', 'cni_plugins_masquerade'], { allowFail: true }).stdout;
   if (!out) return [];
-  return (JSON.parse(out).nftables as any[]).filter((x) => x.rule && String(x.rule.comment ?? '').includes(needle)).map((x) => x.rule.comment);
+  const idHash = createHash('sha512').update(`${ifname}:${needle}`).digest('hex').slice(0, 16);
+  return (JSON.parse(out).nftables as any[])
+    .filter((x) => x.rule && (String(x.rule.comment ?? '').includes(needle) || String(x.rule.comment ?? '').slice(17, 33) === idHash))
+    .map((x) => x.rule.comment);
 }
 
 /** The ports of `bridge`. */

@@ -67,7 +67,7 @@ describe('flax install --uninstall writes the tombstones first (fake firewall)',
     has: () => true,
     run: async (bin, args, input) => {
       if (bin === 'nft' && args[2] === 'table') {
-        const rule = { family: 'inet', table: MASQ_TABLE, chain: MASQ_CHAIN, handle: 1, comment: masqComment('net', 'ctr'), expr: masqRuleExpr(parseCidr('10.1.0.5/24')) };
+        const rule = { family: 'inet', table: MASQ_TABLE, chain: MASQ_CHAIN, handle: 1, comment: masqComment('net', 'eth0', 'ctr'), expr: masqRuleExpr(parseCidr('10.1.0.5/24')) };
         return { code: 0, stderr: '', stdout: JSON.stringify({ nftables: [{ rule }] }) };
       }
       if (bin === 'iptables-restore') restores.push(input!);

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { type NftRule, masqComment, masqRuleExpr } from '../../pkg/nft/masq';
+import { type NftRule, legacyMasqComment, masqComment, masqRuleExpr } from '../../pkg/nft/masq';
 import { evidenceKey, judgeMasqRules } from './judge';
 
 const rule = (network: string, id: string, ip: string, handle: number): NftRule => ({
-  family: 'inet', table: 'cni_plugins_masquerade', chain: 'masq_checks', handle, comment: masqComment(network, id),
+  family: 'inet', table: 'cni_plugins_masquerade', chain: 'masq_checks', handle, comment: masqComment(network, 'eth0', id),
   expr: masqRuleExpr({ ip, prefixLen: 24, v6: false }),
 });
 
@@ -21,7 +21,7 @@ describe('judgeMasqRules', () => {
   });
   it('hashed comments resolve through known network names; unknown ones and foreign rules are kept', () => {
     const long = 'n'.repeat(120);
-    const r = rule(long, 'x', '10.0.2.2', 5);
+    const r = { ...rule(long, 'x', '10.0.2.2', 5), comment: legacyMasqComment(long, 'x') };
     expect(r.comment).toMatch(/^name-sha256: /);
     expect(judgeMasqRules([r], [], ev)).toEqual([]);
     expect(judgeMasqRules([r], [long], ev).map((d) => d.network)).toEqual([long]);
@@ -30,5 +30,20 @@ describe('judgeMasqRules', () => {
   });
   it('--network limits the sweep', () => {
     expect(judgeMasqRules(rules, ['net1'], ev, new Set(['net2']))).toEqual([]);
+  });
+  it('v1.10.0\'s comment cut at 128 bytes shows no whole id: kept; flax\'s legacy comment is judged as before', () => {
+    const cut = rule('k8s-pod-network', 'f'.repeat(64), '10.0.3.2', 7);
+    expect(cut.comment).toHaveLength(128);
+    expect(judgeMasqRules([cut], ['k8s-pod-network'], ev)).toEqual([]);
+    const legacy = { ...rule('net1', 'dead', '10.0.0.2', 8), comment: legacyMasqComment('net1', 'dead') };
+    expect(judgeMasqRules([legacy], ['net1'], ev).map((d) => d.containerId)).toEqual(['dead']);
+  });
+  it('a portmap rule with a bare container id (v1.10.0\'s form): dead only without evidence in any network; kept with --network', () => {
+    const pm = (id: string, handle: number, chain = 'hostports'): NftRule => ({ family: 'ip', table: 'cni_hostport', chain, handle, comment: id, expr: [] });
+    const dead = judgeMasqRules([pm('gone', 1), pm('cached', 2), pm('reserving', 3, 'masquerading'), pm('gone', 4, 'prerouting')], [], ev);
+    expect(dead.map((d) => [d.containerId, d.rule.handle, d.network])).toEqual([['gone', 1, '']]);
+    expect(judgeMasqRules([pm('gone', 1)], [], ev, new Set(['net1']))).toEqual([]);
+    // a foreign comment in the masquerade table is not a bare id
+    expect(judgeMasqRules([{ ...pm('gone', 5), family: 'inet', table: 'cni_plugins_masquerade', chain: 'masq_checks' }], [], ev)).toEqual([]);
   });
 });

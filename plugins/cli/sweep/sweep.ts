@@ -195,13 +195,11 @@ export async function sweepNode(o: SweepOptions): Promise<SweepReport> {
       const ev: Evidence = { cached: new Set(alive.map((a) => evidenceKey(a.network, a.containerId))), reserved };
       const deadIds = new Set(dead.map(({ a }) => evidenceKey(a.network, a.containerId)));
       const cmds: NftCommand[] = [];
-      for (const k of deadIds) {
-        const [n, id] = k.split('\0');
-        cmds.push(...genMasqTeardown(rs, n, id), ...genPortmapTeardown(rs, n, id));
-      }
+      for (const { a } of dead) cmds.push(...genMasqTeardown(rs, a.network, a.containerId, a.ifName), ...genPortmapTeardown(rs, a.network, a.containerId));
       const keyed = rs.rules.filter((r) => r.table === MASQ_TABLE || (r.table === PORTMAP_TABLE && (r.family === 'ip' || r.family === 'ip6')));
       for (const d of judgeMasqRules(keyed, networks, ev, only)) {
         if (deadIds.has(evidenceKey(d.network, d.containerId))) continue; // removed with its attachment
+        if (d.network === '' && [...deadIds].some((k) => k.endsWith(`\0${d.containerId}`))) continue; // a bare-id portmap rule, likewise
         rep.findings.push({
           kind: d.rule.table === PORTMAP_TABLE ? 'portmap' : 'masquerade', network: d.network, containerId: d.containerId, ifname: '', netns: '', address: d.address, reason: d.reason,
           action: o.dryRun ? 'would remove' : 'removed', removed: `nft rule handle ${d.rule.handle}`,
@@ -209,7 +207,14 @@ export async function sweepNode(o: SweepOptions): Promise<SweepReport> {
         cmds.push({ delete: { rule: { family: d.rule.family, table: d.rule.table, chain: d.rule.chain, handle: d.rule.handle!, expr: [] } } });
       }
       if (!o.dryRun) {
-        await nftApply(cmds, fw);
+        // a bare-id portmap rule is found by every dead attachment of its container: delete each handle once
+        const seen = new Set<string>();
+        await nftApply(cmds.filter((c) => {
+          const r = 'delete' in c && 'rule' in c.delete ? c.delete.rule : undefined;
+          if (!r) return true;
+          const k = `${r.family} ${r.table} ${r.chain} ${r.handle}`;
+          return seen.has(k) ? false : (seen.add(k), true);
+        }), fw);
         // The batch (atomic) removed every nft object of the dead: their
         // DELs may skip listing the ruleset (an nft exec each).
         delFw = snapshotFirewall(fw, EMPTY_RULESET);
@@ -364,7 +369,7 @@ async function fallbackCleanup(a: Attachment, dataDirs: string[], cacheDir: stri
     }
   }
   try {
-    await teardownIpMasq(a.network, a.containerId, fw);
+    await teardownIpMasq(a.network, a.ifName, a.containerId, fw);
     done.push('masquerade removed');
   } catch (e) {
     errors.push(`masquerade: ${(e as Error).message}`);

@@ -152,9 +152,9 @@ async function cmdAdd(a: CmdArgs, deps: BridgeDeps): Promise<Result> {
 
     // 9. masquerade
     if (n.ipMasq && n.isLayer3) {
-      rb.push('ipmasq', () => teardownIpMasq(n.name, a.containerId, fw));
+      rb.push('ipmasq', () => teardownIpMasq(n.name, a.ifname, a.containerId, fw));
       await ctx('failed to set up IP masquerading', () => setupIpMasq(
-        masqBackend(n, fw), ips.map((i) => parseCidr(i.address)), n.name, a.containerId, fw, { tombstone: n.iptablesTombstone },
+        masqBackend(n, fw), ips.map((i) => parseCidr(i.address)), n.name, a.ifname, a.containerId, fw, { tombstone: n.iptablesTombstone },
       ));
     }
     rb.step('ipmasq');
@@ -234,7 +234,7 @@ async function cmdDel(a: CmdArgs, deps: BridgeDeps): Promise<void> {
   }
   if (n.ipMasq && n.isLayer3) {
     try {
-      await teardownIpMasq(n.name, a.containerId, fw);
+      await teardownIpMasq(n.name, a.ifname, a.containerId, fw);
     } catch (e) {
       errors.push(internal('failed to remove IP masquerading', e));
     }
@@ -272,7 +272,7 @@ async function cmdGc(a: CmdArgs, deps: BridgeDeps): Promise<void> {
   const valid = validAttachments(a.stdin);
   if (valid && n.ipMasq) {
     try {
-      await gcIpMasq(n.name, new Set(valid.map((v) => v.containerID)), fw);
+      await gcIpMasq(n.name, valid.map((v) => ({ containerId: v.containerID, ifname: v.ifname })), fw);
     } catch (e) {
       errors.push(internal('failed to garbage-collect IP masquerading', e));
     }

@@ -65,7 +65,7 @@ export async function cmdCheck(a: CmdArgs, deps: BridgeDeps): Promise<void> {
   });
   if (n.ipMasq && n.isLayer3 && prev.ips?.length) {
     await ctx('IP masquerading check failed', () =>
-      checkIpMasq(masqBackend(n, fw), prev.ips!.map((i) => parseCidr(i.address)), n.name, a.containerId, fw));
+      checkIpMasq(masqBackend(n, fw), prev.ips!.map((i) => parseCidr(i.address)), n.name, a.ifname, a.containerId, fw));
   }
   if (n.macspoofchk && !(await checkSpoofCheck(spoofId(a.containerId, a.ifname), fw))) {
     throw new CniError(ErrCode.Internal, `MAC spoof check rules for ${a.ifname} missing`);

@@ -16,5 +16,5 @@ export function warmBridge(): void {
   warmNetlink();
   // against the skeleton in place, listed back as nft prints it
   const rs = parseRuleset(listingText(afterBatch(genMasqBase())));
-  JSON.stringify({ nftables: genMasqChain('warm', 'warm', [parseCidr('10.22.0.2/16'), parseCidr('fd00::2/64')], rs) });
+  JSON.stringify({ nftables: genMasqChain('warm', 'eth0', 'warm', [parseCidr('10.22.0.2/16'), parseCidr('fd00::2/64')], rs) });
 }

@@ -8,9 +8,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { type ExecResult, type Runner, findTool, iptablesIsNft, spawnRunner } from './exec';
 import {
-  MASQ_CHAIN, MASQ_POSTROUTING, MASQ_TABLE, type NftCommand, type Ruleset, commentIsNetwork, emptyRuleset, findMasqRules, genIptChainTeardown,
+  MASQ_CHAIN, MASQ_POSTROUTING, MASQ_TABLE, type NftCommand, type Ruleset, commentIsStale, emptyRuleset, findMasqRules, genIptChainTeardown,
   genIptablesMasq, genIptablesTeardown, genIptablesTombstone, genMasqChain, genMasqTeardown, iptChains, iptablesChainName, masqRuleExpr, mergeRulesets,
-  parseMasqComment, parseRuleset,
+  parseRuleset,
 } from './masq';
 import { type IptChains, type IptFamily, type KnownNames, type Tombstone, type TombstonePlan, iptFamilyFromNft, iptFamilyFromSave, planTombstones } from './tombstone';
 import type { IPNet } from '../ip';
@@ -158,7 +158,7 @@ export async function writeMissingTombstones(
  * chosen backend. Idempotent: the container's previous rules are replaced.
  */
 export async function setupIpMasq(
-  backend: MasqBackend, ips: IPNet[], network: string, containerId: string, deps: FirewallDeps = defaultDeps, o: MasqOptions = {},
+  backend: MasqBackend, ips: IPNet[], network: string, ifname: string, containerId: string, deps: FirewallDeps = defaultDeps, o: MasqOptions = {},
 ): Promise<void> {
   if (!ips.length) return;
   if (backend === 'nftables') {
@@ -171,7 +171,7 @@ export async function setupIpMasq(
     await Promise.all([
       retrying(async () => {
         const entry = await nftList(['chain', 'inet', MASQ_TABLE, MASQ_POSTROUTING], deps);
-        await nftApply(genMasqChain(network, containerId, ips, entry), deps);
+        await nftApply(genMasqChain(network, ifname, containerId, ips, entry), deps);
       }),
       o.tombstone ? writeTombstones(network, containerId, ips, deps) : Promise.resolve(),
     ]);
@@ -199,7 +199,7 @@ export async function iptSave(v6: boolean, deps: FirewallDeps): Promise<string[]
  * (ours or the reference's) made it; needs no addresses, so it works when
  * the pod netns is gone. Missing tools mean nothing of theirs can exist.
  */
-export async function teardownIpMasq(network: string, containerId: string, deps: FirewallDeps = defaultDeps): Promise<void> {
+export async function teardownIpMasq(network: string, ifname: string, containerId: string, deps: FirewallDeps = defaultDeps): Promise<void> {
   const chain = iptablesChainName(network, containerId);
   const viaNft = deps.has('nft');
   const iptNft = viaNft && deps.iptablesNft();
@@ -209,7 +209,7 @@ export async function teardownIpMasq(network: string, containerId: string, deps:
     // two nft execs per DEL.
     await retrying(async () => {
       const rs = await nftList(iptNft ? ['ruleset'] : ['table', 'inet', MASQ_TABLE], deps);
-      await nftApply(genMasqTeardown(rs, network, containerId), deps);
+      await nftApply(genMasqTeardown(rs, network, containerId, ifname), deps);
     });
   }
   if (!iptNft) await iptLegacyTeardown([chain], deps);
@@ -232,10 +232,12 @@ async function iptLegacyTeardown(chains: string[], deps: FirewallDeps): Promise<
  * reference chain + POSTROUTING jump exist (iptables backend). Throws a
  * FirewallError naming what is missing.
  */
-export async function checkIpMasq(backend: MasqBackend, ips: IPNet[], network: string, containerId: string, deps: FirewallDeps = defaultDeps): Promise<void> {
+export async function checkIpMasq(
+  backend: MasqBackend, ips: IPNet[], network: string, ifname: string, containerId: string, deps: FirewallDeps = defaultDeps,
+): Promise<void> {
   if (backend === 'nftables') {
     const rs = await listMasqTable(deps);
-    const mine = findMasqRules(rs, network, containerId);
+    const mine = findMasqRules(rs, network, containerId, ifname);
     for (const ip of ips) {
       const want = JSON.stringify(masqRuleExpr(ip));
       if (!mine.some((r) => JSON.stringify(r.expr) === want)) {
@@ -259,19 +261,17 @@ export async function checkIpMasq(backend: MasqBackend, ips: IPNet[], network: s
 }
 
 /**
- * GC: removes the masquerade state of every container of `network` whose id
- * is not in `validIds`: our nft rules (found by comment) and the reference's
- * iptables chains (found by the comment on their POSTROUTING jump).
+ * GC: removes the masquerade state of every attachment of `network` not in
+ * `valid`: nft rules (found by comment: v1.10.0's form by instance hash, as
+ * its GC does, flax's legacy form by id) and the reference's iptables chains
+ * (found by the comment on their POSTROUTING jump).
  */
-export async function gcIpMasq(network: string, validIds: ReadonlySet<string>, deps: FirewallDeps = defaultDeps): Promise<void> {
+export async function gcIpMasq(network: string, valid: readonly { containerId: string; ifname: string }[], deps: FirewallDeps = defaultDeps): Promise<void> {
+  const validIds = new Set(valid.map((a) => a.containerId));
   if (deps.has('nft')) {
     await retrying(async () => {
       const rs = await listMasqTable(deps);
-      const stale = rs.rules.filter((r) => {
-        if (r.table !== MASQ_TABLE || r.chain !== MASQ_CHAIN) return false;
-        const p = parseMasqComment(r.comment);
-        return p !== null && p.containerId !== undefined && commentIsNetwork(p, network) && !validIds.has(p.containerId);
-      });
+      const stale = rs.rules.filter((r) => r.table === MASQ_TABLE && r.chain === MASQ_CHAIN && r.handle !== undefined && commentIsStale(r.comment, network, valid));
       await nftApply(stale.map((r) => ({ delete: { rule: { family: r.family, table: r.table, chain: r.chain, handle: r.handle!, expr: [] } } })), deps);
     });
   }

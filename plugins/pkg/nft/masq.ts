@@ -8,9 +8,12 @@
  *     goto masq_checks
  *   chain masq_checks
  *     ip saddr <ip> ip daddr != <subnet> masquerade comment "<key>"   (one per IP)
- * The comment keys a rule to network + container id, so DEL and GC find a
- * container's rules without knowing its addresses (the reference needs the
- * addresses from the pod netns and leaks when it is gone, plugins#810).
+ * Table, chains, rules and comment are the reference v1.10.0's (its
+ * ipMasqBackend nftables), so either suite's CHECK, DEL and GC find the
+ * other's rules. The comment keys a rule to network + interface + container
+ * id (masqComment), so DEL and GC find a container's rules without knowing
+ * its addresses. flax's earlier comment `name: <net> id: <cid>` is still
+ * recognised (legacyMasqComment).
  *
  * iptables backend (the reference's layout, byte-compatible so either
  * implementation can remove the other's state): per container chain
@@ -26,7 +29,8 @@ import { skeletonPresent } from './skeleton';
 export const MASQ_TABLE = 'cni_plugins_masquerade';
 export const MASQ_CHAIN = 'masq_checks';
 export const MASQ_POSTROUTING = 'postrouting';
-export const MASQ_TABLE_COMMENT = 'Masquerading for plugins from github.com/containernetworking/plugins (flax)';
+/** v1.10.0's table comment, exactly (either suite re-adds the table on ADD). */
+export const MASQ_TABLE_COMMENT = 'Masquerading for plugins from github.com/containernetworking/plugins';
 const NFT_COMMENT_MAX = 128;
 
 export type NftFamily = 'ip' | 'ip6' | 'inet' | 'bridge' | 'arp' | 'netdev';
@@ -102,12 +106,33 @@ export function iptablesComment(network: string, containerId: string): string {
 }
 
 /**
- * The nft rule comment keying a masquerade rule to network + container id,
- * `name: <net> id: <cid>` (no quotes: nft's text format cannot re-read
- * escaped quotes, and names/ids never contain spaces). Too long for nft's
- * 128-byte comments → the network is replaced by a hash prefix, then the id.
+ * The nft rule comment keying a masquerade rule to network + interface +
+ * container — the reference v1.10.0's exactly (pkg/ip/ipmasq_nftables_linux.go
+ * commentForInstance): `<masqInstanceHash>, net: <net>, if: <ifname>, id: <cid>`,
+ * double quotes removed, cut at nft's 128 bytes. The leading hash makes the
+ * comment a key even when the readable part is cut (ids of 64 hex and a
+ * network name of more than 8 characters are), so either suite finds the
+ * other's rules by prefix.
  */
-export function masqComment(network: string, containerId: string): string {
+export function masqComment(network: string, ifname: string, containerId: string): string {
+  const unq = (s: string) => s.replace(/"/g, '');
+  const c = `${masqInstanceHash(network, ifname, containerId)}, net: ${unq(network)}, if: ${unq(ifname)}, id: ${unq(containerId)}`;
+  return Buffer.byteLength(c) <= NFT_COMMENT_MAX ? c : Buffer.from(c).subarray(0, NFT_COMMENT_MAX).toString('utf8');
+}
+
+/** The reference's network hash: 16 hex of sha512(network) (comment prefix of every rule of the network). */
+export const masqNetworkHash = (network: string): string => sha('sha512', network).slice(0, 16);
+/** The reference's instance hash: `<network hash>-<16 hex of sha512(ifname:cid)>` (comment prefix of one attachment's rules). */
+export const masqInstanceHash = (network: string, ifname: string, containerId: string): string =>
+  `${masqNetworkHash(network)}-${sha('sha512', `${ifname}:${containerId}`).slice(0, 16)}`;
+
+/**
+ * flax's comment before v1.10.0's form (nodes upgraded from an older flax
+ * still carry it): `name: <net> id: <cid>` (no quotes; no interface). Too
+ * long for nft's 128-byte comments → the network is replaced by a hash
+ * prefix, then the id. Recognised on CHECK, DEL, GC, never written.
+ */
+export function legacyMasqComment(network: string, containerId: string): string {
   const c = `name: ${network} id: ${containerId}`;
   if (c.length <= NFT_COMMENT_MAX) return c;
   const c2 = `name-sha256: ${sha('sha256', network).slice(0, 16)} id: ${containerId}`;
@@ -115,22 +140,78 @@ export function masqComment(network: string, containerId: string): string {
   return `key-sha256: ${sha('sha256', `${network}\0${containerId}`)}`;
 }
 
-/** Reverses masqComment where possible (for GC). Null for foreign comments. */
-export function parseMasqComment(comment: string | undefined): { network?: string; networkHash?: string; containerId?: string } | null {
+/** A masquerade (or portmap) comment taken apart; `kind` says which form. */
+export interface ParsedComment {
+  kind: 'ref' | 'legacy';
+  /** the network name, when the comment shows it whole (ref form: verified against its hash) */
+  network?: string;
+  /** legacy: 16 hex of sha256(network) */
+  networkHash?: string;
+  /** ref form: 16 hex of sha512(network) */
+  refNetworkHash?: string;
+  /** ref form: the instance hash (`<net hash>-<if:id hash>`) */
+  instanceHash?: string;
+  ifname?: string;
+  /** the container id, when the comment shows it whole (ref form: verified against the instance hash) */
+  containerId?: string;
+}
+
+const REF_COMMENT = /^([0-9a-f]{16})-([0-9a-f]{16}), net: /;
+
+/** Reverses masqComment / legacyMasqComment where possible (for GC and the sweeper). Null for foreign comments. */
+export function parseMasqComment(comment: string | undefined): ParsedComment | null {
   if (!comment) return null;
+  const r = REF_COMMENT.exec(comment);
+  if (r) {
+    const out: ParsedComment = { kind: 'ref', refNetworkHash: r[1], instanceHash: `${r[1]}-${r[2]}` };
+    // the readable part is trusted only where the hashes confirm it (it may be cut, or a name may hold ", if: ")
+    const m = /^(.*), if: (.*), id: (.*)$/.exec(comment.slice(r[0].length));
+    if (m && masqInstanceHash(m[1], m[2], m[3]) === out.instanceHash) return { ...out, network: m[1], ifname: m[2], containerId: m[3] };
+    const net = /^(.*?), if: /.exec(comment.slice(r[0].length));
+    if (net && masqNetworkHash(net[1]) === r[1]) out.network = net[1];
+    return out;
+  }
   let m = /^name: (\S+) id: (\S+)$/.exec(comment);
-  if (m) return { network: m[1], containerId: m[2] };
+  if (m) return { kind: 'legacy', network: m[1], containerId: m[2] };
   m = /^name-sha256: ([0-9a-f]{16}) id: (\S+)$/.exec(comment);
-  if (m) return { networkHash: m[1], containerId: m[2] };
-  if (/^key-sha256: [0-9a-f]{64}$/.test(comment)) return {};
+  if (m) return { kind: 'legacy', networkHash: m[1], containerId: m[2] };
+  if (/^key-sha256: [0-9a-f]{64}$/.test(comment)) return { kind: 'legacy' };
   return null;
 }
 
 /** True when a parsed comment belongs to `network`. */
-export function commentIsNetwork(p: { network?: string; networkHash?: string }, network: string): boolean {
+export function commentIsNetwork(p: Pick<ParsedComment, 'network' | 'networkHash' | 'refNetworkHash'>, network: string): boolean {
   if (p.network !== undefined) return p.network === network;
+  if (p.refNetworkHash !== undefined) return p.refNetworkHash === masqNetworkHash(network);
   if (p.networkHash !== undefined) return p.networkHash === sha('sha256', network).slice(0, 16);
   return false;
+}
+
+/**
+ * True when `comment` keys a rule of network + container (+ interface):
+ * v1.10.0's form by its instance hash prefix (with no ifname given: any
+ * interface, when the comment shows the id whole), or flax's legacy form.
+ */
+export function commentIsAttachment(comment: string | undefined, network: string, containerId: string, ifname?: string): boolean {
+  if (!comment) return false;
+  if (comment === legacyMasqComment(network, containerId)) return true;
+  if (ifname !== undefined) return comment.startsWith(`${masqInstanceHash(network, ifname, containerId)},`) || comment === masqInstanceHash(network, ifname, containerId);
+  const p = parseMasqComment(comment);
+  return p?.kind === 'ref' && p.containerId === containerId && p.network === network;
+}
+
+/**
+ * GC: true when a comment of ours or of the reference belongs to `network`
+ * but to none of `valid` (its attachments). A legacy comment compares ids
+ * (it has no interface); v1.10.0's form compares instance hashes, as the
+ * reference's GC does. Comments of other networks, foreign or unresolvable
+ * ones: false.
+ */
+export function commentIsStale(comment: string | undefined, network: string, valid: readonly { containerId: string; ifname: string }[]): boolean {
+  const p = parseMasqComment(comment);
+  if (!p || !commentIsNetwork(p, network)) return false;
+  if (p.kind === 'ref') return !valid.some((a) => masqInstanceHash(network, a.ifname, a.containerId) === p.instanceHash);
+  return p.containerId !== undefined && !valid.some((a) => a.containerId === p.containerId);
 }
 
 // ---- nftables backend ------------------------------------------------------
@@ -175,10 +256,12 @@ export function genMasqBase(): NftCommand[] {
   ];
 }
 
-/** Rules in `rs` that belong to network + container (nftables backend). */
-export function findMasqRules(rs: Ruleset, network: string, containerId: string): NftRule[] {
-  const key = masqComment(network, containerId);
-  return rs.rules.filter((r) => r.family === 'inet' && r.table === MASQ_TABLE && r.chain === MASQ_CHAIN && r.comment === key);
+/**
+ * Rules in `rs` that belong to network + container (+ interface; without
+ * one, any whose comment shows it) — v1.10.0's form or flax's legacy one.
+ */
+export function findMasqRules(rs: Ruleset, network: string, containerId: string, ifname?: string): NftRule[] {
+  return rs.rules.filter((r) => r.family === 'inet' && r.table === MASQ_TABLE && r.chain === MASQ_CHAIN && commentIsAttachment(r.comment, network, containerId, ifname));
 }
 
 /**
@@ -188,11 +271,11 @@ export function findMasqRules(rs: Ruleset, network: string, containerId: string)
  * and stale rules with the same key it lists (an ADD that crashed) are
  * replaced, not doubled.
  */
-export function genMasqChain(network: string, containerId: string, ips: IPNet[], existing: Ruleset = emptyRuleset()): NftCommand[] {
-  const comment = masqComment(network, containerId);
+export function genMasqChain(network: string, ifname: string, containerId: string, ips: IPNet[], existing: Ruleset = emptyRuleset()): NftCommand[] {
+  const comment = masqComment(network, ifname, containerId);
   const base = genMasqBase();
   const cmds = skeletonPresent(existing, base) ? [] : base;
-  for (const r of findMasqRules(existing, network, containerId)) {
+  for (const r of findMasqRules(existing, network, containerId, ifname)) {
     if (r.handle !== undefined) cmds.push({ delete: { rule: { ...stripExpr(r), handle: r.handle } } });
   }
   for (const ip of ips) cmds.push({ add: { rule: { family: 'inet', table: MASQ_TABLE, chain: MASQ_CHAIN, comment, expr: masqRuleExpr(ip) } } });
@@ -210,8 +293,8 @@ const del = (r: NftRule): NftCommand => ({ delete: { rule: { family: r.family, t
  * POSTROUTING jumps when iptables is the nf_tables variant (then iptables
  * rules are ordinary nft objects in tables `ip nat` / `ip6 nat`).
  */
-export function genMasqTeardown(rs: Ruleset, network: string, containerId: string): NftCommand[] {
-  const cmds: NftCommand[] = findMasqRules(rs, network, containerId).filter((r) => r.handle !== undefined).map(del);
+export function genMasqTeardown(rs: Ruleset, network: string, containerId: string, ifname?: string): NftCommand[] {
+  const cmds: NftCommand[] = findMasqRules(rs, network, containerId, ifname).filter((r) => r.handle !== undefined).map(del);
   cmds.push(...genIptChainTeardown(rs, iptablesChainName(network, containerId)));
   return cmds;
 }

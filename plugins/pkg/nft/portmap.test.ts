@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { NftRule, Ruleset } from './masq';
+import { type NftRule, type Ruleset, legacyMasqComment } from './masq';
 import {
   PORTMAP_TABLE, type PortmapSpec, dnatExpr, genPortmapAdd, genPortmapBase, genPortmapGc, genPortmapRules, genPortmapTeardown,
   mappingsForFamily, missingPortmapRules, portmapComment,
@@ -16,10 +16,11 @@ const spec = (o: Partial<PortmapSpec> = {}): PortmapSpec => ({
 const rs = (rules: NftRule[]): Ruleset => ({ tables: [], chains: [], rules });
 
 describe('nftables rules as data', () => {
-  it('one DNAT rule per mapping plus hairpin and localhost masquerade (IPv4), keyed by network + container', () => {
+  it('one DNAT rule per mapping plus hairpin and localhost masquerade (IPv4), commented with the bare container id as v1.10.0 does', () => {
     const rules = genPortmapRules(spec());
     expect(rules.map((r) => r.chain)).toEqual(['hostports', 'hostports', 'masquerading', 'masquerading']);
-    expect(rules.every((r) => r.family === 'ip' && r.table === PORTMAP_TABLE && r.comment === portmapComment('net', 'ctr'))).toBe(true);
+    expect(rules.every((r) => r.family === 'ip' && r.table === PORTMAP_TABLE && r.comment === 'ctr')).toBe(true);
+    expect(portmapComment('ctr')).toBe('ctr');
     expect(rules[0].expr).toEqual([
       { match: { op: '==', left: { payload: { protocol: 'tcp', field: 'dport' } }, right: 8080 } },
       { dnat: { addr: '10.1.0.5', port: 80 } },
@@ -52,19 +53,34 @@ describe('nftables rules as data', () => {
     expect(base).toContainEqual({ add: { chain: { family: 'ip', table: PORTMAP_TABLE, name: 'masquerading', type: 'nat', hook: 'postrouting', prio: 100, policy: 'accept' } } });
   });
 
-  const mine = (h: number, chain = 'hostports', comment = portmapComment('net', 'ctr'), family: 'ip' | 'ip6' = 'ip'): NftRule => ({ family, table: PORTMAP_TABLE, chain, handle: h, comment, expr: [] });
-  it('ADD replaces the container\'s previous rules; DEL removes ours and the reference\'s (bare id), nobody else\'s', () => {
-    const existing = rs([mine(1), mine(2, 'masquerading'), mine(3, 'hostports', 'ctr', 'ip6'), mine(4, 'hostports', portmapComment('net', 'other')), mine(5, 'hostports', portmapComment('net2', 'ctr'))]);
+  const mine = (h: number, chain = 'hostports', comment = portmapComment('ctr'), family: 'ip' | 'ip6' = 'ip'): NftRule => ({ family, table: PORTMAP_TABLE, chain, handle: h, comment, expr: [] });
+  it('ADD replaces the container\'s previous rules; DEL removes its bare-id rules and flax\'s legacy ones, nobody else\'s', () => {
+    const existing = rs([
+      mine(1), mine(2, 'masquerading'), mine(3, 'hostports', 'ctr', 'ip6'), mine(4, 'hostports', legacyMasqComment('net', 'ctr')), mine(5, 'hostip_hostports'),
+      mine(6, 'hostports', 'other'), mine(7, 'hostports', legacyMasqComment('net', 'other')), mine(8, 'hostports', legacyMasqComment('net2', 'ctr')),
+      mine(9, 'prerouting'), { ...mine(10), table: 'other' },
+    ]);
     const deleted = (cmds: any[]) => cmds.filter((c) => c.delete).map((c) => c.delete.rule.handle);
-    expect(deleted(genPortmapTeardown(existing, 'net', 'ctr'))).toEqual([1, 2, 3]);
+    expect(deleted(genPortmapTeardown(existing, 'net', 'ctr'))).toEqual([1, 2, 3, 4, 5]);
     const add = genPortmapAdd([spec()], existing);
-    expect(deleted(add)).toEqual([1, 2, 3]);
+    expect(deleted(add)).toEqual([1, 2, 3, 4, 5]);
     expect(add.filter((c: any) => c.add?.rule?.comment).length).toBe(4);
   });
 
-  it('GC removes rules of this network whose container is not valid', () => {
-    const existing = rs([mine(1), mine(2, 'hostports', portmapComment('net', 'dead')), mine(3, 'hostports', portmapComment('other', 'dead')), mine(4, 'hostports', 'dead')]);
+  it('GC: legacy comments of this network whose container is not valid; never a bare id (it names no network: the node sweeper judges those)', () => {
+    const existing = rs([
+      mine(1), mine(2, 'hostports', legacyMasqComment('net', 'dead')), mine(3, 'hostports', legacyMasqComment('other', 'dead')), mine(4, 'hostports', 'dead'),
+      mine(5, 'masquerading', 'dead'), mine(6, 'hostports', legacyMasqComment('net', 'ctr')), mine(7, 'prerouting', 'dead'),
+    ]);
     expect(genPortmapGc(existing, 'net', new Set(['ctr'])).map((c: any) => c.delete.rule.handle)).toEqual([2]);
+  });
+
+  it('CHECK accepts flax\'s legacy comments too (a node upgraded from an older flax)', () => {
+    const s = spec();
+    const entry = [...['prerouting', 'output'].map((chain) => ({ family: 'ip' as const, table: PORTMAP_TABLE, chain, expr: [{ jump: { target: 'hostports_all' } }] })),
+      { family: 'ip' as const, table: PORTMAP_TABLE, chain: 'hostports_all', expr: [{ jump: { target: 'hostports' } }] }];
+    expect(missingPortmapRules(rs([...genPortmapRules(s).map((r) => ({ ...r, comment: legacyMasqComment('net', 'ctr') })), ...entry]), [s])).toEqual([]);
+    expect(missingPortmapRules(rs([...genPortmapRules(s).map((r) => ({ ...r, comment: 'other' })), ...entry]), [s])).toHaveLength(4);
   });
 
   it('CHECK names what is missing and accepts what nft lists back', () => {

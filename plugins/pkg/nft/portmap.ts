@@ -12,12 +12,14 @@
  *   chain masquerading       nat/postrouting/srcnat (snat only):
  *                            ip saddr <cip> ip daddr <cip> masquerade      (hairpin)
  *                            ip saddr 127.0.0.1 ip daddr <cip> masquerade  (localhost, IPv4)
- * Every per-container rule carries a comment keying it to network +
- * container (`name: <net> id: <cid>`, masqComment). The reference comments
- * with the bare container id; DEL also removes rules with that comment, so
- * rules a newer reference made are cleaned too.
+ * Every per-container rule carries the comment v1.10.0 gives it: the bare
+ * container id (its CHECK counts the rules of chains hostports and
+ * masquerading with that comment, its DEL removes them). flax's earlier
+ * comment `name: <net> id: <cid>` (legacyMasqComment) is still recognised
+ * by CHECK, DEL and GC. A bare id names no network: GC (genPortmapGc)
+ * removes such a rule when its container is not among the valid ones.
  */
-import { type Expr, type NftChain, type NftCommand, type NftRule, type Ruleset, masqComment, parseMasqComment, commentIsNetwork } from './masq';
+import { type Expr, type NftChain, type NftCommand, type NftRule, type Ruleset, commentIsNetwork, legacyMasqComment, parseMasqComment } from './masq';
 import { ruleSignature, skeletonPresent } from './skeleton';
 
 export const PORTMAP_TABLE = 'cni_hostport';
@@ -70,8 +72,8 @@ const chainRef = (v6: boolean, name: string): NftChain => ({ family: famOf(v6), 
 const payload = (protocol: string, field: string, right: unknown, op: '==' | '!=' = '=='): Expr => ({ match: { op, left: { payload: { protocol, field } }, right } });
 const FIB_LOCAL: Expr = { match: { op: '==', left: { fib: { result: 'type', flags: ['daddr'] } }, right: 'local' } };
 
-/** The comment keying a portmap rule to network + container. */
-export const portmapComment = masqComment;
+/** The comment of a container's portmap rules: v1.10.0's, the bare container id (its CHECK and DEL look for exactly this). */
+export const portmapComment = (containerId: string): string => containerId;
 
 /** Expressions of a mapping's DNAT rule in chain hostports. */
 export function dnatExpr(m: PortMapping, containerIP: string, v6: boolean): Expr[] {
@@ -120,7 +122,7 @@ export function genPortmapBase(v6: boolean, snat: boolean, conditions: Expr[]): 
 /** The per-container rules of one family (no skeleton). */
 export function genPortmapRules(s: PortmapSpec): NftRule[] {
   const family = famOf(s.v6);
-  const comment = portmapComment(s.network, s.containerId);
+  const comment = portmapComment(s.containerId);
   const rules: NftRule[] = mappingsForFamily(s.mappings, s.v6)
     .map((m) => ({ family, table: PORTMAP_TABLE, chain: PM_HOSTPORTS, comment, expr: dnatExpr(m, s.containerIP, s.v6) }));
   if (s.snat) {
@@ -129,10 +131,13 @@ export function genPortmapRules(s: PortmapSpec): NftRule[] {
   return rules;
 }
 
-/** True when an nft rule of ours or of the reference belongs to network + container. */
+const inRuleChain = (r: NftRule) =>
+  r.table === PORTMAP_TABLE && (r.family === 'ip' || r.family === 'ip6') && (PM_RULE_CHAINS as readonly string[]).includes(r.chain);
+
+/** True when an nft rule (v1.10.0's comment or flax's legacy one) belongs to network + container. */
 export function isPortmapRuleOf(r: NftRule, network: string, containerId: string): boolean {
-  if (r.table !== PORTMAP_TABLE || (r.family !== 'ip' && r.family !== 'ip6') || !(PM_RULE_CHAINS as readonly string[]).includes(r.chain)) return false;
-  return r.comment === portmapComment(network, containerId) || r.comment === containerId;
+  if (!inRuleChain(r)) return false;
+  return r.comment === portmapComment(containerId) || r.comment === legacyMasqComment(network, containerId);
 }
 
 const delRule = (r: NftRule): NftCommand => ({ delete: { rule: { family: r.family, table: r.table, chain: r.chain, handle: r.handle!, expr: [] } } });
@@ -160,12 +165,21 @@ export function genPortmapTeardown(rs: Ruleset, network: string, containerId: st
   return rs.rules.filter((r) => r.handle !== undefined && isPortmapRuleOf(r, network, containerId)).map(delRule);
 }
 
-/** GC: deletes the rules of `network` whose container is not in `validIds`. */
+/**
+ * GC: deletes this network's rules whose container is not in `validIds`:
+ * those with flax's legacy comment (`name: N id: C`), which names its
+ * network. A bare id (v1.10.0's form, what flax writes now) names no network,
+ * and a runtime GCs each network with the attachments of that network only:
+ * judged here, a container mapped by another network that also runs portmap
+ * would lose its rules. So a network's GC leaves bare-id rules alone; the
+ * node sweeper (`flax gc`, flaxd), which sees every network, removes those
+ * of containers no network has. The reference has no portmap GC at all.
+ */
 export function genPortmapGc(rs: Ruleset, network: string, validIds: ReadonlySet<string>): NftCommand[] {
   return rs.rules.filter((r) => {
-    if (r.handle === undefined || r.table !== PORTMAP_TABLE || !(PM_RULE_CHAINS as readonly string[]).includes(r.chain)) return false;
+    if (r.handle === undefined || !inRuleChain(r) || !r.comment) return false;
     const p = parseMasqComment(r.comment);
-    return p !== null && p.containerId !== undefined && commentIsNetwork(p, network) && !validIds.has(p.containerId);
+    return p !== null && p.kind === 'legacy' && p.containerId !== undefined && commentIsNetwork(p, network) && !validIds.has(p.containerId);
   }).map(delRule);
 }
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseCidr } from '../ip';
-import { MASQ_CHAIN, MASQ_TABLE, type NftRule, iptablesChainName, masqComment, masqRuleExpr } from './masq';
+import { MASQ_CHAIN, MASQ_TABLE, type NftRule, iptablesChainName, legacyMasqComment, masqComment, masqRuleExpr } from './masq';
 import { type IptChains, type IptFamily, iptFamilyFromNft, iptFamilyFromSave, planTombstones } from './tombstone';
 
 let handle = 0;
@@ -21,10 +21,10 @@ const brief = (ts: { network: string; containerId: string; chain: string; ips: {
 describe('planTombstones', () => {
   it('plain comments: grouped by network + container, addresses as host routes, ordered', () => {
     const p = planTombstones([
-      rule(masqComment('net2', 'b'), '10.2.0.5'),
-      rule(masqComment('net1', 'z'), '10.1.0.9'),
-      rule(masqComment('net1', 'a'), '10.1.0.5'),
-      rule(masqComment('net1', 'a'), '10.1.0.5'), // a stale twin of an ADD that crashed
+      rule(legacyMasqComment('net2', 'b'), '10.2.0.5'),
+      rule(legacyMasqComment('net1', 'z'), '10.1.0.9'),
+      rule(legacyMasqComment('net1', 'a'), '10.1.0.5'),
+      rule(legacyMasqComment('net1', 'a'), '10.1.0.5'), // a stale twin of an ADD that crashed
     ], { networks: [] }, none);
     expect(brief(p.write)).toEqual(['net1 a true 10.1.0.5/32', 'net1 z true 10.1.0.9/32', 'net2 b true 10.2.0.5/32']);
     expect(p.present).toEqual([]);
@@ -32,14 +32,14 @@ describe('planTombstones', () => {
   });
 
   it('a dual-stack container gets both families', () => {
-    const p = planTombstones([rule(masqComment('net', 'ds'), '10.1.0.5'), rule(masqComment('net', 'ds'), 'fd00::5')], { networks: ['net'] }, none);
+    const p = planTombstones([rule(legacyMasqComment('net', 'ds'), '10.1.0.5'), rule(legacyMasqComment('net', 'ds'), 'fd00::5')], { networks: ['net'] }, none);
     expect(brief(p.write)).toEqual(['net ds true 10.1.0.5/32,fd00::5/128']);
     expect(p.write[0].ips.map((i) => i.v6)).toEqual([false, true]);
   });
 
   it('a chain already present is not written again (per family)', () => {
     const chain = iptablesChainName('net', 'ds');
-    const rules = [rule(masqComment('net', 'ds'), '10.1.0.5'), rule(masqComment('net', 'ds'), 'fd00::5'), rule(masqComment('net', 'v4'), '10.1.0.6')];
+    const rules = [rule(legacyMasqComment('net', 'ds'), '10.1.0.5'), rule(legacyMasqComment('net', 'ds'), 'fd00::5'), rule(legacyMasqComment('net', 'v4'), '10.1.0.6')];
     const p = planTombstones(rules, { networks: [] }, { v4: st([[chain, '10.1.0.5'], [iptablesChainName('net', 'v4'), '10.1.0.6']]), v6: st() });
     expect(brief(p.write)).toEqual(['net ds true fd00::5/128']);
     expect(brief(p.present)).toEqual(['net v4 true 10.1.0.6/32']);
@@ -50,7 +50,7 @@ describe('planTombstones', () => {
 
   it('a chain without the POSTROUTING jump of an address (the reference\'s DEL deletes it first) gets the jump written', () => {
     const chain = iptablesChainName('net', 'two');
-    const rules = [rule(masqComment('net', 'two'), '10.1.0.5'), rule(masqComment('net', 'two'), '10.1.0.7')];
+    const rules = [rule(legacyMasqComment('net', 'two'), '10.1.0.5'), rule(legacyMasqComment('net', 'two'), '10.1.0.7')];
     expect(brief(planTombstones(rules, { networks: [] }, { v4: st([], [chain]), v6: st() }).write)).toEqual(['net two true 10.1.0.5/32,10.1.0.7/32']);
     expect(brief(planTombstones(rules, { networks: [] }, { v4: st([[chain, '10.1.0.7']]), v6: st() }).write)).toEqual(['net two true 10.1.0.5/32']);
     expect(brief(planTombstones(rules, { networks: [] }, { v4: st([[chain, '10.1.0.5'], [chain, '10.1.0.7']]), v6: st() }).present)).toEqual(['net two true 10.1.0.5/32,10.1.0.7/32']);
@@ -80,7 +80,7 @@ describe('planTombstones', () => {
   });
 
   it('a hashed network name is resolved from the names the node knows; otherwise skipped, with the comment and address', () => {
-    const c = masqComment(LONG, 'ctr1');
+    const c = legacyMasqComment(LONG, 'ctr1');
     expect(c).toMatch(/^name-sha256: [0-9a-f]{16} id: ctr1$/);
     const r = rule(c, '10.9.0.5');
     expect(brief(planTombstones([r], { networks: ['other', LONG] }, none).write)).toEqual([`${LONG} ctr1 true 10.9.0.5/32`]);
@@ -90,7 +90,7 @@ describe('planTombstones', () => {
   });
 
   it('a key-sha256 comment resolves only through a cached attachment', () => {
-    const c = masqComment(LONG, LONG_ID);
+    const c = legacyMasqComment(LONG, LONG_ID);
     expect(c).toMatch(/^key-sha256: [0-9a-f]{64}$/);
     const r = rule(c, '10.9.0.7');
     expect(planTombstones([r], { networks: [LONG] }, none).skipped).toEqual([{ key: c, address: '10.9.0.7', reason: expect.stringMatching(/hashed together/) }]);
@@ -99,20 +99,34 @@ describe('planTombstones', () => {
   });
 
   it('--network: only that network; its name resolves its hashed comments; other networks\' are out of scope, not skipped', () => {
-    const rules = [rule(masqComment('net1', 'a'), '10.1.0.5'), rule(masqComment(LONG, 'b'), '10.9.0.5'), rule(masqComment('other-' + LONG, 'c'), '10.8.0.5')];
+    const rules = [rule(legacyMasqComment('net1', 'a'), '10.1.0.5'), rule(legacyMasqComment(LONG, 'b'), '10.9.0.5'), rule(legacyMasqComment('other-' + LONG, 'c'), '10.8.0.5')];
     expect(brief(planTombstones(rules, { networks: [] }, none, LONG).write)).toEqual([`${LONG} b true 10.9.0.5/32`]);
     const p = planTombstones(rules, { networks: [] }, none, 'net1');
     expect(brief(p.write)).toEqual(['net1 a true 10.1.0.5/32']);
     expect(p.skipped).toEqual([]);
   });
 
+  it('v1.10.0\'s comment: whole, it names network and container; cut at 128 bytes, it resolves through a cached attachment\'s instance hash', () => {
+    const whole = masqComment('net1', 'eth0', 'a');
+    expect(brief(planTombstones([rule(whole, '10.1.0.5')], { networks: [] }, none).write)).toEqual(['net1 a true 10.1.0.5/32']);
+    const id = 'f'.repeat(64);
+    const cut = masqComment('k8s-pod-network', 'eth0', id);
+    expect(cut).toHaveLength(128);
+    const r = rule(cut, '10.9.0.8');
+    expect(planTombstones([r], { networks: ['k8s-pod-network'] }, none).skipped).toEqual([{ key: cut, address: '10.9.0.8', reason: expect.stringMatching(/hashed together/) }]);
+    const p = planTombstones([r], { networks: [], attachments: [{ network: 'k8s-pod-network', containerId: id, ifName: 'eth0' }] }, none);
+    expect(brief(p.write)).toEqual([`k8s-pod-network ${id} true 10.9.0.8/32`]);
+    // another interface of the same container is another key
+    expect(planTombstones([r], { networks: [], attachments: [{ network: 'k8s-pod-network', containerId: id, ifName: 'net1' }] }, none).write).toEqual([]);
+  });
+
   it('foreign rules and comments are ignored; a family without iptables is skipped', () => {
     const p = planTombstones([
       rule('someone else', '10.1.0.5'),
-      rule(masqComment('net', 'x'), '10.1.0.5', { chain: 'postrouting' }),
-      rule(masqComment('net', 'x'), '10.1.0.5', { table: 'nat', family: 'ip' }),
-      rule(masqComment('net', 'y'), '10.1.0.6'),
-      rule(masqComment('net', 'y'), 'fd00::6'),
+      rule(legacyMasqComment('net', 'x'), '10.1.0.5', { chain: 'postrouting' }),
+      rule(legacyMasqComment('net', 'x'), '10.1.0.5', { table: 'nat', family: 'ip' }),
+      rule(legacyMasqComment('net', 'y'), '10.1.0.6'),
+      rule(legacyMasqComment('net', 'y'), 'fd00::6'),
     ], { networks: [] }, { v4: st(), v6: null });
     expect(brief(p.write)).toEqual(['net y true 10.1.0.6/32']);
     expect(p.skipped).toEqual([{ key: 'net y', address: 'fd00::6', reason: 'ip6tables is not installed' }]);

@@ -4,14 +4,17 @@
  * which (network, container) of flax's nftables masquerade rules still lacks
  * the reference's chain. No I/O here (apply.ts lists and writes).
  *
- * A rule is keyed by its comment (masqComment): `name: <net> id: <cid>`
+ * A rule is keyed by its comment (masqComment): v1.10.0's form
+ * `<hash>, net: <net>, if: <if>, id: <cid>` names both when not cut at 128
+ * bytes (then the hashes vouch for it), else its instance hash is resolved
+ * against the cached attachments. flax's legacy forms: `name: <net> id: <cid>`
  * names both; `name-sha256: <16 hex> id: <cid>` (a long network name) is
  * resolved against the network names the node knows (conflists, libcni
  * cache); `key-sha256: <64 hex>` only against the cached attachments.
  * A rule that cannot be resolved is reported, never guessed.
  */
 import { type IPNet, parseAddrOrCidr } from '../ip';
-import { MASQ_CHAIN, MASQ_TABLE, type NftRule, type Ruleset, commentIsNetwork, iptChains, iptablesChainName, masqComment, masqRuleSource, parseMasqComment } from './masq';
+import { MASQ_CHAIN, MASQ_TABLE, type NftRule, type Ruleset, commentIsNetwork, iptChains, iptablesChainName, legacyMasqComment, masqInstanceHash, masqRuleSource, parseMasqComment } from './masq';
 
 export interface Tombstone {
   network: string;
@@ -82,7 +85,7 @@ export function iptFamilyFromNft(rs: Ruleset, family: 'ip' | 'ip6'): IptFamily {
 /** What the node knows: network names, and (network, container) pairs of the libcni cache. */
 export interface KnownNames {
   networks: Iterable<string>;
-  attachments?: Iterable<{ network: string; containerId: string }>;
+  attachments?: Iterable<{ network: string; containerId: string; ifName?: string }>;
 }
 
 const fam = (v6: boolean): 'v4' | 'v6' => (v6 ? 'v6' : 'v4');
@@ -96,7 +99,12 @@ const fam = (v6: boolean): 'v4' | 'v6' => (v6 ? 'v6' : 'v4');
 export function planTombstones(rules: readonly NftRule[], known: KnownNames, chains: IptChains, only?: string): TombstonePlan {
   const names = [...new Set([...known.networks, ...(only !== undefined ? [only] : [])])];
   const byComment = new Map<string, { network: string; containerId: string }>();
-  for (const a of known.attachments ?? []) byComment.set(masqComment(a.network, a.containerId), a);
+  // hashed keys resolve through the cached attachments: flax's legacy comment whole, v1.10.0's by its instance hash
+  for (const a of known.attachments ?? []) {
+    const k = { network: a.network, containerId: a.containerId };
+    byComment.set(legacyMasqComment(a.network, a.containerId), k);
+    if (a.ifName !== undefined) byComment.set(masqInstanceHash(a.network, a.ifName, a.containerId), k);
+  }
 
   const skipped: SkippedTombstone[] = [];
   const groups = new Map<string, { network: string; containerId: string; ips: Map<string, IPNet> }>();
@@ -106,7 +114,7 @@ export function planTombstones(rules: readonly NftRule[], known: KnownNames, cha
     if (!p) continue; // not a rule of flax's bridge
     const address = masqRuleSource(r) ?? '';
     const skip = (reason: string) => skipped.push({ key: r.comment!, address, reason });
-    let key = byComment.get(r.comment!);
+    let key = byComment.get(r.comment!) ?? (p.instanceHash !== undefined ? byComment.get(p.instanceHash) : undefined);
     if (!key && p.containerId !== undefined) {
       const network = p.network ?? names.find((n) => commentIsNetwork(p, n));
       if (network !== undefined) key = { network, containerId: p.containerId };
