@@ -7,10 +7,10 @@
  * stopped (the agent finding fails too) and mended by starting it again.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execIn } from '../lib/netns';
+import { createTestNetns, destroyTestNetns, execIn } from '../lib/netns';
 import { ours, requireBuilt } from '../lib/cni';
 import { Cluster, type Node, waitFor } from './flaxd-helpers';
 
@@ -130,6 +130,32 @@ describe('flax doctor on netns nodes', () => {
       execIn(n1.ns, 'ip', ['link', 'del', 'vethdoc0'], { allowFail: true });
     }
     expectHealthy(n1);
+  });
+
+  it('a pod whose interface MTU is above the overlay\'s (read through the libcni cache) is named; set back: ok', () => {
+    // a real pod on n1 through the flannel plugin and `flax cni add`, so the cache entry is libcni's own
+    const confDir = path.join(cl.tmp, 'net.d');
+    const cacheDir = path.join(cl.tmp, 'cache');
+    const list = { cniVersion: '1.0.0', name: 'docnet', plugins: [{ type: 'flannel', subnetFile: n1.subnetFile, dataDir: path.join(cl.tmp, 'docflannel'), delegate: { bridge: 'cni0' } }] };
+    writeFileSync(path.join(confDir, '10-docnet.conflist'), JSON.stringify(list));
+    const [pod] = createTestNetns(1);
+    const cli = (verb: string) => spawnSync('nsenter', [`--net=${n1.ns}`, '--', ours('flax'), 'cni', verb, 'docnet', pod, '--cni-conf-dir', confDir, '--cache-dir', cacheDir],
+      { encoding: 'utf8', env: { PATH: process.env.PATH, CNI_PATH: path.dirname(ours('flax')), FLAX_CNI_SOCKET: '' } });
+    try {
+      const add = cli('add');
+      expect(add.status, add.stdout + add.stderr).toBe(0);
+      expectHealthy(n1);
+      execIn(pod, 'ip', ['link', 'set', 'eth0', 'mtu', '1500']);
+      const f = expectNamed(n1, 'pod-mtu', new RegExp(`eth0`), /MTU 1500 above the overlay's 14\d\d/);
+      expect(f.object).toContain(pod);
+      const mtu = /^FLANNEL_MTU=(\d+)$/m.exec(readFileSync(n1.subnetFile, 'utf8'))![1];
+      execIn(pod, 'ip', ['link', 'set', 'eth0', 'mtu', mtu]);
+      expectHealthy(n1);
+    } finally {
+      cli('del');
+      rmSync(path.join(confDir, '10-docnet.conflist'), { force: true });
+      destroyTestNetns([pod]);
+    }
   });
 
   it('forwarding: ip_forward off; rp_filter strict on the overlay device; FORWARD drops without FLANNEL-FWD', () => {
