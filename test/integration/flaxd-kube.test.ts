@@ -9,13 +9,14 @@
  * flanneld annotates) is programmed as a peer, and removed when deleted.
  * The machine's root netns is never touched.
  */
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openHandleAt } from '../../plugins/pkg/netlink';
 import { withNetns } from '../../plugins/pkg/ns';
 import { FakeKubeApi } from '../../plugins/agent/kube-fake-api';
 import { ANN } from '../../plugins/agent/kube-store';
-import { requireBuilt } from '../lib/cni';
+import { ours, requireBuilt } from '../lib/cni';
 import { Cluster, type Node, peerEntries, peerState, pingFrom, vxlanView, waitFor } from './flaxd-helpers';
 
 const API_IP = '192.168.77.5';
@@ -93,5 +94,34 @@ describe('flaxd: kube store against a fake API server', () => {
       await waitFor(`node ${n.i} without node-3`, () => JSON.stringify(peerState(n.ns)) === JSON.stringify(want));
     }
     for (const n of cl.nodes) expect(n.agent!.proc.exitCode).toBeNull();
+  });
+
+  it('flax doctor --kube-subnet-mgr reads the leases from the Nodes: ours matches subnet.env; an overlapping Node is named (exit 1), deleted: ok', async () => {
+    const [a] = cl.nodes;
+    // asynchronously: the fake API server runs in this process (a spawnSync would starve it)
+    const doctor = async () => {
+      const p = spawn('nsenter', [`--net=${a.ns}`, '--', ours('flax'), 'doctor', '-o', 'json', '--no-probe', '--subnet-file', a.subnetFile,
+        '--net-config-path', cl.netConf, '--cache-dir', cl.tmp, '--cni-conf-dir', cl.tmp, '--kube-subnet-mgr', '--kubeconfig-file', kubeconfig],
+      { env: { PATH: process.env.PATH, NODE_NAME: nodeName(a) } });
+      let out = '';
+      p.stdout.on('data', (d) => { out += d; });
+      const code = await new Promise<number | null>((resolve) => p.on('close', resolve));
+      const findings = (JSON.parse(out) as { findings: Array<{ status: string; check: string; object: string; problem: string }> }).findings;
+      return { code, findings, of: (check: string) => findings.filter((f) => f.check === check) };
+    };
+    const d = await doctor();
+    expect(d.of('subnet.env'), JSON.stringify(d.findings)).toMatchObject([{ status: 'ok', problem: expect.stringContaining(`subnet 10.244.${a.i}.0/24 is our lease`) }]);
+    expect(d.of('leases')).toMatchObject([{ status: 'ok', object: expect.stringContaining('kube API'), problem: '2 lease(s), none overlapping' }]);
+    api.addNode({ metadata: { name: 'node-7', annotations: {
+      [ANN.backendData]: '{"VNI":1,"VtepMAC":"aa:bb:cc:00:00:07"}', [ANN.backendType]: 'vxlan', [ANN.subnetManager]: 'true', [ANN.publicIP]: '192.168.77.17' } },
+    spec: { podCIDR: `10.244.${a.i}.128/25`, podCIDRs: [`10.244.${a.i}.128/25`] } });
+    try {
+      const bad = await doctor();
+      expect(bad.code).toBe(1);
+      expect(bad.of('leases').filter((f) => f.status === 'fail').map((f) => f.object)).toEqual([expect.stringMatching(new RegExp(`10\\.244\\.${a.i}\\.(0/24|128/25).*10\\.244\\.${a.i}\\.(0/24|128/25)`))]);
+    } finally {
+      api.deleteNode('node-7');
+    }
+    expect((await doctor()).of('leases')).toMatchObject([{ status: 'ok' }]);
   });
 });

@@ -4,6 +4,7 @@
  * prints a table (STATUS, OBJECT, PROBLEM, FIX) or `-o json`. Exit 0 when
  * nothing fails (warnings allowed), 1 when something does.
  */
+import { hostname } from 'node:os';
 import type { Options } from 'yargs';
 import type { CommandDef } from '../cli';
 import { table } from '../table';
@@ -24,7 +25,10 @@ export const DOCTOR_OPTIONS = {
   'etcd-keyfile': { type: 'string', describe: 'etcd client key file' },
   'etcd-username': { type: 'string', describe: 'etcd user' },
   'etcd-password': { type: 'string', describe: 'etcd password' },
-  'kube-subnet-mgr': { type: 'boolean', describe: 'flaxd uses the Kubernetes API: leases are not read (the lease checks are skipped)' },
+  'kube-subnet-mgr': { type: 'boolean', describe: 'flaxd\'s Kubernetes store: the leases are the Nodes\' (podCIDR + flannel annotations)' },
+  'kubeconfig-file': { type: 'string', describe: 'with --kube-subnet-mgr: kubeconfig (default: in-cluster, or --kube-api-url)' },
+  'kube-api-url': { type: 'string', describe: 'with --kube-subnet-mgr: the API server URL' },
+  'kube-annotation-prefix': { type: 'string', describe: 'with --kube-subnet-mgr: the annotations\' prefix (default flannel.alpha.coreos.com)' },
   bridge: { type: 'string', describe: 'the pod bridge (default: the flannel conflist\'s delegate.bridge, else cni0)' },
   probe: { type: 'boolean', default: true, describe: 'probe each peer\'s VTEP over the overlay (ping); --no-probe skips it' },
   'probe-timeout': { type: 'number', default: 1, describe: 'seconds to wait for each probe' },
@@ -43,6 +47,10 @@ export async function runDoctor(a: Record<string, unknown>, io: CliIo): Promise<
     etcd: endpoints.length ? {
       endpoints, prefix: (a.etcdPrefix as string | undefined) ?? '/coreos.com/network', cafile: (a.etcdCafile as string) ?? '', certfile: (a.etcdCertfile as string) ?? '',
       keyfile: (a.etcdKeyfile as string) ?? '', username: (a.etcdUsername as string) ?? '', password: (a.etcdPassword as string) ?? '',
+    } : undefined,
+    kube: a.kubeSubnetMgr ? {
+      kubeconfigFile: a.kubeconfigFile as string | undefined, kubeApiUrl: a.kubeApiUrl as string | undefined,
+      annotationPrefix: a.kubeAnnotationPrefix as string | undefined, nodeName: io.env.NODE_NAME || hostname(),
     } : undefined,
     bridge: a.bridge as string | undefined,
     probe: a.probe !== false,

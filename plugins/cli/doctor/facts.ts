@@ -21,9 +21,11 @@ export interface DoctorOptions {
   cniConfDir: string;
   cacheDir: string;
   netConfigPath: string;
-  /** store: file (leaseDir) or etcd */
+  /** store: file (leaseDir), etcd or kube */
   leaseDir?: string;
   etcd?: { endpoints: string[]; prefix: string; cafile: string; certfile: string; keyfile: string; username: string; password: string };
+  /** store: the Kubernetes API (flaxd --kube-subnet-mgr): every flannel-managed Node's lease */
+  kube?: { kubeconfigFile?: string; kubeApiUrl?: string; annotationPrefix?: string; nodeName: string };
   bridge?: string;
   probe: boolean;
   probeTimeoutS: number;
@@ -49,6 +51,17 @@ export function lockHolder(file: string, locks = readTrim('/proc/locks') ?? ''):
 }
 
 async function readLeases(o: DoctorOptions): Promise<Facts['leases']> {
+  if (o.kube) {
+    const source = `kube API ${o.kube.kubeconfigFile ?? o.kube.kubeApiUrl ?? '(in-cluster)'} (Nodes)`;
+    try {
+      const { openKubeLeaseStore } = await import('../../agent/kube-store');
+      const quiet = { info: () => {}, warn: () => {}, error: () => {}, debug: () => {} };
+      const store = await openKubeLeaseStore({ ...o.kube, log: quiet as never });
+      try { return { leases: [...await store.list()], source }; } finally { store.close(); }
+    } catch (e) {
+      return { error: (e as Error).message, source };
+    }
+  }
   if (o.etcd) {
     const source = `etcd ${o.etcd.endpoints.join(',')}${o.etcd.prefix}`;
     try {
