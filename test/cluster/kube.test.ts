@@ -32,7 +32,9 @@ import { type ControlPlane, CLUSTER_CIDR, KUBERNETES_SVC, startControlPlane, sto
 import { BUSYBOX_IMAGE, buildBusyboxImage, buildFlaxImage, buildPauseImage, imageBuilder } from './lib/images';
 import { addNode, CP_IP, destroyNet, inNs, makeUnderlay, type Net } from './lib/net';
 import { missingPeers, peerBin } from './lib/peers';
-import { logTail } from './lib/proc';
+import { logTail, stopDaemon } from './lib/proc';
+import { addPod, bindNodeGroup, destroyPods, type FlaxNode, flaxNode, registerNode, startFlaxd } from './lib/flaxnode';
+import { parseAllDocuments } from 'yaml';
 import { createWorker, destroyWorker, HostRecord, type Worker } from './lib/worker';
 
 const KUBE = ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kubelet', 'kubectl'];
@@ -55,6 +57,10 @@ describe.skipIf(!!skipReason)('a real cluster: control plane + kubelet/container
   let cp: ControlPlane | undefined;
   let worker: Worker | undefined;
   let rec: HostRecord | undefined;
+  const others: FlaxNode[] = [];
+  const podIps: Record<string, string> = {};
+  const flaxYml = () => parseAllDocuments(readFileSync(path.join(ROOT, 'conf/flax.yml'), 'utf8')).map((d) => d.toJS()).filter(Boolean);
+  const cm = () => flaxYml().find((o: any) => o.kind === 'ConfigMap').data as Record<string, string>;
   const prefix = `flaxk${process.pid % 100000}`;
   const kubectl = (args: string[], allowFail = false) => cp!.kubectl(args, { allowFail });
   const json = (args: string[]) => JSON.parse(kubectl([...args, '-o', 'json']).stdout);
@@ -113,6 +119,7 @@ describe.skipIf(!!skipReason)('a real cluster: control plane + kubelet/container
         kubectl(['delete', '-f', path.join(ROOT, 'conf/flax.yml'), '--wait=false'], true);
         for (let t = 0; t < 60 && kubectl(['get', 'pods', '-A', '-o', 'name'], true).stdout.trim(); t++) await sleep(1000);
       }
+      for (const n of others) { await stopDaemon(n.agent); destroyPods(n); }
       await destroyWorker(worker);
       await stopControlPlane(cp);
       if (rec) problems.push(...rec.restore());
@@ -182,5 +189,38 @@ describe.skipIf(!!skipReason)('a real cluster: control plane + kubelet/container
     expect(ips[0]).not.toBe(ips[1]);
     const ping = kubectl(['exec', 'bb1', '--', 'ping', '-c', '2', '-W', '2', ips[1]], true);
     expect(ping.code, ping.stdout + ping.stderr).toBe(0);
+    podIps.bb1 = ips[0];
+    podIps.bb2 = ips[1];
+  });
+
+  it('more nodes: two netns nodes run flaxd --kube-subnet-mgr as registered Nodes with podCIDRs from the controller-manager; worker pods and their pods ping both ways', async () => {
+    expect(podIps.bb1, 'the worker pods test ran').toBeTruthy();
+    bindNodeGroup(cp!);
+    const conflist = JSON.parse(cm()['cni-conf.json']);
+    for (const [i, name] of ['f1', 'f2'].entries()) {
+      const ip = `172.30.99.${21 + i}`;
+      const ns = addNode(net!, name, ip);
+      registerNode(cp!, name, ip);
+      const cidr = await until(`Node ${name} podCIDR`, () => kubectl(['get', 'node', name, '-o', 'jsonpath={.spec.podCIDR}'], true).stdout.trim(), 60_000);
+      const n = flaxNode(cp!, path.join(base, name), name, ns, ip, cm()['net-conf.json']);
+      others.push(n);
+      const agent = startFlaxd(n, path.join(base, 'logs'));
+      const env = await until(`flaxd on ${name} to write its subnet file`, () => {
+        if (agent.child.exitCode !== null) throw new Error(`flaxd on ${name} exited:\n${logTail(agent)}`);
+        return existsSync(n.subnetFile) && readFileSync(n.subnetFile, 'utf8');
+      }, 60_000, 300);
+      expect(inCidr(/FLANNEL_SUBNET=([\d.]+)/.exec(env)![1], cidr)).toBe(true);
+      podIps[name] = addPod(n, conflist, `${net!.prefix}-${name}-p1`);
+      expect(inCidr(podIps[name], cidr)).toBe(true);
+    }
+    for (const name of ['f1', 'f2']) {
+      // worker pod → netns node pod, over the VXLAN overlay both flaxds and the DaemonSet's flaxd programmed
+      const out = await until(`bb1 → ${name}'s pod`, () => { const r = kubectl(['exec', 'bb1', '--', 'ping', '-c', '1', '-W', '1', podIps[name]], true); return r.code === 0 && r.stdout; }, 30_000);
+      expect(out).toContain('1 packets received');
+      const back = run('nsenter', [`--net=/run/netns/${net!.prefix}-${name}-p1`, '--', 'ping', '-c', '1', '-W', '2', podIps.bb2], { allowFail: true });
+      expect(back.code, back.stdout + back.stderr).toBe(0);
+    }
+    const across = run('nsenter', [`--net=/run/netns/${net!.prefix}-f1-p1`, '--', 'ping', '-c', '1', '-W', '2', podIps.f2], { allowFail: true });
+    expect(across.code, across.stdout).toBe(0);
   });
 });
