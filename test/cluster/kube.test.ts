@@ -22,7 +22,7 @@
  * Peers come from $FLAX_PEERS (scripts/peers-kube.sh); etcd is Debian's 3.4
  * unless $FLAX_PEERS/bin/etcd exists.
  */
-import { existsSync, mkdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { acquireE2eLock, missingPrereq, removeScratch, run, scratchDir, sleep } from '../lib/e2e';
@@ -31,9 +31,9 @@ import pkg from '../../package.json';
 import { type ControlPlane, CLUSTER_CIDR, KUBERNETES_SVC, startControlPlane, stopControlPlane } from './lib/controlplane';
 import { BUSYBOX_IMAGE, buildBusyboxImage, buildFlaxImage, buildPauseImage, imageBuilder } from './lib/images';
 import { addNode, CP_IP, destroyNet, inNs, makeUnderlay, type Net } from './lib/net';
-import { missingPeers, peerBin } from './lib/peers';
+import { FLAX_PEERS, missingPeers, peerBin, peerVersions } from './lib/peers';
 import { logTail, stopDaemon } from './lib/proc';
-import { addPod, bindNodeGroup, destroyPods, type FlaxNode, flaxNode, registerNode, startFlaxd } from './lib/flaxnode';
+import { addPod, startFlanneld, bindNodeGroup, destroyPods, type FlaxNode, flaxNode, registerNode, startFlaxd } from './lib/flaxnode';
 import { parseAllDocuments } from 'yaml';
 import { createWorker, destroyWorker, HostRecord, type Worker } from './lib/worker';
 
@@ -42,6 +42,12 @@ const FLAX_IMAGE = `localhost/flax:${pkg.version}`;
 const skipReason = missingPrereq(['containerd', 'ctr', 'containerd-shim-runc-v2', 'runc', 'buildah', 'openssl', 'nsenter', 'unshare', 'nft', 'curl', 'busybox'])
   ?? (missingPeers([...KUBE, 'etcd']).length ? `peers not built: ${missingPeers([...KUBE, 'etcd']).join(', ')} (bash scripts/peers-kube.sh)` : null);
 if (skipReason) console.warn(`cluster test skipped: ${skipReason}`);
+
+const CNI_FLANNEL = path.join(FLAX_PEERS, 'cni-flannel');
+const REF_PLUGINS = path.join(FLAX_PEERS, `plugins-${peerVersions().plugins ?? 'v1.10.0'}`);
+const flannelSkip = [peerBin('flanneld'), path.join(CNI_FLANNEL, 'flannel'), path.join(REF_PLUGINS, 'bridge'), path.join(REF_PLUGINS, 'host-local')]
+  .filter((f) => !existsSync(f));
+if (flannelSkip.length) console.warn(`cluster test: the flanneld node is skipped: missing ${flannelSkip.join(', ')} (bash scripts/peers.sh)`);
 
 function inCidr(ip: string, cidr: string): boolean {
   const [net, bits] = cidr.split('/');
@@ -222,5 +228,193 @@ describe.skipIf(!!skipReason)('a real cluster: control plane + kubelet/container
     }
     const across = run('nsenter', [`--net=/run/netns/${net!.prefix}-f1-p1`, '--', 'ping', '-c', '1', '-W', '2', podIps.f2], { allowFail: true });
     expect(across.code, across.stdout).toBe(0);
+  });
+
+  const vtepMac = (ns: string) => JSON.parse(run('ip', ['-n', ns, '-j', 'link', 'show', 'flannel.1']).stdout)[0].address as string;
+  const nodeLease = (name: string) => {
+    const node = json(['get', 'node', name]);
+    const a = node.metadata.annotations;
+    return { podCIDR: node.spec.podCIDR, publicIp: a['flannel.alpha.coreos.com/public-ip'], backendType: a['flannel.alpha.coreos.com/backend-type'],
+      vtepMac: JSON.parse(a['flannel.alpha.coreos.com/backend-data'] ?? '{}').VtepMAC };
+  };
+  const pingFromNs = (ns: string, ip: string) => run('nsenter', [`--net=/run/netns/${ns}`, '--', 'ping', '-c', '1', '-W', '2', ip], { allowFail: true });
+  let g1: FlaxNode | undefined;
+
+  it.skipIf(flannelSkip.length > 0)('a real flanneld --kube-subnet-mgr node with flannel\'s own CNI plugin: a mixed cluster, pods ping across', async () => {
+    expect(podIps.f1, 'the flaxd nodes test ran').toBeTruthy();
+    const ns = addNode(net!, 'g1', '172.30.99.31');
+    registerNode(cp!, 'g1', '172.30.99.31');
+    const cidr = await until('Node g1 podCIDR', () => kubectl(['get', 'node', 'g1', '-o', 'jsonpath={.spec.podCIDR}'], true).stdout.trim(), 60_000);
+    g1 = flaxNode(cp!, path.join(base, 'g1'), 'g1', ns, '172.30.99.31', cm()['net-conf.json']);
+    others.push(g1);
+    const agent = startFlanneld(g1, path.join(base, 'logs'), peerBin('flanneld'));
+    const env = await until('flanneld on g1 to write its subnet file', () => {
+      if (agent.child.exitCode !== null) throw new Error(`flanneld exited:\n${logTail(agent)}`);
+      return existsSync(g1!.subnetFile) && readFileSync(g1!.subnetFile, 'utf8');
+    }, 60_000, 300);
+    expect(inCidr(/FLANNEL_SUBNET=([\d.]+)/.exec(env)![1], cidr)).toBe(true);
+    const lease = nodeLease('g1');
+    expect(lease.publicIp).toBe('172.30.99.31');
+    expect(lease.vtepMac).toBe(vtepMac(ns));
+    podIps.g1 = addPod(g1, JSON.parse(cm()['cni-conf.json']), `${net!.prefix}-g1-p1`, path.join(CNI_FLANNEL, 'flannel'), `${CNI_FLANNEL}:${REF_PLUGINS}`);
+    expect(inCidr(podIps.g1, cidr)).toBe(true);
+    const out = await until('bb1 → g1\'s pod', () => { const r = kubectl(['exec', 'bb1', '--', 'ping', '-c', '1', '-W', '1', podIps.g1], true); return r.code === 0 && r.stdout; }, 30_000);
+    expect(out).toContain('1 packets received');
+    for (const ip of [podIps.bb2, podIps.f1, podIps.f2]) {
+      const r = await until(`g1's pod → ${ip}`, () => pingFromNs(`${net!.prefix}-g1-p1`, ip).code === 0 || null, 20_000).catch((e) => e as Error);
+      expect(r, `g1's pod → ${ip}: ${logTail(agent, 1500)}`).toBe(true);
+    }
+  });
+
+  it.skipIf(flannelSkip.length > 0)('takeover on one node both ways, flanneld → flaxd → flanneld: lease, subnet and VTEP MAC kept, the pod reachable after each', async () => {
+    expect(g1?.agent, 'the flanneld node test ran').toBeTruthy();
+    const n = g1!;
+    const before = { lease: nodeLease('g1'), env: readFileSync(n.subnetFile, 'utf8'), mac: vtepMac(n.ns) };
+    const swap = async (start: () => ReturnType<typeof startFlaxd>, what: string) => {
+      await stopDaemon(n.agent);
+      rmSync(n.subnetFile, { force: true });
+      const a = start();
+      await until(`${what} on g1 to write its subnet file`, () => {
+        if (a.child.exitCode !== null) throw new Error(`${what} exited:\n${logTail(a)}`);
+        return existsSync(n.subnetFile) && readFileSync(n.subnetFile, 'utf8');
+      }, 60_000, 300);
+      const env = readFileSync(n.subnetFile, 'utf8');
+      const sub = (e: string) => /FLANNEL_SUBNET=(\S+)/.exec(e)?.[1];
+      expect(sub(env), `${what}: subnet`).toBe(sub(before.env));
+      expect(vtepMac(n.ns), `${what}: VTEP MAC of flannel.1`).toBe(before.mac);
+      await until(`${what}: the Node's annotations back`, () => nodeLease('g1').vtepMac === before.mac || null, 30_000, 500);
+      expect(nodeLease('g1')).toEqual(before.lease);
+      for (const ip of [podIps.bb1, podIps.f1]) {
+        const r = await until(`${what}: g1's pod → ${ip}`, () => pingFromNs(`${net!.prefix}-g1-p1`, ip).code === 0 || null, 20_000).catch((e) => e as Error);
+        expect(r, `${what}: g1's pod → ${ip}:\n${logTail(a, 2000)}`).toBe(true);
+      }
+    };
+    await swap(() => startFlaxd(n, path.join(base, 'logs')), 'flaxd (taking over from flanneld)');
+    await swap(() => startFlanneld(n, path.join(base, 'logs'), peerBin('flanneld')), 'flanneld (taking over from flaxd)');
+  });
+
+  // ---- item 4: hostPort, DEL, crash recovery, rolling update --------------------------------------------
+
+  /** the worker's CNI state: reservations (ip -> container id), libcni result cache files, flannel's dataDir files */
+  const workerCni = () => {
+    const res: Record<string, string> = {};
+    const nd = worker!.host('/var/lib/cni/networks/cbr0');
+    if (existsSync(nd)) for (const f of readdirSync(nd)) if (/^\d+\.\d+\.\d+\.\d+$/.test(f)) res[f] = readFileSync(path.join(nd, f), 'utf8').split('\n')[0].trim();
+    const ls = (d: string) => existsSync(d) ? readdirSync(d) : [];
+    return { res, results: ls(worker!.host('/var/lib/cni/results')), flannel: ls(worker!.host('/var/lib/cni/flannel')) };
+  };
+  const workerFw = () => worker!.exec('nft', ['list', 'ruleset'], true).stdout;
+  const bridgePorts = () => worker!.exec('sh', ['-c', 'ls /sys/class/net/cni0/brif 2>/dev/null || true'], true).stdout.split('\n').filter(Boolean);
+  const podManifest = (n: string, extra: Record<string, unknown> = {}, ports?: unknown[]) => JSON.stringify({
+    apiVersion: 'v1', kind: 'Pod', metadata: { name: n, namespace: 'default', labels: { 'flax-test': 'yes' } },
+    spec: { nodeName: 'w1', terminationGracePeriodSeconds: 1, ...extra,
+      containers: [{ name: 'c', image: BUSYBOX_IMAGE, imagePullPolicy: 'Never', command: ['sh', '-c', 'httpd -p 8080 -h /www; exec sleep 100000'], ...(ports ? { ports } : {}) }] },
+  });
+  const runningPod = (n: string, timeoutMs = 180_000) => until(`${n} Running`, () => {
+    const x = json(['get', 'pod', n]);
+    return x.status.phase === 'Running' && x.status.podIP && x.status.containerStatuses?.[0]?.ready ? x : null;
+  }, timeoutMs);
+
+  it('a hostPort (portmap) on the worker is reached from another node; kubectl delete pod → DEL leaves nothing behind', async () => {
+    expect(podIps.f1, 'the flaxd nodes test ran').toBeTruthy();
+    const cniBefore = workerCni();
+    const portsBefore = bridgePorts().length;
+    cp!.kubectl(['apply', '-f', '-'], { input: podManifest('hp', {}, [{ containerPort: 8080, hostPort: 18080, protocol: 'TCP' }]) });
+    const p = await runningPod('hp');
+    const ip = p.status.podIP as string;
+    const f1 = others.find((n) => n.name === 'f1')!;
+    const got = await until('hostPort 18080 from node f1', () => {
+      const r = run('nsenter', [`--net=/run/netns/${f1.ns}`, '--', 'curl', '-s', '-m', '2', 'http://172.30.99.11:18080/'], { allowFail: true });
+      return r.code === 0 && r.stdout;
+    }, 30_000);
+    expect(got).toContain('flax-e2e-ok');
+    // from a pod on another node too (through the overlay to the node's IP)
+    const fromPod = run('nsenter', [`--net=/run/netns/${net!.prefix}-f1-p1`, '--', 'busybox', 'wget', '-qO-', '-T', '3', 'http://172.30.99.11:18080/'], { allowFail: true });
+    expect(fromPod.stdout, fromPod.stderr).toContain('flax-e2e-ok');
+    const sandbox = Object.entries(workerCni().res).find(([k]) => k === ip)?.[1];
+    expect(sandbox, `reservation of ${ip}`).toBeTruthy();
+    expect(workerFw()).toContain('18080');
+    kubectl(['delete', 'pod', 'hp', '--wait=true', '--timeout=120s']);
+    const after = await until('hp\'s CNI state to be gone', () => {
+      const c = workerCni();
+      return !c.res[ip] && !c.results.some((f) => f.includes(sandbox!)) && !c.flannel.includes(sandbox!) ? c : null;
+    }, 60_000);
+    expect(after.res).toEqual(cniBefore.res);
+    expect(after.results.sort()).toEqual(cniBefore.results.sort());
+    expect(after.flannel.sort()).toEqual(cniBefore.flannel.sort());
+    expect(bridgePorts().length).toBe(portsBefore);
+    const fw = workerFw();
+    expect(fw).not.toContain('18080');
+    expect(fw.split('\n').filter((l) => new RegExp(`(^|[^0-9.])${ip.replace(/\./g, '\\.')}([^0-9]|$)`).test(l))).toEqual([]);
+  });
+
+  it('kill -9 of kubelet, containerd and every pod process, then restart: the pods come back, nothing stale is left and nothing live was touched', async () => {
+    expect(podIps.bb1).toBeTruthy();
+    const w = worker!;
+    const { crashDaemon } = await import('./lib/proc');
+    const { podPids } = await import('./lib/worker');
+    await crashDaemon(w.kubelet!);
+    await crashDaemon(w.containerd!);
+    for (const pid of podPids()) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
+    await sleep(1000);
+    await w.startContainerd();
+    await w.startKubelet();
+    for (const n of ['bb1', 'bb2']) await runningPod(n, 300_000);
+    await until('the flax DaemonSet pod Ready again', () => {
+      const l = json(['get', 'pods', '-n', 'kube-flax', '-l', 'app=flax']);
+      return l.items.some((x: any) => x.spec.nodeName === 'w1' && x.status?.conditions?.find((c: any) => c.type === 'Ready' && c.status === 'True'));
+    }, 240_000);
+    const live = ['bb1', 'bb2'].map((n) => json(['get', 'pod', n]).status.podIP as string);
+    podIps.bb1 = live[0];
+    podIps.bb2 = live[1];
+    // nothing stale: exactly one reservation, one result cache file and one flannel record per live pod
+    const c = await until('the CNI state of the dead sandboxes to be swept', () => {
+      const s = workerCni();
+      return Object.keys(s.res).length === live.length && s.results.length === live.length && s.flannel.length === live.length ? s : null;
+    }, 120_000).catch((e) => { throw new Error(`${(e as Error).message}\n${JSON.stringify(workerCni())}`); });
+    expect(Object.keys(c.res).sort()).toEqual([...live].sort());
+    expect(bridgePorts().length).toBe(live.length);
+    // nothing live touched: the pods reach each other and the other nodes
+    for (const ip of [live[1], podIps.f1, podIps.f2]) {
+      const r = await until(`bb1 → ${ip}`, () => kubectl(['exec', 'bb1', '--', 'ping', '-c', '1', '-W', '1', ip], true).code === 0 || null, 30_000);
+      expect(r).toBe(true);
+    }
+  });
+
+  it('a DaemonSet rolling update to a new image tag: the pods keep pinging throughout (no gap over a few seconds)', async () => {
+    expect(podIps.bb1).toBeTruthy();
+    const b = imageBuilder(path.join(base, 'images'));
+    const NEW = `localhost/flax:${pkg.version}-rollout`;
+    b.buildah(['tag', FLAX_IMAGE, NEW]);
+    worker!.ctr(['images', 'import', b.save(NEW, path.join(base, 'images', 'flax-rollout.tar'))]);
+    const target = podIps.f1;
+    const { spawn } = await import('node:child_process');
+    const pinger = spawn('nsenter', [`--net=/run/netns/${cp!.ns}`, '--', peerBin('kubectl'), '--kubeconfig', cp!.admin, 'exec', 'bb1', '--', 'ping', '-i', '0.2', '-W', '1', target], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // busybox ping's seq= of each reply: a gap in the sequence is time without connectivity (0.2 s per seq),
+    // whatever the kubectl exec stream's buffering does to arrival times
+    const stamps: number[] = [];
+    let buf = '';
+    pinger.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      buf += d;
+      const lines = buf.split('\n');
+      buf = lines.pop()!;
+      for (const l of lines) { const m = /bytes from .*seq=(\d+)/.exec(l); if (m) stamps.push(Number(m[1])); }
+    });
+    try {
+      await until('the pinger to start', () => stamps.length > 3 || null, 30_000, 200);
+      const oldPod = json(['get', 'pods', '-n', 'kube-flax', '-l', 'app=flax']).items.find((x: any) => x.spec.nodeName === 'w1').metadata.name;
+      kubectl(['-n', 'kube-flax', 'set', 'image', 'daemonset/kube-flax-ds', `kube-flax=${NEW}`, `install-cni=${NEW}`]);
+      kubectl(['-n', 'kube-flax', 'rollout', 'status', 'daemonset/kube-flax-ds', '--timeout=300s'], false);
+      const now = json(['get', 'pods', '-n', 'kube-flax', '-l', 'app=flax']).items.find((x: any) => x.spec.nodeName === 'w1');
+      expect(now.metadata.name).not.toBe(oldPod);
+      expect(now.spec.containers[0].image).toBe(NEW);
+      const n0 = stamps.length;
+      await until('pings after the rollout', () => stamps.length > n0 + 10 || null, 30_000, 200);
+    } finally {
+      pinger.kill('SIGINT');
+    }
+    let gap = 0;
+    for (let i = 1; i < stamps.length; i++) gap = Math.max(gap, (stamps[i] - stamps[i - 1]) * 200);
+    expect(gap, `longest gap between ping replies during the rollout: ${gap} ms (seq ${stamps[0]}..${stamps.at(-1)}, ${stamps.length} replies)`).toBeLessThan(5000);
   });
 });

@@ -54,7 +54,7 @@ export function startFlaxd(n: FlaxNode, logs: string, extra: string[] = []): Dae
 }
 
 /** A pod netns on the node, attached by dist/bin/flannel (CNI ADD) with flax.yml's conflist entry; returns its IPv4. */
-export function addPod(n: FlaxNode, conflist: any, pod: string, pluginDir = DIST_BIN, extraConf: Record<string, unknown> = {}): string {
+export function addPod(n: FlaxNode, conflist: any, pod: string, plugin = path.join(DIST_BIN, 'flannel'), cniPath = DIST_BIN, extraConf: Record<string, unknown> = {}): string {
   run('ip', ['netns', 'add', pod]);
   n.pods.push(pod);
   run('ip', ['-n', pod, 'link', 'set', 'lo', 'up']);
@@ -63,8 +63,8 @@ export function addPod(n: FlaxNode, conflist: any, pod: string, pluginDir = DIST
     subnetFile: n.subnetFile, dataDir: path.join(n.dir, 'var/lib/cni/flannel'), ipam: { dataDir: path.join(n.dir, 'var/lib/cni/networks') },
     ...extraConf,
   };
-  const r = run('nsenter', [`--net=${nsPath(n.ns)}`, '--', path.join(pluginDir, 'flannel')], {
-    env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', CNI_COMMAND: 'ADD', CNI_CONTAINERID: pod, CNI_NETNS: nsPath(pod), CNI_IFNAME: 'eth0', CNI_PATH: pluginDir, FLAX_CNI_SOCKET: '' },
+  const r = run('nsenter', [`--net=${nsPath(n.ns)}`, '--', plugin], {
+    env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', CNI_COMMAND: 'ADD', CNI_CONTAINERID: pod, CNI_NETNS: nsPath(pod), CNI_IFNAME: 'eth0', CNI_PATH: cniPath, FLAX_CNI_SOCKET: '' },
     input: JSON.stringify(conf), allowFail: true,
   });
   if (r.code !== 0) throw new Error(`flannel ADD on ${n.name}: ${r.stdout}${r.stderr}`);
@@ -74,4 +74,12 @@ export function addPod(n: FlaxNode, conflist: any, pod: string, pluginDir = DIST
 export function destroyPods(n: FlaxNode): void {
   for (const p of n.pods) run('ip', ['netns', 'del', p], { allowFail: true });
   n.pods = [];
+}
+
+/** real flanneld --kube-subnet-mgr on the node (NODE_NAME env, as outside a pod), same flags as startFlaxd's */
+export function startFlanneld(n: FlaxNode, logs: string, bin: string): Daemon {
+  n.agent = startDaemon(`flanneld-${n.name}`, ['nsenter', `--net=${nsPath(n.ns)}`, '--', bin,
+    '--kube-subnet-mgr', '--kubeconfig-file', n.kubeconfig, '--iface', 'eth0', '--ip-masq',
+    '--subnet-file', n.subnetFile, '--net-config-path', path.join(n.dir, 'net-conf.json')], logs, { ...process.env, NODE_NAME: n.name });
+  return n.agent;
 }
