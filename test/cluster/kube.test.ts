@@ -151,7 +151,10 @@ describe.skipIf(!!skipReason)('a real cluster: control plane + kubelet/container
     expect(r.stdout).toContain('daemonset.apps/kube-flax-ds');
     // RBAC exactly as flax.yml grants, nothing more
     const sa = 'system:serviceaccount:kube-flax:flax';
-    const can = (verb: string, res: string) => kubectl(['auth', 'can-i', verb, res, '--as', sa], true).stdout.trim();
+    const can = (verb: string, res: string) => {
+      const [r, sub] = res.split('/');
+      return kubectl(['auth', 'can-i', verb, r, ...(sub ? ['--subresource', sub] : []), '--as', sa, '-A'], true).stdout.trim();
+    };
     expect(can('watch', 'nodes')).toBe('yes');
     expect(can('patch', 'nodes/status')).toBe('yes');
     expect(can('update', 'nodes')).toBe('no');

@@ -185,6 +185,9 @@ export async function createWorker(o: { dir: string; name: string; ns: string; i
     '  disable_apparmor = true',
     '  enable_selinux = false',
     '  stream_server_address = "127.0.0.1"',
+    // root here lacks CAP_SYS_RESOURCE: runc cannot lower oom_score_adj below containerd's own (the sandbox's -998
+    // would make runc init fail: "can't get final child's PID from pipe: EOF"); CRI clamps it to containerd's instead
+    '  restrict_oom_score_adj = true',
     '  [plugins."io.containerd.grpc.v1.cri".containerd]',
     '    snapshotter = "overlayfs"',
     '    default_runtime_name = "runc"',
