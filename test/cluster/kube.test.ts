@@ -65,6 +65,7 @@ describe.skipIf(!!skipReason)('a real cluster: control plane + kubelet/container
   let rec: HostRecord | undefined;
   const others: FlaxNode[] = [];
   const podIps: Record<string, string> = {};
+  let flaxReady = false;
   const flaxYml = () => parseAllDocuments(readFileSync(path.join(ROOT, 'conf/flax.yml'), 'utf8')).map((d) => d.toJS()).filter(Boolean);
   const cm = () => flaxYml().find((o: any) => o.kind === 'ConfigMap').data as Record<string, string>;
   const prefix = `flaxk${process.pid % 100000}`;
@@ -180,9 +181,11 @@ describe.skipIf(!!skipReason)('a real cluster: control plane + kubelet/container
     expect(JSON.parse(node.metadata.annotations['flannel.alpha.coreos.com/backend-data']).VtepMAC).toMatch(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/);
     expect(node.status.conditions.find((c: any) => c.type === 'NetworkUnavailable')?.status).toBe('False');
     await until('Node w1 Ready', () => json(['get', 'node', 'w1']).status.conditions.find((c: any) => c.type === 'Ready')?.status === 'True');
+    flaxReady = true;
   });
 
   it('test pods on the worker get addresses from its podCIDR through flax (kubelet → CRI → CNI ADD) and reach each other', async () => {
+    expect(flaxReady, 'flax runs on the worker (the test before)').toBe(true);
     const podCIDR = json(['get', 'node', 'w1']).spec.podCIDR;
     const manifest = (n: string) => JSON.stringify({
       apiVersion: 'v1', kind: 'Pod', metadata: { name: n, namespace: 'default', labels: { 'flax-test': 'yes' } },

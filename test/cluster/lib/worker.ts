@@ -128,10 +128,11 @@ export function podPids(): number[] {
 export async function createWorker(o: { dir: string; name: string; ns: string; ip: string; kubeconfig: string; ca: string; rec: HostRecord; logs: string; dnsIp?: string }): Promise<Worker> {
   const { dir, name, ns, ip, rec } = o;
   const host = (p: string) => path.join(dir, 'host', p);
-  const binds: string[] = [];
+  // runc wants the source of HostToContainer (rslave) volumes on a shared or slave mount, and containerd looks at
+  // the first mount on /run/netns it finds (the host's own `ip netns` bind, in this private copy): both made shared
+  const binds: string[] = ['if mountpoint -q /run/netns; then mount --make-shared /run/netns; fi'];
   for (const p of HOST_DIRS) { rec.ensure(p); mkdirSync(host(p), { recursive: true }); binds.push(`mount --bind ${host(p)} ${p}`); }
   for (const p of HOST_FILES) { rec.ensure(p, true); mkdirSync(path.dirname(host(p)), { recursive: true }); writeFileSync(host(p), ''); binds.push(`mount --bind ${host(p)} ${p}`); }
-  // runc wants the source of HostToContainer (rslave) volumes on a shared or slave mount
   binds.push('mount --make-shared /run/netns');
   const holder = startDaemon(`${name}-holder`, ['nsenter', `--net=${nsPath(ns)}`, '--', 'unshare', '-m', '--propagation', 'private', '--',
     'sh', '-c', `set -e; ${binds.join('; ')}; echo mounted; exec sleep infinity`], o.logs);
