@@ -128,9 +128,10 @@ export function podPids(): number[] {
 export async function createWorker(o: { dir: string; name: string; ns: string; ip: string; kubeconfig: string; ca: string; rec: HostRecord; logs: string; dnsIp?: string }): Promise<Worker> {
   const { dir, name, ns, ip, rec } = o;
   const host = (p: string) => path.join(dir, 'host', p);
-  // runc wants the source of HostToContainer (rslave) volumes on a shared or slave mount, and containerd looks at
-  // the first mount on /run/netns it finds (the host's own `ip netns` bind, in this private copy): both made shared
-  const binds: string[] = ['if mountpoint -q /run/netns; then mount --make-shared /run/netns; fi'];
+  // containerd wants the source of HostToContainer (rslave) volumes on a shared or slave mount, and resolves
+  // /var/run/netns to the mount "/" (no symlink resolution): in this private copy everything is made rshared,
+  // as systemd does on a real node (it propagates nowhere outside: the copy was made private first)
+  const binds: string[] = ['mount --make-rshared /'];
   for (const p of HOST_DIRS) { rec.ensure(p); mkdirSync(host(p), { recursive: true }); binds.push(`mount --bind ${host(p)} ${p}`); }
   for (const p of HOST_FILES) { rec.ensure(p, true); mkdirSync(path.dirname(host(p)), { recursive: true }); writeFileSync(host(p), ''); binds.push(`mount --bind ${host(p)} ${p}`); }
   binds.push('mount --make-shared /run/netns');
