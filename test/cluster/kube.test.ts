@@ -110,6 +110,10 @@ describe.skipIf(!!skipReason)('a real cluster: control plane + kubelet/container
     run('nsenter', [`--net=/run/netns/${wNs}`, '--', 'nft', '-f', '-'], {
       input: `table ip flaxk-svc {\n chain out {\n  type nat hook output priority -100; policy accept;\n  ip daddr ${KUBERNETES_SVC} tcp dport 443 dnat to ${CP_IP}:443\n }\n}\n`,
     });
+    // a Kubernetes node's prerequisite (kubeadm's preflight checks it): forwarding on. Without it flax's ADD
+    // fails: its resident CNI server runs in the DaemonSet's unprivileged container, where /proc/sys is read-only
+    // (the reference bridge, exec'd on the host, would turn it on itself)
+    inNs(wNs, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
     await worker.startKubelet();
     await until('Node w1 registered with a podCIDR', () => {
       const r = kubectl(['get', 'node', 'w1', '-o', 'jsonpath={.spec.podCIDR}'], true);
