@@ -330,7 +330,11 @@ describe.skipIf(!!skipReason)('a real cluster: control plane + kubelet/container
     const cniBefore = workerCni();
     const portsBefore = bridgePorts().length;
     cp!.kubectl(['apply', '-f', '-'], { input: podManifest('hp', {}, [{ containerPort: 8080, hostPort: 18080, protocol: 'TCP' }]) });
-    const p = await runningPod('hp');
+    const p = await runningPod('hp', 120_000).catch(async (e) => {
+      // leave no half-made pod for the tests after this one
+      kubectl(['delete', 'pod', 'hp', '--wait=true', '--timeout=60s', '--force', '--grace-period=0'], true);
+      throw e;
+    });
     const ip = p.status.podIP as string;
     const f1 = others.find((n) => n.name === 'f1')!;
     const got = await until('hostPort 18080 from node f1', () => {
@@ -406,6 +410,8 @@ describe.skipIf(!!skipReason)('a real cluster: control plane + kubelet/container
     const stamps: number[] = [];
     let fails = 0;
     let buf = '';
+    let perr = '';
+    pinger.stderr!.setEncoding('utf8').on('data', (d: string) => { perr += d; });
     pinger.stdout!.setEncoding('utf8').on('data', (d: string) => {
       buf += d;
       const lines = buf.split('\n');
@@ -413,7 +419,7 @@ describe.skipIf(!!skipReason)('a real cluster: control plane + kubelet/container
       for (const l of lines) { const m = /^(ok|fail) ([\d.]+)/.exec(l); if (m) { if (m[1] === 'ok') stamps.push(Number(m[2])); else fails++; } }
     });
     try {
-      await until('the pinger to start', () => stamps.length > 3 || null, 30_000, 200);
+      await until('the pinger to start', () => stamps.length > 3 || null, 30_000, 200).catch((e) => { throw new Error(`${(e as Error).message}\nprobe stderr: ${perr}\nprobe exit: ${pinger.exitCode}`); });
       const oldPod = json(['get', 'pods', '-n', 'kube-flax', '-l', 'app=flax']).items.find((x: any) => x.spec.nodeName === 'w1').metadata.name;
       kubectl(['-n', 'kube-flax', 'set', 'image', 'daemonset/kube-flax-ds', `kube-flax=${NEW}`, `install-cni=${NEW}`]);
       kubectl(['-n', 'kube-flax', 'rollout', 'status', 'daemonset/kube-flax-ds', '--timeout=300s'], false);
