@@ -311,7 +311,8 @@ describe.skipIf(!!skipReason)('a real cluster: control plane + kubelet/container
     const nd = worker!.host('/var/lib/cni/networks/cbr0');
     if (existsSync(nd)) for (const f of readdirSync(nd)) if (/^\d+\.\d+\.\d+\.\d+$/.test(f)) res[f] = readFileSync(path.join(nd, f), 'utf8').split('\n')[0].trim();
     const ls = (d: string) => existsSync(d) ? readdirSync(d) : [];
-    return { res, results: ls(worker!.host('/var/lib/cni/results')), flannel: ls(worker!.host('/var/lib/cni/flannel')) };
+    // results: libcni's cache of the cbr0 attachments (containerd's go-cni also caches its own loopback ones, cni-loopback-*)
+    return { res, results: ls(worker!.host('/var/lib/cni/results')).filter((f) => f.startsWith('cbr0-')), flannel: ls(worker!.host('/var/lib/cni/flannel')) };
   };
   const workerFw = () => worker!.exec('nft', ['list', 'ruleset'], true).stdout;
   const bridgePorts = () => worker!.exec('sh', ['-c', 'ls /sys/class/net/cni0/brif 2>/dev/null || true'], true).stdout.split('\n').filter(Boolean);
