@@ -315,7 +315,8 @@ describe.skipIf(!!skipReason)('a real cluster: control plane + kubelet/container
     return { res, results: ls(worker!.host('/var/lib/cni/results')).filter((f) => f.startsWith('cbr0-')), flannel: ls(worker!.host('/var/lib/cni/flannel')) };
   };
   const workerFw = () => worker!.exec('nft', ['list', 'ruleset'], true).stdout;
-  const bridgePorts = () => worker!.exec('sh', ['-c', 'ls /sys/class/net/cni0/brif 2>/dev/null || true'], true).stdout.split('\n').filter(Boolean);
+  // (the worker's mount ns keeps the root netns's /sys: ask netlink in the worker's netns instead)
+  const bridgePorts = () => (JSON.parse(inNs(worker!.ns, 'ip', ['-j', 'link', 'show', 'master', 'cni0'], true).stdout || '[]') as { ifname: string }[]).map((l) => l.ifname);
   const podManifest = (n: string, extra: Record<string, unknown> = {}, ports?: unknown[]) => JSON.stringify({
     apiVersion: 'v1', kind: 'Pod', metadata: { name: n, namespace: 'default', labels: { 'flax-test': 'yes' } },
     spec: { nodeName: 'w1', terminationGracePeriodSeconds: 1, ...extra,
