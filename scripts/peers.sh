@@ -116,14 +116,24 @@ build_cni_flannel() {
   record cni-flannel "$CNI_FLANNEL_VERSION"
 }
 
+# Kubernetes v1.34 (kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kubectl):
+# scripts/peers-kube.sh (~20 min the first time on 2 cores); Debian's etcd 3.4 serves it.
+build_kube() {
+  FLAX_PEERS=$FLAX_PEERS bash "$(dirname "$0")/peers-kube.sh"
+  local v; v=$(cat "$FLAX_PEERS/bin/.kubelet.version" 2>/dev/null) || return 1
+  local e; e=$(etcd --version 2>/dev/null | awk '/etcd Version/ {print "v"$3}')
+  [ -z "$e" ] || record etcd "$e"
+}
+
 # ---- dispatch table: peer name -> build function (order = default order)
 declare -A PEERS=(
   [flanneld]=build_flanneld
   [plugins]=build_plugins
   [cnitool]=build_cnitool
   [cni-flannel]=build_cni_flannel
+  [kube]=build_kube
 )
-ORDER=(plugins cnitool flanneld)  # cni-flannel: not served, see above
+ORDER=(plugins cnitool flanneld kube)  # cni-flannel: not served, see above
 
 names=("$@")
 [ "${#names[@]}" -gt 0 ] || names=("${ORDER[@]}")

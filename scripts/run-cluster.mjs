@@ -1,7 +1,7 @@
 // `npm run test:cluster` (issue 22): builds the real peers into the cache
 // outside the repo (scripts/peers.sh, a no-op when cached), prints one
-// `peers:` line with each peer's version, runs the vitest project `cluster`
-// (test/cluster/) and ends with `cluster: N passed, M failed`.
+// `peers:` line with each peer's version, runs the vitest projects `peers`
+// and `cluster` (test/cluster/) and ends with `cluster: N passed, M failed`.
 // FLAX_PEERS moves the cache (default /var/cache/flax-peers).
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -40,7 +40,7 @@ console.log(`peers: ${parts.join(', ')}`);
 const tmp = mkdtempSync(path.join(tmpdir(), 'flax-cluster-'));
 const report = path.join(tmp, 'report.json');
 if (!existsSync(path.join(root, 'dist/bin/flax'))) { console.error('dist/bin is not built: run `npm run build`'); failedExtra++; }
-const r = spawnSync('npx', ['vitest', 'run', '--project', 'cluster', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`, ...args],
+const r = spawnSync('npx', ['vitest', 'run', '--project', 'peers', '--project', 'cluster', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`, ...args],
   { stdio: 'inherit', cwd: root, env: { ...process.env, FLAX_PEERS: peersDir } });
 let passed = 0, failed = 0, skipped = 0;
 try {

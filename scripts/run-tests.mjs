@@ -1,5 +1,5 @@
 // The README's test command (`npm test`): type-checks, runs every vitest
-// project but cluster (unit, integration, e2e; `npm run test:cluster` runs that one) and ends with the line
+// project but cluster (unit, integration, e2e, peers; `npm run test:cluster` runs that one) and ends with the line
 // `N passed, M failed` (skipped tests are counted apart).
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 const args = process.argv.slice(2);
-// the cluster project (real peers, scripts/run-cluster.mjs) runs only when asked for
-if (!args.some((a) => a === '--project' || a.startsWith('--project='))) args.unshift('--project', 'unit', '--project', 'integration', '--project', 'e2e');
+// the cluster project (a real kubelet cluster, scripts/run-cluster.mjs) runs only when asked for
+if (!args.some((a) => a === '--project' || a.startsWith('--project='))) args.unshift('--project', 'unit', '--project', 'integration', '--project', 'e2e', '--project', 'peers');
 const tmp = mkdtempSync(path.join(tmpdir(), 'flax-test-'));
 const report = path.join(tmp, 'report.json');
 let failedExtra = 0;

@@ -8,6 +8,7 @@
 #   e2e (real runtimes driving flax): podman (CNI backend on Debian 12), runc,
 #     containerd (+ ctr), busybox-static (the test rootfs; no registry is used).
 #   image (scripts/build-image.sh, test/e2e/image.test.ts): buildah.
+#   real cluster (test/cluster/kube.test.ts): openssl (its PKI), curl (health checks).
 #   flaxd's etcd store (test/integration/flaxd-etcd.test.ts starts its own
 #     etcd in a netns; it needs no etcd.service): etcd-server, etcd-client (3.4).
 #   overlay benchmark (scripts/bench-overlay.mjs): iperf3.
@@ -18,7 +19,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pkgs=(nftables iptables iproute2 iputils-ping util-linux containernetworking-plugins hyperfine build-essential python3
-  podman runc containerd busybox-static buildah etcd-server etcd-client iperf3 zsh)
+  podman runc containerd busybox-static buildah etcd-server etcd-client iperf3 zsh openssl curl)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")

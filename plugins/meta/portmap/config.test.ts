@@ -14,6 +14,14 @@ describe('loadPortMapConf', () => {
     expect(c).toMatchObject({ snat: true, masqAll: false, markMasqBit: 13, backend: undefined });
     expect(c.mappings).toEqual([{ hostPort: 80, containerPort: 8080, protocol: 'tcp', hostIP: '' }, { hostPort: 53, containerPort: 53, protocol: 'udp', hostIP: '2001:db8::1' }]);
   });
+  it('portMappings keys match as Go\'s encoding/json matches them (containerd CRI / go-cni sends HostPort, ContainerPort, Protocol, HostIP)', () => {
+    const c = loadPortMapConf(conf({ runtimeConfig: { portMappings: [{ HostPort: 18080, ContainerPort: 8080, Protocol: 'tcp', HostIP: '' }, { hostport: 53, CONTAINERPORT: 53, protocol: 'udp' }] } }));
+    expect(c.mappings).toEqual([{ hostPort: 18080, containerPort: 8080, protocol: 'tcp', hostIP: '' }, { hostPort: 53, containerPort: 53, protocol: 'udp', hostIP: '' }]);
+    // the exact key wins over a case variant
+    expect(loadPortMapConf(conf({ runtimeConfig: { portMappings: [{ hostPort: 81, HostPort: 82, containerPort: 80 }] } })).mappings[0].hostPort).toBe(81);
+    expect(code(() => loadPortMapConf(conf({ runtimeConfig: { portMappings: [{ Host_Port: 1, containerPort: 2 }] } })))).toBe(7);
+  });
+
   it('backend follows backend-specific options when unset; conflicting options are code 7', () => {
     expect(conditionsBackend(['!', '-s', 'x'])).toBe('iptables');
     expect(conditionsBackend(['ip saddr 1.2.3.4'])).toBe('nftables');

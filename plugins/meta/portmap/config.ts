@@ -13,12 +13,30 @@ import type { PortMapping, PortProto } from '../../pkg/nft/portmap';
 import { DEFAULT_MARK_BIT } from '../../pkg/nft/portmap-ipt';
 
 const port = z.number().check(z.int(), z.minimum(1), z.maximum(65535));
-const PortMapEntrySchema = z.looseObject({
+const ENTRY_KEYS = ['hostPort', 'containerPort', 'protocol', 'hostIP'];
+/**
+ * Keys matched as Go's encoding/json matches them: exactly, else ignoring
+ * case. containerd's CRI (go-cni's PortMapping has no json tags) sends
+ * `{"HostPort":18080,"ContainerPort":8080,"Protocol":"tcp","HostIP":""}`,
+ * which the reference portmap reads; so must we.
+ */
+export function goJsonKeys(v: unknown, keys: string[] = ENTRY_KEYS): unknown {
+  if (!v || typeof v !== 'object' || Array.isArray(v)) return v;
+  const src = v as Record<string, unknown>;
+  const out: Record<string, unknown> = { ...src };
+  for (const k of Object.keys(src)) {
+    if (keys.includes(k)) continue;
+    const canon = keys.find((c) => c.toLowerCase() === k.toLowerCase());
+    if (canon && !Object.hasOwn(src, canon)) { out[canon] = src[k]; delete out[k]; }
+  }
+  return out;
+}
+const PortMapEntrySchema = z.pipe(z.transform((v: unknown) => goJsonKeys(v)), z.looseObject({
   hostPort: port,
   containerPort: port,
   protocol: z.optional(z.string()),
   hostIP: z.optional(z.string()),
-});
+}));
 
 export const PortMapConfSchema = confSchema(z.extend(NetConfSchema, {
   backend: z.optional(z.enum(['iptables', 'nftables'])),
