@@ -13,11 +13,11 @@
  * The worker switches back to the server's namespace after each request; if
  * it cannot, it exits and the pool starts another.
  */
-import { closeSync, openSync } from 'node:fs';
+import { accessSync, closeSync, constants as fsConstants, openSync } from 'node:fs';
 import { parentPort, isMainThread, workerData } from 'node:worker_threads';
 import { CniError, ErrCode } from '../cni/errors';
 import { native } from '../native';
-import { clearNetnsAliases, isStranded, setNetnsAlias } from '../ns/ns';
+import { clearNetnsAliases, isStranded, setNetnsAlias, setSysctlRoot } from '../ns/ns';
 import { aboutLine, errorResponse, handle, type Response } from '../skel/skel';
 import { SERVED, SERVED_NAMES } from './plugins';
 import { netnsForExec, pathsOfCall, sameView, viewDifference } from './view';
@@ -105,6 +105,16 @@ function startWorker(): void {
   const realWrite = process.stderr.write.bind(process.stderr);
   const serverEnv = { ...process.env } as Record<string, string>;
   const answered = new Int32Array((workerData as CniWorkerData).answered);
+  // /proc/sys read-only here (a container that is not privileged, conf/flax.yml): the plugins'
+  // sysctls (ip_forward, route_localnet, …) are written through the caller's /proc instead
+  const ownSysctlsReadOnly = (() => {
+    try {
+      accessSync('/proc/sys/net/ipv4/ip_forward', fsConstants.W_OK);
+      return false;
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === 'EROFS';
+    }
+  })();
   // The caller gets its answer straight from here (no hop through the
   // server's thread). The fds that came with the request stay the server's
   // to close: a worker closing an fd it did not open draws a Node warning.
@@ -143,6 +153,7 @@ function startWorker(): void {
     let captured = '';
     let res: Response & { stderr?: string };
     try {
+      if (ownSysctlsReadOnly && m.rootFd !== undefined) setSysctlRoot(`/proc/self/fd/${m.rootFd}/proc/sys`);
       replaceEnv(env);
       process.stderr.write = ((chunk: string | Uint8Array) => {
         captured += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
@@ -154,6 +165,7 @@ function startWorker(): void {
     } finally {
       process.stderr.write = realWrite;
       clearNetnsAliases();
+      setSysctlRoot(null);
       replaceEnv(serverEnv);
     }
     let stranded = isStranded();

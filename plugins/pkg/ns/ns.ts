@@ -231,6 +231,18 @@ export function withNetns<T>(target: NetNS | string, fn: (ns: NetNS) => T): T {
 }
 
 const SYSCTL_ROOT = '/proc/sys';
+let sysctlRoot = SYSCTL_ROOT;
+
+/**
+ * Where net sysctls are read and written for the current call (null: /proc/sys).
+ * The resident CNI server's worker sets the caller's /proc/sys (through the
+ * caller's root directory fd) when its own is read-only, as in a container
+ * that is not privileged: a sysctl file under /proc/sys/net acts on the netns
+ * of the thread that opens it, whichever procfs mount it is reached through.
+ */
+export function setSysctlRoot(root: string | null): void {
+  sysctlRoot = root ?? SYSCTL_ROOT;
+}
 
 /**
  * Validates and normalises a sysctl key under net/: "net/ipv4/ip_forward"
@@ -243,7 +255,7 @@ export function sysctlPath(key: string): string {
   if (parts.length < 2 || parts[0] !== 'net' || parts.some((p) => p === '' || p === '.' || p === '..' || p.includes('\0'))) {
     throw new NetnsError(`invalid sysctl key ${JSON.stringify(key)} (must be under net/)`, key, 'EINVAL');
   }
-  return path.join(SYSCTL_ROOT, ...parts);
+  return path.join(sysctlRoot, ...parts);
 }
 
 /** Reads a net sysctl (trimmed) in `netns` (null = the current netns). */
