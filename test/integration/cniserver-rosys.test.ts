@@ -9,10 +9,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { probeCniServer } from '../../plugins/pkg/cniserver/probe';
 import { cni, ours, requireBuilt } from '../lib/cni';
 import { createTestNetns, destroyTestNetns, execIn } from '../lib/netns';
 
@@ -42,25 +42,6 @@ afterAll(async () => {
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 
-/** The server's STATUS answer (plugins/pkg/cniserver/probe.ts's request). */
-function serverInfo(): Promise<{ served: number; failed: number; deferred: number }> {
-  return new Promise((resolve, reject) => {
-    const name = Buffer.from('.status');
-    const h = Buffer.alloc(40);
-    h.write('FLAXCNI1', 0, 'latin1');
-    h.writeUInt32LE(name.length, 8);
-    const c = net.createConnection(socket);
-    const parts: Buffer[] = [];
-    c.on('data', (d) => parts.push(d));
-    c.on('error', reject);
-    c.on('end', () => {
-      const buf = Buffer.concat(parts);
-      resolve(JSON.parse(buf.toString('utf8', 32, 32 + Number(buf.readBigUInt64LE(16)))));
-    });
-    c.end(Buffer.concat([h, name]));
-  });
-}
-
 describe('CNI server with a read-only /proc/sys', () => {
   it('bridge (ip_forward) and portmap (route_localnet) ADD, CHECK-free DEL: served, the sysctls set in the caller\'s netns', async () => {
     const sysctl = (key: string) => execIn(host, 'cat', [`/proc/sys/${key}`]).trim();
@@ -80,6 +61,7 @@ describe('CNI server with a read-only /proc/sys', () => {
       expect(del.code, del.stdout + del.stderr).toBe(0);
     }
     // the server did them (none handed back to the standalone plugin, which would have written them itself)
-    expect(await serverInfo()).toMatchObject({ served: 4, failed: 0, deferred: 0 });
+    const st = await probeCniServer(socket);
+    expect(st.served && st.info).toMatchObject({ served: 4, failed: 0, deferred: 0 });
   });
 });
