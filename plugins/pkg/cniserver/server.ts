@@ -227,18 +227,26 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
   };
 
   /** A worker's used heap (bytes; -1 when it exits before answering). */
-  const workerHeap = (s: Slot) => new Promise<number>((resolve) => {
-    const on = (m: { heapUsed?: number }) => {
-      if (m.heapUsed === undefined) return;
+  /**
+   * Posts a service message (not a call) to a worker and resolves with what
+   * `pick` finds in its answer; `ifGone` when the worker exits first. A busy
+   * worker answers between the awaits of its call.
+   */
+  const askWorker = <T>(s: Slot, msg: object, pick: (m: Record<string, unknown>) => T | undefined, ifGone: T) => new Promise<T>((resolve) => {
+    const on = (m: Record<string, unknown>) => {
+      const v = pick(m);
+      if (v === undefined) return;
       s.worker.off('message', on);
       s.worker.off('exit', gone);
-      resolve(m.heapUsed);
+      resolve(v);
     };
-    const gone = () => { s.worker.off('message', on); resolve(-1); };
+    const gone = () => { s.worker.off('message', on); resolve(ifGone); };
     s.worker.on('message', on);
     s.worker.once('exit', gone);
-    s.worker.postMessage({ heapUsed: true });
+    s.worker.postMessage(msg);
   });
+  /** A worker's used heap (bytes; -1 when it exits before answering). */
+  const workerHeap = (s: Slot) => askWorker(s, { heapUsed: true }, (m) => m.heapUsed as number | undefined, -1);
 
   const pump = () => {
     while (queue.length) {
@@ -316,18 +324,7 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
     callsSinceTrim = 0;
     try {
       // each worker's heap first (V8 full GCs that shrink it), then the main thread's, then malloc's arenas
-      await Promise.all(slots.map((s) => new Promise<void>((resolve) => {
-        const done = (m: { memoryReduced?: boolean }) => {
-          if (!m.memoryReduced) return;
-          s.worker.off('message', done);
-          s.worker.off('exit', gone);
-          resolve();
-        };
-        const gone = () => { s.worker.off('message', done); resolve(); };
-        s.worker.on('message', done);
-        s.worker.once('exit', gone);
-        s.worker.postMessage({ reduceMemory: true });
-      })));
+      await Promise.all(slots.map((s) => askWorker(s, { reduceMemory: true }, (m) => (m.memoryReduced ? true : undefined), false)));
       n.lowMemoryNotification();
       n.mallocTrim();
     } finally {
