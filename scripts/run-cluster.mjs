@@ -4,9 +4,9 @@
 // and `cluster` (test/cluster/) and ends with `cluster: N passed, M failed`.
 // FLAX_PEERS moves the cache (default /var/cache/flax-peers).
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { runVitest } from './vitest-run.mjs';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -37,23 +37,9 @@ for (const n of order) {
 for (const [n, v] of versions) if (!order.includes(n)) parts.push(`${n} ${v}`);
 console.log(`peers: ${parts.join(', ')}`);
 
-const tmp = mkdtempSync(path.join(tmpdir(), 'flax-cluster-'));
-const report = path.join(tmp, 'report.json');
 if (!existsSync(path.join(root, 'dist/bin/flax'))) { console.error('dist/bin is not built: run `npm run build`'); failedExtra++; }
-const r = spawnSync('npx', ['vitest', 'run', '--project', 'peers', '--project', 'cluster', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`, ...args],
-  { stdio: 'inherit', cwd: root, env: { ...process.env, FLAX_PEERS: peersDir } });
-let passed = 0, failed = 0, skipped = 0;
-try {
-  const j = JSON.parse(readFileSync(report, 'utf8'));
-  passed = j.numPassedTests;
-  const brokenFiles = (j.testResults ?? []).filter((f) => f.status === 'failed' && !(f.assertionResults ?? []).some((a) => a.status === 'failed')).length;
-  failed = j.numFailedTests + brokenFiles;
-  skipped = (j.numPendingTests ?? 0) + (j.numTodoTests ?? 0);
-} catch {
-  failed++;
-  console.error('no vitest report was written');
-}
-rmSync(tmp, { recursive: true, force: true });
+const r = runVitest(['--project', 'peers', '--project', 'cluster', ...args], { cwd: root, env: { ...process.env, FLAX_PEERS: peersDir } });
+let { passed, failed, skipped } = r;
 failed += failedExtra;
 if (r.status !== 0 && failed === 0) failed = 1;
 console.log(`cluster: ${passed} passed, ${failed} failed` + (skipped ? `, ${skipped} skipped` : ''));
