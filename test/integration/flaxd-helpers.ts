@@ -54,6 +54,24 @@ export async function waitFor<T>(what: string, fn: () => T | undefined | false |
   }
 }
 
+/** A node's IPv6 underlay address (eth0), added by addV6Underlay. */
+export const ip6Of = (n: Node) => `fd77::1${n.i}`;
+
+/** IPv6 on the node namespaces (never the root one): sysctls, fd77::1<i>/64 on eth0 (no DAD). */
+export async function addV6Underlay(cl: Cluster): Promise<void> {
+  for (const n of cl.nodes) {
+    writeSysctl(n.ns, 'net.ipv6.conf.all.disable_ipv6', 0);
+    writeSysctl(n.ns, 'net.ipv6.conf.default.disable_ipv6', 0);
+    writeSysctl(n.ns, 'net.ipv6.conf.all.forwarding', 1);
+    const h = openHandleAt(n.ns);
+    try {
+      await h.addrAdd((await h.linkByName('eth0')).index, `${ip6Of(n)}/64`, { noDad: true });
+    } finally {
+      h.close();
+    }
+  }
+}
+
 export class Cluster {
   readonly tmp = mkdtempSync(path.join(tmpdir(), 'flaxd-it-'));
   readonly leaseDir = path.join(this.tmp, 'leases');

@@ -44,11 +44,10 @@ import { FakeKubeApi } from '../../plugins/agent/kube-fake-api';
 import { ANN } from '../../plugins/agent/kube-store';
 import { createTestNetns, destroyTestNetns, execIn, ipJson } from '../lib/netns';
 import { DIST_BIN, requireBuilt } from '../lib/cni';
-import { Cluster, NETWORK, type Node, pingFrom, sourceSeen, waitFor } from './flaxd-helpers';
+import { Cluster, NETWORK, type Node, addV6Underlay, ip6Of, pingFrom, sourceSeen, waitFor } from './flaxd-helpers';
 import { ETCD_URL, EtcdServer, requireEtcd, tearDownEtcdCluster } from './etcd-helpers';
 
 const NET6 = 'fc00::/48';
-const ip6Of = (n: Node) => `fd77::1${n.i}`;
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 
 interface Lease6 {
@@ -76,21 +75,6 @@ const leaseOf6 = (cl: Cluster, n: Node): Lease6 => {
   if (!l) throw new Error(`no lease for node ${n.i}`);
   return l;
 };
-
-/** IPv6 on the node namespaces (never the root one): sysctls, fd77::1<i>/64 on eth0 (no DAD). */
-async function addV6Underlay(cl: Cluster): Promise<void> {
-  for (const n of cl.nodes) {
-    writeSysctl(n.ns, 'net.ipv6.conf.all.disable_ipv6', 0);
-    writeSysctl(n.ns, 'net.ipv6.conf.default.disable_ipv6', 0);
-    writeSysctl(n.ns, 'net.ipv6.conf.all.forwarding', 1);
-    const h = openHandleAt(n.ns);
-    try {
-      await h.addrAdd((await h.linkByName('eth0')).index, `${ip6Of(n)}/64`, { noDad: true });
-    } finally {
-      h.close();
-    }
-  }
-}
 
 /** A pod behind the node's `vpod`: <prefix>.2/24 (when IPv4, by the helper) and <net6>2/64, default routes via .1 and <net6>1. */
 async function addPod6(cl: Cluster, n: Node, l: Lease6): Promise<void> {
