@@ -4,7 +4,7 @@
  * lease's empty IPv4 part is not shown).
  */
 import { type NetConfig } from './config';
-import { type ExternalInterface } from './iface';
+import { type ExternalInterface } from './backend/iface';
 import { type IPNet, formatNet, isEmptyNet } from './subnet';
 
 /** "10.244.1.0/24 + fc00:0:0:1::/64" */

@@ -27,11 +27,11 @@
  *    our own is written again from the lease we hold, at once (re-listed
  *    first, so a value caught mid-write by another writer is read again).
  */
-import { type Clock, type Lease, type LeaseStore, leaseKey, renewDelay, SUBNET_TTL_MS } from './lease';
+import { type Clock, type Lease, type LeaseStore, leaseKey, renewDelay, SUBNET_TTL_MS } from './store/lease';
 import { leaseSubnets } from './describe';
 import { type Logger } from './log';
-import { type ReconcileResult } from './vxlan/network';
-import { type LeaseEvent, type LeaseListing, LeaseWatcher, type PeersNow, type StoreEvent, type UnreadableLease } from './watcher';
+import { type ReconcileResult } from './backend/vxlan/network';
+import { type LeaseEvent, type LeaseListing, LeaseWatcher, type PeersNow, type StoreEvent, type UnreadableLease } from './store/watcher';
 
 /** Our own lease left the store: fatal, as in flanneld. */
 export class LeaseRevokedError extends Error {}

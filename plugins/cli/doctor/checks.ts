@@ -5,8 +5,8 @@
  * (device, address, peer, file) so a person or a script can act on it.
  * No I/O here: every check is unit-tested from hand-written facts.
  */
-import type { Lease } from '../../agent/lease';
-import { type DeviceState, type VxlanPeer, describeAction, planVxlan } from '../../agent/vxlan/plan';
+import type { Lease } from '../../agent/store/lease';
+import { type DeviceState, type VxlanPeer, describeAction, planVxlan } from '../../agent/backend/vxlan/plan';
 import { type IPNet, formatIp, formatNet, netContains, netContainsNet, parseCidr, parseIp } from '../../agent/subnet';
 import type { SubnetEnv } from '../../meta/flannel/subnet-env';
 
