@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { planRoutesDelta, planVxlanDelta } from './delta';
 import { type Lease, vxlanBackendData } from '../store/lease';
 import { parseCidr } from '../subnet';
-import { type LeaseEvent } from '../store/watcher';
+import { type LeaseEvent } from '../store/lease';
 
 const NET = parseCidr('10.244.0.0/16');
 const vx = (i: number, mac = `02:00:00:00:00:0${i}`, pub = `192.168.0.${i}`): Lease =>

@@ -11,9 +11,8 @@
  *    order of the full plan.
  * `current` is every peer's lease after the events (our own excluded).
  */
-import { type Lease } from '../store/lease';
+import { type Lease, type LeaseEvent } from '../store/lease';
 import { type IPNet } from '../subnet';
-import { type LeaseEvent } from '../store/watcher';
 import { type RouteAction, hostGwPeers } from './hostgw/plan';
 import { type Action, type Plan, type VxlanPeer, peersFromLeases, planVxlan } from './vxlan/plan';
 

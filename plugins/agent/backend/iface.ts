@@ -12,7 +12,7 @@
  * --public-ipv6, when given, are what the lease publishes instead.
  */
 import { AF_INET, AF_INET6, type Addr, type Link, type NetlinkHandle } from '../../pkg/netlink';
-import { ConfigError } from '../config';
+import { ConfigError, type Families } from '../config';
 import { formatIp, parseIp } from '../subnet';
 
 export interface ExternalInterface {
@@ -36,11 +36,6 @@ export interface IfaceSelection {
   publicIpv6?: string;
 }
 
-/** The families the network config enables (EnableIPv4, EnableIPv6). */
-export interface Families {
-  v4: boolean;
-  v6: boolean;
-}
 const V4_ONLY: Families = { v4: true, v6: false };
 
 const IFA_F_DEPRECATED = 0x20;
@@ -134,4 +129,12 @@ export async function lookupExtIface(h: NetlinkHandle, sel: IfaceSelection, fam:
   const r = selectExtIface(sel, links, addrs, def?.oif, fam, def6?.oif, canReach);
   if ('error' in r) throw new ConfigError(r.error);
   return r;
+}
+
+/** "eth0 (192.168.77.11, public 192.168.77.11; fd77::11, public fd77::11; mtu 1500)" */
+export function describeExt(e: ExternalInterface): string {
+  const parts: string[] = [];
+  if (e.ifaceAddr) parts.push(`${e.ifaceAddr}, public ${e.publicIP}`);
+  if (e.ifaceV6Addr) parts.push(`${e.ifaceV6Addr}, public ${e.publicIPv6}`);
+  return `${e.link.name} (${[...parts, `mtu ${e.link.mtu}`].join('; ')})`;
 }

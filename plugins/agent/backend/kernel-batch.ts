@@ -15,6 +15,18 @@ import { type Action, type Plan, describeAction } from './vxlan/plan';
 export const TRANSIENT = new Set(['ENOBUFS', 'EBUSY', 'EAGAIN', 'EINTR']);
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Runs a kernel call, retrying transient errors with a short backoff. */
+export async function retryKernel<T>(fn: () => Promise<T>, attempts = 5, sleep = pause): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (i >= attempts || !(e instanceof NetlinkError) || !TRANSIENT.has(e.code)) throw e;
+      await sleep(10 * 2 ** i);
+    }
+  }
+}
+
 /** One result per request (null = done); transient failures retried up to `attempts` rounds. */
 export async function runBatch(h: NetlinkHandle, reqs: readonly BatchRequest[], attempts = 5, sleep = pause): Promise<Array<Error | null>> {
   const out: Array<Error | null> = new Array(reqs.length).fill(null);

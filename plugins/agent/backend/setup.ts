@@ -20,13 +20,14 @@ import { type NetlinkHandle } from '../../pkg/netlink';
 import { readSysctl } from '../../pkg/ns';
 import { ConfigError, type NetConfig, parseVxlanConfig } from '../config';
 import { type ExternalInterface } from './iface';
-import { type Lease, type LeaseAttrs, type LeaseStore, findOwnLease, parseVxlanBackendData, vxlanBackendData } from '../store/lease';
+import { type Lease, type LeaseAttrs, type LeaseStore, parseVxlanBackendData, vxlanBackendData } from '../store/lease';
+import { findOwnLease } from '../store/acquire';
 import { type Logger } from '../log';
-import { type ApplyResult, type LoopParts } from '../loop';
+import { type ApplyResult, type PeerNetwork, type ReconcileResult } from './types';
 import { type IPNet } from '../subnet';
 import { DirectRoutes, HostGwNetwork } from './hostgw/network';
 import { ensureVxlanDevice, VXLAN_OVERHEAD, VXLAN6_OVERHEAD, type VxlanDeviceWant } from './vxlan/device';
-import { type ReconcileResult, VxlanNetwork } from './vxlan/network';
+import { VxlanNetwork } from './vxlan/network';
 
 export const BACKENDS = ['vxlan', 'host-gw'] as const;
 
@@ -34,7 +35,7 @@ export interface Backend {
   attrs: LeaseAttrs;
   /** FLANNEL_MTU */
   mtu: number;
-  network(own: Lease): LoopParts['net'];
+  network(own: Lease): PeerNetwork;
 }
 
 export interface BackendParts {
@@ -45,7 +46,7 @@ export interface BackendParts {
   log: Logger;
 }
 
-type Net = LoopParts['net'];
+type Net = PeerNetwork;
 
 /**
  * Reconciles (and applies store events to) each family's network in turn; a

@@ -8,7 +8,8 @@ import { EventEmitter } from 'node:events';
 import { describe, expect, it, vi } from 'vitest';
 import { parseNetConfig } from '../config';
 import { EtcdLeaseStore, type EtcdClient, etcdClientOptions, normaliseEndpoint } from './etcd';
-import { type LeaseAttrs, LeaseExistsError, SUBNET_TTL_MS, acquireLease, vxlanBackendData } from './lease';
+import { type LeaseAttrs, LeaseExistsError, SUBNET_TTL_MS, vxlanBackendData } from './lease';
+import { acquireLease } from './acquire';
 import { type Logger } from '../log';
 import { formatNet, parseCidr } from '../subnet';
 

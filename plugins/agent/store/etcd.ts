@@ -26,11 +26,11 @@ import fs from 'node:fs';
 import type { Etcd3, IKeyValue, IOptions, IWatchResponse, Watcher } from 'etcd3';
 import { ConfigError } from '../config';
 import { configKey, createIfAbsentTxn, leaseEtcdKey, leasePut, leasesRange, parseLeaseKv, subnetsDir, toLease, ttlSeconds } from './etcd-keys';
-import { type Clock, type Lease, type LeaseAttrs, LeaseExistsError, type LeaseStore, leaseKey } from './lease';
+import { type AcquireHints, type Clock, type Lease, type LeaseAttrs, type LeaseEvent, LeaseExistsError, type LeaseListing, type LeaseStore, leaseKey, listing, type StoreEvent, type UnreadableLease } from './lease';
+import { acquireLease } from './acquire';
 import { type Logger } from '../log';
 import { Backoff, Closers } from './watch-life';
 import { type IPNet, parseSubnetKey } from '../subnet';
-import { type LeaseEvent, type LeaseListing, listing, type StoreEvent, type UnreadableLease } from './watcher';
 
 export interface EtcdStoreOptions {
   endpoints: string[];
@@ -105,16 +105,19 @@ export class EtcdLeaseStore {
   readonly #closers = new Closers();
   /** TTL requests in flight by etcd lease ID (keys sharing a lease ask once) */
   #ttlAsks = new Map<string, Promise<number>>();
+  /** `<prefix>/config` as open() read it (text null when absent) */
+  netConfig?: { where: string; text: string | null };
 
   /** `client`: an etcd3 client (open() makes one); tests pass a fake of the same calls. */
   constructor(readonly client: EtcdClient, readonly opts: EtcdStoreOptions) {}
 
   /**
    * Connects (a read of `<prefix>/config`, retried with backoff a bounded
-   * number of times) and returns the store with that config's text (null
-   * when the key is absent). Unreachable → ConfigError naming the endpoints.
+   * number of times) and returns the store holding that config's text
+   * (netConfig; null when the key is absent). Unreachable → ConfigError
+   * naming the endpoints.
    */
-  static async open(opts: EtcdStoreOptions): Promise<{ store: EtcdLeaseStore; netConfig: string | null }> {
+  static async open(opts: EtcdStoreOptions): Promise<EtcdLeaseStore> {
     const clientOpts = etcdClientOptions(opts);
     const { Etcd3 } = await import('etcd3');
     const store = new EtcdLeaseStore(new Etcd3(clientOpts), opts);
@@ -125,7 +128,8 @@ export class EtcdLeaseStore {
       try {
         const r = await store.client.kv.range({ key: Buffer.from(configKey(opts.prefix)) }, store.#call());
         opts.log.info(`etcd ${clientOpts.hosts} reached, prefix ${opts.prefix}`);
-        return { store, netConfig: r.kvs.length ? r.kvs[0].value.toString('utf8') : null };
+        store.netConfig = { where: configKey(opts.prefix), text: r.kvs.length ? r.kvs[0].value.toString('utf8') : null };
+        return store;
       } catch (e) {
         if (i >= attempts) {
           store.close();
@@ -350,13 +354,14 @@ export class EtcdLeaseStore {
     });
   }
 
+  acquire(attrs: LeaseAttrs, hints: AcquireHints): Promise<Lease> {
+    return acquireLease({ ...hints, store: this }, attrs);
+  }
+
   close(): void {
     this.#closers.closeAll();
     this.client.close();
   }
 }
 
-export const openEtcdLeaseStore = async (opts: EtcdStoreOptions) => {
-  const r = await EtcdLeaseStore.open(opts);
-  return { store: r.store satisfies LeaseStore, netConfig: r.netConfig };
-};
+export const openEtcdLeaseStore = async (opts: EtcdStoreOptions): Promise<LeaseStore> => EtcdLeaseStore.open(opts);

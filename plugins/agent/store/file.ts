@@ -19,8 +19,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { lockFile } from '../../pkg/lock';
-import { type Clock, type Lease, type LeaseAttrs, LeaseExistsError, type LeaseStore, marshalLeaseAttrs, unmarshalLeaseAttrs } from './lease';
-import { type LeaseListing, listing, type StoreEvent, type UnreadableLease } from './watcher';
+import { type AcquireHints, type Clock, type Lease, type LeaseAttrs, LeaseExistsError, type LeaseListing, type LeaseStore, listing, marshalLeaseAttrs, type StoreEvent, type UnreadableLease, unmarshalLeaseAttrs } from './lease';
+import { acquireLease } from './acquire';
 import { Closers } from './watch-life';
 import { type IPNet, parseSubnetKey, subnetKey } from '../subnet';
 import { writeFileAtomic } from '../subnet-env';
@@ -72,7 +72,14 @@ export class FileLeaseStore {
   constructor(readonly opts: FileStoreOptions) {
     this.subnetsDir = path.join(opts.dir, 'subnets');
     this.#lockPath = path.join(opts.dir, '.lock');
-    fs.mkdirSync(this.subnetsDir, { recursive: true, mode: 0o755 });
+  }
+
+  /** The directory, made on first use (flaxd opens its store before it reads the network config: a refused start makes none). */
+  #made = false;
+  #dir(): string {
+    if (!this.#made) fs.mkdirSync(this.subnetsDir, { recursive: true, mode: 0o755 });
+    this.#made = true;
+    return this.subnetsDir;
   }
 
   #file(sn: IPNet, sn6: IPNet | undefined): string {
@@ -81,6 +88,7 @@ export class FileLeaseStore {
 
   /** Runs fn holding the directory's exclusive lock. fn is synchronous, so one thread never waits on itself. */
   #locked<T>(fn: () => T): T {
+    this.#dir();
     const lock = lockFile(this.#lockPath);
     try {
       return fn();
@@ -134,7 +142,7 @@ export class FileLeaseStore {
    * file unchanged since the last list is not read again (a thousand leases: a stat each).
    */
   async list(): Promise<LeaseListing> {
-    const names = fs.readdirSync(this.subnetsDir).filter((n) => n.endsWith(SUFFIX) && !n.startsWith('.'));
+    const names = fs.readdirSync(this.#dir()).filter((n) => n.endsWith(SUFFIX) && !n.startsWith('.'));
     const cache = new Map<string, { id: string; read: Read }>();
     for (const n of names) {
       let id: string;
@@ -218,7 +226,7 @@ export class FileLeaseStore {
     };
     let watcher: fs.FSWatcher | undefined;
     try {
-      watcher = fs.watch(this.subnetsDir, { persistent: false }, fire);
+      watcher = fs.watch(this.#dir(), { persistent: false }, fire);
       watcher.on('error', (e) => this.opts.warn?.(`watching ${this.subnetsDir}: ${e.message}; relying on the periodic re-list`));
       // no revision to watch from: a lease written between the caller's last
       // list and this watch is caught by one re-list once the watch is in place
@@ -234,6 +242,10 @@ export class FileLeaseStore {
       if (pending) clearImmediate(pending);
       watcher?.close();
     });
+  }
+
+  acquire(attrs: LeaseAttrs, hints: AcquireHints): Promise<Lease> {
+    return acquireLease({ ...hints, store: this }, attrs);
   }
 
   close(): void {

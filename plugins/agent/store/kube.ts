@@ -17,39 +17,20 @@
  *    unreadable (listed and watched as such, naming the Node), never a
  *    removal: only a deleted Node (or one no longer flannel-managed) is.
  * An API outage never stops the agent: list() answers the last nodes it read.
- * The client module is loaded on first use, so other modes never load it.
+ * The client module is loaded on first use (kube-api.ts), so other modes never load it.
  */
-import { ConfigError } from '../config';
-import { type Lease, type LeaseAttrs, type LeaseStore } from './lease';
-import { type LeaseListing, listing, type StoreEvent, type UnreadableLease } from './watcher';
+import { ConfigError, type Families, type NetConfig } from '../config';
+import { type Lease, type LeaseAttrs, type LeaseListing, type LeaseStore, listing, type StoreEvent, type UnreadableLease } from './lease';
 import { type Logger } from '../log';
 import { Backoff, Closers } from './watch-life';
 import { EMPTY_V4, formatNet, type IPNet, netContainsNet, parseCidr, parseIp, formatIp } from '../subnet';
-import { type Families } from '../backend/iface';
+import { errText, type KubeApi, type KubeConnectOptions, type KubeNode, openKubeApi } from './kube-api';
 import { type AnnotationNames, annotationNames, DEFAULT_ANNOTATION_PREFIX } from './kube-annotations';
 
 export const ANN_PREFIX = DEFAULT_ANNOTATION_PREFIX;
 /** flannel's annotation names under the default prefix (--kube-annotation-prefix: annotationNames()) */
 export const ANN: AnnotationNames = annotationNames(ANN_PREFIX);
 const ANN_DEFAULT = ANN;
-
-/** The part of a v1 Node the store reads. */
-export interface KubeNode {
-  metadata?: { name?: string; annotations?: Record<string, string>; resourceVersion?: string };
-  spec?: { podCIDR?: string; podCIDRs?: string[] };
-}
-
-/** The API calls the store makes (openKubeApi implements them with @kubernetes/client-node). */
-export interface KubeApi {
-  readNode(name: string): Promise<KubeNode>;
-  listNodes(): Promise<{ items: KubeNode[]; resourceVersion?: string }>;
-  /** JSON merge patch of the Node's metadata (sent to nodes/status, as flanneld does) */
-  patchNode(name: string, body: unknown): Promise<void>;
-  /** strategic merge patch of nodes/status */
-  patchNodeStatus(name: string, body: unknown): Promise<void>;
-  /** a Node watch; done is called once when it ends (error or closed by the server) */
-  watchNodes(resourceVersion: string | undefined, onEvent: (type: string, node: KubeNode) => void, done: (err: unknown) => void): Promise<{ abort(): void }>;
-}
 
 export interface KubeStoreOptions {
   nodeName: string;
@@ -59,8 +40,6 @@ export interface KubeStoreOptions {
   /** --set-node-network-unavailable (default true): set NetworkUnavailable=False once acquired, as flanneld */
   setNodeNetworkUnavailable?: boolean;
 }
-
-const errText = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split('\n')[0];
 
 /** The node's pod CIDR of one family (spec.podCIDRs first, then spec.podCIDR); undefined when none. */
 export function nodePodCidr(n: KubeNode, v6 = false): IPNet | undefined {
@@ -218,8 +197,8 @@ export class KubeLeaseStore {
   }
 
   /** The families of the network config (EnableIPv4, EnableIPv6): which pod CIDRs and annotations make a lease. */
-  useFamilies(fam: Families & { network?: IPNet; ipv6Network?: IPNet }): void {
-    this.#fam = fam;
+  useConfig(c: Pick<NetConfig, 'enableIPv4' | 'enableIPv6' | 'network' | 'ipv6Network'>): void {
+    this.#fam = { v4: c.enableIPv4, v6: c.enableIPv6, network: c.network, ipv6Network: c.ipv6Network };
   }
 
   /**
@@ -357,52 +336,6 @@ export class KubeLeaseStore {
   close(): void {
     this.#closers.closeAll();
   }
-}
-
-export interface KubeConnectOptions {
-  kubeconfigFile?: string;
-  kubeApiUrl?: string;
-}
-
-/** The KubeApi over @kubernetes/client-node (loaded here, on first use): kubeconfig file, else --kube-api-url, else in-cluster. */
-export async function openKubeApi(o: KubeConnectOptions): Promise<KubeApi> {
-  const k8s = await import('@kubernetes/client-node');
-  const kc = new k8s.KubeConfig();
-  try {
-    if (o.kubeconfigFile) kc.loadFromFile(o.kubeconfigFile);
-    else if (o.kubeApiUrl) kc.loadFromClusterAndUser({ name: 'flax', server: o.kubeApiUrl, skipTLSVerify: false }, { name: 'flax' });
-    else kc.loadFromCluster();
-  } catch (e) {
-    throw new ConfigError(`kube config: ${errText(e)}`);
-  }
-  if (o.kubeApiUrl && o.kubeconfigFile) {
-    const c = kc.getCurrentCluster();
-    if (c) kc.clusters = kc.clusters.map((x) => (x === c ? { ...c, server: o.kubeApiUrl! } : x));
-  }
-  const core = kc.makeApiClient(k8s.CoreV1Api);
-  const merge = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
-  const strategic = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.StrategicMergePatch);
-  const watch = new k8s.Watch(kc);
-  return {
-    readNode: async (name) => (await core.readNode({ name })) as KubeNode,
-    listNodes: async () => {
-      const r = await core.listNode();
-      return { items: r.items as KubeNode[], resourceVersion: r.metadata?.resourceVersion };
-    },
-    // through nodes/status, as flanneld does: its ClusterRole (and conf/flax.yml's) grants
-    // patch on nodes/status only, and the status subresource takes metadata changes too
-    patchNode: async (name, body) => {
-      await core.patchNodeStatus({ name, body }, merge);
-    },
-    patchNodeStatus: async (name, body) => {
-      await core.patchNodeStatus({ name, body }, strategic);
-    },
-    watchNodes: async (rv, onEvent, done) => {
-      const ac = await watch.watch('/api/v1/nodes', rv ? { resourceVersion: rv, allowWatchBookmarks: true } : { allowWatchBookmarks: true },
-        (type, obj) => onEvent(type, obj as KubeNode), done);
-      return { abort: () => ac.abort() };
-    },
-  };
 }
 
 export async function openKubeLeaseStore(o: KubeConnectOptions & KubeStoreOptions): Promise<KubeLeaseStore> {

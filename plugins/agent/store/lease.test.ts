@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { parseNetConfig } from '../config';
 import { FakeLeaseStore } from '../../../test/lib/agent/fake-store';
-import { type Lease, type LeaseAttrs, acquireLease, leaseKey, marshalLeaseAttrs, parseVxlanBackendData, renewDelay, SUBNET_TTL_MS, unmarshalLeaseAttrs, vxlanBackendData } from './lease';
+import { type Lease, type LeaseAttrs, leaseKey, marshalLeaseAttrs, parseVxlanBackendData, renewDelay, SUBNET_TTL_MS, unmarshalLeaseAttrs, vxlanBackendData } from './lease';
+import { acquireLease } from './acquire';
 import { formatNet, parseCidr } from '../subnet';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');

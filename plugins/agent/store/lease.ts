@@ -8,17 +8,16 @@
  *  - TTL 24 h, renewed `renewMargin` before expiry; a key without TTL is a
  *    reservation (never expires, never renewed).
  * The LeaseStore interface is what every store (file, etcd, kube)
- * implements; acquireLease is flanneld's tryAcquireLease over it. An
+ * implements (flannel's subnet.Manager): leases, their events, acquiring
+ * ours, and what the store holds besides (network config, stored public
+ * IPs); acquire.ts is flanneld's tryAcquireLease over it. An
  * IPv6-only lease has flannel's empty IPv4 subnet (0.0.0.0/0, PublicIP
  * "0.0.0.0"): key `0.0.0.0-0&fc00:0:0:1::-64`.
  */
-import { type IPNet, EMPTY_V4, formatNet, isEmptyNet, netEqual, netOverlaps, parseIp, subnetKey, formatIp } from '../subnet';
+import { type IPNet, formatNet, isEmptyNet, parseIp, subnetKey, formatIp } from '../subnet';
 import { type NetConfig } from '../config';
-import { freeSubnets } from './alloc';
-import { leaseSubnets } from '../describe';
 
 export const SUBNET_TTL_MS = 24 * 3600 * 1000;
-export const RACE_RETRIES = 10;
 
 export interface LeaseAttrs {
   publicIP: string;
@@ -93,32 +92,40 @@ export function parseVxlanBackendData(d: unknown): VxlanLeaseAttrs | null {
 
 export class LeaseExistsError extends Error {}
 
-/** What a subnet registry offers the agent. Implementations: FileLeaseStore; FakeLeaseStore for tests. */
-export interface LeaseStore {
-  /** Every lease that has not expired; the keys whose value cannot be parsed in `unreadable` (not in the array). */
-  list(): Promise<import('./watcher').LeaseListing>;
-  /** Creates the key only if absent (or expired); LeaseExistsError otherwise. ttlMs 0 = reservation. Returns the expiration. */
-  create(sn: IPNet, sn6: IPNet | undefined, attrs: LeaseAttrs, ttlMs: number): Promise<number | null>;
-  /** Writes the key whether or not it exists (renewal, attribute change). Returns the expiration. */
-  update(sn: IPNet, sn6: IPNet | undefined, attrs: LeaseAttrs, ttlMs: number): Promise<number | null>;
-  delete(sn: IPNet, sn6: IPNet | undefined): Promise<void>;
-  /**
-   * Calls onChange whenever leases may have changed: with the events when the
-   * store knows them (added = created, renewed or changed; removed = deleted
-   * or expired; unreadable = a value that cannot be parsed, no removal; the
-   * agent applies them to the peers it knows), without (re-list) when not.
-   */
-  watch(onChange: (events?: import('./watcher').StoreEvent[]) => void): { close(): void };
-  close(): void;
+/** "10.244.1.0/24 + fc00:0:0:1::/64" (an IPv6-only lease's empty IPv4 part not shown) */
+export const leaseSubnets = (l: { subnet: IPNet; ipv6Subnet?: IPNet }): string =>
+  [isEmptyNet(l.subnet) ? '' : formatNet(l.subnet), l.ipv6Subnet && !isEmptyNet(l.ipv6Subnet) ? formatNet(l.ipv6Subnet) : ''].filter(Boolean).join(' + ');
+
+export interface LeaseEvent {
+  type: 'added' | 'removed';
+  lease: Lease;
+  /** on an 'added' that replaces a known peer's lease (its attributes changed): the lease it replaces */
+  old?: Lease;
 }
 
-export interface Clock {
-  now(): number;
+/** A lease key whose value could not be parsed: `where` names it (file path, etcd key, Node), `why` says what is wrong. */
+export interface UnreadableLease {
+  subnet: IPNet;
+  ipv6Subnet?: IPNet;
+  where: string;
+  why: string;
 }
-export const systemClock: Clock = { now: () => Date.now() };
 
-export interface AcquireContext {
-  store: LeaseStore;
+/** What a store's watch reports: lease events, and keys whose new value cannot be read (no removal). */
+export type StoreEvent = LeaseEvent | ({ type: 'unreadable' } & UnreadableLease);
+
+/** A store's listing: the leases it could read, and the keys it could not (left out of the array). */
+export type LeaseListing = Lease[] & { unreadable?: UnreadableLease[] };
+
+/** A listing with its unreadable keys attached. */
+export function listing(leases: Lease[], unreadable: readonly UnreadableLease[]): LeaseListing {
+  const l: LeaseListing = leases;
+  if (unreadable.length) l.unreadable = [...unreadable];
+  return l;
+}
+
+/** What acquire() takes besides the attributes: the network config, the previous subnets, randomness, a log. */
+export interface AcquireHints {
   config: NetConfig;
   /** the subnets of a previous subnet.env (FLANNEL_SUBNET, FLANNEL_IPV6_SUBNET), if any */
   prevSubnet?: IPNet;
@@ -128,126 +135,48 @@ export interface AcquireContext {
   log?: (msg: string) => void;
 }
 
-/** flannel isSubnetConfigCompat: inside [SubnetMin, SubnetMax] with SubnetLen (IPv6-only: the empty IPv4 part). */
-export const isSubnetCompat = (c: NetConfig, sn: IPNet): boolean => (!c.enableIPv4
-  ? isEmptyNet(sn)
-  : !sn.v6 && sn.ip >= c.subnetMin && sn.ip <= c.subnetMax && sn.prefixLen === c.subnetLen);
-
-/** flannel isIPv6SubnetConfigCompat: without IPv6 there must be no IPv6 part; with it, inside [IPv6SubnetMin, IPv6SubnetMax] with IPv6SubnetLen. */
-export const isIPv6SubnetCompat = (c: NetConfig, sn6: IPNet | undefined): boolean => (!c.enableIPv6
-  ? isEmptyNet(sn6)
-  : !!sn6 && sn6.v6 && !isEmptyNet(sn6) && sn6.ip >= c.ipv6SubnetMin && sn6.ip <= c.ipv6SubnetMax && sn6.prefixLen === c.ipv6SubnetLen);
-
 /**
- * Our lease in a listing: the one carrying our PublicIP (flanneld's
- * findLeaseByIP), or in an IPv6-only network our PublicIPv6.
+ * What a subnet registry offers the agent (flannel's subnet.Manager).
+ * Implementations: the file, etcd and kube stores (file.ts, etcd.ts,
+ * kube.ts); the tests' FakeLeaseStore.
  */
-export function findOwnLease(leases: readonly Lease[], config: Pick<NetConfig, 'enableIPv4'>, attrs: Pick<LeaseAttrs, 'publicIP' | 'publicIPv6'>): Lease | undefined {
-  return config.enableIPv4 ? leases.find((l) => l.attrs.publicIP === attrs.publicIP)
-    : leases.find((l) => attrs.publicIPv6 !== null && l.attrs.publicIPv6 === attrs.publicIPv6);
+export interface LeaseStore {
+  /** Every lease that has not expired; the keys whose value cannot be parsed in `unreadable` (not in the array). */
+  list(): Promise<LeaseListing>;
+  /** Creates the key only if absent (or expired); LeaseExistsError otherwise. ttlMs 0 = reservation. Returns the expiration. */
+  create(sn: IPNet, sn6: IPNet | undefined, attrs: LeaseAttrs, ttlMs: number): Promise<number | null>;
+  /** Writes the key whether or not it exists (renewal, attribute change). Returns the expiration. */
+  update(sn: IPNet, sn6: IPNet | undefined, attrs: LeaseAttrs, ttlMs: number): Promise<number | null>;
+  delete(sn: IPNet, sn6: IPNet | undefined): Promise<void>;
+  /**
+   * Our lease (AcquireLease): the file and etcd stores choose a subnet and
+   * create its key (acquireLease); the kube store takes our Node's pod CIDRs.
+   */
+  acquire(attrs: LeaseAttrs, hints: AcquireHints): Promise<Lease>;
+  /**
+   * Calls onChange whenever leases may have changed: with the events when the
+   * store knows them (added = created, renewed or changed; removed = deleted
+   * or expired; unreadable = a value that cannot be parsed, no removal; the
+   * agent applies them to the peers it knows), without (re-list) when not.
+   */
+  watch(onChange: (events?: StoreEvent[]) => void): { close(): void };
+  close(): void;
+  /**
+   * The network config the store holds (GetNetworkConfig), read when it was
+   * opened: etcd's `<prefix>/config` (text null when the key is absent),
+   * taken when the config file is absent. Undefined: the store holds none.
+   */
+  readonly netConfig?: { where: string; text: string | null };
+  /** The network config, once read: the families whose subnets make a lease (kube). */
+  useConfig?(config: NetConfig): void;
+  /** The public IPs stored for this node (GetStoredPublicIP; kube: node-public-ip(v6) annotations, '' when unset): they win over the flags. */
+  storedPublicIPs?(): Promise<{ publicIp: string; publicIpv6: string }>;
 }
 
-const describeLease = (sn: IPNet, sn6: IPNet | undefined): string => leaseSubnets({ subnet: sn, ipv6Subnet: sn6 });
-
-/**
- * The subnet of each enabled family: the previous one (subnet.env's, or the
- * one our deleted lease held) when it is free and fits, else a random one of
- * the first 100 free (flannel allocateSubnet). Per family, so that enabling
- * IPv6 on a running node keeps its IPv4 subnet (flanneld reuses a previous
- * subnet only when both families fit, and so moves the node's pods' IPv4
- * subnet: "already has an IP address different from").
- */
-function choose(ctx: AcquireContext, leases: readonly Lease[], prev: { sn?: IPNet; sn6?: IPNet }): { sn: IPNet; sn6?: IPNet; reused: string[] } {
-  const { config } = ctx;
-  const reused: string[] = [];
-  let sn: IPNet = EMPTY_V4;
-  let sn6: IPNet | undefined;
-  if (config.enableIPv4) {
-    const p = prev.sn;
-    if (p && isSubnetCompat(config, p) && !leases.some((l) => netEqual(l.subnet, p))) {
-      sn = p;
-      reused.push(formatNet(p));
-    } else {
-      const free = freeSubnets(config, leases, 100);
-      if (!free.length) throw new Error('out of subnets');
-      sn = free[ctx.randInt(free.length)];
-    }
-  }
-  if (config.enableIPv6) {
-    const p = prev.sn6;
-    if (p && isIPv6SubnetCompat(config, p) && !leases.some((l) => l.ipv6Subnet && netEqual(l.ipv6Subnet, p))) {
-      sn6 = p;
-      reused.push(formatNet(p));
-    } else {
-      const free6 = freeSubnets(config, leases, 100, true);
-      if (!free6.length) throw new Error('out of IPv6 subnets');
-      sn6 = free6[ctx.randInt(free6.length)];
-    }
-  }
-  return { sn, sn6, reused };
+export interface Clock {
+  now(): number;
 }
-
-/**
- * Dual-stack only: a lease made meanwhile by another node that shares one of
- * our two subnets under another key (`A&B` vs `A&C`: the key's
- * create-if-absent cannot see it, flanneld has this race). Whoever lists
- * after both creates sees it and gives way, so one of two racers always does.
- */
-async function clashing(store: LeaseStore, sn: IPNet, sn6: IPNet): Promise<Lease | undefined> {
-  const key = leaseKey({ subnet: sn, ipv6Subnet: sn6 });
-  return (await store.list()).find((l) => leaseKey(l) !== key &&
-    ((!isEmptyNet(l.subnet) && netOverlaps(l.subnet, sn)) || (!!l.ipv6Subnet && !isEmptyNet(l.ipv6Subnet) && netOverlaps(l.ipv6Subnet, sn6))));
-}
-
-/**
- * flanneld's AcquireLease, both families: reuse the lease carrying our
- * PublicIP (PublicIPv6 when IPv6-only; a reservation stays a reservation,
- * an incompatible one is deleted), else for each enabled family the previous
- * subnet (subnet.env's, else our deleted lease's) if free and compatible,
- * else a random one of the first 100 free; created only if absent, retried on a lost race
- * (dual-stack: also when another node took one of the two subnets meanwhile).
- */
-export async function acquireLease(ctx: AcquireContext, attrs: LeaseAttrs): Promise<Lease> {
-  const { store, config } = ctx;
-  const log = ctx.log ?? (() => {});
-  const who = config.enableIPv4 ? `public IP ${attrs.publicIP}` : `public IPv6 ${attrs.publicIPv6}`;
-  const done = (sn: IPNet, sn6: IPNet | undefined, expiration: number | null): Lease => (sn6 ? { subnet: sn, ipv6Subnet: sn6, attrs, expiration } : { subnet: sn, attrs, expiration });
-  for (let i = 0; i < RACE_RETRIES; i++) {
-    const leases = await store.list();
-    const mine = findOwnLease(leases, config, attrs);
-    if (mine) {
-      if (isSubnetCompat(config, mine.subnet) && isIPv6SubnetCompat(config, mine.ipv6Subnet)) {
-        const ttl = mine.expiration === null ? 0 : SUBNET_TTL_MS;
-        const exp = await store.update(mine.subnet, mine.ipv6Subnet, attrs, ttl);
-        log(`found lease ${describeLease(mine.subnet, mine.ipv6Subnet)} for our ${who}, reusing${ttl ? '' : ' (reservation)'}`);
-        return done(mine.subnet, mine.ipv6Subnet, exp);
-      }
-      log(`lease ${describeLease(mine.subnet, mine.ipv6Subnet)} for our ${who} does not fit the network config, deleting it`);
-      await store.delete(mine.subnet, mine.ipv6Subnet);
-    }
-    const others = leases.filter((l) => l !== mine);
-    const { sn, sn6, reused } = choose(ctx, others, {
-      sn: ctx.prevSubnet ?? (mine && !isEmptyNet(mine.subnet) ? mine.subnet : undefined),
-      sn6: ctx.prevIPv6Subnet ?? mine?.ipv6Subnet,
-    });
-    if (reused.length) log(`reusing previously leased subnet ${reused.join(' + ')} (from the subnet file or our old lease)`);
-    try {
-      const exp = await store.create(sn, sn6, attrs, SUBNET_TTL_MS);
-      const clash = sn6 && config.enableIPv4 ? await clashing(store, sn, sn6) : undefined;
-      if (clash) {
-        log(`subnet ${describeLease(sn, sn6)} overlaps the lease ${describeLease(clash.subnet, clash.ipv6Subnet)} of ${clash.attrs.publicIP} made meanwhile; giving it up, retrying`);
-        await store.delete(sn, sn6);
-        continue;
-      }
-      log(`allocated lease ${describeLease(sn, sn6)} for ${who}`);
-      return done(sn, sn6, exp);
-    } catch (e) {
-      if (!(e instanceof LeaseExistsError)) throw e;
-      log(`subnet ${describeLease(sn, sn6)} was taken concurrently, retrying`);
-    }
-  }
-  throw new Error('max retries reached trying to acquire a subnet');
-}
+export const systemClock: Clock = { now: () => Date.now() };
 
 /** Milliseconds until the lease must be renewed (renewMargin before expiry, never negative); null for a reservation. */
 export function renewDelay(l: Lease, now: number, renewMarginMinutes: number): number | null {

@@ -9,36 +9,7 @@
  * until the lease is really gone (deleted, or expired by its last good
  * expiration); one never read good is skipped.
  */
-import { type IPNet } from '../subnet';
-import { type Lease, leaseKey, marshalLeaseAttrs } from './lease';
-
-export interface LeaseEvent {
-  type: 'added' | 'removed';
-  lease: Lease;
-  /** on an 'added' that replaces a known peer's lease (its attributes changed): the lease it replaces */
-  old?: Lease;
-}
-
-/** A lease key whose value could not be parsed: `where` names it (file path, etcd key, Node), `why` says what is wrong. */
-export interface UnreadableLease {
-  subnet: IPNet;
-  ipv6Subnet?: IPNet;
-  where: string;
-  why: string;
-}
-
-/** What a store's watch reports: lease events, and keys whose new value cannot be read (no removal). */
-export type StoreEvent = LeaseEvent | ({ type: 'unreadable' } & UnreadableLease);
-
-/** A store's listing: the leases it could read, and the keys it could not (left out of the array). */
-export type LeaseListing = Lease[] & { unreadable?: UnreadableLease[] };
-
-/** A listing with its unreadable keys attached. */
-export function listing(leases: Lease[], unreadable: readonly UnreadableLease[]): LeaseListing {
-  const l: LeaseListing = leases;
-  if (unreadable.length) l.unreadable = [...unreadable];
-  return l;
-}
+import { type Lease, type LeaseEvent, type StoreEvent, type UnreadableLease, leaseKey, marshalLeaseAttrs } from './lease';
 
 /** The peers' leases for a full reconcile: as they are, or asked for when the plan is made (see AgentLoop). */
 export type PeersNow = readonly Lease[] | (() => readonly Lease[]);

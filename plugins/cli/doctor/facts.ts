@@ -68,7 +68,7 @@ async function readLeases(o: DoctorOptions): Promise<Facts['leases']> {
       const { openEtcdLeaseStore } = await import('../../agent/store/etcd');
       const { systemClock } = await import('../../agent/store/lease');
       const quiet = { info: () => {}, warn: () => {}, error: () => {}, debug: () => {} };
-      const { store } = await openEtcdLeaseStore({ ...o.etcd, clock: systemClock, log: quiet as never });
+      const store = await openEtcdLeaseStore({ ...o.etcd, clock: systemClock, log: quiet as never });
       try { return { leases: [...await store.list()], source }; } finally { store.close(); }
     } catch (e) {
       return { error: (e as Error).message, source };

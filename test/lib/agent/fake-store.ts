@@ -3,9 +3,9 @@
  * expiry against an injected clock, create-if-absent, change callbacks, and
  * a hook to fail or race the next create.
  */
-import { type Clock, type Lease, type LeaseAttrs, LeaseExistsError, type LeaseStore, leaseKey } from '../../../plugins/agent/store/lease';
+import { type AcquireHints, type Clock, type Lease, type LeaseAttrs, LeaseExistsError, type LeaseListing, type LeaseStore, leaseKey, listing, type StoreEvent, type UnreadableLease } from '../../../plugins/agent/store/lease';
+import { acquireLease } from '../../../plugins/agent/store/acquire';
 import { type IPNet } from '../../../plugins/agent/subnet';
-import { type LeaseListing, listing, type StoreEvent, type UnreadableLease } from '../../../plugins/agent/store/watcher';
 
 export class FakeLeaseStore {
   readonly leases = new Map<string, Lease>();
@@ -88,6 +88,10 @@ export class FakeLeaseStore {
   watch(onChange: (events?: StoreEvent[]) => void): { close(): void } {
     this.#watchers.add(onChange);
     return { close: () => this.#watchers.delete(onChange) };
+  }
+
+  acquire(attrs: LeaseAttrs, hints: AcquireHints): Promise<Lease> {
+    return acquireLease({ ...hints, store: this }, attrs);
   }
 
   close(): void {

@@ -8,16 +8,14 @@
  * events alone (delta.ts) with the prefixes the last reconcile read.
  */
 import { AF_INET, AF_INET6, type NetlinkHandle } from '../../../pkg/netlink';
-import { type Lease } from '../../store/lease';
-import { leaseSubnets } from '../../describe';
+import { type Lease, type LeaseEvent, leaseSubnets } from '../../store/lease';
 import { type Logger } from '../../log';
 import { type IPNet, maskOf, parseCidr } from '../../subnet';
-import { type ReconcileResult, retryKernel } from '../vxlan/network';
 import { type RoutePeer, type RouteAction, hostGwPeers, planRoutes } from './plan';
-import { applyRoutePlan, type Outcome } from '../kernel-batch';
+import { applyRoutePlan, type Outcome, retryKernel } from '../kernel-batch';
 import { planRoutesDelta } from '../delta';
-import type { ApplyResult } from '../../loop';
-import { type LeaseEvent, type PeersNow, peersNow } from '../../store/watcher';
+import type { ApplyResult, ReconcileResult } from '../types';
+import { type PeersNow, peersNow } from '../../store/watcher';
 
 export class DirectRoutes {
   #warned = new Set<string>();

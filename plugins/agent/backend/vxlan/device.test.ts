@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { type Link } from '../../../pkg/netlink';
 import { vxlanIncompat, vxlanSpec, type VxlanDeviceWant } from './device';
-import { retryKernel } from './network';
+import { retryKernel } from '../kernel-batch';
 import { NetlinkError } from '../../../pkg/netlink';
 
 const want: VxlanDeviceWant = { name: 'flannel.1', vni: 1, port: 0, local: '192.168.0.1', srcLink: 2, mtu: 1450, gbp: false, learning: false, mac: '02:11:22:33:44:55' };

@@ -8,41 +8,18 @@
  * round. Between reconciles, apply() programs the peers of store events
  * alone (delta.ts), without reading the kernel's state.
  */
-import { AF_INET, AF_INET6, type Link, type NetlinkHandle, NetlinkError, isNotFound } from '../../../pkg/netlink';
-import { type Lease } from '../../store/lease';
-import { leaseSubnets } from '../../describe';
+import { AF_INET, AF_INET6, type Link, type NetlinkHandle } from '../../../pkg/netlink';
+import { type Lease, type LeaseEvent, leaseSubnets } from '../../store/lease';
 import { type Logger } from '../../log';
 import { type IPNet } from '../../subnet';
 import { configureVxlanDevice, ensureVxlanDevice, type VxlanDeviceWant } from './device';
 import { type DeviceState, peersFromLeases, planVxlan } from './plan';
-import { applyVxlanPlan, TRANSIENT } from '../kernel-batch';
+import { applyVxlanPlan, retryKernel } from '../kernel-batch';
 import { planVxlanDelta } from '../delta';
-import type { ApplyResult } from '../../loop';
-import { type LeaseEvent, type PeersNow, peersNow } from '../../store/watcher';
+import type { ApplyResult, ReconcileResult } from '../types';
+import { type PeersNow, peersNow } from '../../store/watcher';
 import type { DirectRoutes } from '../hostgw/network';
 import { type RoutePeer, isOnLink } from '../hostgw/plan';
-
-/** Runs a kernel call, retrying transient errors with a short backoff. */
-export async function retryKernel<T>(fn: () => Promise<T>, attempts = 5, sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))): Promise<T> {
-  for (let i = 1; ; i++) {
-    try {
-      return await fn();
-    } catch (e) {
-      if (i >= attempts || !(e instanceof NetlinkError) || !TRANSIENT.has(e.code)) throw e;
-      await sleep(10 * 2 ** i);
-    }
-  }
-}
-
-export interface ReconcileResult {
-  deviceCreated: boolean;
-  peers: number;
-  /** peers whose route is in place after this reconcile */
-  routes: number;
-  /** actions applied (0 = the kernel already matched) */
-  repairs: number;
-  failures: number;
-}
 
 export class VxlanNetwork {
   #link?: Link;
