@@ -3,16 +3,53 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FileLeaseStore, parseLeaseFile, renderLeaseFile } from './file';
-import { type LeaseAttrs, LeaseExistsError, SUBNET_TTL_MS, vxlanBackendData } from './lease';
+import { type LeaseAttrs, LeaseExistsError, type StoreEvent, SUBNET_TTL_MS, vxlanBackendData } from './lease';
 import { formatNet, parseCidr } from '../subnet';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'flaxd-store-'));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 let n = 0;
 const T0 = Date.parse('2026-03-01T12:00:00Z');
-function store(dir = path.join(root, `s${++n}`), clock = { t: T0, now() { return this.t; } }, warn: string[] = []) {
+/**
+ * A clock whose time and intervals the test moves: tick() runs every
+ * interval's callback once (as if its period had passed).
+ */
+function testClock(t = T0) {
+  const intervals = new Set<() => void>();
+  return {
+    t,
+    now() { return this.t; },
+    every(_ms: number, fn: () => void) {
+      const entry = () => fn();
+      intervals.add(entry);
+      return () => { intervals.delete(entry); };
+    },
+    tick() { for (const fn of [...intervals]) fn(); },
+    get intervals() { return intervals.size; },
+  };
+}
+function store(dir = path.join(root, `s${++n}`), clock = testClock(), warn: string[] = []) {
   return { s: new FileLeaseStore({ dir, clock, relistMs: 60_000, warn: (m) => warn.push(m) }), dir, clock, warn };
 }
+/** A watch's calls in order: each a batch of events, or 'relist' (called without). */
+function watchCalls(s: FileLeaseStore) {
+  const calls: Array<StoreEvent[] | 'relist'> = [];
+  let wake: (() => void) | undefined;
+  const w = s.watch((evs) => {
+    calls.push(evs ?? 'relist');
+    wake?.();
+  });
+  return {
+    calls,
+    close: () => w.close(),
+    /** Resolves once `k` calls have been made (woken by the calls themselves). */
+    async until(k: number): Promise<void> {
+      while (calls.length < k) await new Promise<void>((r) => { wake = r; });
+    },
+  };
+}
+/** One turn of the event loop: a setImmediate queued before this one has run. */
+const turn = () => new Promise((r) => setImmediate(r));
 const attrs = (ip: string): LeaseAttrs => ({ publicIP: ip, publicIPv6: null, backendType: 'vxlan', backendData: vxlanBackendData({ vni: 1, vtepMAC: 'c6:d2:32:6f:8f:44' }) });
 const sn = parseCidr('10.244.1.0/24');
 
@@ -88,12 +125,12 @@ describe('FileLeaseStore', () => {
   it("notices another agent's change through the directory watch", async () => {
     const a = store();
     const b = store(a.dir, a.clock);
-    let fired = 0;
-    const w = a.s.watch(() => { fired++; });
+    const w = watchCalls(a.s);
     try {
+      await w.until(1); // the re-list it starts with
       await b.s.create(sn, undefined, attrs('192.168.0.7'), SUBNET_TTL_MS);
-      for (let i = 0; i < 100 && fired === 0; i++) await new Promise((r) => setTimeout(r, 20));
-      expect(fired).toBeGreaterThan(0);
+      await w.until(2);
+      expect(w.calls[1]).toMatchObject([{ type: 'added', lease: { attrs: { publicIP: '192.168.0.7' } } }]);
     } finally {
       w.close();
     }
@@ -103,11 +140,14 @@ describe('FileLeaseStore', () => {
     const a = store();
     const b = store(a.dir, a.clock);
     const seen: string[] = [];
+    let wake: (() => void) | undefined;
     const w = a.s.watch((evs) => {
       for (const e of evs ?? []) seen.push(e.type === 'unreadable' ? `unreadable ${formatNet(e.subnet)} ${path.basename(e.where)}` : `${e.type} ${formatNet(e.lease.subnet)} ${e.lease.attrs.publicIP}`);
       if (!evs) seen.push('relist');
+      wake?.();
     });
-    const until = async (k: number) => { for (let i = 0; i < 100 && seen.length < k; i++) await new Promise((r) => setTimeout(r, 10)); };
+    // woken by the watch's calls, not by time
+    const until = async (k: number) => { while (seen.length < k) await new Promise<void>((r) => { wake = r; }); };
     try {
       // the watch starts with one re-list: a lease written just before it is not missed
       await until(1);
@@ -162,28 +202,33 @@ describe('FileLeaseStore', () => {
   });
 
   it('relistMs 0: only the one re-list a watch starts with, no periodic one (the agent loop re-lists itself)', async () => {
-    const s = new FileLeaseStore({ dir: path.join(root, `s${++n}`), clock: { now: () => T0 }, relistMs: 0 });
-    let fired = 0;
-    const w = s.watch(() => { fired++; });
-    await new Promise((r) => setTimeout(r, 100));
+    const clock = testClock();
+    const s = new FileLeaseStore({ dir: path.join(root, `s${++n}`), clock, relistMs: 0 });
+    const w = watchCalls(s);
+    await w.until(1);
+    expect(clock.intervals).toBe(0); // no periodic re-list
+    clock.tick();
+    await turn();
+    expect(w.calls).toEqual(['relist']);
     w.close();
-    expect(fired).toBe(1);
+    let fired = 0;
     const w2 = s.watch(() => { fired++; });
     w2.close(); // closed before its first turn: nothing
-    await new Promise((r) => setTimeout(r, 50));
-    expect(fired).toBe(1);
+    await turn();
+    expect(fired).toBe(0);
   });
 
   it('re-lists periodically as a backstop', async () => {
-    const dir = path.join(root, `s${++n}`);
-    const s = new FileLeaseStore({ dir, clock: { now: () => T0 }, relistMs: 30 });
-    let fired = 0;
-    const w = s.watch(() => { fired++; });
-    await new Promise((r) => setTimeout(r, 200));
+    const clock = testClock();
+    const s = new FileLeaseStore({ dir: path.join(root, `s${++n}`), clock, relistMs: 30 });
+    const w = watchCalls(s);
+    await w.until(1); // the re-list it starts with
+    clock.tick();
+    clock.tick();
+    expect(w.calls).toEqual(['relist', 'relist', 'relist']);
     w.close();
-    const after = fired;
-    expect(after).toBeGreaterThanOrEqual(3);
-    await new Promise((r) => setTimeout(r, 100));
-    expect(fired).toBe(after); // closed: no more calls
+    expect(clock.intervals).toBe(0);
+    clock.tick();
+    expect(w.calls.length).toBe(3); // closed: no more calls
   });
 });

@@ -19,7 +19,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { lockFile } from '../../pkg/lock';
-import { type AcquireHints, type Clock, type Lease, type LeaseAttrs, LeaseExistsError, type LeaseListing, type LeaseStore, listing, marshalLeaseAttrs, type StoreEvent, type UnreadableLease, unmarshalLeaseAttrs } from './lease';
+import { type AcquireHints, type Clock, every, type Lease, type LeaseAttrs, LeaseExistsError, type LeaseListing, type LeaseStore, listing, marshalLeaseAttrs, type StoreEvent, type UnreadableLease, unmarshalLeaseAttrs } from './lease';
 import { acquireLease } from './acquire';
 import { Closers } from './watch-life';
 import { type IPNet, parseSubnetKey, subnetKey } from '../subnet';
@@ -235,10 +235,10 @@ export class FileLeaseStore {
     } catch (e) {
       this.opts.warn?.(`cannot watch ${this.subnetsDir}: ${(e as Error).message}; relying on the periodic re-list`);
     }
-    const timer = this.opts.relistMs > 0 ? setInterval(onChange, this.opts.relistMs) : undefined;
-    timer?.unref();
+    const { clock, relistMs } = this.opts;
+    const stopRelist = relistMs > 0 ? (clock.every ?? every)(relistMs, () => onChange()) : undefined;
     return this.#closers.add(() => {
-      clearInterval(timer);
+      stopRelist?.();
       if (pending) clearImmediate(pending);
       watcher?.close();
     });

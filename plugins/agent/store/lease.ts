@@ -175,8 +175,17 @@ export interface LeaseStore {
 
 export interface Clock {
   now(): number;
+  /** Calls fn every `ms` milliseconds until the returned stop(), keeping no process alive (default: an unref'd setInterval). */
+  every?(ms: number, fn: () => void): () => void;
 }
-export const systemClock: Clock = { now: () => Date.now() };
+
+/** An unref'd setInterval: a clock's every() when it has none. */
+export function every(ms: number, fn: () => void): () => void {
+  const timer = setInterval(fn, ms);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+export const systemClock: Clock = { now: () => Date.now(), every };
 
 /** Milliseconds until the lease must be renewed (renewMargin before expiry, never negative); null for a reservation. */
 export function renewDelay(l: Lease, now: number, renewMarginMinutes: number): number | null {
