@@ -235,6 +235,7 @@ export async function runAgent(o: AgentOptions, deps: AgentDeps): Promise<number
       try {
         const n = await fw.ensure();
         if (n) metrics.reconcileRepairs.inc(n);
+        log.debug(`firewall rules checked: ${n ? `${n} repaired` : 'in place'}`);
       } catch (e) {
         metrics.reconcileFailures.inc();
         log.error(`firewall rules: ${(e as Error).message}; retrying in ${o.iptablesResync} s`);
