@@ -23,13 +23,13 @@
  * The etcd3 module is loaded on first use, so file-store runs never load it.
  */
 import fs from 'node:fs';
-import type { Etcd3, IKeyValue, IOptions, IWatchResponse, Watcher } from 'etcd3';
+import type { Etcd3, IKeyValue, IOptions, IWatchResponse } from 'etcd3';
 import { ConfigError } from '../config';
 import { configKey, createIfAbsentTxn, leaseEtcdKey, leasePut, leasesRange, parseLeaseKv, subnetsDir, toLease, ttlSeconds } from './etcd-keys';
 import { type AcquireHints, type Clock, type Lease, type LeaseAttrs, type LeaseEvent, LeaseExistsError, type LeaseListing, type LeaseStore, leaseKey, listing, type StoreEvent, type UnreadableLease } from './lease';
 import { acquireLease } from './acquire';
 import { type Logger } from '../log';
-import { Backoff, Closers } from './watch-life';
+import { Closers, restartingWatch } from './watch-life';
 import { type IPNet, parseSubnetKey } from '../subnet';
 
 export interface EtcdStoreOptions {
@@ -293,25 +293,15 @@ export class EtcdLeaseStore {
     const { log } = this.opts;
     // responses are read at once (a put may wait for its lease's TTL) and passed on in order
     let chain = Promise.resolve();
-    let closed = false;
-    let w: Watcher | undefined;
-    const backoff = new Backoff();
-    const start = async (): Promise<void> => {
-      if (closed) return;
-      try {
-        if (this.#rev === null) await this.#read();
-      } catch (e) {
-        log.warn(`etcd watch: cannot list (${errText(e)}); retrying in ${backoff.pause} ms`);
-        backoff.later(() => void start());
-        return;
-      }
+    return restartingWatch(this.#closers, async (run) => {
+      if (this.#rev === null) await this.#read();
       const from = this.#rev! + 1n;
       const range = leasesRange(this.opts.prefix);
       const watcher = this.client.watch().inRange({ start: range.key, end: range.range_end }).startRevision(String(from)).watcher();
-      w = watcher;
       let wasDown = false;
+      let cancelled = false;
       watcher.on('connected', () => {
-        backoff.reset();
+        run.backoff.reset();
         log.debug(`etcd watch on ${subnetsDir(this.opts.prefix)} from revision ${from}${wasDown ? ' (reconnected)' : ''}`);
         // after a reconnection, re-list: the diff catches whatever happened meanwhile
         if (wasDown) onChange();
@@ -330,28 +320,23 @@ export class EtcdLeaseStore {
         });
         chain = chain.then(() => read).then(({ evs }) => {
           if (evs) this.#remember(evs);
-          if (!closed) onChange(evs ?? undefined);
+          if (!run.closed) onChange(evs ?? undefined);
         });
       });
       watcher.on('error', (e: Error) => {
-        if (closed || w !== watcher) return;
+        if (run.closed || cancelled) return;
+        cancelled = true;
         // cancelled by etcd (e.g. compacted past our revision): re-list, diff, watch again from the new revision
         // etcd 3.4 gives no reason for a compaction (only compact_revision, which etcd3 drops)
         const why = errText(e).replace(/^Watcher canceled:\s*$/, 'by etcd: history compacted past our revision, or watch removed');
         log.warn(`etcd watch cancelled (${why}); re-listing and watching again`);
-        w = undefined;
         void watcher.cancel().catch(() => undefined);
         this.#rev = null;
         onChange();
-        backoff.later(() => void start());
+        run.restart();
       });
-    };
-    void start();
-    return this.#closers.add(() => {
-      closed = true;
-      backoff.cancel();
-      void w?.cancel().catch(() => undefined);
-    });
+      return { stop: () => void watcher.cancel().catch(() => undefined) };
+    }, (e, pause) => log.warn(`etcd watch: cannot list (${errText(e)}); retrying in ${pause} ms`));
   }
 
   acquire(attrs: LeaseAttrs, hints: AcquireHints): Promise<Lease> {

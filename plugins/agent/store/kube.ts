@@ -22,7 +22,7 @@
 import { ConfigError, type Families, type NetConfig } from '../config';
 import { type Lease, type LeaseAttrs, type LeaseListing, type LeaseStore, listing, type StoreEvent, type UnreadableLease } from './lease';
 import { type Logger } from '../log';
-import { Backoff, Closers } from './watch-life';
+import { Closers, restartingWatch } from './watch-life';
 import { EMPTY_V4, formatNet, type IPNet, netContainsNet, parseCidr, parseIp, formatIp } from '../subnet';
 import { errText, type KubeApi, type KubeConnectOptions, type KubeNode, openKubeApi } from './kube-api';
 import { type AnnotationNames, annotationNames, DEFAULT_ANNOTATION_PREFIX } from './kube-annotations';
@@ -285,52 +285,31 @@ export class KubeLeaseStore {
 
   watch(onChange: (events?: StoreEvent[]) => void): { close(): void } {
     const { log } = this.opts;
-    let closed = false;
-    let current: { abort(): void } | undefined;
-    const backoff = new Backoff();
-    const again = (why: string) => {
-      if (closed) return;
-      current = undefined;
-      log.debug(`kube node watch ended (${why}); re-listing and watching again in ${backoff.pause} ms`);
-      this.#rv = undefined;
-      onChange();
-      backoff.later(() => void start());
-    };
-    const start = async (): Promise<void> => {
-      if (closed) return;
-      try {
-        if (this.#rv === undefined) await this.#read();
-        let ended = false;
-        const w = await this.api.watchNodes(this.#rv, (type, node) => {
-          backoff.reset();
-          if (node.metadata?.resourceVersion) this.#rv = node.metadata.resourceVersion;
-          if (type === 'BOOKMARK') return;
-          if (this.#last) this.#last = [...this.#last.filter((x) => x.metadata?.name !== node.metadata?.name), ...(type === 'DELETED' ? [] : [node])];
-          // the node's lease as an event (a status update changes nothing for the agent); a node that is no lease of ours: re-list;
-          // one whose annotations cannot be read: unreadable (no removal), unless deleted
-          const r = nodeLease(node, this.#fam, this.ann);
-          if (r && 'lease' in r) onChange([{ type: type === 'DELETED' ? 'removed' : 'added', lease: r.lease }]);
-          else if (r && type === 'DELETED') onChange([{ type: 'removed', lease: { subnet: r.bad.subnet, ...(r.bad.ipv6Subnet ? { ipv6Subnet: r.bad.ipv6Subnet } : {}), attrs: { publicIP: '0.0.0.0', publicIPv6: null, backendType: '' }, expiration: null } }]);
-          else if (r) onChange([{ type: 'unreadable', ...r.bad }]);
-          else onChange();
-        }, (err) => {
-          if (ended) return;
-          ended = true;
-          again(err ? errText(err) : 'closed by the server');
-        });
-        if (closed) w.abort();
-        else if (!ended) current = w;
-      } catch (e) {
-        log.warn(`kube node watch: ${errText(e)}; retrying in ${backoff.pause} ms`);
-        backoff.later(() => void start());
-      }
-    };
-    void start();
-    return this.#closers.add(() => {
-      closed = true;
-      backoff.cancel();
-      current?.abort();
-    });
+    return restartingWatch(this.#closers, async (run) => {
+      if (this.#rv === undefined) await this.#read();
+      let ended = false;
+      const w = await this.api.watchNodes(this.#rv, (type, node) => {
+        run.backoff.reset();
+        if (node.metadata?.resourceVersion) this.#rv = node.metadata.resourceVersion;
+        if (type === 'BOOKMARK') return;
+        if (this.#last) this.#last = [...this.#last.filter((x) => x.metadata?.name !== node.metadata?.name), ...(type === 'DELETED' ? [] : [node])];
+        // the node's lease as an event (a status update changes nothing for the agent); a node that is no lease of ours: re-list;
+        // one whose annotations cannot be read: unreadable (no removal), unless deleted
+        const r = nodeLease(node, this.#fam, this.ann);
+        if (r && 'lease' in r) onChange([{ type: type === 'DELETED' ? 'removed' : 'added', lease: r.lease }]);
+        else if (r && type === 'DELETED') onChange([{ type: 'removed', lease: { subnet: r.bad.subnet, ...(r.bad.ipv6Subnet ? { ipv6Subnet: r.bad.ipv6Subnet } : {}), attrs: { publicIP: '0.0.0.0', publicIPv6: null, backendType: '' }, expiration: null } }]);
+        else if (r) onChange([{ type: 'unreadable', ...r.bad }]);
+        else onChange();
+      }, (err) => {
+        if (ended || run.closed) return;
+        ended = true;
+        log.debug(`kube node watch ended (${err ? errText(err) : 'closed by the server'}); re-listing and watching again in ${run.backoff.pause} ms`);
+        this.#rv = undefined;
+        onChange();
+        run.restart();
+      });
+      return { stop: () => w.abort() };
+    }, (e, pause) => log.warn(`kube node watch: ${errText(e)}; retrying in ${pause} ms`));
   }
 
   close(): void {
