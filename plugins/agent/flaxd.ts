@@ -1,5 +1,7 @@
 /**
- * flaxd's resident CNI server (issue 15; plugins/pkg/cniserver):
+ * flaxd, the daemon (main.ts parses the flags and calls runFlaxd): the
+ * overlay agent (agent.ts) with the resident CNI server beside it, or the
+ * server alone. The server (plugins/pkg/cniserver), as flaxd runs it:
  *  - `--cni-socket PATH` (default /run/flax/cni.sock; '' = none): the socket
  *    dist/bin's plugin clients call. With the overlay the server starts once
  *    subnet.env is written; a socket another live server holds is skipped

@@ -1,4 +1,4 @@
-// `flaxd`: the flannel-compatible overlay agent (see agent.ts).
+// `flaxd`: the flannel-compatible overlay agent (see flaxd.ts, agent.ts).
 import { FLAX_VERSION, runMain } from '../pkg/skel/skel';
 import { runFlaxd } from './flaxd';
 import { ConfigError } from './config';
