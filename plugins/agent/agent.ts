@@ -147,7 +147,7 @@ function every(periodS: number, fn: () => Promise<void>): { stop(): Promise<void
 export interface AgentDeps {
   log: Logger;
   clock?: Clock;
-  /** the store; default the file store at opts.leaseDir */
+  /** the store; default: the one the flags choose (openLeaseStore) */
   store?: LeaseStore;
   handle?: NetlinkHandle;
   /** default: a registry of its own (flaxd's CNI server adds its series to it: flaxd.ts) */
