@@ -39,6 +39,18 @@ export interface Node {
   pod?: string;
 }
 
+/**
+ * Waits until `k` more lines matching `re` than now are in the agent's log:
+ * something that happens again and again (a reconcile, a firewall check)
+ * has happened k more times. To show that nothing else happens meanwhile.
+ */
+export function moreLogLines(agent: Agent, re: RegExp, k: number, timeoutMs = 15_000): Promise<number> {
+  const g = new RegExp(re.source, re.flags.includes('g') ? re.flags : `${re.flags}g`);
+  const count = () => agent.log().match(g)?.length ?? 0;
+  const before = count();
+  return waitFor(`${k} more log lines matching ${re}`, () => count() >= before + k && count(), timeoutMs, 50);
+}
+
 export async function waitFor<T>(what: string, fn: () => T | undefined | false | null, timeoutMs = 15_000, everyMs = 100): Promise<T> {
   const end = Date.now() + timeoutMs;
   let last: unknown;

@@ -40,11 +40,11 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openHandleAt } from '../../plugins/pkg/netlink';
 import { withNetns, writeSysctl } from '../../plugins/pkg/ns';
-import { FakeKubeApi } from '../../plugins/agent/kube-fake-api';
-import { ANN } from '../../plugins/agent/kube-store';
+import { FakeKubeApi } from '../lib/agent/kube-fake-api';
+import { ANN } from '../../plugins/agent/store/kube';
 import { createTestNetns, destroyTestNetns, execIn, ipJson } from '../lib/netns';
 import { DIST_BIN, requireBuilt } from '../lib/cni';
-import { Cluster, NETWORK, type Node, addV6Underlay, ip6Of, pingFrom, sourceSeen, waitFor } from './flaxd-helpers';
+import { Cluster, moreLogLines, NETWORK, type Node, addV6Underlay, ip6Of, pingFrom, sourceSeen, waitFor } from './flaxd-helpers';
 import { ETCD_URL, EtcdServer, requireEtcd, tearDownEtcdCluster } from './etcd-helpers';
 
 const NET6 = 'fc00::/48';
@@ -141,7 +141,7 @@ async function pingsAll(cl: Cluster, v4: boolean): Promise<void> {
 
 describe('flaxd dual-stack vxlan', () => {
   const cl = new Cluster();
-  beforeAll(() => start(cl, { Network: NETWORK, EnableIPv6: true, IPv6Network: NET6, Backend: { Type: 'vxlan' } }, ['--ip-masq']), 60_000);
+  beforeAll(() => start(cl, { Network: NETWORK, EnableIPv6: true, IPv6Network: NET6, Backend: { Type: 'vxlan' } }, ['--ip-masq', '--iptables-resync', '1']), 60_000);
   afterAll(() => cl.destroy(), 60_000);
 
   it("leases carry both subnets, PublicIPv6 and BackendV6Data as flanneld writes them; subnet.env has the IPv6 pair in flanneld's order", () => {
@@ -189,7 +189,7 @@ describe('flaxd dual-stack vxlan', () => {
     expect(nat).toContain(`-A FLANNEL-POSTRTG -s ${l.net6}/64 -d ${NET6} -m comment --comment "flanneld masq" -j RETURN`);
     expect(nat).toContain(`-A FLANNEL-POSTRTG -s ${NET6} ! -d ff00::/8 -m comment --comment "flanneld masq" -j MASQUERADE --random-fully`);
     expect(execIn(n1.ns, 'ip6tables', ['-w', '-t', 'filter', '-S'])).toContain(`-A FLANNEL-FWD -s ${NET6} -m comment --comment "flanneld forward" -j ACCEPT`);
-    await new Promise((r) => setTimeout(r, 2500)); // a few more reconciles: no rebuild
+    await moreLogLines(n1.agent!, /firewall rules checked/, 2); // two more checks of the rules: no rebuild
     expect(n1.agent!.log().match(/ip6tables: \(re\)built/g)).toHaveLength(2);
   });
 

@@ -5,9 +5,9 @@
  * (device, address, peer, file) so a person or a script can act on it.
  * No I/O here: every check is unit-tested from hand-written facts.
  */
-import type { Lease } from '../../agent/lease';
-import { type DeviceState, type VxlanPeer, describeAction, peersFromLeases, planVxlan } from '../../agent/vxlan/plan';
-import { nftChains, nftRepair, nftTableOf } from '../../agent/rules';
+import type { Lease } from '../../agent/store/lease';
+import { type DeviceState, type VxlanPeer, describeAction, peersFromLeases, planVxlan } from '../../agent/backend/vxlan/plan';
+import { nftChains, nftRepair, nftTableOf } from '../../agent/firewall/rules';
 import type { Ruleset } from '../../pkg/nft/masq';
 import { type IPNet, formatIp, formatNet, netContains, netContainsNet, parseCidr, parseIp } from '../../agent/subnet';
 import type { SubnetEnv } from '../../meta/flannel/subnet-env';

@@ -8,9 +8,9 @@
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import type { Lease } from '../../agent/lease';
+import type { Lease } from '../../agent/store/lease';
 import { type IPNet, formatNet, netContains, parseCidr, parseIp } from '../../agent/subnet';
-import { nftTableOf } from '../../agent/rules';
+import { nftTableOf } from '../../agent/firewall/rules';
 import { listAttachments, loadConfigs } from '../../pkg/invoke/index';
 import { AF_INET, AF_INET6, openHandle, openHandleAt, type NetlinkHandle } from '../../pkg/netlink';
 import { type Ruleset, findTool, nftList, spawnRunner } from '../../pkg/nft';
@@ -55,7 +55,7 @@ async function readLeases(o: DoctorOptions): Promise<Facts['leases']> {
   if (o.kube) {
     const source = `kube API ${o.kube.kubeconfigFile ?? o.kube.kubeApiUrl ?? '(in-cluster)'} (Nodes)`;
     try {
-      const { openKubeLeaseStore } = await import('../../agent/kube-store');
+      const { openKubeLeaseStore } = await import('../../agent/store/kube');
       const quiet = { info: () => {}, warn: () => {}, error: () => {}, debug: () => {} };
       const store = await openKubeLeaseStore({ ...o.kube, log: quiet as never });
       try { return { leases: [...await store.list()], source }; } finally { store.close(); }
@@ -66,10 +66,10 @@ async function readLeases(o: DoctorOptions): Promise<Facts['leases']> {
   if (o.etcd) {
     const source = `etcd ${o.etcd.endpoints.join(',')}${o.etcd.prefix}`;
     try {
-      const { openEtcdLeaseStore } = await import('../../agent/etcd-store');
-      const { systemClock } = await import('../../agent/lease');
+      const { openEtcdLeaseStore } = await import('../../agent/store/etcd');
+      const { systemClock } = await import('../../agent/store/lease');
       const quiet = { info: () => {}, warn: () => {}, error: () => {}, debug: () => {} };
-      const { store } = await openEtcdLeaseStore({ ...o.etcd, clock: systemClock, log: quiet as never });
+      const store = await openEtcdLeaseStore({ ...o.etcd, clock: systemClock, log: quiet as never });
       try { return { leases: [...await store.list()], source }; } finally { store.close(); }
     } catch (e) {
       return { error: (e as Error).message, source };
@@ -79,8 +79,8 @@ async function readLeases(o: DoctorOptions): Promise<Facts['leases']> {
   const source = `lease dir ${o.leaseDir}`;
   if (!fs.existsSync(o.leaseDir)) return { error: 'no such directory', source };
   try {
-    const { FileLeaseStore } = await import('../../agent/file-store');
-    const { systemClock } = await import('../../agent/lease');
+    const { FileLeaseStore } = await import('../../agent/store/file');
+    const { systemClock } = await import('../../agent/store/lease');
     const store = new FileLeaseStore({ dir: o.leaseDir, clock: systemClock, relistMs: 0 });
     try { return { leases: [...await store.list()] as Lease[], source }; } finally { store.close(); }
   } catch (e) {
