@@ -54,7 +54,7 @@ const CNI_FLANNEL = path.join(FLAX_PEERS, 'cni-flannel');
 const REF_PLUGINS = path.join(FLAX_PEERS, `plugins-${peerVersions().plugins ?? 'v1.10.0'}`);
 const flannelSkip = [peerBin('flanneld'), path.join(CNI_FLANNEL, 'flannel'), path.join(REF_PLUGINS, 'bridge'), path.join(REF_PLUGINS, 'host-local')]
   .filter((f) => !existsSync(f));
-if (flannelSkip.length) console.warn(`cluster test: the flanneld node is ${REQUIRED ? 'failed' : 'skipped'}: missing ${flannelSkip.join(', ')} (bash scripts/peers.sh)`);
+if (flannelSkip.length) console.warn(`cluster test: the flanneld node ${REQUIRED ? 'fails' : 'is skipped'}: missing ${flannelSkip.join(', ')} (bash scripts/peers.sh)`);
 const flannelSkipped = flannelSkip.length > 0 && !REQUIRED;
 
 function inCidr(ip: string, cidr: string): boolean {
