@@ -9,6 +9,10 @@
  * node, its flaxd --kube-subnet-mgr runs with the flax ServiceAccount's token
  * (RBAC exactly as flax.yml grants). Test pods (busybox, built here) get
  * addresses from the worker's podCIDR through kubelet → CRI → flax's CNI.
+ * Items 3-4: two netns nodes run flaxd --kube-subnet-mgr, a third real
+ * flanneld --kube-subnet-mgr with flannel's CNI plugin (peers.sh cni-flannel)
+ * delegating to the reference bridge + host-local v1.10.0, and takes over
+ * from flaxd and back; hostPort, DEL, kill -9 recovery, a rolling update.
  *
  * Layout: every node is a netns on an underlay bridge (its own netns). The
  * worker's containerd and kubelet also run in a private mount namespace where
