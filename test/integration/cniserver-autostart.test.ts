@@ -17,6 +17,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSy
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { cniServersOf } from '../lib/proc';
 import { DIST_BIN } from '../lib/cni';
 
 const VERSION_CONF = '{"cniVersion":"1.0.0","name":"auto","type":"loopback"}';
@@ -67,17 +68,6 @@ function versionCall(h: Host, env: NodeJS.ProcessEnv = {}): Promise<{ code: numb
   });
 }
 
-/** Pids of processes whose command line names this socket (the servers of it). */
-function serversOf(socket: string): number[] {
-  const out: number[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    let argv: string[];
-    try { argv = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0'); } catch { continue; }
-    if (argv.includes('--no-overlay') && argv[argv.indexOf('--cni-socket') + 1] === socket) out.push(Number(d));
-  }
-  return out;
-}
 
 async function until<T>(what: string, fn: () => T | undefined | false, ms = 30_000): Promise<T> {
   const end = Date.now() + ms;
@@ -91,8 +81,8 @@ async function until<T>(what: string, fn: () => T | undefined | false, ms = 30_0
 
 /** SIGTERM to the servers of h and wait until they are gone; returns the log. */
 async function stopServers(h: Host): Promise<string> {
-  for (const pid of serversOf(h.socket)) process.kill(pid, 'SIGTERM');
-  await until('the server to exit', () => serversOf(h.socket).length === 0);
+  for (const pid of cniServersOf(h.socket)) process.kill(pid, 'SIGTERM');
+  await until('the server to exit', () => cniServersOf(h.socket).length === 0);
   return readFileSync(path.join(h.logDir, 'cni-server.log'), 'utf8');
 }
 
@@ -103,7 +93,7 @@ describe('auto mode: the client starts flaxd --no-overlay', () => {
     const h = host('concurrent');
     const results = await Promise.all(Array.from({ length: 8 }, () => versionCall(h)));
     for (const r of results) expect(VERSION_OK(r), `${r.stdout}${r.stderr}`).toBe(true);
-    const pids = serversOf(h.socket);
+    const pids = cniServersOf(h.socket);
     started.push(...pids);
     expect(pids).toHaveLength(1);
     // its own session, not the caller's; root-only socket as flaxd makes it
@@ -114,7 +104,7 @@ describe('auto mode: the client starts flaxd --no-overlay', () => {
     expect(readFileSync(`/proc/${pids[0]}/cmdline`, 'utf8').split('\0')).toEqual(expect.arrayContaining(['--idle-exit', '10m', '--gc-interval', '0']));
     // a later call finds it and starts nothing
     expect(VERSION_OK(await versionCall(h))).toBe(true);
-    expect(serversOf(h.socket)).toEqual(pids);
+    expect(cniServersOf(h.socket)).toEqual(pids);
     const log = await stopServers(h);
     expect(log.match(/cni server: listening on /g), log).toHaveLength(1);
     // the calls went to the server: 9 served (none ran standalone)
@@ -242,12 +232,12 @@ for line in sys.stdin:
     const sd = await miniSystemd(h);
     try {
       const s1 = await sd.start();
-      await until('flaxd to run', () => / running$/m.test(s1.log()) || !serversOf(h.socket).includes(s1.pid));
+      await until('flaxd to run', () => / running$/m.test(s1.log()) || !cniServersOf(h.socket).includes(s1.pid));
       expect(s1.log()).toMatch(/listening on /);
       const r = await versionCall(h, { FLAX_CNI_SERVER: 'off' });
       expect(VERSION_OK(r)).toBe(true);
       process.kill(s1.pid, 'SIGTERM');
-      await until('flaxd to exit', () => /served \d+/.test(s1.log()) && !serversOf(h.socket).includes(s1.pid));
+      await until('flaxd to exit', () => /served \d+/.test(s1.log()) && !cniServersOf(h.socket).includes(s1.pid));
       expect(s1.log()).toMatch(/served 1, failed 0/);
       // systemd's socket is still there (0600) and still listening: a call waits for the next start
       expect(statSync(h.socket).isSocket()).toBe(true);
@@ -285,7 +275,7 @@ for line in sys.stdin:
     const sd = await miniSystemd(h, other);
     try {
       const s1 = await sd.start();
-      await until('flaxd to exit', () => !serversOf(h.socket).includes(s1.pid) && s1.log());
+      await until('flaxd to exit', () => !cniServersOf(h.socket).includes(s1.pid) && s1.log());
       expect(s1.log()).toContain(`bound to '${other}'`);
       expect(existsSync(`${h.socket}.lock`), 'a failed start leaves no lock file').toBe(false);
     } finally {

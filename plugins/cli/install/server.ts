@@ -34,7 +34,7 @@ export interface ServerPaths {
   configDir: string;
   /** systemd's unit dir; default /etc/systemd/system */
   unitDir: string;
-  /** the CNI server's socket (the clients' default) */
+  /** the CNI server's socket: the clients' ($FLAX_CNI_SOCKET, default /run/flax/cni.sock) */
   socket: string;
   /** systemctl runs only when this exists (systemd is PID 1); default /run/systemd/system */
   systemdRunning: string;
@@ -43,7 +43,7 @@ export interface ServerPaths {
 export const defaultServerPaths = (env: NodeJS.ProcessEnv = process.env): ServerPaths => ({
   configDir: env.FLAX_CONFIG_DIR || '/etc/flax',
   unitDir: '/etc/systemd/system',
-  socket: DEFAULT_CNI_SOCKET,
+  socket: env.FLAX_CNI_SOCKET || DEFAULT_CNI_SOCKET,
   systemdRunning: '/run/systemd/system',
 });
 
