@@ -10,7 +10,9 @@
 //
 // --server auto (issue 24) adds a set "flax, --server auto": dist/bin's
 // plugin clients with FLAX_CNI_SERVER=auto and a socket of the bench's own,
-// as on a host set up with `flax install --server auto`: its first call
+// as on a host set up with `flax install --server auto` (the package,
+// dist/pkg, installed into the bench's dirs; dist/bin when there is no
+// package): its first call
 // starts flaxd --no-overlay (no warm-up for that set: the first call is in
 // the samples; its time is printed), killed at the end. --burst N adds N
 // pods ADDed at once (N `flax cni add` processes), then DELed at once.
@@ -46,8 +48,18 @@ if (ref2) sets.push(ref2);
 const tag = `flaxbench-${process.pid}`;
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'flax-bench-'));
 const autoSocket = path.join(tmp, 'run/cni.sock');
-if (serverMode === 'auto' && missing.length === 0) {
-  sets.push({ name: 'flax, --server auto', path: bin, auto: true, env: { FLAX_CNI_SERVER: 'auto', FLAX_CNI_SOCKET: autoSocket, FLAX_LOG_DIR: path.join(tmp, 'log') } });
+if (serverMode === 'auto') {
+  const env = { FLAX_CNI_SOCKET: autoSocket, FLAX_LOG_DIR: path.join(tmp, 'log'), FLAX_CONFIG_DIR: path.join(tmp, 'etc') };
+  const pkg = path.join(root, 'dist/pkg');
+  if (existsSync(path.join(pkg, 'PACKAGE.json'))) {
+    // as on a host: `flax install --server auto` of the package (into the bench's dirs; the mode file where the clients read it)
+    const pbin = path.join(tmp, 'pkg-bin');
+    const r = spawnSync(path.join(pkg, 'flax'), ['install', '--cni-bin-dir', pbin, '--cni-conf-dir', path.join(tmp, 'pkg-net.d'), '--from', pkg, '--server', 'auto'], { encoding: 'utf8', env: { PATH: process.env.PATH, ...env } });
+    if (r.status !== 0) { console.error(`bench-chain: flax install --server auto: ${r.stderr}`); process.exit(1); }
+    sets.push({ name: 'flax install --server auto (dist/pkg)', path: pbin, auto: true, env });
+  } else if (missing.length === 0) {
+    sets.push({ name: 'flax --server auto (dist/bin; no dist/pkg)', path: bin, auto: true, env: { ...env, FLAX_CNI_SERVER: 'auto' } });
+  }
 }
 // the flaxd the auto set's first call started (its pid is in <socket>.lock)
 function stopAutoServer() {

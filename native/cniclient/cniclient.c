@@ -368,7 +368,9 @@ static pid_t spawn_server(const char *sock) {
   char *env[] = {path_env, NULL};
   char *args[] = {"flaxd", "--no-overlay", "--cni-socket", (char *)sock, "--idle-exit", "10m", "--gc-interval", "0", NULL};
   execve(flaxd, args, env);
+  int err = errno;
   execve(multi, args, env); /* the package: the multi-call binary, dispatching on argv[0] */
+  dprintf(2, "flax cniclient: cannot start the CNI server: %s: %s; %s: %s\n", flaxd, strerror(err), multi, strerror(errno));
   _exit(127);
 }
 
