@@ -2,9 +2,10 @@
  * Issue 24, end to end: podman 4.3 (CNI backend) on a host set up for
  * `flax install --server auto` — no CNI server runs; the first plugin call
  * podman makes starts `flaxd --no-overlay` (the client, native/cniclient),
- * and every call of ours after that is served by it. Twice `podman run -d`
- * / `rm -f` per set, the reference plugins first (the timing baseline, same
+ * and every call of ours after that is served by it. `podman run -d`
+ * / `rm -f` twice per set, the reference plugins first (the timing baseline, same
  * run), then ours; prints the ratios (first run included).
+ * FLAX_E2E_AUTO_RUNS=N: N runs per set instead of 2 (a measurement).
  *
  * Nothing global: the suite's scratch podman (test/lib/podman.ts), and for
  * the server a config dir (the mode record install writes, via
@@ -28,6 +29,8 @@ const SUBNET = '10.231.181.0/24';
 const GW = '10.231.181.1';
 const IMAGE = 'localhost/flaxe2e-busybox:latest';
 const SETS: PluginSet[] = ['reference', 'ours'];
+/** podman run -d / rm -f per set (FLAX_E2E_AUTO_RUNS for a longer measurement; the first is always in the figures) */
+const RUNS = Math.max(2, Number(process.env.FLAX_E2E_AUTO_RUNS) || 2);
 
 const skipReason = missingPrereq(['podman', 'runc', 'conmon', 'nft', 'iptables', 'ip', 'flock', 'busybox']);
 if (skipReason) console.warn(`podman auto-server e2e skipped: ${skipReason}`);
@@ -35,7 +38,7 @@ if (skipReason) console.warn(`podman auto-server e2e skipped: ${skipReason}`);
 describe.skipIf(!!skipReason)('podman with flax install --server auto (the first call starts flaxd)', () => {
   const suite = new PodmanSuite({ tag: 'podman-auto', net: NET, bridge: BRIDGE, image: IMAGE });
   const { cids, ips, podman } = suite;
-  const times: Record<string, { run: number[]; rm: number[] }> = {};
+  const times: Record<string, { run: number[]; rm: number[]; calls: Record<string, number[]> }> = {};
   const serverEnv: Record<string, string> = {};
   let socket = '';
 
@@ -57,9 +60,14 @@ describe.skipIf(!!skipReason)('podman with flax install --server auto (the first
     const ref = times.reference;
     const ours = times.ours;
     if (ref && ours) {
-      const ratio = (a: number[], b: number[]) => (a.reduce((x, y) => x + y, 0) / b.reduce((x, y) => x + y, 0)).toFixed(2);
-      console.log(`podman e2e --server auto: run -d ${ours.run.map((x) => x.toFixed(0)).join(', ')} ms vs reference ${ref.run.map((x) => x.toFixed(0)).join(', ')} ms (${ratio(ours.run, ref.run)}×, first run included); `
-        + `rm -f ${ours.rm.map((x) => x.toFixed(0)).join(', ')} vs ${ref.rm.map((x) => x.toFixed(0)).join(', ')} ms (${ratio(ours.rm, ref.rm)}×)`);
+      const sum = (a: number[]) => a.reduce((x, y) => x + y, 0);
+      const median = (a: number[]) => { const v = [...a].sort((x, y) => x - y); return v.length % 2 ? v[v.length >> 1] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2; };
+      const ratios = (a: number[], b: number[]) => `mean ${(sum(a) / sum(b)).toFixed(2)}× (first run included), median ${(median(a) / median(b)).toFixed(2)}×`;
+      const ms = (a: number[]) => a.map((x) => x.toFixed(0)).join(', ');
+      console.log(`podman e2e --server auto: run -d ${ms(ours.run)} ms vs reference ${ms(ref.run)} ms: ${ratios(ours.run, ref.run)}; `
+        + `rm -f ${ms(ours.rm)} vs ${ms(ref.rm)} ms: ${ratios(ours.rm, ref.rm)}`);
+      const per = Object.keys(ours.calls).sort().map((k) => `${k} ${median(ours.calls[k]).toFixed(0)} vs ${ref.calls[k] ? median(ref.calls[k]).toFixed(0) : '-'}`);
+      console.log(`podman e2e --server auto: per call (trace wrapper's ms, medians, ours vs reference): ${per.join('; ')}`);
     }
     suite.tearDown(undefined, (problems) => {
       if (left.length) problems.push(`flaxd needed SIGKILL: ${left.join(', ')}`);
@@ -69,7 +77,7 @@ describe.skipIf(!!skipReason)('podman with flax install --server auto (the first
   }, 180_000);
 
   for (const set of SETS) {
-    it(`${set} plugins: two podman run -d / rm -f${set === 'ours' ? ', every call of ours served by the one flaxd the first call started' : ''}`, async () => {
+    it(`${set} plugins: podman run -d / rm -f ×${RUNS}${set === 'ours' ? ', every call of ours served by the one flaxd the first call started' : ''}`, async () => {
       suite.reset();
       const { plugins, trace, explain } = suite.createNetwork(set, set, SUBNET, GW);
       let since = 0n;
@@ -89,8 +97,8 @@ describe.skipIf(!!skipReason)('podman with flax install --server auto (the first
         since = BigInt(Date.now()) * 1_000_000n;
         expect(existsSync(socket), 'no server before the first call').toBe(false);
       }
-      const t = (times[set] = { run: [] as number[], rm: [] as number[] });
-      for (let i = 0; i < 2; i++) {
+      const t = (times[set] = { run: [] as number[], rm: [] as number[], calls: {} as Record<string, number[]> });
+      for (let i = 0; i < RUNS; i++) {
         const r1 = podman(['run', '-d', '--name', `flaxe2e-pa-${set}-${i}`, '--network', NET, IMAGE, 'sleep', '600'], true);
         if (r1.code !== 0) throw new Error(explain(`podman run failed (${r1.code}): ${r1.stderr}`));
         const cid = r1.stdout.trim().split('\n').pop()!;
@@ -107,6 +115,7 @@ describe.skipIf(!!skipReason)('podman with flax install --server auto (the first
         t.rm.push(r2.ms);
         expect(failedCalls(trace()), explain('a plugin call failed')).toEqual([]);
       }
+      for (const e of trace().filter((x) => x.t0 >= since)) (t.calls[`${e.plugin} ${e.command}`] ??= []).push(e.ms);
       if (set === 'ours') {
         const pids = cniServersOf(socket);
         const logFile = path.join(serverEnv.FLAX_LOG_DIR, 'cni-server.log');
