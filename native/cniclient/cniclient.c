@@ -56,6 +56,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -363,8 +364,15 @@ static pid_t spawn_server(const char *sock) {
   int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
   int out = open(log, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0640);
   if (in < 0 || out < 0 || dup2(in, 0) != 0 || dup2(out, 1) != 1 || dup2(out, 2) != 2) _exit(127);
-  for (int fd = 3; fd < 1024; fd++) close(fd);
-  signal(SIGPIPE, SIG_DFL);
+  if (syscall(SYS_close_range, 3U, ~0U, 0U) != 0) {
+    for (int fd = 3; fd < 65536; fd++) close(fd);
+  }
+  /* nothing of the runtime's signal state either (an ignored signal survives exec) */
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  for (int sig = 1; sig < NSIG; sig++) signal(sig, SIG_DFL);
+  umask(022);
   char *env[] = {path_env, NULL};
   char *args[] = {"flaxd", "--no-overlay", "--cni-socket", (char *)sock, "--idle-exit", "10m", "--gc-interval", "0", NULL};
   execve(flaxd, args, env);
