@@ -35,7 +35,7 @@
  *    --gc-interval 0` from beside its real path, detached in its own session
  *    (stdin /dev/null, stdout and stderr appended to
  *    /var/log/flax/cni-server.log), waits for it to answer (at most
- *    AUTOSTART_WAIT_MS), then sends the call; if it does not come up, the
+ *    AUTOSTART_WAIT_MS, or $FLAX_CNI_SERVER_WAIT_MS), then sends the call; if it does not come up, the
  *    standalone plugin runs as without a server. `<socket>.autostart` (flock)
  *    makes concurrent first calls start one server: the others wait for that
  *    start and then connect; a server that holds `<socket>.lock` (starting,
@@ -415,6 +415,8 @@ static int autostart(const struct sockaddr_un *a, const char *sock) {
   /* a server holding <sock>.lock is starting (waited for) or stopping (then one is started) */
   pid_t child = 0;
   int ok = 0;
+  const char *w = getenv("FLAX_CNI_SERVER_WAIT_MS"); /* a slow host (or a test on a loaded one) */
+  long wait_ms = w && *w ? atol(w) : AUTOSTART_WAIT_MS;
   struct timespec t0, t;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   long step_us = 2000;
@@ -427,7 +429,7 @@ static int autostart(const struct sockaddr_un *a, const char *sock) {
     if (child == 0 && !server_lock_held(sock) && (child = spawn_server(sock)) < 0) break;
     if (child > 0 && waitpid(child, NULL, WNOHANG) == child) break; /* it exited: it will not come up */
     clock_gettime(CLOCK_MONOTONIC, &t);
-    if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >= AUTOSTART_WAIT_MS) break;
+    if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >= wait_ms) break;
     usleep(step_us);
     if (step_us < 20000) step_us += step_us / 2;
   }

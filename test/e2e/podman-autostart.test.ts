@@ -45,7 +45,7 @@ describe.skipIf(!!skipReason)('podman with flax install --server auto (the first
   beforeAll(async () => {
     await suite.setUp();
     socket = path.join(suite.base, 'run/cni.sock');
-    Object.assign(serverEnv, { FLAX_CONFIG_DIR: path.join(suite.base, 'etc'), FLAX_CNI_SOCKET: socket, FLAX_LOG_DIR: path.join(suite.base, 'log') });
+    Object.assign(serverEnv, { FLAX_CONFIG_DIR: path.join(suite.base, 'etc'), FLAX_CNI_SOCKET: socket, FLAX_LOG_DIR: path.join(suite.base, 'log'), FLAX_CNI_SERVER_WAIT_MS: '60000' });
     // what `flax install --server auto` records (the unit of install that writes it)
     applyServer('auto', '/opt/cni/bin', undefined, { configDir: serverEnv.FLAX_CONFIG_DIR, unitDir: path.join(suite.base, 'systemd'), socket, systemdRunning: path.join(suite.base, 'none') }, () => {});
   }, 180_000);

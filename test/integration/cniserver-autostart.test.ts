@@ -52,7 +52,7 @@ function host(name: string, flaxd?: string): Host {
   if (flaxd !== undefined) writeFileSync(path.join(bin, 'flaxd'), flaxd, { mode: 0o755 });
   const socket = path.join(dir, 'run/cni.sock');
   const logDir = path.join(dir, 'log');
-  return { dir, bin, socket, logDir, env: { PATH: process.env.PATH, FLAX_CNI_SOCKET: socket, FLAX_LOG_DIR: logDir, FLAX_CNI_SERVER: 'auto' } };
+  return { dir, bin, socket, logDir, env: { PATH: process.env.PATH, FLAX_CNI_SOCKET: socket, FLAX_LOG_DIR: logDir, FLAX_CNI_SERVER: 'auto', FLAX_CNI_SERVER_WAIT_MS: '60000' } };
 }
 
 /** CNI VERSION through the client: resolves with exit code and stdout. */
@@ -142,6 +142,17 @@ describe('auto mode: the client starts flaxd --no-overlay', () => {
     expect(readFileSync(path.join(h.logDir, 'cni-server.log'), 'utf8')).toContain('flaxd: cannot start');
     expect(Number(readFileSync(`${h.socket}.autostart`, 'utf8').trim())).toBeGreaterThan(0);
     expect(existsSync(h.socket)).toBe(false);
+  });
+
+  it('a flaxd that never answers within the wait: the call runs standalone, the start is recorded as failed', async () => {
+    const h = host('hung', `#!/bin/sh\necho started >> ${path.join(root, 'hung', 'starts')}\necho $$ > ${path.join(root, 'hung', 'pid')}\nexec sleep 600\n`);
+    const r = await versionCall(h, { FLAX_CNI_SERVER_WAIT_MS: '300' });
+    expect(VERSION_OK(r), r.stdout + r.stderr).toBe(true);
+    expect(Number(readFileSync(`${h.socket}.autostart`, 'utf8').trim())).toBeGreaterThan(0);
+    // the next call does not wait for it again
+    expect(VERSION_OK(await versionCall(h, { FLAX_CNI_SERVER_WAIT_MS: '600000' }))).toBe(true);
+    expect(readFileSync(path.join(h.dir, 'starts'), 'utf8').trim().split('\n')).toEqual(['started']);
+    process.kill(Number(readFileSync(path.join(h.dir, 'pid'), 'utf8')), 'SIGKILL');
   });
 
   it('not root: no server is started (the standalone plugin runs)', async () => {
