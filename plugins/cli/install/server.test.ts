@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { serverMode } from '../../pkg/cniserver/probe';
 import { applyServer, type ServerPaths, serverUnits, SERVICE_UNIT, SOCKET_UNIT } from './server';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'flax-install-server-'));
@@ -44,11 +45,15 @@ describe('flax install --server: what is written and removed', () => {
     expect(readFileSync(file, 'utf8')).toBe('auto\n');
     expect(rec).toEqual({ mode: 'auto', files: { [file]: expect.stringMatching(/^[0-9a-f]{64}$/) } });
     expect(existsSync(p.unitDir)).toBe(false);
+    // read back as the clients (and flax status) read it; $FLAX_CNI_SERVER overrides
+    expect(serverMode({ FLAX_CONFIG_DIR: p.configDir })).toBe('auto');
+    expect(serverMode({ FLAX_CONFIG_DIR: p.configDir, FLAX_CNI_SERVER: 'off' })).toBe('off');
     lines.length = 0;
     expect(applyServer('auto', '/opt/cni/bin', rec, p, (l) => lines.push(l))).toEqual(rec);
     expect(lines).toEqual([`unchanged ${file}`]);
     expect(applyServer('off', '/opt/cni/bin', rec, p, () => {})).toBeUndefined();
     expect(existsSync(file)).toBe(false);
+    expect(serverMode({ FLAX_CONFIG_DIR: p.configDir })).toBe('off');
   });
 
   it('systemd writes both units and the mode; switching to auto removes the units', () => {
