@@ -8,9 +8,18 @@
 // Runs as root in throwaway namespaces (a "node" netns where the CLI runs,
 // one pod netns); the root netns and /etc/cni, /var/lib/cni are untouched.
 //
-//   node scripts/bench-chain.mjs [--runs 20] [--flax dist/bin/flax]
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+// --server auto (issue 24) adds a set "flax, --server auto": dist/bin's
+// plugin clients with FLAX_CNI_SERVER=auto and a socket of the bench's own,
+// as on a host set up with `flax install --server auto` (the package,
+// dist/pkg, installed into the bench's dirs; dist/bin when there is no
+// package): its first call
+// starts flaxd --no-overlay (no warm-up for that set: the first call is in
+// the samples; its time is printed), killed at the end. --burst N adds N
+// pods ADDed at once (N `flax cni add` processes), then DELed at once.
+//
+//   node scripts/bench-chain.mjs [--runs 20] [--burst 0] [--server auto] [--flax dist/bin/flax]
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +28,9 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const arg = (name, def) => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1] : def; };
 const runs = Number(arg('runs', '20'));
 const flax = path.resolve(arg('flax', path.join(root, 'dist/bin/flax')));
+const burst = Number(arg('burst', '0'));
+const serverMode = arg('server', 'off');
+if (!['off', 'auto'].includes(serverMode)) { console.error('bench-chain: --server auto|off'); process.exit(2); }
 const bin = path.dirname(flax);
 if (process.getuid() !== 0) { console.error('bench-chain: run as root (it creates network namespaces)'); process.exit(1); }
 if (!existsSync(flax)) { console.error(`bench-chain: ${flax} not found (npm run build)`); process.exit(1); }
@@ -35,10 +47,32 @@ if (ref2) sets.push(ref2);
 
 const tag = `flaxbench-${process.pid}`;
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'flax-bench-'));
+const autoSocket = path.join(tmp, 'run/cni.sock');
+if (serverMode === 'auto') {
+  const env = { FLAX_CNI_SOCKET: autoSocket, FLAX_LOG_DIR: path.join(tmp, 'log'), FLAX_CONFIG_DIR: path.join(tmp, 'etc') };
+  const pkg = path.join(root, 'dist/pkg');
+  if (existsSync(path.join(pkg, 'PACKAGE.json'))) {
+    // as on a host: `flax install --server auto` of the package (into the bench's dirs; the mode file where the clients read it)
+    const pbin = path.join(tmp, 'pkg-bin');
+    const r = spawnSync(path.join(pkg, 'flax'), ['install', '--cni-bin-dir', pbin, '--cni-conf-dir', path.join(tmp, 'pkg-net.d'), '--from', pkg, '--server', 'auto'], { encoding: 'utf8', env: { PATH: process.env.PATH, ...env } });
+    if (r.status !== 0) { console.error(`bench-chain: flax install --server auto: ${r.stderr}`); process.exit(1); }
+    sets.push({ name: 'flax install --server auto (dist/pkg)', path: pbin, auto: true, env });
+  } else if (missing.length === 0) {
+    sets.push({ name: 'flax --server auto (dist/bin; no dist/pkg)', path: bin, auto: true, env: { ...env, FLAX_CNI_SERVER: 'auto' } });
+  }
+}
+// the flaxd the auto set's first call started (its pid is in <socket>.lock)
+function stopAutoServer() {
+  try {
+    const pid = Number(readFileSync(`${autoSocket}.lock`, 'utf8').trim());
+    if (pid > 1) process.kill(pid, 'SIGKILL');
+  } catch { /* none started */ }
+}
 const ns = (n) => `/run/netns/${tag}-${n}`;
 const sh = (cmd, args) => { const r = spawnSync(cmd, args, { encoding: 'utf8' }); if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr}`); return r.stdout; };
 function cleanup() {
-  for (const n of ['node', 'pod']) spawnSync('ip', ['netns', 'del', `${tag}-${n}`]);
+  stopAutoServer();
+  for (const n of ['node', 'pod', ...Array.from({ length: burst }, (_, i) => `b${i}`)]) spawnSync('ip', ['netns', 'del', `${tag}-${n}`]);
   rmSync(tmp, { recursive: true, force: true });
 }
 process.on('exit', cleanup);
@@ -46,6 +80,7 @@ process.on('SIGINT', () => process.exit(130));
 
 sh('ip', ['netns', 'add', `${tag}-node`]);
 sh('ip', ['netns', 'add', `${tag}-pod`]);
+for (let i = 0; i < burst; i++) sh('ip', ['netns', 'add', `${tag}-b${i}`]);
 const confDir = path.join(tmp, 'net.d');
 sh('mkdir', ['-p', confDir]);
 writeFileSync(path.join(confDir, '10-bench.conflist'), JSON.stringify({
@@ -61,25 +96,45 @@ function timed(argv, env) {
   return ms;
 }
 const inNode = (args) => ['nsenter', `--net=${ns('node')}`, '--', flax, ...args];
-const cniEnv = (p) => ({ NETCONFPATH: confDir, CNI_PATH: p });
+const cniEnv = (p, extra = {}) => ({ NETCONFPATH: confDir, CNI_PATH: p, ...extra });
+/** N processes at once; resolves with the ms until the last one exited */
+function timedAll(argvs, env) {
+  const t = process.hrtime.bigint();
+  return Promise.all(argvs.map((argv) => new Promise((resolve, reject) => {
+    const p = spawn(argv[0], argv.slice(1), { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (d) => { err += d; });
+    p.on('close', (c) => (c === 0 ? resolve() : reject(new Error(`${argv.join(' ')} failed: ${err}`))));
+  }))).then(() => Number(process.hrtime.bigint() - t) / 1e6);
+}
 const cache = ['--cache-dir', path.join(tmp, 'cache')];
 
-const res = new Map(sets.map((s) => [s.name, { add: [], del: [] }]));
+const res = new Map(sets.map((s) => [s.name, { add: [], del: [], burstAdd: [], burstDel: [] }]));
 const startup = [];
 const nodeBoot = [];
 const nsenterOnly = [];
 // warm-up (page cache, first bridge creation)
-for (const s of sets) { timed(inNode(['cni', 'add', 'bench', ns('pod'), ...cache]), cniEnv(s.path)); timed(inNode(['cni', 'del', 'bench', ns('pod'), ...cache]), cniEnv(s.path)); }
+// (not for the --server auto set: its first call, which starts the server, is measured)
+for (const s of sets.filter((x) => !x.auto)) { timed(inNode(['cni', 'add', 'bench', ns('pod'), ...cache]), cniEnv(s.path)); timed(inNode(['cni', 'del', 'bench', ns('pod'), ...cache]), cniEnv(s.path)); }
 for (let i = 0; i < runs; i++) {
   const order = i % 2 ? [...sets].reverse() : sets;
   for (const s of order) {
     const r = res.get(s.name);
-    r.add.push(timed(inNode(['cni', 'add', 'bench', ns('pod'), ...cache]), cniEnv(s.path)));
-    r.del.push(timed(inNode(['cni', 'del', 'bench', ns('pod'), ...cache]), cniEnv(s.path)));
+    r.add.push(timed(inNode(['cni', 'add', 'bench', ns('pod'), ...cache]), cniEnv(s.path, s.env)));
+    r.del.push(timed(inNode(['cni', 'del', 'bench', ns('pod'), ...cache]), cniEnv(s.path, s.env)));
   }
   startup.push(timed(inNode(['cni', 'status', 'bench', ...cache]), cniEnv('/usr/lib/cni')));
   nodeBoot.push(timed(['nsenter', `--net=${ns('node')}`, '--', process.execPath, '-e', '0'], {}));
   nsenterOnly.push(timed(['nsenter', `--net=${ns('node')}`, '--', 'true'], {}));
+}
+
+for (let i = 0; burst > 0 && i < Math.max(3, runs / 5); i++) {
+  for (const s of i % 2 ? [...sets].reverse() : sets) {
+    const r = res.get(s.name);
+    const pods = Array.from({ length: burst }, (_, j) => ns(`b${j}`));
+    r.burstAdd.push(await timedAll(pods.map((p) => inNode(['cni', 'add', 'bench', p, ...cache])), cniEnv(s.path, s.env)));
+    r.burstDel.push(await timedAll(pods.map((p) => inNode(['cni', 'del', 'bench', p, ...cache])), cniEnv(s.path, s.env)));
+  }
 }
 
 const median = (a) => { const s = [...a].sort((x, y) => x - y); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
@@ -89,15 +144,20 @@ const su = median(startup);
 console.log(`bench-chain: ${runs} interleaved runs, chain loopback > bridge > host-local (cniVersion 1.0.0), node ${process.version}, ${os.cpus().length} CPUs`);
 console.log(`each sample = one \`nsenter --net=<node> flax cni add|del\` process (CLI start-up + config load + 3 plugin execs + cache)\n`);
 const ref2r = ref2 ? res.get(ref2.name) : null;
-const rows = [['plugins', 'ADD median ms', 'DEL median ms', 'ADD vs ref', 'DEL vs ref', ...(ref2r ? ['ADD vs v1.10.0', 'DEL vs v1.10.0'] : []), 'ADD − CLI ms', 'DEL − CLI ms']];
+const mean = (a) => a.reduce((x, y) => x + y, 0) / a.length;
+const ratio = (a, b) => `${(a / b).toFixed(2)}×`;
+const burstCols = burst > 0 ? [`${burst}-pod burst ADD ms`, 'burst DEL ms', 'burst ADD vs ref', 'burst DEL vs ref'] : [];
+const rows = [['plugins', 'ADD median ms', 'DEL median ms', 'ADD vs ref', 'DEL vs ref', 'ADD mean vs ref', ...(ref2r ? ['ADD vs v1.10.0', 'DEL vs v1.10.0'] : []), 'ADD − CLI ms', 'DEL − CLI ms', ...burstCols]];
 for (const s of sets) {
   const r = res.get(s.name);
   const a = median(r.add), d = median(r.del);
-  const v2 = ref2r ? [`${(a / median(ref2r.add)).toFixed(2)}×`, `${(d / median(ref2r.del)).toFixed(2)}×`] : [];
-  rows.push([s.name, f(a), f(d), `${(a / median(ref.add)).toFixed(2)}×`, `${(d / median(ref.del)).toFixed(2)}×`, ...v2, f(a - su), f(d - su)]);
+  const v2 = ref2r ? [ratio(a, median(ref2r.add)), ratio(d, median(ref2r.del))] : [];
+  const b = burst > 0 ? [f(median(r.burstAdd)), f(median(r.burstDel)), ratio(median(r.burstAdd), median(ref.burstAdd)), ratio(median(r.burstDel), median(ref.burstDel))] : [];
+  rows.push([s.name, f(a), f(d), ratio(a, median(ref.add)), ratio(d, median(ref.del)), ratio(mean(r.add), mean(ref.add)), ...v2, f(a - su), f(d - su), ...b]);
 }
 const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
 for (const [j, r] of rows.entries()) { console.log(r.map((c, i) => c.padEnd(w[i])).join('  ')); if (j === 0) console.log(w.map((n) => '-'.repeat(n)).join('  ')); }
 console.log(`\nflax CLI start-up (\`flax cni status\`, loads config, runs no plugin): ${f(su)} ms median`);
 console.log(`  of which nsenter ${f(median(nsenterOnly))} ms; \`node -e 0\` under nsenter ${f(median(nodeBoot))} ms`);
+for (const s of sets.filter((x) => x.auto)) console.log(`--server auto: the first ADD (it started flaxd --no-overlay) took ${f(res.get(s.name).add[0])} ms; the reference's first ${f(ref.add[0])} ms`);
 if (missing.length) console.log(`\nnote: dist/bin lacks ${missing.join(', ')}; those come from /usr/lib/cni in the flax row`);

@@ -76,6 +76,9 @@ struct Server {
   Napi::ThreadSafeFunction tsfn;
   pthread_t acceptor;
   std::atomic<bool> stopped{false};
+  // the listening socket is shared with whoever handed it over (systemd): never shut down,
+  // the acceptor is woken by a connection of this process instead
+  bool adopted = false;
 };
 
 int ReadFull(int fd, void* buf, size_t len) {
@@ -224,6 +227,11 @@ void* AcceptThread(void* arg) {
     struct ucred cred;
     socklen_t len = sizeof(cred);
     if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+      if (srv->adopted && srv->stopped && cred.pid == getpid()) {  // cniStop's wake-up
+        close(c);
+        delete r;
+        break;
+      }
       r->uid = cred.uid;
       r->pid = cred.pid;
     } else {
@@ -297,6 +305,37 @@ Napi::Value CniListen(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, fd);
 }
 
+// cniAdoptListener(fd, path): a listening socket handed over by systemd
+// (LISTEN_FDS, socket activation) checked before it is served: a unix
+// stream socket in the listening state, bound to path (the --cni-socket the
+// clients call); marked close-on-exec so no exec'd plugin inherits it.
+Napi::Value CniAdoptListener(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsString()) {
+    Napi::TypeError::New(env, "cniAdoptListener(fd, path)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  std::string path = info[1].As<Napi::String>().Utf8Value();
+  int v = 0;
+  socklen_t len = sizeof(v);
+  if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &len) != 0) return Fail(env, errno, "getsockopt", path);
+  if (v != AF_UNIX) return Fail(env, EAFNOSUPPORT, "getsockopt", path);
+  len = sizeof(v);
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &len) != 0 || v != SOCK_STREAM) return Fail(env, ESOCKTNOSUPPORT, "getsockopt", path);
+  len = sizeof(v);
+  if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len) != 0 || !v) return Fail(env, EINVAL, "listen", path);
+  struct sockaddr_un a = {};
+  len = sizeof(a);
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) return Fail(env, errno, "getsockname", path);
+  size_t n = len > offsetof(struct sockaddr_un, sun_path) ? len - offsetof(struct sockaddr_un, sun_path) : 0;
+  std::string bound(a.sun_path, strnlen(a.sun_path, n));
+  if (bound != path) return Fail(env, EADDRNOTAVAIL, "getsockname", path + "' (the socket handed over is bound to '" + bound);
+  int flags = fcntl(fd, F_GETFD);
+  if (flags < 0 || fcntl(fd, F_SETFD, flags | FD_CLOEXEC) != 0) return Fail(env, errno, "fcntl", path);
+  return Napi::Number::New(env, fd);
+}
+
 // cniServe(listenFd, onRequest): accepts on native threads; each request
 // (or a refused / malformed one, with .error) is passed to onRequest.
 // Returns a handle for cniStop(). Keeps the event loop alive until stopped.
@@ -308,6 +347,7 @@ Napi::Value CniServe(const Napi::CallbackInfo& info) {
   }
   Server* srv = new Server();
   srv->lfd = info[0].As<Napi::Number>().Int32Value();
+  srv->adopted = info.Length() > 2 && info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value();
   srv->tsfn = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "flax-cniserver", 0, 1);
   pthread_attr_t attr;
   pthread_attr_init(&attr);
@@ -335,7 +375,19 @@ Napi::Value CniExit(const Napi::CallbackInfo& info) {
 
 Napi::Value CniStop(const Napi::CallbackInfo& info) {
   Server* srv = info[0].As<Napi::External<Server>>().Data();
-  if (!srv->stopped.exchange(true)) shutdown(srv->lfd, SHUT_RDWR);
+  if (srv->stopped.exchange(true)) return info.Env().Undefined();
+  if (!srv->adopted) {
+    shutdown(srv->lfd, SHUT_RDWR);
+    return info.Env().Undefined();
+  }
+  // connections queued before this one are still accepted (and served: the drain); this one ends the loop
+  struct sockaddr_un a = {};
+  socklen_t len = sizeof(a);
+  int w = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (w < 0 || getsockname(srv->lfd, reinterpret_cast<sockaddr*>(&a), &len) != 0 || connect(w, reinterpret_cast<sockaddr*>(&a), len) != 0) {
+    shutdown(srv->lfd, SHUT_RDWR);  // cannot wake it otherwise
+  }
+  if (w >= 0) close(w);
   return info.Env().Undefined();
 }
 
@@ -401,6 +453,7 @@ Napi::Value CniReply(const Napi::CallbackInfo& info) {
 
 void InitCniServer(Napi::Env env, Napi::Object exports) {
   exports.Set("cniListen", Napi::Function::New(env, CniListen, "cniListen"));
+  exports.Set("cniAdoptListener", Napi::Function::New(env, CniAdoptListener, "cniAdoptListener"));
   exports.Set("cniServe", Napi::Function::New(env, CniServe, "cniServe"));
   exports.Set("cniStop", Napi::Function::New(env, CniStop, "cniStop"));
   exports.Set("cniExit", Napi::Function::New(env, CniExit, "cniExit"));

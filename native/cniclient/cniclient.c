@@ -28,6 +28,19 @@
  *    reporting a plugin fault.
  *  - also sent: the caller's root directory (O_PATH), so the server can
  *    compare its view of the files with the caller's.
+ *  - auto mode (issue 24; `flax install --server auto` writes "auto" into
+ *    /etc/flax/cni-server, $FLAX_CNI_SERVER overrides it): when no server
+ *    answers (no socket, or a stale one) and the caller is root, the client
+ *    starts `flaxd --no-overlay --cni-socket <socket> --idle-exit 10m
+ *    --gc-interval 0` from beside its real path, detached in its own session
+ *    (stdin /dev/null, stdout and stderr appended to
+ *    /var/log/flax/cni-server.log), waits for it to answer (at most
+ *    AUTOSTART_WAIT_MS, or $FLAX_CNI_SERVER_WAIT_MS), then sends the call; if it does not come up, the
+ *    standalone plugin runs as without a server. `<socket>.autostart` (flock)
+ *    makes concurrent first calls start one server: the others wait for that
+ *    start and then connect; a server that holds `<socket>.lock` (starting,
+ *    or stopping) is waited for, never doubled; a start that failed is not
+ *    tried again for AUTOSTART_RETRY_S (the time is in the autostart file).
  * Wire format: native/addon/cniserver.cc.
  */
 #define _GNU_SOURCE
@@ -39,10 +52,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -68,6 +85,12 @@ struct rep_hdr {
   uint64_t stdout_len;
   uint64_t stderr_len;
 };
+
+/* auto mode: how long a first call waits for the server it started, and how long a failed start is not retried */
+#define AUTOSTART_WAIT_MS 5000
+#define AUTOSTART_RETRY_S 30
+#define CONFIG_DIR "/etc/flax"
+#define LOG_DIR "/var/log/flax"
 
 static const char *const versions[] = {"0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"};
 
@@ -270,6 +293,156 @@ static void server_gone(int fd, const char *name, char **argv, const char *when)
   run_standalone(name, argv);
 }
 
+/* A connected socket to the server at a, or -1 (errno from connect). */
+static int try_connect(const struct sockaddr_un *a) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  if (connect(fd, (const struct sockaddr *)a, sizeof(*a)) == 0) return fd;
+  int e = errno;
+  close(fd);
+  errno = e;
+  return -1;
+}
+
+/* "auto" when the server is to be started on demand: $FLAX_CNI_SERVER, else the first word of <config dir>/cni-server. */
+static int auto_mode(void) {
+  const char *env = getenv("FLAX_CNI_SERVER");
+  if (env) return strcmp(env, "auto") == 0;
+  const char *dir = getenv("FLAX_CONFIG_DIR");
+  char file[PATH_MAX], buf[16] = {0};
+  snprintf(file, sizeof(file), "%s/cni-server", dir && *dir ? dir : CONFIG_DIR);
+  int fd = open(file, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t n = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  return n >= 4 && memcmp(buf, "auto", 4) == 0 && (n == 4 || buf[4] == '\n' || buf[4] == ' ');
+}
+
+/* True when a server process holds <sock>.lock (flaxd's flock while it runs). */
+static int server_lock_held(const char *sock) {
+  char p[PATH_MAX];
+  snprintf(p, sizeof(p), "%s.lock", sock);
+  int fd = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return 0;
+  int held = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  close(fd);
+  return held;
+}
+
+static void mkdir_parent(const char *file) {
+  char d[PATH_MAX];
+  snprintf(d, sizeof(d), "%s", file);
+  char *slash = strrchr(d, '/');
+  if (!slash || slash == d) return;
+  *slash = '\0';
+  mkdir(d, 0755);
+}
+
+/*
+ * Starts flaxd --no-overlay on sock, detached: its own session, cwd /,
+ * stdin /dev/null, stdout/stderr appended to the log, no other descriptor,
+ * an environment of PATH only. Returns its pid, or -1.
+ */
+static pid_t spawn_server(const char *sock) {
+  char self[PATH_MAX], flaxd[PATH_MAX + 16], multi[PATH_MAX + 16], log[PATH_MAX], path_env[PATH_MAX + 8];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n <= 0) return -1;
+  self[n] = '\0';
+  *strrchr(self, '/') = '\0';
+  snprintf(flaxd, sizeof(flaxd), "%s/flaxd", self);
+  snprintf(multi, sizeof(multi), "%s/flax", self);
+  const char *ldir = getenv("FLAX_LOG_DIR");
+  snprintf(log, sizeof(log), "%s/cni-server.log", ldir && *ldir ? ldir : LOG_DIR);
+  const char *path = getenv("PATH");
+  snprintf(path_env, sizeof(path_env), "PATH=%s", path && *path ? path : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+  pid_t pid = fork();
+  if (pid != 0) return pid;
+  /* the child: nothing of the caller's (its pipes would keep the runtime waiting for EOF) */
+  setsid();
+  if (chdir("/") != 0) _exit(127);
+  mkdir_parent(log);
+  int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  int out = open(log, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0640);
+  if (in < 0 || out < 0 || dup2(in, 0) != 0 || dup2(out, 1) != 1 || dup2(out, 2) != 2) _exit(127);
+  if (syscall(SYS_close_range, 3U, ~0U, 0U) != 0) {
+    for (int fd = 3; fd < 65536; fd++) close(fd);
+  }
+  /* nothing of the runtime's signal state either (an ignored signal survives exec) */
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  for (int sig = 1; sig < NSIG; sig++) signal(sig, SIG_DFL);
+  umask(022);
+  char *env[] = {path_env, NULL};
+  char *args[] = {"flaxd", "--no-overlay", "--cni-socket", (char *)sock, "--idle-exit", "10m", "--gc-interval", "0", NULL};
+  execve(flaxd, args, env);
+  int err = errno;
+  execve(multi, args, env); /* the package: the multi-call binary, dispatching on argv[0] */
+  dprintf(2, "flax cniclient: cannot start the CNI server: %s: %s; %s: %s\n", flaxd, strerror(err), multi, strerror(errno));
+  _exit(127);
+}
+
+/*
+ * Auto mode, no server answered: start one (or wait for the one being
+ * started) and return a connection to it; -1 when it does not come up.
+ */
+static int autostart(const struct sockaddr_un *a, const char *sock) {
+  char lockp[PATH_MAX];
+  snprintf(lockp, sizeof(lockp), "%s.autostart", sock);
+  mkdir_parent(lockp);
+  int lfd = open(lockp, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (lfd < 0) return -1;
+  while (flock(lfd, LOCK_EX) != 0) {
+    if (errno != EINTR) {
+      close(lfd);
+      return -1;
+    }
+  }
+  /* whoever held the lock may have started it meanwhile */
+  int fd = try_connect(a);
+  if (fd >= 0) {
+    close(lfd);
+    return fd;
+  }
+  char buf[32] = {0};
+  long long failed = 0;
+  if (pread(lfd, buf, sizeof(buf) - 1, 0) > 0) failed = atoll(buf);
+  time_t now = time(NULL);
+  if (failed > 0 && now - failed >= 0 && now - failed < AUTOSTART_RETRY_S) {
+    close(lfd);
+    return -1;
+  }
+  /* a server holding <sock>.lock is starting (waited for) or stopping (then one is started) */
+  pid_t child = 0;
+  int ok = 0;
+  const char *w = getenv("FLAX_CNI_SERVER_WAIT_MS"); /* a slow host (or a test on a loaded one) */
+  long wait_ms = w && *w ? atol(w) : AUTOSTART_WAIT_MS;
+  struct timespec t0, t;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  long step_us = 2000;
+  for (;;) {
+    fd = try_connect(a);
+    if (fd >= 0) {
+      ok = 1;
+      break;
+    }
+    if (child == 0 && !server_lock_held(sock) && (child = spawn_server(sock)) < 0) break;
+    if (child > 0 && waitpid(child, NULL, WNOHANG) == child) break; /* it exited: it will not come up */
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >= wait_ms) break;
+    usleep(step_us);
+    if (step_us < 20000) step_us += step_us / 2;
+  }
+  /* a start of ours that did not come up is remembered; one that did clears it */
+  if (ok || child != 0) {
+    char rec[32];
+    int len = ok ? 0 : snprintf(rec, sizeof(rec), "%lld\n", (long long)time(NULL));
+    if (ftruncate(lfd, 0) == 0 && len > 0 && pwrite(lfd, rec, (size_t)len, 0) != len) { /* best effort */ }
+  }
+  close(lfd);
+  return ok ? fd : -1;
+}
+
 int main(int argc, char **argv) {
   (void)argc;
   const char *name = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
@@ -278,11 +451,9 @@ int main(int argc, char **argv) {
   struct sockaddr_un a = {.sun_family = AF_UNIX};
   if (*sock == '\0' || strlen(sock) >= sizeof(a.sun_path) || strlen(name) == 0 || strlen(name) > 255) run_standalone(name, argv);
   memcpy(a.sun_path, sock, strlen(sock) + 1);
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-    if (fd >= 0) close(fd);
-    run_standalone(name, argv);  /* nothing was sent: the server never saw this call */
-  }
+  int fd = try_connect(&a);
+  if (fd < 0 && (errno == ENOENT || errno == ECONNREFUSED) && geteuid() == 0 && auto_mode()) fd = autostart(&a, sock);
+  if (fd < 0) run_standalone(name, argv);  /* nothing was sent: the server never saw this call */
   signal(SIGPIPE, SIG_IGN);
   read_stdin();
 

@@ -11,7 +11,7 @@ import { annotationPrefixError } from './store/kube-annotations';
 
 export class UsageError extends Error {}
 
-type Kind = 'string' | 'bool' | 'int' | 'list' | 'seconds';
+type Kind = 'string' | 'bool' | 'int' | 'list' | 'seconds' | 'duration';
 interface FlagSpec {
   kind: Kind;
   help: string;
@@ -72,6 +72,7 @@ export const FLAGS = {
   'gc-sandbox-dir': { kind: 'string', help: 'root of `flax sandbox`\'s sandboxes whose dead ones the sweeper removes (default $FLAX_SANDBOX_DIR or /run/flax/sandboxes; alias --sandbox-dir, as `flax gc`)' },
   'cni-socket': { kind: 'string', help: 'unix socket of the resident CNI server that dist/bin\'s plugin clients call (default /run/flax/cni.sock; \'\' = no server)' },
   'no-overlay': { kind: 'bool', help: 'run only the CNI server and the sweeper: no lease, store, device or subnet file' },
+  'idle-exit': { kind: 'duration', help: 'with --no-overlay: exit once the CNI server answered no call for this long (10m, 30s, 500ms; a bare number is seconds; default 0 = never)' },
   help: { kind: 'bool', help: 'print this help' },
   version: { kind: 'bool', help: 'print the version' },
 } satisfies Record<string, FlagSpec>;
@@ -125,6 +126,8 @@ export interface AgentOptions {
   /** '' = no CNI server */
   cniSocket: string;
   noOverlay: boolean;
+  /** ms; 0 = never */
+  idleExit: number;
   help: boolean;
   version: boolean;
 }
@@ -141,7 +144,7 @@ function defaults(env: NodeJS.ProcessEnv): AgentOptions {
     iptablesResync: 5, iptablesForwardRules: true, subnetFile: '/run/flannel/subnet.env',
     subnetLeaseRenewMargin: 60, healthzIp: '0.0.0.0', healthzPort: 0, v: 0, vmodule: '', logBacktraceAt: '', logFormat: 'klog',
     leaseDir: '/var/lib/flax/leases', nodeName: env.NODE_NAME ?? '', reconcileInterval: 10,
-    gcInterval: 300, gcCniConfDir: '/etc/cni/net.d', gcCacheDir: '/var/lib/cni', gcCniPath: '/opt/cni/bin', gcSandboxDir: '', cniSocket: '/run/flax/cni.sock', noOverlay: false, help: false, version: false,
+    gcInterval: 300, gcCniConfDir: '/etc/cni/net.d', gcCacheDir: '/var/lib/cni', gcCniPath: '/opt/cni/bin', gcSandboxDir: '', cniSocket: '/run/flax/cni.sock', noOverlay: false, idleExit: 0, help: false, version: false,
   };
 }
 
@@ -170,6 +173,12 @@ function convert(spec: FlagSpec, v: string): { value: unknown } | { error: strin
       const n = /^\d+(\.\d+)?$/.test(v) ? Number(v) : NaN;
       if (!(n > 0) || n > 86400) return { error: 'not a number of seconds in (0, 86400]' };
       return { value: n };
+    }
+    case 'duration': {
+      const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(v);
+      const ms = m ? Math.round(Number(m[1]) * ({ ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as Record<string, number>)[m[2] ?? 's']!) : NaN;
+      if (!(ms >= 0) || ms > 7 * 86_400_000) return { error: 'not a duration such as 10m, 30s or 500ms (a bare number is seconds; at most 168h)' };
+      return { value: ms };
     }
     default: {
       const err = spec.check?.(v);
@@ -226,6 +235,7 @@ export function parseFlags(argv: readonly string[], env: NodeJS.ProcessEnv = {})
     if ('error' in r) throw new UsageError(`invalid value "${v}" for ${envName(name)}: ${r.error}`);
     assign(o, name, r.value);
   }
+  if (o.idleExit > 0 && !o.noOverlay) throw new UsageError('--idle-exit is for --no-overlay (a CNI server alone; the overlay agent never exits idle)');
   return o;
 }
 
@@ -240,7 +250,7 @@ export function flagWarnings(o: AgentOptions): string[] {
 export function usage(): string {
   const lines = ['Usage: flaxd [flags]   (each flag also settable as FLANNELD_<FLAG>)', ''];
   for (const [name, spec] of Object.entries(FLAGS) as Array<[string, FlagSpec]>) {
-    const arg = spec.kind === 'bool' ? '' : spec.kind === 'list' ? ' VALUE (repeatable)' : spec.kind === 'string' ? ' VALUE' : ' N';
+    const arg = spec.kind === 'bool' ? '' : spec.kind === 'list' ? ' VALUE (repeatable)' : spec.kind === 'string' ? ' VALUE' : spec.kind === 'duration' ? ' DURATION' : ' N';
     lines.push(`  --${name}${arg}\n      ${spec.help}`);
   }
   return lines.join('\n') + '\n';

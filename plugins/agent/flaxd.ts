@@ -27,6 +27,7 @@ import { type Logger } from './log';
 import { AgentMetrics } from './metrics';
 import { NodeSweeper, sweeperOptions } from './sweeper';
 import { type AgentDeps, runAgent } from './agent';
+import { takeListenFd, untilIdle } from './activation';
 
 /** Latency buckets (seconds): a served call takes 2–100 ms, a slow IPAM lock or exec longer. */
 const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -80,6 +81,7 @@ export async function startAgentCniServer(o: AgentOptions, log: Logger, metrics:
   try {
     srv = await startCniServer({
       socket: o.cniSocket,
+      listenFd: takeListenFd(),
       log: (msg) => log.info(msg),
       onCall(plugin, verb, seconds, code) {
         const labels = { plugin: plugin.slice(0, 64), verb: verbLabel(verb) };
@@ -157,8 +159,12 @@ export async function runCniOnly(o: AgentOptions, log: Logger): Promise<number> 
     if (o.healthzPort > 0) healthz = await startHealthServer({ ip: o.healthzIp, port: o.healthzPort, metrics, ready: () => srv !== undefined || !o.cniSocket });
     srv = await startAgentCniServer(o, log, metrics, true);
     sweeper.start();
-    log.info(`no overlay: ${srv ? `CNI server on ${srv.socket}` : 'no CNI server'}, sweeper ${o.gcInterval > 0 ? `every ${o.gcInterval} s` : 'off'}; running`);
-    return await stop;
+    log.info(`no overlay: ${srv ? `CNI server on ${srv.socket}` : 'no CNI server'}, sweeper ${o.gcInterval > 0 ? `every ${o.gcInterval} s` : 'off'}; running${srv && o.idleExit ? ` until ${o.idleExit / 1000} s without a call (--idle-exit)` : ''}`);
+    const idle = srv && o.idleExit > 0 ? untilIdle(srv, o.idleExit) : undefined;
+    const why = await (idle ? Promise.race([stop, idle.done.then(() => 'idle' as const)]) : stop);
+    idle?.cancel();
+    if (why === 'idle') log.info(`cni server: no call for ${o.idleExit / 1000} s (--idle-exit): exiting`);
+    return 0;
   } finally {
     await sweeper.stop();
     await closeServer(srv, log);

@@ -59,10 +59,12 @@ export interface FlaxNative {
   lowMemoryNotification(): void;
   /** A listening unix socket at path with that mode (stale socket replaced; a live one is EADDRINUSE). */
   cniListen(path: string, mode: number): number;
+  /** A listening unix stream socket handed over (systemd's LISTEN_FDS), checked to be bound to path; made close-on-exec. */
+  cniAdoptListener(fd: number, path: string): number;
   /** `nft <args>` through libnftables on this thread (-j, -e, -f FILE, command words); throws when it cannot (no library, an unhandled option). */
   nftRun(args: string[]): { code: number; stdout: string; stderr: string };
   /** Accepts on native threads; every request (or refused/malformed connection, with .error) goes to onRequest. */
-  cniServe(listenFd: number, onRequest: (r: NativeCniRequest) => void): NativeCniServer;
+  cniServe(listenFd: number, onRequest: (r: NativeCniRequest) => void, adopted?: boolean): NativeCniServer;
   /** Stops accepting and closes the listening socket. */
   cniStop(server: NativeCniServer): void;
   /** Writes the reply (at once if the socket takes it whole, else on a native thread) and closes conn; any thread. */

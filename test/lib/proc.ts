@@ -14,3 +14,15 @@ export function childrenOf(ppid: number): { pid: number; state: string; comm: st
   }
   return out;
 }
+
+/** Pids of the `flaxd --no-overlay` processes serving this socket (by their command line). */
+export function cniServersOf(socket: string): number[] {
+  const out: number[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    let argv: string[];
+    try { argv = readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0'); } catch { continue; }
+    if (argv.includes('--no-overlay') && argv[argv.indexOf('--cni-socket') + 1] === socket) out.push(Number(e));
+  }
+  return out;
+}

@@ -10,6 +10,7 @@ import type { Args, CommandDef } from '../cli';
 import type { FirewallDeps } from '../../pkg/nft';
 import { UsageError, confDirOption } from '../usage';
 import type { CliIo } from './cni';
+import type { ServerMode } from '../install/server';
 
 declare const __flaxDir: string | undefined;
 
@@ -23,6 +24,7 @@ export const INSTALL_OPTIONS = {
   force: { type: 'boolean', describe: 'replace files flax did not install (each is kept beside as .<name>.flax-replaced); with --uninstall, also remove files changed since, and uninstall even when a tombstone could not be written' },
   'cache-dir': { type: 'string', describe: 'with --uninstall: libcni cache root, whose attachments (like --cni-conf-dir\'s networks) resolve hashed rule comments (default /var/lib/cni)' },
   from: { type: 'string', describe: 'the package dir to install (default: the one this flax runs from, or dist/pkg)' },
+  server: { type: 'string', choices: ['systemd', 'auto', 'off'], describe: 'the resident CNI server on a host without flax\'s DaemonSet: systemd (flax-cni.socket + flax-cni.service), auto (the plugins start flaxd --no-overlay when none answers), off (default: a server is used when one answers); recorded in /etc/flax/cni-server' },
 } as const satisfies Record<string, Options>;
 
 /** The package dir: --from, else beside this executable (a packaged flax), else ../pkg of dist/bin, else ./dist/pkg. */
@@ -33,7 +35,7 @@ export function defaultPackageDir(): string {
 
 export function checkInstall(a: Args): void {
   if (a.conflist !== undefined && a.network !== undefined) throw new UsageError('--conflist and --network exclude each other');
-  if (a.uninstall && (a.conflist !== undefined || a.network !== undefined || a.confName !== undefined || a.from !== undefined)) {
+  if (a.uninstall && (a.conflist !== undefined || a.network !== undefined || a.confName !== undefined || a.from !== undefined || a.server !== undefined)) {
     throw new UsageError('--uninstall takes only --cni-bin-dir, --cni-conf-dir, --cache-dir and --force (it removes what the manifest lists)');
   }
   if (a.cacheDir !== undefined && !a.uninstall) throw new UsageError('--cache-dir is for --uninstall');
@@ -101,7 +103,7 @@ export async function runInstall(a: Args, io: CliIo, fw?: FirewallDeps): Promise
     throw new UsageError(`no flax package in ${from} (build one with npm run package, or pass --from DIR)`);
   }
   try {
-    install({ from, binDir, confDir: (a.cniConfDir as string | undefined) ?? '/etc/cni/net.d', conflist, force: !!a.force }, report);
+    install({ from, binDir, confDir: (a.cniConfDir as string | undefined) ?? '/etc/cni/net.d', conflist, force: !!a.force, server: a.server as ServerMode | undefined }, report);
   } catch (e) {
     if (e instanceof InstallRefused) {
       io.stderr(`flax install: ${e.message}\n`);
@@ -119,6 +121,8 @@ export const INSTALL_COMMAND: CommandDef = {
   examples: [
     ['flax install --network flannel', 'executables into /opt/cni/bin, 10-flannel.conflist into /etc/cni/net.d'],
     ['flax install --cni-bin-dir /opt/cni/bin --conflist my.conflist', 'a conflist of your own'],
+    ['flax install --network bridge --server auto', 'also: the plugins start flaxd --no-overlay (the CNI server) when none answers; it exits after 10 idle minutes'],
+    ['flax install --server systemd', 'also: flax-cni.socket + flax-cni.service, systemd starts flaxd at the first CNI call'],
     ['flax install --uninstall', 'write the tombstones for the reference plugins\' DEL, then remove exactly what was installed'],
   ],
   epilog: 'Executables are symlinks to one multi-call binary in <cni-bin-dir>/.flax/<version>/, swapped by rename (a running plugin never '

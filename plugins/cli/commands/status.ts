@@ -9,7 +9,7 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { listAttachments, loadConfigs, type NetworkConfigList } from '../../pkg/invoke/index';
 import { parseAddr } from '../../pkg/ip';
-import { type CniServingState, clientSocket, probeCniServer } from '../../pkg/cniserver/probe';
+import { type CniServingState, clientSocket, probeCniServer, serverMode } from '../../pkg/cniserver/probe';
 import { table } from '../table';
 import { confDirOf, outputFormat } from '../usage';
 import type { CliIo } from './cni';
@@ -137,6 +137,7 @@ export async function runStatus(o: StatusOptions, io: CliIo): Promise<number> {
   const atts = listAttachments(cacheDir).map((a) => ({ ...a, state: attachmentState(a.netns) }));
   const usage = lists.flatMap((l) => hostLocalUsage(l, o.dataDir));
   const serving = await probeCniServer(o.cniSocket ?? clientSocket(io.env));
+  if (!serving.served && serverMode(io.env) === 'auto') serving.why += '; --server auto: the next plugin call (by root) starts flaxd --no-overlay';
   if (json) {
     io.stdout(jsonWithBigInts({
       confDir, cacheDir,

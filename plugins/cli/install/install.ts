@@ -27,6 +27,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { native } from '../../pkg/native';
 import { copyDirAtomic, lstatOrNone, readlinkOrNone, sha256File, symlinkAtomic, writeFileAtomic } from '../../pkg/atomic';
+import { applyServer, defaultServerPaths, type ServerMode, type ServerPaths, type ServerRecord } from './server';
 
 export interface PackageInfo {
   /** executable names the binary answers to (flax among them) */
@@ -51,6 +52,8 @@ export interface Manifest {
   files: Record<string, string>;
   /** absolute path -> where the foreign file it replaced (--force) is kept */
   replaced: Record<string, string>;
+  /** --server systemd|auto: the mode and the files it wrote (server.ts) */
+  server?: ServerRecord;
 }
 
 export interface InstallOptions {
@@ -61,6 +64,10 @@ export interface InstallOptions {
   /** conflist to install: file name in confDir and content */
   conflist?: { name: string; content: string };
   force?: boolean;
+  /** how the resident CNI server runs on this host (server.ts; default off) */
+  server?: ServerMode;
+  /** where --server writes (tests); default defaultServerPaths() */
+  serverPaths?: ServerPaths;
 }
 
 /** One line of what was done (or, on refusal, what is in the way). */
@@ -228,6 +235,8 @@ export function install(o: InstallOptions, report: Report): void {
       m.versions = m.versions.filter((x) => x !== v);
       report(`removed ${path.join(binDir, STATE, v)}/ (an older version)`);
     }
+    m.server = applyServer(o.server ?? 'off', binDir, m.server, o.serverPaths ?? defaultServerPaths(), report);
+    if (!m.server) delete m.server;
     writeManifest(binDir, m);
   });
 }
@@ -249,7 +258,7 @@ function removeOrRestore(m: Manifest, p: string, report: Report, why = ''): void
 export const installed = (binDir: string): boolean => fs.existsSync(path.join(path.resolve(binDir), STATE, MANIFEST));
 
 /** Removes exactly what install wrote; a file changed since is kept (reported) unless force. */
-export function uninstall(binDirIn: string, force: boolean, report: Report): void {
+export function uninstall(binDirIn: string, force: boolean, report: Report, serverPaths: ServerPaths = defaultServerPaths()): void {
   const binDir = path.resolve(binDirIn);
   const state = path.join(binDir, STATE);
   if (!installed(binDir)) {
@@ -258,6 +267,8 @@ export function uninstall(binDirIn: string, force: boolean, report: Report): voi
   }
   locked(binDir, () => {
     const m = readManifest(binDir);
+    // the server first (systemd's units stopped while their flaxd still exists)
+    if (m.server) applyServer('off', binDir, m.server, serverPaths, report);
     for (const [l, t] of Object.entries(m.links)) {
       const cur = readlinkOrNone(l);
       if (cur === undefined && !lstatOrNone(l)) report(`absent ${l}`);

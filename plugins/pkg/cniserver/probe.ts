@@ -17,6 +17,21 @@ export function clientSocket(env: NodeJS.ProcessEnv): string {
   return env.FLAX_CNI_SOCKET ?? DEFAULT_CNI_SOCKET;
 }
 
+/**
+ * The server mode the clients act on (native/cniclient's auto_mode):
+ * $FLAX_CNI_SERVER, else the first word of <$FLAX_CONFIG_DIR or /etc/flax>/cni-server
+ * (what `flax install --server` records), else off.
+ */
+export function serverMode(env: NodeJS.ProcessEnv): string {
+  if (env.FLAX_CNI_SERVER !== undefined) return env.FLAX_CNI_SERVER || 'off';
+  try {
+    const file = `${env.FLAX_CONFIG_DIR || '/etc/flax'}/cni-server`;
+    return process.getBuiltinModule('node:fs').readFileSync(file, 'utf8').trim().split(/\s/)[0] || 'off';
+  } catch {
+    return 'off';
+  }
+}
+
 /** The request: header (40 bytes, native byte order) + name; no env, no stdin, no fds. */
 export function statusRequest(): Buffer {
   const name = Buffer.from(STATUS_NAME);

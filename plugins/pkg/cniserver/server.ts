@@ -56,6 +56,12 @@ export interface CniServerOptions {
   drainMs?: number;
   /** a call handed back to the client's standalone plugin, and why (HAND_BACK_REASONS) */
   onHandBack?: (reason: HandBackReason) => void;
+  /**
+   * a listening socket bound to `socket` that someone else made (systemd's
+   * socket activation, LISTEN_FDS): served instead of binding one, and left
+   * in place by close() (systemd keeps it and starts the server again)
+   */
+  listenFd?: number;
   /** after each call: plugin name, CNI_COMMAND, seconds, exit code */
   onCall?: (plugin: string, verb: string, seconds: number, exitCode: number) => void;
 }
@@ -350,7 +356,7 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
   try {
     await Promise.all(slots.map((s) => s.ready));
     checkSocketPath(socket); // again: the bind renames over the path
-    lfd = n.cniListen(socket, opts.mode ?? 0o600);
+    lfd = opts.listenFd !== undefined ? n.cniAdoptListener(opts.listenFd, socket) : n.cniListen(socket, opts.mode ?? 0o600);
   } catch (e) {
     clearInterval(trim);
     lock.remove(); // a failed start leaves no lock file behind
@@ -359,7 +365,7 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
     throw e;
   }
   const ino = lstatSync(socket).ino;
-  const handle: NativeCniServer = n.cniServe(lfd, onRequest);
+  const handle: NativeCniServer = n.cniServe(lfd, onRequest, opts.listenFd !== undefined);
   log(`cni server: listening on ${socket} with ${slots.length} workers`);
 
   let snapshots = 0;
@@ -388,7 +394,7 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
       clearInterval(trim);
       // the path first: a client that connects from now on finds no socket and runs the standalone plugin
       try {
-        if (lstatSync(socket).ino === ino) unlinkSync(socket);
+        if (opts.listenFd === undefined && lstatSync(socket).ino === ino) unlinkSync(socket);
       } catch { /* already gone */ }
       n.cniStop(handle);
       const inFlight = () => queue.length + slots.filter((s) => s.job).length;
