@@ -16,9 +16,8 @@ export type InProcessPlugin = LocalPlugin;
 
 /**
  * The Exec of a plugin built without one: every delegate is exec'd. What
- * runs in-process is chosen where a plugin is built — its entry point
- * (main.ts) or the CNI server's table (pkg/cniserver/plugins.ts) — and
- * passed in its context; no registry.
+ * runs in-process is chosen where a plugin is built — the composition
+ * root, plugins/suite.ts — and passed in its context; no registry.
  */
 export const plainExec: Exec = new RawExec();
 

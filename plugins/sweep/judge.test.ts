@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type NftRule, legacyMasqComment, masqComment, masqRuleExpr } from '../../pkg/nft/masq';
+import { type NftRule, legacyMasqComment, masqComment, masqRuleExpr } from '../pkg/nft/masq';
 import { evidenceKey, judgeMasqRules } from './judge';
 
 const rule = (network: string, id: string, ip: string, handle: number): NftRule => ({
