@@ -5,10 +5,10 @@
  */
 import { type NetConfig } from './config';
 import { type ExternalInterface } from './iface';
-import { type IPNet, formatNet, isEmptyNet } from './subnet';
+import { type Prefix, formatPrefix as formatNet, isEmptyPrefix as isEmptyNet } from '../pkg/ip';
 
 /** "10.244.1.0/24 + fc00:0:0:1::/64" */
-export const leaseSubnets = (l: { subnet: IPNet; ipv6Subnet?: IPNet }): string =>
+export const leaseSubnets = (l: { subnet: Prefix; ipv6Subnet?: Prefix }): string =>
   [isEmptyNet(l.subnet) ? '' : formatNet(l.subnet), l.ipv6Subnet && !isEmptyNet(l.ipv6Subnet) ? formatNet(l.ipv6Subnet) : ''].filter(Boolean).join(' + ');
 
 /** "network 10.244.0.0/16, subnet length /24; IPv6 network fc00::/48, subnet length /64" */

@@ -29,7 +29,7 @@ import { configKey, createIfAbsentTxn, leaseEtcdKey, leasePut, leasesRange, pars
 import { type Clock, type Lease, type LeaseAttrs, LeaseExistsError, type LeaseStore, leaseKey } from './lease';
 import { type Logger } from './log';
 import { Backoff, Closers } from './watch-life';
-import { type IPNet, parseSubnetKey } from './subnet';
+import { type Prefix, parseSubnetKey } from '../pkg/ip';
 import { type LeaseEvent, type LeaseListing, listing, type StoreEvent, type UnreadableLease } from './watcher';
 
 export interface EtcdStoreOptions {
@@ -143,7 +143,7 @@ export class EtcdLeaseStore {
     return { deadline: Date.now() + (this.opts.requestTimeoutMs ?? 5000) };
   }
 
-  #key(sn: IPNet, sn6: IPNet | undefined): string {
+  #key(sn: Prefix, sn6: Prefix | undefined): string {
     return leaseEtcdKey(this.opts.prefix, sn, sn6);
   }
 
@@ -218,7 +218,7 @@ export class EtcdLeaseStore {
     }
   }
 
-  async create(sn: IPNet, sn6: IPNet | undefined, attrs: LeaseAttrs, ttlMs: number): Promise<number | null> {
+  async create(sn: Prefix, sn6: Prefix | undefined, attrs: LeaseAttrs, ttlMs: number): Promise<number | null> {
     const key = this.#key(sn, sn6);
     const leaseId = ttlMs > 0 ? (await this.client.leaseClient.leaseGrant({ TTL: ttlSeconds(ttlMs) }, this.#call())).ID : '0';
     const r = await this.client.kv.txn(createIfAbsentTxn(key, attrs, leaseId), this.#call());
@@ -229,7 +229,7 @@ export class EtcdLeaseStore {
     return ttlMs > 0 ? this.opts.clock.now() + ttlSeconds(ttlMs) * 1000 : null;
   }
 
-  async update(sn: IPNet, sn6: IPNet | undefined, attrs: LeaseAttrs, ttlMs: number): Promise<number | null> {
+  async update(sn: Prefix, sn6: Prefix | undefined, attrs: LeaseAttrs, ttlMs: number): Promise<number | null> {
     const key = this.#key(sn, sn6);
     const leaseId = ttlMs > 0 ? (await this.client.leaseClient.leaseGrant({ TTL: ttlSeconds(ttlMs) }, this.#call())).ID : '0';
     const old = (await this.client.kv.range({ key: Buffer.from(key) }, this.#call())).kvs[0]?.lease;
@@ -244,7 +244,7 @@ export class EtcdLeaseStore {
     return ttlMs > 0 ? this.opts.clock.now() + ttlSeconds(ttlMs) * 1000 : null;
   }
 
-  async delete(sn: IPNet, sn6: IPNet | undefined): Promise<void> {
+  async delete(sn: Prefix, sn6: Prefix | undefined): Promise<void> {
     await this.client.kv.deleteRange({ key: Buffer.from(this.#key(sn, sn6)) }, this.#call());
   }
 

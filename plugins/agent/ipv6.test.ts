@@ -19,7 +19,7 @@ import { ANN, leaseAnnotations, nodePodCidr, nodeToLease, openKubeLeaseStore } f
 import { FakeKubeApi } from './kube-fake-api';
 import { type Lease, type LeaseAttrs, acquireLease, isIPv6SubnetCompat, isSubnetCompat, leaseKey, marshalLeaseAttrs, SUBNET_TTL_MS, unmarshalLeaseAttrs, vxlanBackendData } from './lease';
 import { familyRules, iptChains, nftChains, nftRepair } from './rules';
-import { EMPTY_V4, formatNet, parseCidr } from './subnet';
+import { EMPTY_V4, formatPrefix as formatNet, parseNetwork as parseCidr } from '../pkg/ip';
 import { readSubnetFileCidr, renderSubnetEnv } from './subnet-env';
 import { hostGwPeers, planRoutes } from './hostgw/plan';
 import { peersFromLeases, planVxlan } from './vxlan/plan';

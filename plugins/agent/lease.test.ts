@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseNetConfig } from './config';
 import { FakeLeaseStore } from './fake-store';
 import { type Lease, type LeaseAttrs, acquireLease, leaseKey, marshalLeaseAttrs, parseVxlanBackendData, renewDelay, SUBNET_TTL_MS, unmarshalLeaseAttrs, vxlanBackendData } from './lease';
-import { formatNet, parseCidr } from './subnet';
+import { formatPrefix as formatNet, parseNetwork as parseCidr } from '../pkg/ip';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
 const clock = { t: T0, now() { return this.t; } };

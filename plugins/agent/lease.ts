@@ -12,7 +12,7 @@
  * IPv6-only lease has flannel's empty IPv4 subnet (0.0.0.0/0, PublicIP
  * "0.0.0.0"): key `0.0.0.0-0&fc00:0:0:1::-64`.
  */
-import { type IPNet, EMPTY_V4, formatNet, isEmptyNet, netEqual, netOverlaps, parseIp, subnetKey, formatIp } from './subnet';
+import { type Prefix, bigIntToIp as formatIp, EMPTY_V4, formatPrefix as formatNet, isEmptyPrefix as isEmptyNet, prefixEqual as netEqual, prefixesOverlap as netOverlaps, subnetKey, toAddr as parseIp } from '../pkg/ip';
 import { type NetConfig } from './config';
 import { freeSubnets } from './alloc';
 import { leaseSubnets } from './describe';
@@ -30,14 +30,14 @@ export interface LeaseAttrs {
 }
 
 export interface Lease {
-  subnet: IPNet;
-  ipv6Subnet?: IPNet;
+  subnet: Prefix;
+  ipv6Subnet?: Prefix;
   attrs: LeaseAttrs;
   /** ms since the epoch; null = a reservation (no TTL) */
   expiration: number | null;
 }
 
-export const leaseKey = (l: { subnet: IPNet; ipv6Subnet?: IPNet }): string => subnetKey(l.subnet, l.ipv6Subnet);
+export const leaseKey = (l: { subnet: Prefix; ipv6Subnet?: Prefix }): string => subnetKey(l.subnet, l.ipv6Subnet);
 
 /** Go's json.Marshal(LeaseAttrs). */
 export function marshalLeaseAttrs(a: LeaseAttrs): string {
@@ -98,10 +98,10 @@ export interface LeaseStore {
   /** Every lease that has not expired; the keys whose value cannot be parsed in `unreadable` (not in the array). */
   list(): Promise<import('./watcher').LeaseListing>;
   /** Creates the key only if absent (or expired); LeaseExistsError otherwise. ttlMs 0 = reservation. Returns the expiration. */
-  create(sn: IPNet, sn6: IPNet | undefined, attrs: LeaseAttrs, ttlMs: number): Promise<number | null>;
+  create(sn: Prefix, sn6: Prefix | undefined, attrs: LeaseAttrs, ttlMs: number): Promise<number | null>;
   /** Writes the key whether or not it exists (renewal, attribute change). Returns the expiration. */
-  update(sn: IPNet, sn6: IPNet | undefined, attrs: LeaseAttrs, ttlMs: number): Promise<number | null>;
-  delete(sn: IPNet, sn6: IPNet | undefined): Promise<void>;
+  update(sn: Prefix, sn6: Prefix | undefined, attrs: LeaseAttrs, ttlMs: number): Promise<number | null>;
+  delete(sn: Prefix, sn6: Prefix | undefined): Promise<void>;
   /**
    * Calls onChange whenever leases may have changed: with the events when the
    * store knows them (added = created, renewed or changed; removed = deleted
@@ -121,20 +121,20 @@ export interface AcquireContext {
   store: LeaseStore;
   config: NetConfig;
   /** the subnets of a previous subnet.env (FLANNEL_SUBNET, FLANNEL_IPV6_SUBNET), if any */
-  prevSubnet?: IPNet;
-  prevIPv6Subnet?: IPNet;
+  prevSubnet?: Prefix;
+  prevIPv6Subnet?: Prefix;
   /** random integer in [0, n) */
   randInt: (n: number) => number;
   log?: (msg: string) => void;
 }
 
 /** flannel isSubnetConfigCompat: inside [SubnetMin, SubnetMax] with SubnetLen (IPv6-only: the empty IPv4 part). */
-export const isSubnetCompat = (c: NetConfig, sn: IPNet): boolean => (!c.enableIPv4
+export const isSubnetCompat = (c: NetConfig, sn: Prefix): boolean => (!c.enableIPv4
   ? isEmptyNet(sn)
   : !sn.v6 && sn.ip >= c.subnetMin && sn.ip <= c.subnetMax && sn.prefixLen === c.subnetLen);
 
 /** flannel isIPv6SubnetConfigCompat: without IPv6 there must be no IPv6 part; with it, inside [IPv6SubnetMin, IPv6SubnetMax] with IPv6SubnetLen. */
-export const isIPv6SubnetCompat = (c: NetConfig, sn6: IPNet | undefined): boolean => (!c.enableIPv6
+export const isIPv6SubnetCompat = (c: NetConfig, sn6: Prefix | undefined): boolean => (!c.enableIPv6
   ? isEmptyNet(sn6)
   : !!sn6 && sn6.v6 && !isEmptyNet(sn6) && sn6.ip >= c.ipv6SubnetMin && sn6.ip <= c.ipv6SubnetMax && sn6.prefixLen === c.ipv6SubnetLen);
 
@@ -147,7 +147,7 @@ export function findOwnLease(leases: readonly Lease[], config: Pick<NetConfig, '
     : leases.find((l) => attrs.publicIPv6 !== null && l.attrs.publicIPv6 === attrs.publicIPv6);
 }
 
-const describeLease = (sn: IPNet, sn6: IPNet | undefined): string => leaseSubnets({ subnet: sn, ipv6Subnet: sn6 });
+const describeLease = (sn: Prefix, sn6: Prefix | undefined): string => leaseSubnets({ subnet: sn, ipv6Subnet: sn6 });
 
 /**
  * The subnet of each enabled family: the previous one (subnet.env's, or the
@@ -157,11 +157,11 @@ const describeLease = (sn: IPNet, sn6: IPNet | undefined): string => leaseSubnet
  * subnet only when both families fit, and so moves the node's pods' IPv4
  * subnet: "already has an IP address different from").
  */
-function choose(ctx: AcquireContext, leases: readonly Lease[], prev: { sn?: IPNet; sn6?: IPNet }): { sn: IPNet; sn6?: IPNet; reused: string[] } {
+function choose(ctx: AcquireContext, leases: readonly Lease[], prev: { sn?: Prefix; sn6?: Prefix }): { sn: Prefix; sn6?: Prefix; reused: string[] } {
   const { config } = ctx;
   const reused: string[] = [];
-  let sn: IPNet = EMPTY_V4;
-  let sn6: IPNet | undefined;
+  let sn: Prefix = EMPTY_V4;
+  let sn6: Prefix | undefined;
   if (config.enableIPv4) {
     const p = prev.sn;
     if (p && isSubnetCompat(config, p) && !leases.some((l) => netEqual(l.subnet, p))) {
@@ -193,7 +193,7 @@ function choose(ctx: AcquireContext, leases: readonly Lease[], prev: { sn?: IPNe
  * create-if-absent cannot see it, flanneld has this race). Whoever lists
  * after both creates sees it and gives way, so one of two racers always does.
  */
-async function clashing(store: LeaseStore, sn: IPNet, sn6: IPNet): Promise<Lease | undefined> {
+async function clashing(store: LeaseStore, sn: Prefix, sn6: Prefix): Promise<Lease | undefined> {
   const key = leaseKey({ subnet: sn, ipv6Subnet: sn6 });
   return (await store.list()).find((l) => leaseKey(l) !== key &&
     ((!isEmptyNet(l.subnet) && netOverlaps(l.subnet, sn)) || (!!l.ipv6Subnet && !isEmptyNet(l.ipv6Subnet) && netOverlaps(l.ipv6Subnet, sn6))));
@@ -211,7 +211,7 @@ export async function acquireLease(ctx: AcquireContext, attrs: LeaseAttrs): Prom
   const { store, config } = ctx;
   const log = ctx.log ?? (() => {});
   const who = config.enableIPv4 ? `public IP ${attrs.publicIP}` : `public IPv6 ${attrs.publicIPv6}`;
-  const done = (sn: IPNet, sn6: IPNet | undefined, expiration: number | null): Lease => (sn6 ? { subnet: sn, ipv6Subnet: sn6, attrs, expiration } : { subnet: sn, attrs, expiration });
+  const done = (sn: Prefix, sn6: Prefix | undefined, expiration: number | null): Lease => (sn6 ? { subnet: sn, ipv6Subnet: sn6, attrs, expiration } : { subnet: sn, attrs, expiration });
   for (let i = 0; i < RACE_RETRIES; i++) {
     const leases = await store.list();
     const mine = findOwnLease(leases, config, attrs);

@@ -4,7 +4,7 @@ import { type Lease, SUBNET_TTL_MS, vxlanBackendData } from './lease';
 import { type Logger } from './log';
 import { AgentLoop, type ApplyResult, LeaseRevokedError } from './loop';
 import { type LeaseEvent, type PeersNow, peersNow } from './watcher';
-import { formatNet, parseCidr } from './subnet';
+import { formatPrefix as formatNet, parseNetwork as parseCidr } from '../pkg/ip';
 
 const lease = (sn: string, ip: string, expiration: number | null): Lease =>
   ({ subnet: parseCidr(sn), attrs: { publicIP: ip, publicIPv6: null, backendType: 'vxlan', backendData: vxlanBackendData({ vni: 1, vtepMAC: '02:00:00:00:00:01' }) }, expiration });

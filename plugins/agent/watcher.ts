@@ -9,7 +9,7 @@
  * until the lease is really gone (deleted, or expired by its last good
  * expiration); one never read good is skipped.
  */
-import { type IPNet } from './subnet';
+import { type Prefix } from '../pkg/ip';
 import { type Lease, leaseKey, marshalLeaseAttrs } from './lease';
 
 export interface LeaseEvent {
@@ -21,8 +21,8 @@ export interface LeaseEvent {
 
 /** A lease key whose value could not be parsed: `where` names it (file path, etcd key, Node), `why` says what is wrong. */
 export interface UnreadableLease {
-  subnet: IPNet;
-  ipv6Subnet?: IPNet;
+  subnet: Prefix;
+  ipv6Subnet?: Prefix;
   where: string;
   why: string;
 }

@@ -7,7 +7,7 @@
  */
 import type { Lease } from '../../agent/lease';
 import { type DeviceState, type VxlanPeer, describeAction, planVxlan } from '../../agent/vxlan/plan';
-import { type IPNet, formatIp, formatNet, netContains, netContainsNet, parseCidr, parseIp } from '../../agent/subnet';
+import { type Prefix, bigIntToIp as formatIp, formatPrefix as formatNet, parseNetwork as parseCidr, prefixContains as netContains, prefixContainsPrefix as netContainsNet, toAddr as parseIp } from '../../pkg/ip';
 import type { SubnetEnv } from '../../meta/flannel/subnet-env';
 
 export type Status = 'ok' | 'warn' | 'fail';
@@ -65,12 +65,12 @@ const ok = (check: string, object: string, problem: string): Finding => ({ statu
 const bad = (status: 'warn' | 'fail', check: string, object: string, problem: string, fix: string): Finding => ({ status, check, object, problem, fix });
 
 const envOf = (f: Facts): SubnetEnv | undefined => ('env' in f.subnetEnv ? f.subnetEnv.env : undefined);
-const networkOf = (f: Facts): IPNet | undefined => {
+const networkOf = (f: Facts): Prefix | undefined => {
   const n = envOf(f)?.networks[0];
   return n ? parseCidr(n) : undefined;
 };
 /** our subnet (the network, not the gateway address) from subnet.env */
-const subnetOf = (f: Facts): IPNet | undefined => {
+const subnetOf = (f: Facts): Prefix | undefined => {
   const s = envOf(f)?.subnet;
   if (!s) return undefined;
   const n = parseCidr(s);

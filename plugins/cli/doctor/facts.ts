@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import type { Lease } from '../../agent/lease';
-import { formatNet, netContains, parseCidr, parseIp } from '../../agent/subnet';
+import { formatPrefix as formatNet, parseNetwork as parseCidr, prefixContains as netContains, toAddr as parseIp } from '../../pkg/ip';
 import { listAttachments, loadConfigs } from '../../pkg/invoke/index';
 import { AF_INET, openHandle, openHandleAt, type NetlinkHandle } from '../../pkg/netlink';
 import { findTool, spawnRunner } from '../../pkg/nft';

@@ -13,7 +13,7 @@ import { validAttachments } from '../../pkg/cni/gc';
 import type { DNS, IPConfig, Result } from '../../pkg/cni/types';
 import type { CmdArgs, PluginFuncs } from '../../pkg/skel/skel';
 import { allocate, checkRequested } from './allocator/allocator';
-import { formatIP, parseCIDR } from '../../pkg/ip';
+import { formatIP, parseCIDR, prefixAddr } from '../../pkg/ip';
 import { rangeSetContains } from './allocator/range-set';
 import { loadHostLocalConf, readResolvConf } from './config';
 import { DiskStore, withDiskStore } from './store/disk-store';
@@ -70,8 +70,9 @@ export async function cmdCheck(a: CmdArgs): Promise<void> {
   // Better than the reference: every prevResult address inside our ranges must be held by this owner.
   for (const ipc of conf.prevResult?.ips ?? []) {
     const c = parseCIDR(ipc.address);
-    if (!c || !conf.rangeSets.some((s) => rangeSetContains(s, c.ip))) continue;
-    const text = formatIP(c.ip);
+    const ip = c && prefixAddr(c);
+    if (!ip || !conf.rangeSets.some((s) => rangeSetContains(s, ip))) continue;
+    const text = formatIP(ip);
     if (!held.has(text)) {
       throw new CniError(ErrCode.Internal, `host-local: address ${text} in prevResult is not reserved for ${a.containerId}/${a.ifname}`);
     }

@@ -8,7 +8,7 @@ import * as z from 'zod/mini';
 import { CniError, ErrCode } from '../../pkg/cni/errors';
 import { NetConfSchema, loadNetConf, confSchema } from '../../pkg/cni/conf';
 import type { Result } from '../../pkg/cni/types';
-import { type IPNet, canonicalIp, parseCidr } from '../../pkg/ip';
+import { type IPNet, formatIP, parseCidr, toAddr } from '../../pkg/ip';
 import type { PortMapping, PortProto } from '../../pkg/nft/portmap';
 import { DEFAULT_MARK_BIT } from '../../pkg/nft/portmap-ipt';
 
@@ -83,7 +83,7 @@ function parseMapping(m: z.infer<typeof PortMapEntrySchema>, i: number): PortMap
   let hostIP = '';
   if (m.hostIP) {
     try {
-      hostIP = canonicalIp(m.hostIP);
+      hostIP = formatIP(toAddr(m.hostIP));
     } catch {
       throw invalid(`runtimeConfig.portMappings[${i}].hostIP: "${m.hostIP}" is not an IP address`);
     }

@@ -1,4 +1,4 @@
 export * from './addr';
 export * from './net';
-export * from './subnet';
+export * from './prefix';
 export * from './mac';
