@@ -5,7 +5,7 @@
  * (1.1.0) sweeps reservations of attachments that are no longer valid,
  * STATUS (1.1.0) reports an unwritable data directory (code 50).
  *
- * `hostLocal` is the PluginFuncs object: the executable (main.ts) and the
+ * `hostLocal` is the PluginFuncs object: the executable (plugins/bin) and the
  * bridge plugin's in-process IPAM delegation both go through skel `handle()`.
  */
 import { CniError, ErrCode } from '../../pkg/cni/errors';

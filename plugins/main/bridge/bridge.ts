@@ -41,7 +41,7 @@ export interface BridgeDeps {
   firewall?: FirewallDeps;
   /** port-up wait budget (ms) */
   portWaitMs?: number;
-  /** how IPAM runs (default: exec; the entry point passes an InProcessExec) */
+  /** how IPAM runs (default: exec; plugins/suite.ts passes an InProcessExec) */
   exec?: Exec;
 }
 

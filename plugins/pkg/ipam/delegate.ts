@@ -1,7 +1,8 @@
 /**
  * IPAM delegation (plugins pkg/ipam/ipam.go): one-line wrappers over
  * pkg/invoke's delegate(), through the Exec the calling plugin's context
- * holds (its entry point decides what runs in-process).
+ * holds (the composition root, plugins/suite.ts, decides what runs
+ * in-process).
  */
 import { CniError, ErrCode } from '../cni/errors';
 import { parseResult } from '../cni/convert';
