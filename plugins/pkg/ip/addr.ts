@@ -124,6 +124,11 @@ export function canonicalIP(s: string): string | null {
 export function ipToBuffer(s: string): Buffer {
   const ip = parseAddr(s);
   if (!ip) throw new TypeError(`invalid IP address ${JSON.stringify(s)}`);
+  return addrToBuffer(ip);
+}
+
+/** An address → 4 or 16 bytes (network order). */
+export function addrToBuffer(ip: Addr): Buffer {
   const len = ip.v6 ? 16 : 4;
   const out = Buffer.alloc(len);
   let n = ip.n;

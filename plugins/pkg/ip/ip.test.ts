@@ -2,10 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { Address6 } from 'ip-address';
 import { bigIntToIp, bufferToIp, canonicalIP, formatIP, ipToBuffer, parseAddr, parseIP, toAddr } from './addr';
 import { bufferToMac, macToBuffer, randomMac } from './mac';
-import { broadcastOf, cidrContains, formatCidr, networkOf, nextIp, parseAddrOrCidr, parseCidr } from './net';
 import {
-  formatPrefix, nextPrefix, parseCIDR, parseNetwork, parseSubnetKey, prefixContains, prefixContainsPrefix, prefixEqual, prefixSize,
-  prefixesOverlap, subnetKey,
+  broadcastOf, formatPrefix, maskedPrefix, nextIp, nextPrefix, parseAddrOrPrefix, parseCIDR, parseNetwork, parsePrefix, parseSubnetKey,
+  prefixContains, prefixContainsIP, prefixContainsPrefix, prefixEqual, prefixIP, prefixSize, prefixesOverlap, subnetKey,
 } from './prefix';
 
 describe('addresses (Go net.IP semantics)', () => {
@@ -90,37 +89,38 @@ describe('parseCIDR (host-local: Go ParseCIDR)', () => {
   });
 });
 
-describe('IPNet (text + prefix)', () => {
+describe('Prefix (text + prefix)', () => {
   it('parses and formats both families', () => {
-    expect(parseCidr('10.1.2.3/24')).toEqual({ ip: '10.1.2.3', prefixLen: 24, v6: false });
-    expect(formatCidr(parseCidr('2001:DB8:0:0:0:0:0:1/64'))).toBe('2001:db8::1/64');
+    expect(parsePrefix('10.1.2.3/24')).toEqual({ v6: false, ip: 0x0a010203n, prefixLen: 24 });
+    expect(prefixIP(parsePrefix('2001:DB8::1/64'))).toBe('2001:db8::1');
+    expect(formatPrefix(parsePrefix('2001:DB8:0:0:0:0:0:1/64'))).toBe('2001:db8::1/64');
     const text = (s: string) => formatIP(toAddr(s));
     expect(text('fe80:0:0:0:1:0:0:0')).toBe('fe80::1:0:0:0');
     expect(text('0:0:0:0:0:0:0:0')).toBe('::');
     expect(text('1:0:2:0:3:0:4:0')).toBe('1:0:2:0:3:0:4:0');
     expect(text('::ffff:1.2.3.4')).toBe('::ffff:102:304');
     expect(() => toAddr('10.0.0.1/8')).toThrow(/invalid IP address "10.0.0.1\/8"/);
-    for (const bad of ['10.1.2.3', '10.1.2.3/33', 'x/8', '::1/129', '10.1.2.3/a']) expect(() => parseCidr(bad)).toThrow(/invalid CIDR/);
+    for (const bad of ['10.1.2.3', '10.1.2.3/33', 'x/8', '::1/129', '10.1.2.3/a']) expect(() => parsePrefix(bad)).toThrow(/invalid CIDR/);
   });
   it('takes a bare address as a host route where netlink wants one', () => {
-    expect(parseAddrOrCidr('10.1.2.3')).toEqual({ ip: '10.1.2.3', prefixLen: 32, v6: false });
-    expect(parseAddrOrCidr('fd00::1')).toEqual({ ip: 'fd00::1', prefixLen: 128, v6: true });
-    expect(() => parseAddrOrCidr('10.1.2.3/33')).toThrow();
-    expect(() => parseAddrOrCidr('nope/3')).toThrow();
+    expect(formatPrefix(parseAddrOrPrefix('10.1.2.3'))).toBe('10.1.2.3/32');
+    expect(formatPrefix(parseAddrOrPrefix('fd00::1'))).toBe('fd00::1/128');
+    expect(() => parseAddrOrPrefix('10.1.2.3/33')).toThrow();
+    expect(() => parseAddrOrPrefix('nope/3')).toThrow();
   });
   it('networks, broadcast, next address, containment', () => {
-    expect(formatCidr(networkOf(parseCidr('10.1.2.3/24')))).toBe('10.1.2.0/24');
-    expect(formatCidr(networkOf(parseCidr('10.1.2.3/20')))).toBe('10.1.0.0/20');
-    expect(broadcastOf(parseCidr('10.1.2.3/20'))).toBe('10.1.15.255');
-    expect(formatCidr(networkOf(parseCidr('2001:db8::abcd/64')))).toBe('2001:db8::/64');
+    expect(formatPrefix(maskedPrefix(parsePrefix('10.1.2.3/24')))).toBe('10.1.2.0/24');
+    expect(formatPrefix(maskedPrefix(parsePrefix('10.1.2.3/20')))).toBe('10.1.0.0/20');
+    expect(broadcastOf(parsePrefix('10.1.2.3/20'))).toBe('10.1.15.255');
+    expect(formatPrefix(maskedPrefix(parsePrefix('2001:db8::abcd/64')))).toBe('2001:db8::/64');
     expect(nextIp('10.1.2.0')).toBe('10.1.2.1');
     expect(nextIp('10.1.2.255')).toBe('10.1.3.0');
     expect(nextIp('255.255.255.255')).toBe('0.0.0.0');
     expect(nextIp('2001:db8::')).toBe('2001:db8::1');
-    expect(cidrContains(parseCidr('10.1.0.0/16'), '10.1.200.3')).toBe(true);
-    expect(cidrContains(parseCidr('10.1.0.0/16'), '10.2.0.1')).toBe(false);
-    expect(cidrContains(parseCidr('10.1.0.0/16'), '::1')).toBe(false);
-    expect(cidrContains(parseCidr('fd00::/8'), 'fd12::1')).toBe(true);
+    expect(prefixContainsIP(parsePrefix('10.1.0.0/16'), '10.1.200.3')).toBe(true);
+    expect(prefixContainsIP(parsePrefix('10.1.0.0/16'), '10.2.0.1')).toBe(false);
+    expect(prefixContainsIP(parsePrefix('10.1.0.0/16'), '::1')).toBe(false);
+    expect(prefixContainsIP(parsePrefix('fd00::/8'), 'fd12::1')).toBe(true);
   });
 });
 

@@ -4,13 +4,17 @@
  * math is flannel pkg/ip's (IP4Net/IP6Net: size, next, overlap) on bigints
  * for both families; text goes through addr.ts (ip-address, Go's rules).
  *
- * Two parsers, after the two ways the reference reads a CIDR:
- *  - parseNetwork: Go's net.ParseCIDR's network (host bits dropped; an
- *    IPv4-mapped address stays IPv6) — flannel's configs and leases;
+ * Parsers, after the ways the reference reads a CIDR:
+ *  - parsePrefix: the address as written and its length (host bits kept,
+ *    an IPv4-mapped address stays IPv6) — configs, results, rules and
+ *    netlink requests; parseAddrOrPrefix also takes a bare address (a host
+ *    route, as `ip addr` / `ip route` do);
+ *  - parseNetwork: Go's net.ParseCIDR's network (host bits dropped) —
+ *    flannel's configs and leases;
  *  - parseCIDR: host-local's reading (host bits kept for the caller to
  *    judge, Go's To4 canonicalisation, IPv4-mapped networks refused).
  */
-import { type Addr, addrBits, formatIP, maskOf, parseAddr, parseIP } from './addr';
+import { type Addr, addrBits, formatIP, maskOf, parseAddr, parseIP, toAddr } from './addr';
 
 export interface Prefix {
   readonly v6: boolean;
@@ -21,14 +25,22 @@ export interface Prefix {
 
 const prefix = (v6: boolean, ip: bigint, prefixLen: number): Prefix => Object.freeze({ v6, ip, prefixLen });
 
-/** "a.b.c.d/n" or "x::y/n" → its network, like Go's net.ParseCIDR. Throws `invalid CIDR address: …`. */
-export function parseNetwork(s: string): Prefix {
+function toPrefix(s: string, bare: boolean): Prefix {
   const slash = typeof s === 'string' ? s.lastIndexOf('/') : -1;
-  const plen = slash < 0 ? '' : s.slice(slash + 1);
-  const a = slash < 0 ? null : parseAddr(s.slice(0, slash));
+  const a = parseAddr(slash < 0 ? (bare ? s : '') : s.slice(0, slash));
+  const plen = slash < 0 ? String(addrBits(a?.v6 ?? false)) : s.slice(slash + 1);
   if (!a || !/^\d{1,3}$/.test(plen) || Number(plen) > addrBits(a.v6)) throw new Error(`invalid CIDR address: ${s}`);
-  return prefix(a.v6, a.n & maskOf(Number(plen), a.v6), Number(plen));
+  return prefix(a.v6, a.n, Number(plen));
 }
+
+/** "a.b.c.d/n" or "x::y/n", host bits kept. Throws `invalid CIDR address: …` on anything else. */
+export const parsePrefix = (s: string): Prefix => toPrefix(s, false);
+
+/** As parsePrefix, but a bare address is a host route (/32, /128): what `ip addr`/`ip route` take. */
+export const parseAddrOrPrefix = (s: string): Prefix => toPrefix(s, true);
+
+/** "a.b.c.d/n" or "x::y/n" → its network, like Go's net.ParseCIDR. Throws `invalid CIDR address: …`. */
+export const parseNetwork = (s: string): Prefix => maskedPrefix(toPrefix(s, false));
 
 /**
  * Parses `addr/prefix` as host-local does (Go's ParseCIDR, no leading zeros
@@ -54,11 +66,29 @@ export const formatPrefix = (p: Prefix): string => `${formatIP({ v6: p.v6, n: p.
 /** The prefix's address as an Addr. */
 export const prefixAddr = (p: Prefix): Addr => ({ v6: p.v6, n: p.ip });
 
+/** The prefix's address as text (Go's net.IP.String()). */
+export const prefixIP = (p: Prefix): string => formatIP({ v6: p.v6, n: p.ip });
+
 /** The network of `p` (host bits cleared). */
 export const maskedPrefix = (p: Prefix): Prefix => prefix(p.v6, p.ip & maskOf(p.prefixLen, p.v6), p.prefixLen);
 
 /** The last address of `p` (host bits set): the IPv4 broadcast. */
 export const lastAddr = (p: Prefix): bigint => p.ip | (((1n << BigInt(addrBits(p.v6))) - 1n) ^ maskOf(p.prefixLen, p.v6));
+
+/** The last address of `p` as text: the IPv4 broadcast. */
+export const broadcastOf = (p: Prefix): string => formatIP({ v6: p.v6, n: lastAddr(p) });
+
+/** The address after `ip` (wraps inside the family). */
+export function nextIp(ip: string): string {
+  const { v6, n } = toAddr(ip);
+  return formatIP({ v6, n: (n + 1n) & ((1n << BigInt(addrBits(v6))) - 1n) });
+}
+
+/** True when the network of `p` (host bits or not) holds the address `ip` (text; throws when it is not one). */
+export function prefixContainsIP(p: Prefix, ip: string): boolean {
+  const a = toAddr(ip);
+  return a.v6 === p.v6 && (a.n & maskOf(p.prefixLen, p.v6)) === (p.ip & maskOf(p.prefixLen, p.v6));
+}
 
 export const prefixEqual = (a: Prefix | undefined, b: Prefix | undefined): boolean =>
   a === b || (!!a && !!b && a.v6 === b.v6 && a.ip === b.ip && a.prefixLen === b.prefixLen);
