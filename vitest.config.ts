@@ -15,7 +15,8 @@ export default defineConfig({
       // real peers (issue 22), built by scripts/peers.sh into a cache outside the repo (a test skips,
       // naming it, when its peer is missing). peers: the reference plugins v1.10.0, cnitool and
       // flanneld with etcd — part of `npm test`. cluster: kube-apiserver + kubelet + containerd with
-      // flax's DaemonSet (~11 min) — `npm run test:cluster` only (scripts/run-cluster.mjs runs both).
+      // flax's DaemonSet (~2-4 min) — `npm run test:cluster` (scripts/run-cluster.mjs runs both), and
+      // `npm test` runs it after the other projects (run-tests.mjs).
       { extends: true, test: { name: 'peers', include: ['test/cluster/**/*.test.ts'], exclude: ['test/cluster/kube.test.ts'], fileParallelism: false, testTimeout: 240_000, hookTimeout: 240_000 } },
       { extends: true, test: { name: 'cluster', include: ['test/cluster/kube.test.ts'], fileParallelism: false, testTimeout: 600_000, hookTimeout: 900_000 } },
     ],

@@ -9,7 +9,7 @@
 #   gomod/ gocache/      fixed GOMODCACHE / GOCACHE
 #   bin/<name>           single-binary peers (flanneld, cnitool, ...)
 #   plugins-v1.10.0/     the reference plugins (plugins/main, ipam, meta)
-#   cni-flannel/flannel  flannel's CNI plugin (apart from the reference set)
+#   cni-flannel/flannel  flannel's CNI plugin (apart from the reference set; see below)
 #   versions             "name version" per line
 #   src/<name>/          scratch modules for builds that need one
 # Idempotent: a peer whose output and versions line exist is not rebuilt, so
@@ -34,11 +34,14 @@ PLUGINS_VERSION=v1.10.0            # github.com/containernetworking/plugins
 CNI_VERSION=v1.3.1                 # github.com/containernetworking/cni (cnitool; newest served)
 # flannel's own CNI plugin (github.com/flannel-io/cni-plugin) is not served by
 # the proxy (403 "This module version is not available", for its version list
-# and for v1.7.1-flannel2): `scripts/peers.sh cni-flannel` tries, the default
-# run leaves it out. (The reference plugins v1.10.0 no longer ship flannel;
-# Debian's /usr/lib/cni/flannel is v1.1.1's.)
+# and for v1.7.1-flannel2). Its code began as the reference plugins'
+# plugins/meta/flannel, removed there in v1.0.0 (and absent from Debian's
+# containernetworking-plugins 1.1.1 too): so cni-flannel is that plugin from
+# the newest reference release that still has it and the proxy serves,
+# v0.9.1 (CNI spec up to 0.4.0), when flannel-io/cni-plugin cannot be had.
 CNI_FLANNEL_MODULE=github.com/flannel-io/cni-plugin
 CNI_FLANNEL_VERSION=${CNI_FLANNEL_VERSION:-v1.7.1-flannel2}
+CNI_FLANNEL_FALLBACK=v0.9.1        # github.com/containernetworking/plugins/plugins/meta/flannel
 
 log() { echo "peers.sh: $*" >&2; }
 
@@ -105,15 +108,20 @@ build_cnitool() {
 
 build_cni_flannel() {
   local dir=$FLAX_PEERS/cni-flannel
-  cached cni-flannel "$CNI_FLANNEL_VERSION" "$dir/flannel" && return 0
-  log "building flannel CNI plugin $CNI_FLANNEL_MODULE@$CNI_FLANNEL_VERSION"
+  local fb="containernetworking/plugins@$CNI_FLANNEL_FALLBACK"
+  local v; v=$(recorded cni-flannel)
+  { [ "$v" = "$CNI_FLANNEL_VERSION" ] || [ "$v" = "$fb" ]; } && [ -x "$dir/flannel" ] && return 0
   mkdir -p "$dir"
-  if ! GOBIN=$dir go install "$CNI_FLANNEL_MODULE@$CNI_FLANNEL_VERSION" >&2; then
-    log "cni-flannel: $CNI_FLANNEL_MODULE@$CNI_FLANNEL_VERSION cannot be had from the module proxy (not served); skipped"
-    return 1
+  log "building flannel CNI plugin $CNI_FLANNEL_MODULE@$CNI_FLANNEL_VERSION"
+  if GOBIN=$dir go install "$CNI_FLANNEL_MODULE@$CNI_FLANNEL_VERSION" >&2; then
+    [ -x "$dir/cni-plugin" ] && mv "$dir/cni-plugin" "$dir/flannel"
+    record cni-flannel "$CNI_FLANNEL_VERSION"
+    return 0
   fi
-  [ -x "$dir/cni-plugin" ] && mv "$dir/cni-plugin" "$dir/flannel"
-  record cni-flannel "$CNI_FLANNEL_VERSION"
+  log "cni-flannel: $CNI_FLANNEL_MODULE@$CNI_FLANNEL_VERSION is not served by the module proxy; building its origin, github.com/$fb plugins/meta/flannel"
+  local m=github.com/containernetworking/plugins
+  GOBIN=$dir go install -ldflags "-X $m/pkg/utils/buildversion.BuildVersion=$CNI_FLANNEL_FALLBACK" "$m/plugins/meta/flannel@$CNI_FLANNEL_FALLBACK" >&2 || return 1
+  record cni-flannel "$fb"
 }
 
 # Kubernetes v1.34 (kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kubectl):
@@ -133,7 +141,7 @@ declare -A PEERS=(
   [cni-flannel]=build_cni_flannel
   [kube]=build_kube
 )
-ORDER=(plugins cnitool flanneld kube)  # cni-flannel: not served, see above
+ORDER=(plugins cnitool flanneld cni-flannel kube)
 
 names=("$@")
 [ "${#names[@]}" -gt 0 ] || names=("${ORDER[@]}")

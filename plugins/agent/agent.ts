@@ -1,5 +1,5 @@
 /**
- * flaxd's start-up and run loop (flanneld main.go; backends in backend.ts):
+ * flaxd's start-up and run loop (flanneld main.go; backends in backend/setup.ts):
  *   lock `<subnet-file>.lock` → network config → external interface →
  *   device (MAC of our existing lease, if any) → lease → address → first
  *   reconcile → subnet.env → run: re-list + reconcile on store changes and
@@ -13,26 +13,24 @@ import { randomInt } from 'node:crypto';
 import { type FileLock, LockPathError, lockFile } from '../pkg/lock';
 import { isErrno } from '../pkg/native';
 import { AF_INET, AF_INET6, openHandle, type NetlinkHandle, RTMGRP } from '../pkg/netlink';
-import { kernelChangeReason, OurDevices } from './kernel-events';
+import { kernelChangeReason, OurDevices } from './backend/kernel-events';
 import { type Prefix, formatPrefix as formatNet } from '../pkg/ip';
-import { ConfigError, type NetConfig, parseNetConfig, parseVxlanConfig } from './config';
-import { FileLeaseStore } from './file-store';
-import { configKey } from './etcd-keys';
-import { openEtcdLeaseStore } from './etcd-store';
-import { type KubeLeaseStore, openKubeLeaseStore } from './kube-store';
+import { ConfigError, describeNetworks, type NetConfig, parseNetConfig, parseVxlanConfig } from './config';
+import { FileLeaseStore } from './store/file';
+import { openEtcdLeaseStore } from './store/etcd';
+import { openKubeLeaseStore } from './store/kube';
 import { type AgentOptions } from './flags';
-import { lookupExtIface } from './iface';
-import { type Clock, type LeaseStore, acquireLease, systemClock } from './lease';
+import { describeExt, lookupExtIface } from './backend/iface';
+import { type Clock, type LeaseStore, leaseSubnets, systemClock } from './store/lease';
 import { type Logger } from './log';
 import { readSubnetFileCidr, renderSubnetEnv, writeFileAtomic } from './subnet-env';
 import { AgentLoop, type LoopParts } from './loop';
-import { BACKENDS, setupBackend } from './backend';
+import { BACKENDS, setupBackend } from './backend/setup';
 import { AgentMetrics } from './metrics';
 import { startHealthServer } from './health';
 import { NodeSweeper, sweeperOptions } from './sweeper';
-import { FlannelFirewall } from './firewall';
-import { familyRules } from './rules';
-import { describeExt, describeNetworks, leaseSubnets } from './describe';
+import { FlannelFirewall } from './firewall/firewall';
+import { familyRules } from './firewall/rules';
 
 /**
  * Takes the one-agent-per-node lock beside the subnet file and records our
@@ -66,12 +64,12 @@ export function lockSubnetFile(subnetFile: string): FileLock {
   return lock;
 }
 
-/** The config file; in etcd mode, `<prefix>/config` when the file is absent (flanneld reads etcd's). */
-function loadNetConfig(file: string, etcd?: { key: string; text: string | null }): NetConfig {
+/** The config file; when it is absent, the one the store holds (etcd's `<prefix>/config`, as flanneld reads etcd's). */
+function loadNetConfig(file: string, held?: LeaseStore['netConfig']): NetConfig {
   let text: string;
-  if (etcd && !fs.existsSync(file)) {
-    if (etcd.text === null) throw new ConfigError(`no network config: ${file} does not exist and etcd has no ${etcd.key}`);
-    text = etcd.text;
+  if (held && !fs.existsSync(file)) {
+    if (held.text === null) throw new ConfigError(`no network config: ${file} does not exist and etcd has no ${held.where}`);
+    text = held.text;
   } else try {
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
@@ -80,6 +78,24 @@ function loadNetConfig(file: string, etcd?: { key: string; text: string | null }
   const cfg = parseNetConfig(text);
   if (!(BACKENDS as readonly string[]).includes(cfg.backendType)) throw new ConfigError(`Backend.Type: backend ${JSON.stringify(cfg.backendType)} is not supported by flaxd yet (${BACKENDS.join(', ')})`);
   return cfg;
+}
+
+/**
+ * The lease store the flags choose (flanneld's newSubnetManager): etcd
+ * (--etcd-endpoints; reached at once, with a bounded retry, as it may hold
+ * the network config), the Kubernetes API (--kube-subnet-mgr), else the
+ * lease files in --lease-dir.
+ */
+export async function openLeaseStore(o: AgentOptions, { clock, log }: { clock: Clock; log: Logger }): Promise<LeaseStore> {
+  if (o.etcdEndpoints.length) {
+    return openEtcdLeaseStore({ endpoints: o.etcdEndpoints, prefix: o.etcdPrefix,
+      cafile: o.etcdCafile, certfile: o.etcdCertfile, keyfile: o.etcdKeyfile, username: o.etcdUsername, password: o.etcdPassword, clock, log });
+  }
+  if (o.kubeSubnetMgr) {
+    return openKubeLeaseStore({ kubeconfigFile: o.kubeconfigFile, kubeApiUrl: o.kubeApiUrl, nodeName: o.nodeName, log,
+      annotationPrefix: o.kubeAnnotationPrefix, setNodeNetworkUnavailable: o.setNodeNetworkUnavailable });
+  }
+  return new FileLeaseStore({ dir: o.leaseDir, clock, relistMs: 0 /* the loop re-lists every interval */, warn: (m) => log.warn(m) });
 }
 
 /** Refuses what this build cannot do, before any side effect. */
@@ -131,12 +147,12 @@ function every(periodS: number, fn: () => Promise<void>): { stop(): Promise<void
 export interface AgentDeps {
   log: Logger;
   clock?: Clock;
-  /** the store; default the file store at opts.leaseDir */
+  /** the store; default: the one the flags choose (openLeaseStore) */
   store?: LeaseStore;
   handle?: NetlinkHandle;
-  /** default: a registry of its own (flaxd's CNI server adds its series to it: cni.ts) */
+  /** default: a registry of its own (flaxd's CNI server adds its series to it: flaxd.ts) */
   metrics?: AgentMetrics;
-  /** once subnet.env is written, before the loop runs (cni.ts starts the CNI server) */
+  /** once subnet.env is written, before the loop runs (flaxd.ts starts the CNI server) */
   onRunning?: () => Promise<void>;
   /** existence of a /proc/sys file (the br_netfilter check); default fs.existsSync */
   exists?: (path: string) => boolean;
@@ -158,32 +174,23 @@ export async function runAgent(o: AgentOptions, deps: AgentDeps): Promise<number
   const sweeper = new NodeSweeper(sweeperOptions(o), log, metrics);
   try {
     if (o.healthzPort > 0) healthz = await startHealthServer({ ip: o.healthzIp, port: o.healthzPort, metrics, ready: () => ready });
-    // etcd mode: the store first (bounded retry at start-up); it holds <prefix>/config
-    const etcd = o.etcdEndpoints.length && !deps.store ? await openEtcdLeaseStore({ endpoints: o.etcdEndpoints, prefix: o.etcdPrefix,
-      cafile: o.etcdCafile, certfile: o.etcdCertfile, keyfile: o.etcdKeyfile, username: o.etcdUsername, password: o.etcdPassword, clock, log }) : undefined;
-    store = etcd?.store;
-    // kube mode: the Node API (the network config is still the file, as flanneld's kube mode)
-    const kube: KubeLeaseStore | undefined = o.kubeSubnetMgr && !deps.store
-      ? await openKubeLeaseStore({ kubeconfigFile: o.kubeconfigFile, kubeApiUrl: o.kubeApiUrl, nodeName: o.nodeName, log,
-        annotationPrefix: o.kubeAnnotationPrefix, setNodeNetworkUnavailable: o.setNodeNetworkUnavailable }) : undefined;
-    store = kube ?? store;
-    const config = loadNetConfig(o.netConfigPath, etcd && { key: configKey(o.etcdPrefix), text: etcd.netConfig });
+    // the store first: etcd's may hold the network config (<prefix>/config)
+    store = deps.store ?? await openLeaseStore(o, { clock, log });
+    const config = loadNetConfig(o.netConfigPath, store.netConfig);
     if (config.backendType === 'vxlan') parseVxlanConfig(config.backend); // a bad field is refused before any side effect
     checkBrNetfilter(config, deps.exists);
     h = deps.handle ?? openHandle();
+    store.useConfig?.(config);
     const fam = { v4: config.enableIPv4, v6: config.enableIPv6 };
-    kube?.useFamilies({ ...fam, network: config.network, ipv6Network: config.ipv6Network });
-    // kube: our Node's node-public-ip(v6) annotations win over the flags, as in flanneld
-    const stored = kube && await kube.storedPublicIPs();
+    // the public IPs the store holds for us (kube: our Node's node-public-ip(v6) annotations) win over the flags, as in flanneld
+    const stored = await store.storedPublicIPs?.();
     const ext = await lookupExtIface(h, stored ? { ...o, publicIp: stored.publicIp || o.publicIp, publicIpv6: stored.publicIpv6 || o.publicIpv6 } : o, fam);
     log.info(`${describeNetworks(config)}; external interface ${describeExt(ext)}`);
-    store = deps.store ?? store ?? new FileLeaseStore({ dir: o.leaseDir, clock, relistMs: 0 /* the loop re-lists every interval */, warn: (m) => log.warn(m) });
 
     const { attrs, mtu, network: backendNetwork } = await setupBackend({ h, config, ext, store, log });
     const prevSubnet = readSubnetFileCidr(o.subnetFile, 'FLANNEL_SUBNET');
     const prevIPv6Subnet = readSubnetFileCidr(o.subnetFile, 'FLANNEL_IPV6_SUBNET');
-    const own = kube ? await kube.acquire(attrs)
-      : await acquireLease({ store, config, prevSubnet, prevIPv6Subnet, randInt: (n) => randomInt(n), log: (m) => log.info(m) }, attrs);
+    const own = await store.acquire(attrs, { config, prevSubnet, prevIPv6Subnet, randInt: (n) => randomInt(n), log: (m) => log.info(m) });
     metrics.leaseExpiration(own.expiration);
     log.info(`lease ${leaseSubnets(own)} ${own.expiration === null ? '(reservation)' : `expires ${new Date(own.expiration).toISOString()}`}`);
 
@@ -228,6 +235,7 @@ export async function runAgent(o: AgentOptions, deps: AgentDeps): Promise<number
       try {
         const n = await fw.ensure();
         if (n) metrics.reconcileRepairs.inc(n);
+        log.debug(`firewall rules checked: ${n ? `${n} repaired` : 'in place'}`);
       } catch (e) {
         metrics.reconcileFailures.inc();
         log.error(`firewall rules: ${(e as Error).message}; retrying in ${o.iptablesResync} s`);

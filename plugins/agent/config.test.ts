@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parseNetConfig, parseVxlanConfig } from './config';
 import { bigIntToIp as formatIp, formatPrefix as formatNet } from '../pkg/ip';
-import { thrownMessage } from './testing';
+import { thrownMessage } from '../../test/lib/thrown';
 
 const conf = (o: object) => parseNetConfig(JSON.stringify(o));
 const err = (o: object | string) => thrownMessage(() => parseNetConfig(typeof o === 'string' ? o : JSON.stringify(o)), ConfigError);

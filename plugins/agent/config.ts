@@ -7,7 +7,7 @@
  * by the backend (parseVxlanConfig). Every error names the field.
  */
 import { z } from 'zod';
-import { type Prefix, bigIntToIp as formatIp, maskOf, parseNetwork as parseCidr, prefixContains as netContains, prefixSize as netSize, toAddr as parseIp } from '../pkg/ip';
+import { type Prefix, bigIntToIp as formatIp, formatPrefix as formatNet, maskOf, parseNetwork as parseCidr, prefixContains as netContains, prefixSize as netSize, toAddr as parseIp } from '../pkg/ip';
 
 export class ConfigError extends Error {}
 
@@ -189,4 +189,18 @@ export function parseVxlanConfig(backend: Record<string, unknown>): VxlanConfig 
   if (!r.success) throw new ConfigError(zodMessage(r.error, 'Backend.'));
   const c = r.data;
   return { vni: c.VNI, port: c.Port, mtu: c.MTU, gbp: c.GBP, learning: c.Learning, directRouting: c.DirectRouting };
+}
+
+/** "network 10.244.0.0/16, subnet length /24; IPv6 network fc00::/48, subnet length /64" */
+export function describeNetworks(c: NetConfig): string {
+  const out: string[] = [];
+  if (c.enableIPv4 && c.network) out.push(`network ${formatNet(c.network)}, subnet length /${c.subnetLen}`);
+  if (c.enableIPv6 && c.ipv6Network) out.push(`IPv6 network ${formatNet(c.ipv6Network)}, subnet length /${c.ipv6SubnetLen}`);
+  return out.join('; ');
+}
+
+/** The families the network config enables (EnableIPv4, EnableIPv6). */
+export interface Families {
+  v4: boolean;
+  v6: boolean;
 }

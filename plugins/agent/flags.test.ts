@@ -1,7 +1,7 @@
 import { sweeperOptions } from './sweeper';
 import { describe, expect, it } from 'vitest';
 import { envName, FLAGS, flagWarnings, parseFlags, UsageError, usage } from './flags';
-import { thrownMessage } from './testing';
+import { thrownMessage } from '../../test/lib/thrown';
 
 const bad = (argv: string[], env: NodeJS.ProcessEnv = {}) => thrownMessage(() => parseFlags(argv, env), UsageError);
 

@@ -7,7 +7,7 @@
  * value is a UsageError (exit 2) naming it.
  */
 import { isIP, isIPv4, isIPv6 } from 'node:net';
-import { annotationPrefixError } from './kube-annotations';
+import { annotationPrefixError } from './store/kube-annotations';
 
 export class UsageError extends Error {}
 

@@ -10,23 +10,24 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { type Addr, type Link } from '../pkg/netlink';
-import { freeSubnets } from './alloc';
+import { freeSubnets } from './store/alloc';
 import { parseNetConfig } from './config';
-import { FakeLeaseStore } from './fake-store';
+import { FakeLeaseStore } from '../../test/lib/agent/fake-store';
 import { parseFlags, UsageError } from './flags';
-import { ifaceAddrs, selectExtIface } from './iface';
-import { ANN, leaseAnnotations, nodePodCidr, nodeToLease, openKubeLeaseStore } from './kube-store';
-import { FakeKubeApi } from './kube-fake-api';
-import { type Lease, type LeaseAttrs, acquireLease, isIPv6SubnetCompat, isSubnetCompat, leaseKey, marshalLeaseAttrs, SUBNET_TTL_MS, unmarshalLeaseAttrs, vxlanBackendData } from './lease';
-import { familyRules, iptChains, nftChains, nftRepair } from './rules';
+import { ifaceAddrs, selectExtIface } from './backend/iface';
+import { ANN, leaseAnnotations, nodePodCidr, nodeToLease, openKubeLeaseStore } from './store/kube';
+import { FakeKubeApi } from '../../test/lib/agent/kube-fake-api';
+import { type Lease, type LeaseAttrs, leaseKey, marshalLeaseAttrs, SUBNET_TTL_MS, unmarshalLeaseAttrs, vxlanBackendData } from './store/lease';
+import { acquireLease, isIPv6SubnetCompat, isSubnetCompat } from './store/acquire';
+import { familyRules, iptChains, nftChains, nftRepair } from './firewall/rules';
 import { EMPTY_V4, formatPrefix as formatNet, parseNetwork as parseCidr } from '../pkg/ip';
 import { readSubnetFileCidr, renderSubnetEnv } from './subnet-env';
-import { hostGwPeers, planRoutes } from './hostgw/plan';
-import { peersFromLeases, planVxlan } from './vxlan/plan';
+import { hostGwPeers, planRoutes } from './backend/hostgw/plan';
+import { peersFromLeases, planVxlan } from './backend/vxlan/plan';
 import { emptyRuleset } from '../pkg/nft';
-import { thrownMessage } from './testing';
-import { bothFamilies } from './backend';
-import { leaseEtcdKey, parseLeaseKv } from './etcd-keys';
+import { thrownMessage } from '../../test/lib/thrown';
+import { bothFamilies } from './backend/setup';
+import { leaseEtcdKey, parseLeaseKv } from './store/etcd-keys';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
 const clock = { now: () => T0 };
@@ -347,7 +348,7 @@ describe('kube store: node-public-ip(v6) inputs and public-ip(v6)-overwrite (fak
       api.addNode({ metadata: { name: 'node-a', annotations: {
         [ANN.publicIPv6Overwrite]: '2001:db8::99', [ANN.publicIPOverwrite]: '203.0.113.9', [ANN.nodePublicIPv6]: 'FD77::0:5', [ANN.nodePublicIP]: '192.168.0.5' } },
       spec: { podCIDR: '10.244.7.0/24', podCIDRs: ['10.244.7.0/24', 'fc00:0:0:7::/64'] } });
-      store.useFamilies({ v4: true, v6: true });
+      store.useConfig({ enableIPv4: true, enableIPv6: true });
       expect(await store.storedPublicIPs()).toEqual({ publicIp: '192.168.0.5', publicIpv6: 'fd77::5' });
       const own = await store.acquire(attrs(2));
       expect(leaseKey(own)).toBe('10.244.7.0-24&fc00:0:0:7::-64');
@@ -356,7 +357,7 @@ describe('kube store: node-public-ip(v6) inputs and public-ip(v6)-overwrite (fak
       // what peers read is the overwritten address
       expect(nodeToLease(api.nodes.get('node-a')!, { v4: true, v6: true })!.attrs.publicIPv6).toBe('2001:db8::99');
       // flanneld: the IPv6Network must contain the node's IPv6 pod CIDR
-      store.useFamilies({ v4: true, v6: true, network: parseCidr('10.244.0.0/16'), ipv6Network: parseCidr('fd00::/48') });
+      store.useConfig({ enableIPv4: true, enableIPv6: true, network: parseCidr('10.244.0.0/16'), ipv6Network: parseCidr('fd00::/48') });
       await expect(store.acquire(attrs(2))).rejects.toThrow("node node-a: the flannel net config's IPv6Network fd00::/48 does not contain the node's pod CIDR fc00:0:0:7::/64");
       api.nodes.get('node-a')!.metadata.annotations![ANN.nodePublicIPv6] = '10.0.0.1';
       await expect(store.storedPublicIPs()).rejects.toThrow('node node-a: annotation flannel.alpha.coreos.com/node-public-ipv6 is not an IPv6 address: "10.0.0.1"');

@@ -1,9 +1,11 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { FakeLeaseStore } from './fake-store';
-import { type Lease, SUBNET_TTL_MS, vxlanBackendData } from './lease';
+import { FakeLeaseStore } from '../../test/lib/agent/fake-store';
+import { type Lease, SUBNET_TTL_MS, vxlanBackendData } from './store/lease';
 import { type Logger } from './log';
-import { AgentLoop, type ApplyResult, LeaseRevokedError } from './loop';
-import { type LeaseEvent, type PeersNow, peersNow } from './watcher';
+import { AgentLoop, LeaseRevokedError } from './loop';
+import { type ApplyResult } from './backend/types';
+import { type PeersNow, peersNow } from './store/watcher';
+import { type LeaseEvent } from './store/lease';
 import { formatPrefix as formatNet, parseNetwork as parseCidr } from '../pkg/ip';
 
 const lease = (sn: string, ip: string, expiration: number | null): Lease =>

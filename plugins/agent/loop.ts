@@ -27,11 +27,10 @@
  *    our own is written again from the lease we hold, at once (re-listed
  *    first, so a value caught mid-write by another writer is read again).
  */
-import { type Clock, type Lease, type LeaseStore, leaseKey, renewDelay, SUBNET_TTL_MS } from './lease';
-import { leaseSubnets } from './describe';
+import { type Clock, type Lease, type LeaseEvent, type LeaseListing, type LeaseStore, leaseKey, leaseSubnets, renewDelay, type StoreEvent, SUBNET_TTL_MS, type UnreadableLease } from './store/lease';
 import { type Logger } from './log';
-import { type ReconcileResult } from './vxlan/network';
-import { type LeaseEvent, type LeaseListing, LeaseWatcher, type PeersNow, type StoreEvent, type UnreadableLease } from './watcher';
+import { type ApplyResult, type PeerNetwork, type ReconcileResult } from './backend/types';
+import { LeaseWatcher } from './store/watcher';
 
 /** Our own lease left the store: fatal, as in flanneld. */
 export class LeaseRevokedError extends Error {}
@@ -45,32 +44,6 @@ export interface LoopObserver {
   leaseParseError?(): void;
 }
 
-/** What an incremental apply did: kernel changes, failures, and how many peers and routes it added (negative: removed). */
-export interface ApplyResult {
-  repairs: number;
-  failures: number;
-  peers: number;
-  routes: number;
-}
-
-/** The backend network as the loop drives it. */
-export interface PeerNetwork {
-  /**
-   * Reconciles the data plane with the peers' leases (reads the kernel's
-   * state, repairs every difference). A function is called once, when the
-   * kernel's state has been read and the plan is made.
-   */
-  reconcile(peers: PeersNow): Promise<ReconcileResult>;
-  /**
-   * Programs only the peers in `changes` (added: new or changed, with the
-   * lease it replaces; removed), without reading the kernel's state;
-   * `current`: every peer's lease after them. null:
-   * it cannot (nothing reconciled yet); failures > 0: some were not done.
-   * Either way the loop follows with a full reconcile.
-   */
-  apply?(changes: readonly LeaseEvent[], current: readonly Lease[]): Promise<ApplyResult | null>;
-}
-
 export interface LoopParts {
   store: LeaseStore;
   /** the backend network */
@@ -81,7 +54,7 @@ export interface LoopParts {
   reconcileIntervalMs: number;
   renewMarginMinutes: number;
   observer?: LoopObserver;
-  /** kernel changes to our data plane (kernel-events.ts): each asks for a reconcile with the known peers */
+  /** kernel changes to our data plane (backend/kernel-events.ts): each asks for a reconcile with the known peers */
   kernelChanges?(onChange: (why: string) => void): { close(): void };
 }
 

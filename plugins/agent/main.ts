@@ -1,6 +1,6 @@
-// `flaxd`: the flannel-compatible overlay agent (see agent.ts).
+// `flaxd`: the flannel-compatible overlay agent (see flaxd.ts, agent.ts).
 import { FLAX_VERSION, runMain } from '../pkg/skel/skel';
-import { runFlaxd } from './cni';
+import { runFlaxd } from './flaxd';
 import { ConfigError } from './config';
 import { flagWarnings, parseFlags, usage, UsageError } from './flags';
 import { createLogger } from './log';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { AgentMetrics, buildInfo } from './metrics';
-import { cniMetrics, verbLabel } from './cni';
+import { cniMetrics, verbLabel } from './flaxd';
 
 describe('flaxd /metrics', () => {
   it("adds prom-client's process_ and nodejs_ defaults and flaxd_build_info{version,commit}", async () => {

@@ -4,7 +4,7 @@
  * and the sweeper report through the LoopObserver / SweepObserver methods.
  */
 import type { Counter, Gauge, Registry } from 'prom-client';
-import { type ReconcileResult } from './vxlan/network';
+import { type ReconcileResult } from './backend/types';
 import { FLAX_VERSION } from '../pkg/skel/skel';
 
 /**

@@ -14,18 +14,16 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openHandleAt } from '../../plugins/pkg/netlink';
 import { writeSysctl } from '../../plugins/pkg/ns';
 import { requireBuilt } from '../lib/cni';
 import { execIn } from '../lib/netns';
 import { FLANNELD, missing, peerVersions } from '../lib/peers';
 import { ETCD_URL, EtcdServer, requireEtcd } from '../integration/etcd-helpers';
-import { Cluster, NETWORK, type Node, pingFrom, waitFor } from '../integration/flaxd-helpers';
+import { Cluster, NETWORK, type Node, addV6Underlay, ip6Of, pingFrom, waitFor } from '../integration/flaxd-helpers';
 
 const SKIP = missing(FLANNELD, '/usr/bin/etcd');
 const PREFIX = '/flaxt/cluster/network';
 const NET6 = 'fc00::/48';
-const ip6Of = (n: Node) => `fd77::1${n.i}`;
 
 interface Lease { key: string; prefix: string; net6: string; attrs: { PublicIP: string; PublicIPv6?: string | null; BackendType: string } }
 
@@ -66,19 +64,7 @@ describe.skipIf(!!SKIP)(`flanneld ${peerVersions().get('flanneld') ?? ''} and fl
       requireBuilt('flaxd');
       requireEtcd();
       await cl.create(3);
-      if (v6) {
-        for (const n of cl.nodes) {
-          writeSysctl(n.ns, 'net.ipv6.conf.all.disable_ipv6', 0);
-          writeSysctl(n.ns, 'net.ipv6.conf.default.disable_ipv6', 0);
-          writeSysctl(n.ns, 'net.ipv6.conf.all.forwarding', 1);
-          const h = openHandleAt(n.ns);
-          try {
-            await h.addrAdd((await h.linkByName('eth0')).index, `${ip6Of(n)}/64`, { noDad: true });
-          } finally {
-            h.close();
-          }
-        }
-      }
+      if (v6) await addV6Underlay(cl);
       await etcd.start(cl.underlay);
       etcd.ctl(['put', `${PREFIX}/config`, JSON.stringify(netConf)]);
       const [n1, n2, n3] = cl.nodes;

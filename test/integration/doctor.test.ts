@@ -12,7 +12,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestNetns, destroyTestNetns, execIn } from '../lib/netns';
 import { ours, requireBuilt } from '../lib/cni';
-import { Cluster, type Node, waitFor } from './flaxd-helpers';
+import { Cluster, NETWORK, type Node, addV6Underlay, ip6Of, waitFor } from './flaxd-helpers';
 
 const cl = new Cluster();
 let n1: Node;
@@ -20,37 +20,43 @@ let n2: Node;
 const AGENT_FLAGS = ['--iptables-resync', '3600'];
 
 interface Finding { status: string; check: string; object: string; problem: string; fix: string }
-function doctor(n: Node, extra: string[] = []): { code: number; findings: Finding[]; out: string } {
-  const confDir = path.join(cl.tmp, 'net.d');
-  const cacheDir = path.join(cl.tmp, 'cache');
-  mkdirSync(confDir, { recursive: true });
-  mkdirSync(cacheDir, { recursive: true });
-  const r = spawnSync('nsenter', [`--net=${n.ns}`, '--', ours('flax'), 'doctor', '-o', 'json', '--subnet-file', n.subnetFile, '--lease-dir', cl.leaseDir,
-    '--net-config-path', cl.netConf, '--cni-conf-dir', confDir, '--cache-dir', cacheDir, '--bridge', 'cni0', ...extra], { encoding: 'utf8' });
-  let findings: Finding[] = [];
-  try { findings = JSON.parse(r.stdout).findings; } catch { /* shown by the assertion */ }
-  return { code: r.status ?? -1, findings, out: r.stdout + r.stderr };
+type Doctor = ReturnType<typeof doctorOn>;
+/** `flax doctor -o json` on a node of `c` (its lease dir and net-conf.json), and the assertions on its findings. */
+function doctorOn(c: Cluster, agentFlags: string[]) {
+  function doctor(n: Node, extra: string[] = [], wrap: string[] = []): { code: number; findings: Finding[]; out: string } {
+    const confDir = path.join(c.tmp, 'net.d');
+    const cacheDir = path.join(c.tmp, 'cache');
+    mkdirSync(confDir, { recursive: true });
+    mkdirSync(cacheDir, { recursive: true });
+    const r = spawnSync('nsenter', [`--net=${n.ns}`, '--', ...wrap, ours('flax'), 'doctor', '-o', 'json', '--subnet-file', n.subnetFile, '--lease-dir', c.leaseDir,
+      '--net-config-path', c.netConf, '--cni-conf-dir', confDir, '--cache-dir', cacheDir, '--bridge', 'cni0', ...extra], { encoding: 'utf8' });
+    let findings: Finding[] = [];
+    try { findings = JSON.parse(r.stdout).findings; } catch { /* shown by the assertion */ }
+    return { code: r.status ?? -1, findings, out: r.stdout + r.stderr };
+  }
+  const failing = (d: ReturnType<typeof doctor>) => d.findings.filter((f) => f.status === 'fail');
+  function expectHealthy(n: Node) {
+    const d = doctor(n);
+    expect(failing(d), d.out).toEqual([]);
+    expect(d.code).toBe(0);
+    return d;
+  }
+  function expectNamed(n: Node, check: string, object: RegExp | string, problem?: RegExp, d = doctor(n)) {
+    expect(d.code, d.out).toBe(1);
+    const f = failing(d).find((x) => x.check === check && (typeof object === 'string' ? x.object === object : object.test(x.object)));
+    expect(f, d.out).toBeDefined();
+    if (problem) expect(f!.problem).toMatch(problem);
+    expect(f!.fix).not.toBe('');
+    return f!;
+  }
+  async function restart(n: Node) {
+    c.startAgent(n, agentFlags);
+    await c.waitReady(n);
+    await waitFor(`node ${n.i} healthy`, () => doctor(n).code === 0, 15_000, 250);
+  }
+  return { doctor, expectHealthy, expectNamed, restart };
 }
-const failing = (d: ReturnType<typeof doctor>) => d.findings.filter((f) => f.status === 'fail');
-function expectHealthy(n: Node) {
-  const d = doctor(n);
-  expect(failing(d), d.out).toEqual([]);
-  expect(d.code).toBe(0);
-}
-function expectNamed(n: Node, check: string, object: RegExp | string, problem?: RegExp) {
-  const d = doctor(n);
-  expect(d.code, d.out).toBe(1);
-  const f = failing(d).find((x) => x.check === check && (typeof object === 'string' ? x.object === object : object.test(x.object)));
-  expect(f, d.out).toBeDefined();
-  if (problem) expect(f!.problem).toMatch(problem);
-  expect(f!.fix).not.toBe('');
-  return f!;
-}
-async function restart(n: Node) {
-  cl.startAgent(n, AGENT_FLAGS);
-  await cl.waitReady(n);
-  await waitFor(`node ${n.i} healthy`, () => doctor(n).code === 0, 15_000, 250);
-}
+const { doctor, expectHealthy, expectNamed, restart } = doctorOn(cl, AGENT_FLAGS);
 
 beforeAll(async () => {
   requireBuilt('flaxd', 'flax');
@@ -190,5 +196,97 @@ describe('flax doctor on netns nodes', () => {
       rmSync(file, { force: true });
     }
     expectHealthy(n1);
+  });
+});
+
+describe('flax doctor: dual-stack vxlan in nftables mode; conntrack', () => {
+  const c6 = new Cluster();
+  const D: Doctor = doctorOn(c6, AGENT_FLAGS);
+  let m1: Node;
+  let m2: Node;
+  const peer6 = () => new RegExp(`\\(${ip6Of(m2)}\\)$`);
+  beforeAll(async () => {
+    await c6.create(2, { Network: NETWORK, EnableIPv6: true, IPv6Network: 'fc00::/48', EnableNFTables: true, Backend: { Type: 'vxlan' } });
+    await addV6Underlay(c6);
+    [m1, m2] = c6.nodes as [Node, Node];
+    for (const n of c6.nodes) c6.startAgent(n, AGENT_FLAGS);
+    for (const n of c6.nodes) await c6.waitReady(n);
+    await waitFor('peers programmed', () => D.doctor(m1).code === 0 && D.doctor(m2).code === 0, 20_000, 250);
+  }, 90_000);
+  afterAll(() => c6.destroy(), 60_000);
+
+  it('healthy: flannel-v6.1, the IPv6 peer and its VTEP answering over IPv6, IPv6 forwarding, both nftables forward chains', () => {
+    const d = D.expectHealthy(m1);
+    const objs = d.findings.map((f) => f.object);
+    for (const o of ['flannel.1', 'flannel-v6.1', 'net.ipv6.conf.all.forwarding', 'nftables ip flannel-ipv4 chain forward', 'nftables ip6 flannel-ipv6 chain forward']) expect(objs, d.out).toContain(o);
+    expect(d.findings.some((f) => f.check === 'peer' && peer6().test(f.object)), d.out).toBe(true);
+    expect(d.findings.some((f) => f.check === 'probe' && f.object.includes(`(public ${ip6Of(m2)})`)), d.out).toBe(true);
+  });
+
+  it('flannel-v6.1 down, then the IPv6 peer\'s route gone (agent stopped, else it repairs them at once)', async () => {
+    await c6.stopAgent(m1);
+    execIn(m1.ns, 'ip', ['link', 'set', 'flannel-v6.1', 'down']);
+    D.expectNamed(m1, 'vxlan', 'flannel-v6.1', /is down/);
+    execIn(m1.ns, 'ip', ['link', 'set', 'flannel-v6.1', 'up']); // the kernel dropped its routes with the link
+    D.expectNamed(m1, 'peer', peer6(), /route fc00:/);
+    await D.restart(m1);
+  });
+
+  it('UDP 8472 over IPv6 dropped on the peer: the IPv6 probe names its public IPv6', () => {
+    execIn(m2.ns, 'ip6tables', ['-w', '-I', 'INPUT', '-p', 'udp', '--dport', '8472', '-j', 'DROP']);
+    try {
+      const f = D.expectNamed(m1, 'probe', new RegExp(`\\(public ${ip6Of(m2)}\\)$`), /UDP 8472/);
+      expect(f.problem).toContain('flannel-v6.1');
+    } finally {
+      execIn(m2.ns, 'ip6tables', ['-w', '-D', 'INPUT', '-p', 'udp', '--dport', '8472', '-j', 'DROP']);
+    }
+    D.expectHealthy(m1);
+  });
+
+  it('IPv6 forwarding off is named; on again: ok', () => {
+    execIn(m1.ns, 'sysctl', ['-qw', 'net.ipv6.conf.all.forwarding=0']);
+    try {
+      D.expectNamed(m1, 'forwarding', 'net.ipv6.conf.all.forwarding', /is 0/);
+    } finally {
+      execIn(m1.ns, 'sysctl', ['-qw', 'net.ipv6.conf.all.forwarding=1']);
+    }
+    D.expectHealthy(m1);
+  });
+
+  it('nftables: our forward chain emptied is named; an iptables FORWARD policy DROP still drops, and is named', async () => {
+    execIn(m1.ns, 'nft', ['flush', 'chain', 'ip6', 'flannel-ipv6', 'forward']);
+    D.expectNamed(m1, 'forwarding', 'nftables ip6 flannel-ipv6 chain forward', /does not accept fc00::\/48/);
+    execIn(m1.ns, 'nft', ['delete', 'chain', 'ip', 'flannel-ipv4', 'forward']);
+    D.expectNamed(m1, 'forwarding', 'nftables ip flannel-ipv4 chain forward', /is missing/);
+    await c6.stopAgent(m1);
+    await D.restart(m1); // flaxd rebuilds both chains at start
+    execIn(m1.ns, 'iptables', ['-w', '-P', 'FORWARD', 'DROP']);
+    try {
+      D.expectNamed(m1, 'forwarding', 'iptables filter FORWARD', /EnableNFTables/);
+    } finally {
+      execIn(m1.ns, 'iptables', ['-w', '-P', 'FORWARD', 'ACCEPT']);
+    }
+    D.expectHealthy(m1);
+  });
+
+  it('conntrack near full warns, full fails (the count is the node netns\' real one; nf_conntrack_max, which a netns cannot set, is read through a bind mount in a private mount namespace)', () => {
+    const rule = ['INPUT', '-p', 'udp', '--dport', '20000:20999', '-m', 'conntrack', '--ctstate', 'NEW'];
+    execIn(m1.ns, 'iptables', ['-w', '-I', ...rule]); // conntrack tracks in this netns once a rule needs it
+    const maxFile = path.join(c6.tmp, 'nf_conntrack_max');
+    const wrap = ['unshare', '-m', '--propagation', 'private', 'sh', '-c', 'mount --bind "$0" /proc/sys/net/netfilter/nf_conntrack_max && exec "$@"', maxFile];
+    try {
+      execIn(m2.ns, 'bash', ['-c', `for p in $(seq 20001 20400); do echo x > /dev/udp/${m1.ip}/$p; done`]);
+      const count = Number(execIn(m1.ns, 'cat', ['/proc/sys/net/netfilter/nf_conntrack_count']).trim());
+      expect(count).toBeGreaterThanOrEqual(400);
+      writeFileSync(maxFile, `${Math.round(count / 0.87)}\n`);
+      const near = D.doctor(m1, ['--no-probe'], wrap);
+      expect(near.code, near.out).toBe(0);
+      expect(near.findings.find((f) => f.check === 'conntrack'), near.out).toMatchObject({ status: 'warn', object: 'net.netfilter.nf_conntrack_count', problem: expect.stringMatching(/near full/) });
+      writeFileSync(maxFile, `${count}\n`);
+      D.expectNamed(m1, 'conntrack', 'net.netfilter.nf_conntrack_count', /table full/, D.doctor(m1, ['--no-probe'], wrap));
+    } finally {
+      execIn(m1.ns, 'iptables', ['-w', '-D', ...rule]);
+    }
+    D.expectHealthy(m1);
   });
 });

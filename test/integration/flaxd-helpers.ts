@@ -39,6 +39,18 @@ export interface Node {
   pod?: string;
 }
 
+/**
+ * Waits until `k` more lines matching `re` than now are in the agent's log:
+ * something that happens again and again (a reconcile, a firewall check)
+ * has happened k more times. To show that nothing else happens meanwhile.
+ */
+export function moreLogLines(agent: Agent, re: RegExp, k: number, timeoutMs = 15_000): Promise<number> {
+  const g = new RegExp(re.source, re.flags.includes('g') ? re.flags : `${re.flags}g`);
+  const count = () => agent.log().match(g)?.length ?? 0;
+  const before = count();
+  return waitFor(`${k} more log lines matching ${re}`, () => count() >= before + k && count(), timeoutMs, 50);
+}
+
 export async function waitFor<T>(what: string, fn: () => T | undefined | false | null, timeoutMs = 15_000, everyMs = 100): Promise<T> {
   const end = Date.now() + timeoutMs;
   let last: unknown;
@@ -51,6 +63,24 @@ export async function waitFor<T>(what: string, fn: () => T | undefined | false |
     }
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
     await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/** A node's IPv6 underlay address (eth0), added by addV6Underlay. */
+export const ip6Of = (n: Node) => `fd77::1${n.i}`;
+
+/** IPv6 on the node namespaces (never the root one): sysctls, fd77::1<i>/64 on eth0 (no DAD). */
+export async function addV6Underlay(cl: Cluster): Promise<void> {
+  for (const n of cl.nodes) {
+    writeSysctl(n.ns, 'net.ipv6.conf.all.disable_ipv6', 0);
+    writeSysctl(n.ns, 'net.ipv6.conf.default.disable_ipv6', 0);
+    writeSysctl(n.ns, 'net.ipv6.conf.all.forwarding', 1);
+    const h = openHandleAt(n.ns);
+    try {
+      await h.addrAdd((await h.linkByName('eth0')).index, `${ip6Of(n)}/64`, { noDad: true });
+    } finally {
+      h.close();
+    }
   }
 }
 

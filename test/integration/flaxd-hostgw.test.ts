@@ -14,7 +14,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execIn, ipJson } from '../lib/netns';
 import { requireBuilt } from '../lib/cni';
-import { Cluster, NETWORK, type Node, pingFrom, vxlanView, waitFor } from './flaxd-helpers';
+import { Cluster, moreLogLines, NETWORK, type Node, pingFrom, vxlanView, waitFor } from './flaxd-helpers';
 
 const extRoutes = (n: Node) => ipJson<any[]>(n.ns, ['route', 'show', 'dev', 'eth0'])
   .filter((r) => r.dst.startsWith('10.244.')).map((r) => `${r.dst} via ${r.gateway}`).sort();
@@ -57,7 +57,7 @@ describe('flaxd host-gw', () => {
     handLease(cl, '10.244.250.0', { PublicIP: '10.99.0.5', PublicIPv6: null, BackendType: 'host-gw' });
     const n1 = cl.nodes[0];
     await waitFor('refusal logged', () => /ignoring lease 10\.244\.250\.0\/24 of 10\.99\.0\.5: public IP 10\.99\.0\.5 is not on-link on eth0/.test(n1.agent!.log()), 10_000);
-    await new Promise((r) => setTimeout(r, 2000)); // more reconciles: still one line
+    await moreLogLines(n1.agent!, /reconcile \(interval\)/, 2); // two more reconciles: still one line
     expect(n1.agent!.log().match(/not on-link/g)).toHaveLength(1);
     expect(extRoutes(n1).some((r) => r.startsWith('10.244.250.'))).toBe(false);
     rmSync(path.join(cl.leaseDir, 'subnets', '10.244.250.0-24.json'));

@@ -40,15 +40,14 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openHandleAt } from '../../plugins/pkg/netlink';
 import { withNetns, writeSysctl } from '../../plugins/pkg/ns';
-import { FakeKubeApi } from '../../plugins/agent/kube-fake-api';
-import { ANN } from '../../plugins/agent/kube-store';
+import { FakeKubeApi } from '../lib/agent/kube-fake-api';
+import { ANN } from '../../plugins/agent/store/kube';
 import { createTestNetns, destroyTestNetns, execIn, ipJson } from '../lib/netns';
 import { DIST_BIN, requireBuilt } from '../lib/cni';
-import { Cluster, NETWORK, type Node, pingFrom, sourceSeen, waitFor } from './flaxd-helpers';
+import { Cluster, moreLogLines, NETWORK, type Node, addV6Underlay, ip6Of, pingFrom, sourceSeen, waitFor } from './flaxd-helpers';
 import { ETCD_URL, EtcdServer, requireEtcd, tearDownEtcdCluster } from './etcd-helpers';
 
 const NET6 = 'fc00::/48';
-const ip6Of = (n: Node) => `fd77::1${n.i}`;
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 
 interface Lease6 {
@@ -76,21 +75,6 @@ const leaseOf6 = (cl: Cluster, n: Node): Lease6 => {
   if (!l) throw new Error(`no lease for node ${n.i}`);
   return l;
 };
-
-/** IPv6 on the node namespaces (never the root one): sysctls, fd77::1<i>/64 on eth0 (no DAD). */
-async function addV6Underlay(cl: Cluster): Promise<void> {
-  for (const n of cl.nodes) {
-    writeSysctl(n.ns, 'net.ipv6.conf.all.disable_ipv6', 0);
-    writeSysctl(n.ns, 'net.ipv6.conf.default.disable_ipv6', 0);
-    writeSysctl(n.ns, 'net.ipv6.conf.all.forwarding', 1);
-    const h = openHandleAt(n.ns);
-    try {
-      await h.addrAdd((await h.linkByName('eth0')).index, `${ip6Of(n)}/64`, { noDad: true });
-    } finally {
-      h.close();
-    }
-  }
-}
 
 /** A pod behind the node's `vpod`: <prefix>.2/24 (when IPv4, by the helper) and <net6>2/64, default routes via .1 and <net6>1. */
 async function addPod6(cl: Cluster, n: Node, l: Lease6): Promise<void> {
@@ -157,7 +141,7 @@ async function pingsAll(cl: Cluster, v4: boolean): Promise<void> {
 
 describe('flaxd dual-stack vxlan', () => {
   const cl = new Cluster();
-  beforeAll(() => start(cl, { Network: NETWORK, EnableIPv6: true, IPv6Network: NET6, Backend: { Type: 'vxlan' } }, ['--ip-masq']), 60_000);
+  beforeAll(() => start(cl, { Network: NETWORK, EnableIPv6: true, IPv6Network: NET6, Backend: { Type: 'vxlan' } }, ['--ip-masq', '--iptables-resync', '1']), 60_000);
   afterAll(() => cl.destroy(), 60_000);
 
   it("leases carry both subnets, PublicIPv6 and BackendV6Data as flanneld writes them; subnet.env has the IPv6 pair in flanneld's order", () => {
@@ -205,7 +189,7 @@ describe('flaxd dual-stack vxlan', () => {
     expect(nat).toContain(`-A FLANNEL-POSTRTG -s ${l.net6}/64 -d ${NET6} -m comment --comment "flanneld masq" -j RETURN`);
     expect(nat).toContain(`-A FLANNEL-POSTRTG -s ${NET6} ! -d ff00::/8 -m comment --comment "flanneld masq" -j MASQUERADE --random-fully`);
     expect(execIn(n1.ns, 'ip6tables', ['-w', '-t', 'filter', '-S'])).toContain(`-A FLANNEL-FWD -s ${NET6} -m comment --comment "flanneld forward" -j ACCEPT`);
-    await new Promise((r) => setTimeout(r, 2500)); // a few more reconciles: no rebuild
+    await moreLogLines(n1.agent!, /firewall rules checked/, 2); // two more checks of the rules: no rebuild
     expect(n1.agent!.log().match(/ip6tables: \(re\)built/g)).toHaveLength(2);
   });
 

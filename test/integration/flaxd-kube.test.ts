@@ -1,7 +1,7 @@
 /**
  * flaxd with the Kubernetes store (--kube-subnet-mgr) on the real kernel,
  * against a fake API server (no kube-apiserver can be installed here): the
- * test's node:http server (plugins/agent/kube-fake-api.ts) listens inside
+ * test's node:http server (test/lib/agent/kube-fake-api.ts) listens inside
  * the underlay netns at 192.168.77.5, with recorded Node objects. Two
  * namespace nodes run dist/bin/flaxd with a kubeconfig pointing at it; each
  * takes its Node's podCIDR, writes flannel's annotations, and programs the
@@ -14,8 +14,8 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openHandleAt } from '../../plugins/pkg/netlink';
 import { withNetns } from '../../plugins/pkg/ns';
-import { FakeKubeApi } from '../../plugins/agent/kube-fake-api';
-import { ANN } from '../../plugins/agent/kube-store';
+import { FakeKubeApi } from '../lib/agent/kube-fake-api';
+import { ANN } from '../../plugins/agent/store/kube';
 import { ours, requireBuilt } from '../lib/cni';
 import { Cluster, type Node, peerEntries, peerState, pingFrom, vxlanView, waitFor } from './flaxd-helpers';
 

@@ -1,6 +1,6 @@
 /**
  * An unreadable lease is no removal, kube store (issue 21 item 3): two
- * flaxd nodes against the fake API server (plugins/agent/kube-fake-api.ts,
+ * flaxd nodes against the fake API server (test/lib/agent/kube-fake-api.ts,
  * in the underlay netns, as flaxd-kube.test.ts); node 2's backend-data
  * annotation replaced by `{{{` → node 2 keeps running and writes its
  * annotations again; node 1 keeps node 2's route, neighbour and FDB entry,
@@ -9,8 +9,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openHandleAt } from '../../plugins/pkg/netlink';
 import { withNetns } from '../../plugins/pkg/ns';
-import { FakeKubeApi } from '../../plugins/agent/kube-fake-api';
-import { ANN } from '../../plugins/agent/kube-store';
+import { FakeKubeApi } from '../lib/agent/kube-fake-api';
+import { ANN } from '../../plugins/agent/store/kube';
 import { requireBuilt } from '../lib/cni';
 import { Cluster, type Node, peerEntries, peerState, vxlanView, waitFor } from './flaxd-helpers';
 

@@ -11,7 +11,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execIn } from '../lib/netns';
 import { requireBuilt } from '../lib/cni';
-import { Cluster, NETWORK, sourceSeen, vxlanView, waitFor } from './flaxd-helpers';
+import { Cluster, moreLogLines, NETWORK, sourceSeen, vxlanView, waitFor } from './flaxd-helpers';
 
 const ipt = (ns: string, table: string) => execIn(ns, 'iptables', ['-w', '-t', table, '-S']).split('\n').filter((l) => /FLANNEL|flanneld/.test(l));
 const M = '-m comment --comment "flanneld masq"';
@@ -87,9 +87,9 @@ describe('flaxd --ip-masq: iptables (FLANNEL-POSTRTG, FLANNEL-FWD)', () => {
     const n = cl.nodes[0];
     expect(await cl.stopAgent(n)).toBe(0);
     expect(rules(0)).toEqual(want(0)); // SIGTERM leaves them
-    cl.startAgent(n, ['--ip-masq']);
+    cl.startAgent(n, ['--ip-masq', '--iptables-resync', '1']);
     await cl.waitReady(n);
-    await new Promise((r) => setTimeout(r, 2500)); // two more reconciles
+    await moreLogLines(n.agent!, /firewall rules checked/, 2); // two checks of the rules since
     expect(rules(0)).toEqual(want(0));
     expect(n.agent!.log()).not.toMatch(/\(re\)built/);
   });
@@ -133,9 +133,9 @@ describe('flaxd --ip-masq: nftables (EnableNFTables, table ip flannel-ipv4)', ()
     expect(n.agent!.log()).toMatch(/nftables: \(re\)built table ip flannel-ipv4 chains postrtg, forward/);
     const handles = execIn(n.ns, 'nft', ['-a', 'list', 'table', 'ip', 'flannel-ipv4']);
     expect(await cl.stopAgent(n)).toBe(0);
-    cl.startAgent(n, ['--ip-masq']);
+    cl.startAgent(n, ['--ip-masq', '--iptables-resync', '1']);
     await cl.waitReady(n);
-    await new Promise((r) => setTimeout(r, 2500));
+    await moreLogLines(n.agent!, /firewall rules checked/, 2); // two checks of the table since
     expect(execIn(n.ns, 'nft', ['-a', 'list', 'table', 'ip', 'flannel-ipv4'])).toBe(handles);
     expect(n.agent!.log()).not.toMatch(/\(re\)built/);
   });

@@ -8,8 +8,8 @@
  * the generous wait for convergence.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FileLeaseStore } from '../../plugins/agent/file-store';
-import { type LeaseAttrs, SUBNET_TTL_MS, systemClock, vxlanBackendData } from '../../plugins/agent/lease';
+import { FileLeaseStore } from '../../plugins/agent/store/file';
+import { type LeaseAttrs, SUBNET_TTL_MS, systemClock, vxlanBackendData } from '../../plugins/agent/store/lease';
 import { parseNetwork as parseCidr } from '../../plugins/pkg/ip';
 import { Cluster, peerEntries, peerState, waitFor } from './flaxd-helpers';
 

@@ -76,4 +76,79 @@ describe('flax doctor checks (pure)', () => {
     (f.leases as { leases: unknown[] }).leases.push(lease('10.244.2.128/25', '192.168.1.3', 'aa:aa:aa:aa:aa:03'));
     expect(fails(f).some((x) => x.check === 'leases' && x.object === '10.244.2.0/24 (192.168.1.2) and 10.244.2.128/25 (192.168.1.3)')).toBe(true);
   });
+
+  describe('dual-stack (flannel-v6.<VNI>, BackendV6Data, PublicIPv6) and nftables mode', () => {
+    const dual = (sn: string, sn6: string, ip: string, ip6: string, mac: string, mac6: string) => ({
+      subnet: parseCidr(sn), ipv6Subnet: parseCidr(sn6), expiration: null,
+      attrs: { publicIP: ip, publicIPv6: ip6, backendType: 'vxlan', backendData: { VNI: 1, VtepMAC: mac }, backendV6Data: { VNI: 1, VtepMAC: mac6 } },
+    });
+    const own = dual('10.244.1.0/24', 'fc00:0:0:1::/64', '192.168.1.1', 'fd77::11', 'aa:aa:aa:aa:aa:01', 'bb:bb:bb:bb:bb:01');
+    const peer = dual('10.244.2.0/24', 'fc00:0:0:2::/64', '192.168.1.2', 'fd77::12', 'aa:aa:aa:aa:aa:02', 'bb:bb:bb:bb:bb:02');
+    const nftForward = (family: 'ip' | 'ip6', table: string, net: string, field: 'saddr' | 'daddr' = 'daddr') => {
+      const [addr, len] = net.split('/');
+      const m = (f: string) => ({ match: { op: '==', left: { payload: { protocol: family, field: f } }, right: { prefix: { addr, len: Number(len) } } } });
+      return {
+        chains: [{ family, table, name: 'forward', type: 'filter', hook: 'forward', prio: 0, policy: 'accept' }],
+        rules: [{ family, table, chain: 'forward', expr: [m('saddr'), { accept: null }] }, { family, table, chain: 'forward', expr: [m(field), { accept: null }] }],
+      };
+    };
+    function dfacts(o: Partial<Facts> = {}): Facts {
+      const base = facts();
+      return {
+        ...base,
+        subnetEnv: { env: { networks: ['10.244.0.0/16'], subnet: '10.244.1.1/24', ip6Networks: ['fc00::/48'], ip6Subnet: 'fc00:0:0:1::1/64', mtu: 1450, ipmasq: false } },
+        leases: { leases: [own, peer] as never, source: 'lease dir /l' },
+        vxlan6: {
+          name: 'flannel-v6.1', up: true, kind: 'vxlan', vni: 1, port: 8472, local: 'fd77::11', mtu: 1430, mac: 'bb:bb:bb:bb:bb:01',
+          state: { neighs: [{ ip: 'fc00:0:0:2::', mac: 'bb:bb:bb:bb:bb:02', permanent: true }], fdb: [{ mac: 'bb:bb:bb:bb:bb:02', dst: 'fd77::12' }], routes: [{ dst: 'fc00:0:0:2::/64', gw: 'fc00:0:0:2::', onlink: true }] },
+        },
+        vxlan6Name: 'flannel-v6.1',
+        probes: { '10.244.2.0': { small: true, full: true }, 'fc00:0:0:2::': { small: true, full: true } },
+        sysctl: { ...base.sysctl, ip6Forward: '1' },
+        forward6: { policy: 'ACCEPT', forwardRules: [], flannelFwd: [] },
+        ...o,
+      };
+    }
+    it('healthy: both devices, both peers, both probes ok', () => {
+      const all = runChecks(dfacts());
+      expect(all.filter((x) => x.status !== 'ok')).toEqual([]);
+      expect(all.filter((x) => x.check === 'peer').map((x) => x.object)).toEqual(['peer 10.244.2.0/24 (192.168.1.2)', 'peer fc00:0:0:2::/64 (fd77::12)']);
+      expect(all.some((x) => x.check === 'vxlan' && x.object === 'flannel-v6.1')).toBe(true);
+      expect(all.some((x) => x.object === 'net.ipv6.conf.all.forwarding')).toBe(true);
+    });
+    it('the IPv6 device missing, wrong local address or MTU, a peer\'s IPv6 route missing', () => {
+      expect(fails(dfacts({ vxlan6: null }))[0]).toMatchObject({ check: 'vxlan', object: 'flannel-v6.1', problem: expect.stringContaining('no IPv6 pod traffic') });
+      const f = dfacts();
+      f.vxlan6 = { ...f.vxlan6!, local: 'fd77::99', mtu: 1450 };
+      expect(fails(f).map((x) => x.problem)).toEqual([
+        'local address fd77::99, the lease\'s public IPv6 is fd77::11: peers send to an address this device does not use',
+        'MTU 1450, expected 1430 (FLANNEL_MTU=1450 less the 20 bytes IPv6 encapsulation takes more)',
+      ]);
+      const g = dfacts();
+      g.vxlan6!.state.routes = [];
+      expect(fails(g)[0]).toMatchObject({ check: 'peer', object: 'peer fc00:0:0:2::/64 (fd77::12)' });
+    });
+    it('an IPv6 VTEP that does not answer is named with its public IPv6', () => {
+      const x = fails(dfacts({ probes: { '10.244.2.0': { small: true, full: true }, 'fc00:0:0:2::': { small: false } } }))[0]!;
+      expect(x.object).toBe('peer fc00:0:0:2::/64 VTEP fc00:0:0:2:: (public fd77::12)');
+    });
+    it('IPv6 forwarding off; subnet.env\'s IPv6 subnet not our lease\'s', () => {
+      expect(fails(dfacts({ sysctl: { ipForward: '1', ip6Forward: '0', brNetfilter: true } }))[0]).toMatchObject({ object: 'net.ipv6.conf.all.forwarding' });
+      const f = dfacts();
+      (f.subnetEnv as { env: { ip6Subnet: string } }).env.ip6Subnet = 'fc00:0:0:9::1/64';
+      expect(fails(f).find((x) => x.check === 'subnet.env')!.problem).toContain('FLANNEL_IPV6_SUBNET=fc00:0:0:9::1/64');
+    });
+    it('nftables mode: our forward chain per family; an iptables DROP policy still drops', () => {
+      const nft = { v4: nftForward('ip', 'flannel-ipv4', '10.244.0.0/16') as never, v6: nftForward('ip6', 'flannel-ipv6', 'fc00::/48') as never };
+      const f = dfacts({ nftables: true, nft, forward: { policy: 'ACCEPT', forwardRules: [], flannelFwd: [] } });
+      expect(fails(f)).toEqual([]);
+      expect(runChecks(f).some((x) => x.object === 'nftables ip6 flannel-ipv6 chain forward' && x.status === 'ok')).toBe(true);
+      const broken = dfacts({ nftables: true, nft: { ...nft, v6: nftForward('ip6', 'flannel-ipv6', 'fc00::/48', 'saddr') as never }, forward: { policy: 'ACCEPT', forwardRules: [], flannelFwd: [] } });
+      expect(fails(broken)[0]).toMatchObject({ object: 'nftables ip6 flannel-ipv6 chain forward', problem: expect.stringContaining('does not accept fc00::/48') });
+      const missing = dfacts({ nftables: true, nft: { ...nft, v4: { chains: [], rules: [], tables: [] } as never }, forward: { policy: 'ACCEPT', forwardRules: [], flannelFwd: [] } });
+      expect(fails(missing)[0]!.problem).toMatch(/^is missing/);
+      const drop = dfacts({ nftables: true, nft, forward: { policy: 'DROP', forwardRules: [], flannelFwd: [] } });
+      expect(fails(drop)[0]).toMatchObject({ object: 'iptables filter FORWARD', problem: expect.stringContaining('EnableNFTables') });
+    });
+  });
 });

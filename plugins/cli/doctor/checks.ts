@@ -5,8 +5,10 @@
  * (device, address, peer, file) so a person or a script can act on it.
  * No I/O here: every check is unit-tested from hand-written facts.
  */
-import type { Lease } from '../../agent/lease';
-import { type DeviceState, type VxlanPeer, describeAction, planVxlan } from '../../agent/vxlan/plan';
+import type { Lease } from '../../agent/store/lease';
+import { type DeviceState, type VxlanPeer, describeAction, peersFromLeases, planVxlan } from '../../agent/backend/vxlan/plan';
+import { nftChains, nftRepair, nftTableOf } from '../../agent/firewall/rules';
+import type { Ruleset } from '../../pkg/nft/masq';
 import { type Prefix, bigIntToIp as formatIp, formatPrefix as formatNet, parseNetwork as parseCidr, prefixContains as netContains, prefixContainsPrefix as netContainsNet, toAddr as parseIp } from '../../pkg/ip';
 import type { SubnetEnv } from '../../meta/flannel/subnet-env';
 
@@ -45,9 +47,14 @@ export interface Facts {
   leases?: { leases: Lease[]; source: string } | { error: string; source: string };
   /** the backend port from net-conf.json (0 / undefined = the kernel default 8472) */
   port?: number;
+  /** net-conf.json's EnableNFTables: flaxd keeps its forward rules in nftables (table ip flannel-ipv4 / ip6 flannel-ipv6) */
+  nftables?: boolean;
   /** the VXLAN device (name flannel.<VNI>), null when absent */
   vxlan: VxlanFacts | null;
   vxlanName: string;
+  /** IPv6 (subnet.env has FLANNEL_IPV6_NETWORK): the device flannel-v6.<VNI>, null when absent */
+  vxlan6?: VxlanFacts | null;
+  vxlan6Name?: string;
   /** peer VTEP probes: gateway → answered (small packet) and answered at the overlay MTU */
   probes: Record<string, { small: boolean; full?: boolean }>;
   /** the pod bridge, null when absent */
@@ -55,33 +62,62 @@ export interface Facts {
   bridgeName: string;
   /** pod interfaces of the libcni cache's attachments inside the Network */
   pods: Array<{ network: string; containerId: string; ifName: string; netns: string; mtu?: number; error?: string }>;
-  sysctl: { ipForward?: string; brNetfilter: boolean; rpFilterAll?: string; rpFilterDev?: string };
+  sysctl: { ipForward?: string; ip6Forward?: string; brNetfilter: boolean; rpFilterAll?: string; rpFilterDev?: string };
   /** iptables filter FORWARD: policy and the rules of FORWARD and FLANNEL-FWD (-S lines); undefined: iptables not available */
-  forward?: { policy: string; forwardRules: string[]; flannelFwd: string[] } | { error: string };
+  forward?: IptForward;
+  /** the same from ip6tables (IPv6 networks) */
+  forward6?: IptForward;
+  /** nftables mode: `nft -j list table ip flannel-ipv4` (v4) and `ip6 flannel-ipv6` (v6), or why they could not be listed */
+  nft?: { v4?: Ruleset | { error: string }; v6?: Ruleset | { error: string } };
   conntrack?: { count: number; max: number };
 }
+export type IptForward = { policy: string; forwardRules: string[]; flannelFwd: string[] } | { error: string };
 
 const ok = (check: string, object: string, problem: string): Finding => ({ status: 'ok', check, object, problem, fix: '' });
 const bad = (status: 'warn' | 'fail', check: string, object: string, problem: string, fix: string): Finding => ({ status, check, object, problem, fix });
 
 const envOf = (f: Facts): SubnetEnv | undefined => ('env' in f.subnetEnv ? f.subnetEnv.env : undefined);
-const networkOf = (f: Facts): Prefix | undefined => {
-  const n = envOf(f)?.networks[0];
-  return n ? parseCidr(n) : undefined;
-};
+/** a subnet.env CIDR as its network ("10.244.1.1/24" → 10.244.1.0/24) */
+const netOf = (s: string | undefined): Prefix | undefined => (s ? parseCidr(formatNet(parseCidr(s))) : undefined);
+const networkOf = (f: Facts): Prefix | undefined => netOf(envOf(f)?.networks[0]);
 /** our subnet (the network, not the gateway address) from subnet.env */
-const subnetOf = (f: Facts): Prefix | undefined => {
-  const s = envOf(f)?.subnet;
-  if (!s) return undefined;
-  const n = parseCidr(s);
-  return parseCidr(formatNet(n));
-};
+const subnetOf = (f: Facts): Prefix | undefined => netOf(envOf(f)?.subnet);
 const leasesOf = (f: Facts): Lease[] | undefined => (f.leases && 'leases' in f.leases ? f.leases.leases : undefined);
+/** our lease: the one whose subnet is subnet.env's (IPv6-only: whose IPv6 subnet is) */
 const ownLease = (f: Facts): Lease | undefined => {
   const sn = subnetOf(f);
-  return sn && leasesOf(f)?.find((l) => formatNet(l.subnet) === formatNet(sn));
+  if (sn) return leasesOf(f)?.find((l) => formatNet(l.subnet) === formatNet(sn));
+  const sn6 = netOf(envOf(f)?.ip6Subnet);
+  return sn6 && leasesOf(f)?.find((l) => l.ipv6Subnet && formatNet(l.ipv6Subnet) === formatNet(sn6));
 };
-const vxlanData = (l: Lease): { VNI?: number; VtepMAC?: string } => (l.attrs.backendData ?? {}) as { VNI?: number; VtepMAC?: string };
+
+/**
+ * One address family of the overlay: IPv4 (FLANNEL_NETWORK, flannel.<VNI>,
+ * BackendData, PublicIP) or IPv6 (FLANNEL_IPV6_NETWORK, flannel-v6.<VNI>,
+ * BackendV6Data, PublicIPv6). Without a readable subnet.env: IPv4, device only.
+ */
+export interface Family {
+  v6: boolean;
+  network?: Prefix;
+  subnet?: Prefix;
+  dev: VxlanFacts | null;
+  devName: string;
+  /** the device's MTU as flaxd sets it: FLANNEL_MTU; IPv6 beside IPv4: 20 less (underlay − 70) */
+  mtu?: number;
+}
+export function families(f: Facts): Family[] {
+  const env = envOf(f);
+  if (!env) return [{ v6: false, dev: f.vxlan, devName: f.vxlanName }];
+  const out: Family[] = [];
+  if (env.networks[0]) out.push({ v6: false, network: networkOf(f), subnet: subnetOf(f), dev: f.vxlan, devName: f.vxlanName, mtu: env.mtu });
+  if (env.ip6Networks[0]) {
+    out.push({ v6: true, network: netOf(env.ip6Networks[0]), subnet: netOf(env.ip6Subnet), dev: f.vxlan6 ?? null, devName: f.vxlan6Name ?? 'flannel-v6.1',
+      mtu: env.networks[0] ? env.mtu - 20 : env.mtu });
+  }
+  return out;
+}
+const vxlanData = (l: Lease, v6: boolean): { VNI?: number; VtepMAC?: string } => ((v6 ? l.attrs.backendV6Data : l.attrs.backendData) ?? {}) as { VNI?: number; VtepMAC?: string };
+const publicOf = (l: Lease, v6: boolean): string | null => (v6 ? l.attrs.publicIPv6 : l.attrs.publicIP);
 
 export function checkAgent(f: Facts): Finding[] {
   const lock = `${f.subnetFile}.lock`;
@@ -98,91 +134,102 @@ export function checkSubnetEnv(f: Facts): Finding[] {
   }
   if ('error' in s) return [bad('fail', 'subnet.env', f.subnetFile, `cannot be parsed: ${s.error}`, 'delete it and restart flaxd, which rewrites it')];
   const env = s.env;
-  if (!f.leases) return [ok('subnet.env', f.subnetFile, `subnet ${env.subnet}, MTU ${env.mtu} (no lease store given: not compared with the lease)`)];
+  const what = [env.subnet && `subnet ${env.subnet}`, env.ip6Subnet && `IPv6 subnet ${env.ip6Subnet}`].filter(Boolean).join(', ');
+  if (!f.leases) return [ok('subnet.env', f.subnetFile, `${what}, MTU ${env.mtu} (no lease store given: not compared with the lease)`)];
   if ('error' in f.leases) return [bad('warn', 'subnet.env', f.subnetFile, `cannot compare with the lease: ${f.leases.source}: ${f.leases.error}`, 'give flaxd\'s store flags (--lease-dir, --etcd-endpoints …) so doctor can read the leases')];
   const own = ownLease(f);
   if (!own) {
-    return [bad('fail', 'subnet.env', f.subnetFile, `FLANNEL_SUBNET=${env.subnet} matches no lease in ${f.leases.source}: the file is stale (the lease expired or moved)`,
+    return [bad('fail', 'subnet.env', f.subnetFile, `${env.subnet ? `FLANNEL_SUBNET=${env.subnet}` : `FLANNEL_IPV6_SUBNET=${env.ip6Subnet}`} matches no lease in ${f.leases.source}: the file is stale (the lease expired or moved)`,
       'restart flaxd: it acquires a lease and rewrites the file; pods added meanwhile got addresses of a subnet the node no longer owns')];
   }
-  return [ok('subnet.env', f.subnetFile, `subnet ${env.subnet} is our lease's (public IP ${own.attrs.publicIP}), MTU ${env.mtu}`)];
+  const sn6 = netOf(env.ip6Subnet);
+  if (env.subnet && sn6 && (!own.ipv6Subnet || formatNet(own.ipv6Subnet) !== formatNet(sn6))) {
+    return [bad('fail', 'subnet.env', f.subnetFile, `FLANNEL_IPV6_SUBNET=${env.ip6Subnet}, our lease's IPv6 subnet is ${own.ipv6Subnet ? formatNet(own.ipv6Subnet) : 'none'}: the file is stale`,
+      'restart flaxd: it rewrites the file from its lease')];
+  }
+  return [ok('subnet.env', f.subnetFile, `${what} ${env.subnet && sn6 ? 'are' : 'is'} our lease's (public IP ${[own.attrs.publicIP, own.attrs.publicIPv6].filter((x) => x && x !== '0.0.0.0').join(', ')}), MTU ${env.mtu}`)];
 }
 
-export function checkVxlan(f: Facts): Finding[] {
-  const env = envOf(f);
-  const v = f.vxlan;
+function checkDevice(f: Facts, fam: Family): Finding[] {
+  const v = fam.dev;
   if (!v) {
-    return [bad('fail', 'vxlan', f.vxlanName, 'the VXLAN device does not exist: no pod traffic leaves this node',
+    return [bad('fail', 'vxlan', fam.devName, `the VXLAN device does not exist: no ${fam.v6 ? 'IPv6 ' : ''}pod traffic leaves this node`,
       'restart flaxd (it creates the device); "Operation not supported" in its log means the kernel lacks the vxlan module (modprobe vxlan)')];
   }
   const out: Finding[] = [];
   if (v.kind !== 'vxlan') return [bad('fail', 'vxlan', v.name, `is a ${v.kind || 'device'}, not vxlan`, `delete it (ip link del ${v.name}) and restart flaxd`)];
   if (!v.up) out.push(bad('fail', 'vxlan', v.name, 'is down', `ip link set ${v.name} up (flaxd's next reconcile does it too)`));
   const own = ownLease(f);
-  const want = own ? vxlanData(own) : undefined;
+  const want = own ? vxlanData(own, fam.v6) : undefined;
   if (want?.VNI !== undefined && v.vni !== want.VNI) out.push(bad('fail', 'vxlan', v.name, `VNI ${v.vni}, the lease says ${want.VNI}`, `delete ${v.name} and restart flaxd`));
   const port = f.port || 8472;
   if (v.port !== undefined && v.port !== port) out.push(bad('fail', 'vxlan', v.name, `UDP port ${v.port}, net-conf.json says ${port}`, `delete ${v.name} and restart flaxd`));
-  if (own && v.local !== undefined && v.local !== own.attrs.publicIP) {
-    out.push(bad('fail', 'vxlan', v.name, `local address ${v.local}, the lease's public IP is ${own.attrs.publicIP}: peers send to an address this device does not use`, `delete ${v.name} and restart flaxd (check --iface / --public-ip)`));
+  const pub = own && publicOf(own, fam.v6);
+  if (pub && v.local !== undefined && v.local !== pub) {
+    out.push(bad('fail', 'vxlan', v.name, `local address ${v.local}, the lease's public IP${fam.v6 ? 'v6' : ''} is ${pub}: peers send to an address this device does not use`, `delete ${v.name} and restart flaxd (check --iface / --public-ip${fam.v6 ? 'v6' : ''})`));
   }
   if (own && want?.VtepMAC && v.mac !== want.VtepMAC) {
-    out.push(bad('fail', 'vxlan', v.name, `MAC ${v.mac}, the lease publishes VtepMAC ${want.VtepMAC}: peers address frames to a MAC this device drops`, 'restart flaxd (it republishes its lease)'));
+    out.push(bad('fail', 'vxlan', v.name, `MAC ${v.mac}, the lease publishes ${fam.v6 ? 'BackendV6Data' : ''}VtepMAC ${want.VtepMAC}: peers address frames to a MAC this device drops`, 'restart flaxd (it republishes its lease)'));
   }
-  if (env && v.mtu !== env.mtu) out.push(bad('fail', 'vxlan', v.name, `MTU ${v.mtu}, subnet.env says FLANNEL_MTU=${env.mtu}`, 'restart flaxd (it sets the MTU from the underlay\'s)'));
+  if (fam.mtu !== undefined && v.mtu !== fam.mtu) {
+    out.push(bad('fail', 'vxlan', v.name, fam.mtu === envOf(f)!.mtu ? `MTU ${v.mtu}, subnet.env says FLANNEL_MTU=${fam.mtu}`
+      : `MTU ${v.mtu}, expected ${fam.mtu} (FLANNEL_MTU=${envOf(f)!.mtu} less the 20 bytes IPv6 encapsulation takes more)`, 'restart flaxd (it sets the MTU from the underlay\'s)'));
+  }
   if (!out.length) out.push(ok('vxlan', v.name, `up, VNI ${v.vni}, port ${v.port ?? port}, local ${v.local ?? '-'}, MTU ${v.mtu}`));
   return out;
 }
 
-/** The peers the leases describe (ours excluded). */
-export function expectedPeers(f: Facts): VxlanPeer[] {
-  const net = networkOf(f);
+export function checkVxlan(f: Facts): Finding[] {
+  return families(f).flatMap((fam) => checkDevice(f, fam));
+}
+
+/** The peers the leases describe for a family (ours excluded), as flaxd's vxlan backend reads them. */
+export function expectedPeers(f: Facts, fam: Family | undefined = families(f)[0]): VxlanPeer[] {
   const leases = leasesOf(f);
+  if (!fam?.network || !leases) return [];
   const own = ownLease(f);
-  if (!net || !leases) return [];
-  const out: VxlanPeer[] = [];
-  for (const l of leases) {
-    if (l === own || l.attrs.backendType !== 'vxlan') continue;
-    const d = vxlanData(l);
-    if (!d.VtepMAC || !netContains(net, l.subnet.ip, l.subnet.v6)) continue;
-    out.push({ subnet: formatNet(l.subnet), gateway: formatNet(l.subnet).split('/')[0], vtepMAC: d.VtepMAC.toLowerCase(), publicIP: l.attrs.publicIP });
-  }
-  return out;
+  return peersFromLeases(leases.filter((l) => l !== own), fam.network).peers;
 }
 
 export function checkPeers(f: Facts): Finding[] {
-  const net = networkOf(f);
-  if (!net || !f.vxlan || !leasesOf(f)) return [];
-  const peers = expectedPeers(f);
-  const plan = planVxlan(peers, f.vxlan.state, net);
+  if (!leasesOf(f)) return [];
   const out: Finding[] = [];
-  const wrong = new Map(plan.peers.map((p) => [p.peer.subnet, p.actions]));
-  for (const p of peers) {
-    const obj = `peer ${p.subnet} (${p.publicIP})`;
-    const acts = wrong.get(p.subnet);
-    if (!acts) out.push(ok('peer', obj, `route, neighbour ${p.gateway} and FDB ${p.vtepMAC} → ${p.publicIP} on ${f.vxlan.name}`));
-    else out.push(bad('fail', 'peer', obj, `missing or wrong on ${f.vxlan.name}: ${acts.map(describeAction).join('; ')}`, 'flaxd repairs it at its next reconcile; if it stays, see flaxd\'s log for this peer'));
+  for (const fam of families(f)) {
+    const dev = fam.dev;
+    if (!fam.network || !dev) continue;
+    const peers = expectedPeers(f, fam);
+    const plan = planVxlan(peers, dev.state, fam.network);
+    const wrong = new Map(plan.peers.map((p) => [p.peer.subnet, p.actions]));
+    for (const p of peers) {
+      const obj = `peer ${p.subnet} (${p.publicIP})`;
+      const acts = wrong.get(p.subnet);
+      if (!acts) out.push(ok('peer', obj, `route, neighbour ${p.gateway} and FDB ${p.vtepMAC} → ${p.publicIP} on ${dev.name}`));
+      else out.push(bad('fail', 'peer', obj, `missing or wrong on ${dev.name}: ${acts.map(describeAction).join('; ')}`, 'flaxd repairs it at its next reconcile; if it stays, see flaxd\'s log for this peer'));
+    }
+    for (const r of plan.removals) out.push(bad('warn', 'peer', `${dev.name}: ${describeAction(r).replace(/^delete /, '')}`, 'stale: no lease wants it', 'flaxd removes it at its next reconcile'));
+    if (!peers.length) out.push(ok('peer', dev.name, 'no other node holds a lease'));
   }
-  for (const r of plan.removals) out.push(bad('warn', 'peer', `${f.vxlan.name}: ${describeAction(r).replace(/^delete /, '')}`, 'stale: no lease wants it', 'flaxd removes it at its next reconcile'));
-  if (!peers.length) out.push(ok('peer', f.vxlan.name, 'no other node holds a lease'));
   return out;
 }
 
 export function checkProbes(f: Facts): Finding[] {
-  if (!f.vxlan) return [];
   const out: Finding[] = [];
-  const mtu = envOf(f)?.mtu ?? f.vxlan.mtu;
-  for (const p of expectedPeers(f)) {
-    const r = f.probes[p.gateway];
-    if (!r) continue;
-    const obj = `peer ${p.subnet} VTEP ${p.gateway} (public ${p.publicIP})`;
-    if (!r.small) {
-      out.push(bad('fail', 'probe', obj, `does not answer over ${f.vxlan.name}: likely UDP ${f.port || 8472} to ${p.publicIP} dropped by a firewall (or its flaxd is down)`,
-        `allow UDP ${f.port || 8472} between nodes (security groups, host firewall) and check the peer's flax doctor`));
-    } else if (r.full === false) {
-      out.push(bad('fail', 'probe', obj, `answers small packets but not ${mtu}-byte ones: the underlay path MTU is below ${mtu + 50} (MTU trouble)`,
-        'lower the underlay\'s MTU mismatch or the overlay MTU (net-conf.json Backend MTU / the underlay interface\'s), then restart flaxd and the pods'));
-    } else out.push(ok('probe', obj, `answers over ${f.vxlan.name}${r.full ? ` (at ${mtu} bytes too)` : ''}`));
+  for (const fam of families(f)) {
+    const dev = fam.dev;
+    if (!dev) continue;
+    const mtu = fam.mtu ?? dev.mtu;
+    for (const p of expectedPeers(f, fam)) {
+      const r = f.probes[p.gateway];
+      if (!r) continue;
+      const obj = `peer ${p.subnet} VTEP ${p.gateway} (public ${p.publicIP})`;
+      if (!r.small) {
+        out.push(bad('fail', 'probe', obj, `does not answer over ${dev.name}: likely UDP ${f.port || 8472} to ${p.publicIP} dropped by a firewall (or its flaxd is down)`,
+          `allow UDP ${f.port || 8472} between nodes (security groups, host firewall) and check the peer's flax doctor`));
+      } else if (r.full === false) {
+        out.push(bad('fail', 'probe', obj, `answers small packets but not ${mtu}-byte ones: the underlay path MTU is below ${mtu + (fam.v6 ? 70 : 50)} (MTU trouble)`,
+          'lower the underlay\'s MTU mismatch or the overlay MTU (net-conf.json Backend MTU / the underlay interface\'s), then restart flaxd and the pods'));
+      } else out.push(ok('probe', obj, `answers over ${dev.name}${r.full ? ` (at ${mtu} bytes too)` : ''}`));
+    }
   }
   return out;
 }
@@ -224,31 +271,67 @@ export function checkPodMtu(f: Facts): Finding[] {
   return out;
 }
 
+function checkIptForward(fw: IptForward | undefined, net: Prefix, v6: boolean, nftables: boolean | undefined): Finding[] {
+  if (!fw) return [];
+  const obj = `${v6 ? 'ip6tables' : 'iptables'} filter FORWARD`;
+  const n = formatNet(net);
+  if ('error' in fw) return [bad('warn', 'forwarding', obj, `cannot read: ${fw.error}`, '')];
+  if (fw.policy === 'ACCEPT') return [ok('forwarding', obj, 'policy ACCEPT')];
+  const jump = fw.forwardRules.some((r) => /-j FLANNEL-FWD\b/.test(r));
+  const src = fw.flannelFwd.some((r) => r.includes(`-s ${n}`) && /-j ACCEPT/.test(r));
+  const dst = fw.flannelFwd.some((r) => r.includes(`-d ${n}`) && /-j ACCEPT/.test(r));
+  if (jump && src && dst) return [ok('forwarding', obj, `policy ${fw.policy}, FLANNEL-FWD accepts ${n}`)];
+  const why = jump ? `FLANNEL-FWD lacks ACCEPT ${!src ? `-s ${n}` : ''}${!src && !dst ? ' and ' : ''}${!dst ? `-d ${n}` : ''}` : 'no jump to FLANNEL-FWD';
+  if (nftables) {
+    // nftables mode: flaxd accepts the Network in its own table, but a drop anywhere at the hook is final
+    return [bad('fail', 'forwarding', obj, `policy ${fw.policy} (${why}): with EnableNFTables flaxd accepts the Network only in nftables, and this chain still drops forwarded pod traffic`,
+      `${v6 ? 'ip6tables' : 'iptables'} -P FORWARD ACCEPT, or accept ${n} (-s and -d) in FORWARD`)];
+  }
+  return [bad('fail', 'forwarding', obj, `policy ${fw.policy} and ${why}: forwarded pod traffic is dropped`,
+    'run flaxd with --iptables-forward-rules (the default; it re-adds them within --iptables-resync seconds), or iptables -P FORWARD ACCEPT')];
+}
+
+/** nftables mode: our forward chain (table ip flannel-ipv4 / ip6 flannel-ipv6) accepts the Network, as flaxd writes it. */
+function checkNftForward(rs: Ruleset | { error: string } | undefined, net: Prefix, v6: boolean): Finding[] {
+  const { family, table } = nftTableOf(v6);
+  const obj = `nftables ${family} ${table} chain forward`;
+  if (!rs) return [];
+  if ('error' in rs) return [bad('warn', 'forwarding', obj, `cannot list: ${rs.error}`, '')];
+  const n = formatNet(net);
+  // only the forward chain: doctor does not know --ip-masq, so the masquerade chain is not judged here
+  const want = nftChains({ network: n, podCidr: n, masq: false, forward: true, v6 });
+  if (!nftRepair(want, rs).chains.length) return [ok('forwarding', obj, `accepts ${n} (saddr and daddr)`)];
+  const has = rs.chains.some((c) => c.family === family && c.table === table && c.name === 'forward');
+  return [bad('fail', 'forwarding', obj, `${has ? 'does not accept' : 'is missing, so nothing accepts'} ${n} (saddr and daddr): with a drop policy elsewhere forwarded pod traffic is dropped`,
+    'run flaxd with --iptables-forward-rules (the default; it rebuilds the chain within --iptables-resync seconds)')];
+}
+
 export function checkForwarding(f: Facts): Finding[] {
   const out: Finding[] = [];
   const s = f.sysctl;
-  out.push(s.ipForward === '1' ? ok('forwarding', 'net.ipv4.ip_forward', 'on')
-    : bad('fail', 'forwarding', 'net.ipv4.ip_forward', `is ${s.ipForward ?? 'unreadable'}: the node does not route pod traffic`, 'sysctl -w net.ipv4.ip_forward=1 (and in /etc/sysctl.d/)'));
-  out.push(s.brNetfilter ? ok('forwarding', 'br_netfilter', 'loaded')
-    : bad('warn', 'forwarding', 'br_netfilter', '/proc/sys/net/bridge/bridge-nf-call-iptables does not exist: bridged pod traffic bypasses iptables (Services, policies)', 'modprobe br_netfilter (and list it in /etc/modules-load.d/)'));
-  const rp = Math.max(Number(s.rpFilterAll ?? 0), Number(s.rpFilterDev ?? 0));
-  const dev = f.vxlan?.name ?? f.vxlanName;
-  out.push(rp === 1 ? bad('fail', 'forwarding', `net.ipv4.conf.${dev}.rp_filter`, `strict reverse-path filtering (all=${s.rpFilterAll}, ${dev}=${s.rpFilterDev}) drops overlay packets`, `sysctl -w net.ipv4.conf.all.rp_filter=2 net.ipv4.conf.${dev}.rp_filter=2 (loose)`)
-    : ok('forwarding', `net.ipv4.conf.${dev}.rp_filter`, `not strict (${rp})`));
-  const net = networkOf(f);
-  const fw = f.forward;
-  if (net && fw) {
-    const n = formatNet(net);
-    if ('error' in fw) out.push(bad('warn', 'forwarding', 'iptables filter FORWARD', `cannot read: ${fw.error}`, ''));
-    else if (fw.policy === 'ACCEPT') out.push(ok('forwarding', 'iptables filter FORWARD', 'policy ACCEPT'));
-    else {
-      const jump = fw.forwardRules.some((r) => /-j FLANNEL-FWD\b/.test(r));
-      const src = fw.flannelFwd.some((r) => r.includes(`-s ${n}`) && /-j ACCEPT/.test(r));
-      const dst = fw.flannelFwd.some((r) => r.includes(`-d ${n}`) && /-j ACCEPT/.test(r));
-      out.push(jump && src && dst ? ok('forwarding', 'iptables filter FORWARD', `policy ${fw.policy}, FLANNEL-FWD accepts ${n}`)
-        : bad('fail', 'forwarding', 'iptables filter FORWARD', `policy ${fw.policy} and ${jump ? `FLANNEL-FWD lacks ACCEPT ${!src ? `-s ${n}` : ''}${!src && !dst ? ' and ' : ''}${!dst ? `-d ${n}` : ''}` : 'no jump to FLANNEL-FWD'}: forwarded pod traffic is dropped`,
-          'run flaxd with --iptables-forward-rules (the default; it re-adds them within --iptables-resync seconds), or iptables -P FORWARD ACCEPT'));
-    }
+  const fams = families(f);
+  if (fams.some((x) => !x.v6)) {
+    out.push(s.ipForward === '1' ? ok('forwarding', 'net.ipv4.ip_forward', 'on')
+      : bad('fail', 'forwarding', 'net.ipv4.ip_forward', `is ${s.ipForward ?? 'unreadable'}: the node does not route pod traffic`, 'sysctl -w net.ipv4.ip_forward=1 (and in /etc/sysctl.d/)'));
+  }
+  if (fams.some((x) => x.v6)) {
+    out.push(s.ip6Forward === '1' ? ok('forwarding', 'net.ipv6.conf.all.forwarding', 'on')
+      : bad('fail', 'forwarding', 'net.ipv6.conf.all.forwarding', `is ${s.ip6Forward ?? 'unreadable'}: the node does not route IPv6 pod traffic`, 'sysctl -w net.ipv6.conf.all.forwarding=1 (and in /etc/sysctl.d/)'));
+  }
+  if (!f.nftables) {
+    out.push(s.brNetfilter ? ok('forwarding', 'br_netfilter', 'loaded')
+      : bad('warn', 'forwarding', 'br_netfilter', '/proc/sys/net/bridge/bridge-nf-call-iptables does not exist: bridged pod traffic bypasses iptables (Services, policies)', 'modprobe br_netfilter (and list it in /etc/modules-load.d/)'));
+  }
+  if (fams.some((x) => !x.v6)) {
+    const rp = Math.max(Number(s.rpFilterAll ?? 0), Number(s.rpFilterDev ?? 0));
+    const dev = f.vxlan?.name ?? f.vxlanName;
+    out.push(rp === 1 ? bad('fail', 'forwarding', `net.ipv4.conf.${dev}.rp_filter`, `strict reverse-path filtering (all=${s.rpFilterAll}, ${dev}=${s.rpFilterDev}) drops overlay packets`, `sysctl -w net.ipv4.conf.all.rp_filter=2 net.ipv4.conf.${dev}.rp_filter=2 (loose)`)
+      : ok('forwarding', `net.ipv4.conf.${dev}.rp_filter`, `not strict (${rp})`));
+  }
+  for (const fam of fams) {
+    if (!fam.network) continue;
+    out.push(...checkIptForward(fam.v6 ? f.forward6 : f.forward, fam.network, fam.v6, f.nftables));
+    if (f.nftables) out.push(...checkNftForward(fam.v6 ? f.nft?.v6 : f.nft?.v4, fam.network, fam.v6));
   }
   return out;
 }

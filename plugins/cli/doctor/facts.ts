@@ -8,13 +8,14 @@
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import type { Lease } from '../../agent/lease';
-import { formatPrefix as formatNet, parseNetwork as parseCidr, prefixContains as netContains, toAddr as parseIp } from '../../pkg/ip';
+import type { Lease } from '../../agent/store/lease';
+import { type Prefix, formatPrefix as formatNet, parseNetwork as parseCidr, prefixContains as netContains, toAddr as parseIp } from '../../pkg/ip';
+import { nftTableOf } from '../../agent/firewall/rules';
 import { listAttachments, loadConfigs } from '../../pkg/invoke/index';
-import { AF_INET, openHandle, openHandleAt, type NetlinkHandle } from '../../pkg/netlink';
-import { findTool, spawnRunner } from '../../pkg/nft';
+import { AF_INET, AF_INET6, openHandle, openHandleAt, type NetlinkHandle } from '../../pkg/netlink';
+import { type Ruleset, findTool, nftList, spawnRunner } from '../../pkg/nft';
 import { parseSubnetEnv } from '../../meta/flannel/subnet-env';
-import { type Facts, expectedPeers } from './checks';
+import { type Facts, type IptForward, type VxlanFacts, expectedPeers, families } from './checks';
 
 export interface DoctorOptions {
   subnetFile: string;
@@ -54,7 +55,7 @@ async function readLeases(o: DoctorOptions): Promise<Facts['leases']> {
   if (o.kube) {
     const source = `kube API ${o.kube.kubeconfigFile ?? o.kube.kubeApiUrl ?? '(in-cluster)'} (Nodes)`;
     try {
-      const { openKubeLeaseStore } = await import('../../agent/kube-store');
+      const { openKubeLeaseStore } = await import('../../agent/store/kube');
       const quiet = { info: () => {}, warn: () => {}, error: () => {}, debug: () => {} };
       const store = await openKubeLeaseStore({ ...o.kube, log: quiet as never });
       try { return { leases: [...await store.list()], source }; } finally { store.close(); }
@@ -65,10 +66,10 @@ async function readLeases(o: DoctorOptions): Promise<Facts['leases']> {
   if (o.etcd) {
     const source = `etcd ${o.etcd.endpoints.join(',')}${o.etcd.prefix}`;
     try {
-      const { openEtcdLeaseStore } = await import('../../agent/etcd-store');
-      const { systemClock } = await import('../../agent/lease');
+      const { openEtcdLeaseStore } = await import('../../agent/store/etcd');
+      const { systemClock } = await import('../../agent/store/lease');
       const quiet = { info: () => {}, warn: () => {}, error: () => {}, debug: () => {} };
-      const { store } = await openEtcdLeaseStore({ ...o.etcd, clock: systemClock, log: quiet as never });
+      const store = await openEtcdLeaseStore({ ...o.etcd, clock: systemClock, log: quiet as never });
       try { return { leases: [...await store.list()], source }; } finally { store.close(); }
     } catch (e) {
       return { error: (e as Error).message, source };
@@ -78,8 +79,8 @@ async function readLeases(o: DoctorOptions): Promise<Facts['leases']> {
   const source = `lease dir ${o.leaseDir}`;
   if (!fs.existsSync(o.leaseDir)) return { error: 'no such directory', source };
   try {
-    const { FileLeaseStore } = await import('../../agent/file-store');
-    const { systemClock } = await import('../../agent/lease');
+    const { FileLeaseStore } = await import('../../agent/store/file');
+    const { systemClock } = await import('../../agent/store/lease');
     const store = new FileLeaseStore({ dir: o.leaseDir, clock: systemClock, relistMs: 0 });
     try { return { leases: [...await store.list()] as Lease[], source }; } finally { store.close(); }
   } catch (e) {
@@ -97,11 +98,12 @@ function ping(dev: string, addr: string, timeoutS: number, size?: number): Promi
   });
 }
 
-function netConfPort(file: string): number | undefined {
+/** net-conf.json's Backend.Port and EnableNFTables (what doctor needs of it). */
+function netConf(file: string): { port?: number; nftables?: boolean } {
   try {
-    const c = JSON.parse(fs.readFileSync(file, 'utf8')) as { Backend?: { Port?: unknown } };
-    return typeof c.Backend?.Port === 'number' ? c.Backend.Port : undefined;
-  } catch { return undefined; }
+    const c = JSON.parse(fs.readFileSync(file, 'utf8')) as { Backend?: { Port?: unknown }; EnableNFTables?: unknown };
+    return { port: typeof c.Backend?.Port === 'number' ? c.Backend.Port : undefined, nftables: c.EnableNFTables === true };
+  } catch { return {}; }
 }
 
 /** The flannel network's bridge from the conflists (delegate.bridge), else cni0. */
@@ -134,7 +136,7 @@ export async function gatherFacts(o: DoctorOptions, h: NetlinkHandle = openHandl
     agent: { running: !!holder, pid: holder?.pid },
     subnetEnv: subnetEnv!,
     leases,
-    port: netConfPort(o.netConfigPath),
+    ...netConf(o.netConfigPath),
     vxlan: null,
     vxlanName: 'flannel.1',
     probes: {},
@@ -143,20 +145,26 @@ export async function gatherFacts(o: DoctorOptions, h: NetlinkHandle = openHandl
     pods: [],
     sysctl: {
       ipForward: readTrim('/proc/sys/net/ipv4/ip_forward'),
+      ip6Forward: readTrim('/proc/sys/net/ipv6/conf/all/forwarding'),
       brNetfilter: fs.existsSync('/proc/sys/net/bridge/bridge-nf-call-iptables'),
       rpFilterAll: readTrim('/proc/sys/net/ipv4/conf/all/rp_filter'),
     },
   };
-  // the device: flannel.<VNI of our lease>, else flannel.1
-  const sn = 'env' in f.subnetEnv ? f.subnetEnv.env.subnet : undefined;
-  const own = sn && leases && 'leases' in leases ? leases.leases.find((l) => formatNet(l.subnet) === formatNet(parseNet(sn))) : undefined;
-  const vni = (own?.attrs.backendData as { VNI?: number } | undefined)?.VNI;
-  if (typeof vni === 'number') f.vxlanName = `flannel.${vni}`;
+  // the devices: flannel.<VNI> / flannel-v6.<VNI> of our lease (BackendData / BackendV6Data), else VNI 1
+  const env = 'env' in f.subnetEnv ? f.subnetEnv.env : undefined;
+  const fams = families(f);
+  const own = leases && 'leases' in leases && env ? leases.leases.find((l) => (env.subnet ? sameNet(l.subnet, env.subnet) : !!l.ipv6Subnet && !!env.ip6Subnet && sameNet(l.ipv6Subnet, env.ip6Subnet))) : undefined;
+  const vniOf = (v6: boolean) => ((v6 ? own?.attrs.backendV6Data : own?.attrs.backendData) as { VNI?: number } | undefined)?.VNI;
   const links = await h.linkList();
-  const dev = links.find((l) => l.name === f.vxlanName);
-  if (dev) {
-    const [neighs, fdb, routes] = await Promise.all([h.neighList(dev.index, AF_INET), h.fdbList(dev.index), h.routeList({ index: dev.index, family: AF_INET })]);
-    f.vxlan = {
+  for (const fam of fams) {
+    const vni = vniOf(fam.v6);
+    const name = `${fam.v6 ? 'flannel-v6' : 'flannel'}.${typeof vni === 'number' ? vni : 1}`;
+    if (fam.v6) f.vxlan6Name = name; else f.vxlanName = name;
+    const dev = links.find((l) => l.name === name);
+    if (!dev) { if (fam.v6) f.vxlan6 = null; continue; }
+    const family = fam.v6 ? AF_INET6 : AF_INET;
+    const [neighs, fdb, routes] = await Promise.all([h.neighList(dev.index, family), h.fdbList(dev.index), h.routeList({ index: dev.index, family })]);
+    const vx: VxlanFacts = {
       name: dev.name, up: dev.up, kind: dev.kind, vni: dev.vxlan?.vni, port: dev.vxlan?.port, local: dev.vxlan?.local, mtu: dev.mtu, mac: dev.mac,
       state: {
         neighs: neighs.filter((n) => n.ip).map((n) => ({ ip: n.ip!, mac: n.mac, permanent: n.permanent })),
@@ -164,15 +172,21 @@ export async function gatherFacts(o: DoctorOptions, h: NetlinkHandle = openHandl
         routes: routes.map((r) => ({ dst: r.dst, gw: r.gw, onlink: r.onlink })),
       },
     };
-    f.sysctl.rpFilterDev = readTrim(`/proc/sys/net/ipv4/conf/${dev.name}/rp_filter`);
-    if (o.probe) {
-      const mtu = 'env' in f.subnetEnv ? f.subnetEnv.env.mtu : dev.mtu;
-      await Promise.all(expectedPeers(f).map(async (p) => {
+    if (fam.v6) f.vxlan6 = vx; else f.vxlan = vx;
+    if (!fam.v6) f.sysctl.rpFilterDev = readTrim(`/proc/sys/net/ipv4/conf/${dev.name}/rp_filter`);
+  }
+  if (o.probe) {
+    // probes after every device is read (families() sees them now): small, then at the device's MTU (ICMP + IP headers: 28, IPv6 48)
+    await Promise.all(families(f).flatMap((fam) => {
+      const dev = fam.dev;
+      if (!dev) return [];
+      const mtu = fam.mtu ?? dev.mtu;
+      return expectedPeers(f, fam).map(async (p) => {
         const small = await ping(dev.name, p.gateway, o.probeTimeoutS);
-        const full = small ? await ping(dev.name, p.gateway, o.probeTimeoutS, mtu - 28) : undefined;
+        const full = small ? await ping(dev.name, p.gateway, o.probeTimeoutS, mtu - (fam.v6 ? 48 : 28)) : undefined;
         f.probes[p.gateway] = { small, full };
-      }));
-    }
+      });
+    }));
   }
   const br = links.find((l) => l.name === f.bridgeName);
   if (br) {
@@ -180,14 +194,13 @@ export async function gatherFacts(o: DoctorOptions, h: NetlinkHandle = openHandl
     f.bridge = { name: br.name, addrs: addrs.map((a) => a.cidr), ports: links.filter((l) => l.masterIndex === br.index).map((l) => l.name) };
   }
   // pods of the libcni cache inside the Network
-  const network = 'env' in f.subnetEnv ? f.subnetEnv.env.networks[0] : undefined;
-  if (network) {
-    const net = parseNet(network);
+  const nets = env ? [env.networks[0], env.ip6Networks[0]].filter((x): x is string => !!x).map(parseNet) : [];
+  if (nets.length) {
     let atts: ReturnType<typeof listAttachments> = [];
     try { atts = listAttachments(o.cacheDir); } catch { /* no cache */ }
     for (const a of atts) {
       const ips = Array.isArray(a.result?.ips) ? (a.result.ips as Array<{ address?: string }>).map((x) => x.address ?? '') : [];
-      if (!ips.some((ip) => inNet(net, ip))) continue;
+      if (!ips.some((ip) => nets.some((net) => inNet(net, ip)))) continue;
       if (!a.netns || !fs.existsSync(a.netns)) continue;
       try {
         using ph = openHandleAt(a.netns);
@@ -198,15 +211,15 @@ export async function gatherFacts(o: DoctorOptions, h: NetlinkHandle = openHandl
       }
     }
   }
-  // iptables filter FORWARD
-  if (findTool('iptables')) {
-    const fwd = await spawnRunner('iptables', ['-w', '-t', 'filter', '-S', 'FORWARD']);
-    if (fwd.code !== 0) f.forward = { error: fwd.stderr.trim() };
-    else {
-      const lines = fwd.stdout.split('\n').filter(Boolean);
-      const policy = lines.find((l) => l.startsWith('-P FORWARD '))?.split(' ')[2] ?? 'ACCEPT';
-      const ff = await spawnRunner('iptables', ['-w', '-t', 'filter', '-S', 'FLANNEL-FWD']);
-      f.forward = { policy, forwardRules: lines.filter((l) => l.startsWith('-A ')), flannelFwd: ff.code === 0 ? ff.stdout.split('\n').filter((l) => l.startsWith('-A ')) : [] };
+  // the firewall's FORWARD (iptables, ip6tables) and, in nftables mode, our tables
+  for (const fam of fams) {
+    const fw = await iptForward(fam.v6 ? 'ip6tables' : 'iptables');
+    if (fam.v6) f.forward6 = fw; else f.forward = fw;
+    if (f.nftables && findTool('nft')) {
+      const { family, table } = nftTableOf(fam.v6);
+      let rs: Ruleset | { error: string };
+      try { rs = await nftList(['table', family, table]); } catch (e) { rs = { error: (e as Error).message }; }
+      f.nft = { ...f.nft, [fam.v6 ? 'v6' : 'v4']: rs };
     }
   }
   const count = Number(readTrim('/proc/sys/net/netfilter/nf_conntrack_count'));
@@ -216,6 +229,18 @@ export async function gatherFacts(o: DoctorOptions, h: NetlinkHandle = openHandl
 }
 
 const parseNet = (s: string) => parseCidr(s);
+const sameNet = (a: Prefix, cidr: string): boolean => formatNet(a) === formatNet(parseCidr(cidr));
+
+/** `<bin> -S FORWARD` and `-S FLANNEL-FWD`; undefined when the tool is not installed. */
+async function iptForward(bin: 'iptables' | 'ip6tables'): Promise<IptForward | undefined> {
+  if (!findTool(bin)) return undefined;
+  const fwd = await spawnRunner(bin, ['-w', '-t', 'filter', '-S', 'FORWARD']);
+  if (fwd.code !== 0) return { error: fwd.stderr.trim() };
+  const lines = fwd.stdout.split('\n').filter(Boolean);
+  const policy = lines.find((l) => l.startsWith('-P FORWARD '))?.split(' ')[2] ?? 'ACCEPT';
+  const ff = await spawnRunner(bin, ['-w', '-t', 'filter', '-S', 'FLANNEL-FWD']);
+  return { policy, forwardRules: lines.filter((l) => l.startsWith('-A ')), flannelFwd: ff.code === 0 ? ff.stdout.split('\n').filter((l) => l.startsWith('-A ')) : [] };
+}
 const inNet = (net: ReturnType<typeof parseCidr>, cidr: string): boolean => {
   try { const a = parseIp(cidr.split('/')[0]!); return netContains(net, a.n, a.v6); } catch { return false; }
 };

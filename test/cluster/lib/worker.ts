@@ -158,12 +158,23 @@ export async function createWorker(o: { dir: string; name: string; ns: string; i
         await sleep(100);
       }
     },
+    // as a node's service manager does (Restart=always): kubelet exits at once while containerd's CRI is still
+    // initialising ("server is not initialized yet", e.g. while it cleans up after a kill -9), so it is started
+    // again until its healthz answers
     startKubelet: async () => {
-      w.kubelet = startDaemon(`${name}-kubelet`, enter(peerBin('kubelet'), [
+      const start = () => startDaemon(`${name}-kubelet`, enter(peerBin('kubelet'), [
         '--config', path.join(dir, 'kubelet', 'config.yaml'), '--kubeconfig', o.kubeconfig,
         '--root-dir', path.join(dir, 'kubelet', 'root'), '--hostname-override', name, '--node-ip', ip,
         '--v', '2',
       ]), o.logs);
+      w.kubelet = start();
+      for (let t = 0; ; t++) {
+        const h = run('nsenter', [`--net=${nsPath(ns)}`, '--', 'curl', '-s', '-m', '2', 'http://127.0.0.1:10248/healthz'], { allowFail: true });
+        if (h.code === 0 && h.stdout.trim() === 'ok') return;
+        if (t > 240) throw new Error(`kubelet not healthy after 120 s:\n${logTail(w.kubelet, 3000)}`);
+        if (!alive(w.kubelet)) { await sleep(1000); w.kubelet = start(); }
+        await sleep(500);
+      }
     },
   };
   const croot = path.join(dir, 'containerd');
