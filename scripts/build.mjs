@@ -1,6 +1,6 @@
 // Bundles every executable into dist/bin/<name> (one self-contained CJS file
 // each, run by node through its shebang) and copies the native addons beside
-// them. Executables: plugins/**/main.ts (name = its directory) and the CLI.
+// them. Executables: scripts/entries.mjs EXECUTABLES (plugins/bin/<name>.ts, the CLI, flaxd).
 import { build } from 'esbuild';
 import { etcd3Protos } from './esbuild-etcd3.mjs';
 import { BUNDLE_OPTIONS, loadAddonBanner, MINIFY, executableEntries, netlinkNative, zodEnglishOnly } from './entries.mjs';
@@ -102,7 +102,7 @@ for (const helper of ['pause', 'nsexec']) {
   if (existsSync(bin)) copyFileSync(bin, path.join(out, helper));
 }
 // Issue 15: dist/bin/<plugin> is the static client of the resident CNI
-// server (native/cniclient; plugins/pkg/cniserver/plugins.ts names what it
+// server (native/cniclient; plugins/suite.ts servedPlugins names what it
 // serves), and the Node executable above stays as <plugin>.standalone: the
 // client runs it when no server answers. FLAX_CNI_CLIENT=0 skips this.
 const cniClient = path.join(root, 'native/build/cniclient');

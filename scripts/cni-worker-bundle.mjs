@@ -6,11 +6,11 @@
 import { build } from 'esbuild';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BUNDLE_OPTIONS, loadAddonBanner, netlinkNative, zodEnglishOnly } from './entries.mjs';
+import { BUNDLE_OPTIONS, CNI_WORKER_ENTRY, loadAddonBanner, netlinkNative, zodEnglishOnly } from './entries.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const CNI_WORKER = 'cni-worker.js';
-/** The executables the static client stands in for: what the server serves (plugins/pkg/cniserver/plugins.ts SERVED; a unit test checks). */
+/** The executables the static client stands in for: what the server serves (plugins/suite.ts servedPlugins; a unit test checks). */
 export const CNI_CLIENT_NAMES = ['bridge', 'host-local', 'loopback', 'flannel', 'portmap'];
 
 // __flaxDir / __flaxLoadAddon as in build.mjs's banner: the addons are beside the worker file
@@ -27,7 +27,7 @@ export async function buildCniWorker(dir) {
   const outfile = path.join(dir, CNI_WORKER);
   await build({
     ...BUNDLE_OPTIONS,
-    entryPoints: [path.join(root, 'plugins/pkg/cniserver/worker.ts')],
+    entryPoints: [path.join(root, CNI_WORKER_ENTRY)],
     outfile,
     banner: { js: banner },
     plugins: [netlinkNative, zodEnglishOnly],

@@ -4,16 +4,24 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
-/** Every executable: its name in dist/bin and its entry point (scripts/entries.test.ts checks the list against plugins/). */
+/**
+ * Every executable: its name in dist/bin and its entry point — the CLI's
+ * and flaxd's main.ts, and each plugin's in plugins/bin/, which takes its
+ * plugin from the composition root, plugins/suite.ts (scripts/entries.test.ts
+ * checks the list against plugins/).
+ */
 export const EXECUTABLES = [
   { name: 'flax', file: 'plugins/cli/main.ts' },
   { name: 'flaxd', file: 'plugins/agent/main.ts' },
-  { name: 'bridge', file: 'plugins/main/bridge/main.ts' },
-  { name: 'loopback', file: 'plugins/main/loopback/main.ts' },
-  { name: 'host-local', file: 'plugins/ipam/host-local/main.ts' },
-  { name: 'flannel', file: 'plugins/meta/flannel/main.ts' },
-  { name: 'portmap', file: 'plugins/meta/portmap/main.ts' },
+  { name: 'bridge', file: 'plugins/bin/bridge.ts' },
+  { name: 'loopback', file: 'plugins/bin/loopback.ts' },
+  { name: 'host-local', file: 'plugins/bin/host-local.ts' },
+  { name: 'flannel', file: 'plugins/bin/flannel.ts' },
+  { name: 'portmap', file: 'plugins/bin/portmap.ts' },
 ];
+
+/** plugins/bin's entry that is no executable: the CNI server's worker script (scripts/cni-worker-bundle.mjs). */
+export const CNI_WORKER_ENTRY = 'plugins/bin/cni-worker.ts';
 
 /** [{ name, file }] of every executable, with absolute paths under <root>. */
 export function executableEntries(root) {

@@ -14,7 +14,7 @@ import { type FileLock, LockPathError, lockFile } from '../pkg/lock';
 import { isErrno } from '../pkg/native';
 import { AF_INET, AF_INET6, openHandle, type NetlinkHandle, RTMGRP } from '../pkg/netlink';
 import { kernelChangeReason, OurDevices } from './backend/kernel-events';
-import { formatNet, type IPNet } from './subnet';
+import { type Prefix, formatPrefix as formatNet } from '../pkg/ip';
 import { ConfigError, describeNetworks, type NetConfig, parseNetConfig, parseVxlanConfig } from './config';
 import { FileLeaseStore } from './store/file';
 import { openEtcdLeaseStore } from './store/etcd';
@@ -197,7 +197,7 @@ export async function runAgent(o: AgentOptions, deps: AgentDeps): Promise<number
     const net = backendNetwork(own);
     const fw = new FlannelFirewall(config.enableNFTables ? 'nftables' : 'iptables',
       familyRules(config, own, { masq: o.ipMasq, forward: o.iptablesForwardRules, randomFully: !o.ipMasqFullyRandomDisable }), log);
-    const networks = [config.enableIPv4 && config.network, config.enableIPv6 && config.ipv6Network].filter((n): n is IPNet => !!n);
+    const networks = [config.enableIPv4 && config.network, config.enableIPv6 && config.ipv6Network].filter((n): n is Prefix => !!n);
     const handle = h;
     const devices = new OurDevices();
     const kernelChanges = (onChange: (why: string) => void) => {
@@ -215,7 +215,7 @@ export async function runAgent(o: AgentOptions, deps: AgentDeps): Promise<number
     await fw.ensure();
     // then re-checked every --iptables-resync seconds (flanneld's default 5), rebuilt when someone removed them;
     // with --ip-blackhole-route, our subnets' blackhole routes are re-checked at the same period (as flanneld)
-    const blackholes = o.ipBlackholeRoute ? [config.enableIPv4 && own.subnet, config.enableIPv6 && own.ipv6Subnet].filter((n): n is IPNet => !!n) : [];
+    const blackholes = o.ipBlackholeRoute ? [config.enableIPv4 && own.subnet, config.enableIPv6 && own.ipv6Subnet].filter((n): n is Prefix => !!n) : [];
     const keepBlackholes = async () => {
       for (const sn of blackholes) {
         const dst = formatNet(sn);

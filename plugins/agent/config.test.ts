@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parseNetConfig, parseVxlanConfig } from './config';
-import { formatIp, formatNet } from './subnet';
+import { bigIntToIp as formatIp, formatPrefix as formatNet } from '../pkg/ip';
 import { thrownMessage } from '../../test/lib/thrown';
 
 const conf = (o: object) => parseNetConfig(JSON.stringify(o));

@@ -7,7 +7,7 @@
  * by the backend (parseVxlanConfig). Every error names the field.
  */
 import { z } from 'zod';
-import { type IPNet, formatIp, formatNet, maskOf, netContains, netSize, parseCidr, parseIp } from './subnet';
+import { type Prefix, bigIntToIp as formatIp, formatPrefix as formatNet, maskOf, parseNetwork as parseCidr, prefixContains as netContains, prefixSize as netSize, toAddr as parseIp } from '../pkg/ip';
 
 export class ConfigError extends Error {}
 
@@ -15,11 +15,11 @@ export interface NetConfig {
   enableIPv4: boolean;
   enableIPv6: boolean;
   enableNFTables: boolean;
-  network?: IPNet;
+  network?: Prefix;
   subnetLen: number;
   subnetMin: bigint;
   subnetMax: bigint;
-  ipv6Network?: IPNet;
+  ipv6Network?: Prefix;
   ipv6SubnetLen: number;
   ipv6SubnetMin: bigint;
   ipv6SubnetMax: bigint;

@@ -20,7 +20,7 @@ import { FakeKubeApi } from '../../test/lib/agent/kube-fake-api';
 import { type Lease, type LeaseAttrs, leaseKey, marshalLeaseAttrs, SUBNET_TTL_MS, unmarshalLeaseAttrs, vxlanBackendData } from './store/lease';
 import { acquireLease, isIPv6SubnetCompat, isSubnetCompat } from './store/acquire';
 import { familyRules, iptChains, nftChains, nftRepair } from './firewall/rules';
-import { EMPTY_V4, formatNet, parseCidr } from './subnet';
+import { EMPTY_V4, formatPrefix as formatNet, parseNetwork as parseCidr } from '../pkg/ip';
 import { readSubnetFileCidr, renderSubnetEnv } from './subnet-env';
 import { hostGwPeers, planRoutes } from './backend/hostgw/plan';
 import { peersFromLeases, planVxlan } from './backend/vxlan/plan';

@@ -6,7 +6,7 @@ import { AgentLoop, LeaseRevokedError } from './loop';
 import { type ApplyResult } from './backend/types';
 import { type PeersNow, peersNow } from './store/watcher';
 import { type LeaseEvent } from './store/lease';
-import { formatNet, parseCidr } from './subnet';
+import { formatPrefix as formatNet, parseNetwork as parseCidr } from '../pkg/ip';
 
 const lease = (sn: string, ip: string, expiration: number | null): Lease =>
   ({ subnet: parseCidr(sn), attrs: { publicIP: ip, publicIPv6: null, backendType: 'vxlan', backendData: vxlanBackendData({ vni: 1, vtepMAC: '02:00:00:00:00:01' }) }, expiration });

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseNetConfig } from './config';
-import { parseCidr, formatNet } from './subnet';
+import { formatPrefix as formatNet, parseNetwork as parseCidr } from '../pkg/ip';
 import { readSubnetFileCidr, renderSubnetEnv, writeFileAtomic } from './subnet-env';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'flaxd-env-'));

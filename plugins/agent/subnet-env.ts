@@ -10,11 +10,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic as writeAtomic } from '../pkg/atomic';
 import { type NetConfig } from './config';
-import { type IPNet, formatIp, formatNet, parseCidr } from './subnet';
+import { type Prefix, bigIntToIp as formatIp, formatPrefix as formatNet, parseNetwork as parseCidr } from '../pkg/ip';
 
-const firstAddr = (n: IPNet): string => `${formatIp(n.ip + 1n, n.v6)}/${n.prefixLen}`;
+const firstAddr = (n: Prefix): string => `${formatIp(n.ip + 1n, n.v6)}/${n.prefixLen}`;
 
-export function renderSubnetEnv(config: NetConfig, ipMasq: boolean, sn: IPNet | undefined, sn6: IPNet | undefined, mtu: number): string {
+export function renderSubnetEnv(config: NetConfig, ipMasq: boolean, sn: Prefix | undefined, sn6: Prefix | undefined, mtu: number): string {
   let s = '';
   if (config.enableIPv4 && config.network && sn) s += `FLANNEL_NETWORK=${formatNet(config.network)}\nFLANNEL_SUBNET=${firstAddr(sn)}\n`;
   if (config.enableIPv6 && config.ipv6Network && sn6) s += `FLANNEL_IPV6_NETWORK=${formatNet(config.ipv6Network)}\nFLANNEL_IPV6_SUBNET=${firstAddr(sn6)}\n`;
@@ -36,7 +36,7 @@ export function writeFileAtomic(file: string, content: string, mode = 0o644): vo
  * 10.244.1.1/24 → 10.244.1.0/24), like flanneld's ReadCIDRFromSubnetFile;
  * undefined when the file, the key or a valid value is missing.
  */
-export function readSubnetFileCidr(file: string, key: string): IPNet | undefined {
+export function readSubnetFileCidr(file: string, key: string): Prefix | undefined {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');

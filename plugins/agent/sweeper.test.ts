@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { type Finding, type SweepOptions, type SweepReport } from '../cli/sweep/sweep';
+import { type Finding, type SweepOptions, type SweepReport } from '../sweep/report';
 import { type Logger } from './log';
 import { AgentMetrics } from './metrics';
 import { GC_MIN_AGE_MS, NodeSweeper } from './sweeper';

@@ -7,7 +7,8 @@
  * node's netns pins keeps what only a netns path would prove dead: it warns
  * and sets the gauge flaxd_sweeper_blind to 1 (0 when it sees them).
  */
-import { type SweepOptions, type SweepReport, sweepNode } from '../cli/sweep/sweep';
+import { sweepNode } from '../suite';
+import type { SweepOptions, SweepReport } from '../sweep/report';
 import { type Logger } from './log';
 import { type AgentMetrics } from './metrics';
 

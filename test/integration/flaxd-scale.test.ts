@@ -10,7 +10,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileLeaseStore } from '../../plugins/agent/store/file';
 import { type LeaseAttrs, SUBNET_TTL_MS, systemClock, vxlanBackendData } from '../../plugins/agent/store/lease';
-import { parseCidr } from '../../plugins/agent/subnet';
+import { parseNetwork as parseCidr } from '../../plugins/pkg/ip';
 import { Cluster, peerEntries, peerState, waitFor } from './flaxd-helpers';
 
 const N = 1000;

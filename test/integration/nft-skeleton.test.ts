@@ -14,7 +14,7 @@ import { PORTMAP_TABLE, genPortmapBase } from '../../plugins/pkg/nft/portmap';
 import { skeletonPresent } from '../../plugins/pkg/nft/skeleton';
 import { type FirewallDeps, setupIpMasq } from '../../plugins/pkg/nft/apply';
 import { setupPortmapNft } from '../../plugins/pkg/nft/portmap-apply';
-import { parseCidr } from '../../plugins/pkg/ip';
+import { parsePrefix } from '../../plugins/pkg/ip';
 
 let ns: string;
 beforeAll(() => { [ns] = createTestNetns(1); });
@@ -71,12 +71,12 @@ describe('ADD through the applier (nft run in the test netns)', () => {
 
   it('masquerade: the skeleton goes in once, later ADDs send their rules alone, a damaged skeleton is re-written', async () => {
     nft('delete', 'table', 'inet', MASQ_TABLE);
-    await setupIpMasq('nftables', [parseCidr('10.7.0.2/24')], 'n', 'eth0', 'c1', deps);
+    await setupIpMasq('nftables', [parsePrefix('10.7.0.2/24')], 'n', 'eth0', 'c1', deps);
     expect(lastBatch().some((c) => 'flush' in c)).toBe(true);
-    await setupIpMasq('nftables', [parseCidr('10.7.0.3/24')], 'n', 'eth0', 'c2', deps);
+    await setupIpMasq('nftables', [parsePrefix('10.7.0.3/24')], 'n', 'eth0', 'c2', deps);
     expect(lastBatch().map((c) => Object.keys((c as { add: object }).add ?? {})[0])).toEqual(['rule']);
     nft('flush', 'chain', 'inet', MASQ_TABLE, MASQ_POSTROUTING);
-    await setupIpMasq('nftables', [parseCidr('10.7.0.4/24')], 'n', 'eth0', 'c3', deps);
+    await setupIpMasq('nftables', [parsePrefix('10.7.0.4/24')], 'n', 'eth0', 'c3', deps);
     expect(lastBatch().some((c) => 'flush' in c)).toBe(true);
     expect(nft('list', 'chain', 'inet', MASQ_TABLE, MASQ_POSTROUTING)).toContain('goto masq_checks');
     expect(nft('list', 'chain', 'inet', MASQ_TABLE, 'masq_checks').match(/ masquerade /g)).toHaveLength(3);

@@ -278,7 +278,7 @@ describe.skipIf(!ready)('flax sandbox', () => {
     writeFileSync(file, JSON.stringify(st));
     expect(inspect('reused').alive).toBe(true);
     // what a sweeper calls (no network here: in-process DELs would run in this process's netns)
-    const { removeSandbox, listSandboxes } = await import('../../plugins/cli/sandbox/state');
+    const { removeSandbox, listSandboxes } = await import('../../plugins/sandbox/state');
     expect(await removeSandbox('reused', { root: sbRoot, ifDead: true })).toMatchObject({ existed: true, keptAlive: true });
     expect(listSandboxes(sbRoot).map((x) => [x.name, x.alive])).toEqual([['reused', true]]);
     process.kill(st.pause.pid, 'SIGKILL');
@@ -290,9 +290,9 @@ describe.skipIf(!ready)('flax sandbox', () => {
   });
 
   it('run rolls back from a fault at every step (in-process, loopback-only network)', async () => {
-    const { runSandbox, RUN_STEPS } = await import('../../plugins/cli/sandbox/run');
-    const { listSandboxes } = await import('../../plugins/cli/sandbox/state');
-    const { isSameProcess } = await import('../../plugins/cli/sandbox/proc');
+    const { runSandbox, RUN_STEPS } = await import('../../plugins/sandbox/run');
+    const { listSandboxes } = await import('../../plugins/sandbox/state');
+    const { isSameProcess } = await import('../../plugins/sandbox/proc');
     const steps = RUN_STEPS.map((s) => s.replace('<network>', 'lonet'));
     for (const step of steps) {
       let seen: { pid: number; startTime: string } | undefined;

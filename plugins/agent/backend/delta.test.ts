@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { planRoutesDelta, planVxlanDelta } from './delta';
 import { type Lease, vxlanBackendData } from '../store/lease';
-import { parseCidr } from '../subnet';
+import { parseNetwork as parseCidr } from '../../pkg/ip';
 import { type LeaseEvent } from '../store/lease';
 
 const NET = parseCidr('10.244.0.0/16');

@@ -12,7 +12,7 @@
  * `current` is every peer's lease after the events (our own excluded).
  */
 import { type Lease, type LeaseEvent } from '../store/lease';
-import { type IPNet } from '../subnet';
+import { type Prefix } from '../../pkg/ip';
 import { type RouteAction, hostGwPeers } from './hostgw/plan';
 import { type Action, type Plan, type VxlanPeer, peersFromLeases, planVxlan } from './vxlan/plan';
 
@@ -30,7 +30,7 @@ function pairs<T>(changes: readonly LeaseEvent[], toPeer: (l: Lease) => T | unde
 
 const count = (ps: Array<{ now?: unknown; old?: unknown }>): number => ps.reduce((n, p) => n + (p.now ? 1 : 0) - (p.old ? 1 : 0), 0);
 
-export function planVxlanDelta(changes: readonly LeaseEvent[], current: readonly Lease[], network: IPNet): Delta<Plan> {
+export function planVxlanDelta(changes: readonly LeaseEvent[], current: readonly Lease[], network: Prefix): Delta<Plan> {
   const ps = pairs<VxlanPeer>(changes, (l) => peersFromLeases([l], network).peers[0]);
   const removals: Action[] = [];
   // what every current peer holds: read only when something is to be removed (a new peer costs O(1), not O(peers))
@@ -52,7 +52,7 @@ export function planVxlanDelta(changes: readonly LeaseEvent[], current: readonly
   return { plan: { removals, peers }, peers: count(ps) };
 }
 
-export function planRoutesDelta(changes: readonly LeaseEvent[], current: readonly Lease[], network: IPNet, prefixes: readonly IPNet[]): Delta<RouteAction[]> {
+export function planRoutesDelta(changes: readonly LeaseEvent[], current: readonly Lease[], network: Prefix, prefixes: readonly Prefix[]): Delta<RouteAction[]> {
   const toPeer = (ls: readonly Lease[]) => hostGwPeers(ls, network, prefixes, '').peers;
   const ps = pairs(changes, (l) => toPeer([l])[0]);
   const plan: RouteAction[] = [];

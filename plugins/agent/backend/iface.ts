@@ -13,7 +13,7 @@
  */
 import { AF_INET, AF_INET6, type Addr, type Link, type NetlinkHandle } from '../../pkg/netlink';
 import { ConfigError, type Families } from '../config';
-import { formatIp, parseIp } from '../subnet';
+import { bigIntToIp as formatIp, toAddr as parseIp } from '../../pkg/ip';
 
 export interface ExternalInterface {
   link: Link;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { type NetlinkEvent } from '../../pkg/netlink';
 import { kernelChangeReason as reason, OurDevices } from './kernel-events';
-import { parseCidr } from '../subnet';
+import { parseNetwork as parseCidr } from '../../pkg/ip';
 
 const nets = [parseCidr('10.244.0.0/16'), parseCidr('fc00::/48')];
 const link = (name: string, deleted: boolean, up = true, index = 5) => ({ kind: 'link', deleted, link: { name, up, index } }) as unknown as NetlinkEvent;

@@ -8,7 +8,7 @@
  * right changes nothing.
  */
 import { type NetlinkEvent } from '../../pkg/netlink';
-import { type IPNet } from '../subnet';
+import { type Prefix } from '../../pkg/ip';
 import { inNetwork, routeInNetwork } from './vxlan/plan';
 
 const OUR_DEVICE = /^flannel(-v6)?\.\d+$/;
@@ -18,7 +18,7 @@ const OUR_DEVICE = /^flannel(-v6)?\.\d+$/;
  * IPv6Network; `ours`: the indexes of our devices now (kept by
  * OurDevices from the same events).
  */
-export function kernelChangeReason(e: NetlinkEvent, networks: readonly IPNet[], ours: ReadonlySet<number>): string | null {
+export function kernelChangeReason(e: NetlinkEvent, networks: readonly Prefix[], ours: ReadonlySet<number>): string | null {
   switch (e.kind) {
     case 'link':
       if (!OUR_DEVICE.test(e.link.name)) return null;

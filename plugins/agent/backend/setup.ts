@@ -24,7 +24,7 @@ import { type Lease, type LeaseAttrs, type LeaseStore, parseVxlanBackendData, vx
 import { findOwnLease } from '../store/acquire';
 import { type Logger } from '../log';
 import { type ApplyResult, type PeerNetwork, type ReconcileResult } from './types';
-import { type IPNet } from '../subnet';
+import { type Prefix } from '../../pkg/ip';
 import { DirectRoutes, HostGwNetwork } from './hostgw/network';
 import { ensureVxlanDevice, VXLAN_OVERHEAD, VXLAN6_OVERHEAD, type VxlanDeviceWant } from './vxlan/device';
 import { VxlanNetwork } from './vxlan/network';
@@ -85,12 +85,12 @@ export function bothFamilies(nets: readonly Net[]): Net {
 }
 
 /** The families' networks: [IPv4 Network, IPv6Network] as enabled, with our lease's subnet of each. */
-function families(config: NetConfig, own: Lease): Array<{ network: IPNet; subnet: IPNet }> {
-  const out: Array<{ network: IPNet; subnet: IPNet }> = [];
-  if (config.enableIPv4) out.push({ network: config.network as IPNet, subnet: own.subnet });
+function families(config: NetConfig, own: Lease): Array<{ network: Prefix; subnet: Prefix }> {
+  const out: Array<{ network: Prefix; subnet: Prefix }> = [];
+  if (config.enableIPv4) out.push({ network: config.network as Prefix, subnet: own.subnet });
   if (config.enableIPv6) {
     if (!own.ipv6Subnet) throw new Error('IPv6 is enabled but our lease has no IPv6 subnet');
-    out.push({ network: config.ipv6Network as IPNet, subnet: own.ipv6Subnet });
+    out.push({ network: config.ipv6Network as Prefix, subnet: own.ipv6Subnet });
   }
   return out;
 }

@@ -22,7 +22,7 @@
  */
 import type { NftChain, NftCommand, NftRule, Ruleset } from '../../pkg/nft/masq';
 import { type NetConfig } from '../config';
-import { type IPNet, formatNet } from '../subnet';
+import { type Prefix, formatPrefix as formatNet } from '../../pkg/ip';
 
 export const MASQ_COMMENT = 'flanneld masq';
 export const FWD_COMMENT = 'flanneld forward';
@@ -182,7 +182,7 @@ export function nftRepair(want: readonly NftChainWant[], rs: Ruleset): { cmds: N
 }
 
 /** The rules of each enabled family: IPv4 (Network, our subnet), then IPv6 (IPv6Network, our IPv6 subnet). */
-export function familyRules(c: Pick<NetConfig, 'enableIPv4' | 'enableIPv6' | 'network' | 'ipv6Network'>, own: { subnet: IPNet; ipv6Subnet?: IPNet },
+export function familyRules(c: Pick<NetConfig, 'enableIPv4' | 'enableIPv6' | 'network' | 'ipv6Network'>, own: { subnet: Prefix; ipv6Subnet?: Prefix },
   o: { masq: boolean; forward: boolean; randomFully?: boolean }): RulesInput[] {
   const out: RulesInput[] = [];
   if (c.enableIPv4 && c.network) out.push({ network: formatNet(c.network), podCidr: formatNet(own.subnet), ...o });

@@ -3,7 +3,7 @@
  * file and etcd stores' acquire() run. The kube store's leases are Nodes:
  * it has its own (kube.ts).
  */
-import { type IPNet, EMPTY_V4, formatNet, isEmptyNet, netEqual, netOverlaps } from '../subnet';
+import { type Prefix, EMPTY_V4, formatPrefix as formatNet, isEmptyPrefix as isEmptyNet, prefixEqual as netEqual, prefixesOverlap as netOverlaps } from '../../pkg/ip';
 import { type NetConfig } from '../config';
 import { freeSubnets } from './alloc';
 import { type AcquireHints, type Lease, type LeaseAttrs, LeaseExistsError, type LeaseStore, leaseKey, leaseSubnets, SUBNET_TTL_MS } from './lease';
@@ -15,12 +15,12 @@ export interface AcquireContext extends AcquireHints {
 }
 
 /** flannel isSubnetConfigCompat: inside [SubnetMin, SubnetMax] with SubnetLen (IPv6-only: the empty IPv4 part). */
-export const isSubnetCompat = (c: NetConfig, sn: IPNet): boolean => (!c.enableIPv4
+export const isSubnetCompat = (c: NetConfig, sn: Prefix): boolean => (!c.enableIPv4
   ? isEmptyNet(sn)
   : !sn.v6 && sn.ip >= c.subnetMin && sn.ip <= c.subnetMax && sn.prefixLen === c.subnetLen);
 
 /** flannel isIPv6SubnetConfigCompat: without IPv6 there must be no IPv6 part; with it, inside [IPv6SubnetMin, IPv6SubnetMax] with IPv6SubnetLen. */
-export const isIPv6SubnetCompat = (c: NetConfig, sn6: IPNet | undefined): boolean => (!c.enableIPv6
+export const isIPv6SubnetCompat = (c: NetConfig, sn6: Prefix | undefined): boolean => (!c.enableIPv6
   ? isEmptyNet(sn6)
   : !!sn6 && sn6.v6 && !isEmptyNet(sn6) && sn6.ip >= c.ipv6SubnetMin && sn6.ip <= c.ipv6SubnetMax && sn6.prefixLen === c.ipv6SubnetLen);
 
@@ -33,7 +33,7 @@ export function findOwnLease(leases: readonly Lease[], config: Pick<NetConfig, '
     : leases.find((l) => attrs.publicIPv6 !== null && l.attrs.publicIPv6 === attrs.publicIPv6);
 }
 
-const describeLease = (sn: IPNet, sn6: IPNet | undefined): string => leaseSubnets({ subnet: sn, ipv6Subnet: sn6 });
+const describeLease = (sn: Prefix, sn6: Prefix | undefined): string => leaseSubnets({ subnet: sn, ipv6Subnet: sn6 });
 
 /**
  * The subnet of each enabled family: the previous one (subnet.env's, or the
@@ -43,11 +43,11 @@ const describeLease = (sn: IPNet, sn6: IPNet | undefined): string => leaseSubnet
  * subnet only when both families fit, and so moves the node's pods' IPv4
  * subnet: "already has an IP address different from").
  */
-function choose(ctx: AcquireContext, leases: readonly Lease[], prev: { sn?: IPNet; sn6?: IPNet }): { sn: IPNet; sn6?: IPNet; reused: string[] } {
+function choose(ctx: AcquireContext, leases: readonly Lease[], prev: { sn?: Prefix; sn6?: Prefix }): { sn: Prefix; sn6?: Prefix; reused: string[] } {
   const { config } = ctx;
   const reused: string[] = [];
-  let sn: IPNet = EMPTY_V4;
-  let sn6: IPNet | undefined;
+  let sn: Prefix = EMPTY_V4;
+  let sn6: Prefix | undefined;
   if (config.enableIPv4) {
     const p = prev.sn;
     if (p && isSubnetCompat(config, p) && !leases.some((l) => netEqual(l.subnet, p))) {
@@ -79,7 +79,7 @@ function choose(ctx: AcquireContext, leases: readonly Lease[], prev: { sn?: IPNe
  * create-if-absent cannot see it, flanneld has this race). Whoever lists
  * after both creates sees it and gives way, so one of two racers always does.
  */
-async function clashing(store: LeaseStore, sn: IPNet, sn6: IPNet): Promise<Lease | undefined> {
+async function clashing(store: LeaseStore, sn: Prefix, sn6: Prefix): Promise<Lease | undefined> {
   const key = leaseKey({ subnet: sn, ipv6Subnet: sn6 });
   return (await store.list()).find((l) => leaseKey(l) !== key &&
     ((!isEmptyNet(l.subnet) && netOverlaps(l.subnet, sn)) || (!!l.ipv6Subnet && !isEmptyNet(l.ipv6Subnet) && netOverlaps(l.ipv6Subnet, sn6))));
@@ -97,7 +97,7 @@ export async function acquireLease(ctx: AcquireContext, attrs: LeaseAttrs): Prom
   const { store, config } = ctx;
   const log = ctx.log ?? (() => {});
   const who = config.enableIPv4 ? `public IP ${attrs.publicIP}` : `public IPv6 ${attrs.publicIPv6}`;
-  const done = (sn: IPNet, sn6: IPNet | undefined, expiration: number | null): Lease => (sn6 ? { subnet: sn, ipv6Subnet: sn6, attrs, expiration } : { subnet: sn, attrs, expiration });
+  const done = (sn: Prefix, sn6: Prefix | undefined, expiration: number | null): Lease => (sn6 ? { subnet: sn, ipv6Subnet: sn6, attrs, expiration } : { subnet: sn, attrs, expiration });
   for (let i = 0; i < RACE_RETRIES; i++) {
     const leases = await store.list();
     const mine = findOwnLease(leases, config, attrs);

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cleanPath, configKey, createIfAbsentTxn, leaseEtcdKey, leasesRange, parseLeaseKv, prefixRangeEnd, subnetsDir, toLease, ttlSeconds } from './etcd-keys';
 import { type LeaseAttrs, vxlanBackendData } from './lease';
-import { formatNet, parseCidr } from '../subnet';
+import { formatPrefix as formatNet, parseNetwork as parseCidr } from '../../pkg/ip';
 
 const attrs: LeaseAttrs = { publicIP: '192.168.64.3', publicIPv6: null, backendType: 'vxlan', backendData: vxlanBackendData({ vni: 1, vtepMAC: 'c6:d2:32:6f:8f:44' }) };
 const VALUE = '{"PublicIP":"192.168.64.3","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"}}';

@@ -12,7 +12,7 @@
  */
 import type { ICompare, IKeyValue, IRequestOp, ITxnRequest } from 'etcd3';
 import { type Lease, type LeaseAttrs, marshalLeaseAttrs, unmarshalLeaseAttrs } from './lease';
-import { type IPNet, parseSubnetKey, subnetKey } from '../subnet';
+import { type Prefix, parseSubnetKey, subnetKey } from '../../pkg/ip';
 
 export const DEFAULT_ETCD_PREFIX = '/coreos.com/network';
 
@@ -36,7 +36,7 @@ export function cleanPath(p: string): string {
 export const configKey = (prefix: string): string => cleanPath(`${prefix}/config`);
 /** The directory of the leases, with its trailing slash (what list and watch range over). */
 export const subnetsDir = (prefix: string): string => `${cleanPath(`${prefix}/subnets`)}/`;
-export const leaseEtcdKey = (prefix: string, sn: IPNet, sn6?: IPNet): string => cleanPath(`${prefix}/subnets/${subnetKey(sn, sn6)}`);
+export const leaseEtcdKey = (prefix: string, sn: Prefix, sn6?: Prefix): string => cleanPath(`${prefix}/subnets/${subnetKey(sn, sn6)}`);
 
 /** etcd's GetPrefixRangeEnd: the key just after every key starting with `prefix`. */
 export function prefixRangeEnd(prefix: Buffer): Buffer {
@@ -73,10 +73,10 @@ export function createIfAbsentTxn(key: string, attrs: LeaseAttrs, leaseId: strin
 export const ttlSeconds = (ttlMs: number): number => (ttlMs > 0 ? Math.max(1, Math.ceil(ttlMs / 1000)) : 0);
 
 export type KvParse =
-  | { kind: 'lease'; subnet: IPNet; ipv6Subnet?: IPNet; attrs: LeaseAttrs; reservation: boolean; leaseId: string }
+  | { kind: 'lease'; subnet: Prefix; ipv6Subnet?: Prefix; attrs: LeaseAttrs; reservation: boolean; leaseId: string }
   | { kind: 'skip'; why: string }
   /** a subnet key whose value cannot be parsed: no removal (the agent keeps the last good lease) */
-  | { kind: 'bad'; subnet: IPNet; ipv6Subnet?: IPNet; why: string };
+  | { kind: 'bad'; subnet: Prefix; ipv6Subnet?: Prefix; why: string };
 
 /**
  * Reads one key/value of the subnets directory. The expiration comes from the

@@ -11,7 +11,7 @@ import { EtcdLeaseStore, type EtcdClient, etcdClientOptions, normaliseEndpoint }
 import { type LeaseAttrs, LeaseExistsError, SUBNET_TTL_MS, vxlanBackendData } from './lease';
 import { acquireLease } from './acquire';
 import { type Logger } from '../log';
-import { formatNet, parseCidr } from '../subnet';
+import { formatPrefix as formatNet, parseNetwork as parseCidr } from '../../pkg/ip';
 
 const VALUE = '{"PublicIP":"192.168.64.3","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"}}';
 const attrs = (ip = '192.168.64.3'): LeaseAttrs => ({ publicIP: ip, publicIPv6: null, backendType: 'vxlan', backendData: vxlanBackendData({ vni: 1, vtepMAC: 'c6:d2:32:6f:8f:44' }) });

@@ -30,7 +30,7 @@ import { type AcquireHints, type Clock, type Lease, type LeaseAttrs, type LeaseE
 import { acquireLease } from './acquire';
 import { type Logger } from '../log';
 import { Closers, restartingWatch } from './watch-life';
-import { type IPNet, parseSubnetKey } from '../subnet';
+import { type Prefix, parseSubnetKey } from '../../pkg/ip';
 
 export interface EtcdStoreOptions {
   endpoints: string[];
@@ -147,7 +147,7 @@ export class EtcdLeaseStore {
     return { deadline: Date.now() + (this.opts.requestTimeoutMs ?? 5000) };
   }
 
-  #key(sn: IPNet, sn6: IPNet | undefined): string {
+  #key(sn: Prefix, sn6: Prefix | undefined): string {
     return leaseEtcdKey(this.opts.prefix, sn, sn6);
   }
 
@@ -222,7 +222,7 @@ export class EtcdLeaseStore {
     }
   }
 
-  async create(sn: IPNet, sn6: IPNet | undefined, attrs: LeaseAttrs, ttlMs: number): Promise<number | null> {
+  async create(sn: Prefix, sn6: Prefix | undefined, attrs: LeaseAttrs, ttlMs: number): Promise<number | null> {
     const key = this.#key(sn, sn6);
     const leaseId = ttlMs > 0 ? (await this.client.leaseClient.leaseGrant({ TTL: ttlSeconds(ttlMs) }, this.#call())).ID : '0';
     const r = await this.client.kv.txn(createIfAbsentTxn(key, attrs, leaseId), this.#call());
@@ -233,7 +233,7 @@ export class EtcdLeaseStore {
     return ttlMs > 0 ? this.opts.clock.now() + ttlSeconds(ttlMs) * 1000 : null;
   }
 
-  async update(sn: IPNet, sn6: IPNet | undefined, attrs: LeaseAttrs, ttlMs: number): Promise<number | null> {
+  async update(sn: Prefix, sn6: Prefix | undefined, attrs: LeaseAttrs, ttlMs: number): Promise<number | null> {
     const key = this.#key(sn, sn6);
     const leaseId = ttlMs > 0 ? (await this.client.leaseClient.leaseGrant({ TTL: ttlSeconds(ttlMs) }, this.#call())).ID : '0';
     const old = (await this.client.kv.range({ key: Buffer.from(key) }, this.#call())).kvs[0]?.lease;
@@ -248,7 +248,7 @@ export class EtcdLeaseStore {
     return ttlMs > 0 ? this.opts.clock.now() + ttlSeconds(ttlMs) * 1000 : null;
   }
 
-  async delete(sn: IPNet, sn6: IPNet | undefined): Promise<void> {
+  async delete(sn: Prefix, sn6: Prefix | undefined): Promise<void> {
     await this.client.kv.deleteRange({ key: Buffer.from(this.#key(sn, sn6)) }, this.#call());
   }
 

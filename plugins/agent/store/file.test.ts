@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FileLeaseStore, parseLeaseFile, renderLeaseFile } from './file';
 import { type LeaseAttrs, LeaseExistsError, type StoreEvent, SUBNET_TTL_MS, vxlanBackendData } from './lease';
-import { formatNet, parseCidr } from '../subnet';
+import { formatPrefix as formatNet, parseNetwork as parseCidr } from '../../pkg/ip';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'flaxd-store-'));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));

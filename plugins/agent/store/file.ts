@@ -22,7 +22,7 @@ import { lockFile } from '../../pkg/lock';
 import { type AcquireHints, type Clock, every, type Lease, type LeaseAttrs, LeaseExistsError, type LeaseListing, type LeaseStore, listing, marshalLeaseAttrs, type StoreEvent, type UnreadableLease, unmarshalLeaseAttrs } from './lease';
 import { acquireLease } from './acquire';
 import { Closers } from './watch-life';
-import { type IPNet, parseSubnetKey, subnetKey } from '../subnet';
+import { type Prefix, parseSubnetKey, subnetKey } from '../../pkg/ip';
 import { writeFileAtomic } from '../subnet-env';
 
 export const DEFAULT_LEASE_DIR = '/var/lib/flax/leases';
@@ -82,7 +82,7 @@ export class FileLeaseStore {
     return this.subnetsDir;
   }
 
-  #file(sn: IPNet, sn6: IPNet | undefined): string {
+  #file(sn: Prefix, sn6: Prefix | undefined): string {
     return path.join(this.subnetsDir, subnetKey(sn, sn6) + SUFFIX);
   }
 
@@ -131,7 +131,7 @@ export class FileLeaseStore {
     return l !== null && (l.expiration === null || l.expiration > this.opts.clock.now());
   }
 
-  #write(sn: IPNet, sn6: IPNet | undefined, attrs: LeaseAttrs, ttlMs: number): number | null {
+  #write(sn: Prefix, sn6: Prefix | undefined, attrs: LeaseAttrs, ttlMs: number): number | null {
     const exp = ttlMs > 0 ? this.opts.clock.now() + ttlMs : null;
     writeFileAtomic(this.#file(sn, sn6), renderLeaseFile(attrs, exp));
     return exp;
@@ -161,7 +161,7 @@ export class FileLeaseStore {
     return listing(leases, reads.flatMap((r) => (r && 'bad' in r ? [r.bad] : [])));
   }
 
-  async create(sn: IPNet, sn6: IPNet | undefined, attrs: LeaseAttrs, ttlMs: number): Promise<number | null> {
+  async create(sn: Prefix, sn6: Prefix | undefined, attrs: LeaseAttrs, ttlMs: number): Promise<number | null> {
     return this.#locked(() => {
       const name = path.basename(this.#file(sn, sn6));
       if (this.#alive(this.#readOne(name))) throw new LeaseExistsError(`subnet ${subnetKey(sn, sn6)} is already leased`);
@@ -169,11 +169,11 @@ export class FileLeaseStore {
     });
   }
 
-  async update(sn: IPNet, sn6: IPNet | undefined, attrs: LeaseAttrs, ttlMs: number): Promise<number | null> {
+  async update(sn: Prefix, sn6: Prefix | undefined, attrs: LeaseAttrs, ttlMs: number): Promise<number | null> {
     return this.#locked(() => this.#write(sn, sn6, attrs, ttlMs));
   }
 
-  async delete(sn: IPNet, sn6: IPNet | undefined): Promise<void> {
+  async delete(sn: Prefix, sn6: Prefix | undefined): Promise<void> {
     this.#locked(() => fs.rmSync(this.#file(sn, sn6), { force: true }));
   }
 

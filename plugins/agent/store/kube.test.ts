@@ -10,7 +10,7 @@ import { FakeKubeApi, type FakeNode } from '../../../test/lib/agent/kube-fake-ap
 import { ANN, KubeLeaseStore, nodeLease, nodeToLease, openKubeLeaseStore } from './kube';
 import { type LeaseAttrs, type LeaseStore, vxlanBackendData } from './lease';
 import { type Logger } from '../log';
-import { formatNet, parseCidr } from '../subnet';
+import { formatPrefix as formatNet, parseNetwork as parseCidr } from '../../pkg/ip';
 
 const log: Logger = { error: () => {}, warn: () => {}, info: () => {}, debug: () => {} } as unknown as Logger;
 const attrs = (ip: string, mac = 'c6:d2:32:6f:8f:44'): LeaseAttrs => ({ publicIP: ip, publicIPv6: null, backendType: 'vxlan', backendData: vxlanBackendData({ vni: 1, vtepMAC: mac }) });

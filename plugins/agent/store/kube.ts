@@ -23,7 +23,7 @@ import { ConfigError, type Families, type NetConfig } from '../config';
 import { type Lease, type LeaseAttrs, type LeaseListing, type LeaseStore, listing, type StoreEvent, type UnreadableLease } from './lease';
 import { type Logger } from '../log';
 import { Closers, restartingWatch } from './watch-life';
-import { EMPTY_V4, formatNet, type IPNet, netContainsNet, parseCidr, parseIp, formatIp } from '../subnet';
+import { type Prefix, bigIntToIp as formatIp, EMPTY_V4, formatPrefix as formatNet, parseNetwork as parseCidr, prefixContainsPrefix as netContainsNet, toAddr as parseIp } from '../../pkg/ip';
 import { errText, type KubeApi, type KubeConnectOptions, type KubeNode, openKubeApi } from './kube-api';
 import { type AnnotationNames, annotationNames, DEFAULT_ANNOTATION_PREFIX } from './kube-annotations';
 
@@ -42,7 +42,7 @@ export interface KubeStoreOptions {
 }
 
 /** The node's pod CIDR of one family (spec.podCIDRs first, then spec.podCIDR); undefined when none. */
-export function nodePodCidr(n: KubeNode, v6 = false): IPNet | undefined {
+export function nodePodCidr(n: KubeNode, v6 = false): Prefix | undefined {
   const all = [...(n.spec?.podCIDRs ?? []), ...(n.spec?.podCIDR ? [n.spec.podCIDR] : [])];
   for (const c of all) {
     try {
@@ -162,7 +162,7 @@ export class KubeLeaseStore {
   #rv: string | undefined;
   #outage = false;
   readonly #closers = new Closers();
-  #fam: Families & { network?: IPNet; ipv6Network?: IPNet } = { v4: true, v6: false };
+  #fam: Families & { network?: Prefix; ipv6Network?: Prefix } = { v4: true, v6: false };
   /** the annotation names under --kube-annotation-prefix */
   readonly ann: AnnotationNames;
 
@@ -220,7 +220,7 @@ export class KubeLeaseStore {
     if (!subnet) throw new ConfigError(`node ${nodeName}: pod cidr not assigned`);
     if (fam.v6 && !ipv6Subnet) throw new ConfigError(`node ${nodeName}: pod cidr not assigned (no IPv6 CIDR in spec.podCIDRs)`);
     // flanneld: the Network (IPv6Network) must contain the pod CIDR
-    const outside = (net: IPNet | undefined, sn: IPNet, what: string) => {
+    const outside = (net: Prefix | undefined, sn: Prefix, what: string) => {
       if (net && !netContainsNet(net, sn)) throw new ConfigError(`node ${nodeName}: the flannel net config's ${what} ${formatNet(net)} does not contain the node's pod CIDR ${formatNet(sn)}`);
     };
     if (fam.v4) outside(fam.network, subnet, 'Network');
@@ -274,7 +274,7 @@ export class KubeLeaseStore {
   }
 
   /** Re-writes our Node's annotations (the subnet is the Node's, not ours to change), honouring its public-ip(v6)-overwrite. */
-  async update(_sn: IPNet, _sn6: IPNet | undefined, attrs: LeaseAttrs): Promise<number | null> {
+  async update(_sn: Prefix, _sn6: Prefix | undefined, attrs: LeaseAttrs): Promise<number | null> {
     const have = (await this.api.readNode(this.opts.nodeName)).metadata?.annotations ?? {};
     await this.api.patchNode(this.opts.nodeName, { metadata: { annotations: withOverwrites(leaseAnnotations(attrs, this.ann), have, this.ann) } });
     return null;

@@ -3,7 +3,7 @@ import { parseNetConfig } from '../config';
 import { FakeLeaseStore } from '../../../test/lib/agent/fake-store';
 import { type Lease, type LeaseAttrs, leaseKey, marshalLeaseAttrs, parseVxlanBackendData, renewDelay, SUBNET_TTL_MS, unmarshalLeaseAttrs, vxlanBackendData } from './lease';
 import { acquireLease } from './acquire';
-import { formatNet, parseCidr } from '../subnet';
+import { formatPrefix as formatNet, parseNetwork as parseCidr } from '../../pkg/ip';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
 const clock = { t: T0, now() { return this.t; } };

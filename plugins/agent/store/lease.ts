@@ -14,7 +14,7 @@
  * IPv6-only lease has flannel's empty IPv4 subnet (0.0.0.0/0, PublicIP
  * "0.0.0.0"): key `0.0.0.0-0&fc00:0:0:1::-64`.
  */
-import { type IPNet, formatNet, isEmptyNet, parseIp, subnetKey, formatIp } from '../subnet';
+import { type Prefix, bigIntToIp as formatIp, formatPrefix as formatNet, isEmptyPrefix as isEmptyNet, subnetKey, toAddr as parseIp } from '../../pkg/ip';
 import { type NetConfig } from '../config';
 
 export const SUBNET_TTL_MS = 24 * 3600 * 1000;
@@ -29,14 +29,14 @@ export interface LeaseAttrs {
 }
 
 export interface Lease {
-  subnet: IPNet;
-  ipv6Subnet?: IPNet;
+  subnet: Prefix;
+  ipv6Subnet?: Prefix;
   attrs: LeaseAttrs;
   /** ms since the epoch; null = a reservation (no TTL) */
   expiration: number | null;
 }
 
-export const leaseKey = (l: { subnet: IPNet; ipv6Subnet?: IPNet }): string => subnetKey(l.subnet, l.ipv6Subnet);
+export const leaseKey = (l: { subnet: Prefix; ipv6Subnet?: Prefix }): string => subnetKey(l.subnet, l.ipv6Subnet);
 
 /** Go's json.Marshal(LeaseAttrs). */
 export function marshalLeaseAttrs(a: LeaseAttrs): string {
@@ -93,7 +93,7 @@ export function parseVxlanBackendData(d: unknown): VxlanLeaseAttrs | null {
 export class LeaseExistsError extends Error {}
 
 /** "10.244.1.0/24 + fc00:0:0:1::/64" (an IPv6-only lease's empty IPv4 part not shown) */
-export const leaseSubnets = (l: { subnet: IPNet; ipv6Subnet?: IPNet }): string =>
+export const leaseSubnets = (l: { subnet: Prefix; ipv6Subnet?: Prefix }): string =>
   [isEmptyNet(l.subnet) ? '' : formatNet(l.subnet), l.ipv6Subnet && !isEmptyNet(l.ipv6Subnet) ? formatNet(l.ipv6Subnet) : ''].filter(Boolean).join(' + ');
 
 export interface LeaseEvent {
@@ -105,8 +105,8 @@ export interface LeaseEvent {
 
 /** A lease key whose value could not be parsed: `where` names it (file path, etcd key, Node), `why` says what is wrong. */
 export interface UnreadableLease {
-  subnet: IPNet;
-  ipv6Subnet?: IPNet;
+  subnet: Prefix;
+  ipv6Subnet?: Prefix;
   where: string;
   why: string;
 }
@@ -128,8 +128,8 @@ export function listing(leases: Lease[], unreadable: readonly UnreadableLease[])
 export interface AcquireHints {
   config: NetConfig;
   /** the subnets of a previous subnet.env (FLANNEL_SUBNET, FLANNEL_IPV6_SUBNET), if any */
-  prevSubnet?: IPNet;
-  prevIPv6Subnet?: IPNet;
+  prevSubnet?: Prefix;
+  prevIPv6Subnet?: Prefix;
   /** random integer in [0, n) */
   randInt: (n: number) => number;
   log?: (msg: string) => void;
@@ -144,10 +144,10 @@ export interface LeaseStore {
   /** Every lease that has not expired; the keys whose value cannot be parsed in `unreadable` (not in the array). */
   list(): Promise<LeaseListing>;
   /** Creates the key only if absent (or expired); LeaseExistsError otherwise. ttlMs 0 = reservation. Returns the expiration. */
-  create(sn: IPNet, sn6: IPNet | undefined, attrs: LeaseAttrs, ttlMs: number): Promise<number | null>;
+  create(sn: Prefix, sn6: Prefix | undefined, attrs: LeaseAttrs, ttlMs: number): Promise<number | null>;
   /** Writes the key whether or not it exists (renewal, attribute change). Returns the expiration. */
-  update(sn: IPNet, sn6: IPNet | undefined, attrs: LeaseAttrs, ttlMs: number): Promise<number | null>;
-  delete(sn: IPNet, sn6: IPNet | undefined): Promise<void>;
+  update(sn: Prefix, sn6: Prefix | undefined, attrs: LeaseAttrs, ttlMs: number): Promise<number | null>;
+  delete(sn: Prefix, sn6: Prefix | undefined): Promise<void>;
   /**
    * Our lease (AcquireLease): the file and etcd stores choose a subnet and
    * create its key (acquireLease); the kube store takes our Node's pod CIDRs.

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { type Lease, vxlanBackendData } from './lease';
-import { formatNet, parseCidr } from '../subnet';
+import { formatPrefix as formatNet, parseNetwork as parseCidr } from '../../pkg/ip';
 import { LeaseWatcher } from './watcher';
 
 const lease = (sn: string, ip: string, mac = '02:00:00:00:00:01'): Lease =>

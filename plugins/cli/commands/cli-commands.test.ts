@@ -10,7 +10,7 @@ import { attachmentState, jsonWithBigInts } from './status';
 import { runTombstones } from './tombstones';
 import type { FirewallDeps } from '../../pkg/nft';
 import { MASQ_CHAIN, MASQ_TABLE, iptablesChainName, legacyMasqComment, masqRuleExpr } from '../../pkg/nft/masq';
-import { parseCidr } from '../../pkg/ip';
+import { parsePrefix } from '../../pkg/ip';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'flax-cli-unit-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -90,7 +90,7 @@ describe('flax tombstones (a fake firewall that keeps the chains it is given)', 
       has: () => true,
       run: async (bin, args, input) => {
         if (bin === 'nft' && args.join(' ') === `-j list table inet ${MASQ_TABLE}`) {
-          return { code: 0, stderr: '', stdout: nft(rules.map(([n, id, ip], i) => ({ rule: { family: 'inet', table: MASQ_TABLE, chain: MASQ_CHAIN, handle: i + 1, comment: legacyMasqComment(n, id), expr: masqRuleExpr(parseCidr(ip)) } }))) };
+          return { code: 0, stderr: '', stdout: nft(rules.map(([n, id, ip], i) => ({ rule: { family: 'inet', table: MASQ_TABLE, chain: MASQ_CHAIN, handle: i + 1, comment: legacyMasqComment(n, id), expr: masqRuleExpr(parsePrefix(ip)) } }))) };
         }
         const natOf = /^-j list table (ip6?) nat$/.exec(args.join(' '));
         if (bin === 'nft' && natOf) {

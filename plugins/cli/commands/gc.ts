@@ -1,11 +1,13 @@
 /**
  * `flax gc`: one sweep of the node for what dead attachments left behind,
- * with no list from a runtime (rules in ../sweep/liveness.ts and judge.ts).
+ * with no list from a runtime (the sweeper: plugins/sweep/, with the
+ * suite's plugins in-process).
  * Exit 0 when the sweep finished (even with nothing to do), 1 when some
  * removal failed (the rest still ran).
  */
 import path from 'node:path';
-import { type Finding, sweepNode } from '../sweep/sweep';
+import { sweepNode } from '../../suite';
+import type { Finding } from '../../sweep/report';
 import { table } from '../table';
 import { cniPathOf, confDirOf, outputFormat } from '../usage';
 import type { CliIo } from './cni';

@@ -9,7 +9,7 @@ import { OUTPUT_OPTIONS, cniPathOf, confDirOf, confDirOption, outputFormat, pars
 import { table } from '../table';
 import { parseArgsPairs, type CliIo } from './cni';
 import type { Args, CommandDef } from '../cli';
-import { sandboxNameProblem } from '../sandbox/name';
+import { sandboxNameProblem } from '../../sandbox/name';
 
 export const SANDBOX_VERBS = ['run', 'exec', 'ls', 'inspect', 'rm'] as const;
 
@@ -102,7 +102,7 @@ function age(created: string | undefined, now = Date.now()): string {
 }
 
 /** `inspect -o table`: the facts as "KEY  value" lines, then the networks' addresses as a table. */
-function inspectText(s: NonNullable<ReturnType<typeof import('../sandbox/state').inspectSandbox>>): string {
+function inspectText(s: NonNullable<ReturnType<typeof import('../../sandbox/state').inspectSandbox>>): string {
   const facts: [string, unknown][] = [
     ['NAME', s.name], ['DIR', s.dir], ['CONTAINER-ID', s.containerId], ['PAUSE-PID', s.pausePid || undefined],
     ['ALIVE', s.error ? `? (${s.error})` : s.alive ? 'yes' : 'no'], ['PHASE', s.phase], ['CREATED', s.created],
@@ -118,14 +118,14 @@ function inspectText(s: NonNullable<ReturnType<typeof import('../sandbox/state')
 /** Runs one `flax sandbox` command; returns the exit code. */
 export async function runSandboxCmd(a: Args, io: CliIo): Promise<number> {
   checkSandbox(a);
-  const { sandboxRoot, listSandboxes, inspectSandbox, removeSandbox, SandboxError } = await import('../sandbox/state');
-  const { stderrTo } = await import('../sandbox/cni');
+  const { sandboxRoot, listSandboxes, inspectSandbox, removeSandbox, SandboxError } = await import('../../sandbox/state');
+  const { stderrTo } = await import('../../sandbox/cni');
   const root = sandboxRoot(a.sandboxDir as string | undefined, io.env);
   const name = a.name as string;
   const cniPath = (a.cniPath as string | undefined)?.split(':').filter(Boolean);
   switch (a.verb) {
     case 'run': {
-      const { runSandbox } = await import('../sandbox/run');
+      const { runSandbox } = await import('../../sandbox/run');
       const capArgs = (a.capArgs as string | undefined) ?? io.env.CAP_ARGS;
       const s = await runSandbox({
         name, root,
@@ -150,7 +150,7 @@ export async function runSandboxCmd(a: Args, io: CliIo): Promise<number> {
     }
     case 'exec': {
       const cmd = (a.cmd as (string | number)[]).map(String);
-      const { execAttached, execDetached } = await import('../sandbox/exec');
+      const { execAttached, execDetached } = await import('../../sandbox/exec');
       if (a.detach) {
         io.stdout(`${await execDetached(root, name, cmd)}\n`);
         return 0;

@@ -8,7 +8,8 @@
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { listAttachments, loadConfigs, type NetworkConfigList } from '../../pkg/invoke/index';
-import { parseAddr } from '../../pkg/ip';
+import { parseIP } from '../../pkg/ip';
+import { type Range, canonicalizeRange, rangeContains, rangeSize } from '../../ipam/host-local/allocator/range';
 import { type CniServingState, clientSocket, probeCniServer, serverMode } from '../../pkg/cniserver/probe';
 import { table } from '../table';
 import { confDirOf, outputFormat } from '../usage';
@@ -36,28 +37,13 @@ function hostLocalRanges(ipam: Record<string, unknown>): RangeConf[] {
   return out;
 }
 
-/** First/last allocatable address and size of a range (host-local's rules). */
-export function rangeBounds(r: RangeConf): { start: bigint; end: bigint; size: bigint; six: boolean } | null {
-  if (!r.subnet) return null;
-  const [addr, lenS] = r.subnet.split('/');
-  const a = parseAddr(addr);
-  const len = Number(lenS);
-  if (!a || !Number.isInteger(len)) return null;
-  const six = a.family === 6;
-  const bits = six ? 128n : 32n;
-  const hostBits = bits - BigInt(len);
-  const net = (a.n >> hostBits) << hostBits;
-  const last = net + (1n << hostBits) - 1n;
-  let start = net + 1n;
-  let end = six ? last : last - 1n;
-  const rs = r.rangeStart ? parseAddr(r.rangeStart) : null;
-  const re = r.rangeEnd ? parseAddr(r.rangeEnd) : null;
-  if (rs) start = rs.n;
-  if (re) end = re.n;
-  const gw = r.gateway ? parseAddr(r.gateway)?.n : net + 1n;
-  let size = end >= start ? end - start + 1n : 0n;
-  if (gw !== undefined && gw >= start && gw <= end) size -= 1n;
-  return { start, end, size, six };
+/** The range as host-local reads it (allocator/range.ts), or null where host-local would refuse it. */
+function hostLocalRange(r: RangeConf): Range | null {
+  try {
+    return canonicalizeRange(r, 'range');
+  } catch {
+    return null;
+  }
 }
 
 /** Usage of every host-local range of a list. */
@@ -69,18 +55,18 @@ export function hostLocalUsage(list: NetworkConfigList, defaultDataDir = DEFAULT
     const dataDir = path.join(typeof ipam.dataDir === 'string' ? ipam.dataDir : defaultDataDir, list.name);
     let files: string[] = [];
     try { files = readdirSync(dataDir); } catch { /* nothing allocated yet */ }
-    const held = files.map((f) => ({ f, ip: parseAddr(f) })).filter((x) => x.ip);
+    const held = files.map((f) => ({ f, ip: parseIP(f) })).filter((x) => x.ip);
     for (const r of hostLocalRanges(ipam)) {
-      const b = rangeBounds(r);
-      if (!b) continue;
+      const range = hostLocalRange(r);
+      if (!range) continue;
       const holders = new Map<string, string>();
       for (const h of held) {
-        if ((h.ip!.family === 6) !== b.six || h.ip!.n < b.start || h.ip!.n > b.end) continue;
+        if (!rangeContains(range, h.ip!)) continue;
         let owner = '';
         try { owner = readFileSync(path.join(dataDir, h.f), 'utf8').split(/\r?\n/).join(' ').trim(); } catch { /* raced */ }
         holders.set(h.f, owner);
       }
-      out.push({ network: list.name, range: r.rangeStart || r.rangeEnd ? `${r.subnet} (${r.rangeStart ?? ''}-${r.rangeEnd ?? ''})` : r.subnet!, size: b.size, used: holders.size, dataDir, holders });
+      out.push({ network: list.name, range: r.rangeStart || r.rangeEnd ? `${r.subnet} (${r.rangeStart ?? ''}-${r.rangeEnd ?? ''})` : r.subnet!, size: rangeSize(range), used: holders.size, dataDir, holders });
     }
   }
   return out;

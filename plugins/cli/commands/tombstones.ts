@@ -10,6 +10,7 @@
 import type { Options } from 'yargs';
 import type { CommandDef } from '../cli';
 import type { FirewallDeps, Tombstone, TombstoneReport } from '../../pkg/nft';
+import { prefixIP } from '../../pkg/ip';
 import { UsageError, confDirOf, confDirOption } from '../usage';
 import type { CliIo } from './cni';
 
@@ -35,7 +36,7 @@ export async function nodeTombstones(o: TombstonesOptions, fw?: FirewallDeps): P
   return nft.writeMissingTombstones({ networks, attachments }, { network: o.network, dryRun: o.dryRun }, fw ?? nft.defaultDeps);
 }
 
-const describeTombstone = (t: Tombstone) => `${t.network} ${t.containerId} ${t.chain} (${t.ips.map((i) => i.ip).join(', ')})`;
+const describeTombstone = (t: Tombstone) => `${t.network} ${t.containerId} ${t.chain} (${t.ips.map(prefixIP).join(', ')})`;
 
 /** Skips and failures, one line each (for stderr). */
 export function tombstoneProblems(r: TombstoneReport): string[] {

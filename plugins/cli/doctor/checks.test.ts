@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseCidr } from '../../agent/subnet';
+import { parseNetwork as parseCidr } from '../../pkg/ip';
 import { type Facts, runChecks } from './checks';
 
 const lease = (sn: string, ip: string, mac: string) => ({ subnet: parseCidr(sn), attrs: { publicIP: ip, publicIPv6: null, backendType: 'vxlan', backendData: { VNI: 1, VtepMAC: mac } }, expiration: null });

@@ -9,7 +9,7 @@ import type { Lease } from '../../agent/store/lease';
 import { type DeviceState, type VxlanPeer, describeAction, peersFromLeases, planVxlan } from '../../agent/backend/vxlan/plan';
 import { nftChains, nftRepair, nftTableOf } from '../../agent/firewall/rules';
 import type { Ruleset } from '../../pkg/nft/masq';
-import { type IPNet, formatIp, formatNet, netContains, netContainsNet, parseCidr, parseIp } from '../../agent/subnet';
+import { type Prefix, bigIntToIp as formatIp, formatPrefix as formatNet, parseNetwork as parseCidr, prefixContains as netContains, prefixContainsPrefix as netContainsNet, toAddr as parseIp } from '../../pkg/ip';
 import type { SubnetEnv } from '../../meta/flannel/subnet-env';
 
 export type Status = 'ok' | 'warn' | 'fail';
@@ -78,10 +78,10 @@ const bad = (status: 'warn' | 'fail', check: string, object: string, problem: st
 
 const envOf = (f: Facts): SubnetEnv | undefined => ('env' in f.subnetEnv ? f.subnetEnv.env : undefined);
 /** a subnet.env CIDR as its network ("10.244.1.1/24" → 10.244.1.0/24) */
-const netOf = (s: string | undefined): IPNet | undefined => (s ? parseCidr(formatNet(parseCidr(s))) : undefined);
-const networkOf = (f: Facts): IPNet | undefined => netOf(envOf(f)?.networks[0]);
+const netOf = (s: string | undefined): Prefix | undefined => (s ? parseCidr(formatNet(parseCidr(s))) : undefined);
+const networkOf = (f: Facts): Prefix | undefined => netOf(envOf(f)?.networks[0]);
 /** our subnet (the network, not the gateway address) from subnet.env */
-const subnetOf = (f: Facts): IPNet | undefined => netOf(envOf(f)?.subnet);
+const subnetOf = (f: Facts): Prefix | undefined => netOf(envOf(f)?.subnet);
 const leasesOf = (f: Facts): Lease[] | undefined => (f.leases && 'leases' in f.leases ? f.leases.leases : undefined);
 /** our lease: the one whose subnet is subnet.env's (IPv6-only: whose IPv6 subnet is) */
 const ownLease = (f: Facts): Lease | undefined => {
@@ -98,8 +98,8 @@ const ownLease = (f: Facts): Lease | undefined => {
  */
 export interface Family {
   v6: boolean;
-  network?: IPNet;
-  subnet?: IPNet;
+  network?: Prefix;
+  subnet?: Prefix;
   dev: VxlanFacts | null;
   devName: string;
   /** the device's MTU as flaxd sets it: FLANNEL_MTU; IPv6 beside IPv4: 20 less (underlay − 70) */
@@ -271,7 +271,7 @@ export function checkPodMtu(f: Facts): Finding[] {
   return out;
 }
 
-function checkIptForward(fw: IptForward | undefined, net: IPNet, v6: boolean, nftables: boolean | undefined): Finding[] {
+function checkIptForward(fw: IptForward | undefined, net: Prefix, v6: boolean, nftables: boolean | undefined): Finding[] {
   if (!fw) return [];
   const obj = `${v6 ? 'ip6tables' : 'iptables'} filter FORWARD`;
   const n = formatNet(net);
@@ -292,7 +292,7 @@ function checkIptForward(fw: IptForward | undefined, net: IPNet, v6: boolean, nf
 }
 
 /** nftables mode: our forward chain (table ip flannel-ipv4 / ip6 flannel-ipv6) accepts the Network, as flaxd writes it. */
-function checkNftForward(rs: Ruleset | { error: string } | undefined, net: IPNet, v6: boolean): Finding[] {
+function checkNftForward(rs: Ruleset | { error: string } | undefined, net: Prefix, v6: boolean): Finding[] {
   const { family, table } = nftTableOf(v6);
   const obj = `nftables ${family} ${table} chain forward`;
   if (!rs) return [];

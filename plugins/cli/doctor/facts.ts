@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import type { Lease } from '../../agent/store/lease';
-import { type IPNet, formatNet, netContains, parseCidr, parseIp } from '../../agent/subnet';
+import { type Prefix, formatPrefix as formatNet, parseNetwork as parseCidr, prefixContains as netContains, toAddr as parseIp } from '../../pkg/ip';
 import { nftTableOf } from '../../agent/firewall/rules';
 import { listAttachments, loadConfigs } from '../../pkg/invoke/index';
 import { AF_INET, AF_INET6, openHandle, openHandleAt, type NetlinkHandle } from '../../pkg/netlink';
@@ -229,7 +229,7 @@ export async function gatherFacts(o: DoctorOptions, h: NetlinkHandle = openHandl
 }
 
 const parseNet = (s: string) => parseCidr(s);
-const sameNet = (a: IPNet, cidr: string): boolean => formatNet(a) === formatNet(parseCidr(cidr));
+const sameNet = (a: Prefix, cidr: string): boolean => formatNet(a) === formatNet(parseCidr(cidr));
 
 /** `<bin> -S FORWARD` and `-S FLANNEL-FWD`; undefined when the tool is not installed. */
 async function iptForward(bin: 'iptables' | 'ip6tables'): Promise<IptForward | undefined> {

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { checkInstall, runInstall } from '../commands/install';
 import type { FirewallDeps } from '../../pkg/nft';
 import { MASQ_CHAIN, MASQ_TABLE, masqComment, masqRuleExpr } from '../../pkg/nft/masq';
-import { parseCidr } from '../../pkg/ip';
+import { parsePrefix } from '../../pkg/ip';
 import { UsageError } from '../usage';
 import { BRIDGE_CONFLIST, checkConflist, conflistFileName, FLANNEL_CONFLIST } from './conflists';
 
@@ -67,7 +67,7 @@ describe('flax install --uninstall writes the tombstones first (fake firewall)',
     has: () => true,
     run: async (bin, args, input) => {
       if (bin === 'nft' && args[2] === 'table') {
-        const rule = { family: 'inet', table: MASQ_TABLE, chain: MASQ_CHAIN, handle: 1, comment: masqComment('net', 'eth0', 'ctr'), expr: masqRuleExpr(parseCidr('10.1.0.5/24')) };
+        const rule = { family: 'inet', table: MASQ_TABLE, chain: MASQ_CHAIN, handle: 1, comment: masqComment('net', 'eth0', 'ctr'), expr: masqRuleExpr(parsePrefix('10.1.0.5/24')) };
         return { code: 0, stderr: '', stdout: JSON.stringify({ nftables: [{ rule }] }) };
       }
       if (bin === 'iptables-restore') restores.push(input!);

@@ -26,7 +26,7 @@ describe('host-local config', () => {
     expect(c.rangeSets.map((s) => s.field)).toEqual(['runtimeConfig.ipRanges[0]', 'ipam', 'ipam.ranges[0]']);
     expect(c.dataDir).toBe('/var/lib/cni/networks');
     expect(c.routes).toEqual([{ dst: '0.0.0.0/0' }, { dst: '::/0', gw: '2001:db8::1' }]);
-    expect(formatIP({ family: 4, n: c.rangeSets[1].ranges[0].gateway })).toBe('10.1.0.1');
+    expect(formatIP({ v6: false, n: c.rangeSets[1].ranges[0].gateway })).toBe('10.1.0.1');
   });
 
   it.each<[string, string, Record<string, unknown>, Record<string, unknown>?]>([

@@ -17,7 +17,7 @@ import { NetConfSchema, loadNetConf, confSchema } from '../../pkg/cni/conf';
 import { parseCniArgs } from '../../pkg/cni/args';
 import { compareVersions } from '../../pkg/cni/version';
 import type { DNS, Result, Route } from '../../pkg/cni/types';
-import { type IP, formatIP, parseCIDR, parseIP } from '../../pkg/ip';
+import { type Addr, formatIP, formatPrefix, parseCIDR, parseIP, prefixAddr } from '../../pkg/ip';
 import type { RangeSpec } from './allocator/range';
 import { type RangeSet, canonicalizeRangeSet, rangeSetFamily, rangeSetsOverlap } from './allocator/range-set';
 import type { RequestedIP } from './allocator/allocator';
@@ -95,8 +95,8 @@ function absPath(field: string, p: string): string {
 /** A requested address: `a.b.c.d` or, from JSON, also `a.b.c.d/len`. */
 function requestedFrom(text: string, source: string, code: number, allowCidr: boolean): RequestedIP {
   const t = text.trim();
-  let ip: IP | null = parseIP(t);
-  if (!ip && allowCidr) ip = parseCIDR(t)?.ip ?? null;
+  let ip: Addr | null = parseIP(t);
+  if (!ip && allowCidr) { const c = parseCIDR(t); ip = c ? prefixAddr(c) : null; }
   if (!ip) {
     const msg = `invalid IP "${t.slice(0, 64)}" in ${source}`;
     throw code === ErrCode.InvalidEnvironmentVariables ? new CniError(code, msg) : bad(source, msg);
@@ -108,11 +108,11 @@ function resolveRoute(r: z.infer<typeof RouteSchema>, i: number): Route {
   const field = `ipam.routes[${i}]`;
   const dst = parseCIDR(r.dst);
   if (!dst) throw bad(`${field}.dst`, `invalid CIDR "${r.dst}"`);
-  const out: Route = { dst: `${formatIP(dst.ip)}/${dst.prefix}` };
+  const out: Route = { dst: formatPrefix(dst) };
   if (r.gw !== undefined && r.gw !== '') {
     const gw = parseIP(r.gw);
     if (!gw) throw bad(`${field}.gw`, `invalid IP address "${r.gw}"`);
-    if (gw.family !== dst.ip.family) throw bad(`${field}.gw`, `gateway ${formatIP(gw)} and destination ${out.dst} are of different families`);
+    if (gw.v6 !== dst.v6) throw bad(`${field}.gw`, `gateway ${formatIP(gw)} and destination ${out.dst} are of different families`);
     out.gw = formatIP(gw);
   }
   for (const k of ['mtu', 'advmss', 'priority', 'table', 'scope'] as const) if (r[k] !== undefined) out[k] = r[k];

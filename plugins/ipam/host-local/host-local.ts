@@ -5,7 +5,7 @@
  * (1.1.0) sweeps reservations of attachments that are no longer valid,
  * STATUS (1.1.0) reports an unwritable data directory (code 50).
  *
- * `hostLocal` is the PluginFuncs object: the executable (main.ts) and the
+ * `hostLocal` is the PluginFuncs object: the executable (plugins/bin) and the
  * bridge plugin's in-process IPAM delegation both go through skel `handle()`.
  */
 import { CniError, ErrCode } from '../../pkg/cni/errors';
@@ -13,7 +13,7 @@ import { validAttachments } from '../../pkg/cni/gc';
 import type { DNS, IPConfig, Result } from '../../pkg/cni/types';
 import type { CmdArgs, PluginFuncs } from '../../pkg/skel/skel';
 import { allocate, checkRequested } from './allocator/allocator';
-import { formatIP, parseCIDR } from '../../pkg/ip';
+import { formatIP, parseCIDR, prefixAddr } from '../../pkg/ip';
 import { rangeSetContains } from './allocator/range-set';
 import { loadHostLocalConf, readResolvConf } from './config';
 import { DiskStore, withDiskStore } from './store/disk-store';
@@ -70,8 +70,9 @@ export async function cmdCheck(a: CmdArgs): Promise<void> {
   // Better than the reference: every prevResult address inside our ranges must be held by this owner.
   for (const ipc of conf.prevResult?.ips ?? []) {
     const c = parseCIDR(ipc.address);
-    if (!c || !conf.rangeSets.some((s) => rangeSetContains(s, c.ip))) continue;
-    const text = formatIP(c.ip);
+    const ip = c && prefixAddr(c);
+    if (!ip || !conf.rangeSets.some((s) => rangeSetContains(s, ip))) continue;
+    const text = formatIP(ip);
     if (!held.has(text)) {
       throw new CniError(ErrCode.Internal, `host-local: address ${text} in prevResult is not reserved for ${a.containerId}/${a.ifname}`);
     }

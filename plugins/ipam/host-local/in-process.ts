@@ -1,6 +1,6 @@
 /**
- * host-local as an in-process delegate: what an entry point (bridge's,
- * flannel's, the CLI's sweeper) puts in the InProcessExec it gives a plugin
+ * host-local as an in-process delegate: what the composition root
+ * (plugins/suite.ts) puts in the InProcessExec it gives a plugin
  * so that IPAM runs through handle() in the same process when CNI_PATH
  * resolves host-local to our executable. Plugins never register each other.
  */

@@ -19,7 +19,7 @@ import { validAttachments } from '../../pkg/cni/gc';
 import type { IPConfig, Result, Route } from '../../pkg/cni/types';
 import type { Exec } from '../../pkg/invoke/exec';
 import { execAdd, execDel, execGc, execStatus, execValidate, plainExec } from '../../pkg/ipam/delegate';
-import { type IPNet, formatCidr, parseCidr } from '../../pkg/ip';
+import { type Prefix, formatPrefix, parsePrefix } from '../../pkg/ip';
 import { openHandle, openHandleAt, type Link, type NetlinkHandle } from '../../pkg/netlink';
 import { openPodNetns, openPodNetnsForDel, type NetNS } from '../../pkg/ns';
 import { type FirewallDeps, defaultDeps, findTool, gcIpMasq, setupIpMasq, teardownIpMasq } from '../../pkg/nft';
@@ -41,7 +41,7 @@ export interface BridgeDeps {
   firewall?: FirewallDeps;
   /** port-up wait budget (ms) */
   portWaitMs?: number;
-  /** how IPAM runs (default: exec; the entry point passes an InProcessExec) */
+  /** how IPAM runs (default: exec; plugins/suite.ts passes an InProcessExec) */
   exec?: Exec;
 }
 
@@ -105,7 +105,7 @@ async function cmdAdd(a: CmdArgs, deps: BridgeDeps): Promise<Result> {
     let ips: IPConfig[] = [];
     let routes: Route[] = [];
     let ipamDns;
-    let gws = { v4: { gws: [] as IPNet[] }, v6: { gws: [] as IPNet[] } };
+    let gws = { v4: { gws: [] as Prefix[] }, v6: { gws: [] as Prefix[] } };
     if (n.isLayer3) {
       const r = await execAdd(ipamExec(deps), n.ipamType, a, a.stdin, n.cniVersion);
       rb.push('ipam', () => execDel(ipamExec(deps), n.ipamType, { ...a, command: 'DEL' }, a.stdin));
@@ -134,7 +134,7 @@ async function cmdAdd(a: CmdArgs, deps: BridgeDeps): Promise<Result> {
         if (added) {
           rb.push('gateway', async () => {
             if (target.index === br.index && (await otherPorts(host, br.index, hostVeth.name)).length) return;
-            await host.addrDel(target.index, formatCidr(gw)).catch(() => undefined);
+            await host.addrDel(target.index, formatPrefix(gw)).catch(() => undefined);
           });
         }
       }
@@ -154,7 +154,7 @@ async function cmdAdd(a: CmdArgs, deps: BridgeDeps): Promise<Result> {
     if (n.ipMasq && n.isLayer3) {
       rb.push('ipmasq', () => teardownIpMasq(n.name, a.ifname, a.containerId, fw));
       await ctx('failed to set up IP masquerading', () => setupIpMasq(
-        masqBackend(n, fw), ips.map((i) => parseCidr(i.address)), n.name, a.ifname, a.containerId, fw, { tombstone: n.iptablesTombstone },
+        masqBackend(n, fw), ips.map((i) => parsePrefix(i.address)), n.name, a.ifname, a.containerId, fw, { tombstone: n.iptablesTombstone },
       ));
     }
     rb.step('ipmasq');

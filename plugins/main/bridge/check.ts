@@ -1,7 +1,7 @@
 /** bridge CHECK (reference: cmdCheck): IPAM CHECK, then the kernel against prevResult. */
 import { CniError, ErrCode } from '../../pkg/cni/errors';
 import { execCheck, plainExec } from '../../pkg/ipam/delegate';
-import { formatCidr, parseCidr } from '../../pkg/ip';
+import { formatPrefix, parsePrefix } from '../../pkg/ip';
 import { openHandle, openHandleAt, type NetlinkHandle } from '../../pkg/netlink';
 import { openPodNetns, type NetNS } from '../../pkg/ns';
 import { checkIpMasq, defaultDeps } from '../../pkg/nft';
@@ -53,19 +53,19 @@ export async function cmdCheck(a: CmdArgs, deps: BridgeDeps): Promise<void> {
     // addresses and routes in the container
     const addrs = await pod.addrList(cont.index);
     for (const ip of prev.ips ?? []) {
-      const want = formatCidr(parseCidr(ip.address));
+      const want = formatPrefix(parsePrefix(ip.address));
       if (!addrs.some((x) => `${x.address}/${x.prefixLen}` === want)) throw new CniError(ErrCode.Internal, `Failed to match addr ${ip.address} on interface ${a.ifname}`);
     }
     const kroutes = await pod.routeList({ table: 0 });
     for (const r of prev.routes ?? []) {
-      const dst = formatCidr(parseCidr(r.dst));
+      const dst = formatPrefix(parsePrefix(r.dst));
       const ok = kroutes.some((k) => k.dst === dst && (r.gw === undefined || k.gw === r.gw));
       if (!ok) throw new CniError(ErrCode.Internal, `Failed to match route ${r.dst}${r.gw ? ` via ${r.gw}` : ''} in the container`);
     }
   });
   if (n.ipMasq && n.isLayer3 && prev.ips?.length) {
     await ctx('IP masquerading check failed', () =>
-      checkIpMasq(masqBackend(n, fw), prev.ips!.map((i) => parseCidr(i.address)), n.name, a.ifname, a.containerId, fw));
+      checkIpMasq(masqBackend(n, fw), prev.ips!.map((i) => parsePrefix(i.address)), n.name, a.ifname, a.containerId, fw));
   }
   if (n.macspoofchk && !(await checkSpoofCheck(spoofId(a.containerId, a.ifname), fw))) {
     throw new CniError(ErrCode.Internal, `MAC spoof check rules for ${a.ifname} missing`);

@@ -9,7 +9,7 @@ import { CniError, ErrCode } from '../../pkg/cni/errors';
 import { NetConfSchema, loadNetConf, confSchema } from '../../pkg/cni/conf';
 import { parseCniArgs } from '../../pkg/cni/args';
 import type { DNS, Result } from '../../pkg/cni/types';
-import { type IPNet, parseCidr } from '../../pkg/ip';
+import { type Prefix, parsePrefix } from '../../pkg/ip';
 
 export const DEFAULT_BRIDGE = 'cni0';
 
@@ -79,7 +79,7 @@ export interface ResolvedConf {
    * may lie. flannel's delegate routes every FLANNEL_NETWORK, so for it
    * these are the overlay Network(s) (issue 25's stale-bridge heal).
    */
-  routeNets: IPNet[];
+  routeNets: Prefix[];
 }
 
 const invalid = (msg: string, details = '') => new CniError(ErrCode.InvalidNetworkConfig, msg, details);
@@ -180,15 +180,15 @@ export function loadBridgeConf(stdin: string | Buffer, cniArgs: string): Resolve
 }
 
 /** ipam.routes' destinations with a prefix (malformed ones skipped: IPAM validates them). */
-function routeNets(ipam: unknown): IPNet[] {
+function routeNets(ipam: unknown): Prefix[] {
   const routes = (ipam as { routes?: unknown } | undefined)?.routes;
   if (!Array.isArray(routes)) return [];
-  const out: IPNet[] = [];
+  const out: Prefix[] = [];
   for (const r of routes) {
     const dst = (r as { dst?: unknown } | null)?.dst;
     if (typeof dst !== 'string') continue;
     try {
-      const net = parseCidr(dst);
+      const net = parsePrefix(dst);
       if (net.prefixLen > 0) out.push(net);
     } catch { /* not ours to refuse */ }
   }

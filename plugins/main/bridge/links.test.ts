@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { parseCidr } from '../../pkg/ip';
+import { parsePrefix } from '../../pkg/ip';
 import { planGatewayAddr } from './links';
 
 const a = (cidr: string) => { const [address, p] = cidr.split('/'); return { cidr, address: address!, prefixLen: Number(p) }; };
-const gw = parseCidr('10.244.5.1/24');
-const net = [parseCidr('10.244.0.0/16')];
+const gw = parsePrefix('10.244.5.1/24');
+const net = [parsePrefix('10.244.0.0/16')];
 
 describe('planGatewayAddr (stale bridge address, issue 25)', () => {
   it('the gateway already there: nothing to do', () => {
@@ -35,14 +35,14 @@ describe('planGatewayAddr (stale bridge address, issue 25)', () => {
     const ref = { kind: 'refuse', message: '"cni0" already has an IP address different from 10.244.5.1/24' };
     expect(planGatewayAddr('cni0', [a('10.244.3.1/24')], gw, false, [], [])).toEqual(ref);
     // a default route is no Network
-    expect(planGatewayAddr('cni0', [a('10.244.3.1/24')], gw, false, [parseCidr('0.0.0.0/0')], [])).toEqual(ref);
+    expect(planGatewayAddr('cni0', [a('10.244.3.1/24')], gw, false, [parsePrefix('0.0.0.0/0')], [])).toEqual(ref);
   });
   it('forceAddress replaces every conflicting address, with or without ports', () => {
     expect(planGatewayAddr('cni0', [a('192.168.7.1/24')], gw, true, net, ['veth1'])).toEqual({ kind: 'add', replace: [a('192.168.7.1/24')], healed: false });
   });
   it('IPv6: a non-overlapping address (link-local) is left alone', () => {
-    const g6 = parseCidr('fd00:5::1/64');
-    const n6 = [parseCidr('fd00::/16')];
+    const g6 = parsePrefix('fd00:5::1/64');
+    const n6 = [parsePrefix('fd00::/16')];
     expect(planGatewayAddr('cni0', [a('fe80::1/64')], g6, false, n6, [])).toEqual({ kind: 'add', replace: [], healed: false });
     expect(planGatewayAddr('cni0', [a('fd00:5::9/64')], g6, false, n6, [])).toMatchObject({ kind: 'add', healed: true });
   });

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { CniError, ErrCode } from '../../pkg/cni/errors';
 import type { IPConfig, Route } from '../../pkg/cni/types';
-import { type IPNet, ZERO_MAC, cidrContains, formatCidr, randomMac } from '../../pkg/ip';
+import { type Prefix, formatPrefix, parsePrefix, prefixContainsIP, prefixIP, randomMac, ZERO_MAC } from '../../pkg/ip';
 import {
   AF_INET, AF_INET6, ExistsError, LinkNotFoundError, NetlinkError, NotSupportedError,
   type Link, type NetlinkHandle,
@@ -211,24 +211,23 @@ export type AddrPlan =
   | { kind: 'refuse'; message: string };
 
 export function planGatewayAddr(
-  brName: string, addrs: BridgeAddr[], gw: IPNet, force: boolean, networks: IPNet[], ports: string[],
+  brName: string, addrs: BridgeAddr[], gw: Prefix, force: boolean, networks: Prefix[], ports: string[],
 ): AddrPlan {
-  const want = formatCidr(gw);
+  const want = formatPrefix(gw);
   if (addrs.some((a) => `${a.address}/${a.prefixLen}` === want)) return { kind: 'present' };
   const conflicting = addrs.filter((a) => {
-    const other: IPNet = { ip: a.address, prefixLen: a.prefixLen, v6: gw.v6 };
-    return !gw.v6 || cidrContains(other, gw.ip) || cidrContains(gw, a.address);
+    return !gw.v6 || prefixContainsIP(parsePrefix(`${a.address}/${a.prefixLen}`), prefixIP(gw)) || prefixContainsIP(gw, a.address);
   });
   if (!conflicting.length) return { kind: 'add', replace: [], healed: false };
   if (force) return { kind: 'add', replace: conflicting, healed: false };
-  const nets = networks.filter((net) => net.v6 === gw.v6 && net.prefixLen > 0 && cidrContains(net, gw.ip));
+  const nets = networks.filter((net) => net.v6 === gw.v6 && net.prefixLen > 0 && prefixContainsIP(net, prefixIP(gw)));
   const base = `"${brName}" already has an IP address different from ${want}`;
   // no Network known (a plain bridge conf without a route containing the subnet): the reference's answer, forceAddress replaces
   if (!nets.length) return { kind: 'refuse', message: base };
-  const stale = conflicting.filter((a) => nets.some((net) => cidrContains(net, a.address)));
+  const stale = conflicting.filter((a) => nets.some((net) => prefixContainsIP(net, a.address)));
   const foreign = conflicting.filter((a) => !stale.includes(a));
   if (foreign.length) {
-    return { kind: 'refuse', message: `${base}: ${foreign.map((a) => `${a.address}/${a.prefixLen}`).join(', ')} (outside the network ${nets.map(formatCidr).join(', ')}; not replaced: set "forceAddress": true to replace it)` };
+    return { kind: 'refuse', message: `${base}: ${foreign.map((a) => `${a.address}/${a.prefixLen}`).join(', ')} (outside the network ${nets.map(formatPrefix).join(', ')}; not replaced: set "forceAddress": true to replace it)` };
   }
   const list = stale.map((a) => `${a.address}/${a.prefixLen}`).join(', ');
   if (ports.length) {
@@ -247,8 +246,8 @@ export function planGatewayAddr(
  * logged). `ports`: the bridge's ports other than this ADD's veth.
  * Returns true if added.
  */
-export async function ensureAddr(h: NetlinkHandle, br: Link, gw: IPNet, force: boolean, networks: IPNet[] = [], ports: () => Promise<string[]> = async () => []): Promise<boolean> {
-  const want = formatCidr(gw);
+export async function ensureAddr(h: NetlinkHandle, br: Link, gw: Prefix, force: boolean, networks: Prefix[] = [], ports: () => Promise<string[]> = async () => []): Promise<boolean> {
+  const want = formatPrefix(gw);
   const addrs = await h.addrList(br.index, gw.v6 ? AF_INET6 : AF_INET);
   let plan = planGatewayAddr(br.name, addrs, gw, force, networks, []);
   if (plan.kind === 'add' && plan.healed) plan = planGatewayAddr(br.name, addrs, gw, force, networks, await ports());

@@ -1,3 +1,4 @@
+import { formatPrefix } from '../../pkg/ip';
 import { describe, expect, it } from 'vitest';
 import { convertResult } from '../../pkg/cni/convert';
 import { assembleResult, calcGateways } from './result';
@@ -10,8 +11,8 @@ describe('calcGateways', () => {
       { address: '10.1.1.5/24', gateway: '10.1.1.1', interface: 2 },
       { address: 'fd00:1::5/64', gateway: 'fd00:1::fe', interface: 2 },
     ]);
-    expect(r.v4.gws).toEqual([{ ip: '10.1.1.1', prefixLen: 24, v6: false }]);
-    expect(r.v6.gws).toEqual([{ ip: 'fd00:1::fe', prefixLen: 64, v6: true }]);
+    expect(r.v4.gws.map(formatPrefix)).toEqual(['10.1.1.1/24']);
+    expect(r.v6.gws.map(formatPrefix)).toEqual(['fd00:1::fe/64']);
     expect(r.routes).toEqual([]);
     expect(ips[0]).toEqual({ address: '10.1.1.5/24' }); // input untouched
   });

@@ -3,11 +3,11 @@
  * calcGateways) and the final result assembly.
  */
 import type { DNS, Interface, IPConfig, Result, Route } from '../../pkg/cni/types';
-import { type IPNet, formatCidr, networkOf, nextIp, parseCidr } from '../../pkg/ip';
+import { type Prefix, formatPrefix, maskedPrefix, nextIp, parsePrefix, prefixIP } from '../../pkg/ip';
 
 export interface GwInfo {
   /** gateway addresses with the container address's prefix, for the bridge */
-  gws: IPNet[];
+  gws: Prefix[];
   defaultRouteFound: boolean;
 }
 
@@ -25,11 +25,11 @@ export function calcGateways(
   const v6: GwInfo = { gws: [], defaultRouteFound: false };
   const outRoutes = [...routes];
   const outIps = ips.map((ipc) => {
-    const addr = parseCidr(ipc.address);
+    const addr = parsePrefix(ipc.address);
     const gws = addr.v6 ? v6 : v4;
     const defaultDst = addr.v6 ? '::/0' : '0.0.0.0/0';
     const r: IPConfig = { ...ipc, interface: 2 };
-    if (r.gateway === undefined && opts.isGW) r.gateway = nextIp(networkOf(addr).ip);
+    if (r.gateway === undefined && opts.isGW) r.gateway = nextIp(prefixIP(maskedPrefix(addr)));
     if (opts.isDefaultGW && !gws.defaultRouteFound) {
       gws.defaultRouteFound = outRoutes.some((rt) => rt.gw !== undefined && normDst(rt.dst) === defaultDst);
       if (!gws.defaultRouteFound) {
@@ -37,7 +37,7 @@ export function calcGateways(
         gws.defaultRouteFound = true;
       }
     }
-    if (opts.isGW && r.gateway !== undefined) gws.gws.push({ ip: r.gateway, prefixLen: addr.prefixLen, v6: addr.v6 });
+    if (opts.isGW && r.gateway !== undefined) gws.gws.push(parsePrefix(`${r.gateway}/${addr.prefixLen}`));
     return r;
   });
   return { ips: outIps, routes: outRoutes, v4, v6 };
@@ -45,7 +45,7 @@ export function calcGateways(
 
 function normDst(dst: string): string {
   try {
-    return formatCidr(parseCidr(dst));
+    return formatPrefix(parsePrefix(dst));
   } catch {
     return dst;
   }

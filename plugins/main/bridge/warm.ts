@@ -3,7 +3,7 @@
  * decoding, host-local's part, the netlink codec, the masquerade rules
  * against a listed skeleton — pure.
  */
-import { parseCidr } from '../../pkg/ip';
+import { parsePrefix } from '../../pkg/ip';
 import { genMasqBase, genMasqChain, parseRuleset } from '../../pkg/nft/masq';
 import { afterBatch, listingText } from '../../pkg/nft/skeleton';
 import { WARM_IPAM, warmHostLocal } from '../../ipam/host-local/warm';
@@ -16,5 +16,5 @@ export function warmBridge(): void {
   warmNetlink();
   // against the skeleton in place, listed back as nft prints it
   const rs = parseRuleset(listingText(afterBatch(genMasqBase())));
-  JSON.stringify({ nftables: genMasqChain('warm', 'eth0', 'warm', [parseCidr('10.22.0.2/16'), parseCidr('fd00::2/64')], rs) });
+  JSON.stringify({ nftables: genMasqChain('warm', 'eth0', 'warm', [parsePrefix('10.22.0.2/16'), parsePrefix('fd00::2/64')], rs) });
 }

@@ -11,7 +11,7 @@ import path from 'node:path';
 import * as z from 'zod/mini';
 import { CniError, ErrCode } from '../../pkg/cni/errors';
 import { NetConfSchema, loadNetConf, confSchema } from '../../pkg/cni/conf';
-import { canonicalIp, parseCidr } from '../../pkg/ip';
+import { formatIP, formatPrefix, parsePrefix, toAddr } from '../../pkg/ip';
 import { goMarshal, ordered } from '../../pkg/invoke/gojson';
 import type { SubnetEnv } from './subnet-env';
 
@@ -65,15 +65,15 @@ function goRoute(r: unknown, i: number): unknown {
   if (typeof o.dst !== 'string') throw bad('dst must be a CIDR string');
   let dst: string;
   try {
-    const n = parseCidr(o.dst);
-    dst = `${n.ip}/${n.prefixLen}`; // host bits kept, as types.ParseCIDR
+    const n = parsePrefix(o.dst);
+    dst = formatPrefix(n); // host bits kept, as types.ParseCIDR
   } catch {
     throw bad(`invalid dst "${o.dst.slice(0, 64)}"`);
   }
   const out: Record<string, unknown> = { dst };
   if (o.gw !== undefined && o.gw !== null && o.gw !== '') {
     if (typeof o.gw !== 'string') throw bad('gw must be an address string');
-    try { out.gw = canonicalIp(o.gw); } catch { throw bad(`invalid gw "${o.gw.slice(0, 64)}"`); }
+    try { out.gw = formatIP(toAddr(o.gw)); } catch { throw bad(`invalid gw "${o.gw.slice(0, 64)}"`); }
   }
   for (const k of ['mtu', 'advmss', 'priority']) {
     if (o[k] === undefined || o[k] === null) continue;

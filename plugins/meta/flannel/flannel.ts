@@ -3,8 +3,8 @@
  * file, renders the delegate config (config.ts), keeps it in
  * `<dataDir>/<containerID>` for DEL, and delegates every verb to the plugin
  * the config names (bridge by default) — exec'd from CNI_PATH, or run
- * in-process when the binary found is one of ours and the entry point
- * handed it over (the Exec in its context, pkg/invoke/delegate).
+ * in-process when the binary found is one of ours and the composition
+ * root (plugins/suite.ts) handed it over (the Exec in its context, pkg/invoke/delegate).
  *
  * Better than the reference: the file is written atomically (temp + fsync
  * + rename) and a failed ADD restores what was there before (the reference
@@ -152,7 +152,7 @@ export async function cmdGc(a: CmdArgs, exec: Exec, now = Date.now()): Promise<v
 }
 
 export interface FlannelDeps {
-  /** how the delegate runs (default: exec; the entry point passes an InProcessExec) */
+  /** how the delegate runs (default: exec; plugins/suite.ts passes an InProcessExec) */
   exec?: Exec;
 }
 

@@ -7,7 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { CniError, ErrCode, type ErrCodeValue } from '../../pkg/cni/errors';
-import { type IPNet, formatCidr, networkOf, parseCidr } from '../../pkg/ip';
+import { type Prefix, formatPrefix, maskedPrefix, parsePrefix } from '../../pkg/ip';
 
 export interface SubnetEnv {
   networks: string[];
@@ -22,14 +22,14 @@ export interface SubnetEnv {
 export class SubnetEnvError extends CniError {}
 
 function cidrNet(key: string, value: string, v6: boolean, file: string, code: ErrCodeValue): string {
-  let n: IPNet;
+  let n: Prefix;
   try {
-    n = parseCidr(value.trim());
+    n = parsePrefix(value.trim());
   } catch {
     throw new SubnetEnvError(code, `${file}: ${key} is not a CIDR: "${value.slice(0, 64)}"`);
   }
   if (n.v6 !== v6) throw new SubnetEnvError(code, `${file}: ${key} must be an IPv${v6 ? 6 : 4} CIDR, got "${value.slice(0, 64)}"`);
-  return formatCidr(networkOf(n));
+  return formatPrefix(maskedPrefix(n));
 }
 
 /** Parses subnet.env text. `code` is the error code for every problem. */

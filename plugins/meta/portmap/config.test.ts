@@ -1,3 +1,4 @@
+import { parsePrefix } from '../../pkg/ip';
 import { describe, expect, it } from 'vitest';
 import { CniError } from '../../pkg/cni/errors';
 import { conditionsBackend, containerAddrs, loadPortMapConf } from './config';
@@ -43,8 +44,8 @@ describe('containerAddrs', () => {
         { interface: 2, address: 'fd00:0:0::2/64' }, { interface: 2, address: '10.0.0.3/24' }],
     };
     const a = containerAddrs(r, 'eth0');
-    expect(a.v4).toEqual({ ip: '10.0.0.2', prefixLen: 24, v6: false });
-    expect(a.v6).toEqual({ ip: 'fd00::2', prefixLen: 64, v6: true });
-    expect(containerAddrs({ cniVersion: '1.0.0', ips: [{ address: '10.0.0.7/16' }] }, 'eth0').v4?.ip).toBe('10.0.0.7'); // no interface index: taken
+    expect(a.v4).toEqual(parsePrefix('10.0.0.2/24'));
+    expect(a.v6).toEqual(parsePrefix('fd00::2/64'));
+    expect(containerAddrs({ cniVersion: '1.0.0', ips: [{ address: '10.0.0.7/16' }] }, 'eth0').v4?.ip).toBe(0x0a000007n); // no interface index: taken
   });
 });

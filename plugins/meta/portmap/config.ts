@@ -8,7 +8,7 @@ import * as z from 'zod/mini';
 import { CniError, ErrCode } from '../../pkg/cni/errors';
 import { NetConfSchema, loadNetConf, confSchema } from '../../pkg/cni/conf';
 import type { Result } from '../../pkg/cni/types';
-import { type IPNet, canonicalIp, parseCidr } from '../../pkg/ip';
+import { type Prefix, formatIP, parsePrefix, toAddr } from '../../pkg/ip';
 import type { PortMapping, PortProto } from '../../pkg/nft/portmap';
 import { DEFAULT_MARK_BIT } from '../../pkg/nft/portmap-ipt';
 
@@ -83,7 +83,7 @@ function parseMapping(m: z.infer<typeof PortMapEntrySchema>, i: number): PortMap
   let hostIP = '';
   if (m.hostIP) {
     try {
-      hostIP = canonicalIp(m.hostIP);
+      hostIP = formatIP(toAddr(m.hostIP));
     } catch {
       throw invalid(`runtimeConfig.portMappings[${i}].hostIP: "${m.hostIP}" is not an IP address`);
     }
@@ -134,12 +134,12 @@ export function loadPortMapConf(stdin: string | Buffer): PortMapConf {
  * whose `interface` points at another interface than CNI_IFNAME, or at one
  * without a sandbox (the host side), is skipped (the reference's rule).
  */
-export function containerAddrs(r: Result, ifname: string): { v4?: IPNet; v6?: IPNet } {
-  const out: { v4?: IPNet; v6?: IPNet } = {};
+export function containerAddrs(r: Result, ifname: string): { v4?: Prefix; v6?: Prefix } {
+  const out: { v4?: Prefix; v6?: Prefix } = {};
   for (const ip of r.ips ?? []) {
-    let n: IPNet;
+    let n: Prefix;
     try {
-      n = parseCidr(ip.address);
+      n = parsePrefix(ip.address);
     } catch {
       continue;
     }

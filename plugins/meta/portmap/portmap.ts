@@ -14,7 +14,7 @@
 import { CniError, ErrCode } from '../../pkg/cni/errors';
 import { validAttachments } from '../../pkg/cni/gc';
 import type { Result } from '../../pkg/cni/types';
-import { type IPNet, cidrContains, formatCidr, parseCidr } from '../../pkg/ip';
+import { type Prefix, formatPrefix, parsePrefix, prefixContainsIP, prefixIP } from '../../pkg/ip';
 import { AF_INET, AF_INET6, openHandle } from '../../pkg/netlink';
 import { IPPROTO_UDP, conntrackDeleteByDstPort } from '../../pkg/netlink/conntrack';
 import { type FirewallDeps, defaultDeps } from '../../pkg/nft';
@@ -46,18 +46,18 @@ export function resolveBackend(c: PortMapConf, fw: FirewallDeps): Backend {
   return !fw.has('nft') && fw.has('iptables') ? 'iptables' : 'nftables';
 }
 
-const famList = (a: { v4?: IPNet; v6?: IPNet }): IPNet[] => [a.v4, a.v6].filter((x): x is IPNet => x !== undefined);
+const famList = (a: { v4?: Prefix; v6?: Prefix }): Prefix[] => [a.v4, a.v6].filter((x): x is Prefix => x !== undefined);
 
-async function nftSpecs(c: PortMapConf, containerId: string, addrs: IPNet[], fw: FirewallDeps): Promise<PortmapSpec[]> {
+async function nftSpecs(c: PortMapConf, containerId: string, addrs: Prefix[], fw: FirewallDeps): Promise<PortmapSpec[]> {
   return Promise.all(addrs.map(async (ip) => ({
-    network: c.name, containerId, containerIP: ip.ip, v6: ip.v6, mappings: c.mappings, snat: c.snat, masqAll: c.masqAll,
+    network: c.name, containerId, containerIP: prefixIP(ip), v6: ip.v6, mappings: c.mappings, snat: c.snat, masqAll: c.masqAll,
     conditions: await translateNftConditions(ip.v6 ? c.conditionsV6 : c.conditionsV4, ip.v6, fw),
   })));
 }
 
-function iptSpec(c: PortMapConf, containerId: string, ip: IPNet): IptPortmapSpec {
+function iptSpec(c: PortMapConf, containerId: string, ip: Prefix): IptPortmapSpec {
   return {
-    network: c.name, containerId, containerCidr: formatCidr(ip), v6: ip.v6, mappings: c.mappings, snat: c.snat, masqAll: c.masqAll,
+    network: c.name, containerId, containerCidr: formatPrefix(ip), v6: ip.v6, mappings: c.mappings, snat: c.snat, masqAll: c.masqAll,
     markMasqBit: c.markMasqBit, externalSetMarkChain: c.externalSetMarkChain, conditions: ip.v6 ? c.conditionsV6 : c.conditionsV4,
   };
 }
@@ -66,12 +66,12 @@ function iptSpec(c: PortMapConf, containerId: string, ip: IPNet): IptPortmapSpec
  * route_localnet=1 on the host interface that routes to the container, so
  * 127.0.0.1 → host port can be DNATed across it (then masqueraded).
  */
-async function enableLocalnetRouting(containerIP: IPNet): Promise<void> {
+async function enableLocalnetRouting(containerIP: Prefix): Promise<void> {
   let ifname: string | undefined;
   {
     using h = openHandle();
-    const routes = (await h.routeList({ family: AF_INET })).filter((r) => r.oif !== undefined && cidrContains(parseCidr(r.dst), containerIP.ip));
-    routes.sort((a, b) => parseCidr(b.dst).prefixLen - parseCidr(a.dst).prefixLen);
+    const routes = (await h.routeList({ family: AF_INET })).filter((r) => r.oif !== undefined && prefixContainsIP(parsePrefix(r.dst), prefixIP(containerIP)));
+    routes.sort((a, b) => parsePrefix(b.dst).prefixLen - parsePrefix(a.dst).prefixLen);
     if (routes.length) ifname = (await h.linkByIndex(routes[0].oif!)).name;
   }
   if (!ifname) return; // the reference skips too when nothing routes there
@@ -140,7 +140,7 @@ async function cmdCheck(a: CmdArgs, deps: PortmapDeps): Promise<void> {
     if (resolveBackend(c, fw) === 'nftables') {
       // conditions are not re-translated: CHECK verifies the container's rules and the entry path
       await checkPortmapNft(ips.map((ip) => ({
-        network: c.name, containerId: a.containerId, containerIP: ip.ip, v6: ip.v6, mappings: c.mappings, snat: c.snat, masqAll: c.masqAll, conditions: [],
+        network: c.name, containerId: a.containerId, containerIP: prefixIP(ip), v6: ip.v6, mappings: c.mappings, snat: c.snat, masqAll: c.masqAll, conditions: [],
       })), fw);
     } else {
       for (const ip of ips) await checkPortmapIpt(iptSpec(c, a.containerId, ip), fw);

@@ -19,7 +19,7 @@
  *    never replaced) and `<socket>.lock` is never followed through a
  *    symbolic link; a start that fails removes the lock file it made.
  * The workers load `cni-worker.js` (scripts/cni-worker-bundle.mjs: worker.ts
- * and the plugins) from beside the executable that runs the server.
+ * and the suite's plugins, plugins/bin/cni-worker.ts) from beside the executable that runs the server.
  */
 import { closeSync, ftruncateSync, lstatSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';

@@ -18,8 +18,8 @@ import { parentPort, isMainThread, workerData } from 'node:worker_threads';
 import { CniError, ErrCode } from '../cni/errors';
 import { native } from '../native';
 import { clearNetnsAliases, isStranded, setNetnsAlias, setSysctlRoot } from '../ns/ns';
+import type { LocalPlugin } from '../invoke/inprocess';
 import { aboutLine, errorResponse, handle, type Response } from '../skel/skel';
-import { SERVED, SERVED_NAMES } from './plugins';
 import { netnsForExec, pathsOfCall, sameView, viewDifference } from './view';
 import { RUN_STANDALONE } from './wire';
 
@@ -81,8 +81,11 @@ function replaceEnv(next: Record<string, string>): void {
   Object.assign(process.env, next);
 }
 
-async function run(m: WorkerRequest, env: Record<string, string>): Promise<Response & { stderr?: string }> {
-  const served = Object.hasOwn(SERVED, m.name) ? SERVED[m.name] : undefined;
+/** The plugins a worker serves, by executable name (the composition root's servedPlugins). */
+export type ServedPlugins = Readonly<Record<string, LocalPlugin>>;
+
+async function run(plugins: ServedPlugins, m: WorkerRequest, env: Record<string, string>): Promise<Response & { stderr?: string }> {
+  const served = Object.hasOwn(plugins, m.name) ? plugins[m.name] : undefined;
   const stdin = Buffer.from(m.stdin.buffer, m.stdin.byteOffset, m.stdin.byteLength);
   if (!served) return errorResponse(new CniError(ErrCode.Internal, `flax CNI server: no plugin named "${m.name.slice(0, 64)}"`), stdin);
   if (env.CNI_COMMAND === undefined || env.CNI_COMMAND === '') return { stdout: '', exitCode: 0, stderr: aboutLine(served.about) };
@@ -98,7 +101,7 @@ async function run(m: WorkerRequest, env: Record<string, string>): Promise<Respo
   });
 }
 
-function startWorker(): void {
+function startWorker(plugins: ServedPlugins): void {
   const port = parentPort!;
   const n = native();
   const own = openSync(`/proc/${process.pid}/task/${n.gettid()}/ns/net`, 'r');
@@ -141,7 +144,7 @@ function startWorker(): void {
     if (m.rootFd !== undefined && env.CNI_COMMAND && env.CNI_COMMAND !== 'VERSION' && !sameView(m.pid, m.rootFd)) {
       const p = viewDifference(m.rootFd, pathsOfCall(env, m.stdin));
       if (p) return defer(m, `a caller sees ${p} otherwise than this server (another mount namespace)`, 'mount_namespace');
-      const why = netnsForExec(env.CNI_NETNS, m.netnsFd, m.stdin, SERVED_NAMES);
+      const why = netnsForExec(env.CNI_NETNS, m.netnsFd, m.stdin, Object.keys(plugins));
       if (why) return defer(m, why, 'netns_path');
     }
     try {
@@ -159,7 +162,7 @@ function startWorker(): void {
         captured += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
         return true;
       }) as typeof process.stderr.write;
-      res = await run(m, env);
+      res = await run(plugins, m, env);
     } catch (e) {
       res = errorResponse(new CniError(ErrCode.Internal, (e as Error).message), Buffer.from(m.stdin));
     } finally {
@@ -184,4 +187,7 @@ function startWorker(): void {
   port.postMessage({ ready: true });
 }
 
-if (!isMainThread && (workerData as { flaxCniWorker?: boolean } | null)?.flaxCniWorker) startWorker();
+/** The worker's entry (plugins/bin/cni-worker.ts) hands it the plugins it serves; outside a CNI worker thread, nothing. */
+export function runCniWorker(plugins: ServedPlugins): void {
+  if (!isMainThread && (workerData as { flaxCniWorker?: boolean } | null)?.flaxCniWorker) startWorker(plugins);
+}

@@ -5,7 +5,7 @@
  * run it with the WHOLE config on stdin and the caller's CNI environment
  * with CNI_COMMAND set to the verb, parse its result or error. It runs
  * through the `Exec` the caller's context holds: `RawExec` spawns it,
- * `InProcessExec` (chosen by an entry point) runs our own plugins through
+ * `InProcessExec` (chosen by plugins/suite.ts) runs our own plugins through
  * handle() in this process — same input, same output bytes, same errors,
  * without ~40 ms of interpreter start-up.
  */

@@ -1,12 +1,12 @@
 /**
  * An `Exec` that runs our own plugins in this process: when the binary a
  * chain or a delegation resolves in CNI_PATH is a flax executable whose
- * PluginFuncs the entry point handed over, the request goes through skel
+ * PluginFuncs the composition root handed over, the request goes through skel
  * `handle()` — the same function the executable runs — instead of
  * fork+exec of a new node process (~60 ms each). Anything else (a foreign
  * plugin of the same name, an unknown type) runs through the fallback
- * Exec. Chosen by an entry point (a plugin's main.ts, the CLI's sweeper),
- * never by a plugin.
+ * Exec. Chosen by the composition root (plugins/suite.ts), never by a
+ * plugin.
  */
 import path from 'node:path';
 import type { About, CmdArgs, PluginFuncs } from '../skel/skel';
@@ -24,7 +24,7 @@ export interface LocalPlugin {
 export class InProcessExec implements Exec {
   /** plugin runs served in-process / by the fallback (for reports and tests) */
   readonly counts = { inProcess: 0, exec: 0 };
-  /** `plugins` is read at each call: an entry point may add a plugin that itself delegates through this Exec. */
+  /** `plugins` is read at each call: the suite may add a plugin that itself delegates through this Exec. */
   constructor(private readonly plugins: Readonly<Record<string, LocalPlugin>>, private readonly fallback: Exec = new RawExec()) {}
 
   findInPath(plugin: string, paths: readonly string[], label?: string): string {

@@ -1,4 +1,3 @@
 export * from './addr';
-export * from './net';
-export * from './subnet';
+export * from './prefix';
 export * from './mac';

@@ -1,13 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { Address6 } from 'ip-address';
-import { bufferToIp, canonicalIP, formatIP, ipToBuffer, parseIP } from './addr';
+import { bigIntToIp, bufferToIp, canonicalIP, formatIP, ipToBuffer, parseAddr, parseIP, toAddr } from './addr';
 import { bufferToMac, macToBuffer, randomMac } from './mac';
 import {
-  broadcastOf, canonicalIp, cidrContains, formatCIDR, formatCidr, networkOf, nextIp, parseAddrOrCidr, parseCIDR, parseCidr,
-} from './net';
-import {
-  formatSubnet, nextSubnet, parseSubnet, subnetContains, subnetContainsSubnet, subnetEqual, subnetSize, subnetsOverlap,
-} from './subnet';
+  broadcastOf, formatPrefix, maskedPrefix, nextIp, nextPrefix, parseAddrOrPrefix, parseCIDR, parseNetwork, parsePrefix, parseSubnetKey,
+  prefixContains, prefixContainsIP, prefixContainsPrefix, prefixEqual, prefixIP, prefixSize, prefixesOverlap, subnetKey,
+} from './prefix';
 
 describe('addresses (Go net.IP semantics)', () => {
   it.each([
@@ -47,7 +45,7 @@ describe('addresses (Go net.IP semantics)', () => {
     for (let mask = 0; mask < 256; mask++) {
       const w = Array.from({ length: 8 }, (_, i) => (mask & (1 << i) ? 0xab0 + i : 0));
       const n = w.reduce((a, x) => (a << 16n) | BigInt(x), 0n);
-      expect(formatIP({ family: 6, n })).toBe(goString(w));
+      expect(formatIP({ v6: true, n })).toBe(goString(w));
     }
   });
 
@@ -56,7 +54,7 @@ describe('addresses (Go net.IP semantics)', () => {
       for (const r of [0, 1]) {
         const w = Array.from({ length: 8 }, (_, i) => (mask & (1 << i) ? (r ? Math.floor(Math.random() * 0xffff) + 1 : 1) : 0));
         const n = w.reduce((a, x) => (a << 16n) | BigInt(x), 0n);
-        expect(formatIP({ family: 6, n })).toBe(Address6.fromBigInt(n).correctForm());
+        expect(formatIP({ v6: true, n })).toBe(Address6.fromBigInt(n).correctForm());
       }
     }
   });
@@ -80,67 +78,91 @@ describe('addresses (Go net.IP semantics)', () => {
   });
 });
 
-describe('CIDR (host-local: Go ParseCIDR)', () => {
+describe('parseCIDR (host-local: Go ParseCIDR)', () => {
   it('keeps host bits and refuses v4-mapped networks', () => {
-    expect(parseCIDR('10.0.0.5/24')).toEqual({ ip: { family: 4, n: 0x0a000005n }, prefix: 24 });
+    expect(parseCIDR('10.0.0.5/24')).toEqual({ v6: false, ip: 0x0a000005n, prefixLen: 24 });
     expect(parseCIDR('10.0.0.0/33')).toBeNull();
     expect(parseCIDR('::ffff:10.0.0.0/120')).toBeNull();
     expect(parseCIDR('10.0.0.0')).toBeNull();
     expect(parseCIDR('10.0.0.0/024')).toBeNull();
-    expect(formatCIDR(parseCIDR('2001:db8::/64')!)).toBe('2001:db8::/64');
+    expect(formatPrefix(parseCIDR('2001:db8::/64')!)).toBe('2001:db8::/64');
   });
 });
 
-describe('IPNet (text + prefix)', () => {
+describe('Prefix (text + prefix)', () => {
   it('parses and formats both families', () => {
-    expect(parseCidr('10.1.2.3/24')).toEqual({ ip: '10.1.2.3', prefixLen: 24, v6: false });
-    expect(formatCidr(parseCidr('2001:DB8:0:0:0:0:0:1/64'))).toBe('2001:db8::1/64');
-    expect(canonicalIp('fe80:0:0:0:1:0:0:0')).toBe('fe80::1:0:0:0');
-    expect(canonicalIp('0:0:0:0:0:0:0:0')).toBe('::');
-    expect(canonicalIp('1:0:2:0:3:0:4:0')).toBe('1:0:2:0:3:0:4:0');
-    expect(canonicalIp('::ffff:1.2.3.4')).toBe('::ffff:102:304');
-    for (const bad of ['10.1.2.3', '10.1.2.3/33', 'x/8', '::1/129', '10.1.2.3/a']) expect(() => parseCidr(bad)).toThrow(/invalid CIDR/);
+    expect(parsePrefix('10.1.2.3/24')).toEqual({ v6: false, ip: 0x0a010203n, prefixLen: 24 });
+    expect(prefixIP(parsePrefix('2001:DB8::1/64'))).toBe('2001:db8::1');
+    expect(formatPrefix(parsePrefix('2001:DB8:0:0:0:0:0:1/64'))).toBe('2001:db8::1/64');
+    const text = (s: string) => formatIP(toAddr(s));
+    expect(text('fe80:0:0:0:1:0:0:0')).toBe('fe80::1:0:0:0');
+    expect(text('0:0:0:0:0:0:0:0')).toBe('::');
+    expect(text('1:0:2:0:3:0:4:0')).toBe('1:0:2:0:3:0:4:0');
+    expect(text('::ffff:1.2.3.4')).toBe('::ffff:102:304');
+    expect(() => toAddr('10.0.0.1/8')).toThrow(/invalid IP address "10.0.0.1\/8"/);
+    for (const bad of ['10.1.2.3', '10.1.2.3/33', 'x/8', '::1/129', '10.1.2.3/a']) expect(() => parsePrefix(bad)).toThrow(/invalid CIDR/);
   });
   it('takes a bare address as a host route where netlink wants one', () => {
-    expect(parseAddrOrCidr('10.1.2.3')).toEqual({ ip: '10.1.2.3', prefixLen: 32, v6: false });
-    expect(parseAddrOrCidr('fd00::1')).toEqual({ ip: 'fd00::1', prefixLen: 128, v6: true });
-    expect(() => parseAddrOrCidr('10.1.2.3/33')).toThrow();
-    expect(() => parseAddrOrCidr('nope/3')).toThrow();
+    expect(formatPrefix(parseAddrOrPrefix('10.1.2.3'))).toBe('10.1.2.3/32');
+    expect(formatPrefix(parseAddrOrPrefix('fd00::1'))).toBe('fd00::1/128');
+    expect(() => parseAddrOrPrefix('10.1.2.3/33')).toThrow();
+    expect(() => parseAddrOrPrefix('nope/3')).toThrow();
   });
   it('networks, broadcast, next address, containment', () => {
-    expect(formatCidr(networkOf(parseCidr('10.1.2.3/24')))).toBe('10.1.2.0/24');
-    expect(formatCidr(networkOf(parseCidr('10.1.2.3/20')))).toBe('10.1.0.0/20');
-    expect(broadcastOf(parseCidr('10.1.2.3/20'))).toBe('10.1.15.255');
-    expect(formatCidr(networkOf(parseCidr('2001:db8::abcd/64')))).toBe('2001:db8::/64');
+    expect(formatPrefix(maskedPrefix(parsePrefix('10.1.2.3/24')))).toBe('10.1.2.0/24');
+    expect(formatPrefix(maskedPrefix(parsePrefix('10.1.2.3/20')))).toBe('10.1.0.0/20');
+    expect(broadcastOf(parsePrefix('10.1.2.3/20'))).toBe('10.1.15.255');
+    expect(formatPrefix(maskedPrefix(parsePrefix('2001:db8::abcd/64')))).toBe('2001:db8::/64');
     expect(nextIp('10.1.2.0')).toBe('10.1.2.1');
     expect(nextIp('10.1.2.255')).toBe('10.1.3.0');
     expect(nextIp('255.255.255.255')).toBe('0.0.0.0');
     expect(nextIp('2001:db8::')).toBe('2001:db8::1');
-    expect(cidrContains(parseCidr('10.1.0.0/16'), '10.1.200.3')).toBe(true);
-    expect(cidrContains(parseCidr('10.1.0.0/16'), '10.2.0.1')).toBe(false);
-    expect(cidrContains(parseCidr('10.1.0.0/16'), '::1')).toBe(false);
-    expect(cidrContains(parseCidr('fd00::/8'), 'fd12::1')).toBe(true);
+    expect(prefixContainsIP(parsePrefix('10.1.0.0/16'), '10.1.200.3')).toBe(true);
+    expect(prefixContainsIP(parsePrefix('10.1.0.0/16'), '10.2.0.1')).toBe(false);
+    expect(prefixContainsIP(parsePrefix('10.1.0.0/16'), '::1')).toBe(false);
+    expect(prefixContainsIP(parsePrefix('fd00::/8'), 'fd12::1')).toBe(true);
   });
 });
 
-describe('Subnet (bigint network, flannel IP4Net/IP6Net)', () => {
-  it('parses like net.ParseCIDR (host bits cleared) and formats', () => {
-    expect(formatSubnet(parseSubnet('10.244.3.7/24'))).toBe('10.244.3.0/24');
-    expect(formatSubnet(parseSubnet('fc00::5/64'))).toBe('fc00::/64');
-    for (const bad of ['10.0.0.1', '10.0.0.0/33', 'fc00::/129', 'x/8', '10.0.0.0/ 8']) expect(() => parseSubnet(bad), bad).toThrow(/invalid CIDR/);
+describe('Prefix (bigint network, flannel IP4Net/IP6Net)', () => {
+  it('parses like net.ParseCIDR (host bits cleared, both families) and formats', () => {
+    expect(formatPrefix(parseNetwork('10.244.3.7/24'))).toBe('10.244.3.0/24');
+    expect(formatPrefix(parseNetwork('10.244.7.9/16'))).toBe('10.244.0.0/16');
+    expect(formatPrefix(parseNetwork('fc00:0:0:1::5/64'))).toBe('fc00:0:0:1::/64');
+    expect(parseNetwork('::ffff:10.0.0.0/104')).toEqual({ v6: true, ip: 0xffff0a000000n, prefixLen: 104 }); // IPv4-mapped stays IPv6
+    for (const bad of ['10.0.0.1', '10.0.0.0/33', '10.244.0/16', 'fc00::/129', 'x/8', '10.0.0.0/ 8', '10.0.0.0/-1', '']) {
+      expect(() => parseNetwork(bad), bad).toThrow(/invalid CIDR/);
+    }
+  });
+  it('is immutable', () => {
+    expect(Object.isFrozen(parseNetwork('10.0.0.0/8'))).toBe(true);
+    expect(Object.isFrozen(parseAddr('10.0.0.1'))).toBe(true);
   });
   it('size, next, containment, overlap, equality', () => {
-    const a = parseSubnet('10.244.1.0/24');
-    expect(subnetSize(a)).toBe(256n);
-    expect(formatSubnet(nextSubnet(a))).toBe('10.244.2.0/24');
-    expect(subnetContains(a, parseSubnet('10.244.1.9/32').ip)).toBe(true);
-    expect(subnetContains(a, parseSubnet('10.244.2.9/32').ip)).toBe(false);
-    expect(subnetContainsSubnet(parseSubnet('10.244.0.0/16'), a)).toBe(true);
-    expect(subnetContainsSubnet(a, parseSubnet('10.244.0.0/16'))).toBe(false);
-    expect(subnetsOverlap(a, parseSubnet('10.244.0.0/16'))).toBe(true);
-    expect(subnetsOverlap(a, parseSubnet('10.245.0.0/16'))).toBe(false);
-    expect(subnetsOverlap(a, parseSubnet('fc00::/64'))).toBe(false);
-    expect(subnetEqual(a, parseSubnet('10.244.1.77/24'))).toBe(true);
-    expect(subnetEqual(a, nextSubnet(a))).toBe(false);
+    const a = parseNetwork('10.244.1.0/24');
+    expect(prefixSize(a)).toBe(256n);
+    expect(formatPrefix(nextPrefix(a))).toBe('10.244.2.0/24');
+    expect(formatPrefix(nextPrefix(parseNetwork('10.244.255.0/24')))).toBe('10.245.0.0/24');
+    expect(prefixContains(a, parseNetwork('10.244.1.9/32').ip)).toBe(true);
+    expect(prefixContains(a, parseNetwork('10.244.2.9/32').ip)).toBe(false);
+    expect(prefixContainsPrefix(parseNetwork('10.244.0.0/16'), a)).toBe(true);
+    expect(prefixContainsPrefix(a, parseNetwork('10.244.0.0/16'))).toBe(false);
+    expect(prefixesOverlap(a, parseNetwork('10.244.0.0/16'))).toBe(true);
+    expect(prefixesOverlap(a, parseNetwork('10.244.1.128/25'))).toBe(true);
+    expect(prefixesOverlap(a, parseNetwork('10.245.0.0/16'))).toBe(false);
+    expect(prefixesOverlap(a, parseNetwork('fc00::/64'))).toBe(false);
+    expect(prefixEqual(a, parseNetwork('10.244.1.77/24'))).toBe(true);
+    expect(prefixEqual(a, nextPrefix(a))).toBe(false);
+    expect(bigIntToIp(toAddr('2001:db8:0:0:1:0:0:1').n, true)).toBe('2001:db8::1:0:0:1');
+  });
+  it("writes and reads flannel's subnet keys", () => {
+    const sn = parseNetwork('10.244.1.0/24');
+    const sn6 = parseNetwork('fc00::/64');
+    expect(subnetKey(sn)).toBe('10.244.1.0-24');
+    expect(subnetKey(sn, sn6)).toBe('10.244.1.0-24&fc00::-64');
+    const back = parseSubnetKey('/coreos.com/network/subnets/10.244.1.0-24&fc00::-64');
+    expect(back && subnetKey(back.sn, back.sn6)).toBe('10.244.1.0-24&fc00::-64');
+    expect(parseSubnetKey('10.244.3.0-24')?.sn6).toBeUndefined();
+    for (const bad of ['10.244.1.0_24', '10.244.1.0-33', '300.1.1.1-24', 'nothing']) expect(parseSubnetKey(bad), bad).toBeNull();
   });
 });

@@ -1,7 +1,8 @@
 /**
  * IPAM delegation (plugins pkg/ipam/ipam.go): one-line wrappers over
  * pkg/invoke's delegate(), through the Exec the calling plugin's context
- * holds (its entry point decides what runs in-process).
+ * holds (the composition root, plugins/suite.ts, decides what runs
+ * in-process).
  */
 import { CniError, ErrCode } from '../cni/errors';
 import { parseResult } from '../cni/convert';
@@ -16,9 +17,8 @@ export type InProcessPlugin = LocalPlugin;
 
 /**
  * The Exec of a plugin built without one: every delegate is exec'd. What
- * runs in-process is chosen where a plugin is built — its entry point
- * (main.ts) or the CNI server's table (pkg/cniserver/plugins.ts) — and
- * passed in its context; no registry.
+ * runs in-process is chosen where a plugin is built — the composition
+ * root, plugins/suite.ts — and passed in its context; no registry.
  */
 export const plainExec: Exec = new RawExec();
 

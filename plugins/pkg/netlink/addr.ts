@@ -2,8 +2,8 @@
 import { attr, attrStr, attrU32, Attrs, IFADDRMSG_LEN, ifaddrmsg, parseIfaddrmsg } from './attrs';
 import { IFA, IFA_F, RouteScopeName } from './constants';
 import { AF_INET, AF_INET6, AF_UNSPEC } from './constants';
-import { ipToBuffer } from '../ip/addr';
-import { broadcastOf, parseAddrOrCidr } from '../ip/net';
+import { addrToBuffer, ipToBuffer } from '../ip/addr';
+import { broadcastOf, parseAddrOrPrefix, prefixAddr } from '../ip/prefix';
 import { optIp, scopeNum } from './msg-util';
 
 // ---- addresses -----------------------------------------------------------------
@@ -40,10 +40,10 @@ export interface Addr {
 
 /** RTM_NEWADDR / RTM_DELADDR payload for `cidr` on link `index`. */
 export function encodeAddr(index: number, cidr: string, o: AddrOptions = {}, forDelete = false): Buffer[] {
-  const c = parseAddrOrCidr(cidr);
+  const c = parseAddrOrPrefix(cidr);
   const family = c.v6 ? AF_INET6 : AF_INET;
   const flags = (o.noDad ? IFA_F.NODAD : 0) | (o.noPrefixRoute ? IFA_F.NOPREFIXROUTE : 0);
-  const ip = ipToBuffer(c.ip);
+  const ip = addrToBuffer(prefixAddr(c));
   const parts = [ifaddrmsg({ family, prefixLen: c.prefixLen, flags: flags & 0xff, scope: scopeNum(o.scope, 0), index })];
   parts.push(attr(IFA.LOCAL, ip));
   if (family === AF_INET) {

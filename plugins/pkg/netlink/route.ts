@@ -3,7 +3,7 @@ import { attr, attrNested, attrU32, Attrs, parseRtmsg, RTMSG_LEN, rtmsg } from '
 import { RT_SCOPE, RT_TABLE, RTA, RTAX, RTM_F_CLONED, RTN, RTNH_F_ONLINK, RTPROT, RouteScopeName, RouteTypeName } from './constants';
 import { AF_INET, AF_INET6, AF_UNSPEC } from './constants';
 import { ipToBuffer } from '../ip/addr';
-import { parseAddrOrCidr } from '../ip/net';
+import { parseAddrOrPrefix, prefixIP } from '../ip/prefix';
 import { ipFamily, optIp, scopeNum } from './msg-util';
 
 // ---- routes --------------------------------------------------------------------
@@ -56,8 +56,8 @@ function routeDst(spec: RouteSpec): { family: number; ip?: string; len: number }
     const family = spec.family ?? (spec.gw ? ipFamily(spec.gw) : AF_INET);
     return { family, len: 0 };
   }
-  const c = parseAddrOrCidr(spec.dst);
-  return { family: c.v6 ? AF_INET6 : AF_INET, ip: c.ip, len: c.prefixLen };
+  const c = parseAddrOrPrefix(spec.dst);
+  return { family: c.v6 ? AF_INET6 : AF_INET, ip: prefixIP(c), len: c.prefixLen };
 }
 
 /** RTM_NEWROUTE / RTM_DELROUTE payload. */

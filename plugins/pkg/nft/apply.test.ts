@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseCidr } from '../ip';
+import { parsePrefix, prefixIP } from '../ip';
 import { type FirewallDeps, setupIpMasq, teardownIpMasq, checkIpMasq, nftList, iptCniChains, writeMissingTombstones } from './apply';
 import type { ExecResult } from './exec';
 import { MASQ_CHAIN, MASQ_POSTROUTING, MASQ_TABLE, genMasqBase, iptablesChainName, legacyMasqComment, masqComment, masqRuleExpr } from './masq';
@@ -26,22 +26,22 @@ const missing = { code: 1, stderr: 'Error: No such file or directory' };
 describe('setupIpMasq', () => {
   it('nftables: a listing of the entry chain, then one batch (the skeleton only when missing); no iptables tool run by default', async () => {
     const { deps, calls } = fake({ 'nft -j list chain': missing });
-    await setupIpMasq('nftables', [parseCidr('10.1.1.5/24'), parseCidr('fd00::5/64')], 'net', 'eth0', 'ctr', deps);
+    await setupIpMasq('nftables', [parsePrefix('10.1.1.5/24'), parsePrefix('fd00::5/64')], 'net', 'eth0', 'ctr', deps);
     expect(calls.map((c) => `${c.bin} ${c.args.slice(0, 3).join(' ').slice(0, 13)}`)).toEqual(['nft -j list chain', 'nft -j {"nftables']);
     expect(calls[0].args).toEqual(['-j', 'list', 'chain', 'inet', MASQ_TABLE, MASQ_POSTROUTING]);
     const batch = JSON.parse(calls[1].args[1]);
     expect(batch.nftables.filter((c: { add?: { chain?: unknown } }) => c.add?.chain)).toHaveLength(2);
-    expect(batch.nftables.at(-2).add.rule).toMatchObject({ chain: MASQ_CHAIN, comment: masqComment('net', 'eth0', 'ctr'), expr: masqRuleExpr(parseCidr('10.1.1.5/24')) });
+    expect(batch.nftables.at(-2).add.rule).toMatchObject({ chain: MASQ_CHAIN, comment: masqComment('net', 'eth0', 'ctr'), expr: masqRuleExpr(parsePrefix('10.1.1.5/24')) });
     // the skeleton in place (as listed back): the batch is the container's rules alone
     const all = afterBatch(genMasqBase());
     const entry = listingText({ tables: [], chains: all.chains.filter((c) => c.hook), rules: all.rules.filter((r) => r.chain === MASQ_POSTROUTING) });
     const again = fake({ 'nft -j list chain': { stdout: entry } });
-    await setupIpMasq('nftables', [parseCidr('10.1.1.6/24')], 'net', 'eth0', 'ctr2', again.deps);
+    await setupIpMasq('nftables', [parsePrefix('10.1.1.6/24')], 'net', 'eth0', 'ctr2', again.deps);
     expect(JSON.parse(again.calls[1].args[1]).nftables).toEqual([{ add: { rule: expect.objectContaining({ chain: MASQ_CHAIN, comment: masqComment('net', 'eth0', 'ctr2') }) } }]);
   });
   it('nftables with tombstone: the reference chain, empty, per family beside the batch', async () => {
     const { deps, calls } = fake();
-    await setupIpMasq('nftables', [parseCidr('10.1.1.5/24'), parseCidr('fd00::5/64')], 'net', 'eth0', 'ctr', deps, { tombstone: true });
+    await setupIpMasq('nftables', [parsePrefix('10.1.1.5/24'), parsePrefix('fd00::5/64')], 'net', 'eth0', 'ctr', deps, { tombstone: true });
     expect(calls.map((c) => c.bin).sort()).toEqual(['ip6tables-restore', 'iptables-restore', 'nft', 'nft']);
     const v4 = calls.find((c) => c.bin === 'iptables-restore')!;
     const v6 = calls.find((c) => c.bin === 'ip6tables-restore')!;
@@ -54,7 +54,7 @@ describe('setupIpMasq', () => {
   });
   it('iptables: restore input with the reference layout per family', async () => {
     const { deps, calls } = fake();
-    await setupIpMasq('iptables', [parseCidr('10.1.1.5/24'), parseCidr('fd00::5/64')], 'net', 'eth0', 'ctr', deps);
+    await setupIpMasq('iptables', [parsePrefix('10.1.1.5/24'), parsePrefix('fd00::5/64')], 'net', 'eth0', 'ctr', deps);
     const restores = calls.filter((c) => c.bin.endsWith('-restore'));
     expect(restores.map((c) => c.bin)).toEqual(['iptables-restore', 'ip6tables-restore']);
     expect(restores[0].input).toContain('! -d 224.0.0.0/4 -j MASQUERADE');
@@ -62,7 +62,7 @@ describe('setupIpMasq', () => {
   });
   it('a failing apply is retried, then reported', async () => {
     const { deps, calls } = fake({ 'nft -j {': { code: 1, stderr: 'Error: busy' } });
-    await expect(setupIpMasq('nftables', [parseCidr('10.1.1.5/24')], 'net', 'eth0', 'ctr', deps)).rejects.toThrow(/nft apply failed: Error: busy/);
+    await expect(setupIpMasq('nftables', [parsePrefix('10.1.1.5/24')], 'net', 'eth0', 'ctr', deps)).rejects.toThrow(/nft apply failed: Error: busy/);
     expect(calls.filter((c) => c.args[1]?.startsWith('{')).length).toBe(3);
   });
 });
@@ -113,7 +113,7 @@ describe('teardownIpMasq', () => {
 
 describe('writeMissingTombstones (flax tombstones)', () => {
   const rule = (handle: number, cid: string, src: string) => ({
-    rule: { family: 'inet', table: MASQ_TABLE, chain: MASQ_CHAIN, handle, comment: masqComment('net', 'eth0', cid), expr: masqRuleExpr(parseCidr(`${src}/${src.includes(':') ? 64 : 24}`)) },
+    rule: { family: 'inet', table: MASQ_TABLE, chain: MASQ_CHAIN, handle, comment: masqComment('net', 'eth0', cid), expr: masqRuleExpr(parsePrefix(`${src}/${src.includes(':') ? 64 : 24}`)) },
   });
   const table = { stdout: listed([rule(1, 'a', '10.1.1.5'), rule(2, 'a', 'fd00::5'), rule(3, 'b', '10.1.1.6')]) };
   const known = { networks: ['net'] };
@@ -127,7 +127,7 @@ describe('writeMissingTombstones (flax tombstones)', () => {
       'nft -j list table ip6 nat': missing,
     });
     const r = await writeMissingTombstones(known, {}, deps);
-    expect(r.write.map((t) => [t.containerId, t.ips.map((i) => i.ip)])).toEqual([['a', ['10.1.1.5', 'fd00::5']]]);
+    expect(r.write.map((t) => [t.containerId, t.ips.map(prefixIP)])).toEqual([['a', ['10.1.1.5', 'fd00::5']]]);
     expect(r.present.map((t) => t.containerId)).toEqual(['b']);
     expect(r.failed).toEqual([]);
     expect(calls.filter((c) => c.bin !== 'nft').map((c) => c.bin).sort()).toEqual(['ip6tables-restore', 'iptables-restore']);
@@ -139,7 +139,7 @@ describe('writeMissingTombstones (flax tombstones)', () => {
     deps.iptablesNft = () => false;
     expect(await iptCniChains(deps)).toEqual({ v4: { chains: new Set([a]), jumps: new Set([`${a} 10.1.1.5`]) }, v6: { chains: new Set(), jumps: new Set() } });
     const r = await writeMissingTombstones(known, { dryRun: true }, deps);
-    expect(r.write.map((t) => [t.containerId, t.ips.map((i) => i.ip)])).toEqual([['a', ['fd00::5']], ['b', ['10.1.1.6']]]);
+    expect(r.write.map((t) => [t.containerId, t.ips.map(prefixIP)])).toEqual([['a', ['fd00::5']], ['b', ['10.1.1.6']]]);
     expect(calls.some((c) => c.bin.endsWith('-restore'))).toBe(false);
   });
   it('a failed write is recorded, the others still run; no ip6tables → the IPv6 part is skipped', async () => {
@@ -158,13 +158,13 @@ describe('writeMissingTombstones (flax tombstones)', () => {
 
 describe('checkIpMasq / nftList', () => {
   it('finds the rule or names the missing address', async () => {
-    const ip = parseCidr('10.1.1.5/24');
+    const ip = parsePrefix('10.1.1.5/24');
     const ok = fake({ 'nft -j list': { stdout: listed([{ rule: { family: 'inet', table: MASQ_TABLE, chain: MASQ_CHAIN, handle: 1, comment: masqComment('n', 'eth0', 'c'), expr: masqRuleExpr(ip) } }]) } });
     await expect(checkIpMasq('nftables', [ip], 'n', 'eth0', 'c', ok.deps)).resolves.toBeUndefined();
-    await expect(checkIpMasq('nftables', [parseCidr('10.1.1.6/24')], 'n', 'eth0', 'c', ok.deps)).rejects.toThrow(/10.1.1.6 missing/);
+    await expect(checkIpMasq('nftables', [parsePrefix('10.1.1.6/24')], 'n', 'eth0', 'c', ok.deps)).rejects.toThrow(/10.1.1.6 missing/);
   });
   it('a rule of flax\'s legacy comment passes too; another interface\'s does not', async () => {
-    const ip = parseCidr('10.1.1.5/24');
+    const ip = parsePrefix('10.1.1.5/24');
     const one = (comment: string) => fake({ 'nft -j list': { stdout: listed([{ rule: { family: 'inet', table: MASQ_TABLE, chain: MASQ_CHAIN, handle: 1, comment, expr: masqRuleExpr(ip) } }]) } }).deps;
     await expect(checkIpMasq('nftables', [ip], 'n', 'eth0', 'c', one(legacyMasqComment('n', 'c')))).resolves.toBeUndefined();
     await expect(checkIpMasq('nftables', [ip], 'n', 'eth0', 'c', one(masqComment('n', 'eth1', 'c')))).rejects.toThrow(/10.1.1.5 missing/);

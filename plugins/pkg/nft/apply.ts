@@ -13,7 +13,7 @@ import {
   parseRuleset,
 } from './masq';
 import { type IptChains, type IptFamily, type KnownNames, type Tombstone, type TombstonePlan, iptFamilyFromNft, iptFamilyFromSave, planTombstones } from './tombstone';
-import type { IPNet } from '../ip';
+import { type Prefix, prefixIP } from '../ip';
 
 export class FirewallError extends Error {
   constructor(message: string, readonly stderr = '') {
@@ -96,7 +96,7 @@ export interface MasqOptions {
 }
 
 /** Writes the tombstone of network + container for `ips` (a family whose restore tool is missing is skipped). */
-export async function writeTombstones(network: string, containerId: string, ips: IPNet[], deps: FirewallDeps): Promise<void> {
+export async function writeTombstones(network: string, containerId: string, ips: Prefix[], deps: FirewallDeps): Promise<void> {
   await Promise.all([false, true].map(async (v6) => {
     const tool = v6 ? 'ip6tables-restore' : 'iptables-restore';
     const fam = ips.filter((i) => i.v6 === v6);
@@ -158,7 +158,7 @@ export async function writeMissingTombstones(
  * chosen backend. Idempotent: the container's previous rules are replaced.
  */
 export async function setupIpMasq(
-  backend: MasqBackend, ips: IPNet[], network: string, ifname: string, containerId: string, deps: FirewallDeps = defaultDeps, o: MasqOptions = {},
+  backend: MasqBackend, ips: Prefix[], network: string, ifname: string, containerId: string, deps: FirewallDeps = defaultDeps, o: MasqOptions = {},
 ): Promise<void> {
   if (!ips.length) return;
   if (backend === 'nftables') {
@@ -233,7 +233,7 @@ async function iptLegacyTeardown(chains: string[], deps: FirewallDeps): Promise<
  * FirewallError naming what is missing.
  */
 export async function checkIpMasq(
-  backend: MasqBackend, ips: IPNet[], network: string, ifname: string, containerId: string, deps: FirewallDeps = defaultDeps,
+  backend: MasqBackend, ips: Prefix[], network: string, ifname: string, containerId: string, deps: FirewallDeps = defaultDeps,
 ): Promise<void> {
   if (backend === 'nftables') {
     const rs = await listMasqTable(deps);
@@ -241,7 +241,7 @@ export async function checkIpMasq(
     for (const ip of ips) {
       const want = JSON.stringify(masqRuleExpr(ip));
       if (!mine.some((r) => JSON.stringify(r.expr) === want)) {
-        throw new FirewallError(`masquerade rule for ${ip.ip} missing from table inet ${MASQ_TABLE} chain ${MASQ_CHAIN}`);
+        throw new FirewallError(`masquerade rule for ${prefixIP(ip)} missing from table inet ${MASQ_TABLE} chain ${MASQ_CHAIN}`);
       }
     }
     return;
@@ -253,8 +253,8 @@ export async function checkIpMasq(
     const save = await iptSave(v6, deps);
     if (!save.includes(`-N ${chain}`)) throw new FirewallError(`${v6 ? 'ip6tables' : 'iptables'} chain ${chain} missing`);
     for (const ip of fam) {
-      if (!save.some((l) => l.startsWith('-A POSTROUTING ') && l.includes(` -s ${ip.ip}/${v6 ? 128 : 32} `) && l.includes(` -j ${chain}`))) {
-        throw new FirewallError(`POSTROUTING jump for ${ip.ip} to ${chain} missing`);
+      if (!save.some((l) => l.startsWith('-A POSTROUTING ') && l.includes(` -s ${prefixIP(ip)}/${v6 ? 128 : 32} `) && l.includes(` -j ${chain}`))) {
+        throw new FirewallError(`POSTROUTING jump for ${prefixIP(ip)} to ${chain} missing`);
       }
     }
   }

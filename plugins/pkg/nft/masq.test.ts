@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { parseCidr } from '../ip';
+import { parsePrefix } from '../ip';
 import {
   MASQ_CHAIN, MASQ_TABLE, type NftCommand, type Ruleset, genIptablesMasq, genIptablesTeardown, genMasqChain, genMasqTeardown,
   commentIsAttachment, commentIsStale, iptablesChainName, iptablesComment, legacyMasqComment, masqComment, masqInstanceHash, masqNetworkHash,
@@ -82,7 +82,7 @@ describe('keys', () => {
 
 describe('genMasqChain', () => {
   it('creates the table, the postrouting skeleton and one rule per address', () => {
-    const cmds = genMasqChain('net1', 'eth0', 'ctr1', [parseCidr('10.1.1.5/24'), parseCidr('fd00:1::5/64')]);
+    const cmds = genMasqChain('net1', 'eth0', 'ctr1', [parsePrefix('10.1.1.5/24'), parsePrefix('fd00:1::5/64')]);
     expect(cmds[0]).toEqual({ add: { table: { family: 'inet', name: 'cni_plugins_masquerade', comment: 'Masquerading for plugins from github.com/containernetworking/plugins' } } });
     expect(cmds[1]).toEqual({ add: { chain: { family: 'inet', table: MASQ_TABLE, name: 'masq_checks', comment: 'Masquerade traffic from certain IPs to any (non-multicast) IP outside their subnet' } } });
     const post = cmds.find((c) => 'add' in c && 'chain' in c.add && c.add.chain.name === 'postrouting');
@@ -115,7 +115,7 @@ describe('genMasqChain', () => {
         { family: 'inet', table: MASQ_TABLE, chain: MASQ_CHAIN, handle: 10, comment: masqComment('net1', 'eth1', 'ctr1'), expr: [] },
       ],
     };
-    const cmds = genMasqChain('net1', 'eth0', 'ctr1', [parseCidr('10.1.1.5/24')], existing);
+    const cmds = genMasqChain('net1', 'eth0', 'ctr1', [parsePrefix('10.1.1.5/24')], existing);
     const dels = cmds.filter((c) => 'delete' in c);
     expect(dels).toEqual([7, 9].map((handle) => ({ delete: { rule: { family: 'inet', table: MASQ_TABLE, chain: MASQ_CHAIN, handle, expr: [] } } })));
   });
@@ -157,7 +157,7 @@ describe('genMasqTeardown', () => {
 describe('iptables backend', () => {
   it('generates the reference layout', () => {
     const chain = iptablesChainName('n', 'c');
-    const text = genIptablesMasq('n', 'c', [parseCidr('10.1.1.5/24')]);
+    const text = genIptablesMasq('n', 'c', [parsePrefix('10.1.1.5/24')]);
     expect(text.split('\n')).toEqual([
       '*nat',
       `:${chain} - [0:0]`,
@@ -166,9 +166,9 @@ describe('iptables backend', () => {
       `-A POSTROUTING -s 10.1.1.5 -j ${chain} -m comment --comment "name: \\"n\\" id: \\"c\\""`,
       'COMMIT', '',
     ]);
-    expect(genIptablesMasq('n', 'c', [parseCidr('fd00::5/64')])).toContain('! -d ff00::/8 -j MASQUERADE');
+    expect(genIptablesMasq('n', 'c', [parsePrefix('fd00::5/64')])).toContain('! -d ff00::/8 -j MASQUERADE');
     // the POSTROUTING jump is not doubled
-    const again = genIptablesMasq('n', 'c', [parseCidr('10.1.1.5/24')], [`-A POSTROUTING -s 10.1.1.5/32 -m comment --comment "x" -j ${chain}`]);
+    const again = genIptablesMasq('n', 'c', [parsePrefix('10.1.1.5/24')], [`-A POSTROUTING -s 10.1.1.5/32 -m comment --comment "x" -j ${chain}`]);
     expect(again).not.toContain('-A POSTROUTING');
   });
   it('teardown deletes the jumps, flushes and deletes the chain', () => {

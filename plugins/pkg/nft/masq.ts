@@ -23,7 +23,7 @@
  * `name: "<net>" id: "<cid>"`.
  */
 import { createHash } from 'node:crypto';
-import { type IPNet, networkOf } from '../ip';
+import { type Prefix, formatPrefix, maskedPrefix, prefixIP } from '../ip';
 import { skeletonPresent } from './skeleton';
 
 export const MASQ_TABLE = 'cni_plugins_masquerade';
@@ -227,10 +227,10 @@ const masqTable = (): NftTable => ({ family: 'inet', name: MASQ_TABLE });
 const chainRef = (name: string): NftChain => ({ family: 'inet', table: MASQ_TABLE, name });
 
 /** Expressions of the per-IP rule: `ip saddr <ip> ip daddr != <subnet> masquerade`. */
-export function masqRuleExpr(ipn: IPNet): Expr[] {
+export function masqRuleExpr(ipn: Prefix): Expr[] {
   const proto = ipn.v6 ? 'ip6' : 'ip';
-  const net = networkOf(ipn);
-  return [match('==', proto, 'saddr', ipn.ip), match('!=', proto, 'daddr', { prefix: { addr: net.ip, len: net.prefixLen } }), { masquerade: null }];
+  const net = maskedPrefix(ipn);
+  return [match('==', proto, 'saddr', prefixIP(ipn)), match('!=', proto, 'daddr', { prefix: { addr: prefixIP(net), len: net.prefixLen } }), { masquerade: null }];
 }
 
 /** The source address a masquerade rule matches (`ip saddr X`), if any. */
@@ -271,7 +271,7 @@ export function findMasqRules(rs: Ruleset, network: string, containerId: string,
  * and stale rules with the same key it lists (an ADD that crashed) are
  * replaced, not doubled.
  */
-export function genMasqChain(network: string, ifname: string, containerId: string, ips: IPNet[], existing: Ruleset = emptyRuleset()): NftCommand[] {
+export function genMasqChain(network: string, ifname: string, containerId: string, ips: Prefix[], existing: Ruleset = emptyRuleset()): NftCommand[] {
   const comment = masqComment(network, ifname, containerId);
   const base = genMasqBase();
   const cmds = skeletonPresent(existing, base) ? [] : base;
@@ -331,20 +331,19 @@ export function iptChains(rs: Ruleset): { family: 'ip' | 'ip6'; name: string }[]
 // ---- iptables backend ------------------------------------------------------
 
 /** `iptables-restore --noflush` input creating the reference's chain for one family. */
-export function genIptablesMasq(network: string, containerId: string, ips: IPNet[], existingPostrouting: string[] = []): string {
+export function genIptablesMasq(network: string, containerId: string, ips: Prefix[], existingPostrouting: string[] = []): string {
   if (!ips.length) return '';
   const chain = iptablesChainName(network, containerId);
   const c = quoteArg(iptablesComment(network, containerId));
   const multicast = ips[0].v6 ? 'ff00::/8' : '224.0.0.0/4';
   const lines = ['*nat', `:${chain} - [0:0]`];
   for (const ip of ips) {
-    const net = networkOf(ip);
-    lines.push(`-A ${chain} -d ${net.ip}/${net.prefixLen} -j ACCEPT -m comment --comment ${c}`);
+    lines.push(`-A ${chain} -d ${formatPrefix(maskedPrefix(ip))} -j ACCEPT -m comment --comment ${c}`);
   }
   lines.push(`-A ${chain} ! -d ${multicast} -j MASQUERADE -m comment --comment ${c}`);
   for (const ip of ips) {
-    const already = existingPostrouting.some((l) => l.includes(` -j ${chain}`) && l.includes(` -s ${ip.ip}/${ip.v6 ? 128 : 32} `));
-    if (!already) lines.push(`-A POSTROUTING -s ${ip.ip} -j ${chain} -m comment --comment ${c}`);
+    const already = existingPostrouting.some((l) => l.includes(` -j ${chain}`) && l.includes(` -s ${prefixIP(ip)}/${ip.v6 ? 128 : 32} `));
+    if (!already) lines.push(`-A POSTROUTING -s ${prefixIP(ip)} -j ${chain} -m comment --comment ${c}`);
   }
   lines.push('COMMIT', '');
   return lines.join('\n');
@@ -356,12 +355,12 @@ export function genIptablesMasq(network: string, containerId: string, ips: IPNet
  * user chain returns), but the reference plugin's DEL (v1.1.1 fails with
  * "Chain … does not exist" otherwise) succeeds after a node switches back.
  */
-export function genIptablesTombstone(network: string, containerId: string, ips: IPNet[]): string {
+export function genIptablesTombstone(network: string, containerId: string, ips: Prefix[]): string {
   if (!ips.length) return '';
   const chain = iptablesChainName(network, containerId);
   const c = quoteArg(iptablesComment(network, containerId));
   const lines = ['*nat', `:${chain} - [0:0]`];
-  for (const ip of ips) lines.push(`-A POSTROUTING -s ${ip.ip} -j ${chain} -m comment --comment ${c}`);
+  for (const ip of ips) lines.push(`-A POSTROUTING -s ${prefixIP(ip)} -j ${chain} -m comment --comment ${c}`);
   lines.push('COMMIT', '');
   return lines.join('\n');
 }

@@ -1,12 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { parseCidr } from '../ip';
+import { type Prefix, formatPrefix } from '../ip';
+import { parsePrefix } from '../ip';
 import { MASQ_CHAIN, MASQ_TABLE, type NftRule, iptablesChainName, legacyMasqComment, masqComment, masqRuleExpr } from './masq';
 import { type IptChains, type IptFamily, iptFamilyFromNft, iptFamilyFromSave, planTombstones } from './tombstone';
 
 let handle = 0;
 const rule = (comment: string, src: string, over: Partial<NftRule> = {}): NftRule => ({
   family: 'inet', table: MASQ_TABLE, chain: MASQ_CHAIN, handle: ++handle, comment,
-  expr: masqRuleExpr(parseCidr(`${src}/${src.includes(':') ? 64 : 24}`)), ...over,
+  expr: masqRuleExpr(parsePrefix(`${src}/${src.includes(':') ? 64 : 24}`)), ...over,
 });
 /** a family's chains with their jumps, from (chain, source) pairs */
 const st = (pairs: [string, string][] = [], chainsOnly: string[] = []): IptFamily => ({
@@ -15,8 +16,8 @@ const st = (pairs: [string, string][] = [], chainsOnly: string[] = []): IptFamil
 const none: IptChains = { v4: st(), v6: st() };
 const LONG = `a-network-name-long-enough-that-its-comment-is-hashed-${'x'.repeat(80)}`;
 const LONG_ID = 'c'.repeat(100);
-const brief = (ts: { network: string; containerId: string; chain: string; ips: { ip: string; prefixLen: number }[] }[]) =>
-  ts.map((t) => `${t.network} ${t.containerId} ${t.chain === iptablesChainName(t.network, t.containerId)} ${t.ips.map((i) => `${i.ip}/${i.prefixLen}`).join(',')}`);
+const brief = (ts: { network: string; containerId: string; chain: string; ips: Prefix[] }[]) =>
+  ts.map((t) => `${t.network} ${t.containerId} ${t.chain === iptablesChainName(t.network, t.containerId)} ${t.ips.map(formatPrefix).join(',')}`);
 
 describe('planTombstones', () => {
   it('plain comments: grouped by network + container, addresses as host routes, ordered', () => {

@@ -13,7 +13,7 @@
  * cache); `key-sha256: <64 hex>` only against the cached attachments.
  * A rule that cannot be resolved is reported, never guessed.
  */
-import { type IPNet, parseAddrOrCidr } from '../ip';
+import { type Prefix, parseAddrOrPrefix, prefixIP } from '../ip';
 import { MASQ_CHAIN, MASQ_TABLE, type NftRule, type Ruleset, commentIsNetwork, iptChains, iptablesChainName, legacyMasqComment, masqInstanceHash, masqRuleSource, parseMasqComment } from './masq';
 
 export interface Tombstone {
@@ -22,7 +22,7 @@ export interface Tombstone {
   /** the reference's chain, `CNI-<24 hex>` (the same name in both families) */
   chain: string;
   /** sources of the POSTROUTING jumps (/32, /128): those of the families whose chain is missing */
-  ips: IPNet[];
+  ips: Prefix[];
 }
 
 export interface SkippedTombstone {
@@ -107,7 +107,7 @@ export function planTombstones(rules: readonly NftRule[], known: KnownNames, cha
   }
 
   const skipped: SkippedTombstone[] = [];
-  const groups = new Map<string, { network: string; containerId: string; ips: Map<string, IPNet> }>();
+  const groups = new Map<string, { network: string; containerId: string; ips: Map<string, Prefix> }>();
   for (const r of rules) {
     if (r.family !== 'inet' || r.table !== MASQ_TABLE || r.chain !== MASQ_CHAIN) continue;
     const p = parseMasqComment(r.comment);
@@ -128,16 +128,16 @@ export function planTombstones(rules: readonly NftRule[], known: KnownNames, cha
       continue;
     }
     if (only !== undefined && key.network !== only) continue;
-    let ip: IPNet;
+    let ip: Prefix;
     try {
-      ip = parseAddrOrCidr(address);
+      ip = parseAddrOrPrefix(address);
     } catch {
       skip('the rule has no source address');
       continue;
     }
     const g = `${key.network}\0${key.containerId}`;
     if (!groups.has(g)) groups.set(g, { ...key, ips: new Map() });
-    groups.get(g)!.ips.set(ip.ip, { ip: ip.ip, prefixLen: ip.v6 ? 128 : 32, v6: ip.v6 });
+    groups.get(g)!.ips.set(prefixIP(ip), { v6: ip.v6, ip: ip.ip, prefixLen: ip.v6 ? 128 : 32 });
   }
 
   const plan: TombstonePlan = { write: [], present: [], skipped };
@@ -147,11 +147,11 @@ export function planTombstones(rules: readonly NftRule[], known: KnownNames, cha
     const ips = [...g.ips.values()];
     const writable = ips.filter((ip) => chains[fam(ip.v6)] !== null);
     for (const ip of ips.filter((i) => chains[fam(i.v6)] === null)) {
-      skipped.push({ key: `${g.network} ${g.containerId}`, address: ip.ip, reason: `${ip.v6 ? 'ip6tables' : 'iptables'} is not installed` });
+      skipped.push({ key: `${g.network} ${g.containerId}`, address: prefixIP(ip), reason: `${ip.v6 ? 'ip6tables' : 'iptables'} is not installed` });
     }
     const missing = writable.filter((ip) => {
       const st = chains[fam(ip.v6)]!;
-      return !st.chains.has(chain) || !st.jumps.has(`${chain} ${ip.ip}`);
+      return !st.chains.has(chain) || !st.jumps.has(`${chain} ${prefixIP(ip)}`);
     });
     const t = { network: g.network, containerId: g.containerId, chain };
     if (missing.length) plan.write.push({ ...t, ips: missing });

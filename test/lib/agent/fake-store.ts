@@ -5,7 +5,7 @@
  */
 import { type AcquireHints, type Clock, type Lease, type LeaseAttrs, LeaseExistsError, type LeaseListing, type LeaseStore, leaseKey, listing, type StoreEvent, type UnreadableLease } from '../../../plugins/agent/store/lease';
 import { acquireLease } from '../../../plugins/agent/store/acquire';
-import { type IPNet } from '../../../plugins/agent/subnet';
+import { type Prefix } from '../../../plugins/pkg/ip';
 
 export class FakeLeaseStore {
   readonly leases = new Map<string, Lease>();
@@ -13,7 +13,7 @@ export class FakeLeaseStore {
   readonly unreadable = new Map<string, UnreadableLease>();
   readonly calls: string[] = [];
   /** runs before each create (e.g. to let a "racing" node take the subnet first) */
-  beforeCreate?: (sn: IPNet) => void;
+  beforeCreate?: (sn: Prefix) => void;
   #watchers = new Set<(events?: StoreEvent[]) => void>();
   /** false: notify without events (a store that makes the agent re-list) */
   events = true;
@@ -27,7 +27,7 @@ export class FakeLeaseStore {
     this.#notify({ type: 'added', lease: l });
   }
 
-  remove(sn: IPNet, sn6?: IPNet): void {
+  remove(sn: Prefix, sn6?: Prefix): void {
     const k = leaseKey({ subnet: sn, ipv6Subnet: sn6 });
     const l = this.leases.get(k);
     const bad = this.unreadable.get(k);
@@ -38,7 +38,7 @@ export class FakeLeaseStore {
   }
 
   /** Makes a key's value unparseable (an emptied lease file, a garbage etcd value), notifying watchers. */
-  corrupt(sn: IPNet, sn6?: IPNet, why = 'unexpected end of JSON input'): void {
+  corrupt(sn: Prefix, sn6?: Prefix, why = 'unexpected end of JSON input'): void {
     const k = leaseKey({ subnet: sn, ipv6Subnet: sn6 });
     const u: UnreadableLease = { subnet: sn, where: `fake:${k}`, why };
     if (sn6) u.ipv6Subnet = sn6;
@@ -56,7 +56,7 @@ export class FakeLeaseStore {
     return [...this.leases.values()].filter((l) => l.expiration === null || l.expiration > now);
   }
 
-  #write(sn: IPNet, sn6: IPNet | undefined, attrs: LeaseAttrs, ttlMs: number): number | null {
+  #write(sn: Prefix, sn6: Prefix | undefined, attrs: LeaseAttrs, ttlMs: number): number | null {
     const expiration = ttlMs > 0 ? this.clock.now() + ttlMs : null;
     this.put({ subnet: sn, ipv6Subnet: sn6, attrs, expiration });
     return expiration;
@@ -67,7 +67,7 @@ export class FakeLeaseStore {
     return listing(this.#live(), [...this.unreadable.values()]);
   }
 
-  async create(sn: IPNet, sn6: IPNet | undefined, attrs: LeaseAttrs, ttlMs: number): Promise<number | null> {
+  async create(sn: Prefix, sn6: Prefix | undefined, attrs: LeaseAttrs, ttlMs: number): Promise<number | null> {
     this.calls.push(`create ${leaseKey({ subnet: sn, ipv6Subnet: sn6 })}`);
     this.beforeCreate?.(sn);
     const key = leaseKey({ subnet: sn, ipv6Subnet: sn6 });
@@ -75,12 +75,12 @@ export class FakeLeaseStore {
     return this.#write(sn, sn6, attrs, ttlMs);
   }
 
-  async update(sn: IPNet, sn6: IPNet | undefined, attrs: LeaseAttrs, ttlMs: number): Promise<number | null> {
+  async update(sn: Prefix, sn6: Prefix | undefined, attrs: LeaseAttrs, ttlMs: number): Promise<number | null> {
     this.calls.push(`update ${leaseKey({ subnet: sn, ipv6Subnet: sn6 })} ttl=${ttlMs}`);
     return this.#write(sn, sn6, attrs, ttlMs);
   }
 
-  async delete(sn: IPNet, sn6: IPNet | undefined): Promise<void> {
+  async delete(sn: Prefix, sn6: Prefix | undefined): Promise<void> {
     this.calls.push(`delete ${leaseKey({ subnet: sn, ipv6Subnet: sn6 })}`);
     this.remove(sn, sn6);
   }

@@ -5,11 +5,7 @@
  */
 import { about, pluginMain } from '../../../plugins/pkg/skel/skel';
 import { faultAt } from '../../../plugins/pkg/rollback';
-import { createBridgePlugin } from '../../../plugins/main/bridge/bridge';
-import { InProcessExec } from '../../../plugins/pkg/invoke/inprocess';
-import { hostLocalInProcess } from '../../../plugins/ipam/host-local/in-process';
+import { bridge } from '../../../plugins/suite';
 
-// as dist/bin/bridge's entry point: our host-local in-process
-const exec = new InProcessExec({ 'host-local': hostLocalInProcess });
-
-pluginMain(createBridgePlugin({ exec, fault: faultAt(process.env.FLAX_FAULT_INJECT) }), about('bridge'));
+// as dist/bin/bridge's entry point builds it (host-local in-process), with the seam
+pluginMain(bridge({ fault: faultAt(process.env.FLAX_FAULT_INJECT) }), about('bridge'));

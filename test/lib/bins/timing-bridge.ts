@@ -5,16 +5,12 @@
  * benchmark can split start-up, module load and each ADD step.
  */
 import { about, pluginMain } from '../../../plugins/pkg/skel/skel';
-import { createBridgePlugin } from '../../../plugins/main/bridge/bridge';
-import { InProcessExec } from '../../../plugins/pkg/invoke/inprocess';
-import { hostLocalInProcess } from '../../../plugins/ipam/host-local/in-process';
-
-// as dist/bin/bridge's entry point: our host-local in-process
-const exec = new InProcessExec({ 'host-local': hostLocalInProcess });
+import { bridge } from '../../../plugins/suite';
 
 const loaded = performance.now();
 const marks: [string, number][] = [];
 process.on('exit', () => {
   process.stderr.write(`FLAX_TIMING ${JSON.stringify({ loaded, marks, end: performance.now() })}\n`);
 });
-pluginMain(createBridgePlugin({ exec, fault: (s) => { marks.push([s, performance.now()]); } }), about('bridge'));
+// as dist/bin/bridge's entry point builds it (host-local in-process), with the seam
+pluginMain(bridge({ fault: (s) => { marks.push([s, performance.now()]); } }), about('bridge'));

@@ -10,7 +10,7 @@
 import { AF_INET, AF_INET6, type NetlinkHandle } from '../../../pkg/netlink';
 import { type Lease, type LeaseEvent, leaseSubnets } from '../../store/lease';
 import { type Logger } from '../../log';
-import { type IPNet, maskOf, parseCidr } from '../../subnet';
+import { type Prefix, maskOf, parseNetwork as parseCidr } from '../../../pkg/ip';
 import { type RoutePeer, type RouteAction, hostGwPeers, planRoutes } from './plan';
 import { applyRoutePlan, type Outcome, retryKernel } from '../kernel-batch';
 import { planRoutesDelta } from '../delta';
@@ -20,17 +20,17 @@ import { type PeersNow, peersNow } from '../../store/watcher';
 export class DirectRoutes {
   #warned = new Set<string>();
   /** what prefixes() read last */
-  last?: IPNet[];
+  last?: Prefix[];
 
   constructor(
     private readonly h: NetlinkHandle,
     readonly ext: { index: number; name: string },
-    private readonly network: IPNet,
+    private readonly network: Prefix,
     private readonly log: Logger,
   ) {}
 
   /** The external interface's prefixes of the network's family: a peer inside one is on-link. */
-  async prefixes(): Promise<IPNet[]> {
+  async prefixes(): Promise<Prefix[]> {
     const addrs = await retryKernel(() => this.h.addrList(this.ext.index, this.network.v6 ? AF_INET6 : AF_INET));
     return (this.last = addrs.filter((a) => a.scope === 0).map((a) => {
       const n = parseCidr(a.cidr);
@@ -62,7 +62,7 @@ export class DirectRoutes {
 export class HostGwNetwork {
   readonly #routes: DirectRoutes;
 
-  constructor(h: NetlinkHandle, ext: { index: number; name: string }, private readonly network: IPNet, log: Logger) {
+  constructor(h: NetlinkHandle, ext: { index: number; name: string }, private readonly network: Prefix, log: Logger) {
     this.#routes = new DirectRoutes(h, ext, network, log);
   }
 

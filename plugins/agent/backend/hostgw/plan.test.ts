@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { type Lease } from '../../store/lease';
-import { parseCidr } from '../../subnet';
+import { parseNetwork as parseCidr } from '../../../pkg/ip';
 import { hostGwPeers, isOnLink, planRoutes } from './plan';
 
 const net = parseCidr('10.244.0.0/16');

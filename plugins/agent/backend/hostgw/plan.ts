@@ -8,7 +8,7 @@
  */
 import { type Lease } from '../../store/lease';
 import { routeInNetwork } from '../vxlan/plan';
-import { type IPNet, formatNet, isEmptyNet, netContains, parseIp } from '../../subnet';
+import { type Prefix, formatPrefix as formatNet, isEmptyPrefix as isEmptyNet, prefixContains as netContains, toAddr as parseIp } from '../../../pkg/ip';
 
 /** One peer reached by a direct route. */
 export interface RoutePeer {
@@ -21,7 +21,7 @@ export interface RoutePeer {
 export type RouteAction = { op: 'routeReplace'; dst: string; gw: string } | { op: 'routeDel'; dst: string; gw?: string };
 
 /** True when `ip` lies inside one of `prefixes` (the external interface's addresses with their prefix). */
-export function isOnLink(ip: string, prefixes: readonly IPNet[]): boolean {
+export function isOnLink(ip: string, prefixes: readonly Prefix[]): boolean {
   let a: { v6: boolean; n: bigint };
   try {
     a = parseIp(ip);
@@ -36,7 +36,7 @@ export function isOnLink(ip: string, prefixes: readonly IPNet[]): boolean {
  * IPv6 subnet via its PublicIPv6); others come back as skipped, with the
  * reason (logged once by the caller).
  */
-export function hostGwPeers(leases: readonly Lease[], network: IPNet, prefixes: readonly IPNet[], extName: string): { peers: RoutePeer[]; skipped: { lease: Lease; reason: string }[] } {
+export function hostGwPeers(leases: readonly Lease[], network: Prefix, prefixes: readonly Prefix[], extName: string): { peers: RoutePeer[]; skipped: { lease: Lease; reason: string }[] } {
   const peers: RoutePeer[] = [];
   const skipped: { lease: Lease; reason: string }[] = [];
   const v6 = network.v6;
@@ -54,7 +54,7 @@ export function hostGwPeers(leases: readonly Lease[], network: IPNet, prefixes: 
 
 
 /** Stale routes first, then the missing or wrong ones. `routes`: the kernel's routes of the network's family on the external interface. */
-export function planRoutes(peers: readonly RoutePeer[], routes: ReadonlyArray<{ dst: string; gw?: string }>, network: IPNet): RouteAction[] {
+export function planRoutes(peers: readonly RoutePeer[], routes: ReadonlyArray<{ dst: string; gw?: string }>, network: Prefix): RouteAction[] {
   const want = new Map(peers.map((p) => [p.subnet, p.gw]));
   const have = new Map(routes.map((r) => [r.dst, r.gw]));
   const out: RouteAction[] = [];

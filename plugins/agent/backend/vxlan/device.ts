@@ -11,7 +11,7 @@
  */
 import { type Link, type NetlinkHandle, type VxlanSpec, isExists, isNotFound, AF_INET, AF_INET6 } from '../../../pkg/netlink';
 import { writeSysctl } from '../../../pkg/ns';
-import { type IPNet, formatIp, netContains, parseIp } from '../../subnet';
+import { type Prefix, bigIntToIp as formatIp, prefixContains as netContains, toAddr as parseIp } from '../../../pkg/ip';
 import { type Logger } from '../../log';
 
 export const VXLAN_OVERHEAD = 50;
@@ -99,7 +99,7 @@ export async function ensureVxlanDevice(h: NetlinkHandle, want: VxlanDeviceWant,
  * ConfigureIPv6, without DAD or prefix route) on the device, removes other
  * addresses inside the network (a previous subnet), and brings the device up.
  */
-export async function configureVxlanDevice(h: NetlinkHandle, link: Link, subnet: IPNet, network: IPNet, log: Logger): Promise<void> {
+export async function configureVxlanDevice(h: NetlinkHandle, link: Link, subnet: Prefix, network: Prefix, log: Logger): Promise<void> {
   const v6 = subnet.v6;
   const want = `${formatIp(subnet.ip, v6)}/${v6 ? 128 : 32}`;
   const addrs = await h.addrList(link.index, v6 ? AF_INET6 : AF_INET);

@@ -11,7 +11,7 @@
 import { AF_INET, AF_INET6, type Link, type NetlinkHandle } from '../../../pkg/netlink';
 import { type Lease, type LeaseEvent, leaseSubnets } from '../../store/lease';
 import { type Logger } from '../../log';
-import { type IPNet } from '../../subnet';
+import { type Prefix } from '../../../pkg/ip';
 import { configureVxlanDevice, ensureVxlanDevice, type VxlanDeviceWant } from './device';
 import { type DeviceState, peersFromLeases, planVxlan } from './plan';
 import { applyVxlanPlan, retryKernel } from '../kernel-batch';
@@ -29,8 +29,8 @@ export class VxlanNetwork {
     private readonly h: NetlinkHandle,
     /** mac = the one our lease publishes, so a re-created device keeps it */
     private readonly want: VxlanDeviceWant,
-    private readonly subnet: IPNet,
-    private readonly network: IPNet,
+    private readonly subnet: Prefix,
+    private readonly network: Prefix,
     private readonly log: Logger,
     /** Backend.DirectRouting: on-link peers get `<subnet> via <public IP>` on the external interface instead */
     private readonly direct?: DirectRoutes,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { type Lease, vxlanBackendData } from '../../store/lease';
-import { parseCidr } from '../../subnet';
+import { parseNetwork as parseCidr } from '../../../pkg/ip';
 import { type DeviceState, peersFromLeases, planVxlan, type VxlanPeer } from './plan';
 
 const NET = parseCidr('10.244.0.0/16');

@@ -13,7 +13,7 @@
  * routes to a gateway it would have to ARP for.
  */
 import { type Lease, parseVxlanBackendData } from '../../store/lease';
-import { type IPNet, formatIp, formatNet, isEmptyNet, netContains, parseCidr, parseIp } from '../../subnet';
+import { type Prefix, bigIntToIp as formatIp, formatPrefix as formatNet, isEmptyPrefix as isEmptyNet, parseNetwork as parseCidr, prefixContains as netContains, toAddr as parseIp } from '../../../pkg/ip';
 
 export const ZERO_MAC = '00:00:00:00:00:00';
 
@@ -59,7 +59,7 @@ export interface SkippedLease {
  * lease's subnet, BackendData and PublicIP; IPv6: its IPv6 subnet,
  * BackendV6Data and PublicIPv6); other leases come back as skipped, with the reason.
  */
-export function peersFromLeases(leases: readonly Lease[], network: IPNet): { peers: VxlanPeer[]; skipped: SkippedLease[] } {
+export function peersFromLeases(leases: readonly Lease[], network: Prefix): { peers: VxlanPeer[]; skipped: SkippedLease[] } {
   const peers: VxlanPeer[] = [];
   const skipped: SkippedLease[] = [];
   const v6 = network.v6;
@@ -93,7 +93,7 @@ export function peersFromLeases(leases: readonly Lease[], network: IPNet): { pee
 }
 
 /** An address in the Network (a peer VTEP's neighbour entry is one). */
-export const inNetwork = (network: IPNet, ip: string): boolean => {
+export const inNetwork = (network: Prefix, ip: string): boolean => {
   try {
     const a = parseIp(ip);
     return netContains(network, a.n, a.v6);
@@ -102,7 +102,7 @@ export const inNetwork = (network: IPNet, ip: string): boolean => {
   }
 };
 /** A route to a part of the Network (what a backend may remove when no lease wants it). */
-export const routeInNetwork = (network: IPNet, dst: string): boolean => {
+export const routeInNetwork = (network: Prefix, dst: string): boolean => {
   try {
     const d = parseCidr(dst);
     return d.v6 === network.v6 && d.prefixLen >= network.prefixLen && netContains(network, d.ip);
@@ -117,7 +117,7 @@ export const routeInNetwork = (network: IPNet, dst: string): boolean => {
  * are ever considered ours and removed: a gateway-less route (the kernel's
  * prefix route of flanneld's IPv6 address `<subnet>::/128`) is not ours.
  */
-export function planVxlan(peers: readonly VxlanPeer[], state: DeviceState, network: IPNet): Plan {
+export function planVxlan(peers: readonly VxlanPeer[], state: DeviceState, network: Prefix): Plan {
   const wantNeigh = new Map(peers.map((p) => [p.gateway, p.vtepMAC]));
   const wantFdb = new Map(peers.map((p) => [p.vtepMAC, p.publicIP]));
   const wantRoute = new Map(peers.map((p) => [p.subnet, p.gateway]));

@@ -58,10 +58,10 @@ describe('allocator (against FakeStore)', () => {
 
   it('visits every address exactly once per ADD (wraps from last_reserved_ip to it)', () => {
     const sets = [set({ subnet: '10.0.0.0/28', rangeStart: '10.0.0.4', rangeEnd: '10.0.0.9' }, { subnet: '10.0.1.0/28', rangeStart: '10.0.1.2', rangeEnd: '10.0.1.3' })];
-    const seen = [...candidates(sets[0], parseIP('10.0.0.8'))].map((c) => formatIP({ family: 4, n: c.n }));
+    const seen = [...candidates(sets[0], parseIP('10.0.0.8'))].map((c) => formatIP({ v6: false, n: c.n }));
     expect(seen).toEqual(['10.0.0.9', '10.0.1.2', '10.0.1.3', '10.0.0.4', '10.0.0.5', '10.0.0.6', '10.0.0.7', '10.0.0.8']);
     // last_reserved_ip outside the set (indexes changed): start from the beginning
-    expect([...candidates(sets[0], parseIP('192.168.0.1'))].map((c) => formatIP({ family: 4, n: c.n }))[0]).toBe('10.0.0.4');
+    expect([...candidates(sets[0], parseIP('192.168.0.1'))].map((c) => formatIP({ v6: false, n: c.n }))[0]).toBe('10.0.0.4');
   });
 
   it('fills a whole /24 with 253 distinct addresses, then reports exhaustion', () => {

@@ -14,13 +14,13 @@
  * - IPv4 network and broadcast addresses are never handed out.
  */
 import { CniError, ErrCode, type ErrCodeValue } from '../../../pkg/cni/errors';
-import { type IP, formatIP, parseIP } from '../../../pkg/ip';
+import { type Addr, formatIP, parseIP } from '../../../pkg/ip';
 import { type Range, isReservedAddress, lastOfSubnet } from './range';
 import { type RangeSet, rangeFor, rangeSetContains, rangeSetText } from './range-set';
 import type { Owner, Store } from '../store/store';
 
 export interface RequestedIP {
-  ip: IP;
+  ip: Addr;
   /** where it came from, for messages: `CNI_ARGS IP`, `args.cni.ips[0]`, … */
   source: string;
   /** error code when it cannot be honoured: 4 for CNI_ARGS, 7 for config */
@@ -29,9 +29,9 @@ export interface RequestedIP {
 
 export interface Allocation {
   setIndex: number;
-  ip: IP;
+  ip: Addr;
   prefix: number;
-  gateway: IP;
+  gateway: Addr;
 }
 
 /** Error codes of allocation failures that are not bad input. */
@@ -48,13 +48,13 @@ export const AllocErr = {
  * and wraps, visiting every address once; skips gateways and IPv4
  * network/broadcast addresses.
  */
-export function* candidates(set: RangeSet, last: IP | null): Generator<{ n: bigint; range: Range }> {
+export function* candidates(set: RangeSet, last: Addr | null): Generator<{ n: bigint; range: Range }> {
   const rs = set.ranges;
   let ri = 0;
   let cur: bigint;
   let first: bigint;
   if (last && rangeSetContains(set, last)) {
-    ri = rs.findIndex((r) => r.family === last.family && last.n >= r.start && last.n <= r.end);
+    ri = rs.findIndex((r) => (r.family === 6) === last.v6 && last.n >= r.start && last.n <= r.end);
     cur = last.n;
     // the first candidate is the one after `last`
     [ri, cur] = step(rs, ri, cur);
@@ -122,7 +122,7 @@ export function allocate(store: Store, sets: RangeSet[], owner: Owner, requested
 
   // Duplicate check for every set that has no requested address (the
   // reference skips it for requested ones), before reserving anything.
-  const held = store.getByOwner(owner).map((t) => parseIP(t)).filter((x): x is IP => x !== null);
+  const held = store.getByOwner(owner).map((t) => parseIP(t)).filter((x): x is Addr => x !== null);
   sets.forEach((set, idx) => {
     if (bySet.has(idx)) return;
     const dup = held.find((ip) => rangeSetContains(set, ip));
@@ -141,15 +141,15 @@ export function allocate(store: Store, sets: RangeSet[], owner: Owner, requested
         if (!store.reserve(owner, text, idx)) {
           throw err(AllocErr.Unavailable, `failed to allocate for range ${idx}: requested IP address ${text} is not available in range set ${rangeSetText(set)}`);
         }
-        done.push({ setIndex: idx, ip: req.ip, prefix: r.prefix, gateway: { family: r.family, n: r.gateway } });
+        done.push({ setIndex: idx, ip: req.ip, prefix: r.prefix, gateway: { v6: r.family === 6, n: r.gateway } });
         return;
       }
       const lastText = store.lastReservedIP(idx);
       const last = lastText === null ? null : parseIP(lastText.trim());
       for (const c of candidates(set, last)) {
-        const ip: IP = { family: c.range.family, n: c.n };
+        const ip: Addr = { v6: c.range.family === 6, n: c.n };
         if (store.reserve(owner, formatIP(ip), idx)) {
-          done.push({ setIndex: idx, ip, prefix: c.range.prefix, gateway: { family: c.range.family, n: c.range.gateway } });
+          done.push({ setIndex: idx, ip, prefix: c.range.prefix, gateway: { v6: c.range.family === 6, n: c.range.gateway } });
           return;
         }
       }

@@ -3,7 +3,7 @@
  * address per set. Sets must not overlap each other.
  */
 import { CniError, ErrCode } from '../../../pkg/cni/errors';
-import type { IP } from '../../../pkg/ip';
+import type { Addr } from '../../../pkg/ip';
 import { type Range, type RangeSpec, canonicalizeRange, rangeContains, rangeSubnetText, rangeText, rangesOverlap } from './range';
 
 export interface RangeSet {
@@ -35,11 +35,11 @@ export function canonicalizeRangeSet(specs: RangeSpec[], field: string, single =
 export const rangeSetFamily = (s: RangeSet) => s.ranges[0].family;
 
 /** The range holding `ip` (inside its [start, end] window), or undefined. */
-export function rangeFor(s: RangeSet, ip: IP): Range | undefined {
+export function rangeFor(s: RangeSet, ip: Addr): Range | undefined {
   return s.ranges.find((r) => rangeContains(r, ip));
 }
 
-export const rangeSetContains = (s: RangeSet, ip: IP): boolean => rangeFor(s, ip) !== undefined;
+export const rangeSetContains = (s: RangeSet, ip: Addr): boolean => rangeFor(s, ip) !== undefined;
 
 /** `start-end,start-end` as the reference prints a set in its errors. */
 export const rangeSetText = (s: RangeSet): string => s.ranges.map(rangeText).join(',');

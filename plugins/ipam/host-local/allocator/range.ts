@@ -7,7 +7,7 @@
  * addresses are never handed out even when rangeStart/rangeEnd include them.
  */
 import { CniError, ErrCode } from '../../../pkg/cni/errors';
-import { type Family, type IP, familyBits, formatIP, maskOf, parseCIDR, parseIP } from '../../../pkg/ip';
+import { type Addr, type Family, addrBits, formatIP, formatPrefix, maskOf, parseCIDR, parseIP } from '../../../pkg/ip';
 
 /** A range as written in the config (JSON strings). */
 export interface RangeSpec {
@@ -32,16 +32,18 @@ export interface Range {
 
 const bad = (field: string, msg: string) => new CniError(ErrCode.InvalidNetworkConfig, `invalid network config: field \`${field}\`: ${msg}`);
 
-export const rangeSubnetText = (r: Range): string => `${formatIP({ family: r.family, n: r.network })}/${r.prefix}`;
-export const rangeText = (r: Range): string => `${formatIP({ family: r.family, n: r.start })}-${formatIP({ family: r.family, n: r.end })}`;
+const text = (family: Family, n: bigint): string => formatIP({ v6: family === 6, n });
+
+export const rangeSubnetText = (r: Range): string => `${text(r.family, r.network)}/${r.prefix}`;
+export const rangeText = (r: Range): string => `${text(r.family, r.start)}-${text(r.family, r.end)}`;
 
 /** The subnet's last address (the IPv4 broadcast). */
 export function lastOfSubnet(family: Family, network: bigint, prefix: number): bigint {
-  return network | (((1n << BigInt(familyBits(family))) - 1n) ^ maskOf(family, prefix));
+  return network | (((1n << BigInt(addrBits(family === 6))) - 1n) ^ maskOf(prefix, family === 6));
 }
 
-function inSubnet(r: { family: Family; network: bigint; prefix: number }, ip: IP): boolean {
-  return ip.family === r.family && (ip.n & maskOf(r.family, r.prefix)) === r.network;
+function inSubnet(r: { family: Family; network: bigint; prefix: number }, ip: Addr): boolean {
+  return ip.v6 === (r.family === 6) && (ip.n & maskOf(r.prefix, ip.v6)) === r.network;
 }
 
 /**
@@ -52,23 +54,24 @@ export function canonicalizeRange(spec: RangeSpec, field: string): Range {
   if (spec.subnet === undefined || spec.subnet === '') throw bad(`${field}.subnet`, 'missing subnet');
   const cidr = parseCIDR(spec.subnet);
   if (!cidr) throw bad(`${field}.subnet`, `invalid CIDR "${spec.subnet.slice(0, 64)}"`);
-  const family = cidr.ip.family;
-  const bits = familyBits(family);
-  const shown = `${formatIP(cidr.ip)}/${cidr.prefix}`;
+  const family: Family = cidr.v6 ? 6 : 4;
+  const bits = addrBits(cidr.v6);
+  const prefix = cidr.prefixLen;
+  const shown = formatPrefix(cidr);
   // A /31 or /32 (/127, /128) leaves nothing to allocate.
-  if (cidr.prefix > bits - 2) throw bad(`${field}.subnet`, `network ${shown} too small to allocate from (prefix must be /${bits - 2} or shorter)`);
-  const network = cidr.ip.n & maskOf(family, cidr.prefix);
-  if (network !== cidr.ip.n) {
-    throw bad(`${field}.subnet`, `network ${shown} has host bits set; for a subnet mask of length ${cidr.prefix} the network address is ${formatIP({ family, n: network })}`);
+  if (prefix > bits - 2) throw bad(`${field}.subnet`, `network ${shown} too small to allocate from (prefix must be /${bits - 2} or shorter)`);
+  const network = cidr.ip & maskOf(prefix, cidr.v6);
+  if (network !== cidr.ip) {
+    throw bad(`${field}.subnet`, `network ${shown} has host bits set; for a subnet mask of length ${prefix} the network address is ${text(family, network)}`);
   }
-  const subnet = { family, network, prefix: cidr.prefix };
-  const last = lastOfSubnet(family, network, cidr.prefix);
-  const addr = (name: 'gateway' | 'rangeStart' | 'rangeEnd'): IP | undefined => {
+  const subnet = { family, network, prefix };
+  const last = lastOfSubnet(family, network, prefix);
+  const addr = (name: 'gateway' | 'rangeStart' | 'rangeEnd'): Addr | undefined => {
     const v = spec[name];
     if (v === undefined || v === '') return undefined; // Go: empty text = unset
     const ip = parseIP(v);
     if (!ip) throw bad(`${field}.${name}`, `invalid IP address "${v.slice(0, 64)}"`);
-    if (ip.family !== family) throw bad(`${field}.${name}`, `${formatIP(ip)} is not an IPv${family} address like subnet ${shown}`);
+    if (ip.v6 !== cidr.v6) throw bad(`${field}.${name}`, `${formatIP(ip)} is not an IPv${family} address like subnet ${shown}`);
     return ip;
   };
   const gw = addr('gateway');
@@ -78,13 +81,13 @@ export function canonicalizeRange(spec: RangeSpec, field: string): Range {
   if (re && !inSubnet(subnet, re)) throw bad(`${field}.rangeEnd`, `rangeEnd ${formatIP(re)} not in network ${shown}`);
   const start = rs ? rs.n : network + 1n;
   const end = re ? re.n : family === 4 ? last - 1n : last;
-  if (end < start) throw bad(`${field}.rangeEnd`, `rangeEnd ${formatIP({ family, n: end })} is before rangeStart ${formatIP({ family, n: start })}`);
-  return { family, network, prefix: cidr.prefix, start, end, gateway: gw ? gw.n : network + 1n, field };
+  if (end < start) throw bad(`${field}.rangeEnd`, `rangeEnd ${text(family, end)} is before rangeStart ${text(family, start)}`);
+  return { family, network, prefix, start, end, gateway: gw ? gw.n : network + 1n, field };
 }
 
 /** Whether `ip` lies inside the range's [start, end] window. */
-export function rangeContains(r: Range, ip: IP): boolean {
-  return ip.family === r.family && ip.n >= r.start && ip.n <= r.end;
+export function rangeContains(r: Range, ip: Addr): boolean {
+  return ip.v6 === (r.family === 6) && ip.n >= r.start && ip.n <= r.end;
 }
 
 /** Addresses of the range that are never handed out: gateway, IPv4 network and broadcast. */
@@ -92,6 +95,14 @@ export function isReservedAddress(r: Range, n: bigint): boolean {
   if (n === r.gateway) return true;
   if (r.family === 4 && (n === r.network || n === lastOfSubnet(4, r.network, r.prefix))) return true;
   return false;
+}
+
+/** How many addresses host-local can hand out from the range: its window less the reserved ones in it. */
+export function rangeSize(r: Range): bigint {
+  let size = r.end - r.start + 1n;
+  const reserved = new Set([r.gateway, ...(r.family === 4 ? [r.network, lastOfSubnet(4, r.network, r.prefix)] : [])]);
+  for (const n of reserved) if (n >= r.start && n <= r.end) size--;
+  return size;
 }
 
 export function rangesOverlap(a: Range, b: Range): boolean {

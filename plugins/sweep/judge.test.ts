@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { type NftRule, legacyMasqComment, masqComment, masqRuleExpr } from '../../pkg/nft/masq';
+import { parsePrefix } from '../pkg/ip';
+import { type NftRule, legacyMasqComment, masqComment, masqRuleExpr } from '../pkg/nft/masq';
 import { evidenceKey, judgeMasqRules } from './judge';
 
 const rule = (network: string, id: string, ip: string, handle: number): NftRule => ({
   family: 'inet', table: 'cni_plugins_masquerade', chain: 'masq_checks', handle, comment: masqComment(network, 'eth0', id),
-  expr: masqRuleExpr({ ip, prefixLen: 24, v6: false }),
+  expr: masqRuleExpr(parsePrefix(`${ip}/24`)),
 });
 
 describe('judgeMasqRules', () => {

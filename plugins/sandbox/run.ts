@@ -10,10 +10,10 @@
  */
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { loadConfList, type NetworkConfigList } from '../../pkg/invoke/index';
-import { openHandleAt } from '../../pkg/netlink/index';
-import { native, nativeHelperPath } from '../../pkg/native';
-import { Rollback, type FaultHook } from '../../pkg/rollback';
+import { loadConfList, type NetworkConfigList } from '../pkg/invoke/index';
+import { openHandleAt } from '../pkg/netlink/index';
+import { native, nativeHelperPath } from '../pkg/native';
+import { Rollback, type FaultHook } from '../pkg/rollback';
 import { attachNetwork, detachNetwork } from './cni';
 import { spawnDetached } from './exec';
 import { readStartTime, terminate } from './proc';

@@ -1,5 +1,6 @@
 /**
- * One sweep of the node (`flax gc`), in phases:
+ * One sweep of the node (`flax gc`, flaxd's sweeper), in phases:
+ *  0. dead sandboxes of `flax sandbox` (sandboxes.ts);
  *  1. facts: configs, the libcni cache, the host's links, each cached
  *     attachment's netns (facts.ts) → alive or dead (liveness.ts);
  *  2. firewall: one listing, then ONE nft batch removing the masquerade
@@ -7,83 +8,30 @@
  *     (when it succeeds, the DELs below need not list the ruleset again);
  *  3. a CNI DEL of each dead attachment through the library, with its
  *     cached config and result and an empty CNI_NETNS (its netns is gone,
- *     or is another one now), our plugins in-process (InProcessExec);
- *     where DEL fails, the fallback:
+ *     or is another one now), our plugins in-process (the caller's
+ *     SweepPlugins); where DEL fails, the fallback (fallback.ts):
  *     release its host-local reservations, remove its rules and cache file;
  *  4. ownerless/temporary host-local files older than --min-age;
  *  5. a CNI GC per configured network (≥ 1.1.0) whose valid list is every
  *     attachment not proven dead (cached or only known by a reservation).
  * Continues past errors; each is reported on its finding.
  */
-import { readdirSync, unlinkSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import path from 'node:path';
-import { type Attachment, deleteCache, listAttachments } from '../../pkg/invoke/cache';
-import { CniConfig, type GcAttachment } from '../../pkg/invoke/api';
-import { type NetworkConfigList, confListFromBytes, loadConfigs } from '../../pkg/invoke/conf';
-import { InProcessExec, type LocalPlugin } from '../../pkg/invoke/inprocess';
-import { type FirewallDeps, type NftCommand, MASQ_TABLE, defaultDeps, genMasqTeardown, nftApply, nftList, teardownIpMasq } from '../../pkg/nft';
-import { PORTMAP_TABLE, genPortmapTeardown } from '../../pkg/nft/portmap';
-import { teardownPortmap } from '../../pkg/nft/portmap-apply';
-import { about } from '../../pkg/skel/skel';
-import { createBridgePlugin } from '../../main/bridge/bridge';
-import { hostLocalInProcess } from '../../ipam/host-local/in-process';
-import { loopbackPlugin } from '../../main/loopback/loopback';
-import { createFlannelPlugin } from '../../meta/flannel/flannel';
-import { DEFAULT_DATA_DIR as FLANNEL_DATA_DIR } from '../../meta/flannel/config';
-import { portmapPlugin } from '../../meta/portmap/portmap';
-import { DEFAULT_DATA_DIR, DiskStore } from '../../ipam/host-local/store/disk-store';
-import { listSandboxes, removeSandbox, sandboxRoot } from '../sandbox/state';
+import { type Attachment, listAttachments } from '../pkg/invoke/cache';
+import { CniConfig, type GcAttachment } from '../pkg/invoke/api';
+import { type NetworkConfigList, confListFromBytes, loadConfigs } from '../pkg/invoke/conf';
+import { type FirewallDeps, type NftCommand, MASQ_TABLE, defaultDeps, genMasqTeardown, nftApply, nftList } from '../pkg/nft';
+import { PORTMAP_TABLE, genPortmapTeardown } from '../pkg/nft/portmap';
+import { DEFAULT_DATA_DIR, DiskStore } from '../ipam/host-local/store/disk-store';
 import { attachmentFacts, hostLinks, reservationOwners } from './facts';
+import { fallbackCleanup } from './fallback';
 import { type Evidence, evidenceKey, judgeMasqRules } from './judge';
 import { type AttachmentFacts, blindView, judgeAttachment, keptWhenBlind } from './liveness';
+import type { Finding, SweepOptions, SweepPlugins, SweepReport } from './report';
+import { sweepSandboxes } from './sandboxes';
 
-export interface SweepOptions {
-  confDir: string;
-  cacheDir: string;
-  /** CNI_PATH for the DELs and GCs */
-  cniPath: string[];
-  /** only these networks (empty: all) */
-  networks: string[];
-  minAgeMs: number;
-  dryRun: boolean;
-  now?: number;
-  firewall?: FirewallDeps;
-  /** sandbox root of `flax sandbox` (default: $FLAX_SANDBOX_DIR or /run/flax/sandboxes) */
-  sandboxDir?: string;
-}
-
-export type FindingKind = 'sandbox' | 'attachment' | 'masquerade' | 'portmap' | 'reservation';
-
-export interface Finding {
-  kind: FindingKind;
-  network: string;
-  containerId: string;
-  ifname: string;
-  netns: string;
-  address: string;
-  /** why it is judged dead (or, in `kept`, alive) */
-  reason: string;
-  action: 'removed' | 'would remove' | 'failed' | 'kept';
-  /** what was removed, e.g. "DEL bridge+host-local" or the fallback's steps */
-  removed?: string;
-  error?: string;
-}
-
-export interface SweepReport {
-  findings: Finding[];
-  /** attachments judged alive (or undecidable), with the reason */
-  kept: Finding[];
-  /** problems that stopped part of the sweep (unreadable config, nft failure, GC errors, …) */
-  errors: string[];
-  /**
-   * Set when this sweeper cannot see the node's netns pins (liveness.ts
-   * blindView): why, and how many attachments it kept that a missing netns
-   * path alone would have judged dead.
-   */
-  blind?: { reason: string; kept: number };
-  /** Set when nothing was swept at all, and why (no network configuration found). */
-  skipped?: string;
-}
+export type { Finding, FindingKind, SweepOptions, SweepPlugins, SweepReport } from './report';
 
 const addresses = (r: Record<string, unknown> | undefined): string =>
   (Array.isArray(r?.ips) ? (r!.ips as { address?: unknown }[]).map((i) => String(i.address ?? '').split('/')[0]) : []).join(' ');
@@ -118,7 +66,8 @@ function snapshotFirewall(base: FirewallDeps, snapshot: string): FirewallDeps {
   };
 }
 
-export async function sweepNode(o: SweepOptions): Promise<SweepReport> {
+/** One sweep of the node; `plugins` runs our plugins in-process for its DELs and GCs. */
+export async function sweepNode(o: SweepOptions, plugins: SweepPlugins): Promise<SweepReport> {
   const fw = o.firewall ?? defaultDeps;
   const now = o.now ?? Date.now();
   const rep: SweepReport = { findings: [], kept: [], errors: [] };
@@ -238,14 +187,7 @@ export async function sweepNode(o: SweepOptions): Promise<SweepReport> {
 
   // 3. DEL every dead attachment (our plugins in-process)
   // one Exec for the chains, flannel's delegate and bridge's IPAM
-  const local: Record<string, LocalPlugin> = {
-    'host-local': hostLocalInProcess,
-    loopback: { plugin: loopbackPlugin, about: about('loopback') },
-    portmap: { plugin: portmapPlugin, about: about('portmap') },
-  };
-  const exec = new InProcessExec(local);
-  local.bridge = { plugin: createBridgePlugin({ firewall: delFw, exec }), about: about('bridge') };
-  local.flannel = { plugin: createFlannelPlugin({ exec }), about: about('flannel') };
+  const exec = plugins(delFw);
   const cni = new CniConfig({ path: o.cniPath, cacheDir: o.cacheDir, exec, stderr: null });
   for (const { a, f } of dead) {
     rep.findings.push(f);
@@ -293,45 +235,6 @@ export async function sweepNode(o: SweepOptions): Promise<SweepReport> {
   return rep;
 }
 
-async function sweepSandboxes(rep: SweepReport, o: SweepOptions, now: number): Promise<void> {
-  let boxes;
-  try {
-    boxes = listSandboxes(sandboxRoot(o.sandboxDir));
-  } catch (e) {
-    rep.errors.push(`cannot list sandboxes: ${(e as Error).message}`);
-    return;
-  }
-  for (const b of boxes) {
-    const nets = b.networks.filter((n) => !o.networks.length || o.networks.includes(n.name));
-    if (o.networks.length && !nets.length) continue;
-    const f: Finding = {
-      kind: 'sandbox', network: nets.map((n) => n.name).join(','), containerId: b.containerId, ifname: nets.map((n) => n.ifName).join(','),
-      netns: b.pins.find((p) => p.endsWith('/net')) ?? '', address: nets.flatMap((n) => n.addresses).join(' '), reason: '', action: 'kept',
-    };
-    const age = b.created ? now - Date.parse(b.created) : Infinity;
-    if (b.alive || age < o.minAgeMs) {
-      rep.kept.push({ ...f, reason: b.alive ? `pause ${b.pausePid} runs` : `younger than ${Math.round(o.minAgeMs / 1000)} s` });
-      continue;
-    }
-    f.reason = b.pausePid ? `its pause (pid ${b.pausePid}) is gone; ${b.pins.length} pin(s) left` : `unreadable state (${b.error ?? '?'})`;
-    f.action = o.dryRun ? 'would remove' : 'removed';
-    rep.findings.push(f);
-    if (o.dryRun) continue;
-    try {
-      const r = await removeSandbox(b.name, { root: sandboxRoot(o.sandboxDir), force: true, ifDead: true, cniPath: o.cniPath.length ? o.cniPath : undefined, stderr: null });
-      if (r.keptAlive) { // its pause came up meanwhile (a run finishing): not dead after all
-        rep.findings.pop();
-        rep.kept.push({ ...f, action: 'kept', reason: 'alive when re-checked under its lock' });
-        continue;
-      }
-      f.removed = `sandbox ${b.name}: networks DELeted, pins and state removed${r.warnings.length ? ` (${r.warnings.join('; ')})` : ''}`;
-    } catch (e) {
-      f.action = 'failed';
-      f.error = (e as Error).message;
-    }
-  }
-}
-
 /** Files in the cache's results/ that are not cniCacheV1 attachments: reported, kept. */
 function reportUnreadableCache(rep: SweepReport, cacheDir: string, atts: Attachment[], only?: ReadonlySet<string>): void {
   const dir = path.join(cacheDir, 'results');
@@ -342,55 +245,6 @@ function reportUnreadableCache(rep: SweepReport, cacheDir: string, atts: Attachm
     if (known.has(n) || (only && ![...only].some((net) => n.startsWith(`${net}-`)))) continue;
     rep.errors.push(`cache file ${path.join(dir, n)} is not a readable cniCacheV1 attachment: kept`);
   }
-}
-
-/** The flannel dataDirs an attachment's chain uses. */
-function flannelDirsOf(a: Attachment): string[] {
-  try {
-    return confListFromBytes(a.config).plugins.filter((p) => p.network.type === 'flannel')
-      .map((p) => (typeof p.raw.dataDir === 'string' ? p.raw.dataDir : FLANNEL_DATA_DIR));
-  } catch {
-    return [];
-  }
-}
-
-/** What DEL would have removed, done directly: reservations, rules, flannel's file, the cache file. */
-async function fallbackCleanup(a: Attachment, dataDirs: string[], cacheDir: string, fw: FirewallDeps): Promise<{ done: string[]; errors: string[] }> {
-  const done: string[] = [];
-  const errors: string[] = [];
-  for (const d of dataDirs) {
-    if (!DiskStore.exists(d, a.network)) continue;
-    try {
-      using store = DiskStore.open(d, a.network);
-      const ips = store.releaseByOwner({ id: a.containerId, ifname: a.ifName });
-      if (ips.length) done.push(`released ${ips.join(' ')}`);
-    } catch (e) {
-      errors.push(`release in ${path.join(d, a.network)}: ${(e as Error).message}`);
-    }
-  }
-  try {
-    await teardownIpMasq(a.network, a.ifName, a.containerId, fw);
-    done.push('masquerade removed');
-  } catch (e) {
-    errors.push(`masquerade: ${(e as Error).message}`);
-  }
-  try {
-    await teardownPortmap(a.network, a.containerId, fw);
-    done.push('port mappings removed');
-  } catch (e) {
-    errors.push(`portmap: ${(e as Error).message}`);
-  }
-  for (const dir of flannelDirsOf(a)) {
-    try {
-      unlinkSync(path.join(dir, a.containerId));
-      done.push(`flannel file ${path.join(dir, a.containerId)} removed`);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') errors.push(`flannel file: ${(e as Error).message}`);
-    }
-  }
-  deleteCache(cacheDir, a.network, a.containerId, a.ifName);
-  done.push('cache file removed');
-  return { done, errors };
 }
 
 function sweepOwnerless(rep: SweepReport, dataDir: string, network: string, o: SweepOptions, now: number): void {

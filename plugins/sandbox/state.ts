@@ -36,8 +36,8 @@
  */
 import { existsSync, fstatSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { isErrno, native } from '../../pkg/native';
-import { lockFile, type FileLock } from '../../pkg/lock';
+import { isErrno, native } from '../pkg/native';
+import { lockFile, type FileLock } from '../pkg/lock';
 import { isSameProcess, nsIdOf, pidsInNetns, readStartTime, terminate } from './proc';
 import { detachNetwork } from './cni';
 import { sandboxNameProblem } from './name';

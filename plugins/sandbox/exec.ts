@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import path from 'node:path';
-import { nativeHelperPath } from '../../pkg/native';
+import { nativeHelperPath } from '../pkg/native';
 import { NS_KINDS, SandboxError, inspectSandbox, sandboxDir, type SandboxState } from './state';
 
 /** The live state of `name`, or a SandboxError saying why commands cannot join it. */

@@ -5,11 +5,11 @@
  */
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
-import type { Attachment } from '../../pkg/invoke/cache';
-import { confListFromBytes } from '../../pkg/invoke/conf';
-import { type Link, openHandle, openHandleAt } from '../../pkg/netlink';
-import { NetnsNotFoundError, NotNetnsError, openNetns, openPodNetnsForDel } from '../../pkg/ns';
-import { isReservationName } from '../../ipam/host-local/store/disk-store';
+import type { Attachment } from '../pkg/invoke/cache';
+import { confListFromBytes } from '../pkg/invoke/conf';
+import { type Link, openHandle, openHandleAt } from '../pkg/netlink';
+import { NetnsNotFoundError, NotNetnsError, openNetns, openPodNetnsForDel } from '../pkg/ns';
+import { isReservationName } from '../ipam/host-local/store/disk-store';
 import { type AttachmentFacts, type NetnsFact, containerMac, hostPeerCandidates, recordedNetns } from './liveness';
 
 /** The host's links by name (the sweeper runs in the host netns). */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { afterDashes, checkSandbox } from '../commands/sandbox';
-import { UsageError } from '../usage';
+import { afterDashes, checkSandbox } from '../cli/commands/sandbox';
+import { UsageError } from '../cli/usage';
 import { sandboxNameProblem } from './name';
 import { resultAddresses, sandboxRoot } from './state';
 

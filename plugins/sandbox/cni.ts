@@ -6,7 +6,7 @@
  * `flax cni`, `flax status` and `flax gc` see the attachment.
  */
 import { Writable } from 'node:stream';
-import { CniConfig, confListFromBytes, readCache, type NetworkConfigList, type RawResult, type RuntimeConf } from '../../pkg/invoke/index';
+import { CniConfig, confListFromBytes, readCache, type NetworkConfigList, type RawResult, type RuntimeConf } from '../pkg/invoke/index';
 import type { NetworkState, SandboxState } from './state';
 
 export interface CniIo {
