@@ -6,7 +6,7 @@
 import { unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { type Attachment, deleteCache } from '../pkg/invoke/cache';
-import { confListFromBytes } from '../pkg/invoke/conf';
+import { type NetworkConfigList, confListFromBytes } from '../pkg/invoke/conf';
 import { type FirewallDeps, teardownIpMasq } from '../pkg/nft';
 import { teardownPortmap } from '../pkg/nft/portmap-apply';
 import { DiskStore } from '../ipam/host-local/store/disk-store';
@@ -15,12 +15,15 @@ import { DEFAULT_DATA_DIR as FLANNEL_DATA_DIR } from '../meta/flannel/config';
 /** The flannel dataDirs an attachment's chain uses. */
 function flannelDirsOf(a: Attachment): string[] {
   try {
-    return confListFromBytes(a.config).plugins.filter((p) => p.network.type === 'flannel')
-      .map((p) => (typeof p.raw.dataDir === 'string' ? p.raw.dataDir : FLANNEL_DATA_DIR));
+    return flannelDirs(confListFromBytes(a.config));
   } catch {
     return [];
   }
 }
+
+/** The dataDirs of a conflist's flannel plugins. */
+export const flannelDirs = (list: NetworkConfigList): string[] => list.plugins.filter((p) => p.network.type === 'flannel')
+  .map((p) => (typeof p.raw.dataDir === 'string' ? p.raw.dataDir : FLANNEL_DATA_DIR));
 
 /** What DEL would have removed, done directly: reservations, rules, flannel's file, the cache file. */
 export async function fallbackCleanup(a: Attachment, dataDirs: string[], cacheDir: string, fw: FirewallDeps): Promise<{ done: string[]; errors: string[] }> {

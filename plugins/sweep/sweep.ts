@@ -16,7 +16,7 @@
  *     attachment not proven dead (cached or only known by a reservation).
  * Continues past errors; each is reported on its finding.
  */
-import { readdirSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { type Attachment, listAttachments } from '../pkg/invoke/cache';
 import { CniConfig, type GcAttachment } from '../pkg/invoke/api';
@@ -25,7 +25,7 @@ import { type FirewallDeps, type NftCommand, MASQ_TABLE, defaultDeps, genMasqTea
 import { PORTMAP_TABLE, genPortmapTeardown } from '../pkg/nft/portmap';
 import { DEFAULT_DATA_DIR, DiskStore } from '../ipam/host-local/store/disk-store';
 import { attachmentFacts, hostLinks, reservationOwners } from './facts';
-import { fallbackCleanup } from './fallback';
+import { fallbackCleanup, flannelDirs } from './fallback';
 import { type Evidence, evidenceKey, judgeMasqRules } from './judge';
 import { type AttachmentFacts, blindView, judgeAttachment, keptWhenBlind } from './liveness';
 import type { Finding, SweepOptions, SweepPlugins, SweepReport } from './report';
@@ -225,6 +225,9 @@ export async function sweepNode(o: SweepOptions, plugins: SweepPlugins): Promise
           if (!deadKeys.has(`${list.name}\0${r.id}\0${r.ifname}`)) valid.set(`${r.id}\0${r.ifname}`, { containerID: r.id, ifname: r.ifname });
         }
       }
+      // an ADD in flight: flannel writes its file before the delegate reserves an address and long before
+      // libcni caches the result, so a young flannel file is the only trace of it; GC must not take it
+      for (const id of youngFlannelFiles(list, now - o.minAgeMs)) if (![...valid.values()].some((v) => v.containerID === id)) valid.set(`${id}\0`, { containerID: id, ifname: '' });
       try {
         await cni.gcNetworkList(list, [...valid.values()]);
       } catch (e) {
@@ -233,6 +236,19 @@ export async function sweepNode(o: SweepOptions, plugins: SweepPlugins): Promise
     }
   }
   return rep;
+}
+
+/** Container ids of the files in the list's flannel dataDirs modified after `since` (ms since the epoch). */
+function youngFlannelFiles(list: NetworkConfigList, since: number): string[] {
+  const out: string[] = [];
+  for (const dir of flannelDirs(list)) {
+    let names: string[] = [];
+    try { names = readdirSync(dir); } catch { continue; }
+    for (const id of names) {
+      try { if (statSync(path.join(dir, id)).mtimeMs > since) out.push(id); } catch { /* gone meanwhile */ }
+    }
+  }
+  return out;
 }
 
 /** Files in the cache's results/ that are not cniCacheV1 attachments: reported, kept. */

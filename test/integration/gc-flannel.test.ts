@@ -7,7 +7,7 @@
  * throwaway "node" netns.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -86,5 +86,28 @@ describe('flax gc on the flannel conflist', () => {
     expect(kinds.every(([k, id]: string[]) => (k === 'portmap' || k === 'masquerade') && id === victim)).toBe(true);
     expect(pmRules().some((c) => c.includes(victim))).toBe(false);
     for (const id of liveIds.slice(1)) expect(pmRules().some((c) => c.includes(id)), id).toBe(true);
+  });
+
+  it('an ADD in flight (flannel has written its file; no address, no cache yet) is kept while younger than --min-age, swept after', () => {
+    // a network at 1.1.0 (the sweeper's GC phase needs it), sharing flannel's dataDir
+    const conf11 = path.join(confDir, '20-flannel11.conflist');
+    writeFileSync(conf11, JSON.stringify({
+      cniVersion: '1.0.0', cniVersions: ['1.0.0', '1.1.0'], name: `${NET}11`,
+      plugins: [{ type: 'flannel', subnetFile, dataDir: flDir, delegate: { bridge: 'flaxgcfl1' }, ipam: { dataDir: ipamDir } }],
+    }));
+    const id = 'inflight0123456789abcdef';
+    const file = path.join(flDir, id);
+    writeFileSync(file, '{"cniVersion":"1.0.0","name":"gcfl","type":"bridge"}');
+    const aged = (s: number) => { const t = new Date(Date.now() - s * 1000); utimesSync(file, t, t); };
+    aged(10); // older than the flannel plugin's own 5 s GC grace, younger than the sweeper's minimum age
+    const gc = () => run(['gc', '--cni-conf-dir', confDir, '--cache-dir', cacheDir, '--cni-path', DIST_BIN, '--min-age', '60', '--json']);
+    const r = gc();
+    expect(r.code, r.stderr).toBe(0);
+    expect(existsSync(file)).toBe(true);
+    aged(120);
+    const again = gc();
+    expect(again.code, again.stderr).toBe(0);
+    expect(existsSync(file)).toBe(false);
+    rmSync(conf11);
   });
 });
