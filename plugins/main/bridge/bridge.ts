@@ -65,7 +65,7 @@ async function cmdAdd(a: CmdArgs, deps: BridgeDeps): Promise<Result> {
   if (n.isLayer3) await execValidate(ipamExec(deps, a), n.ipamType, a, a.stdin);
   using podNs = openPodNetns(a.netns, a.host.openNetnsFile);
   using host = openHandle();
-  const rb = new Rollback('bridge', deps.fault);
+  const rb = new Rollback('bridge', deps.fault, a.host);
   using p = openHandleAt(podNs);
   if (await p.linkByNameOrNull(a.ifname)) throw new CniError(ErrCode.Internal, `container veth name provided (${a.ifname}) already exists`);
   return await rb.guard(async () => {

@@ -94,7 +94,7 @@ async function cmdAdd(a: CmdArgs, deps: PortmapDeps): Promise<Result> {
   const ips = famList(addrs);
   if (!ips.length) return passThrough(prev, c.cniVersion);
   const backend = resolveBackend(c, fw);
-  const rb = new Rollback('portmap', deps.fault);
+  const rb = new Rollback('portmap', deps.fault, a.host);
   try {
     rb.step('rules');
     rb.push('rules', () => teardownPortmap(c.name, a.containerId, fw));

@@ -42,3 +42,15 @@ describe('callerNetnsOpener (the resident CNI server: CNI_NETNS as the caller op
     }
   });
 });
+
+describe('callerHost (one call\'s Host: nothing global is set)', () => {
+  it('is the caller\'s environment and sysctl root, and this process\'s otherwise', () => {
+    const stderr = { write: () => true };
+    const h = callerHost({ env: { PATH: '/nonexistent-flax', FLAX_DEBUG: '1' }, stderr, sysctlRoot: '/proc/self/fd/7/proc/sys' });
+    expect(h.env).toEqual({ PATH: '/nonexistent-flax', FLAX_DEBUG: '1' });
+    expect(h.stderr).toBe(stderr);
+    expect(h.sysctlRoot).toBe('/proc/self/fd/7/proc/sys');
+    expect(process.env.FLAX_DEBUG).toBeUndefined();
+    expect(callerHost({ env: {}, stderr }).sysctlRoot).toBe('/proc/sys');
+  });
+});

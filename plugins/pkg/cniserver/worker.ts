@@ -94,7 +94,6 @@ function startWorker(): void {
   const port = parentPort!;
   const n = native();
   const own = openSync(`/proc/${process.pid}/task/${n.gettid()}/ns/net`, 'r');
-  const realWrite = process.stderr.write.bind(process.stderr);
   const answered = new Int32Array((workerData as CniWorkerData).answered);
   // /proc/sys read-only here (a container that is not privileged, conf/flax.yml): the plugins'
   // sysctls (ip_forward, route_localnet, …) are written through the caller's /proc instead
@@ -153,13 +152,9 @@ function startWorker(): void {
     });
     let res: Response & { stderr?: string };
     try {
-      // what the plugins still write to process.stderr below their Host (a rollback's log, host-local's index warnings) goes to the caller too
-      process.stderr.write = capture as typeof process.stderr.write;
       res = await run(m, host);
     } catch (e) {
       res = errorResponse(new CniError(ErrCode.Internal, (e as Error).message), Buffer.from(m.stdin), host);
-    } finally {
-      process.stderr.write = realWrite;
     }
     let stranded = isStranded();
     try {

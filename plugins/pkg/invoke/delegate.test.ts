@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { CniError } from '../cni/errors';
 import type { CmdArgs, PluginFuncs } from '../skel/skel';
 import { about } from '../skel/skel';
-import { execAdd, execDel, plainExec } from '../ipam/delegate';
+import { execAdd, execDel } from '../ipam/delegate';
 import { isFlaxBundle } from './bundle';
 import { delegate } from './delegate';
 import { RawExec, findInPath } from './exec';
@@ -129,6 +129,6 @@ describe('in-process delegation', () => {
     const ours = new InProcessExec({ ours: { plugin, about: about('ours') } });
     await delegate(ours, 'ADD', 'ours', args(), conf);
     expect(ours.counts).toEqual({ inProcess: 1, exec: 0 });
-    await expect(delegate(plainExec, 'ADD', 'ours', args(), conf)).rejects.toMatchObject({ code: 999 }); // exec'd: exits 99
+    await expect(delegate(raw, 'ADD', 'ours', args(), conf)).rejects.toMatchObject({ code: 999 }); // exec'd: exits 99
   });
 });

@@ -1,26 +1,18 @@
 /**
  * IPAM delegation (plugins pkg/ipam/ipam.go): one-line wrappers over
  * pkg/invoke's delegate(), through the Exec the calling plugin's context
- * holds (its entry point decides what runs in-process).
+ * holds (its entry point decides what runs in-process) or, built without
+ * one, its Host's (every delegate exec'd). No registry.
  */
 import { CniError, ErrCode } from '../cni/errors';
 import { parseResult } from '../cni/convert';
 import type { Result } from '../cni/types';
 import type { Exec } from '../invoke/exec';
 import { delegate, delegateValidate } from '../invoke/delegate';
-import { RawExec } from '../invoke/exec';
 import { type LocalPlugin } from '../invoke/inprocess';
 import type { CmdArgs } from '../skel/skel';
 
 export type InProcessPlugin = LocalPlugin;
-
-/**
- * The Exec of a plugin built without one: every delegate is exec'd. What
- * runs in-process is chosen where a plugin is built — its entry point
- * (main.ts) or the CNI server's table (pkg/cniserver/plugins.ts) — and
- * passed in its context; no registry.
- */
-export const plainExec: Exec = new RawExec();
 
 /** IPAM ADD → the result in canonical form. */
 export async function execAdd(exec: Exec, type: string, a: CmdArgs, stdin: string | Buffer, confVersion: string): Promise<Result> {

@@ -211,21 +211,38 @@ function inCniWorker(): boolean {
   return !!wt && !wt.isMainThread && !!(wt.workerData as { flaxCniWorker?: boolean } | null)?.flaxCniWorker;
 }
 
+/** Set only while collectMain loads an executable's modules. */
+let collector: ((main: () => void) => void) | undefined;
+
+/**
+ * For the multi-call binary (scripts/package.mjs), which loads every
+ * executable's modules and runs the one its name asks for: loads one
+ * executable's modules (`load`) and returns the main it registered through
+ * runMain, instead of running it.
+ */
+export function collectMain(load: () => void): (() => void) | undefined {
+  let main: (() => void) | undefined;
+  collector = (m) => { main = m; };
+  try {
+    load();
+  } finally {
+    collector = undefined;
+  }
+  return main;
+}
+
 /**
  * Runs `main` now, or — while scripts/build.mjs builds the executable's V8
  * startup snapshot — registers it to run when the snapshot is deserialized.
  * Nothing may read env, cwd or argv before `main` runs.
- * Under the multi-call binary, `main` is handed to its collector instead.
+ * Under the multi-call binary, `main` is handed to collectMain instead.
  */
 export function runMain(main: () => void, warm?: () => void): void {
-  // The multi-call binary (scripts/package.mjs) loads every executable's
-  // modules and collects their mains, to run the one its name asks for.
-  const collect = (globalThis as { __flaxCollectMain?: (m: () => void) => void }).__flaxCollectMain;
   // A worker of the resident CNI server (pkg/cniserver) loads the bundle
   // that started it for its plugins only: no main runs there.
   if (inCniWorker()) return;
-  if (collect) {
-    collect(main);
+  if (collector) {
+    collector(main);
     return;
   }
   const snap = v8.startupSnapshot;
@@ -235,10 +252,7 @@ export function runMain(main: () => void, warm?: () => void): void {
     } catch (e) {
       process.stderr.write(`build: warm-up failed (the snapshot is still good, only colder): ${(e as Error).message}\n`);
     }
-    snap.setDeserializeMainFunction(() => {
-      (globalThis as { __flaxFromSnapshot?: boolean }).__flaxFromSnapshot = true;
-      main();
-    });
+    snap.setDeserializeMainFunction(main);
     return;
   }
   main();
