@@ -4,7 +4,7 @@ import { about, handle } from '../../pkg/skel/skel';
 import type { FirewallDeps } from '../../pkg/nft';
 import { ADD_STEPS, createBridgePlugin } from './bridge';
 import { validAttachments } from '../../pkg/cni/gc';
-import { FuncExec } from '../../pkg/invoke/exec';
+import { FuncExec } from '../../pkg/invoke/plugin-exec';
 
 const noTools: FirewallDeps = { run: async () => ({ code: 0, stdout: '', stderr: '' }), iptablesNft: () => false, has: () => false };
 const conf = (o: object = {}) => JSON.stringify({ cniVersion: '1.1.0', name: 'n1', type: 'bridge', ipMasq: true, ipam: { type: 'host-local', subnet: '10.1.0.0/24' }, ...o });

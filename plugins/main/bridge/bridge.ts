@@ -17,8 +17,8 @@ import { CniError, ErrCode } from '../../pkg/cni/errors';
 import { convertResult } from '../../pkg/cni/convert';
 import { validAttachments } from '../../pkg/cni/gc';
 import type { IPConfig, Result, Route } from '../../pkg/cni/types';
-import type { Exec } from '../../pkg/invoke/exec';
-import { execAdd, execDel, execGc, execStatus, execValidate } from '../../pkg/ipam/delegate';
+import type { Exec } from '../../pkg/invoke/plugin-exec';
+import { execAdd, execDel, execGc, execStatus, execValidate } from '../../pkg/ipam/run-ipam';
 import { type IPNet, formatCidr, parseCidr } from '../../pkg/ip';
 import { openHandle, openHandleAt, type Link, type NetlinkHandle } from '../../pkg/netlink';
 import { openPodNetns, openPodNetnsForDel, type NetNS } from '../../pkg/ns';
@@ -41,7 +41,7 @@ export interface BridgeDeps {
   firewall?: FirewallDeps;
   /** port-up wait budget (ms) */
   portWaitMs?: number;
-  /** how IPAM runs (default: exec; the entry point passes an InProcessExec) */
+  /** how IPAM runs (default: the Host's exec; the entry point passes an InProcessExec) */
   exec?: Exec;
 }
 

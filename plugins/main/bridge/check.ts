@@ -1,6 +1,6 @@
 /** bridge CHECK (reference: cmdCheck): IPAM CHECK, then the kernel against prevResult. */
 import { CniError, ErrCode } from '../../pkg/cni/errors';
-import { execCheck } from '../../pkg/ipam/delegate';
+import { execCheck } from '../../pkg/ipam/run-ipam';
 import { formatCidr, parseCidr } from '../../pkg/ip';
 import { openHandle, openHandleAt, type NetlinkHandle } from '../../pkg/netlink';
 import { openPodNetns, type NetNS } from '../../pkg/ns';

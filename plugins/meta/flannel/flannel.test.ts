@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FuncExec, type PluginFunc } from '../../pkg/invoke/exec';
+import { FuncExec, type PluginFunc } from '../../pkg/invoke/plugin-exec';
 import { processHost } from '../../pkg/host/process';
 import { about, handle } from '../../pkg/skel/skel';
 import { createFlannelPlugin } from './flannel';

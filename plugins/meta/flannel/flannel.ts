@@ -4,7 +4,7 @@
  * `<dataDir>/<containerID>` for DEL, and delegates every verb to the plugin
  * the config names (bridge by default) — exec'd from CNI_PATH, or run
  * in-process when the binary found is one of ours and the entry point
- * handed it over (the Exec in its context, pkg/invoke/delegate).
+ * handed it over (the Exec in its context, pkg/invoke/delegation.ts).
  *
  * Better than the reference: the file is written atomically (temp + fsync
  * + rename) and a failed ADD restores what was there before (the reference
@@ -18,8 +18,8 @@ import { CniError, ErrCode } from '../../pkg/cni/errors';
 import { parseJsonObject } from '../../pkg/cni/conf';
 import { parseResult } from '../../pkg/cni/convert';
 import type { Result } from '../../pkg/cni/types';
-import { delegate } from '../../pkg/invoke/delegate';
-import type { Exec } from '../../pkg/invoke/exec';
+import { delegate } from '../../pkg/invoke/delegation';
+import type { Exec } from '../../pkg/invoke/plugin-exec';
 import { log } from '../../pkg/log';
 import { type CmdArgs, type PluginFuncs, bindPlugin } from '../../pkg/skel/skel';
 import { validAttachments } from '../../pkg/cni/gc';

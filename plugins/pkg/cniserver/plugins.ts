@@ -9,7 +9,7 @@ import { createBridgePlugin } from '../../main/bridge/bridge';
 import { loopbackPlugin } from '../../main/loopback/loopback';
 import { createFlannelPlugin } from '../../meta/flannel/flannel';
 import { portmapPlugin } from '../../meta/portmap/portmap';
-import type { InProcessPlugin } from '../ipam/delegate';
+import type { InProcessPlugin } from '../ipam/run-ipam';
 import { InProcessExec } from '../invoke/inprocess';
 import { about, type About, type PluginFuncs } from '../skel/skel';
 

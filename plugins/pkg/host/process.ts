@@ -1,8 +1,8 @@
 /** The Host of a plugin executable (snapshot launcher, bundle, multi-call binary): this process's own. */
 import { openSync, constants } from 'node:fs';
-import { RawExec } from '../invoke/exec';
+import { RawExec } from '../invoke/plugin-exec';
 import { native } from '../native';
-import { toolsFor } from '../nft/exec';
+import { toolsFor } from '../nft/tools';
 import type { Host } from './host';
 
 export const SYSCTL_ROOT = '/proc/sys';

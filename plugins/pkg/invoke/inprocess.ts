@@ -15,8 +15,8 @@ import { processHost } from '../host/process';
 import type { About, CmdArgs, PluginFuncs } from '../skel/skel';
 import { handle } from '../skel/skel';
 import { isFlaxBundle } from './bundle';
-import { RawExec, findInPath, pluginFailure } from './exec';
-import type { ValidatingExec } from './delegate';
+import { RawExec, findInPath, pluginFailure } from './plugin-exec';
+import type { ValidatingExec } from './delegation';
 
 export interface LocalPlugin {
   plugin: PluginFuncs;

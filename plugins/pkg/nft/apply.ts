@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { type ExecResult, type Tools, toolsFor } from './exec';
+import { type ExecResult, type Tools, toolsFor } from './tools';
 import {
   MASQ_CHAIN, MASQ_POSTROUTING, MASQ_TABLE, type NftCommand, type Ruleset, commentIsStale, emptyRuleset, findMasqRules, genIptChainTeardown,
   genIptablesMasq, genIptablesTeardown, genIptablesTombstone, genMasqChain, genMasqTeardown, iptChains, iptablesChainName, masqRuleExpr, mergeRulesets,

@@ -5,10 +5,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { CniError } from '../cni/errors';
 import type { CmdArgs, PluginFuncs } from '../skel/skel';
 import { about } from '../skel/skel';
-import { execAdd, execDel } from '../ipam/delegate';
+import { execAdd, execDel } from '../ipam/run-ipam';
 import { isFlaxBundle } from './bundle';
-import { delegate } from './delegate';
-import { RawExec, findInPath } from './exec';
+import { delegate } from './delegation';
+import { RawExec, findInPath } from './plugin-exec';
 import { InProcessExec } from './inprocess';
 import { processHost } from '../host/process';
 

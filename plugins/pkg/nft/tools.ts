@@ -9,7 +9,7 @@ import { accessSync, constants, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { tmpdir } from 'node:os';
 import type { ExecResult, Runner, Tools } from '../host/host';
-import { spawnProcess } from '../invoke/exec';
+import { spawnProcess } from '../invoke/plugin-exec';
 import { native } from '../native';
 
 export type { ExecResult, Runner, Tools };

@@ -7,8 +7,8 @@
 import { CniError, ErrCode } from '../cni/errors';
 import { parseResult } from '../cni/convert';
 import type { Result } from '../cni/types';
-import type { Exec } from '../invoke/exec';
-import { delegate, delegateValidate } from '../invoke/delegate';
+import type { Exec } from '../invoke/plugin-exec';
+import { delegate, delegateValidate } from '../invoke/delegation';
 import { type LocalPlugin } from '../invoke/inprocess';
 import type { CmdArgs } from '../skel/skel';
 

@@ -2,7 +2,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { findTool, runnerFor, toolsFor } from './exec';
+import { findTool, runnerFor, toolsFor } from './tools';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'flax-tools-'));
 const a = path.join(dir, 'a');

@@ -4,7 +4,7 @@
  * binary (libcni RawExec), `InProcessExec` (inprocess.ts) runs our own
  * plugins through skel's handle(), tests pass `FuncExec`; the demo wraps
  * plugins with `nsenter` so they run inside a simulated node's netns.
- * Delegation (delegate.ts) and the chains (api.ts) both go through it.
+ * Delegation (delegation.ts) and the chains (api.ts) both go through it.
  * `spawnProcess` runs argv with env + stdin and collects the output, for
  * RawExec and the firewall tools (pkg/nft); the CLI's sandbox, demos and
  * flaxd spawn their own processes.
