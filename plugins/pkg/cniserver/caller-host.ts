@@ -8,8 +8,8 @@
 import fs from 'node:fs';
 import { getSystemErrorMap } from 'node:util';
 import type { Host, HostStderr } from '../host/host';
-import { openNetnsFile, processHost } from '../host/process';
-import type { NetnsOpener } from '../ns/ns';
+import { processHost } from '../host/process';
+import { openNsFile, type NetnsOpener } from '../ns/ns';
 
 /** How CNI_NETNS resolved for the caller: the fd the client opened (in this process), or the errno of its failed open. */
 export type CallerNetns = { fd: number } | { errno: number };
@@ -22,7 +22,7 @@ export type CallerNetns = { fd: number } | { errno: number };
  */
 export function callerNetnsOpener(nsPath: string, how: CallerNetns): NetnsOpener {
   return (p) => {
-    if (p !== nsPath) return openNetnsFile(p);
+    if (p !== nsPath) return openNsFile(p);
     if ('fd' in how) return fs.openSync(`/proc/self/fd/${how.fd}`, fs.constants.O_RDONLY);
     const [code, desc] = getSystemErrorMap().get(-how.errno) ?? ['EUNKNOWN', 'unknown error'];
     const e = new Error(`${code}: ${desc}, open '${nsPath}'`) as NodeJS.ErrnoException;

@@ -9,7 +9,6 @@
  * RawExec and the firewall tools (pkg/nft); the CLI's sandbox, demos and
  * flaxd spawn their own processes.
  */
-import { spawn } from 'node:child_process';
 import { statSync } from 'node:fs';
 import path from 'node:path';
 import { CniError, ErrCode } from '../cni/errors';
@@ -140,6 +139,13 @@ export class RawExec implements Exec {
   }
 }
 
+/**
+ * node:child_process, loaded at the first spawn: every plugin's Host can
+ * spawn, but one that never does (host-local, loopback) does not load it
+ * into its start-up snapshot.
+ */
+const childProcess = () => process.getBuiltinModule('node:child_process') as typeof import('node:child_process');
+
 export interface SpawnOptions {
   env?: NodeJS.ProcessEnv;
   stdin?: Buffer | string;
@@ -165,7 +171,7 @@ export interface SpawnResult {
  */
 export function spawnProcess(argv: readonly string[], o: SpawnOptions = {}): Promise<SpawnResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(argv[0], argv.slice(1), { env: o.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    const child = childProcess().spawn(argv[0], argv.slice(1), { env: o.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let settled = false;

@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { type ExecResult, type Tools, toolsFor } from './tools';
+import { type ExecResult, type Tools, findTool, iptablesIsNft, spawnRunner } from './tools';
 import {
   MASQ_CHAIN, MASQ_POSTROUTING, MASQ_TABLE, type NftCommand, type Ruleset, commentIsStale, emptyRuleset, findMasqRules, genIptChainTeardown,
   genIptablesMasq, genIptablesTeardown, genIptablesTombstone, genMasqChain, genMasqTeardown, iptChains, iptablesChainName, masqRuleExpr, mergeRulesets,
@@ -24,8 +24,8 @@ export class FirewallError extends Error {
 
 /** The tools the applier runs (a plugin's: its Host's `tools`). */
 export type FirewallDeps = Tools;
-/** This process's tools (flaxd, the CLI). */
-export const defaultDeps: FirewallDeps = toolsFor(process.env);
+/** This process's tools (flaxd, the CLI): its environment at each call. */
+export const defaultDeps: FirewallDeps = { run: spawnRunner, iptablesNft: () => iptablesIsNft(), has: (t) => findTool(t) !== null, tmpDir: tmpdir };
 
 const notFound = (r: ExecResult) => r.code !== 0 && /No such file or directory/.test(r.stderr);
 const firstLine = (s: string) => s.trim().split('\n').slice(0, 3).join(' | ');

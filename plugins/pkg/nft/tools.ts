@@ -7,7 +7,6 @@
  */
 import { accessSync, constants, realpathSync } from 'node:fs';
 import path from 'node:path';
-import { tmpdir } from 'node:os';
 import type { ExecResult, Runner, Tools } from '../host/host';
 import { spawnProcess } from '../invoke/plugin-exec';
 import { native } from '../native';
@@ -87,7 +86,7 @@ export function toolsFor(env: Env): Tools {
 
 /** os.tmpdir() as it answers for a process with environment `env`. */
 function tmpdirOf(env: Env): string {
-  if (env === process.env) return tmpdir();
+  if (env === process.env) return (process.getBuiltinModule('node:os') as typeof import('node:os')).tmpdir();
   const t = env.TMPDIR || env.TMP || env.TEMP;
   return t && t.length > 1 && t.endsWith('/') ? t.slice(0, -1) : t || '/tmp';
 }

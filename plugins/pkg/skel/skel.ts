@@ -141,10 +141,8 @@ export function validateRequest(req: Request, host: Host): CmdArgs {
   return base;
 }
 
-const PROCESS_IO: Pick<Host, 'env' | 'stderr'> = { env: process.env, stderr: process.stderr };
-
 /** `e` as a CNI error response, in the config's cniVersion when it has a supported one (FLAX_DEBUG in `host`'s env: an internal error's stack on its stderr). */
-export function errorResponse(e: unknown, stdin: string | Buffer, host: Pick<Host, 'env' | 'stderr'> = PROCESS_IO): Response {
+export function errorResponse(e: unknown, stdin: string | Buffer, host: Pick<Host, 'env' | 'stderr'> = process): Response {
   const err = asCniError(e);
   if (err.code === ErrCode.Internal && e instanceof Error && host.env.FLAX_DEBUG) host.stderr.write(`${e.stack}\n`);
   return { stdout: render(err.toJSON(errorVersion(stdin))), exitCode: 1 };
