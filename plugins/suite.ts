@@ -14,7 +14,7 @@
  * Bundles take only what their entry uses (package.json "sideEffects":
  * false): dist/bin/bridge carries no flannel, portmap or sweeper.
  */
-import type { Exec } from './pkg/invoke/exec';
+import type { Exec } from './pkg/invoke/plugin-exec';
 import { InProcessExec, type LocalPlugin } from './pkg/invoke/inprocess';
 import type { FirewallDeps } from './pkg/nft';
 import type { FaultHook } from './pkg/rollback';

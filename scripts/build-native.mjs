@@ -35,5 +35,5 @@ mkdirSync(path.join(root, 'native/build'), { recursive: true });
 for (const name of ['pause', 'nsexec', 'cniclient']) {
   execFileSync('cc', ['-Os', '-static', '-s', '-Wall', '-Wextra', '-Werror', '-o', path.join(root, 'native/build', name), path.join(root, 'native', name, `${name}.c`)], { stdio: 'inherit' });
 }
-// the mark pkg/ipam/delegate's isFlaxBundle looks for at the end of an ELF file
+// the mark pkg/invoke/bundle.ts's isFlaxBundle looks for at the end of an ELF file
 appendFileSync(path.join(root, 'native/build/cniclient'), '\n# flax-executable cniclient\n');

@@ -24,14 +24,16 @@ writeFileSync(path.join(root, 'dist/package.json'), '{"type":"commonjs"}\n');
 
 // `__flaxDir` is the directory holding the executable and its addons. It is
 // a getter, not a value: in a V8 startup snapshot the load-time __dirname is
-// the build directory, so after deserialization it comes from argv[1] (the
-// launcher passes the bundle's real path there).
+// the build directory, so a deserialize callback the banner registers while
+// the snapshot is built sets it from argv[1] (the launcher passes the
+// bundle's real path there). The plugins' code knows nothing of it.
 const banner = [
   '#!/usr/bin/env node',
   '// flax-executable',
   'var __imu=require("url").pathToFileURL(__filename).href;',
   'var __flaxLoadDir=__dirname;',
-  'Object.defineProperty(globalThis,"__flaxDir",{configurable:true,get(){return globalThis.__flaxFromSnapshot?require("path").dirname(process.argv[1]):__flaxLoadDir}});',
+  '(function(s){if(s&&s.isBuildingSnapshot())s.addDeserializeCallback(function(){__flaxLoadDir=require("path").dirname(process.argv[1])})})(require("v8").startupSnapshot);',
+  'Object.defineProperty(globalThis,"__flaxDir",{configurable:true,get(){return __flaxLoadDir}});',
   loadAddonBanner('globalThis.__flaxDir'),
 ].join('\n');
 

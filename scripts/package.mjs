@@ -44,20 +44,18 @@ const entries = executableEntries(root).map(({ name, file }) => {
 const rel = (f) => './' + path.relative(root, f).split(path.sep).join('/');
 const entrySrc = `
 const path = require('path');
+const { collectMain } = require(${JSON.stringify(rel(path.join(root, 'plugins/pkg/skel/skel.ts')))});
 const mains = Object.create(null);
 const lazy = Object.create(null);
 ${entries.map((e) => e.collected
     ? `collect(${JSON.stringify(e.name)}, () => require(${JSON.stringify(rel(e.file))}));`
     : `lazy[${JSON.stringify(e.name)}] = () => require(${JSON.stringify(rel(e.file))});`).join('\n')}
 function collect(name, load) {
-  let main;
-  globalThis.__flaxCollectMain = (m) => { main = m; };
-  try { load(); } finally { delete globalThis.__flaxCollectMain; }
+  const main = collectMain(load);
   if (!main) throw new Error('multi-call: ' + name + ' registered no main');
   mains[name] = main;
 }
 function dispatch() {
-  globalThis.__flaxFromSnapshot = true;
   let name = path.basename(process.argv0 || process.argv[1] || 'flax');
   if (!(name in mains) && !(name in lazy) && /^flax[-.]/.test(name)) name = 'flax';
   if (name in mains) return mains[name]();

@@ -9,7 +9,7 @@
  * `step(name)` marks where the operation is; a test seam (`FaultHook`) can
  * make any named step throw so every rollback path can be exercised.
  */
-import { log } from './log';
+import { log, type LogSink } from './log';
 
 export type UndoFn = () => unknown | Promise<unknown>;
 
@@ -37,7 +37,7 @@ export class Rollback {
   /** steps passed so far, in order (for diagnostics and tests) */
   readonly steps: string[] = [];
 
-  constructor(private readonly component = 'rollback', private readonly fault?: FaultHook) {}
+  constructor(private readonly component = 'rollback', private readonly fault?: FaultHook, private readonly logTo?: LogSink) {}
 
   /** Registers the compensating action for a side effect that just succeeded. */
   push(name: string, fn: UndoFn): void {
@@ -75,7 +75,7 @@ export class Rollback {
         await u.fn();
       } catch (e) {
         failed.push(u.name);
-        log(this.component, `rollback: undo "${u.name}" failed: ${e instanceof Error ? e.message : String(e)}`);
+        log(this.component, `rollback: undo "${u.name}" failed: ${e instanceof Error ? e.message : String(e)}`, this.logTo);
       }
     }
     return failed;

@@ -2,7 +2,7 @@
  * What a sweep of the node takes and tells (sweep.ts): its options, the
  * plugins it runs in-process, and its report of findings.
  */
-import type { Exec } from '../pkg/invoke/exec';
+import type { Exec } from '../pkg/invoke/plugin-exec';
 import type { FirewallDeps } from '../pkg/nft';
 
 /**

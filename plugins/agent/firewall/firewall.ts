@@ -5,7 +5,7 @@
  * flannel-ipv6`) and rebuilds only the chains that differ, so a restart or a
  * steady state changes nothing and a removed chain, jump or rule comes back.
  * One FlannelFirewall holds the rules of every enabled family. Through
- * pkg/nft's FirewallDeps (the one process-spawning seam), so unit tests run
+ * pkg/nft's FirewallDeps (the tools it runs: nft, iptables), so unit tests run
  * it on a fake runner.
  */
 import { type FirewallDeps, FirewallError, defaultDeps, nftApply, nftList } from '../../pkg/nft';

@@ -45,7 +45,7 @@ export async function validateAdd(a: CmdArgs): Promise<void> {
 export async function cmdAdd(a: CmdArgs): Promise<Result> {
   // read everything that can fail before touching state
   const { conf, dns } = prepareAdd(a);
-  const allocs = withDiskStore(conf.dataDir, conf.name, (store) => allocate(store, conf.rangeSets, ownerOf(a), conf.requested));
+  const allocs = withDiskStore(conf.dataDir, conf.name, (store) => allocate(store, conf.rangeSets, ownerOf(a), conf.requested), { stderr: a.host.stderr });
   const ips: IPConfig[] = allocs.map((x) => ({ address: `${formatIP(x.ip)}/${x.prefix}`, gateway: formatIP(x.gateway) }));
   const result: Result = { cniVersion: conf.cniVersion, ips };
   if (conf.routes.length) result.routes = conf.routes;
@@ -57,13 +57,13 @@ export async function cmdDel(a: CmdArgs): Promise<void> {
   const conf = loadHostLocalConf(a.stdin);
   // nothing was ever reserved there: create nothing (no directory, lock or index)
   if (!DiskStore.exists(conf.dataDir, conf.name)) return;
-  withDiskStore(conf.dataDir, conf.name, (store) => store.releaseByOwner(ownerOf(a)));
+  withDiskStore(conf.dataDir, conf.name, (store) => store.releaseByOwner(ownerOf(a)), { stderr: a.host.stderr });
 }
 
 export async function cmdCheck(a: CmdArgs): Promise<void> {
   const conf = loadHostLocalConf(a.stdin);
   const owner = ownerOf(a);
-  const held = new Set(!DiskStore.exists(conf.dataDir, conf.name) ? [] : withDiskStore(conf.dataDir, conf.name, (store) => store.getByOwner(owner)));
+  const held = new Set(!DiskStore.exists(conf.dataDir, conf.name) ? [] : withDiskStore(conf.dataDir, conf.name, (store) => store.getByOwner(owner), { stderr: a.host.stderr }));
   if (held.size === 0) {
     throw new CniError(ErrCode.UnknownContainer, `host-local: Failed to find address added by container ${a.containerId}`, `no reservation for ${a.containerId}/${a.ifname} in ${conf.dataDir}/${conf.name}`);
   }
@@ -95,7 +95,7 @@ export async function cmdGc(a: CmdArgs): Promise<void> {
   const keep = valid
     ? (owner: string) => owners.has(owner) || (!owner.includes('\r\n') && ids.has(owner))
     : () => true;
-  const res = withDiskStore(conf.dataDir, conf.name, (store) => store.gc(keep, GC_GRACE_MS));
+  const res = withDiskStore(conf.dataDir, conf.name, (store) => store.gc(keep, GC_GRACE_MS), { stderr: a.host.stderr });
   if (res.errors.length) {
     throw new CniError(ErrCode.IOFailure, `host-local GC: ${res.errors.length} reservation(s) could not be removed`, res.errors.slice(0, 10).join('; '));
   }

@@ -5,7 +5,7 @@
  * resolves host-local to our executable. Plugins never register each other.
  */
 import { about } from '../../pkg/skel/skel';
-import type { InProcessPlugin } from '../../pkg/ipam/delegate';
+import type { InProcessPlugin } from '../../pkg/ipam/run-ipam';
 import { hostLocal, validateAdd } from './host-local';
 
 export const hostLocalInProcess: InProcessPlugin = { plugin: hostLocal, about: about('host-local'), validateAdd };

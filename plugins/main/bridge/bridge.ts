@@ -17,12 +17,12 @@ import { CniError, ErrCode } from '../../pkg/cni/errors';
 import { convertResult } from '../../pkg/cni/convert';
 import { validAttachments } from '../../pkg/cni/gc';
 import type { IPConfig, Result, Route } from '../../pkg/cni/types';
-import type { Exec } from '../../pkg/invoke/exec';
-import { execAdd, execDel, execGc, execStatus, execValidate, plainExec } from '../../pkg/ipam/delegate';
+import type { Exec } from '../../pkg/invoke/plugin-exec';
+import { execAdd, execDel, execGc, execStatus, execValidate } from '../../pkg/ipam/run-ipam';
 import { type Prefix, formatPrefix, parsePrefix } from '../../pkg/ip';
 import { openHandle, openHandleAt, type Link, type NetlinkHandle } from '../../pkg/netlink';
 import { openPodNetns, openPodNetnsForDel, type NetNS } from '../../pkg/ns';
-import { type FirewallDeps, defaultDeps, findTool, gcIpMasq, setupIpMasq, teardownIpMasq } from '../../pkg/nft';
+import { type FirewallDeps, findTool, gcIpMasq, setupIpMasq, teardownIpMasq } from '../../pkg/nft';
 import { setupSpoofCheck, spoofId, teardownSpoofCheck } from '../../pkg/nft/spoofchk';
 import { type FaultHook, Rollback } from '../../pkg/rollback';
 import { log } from '../../pkg/log';
@@ -41,11 +41,11 @@ export interface BridgeDeps {
   firewall?: FirewallDeps;
   /** port-up wait budget (ms) */
   portWaitMs?: number;
-  /** how IPAM runs (default: exec; plugins/suite.ts passes an InProcessExec) */
+  /** how IPAM runs (default: the Host's exec; plugins/suite.ts passes an InProcessExec) */
   exec?: Exec;
 }
 
-const ipamExec = (d: BridgeDeps): Exec => d.exec ?? plainExec;
+const ipamExec = (d: BridgeDeps, a: CmdArgs): Exec => d.exec ?? a.host.exec;
 
 /** ADD steps, in order (the names the fault seam and FLAX_FAULT_INJECT use). */
 export const ADD_STEPS = ['bridge', 'veth', 'port', 'macspoofchk', 'ipam', 'container', 'gateway', 'forwarding', 'ipmasq', 'port-wait', 'result'] as const;
@@ -55,17 +55,17 @@ export const ADD_STEPS = ['bridge', 'veth', 'port', 'macspoofchk', 'ipam', 'cont
 
 async function cmdAdd(a: CmdArgs, deps: BridgeDeps): Promise<Result> {
   const n = loadBridgeConf(a.stdin, a.args);
-  const fw = deps.firewall ?? defaultDeps;
+  const fw = deps.firewall ?? a.host.tools;
   // Everything that can be refused is refused before the first side effect.
   if (n.ipMasq && n.isLayer3) {
     const b = masqBackend(n, fw);
     const tool = b === 'nftables' ? 'nft' : 'iptables';
     if (!fw.has(tool)) throw new CniError(ErrCode.Internal, `ipMasq with backend ${b} needs \`${tool}\`, which is not installed`);
   }
-  if (n.isLayer3) await execValidate(ipamExec(deps), n.ipamType, a, a.stdin);
-  using podNs = openPodNetns(a.netns);
+  if (n.isLayer3) await execValidate(ipamExec(deps, a), n.ipamType, a, a.stdin);
+  using podNs = openPodNetns(a.netns, a.host.openNetnsFile);
   using host = openHandle();
-  const rb = new Rollback('bridge', deps.fault);
+  const rb = new Rollback('bridge', deps.fault, a.host);
   using p = openHandleAt(podNs);
   if (await p.linkByNameOrNull(a.ifname)) throw new CniError(ErrCode.Internal, `container veth name provided (${a.ifname}) already exists`);
   return await rb.guard(async () => {
@@ -76,7 +76,7 @@ async function cmdAdd(a: CmdArgs, deps: BridgeDeps): Promise<Result> {
         if (!(await otherPorts(host, made.br.index, '')).length) await host.linkDel(made.br.index).catch(ignoreNotFound);
       });
     }
-    const br = await ctx(`failed to set up bridge "${n.brName}"`, () => configureBridge(host, made.br, n));
+    const br = await ctx(`failed to set up bridge "${n.brName}"`, () => configureBridge(host, made.br, n, a.host.sysctlRoot));
     rb.step('bridge');
 
     // 2. veth: container end named CNI_IFNAME created straight in the pod netns
@@ -107,8 +107,8 @@ async function cmdAdd(a: CmdArgs, deps: BridgeDeps): Promise<Result> {
     let ipamDns;
     let gws = { v4: { gws: [] as Prefix[] }, v6: { gws: [] as Prefix[] } };
     if (n.isLayer3) {
-      const r = await execAdd(ipamExec(deps), n.ipamType, a, a.stdin, n.cniVersion);
-      rb.push('ipam', () => execDel(ipamExec(deps), n.ipamType, { ...a, command: 'DEL' }, a.stdin));
+      const r = await execAdd(ipamExec(deps, a), n.ipamType, a, a.stdin, n.cniVersion);
+      rb.push('ipam', () => execDel(ipamExec(deps, a), n.ipamType, { ...a, command: 'DEL' }, a.stdin));
       if (!r.ips?.length) throw new CniError(ErrCode.Internal, 'IPAM plugin returned missing IP config');
       const g = calcGateways(r.ips, r.routes ?? [], n);
       ips = g.ips;
@@ -120,7 +120,7 @@ async function cmdAdd(a: CmdArgs, deps: BridgeDeps): Promise<Result> {
 
     // 6. container: sysctls, addresses, link up, routes (IPv6 DAD settled)
     if (n.isLayer3) {
-      await configureContainer(p, podNs, cont, a.ifname, ips, routes, n);
+      await configureContainer(p, podNs, cont, a.ifname, ips, routes, n, a.host.sysctlRoot);
       cont = await p.linkByIndex(cont.index);
     }
     rb.step('container');
@@ -144,8 +144,8 @@ async function cmdAdd(a: CmdArgs, deps: BridgeDeps): Promise<Result> {
     // 8. forwarding in the host netns (host-wide: never undone)
     if (n.isGW) {
       await ctx('failed to enable forwarding', () => {
-        if (gws.v4.gws.length) enableForwarding(false);
-        if (gws.v6.gws.length) enableForwarding(true);
+        if (gws.v4.gws.length) enableForwarding(false, a.host.sysctlRoot);
+        if (gws.v6.gws.length) enableForwarding(true, a.host.sysctlRoot);
       });
     }
     rb.step('forwarding');
@@ -194,13 +194,13 @@ async function waitPortUp(h: NetlinkHandle, l: Link, budgetMs: number): Promise<
 
 async function cmdDel(a: CmdArgs, deps: BridgeDeps): Promise<void> {
   const n = loadBridgeConf(a.stdin, a.args);
-  const fw = deps.firewall ?? defaultDeps;
+  const fw = deps.firewall ?? a.host.tools;
   const errors: unknown[] = [];
   // 1. the device (its host peer goes with it); a gone netns or link is fine
   if (a.netns !== '') {
     let ns: NetNS | null = null;
     try {
-      ns = openPodNetnsForDel(a.netns);
+      ns = openPodNetnsForDel(a.netns, a.host.openNetnsFile);
     } catch (e) {
       errors.push(e);
     }
@@ -219,7 +219,7 @@ async function cmdDel(a: CmdArgs, deps: BridgeDeps): Promise<void> {
   // 2. IPAM: always released, even without a netns
   if (n.isLayer3) {
     try {
-      await execDel(ipamExec(deps), n.ipamType, a, a.stdin);
+      await execDel(ipamExec(deps, a), n.ipamType, a, a.stdin);
     } catch (e) {
       errors.push(e);
     }
@@ -250,21 +250,21 @@ async function cmdDel(a: CmdArgs, deps: BridgeDeps): Promise<void> {
 async function cmdStatus(a: CmdArgs, deps: BridgeDeps): Promise<void> {
   const n = loadBridgeConf(a.stdin, a.args);
   if (n.ipMasq && n.isLayer3) {
-    const fw = deps.firewall ?? defaultDeps;
+    const fw = deps.firewall ?? a.host.tools;
     const b = masqBackend(n, fw);
     const tool = b === 'nftables' ? 'nft' : 'iptables';
     if (!fw.has(tool)) throw new CniError(ErrCode.PluginNotAvailable, `ipMasq with backend ${b} needs \`${tool}\`, which is not installed`);
   }
-  if (n.isLayer3) await execStatus(ipamExec(deps), n.ipamType, a, a.stdin);
+  if (n.isLayer3) await execStatus(ipamExec(deps, a), n.ipamType, a, a.stdin);
 }
 
 async function cmdGc(a: CmdArgs, deps: BridgeDeps): Promise<void> {
   const n = loadBridgeConf(a.stdin, a.args);
-  const fw = deps.firewall ?? defaultDeps;
+  const fw = deps.firewall ?? a.host.tools;
   const errors: unknown[] = [];
   if (n.isLayer3) {
     try {
-      await execGc(ipamExec(deps), n.ipamType, a, a.stdin);
+      await execGc(ipamExec(deps, a), n.ipamType, a, a.stdin);
     } catch (e) {
       errors.push(e);
     }

@@ -1,10 +1,10 @@
 /** bridge CHECK (reference: cmdCheck): IPAM CHECK, then the kernel against prevResult. */
 import { CniError, ErrCode } from '../../pkg/cni/errors';
-import { execCheck, plainExec } from '../../pkg/ipam/delegate';
+import { execCheck } from '../../pkg/ipam/run-ipam';
 import { formatPrefix, parsePrefix } from '../../pkg/ip';
 import { openHandle, openHandleAt, type NetlinkHandle } from '../../pkg/netlink';
 import { openPodNetns, type NetNS } from '../../pkg/ns';
-import { checkIpMasq, defaultDeps } from '../../pkg/nft';
+import { checkIpMasq } from '../../pkg/nft';
 import { checkSpoofCheck, spoofId } from '../../pkg/nft/spoofchk';
 import type { CmdArgs } from '../../pkg/skel/skel';
 import { loadBridgeConf } from './config';
@@ -15,9 +15,9 @@ import { ctx, masqBackend } from './links';
 
 export async function cmdCheck(a: CmdArgs, deps: BridgeDeps): Promise<void> {
   const n = loadBridgeConf(a.stdin, a.args);
-  const fw = deps.firewall ?? defaultDeps;
-  using podNs = openPodNetns(a.netns);
-  if (n.isLayer3) await execCheck(deps.exec ?? plainExec, n.ipamType, a, a.stdin);
+  const fw = deps.firewall ?? a.host.tools;
+  using podNs = openPodNetns(a.netns, a.host.openNetnsFile);
+  if (n.isLayer3) await execCheck(deps.exec ?? a.host.exec, n.ipamType, a, a.stdin);
   const prev = n.prevResult;
   if (!prev) throw new CniError(ErrCode.InvalidNetworkConfig, 'Required prevResult missing');
   const ifs = prev.interfaces ?? [];

@@ -71,11 +71,11 @@ export async function ensureBridge(h: NetlinkHandle, n: ResolvedConf): Promise<{
  * so such a bridge gets a random local MAC instead. Returns the bridge as
  * configured.
  */
-export async function configureBridge(h: NetlinkHandle, br: Link, n: ResolvedConf): Promise<Link> {
+export async function configureBridge(h: NetlinkHandle, br: Link, n: ResolvedConf, sysctlRoot?: string): Promise<Link> {
   const mac = !br.mac || br.mac === ZERO_MAC ? randomMac() : br.mac;
   await h.linkSet(br.index, { up: true, mac, ...(n.promiscMode ? { promisc: true } : {}) });
   // we want to own the routes for this interface
-  trySysctl(null, `net/ipv6/conf/${n.brName}/accept_ra`, '0');
+  trySysctl(null, `net/ipv6/conf/${n.brName}/accept_ra`, '0', sysctlRoot);
   return { ...br, mac };
 }
 
@@ -124,20 +124,20 @@ export async function configurePort(host: NetlinkHandle, hostVeth: Link, br: Lin
 // ---- container side ------------------------------------------------------------
 
 export async function configureContainer(
-  pod: NetlinkHandle, podNs: NetNS, cont: Link, ifname: string, ips: IPConfig[], routes: Route[], n: ResolvedConf,
+  pod: NetlinkHandle, podNs: NetNS, cont: Link, ifname: string, ips: IPConfig[], routes: Route[], n: ResolvedConf, sysctlRoot?: string,
 ): Promise<void> {
   const hasV6 = ips.some((i) => i.address.includes(':'));
   withNetns(podNs, () => {
     if (n.enableDad) {
-      trySysctl(null, `net/ipv6/conf/${ifname}/enhanced_dad`, '1');
-      trySysctl(null, `net/ipv6/conf/${ifname}/accept_dad`, '1');
+      trySysctl(null, `net/ipv6/conf/${ifname}/enhanced_dad`, '1', sysctlRoot);
+      trySysctl(null, `net/ipv6/conf/${ifname}/accept_dad`, '1', sysctlRoot);
     } else {
-      trySysctl(null, `net/ipv6/conf/${ifname}/accept_dad`, '0');
+      trySysctl(null, `net/ipv6/conf/${ifname}/accept_dad`, '0', sysctlRoot);
     }
-    trySysctl(null, `net/ipv4/conf/${ifname}/arp_notify`, '1');
+    trySysctl(null, `net/ipv4/conf/${ifname}/arp_notify`, '1', sysctlRoot);
     if (hasV6) {
-      if (!trySysctl(null, `net/ipv6/conf/${ifname}/disable_ipv6`, '0')) throw new CniError(ErrCode.Internal, `failed to enable IPv6 on ${ifname} in the container (is IPv6 disabled?)`);
-      trySysctl(null, `net/ipv6/conf/${ifname}/keep_addr_on_down`, '1');
+      if (!trySysctl(null, `net/ipv6/conf/${ifname}/disable_ipv6`, '0', sysctlRoot)) throw new CniError(ErrCode.Internal, `failed to enable IPv6 on ${ifname} in the container (is IPv6 disabled?)`);
+      trySysctl(null, `net/ipv6/conf/${ifname}/keep_addr_on_down`, '1', sysctlRoot);
     }
   });
   let v4gw: string | undefined;
@@ -283,9 +283,9 @@ export async function ensureVlanInterface(h: NetlinkHandle, br: Link, n: Resolve
   return h.linkByIndex(l.index);
 }
 
-export function enableForwarding(v6: boolean): void {
+export function enableForwarding(v6: boolean, sysctlRoot?: string): void {
   const key = v6 ? 'net/ipv6/conf/all/forwarding' : 'net/ipv4/ip_forward';
-  if (readSysctl(null, key) !== '1') writeSysctl(null, key, '1');
+  if (readSysctl(null, key, sysctlRoot) !== '1') writeSysctl(null, key, '1', sysctlRoot);
 }
 
 // ---- masquerade backend --------------------------------------------------------

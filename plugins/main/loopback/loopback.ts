@@ -9,14 +9,14 @@ import { CniError, ErrCode } from '../../pkg/cni/errors';
 import { NetConfSchema, loadNetConf } from '../../pkg/cni/conf';
 import type { IPConfig, Result } from '../../pkg/cni/types';
 import { AF_INET, AF_INET6, openHandleAt, type NetlinkHandle } from '../../pkg/netlink';
-import { openPodNetns, openPodNetnsForDel, type NetNS } from '../../pkg/ns';
+import { openPodNetns, openPodNetnsForDel, type NetNS, type NetnsOpener } from '../../pkg/ns';
 import type { CmdArgs, PluginFuncs } from '../../pkg/skel/skel';
 
 const LO = 'lo';
 
 
-async function inPod<T>(netns: string | NetNS, fn: (h: NetlinkHandle) => Promise<T>): Promise<T> {
-  using owned = typeof netns === 'string' ? openPodNetns(netns) : null;
+async function inPod<T>(netns: string | NetNS, open: NetnsOpener, fn: (h: NetlinkHandle) => Promise<T>): Promise<T> {
+  using owned = typeof netns === 'string' ? openPodNetns(netns, open) : null;
   using h = openHandleAt(owned ?? (netns as NetNS));
   return await fn(h);
 }
@@ -25,7 +25,7 @@ const isLoopbackAddr = (ip: string) => ip === '::1' || ip.startsWith('127.');
 
 export async function cmdAdd(a: CmdArgs): Promise<Result> {
   const conf = loadNetConf(a.stdin, NetConfSchema);
-  const { mac, v4, v6 } = await inPod(a.netns, async (h) => {
+  const { mac, v4, v6 } = await inPod(a.netns, a.host.openNetnsFile, async (h) => {
     const lo = await h.linkByName(LO);
     await h.linkSetUp(lo.index);
     const first = async (family: number) => {
@@ -47,9 +47,9 @@ export async function cmdDel(a: CmdArgs): Promise<void> {
   loadNetConf(a.stdin, NetConfSchema);
   if (a.netns === '') return;
   // the netns is already gone (runtimes call DEL more than once; a stale pin)
-  using ns = openPodNetnsForDel(a.netns);
+  using ns = openPodNetnsForDel(a.netns, a.host.openNetnsFile);
   if (!ns) return;
-  await inPod(ns, async (h) => {
+  await inPod(ns, a.host.openNetnsFile, async (h) => {
     const lo = await h.linkByName(LO);
     await h.linkSetDown(lo.index);
   });
@@ -57,7 +57,7 @@ export async function cmdDel(a: CmdArgs): Promise<void> {
 
 export async function cmdCheck(a: CmdArgs): Promise<void> {
   loadNetConf(a.stdin, NetConfSchema);
-  await inPod(a.netns, async (h) => {
+  await inPod(a.netns, a.host.openNetnsFile, async (h) => {
     const lo = await h.linkByName(LO);
     if (!lo.up) throw new CniError(ErrCode.Internal, 'loopback interface is down');
   });

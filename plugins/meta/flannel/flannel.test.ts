@@ -7,7 +7,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FuncExec, type PluginFunc } from '../../pkg/invoke/exec';
+import { FuncExec, type PluginFunc } from '../../pkg/invoke/plugin-exec';
+import { processHost } from '../../pkg/host/process';
 import { about, handle } from '../../pkg/skel/skel';
 import { createFlannelPlugin } from './flannel';
 
@@ -25,7 +26,7 @@ const conf = () => JSON.stringify({
 const RESULT = { cniVersion: '1.0.0', interfaces: [{ name: 'eth0', sandbox: '/run/netns/p' }], ips: [{ address: '10.1.17.2/24', gateway: '10.1.17.1', interface: 0 }] };
 const call = (exec: FuncExec, command: string) => handle(createFlannelPlugin({ exec }), about('flannel'), {
   command, containerId: 'ctr1', netns: '/run/netns/p', ifname: 'eth0', path: '/opt/cni/bin', stdin: conf(),
-});
+}, processHost());
 const stored = () => path.join(dir, 'data', 'ctr1');
 
 describe('flannel delegates through the Exec of its context', () => {

@@ -4,7 +4,7 @@
  * `<dataDir>/<containerID>` for DEL, and delegates every verb to the plugin
  * the config names (bridge by default) — exec'd from CNI_PATH, or run
  * in-process when the binary found is one of ours and the composition
- * root (plugins/suite.ts) handed it over (the Exec in its context, pkg/invoke/delegate).
+ * root (plugins/suite.ts) handed it over (the Exec in its context, pkg/invoke/delegation.ts).
  *
  * Better than the reference: the file is written atomically (temp + fsync
  * + rename) and a failed ADD restores what was there before (the reference
@@ -18,9 +18,8 @@ import { CniError, ErrCode } from '../../pkg/cni/errors';
 import { parseJsonObject } from '../../pkg/cni/conf';
 import { parseResult } from '../../pkg/cni/convert';
 import type { Result } from '../../pkg/cni/types';
-import { delegate } from '../../pkg/invoke/delegate';
-import type { Exec } from '../../pkg/invoke/exec';
-import { plainExec } from '../../pkg/ipam/delegate';
+import { delegate } from '../../pkg/invoke/delegation';
+import type { Exec } from '../../pkg/invoke/plugin-exec';
 import { log } from '../../pkg/log';
 import { type CmdArgs, type PluginFuncs, bindPlugin } from '../../pkg/skel/skel';
 import { validAttachments } from '../../pkg/cni/gc';
@@ -111,7 +110,7 @@ export async function cmdStatus(a: CmdArgs, exec: Exec): Promise<void> {
   await delegate(exec, 'STATUS', typeOf(d), a, delegateBytes(d), LABEL);
 }
 
-export async function cmdGc(a: CmdArgs, exec: Exec, now = Date.now()): Promise<void> {
+export async function cmdGc(a: CmdArgs, exec: Exec, now = a.host.now()): Promise<void> {
   const n = loadFlannelConf(a.stdin);
   const valid = validAttachments(a.stdin);
   const errors: string[] = [];
@@ -152,11 +151,14 @@ export async function cmdGc(a: CmdArgs, exec: Exec, now = Date.now()): Promise<v
 }
 
 export interface FlannelDeps {
-  /** how the delegate runs (default: exec; plugins/suite.ts passes an InProcessExec) */
+  /** how the delegate runs (default: the Host's exec; plugins/suite.ts passes an InProcessExec) */
   exec?: Exec;
 }
 
+/** The delegate's Exec for a call: the one the plugin was built with, else its Host's. */
+const viaExec = <T>(verb: (a: CmdArgs, exec: Exec) => Promise<T>) => (a: CmdArgs, exec: Exec | undefined) => verb(a, exec ?? a.host.exec);
+
 export const createFlannelPlugin = (deps: FlannelDeps = {}): PluginFuncs =>
-  bindPlugin({ add: cmdAdd, del: cmdDel, check: cmdCheck, status: cmdStatus, gc: (a, exec) => cmdGc(a, exec) }, deps.exec ?? plainExec);
+  bindPlugin({ add: viaExec(cmdAdd), del: viaExec(cmdDel), check: viaExec(cmdCheck), status: viaExec(cmdStatus), gc: viaExec((a, exec) => cmdGc(a, exec)) }, deps.exec);
 
 export const flannelPlugin: PluginFuncs = createFlannelPlugin();

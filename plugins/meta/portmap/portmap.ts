@@ -17,7 +17,7 @@ import type { Result } from '../../pkg/cni/types';
 import { type Prefix, formatPrefix, parsePrefix, prefixContainsIP, prefixIP } from '../../pkg/ip';
 import { AF_INET, AF_INET6, openHandle } from '../../pkg/netlink';
 import { IPPROTO_UDP, conntrackDeleteByDstPort } from '../../pkg/netlink/conntrack';
-import { type FirewallDeps, defaultDeps } from '../../pkg/nft';
+import type { FirewallDeps } from '../../pkg/nft';
 import type { PortmapSpec } from '../../pkg/nft/portmap';
 import type { IptPortmapSpec } from '../../pkg/nft/portmap-ipt';
 import {
@@ -66,7 +66,7 @@ function iptSpec(c: PortMapConf, containerId: string, ip: Prefix): IptPortmapSpe
  * route_localnet=1 on the host interface that routes to the container, so
  * 127.0.0.1 → host port can be DNATed across it (then masqueraded).
  */
-async function enableLocalnetRouting(containerIP: Prefix): Promise<void> {
+async function enableLocalnetRouting(containerIP: Prefix, sysctlRoot: string): Promise<void> {
   let ifname: string | undefined;
   {
     using h = openHandle();
@@ -75,7 +75,7 @@ async function enableLocalnetRouting(containerIP: Prefix): Promise<void> {
     if (routes.length) ifname = (await h.linkByIndex(routes[0].oif!)).name;
   }
   if (!ifname) return; // the reference skips too when nothing routes there
-  writeSysctl(null, `net/ipv4/conf/${ifname}/route_localnet`, '1');
+  writeSysctl(null, `net/ipv4/conf/${ifname}/route_localnet`, '1', sysctlRoot);
 }
 
 function requirePrev(c: PortMapConf): Result {
@@ -89,12 +89,12 @@ async function cmdAdd(a: CmdArgs, deps: PortmapDeps): Promise<Result> {
   const c = loadPortMapConf(a.stdin);
   const prev = requirePrev(c);
   if (!c.mappings.length) return passThrough(prev, c.cniVersion);
-  const fw = deps.firewall ?? defaultDeps;
+  const fw = deps.firewall ?? a.host.tools;
   const addrs = containerAddrs(prev, a.ifname);
   const ips = famList(addrs);
   if (!ips.length) return passThrough(prev, c.cniVersion);
   const backend = resolveBackend(c, fw);
-  const rb = new Rollback('portmap', deps.fault);
+  const rb = new Rollback('portmap', deps.fault, a.host);
   try {
     rb.step('rules');
     rb.push('rules', () => teardownPortmap(c.name, a.containerId, fw));
@@ -104,7 +104,7 @@ async function cmdAdd(a: CmdArgs, deps: PortmapDeps): Promise<Result> {
       for (const ip of ips) await setupPortmapIpt(iptSpec(c, a.containerId, ip), fw);
     }
     rb.step('route_localnet');
-    if (c.snat && addrs.v4) await enableLocalnetRouting(addrs.v4);
+    if (c.snat && addrs.v4) await enableLocalnetRouting(addrs.v4, a.host.sysctlRoot);
     rb.commit();
   } catch (e) {
     await rb.run();
@@ -124,7 +124,7 @@ async function cmdAdd(a: CmdArgs, deps: PortmapDeps): Promise<Result> {
 async function cmdDel(a: CmdArgs, deps: PortmapDeps): Promise<void> {
   const c = loadPortMapConf(a.stdin);
   try {
-    await teardownPortmap(c.name, a.containerId, deps.firewall ?? defaultDeps);
+    await teardownPortmap(c.name, a.containerId, deps.firewall ?? a.host.tools);
   } catch (e) {
     throw internal('unable to remove port mappings', e);
   }
@@ -134,7 +134,7 @@ async function cmdCheck(a: CmdArgs, deps: PortmapDeps): Promise<void> {
   const c = loadPortMapConf(a.stdin);
   if (!c.prevResult) throw new CniError(ErrCode.InvalidNetworkConfig, 'Required prevResult missing');
   if (!c.mappings.length) return;
-  const fw = deps.firewall ?? defaultDeps;
+  const fw = deps.firewall ?? a.host.tools;
   const ips = famList(containerAddrs(c.prevResult, a.ifname));
   try {
     if (resolveBackend(c, fw) === 'nftables') {
@@ -152,7 +152,7 @@ async function cmdCheck(a: CmdArgs, deps: PortmapDeps): Promise<void> {
 
 async function cmdStatus(a: CmdArgs, deps: PortmapDeps): Promise<void> {
   const c = loadPortMapConf(a.stdin);
-  const fw = deps.firewall ?? defaultDeps;
+  const fw = deps.firewall ?? a.host.tools;
   const b = resolveBackend(c, fw);
   const tools = b === 'nftables' ? ['nft'] : ['iptables', 'iptables-restore'];
   const missing = tools.filter((t) => !fw.has(t));
@@ -164,7 +164,7 @@ async function cmdGc(a: CmdArgs, deps: PortmapDeps): Promise<void> {
   const valid = validAttachments(a.stdin);
   if (!valid) return; // no list: nothing is known to be stale
   try {
-    await gcPortmap(c.name, new Set(valid.map((v) => v.containerID)), deps.firewall ?? defaultDeps);
+    await gcPortmap(c.name, new Set(valid.map((v) => v.containerID)), deps.firewall ?? a.host.tools);
   } catch (e) {
     throw internal('failed to garbage-collect port mappings', e);
   }

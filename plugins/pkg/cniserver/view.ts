@@ -14,7 +14,7 @@
  * call back untouched: the client runs the standalone plugin. The same
  * hostPath mounts (a DaemonSet's /opt/cni/bin, /var/lib/cni, /run/flannel)
  * are the same inodes: served. CNI_NETNS is not among the paths: the
- * plugins open it through the fd the client sent (ns.setNetnsAlias) — but
+ * plugins open it through the fd the client sent (caller-host.ts) — but
  * a delegate the server execs (a type it does not run in process) gets the
  * path, so such a call is handed back too when the path is not the caller's
  * netns in the server's view (netnsForExec).

@@ -6,10 +6,10 @@
  *    only this thread): netlink sockets opened here, /proc/sys/net opened
  *    synchronously here and processes spawned from here (nft, iptables, a
  *    foreign delegate) all act in the caller's "host" namespace;
- *  - CNI_NETNS resolves to the fd the client opened (ns.setNetnsAlias), so
- *    results and messages keep the runtime's path;
- *  - process.env is the caller's environment (a worker's env is its own
- *    copy); stderr is captured and sent back.
+ *  - the call runs on the caller's Host (caller-host.ts): its environment,
+ *    CNI_NETNS resolving to the fd the client opened (results and messages
+ *    keep the runtime's path), sysctls through the caller's /proc when this
+ *    one is read-only; its stderr is captured and sent back.
  * The worker switches back to the server's namespace after each request; if
  * it cannot, it exits and the pool starts another.
  */
@@ -17,9 +17,11 @@ import { accessSync, closeSync, constants as fsConstants, openSync } from 'node:
 import { parentPort, isMainThread, workerData } from 'node:worker_threads';
 import { CniError, ErrCode } from '../cni/errors';
 import { native } from '../native';
-import { clearNetnsAliases, isStranded, setNetnsAlias, setSysctlRoot } from '../ns/ns';
+import type { Host } from '../host/host';
+import { isStranded } from '../ns/ns';
 import type { LocalPlugin } from '../invoke/inprocess';
 import { aboutLine, errorResponse, handle, type Response } from '../skel/skel';
+import { callerHost } from './caller-host';
 import { netnsForExec, pathsOfCall, sameView, viewDifference } from './view';
 import { RUN_STANDALONE } from './wire';
 
@@ -76,37 +78,25 @@ export function envObject(list: readonly string[]): Record<string, string> {
   return env;
 }
 
-function replaceEnv(next: Record<string, string>): void {
-  for (const k of Object.keys(process.env)) delete process.env[k];
-  Object.assign(process.env, next);
-}
-
 /** The plugins a worker serves, by executable name (the composition root's servedPlugins). */
 export type ServedPlugins = Readonly<Record<string, LocalPlugin>>;
 
-async function run(plugins: ServedPlugins, m: WorkerRequest, env: Record<string, string>): Promise<Response & { stderr?: string }> {
+async function run(plugins: ServedPlugins, m: WorkerRequest, host: Host): Promise<Response & { stderr?: string }> {
   const served = Object.hasOwn(plugins, m.name) ? plugins[m.name] : undefined;
   const stdin = Buffer.from(m.stdin.buffer, m.stdin.byteOffset, m.stdin.byteLength);
-  if (!served) return errorResponse(new CniError(ErrCode.Internal, `flax CNI server: no plugin named "${m.name.slice(0, 64)}"`), stdin);
+  if (!served) return errorResponse(new CniError(ErrCode.Internal, `flax CNI server: no plugin named "${m.name.slice(0, 64)}"`), stdin, host);
+  const env = host.env;
   if (env.CNI_COMMAND === undefined || env.CNI_COMMAND === '') return { stdout: '', exitCode: 0, stderr: aboutLine(served.about) };
-  clearNetnsAliases();
-  const netns = env.CNI_NETNS;
-  if (netns?.startsWith('/')) {
-    if (m.netnsFd !== undefined) setNetnsAlias(netns, { fd: m.netnsFd });
-    else if (m.netnsErrno) setNetnsAlias(netns, { errno: m.netnsErrno });
-  }
   return handle(served.plugin, served.about, {
     command: env.CNI_COMMAND, containerId: env.CNI_CONTAINERID, netns: env.CNI_NETNS, ifname: env.CNI_IFNAME,
     args: env.CNI_ARGS, path: env.CNI_PATH, stdin,
-  });
+  }, host);
 }
 
 function startWorker(plugins: ServedPlugins): void {
   const port = parentPort!;
   const n = native();
   const own = openSync(`/proc/${process.pid}/task/${n.gettid()}/ns/net`, 'r');
-  const realWrite = process.stderr.write.bind(process.stderr);
-  const serverEnv = { ...process.env } as Record<string, string>;
   const answered = new Int32Array((workerData as CniWorkerData).answered);
   // /proc/sys read-only here (a container that is not privileged, conf/flax.yml): the plugins'
   // sysctls (ip_forward, route_localnet, …) are written through the caller's /proc instead
@@ -154,22 +144,20 @@ function startWorker(plugins: ServedPlugins): void {
       return defer(m, `cannot enter a caller's network namespace (${(e as Error).message})`, 'setns');
     }
     let captured = '';
+    const capture = (chunk: string | Uint8Array) => {
+      captured += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
+      return true;
+    };
+    const host = callerHost({
+      env, stderr: { write: capture },
+      netns: m.netnsFd !== undefined ? { fd: m.netnsFd } : m.netnsErrno ? { errno: m.netnsErrno } : undefined,
+      sysctlRoot: ownSysctlsReadOnly && m.rootFd !== undefined ? `/proc/self/fd/${m.rootFd}/proc/sys` : undefined,
+    });
     let res: Response & { stderr?: string };
     try {
-      if (ownSysctlsReadOnly && m.rootFd !== undefined) setSysctlRoot(`/proc/self/fd/${m.rootFd}/proc/sys`);
-      replaceEnv(env);
-      process.stderr.write = ((chunk: string | Uint8Array) => {
-        captured += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
-        return true;
-      }) as typeof process.stderr.write;
-      res = await run(plugins, m, env);
+      res = await run(plugins, m, host);
     } catch (e) {
-      res = errorResponse(new CniError(ErrCode.Internal, (e as Error).message), Buffer.from(m.stdin));
-    } finally {
-      process.stderr.write = realWrite;
-      clearNetnsAliases();
-      setSysctlRoot(null);
-      replaceEnv(serverEnv);
+      res = errorResponse(new CniError(ErrCode.Internal, (e as Error).message), Buffer.from(m.stdin), host);
     }
     let stranded = isStranded();
     try {

@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ChainError, CniConfig, GcError, buildOneConfig } from './api';
 import { listAttachments, writeCache } from './cache';
 import { confListFromBytes, type NetworkConfigList } from './conf';
-import { FuncExec, RawExec, type PluginFunc } from './exec';
+import { FuncExec, RawExec, type PluginFunc } from './plugin-exec';
 
 let dir: string;
 beforeEach(() => { dir = mkdtempSync(path.join(os.tmpdir(), 'flax-api-')); });

@@ -30,7 +30,7 @@ import { CURRENT_VERSION, compareVersions, isSupportedVersion, parseSemver } fro
 import { validateContainerId, validateIfName, validateNetworkName } from '../cni/validate';
 import { DEFAULT_CACHE_DIR, deleteCache, listAttachments, readCache, writeCache, type Attachment } from './cache';
 import type { NetworkConfigList, PluginConfig } from './conf';
-import { RawExec, argsAsEnv, type Exec, type InvokeArgs } from './exec';
+import { RawExec, argsAsEnv, type Exec, type InvokeArgs } from './plugin-exec';
 import { goMarshal, ordered } from './gojson';
 import { buildOneConfig, normaliseResult, resultAsVersion } from './result';
 

@@ -1,9 +1,9 @@
 /** libcni-equivalent: config loading, chain execution, attachment cache. */
 export * from './conf';
-export * from './exec';
+export * from './plugin-exec';
 export * from './cache';
 export * from './api';
 export { goMarshal, goMarshalIndent, goMarshalOrdered, goEscape, ordered } from './gojson';
 export * from './inprocess';
-export * from './delegate';
+export * from './delegation';
 export { isFlaxBundle } from './bundle';

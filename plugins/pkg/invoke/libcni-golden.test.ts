@@ -12,7 +12,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CniConfig } from './api';
 import { loadConfList } from './conf';
-import { RawExec } from './exec';
+import { RawExec } from './plugin-exec';
 import { goMarshalIndent } from './gojson';
 
 const fixtures = path.resolve(__dirname, '../../../test/fixtures');

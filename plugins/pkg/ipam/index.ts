@@ -1,1 +1,1 @@
-export * from './delegate';
+export * from './run-ipam';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parsePrefix, prefixIP } from '../ip';
 import { type FirewallDeps, setupIpMasq, teardownIpMasq, checkIpMasq, nftList, iptCniChains, writeMissingTombstones } from './apply';
-import type { ExecResult } from './exec';
+import type { ExecResult } from './tools';
 import { MASQ_CHAIN, MASQ_POSTROUTING, MASQ_TABLE, genMasqBase, iptablesChainName, legacyMasqComment, masqComment, masqRuleExpr } from './masq';
 import { genSpoofCheck, genSpoofTeardown } from './spoofchk';
 import { afterBatch, listingText } from './skeleton';

@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { type ExecResult, type Runner, findTool, iptablesIsNft, spawnRunner } from './exec';
+import { type ExecResult, type Tools, findTool, iptablesIsNft, spawnRunner } from './tools';
 import {
   MASQ_CHAIN, MASQ_POSTROUTING, MASQ_TABLE, type NftCommand, type Ruleset, commentIsStale, emptyRuleset, findMasqRules, genIptChainTeardown,
   genIptablesMasq, genIptablesTeardown, genIptablesTombstone, genMasqChain, genMasqTeardown, iptChains, iptablesChainName, masqRuleExpr, mergeRulesets,
@@ -22,13 +22,10 @@ export class FirewallError extends Error {
   }
 }
 
-export interface FirewallDeps {
-  run: Runner;
-  /** is `iptables` the nf_tables variant (its state visible through nft)? */
-  iptablesNft: () => boolean;
-  has: (tool: string) => boolean;
-}
-export const defaultDeps: FirewallDeps = { run: spawnRunner, iptablesNft: iptablesIsNft, has: (t) => findTool(t) !== null };
+/** The tools the applier runs (a plugin's: its Host's `tools`). */
+export type FirewallDeps = Tools;
+/** This process's tools (flaxd, the CLI): its environment at each call. */
+export const defaultDeps: FirewallDeps = { run: spawnRunner, iptablesNft: () => iptablesIsNft(), has: (t) => findTool(t) !== null, tmpDir: tmpdir };
 
 const notFound = (r: ExecResult) => r.code !== 0 && /No such file or directory/.test(r.stderr);
 const firstLine = (s: string) => s.trim().split('\n').slice(0, 3).join(' | ');
@@ -55,7 +52,7 @@ export async function nftApply(cmds: NftCommand[], deps: FirewallDeps = defaultD
   if (json.length <= ARGV_MAX) {
     r = await deps.run('nft', ['-j', json]);
   } else {
-    const dir = mkdtempSync(path.join(tmpdir(), 'flax-nft-'));
+    const dir = mkdtempSync(path.join(deps.tmpDir?.() ?? tmpdir(), 'flax-nft-'));
     try {
       const f = path.join(dir, 'batch.json');
       writeFileSync(f, json, { mode: 0o600 });

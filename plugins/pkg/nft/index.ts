@@ -1,4 +1,4 @@
 export * from './masq';
 export * from './apply';
-export * from './exec';
+export * from './tools';
 export * from './tombstone';

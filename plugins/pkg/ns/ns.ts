@@ -11,7 +11,6 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { getSystemErrorMap } from 'node:util';
 import { native, isErrno } from '../native';
 import { NetnsError, NetnsExistsError, NetnsNotFoundError, NetnsRestoreError, NotNetnsError } from './errors';
 
@@ -52,12 +51,13 @@ export class NetNS {
  * Opens and validates a network namespace path: a pin (/run/netns/x, nsfs),
  * /proc/<pid>/ns/net, /proc/<pid>/task/<tid>/ns/net or /proc/<pid>/fd/<n>.
  * Throws NetnsNotFoundError if the path does not exist, NotNetnsError if it
- * is not a network namespace.
+ * is not a network namespace. `open`: how the path opens (a Host's
+ * openNetnsFile: in a CNI server worker, the fd the caller opened).
  */
-export function openNetns(nsPath: string): NetNS {
+export function openNetns(nsPath: string, open: NetnsOpener = openNsFile): NetNS {
   let fd: number;
   try {
-    fd = openNsFile(nsPath);
+    fd = open(nsPath);
   } catch (e) {
     if (isErrno(e) && (e.code === 'ENOENT' || e.code === 'ENOTDIR' || e.code === 'ESRCH')) {
       throw new NetnsNotFoundError(`netns ${nsPath} does not exist`, nsPath, e.code, e.errno);
@@ -88,39 +88,16 @@ export function openNetns(nsPath: string): NetNS {
   }
 }
 
-/**
- * How a netns path that the CALLER opened resolves here (the resident CNI
- * server, plugins/pkg/cniserver): the client opened CNI_NETNS in its own
- * mount namespace and sent the fd (or the errno of its failed open). While
- * an alias is set (per thread: each server worker runs one request at a
- * time), opening that path reopens the fd, or fails with that errno, and
- * every message still names the path the runtime gave.
- */
-export type NetnsAlias = { fd: number } | { errno: number };
-const aliases = new Map<string, NetnsAlias>();
+/** open(2) of a netns path: a fd, or the errno-style error (a Host's openNetnsFile). */
+export type NetnsOpener = (nsPath: string) => number;
 
-export function setNetnsAlias(nsPath: string, alias: NetnsAlias): void {
-  aliases.set(nsPath, alias);
-}
-export function clearNetnsAliases(): void {
-  aliases.clear();
-}
-
-/** fs.openSync(nsPath, O_RDONLY), or through its alias: the same fd or the same error. */
-export function openNsFile(nsPath: string): number {
-  const a = aliases.get(nsPath);
-  if (!a) return fs.openSync(nsPath, fs.constants.O_RDONLY);
-  if ('fd' in a) return fs.openSync(`/proc/self/fd/${a.fd}`, fs.constants.O_RDONLY);
-  const [code, desc] = getSystemErrorMap().get(-a.errno) ?? ['EUNKNOWN', 'unknown error'];
-  const e = new Error(`${code}: ${desc}, open '${nsPath}'`) as NodeJS.ErrnoException;
-  Object.assign(e, { errno: -a.errno, code, syscall: 'open', path: nsPath });
-  throw e;
-}
+/** fs.openSync(nsPath, O_RDONLY): a netns path as this process sees it. */
+export const openNsFile: NetnsOpener = (nsPath) => fs.openSync(nsPath, fs.constants.O_RDONLY);
 
 /** Like openNetns but returns null when the path does not exist. */
-export function openNetnsOrNull(nsPath: string): NetNS | null {
+export function openNetnsOrNull(nsPath: string, open: NetnsOpener = openNsFile): NetNS | null {
   try {
-    return openNetns(nsPath);
+    return openNetns(nsPath, open);
   } catch (e) {
     if (e instanceof NetnsNotFoundError) return null;
     throw e;
@@ -230,44 +207,40 @@ export function withNetns<T>(target: NetNS | string, fn: (ns: NetNS) => T): T {
   return result;
 }
 
-const SYSCTL_ROOT = '/proc/sys';
-let sysctlRoot = SYSCTL_ROOT;
-
 /**
- * Where net sysctls are read and written for the current call (null: /proc/sys).
- * The resident CNI server's worker sets the caller's /proc/sys (through the
- * caller's root directory fd) when its own is read-only, as in a container
- * that is not privileged: a sysctl file under /proc/sys/net acts on the netns
- * of the thread that opens it, whichever procfs mount it is reached through.
+ * Where net sysctls are read and written by default. A plugin passes its
+ * Host's sysctlRoot: a CNI server worker whose own /proc/sys is read-only
+ * (a container that is not privileged) uses the caller's, through the
+ * caller's root directory fd — a sysctl file under /proc/sys/net acts on
+ * the netns of the thread that opens it, whichever procfs mount it is
+ * reached through.
  */
-export function setSysctlRoot(root: string | null): void {
-  sysctlRoot = root ?? SYSCTL_ROOT;
-}
+export const SYSCTL_ROOT = '/proc/sys';
 
 /**
  * Validates and normalises a sysctl key under net/: "net/ipv4/ip_forward"
  * or "net.ipv4.ip_forward" (dots only when the key has no slash, as an
- * interface name may contain dots). Returns the /proc/sys path.
+ * interface name may contain dots). Returns its path under `root`.
  */
-export function sysctlPath(key: string): string {
+export function sysctlPath(key: string, root: string = SYSCTL_ROOT): string {
   const k = key.includes('/') ? key : key.replace(/\./g, '/');
   const parts = k.replace(/^\/+/, '').split('/');
   if (parts.length < 2 || parts[0] !== 'net' || parts.some((p) => p === '' || p === '.' || p === '..' || p.includes('\0'))) {
     throw new NetnsError(`invalid sysctl key ${JSON.stringify(key)} (must be under net/)`, key, 'EINVAL');
   }
-  return path.join(sysctlRoot, ...parts);
+  return path.join(root, ...parts);
 }
 
-/** Reads a net sysctl (trimmed) in `netns` (null = the current netns). */
-export function readSysctl(netns: NetNS | string | null, key: string): string {
-  const p = sysctlPath(key);
+/** Reads a net sysctl (trimmed) in `netns` (null = the current netns), under `root`. */
+export function readSysctl(netns: NetNS | string | null, key: string, root: string = SYSCTL_ROOT): string {
+  const p = sysctlPath(key, root);
   const read = (): string => fs.readFileSync(p, 'utf8').trim();
   return netns === null ? read() : withNetns(netns, read);
 }
 
-/** Writes a net sysctl in `netns` (null = the current netns). */
-export function writeSysctl(netns: NetNS | string | null, key: string, value: string | number): void {
-  const p = sysctlPath(key);
+/** Writes a net sysctl in `netns` (null = the current netns), under `root`. */
+export function writeSysctl(netns: NetNS | string | null, key: string, value: string | number, root: string = SYSCTL_ROOT): void {
+  const p = sysctlPath(key, root);
   const write = (): void => fs.writeFileSync(p, String(value));
   if (netns === null) write();
   else withNetns(netns, write);
@@ -278,10 +251,10 @@ export function writeSysctl(netns: NetNS | string | null, key: string, value: st
  * interface without IPv6, a kernel without the knob). A key outside net/
  * still throws.
  */
-export function trySysctl(netns: NetNS | string | null, key: string, value: string | number): boolean {
-  sysctlPath(key);
+export function trySysctl(netns: NetNS | string | null, key: string, value: string | number, root: string = SYSCTL_ROOT): boolean {
+  sysctlPath(key, root);
   try {
-    writeSysctl(netns, key, value);
+    writeSysctl(netns, key, value, root);
     return true;
   } catch {
     return false;

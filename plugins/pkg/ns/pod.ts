@@ -3,7 +3,7 @@ import { closeSync, fstatSync } from 'node:fs';
 import { CniError, ErrCode } from '../cni/errors';
 import { native } from '../native';
 import { NetnsError, NetnsNotFoundError, NotNetnsError } from './errors';
-import { openNetns, openNsFile, type NetNS } from './ns';
+import { openNetns, openNsFile, type NetNS, type NetnsOpener } from './ns';
 
 /** A netns error as a CniError naming CNI_NETNS (code 4); anything else unchanged. */
 export function netnsCniError(p: string, e: unknown): unknown {
@@ -11,10 +11,10 @@ export function netnsCniError(p: string, e: unknown): unknown {
   return e;
 }
 
-/** openNetns(CNI_NETNS); a missing path or one that is not a netns is code 4. */
-export function openPodNetns(p: string): NetNS {
+/** openNetns(CNI_NETNS) (opened by `open`: the plugin's Host's openNetnsFile); a missing path or one that is not a netns is code 4. */
+export function openPodNetns(p: string, open: NetnsOpener = openNsFile): NetNS {
   try {
-    return openNetns(p);
+    return openNetns(p, open);
   } catch (e) {
     throw netnsCniError(p, e);
   }
@@ -25,10 +25,10 @@ export function openPodNetns(p: string): NetNS {
  * neither nsfs nor procfs (runtimes unmount /run/netns/<x> before removing
  * it, and a failed or pending removal leaves the file). Its netns is gone.
  */
-function isStalePin(p: string): boolean {
+function isStalePin(p: string, open: NetnsOpener): boolean {
   let fd: number;
   try {
-    fd = openNsFile(p);
+    fd = open(p);
   } catch {
     return false;
   }
@@ -49,12 +49,12 @@ function isStalePin(p: string): boolean {
  * exist, or it is a stale pin (the reference fails DEL for ever then).
  * Anything else that is not a netns is code 4.
  */
-export function openPodNetnsForDel(p: string): NetNS | null {
+export function openPodNetnsForDel(p: string, open: NetnsOpener = openNsFile): NetNS | null {
   try {
-    return openNetns(p);
+    return openNetns(p, open);
   } catch (e) {
     if (e instanceof NetnsNotFoundError) return null;
-    if (e instanceof NotNetnsError && isStalePin(p)) return null;
+    if (e instanceof NotNetnsError && isStalePin(p, open)) return null;
     throw netnsCniError(p, e);
   }
 }

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { processHost } from '../host/process';
 import { handle, about, type CmdArgs, type PluginFuncs, type Request } from './skel';
 import { loadNetConf, NetConfSchema } from '../cni/conf';
 import { SUPPORTED_VERSIONS } from '../cni/version';
@@ -26,7 +27,7 @@ const base = (cmd: string, stdin: string, over: Partial<Request> = {}): Request 
 });
 const run = async (req: Request) => {
   const { p } = recorder();
-  const r = await handle(p, about('test'), req);
+  const r = await handle(p, about('test'), req, processHost());
   return { ...r, json: r.stdout ? JSON.parse(r.stdout) : undefined };
 };
 
@@ -128,13 +129,25 @@ describe('skel.handle', () => {
   });
   it('a plugin crash becomes code 999 on stdout', async () => {
     const p: PluginFuncs = { add: async () => { throw new Error('boom'); }, del: async () => {}, check: async () => {} };
-    const r = await handle(p, about('x'), base('ADD', conf('1.0.0')));
+    const r = await handle(p, about('x'), base('ADD', conf('1.0.0')), processHost());
     expect(JSON.parse(r.stdout)).toEqual({ cniVersion: '1.0.0', code: 999, msg: 'boom' });
   });
   it('passes env through as CmdArgs', async () => {
     const { p, calls } = recorder();
-    await handle(p, about('t'), base('ADD', conf('1.0.0'), { path: '/a:/b::', args: 'IgnoreUnknown=1' }));
+    const host = processHost({ PATH: '/bin' }, { write: () => true });
+    await handle(p, about('t'), base('ADD', conf('1.0.0'), { path: '/a:/b::', args: 'IgnoreUnknown=1' }), host);
     expect(calls[0]).toMatchObject({ command: 'ADD', containerId: 'c1', netns: '/run/netns/x', ifname: 'eth0', path: ['/a', '/b'], args: 'IgnoreUnknown=1' });
+    expect(calls[0].host).toBe(host);
+  });
+  it('an internal error\'s stack goes to the Host\'s stderr when its environment sets FLAX_DEBUG, not to the process\'s', async () => {
+    const p: PluginFuncs = { add: async () => { throw new Error('boom'); }, del: async () => {}, check: async () => {} };
+    const seen: string[] = [];
+    const host = processHost({ FLAX_DEBUG: '1' }, { write: (s) => seen.push(String(s)) });
+    await handle(p, about('x'), base('ADD', conf('1.0.0')), host);
+    expect(seen.join('')).toMatch(/^Error: boom\n\s+at /);
+    seen.length = 0;
+    await handle(p, about('x'), base('ADD', conf('1.0.0')), processHost({}, { write: (s) => seen.push(String(s)) }));
+    expect(seen).toEqual([]);
   });
   it('prevResult of a bad shape is code 6', async () => {
     const r = await run(base('ADD', conf('1.0.0', { prevResult: { ips: 'x' } })));

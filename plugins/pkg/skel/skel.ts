@@ -1,8 +1,11 @@
 /**
- * The plugin dispatcher. `handle(plugin, request)` is pure: it validates the
- * CNI environment, gates verbs by config version, calls the plugin and
- * renders the result or error. `pluginMain` is the only code in the suite
- * that reads process.env / stdin, writes stdout and exits.
+ * The plugin dispatcher. `handle(plugin, info, request, host)` is pure: it
+ * validates the CNI environment, gates verbs by config version, calls the
+ * plugin with the Host (pkg/host: environment, stderr, netns opener, …) in
+ * its CmdArgs and renders the result or error. `pluginMain` is the
+ * executable's entry: it builds this process's Host, reads stdin, writes
+ * stdout and exits; the other ways a plugin runs (an in-process delegate, a
+ * CNI server worker) call handle() with the Host they build.
  */
 import { readFileSync, fstatSync } from 'node:fs';
 import v8 from 'node:v8';
@@ -12,6 +15,8 @@ import { convertResult, parseResult } from '../cni/convert';
 import type { Result } from '../cni/types';
 import { CURRENT_VERSION, SUPPORTED_VERSIONS, compareVersions, versionInfo } from '../cni/version';
 import { validateContainerId, validateIfName } from '../cni/validate';
+import type { Host } from '../host/host';
+import { processHost } from '../host/process';
 
 export type Command = 'ADD' | 'DEL' | 'CHECK' | 'GC' | 'STATUS' | 'VERSION';
 export const COMMANDS: readonly Command[] = ['ADD', 'DEL', 'CHECK', 'GC', 'STATUS', 'VERSION'];
@@ -39,6 +44,8 @@ export interface CmdArgs {
   args: string;
   path: string[];
   stdin: string | Buffer;
+  /** what the call reaches outside the plugin (handle() sets it) */
+  host: Host;
 }
 export interface PluginFuncs {
   add(a: CmdArgs): Promise<Result>;
@@ -103,8 +110,8 @@ function render(obj: unknown): string {
   return JSON.stringify(obj, null, 4) + '\n';
 }
 
-/** Validates a request's environment for its verb; returns the typed args. */
-export function validateRequest(req: Request): CmdArgs {
+/** Validates a request's environment for its verb; returns the typed args (on `host`). */
+export function validateRequest(req: Request, host: Host): CmdArgs {
   const cmd = req.command;
   if (cmd === undefined || cmd === '') throw new CniError(ErrCode.InvalidEnvironmentVariables, 'required env variables [CNI_COMMAND] missing');
   if (!(COMMANDS as readonly string[]).includes(cmd)) {
@@ -122,7 +129,7 @@ export function validateRequest(req: Request): CmdArgs {
   const containerId = req.containerId ?? '';
   const ifname = req.ifname ?? '';
   const netns = req.netns ?? '';
-  const base = { command, containerId, netns, ifname, args: req.args ?? '', path: (req.path ?? '').split(':').filter((p) => p !== ''), stdin: req.stdin };
+  const base = { command, containerId, netns, ifname, args: req.args ?? '', path: (req.path ?? '').split(':').filter((p) => p !== ''), stdin: req.stdin, host };
   // VERSION is probed with dummy values (podman sends CNI_NETNS=dummy).
   if (command === 'VERSION') return base;
   if (REQUIRED[command].includes('CNI_CONTAINERID')) validateContainerId(containerId);
@@ -134,10 +141,10 @@ export function validateRequest(req: Request): CmdArgs {
   return base;
 }
 
-/** `e` as a CNI error response, in the config's cniVersion when it has a supported one. */
-export function errorResponse(e: unknown, stdin: string | Buffer): Response {
+/** `e` as a CNI error response, in the config's cniVersion when it has a supported one (FLAX_DEBUG in `host`'s env: an internal error's stack on its stderr). */
+export function errorResponse(e: unknown, stdin: string | Buffer, host: Pick<Host, 'env' | 'stderr'> = process): Response {
   const err = asCniError(e);
-  if (err.code === ErrCode.Internal && e instanceof Error && process.env.FLAX_DEBUG) process.stderr.write(`${e.stack}\n`);
+  if (err.code === ErrCode.Internal && e instanceof Error && host.env.FLAX_DEBUG) host.stderr.write(`${e.stack}\n`);
   return { stdout: render(err.toJSON(errorVersion(stdin))), exitCode: 1 };
 }
 
@@ -146,11 +153,11 @@ export function aboutLine(info: About): string {
   return `CNI ${info.name} plugin (flax) v${FLAX_VERSION}\nCNI protocol versions supported: ${(info.supportedVersions ?? SUPPORTED_VERSIONS).join(', ')}\n`;
 }
 
-/** Runs one CNI request through a plugin. Never throws. */
-export async function handle(plugin: PluginFuncs, info: About, req: Request): Promise<Response> {
+/** Runs one CNI request through a plugin, on `host`. Never throws. */
+export async function handle(plugin: PluginFuncs, info: About, req: Request, host: Host): Promise<Response> {
   const supported = info.supportedVersions ?? SUPPORTED_VERSIONS;
   try {
-    const a = validateRequest(req);
+    const a = validateRequest(req, host);
     if (a.command === 'VERSION') return { stdout: render(versionInfo(supported)), exitCode: 0 };
     const version = confVersion(parseJsonObject(a.stdin), supported);
     const gate = (min: string, verb: string) => {
@@ -180,7 +187,7 @@ export async function handle(plugin: PluginFuncs, info: About, req: Request): Pr
         return { stdout: '', exitCode: 0 };
     }
   } catch (e) {
-    return errorResponse(e, req.stdin);
+    return errorResponse(e, req.stdin, host);
   }
   return { stdout: '', exitCode: 0 };
 }
@@ -202,21 +209,38 @@ function inCniWorker(): boolean {
   return !!wt && !wt.isMainThread && !!(wt.workerData as { flaxCniWorker?: boolean } | null)?.flaxCniWorker;
 }
 
+/** Set only while collectMain loads an executable's modules. */
+let collector: ((main: () => void) => void) | undefined;
+
+/**
+ * For the multi-call binary (scripts/package.mjs), which loads every
+ * executable's modules and runs the one its name asks for: loads one
+ * executable's modules (`load`) and returns the main it registered through
+ * runMain, instead of running it.
+ */
+export function collectMain(load: () => void): (() => void) | undefined {
+  let main: (() => void) | undefined;
+  collector = (m) => { main = m; };
+  try {
+    load();
+  } finally {
+    collector = undefined;
+  }
+  return main;
+}
+
 /**
  * Runs `main` now, or — while scripts/build.mjs builds the executable's V8
  * startup snapshot — registers it to run when the snapshot is deserialized.
  * Nothing may read env, cwd or argv before `main` runs.
- * Under the multi-call binary, `main` is handed to its collector instead.
+ * Under the multi-call binary, `main` is handed to collectMain instead.
  */
 export function runMain(main: () => void, warm?: () => void): void {
-  // The multi-call binary (scripts/package.mjs) loads every executable's
-  // modules and collects their mains, to run the one its name asks for.
-  const collect = (globalThis as { __flaxCollectMain?: (m: () => void) => void }).__flaxCollectMain;
   // A worker of the resident CNI server (pkg/cniserver) loads the bundle
   // that started it for its plugins only: no main runs there.
   if (inCniWorker()) return;
-  if (collect) {
-    collect(main);
+  if (collector) {
+    collector(main);
     return;
   }
   const snap = v8.startupSnapshot;
@@ -226,10 +250,7 @@ export function runMain(main: () => void, warm?: () => void): void {
     } catch (e) {
       process.stderr.write(`build: warm-up failed (the snapshot is still good, only colder): ${(e as Error).message}\n`);
     }
-    snap.setDeserializeMainFunction(() => {
-      (globalThis as { __flaxFromSnapshot?: boolean }).__flaxFromSnapshot = true;
-      main();
-    });
+    snap.setDeserializeMainFunction(main);
     return;
   }
   main();
@@ -256,8 +277,9 @@ export function pluginMain(plugin: PluginFuncs, info: About, warm?: () => void):
 function warmSkel(plugin: PluginFuncs, info: About): void {
   parseWithoutJit(); // as pluginRun parses
   const stdin = '{"cniVersion":"1.0.0","name":"warm","type":"warm"}';
-  void handle(plugin, info, { command: 'VERSION', stdin }).catch(() => {});
-  void handle(plugin, info, { command: 'ADD', containerId: '', netns: '/x', ifname: 'eth0', stdin }).catch(() => {});
+  const host = processHost({}, { write: () => true }); // reads no environment, writes nothing
+  void handle(plugin, info, { command: 'VERSION', stdin }, host).catch(() => {});
+  void handle(plugin, info, { command: 'ADD', containerId: '', netns: '/x', ifname: 'eth0', stdin }, host).catch(() => {});
   const r = parseResult(WARM_RESULT, '1.0.0');
   for (const v of SUPPORTED_VERSIONS) render(convertResult(r, v));
 }
@@ -280,7 +302,7 @@ function pluginRun(plugin: PluginFuncs, info: About): void {
     command: env.CNI_COMMAND, containerId: env.CNI_CONTAINERID, netns: env.CNI_NETNS, ifname: env.CNI_IFNAME,
     args: env.CNI_ARGS, path: env.CNI_PATH, stdin: env.CNI_COMMAND === 'VERSION' && process.stdin.isTTY ? '' : readStdin(),
   };
-  handle(plugin, info, req).then(
+  handle(plugin, info, req, processHost(env, process.stderr)).then(
     (res) => {
       if (res.stdout) process.stdout.write(res.stdout);
       process.exit(res.exitCode);

@@ -21,6 +21,8 @@ export interface IndexOptions {
   settleMs?: number;
   /** counters to add to (default: the instance's own) */
   stats?: IndexStats;
+  /** where a warning goes (the plugin's Host's stderr; default process.stderr) */
+  stderr?: { write(s: string): unknown };
 }
 
 export const BUCKETS = 256;
@@ -79,6 +81,7 @@ export class OwnerIndex {
   readonly bucketDir: string;
   readonly stampPath: string;
   readonly stats: IndexStats;
+  private readonly stderr: { write(s: string): unknown };
   private readonly settleMs: number;
   /** owner text → ips, for owners loaded (verified) or changed in this operation */
   private cache = new Map<string, string[]>();
@@ -96,6 +99,7 @@ export class OwnerIndex {
     this.stampPath = path.join(idxDir, 'stamp');
     this.settleMs = o.settleMs ?? 2000;
     this.stats = o.stats ?? newIndexStats();
+    this.stderr = o.stderr ?? process.stderr;
   }
 
   /** Records `key`'s addresses as `ips` (written by commit()). */
@@ -294,7 +298,7 @@ export class OwnerIndex {
       // The index is an optimisation: without it every operation rescans.
       this.invalidateStamp();
       this.rebuilt = false;
-      process.stderr.write(`flax host-local: cannot write index ${this.bucketDir}: ${(e as Error).message}\n`);
+      this.stderr.write(`flax host-local: cannot write index ${this.bucketDir}: ${(e as Error).message}\n`);
     }
   }
 
@@ -336,7 +340,7 @@ export class OwnerIndex {
       rewriteFile(this.stampPath, stampOf(statSync(this.netDir, { bigint: true })), 0o600, true);
     } catch (e) {
       this.invalidateStamp();
-      process.stderr.write(`flax host-local: cannot update index ${this.idxDir}: ${(e as Error).message}\n`);
+      this.stderr.write(`flax host-local: cannot update index ${this.idxDir}: ${(e as Error).message}\n`);
     }
   }
 }

@@ -4,21 +4,24 @@
  * (flannel → bridge) — as the spec describes: find the type in CNI_PATH,
  * run it with the WHOLE config on stdin and the caller's CNI environment
  * with CNI_COMMAND set to the verb, parse its result or error. It runs
- * through the `Exec` the caller's context holds: `RawExec` spawns it,
- * `InProcessExec` (chosen by plugins/suite.ts) runs our own plugins through
- * handle() in this process — same input, same output bytes, same errors,
- * without ~40 ms of interpreter start-up.
+ * through the `Exec` the caller's context holds, with the caller's Host
+ * (its environment, its stderr): `RawExec` spawns it, `InProcessExec`
+ * (chosen by plugins/suite.ts) runs our own plugins through handle() in this
+ * process — same input, same output bytes, same errors, without ~40 ms of
+ * interpreter start-up. No type checks: libcni's Exec is the model.
  */
 import { CniError, ErrCode } from '../cni/errors';
+import type { Exec } from '../host/host';
 import type { CmdArgs, Command } from '../skel/skel';
-import type { Exec } from './exec';
-import { InProcessExec } from './inprocess';
 
-/** How a delegation ran (for tests and benchmarks). */
-export type DelegationMode = 'in-process' | 'exec';
+/** An Exec that may run a delegate's ADD input checks (one that runs it in this process: InProcessExec). */
+export interface ValidatingExec extends Exec {
+  /** the checks of `pluginPath`'s ADD, without side effects; nothing when the plugin is not run here */
+  validateAdd?(pluginPath: string, a: CmdArgs): Promise<void>;
+}
 
-/** The CNI environment of a delegated call: the caller's, with the request's CNI_* (unset ones removed). */
-export function delegateEnv(command: Command, a: CmdArgs, base: NodeJS.ProcessEnv = process.env): Record<string, string> {
+/** The CNI environment of a delegated call: the caller's (its Host's), with the request's CNI_* (unset ones removed). */
+export function delegateEnv(command: Command, a: CmdArgs, base: Readonly<Record<string, string | undefined>> = a.host.env): Record<string, string> {
   const full = command === 'ADD' || command === 'DEL' || command === 'CHECK';
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(base)) if (v !== undefined) env[k] = v;
@@ -43,24 +46,15 @@ export function delegateEnv(command: Command, a: CmdArgs, base: NodeJS.ProcessEn
  */
 export async function delegate(
   exec: Exec, command: Command, type: string, a: CmdArgs, stdin: string | Buffer, label = 'IPAM plugin',
-): Promise<{ out: Record<string, unknown> | null; mode: DelegationMode; file: string }> {
+): Promise<{ out: Record<string, unknown> | null; file: string }> {
   const file = exec.findInPath(type, a.path, label);
   const env = delegateEnv(command, a);
   const input = Buffer.isBuffer(stdin) ? stdin : Buffer.from(stdin);
-  const opts = { stderr: process.stderr };
-  let mode: DelegationMode = 'exec';
-  let stdout: Buffer;
-  if (exec instanceof InProcessExec) {
-    const local = exec.localPlugin(file); // looked at once: ours and handed over → handle(), else the fallback
-    if (local) mode = 'in-process';
-    stdout = local ? await exec.runLocal(file, local, env, input) : await exec.runFallback(file, env, input, opts);
-  } else {
-    stdout = await exec.execPlugin(file, env, input, opts);
-  }
+  const stdout = await exec.execPlugin(file, env, input, { stderr: a.host.stderr, host: a.host });
   const text = stdout.toString('utf8').trim();
-  if (!text) return { out: null, mode, file };
+  if (!text) return { out: null, file };
   try {
-    return { out: JSON.parse(text) as Record<string, unknown>, mode, file };
+    return { out: JSON.parse(text) as Record<string, unknown>, file };
   } catch {
     throw new CniError(ErrCode.DecodingFailure, `${label} ${type} printed invalid JSON: ${text.slice(0, 200)}`);
   }
@@ -73,8 +67,7 @@ export async function delegate(
  * for an exec'd plugin only its presence in CNI_PATH is checked, and its
  * ADD reports the rest.
  */
-export async function delegateValidate(exec: Exec, type: string, a: CmdArgs, stdin: string | Buffer, label = 'IPAM plugin'): Promise<void> {
+export async function delegateValidate(exec: ValidatingExec, type: string, a: CmdArgs, stdin: string | Buffer, label = 'IPAM plugin'): Promise<void> {
   const file = exec.findInPath(type, a.path, label);
-  const local = exec instanceof InProcessExec ? exec.localPlugin(file) : undefined;
-  if (local?.validateAdd) await local.validateAdd({ ...a, command: 'ADD', stdin });
+  if (exec.validateAdd) await exec.validateAdd(file, { ...a, command: 'ADD', stdin });
 }

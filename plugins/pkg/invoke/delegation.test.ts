@@ -5,11 +5,12 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { CniError } from '../cni/errors';
 import type { CmdArgs, PluginFuncs } from '../skel/skel';
 import { about } from '../skel/skel';
-import { execAdd, execDel, plainExec } from '../ipam/delegate';
+import { execAdd, execDel } from '../ipam/run-ipam';
 import { isFlaxBundle } from './bundle';
-import { delegate } from './delegate';
-import { RawExec, findInPath } from './exec';
+import { delegate } from './delegation';
+import { RawExec, findInPath } from './plugin-exec';
 import { InProcessExec } from './inprocess';
+import { processHost } from '../host/process';
 
 const raw = new RawExec();
 
@@ -41,7 +42,7 @@ writeFileSync(path.join(dir2, 'marked'), '#!/usr/bin/env node\n// flax-executabl
 writeFileSync(path.join(dir2, 'launcher'), '#!/bin/sh\n# flax-executable launcher: node with x\nexec node x\n');
 
 const args = (over: Partial<CmdArgs> = {}): CmdArgs => ({
-  command: 'ADD', containerId: 'ctr1', netns: '/run/netns/x', ifname: 'eth0', args: 'IgnoreUnknown=1', path: [dir2, dir], stdin: '', ...over,
+  command: 'ADD', containerId: 'ctr1', netns: '/run/netns/x', ifname: 'eth0', args: 'IgnoreUnknown=1', path: [dir2, dir], stdin: '', host: processHost(), ...over,
 });
 const conf = JSON.stringify({ cniVersion: '0.4.0', name: 'n', type: 'bridge', ipam: { type: 'fake-ipam' } });
 
@@ -116,16 +117,18 @@ describe('in-process delegation', () => {
   it('runs through handle() only when the binary found is our bundle', async () => {
     const exec = new InProcessExec({ ours: { plugin, about: about('ours') }, 'fake-ipam': { plugin, about: about('fake-ipam') } });
     const res = await delegate(exec, 'ADD', 'ours', args(), conf);
-    expect(res.mode).toBe('in-process');
+    expect(exec.counts).toEqual({ inProcess: 1, exec: 0 });
     expect(res.out).toMatchObject({ cniVersion: '1.0.0', ips: [{ address: '10.9.0.6/24' }] });
     expect(seen[0]).toMatchObject({ command: 'ADD', containerId: 'ctr1', netns: '/run/netns/x', ifname: 'eth0', path: [dir2, dir], stdin: Buffer.from(conf) });
     await expect(delegate(exec, 'CHECK', 'ours', args(), JSON.stringify({ cniVersion: '1.0.0', name: 'n' }))).rejects.toMatchObject({ code: 7, message: 'bad' });
     // handed over but the binary is foreign → exec
-    expect((await delegate(exec, 'ADD', 'fake-ipam', args(), conf)).mode).toBe('exec');
+    await delegate(exec, 'ADD', 'fake-ipam', args(), conf);
     expect(exec.counts).toEqual({ inProcess: 2, exec: 1 });
   });
   it('a plugin built without an Exec execs every delegate (no registry: what runs in-process is chosen where the plugin is built)', async () => {
-    expect((await delegate(new InProcessExec({ ours: { plugin, about: about('ours') } }), 'ADD', 'ours', args(), conf)).mode).toBe('in-process');
-    await expect(delegate(plainExec, 'ADD', 'ours', args(), conf)).rejects.toMatchObject({ code: 999 }); // exec'd: exits 99
+    const ours = new InProcessExec({ ours: { plugin, about: about('ours') } });
+    await delegate(ours, 'ADD', 'ours', args(), conf);
+    expect(ours.counts).toEqual({ inProcess: 1, exec: 0 });
+    await expect(delegate(raw, 'ADD', 'ours', args(), conf)).rejects.toMatchObject({ code: 999 }); // exec'd: exits 99
   });
 });

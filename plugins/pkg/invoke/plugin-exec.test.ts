@@ -1,8 +1,8 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { spawnProcess } from './exec';
+import { spawnProcess } from './plugin-exec';
 
-describe('spawnProcess (the one spawn: plugins and firewall tools)', () => {
+describe('spawnProcess (RawExec\'s plugins and pkg/nft\'s firewall tools)', () => {
   it('writes stdin, collects stdout and stderr (also copied as they come), reports the exit code', async () => {
     const copied: Buffer[] = [];
     const stderr = new Writable({ write: (c: Buffer, _e, done) => { copied.push(c); done(); } });

@@ -2,25 +2,17 @@
  * IPAM delegation (plugins pkg/ipam/ipam.go): one-line wrappers over
  * pkg/invoke's delegate(), through the Exec the calling plugin's context
  * holds (the composition root, plugins/suite.ts, decides what runs
- * in-process).
+ * in-process) or, built without one, its Host's (every delegate exec'd).
  */
 import { CniError, ErrCode } from '../cni/errors';
 import { parseResult } from '../cni/convert';
 import type { Result } from '../cni/types';
-import type { Exec } from '../invoke/exec';
-import { delegate, delegateValidate } from '../invoke/delegate';
-import { RawExec } from '../invoke/exec';
+import type { Exec } from '../invoke/plugin-exec';
+import { delegate, delegateValidate } from '../invoke/delegation';
 import { type LocalPlugin } from '../invoke/inprocess';
 import type { CmdArgs } from '../skel/skel';
 
 export type InProcessPlugin = LocalPlugin;
-
-/**
- * The Exec of a plugin built without one: every delegate is exec'd. What
- * runs in-process is chosen where a plugin is built — the composition
- * root, plugins/suite.ts — and passed in its context; no registry.
- */
-export const plainExec: Exec = new RawExec();
 
 /** IPAM ADD → the result in canonical form. */
 export async function execAdd(exec: Exec, type: string, a: CmdArgs, stdin: string | Buffer, confVersion: string): Promise<Result> {

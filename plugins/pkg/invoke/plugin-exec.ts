@@ -1,17 +1,18 @@
 /**
- * Running executables — the one place that spawns a process for a plugin
- * or a tool. `spawnProcess` runs argv with env + stdin and collects the
- * output; the `Exec` interface is the seam between callers and plugins:
- * the real `RawExec` spawns the binary (libcni RawExec), `InProcessExec`
- * (inprocess.ts) runs our own plugins through skel's handle(), tests pass
- * `FuncExec`; the demo wraps plugins with `nsenter` so they run inside a
- * simulated node's netns. Delegation (delegate.ts) and the chains (api.ts)
- * both go through it.
+ * Running plugins: the `Exec` seam (libcni's Exec, declared with the Host
+ * in pkg/host) between callers and plugins — the real `RawExec` spawns the
+ * binary (libcni RawExec), `InProcessExec` (inprocess.ts) runs our own
+ * plugins through skel's handle(), tests pass `FuncExec`; the demo wraps
+ * plugins with `nsenter` so they run inside a simulated node's netns.
+ * Delegation (delegation.ts) and the chains (api.ts) both go through it.
+ * `spawnProcess` runs argv with env + stdin and collects the output, for
+ * RawExec and the firewall tools (pkg/nft); the CLI's sandbox, demos and
+ * flaxd spawn their own processes.
  */
-import { spawn } from 'node:child_process';
 import { statSync } from 'node:fs';
 import path from 'node:path';
 import { CniError, ErrCode } from '../cni/errors';
+import type { Exec, ExecOptions, HostStderr } from '../host/host';
 
 /** CNI_* variables for one invocation (libcni invoke.Args). */
 export interface InvokeArgs {
@@ -43,20 +44,7 @@ export function argsAsEnv(a: InvokeArgs, base: NodeJS.ProcessEnv = process.env):
   return env;
 }
 
-export interface ExecOptions {
-  /** kill the plugin after this many ms (0 = no limit) */
-  timeoutMs?: number;
-  /** where the plugin's stderr goes besides being captured (default: nowhere) */
-  stderr?: NodeJS.WritableStream | null;
-}
-
-/** Runs plugins; the seam between the chain logic and processes. */
-export interface Exec {
-  /** Runs `pluginPath` with `env` and `stdin`; resolves with stdout, or rejects with a CniError. */
-  execPlugin(pluginPath: string, env: Record<string, string>, stdin: Buffer, opts?: ExecOptions): Promise<Buffer>;
-  /** The first `dir/plugin` that is a regular file, in `paths` order (see findInPath). */
-  findInPath(plugin: string, paths: readonly string[], label?: string): string;
-}
+export type { Exec, ExecOptions };
 
 /**
  * libcni's FindInPath: the first `dir/plugin` that is a regular file. With
@@ -151,11 +139,18 @@ export class RawExec implements Exec {
   }
 }
 
+/**
+ * node:child_process, loaded at the first spawn: every plugin's Host can
+ * spawn, but one that never does (host-local, loopback) does not load it
+ * into its start-up snapshot.
+ */
+const childProcess = () => process.getBuiltinModule('node:child_process') as typeof import('node:child_process');
+
 export interface SpawnOptions {
   env?: NodeJS.ProcessEnv;
   stdin?: Buffer | string;
   /** where the child's stderr is copied as it comes (it is captured as well) */
-  stderr?: NodeJS.WritableStream | null;
+  stderr?: HostStderr | null;
   /** kill the child's process group after this many ms (0 = no limit) */
   timeoutMs?: number;
 }
@@ -176,7 +171,7 @@ export interface SpawnResult {
  */
 export function spawnProcess(argv: readonly string[], o: SpawnOptions = {}): Promise<SpawnResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(argv[0], argv.slice(1), { env: o.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    const child = childProcess().spawn(argv[0], argv.slice(1), { env: o.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let settled = false;
