@@ -27,6 +27,7 @@ import { Backoff, Closers } from './watch-life';
 import { EMPTY_V4, formatNet, type IPNet, netContainsNet, parseCidr, parseIp, formatIp } from './subnet';
 import { type Families } from './iface';
 import { type AnnotationNames, annotationNames, DEFAULT_ANNOTATION_PREFIX } from './kube-annotations';
+import { type KubeConnectOptions, openKubeApi } from './kube-api';
 
 export const ANN_PREFIX = DEFAULT_ANNOTATION_PREFIX;
 /** flannel's annotation names under the default prefix (--kube-annotation-prefix: annotationNames()) */
@@ -39,7 +40,7 @@ export interface KubeNode {
   spec?: { podCIDR?: string; podCIDRs?: string[] };
 }
 
-/** The API calls the store makes (openKubeApi implements them with @kubernetes/client-node). */
+/** The API calls the store makes (kube-api.ts's openKubeApi implements them with @kubernetes/client-node). */
 export interface KubeApi {
   readNode(name: string): Promise<KubeNode>;
   listNodes(): Promise<{ items: KubeNode[]; resourceVersion?: string }>;
@@ -357,52 +358,6 @@ export class KubeLeaseStore {
   close(): void {
     this.#closers.closeAll();
   }
-}
-
-export interface KubeConnectOptions {
-  kubeconfigFile?: string;
-  kubeApiUrl?: string;
-}
-
-/** The KubeApi over @kubernetes/client-node (loaded here, on first use): kubeconfig file, else --kube-api-url, else in-cluster. */
-export async function openKubeApi(o: KubeConnectOptions): Promise<KubeApi> {
-  const k8s = await import('@kubernetes/client-node');
-  const kc = new k8s.KubeConfig();
-  try {
-    if (o.kubeconfigFile) kc.loadFromFile(o.kubeconfigFile);
-    else if (o.kubeApiUrl) kc.loadFromClusterAndUser({ name: 'flax', server: o.kubeApiUrl, skipTLSVerify: false }, { name: 'flax' });
-    else kc.loadFromCluster();
-  } catch (e) {
-    throw new ConfigError(`kube config: ${errText(e)}`);
-  }
-  if (o.kubeApiUrl && o.kubeconfigFile) {
-    const c = kc.getCurrentCluster();
-    if (c) kc.clusters = kc.clusters.map((x) => (x === c ? { ...c, server: o.kubeApiUrl! } : x));
-  }
-  const core = kc.makeApiClient(k8s.CoreV1Api);
-  const merge = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
-  const strategic = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.StrategicMergePatch);
-  const watch = new k8s.Watch(kc);
-  return {
-    readNode: async (name) => (await core.readNode({ name })) as KubeNode,
-    listNodes: async () => {
-      const r = await core.listNode();
-      return { items: r.items as KubeNode[], resourceVersion: r.metadata?.resourceVersion };
-    },
-    // through nodes/status, as flanneld does: its ClusterRole (and conf/flax.yml's) grants
-    // patch on nodes/status only, and the status subresource takes metadata changes too
-    patchNode: async (name, body) => {
-      await core.patchNodeStatus({ name, body }, merge);
-    },
-    patchNodeStatus: async (name, body) => {
-      await core.patchNodeStatus({ name, body }, strategic);
-    },
-    watchNodes: async (rv, onEvent, done) => {
-      const ac = await watch.watch('/api/v1/nodes', rv ? { resourceVersion: rv, allowWatchBookmarks: true } : { allowWatchBookmarks: true },
-        (type, obj) => onEvent(type, obj as KubeNode), done);
-      return { abort: () => ac.abort() };
-    },
-  };
 }
 
 export async function openKubeLeaseStore(o: KubeConnectOptions & KubeStoreOptions): Promise<KubeLeaseStore> {
