@@ -115,11 +115,11 @@ function call(dist, plugin, env, conf) {
   });
 }
 async function chain(dist, dir, socket, verb, pod, id, port, prev) {
-  const net = { cniVersion: '1.0.0', name: 'cbr0' };
+  const net = { cniVersion: '1.0.0', name: `cbr-${path.basename(dir)}` };
   const plugins = [
     ['loopback', { ...net, type: 'loopback' }],
     ['flannel', { ...net, type: 'flannel', subnetFile: path.join(dir, 'subnet.env'), dataDir: path.join(dir, 'flannel'),
-      delegate: { hairpinMode: true, isDefaultGateway: true }, ipam: { dataDir: path.join(dir, 'ipam') } }],
+      delegate: { hairpinMode: true, isDefaultGateway: true, bridge: `cbr-${path.basename(dir)}`.slice(0, 15) }, ipam: { dataDir: path.join(dir, 'ipam') } }],
     ['portmap', { ...net, type: 'portmap', snat: true, capabilities: { portMappings: true }, runtimeConfig: { portMappings: [{ hostPort: port, containerPort: 80, protocol: 'tcp' }] } }],
   ];
   const env = { CNI_COMMAND: verb, CNI_CONTAINERID: id, CNI_NETNS: pod, CNI_IFNAME: 'eth0', FLAX_CNI_SOCKET: socket };
@@ -135,7 +135,10 @@ async function burst(dist, f, socket, n) {
   const ids = pods.slice(0, n).map((_, j) => `fp-${path.basename(path.dirname(dist))}-${j}`);
   const results = await Promise.all(ids.map((id, j) => chain(dist, f.dir, socket, 'ADD', pods[j], id, 20000 + j, null)));
   await Promise.all(ids.map((id, j) => chain(dist, f.dir, socket, 'DEL', pods[j], id, 20000 + j, results[j])));
+  const veths = sh('ip', ['-n', nodeNs, '-o', 'link', 'show', 'type', 'veth']).split('\n').filter((l) => / veth/.test(l));
+  if (veths.length) leftovers.push(`${path.basename(dist)}: ${veths.length} host veths left after the DELs`);
 }
+const leftovers = [];
 
 // ---- peers: lease files renamed into the store, as bench-overlay.mjs -----------------------
 const leaseValue = (pub, mac) => `{"PublicIP":"${pub}","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"${mac}"}}`;
@@ -230,5 +233,6 @@ for (const [j, x] of rows.entries()) {
   console.log(x.map((c, i) => String(c).padEnd(w[i])).join('  ').trimEnd());
   if (j === 0) console.log(w.map((n) => '-'.repeat(n)).join('  '));
 }
+if (leftovers.length) console.log(`\nLEFTOVERS: ${leftovers.join('; ')}`);
 console.log(failed ? `\n${failed} goal(s) not met` : '\nevery goal met');
 process.exitCode = failed ? 1 : 0;
