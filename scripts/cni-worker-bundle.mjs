@@ -6,7 +6,7 @@
 import { build } from 'esbuild';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BUNDLE_OPTIONS, CNI_WORKER_ENTRY, loadAddonBanner, netlinkNative, zodEnglishOnly } from './entries.mjs';
+import { asciiOnly, BUNDLE_OPTIONS, CNI_WORKER_ENTRY, loadAddonBanner, netlinkNative, zodEnglishOnly } from './entries.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const CNI_WORKER = 'cni-worker.js';
@@ -32,5 +32,6 @@ export async function buildCniWorker(dir) {
     banner: { js: banner },
     plugins: [netlinkNative, zodEnglishOnly],
   });
+  asciiOnly(outfile);
   return outfile;
 }

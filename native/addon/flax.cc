@@ -241,6 +241,13 @@ Napi::Value MallocTrim(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), malloc_trim(0) != 0);
 }
 
+// mallopt(M_ARENA_MAX, n): at most n malloc arenas from now on. glibc gives
+// each new thread an arena of its own (up to 8 per core), each holding on to
+// what its thread freed: the CNI server's worker threads (issue 24).
+Napi::Value MallocArenaMax(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), mallopt(M_ARENA_MAX, info[0].As<Napi::Number>().Int32Value()) == 1);
+}
+
 // V8's LowMemoryNotification on the calling thread's isolate: full GCs that
 // also shrink the young generation and give free heap pages back. The one
 // V8 (not N-API) call here: Node has no JS API for it, and a worker that
@@ -263,6 +270,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("pinNamespace", Napi::Function::New(env, PinNamespace, "pinNamespace"));
   exports.Set("gettid", Napi::Function::New(env, GetTid, "gettid"));
   exports.Set("mallocTrim", Napi::Function::New(env, MallocTrim, "mallocTrim"));
+  exports.Set("mallocArenaMax", Napi::Function::New(env, MallocArenaMax, "mallocArenaMax"));
   exports.Set("lowMemoryNotification", Napi::Function::New(env, LowMemoryNotification, "lowMemoryNotification"));
   InitCniServer(env, exports);
   InitNftables(env, exports);

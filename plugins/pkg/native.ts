@@ -55,6 +55,8 @@ export interface FlaxNative {
   gettid(): number;
   /** malloc_trim(0): free malloc memory back to the kernel, all arenas; true when some was released. */
   mallocTrim(): boolean;
+  /** mallopt(M_ARENA_MAX, n): at most n malloc arenas for the threads started from now on; true when set. */
+  mallocArenaMax(n: number): boolean;
   /** V8's LowMemoryNotification on the calling thread's isolate: full GCs that give free heap back (a server gone idle). */
   lowMemoryNotification(): void;
   /** A listening unix socket at path with that mode (stale socket replaced; a live one is EADDRINUSE). */

@@ -289,6 +289,7 @@ describe('callers in another mount namespace (unshare -m, as ctr runs its CNI ca
       spawnSync('nsenter', [`--net=${srvNs}`, '--', 'ip', 'link', 'set', 'lo', 'up']); // the health server listens on 127.0.0.1
       expect(sample('flaxd_cni_calls_handed_back_total{reason="mount_namespace"}'), metrics()).toBe('0');
       expect(sample('flaxd_cni_calls_handed_back_total{reason="setns"}')).toBe('0');
+      expect(sample('flaxd_cni_server_workers')).toBe('1'); // one worker while idle (issue 24); a burst starts more
       const hostView = mkdtempSync(path.join(tmp, 'view-host-'));
       const callerView = mkdtempSync(path.join(tmp, 'view-caller-'));
       const { conf } = hostLocalConf('1.0.0', hostView);

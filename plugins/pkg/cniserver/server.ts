@@ -5,9 +5,10 @@
  *  - the socket (default /run/flax/cni.sock, mode 0600) is the addon's:
  *    Node's net cannot receive the caller's namespace fds (SCM_RIGHTS) nor
  *    check its uid (SO_PEERCRED); only root is served;
- *  - each request runs on a pool of worker threads (worker.ts), one request
- *    per worker at a time, so a slow call (an IPAM lock, an exec) does not
- *    hold up others; the pool grows up to `maxWorkers`, then requests queue;
+ *  - each request runs on a pool of worker threads (pool.ts, worker.ts), one
+ *    request per worker at a time, so a slow call (an IPAM lock, an exec)
+ *    does not hold up others; one worker when idle, the pool grows up to
+ *    `maxWorkers`, then requests queue;
  *  - a worker that dies turns its request into a CNI error for that call
  *    only, and is replaced;
  *  - close() (flaxd's SIGTERM) removes the socket first (new calls run the
@@ -23,12 +24,12 @@
  */
 import { closeSync, ftruncateSync, lstatSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
-import type { Worker } from 'node:worker_threads';
 import { CniError, ErrCode } from '../cni/errors';
 import { type FileLock, lockFile } from '../lock';
 import { isErrno, native, type NativeCniRequest, type NativeCniServer } from '../native';
 import { errorResponse } from '../skel/skel';
-import type { CniWorkerData, HandBackReason, WorkerReply, WorkerRequest } from './worker';
+import type { HandBackReason, WorkerRequest } from './worker';
+import { WorkerPool } from './pool';
 import { DEFAULT_CNI_SOCKET, RUN_STANDALONE, STATUS_NAME } from './wire';
 
 declare const __flaxDir: string | undefined;
@@ -43,8 +44,10 @@ export interface CniServerOptions {
   socket?: string;
   /** socket file mode (default 0600) */
   mode?: number;
-  /** workers started up front (default 2) */
+  /** workers started up front and kept when idle (default 1) */
   workers?: number;
+  /** each worker's young generation, MiB (default 3; V8's own: 16 and more) */
+  workerYoungMb?: number;
   /** most workers at once (default 8); beyond, requests wait */
   maxWorkers?: number;
   /** a worker beyond `workers` idle this long (ms, default 30000) is stopped: its memory goes back */
@@ -134,13 +137,6 @@ interface Job {
   verb: string;
   t0: number;
 }
-interface Slot {
-  worker: Worker;
-  ready: Promise<void>;
-  job?: Job;
-  /** performance.now() when it last finished a job */
-  idleSince: number;
-}
 
 export async function startCniServer(opts: CniServerOptions = {}): Promise<CniServer> {
   const n = native();
@@ -149,13 +145,10 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
   const workerFile = opts.workerFile ?? (typeof __flaxDir === 'string' ? path.join(__flaxDir, 'cni-worker.js') : '');
   if (!workerFile) throw new Error('cni server: no worker script (run from a bundle, or pass workerFile)');
   const log = opts.log ?? (() => {});
-  const slots: Slot[] = [];
-  const queue: Job[] = [];
   const stats: CniServerStats = { served: 0, failed: 0, refused: 0, deferred: 0, workers: 0, latency: {} };
   let nextId = 1;
   const startedAt = Date.now();
   let closing = false;
-  let idle: (() => void) | undefined;
 
   /** Counts a call the worker answered; `reply` answers it from here first (a worker that died before answering). */
   const finish = (job: Job, code: number, reply?: { stdout: string; stderr: string }) => {
@@ -168,7 +161,7 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
     l.totalMs += ms;
     if (code === 0) stats.served++;
     else stats.failed++;
-    callsSinceTrim++;
+    pool.called();
     try {
       opts.onCall?.(job.req.name ?? '', job.verb, ms / 1000, code);
     } catch { /* an observer never fails a call */ }
@@ -178,7 +171,7 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
   const deferred = (job: Job, why: string, reason: HandBackReason) => {
     for (const fd of job.req.fds) closeQuietly(fd);
     stats.deferred++;
-    callsSinceTrim++;
+    pool.called();
     try {
       opts.onHandBack?.(reason);
     } catch { /* an observer never fails a call */ }
@@ -186,92 +179,6 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
       deferredWhy.add(why);
       log(`cni server: ${why}: such calls run the standalone plugin (pid ${job.req.pid} was the first)`);
     }
-  };
-
-  const spawn = (): Slot => {
-    // loaded when used: node:worker_threads cannot be part of a V8 startup snapshot (flaxd's)
-    const data: CniWorkerData = { flaxCniWorker: true, answered: new SharedArrayBuffer(4) };
-    const answered = new Int32Array(data.answered);
-    const worker = new (process.getBuiltinModule('node:worker_threads').Worker)(workerFile, { workerData: data, stdout: false, stderr: false });
-    const slot: Slot = { worker, ready: Promise.resolve(), idleSince: performance.now() };
-    slot.ready = new Promise((resolve, reject) => {
-      worker.once('error', reject);
-      worker.once('message', (m: { ready?: boolean }) => (m.ready ? resolve() : reject(new Error('worker did not start'))));
-    });
-    worker.on('message', (m: WorkerReply & { ready?: boolean }) => {
-      if (m.ready || !slot.job || slot.job.msg.id !== m.id) return;
-      const job = slot.job;
-      slot.job = undefined;
-      slot.idleSince = performance.now();
-      if (m.deferred !== undefined) deferred(job, m.deferred, m.reason ?? 'mount_namespace');
-      else finish(job, m.exitCode);
-      if (!m.stranded) pump();
-    });
-    const gone = (why: string) => {
-      const i = slots.indexOf(slot);
-      if (i < 0) return;
-      slots.splice(i, 1);
-      stats.workers = slots.length;
-      if (slot.job) {
-        const job = slot.job;
-        slot.job = undefined;
-        log(`cni server: worker failed during ${job.req.name} ${job.verb}: ${why}`);
-        if (Atomics.load(answered, 0) === job.msg.id) {
-          finish(job, 0); // it answered (and cniReply closed the conn), then died
-        } else {
-          const res = errorResponse(new CniError(ErrCode.Internal, `flax CNI server: the worker running this call failed: ${why}`), job.msg.stdin as Buffer);
-          finish(job, res.exitCode, { stdout: res.stdout, stderr: '' });
-        }
-      }
-      pump();
-    };
-    worker.on('error', (e) => gone(e.message));
-    worker.on('exit', (code) => gone(`exited with code ${code}`));
-    slots.push(slot);
-    stats.workers = slots.length;
-    return slot;
-  };
-
-  /** A worker's used heap (bytes; -1 when it exits before answering). */
-  /**
-   * Posts a service message (not a call) to a worker and resolves with what
-   * `pick` finds in its answer; `ifGone` when the worker exits first. A busy
-   * worker answers between the awaits of its call.
-   */
-  const askWorker = <T>(s: Slot, msg: object, pick: (m: Record<string, unknown>) => T | undefined, ifGone: T) => new Promise<T>((resolve) => {
-    const on = (m: Record<string, unknown>) => {
-      const v = pick(m);
-      if (v === undefined) return;
-      s.worker.off('message', on);
-      s.worker.off('exit', gone);
-      resolve(v);
-    };
-    const gone = () => { s.worker.off('message', on); resolve(ifGone); };
-    s.worker.on('message', on);
-    s.worker.once('exit', gone);
-    s.worker.postMessage(msg);
-  });
-  /** A worker's used heap (bytes; -1 when it exits before answering). */
-  const workerHeap = (s: Slot) => askWorker(s, { heapUsed: true }, (m) => m.heapUsed as number | undefined, -1);
-
-  const pump = () => {
-    while (queue.length) {
-      let slot = slots.find((s) => !s.job);
-      if (!slot) {
-        if (closing || slots.length >= maxWorkers) break;
-        slot = spawn();
-      }
-      const job = queue.shift()!;
-      slot.job = job;
-      const s = slot;
-      s.ready.then(() => {
-        if (s.job === job) s.worker.postMessage(job.msg);
-      }, (e: Error) => {
-        if (s.job === job) s.worker.terminate().catch(() => {});
-        log(`cni server: worker start failed: ${e.message}`);
-      });
-    }
-    if (closing && !queue.length && slots.every((s) => !s.job)) idle?.();
   };
 
   const onRequest = (req: NativeCniRequest) => {
@@ -290,9 +197,9 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
     if (req.name === STATUS_NAME) {
       // `flax status`: who serves, and what it holds (each worker tells its own heap, after its call in flight)
       for (const fd of req.fds) closeQuietly(fd);
-      void Promise.all(slots.map(workerHeap)).then((workers) => {
+      void pool.heaps().then((workers) => {
         const memory = { rss: process.memoryUsage.rss(), heapUsed: process.getBuiltinModule('node:v8').getHeapStatistics().used_heap_size, workers };
-        const info: CniServerInfo = { pid: process.pid, socket, since: startedAt, ...structuredClone(stats), memory };
+        const info: CniServerInfo = { pid: process.pid, socket, since: startedAt, ...snapshot(), memory };
         n.cniReply(req.conn, Buffer.from(JSON.stringify(info) + '\n'), Buffer.alloc(0), 0);
       });
       return;
@@ -306,84 +213,65 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
       rootFd: req.fds.length === (req.netnsFd ? 3 : 2) ? req.fds[req.fds.length - 1] : undefined,
       pid: req.pid, conn: req.conn,
     };
-    queue.push({ req, msg, verb, t0: performance.now() });
-    pump();
+    pool.submit({ req, msg, verb, t0: performance.now() });
   };
+  const snapshot = (): CniServerStats => ({ ...structuredClone(stats), workers: pool.size });
 
   canEnterNetns(n);
   checkSocketPath(socket);
   mkdirSync(path.dirname(socket), { recursive: true, mode: 0o755 });
   const lock = lockSocket(socket);
-  const minWorkers = Math.min(maxWorkers, Math.max(1, opts.workers ?? 2));
-  for (let i = 0; i < minWorkers; i++) spawn();
-  const idleMs = opts.idleMs ?? 30_000;
-  // workers a burst added go once idle (each holds its own V8 heap)
-  // Once the server is idle, the memory its calls freed goes back to the
-  // kernel: glibc keeps free pages inside each thread's malloc arena (also
-  // after the thread has gone), so a busy hour would otherwise stay in RSS
-  // (issue 26). Once per quiet spell, after the burst's workers are stopped.
-  let callsSinceTrim = 0;
-  let releasing = false;
-  const releaseMemory = async () => {
-    if (releasing || closing || queue.length || slots.some((s) => s.job)) return;
-    releasing = true;
-    callsSinceTrim = 0;
-    try {
-      // each worker's heap first (V8 full GCs that shrink it), then the main thread's, then malloc's arenas
-      await Promise.all(slots.map((s) => askWorker(s, { reduceMemory: true }, (m) => (m.memoryReduced ? true : undefined), false)));
+  // every thread started from now on shares malloc's arenas (issue 24)
+  n.mallocArenaMax?.(2);
+  const pool: WorkerPool<Job> = new WorkerPool<Job>({
+    workerFile, maxWorkers, log,
+    minWorkers: Math.min(maxWorkers, Math.max(1, opts.workers ?? 1)),
+    idleMs: opts.idleMs ?? 30_000,
+    youngMb: opts.workerYoungMb ?? 3,
+    onReply: (job, m) => (m.deferred !== undefined ? deferred(job, m.deferred, m.reason ?? 'mount_namespace') : finish(job, m.exitCode)),
+    onLost(job, why, answered) {
+      log(`cni server: worker failed during ${job.req.name} ${job.verb}: ${why}`);
+      if (answered) return finish(job, 0); // it answered (and cniReply closed the conn), then died
+      const res = errorResponse(new CniError(ErrCode.Internal, `flax CNI server: the worker running this call failed: ${why}`), job.msg.stdin as Buffer);
+      finish(job, res.exitCode, { stdout: res.stdout, stderr: '' });
+    },
+    releaseMain() {
       n.lowMemoryNotification();
       n.mallocTrim();
-    } finally {
-      releasing = false;
-    }
-  };
-  const trim = setInterval(() => {
-    const now = performance.now();
-    const stopping: Promise<unknown>[] = [];
-    for (const s of [...slots]) {
-      if (slots.length <= minWorkers) break;
-      if (s.job || now - s.idleSince < idleMs) continue;
-      slots.splice(slots.indexOf(s), 1);
-      stats.workers = slots.length;
-      stopping.push(s.worker.terminate().catch(() => {}));
-    }
-    const quiet = slots.every((s) => !s.job && now - s.idleSince >= Math.min(idleMs, 5_000));
-    if (stopping.length) void Promise.all(stopping).then(releaseMemory);
-    else if (callsSinceTrim && quiet && !queue.length) void releaseMemory();
-  }, Math.max(50, idleMs / 4));
-  trim.unref();
+    },
+  });
   let lfd: number;
   try {
-    await Promise.all(slots.map((s) => s.ready));
+    await pool.ready();
     checkSocketPath(socket); // again: the bind renames over the path
     lfd = opts.listenFd !== undefined ? n.cniAdoptListener(opts.listenFd, socket) : n.cniListen(socket, opts.mode ?? 0o600);
   } catch (e) {
-    clearInterval(trim);
+    pool.close();
     lock.remove(); // a failed start leaves no lock file behind
-    await Promise.all(slots.map((s) => s.worker.terminate()));
+    await Promise.all(pool.terminate());
     if (isErrno(e, 'EADDRINUSE')) throw new CniSocketBusyError(`${socket}: another CNI server answers on it`);
     throw e;
   }
   const ino = lstatSync(socket).ino;
   const handle: NativeCniServer = n.cniServe(lfd, onRequest, opts.listenFd !== undefined);
-  log(`cni server: listening on ${socket} with ${slots.length} workers`);
+  log(`cni server: listening on ${socket} with ${pool.size} workers`);
 
   let snapshots = 0;
   return {
     socket,
-    stats: () => structuredClone(stats),
+    stats: snapshot,
     async writeHeapSnapshots(dir) {
       const { pipeline } = process.getBuiltinModule('node:stream/promises');
       const { createWriteStream } = process.getBuiltinModule('node:fs');
       const base = path.join(dir, `flaxd-${process.pid}-${++snapshots}`);
       const files = [process.getBuiltinModule('node:v8').writeHeapSnapshot(`${base}-main.heapsnapshot`)];
-      for (const s of [...slots]) {
-        const file = `${base}-worker${s.worker.threadId}.heapsnapshot`;
+      for (const w of pool.workers()) {
+        const file = `${base}-worker${w.threadId}.heapsnapshot`;
         try {
-          await pipeline(await s.worker.getHeapSnapshot(), createWriteStream(file, { mode: 0o600 }));
+          await pipeline(await w.getHeapSnapshot(), createWriteStream(file, { mode: 0o600 }));
           files.push(file);
         } catch (e) {
-          log(`cni server: no heap snapshot of worker ${s.worker.threadId}: ${(e as Error).message}`);
+          log(`cni server: no heap snapshot of worker ${w.threadId}: ${(e as Error).message}`);
         }
       }
       return files;
@@ -391,35 +279,34 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
     async close() {
       if (closing) return;
       closing = true;
-      clearInterval(trim);
       // the path first: a client that connects from now on finds no socket and runs the standalone plugin
       try {
         if (opts.listenFd === undefined && lstatSync(socket).ino === ino) unlinkSync(socket);
       } catch { /* already gone */ }
       n.cniStop(handle);
-      const inFlight = () => queue.length + slots.filter((s) => s.job).length;
       let cut = 0;
-      if (inFlight()) {
+      if (pool.inFlight()) {
         const drainMs = opts.drainMs ?? 10_000;
-        log(`cni server: stopping: ${inFlight()} calls in flight, waiting up to ${drainMs / 1000} s for them`);
+        log(`cni server: stopping: ${pool.inFlight()} calls in flight, waiting up to ${drainMs / 1000} s for them`);
         let timer: NodeJS.Timeout | undefined;
         const drained = await new Promise<boolean>((resolve) => {
-          idle = () => resolve(true);
+          pool.onDrained = () => resolve(true);
           timer = setTimeout(() => resolve(false), drainMs);
+          pool.close();
         });
         clearTimeout(timer);
         if (!drained) {
-          cut = inFlight();
+          cut = pool.inFlight();
           log(`cni server: ${cut} calls still running after ${drainMs / 1000} s: cut (their clients re-run them standalone, or answer an ADD with "try again later")`);
-          for (const job of queue.splice(0)) {
+          for (const job of pool.takeQueued()) {
             closeQuietly(job.req.conn);
             for (const fd of job.req.fds) closeQuietly(fd);
           }
         }
-      }
+      } else pool.close();
       // a worker stuck in a call (a lock, an exec) may never return: not waited for, and
       // the process's exit must not join it either (Node's exit would wait for it forever)
-      const stopping = slots.map((s) => s.worker.terminate());
+      const stopping = pool.terminate();
       if (cut) process.once('exit', (code) => n.cniExit(code));
       else await Promise.all(stopping);
       lock.release();

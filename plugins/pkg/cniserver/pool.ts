@@ -1,0 +1,216 @@
+/**
+ * The resident CNI server's worker threads (server.ts): one call per worker
+ * at a time, so a slow call (an IPAM lock, an exec) holds up no other.
+ *  - `minWorkers` (default 1) run from the start: one when idle; a burst
+ *    starts more on demand, up to `maxWorkers`, then calls queue;
+ *  - a worker beyond `minWorkers` idle for `idleMs` is stopped, and once the
+ *    pool is quiet the memory its calls freed goes back to the kernel (each
+ *    worker's V8 heap, the main thread's, then malloc's arenas; issue 26);
+ *  - each worker's young generation is kept small (`youngMb`): a worker's
+ *    heap holds one call's garbage at a time (issue 24);
+ *  - a worker that dies hands its call to `onLost` and is not replaced
+ *    until a call needs it.
+ */
+import type { Worker } from 'node:worker_threads';
+import type { CniWorkerData, WorkerReply, WorkerRequest } from './worker';
+
+export interface PoolJob {
+  msg: WorkerRequest;
+}
+
+export interface PoolOptions<J extends PoolJob> {
+  workerFile: string;
+  minWorkers: number;
+  maxWorkers: number;
+  idleMs: number;
+  /** young generation of each worker (MiB; resourceLimits.maxYoungGenerationSizeMb) */
+  youngMb?: number;
+  log: (msg: string) => void;
+  /** a worker answered the job (its reply) */
+  onReply: (job: J, m: WorkerReply) => void;
+  /** the worker running the job failed; `answered`: it had replied to the caller */
+  onLost: (job: J, why: string, answered: boolean) => void;
+  /** the main thread's part of giving memory back (native: LowMemoryNotification, malloc_trim) */
+  releaseMain: () => void;
+}
+
+interface Slot<J> {
+  worker: Worker;
+  ready: Promise<void>;
+  job?: J;
+  /** performance.now() when it last finished a job */
+  idleSince: number;
+}
+
+export class WorkerPool<J extends PoolJob> {
+  readonly #slots: Slot<J>[] = [];
+  readonly #queue: J[] = [];
+  #closing = false;
+  #callsSinceTrim = 0;
+  #releasing = false;
+  readonly #trim: NodeJS.Timeout;
+  /** called when closing and nothing runs or waits any more */
+  onDrained?: () => void;
+
+  constructor(readonly o: PoolOptions<J>) {
+    for (let i = 0; i < o.minWorkers; i++) this.#spawn();
+    this.#trim = setInterval(() => this.#stopIdle(), Math.max(50, o.idleMs / 4));
+    this.#trim.unref();
+  }
+
+  /** Resolves once the first workers have started. */
+  ready(): Promise<void> {
+    return Promise.all(this.#slots.map((s) => s.ready)).then(() => {});
+  }
+
+  get size(): number {
+    return this.#slots.length;
+  }
+
+  /** Calls running or waiting. */
+  inFlight(): number {
+    return this.#queue.length + this.#slots.filter((s) => s.job).length;
+  }
+
+  submit(job: J): void {
+    this.#queue.push(job);
+    this.#pump();
+  }
+
+  /** A call answered (or handed back): counts toward the next memory release. */
+  called(): void {
+    this.#callsSinceTrim++;
+  }
+
+  /** Each worker's used heap (bytes; -1 for one that exits before answering). */
+  heaps(): Promise<number[]> {
+    return Promise.all(this.#slots.map((s) => this.#ask(s, { heapUsed: true }, (m) => m.heapUsed as number | undefined, -1)));
+  }
+
+  workers(): Worker[] {
+    return this.#slots.map((s) => s.worker);
+  }
+
+  /** Stops starting work: no worker is started any more; returns the calls still queued (taken out). */
+  close(): void {
+    this.#closing = true;
+    clearInterval(this.#trim);
+    this.#pump();
+  }
+
+  takeQueued(): J[] {
+    return this.#queue.splice(0);
+  }
+
+  /** Terminates every worker (a call still running is cut). */
+  terminate(): Promise<unknown>[] {
+    clearInterval(this.#trim);
+    return this.#slots.map((s) => s.worker.terminate());
+  }
+
+  #spawn(): Slot<J> {
+    // loaded when used: node:worker_threads cannot be part of a V8 startup snapshot (flaxd's)
+    const data: CniWorkerData = { flaxCniWorker: true, answered: new SharedArrayBuffer(4) };
+    const answered = new Int32Array(data.answered);
+    const worker = new (process.getBuiltinModule('node:worker_threads').Worker)(this.o.workerFile, {
+      workerData: data, stdout: false, stderr: false,
+      ...(this.o.youngMb ? { resourceLimits: { maxYoungGenerationSizeMb: this.o.youngMb } } : {}),
+    });
+    const slot: Slot<J> = { worker, ready: Promise.resolve(), idleSince: performance.now() };
+    slot.ready = new Promise((resolve, reject) => {
+      worker.once('error', reject);
+      worker.once('message', (m: { ready?: boolean }) => (m.ready ? resolve() : reject(new Error('worker did not start'))));
+    });
+    worker.on('message', (m: WorkerReply & { ready?: boolean }) => {
+      if (m.ready || !slot.job || slot.job.msg.id !== m.id) return;
+      const job = slot.job;
+      slot.job = undefined;
+      slot.idleSince = performance.now();
+      this.o.onReply(job, m);
+      if (!m.stranded) this.#pump();
+    });
+    const gone = (why: string) => {
+      const i = this.#slots.indexOf(slot);
+      if (i < 0) return;
+      this.#slots.splice(i, 1);
+      if (slot.job) {
+        const job = slot.job;
+        slot.job = undefined;
+        this.o.onLost(job, why, Atomics.load(answered, 0) === job.msg.id);
+      }
+      this.#pump();
+    };
+    worker.on('error', (e) => gone(e.message));
+    worker.on('exit', (code) => gone(`exited with code ${code}`));
+    this.#slots.push(slot);
+    return slot;
+  }
+
+  #pump(): void {
+    while (this.#queue.length) {
+      let slot = this.#slots.find((s) => !s.job);
+      if (!slot) {
+        if (this.#closing || this.#slots.length >= this.o.maxWorkers) break;
+        slot = this.#spawn();
+      }
+      const job = this.#queue.shift()!;
+      slot.job = job;
+      const s = slot;
+      s.ready.then(() => {
+        if (s.job === job) s.worker.postMessage(job.msg);
+      }, (e: Error) => {
+        if (s.job === job) s.worker.terminate().catch(() => {});
+        this.o.log(`cni server: worker start failed: ${e.message}`);
+      });
+    }
+    if (this.#closing && !this.inFlight()) this.onDrained?.();
+  }
+
+  /**
+   * Posts a service message (not a call) to a worker and resolves with what
+   * `pick` finds in its answer; `ifGone` when the worker exits first. A busy
+   * worker answers between the awaits of its call.
+   */
+  #ask<T>(s: Slot<J>, msg: object, pick: (m: Record<string, unknown>) => T | undefined, ifGone: T): Promise<T> {
+    return new Promise<T>((resolve) => {
+      const on = (m: Record<string, unknown>) => {
+        const v = pick(m);
+        if (v === undefined) return;
+        s.worker.off('message', on);
+        s.worker.off('exit', gone);
+        resolve(v);
+      };
+      const gone = () => { s.worker.off('message', on); resolve(ifGone); };
+      s.worker.on('message', on);
+      s.worker.once('exit', gone);
+      s.worker.postMessage(msg);
+    });
+  }
+
+  /** Once per quiet spell, after the burst's workers are stopped: each worker's heap, then the main thread's and malloc's. */
+  async #release(): Promise<void> {
+    if (this.#releasing || this.#closing || this.inFlight()) return;
+    this.#releasing = true;
+    this.#callsSinceTrim = 0;
+    try {
+      await Promise.all(this.#slots.map((s) => this.#ask(s, { reduceMemory: true }, (m) => (m.memoryReduced ? true : undefined), false)));
+      this.o.releaseMain();
+    } finally {
+      this.#releasing = false;
+    }
+  }
+
+  #stopIdle(): void {
+    const now = performance.now();
+    const stopping: Promise<unknown>[] = [];
+    for (const s of [...this.#slots]) {
+      if (this.#slots.length <= this.o.minWorkers) break;
+      if (s.job || now - s.idleSince < this.o.idleMs) continue;
+      this.#slots.splice(this.#slots.indexOf(s), 1);
+      stopping.push(s.worker.terminate().catch(() => {}));
+    }
+    const quiet = this.#slots.every((s) => !s.job && now - s.idleSince >= Math.min(this.o.idleMs, 5_000));
+    if (stopping.length) void Promise.all(stopping).then(() => this.#release());
+    else if (this.#callsSinceTrim && quiet && !this.#queue.length) void this.#release();
+  }
+}
