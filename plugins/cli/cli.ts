@@ -11,10 +11,11 @@
  * yargs' `.fail()` throws, so no handler is reached.
  */
 import { parseArgs } from 'node:util';
-import type { Argv, Options, PositionalOptions } from 'yargs';
+import type { Argv, Options } from 'yargs';
 import pkg from '../../package.json';
 import { SUPPORTED_VERSIONS } from '../pkg/cni/version';
-import { CNI_OPTIONS, CNI_VERBS, formatError, runCni, type CliIo, type CniCmdOptions, type CniVerb } from './commands/cni';
+import { CNI_OPTIONS, CNI_VERBS, formatError, runCni, type CniCmdOptions } from './commands/cni';
+import type { Args, CliIo, CommandDef } from './command';
 import { EXIT_USAGE, OUTPUT_OPTIONS, UsageError, confDirOption, outputFormat, rawValue, usageLine } from './usage';
 import { GC_OPTIONS } from './commands/gc-options';
 import { SANDBOX_COMMAND } from './commands/sandbox';
@@ -30,34 +31,6 @@ const defaultIo = (): CliIo => ({
   env: process.env,
   uid: process.getuid?.(),
 });
-
-/** Parsed arguments of one command, keys camel-cased (`cache-dir` → `cacheDir`). */
-export type Args = Record<string, unknown>;
-
-/** One `flax` command. To add one, add a row to COMMANDS. */
-export interface CommandDef {
-  name: string;
-  /** positionals in yargs syntax, all optional here: `check` names what is missing */
-  positionals?: string;
-  /** the synopsis shown by --help, e.g. `flax cni <verb> <network> [netns]` */
-  synopsis?: string;
-  describe: string;
-  positional?: Record<string, PositionalOptions>;
-  options?: Record<string, Options>;
-  examples?: [string, string][];
-  epilog?: string;
-  /** usage errors yargs cannot see (missing positionals, combinations); throw UsageError. `argv`: the command line as typed */
-  check?: (a: Args, argv: readonly string[]) => void;
-  /** it reads or changes root-only state: run as non-root, it fails (exit 1) instead of printing a report of what it could not see */
-  root?: boolean;
-  /**
-   * Commands whose first positional is a verb (`sandbox run`): which verbs
-   * each option (camel-cased) applies to, and each verb's synopsis, so that
-   * `flax <command> <verb> --help` lists that verb's options only.
-   */
-  verbHelp?: { optionVerbs: Record<string, readonly string[]>; synopsis: Record<string, string> };
-  run: (a: Args, io: CliIo) => Promise<number> | number;
-}
 
 const camel = (s: string) => s.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
 
@@ -375,4 +348,3 @@ async function withYargs(argv: string[], io: CliIo): Promise<number> {
   return code;
 }
 
-export type { CniVerb };

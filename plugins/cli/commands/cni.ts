@@ -16,6 +16,7 @@ import { CniConfig, ChainError, GcError, loadConfList, goMarshalIndent, readCach
 import { NETNS_RUN_DIR } from '../../pkg/ns/ns';
 import { table } from '../table';
 import { UsageError, confDirOf, confDirOption, parseDuration } from '../usage';
+import type { CliIo } from '../command';
 
 export const CNI_VERBS = ['add', 'del', 'check', 'gc', 'status'] as const;
 export type CniVerb = (typeof CNI_VERBS)[number];
@@ -111,14 +112,6 @@ export function resultTable(raw: RawResult): string {
   if (r.routes?.length) out += '\n' + table(['ROUTE', 'VIA'], r.routes.map((x) => [x.dst, x.gw]));
   if (r.dns && Object.keys(r.dns).length) out += `\nDNS ${JSON.stringify(r.dns)}\n`;
   return out;
-}
-
-export interface CliIo {
-  stdout: (s: string) => void;
-  stderr: (s: string) => void;
-  env: NodeJS.ProcessEnv;
-  /** the caller's uid (commands marked `root` refuse to run for another): process.getuid() */
-  uid?: number;
 }
 
 /** Runs one `flax cni` command; returns the exit code. */

@@ -25,7 +25,7 @@ import { CniConfig, RawExec, confListFromFile, listAttachments, type NetworkConf
 import { addNetns, delNetns, listNetns } from '../netns-util';
 import { table } from '../table';
 import { parseCount, parseDuration } from '../usage';
-import type { CliIo } from './cni';
+import type { CliIo } from '../command';
 
 declare const __flaxDir: string | undefined;
 

@@ -6,10 +6,9 @@
  */
 import { hostname } from 'node:os';
 import type { Options } from 'yargs';
-import type { CommandDef } from '../cli';
+import type { CliIo, CommandDef } from '../command';
 import { table } from '../table';
 import { OUTPUT_OPTIONS, UsageError, confDirOf, confDirOption, outputFormat } from '../usage';
-import type { CliIo } from './cni';
 
 export const DOCTOR_OPTIONS = {
   ...OUTPUT_OPTIONS,

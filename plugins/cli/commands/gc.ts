@@ -10,7 +10,7 @@ import { sweepNode } from '../../suite';
 import type { Finding } from '../../sweep/report';
 import { table } from '../table';
 import { cniPathOf, confDirOf, outputFormat } from '../usage';
-import type { CliIo } from './cni';
+import type { CliIo } from '../command';
 
 export interface GcCmdOptions {
   dryRun?: boolean;

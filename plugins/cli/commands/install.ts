@@ -6,10 +6,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Options } from 'yargs';
-import type { Args, CommandDef } from '../cli';
+import type { Args, CliIo, CommandDef } from '../command';
 import type { FirewallDeps } from '../../pkg/nft';
 import { UsageError, confDirOption } from '../usage';
-import type { CliIo } from './cni';
 import type { ServerMode } from '../install/server';
 
 declare const __flaxDir: string | undefined;

@@ -4,7 +4,7 @@ import { NETNS_RUN_DIR, netnsPath } from '../../pkg/ns/ns';
 import { addNetns, delNetns, listNetns } from '../netns-util';
 import { UsageError } from '../usage';
 import { netnsNameProblem } from './netns-name';
-import type { CliIo } from './cni';
+import type { CliIo } from '../command';
 
 /**
  * Runs one netns verb; returns the exit code. `dir` is where names are

@@ -28,7 +28,7 @@ import { openNetns } from '../../pkg/ns';
 import { addNetns, delNetns, listNetns } from '../netns-util';
 import { table } from '../table';
 import { parseCount } from '../usage';
-import type { CliIo } from './cni';
+import type { CliIo } from '../command';
 import { defaultPluginDir, demoPluginEnv, flaxCommand, run } from './demo';
 import { FLANNEL_CONFLIST } from '../install/conflists';
 

@@ -7,8 +7,8 @@
 import type { Options } from 'yargs';
 import { OUTPUT_OPTIONS, cniPathOf, confDirOf, confDirOption, outputFormat, parseDuration, UsageError } from '../usage';
 import { table } from '../table';
-import { parseArgsPairs, type CliIo } from './cni';
-import type { Args, CommandDef } from '../cli';
+import { parseArgsPairs } from './cni';
+import type { Args, CliIo, CommandDef } from '../command';
 import { sandboxNameProblem } from '../../sandbox/name';
 
 export const SANDBOX_VERBS = ['run', 'exec', 'ls', 'inspect', 'rm'] as const;

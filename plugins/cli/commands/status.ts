@@ -13,7 +13,7 @@ import { type Range, canonicalizeRange, rangeContains, rangeSize } from '../../i
 import { type CniServingState, clientSocket, probeCniServer, serverMode } from '../../pkg/cniserver/probe';
 import { table } from '../table';
 import { confDirOf, outputFormat } from '../usage';
-import type { CliIo } from './cni';
+import type { CliIo } from '../command';
 
 export const DEFAULT_HOST_LOCAL_DIR = '/var/lib/cni/networks';
 

@@ -8,11 +8,10 @@
  * failed (the others still ran).
  */
 import type { Options } from 'yargs';
-import type { CommandDef } from '../cli';
+import type { CliIo, CommandDef } from '../command';
 import type { FirewallDeps, Tombstone, TombstoneReport } from '../../pkg/nft';
 import { prefixIP } from '../../pkg/ip';
 import { UsageError, confDirOf, confDirOption } from '../usage';
-import type { CliIo } from './cni';
 
 export const TOMBSTONES_OPTIONS = {
   network: { type: 'string', describe: 'only this network' },
