@@ -3,7 +3,8 @@
  * left), removed the way `flax sandbox rm --force` does, which DELs their
  * networks.
  */
-import { listSandboxes, removeSandbox, sandboxRoot } from '../sandbox/state';
+import { listSandboxes, sandboxRoot } from '../sandbox/state';
+import { removeSandbox } from '../sandbox/remove';
 import type { Finding, SweepOptions, SweepReport } from './report';
 
 export async function sweepSandboxes(rep: SweepReport, o: SweepOptions, now: number): Promise<void> {

@@ -278,7 +278,8 @@ describe.skipIf(!ready)('flax sandbox', () => {
     writeFileSync(file, JSON.stringify(st));
     expect(inspect('reused').alive).toBe(true);
     // what a sweeper calls (no network here: in-process DELs would run in this process's netns)
-    const { removeSandbox, listSandboxes } = await import('../../plugins/sandbox/state');
+    const { listSandboxes } = await import('../../plugins/sandbox/state');
+    const { removeSandbox } = await import('../../plugins/sandbox/remove');
     expect(await removeSandbox('reused', { root: sbRoot, ifDead: true })).toMatchObject({ existed: true, keptAlive: true });
     expect(listSandboxes(sbRoot).map((x) => [x.name, x.alive])).toEqual([['reused', true]]);
     process.kill(st.pause.pid, 'SIGKILL');

@@ -118,7 +118,8 @@ function inspectText(s: NonNullable<ReturnType<typeof import('../../sandbox/stat
 /** Runs one `flax sandbox` command; returns the exit code. */
 export async function runSandboxCmd(a: Args, io: CliIo): Promise<number> {
   checkSandbox(a);
-  const { sandboxRoot, listSandboxes, inspectSandbox, removeSandbox, SandboxError } = await import('../../sandbox/state');
+  const { sandboxRoot, listSandboxes, inspectSandbox, SandboxError } = await import('../../sandbox/state');
+  const { removeSandbox } = await import('../../sandbox/remove');
   const { stderrTo } = await import('../../sandbox/cni');
   const root = sandboxRoot(a.sandboxDir as string | undefined, io.env);
   const name = a.name as string;
