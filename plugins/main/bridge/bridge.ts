@@ -17,35 +17,23 @@ import { CniError, ErrCode } from '../../pkg/cni/errors';
 import { convertResult } from '../../pkg/cni/convert';
 import { validAttachments } from '../../pkg/cni/gc';
 import type { IPConfig, Result, Route } from '../../pkg/cni/types';
-import type { Exec } from '../../pkg/invoke/plugin-exec';
 import { execAdd, execDel, execGc, execStatus, execValidate } from '../../pkg/ipam/run-ipam';
 import { type Prefix, formatPrefix, parsePrefix } from '../../pkg/ip';
 import { openHandle, openHandleAt, type Link, type NetlinkHandle } from '../../pkg/netlink';
 import { openPodNetns, openPodNetnsForDel, type NetNS } from '../../pkg/ns';
-import { type FirewallDeps, findTool, gcIpMasq, setupIpMasq, teardownIpMasq } from '../../pkg/nft';
+import { findTool, gcIpMasq, setupIpMasq, teardownIpMasq } from '../../pkg/nft';
 import { setupSpoofCheck, spoofId, teardownSpoofCheck } from '../../pkg/nft/spoofchk';
-import { type FaultHook, Rollback } from '../../pkg/rollback';
+import { Rollback } from '../../pkg/rollback';
 import { log } from '../../pkg/log';
 import { type CmdArgs, type PluginFuncs, bindPlugin } from '../../pkg/skel/skel';
 import { loadBridgeConf } from './config';
 import { assembleResult, calcGateways } from './result';
 import { cmdCheck } from './check';
+import { type BridgeDeps, ipamExec } from './deps';
 import {
   configureBridge, configureContainer, configurePort, createVeth, ctx, enableForwarding, ensureAddr, ensureBridge,
   ensureVlanInterface, ignoreNotFound, internal, masqBackend, otherPorts,
 } from './links';
-
-export interface BridgeDeps {
-  /** test seam: called after each named ADD step; throwing fails that step */
-  fault?: FaultHook;
-  firewall?: FirewallDeps;
-  /** port-up wait budget (ms) */
-  portWaitMs?: number;
-  /** how IPAM runs (default: the Host's exec; plugins/suite.ts passes an InProcessExec) */
-  exec?: Exec;
-}
-
-const ipamExec = (d: BridgeDeps, a: CmdArgs): Exec => d.exec ?? a.host.exec;
 
 /** ADD steps, in order (the names the fault seam and FLAX_FAULT_INJECT use). */
 export const ADD_STEPS = ['bridge', 'veth', 'port', 'macspoofchk', 'ipam', 'container', 'gateway', 'forwarding', 'ipmasq', 'port-wait', 'result'] as const;

@@ -8,7 +8,7 @@ import { checkIpMasq } from '../../pkg/nft';
 import { checkSpoofCheck, spoofId } from '../../pkg/nft/spoofchk';
 import type { CmdArgs } from '../../pkg/skel/skel';
 import { loadBridgeConf } from './config';
-import type { BridgeDeps } from './bridge';
+import { type BridgeDeps, ipamExec } from './deps';
 import { ctx, masqBackend } from './links';
 
 // ---- CHECK -------------------------------------------------------------------------
@@ -17,7 +17,7 @@ export async function cmdCheck(a: CmdArgs, deps: BridgeDeps): Promise<void> {
   const n = loadBridgeConf(a.stdin, a.args);
   const fw = deps.firewall ?? a.host.tools;
   using podNs = openPodNetns(a.netns, a.host.openNetnsFile);
-  if (n.isLayer3) await execCheck(deps.exec ?? a.host.exec, n.ipamType, a, a.stdin);
+  if (n.isLayer3) await execCheck(ipamExec(deps, a), n.ipamType, a, a.stdin);
   const prev = n.prevResult;
   if (!prev) throw new CniError(ErrCode.InvalidNetworkConfig, 'Required prevResult missing');
   const ifs = prev.interfaces ?? [];
