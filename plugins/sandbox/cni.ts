@@ -6,7 +6,8 @@
  * `flax cni`, `flax status` and `flax gc` see the attachment.
  */
 import { Writable } from 'node:stream';
-import { CniConfig, confListFromBytes, readCache, type NetworkConfigList, type RawResult, type RuntimeConf } from '../pkg/invoke/index';
+import { CniConfig, confListFromBytes, readCache, type NetworkConfigList } from '../pkg/invoke/index';
+import type { RawResult, RuntimeConf } from '../pkg/invoke/result';
 import type { NetworkState, SandboxState } from './state';
 
 export interface CniIo {

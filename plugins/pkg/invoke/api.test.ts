@@ -2,7 +2,8 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ChainError, CniConfig, GcError, buildOneConfig } from './api';
+import { ChainError, CniConfig, GcError } from './api';
+import { buildOneConfig } from './result';
 import { listAttachments, writeCache } from './cache';
 import { confListFromBytes, type NetworkConfigList } from './conf';
 import { FuncExec, RawExec, type PluginFunc } from './plugin-exec';

@@ -32,23 +32,7 @@ import { DEFAULT_CACHE_DIR, deleteCache, listAttachments, readCache, writeCache,
 import type { NetworkConfigList, PluginConfig } from './conf';
 import { RawExec, argsAsEnv, type Exec, type InvokeArgs } from './plugin-exec';
 import { goMarshal, ordered } from './gojson';
-import { buildOneConfig, normaliseResult, resultAsVersion } from './result';
-
-export { buildOneConfig, normaliseResult, resultAsVersion };
-
-/** One attachment's runtime arguments (libcni RuntimeConf). */
-export interface RuntimeConf {
-  containerId: string;
-  netns: string;
-  ifName: string;
-  /** CNI_ARGS pairs */
-  args?: [string, string][];
-  /** capability args, injected into `runtimeConfig` of plugins that declare them */
-  capabilityArgs?: Record<string, unknown>;
-}
-
-/** A result as a plugin printed it (version-specific JSON shape). */
-export type RawResult = Record<string, unknown>;
+import { type RawResult, type RuntimeConf, buildOneConfig, normaliseResult, resultAsVersion } from './result';
 
 /** A still-valid attachment for GC (the JSON field names are the spec's). */
 export interface GcAttachment {

@@ -1,15 +1,29 @@
 /**
- * What goes into a plugin and what comes out (libcni's buildOneConfig and
- * result handling): one plugin's stdin from its list, a plugin's ADD
- * output normalised as libcni holds it, a cached result in another version.
+ * What goes into a plugin and what comes out (libcni's RuntimeConf,
+ * buildOneConfig and result handling): an attachment's runtime arguments,
+ * one plugin's stdin from its list, a plugin's ADD output normalised as
+ * libcni holds it, a cached result in another version.
  */
 import { CniError, ErrCode } from '../cni/errors';
 import { convertResult, parseResult } from '../cni/convert';
 import { isSupportedVersion } from '../cni/version';
 import type { Result } from '../cni/types';
-import type { RawResult, RuntimeConf } from './api';
 import type { PluginConfig } from './conf';
 import { goMarshal, ordered } from './gojson';
+
+/** One attachment's runtime arguments (libcni RuntimeConf). */
+export interface RuntimeConf {
+  containerId: string;
+  netns: string;
+  ifName: string;
+  /** CNI_ARGS pairs */
+  args?: [string, string][];
+  /** capability args, injected into `runtimeConfig` of plugins that declare them */
+  capabilityArgs?: Record<string, unknown>;
+}
+
+/** A result as a plugin printed it (version-specific JSON shape). */
+export type RawResult = Record<string, unknown>;
 
 /**
  * Builds one plugin's stdin the way libcni's buildOneConfig does: `name`,
