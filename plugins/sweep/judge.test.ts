@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parsePrefix } from '../pkg/ip';
-import { type NftRule, legacyMasqComment, masqComment, masqRuleExpr } from '../pkg/nft/masq';
+import { legacyMasqComment, masqComment, masqRuleExpr } from '../pkg/nft/masq';
+import type { NftRule } from '../pkg/nft/ruleset';
 import { evidenceKey, judgeMasqRules } from './judge';
 
 const rule = (network: string, id: string, ip: string, handle: number): NftRule => ({

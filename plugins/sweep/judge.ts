@@ -21,7 +21,8 @@
  *   create and write) or a temporary of ours is judged by host-local's GC
  *   itself, older than --min-age (see DiskStore.gc).
  */
-import { type NftRule, commentIsNetwork, parseMasqComment, masqRuleSource } from '../pkg/nft/masq';
+import { commentIsNetwork, parseMasqComment, masqRuleSource } from '../pkg/nft/masq';
+import type { NftRule } from '../pkg/nft/ruleset';
 import { PM_RULE_CHAINS, PORTMAP_TABLE } from '../pkg/nft/portmap';
 
 export interface Evidence {

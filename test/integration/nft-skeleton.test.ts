@@ -9,7 +9,8 @@
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestNetns, destroyTestNetns } from '../lib/netns';
-import { MASQ_POSTROUTING, MASQ_TABLE, type NftCommand, genMasqBase, parseRuleset } from '../../plugins/pkg/nft/masq';
+import { MASQ_POSTROUTING, MASQ_TABLE, genMasqBase } from '../../plugins/pkg/nft/masq';
+import { type NftCommand, parseRuleset } from '../../plugins/pkg/nft/ruleset';
 import { PORTMAP_TABLE, genPortmapBase } from '../../plugins/pkg/nft/portmap';
 import { skeletonPresent } from '../../plugins/pkg/nft/skeleton';
 import { type FirewallDeps, setupIpMasq } from '../../plugins/pkg/nft/apply';

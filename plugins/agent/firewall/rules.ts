@@ -20,7 +20,7 @@
  * A chain (with its jump) is compared whole and rebuilt whole when it
  * differs: never a duplicate, always flanneld's order.
  */
-import type { NftChain, NftCommand, NftRule, Ruleset } from '../../pkg/nft/masq';
+import type { NftChain, NftCommand, NftRule, Ruleset } from '../../pkg/nft/ruleset';
 import { type NetConfig } from '../config';
 import { type Prefix, formatPrefix as formatNet } from '../../pkg/ip';
 

@@ -8,7 +8,7 @@
 import type { Lease } from '../../agent/store/lease';
 import { type DeviceState, type VxlanPeer, describeAction, peersFromLeases, planVxlan } from '../../agent/backend/vxlan/plan';
 import { nftChains, nftRepair, nftTableOf } from '../../agent/firewall/rules';
-import type { Ruleset } from '../../pkg/nft/masq';
+import type { Ruleset } from '../../pkg/nft/ruleset';
 import { type Prefix, bigIntToIp as formatIp, formatPrefix as formatNet, parseNetwork as parseCidr, prefixContains as netContains, prefixContainsPrefix as netContainsNet, toAddr as parseIp } from '../../pkg/ip';
 import type { SubnetEnv } from '../../meta/flannel/subnet-env';
 

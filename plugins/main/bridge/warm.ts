@@ -4,7 +4,8 @@
  * against a listed skeleton — pure.
  */
 import { parsePrefix } from '../../pkg/ip';
-import { genMasqBase, genMasqChain, parseRuleset } from '../../pkg/nft/masq';
+import { genMasqBase, genMasqChain } from '../../pkg/nft/masq';
+import { parseRuleset } from '../../pkg/nft/ruleset';
 import { afterBatch, listingText } from '../../pkg/nft/skeleton';
 import { WARM_IPAM, warmHostLocal } from '../../ipam/host-local/warm';
 import { warmNetlink } from '../../pkg/netlink/warm';

@@ -3,7 +3,7 @@
  * decoding with mappings and a prevResult, the nftables rules of both
  * families against a listed skeleton — pure.
  */
-import { emptyRuleset, parseRuleset } from '../../pkg/nft/masq';
+import { emptyRuleset, parseRuleset } from '../../pkg/nft/ruleset';
 import { afterBatch, listingText } from '../../pkg/nft/skeleton';
 import { type PortmapSpec, genPortmapAdd } from '../../pkg/nft/portmap';
 import { loadPortMapConf } from './config';

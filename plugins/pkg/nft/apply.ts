@@ -8,10 +8,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { type ExecResult, type Tools, findTool, iptablesIsNft, spawnRunner } from './tools';
 import {
-  MASQ_CHAIN, MASQ_POSTROUTING, MASQ_TABLE, type NftCommand, type Ruleset, commentIsStale, emptyRuleset, findMasqRules, genIptChainTeardown,
-  genIptablesMasq, genIptablesTeardown, genIptablesTombstone, genMasqChain, genMasqTeardown, iptChains, iptablesChainName, masqRuleExpr, mergeRulesets,
-  parseRuleset,
+  MASQ_CHAIN, MASQ_POSTROUTING, MASQ_TABLE, commentIsStale, findMasqRules, genIptChainTeardown, genIptablesMasq, genIptablesTeardown,
+  genIptablesTombstone, genMasqChain, genMasqTeardown, iptChains, iptablesChainName, masqRuleExpr,
 } from './masq';
+import { type NftCommand, type Ruleset, emptyRuleset, mergeRulesets, parseRuleset } from './ruleset';
 import { type IptChains, type IptFamily, type KnownNames, type Tombstone, type TombstonePlan, iptFamilyFromNft, iptFamilyFromSave, planTombstones } from './tombstone';
 import { type Prefix, prefixIP } from '../ip';
 

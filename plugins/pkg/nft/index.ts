@@ -1,4 +1,5 @@
 export * from './masq';
+export * from './ruleset';
 export * from './apply';
 export * from './tools';
 export * from './tombstone';

@@ -2,10 +2,10 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { parsePrefix } from '../ip';
 import {
-  MASQ_CHAIN, MASQ_TABLE, type NftCommand, type Ruleset, genIptablesMasq, genIptablesTeardown, genMasqChain, genMasqTeardown,
-  commentIsAttachment, commentIsStale, iptablesChainName, iptablesComment, legacyMasqComment, masqComment, masqInstanceHash, masqNetworkHash,
-  parseMasqComment, parseRuleset,
+  MASQ_CHAIN, MASQ_TABLE, genIptablesMasq, genIptablesTeardown, genMasqChain, genMasqTeardown, commentIsAttachment, commentIsStale, iptablesChainName,
+  iptablesComment, legacyMasqComment, masqComment, masqInstanceHash, masqNetworkHash, parseMasqComment,
 } from './masq';
+import { type NftCommand, type Ruleset, parseRuleset } from './ruleset';
 
 const h16 = (s: string) => createHash('sha512').update(s).digest('hex').slice(0, 16);
 

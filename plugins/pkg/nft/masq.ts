@@ -25,6 +25,7 @@
 import { createHash } from 'node:crypto';
 import { type Prefix, formatPrefix, maskedPrefix, prefixIP } from '../ip';
 import { skeletonPresent } from './skeleton';
+import { type Expr, type NftChain, type NftCommand, type NftRule, type NftTable, type Ruleset, emptyRuleset } from './ruleset';
 
 export const MASQ_TABLE = 'cni_plugins_masquerade';
 export const MASQ_CHAIN = 'masq_checks';
@@ -32,65 +33,6 @@ export const MASQ_POSTROUTING = 'postrouting';
 /** v1.10.0's table comment, exactly (either suite re-adds the table on ADD). */
 export const MASQ_TABLE_COMMENT = 'Masquerading for plugins from github.com/containernetworking/plugins';
 const NFT_COMMENT_MAX = 128;
-
-export type NftFamily = 'ip' | 'ip6' | 'inet' | 'bridge' | 'arp' | 'netdev';
-export type Expr = Record<string, unknown>;
-export interface NftRule {
-  family: NftFamily;
-  table: string;
-  chain: string;
-  handle?: number;
-  comment?: string;
-  expr: Expr[];
-}
-export interface NftChain {
-  family: NftFamily;
-  table: string;
-  name: string;
-  handle?: number;
-  type?: string;
-  hook?: string;
-  prio?: number;
-  policy?: string;
-  comment?: string;
-}
-export interface NftTable {
-  family: NftFamily;
-  name: string;
-  handle?: number;
-  comment?: string;
-}
-/** One command of an `nft -j -f` batch. */
-export type NftCommand =
-  | { add: { table: NftTable } | { chain: NftChain } | { rule: NftRule } }
-  | { flush: { chain: NftChain } | { table: NftTable } }
-  | { delete: { rule: NftRule & { handle: number } } | { chain: NftChain } | { table: NftTable } };
-
-/** What `nft -j list …` returned, by kind. */
-export interface Ruleset {
-  tables: NftTable[];
-  chains: NftChain[];
-  rules: NftRule[];
-}
-export const emptyRuleset = (): Ruleset => ({ tables: [], chains: [], rules: [] });
-
-/** Parses the output of `nft -j list ruleset|table|chain|chains`. */
-export function parseRuleset(json: string): Ruleset {
-  const rs = emptyRuleset();
-  if (!json.trim()) return rs;
-  const doc = JSON.parse(json) as { nftables?: Record<string, unknown>[] };
-  for (const item of doc.nftables ?? []) {
-    if ('table' in item) rs.tables.push(item.table as NftTable);
-    else if ('chain' in item) rs.chains.push(item.chain as NftChain);
-    else if ('rule' in item) rs.rules.push(item.rule as NftRule);
-  }
-  return rs;
-}
-
-/** Adds `b` into `a` (for combining several listings). */
-export function mergeRulesets(...parts: Ruleset[]): Ruleset {
-  return { tables: parts.flatMap((p) => p.tables), chains: parts.flatMap((p) => p.chains), rules: parts.flatMap((p) => p.rules) };
-}
 
 // ---- keys ------------------------------------------------------------------
 

@@ -6,7 +6,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { type FirewallDeps, FirewallError, defaultDeps, iptSave, nftApply, nftList, retrying } from './apply';
-import { type Expr, type NftCommand, type Ruleset, genIptChainTeardown, mergeRulesets } from './masq';
+import { genIptChainTeardown } from './masq';
+import { type Expr, type NftCommand, type Ruleset, mergeRulesets } from './ruleset';
 import { PORTMAP_TABLE, type PortmapSpec, genPortmapAdd, genPortmapGc, genPortmapTeardown, missingPortmapRules } from './portmap';
 import {
   type IptPortmapSpec, genIptablesChainTeardown, genIptablesPortmap, iptablesCheckRules, portmapIptChains, stalePortmapIptChains,

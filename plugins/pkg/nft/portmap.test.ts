@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { type NftRule, type Ruleset, legacyMasqComment } from './masq';
+import { legacyMasqComment } from './masq';
+import type { NftRule, Ruleset } from './ruleset';
 import {
   PORTMAP_TABLE, type PortmapSpec, dnatExpr, genPortmapAdd, genPortmapBase, genPortmapGc, genPortmapRules, genPortmapTeardown,
   mappingsForFamily, missingPortmapRules, portmapComment,

@@ -19,7 +19,8 @@
  * by CHECK, DEL and GC. A bare id names no network: GC (genPortmapGc)
  * removes such a rule when its container is not among the valid ones.
  */
-import { type Expr, type NftChain, type NftCommand, type NftRule, type Ruleset, commentIsNetwork, legacyMasqComment, parseMasqComment } from './masq';
+import { commentIsNetwork, legacyMasqComment, parseMasqComment } from './masq';
+import type { Expr, NftChain, NftCommand, NftRule, Ruleset } from './ruleset';
 import { ruleSignature, skeletonPresent } from './skeleton';
 
 export const PORTMAP_TABLE = 'cni_hostport';

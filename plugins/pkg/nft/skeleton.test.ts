@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { type NftChain, type NftCommand, type NftRule, type Ruleset, emptyRuleset, genMasqBase } from './masq';
+import { genMasqBase } from './masq';
+import { type NftChain, type NftCommand, type NftRule, type Ruleset, emptyRuleset } from './ruleset';
 import { genPortmapAdd, genPortmapBase, type PortmapSpec } from './portmap';
 import { afterBatch, skeletonPresent } from './skeleton';
 

@@ -9,7 +9,7 @@
  * A damaged skeleton (a chain flushed or deleted by hand) is still re-written
  * whole, as the reference does.
  */
-import { type Expr, type NftChain, type NftCommand, type Ruleset, emptyRuleset } from './masq';
+import { type Expr, type NftChain, type NftCommand, type Ruleset, emptyRuleset } from './ruleset';
 
 /** A rule's meaning, independent of how nft lists it. */
 export function ruleSignature(expr: Expr[]): string {

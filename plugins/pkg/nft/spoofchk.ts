@@ -9,7 +9,7 @@
  * every rule commented `macspoofchk-<id>`, id = <containerID>-<ifname>.
  */
 import { type FirewallDeps, defaultDeps, nftApply, nftList } from './apply';
-import type { NftChain, NftCommand, Ruleset } from './masq';
+import type { NftChain, NftCommand, Ruleset } from './ruleset';
 
 export const SPOOF_TABLE = 'nat';
 export const SPOOF_BASE = 'PREROUTING';

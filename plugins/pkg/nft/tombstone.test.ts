@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { type Prefix, formatPrefix } from '../ip';
 import { parsePrefix } from '../ip';
-import { MASQ_CHAIN, MASQ_TABLE, type NftRule, iptablesChainName, legacyMasqComment, masqComment, masqRuleExpr } from './masq';
+import { MASQ_CHAIN, MASQ_TABLE, iptablesChainName, legacyMasqComment, masqComment, masqRuleExpr } from './masq';
+import type { NftRule } from './ruleset';
 import { type IptChains, type IptFamily, iptFamilyFromNft, iptFamilyFromSave, planTombstones } from './tombstone';
 
 let handle = 0;

@@ -14,7 +14,8 @@
  * A rule that cannot be resolved is reported, never guessed.
  */
 import { type Prefix, parseAddrOrPrefix, prefixIP } from '../ip';
-import { MASQ_CHAIN, MASQ_TABLE, type NftRule, type Ruleset, commentIsNetwork, iptChains, iptablesChainName, legacyMasqComment, masqInstanceHash, masqRuleSource, parseMasqComment } from './masq';
+import { MASQ_CHAIN, MASQ_TABLE, commentIsNetwork, iptChains, iptablesChainName, legacyMasqComment, masqInstanceHash, masqRuleSource, parseMasqComment } from './masq';
+import type { NftRule, Ruleset } from './ruleset';
 
 export interface Tombstone {
   network: string;
