@@ -22,12 +22,6 @@ export function readStartTime(pid: number): string | null {
   return statFields(pid)?.[19] ?? null;
 }
 
-/** State letter (R, S, Z, …) and parent pid of `pid`; null when it is gone. */
-export function readProcState(pid: number): { state: string; ppid: number } | null {
-  const f = statFields(pid);
-  return f ? { state: f[0], ppid: Number(f[1]) } : null;
-}
-
 /** True when `pid` runs and is the process that had `startTime` (not a reused pid, not a zombie). */
 export function isSameProcess(pid: number, startTime: string): boolean {
   const f = statFields(pid);

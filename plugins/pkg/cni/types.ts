@@ -40,8 +40,3 @@ export interface Result {
   routes?: Route[];
   dns?: DNS;
 }
-/** A still-valid attachment as GC receives it. */
-export interface Attachment {
-  containerID: string;
-  ifname: string;
-}

@@ -17,7 +17,6 @@ export function compareVersions(a: string, b: string): number {
   for (let i = 0; i < 3; i++) if (pa[i] !== pb[i]) return pa[i] - pb[i];
   return 0;
 }
-export const versionGte = (a: string, b: string): boolean => compareVersions(a, b) >= 0;
 export const isSupportedVersion = (v: string): boolean => (SUPPORTED_VERSIONS as readonly string[]).includes(v);
 
 /** Output of the VERSION command. */

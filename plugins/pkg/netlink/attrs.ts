@@ -37,11 +37,6 @@ export function attrU32(type: number, v: number): Buffer {
   p.writeUInt32LE(v >>> 0);
   return attr(type, p);
 }
-export function attrS32(type: number, v: number): Buffer {
-  const p = Buffer.alloc(4);
-  p.writeInt32LE(v);
-  return attr(type, p);
-}
 /** NUL-terminated string. */
 export const attrStr = (type: number, s: string): Buffer => attr(type, Buffer.from(s + '\0', 'utf8'));
 export const attrFlag = (type: number): Buffer => attr(type);

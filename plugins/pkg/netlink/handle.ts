@@ -321,10 +321,4 @@ async function orNull(p: Promise<Link>): Promise<Link | null> {
   }
 }
 
-/** Runs fn with a handle at `netns` (or the current netns when null) and closes it. */
-export async function withHandle<T>(netns: string | NetNS | null, fn: (h: NetlinkHandle) => Promise<T>): Promise<T> {
-  using h = netns === null ? openHandle() : openHandleAt(netns);
-  return await fn(h);
-}
-
 export { NetlinkError };

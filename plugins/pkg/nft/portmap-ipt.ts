@@ -18,7 +18,6 @@ import { type PortMapping, mappingsForFamily } from './portmap';
 export const TOP_DNAT_CHAIN = 'CNI-HOSTPORT-DNAT';
 export const SETMARK_CHAIN = 'CNI-HOSTPORT-SETMARK';
 export const MASQ_MARK_CHAIN = 'CNI-HOSTPORT-MASQ';
-export const OLD_TOP_SNAT_CHAIN = 'CNI-HOSTPORT-SNAT';
 export const DEFAULT_MARK_BIT = 13;
 
 /** The reference's MustFormatChainNameWithPrefix: `CNI-` + prefix + sha512 hex, 28 chars. */
