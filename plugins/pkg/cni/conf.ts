@@ -8,7 +8,7 @@
 import v8 from 'node:v8';
 import * as z from 'zod/mini';
 import { CniError, ErrCode } from './errors';
-import { convertResult, parseResult } from './convert';
+import { parseResult } from './convert';
 import type { Result } from './types';
 import { IMPLICIT_VERSION, SUPPORTED_VERSIONS, isSupportedVersion } from './version';
 import { validateNetworkName } from './validate';
@@ -65,7 +65,6 @@ export const NetConfSchema = confSchema(z.looseObject({
   args: z.optional(z.looseObject({})),
   prevResult: z.optional(z.unknown()),
 }));
-export type NetConf = z.infer<typeof NetConfSchema> & { cniVersion: string };
 
 /** Parses JSON; anything else than an object is a decode error (6). */
 export function parseJsonObject(stdin: string | Buffer, what = 'network config'): Record<string, unknown> {
@@ -142,9 +141,4 @@ export function loadNetConf<S extends z.ZodMiniType>(
     }
   }
   return conf;
-}
-
-/** Renders a canonical result in the config's version (for plugins passing prevResult on). */
-export function renderResult(r: Result, version: string): Record<string, unknown> {
-  return convertResult(r, version);
 }

@@ -95,9 +95,6 @@ const FIELD: Record<string, keyof Request> = {
   CNI_COMMAND: 'command', CNI_CONTAINERID: 'containerId', CNI_NETNS: 'netns', CNI_IFNAME: 'ifname', CNI_ARGS: 'args', CNI_PATH: 'path',
 };
 
-/** Environment variables a verb requires (exported for the invoke library and tests). */
-export const requiredEnv = (c: Command): readonly string[] => REQUIRED[c];
-
 function errorVersion(stdin: string | Buffer): string {
   try {
     const v = parseJsonObject(stdin).cniVersion;
