@@ -21,7 +21,7 @@ import { execAdd, execDel, execGc, execStatus, execValidate } from '../../pkg/ip
 import { type Prefix, formatPrefix, parsePrefix } from '../../pkg/ip';
 import { openHandle, openHandleAt, type Link, type NetlinkHandle } from '../../pkg/netlink';
 import { openPodNetns, openPodNetnsForDel, type NetNS } from '../../pkg/ns';
-import { findTool, gcIpMasq, setupIpMasq, teardownIpMasq } from '../../pkg/nft';
+import { gcIpMasq, setupIpMasq, teardownIpMasq } from '../../pkg/nft';
 import { setupSpoofCheck, spoofId, teardownSpoofCheck } from '../../pkg/nft/spoofchk';
 import { Rollback } from '../../pkg/rollback';
 import { log } from '../../pkg/log';
@@ -273,7 +273,3 @@ async function cmdGc(a: CmdArgs, deps: BridgeDeps): Promise<void> {
 /** The bridge plugin with injectable dependencies (tests: fault seam, fake firewall). */
 export const createBridgePlugin = (deps: BridgeDeps = {}): PluginFuncs =>
   bindPlugin({ add: cmdAdd, del: cmdDel, check: cmdCheck, status: cmdStatus, gc: cmdGc }, deps);
-
-export const bridgePlugin: PluginFuncs = createBridgePlugin();
-
-export { findTool };

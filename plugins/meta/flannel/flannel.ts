@@ -160,5 +160,3 @@ const viaExec = <T>(verb: (a: CmdArgs, exec: Exec) => Promise<T>) => (a: CmdArgs
 
 export const createFlannelPlugin = (deps: FlannelDeps = {}): PluginFuncs =>
   bindPlugin({ add: viaExec(cmdAdd), del: viaExec(cmdDel), check: viaExec(cmdCheck), status: viaExec(cmdStatus), gc: viaExec((a, exec) => cmdGc(a, exec)) }, deps.exec);
-
-export const flannelPlugin: PluginFuncs = createFlannelPlugin();
