@@ -14,8 +14,6 @@ import type { ICompare, IKeyValue, IRequestOp, ITxnRequest } from 'etcd3';
 import { type Lease, type LeaseAttrs, marshalLeaseAttrs, unmarshalLeaseAttrs } from './lease';
 import { type Prefix, parseSubnetKey, subnetKey } from '../../pkg/ip';
 
-export const DEFAULT_ETCD_PREFIX = '/coreos.com/network';
-
 /** Go's path.Clean for the absolute or relative key paths flanneld joins. */
 export function cleanPath(p: string): string {
   const abs = p.startsWith('/');

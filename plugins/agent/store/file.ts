@@ -25,7 +25,6 @@ import { Closers } from './watch-life';
 import { type Prefix, parseSubnetKey, subnetKey } from '../../pkg/ip';
 import { writeFileAtomic } from '../subnet-env';
 
-export const DEFAULT_LEASE_DIR = '/var/lib/flax/leases';
 const SUFFIX = '.json';
 
 export interface FileStoreOptions {
@@ -62,7 +61,7 @@ export function parseLeaseFile(name: string, text: string): Lease {
 /** A lease file read: its lease, or why it cannot be parsed; null when it is gone. */
 type Read = { lease: Lease } | { bad: UnreadableLease } | null;
 
-export class FileLeaseStore {
+export class FileLeaseStore implements LeaseStore {
   readonly subnetsDir: string;
   readonly #lockPath: string;
   readonly #closers = new Closers();
@@ -252,5 +251,3 @@ export class FileLeaseStore {
     this.#closers.closeAll();
   }
 }
-
-export const openFileLeaseStore = (opts: FileStoreOptions) => new FileLeaseStore(opts) satisfies LeaseStore;

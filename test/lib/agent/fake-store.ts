@@ -7,7 +7,7 @@ import { type AcquireHints, type Clock, type Lease, type LeaseAttrs, LeaseExists
 import { acquireLease } from '../../../plugins/agent/store/acquire';
 import { type Prefix } from '../../../plugins/pkg/ip';
 
-export class FakeLeaseStore {
+export class FakeLeaseStore implements LeaseStore {
   readonly leases = new Map<string, Lease>();
   /** keys whose value cannot be parsed (see corrupt()) */
   readonly unreadable = new Map<string, UnreadableLease>();
@@ -98,6 +98,3 @@ export class FakeLeaseStore {
     this.#watchers.clear();
   }
 }
-
-// compile-time check that the fake honours the interface
-export const fakeLeaseStore = (clock: Clock) => new FakeLeaseStore(clock) satisfies LeaseStore;
