@@ -6,7 +6,9 @@
  * `flax cni`, `flax status` and `flax gc` see the attachment.
  */
 import { Writable } from 'node:stream';
-import { CniConfig, confListFromBytes, readCache, type NetworkConfigList } from '../pkg/invoke/index';
+import { confListFromBytes, type NetworkConfigList } from '../pkg/invoke/conf';
+import { readCache } from '../pkg/invoke/cache';
+import { CniConfig } from '../pkg/invoke/api';
 import type { RawResult, RuntimeConf } from '../pkg/invoke/result';
 import type { NetworkState, SandboxState } from './state';
 

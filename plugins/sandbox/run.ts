@@ -10,7 +10,7 @@
  */
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { loadConfList, type NetworkConfigList } from '../pkg/invoke/index';
+import { loadConfList, type NetworkConfigList } from '../pkg/invoke/conf';
 import { openHandleAt } from '../pkg/netlink/index';
 import { native, nativeHelperPath } from '../pkg/native';
 import { Rollback, type FaultHook } from '../pkg/rollback';

@@ -56,7 +56,10 @@ import {
 } from '../lib/e2e';
 import { deleteLink, firewallMentions, keyShape, linkExists, linkNames, reservations } from '../lib/host-state';
 import { type PodmanNetwork, PodmanSuite } from '../lib/podman';
-import { CniConfig, goMarshal, listAttachments, loadConfList, marshalCache, readCache, unmarshalCache, writeCache } from '../../plugins/pkg/invoke/index';
+import { loadConfList } from '../../plugins/pkg/invoke/conf';
+import { listAttachments, marshalCache, readCache, unmarshalCache, writeCache } from '../../plugins/pkg/invoke/cache';
+import { CniConfig } from '../../plugins/pkg/invoke/api';
+import { goMarshal } from '../../plugins/pkg/invoke/gojson';
 
 const NET = 'flaxe2e-pl';
 const BRIDGE = 'flaxe2e-pl0';

@@ -8,7 +8,10 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'nod
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CniConfig, RawExec, confListFromFile, listAttachments } from '../../plugins/pkg/invoke';
+import { confListFromFile } from '../../plugins/pkg/invoke/conf';
+import { listAttachments } from '../../plugins/pkg/invoke/cache';
+import { RawExec } from '../../plugins/pkg/invoke/plugin-exec';
+import { CniConfig } from '../../plugins/pkg/invoke/api';
 import { createTestNetns, destroyTestNetns, execIn, ipJson } from '../lib/netns';
 
 const root = path.resolve(__dirname, '../..');

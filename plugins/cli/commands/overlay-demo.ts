@@ -22,7 +22,10 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, 
 import os from 'node:os';
 import path from 'node:path';
 import { parseResult } from '../../pkg/cni/convert';
-import { CniConfig, RawExec, confListFromBytes, listAttachments, type NetworkConfigList } from '../../pkg/invoke/index';
+import { confListFromBytes, type NetworkConfigList } from '../../pkg/invoke/conf';
+import { listAttachments } from '../../pkg/invoke/cache';
+import { RawExec } from '../../pkg/invoke/plugin-exec';
+import { CniConfig } from '../../pkg/invoke/api';
 import { openHandleAt } from '../../pkg/netlink';
 import { openNetns } from '../../pkg/ns';
 import { addNetns, delNetns, listNetns } from '../netns-util';

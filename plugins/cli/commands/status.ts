@@ -7,7 +7,8 @@
  */
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { listAttachments, loadConfigs, type NetworkConfigList } from '../../pkg/invoke/index';
+import { loadConfigs, type NetworkConfigList } from '../../pkg/invoke/conf';
+import { listAttachments } from '../../pkg/invoke/cache';
 import { parseIP } from '../../pkg/ip';
 import { type Range, canonicalizeRange, rangeContains, rangeSize } from '../../ipam/host-local/allocator/range';
 import { type CniServingState, clientSocket, probeCniServer, serverMode } from '../../pkg/cniserver/probe';

@@ -29,7 +29,7 @@ export interface TombstonesOptions {
 
 /** The tombstones of this netns, with the names the node knows (conflists, libcni cache) to resolve hashed comments. */
 export async function nodeTombstones(o: TombstonesOptions, fw?: FirewallDeps): Promise<TombstoneReport> {
-  const [{ listAttachments, loadConfigs }, nft] = await Promise.all([import('../../pkg/invoke/index'), import('../../pkg/nft')]);
+  const [{ listAttachments }, { loadConfigs }, nft] = await Promise.all([import('../../pkg/invoke/cache'), import('../../pkg/invoke/conf'), import('../../pkg/nft')]);
   const attachments = listAttachments(o.cacheDir);
   const networks = [...loadConfigs(o.cniConfDir).lists.map((l) => l.name), ...attachments.map((a) => a.network)];
   return nft.writeMissingTombstones({ networks, attachments }, { network: o.network, dryRun: o.dryRun }, fw ?? nft.defaultDeps);
