@@ -1,5 +1,5 @@
 /**
- * How flaxd's CNI server comes and goes when no DaemonSet runs it (issue 24):
+ * How flaxd's CNI server comes and goes when no DaemonSet runs it:
  *  - socket activation: systemd (flax-cni.socket, `flax install --server
  *    systemd`) binds the socket and starts flaxd with it as fd 3
  *    (LISTEN_FDS=1, LISTEN_PID=<flaxd's pid>, sd_listen_fds(3)); flaxd serves

@@ -1,5 +1,5 @@
 /**
- * The node sweeper inside flaxd (issue 13): `flax gc`'s sweepNode at start
+ * The node sweeper inside flaxd: `flax gc`'s sweepNode at start
  * and every --gc-interval seconds (0 = off), one sweep at a time. A sweep
  * that fails, whole or in part, is logged and counted
  * (flaxd_sweep_failures_total) and never stops the agent; what it removed

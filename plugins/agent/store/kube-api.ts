@@ -1,6 +1,7 @@
 /**
  * The Kubernetes API calls of the kube store (kube.ts's): four
- * Node calls and a Node watch, as JSON over node:https (issue 24: memory).
+ * Node calls and a Node watch, as JSON over node:https (for memory: no
+ * client library).
  *  - the connection comes from --kubeconfig-file (current context: server,
  *    certificate-authority(-data), insecure-skip-tls-verify, tls-server-name;
  *    client-certificate(-data) + client-key(-data), token, tokenFile,

@@ -160,7 +160,7 @@ describe('flax tombstones (a fake firewall that keeps the chains it is given)', 
   });
 });
 
-describe('flax (main): issue 21 item 8', () => {
+describe('flax (main): root-only commands, option values, output formats, completion and help', () => {
   afterEach(() => vi.restoreAllMocks());
   /** yargs prints --help and completions with console.log */
   async function logged(argv: string[], o = io()): Promise<{ code: number; log: string; err: string }> {

@@ -1,5 +1,5 @@
 /**
- * `flax install --server systemd|auto|off` (issue 24): how a host without
+ * `flax install --server systemd|auto|off`: how a host without
  * flax's DaemonSet gets the resident CNI server.
  *  - off (the default): nothing; the plugin clients use a server when one
  *    answers (a DaemonSet's flaxd), else run the standalone plugins;

@@ -77,7 +77,7 @@ export interface ResolvedConf {
   /**
    * ipam.routes destinations (not default routes): where a stale gateway
    * may lie. flannel's delegate routes every FLANNEL_NETWORK, so for it
-   * these are the overlay Network(s) (issue 25's stale-bridge heal).
+   * these are the overlay Network(s) (the stale-bridge heal).
    */
   routeNets: Prefix[];
 }

@@ -6,7 +6,7 @@ const a = (cidr: string) => { const [address, p] = cidr.split('/'); return { cid
 const gw = parsePrefix('10.244.5.1/24');
 const net = [parsePrefix('10.244.0.0/16')];
 
-describe('planGatewayAddr (stale bridge address, issue 25)', () => {
+describe('planGatewayAddr (stale bridge address)', () => {
   it('the gateway already there: nothing to do', () => {
     expect(planGatewayAddr('cni0', [a('10.244.5.1/24')], gw, false, net, [])).toEqual({ kind: 'present' });
   });

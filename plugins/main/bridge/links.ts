@@ -202,7 +202,7 @@ export interface BridgeAddr { cidr: string; address: string; prefixLen: number }
  * reference's error; forceAddress replaces).
  * forceAddress replaces every conflicting address (the reference); a
  * bridge with no ports (other than this ADD's own veth) gets its stale
- * addresses replaced (issue 25); a bridge with pods is refused, naming
+ * addresses replaced; a bridge with pods is refused, naming
  * the stale address, the ports and the fix.
  */
 export type AddrPlan =

@@ -5,9 +5,9 @@
  *    starts more on demand, up to `maxWorkers`, then calls queue;
  *  - a worker beyond `minWorkers` idle for `idleMs` is stopped, and once the
  *    pool is quiet the memory its calls freed goes back to the kernel (each
- *    worker's V8 heap, the main thread's, then malloc's arenas; issue 26);
+ *    worker's V8 heap, the main thread's, then malloc's arenas);
  *  - each worker's young generation is kept small (`youngMb`): a worker's
- *    heap holds one call's garbage at a time (issue 24);
+ *    heap holds one call's garbage at a time;
  *  - a worker that dies hands its call to `onLost` and is not replaced
  *    until a call needs it.
  */

@@ -1,5 +1,5 @@
 /**
- * The resident CNI server (issue 15): answers the static client
+ * The resident CNI server: answers the static client
  * (native/cniclient) that stands in for every plugin executable, so a CNI
  * call costs a connect instead of a Node start-up.
  *  - the socket (default /run/flax/cni.sock, mode 0600) is the addon's:
@@ -221,7 +221,7 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
   checkSocketPath(socket);
   mkdirSync(path.dirname(socket), { recursive: true, mode: 0o755 });
   const lock = lockSocket(socket);
-  // every thread started from now on shares malloc's arenas (issue 24)
+  // every thread started from now on shares malloc's arenas
   n.mallocArenaMax?.(2);
   const pool: WorkerPool<Job> = new WorkerPool<Job>({
     workerFile, maxWorkers, log,
