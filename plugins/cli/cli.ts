@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import type { Argv, Options } from 'yargs';
 import pkg from '../../package.json';
 import { SUPPORTED_VERSIONS } from '../pkg/cni/version';
-import { CNI_OPTIONS, CNI_VERBS, formatError, runCni, type CniCmdOptions } from './commands/cni';
+import { CNI_OPTIONS, CNI_VERBS, formatError, runCni, type CniCmdOptions } from './commands/cnitool';
 import type { Args, CliIo, CommandDef } from './command';
 import { EXIT_USAGE, OUTPUT_OPTIONS, UsageError, confDirOption, outputFormat, rawValue, usageLine } from './usage';
 import { GC_OPTIONS } from './commands/gc-options';

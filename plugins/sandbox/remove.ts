@@ -6,7 +6,7 @@
 import { existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { native } from '../pkg/native';
-import { detachNetwork } from './cni';
+import { detachNetwork } from './networks';
 import { isSameProcess, nsIdOf, pidsInNetns, readStartTime, terminate } from './proc';
 import {
   NS_KINDS, SandboxError, lockSandbox, readState, releaseAndUnlink, sandboxDir, sandboxRoot, validateSandboxName, writeState, type SandboxState,

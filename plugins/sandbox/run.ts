@@ -14,8 +14,8 @@ import { loadConfList, type NetworkConfigList } from '../pkg/invoke/conf';
 import { openHandleAt } from '../pkg/netlink/index';
 import { native, nativeHelperPath } from '../pkg/native';
 import { Rollback, type FaultHook } from '../pkg/rollback';
-import { attachNetwork, detachNetwork } from './cni';
-import { spawnDetached } from './exec';
+import { attachNetwork, detachNetwork } from './networks';
+import { spawnDetached } from './nsexec';
 import { readStartTime, terminate } from './proc';
 import {
   NS_KINDS, SandboxError, containerIdOf, ensureRoot, inspectSandbox, lockSandbox, releaseAndUnlink, sandboxDir, validateSandboxName, writeState,

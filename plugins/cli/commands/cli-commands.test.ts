@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { main } from '../cli';
 import { UsageError } from '../usage';
-import { resolveNetns } from './cni';
+import { resolveNetns } from './cnitool';
 import type { CliIo } from '../command';
 import { runNetns } from './netns';
 import { attachmentState, jsonWithBigInts } from './status';

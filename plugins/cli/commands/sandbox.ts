@@ -7,7 +7,7 @@
 import type { Options } from 'yargs';
 import { OUTPUT_OPTIONS, cniPathOf, confDirOf, confDirOption, outputFormat, parseDuration, UsageError } from '../usage';
 import { table } from '../table';
-import { parseArgsPairs } from './cni';
+import { parseArgsPairs } from './cnitool';
 import type { Args, CliIo, CommandDef } from '../command';
 import { sandboxNameProblem } from '../../sandbox/name';
 
@@ -120,7 +120,7 @@ export async function runSandboxCmd(a: Args, io: CliIo): Promise<number> {
   checkSandbox(a);
   const { sandboxRoot, listSandboxes, inspectSandbox, SandboxError } = await import('../../sandbox/state');
   const { removeSandbox } = await import('../../sandbox/remove');
-  const { stderrTo } = await import('../../sandbox/cni');
+  const { stderrTo } = await import('../../sandbox/networks');
   const root = sandboxRoot(a.sandboxDir as string | undefined, io.env);
   const name = a.name as string;
   const cniPath = (a.cniPath as string | undefined)?.split(':').filter(Boolean);
@@ -151,7 +151,7 @@ export async function runSandboxCmd(a: Args, io: CliIo): Promise<number> {
     }
     case 'exec': {
       const cmd = (a.cmd as (string | number)[]).map(String);
-      const { execAttached, execDetached } = await import('../../sandbox/exec');
+      const { execAttached, execDetached } = await import('../../sandbox/nsexec');
       if (a.detach) {
         io.stdout(`${await execDetached(root, name, cmd)}\n`);
         return 0;
