@@ -7,7 +7,6 @@
  * is never written to ("text file busy"). Temporary names start with "."
  * and end in ".tmp-<pid>", so libcni (.conf/.conflist/.json) never loads one.
  */
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -72,32 +71,4 @@ export function copyDirAtomic(srcDir: string, names: readonly string[], dir: str
     throw e;
   }
   commit(tmp, dir);
-}
-
-export function sha256File(file: string): string {
-  const h = createHash('sha256');
-  const fd = fs.openSync(file, 'r');
-  try {
-    const buf = Buffer.alloc(1 << 20);
-    let n: number;
-    while ((n = fs.readSync(fd, buf, 0, buf.length, null)) > 0) h.update(buf.subarray(0, n));
-  } finally {
-    fs.closeSync(fd);
-  }
-  return h.digest('hex');
-}
-
-/** lstat, or undefined when nothing is there. */
-export function lstatOrNone(p: string): fs.Stats | undefined {
-  try {
-    return fs.lstatSync(p);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
-  }
-}
-
-/** The symlink's target, or undefined when p is not a symlink (or absent). */
-export function readlinkOrNone(p: string): string | undefined {
-  return lstatOrNone(p)?.isSymbolicLink() ? fs.readlinkSync(p) : undefined;
 }

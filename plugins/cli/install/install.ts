@@ -26,7 +26,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { native } from '../../pkg/native';
-import { copyDirAtomic, lstatOrNone, readlinkOrNone, sha256File, symlinkAtomic, writeFileAtomic } from '../../pkg/atomic';
+import { copyDirAtomic, symlinkAtomic, writeFileAtomic } from '../../pkg/atomic';
 import { applyServer, defaultServerPaths, type ServerMode, type ServerPaths, type ServerRecord } from './server';
 
 export interface PackageInfo {
@@ -91,6 +91,35 @@ export function readPackage(dir: string): PackageInfo {
     throw new Error(`${dir}/PACKAGE.json: clients must be executables, with cniclient among the files`);
   }
   return p;
+}
+
+/** The sha256 of a file's content, read in 1 MiB pieces. */
+function sha256File(file: string): string {
+  const h = createHash('sha256');
+  const fd = fs.openSync(file, 'r');
+  try {
+    const buf = Buffer.alloc(1 << 20);
+    let n: number;
+    while ((n = fs.readSync(fd, buf, 0, buf.length, null)) > 0) h.update(buf.subarray(0, n));
+  } finally {
+    fs.closeSync(fd);
+  }
+  return h.digest('hex');
+}
+
+/** lstat, or undefined when nothing is there. */
+function lstatOrNone(p: string): fs.Stats | undefined {
+  try {
+    return fs.lstatSync(p);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+}
+
+/** The symlink's target, or undefined when p is not a symlink (or absent). */
+function readlinkOrNone(p: string): string | undefined {
+  return lstatOrNone(p)?.isSymbolicLink() ? fs.readlinkSync(p) : undefined;
 }
 
 /** The version id: a hash of the version's file names and contents. */
