@@ -22,7 +22,6 @@ export interface Addr {
   readonly n: bigint;
 }
 
-export const familyOf = (a: { readonly v6: boolean }): Family => (a.v6 ? 6 : 4);
 export const addrBits = (v6: boolean): number => (v6 ? 128 : 32);
 
 /** The netmask of a prefix length as an integer of the family's width. */
