@@ -14,7 +14,7 @@ import { type FileLock, LockPathError, lockFile } from '../pkg/lock';
 import { isErrno } from '../pkg/native';
 import { AF_INET, AF_INET6, openHandle, type NetlinkHandle, RTMGRP } from '../pkg/netlink';
 import { kernelChangeReason, OurDevices } from './backend/kernel-events';
-import { type Prefix, formatPrefix as formatNet } from '../pkg/ip';
+import { type Prefix, formatPrefix } from '../pkg/ip';
 import { ConfigError, describeNetworks, type NetConfig, parseNetConfig, parseVxlanConfig } from './config';
 import { FileLeaseStore } from './store/file';
 import { openEtcdLeaseStore } from './store/etcd';
@@ -218,7 +218,7 @@ export async function runAgent(o: AgentOptions, deps: AgentDeps): Promise<number
     const blackholes = o.ipBlackholeRoute ? [config.enableIPv4 && own.subnet, config.enableIPv6 && own.ipv6Subnet].filter((n): n is Prefix => !!n) : [];
     const keepBlackholes = async () => {
       for (const sn of blackholes) {
-        const dst = formatNet(sn);
+        const dst = formatPrefix(sn);
         const have = await handle0.routeList({ family: sn.v6 ? AF_INET6 : AF_INET });
         if (have.some((r) => r.type === 'blackhole' && r.dst === dst)) continue;
         try {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parseNetConfig, parseVxlanConfig } from './config';
-import { bigIntToIp as formatIp, formatPrefix as formatNet } from '../pkg/ip';
+import { bigIntToIp, formatPrefix } from '../pkg/ip';
 import { thrownMessage } from '../../test/lib/thrown';
 
 const conf = (o: object) => parseNetConfig(JSON.stringify(o));
@@ -9,10 +9,10 @@ const err = (o: object | string) => thrownMessage(() => parseNetConfig(typeof o 
 describe('net-conf.json', () => {
   it("applies flanneld's defaults: /24 subnets in a /16, the first subnet skipped, EnableIPv4, udp backend", () => {
     const c = conf({ Network: '10.244.0.0/16' });
-    expect(formatNet(c.network!)).toBe('10.244.0.0/16');
+    expect(formatPrefix(c.network!)).toBe('10.244.0.0/16');
     expect(c.subnetLen).toBe(24);
-    expect(formatIp(c.subnetMin, false)).toBe('10.244.1.0');
-    expect(formatIp(c.subnetMax, false)).toBe('10.244.255.0');
+    expect(bigIntToIp(c.subnetMin, false)).toBe('10.244.1.0');
+    expect(bigIntToIp(c.subnetMax, false)).toBe('10.244.255.0');
     expect(c.enableIPv4).toBe(true);
     expect(c.enableIPv6).toBe(false);
     expect(c.backendType).toBe('udp');
@@ -21,15 +21,15 @@ describe('net-conf.json', () => {
   it('defaults SubnetLen to prefix+2 for networks smaller than /22 and keeps explicit bounds', () => {
     const c = conf({ Network: '10.1.0.0/26' });
     expect(c.subnetLen).toBe(28);
-    expect(formatIp(c.subnetMin, false)).toBe('10.1.0.16');
-    expect(formatIp(c.subnetMax, false)).toBe('10.1.0.48');
+    expect(bigIntToIp(c.subnetMin, false)).toBe('10.1.0.16');
+    expect(bigIntToIp(c.subnetMax, false)).toBe('10.1.0.48');
     const d = conf({ Network: '10.244.0.0/16', SubnetLen: 26, SubnetMin: '10.244.8.0', SubnetMax: '10.244.9.192', Backend: { Type: 'vxlan' } });
-    expect([d.subnetLen, formatIp(d.subnetMin, false), formatIp(d.subnetMax, false), d.backendType]).toEqual([26, '10.244.8.0', '10.244.9.192', 'vxlan']);
+    expect([d.subnetLen, bigIntToIp(d.subnetMin, false), bigIntToIp(d.subnetMax, false), d.backendType]).toEqual([26, '10.244.8.0', '10.244.9.192', 'vxlan']);
   });
 
   it('matches keys case-insensitively, like encoding/json, and ignores unknown keys and nulls', () => {
     const c = conf({ network: '10.5.0.0/16', subnetlen: 25, enableipv4: true, Extra: 1, SubnetMin: null, backend: { type: 'vxlan' } });
-    expect([formatNet(c.network!), c.subnetLen, c.backendType]).toEqual(['10.5.0.0/16', 25, 'vxlan']);
+    expect([formatPrefix(c.network!), c.subnetLen, c.backendType]).toEqual(['10.5.0.0/16', 25, 'vxlan']);
   });
 
   it('answers a bad field by name', () => {
@@ -53,8 +53,8 @@ describe('net-conf.json', () => {
   it('checks IPv6 the same way (/64 default, /124 minimum) and allows IPv6-only', () => {
     const c = conf({ EnableIPv4: false, EnableIPv6: true, IPv6Network: 'fc00::/48' });
     expect(c.ipv6SubnetLen).toBe(64);
-    expect(formatIp(c.ipv6SubnetMin, true)).toBe('fc00:0:0:1::');
-    expect(formatIp(c.ipv6SubnetMax, true)).toBe('fc00:0:0:ffff::');
+    expect(bigIntToIp(c.ipv6SubnetMin, true)).toBe('fc00:0:0:1::');
+    expect(bigIntToIp(c.ipv6SubnetMax, true)).toBe('fc00:0:0:ffff::');
     expect(err({ EnableIPv4: false, EnableIPv6: true, IPv6Network: 'fc00::/125' })).toMatch(/^IPv6Network: IPv6Network is too small.*\/124/);
   });
 });

@@ -7,7 +7,7 @@
  * by the backend (parseVxlanConfig). Every error names the field.
  */
 import { z } from 'zod';
-import { type Prefix, bigIntToIp as formatIp, formatPrefix as formatNet, maskOf, parseNetwork as parseCidr, prefixContains as netContains, prefixSize as netSize, toAddr as parseIp } from '../pkg/ip';
+import { type Prefix, bigIntToIp, formatPrefix, maskOf, parseNetwork, prefixContains, prefixSize, toAddr } from '../pkg/ip';
 
 export class ConfigError extends Error {}
 
@@ -45,7 +45,7 @@ function foldKeys(o: Record<string, unknown>, names: readonly string[]): Record<
 function addrOf(v6: boolean) {
   return z.string().transform((s, ctx) => {
     try {
-      const a = parseIp(s);
+      const a = toAddr(s);
       if (a.v6 === v6) return a.n;
     } catch { /* reported below */ }
     ctx.addIssue({ code: 'custom', message: `invalid IPv${v6 ? 6 : 4} address "${s.slice(0, 64)}"` });
@@ -55,7 +55,7 @@ function addrOf(v6: boolean) {
 function cidrOf(v6: boolean) {
   return z.string().transform((s, ctx) => {
     try {
-      const n = parseCidr(s);
+      const n = parseNetwork(s);
       if (n.v6 === v6) return n;
       ctx.addIssue({ code: 'custom', message: `invalid IPv${v6 ? 6 : 4} CIDR format "${s.slice(0, 64)}"` });
     } catch (e) {
@@ -154,12 +154,12 @@ function checkFamily(cfg: NetConfig, v6: boolean): void {
   let min = v6 ? cfg.ipv6SubnetMin : cfg.subnetMin;
   let max = v6 ? cfg.ipv6SubnetMax : cfg.subnetMax;
   if (min === 0n) min = net.ip + size;
-  else if (!netContains(net, min)) throw new ConfigError(`${P}SubnetMin: ${P}SubnetMin is not in the range of the ${P}Network`);
-  if (max === 0n) max = net.ip + netSize(net) - size;
-  else if (!netContains(net, max)) throw new ConfigError(`${P}SubnetMax: ${P}SubnetMax is not in the range of the ${P}Network`);
+  else if (!prefixContains(net, min)) throw new ConfigError(`${P}SubnetMin: ${P}SubnetMin is not in the range of the ${P}Network`);
+  if (max === 0n) max = net.ip + prefixSize(net) - size;
+  else if (!prefixContains(net, max)) throw new ConfigError(`${P}SubnetMax: ${P}SubnetMax is not in the range of the ${P}Network`);
   const mask = maskOf(len, v6);
-  if ((min & mask) !== min) throw new ConfigError(`${P}SubnetMin: ${P}SubnetMin is not on a SubnetLen boundary: ${formatIp(min, v6)}`);
-  if ((max & mask) !== max) throw new ConfigError(`${P}SubnetMax: ${P}SubnetMax is not on a SubnetLen boundary: ${formatIp(max, v6)}`);
+  if ((min & mask) !== min) throw new ConfigError(`${P}SubnetMin: ${P}SubnetMin is not on a SubnetLen boundary: ${bigIntToIp(min, v6)}`);
+  if ((max & mask) !== max) throw new ConfigError(`${P}SubnetMax: ${P}SubnetMax is not on a SubnetLen boundary: ${bigIntToIp(max, v6)}`);
   if (v6) Object.assign(cfg, { ipv6SubnetLen: len, ipv6SubnetMin: min, ipv6SubnetMax: max });
   else Object.assign(cfg, { subnetLen: len, subnetMin: min, subnetMax: max });
 }
@@ -194,8 +194,8 @@ export function parseVxlanConfig(backend: Record<string, unknown>): VxlanConfig 
 /** "network 10.244.0.0/16, subnet length /24; IPv6 network fc00::/48, subnet length /64" */
 export function describeNetworks(c: NetConfig): string {
   const out: string[] = [];
-  if (c.enableIPv4 && c.network) out.push(`network ${formatNet(c.network)}, subnet length /${c.subnetLen}`);
-  if (c.enableIPv6 && c.ipv6Network) out.push(`IPv6 network ${formatNet(c.ipv6Network)}, subnet length /${c.ipv6SubnetLen}`);
+  if (c.enableIPv4 && c.network) out.push(`network ${formatPrefix(c.network)}, subnet length /${c.subnetLen}`);
+  if (c.enableIPv6 && c.ipv6Network) out.push(`IPv6 network ${formatPrefix(c.ipv6Network)}, subnet length /${c.ipv6SubnetLen}`);
   return out.join('; ');
 }
 

@@ -20,7 +20,7 @@ import { FakeKubeApi } from '../../test/lib/agent/kube-fake-api';
 import { type Lease, type LeaseAttrs, leaseKey, marshalLeaseAttrs, SUBNET_TTL_MS, unmarshalLeaseAttrs, vxlanBackendData } from './store/lease';
 import { acquireLease, isIPv6SubnetCompat, isSubnetCompat } from './store/acquire';
 import { familyRules, iptChains, nftChains, nftRepair } from './firewall/rules';
-import { EMPTY_V4, formatPrefix as formatNet, parseNetwork as parseCidr } from '../pkg/ip';
+import { EMPTY_V4, formatPrefix, parseNetwork } from '../pkg/ip';
 import { readSubnetFileCidr, renderSubnetEnv } from './subnet-env';
 import { hostGwPeers, planRoutes } from './backend/hostgw/plan';
 import { peersFromLeases, planVxlan } from './backend/vxlan/plan';
@@ -39,13 +39,13 @@ const attrs = (i: number, v4 = true): LeaseAttrs => ({
   ...(v4 ? { backendData: vxlanBackendData({ vni: 1, vtepMAC: mac(i) }) } : {}), backendV6Data: vxlanBackendData({ vni: 1, vtepMAC: `06:00:00:00:00:0${i}` }),
 });
 const lease = (sn: string, sn6: string | undefined, a: LeaseAttrs): Lease =>
-  (sn6 ? { subnet: sn ? parseCidr(sn) : EMPTY_V4, ipv6Subnet: parseCidr(sn6), attrs: a, expiration: T0 + SUBNET_TTL_MS } : { subnet: parseCidr(sn), attrs: a, expiration: T0 + SUBNET_TTL_MS });
+  (sn6 ? { subnet: sn ? parseNetwork(sn) : EMPTY_V4, ipv6Subnet: parseNetwork(sn6), attrs: a, expiration: T0 + SUBNET_TTL_MS } : { subnet: parseNetwork(sn), attrs: a, expiration: T0 + SUBNET_TTL_MS });
 
 describe('IPv6 config', () => {
   it('refuses a config with neither family, as flanneld ("none defined stack")', () => {
     expect(() => parseNetConfig('{"EnableIPv4":false,"Network":"10.244.0.0/16"}')).toThrow(/^EnableIPv4: neither IPv4 nor IPv6 is enabled/);
     expect(v6only.network).toBeUndefined();
-    expect([dual.ipv6SubnetLen, formatNet({ v6: true, ip: dual.ipv6SubnetMin, prefixLen: 64 })]).toEqual([64, 'fc00:0:0:1::/64']);
+    expect([dual.ipv6SubnetLen, formatPrefix({ v6: true, ip: dual.ipv6SubnetMin, prefixLen: 64 })]).toEqual([64, 'fc00:0:0:1::/64']);
   });
 });
 
@@ -60,7 +60,7 @@ describe('IPv6 leases', () => {
   });
 
   it('etcd: the IPv6-only key round-trips (flanneld writes no such key: its IPv6-only mode is kube only)', () => {
-    const key = leaseEtcdKey('/coreos.com/network', EMPTY_V4, parseCidr('fc00:0:0:2a::/64'));
+    const key = leaseEtcdKey('/coreos.com/network', EMPTY_V4, parseNetwork('fc00:0:0:2a::/64'));
     expect(key).toBe('/coreos.com/network/subnets/0.0.0.0-0&fc00:0:0:2a::-64');
     const p = parseLeaseKv('/coreos.com/network', { key: Buffer.from(key), value: Buffer.from(marshalLeaseAttrs(attrs(4, false))), lease: '7' });
     expect(p.kind === 'lease' && [leaseKey({ subnet: p.subnet, ipv6Subnet: p.ipv6Subnet }), p.attrs.publicIPv6, p.reservation]).toEqual(['0.0.0.0-0&fc00:0:0:2a::-64', 'fd77::4', false]);
@@ -68,23 +68,23 @@ describe('IPv6 leases', () => {
 
   it('free IPv6 subnets: IPv6SubnetLen steps from IPv6SubnetMin, skipping the taken ones and ignoring leases without an IPv6 part', () => {
     const taken = [lease('10.244.1.0/24', 'fc00:0:0:1::/64', attrs(1)), lease('10.244.2.0/24', undefined, attrs(2))];
-    expect(freeSubnets(dual, taken, 3, true).map(formatNet)).toEqual(['fc00:0:0:2::/64', 'fc00:0:0:3::/64', 'fc00:0:0:4::/64']);
+    expect(freeSubnets(dual, taken, 3, true).map(formatPrefix)).toEqual(['fc00:0:0:2::/64', 'fc00:0:0:3::/64', 'fc00:0:0:4::/64']);
     // an IPv6-only lease's empty IPv4 part overlaps no IPv4 subnet
-    expect(freeSubnets(dual, [lease('', 'fc00:0:0:9::/64', attrs(9, false))], 1).map(formatNet)).toEqual(['10.244.1.0/24']);
+    expect(freeSubnets(dual, [lease('', 'fc00:0:0:9::/64', attrs(9, false))], 1).map(formatPrefix)).toEqual(['10.244.1.0/24']);
     const small = parseNetConfig('{"EnableIPv4":false,"EnableIPv6":true,"IPv6Network":"fc00::/124"}'); // /126 subnets: ::4 ::8 ::c
-    expect(freeSubnets(small, [], 100, true).map(formatNet)).toEqual(['fc00::4/126', 'fc00::8/126', 'fc00::c/126']);
+    expect(freeSubnets(small, [], 100, true).map(formatPrefix)).toEqual(['fc00::4/126', 'fc00::8/126', 'fc00::c/126']);
   });
 
   it('compatibility: each enabled family in its range with its length; a disabled family must be empty', () => {
-    expect(isIPv6SubnetCompat(dual, parseCidr('fc00:0:0:5::/64'))).toBe(true);
-    expect(isIPv6SubnetCompat(dual, parseCidr('fc00::/64'))).toBe(false); // below IPv6SubnetMin (the first subnet is skipped)
-    expect(isIPv6SubnetCompat(dual, parseCidr('fc00:0:0:5::/80'))).toBe(false);
+    expect(isIPv6SubnetCompat(dual, parseNetwork('fc00:0:0:5::/64'))).toBe(true);
+    expect(isIPv6SubnetCompat(dual, parseNetwork('fc00::/64'))).toBe(false); // below IPv6SubnetMin (the first subnet is skipped)
+    expect(isIPv6SubnetCompat(dual, parseNetwork('fc00:0:0:5::/80'))).toBe(false);
     expect(isIPv6SubnetCompat(dual, undefined)).toBe(false);
     const v4 = parseNetConfig('{"Network":"10.244.0.0/16"}');
     expect(isIPv6SubnetCompat(v4, undefined)).toBe(true);
-    expect(isIPv6SubnetCompat(v4, parseCidr('fc00:0:0:5::/64'))).toBe(false);
+    expect(isIPv6SubnetCompat(v4, parseNetwork('fc00:0:0:5::/64'))).toBe(false);
     expect(isSubnetCompat(v6only, EMPTY_V4)).toBe(true);
-    expect(isSubnetCompat(v6only, parseCidr('10.244.1.0/24'))).toBe(false);
+    expect(isSubnetCompat(v6only, parseNetwork('10.244.1.0/24'))).toBe(false);
   });
 
   it('dual-stack acquire: a pair of random free subnets, created once; reused by PublicIP on restart', async () => {
@@ -93,7 +93,7 @@ describe('IPv6 leases', () => {
     const offered: number[] = [];
     const l = await acquireLease({ store: s, config: dual, randInt: (n) => { offered.push(n); return 1; } }, attrs(2));
     expect(offered).toEqual([100, 100]);
-    expect([formatNet(l.subnet), formatNet(l.ipv6Subnet!)]).toEqual(['10.244.3.0/24', 'fc00:0:0:3::/64']);
+    expect([formatPrefix(l.subnet), formatPrefix(l.ipv6Subnet!)]).toEqual(['10.244.3.0/24', 'fc00:0:0:3::/64']);
     expect(s.calls).toContain('create 10.244.3.0-24&fc00:0:0:3::-64');
     const again = await acquireLease({ store: s, config: dual, randInt: () => 0 }, attrs(2));
     expect(leaseKey(again)).toBe('10.244.3.0-24&fc00:0:0:3::-64');
@@ -104,7 +104,7 @@ describe('IPv6 leases', () => {
     const s = new FakeLeaseStore(clock);
     let raced = false;
     s.beforeCreate = (sn) => {
-      if (!raced) { raced = true; s.put(lease(formatNet(sn), 'fc00:0:0:77::/64', attrs(7))); }
+      if (!raced) { raced = true; s.put(lease(formatPrefix(sn), 'fc00:0:0:77::/64', attrs(7))); }
     };
     const l = await acquireLease({ store: s, config: dual, randInt: () => 0 }, attrs(2));
     expect(s.calls.filter((c) => /^(create|delete)/.test(c))).toEqual(['create 10.244.1.0-24&fc00:0:0:1::-64', 'delete 10.244.1.0-24&fc00:0:0:1::-64', 'create 10.244.2.0-24&fc00:0:0:1::-64']);
@@ -118,12 +118,12 @@ describe('IPv6 leases', () => {
 
   it("dual-stack acquire: subnet.env's subnet of each family when free and fitting; our IPv4-only lease is replaced, keeping its IPv4 subnet", async () => {
     const s = new FakeLeaseStore(clock);
-    const l = await acquireLease({ store: s, config: dual, prevSubnet: parseCidr('10.244.42.0/24'), prevIPv6Subnet: parseCidr('fc00:0:0:42::/64'), randInt: () => 0 }, attrs(2));
+    const l = await acquireLease({ store: s, config: dual, prevSubnet: parseNetwork('10.244.42.0/24'), prevIPv6Subnet: parseNetwork('fc00:0:0:42::/64'), randInt: () => 0 }, attrs(2));
     expect(leaseKey(l)).toBe('10.244.42.0-24&fc00:0:0:42::-64');
     const t = new FakeLeaseStore(clock);
     t.put(lease('10.244.8.0/24', undefined, attrs(2))); // before EnableIPv6
     t.put(lease('10.244.9.0/24', 'fc00:0:0:42::/64', attrs(9))); // the old v6 subnet is taken
-    const m = await acquireLease({ store: t, config: dual, prevSubnet: parseCidr('10.244.77.0/24'), prevIPv6Subnet: parseCidr('fc00:0:0:42::/64'), randInt: () => 0 }, attrs(2));
+    const m = await acquireLease({ store: t, config: dual, prevSubnet: parseNetwork('10.244.77.0/24'), prevIPv6Subnet: parseNetwork('fc00:0:0:42::/64'), randInt: () => 0 }, attrs(2));
     expect(t.calls).toContain('delete 10.244.8.0-24');
     expect(leaseKey(m)).toBe('10.244.77.0-24&fc00:0:0:1::-64'); // subnet.env's IPv4 subnet; its IPv6 one was taken
     // IPv6 enabled on a running IPv4 node without a subnet.env: its lease's IPv4 subnet stays (flanneld would move it)
@@ -143,19 +143,19 @@ describe('IPv6 leases', () => {
     const again = await acquireLease({ store: s, config: v6only, randInt: () => 5 }, attrs(2, false));
     expect(leaseKey(again)).toBe('0.0.0.0-0&fc00:0:0:2::-64');
     const t = new FakeLeaseStore(clock);
-    const p = await acquireLease({ store: t, config: v6only, prevIPv6Subnet: parseCidr('fc00:0:0:beef::/64'), randInt: () => 0 }, attrs(3, false));
+    const p = await acquireLease({ store: t, config: v6only, prevIPv6Subnet: parseNetwork('fc00:0:0:beef::/64'), randInt: () => 0 }, attrs(3, false));
     expect(leaseKey(p)).toBe('0.0.0.0-0&fc00:0:0:beef::-64');
   });
 
   it('subnet.env: IPv6-only has only the IPv6 pair; FLANNEL_IPV6_SUBNET is read back as its network', () => {
-    expect(renderSubnetEnv(v6only, false, EMPTY_V4, parseCidr('fc00:0:0:2a::/64'), 1430))
+    expect(renderSubnetEnv(v6only, false, EMPTY_V4, parseNetwork('fc00:0:0:2a::/64'), 1430))
       .toBe('FLANNEL_IPV6_NETWORK=fc00::/48\nFLANNEL_IPV6_SUBNET=fc00:0:0:2a::1/64\nFLANNEL_MTU=1430\nFLANNEL_IPMASQ=false\n');
     const dir = mkdtempSync(path.join(tmpdir(), 'flaxd-v6env-'));
     try {
       const f = path.join(dir, 'subnet.env');
-      writeFileSync(f, renderSubnetEnv(dual, true, parseCidr('10.244.9.0/24'), parseCidr('fc00:0:0:9::/64'), 1450));
-      expect(formatNet(readSubnetFileCidr(f, 'FLANNEL_IPV6_SUBNET')!)).toBe('fc00:0:0:9::/64');
-      expect(formatNet(readSubnetFileCidr(f, 'FLANNEL_SUBNET')!)).toBe('10.244.9.0/24');
+      writeFileSync(f, renderSubnetEnv(dual, true, parseNetwork('10.244.9.0/24'), parseNetwork('fc00:0:0:9::/64'), 1450));
+      expect(formatPrefix(readSubnetFileCidr(f, 'FLANNEL_IPV6_SUBNET')!)).toBe('fc00:0:0:9::/64');
+      expect(formatPrefix(readSubnetFileCidr(f, 'FLANNEL_SUBNET')!)).toBe('10.244.9.0/24');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -200,7 +200,7 @@ describe('IPv6 external interface and flags', () => {
 });
 
 describe('IPv6 plans', () => {
-  const NET6 = parseCidr('fc00::/48');
+  const NET6 = parseNetwork('fc00::/48');
   const peers = [lease('10.244.2.0/24', 'fc00:0:0:2::/64', attrs(2)), lease('', 'fc00:0:0:3::/64', attrs(3, false)), lease('10.244.4.0/24', undefined, attrs(4))];
 
   it('vxlan: IPv6 peers from the IPv6 subnet, BackendV6Data and PublicIPv6; IPv4 peers from the IPv4 part', () => {
@@ -210,7 +210,7 @@ describe('IPv6 plans', () => {
       { subnet: 'fc00:0:0:3::/64', gateway: 'fc00:0:0:3::', vtepMAC: '06:00:00:00:00:03', publicIP: 'fd77::3' },
     ]);
     expect(skipped.map((s) => s.reason)).toEqual(['it has no IPv6 subnet']);
-    expect(peersFromLeases(peers, parseCidr('10.244.0.0/16')).peers.map((p) => p.subnet)).toEqual(['10.244.2.0/24', '10.244.4.0/24']);
+    expect(peersFromLeases(peers, parseNetwork('10.244.0.0/16')).peers.map((p) => p.subnet)).toEqual(['10.244.2.0/24', '10.244.4.0/24']);
     const plan = planVxlan(p6.slice(0, 1), { neighs: [], fdb: [], routes: [] }, NET6);
     expect(plan.peers[0].actions).toEqual([
       { op: 'neighSet', ip: 'fc00:0:0:2::', mac: '06:00:00:00:00:02' },
@@ -234,10 +234,10 @@ describe('IPv6 plans', () => {
 
   it('host-gw: `<v6 subnet> via <PublicIPv6>` for on-link peers; IPv4 routes are not touched by the IPv6 plan', () => {
     const hg = peers.map((l) => ({ ...l, attrs: { ...l.attrs, backendType: 'host-gw' } }));
-    const { peers: p, skipped } = hostGwPeers(hg, NET6, [parseCidr('fd77::/64')], 'eth0');
+    const { peers: p, skipped } = hostGwPeers(hg, NET6, [parseNetwork('fd77::/64')], 'eth0');
     expect(p).toEqual([{ subnet: 'fc00:0:0:2::/64', gw: 'fd77::2' }, { subnet: 'fc00:0:0:3::/64', gw: 'fd77::3' }]);
     expect(skipped.map((s) => s.reason)).toEqual(['it has no IPv6 subnet']);
-    expect(hostGwPeers(hg, NET6, [parseCidr('fd99::/64')], 'eth0').skipped[0].reason).toBe('public IPv6 fd77::2 is not on-link on eth0 (host-gw needs every node on one L2 network; use vxlan)');
+    expect(hostGwPeers(hg, NET6, [parseNetwork('fd99::/64')], 'eth0').skipped[0].reason).toBe('public IPv6 fd77::2 is not on-link on eth0 (host-gw needs every node on one L2 network; use vxlan)');
     expect(planRoutes(p, [{ dst: 'fc00:0:0:7::/64', gw: 'fd77::7' }, { dst: '10.244.7.0/24', gw: '192.168.0.7' }, { dst: 'fd77::/64' }], NET6)).toEqual([
       { op: 'routeDel', dst: 'fc00:0:0:7::/64', gw: 'fd77::7' },
       { op: 'routeReplace', dst: 'fc00:0:0:2::/64', gw: 'fd77::2' },
@@ -247,7 +247,7 @@ describe('IPv6 plans', () => {
 });
 
 describe('IPv6 rules', () => {
-  const own = { subnet: parseCidr('10.244.3.0/24'), ipv6Subnet: parseCidr('fc00:0:0:3::/64') };
+  const own = { subnet: parseNetwork('10.244.3.0/24'), ipv6Subnet: parseNetwork('fc00:0:0:3::/64') };
   const C = '-m comment --comment "flanneld masq"';
 
   it('one input per enabled family', () => {
@@ -303,7 +303,7 @@ describe('IPv6 in the kube store', () => {
     const node = (podCIDRs: string[], ann: Record<string, string>) => ({ metadata: { name: 'n', annotations: ann }, spec: { podCIDR: podCIDRs[0], podCIDRs } });
     const ann = leaseAnnotations(attrs(2));
     const n = node(['10.244.2.0/24', 'fc00:0:0:2::/64'], ann);
-    expect(formatNet(nodePodCidr(n, true)!)).toBe('fc00:0:0:2::/64');
+    expect(formatPrefix(nodePodCidr(n, true)!)).toBe('fc00:0:0:2::/64');
     const l = nodeToLease(n, { v4: true, v6: true })!;
     expect(leaseKey(l)).toBe('10.244.2.0-24&fc00:0:0:2::-64');
     expect(marshalLeaseAttrs(l.attrs)).toBe(marshalLeaseAttrs(attrs(2)));
@@ -357,7 +357,7 @@ describe('kube store: node-public-ip(v6) inputs and public-ip(v6)-overwrite (fak
       // what peers read is the overwritten address
       expect(nodeToLease(api.nodes.get('node-a')!, { v4: true, v6: true })!.attrs.publicIPv6).toBe('2001:db8::99');
       // flanneld: the IPv6Network must contain the node's IPv6 pod CIDR
-      store.useConfig({ enableIPv4: true, enableIPv6: true, network: parseCidr('10.244.0.0/16'), ipv6Network: parseCidr('fd00::/48') });
+      store.useConfig({ enableIPv4: true, enableIPv6: true, network: parseNetwork('10.244.0.0/16'), ipv6Network: parseNetwork('fd00::/48') });
       await expect(store.acquire(attrs(2))).rejects.toThrow("node node-a: the flannel net config's IPv6Network fd00::/48 does not contain the node's pod CIDR fc00:0:0:7::/64");
       api.nodes.get('node-a')!.metadata.annotations![ANN.nodePublicIPv6] = '10.0.0.1';
       await expect(store.storedPublicIPs()).rejects.toThrow('node node-a: annotation flannel.alpha.coreos.com/node-public-ipv6 is not an IPv6 address: "10.0.0.1"');

@@ -6,10 +6,10 @@ import { AgentLoop, LeaseRevokedError } from './loop';
 import { type ApplyResult } from './backend/types';
 import { type PeersNow, peersNow } from './store/watcher';
 import { type LeaseEvent } from './store/lease';
-import { formatPrefix as formatNet, parseNetwork as parseCidr } from '../pkg/ip';
+import { formatPrefix, parseNetwork } from '../pkg/ip';
 
 const lease = (sn: string, ip: string, expiration: number | null): Lease =>
-  ({ subnet: parseCidr(sn), attrs: { publicIP: ip, publicIPv6: null, backendType: 'vxlan', backendData: vxlanBackendData({ vni: 1, vtepMAC: '02:00:00:00:00:01' }) }, expiration });
+  ({ subnet: parseNetwork(sn), attrs: { publicIP: ip, publicIPv6: null, backendType: 'vxlan', backendData: vxlanBackendData({ vni: 1, vtepMAC: '02:00:00:00:00:01' }) }, expiration });
 
 function setup(ownExp: number | null) {
   const clock = { now: () => Date.now() };
@@ -24,7 +24,7 @@ function setup(ownExp: number | null) {
     slow: false,
     async reconcile(now: PeersNow) {
       const peers = peersNow(now);
-      seen.push(peers.map((p) => formatNet(p.subnet)).sort());
+      seen.push(peers.map((p) => formatPrefix(p.subnet)).sort());
       if (net.slow) await new Promise<void>((r) => { release = r; });
       return { deviceCreated: false, peers: peers.length, routes: peers.length, repairs: 0, failures: 0 };
     },
@@ -134,7 +134,7 @@ describe('AgentLoop', () => {
     let answer: 'ok' | 'null' | 'fail' = 'ok';
     const net = t.net as typeof t.net & { apply?: (ch: readonly LeaseEvent[]) => Promise<ApplyResult | null> };
     net.apply = async (ch) => {
-      applied.push(ch.map((e) => `${e.old ? 'changed' : e.type} ${formatNet(e.lease.subnet)}`));
+      applied.push(ch.map((e) => `${e.old ? 'changed' : e.type} ${formatPrefix(e.lease.subnet)}`));
       if (answer === 'null') return null;
       const delta = ch.reduce((n, e) => n + (e.type === 'removed' ? -1 : e.old ? 0 : 1), 0);
       return { repairs: ch.length * 3, failures: answer === 'fail' ? 1 : 0, peers: delta, routes: delta };
@@ -149,7 +149,7 @@ describe('AgentLoop', () => {
     await vi.advanceTimersByTimeAsync(1);
     t.store.put(lease('10.244.4.0/24', '192.168.0.44', null)); // changed
     t.store.put(lease('10.244.4.0/24', '192.168.0.44', null)); // a renewal: nothing to do
-    t.store.remove(parseCidr('10.244.2.0/24'));
+    t.store.remove(parseNetwork('10.244.2.0/24'));
     await vi.advanceTimersByTimeAsync(1);
     // the first event is applied at once; what arrives meanwhile is applied next, in one go (the renewal adds nothing)
     expect(applied).toEqual([['added 10.244.3.0/24'], ['added 10.244.4.0/24'], ['changed 10.244.4.0/24'], ['removed 10.244.2.0/24']]);
@@ -201,13 +201,13 @@ describe('AgentLoop', () => {
     net.reconcile = async (now: PeersNow) => {
       calls.push('reconcile: reading the kernel');
       await dumped.p; // the kernel's tables being read
-      calls.push(`reconcile plans with ${peersNow(now).map((p) => formatNet(p.subnet)).join(' ') || 'none'}`);
+      calls.push(`reconcile plans with ${peersNow(now).map((p) => formatPrefix(p.subnet)).join(' ') || 'none'}`);
       await applied.p; // its batch in flight
       calls.push('reconcile done');
       return { deviceCreated: false, peers: 0, routes: 0, repairs: 0, failures: 0 };
     };
     net.apply = async (ch) => {
-      calls.push(`apply ${ch.map((e) => `${e.type} ${formatNet(e.lease.subnet)}`).join(' ')}`);
+      calls.push(`apply ${ch.map((e) => `${e.type} ${formatPrefix(e.lease.subnet)}`).join(' ')}`);
       return { repairs: 3, failures: 0, peers: 0, routes: 0 };
     };
     const done = t.loop.run();
@@ -252,25 +252,25 @@ describe('AgentLoop', () => {
     const t = setup(null);
     const applied: string[] = [];
     const net = t.net as typeof t.net & { apply?: (ch: readonly LeaseEvent[]) => Promise<ApplyResult | null> };
-    net.apply = async (ch) => { applied.push(...ch.map((e) => `${e.type} ${formatNet(e.lease.subnet)}`)); return { repairs: 1, failures: 0, peers: 0, routes: 0 }; };
+    net.apply = async (ch) => { applied.push(...ch.map((e) => `${e.type} ${formatPrefix(e.lease.subnet)}`)); return { repairs: 1, failures: 0, peers: 0, routes: 0 }; };
     t.store.put(lease('10.244.2.0/24', '192.168.0.2', null));
     await t.loop.sync('start');
     const done = t.loop.run();
-    t.store.corrupt(parseCidr('10.244.2.0/24'));
+    t.store.corrupt(parseNetwork('10.244.2.0/24'));
     await vi.advanceTimersByTimeAsync(1);
-    t.store.corrupt(parseCidr('10.244.2.0/24'));
+    t.store.corrupt(parseNetwork('10.244.2.0/24'));
     await vi.advanceTimersByTimeAsync(10_000); // and a full re-list on the interval
     expect(applied).toEqual([]);
     expect(t.seen.at(-1)).toEqual(['10.244.2.0/24']);
     expect(t.lines.filter((l) => l.startsWith('W'))).toEqual(['W lease fake:10.244.2.0-24 (10.244.2.0/24) cannot be parsed: unexpected end of JSON input; keeping the last good lease of 192.168.0.2']);
     expect(t.observed.filter((x) => x === 'parse error')).toHaveLength(1);
     // never read good: skipped (counted)
-    t.store.corrupt(parseCidr('10.244.9.0/24'));
+    t.store.corrupt(parseNetwork('10.244.9.0/24'));
     await vi.advanceTimersByTimeAsync(1);
     expect(t.lines.at(-1)).toMatch(/^W lease fake:10\.244\.9\.0-24 .*; skipped \(never read good\)$/);
     expect(t.observed.filter((x) => x === 'parse error')).toHaveLength(2);
     // the file deleted: removed
-    t.store.remove(parseCidr('10.244.2.0/24'));
+    t.store.remove(parseNetwork('10.244.2.0/24'));
     await vi.advanceTimersByTimeAsync(1);
     expect(applied).toEqual(['removed 10.244.2.0/24']);
     t.loop.stop();

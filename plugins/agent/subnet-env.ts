@@ -10,14 +10,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic as writeAtomic } from '../pkg/atomic';
 import { type NetConfig } from './config';
-import { type Prefix, bigIntToIp as formatIp, formatPrefix as formatNet, parseNetwork as parseCidr } from '../pkg/ip';
+import { type Prefix, bigIntToIp, formatPrefix, parseNetwork } from '../pkg/ip';
 
-const firstAddr = (n: Prefix): string => `${formatIp(n.ip + 1n, n.v6)}/${n.prefixLen}`;
+const firstAddr = (n: Prefix): string => `${bigIntToIp(n.ip + 1n, n.v6)}/${n.prefixLen}`;
 
 export function renderSubnetEnv(config: NetConfig, ipMasq: boolean, sn: Prefix | undefined, sn6: Prefix | undefined, mtu: number): string {
   let s = '';
-  if (config.enableIPv4 && config.network && sn) s += `FLANNEL_NETWORK=${formatNet(config.network)}\nFLANNEL_SUBNET=${firstAddr(sn)}\n`;
-  if (config.enableIPv6 && config.ipv6Network && sn6) s += `FLANNEL_IPV6_NETWORK=${formatNet(config.ipv6Network)}\nFLANNEL_IPV6_SUBNET=${firstAddr(sn6)}\n`;
+  if (config.enableIPv4 && config.network && sn) s += `FLANNEL_NETWORK=${formatPrefix(config.network)}\nFLANNEL_SUBNET=${firstAddr(sn)}\n`;
+  if (config.enableIPv6 && config.ipv6Network && sn6) s += `FLANNEL_IPV6_NETWORK=${formatPrefix(config.ipv6Network)}\nFLANNEL_IPV6_SUBNET=${firstAddr(sn6)}\n`;
   return s + `FLANNEL_MTU=${mtu}\nFLANNEL_IPMASQ=${ipMasq}\n`;
 }
 
@@ -46,7 +46,7 @@ export function readSubnetFileCidr(file: string, key: string): Prefix | undefine
   const line = text.split('\n').find((l) => l.startsWith(`${key}=`));
   if (!line) return undefined;
   try {
-    return parseCidr(line.slice(key.length + 1).split(',')[0].trim());
+    return parseNetwork(line.slice(key.length + 1).split(',')[0].trim());
   } catch {
     return undefined;
   }

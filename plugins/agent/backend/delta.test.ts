@@ -1,14 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { planRoutesDelta, planVxlanDelta } from './delta';
 import { type Lease, vxlanBackendData } from '../store/lease';
-import { parseNetwork as parseCidr } from '../../pkg/ip';
+import { parseNetwork } from '../../pkg/ip';
 import { type LeaseEvent } from '../store/lease';
 
-const NET = parseCidr('10.244.0.0/16');
+const NET = parseNetwork('10.244.0.0/16');
 const vx = (i: number, mac = `02:00:00:00:00:0${i}`, pub = `192.168.0.${i}`): Lease =>
-  ({ subnet: parseCidr(`10.244.${i}.0/24`), attrs: { publicIP: pub, publicIPv6: null, backendType: 'vxlan', backendData: vxlanBackendData({ vni: 1, vtepMAC: mac }) }, expiration: null });
+  ({ subnet: parseNetwork(`10.244.${i}.0/24`), attrs: { publicIP: pub, publicIPv6: null, backendType: 'vxlan', backendData: vxlanBackendData({ vni: 1, vtepMAC: mac }) }, expiration: null });
 const hg = (i: number, pub = `192.168.0.${i}`): Lease =>
-  ({ subnet: parseCidr(`10.244.${i}.0/24`), attrs: { publicIP: pub, publicIPv6: null, backendType: 'host-gw' }, expiration: null });
+  ({ subnet: parseNetwork(`10.244.${i}.0/24`), attrs: { publicIP: pub, publicIPv6: null, backendType: 'host-gw' }, expiration: null });
 const add = (lease: Lease, old?: Lease): LeaseEvent => (old ? { type: 'added', lease, old } : { type: 'added', lease });
 const rm = (lease: Lease): LeaseEvent => ({ type: 'removed', lease });
 
@@ -48,13 +48,13 @@ describe('planVxlanDelta', () => {
   });
 
   it('leases that are not vxlan peers of this network program nothing', () => {
-    const d = planVxlanDelta([add(hg(2)), rm(hg(3)), add({ ...vx(4), subnet: parseCidr('10.9.4.0/24') })], [], NET);
+    const d = planVxlanDelta([add(hg(2)), rm(hg(3)), add({ ...vx(4), subnet: parseNetwork('10.9.4.0/24') })], [], NET);
     expect(d).toEqual({ plan: { removals: [], peers: [] }, peers: 0 });
   });
 });
 
 describe('planRoutesDelta', () => {
-  const prefixes = [parseCidr('192.168.0.0/24')];
+  const prefixes = [parseNetwork('192.168.0.0/24')];
   it('adds, removes and re-points routes; an off-link peer gets none (and its old route goes)', () => {
     const d = planRoutesDelta([add(hg(2)), rm(hg(3)), add(hg(4, '192.168.0.44'), hg(4)), add(hg(5, '10.99.0.5'), hg(5))], [hg(2), hg(4, '192.168.0.44'), hg(5, '10.99.0.5')], NET, prefixes);
     expect(d.plan).toEqual([

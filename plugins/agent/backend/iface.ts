@@ -13,7 +13,7 @@
  */
 import { AF_INET, AF_INET6, type Addr, type Link, type NetlinkHandle } from '../../pkg/netlink';
 import { ConfigError, type Families } from '../config';
-import { bigIntToIp as formatIp, toAddr as parseIp } from '../../pkg/ip';
+import { bigIntToIp, toAddr } from '../../pkg/ip';
 
 export interface ExternalInterface {
   link: Link;
@@ -63,7 +63,7 @@ export function selectExtIface(sel: IfaceSelection, links: Link[], addrs: Addr[]
     if ((fam.v4 && !a4) || (fam.v6 && !a6)) return null;
     const r: ExternalInterface = { link, ifaceAddr: fam.v4 ? a4 : '', publicIP: fam.v4 ? sel.publicIp || a4 : '' };
     // --public-ipv6 as Go prints it (the lease's bytes and the kernel's FDB entries of our peers compare with it)
-    if (fam.v6) Object.assign(r, { ifaceV6Addr: a6, publicIPv6: sel.publicIpv6 ? formatIp(parseIp(sel.publicIpv6).n, true) : a6 });
+    if (fam.v6) Object.assign(r, { ifaceV6Addr: a6, publicIPv6: sel.publicIpv6 ? bigIntToIp(toAddr(sel.publicIpv6).n, true) : a6 });
     return r;
   };
   const enabled = (ip: string) => (familyOf(ip) === 4 ? fam.v4 : fam.v6);

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { type NetlinkEvent } from '../../pkg/netlink';
 import { kernelChangeReason as reason, OurDevices } from './kernel-events';
-import { parseNetwork as parseCidr } from '../../pkg/ip';
+import { parseNetwork } from '../../pkg/ip';
 
-const nets = [parseCidr('10.244.0.0/16'), parseCidr('fc00::/48')];
+const nets = [parseNetwork('10.244.0.0/16'), parseNetwork('fc00::/48')];
 const link = (name: string, deleted: boolean, up = true, index = 5) => ({ kind: 'link', deleted, link: { name, up, index } }) as unknown as NetlinkEvent;
 const route = (dst: string, deleted: boolean) => ({ kind: 'route', deleted, route: { dst } }) as unknown as NetlinkEvent;
 const neigh = (ip: string | undefined, deleted: boolean, index: number) => ({ kind: 'neigh', deleted, neigh: { ip, index } }) as unknown as NetlinkEvent;

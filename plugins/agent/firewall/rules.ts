@@ -22,7 +22,7 @@
  */
 import type { NftChain, NftCommand, NftRule, Ruleset } from '../../pkg/nft/ruleset';
 import { type NetConfig } from '../config';
-import { type Prefix, formatPrefix as formatNet } from '../../pkg/ip';
+import { type Prefix, formatPrefix } from '../../pkg/ip';
 
 export const MASQ_COMMENT = 'flanneld masq';
 export const FWD_COMMENT = 'flanneld forward';
@@ -185,7 +185,7 @@ export function nftRepair(want: readonly NftChainWant[], rs: Ruleset): { cmds: N
 export function familyRules(c: Pick<NetConfig, 'enableIPv4' | 'enableIPv6' | 'network' | 'ipv6Network'>, own: { subnet: Prefix; ipv6Subnet?: Prefix },
   o: { masq: boolean; forward: boolean; randomFully?: boolean }): RulesInput[] {
   const out: RulesInput[] = [];
-  if (c.enableIPv4 && c.network) out.push({ network: formatNet(c.network), podCidr: formatNet(own.subnet), ...o });
-  if (c.enableIPv6 && c.ipv6Network && own.ipv6Subnet) out.push({ network: formatNet(c.ipv6Network), podCidr: formatNet(own.ipv6Subnet), ...o, v6: true });
+  if (c.enableIPv4 && c.network) out.push({ network: formatPrefix(c.network), podCidr: formatPrefix(own.subnet), ...o });
+  if (c.enableIPv6 && c.ipv6Network && own.ipv6Subnet) out.push({ network: formatPrefix(c.ipv6Network), podCidr: formatPrefix(own.ipv6Subnet), ...o, v6: true });
   return out;
 }

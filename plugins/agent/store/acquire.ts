@@ -3,7 +3,7 @@
  * file and etcd stores' acquire() run. The kube store's leases are Nodes:
  * it has its own (kube.ts).
  */
-import { type Prefix, EMPTY_V4, formatPrefix as formatNet, isEmptyPrefix as isEmptyNet, prefixEqual as netEqual, prefixesOverlap as netOverlaps } from '../../pkg/ip';
+import { type Prefix, EMPTY_V4, formatPrefix, isEmptyPrefix, prefixEqual, prefixesOverlap } from '../../pkg/ip';
 import { type NetConfig } from '../config';
 import { freeSubnets } from './alloc';
 import { type AcquireHints, type Lease, type LeaseAttrs, LeaseExistsError, type LeaseStore, leaseKey, leaseSubnets, SUBNET_TTL_MS } from './lease';
@@ -16,13 +16,13 @@ export interface AcquireContext extends AcquireHints {
 
 /** flannel isSubnetConfigCompat: inside [SubnetMin, SubnetMax] with SubnetLen (IPv6-only: the empty IPv4 part). */
 export const isSubnetCompat = (c: NetConfig, sn: Prefix): boolean => (!c.enableIPv4
-  ? isEmptyNet(sn)
+  ? isEmptyPrefix(sn)
   : !sn.v6 && sn.ip >= c.subnetMin && sn.ip <= c.subnetMax && sn.prefixLen === c.subnetLen);
 
 /** flannel isIPv6SubnetConfigCompat: without IPv6 there must be no IPv6 part; with it, inside [IPv6SubnetMin, IPv6SubnetMax] with IPv6SubnetLen. */
 export const isIPv6SubnetCompat = (c: NetConfig, sn6: Prefix | undefined): boolean => (!c.enableIPv6
-  ? isEmptyNet(sn6)
-  : !!sn6 && sn6.v6 && !isEmptyNet(sn6) && sn6.ip >= c.ipv6SubnetMin && sn6.ip <= c.ipv6SubnetMax && sn6.prefixLen === c.ipv6SubnetLen);
+  ? isEmptyPrefix(sn6)
+  : !!sn6 && sn6.v6 && !isEmptyPrefix(sn6) && sn6.ip >= c.ipv6SubnetMin && sn6.ip <= c.ipv6SubnetMax && sn6.prefixLen === c.ipv6SubnetLen);
 
 /**
  * Our lease in a listing: the one carrying our PublicIP (flanneld's
@@ -50,9 +50,9 @@ function choose(ctx: AcquireContext, leases: readonly Lease[], prev: { sn?: Pref
   let sn6: Prefix | undefined;
   if (config.enableIPv4) {
     const p = prev.sn;
-    if (p && isSubnetCompat(config, p) && !leases.some((l) => netEqual(l.subnet, p))) {
+    if (p && isSubnetCompat(config, p) && !leases.some((l) => prefixEqual(l.subnet, p))) {
       sn = p;
-      reused.push(formatNet(p));
+      reused.push(formatPrefix(p));
     } else {
       const free = freeSubnets(config, leases, 100);
       if (!free.length) throw new Error('out of subnets');
@@ -61,9 +61,9 @@ function choose(ctx: AcquireContext, leases: readonly Lease[], prev: { sn?: Pref
   }
   if (config.enableIPv6) {
     const p = prev.sn6;
-    if (p && isIPv6SubnetCompat(config, p) && !leases.some((l) => l.ipv6Subnet && netEqual(l.ipv6Subnet, p))) {
+    if (p && isIPv6SubnetCompat(config, p) && !leases.some((l) => l.ipv6Subnet && prefixEqual(l.ipv6Subnet, p))) {
       sn6 = p;
-      reused.push(formatNet(p));
+      reused.push(formatPrefix(p));
     } else {
       const free6 = freeSubnets(config, leases, 100, true);
       if (!free6.length) throw new Error('out of IPv6 subnets');
@@ -82,7 +82,7 @@ function choose(ctx: AcquireContext, leases: readonly Lease[], prev: { sn?: Pref
 async function clashing(store: LeaseStore, sn: Prefix, sn6: Prefix): Promise<Lease | undefined> {
   const key = leaseKey({ subnet: sn, ipv6Subnet: sn6 });
   return (await store.list()).find((l) => leaseKey(l) !== key &&
-    ((!isEmptyNet(l.subnet) && netOverlaps(l.subnet, sn)) || (!!l.ipv6Subnet && !isEmptyNet(l.ipv6Subnet) && netOverlaps(l.ipv6Subnet, sn6))));
+    ((!isEmptyPrefix(l.subnet) && prefixesOverlap(l.subnet, sn)) || (!!l.ipv6Subnet && !isEmptyPrefix(l.ipv6Subnet) && prefixesOverlap(l.ipv6Subnet, sn6))));
 }
 
 /**
@@ -113,7 +113,7 @@ export async function acquireLease(ctx: AcquireContext, attrs: LeaseAttrs): Prom
     }
     const others = leases.filter((l) => l !== mine);
     const { sn, sn6, reused } = choose(ctx, others, {
-      sn: ctx.prevSubnet ?? (mine && !isEmptyNet(mine.subnet) ? mine.subnet : undefined),
+      sn: ctx.prevSubnet ?? (mine && !isEmptyPrefix(mine.subnet) ? mine.subnet : undefined),
       sn6: ctx.prevIPv6Subnet ?? mine?.ipv6Subnet,
     });
     if (reused.length) log(`reusing previously leased subnet ${reused.join(' + ')} (from the subnet file or our old lease)`);

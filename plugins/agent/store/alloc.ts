@@ -7,14 +7,14 @@
  * ignored by the IPv6 walk.
  */
 import { type NetConfig } from '../config';
-import { type Prefix, isEmptyPrefix as isEmptyNet, nextPrefix as nextNet, prefixesOverlap as netOverlaps } from '../../pkg/ip';
+import { type Prefix, isEmptyPrefix, nextPrefix, prefixesOverlap } from '../../pkg/ip';
 
 export function freeSubnets(config: NetConfig, leases: ReadonlyArray<{ subnet: Prefix; ipv6Subnet?: Prefix }>, max = 100, v6 = false): Prefix[] {
-  const taken = leases.map((l) => (v6 ? l.ipv6Subnet : l.subnet)).filter((n): n is Prefix => !!n && !isEmptyNet(n) && n.v6 === v6);
+  const taken = leases.map((l) => (v6 ? l.ipv6Subnet : l.subnet)).filter((n): n is Prefix => !!n && !isEmptyPrefix(n) && n.v6 === v6);
   const [min, last, len] = v6 ? [config.ipv6SubnetMin, config.ipv6SubnetMax, config.ipv6SubnetLen] : [config.subnetMin, config.subnetMax, config.subnetLen];
   const out: Prefix[] = [];
-  for (let sn: Prefix = { v6, ip: min, prefixLen: len }; sn.ip <= last && out.length < max; sn = nextNet(sn)) {
-    if (!taken.some((t) => netOverlaps(sn, t))) out.push(sn);
+  for (let sn: Prefix = { v6, ip: min, prefixLen: len }; sn.ip <= last && out.length < max; sn = nextPrefix(sn)) {
+    if (!taken.some((t) => prefixesOverlap(sn, t))) out.push(sn);
   }
   return out;
 }

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cleanPath, configKey, createIfAbsentTxn, leaseEtcdKey, leasesRange, parseLeaseKv, prefixRangeEnd, subnetsDir, toLease, ttlSeconds } from './etcd-keys';
 import { type LeaseAttrs, vxlanBackendData } from './lease';
-import { formatPrefix as formatNet, parseNetwork as parseCidr } from '../../pkg/ip';
+import { formatPrefix, parseNetwork } from '../../pkg/ip';
 
 const attrs: LeaseAttrs = { publicIP: '192.168.64.3', publicIPv6: null, backendType: 'vxlan', backendData: vxlanBackendData({ vni: 1, vtepMAC: 'c6:d2:32:6f:8f:44' }) };
 const VALUE = '{"PublicIP":"192.168.64.3","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"}}';
@@ -22,8 +22,8 @@ describe('etcd keys', () => {
     expect(configKey('/coreos.com/network')).toBe('/coreos.com/network/config');
     expect(configKey('/coreos.com/network/')).toBe('/coreos.com/network/config');
     expect(subnetsDir('//flax//net/')).toBe('/flax/net/subnets/');
-    expect(leaseEtcdKey('/coreos.com/network', parseCidr('10.244.1.0/24'))).toBe('/coreos.com/network/subnets/10.244.1.0-24');
-    expect(leaseEtcdKey('/coreos.com/network', parseCidr('10.244.1.0/24'), parseCidr('fc00::/64'))).toBe('/coreos.com/network/subnets/10.244.1.0-24&fc00::-64');
+    expect(leaseEtcdKey('/coreos.com/network', parseNetwork('10.244.1.0/24'))).toBe('/coreos.com/network/subnets/10.244.1.0-24');
+    expect(leaseEtcdKey('/coreos.com/network', parseNetwork('10.244.1.0/24'), parseNetwork('fc00::/64'))).toBe('/coreos.com/network/subnets/10.244.1.0-24&fc00::-64');
     expect(cleanPath('a/./b/../c')).toBe('a/c');
     expect(cleanPath('/../x')).toBe('/x');
   });
@@ -73,7 +73,7 @@ describe('key/value → lease', () => {
     const p = parseLeaseKv('/coreos.com/network', kv('/coreos.com/network/subnets/10.244.1.0-24', VALUE));
     expect(p.kind).toBe('lease');
     if (p.kind !== 'lease') return;
-    expect(formatNet(p.subnet)).toBe('10.244.1.0/24');
+    expect(formatPrefix(p.subnet)).toBe('10.244.1.0/24');
     expect(p.attrs).toEqual(attrs);
     expect(p.reservation).toBe(false);
     expect(toLease(p, 1234)).toEqual({ subnet: p.subnet, attrs, expiration: 1234 });
@@ -83,7 +83,7 @@ describe('key/value → lease', () => {
 
   it('dual-stack keys keep their IPv6 subnet', () => {
     const p = parseLeaseKv('/n', kv('/n/subnets/10.244.1.0-24&fc00::-64', VALUE));
-    expect(p.kind === 'lease' && p.ipv6Subnet && formatNet(p.ipv6Subnet)).toBe('fc00::/64');
+    expect(p.kind === 'lease' && p.ipv6Subnet && formatPrefix(p.ipv6Subnet)).toBe('fc00::/64');
   });
 
   it('skips, naming why, what is not a lease', () => {
@@ -98,7 +98,7 @@ describe('key/value → lease', () => {
   it('a subnet key whose value cannot be parsed is bad (no removal), with its subnets and why', () => {
     const bad = (value: string) => {
       const p = parseLeaseKv('/n', kv('/n/subnets/10.244.1.0-24&fc00::-64', value));
-      return p.kind === 'bad' ? [formatNet(p.subnet), p.ipv6Subnet && formatNet(p.ipv6Subnet), p.why] : p.kind;
+      return p.kind === 'bad' ? [formatPrefix(p.subnet), p.ipv6Subnet && formatPrefix(p.ipv6Subnet), p.why] : p.kind;
     };
     expect(bad('{"PublicIP":"fc00::1"}')).toEqual(['10.244.1.0/24', 'fc00::/64', expect.stringContaining('PublicIP')]);
     expect(bad('{{{')).toEqual(['10.244.1.0/24', 'fc00::/64', expect.stringContaining('JSON')]);

@@ -11,7 +11,7 @@ import { EtcdLeaseStore, type EtcdClient, etcdClientOptions, normaliseEndpoint }
 import { type LeaseAttrs, LeaseExistsError, SUBNET_TTL_MS, vxlanBackendData } from './lease';
 import { acquireLease } from './acquire';
 import { type Logger } from '../log';
-import { formatPrefix as formatNet, parseNetwork as parseCidr } from '../../pkg/ip';
+import { formatPrefix, parseNetwork } from '../../pkg/ip';
 
 const VALUE = '{"PublicIP":"192.168.64.3","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"}}';
 const attrs = (ip = '192.168.64.3'): LeaseAttrs => ({ publicIP: ip, publicIPv6: null, backendType: 'vxlan', backendData: vxlanBackendData({ vni: 1, vtepMAC: 'c6:d2:32:6f:8f:44' }) });
@@ -104,17 +104,17 @@ const KEY = '/coreos.com/network/subnets/10.244.1.0-24';
 describe('etcd store', () => {
   it("create: flanneld's value on a fresh 24 h etcd lease; a taken key is refused and its grant revoked", async () => {
     const { fake, clock, store } = setup();
-    expect(await store.create(parseCidr('10.244.1.0/24'), undefined, attrs(), SUBNET_TTL_MS)).toBe(clock.t + SUBNET_TTL_MS);
+    expect(await store.create(parseNetwork('10.244.1.0/24'), undefined, attrs(), SUBNET_TTL_MS)).toBe(clock.t + SUBNET_TTL_MS);
     expect(fake.keys.get(KEY)!.value.toString()).toBe(VALUE);
     expect(fake.leases.get(fake.keys.get(KEY)!.lease)).toBe(86400);
-    await expect(store.create(parseCidr('10.244.1.0/24'), undefined, attrs('192.168.64.4'), SUBNET_TTL_MS)).rejects.toBeInstanceOf(LeaseExistsError);
+    await expect(store.create(parseNetwork('10.244.1.0/24'), undefined, attrs('192.168.64.4'), SUBNET_TTL_MS)).rejects.toBeInstanceOf(LeaseExistsError);
     expect(fake.keys.get(KEY)!.value.toString()).toBe(VALUE);
     expect([...fake.leases.keys()]).toEqual([fake.keys.get(KEY)!.lease]);
   });
 
   it('a reservation (TTL 0) is put on no lease and listed without expiration', async () => {
     const { fake, store } = setup();
-    await store.create(parseCidr('10.244.9.0/24'), undefined, attrs(), 0);
+    await store.create(parseNetwork('10.244.9.0/24'), undefined, attrs(), 0);
     expect(fake.keys.get('/coreos.com/network/subnets/10.244.9.0-24')!.lease).toBe('0');
     expect(fake.calls.filter((c) => c.startsWith('grant'))).toEqual([]);
     expect((await store.list())[0].expiration).toBeNull();
@@ -126,7 +126,7 @@ describe('etcd store', () => {
     fake.put(KEY, VALUE, '7');
     fake.put('/coreos.com/network/subnets/junk', VALUE, '7');
     const [l] = await store.list();
-    expect([formatNet(l.subnet), l.expiration, l.attrs]).toEqual(['10.244.1.0/24', clock.t + 3600_000, attrs()]);
+    expect([formatPrefix(l.subnet), l.expiration, l.attrs]).toEqual(['10.244.1.0/24', clock.t + 3600_000, attrs()]);
     expect(warnings.join('\n')).toContain('junk is not a subnet key');
     expect((await store.list()).length).toBe(1);
     expect(warnings.filter((w) => w.includes('junk'))).toHaveLength(1);
@@ -138,16 +138,16 @@ describe('etcd store', () => {
 
   it('update (renewal): the key moves to a new lease and the old one is revoked', async () => {
     const { fake, store } = setup();
-    await store.create(parseCidr('10.244.1.0/24'), undefined, attrs(), SUBNET_TTL_MS);
+    await store.create(parseNetwork('10.244.1.0/24'), undefined, attrs(), SUBNET_TTL_MS);
     const old = fake.keys.get(KEY)!.lease;
-    await store.update(parseCidr('10.244.1.0/24'), undefined, attrs(), SUBNET_TTL_MS);
+    await store.update(parseNetwork('10.244.1.0/24'), undefined, attrs(), SUBNET_TTL_MS);
     const now = fake.keys.get(KEY)!.lease;
     expect(now).not.toBe(old);
     expect([...fake.leases.keys()]).toEqual([now]);
     expect(fake.keys.get(KEY)!.value.toString()).toBe(VALUE);
     // a put that fails leaves the key on its lease and revokes the new grant
     fake.beforeTxn = () => { throw new Error('14 UNAVAILABLE: Connection dropped'); };
-    await expect(store.update(parseCidr('10.244.1.0/24'), undefined, attrs(), SUBNET_TTL_MS)).rejects.toThrow(/UNAVAILABLE/);
+    await expect(store.update(parseNetwork('10.244.1.0/24'), undefined, attrs(), SUBNET_TTL_MS)).rejects.toThrow(/UNAVAILABLE/);
     expect([...fake.leases.keys()]).toEqual([now]);
     expect(fake.keys.get(KEY)!.lease).toBe(now);
   });
@@ -162,7 +162,7 @@ describe('etcd store', () => {
       fake.keys.delete('/coreos.com/network/subnets/10.244.200.0-24');
     };
     const l = await acquireLease({ store, config, randInt: () => 0 }, attrs());
-    expect(formatNet(l.subnet)).toBe('10.244.200.0/24');
+    expect(formatPrefix(l.subnet)).toBe('10.244.200.0/24');
     expect(fake.calls.filter((c) => c === 'txn')).toHaveLength(2);
     expect(fake.leases.size).toBe(1); // the grant of the lost attempt was revoked
   });
@@ -248,7 +248,7 @@ describe('etcd store watch', () => {
     const seen: string[] = [];
     const h = store.watch((evs) => {
       if (!evs) seen.push('relist');
-      for (const e of evs ?? []) seen.push(e.type === 'unreadable' ? `unreadable ${e.where}` : `${e.type} ${formatNet(e.lease.subnet)} ${e.lease.attrs.publicIP} ${e.lease.expiration}`);
+      for (const e of evs ?? []) seen.push(e.type === 'unreadable' ? `unreadable ${e.where}` : `${e.type} ${formatPrefix(e.lease.subnet)} ${e.lease.attrs.publicIP} ${e.lease.expiration}`);
     });
     await new Promise((r) => setTimeout(r, 0));
     const w = fake.watchers[0];
@@ -261,7 +261,7 @@ describe('etcd store watch', () => {
     for (let i = 0; i < 10 && seen.length < 2; i++) await new Promise((r) => setTimeout(r, 1));
     expect(seen).toEqual([`added 10.244.2.0/24 192.168.64.4 ${Date.parse('2026-01-01T00:00:00Z') + 3600_000}`, 'removed 10.244.1.0/24 0.0.0.0 null']);
     fake.down = true;
-    expect((await store.list()).map((l) => `${formatNet(l.subnet)} ${l.attrs.publicIP}`)).toEqual(['10.244.2.0/24 192.168.64.4']);
+    expect((await store.list()).map((l) => `${formatPrefix(l.subnet)} ${l.attrs.publicIP}`)).toEqual(['10.244.2.0/24 192.168.64.4']);
     // a put whose TTL cannot be asked: the agent is told to re-list
     const K3 = '/coreos.com/network/subnets/10.244.3.0-24';
     fake.put(K3, VALUE.replace('64.3', '64.6'), '9');
@@ -305,13 +305,13 @@ describe('etcd store watch', () => {
     fake.put(KEY, VALUE, '0');
     fake.put(K2, '{{{', '0');
     const l = await store.list();
-    expect(l.map((x) => formatNet(x.subnet))).toEqual(['10.244.1.0/24']);
-    expect(l.unreadable?.map((u) => [formatNet(u.subnet), u.where])).toEqual([['10.244.2.0/24', `etcd key ${K2}`]]);
+    expect(l.map((x) => formatPrefix(x.subnet))).toEqual(['10.244.1.0/24']);
+    expect(l.unreadable?.map((u) => [formatPrefix(u.subnet), u.where])).toEqual([['10.244.2.0/24', `etcd key ${K2}`]]);
     expect(warnings).toEqual([]); // the agent warns (once each time a key turns unreadable), not the store at every list
     const seen: string[] = [];
     const h = store.watch((evs) => {
       if (!evs) seen.push('relist');
-      for (const e of evs ?? []) seen.push(e.type === 'unreadable' ? `unreadable ${e.where} ${e.why}` : `${e.type} ${formatNet(e.lease.subnet)}`);
+      for (const e of evs ?? []) seen.push(e.type === 'unreadable' ? `unreadable ${e.where} ${e.why}` : `${e.type} ${formatPrefix(e.lease.subnet)}`);
     });
     await new Promise((r) => setTimeout(r, 0));
     const w = fake.watchers[0];
@@ -322,7 +322,7 @@ describe('etcd store watch', () => {
     // an outage answers the last listing, with both keys unreadable (the agent keeps their last good leases)
     fake.down = true;
     const out = await store.list();
-    expect([out.length, out.unreadable?.map((u) => formatNet(u.subnet)).sort()]).toEqual([0, ['10.244.1.0/24', '10.244.2.0/24']]);
+    expect([out.length, out.unreadable?.map((u) => formatPrefix(u.subnet)).sort()]).toEqual([0, ['10.244.1.0/24', '10.244.2.0/24']]);
     fake.down = false;
     w.emit('data', { events: [{ type: 'Delete', kv: { key: Buffer.from(K2) } }] });
     for (let i = 0; i < 10 && seen.length < 2; i++) await new Promise((r) => setTimeout(r, 1));

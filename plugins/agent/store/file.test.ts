@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FileLeaseStore, parseLeaseFile, renderLeaseFile } from './file';
 import { type LeaseAttrs, LeaseExistsError, type StoreEvent, SUBNET_TTL_MS, vxlanBackendData } from './lease';
-import { formatPrefix as formatNet, parseNetwork as parseCidr } from '../../pkg/ip';
+import { formatPrefix, parseNetwork } from '../../pkg/ip';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'flaxd-store-'));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
@@ -51,7 +51,7 @@ function watchCalls(s: FileLeaseStore) {
 /** One turn of the event loop: a setImmediate queued before this one has run. */
 const turn = () => new Promise((r) => setImmediate(r));
 const attrs = (ip: string): LeaseAttrs => ({ publicIP: ip, publicIPv6: null, backendType: 'vxlan', backendData: vxlanBackendData({ vni: 1, vtepMAC: 'c6:d2:32:6f:8f:44' }) });
-const sn = parseCidr('10.244.1.0/24');
+const sn = parseNetwork('10.244.1.0/24');
 
 describe('FileLeaseStore', () => {
   it("writes one file per lease, named by flannel's key, holding flanneld's value byte for byte", async () => {
@@ -64,7 +64,7 @@ describe('FileLeaseStore', () => {
       + '"Expiration":"2026-03-02T12:00:00.000Z"}\n');
     expect(fs.statSync(file).mode & 0o777).toBe(0o644);
     const [l] = await s.list();
-    expect([formatNet(l.subnet), l.attrs, l.expiration]).toEqual(['10.244.1.0/24', attrs('192.168.64.3'), T0 + SUBNET_TTL_MS]);
+    expect([formatPrefix(l.subnet), l.attrs, l.expiration]).toEqual(['10.244.1.0/24', attrs('192.168.64.3'), T0 + SUBNET_TTL_MS]);
   });
 
   it('creates only if absent, shared between stores (agents) on the same directory', async () => {
@@ -78,11 +78,11 @@ describe('FileLeaseStore', () => {
   it('honours expiry: an expired lease is invisible and can be taken; a reservation never expires', async () => {
     const { s, clock } = store();
     await s.create(sn, undefined, attrs('192.168.0.1'), SUBNET_TTL_MS);
-    await s.create(parseCidr('10.244.2.0/24'), undefined, attrs('192.168.0.9'), 0);
+    await s.create(parseNetwork('10.244.2.0/24'), undefined, attrs('192.168.0.9'), 0);
     clock.t = T0 + SUBNET_TTL_MS;
-    expect((await s.list()).map((l) => [formatNet(l.subnet), l.expiration])).toEqual([['10.244.2.0/24', null]]);
+    expect((await s.list()).map((l) => [formatPrefix(l.subnet), l.expiration])).toEqual([['10.244.2.0/24', null]]);
     await s.create(sn, undefined, attrs('192.168.0.2'), SUBNET_TTL_MS);
-    expect((await s.list()).find((l) => formatNet(l.subnet) === '10.244.1.0/24')!.attrs.publicIP).toBe('192.168.0.2');
+    expect((await s.list()).find((l) => formatPrefix(l.subnet) === '10.244.1.0/24')!.attrs.publicIP).toBe('192.168.0.2');
   });
 
   it('updates and deletes; delete of an absent lease is fine', async () => {
@@ -103,22 +103,22 @@ describe('FileLeaseStore', () => {
     fs.writeFileSync(path.join(dir, 'subnets/bogus.json'), '{}');
     fs.writeFileSync(path.join(dir, 'subnets/.10.244.4.0-24.json.123.tmp'), 'partial');
     const l = await s.list();
-    expect(l.map((x) => formatNet(x.subnet))).toEqual(['10.244.1.0/24']);
-    expect(l.unreadable?.map((u) => [formatNet(u.subnet), u.where, u.why.length > 0]).sort()).toEqual([
+    expect(l.map((x) => formatPrefix(x.subnet))).toEqual(['10.244.1.0/24']);
+    expect(l.unreadable?.map((u) => [formatPrefix(u.subnet), u.where, u.why.length > 0]).sort()).toEqual([
       ['10.244.3.0/24', path.join(dir, 'subnets/10.244.3.0-24.json'), true],
       ['10.244.5.0/24', path.join(dir, 'subnets/10.244.5.0-24.json'), true],
     ]);
-    expect(l.unreadable?.find((u) => formatNet(u.subnet) === '10.244.5.0/24')?.why).toBe('empty file');
+    expect(l.unreadable?.find((u) => formatPrefix(u.subnet) === '10.244.5.0/24')?.why).toBe('empty file');
     expect(warn.join('\n')).toMatch(/bogus\.json ignored: not a subnet key/);
     expect(warn.join('\n')).not.toMatch(/10\.244\.[35]/); // reported by the listing (the agent warns), not here
     // an unreadable file is taken by create() (a node restarting reclaims it from its subnet.env); once valid it lists again
     fs.writeFileSync(path.join(dir, 'subnets/10.244.3.0-24.json'), renderLeaseFile(attrs('192.168.0.3'), null));
-    expect((await s.list()).unreadable?.map((u) => formatNet(u.subnet))).toEqual(['10.244.5.0/24']);
+    expect((await s.list()).unreadable?.map((u) => formatPrefix(u.subnet))).toEqual(['10.244.5.0/24']);
   });
 
   it('parses what it renders, including dual-stack keys and reservations', () => {
     const l = parseLeaseFile('10.244.1.0-24&fc00::-64.json', renderLeaseFile({ ...attrs('10.0.0.1'), publicIPv6: 'fc00::1' }, null));
-    expect([formatNet(l.subnet), l.ipv6Subnet && formatNet(l.ipv6Subnet), l.attrs.publicIPv6, l.expiration]).toEqual(['10.244.1.0/24', 'fc00::/64', 'fc00::1', null]);
+    expect([formatPrefix(l.subnet), l.ipv6Subnet && formatPrefix(l.ipv6Subnet), l.attrs.publicIPv6, l.expiration]).toEqual(['10.244.1.0/24', 'fc00::/64', 'fc00::1', null]);
     expect(() => parseLeaseFile('10.244.1.0-24.json', '{"Value":{},"Expiration":"soon"}')).toThrow(/Expiration/);
   });
 
@@ -142,7 +142,7 @@ describe('FileLeaseStore', () => {
     const seen: string[] = [];
     let wake: (() => void) | undefined;
     const w = a.s.watch((evs) => {
-      for (const e of evs ?? []) seen.push(e.type === 'unreadable' ? `unreadable ${formatNet(e.subnet)} ${path.basename(e.where)}` : `${e.type} ${formatNet(e.lease.subnet)} ${e.lease.attrs.publicIP}`);
+      for (const e of evs ?? []) seen.push(e.type === 'unreadable' ? `unreadable ${formatPrefix(e.subnet)} ${path.basename(e.where)}` : `${e.type} ${formatPrefix(e.lease.subnet)} ${e.lease.attrs.publicIP}`);
       if (!evs) seen.push('relist');
       wake?.();
     });

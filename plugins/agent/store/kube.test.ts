@@ -10,7 +10,7 @@ import { FakeKubeApi, type FakeNode } from '../../../test/lib/agent/kube-fake-ap
 import { ANN, KubeLeaseStore, nodeLease, nodeToLease, openKubeLeaseStore } from './kube';
 import { type LeaseAttrs, type LeaseStore, vxlanBackendData } from './lease';
 import { type Logger } from '../log';
-import { formatPrefix as formatNet, parseNetwork as parseCidr } from '../../pkg/ip';
+import { formatPrefix, parseNetwork } from '../../pkg/ip';
 
 const log: Logger = { error: () => {}, warn: () => {}, info: () => {}, debug: () => {} } as unknown as Logger;
 const attrs = (ip: string, mac = 'c6:d2:32:6f:8f:44'): LeaseAttrs => ({ publicIP: ip, publicIPv6: null, backendType: 'vxlan', backendData: vxlanBackendData({ vni: 1, vtepMAC: mac }) });
@@ -52,7 +52,7 @@ describe('kube store (fake API server)', () => {
       status: { conditions: [{ type: 'Ready', status: 'True' }, { type: 'NetworkUnavailable', status: 'True', reason: 'NoRouteCreated' }] } });
     const s = await open();
     const own = await s.acquire(attrs('192.168.64.3'));
-    expect(formatNet(own.subnet)).toBe('10.244.7.0/24');
+    expect(formatPrefix(own.subnet)).toBe('10.244.7.0/24');
     expect(own.expiration).toBeNull();
     const ann = api.nodes.get('node-a')!.metadata.annotations!;
     expect(ann).toEqual({
@@ -71,7 +71,7 @@ describe('kube store (fake API server)', () => {
     expect(conds.find((c) => c.type === 'NetworkUnavailable')).toMatchObject({ status: 'False', reason: 'FlannelIsUp' });
     expect(conds.find((c) => c.type === 'Ready')).toMatchObject({ status: 'True' });
     // our own node is a lease now (the agent's loop requires it)
-    expect((await s.list()).map((l) => formatNet(l.subnet))).toEqual(['10.244.7.0/24']);
+    expect((await s.list()).map((l) => formatPrefix(l.subnet))).toEqual(['10.244.7.0/24']);
     // a second acquire with the same attrs does not patch the node again
     const n = api.patches.length;
     await s.acquire(attrs('192.168.64.3'));
@@ -82,7 +82,7 @@ describe('kube store (fake API server)', () => {
   it('podCIDR alone is honoured; no pod cidr is an error', async () => {
     api.addNode({ metadata: { name: 'node-a' }, spec: { podCIDR: '10.244.9.0/24' } });
     api.addNode({ metadata: { name: 'node-b' }, spec: {} });
-    expect(formatNet((await (await open('node-a')).acquire(attrs('192.168.64.3'))).subnet)).toBe('10.244.9.0/24');
+    expect(formatPrefix((await (await open('node-a')).acquire(attrs('192.168.64.3'))).subnet)).toBe('10.244.9.0/24');
     store!.close();
     await expect((await open('node-b')).acquire(attrs('192.168.64.4'))).rejects.toThrow('pod cidr not assigned');
     expect(api.patches.some((p) => p.path.includes('node-b'))).toBe(false);
@@ -95,7 +95,7 @@ describe('kube store (fake API server)', () => {
     api.addNode({ ...flannelNode('node-d', '', '192.168.64.6', 'aa:bb:cc:dd:ee:04'), spec: {} });
     const leases = await (await open()).list();
     expect(leases).toEqual([{ subnet: expect.objectContaining({ prefixLen: 24 }), attrs: { publicIP: '192.168.64.4', publicIPv6: null, backendType: 'vxlan', backendData: { VNI: 1, VtepMAC: 'aa:bb:cc:dd:ee:02' } }, expiration: null }]);
-    expect(formatNet(leases[0].subnet)).toBe('10.244.2.0/24');
+    expect(formatPrefix(leases[0].subnet)).toBe('10.244.2.0/24');
   });
 
   it('a watch event adding a node produces a lease; a closed watch is re-established', async () => {
@@ -106,14 +106,14 @@ describe('kube store (fake API server)', () => {
     const seen: string[] = [];
     s.watch((evs) => {
       changes++;
-      seen.push(evs ? evs.map((e) => (e.type === 'unreadable' ? `unreadable ${e.where}: ${e.why}` : `${e.type} ${formatNet(e.lease.subnet)} ${e.lease.attrs.publicIP}`)).join() : 'relist');
+      seen.push(evs ? evs.map((e) => (e.type === 'unreadable' ? `unreadable ${e.where}: ${e.why}` : `${e.type} ${formatPrefix(e.lease.subnet)} ${e.lease.attrs.publicIP}`)).join() : 'relist');
     });
     await waitFor(() => api.watchers === 1);
     const before = changes;
     api.addNode(flannelNode('node-b', '10.244.2.0/24', '192.168.64.4', 'aa:bb:cc:dd:ee:02'));
     await waitFor(() => changes > before);
     expect(seen.at(-1)).toBe('added 10.244.2.0/24 192.168.64.4'); // the node's lease as an event: no re-list needed
-    expect((await s.list()).map((l) => [formatNet(l.subnet), l.attrs.publicIP])).toEqual([['10.244.1.0/24', '192.168.64.3'], ['10.244.2.0/24', '192.168.64.4']]);
+    expect((await s.list()).map((l) => [formatPrefix(l.subnet), l.attrs.publicIP])).toEqual([['10.244.1.0/24', '192.168.64.3'], ['10.244.2.0/24', '192.168.64.4']]);
     // an annotation that cannot be parsed: unreadable (naming the node), no removal; listed as such; valid again: added
     let c0 = changes;
     api.updateNode('node-b', (n) => { n.metadata.annotations![ANN.backendData] = '{{{'; });
@@ -124,7 +124,7 @@ describe('kube store (fake API server)', () => {
     await waitFor(() => changes > c0);
     expect(seen.at(-1)).toMatch(/^unreadable node node-b: .*public-ip is not an IPv4 address: "".*backend-data is not JSON/);
     const l = await s.list();
-    expect([l.map((x) => formatNet(x.subnet)), l.unreadable?.map((u) => [formatNet(u.subnet), u.where])]).toEqual([['10.244.1.0/24'], [['10.244.2.0/24', 'node node-b']]]);
+    expect([l.map((x) => formatPrefix(x.subnet)), l.unreadable?.map((u) => [formatPrefix(u.subnet), u.where])]).toEqual([['10.244.1.0/24'], [['10.244.2.0/24', 'node node-b']]]);
     c0 = changes;
     api.updateNode('node-b', (n) => Object.assign(n.metadata.annotations!, flannelNode('node-b', '10.244.2.0/24', '192.168.64.4', 'aa:bb:cc:dd:ee:02').metadata.annotations));
     await waitFor(() => changes > c0);
@@ -145,7 +145,7 @@ describe('kube store (fake API server)', () => {
     api.deleteNode('node-c');
     await waitFor(() => changes > c3);
     expect(seen.at(-1)).toBe('removed 10.244.3.0/24 0.0.0.0');
-    expect((await s.list()).map((l) => formatNet(l.subnet))).toEqual(['10.244.1.0/24']);
+    expect((await s.list()).map((l) => formatPrefix(l.subnet))).toEqual(['10.244.1.0/24']);
   });
 
   it('nodeToLease reads public-ipv6 and skips malformed annotations', () => {
@@ -167,7 +167,7 @@ describe('kube store (fake API server)', () => {
     const s = await open();
     await s.acquire(attrs('192.168.64.3'));
     api.updateNode('node-a', (n) => { n.metadata.annotations![ANN.publicIP] = '{{{'; });
-    await s.update(parseCidr('10.244.1.0/24'), undefined, attrs('192.168.64.3'));
+    await s.update(parseNetwork('10.244.1.0/24'), undefined, attrs('192.168.64.3'));
     expect(api.nodes.get('node-a')!.metadata.annotations![ANN.publicIP]).toBe('203.0.113.7');
   });
 
@@ -181,7 +181,7 @@ describe('kube store (fake API server)', () => {
     await store.acquire(attrs('192.168.64.3'));
     expect(Object.keys(api.nodes.get('node-a')!.metadata.annotations!).sort()).toEqual([
       'example.com/x-backend-data', 'example.com/x-backend-type', 'example.com/x-kube-subnet-manager', 'example.com/x-public-ip']);
-    expect((await store.list()).map((l) => formatNet(l.subnet)).sort()).toEqual(['10.244.7.0/24', '10.244.9.0/24']);
+    expect((await store.list()).map((l) => formatPrefix(l.subnet)).sort()).toEqual(['10.244.7.0/24', '10.244.9.0/24']);
     // without "/": one is appended
     expect(new KubeLeaseStore(api as never, { nodeName: 'n', log, annotationPrefix: 'example.com' }).ann.publicIP).toBe('example.com/public-ip');
   });

@@ -23,7 +23,7 @@ import { ConfigError, type Families, type NetConfig } from '../config';
 import { type Lease, type LeaseAttrs, type LeaseListing, type LeaseStore, listing, type StoreEvent, type UnreadableLease } from './lease';
 import { type Logger } from '../log';
 import { Closers, restartingWatch } from './watch-life';
-import { type Prefix, bigIntToIp as formatIp, EMPTY_V4, formatPrefix as formatNet, parseNetwork as parseCidr, prefixContainsPrefix as netContainsNet, toAddr as parseIp } from '../../pkg/ip';
+import { type Prefix, bigIntToIp, EMPTY_V4, formatPrefix, parseNetwork, prefixContainsPrefix, toAddr } from '../../pkg/ip';
 import { errText, type KubeApi, type KubeConnectOptions, type KubeNode, openKubeApi } from './kube-api';
 import { type AnnotationNames, annotationNames, DEFAULT_ANNOTATION_PREFIX } from './kube-annotations';
 
@@ -46,7 +46,7 @@ export function nodePodCidr(n: KubeNode, v6 = false): Prefix | undefined {
   const all = [...(n.spec?.podCIDRs ?? []), ...(n.spec?.podCIDR ? [n.spec.podCIDR] : [])];
   for (const c of all) {
     try {
-      const net = parseCidr(c);
+      const net = parseNetwork(c);
       if (net.v6 === v6) return net;
     } catch { /* malformed: skip */ }
   }
@@ -89,8 +89,8 @@ const annJson = (s: string | undefined): unknown => {
 };
 const annIp = (s: string | undefined, v6: boolean): string | undefined => {
   try {
-    const x = s ? parseIp(s) : undefined;
-    return x && x.v6 === v6 ? formatIp(x.n, v6) : undefined;
+    const x = s ? toAddr(s) : undefined;
+    return x && x.v6 === v6 ? bigIntToIp(x.n, v6) : undefined;
   } catch {
     return undefined;
   }
@@ -221,7 +221,7 @@ export class KubeLeaseStore {
     if (fam.v6 && !ipv6Subnet) throw new ConfigError(`node ${nodeName}: pod cidr not assigned (no IPv6 CIDR in spec.podCIDRs)`);
     // flanneld: the Network (IPv6Network) must contain the pod CIDR
     const outside = (net: Prefix | undefined, sn: Prefix, what: string) => {
-      if (net && !netContainsNet(net, sn)) throw new ConfigError(`node ${nodeName}: the flannel net config's ${what} ${formatNet(net)} does not contain the node's pod CIDR ${formatNet(sn)}`);
+      if (net && !prefixContainsPrefix(net, sn)) throw new ConfigError(`node ${nodeName}: the flannel net config's ${what} ${formatPrefix(net)} does not contain the node's pod CIDR ${formatPrefix(sn)}`);
     };
     if (fam.v4) outside(fam.network, subnet, 'Network');
     if (ipv6Subnet) outside(fam.ipv6Network, ipv6Subnet, 'IPv6Network');
@@ -236,7 +236,7 @@ export class KubeLeaseStore {
     // flanneld's CompleteLease: NetworkUnavailable=False, unless --set-node-network-unavailable=false (the condition is left alone)
     const setCondition = this.opts.setNodeNetworkUnavailable ?? true;
     if (setCondition) await this.api.patchNodeStatus(nodeName, networkAvailablePatch(new Date()));
-    const cidrs = [fam.v4 ? formatNet(subnet) : '', ipv6Subnet ? formatNet(ipv6Subnet) : ''].filter(Boolean).join(', ');
+    const cidrs = [fam.v4 ? formatPrefix(subnet) : '', ipv6Subnet ? formatPrefix(ipv6Subnet) : ''].filter(Boolean).join(', ');
     log.info(`node ${nodeName}: pod cidr ${cidrs}${setCondition ? ', NetworkUnavailable=False' : ' (NetworkUnavailable left as it is: --set-node-network-unavailable=false)'}`);
     return ipv6Subnet ? { subnet, ipv6Subnet, attrs, expiration: null } : { subnet, attrs, expiration: null };
   }

@@ -3,13 +3,13 @@ import { parseNetConfig } from '../config';
 import { FakeLeaseStore } from '../../../test/lib/agent/fake-store';
 import { type Lease, type LeaseAttrs, leaseKey, marshalLeaseAttrs, parseVxlanBackendData, renewDelay, SUBNET_TTL_MS, unmarshalLeaseAttrs, vxlanBackendData } from './lease';
 import { acquireLease } from './acquire';
-import { formatPrefix as formatNet, parseNetwork as parseCidr } from '../../pkg/ip';
+import { formatPrefix, parseNetwork } from '../../pkg/ip';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
 const clock = { t: T0, now() { return this.t; } };
 const config = parseNetConfig('{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}');
 const attrs = (ip: string, mac = 'c6:d2:32:6f:8f:44'): LeaseAttrs => ({ publicIP: ip, publicIPv6: null, backendType: 'vxlan', backendData: vxlanBackendData({ vni: 1, vtepMAC: mac }) });
-const lease = (sn: string, ip: string, expiration: number | null = T0 + SUBNET_TTL_MS): Lease => ({ subnet: parseCidr(sn), attrs: attrs(ip), expiration });
+const lease = (sn: string, ip: string, expiration: number | null = T0 + SUBNET_TTL_MS): Lease => ({ subnet: parseNetwork(sn), attrs: attrs(ip), expiration });
 
 describe('lease values', () => {
   it("serialises LeaseAttrs byte for byte as flanneld's json.Marshal", () => {
@@ -45,7 +45,7 @@ describe('acquireLease', () => {
     s.put(lease('10.244.7.0/24', '192.168.1.2', T0 + 1000));
     s.put(lease('10.244.8.0/24', '192.168.1.3'));
     const l = await acquireLease({ store: s, config, randInt: pickFirst }, attrs('192.168.1.2', 'aa:aa:aa:aa:aa:aa'));
-    expect(formatNet(l.subnet)).toBe('10.244.7.0/24');
+    expect(formatPrefix(l.subnet)).toBe('10.244.7.0/24');
     expect(l.expiration).toBe(T0 + SUBNET_TTL_MS);
     expect(s.calls).toContain(`update 10.244.7.0-24 ttl=${SUBNET_TTL_MS}`);
     expect(s.leases.get('10.244.7.0-24')!.attrs.backendData).toEqual({ VNI: 1, VtepMAC: 'aa:aa:aa:aa:aa:aa' });
@@ -55,7 +55,7 @@ describe('acquireLease', () => {
     const s = new FakeLeaseStore(clock);
     s.put(lease('10.244.9.0/24', '192.168.1.2', null));
     const l = await acquireLease({ store: s, config, randInt: pickFirst }, attrs('192.168.1.2'));
-    expect([formatNet(l.subnet), l.expiration]).toEqual(['10.244.9.0/24', null]);
+    expect([formatPrefix(l.subnet), l.expiration]).toEqual(['10.244.9.0/24', null]);
     expect(s.calls).toContain('update 10.244.9.0-24 ttl=0');
   });
 
@@ -64,21 +64,21 @@ describe('acquireLease', () => {
     s.put(lease('10.244.0.0/24', '192.168.1.2')); // below SubnetMin
     const l = await acquireLease({ store: s, config, randInt: pickFirst }, attrs('192.168.1.2'));
     expect(s.calls).toContain('delete 10.244.0.0-24');
-    expect(formatNet(l.subnet)).toBe('10.244.1.0/24');
+    expect(formatPrefix(l.subnet)).toBe('10.244.1.0/24');
   });
 
   it("takes the old subnet.env's subnet when it is free and fits, else a random free one", async () => {
     const s = new FakeLeaseStore(clock);
-    const l = await acquireLease({ store: s, config, prevSubnet: parseCidr('10.244.42.0/24'), randInt: pickFirst }, attrs('192.168.1.2'));
-    expect(formatNet(l.subnet)).toBe('10.244.42.0/24');
+    const l = await acquireLease({ store: s, config, prevSubnet: parseNetwork('10.244.42.0/24'), randInt: pickFirst }, attrs('192.168.1.2'));
+    expect(formatPrefix(l.subnet)).toBe('10.244.42.0/24');
 
     const s2 = new FakeLeaseStore(clock);
     s2.put(lease('10.244.42.0/24', '192.168.1.9'));
     s2.put(lease('10.244.1.0/24', '192.168.1.8'));
     let offered = 0;
-    const l2 = await acquireLease({ store: s2, config, prevSubnet: parseCidr('10.244.42.0/24'), randInt: (n) => { offered = n; return 2; } }, attrs('192.168.1.2'));
+    const l2 = await acquireLease({ store: s2, config, prevSubnet: parseNetwork('10.244.42.0/24'), randInt: (n) => { offered = n; return 2; } }, attrs('192.168.1.2'));
     expect(offered).toBe(100); // the first 100 free subnets
-    expect(formatNet(l2.subnet)).toBe('10.244.4.0/24'); // free: .2, .3, .4, … (index 2)
+    expect(formatPrefix(l2.subnet)).toBe('10.244.4.0/24'); // free: .2, .3, .4, … (index 2)
     expect(l2.expiration).toBe(T0 + SUBNET_TTL_MS);
   });
 
@@ -86,7 +86,7 @@ describe('acquireLease', () => {
     const s = new FakeLeaseStore(clock);
     s.put(lease('10.244.1.0/24', '192.168.1.9', T0 - 1));
     const l = await acquireLease({ store: s, config, randInt: pickFirst }, attrs('192.168.1.2'));
-    expect(formatNet(l.subnet)).toBe('10.244.1.0/24');
+    expect(formatPrefix(l.subnet)).toBe('10.244.1.0/24');
   });
 
   it('retries when another node creates the same subnet first', async () => {
@@ -96,7 +96,7 @@ describe('acquireLease', () => {
       if (!raced) { raced = true; s.put({ subnet: sn, attrs: attrs('192.168.1.77'), expiration: T0 + SUBNET_TTL_MS }); }
     };
     const l = await acquireLease({ store: s, config, randInt: pickFirst }, attrs('192.168.1.2'));
-    expect(formatNet(l.subnet)).toBe('10.244.2.0/24');
+    expect(formatPrefix(l.subnet)).toBe('10.244.2.0/24');
     expect(s.calls.filter((c) => c.startsWith('create'))).toEqual(['create 10.244.1.0-24', 'create 10.244.2.0-24']);
   });
 

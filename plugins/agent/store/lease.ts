@@ -14,7 +14,7 @@
  * IPv6-only lease has flannel's empty IPv4 subnet (0.0.0.0/0, PublicIP
  * "0.0.0.0"): key `0.0.0.0-0&fc00:0:0:1::-64`.
  */
-import { type Prefix, bigIntToIp as formatIp, formatPrefix as formatNet, isEmptyPrefix as isEmptyNet, subnetKey, toAddr as parseIp } from '../../pkg/ip';
+import { type Prefix, bigIntToIp, formatPrefix, isEmptyPrefix, subnetKey, toAddr } from '../../pkg/ip';
 import { type NetConfig } from '../config';
 
 export const SUBNET_TTL_MS = 24 * 3600 * 1000;
@@ -59,12 +59,12 @@ export function unmarshalLeaseAttrs(text: string): LeaseAttrs {
   if (o === null || typeof o !== 'object' || Array.isArray(o)) throw new Error('lease value is not a JSON object');
   const r = o as Record<string, unknown>;
   const pub = pick(r, 'PublicIP') ?? '0.0.0.0';
-  if (typeof pub !== 'string' || parseIp(pub).v6) throw new Error(`lease PublicIP is not an IPv4 address: ${JSON.stringify(pub)}`);
+  if (typeof pub !== 'string' || toAddr(pub).v6) throw new Error(`lease PublicIP is not an IPv4 address: ${JSON.stringify(pub)}`);
   const pub6 = pick(r, 'PublicIPv6') ?? null;
-  if (pub6 !== null && (typeof pub6 !== 'string' || !parseIp(pub6).v6)) throw new Error(`lease PublicIPv6 is not an IPv6 address: ${JSON.stringify(pub6)}`);
+  if (pub6 !== null && (typeof pub6 !== 'string' || !toAddr(pub6).v6)) throw new Error(`lease PublicIPv6 is not an IPv6 address: ${JSON.stringify(pub6)}`);
   const bt = pick(r, 'BackendType') ?? '';
   if (typeof bt !== 'string') throw new Error('lease BackendType is not a string');
-  const a: LeaseAttrs = { publicIP: formatIp(parseIp(pub).n, false), publicIPv6: pub6 === null ? null : formatIp(parseIp(pub6).n, true), backendType: bt };
+  const a: LeaseAttrs = { publicIP: bigIntToIp(toAddr(pub).n, false), publicIPv6: pub6 === null ? null : bigIntToIp(toAddr(pub6).n, true), backendType: bt };
   const bd = pick(r, 'BackendData');
   if (bd !== undefined && bd !== null) a.backendData = bd;
   const bd6 = pick(r, 'BackendV6Data');
@@ -94,7 +94,7 @@ export class LeaseExistsError extends Error {}
 
 /** "10.244.1.0/24 + fc00:0:0:1::/64" (an IPv6-only lease's empty IPv4 part not shown) */
 export const leaseSubnets = (l: { subnet: Prefix; ipv6Subnet?: Prefix }): string =>
-  [isEmptyNet(l.subnet) ? '' : formatNet(l.subnet), l.ipv6Subnet && !isEmptyNet(l.ipv6Subnet) ? formatNet(l.ipv6Subnet) : ''].filter(Boolean).join(' + ');
+  [isEmptyPrefix(l.subnet) ? '' : formatPrefix(l.subnet), l.ipv6Subnet && !isEmptyPrefix(l.ipv6Subnet) ? formatPrefix(l.ipv6Subnet) : ''].filter(Boolean).join(' + ');
 
 export interface LeaseEvent {
   type: 'added' | 'removed';

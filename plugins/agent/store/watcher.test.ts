@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { type Lease, vxlanBackendData } from './lease';
-import { formatPrefix as formatNet, parseNetwork as parseCidr } from '../../pkg/ip';
+import { formatPrefix, parseNetwork } from '../../pkg/ip';
 import { LeaseWatcher } from './watcher';
 
 const lease = (sn: string, ip: string, mac = '02:00:00:00:00:01'): Lease =>
-  ({ subnet: parseCidr(sn), attrs: { publicIP: ip, publicIPv6: null, backendType: 'vxlan', backendData: vxlanBackendData({ vni: 1, vtepMAC: mac }) }, expiration: null });
-const show = (evs: Array<{ type: string; lease: Lease }>) => evs.map((e) => `${e.type} ${formatNet(e.lease.subnet)}`);
+  ({ subnet: parseNetwork(sn), attrs: { publicIP: ip, publicIPv6: null, backendType: 'vxlan', backendData: vxlanBackendData({ vni: 1, vtepMAC: mac }) }, expiration: null });
+const show = (evs: Array<{ type: string; lease: Lease }>) => evs.map((e) => `${e.type} ${formatPrefix(e.lease.subnet)}`);
 
 describe('LeaseWatcher', () => {
   it('reset: reports new and vanished peers, never our own lease', () => {
@@ -14,7 +14,7 @@ describe('LeaseWatcher', () => {
       .toEqual(['added 10.244.2.0/24', 'added 10.244.3.0/24']);
     expect(show(w.reset([lease('10.244.2.0/24', '192.168.0.2'), lease('10.244.4.0/24', '192.168.0.4')])))
       .toEqual(['added 10.244.4.0/24', 'removed 10.244.3.0/24']);
-    expect(w.leases.map((l) => formatNet(l.subnet)).sort()).toEqual(['10.244.2.0/24', '10.244.4.0/24']);
+    expect(w.leases.map((l) => formatPrefix(l.subnet)).sort()).toEqual(['10.244.2.0/24', '10.244.4.0/24']);
     expect(w.reset([lease('10.244.2.0/24', '192.168.0.2'), lease('10.244.4.0/24', '192.168.0.4')])).toEqual([]);
   });
 
@@ -36,7 +36,7 @@ describe('LeaseWatcher', () => {
     expect(show(ev)).toEqual(['added 10.244.2.0/24', 'added 10.244.3.0/24']);
     const rm = w.update([{ type: 'removed', lease: { ...lease('10.244.2.0/24', '0.0.0.0'), attrs: { publicIP: '0.0.0.0', publicIPv6: null, backendType: '' } } }]);
     expect(rm[0].lease.attrs.publicIP).toBe('192.168.0.2'); // the entries to remove are the ones we programmed
-    expect(w.leases.map((l) => formatNet(l.subnet))).toEqual(['10.244.3.0/24']);
+    expect(w.leases.map((l) => formatPrefix(l.subnet))).toEqual(['10.244.3.0/24']);
   });
 
   it('update: a renewal and the removal of an unknown lease change nothing; a changed lease carries the one it replaces; a batch collapses per lease', () => {
@@ -58,7 +58,7 @@ describe('LeaseWatcher', () => {
 });
 
 describe('LeaseWatcher: unreadable leases are no removal', () => {
-  const bad = (sn: string) => ({ subnet: parseCidr(sn), where: `/leases/subnets/${sn.replace('/', '-')}.json`, why: 'empty file' });
+  const bad = (sn: string) => ({ subnet: parseNetwork(sn), where: `/leases/subnets/${sn.replace('/', '-')}.json`, why: 'empty file' });
 
   it('update: an unreadable value keeps the last good lease; a real removal still removes', () => {
     const w = new LeaseWatcher(lease('10.244.1.0/24', '192.168.0.1'));
@@ -76,7 +76,7 @@ describe('LeaseWatcher: unreadable leases are no removal', () => {
     const w = new LeaseWatcher(lease('10.244.1.0/24', '192.168.0.1'));
     w.reset([lease('10.244.2.0/24', '192.168.0.2'), { ...lease('10.244.3.0/24', '192.168.0.3'), expiration: 5000 }]);
     expect(w.reset([], [bad('10.244.2.0/24'), bad('10.244.3.0/24'), bad('10.244.4.0/24')], 1000)).toEqual([]);
-    expect(w.leases.map((l) => formatNet(l.subnet)).sort()).toEqual(['10.244.2.0/24', '10.244.3.0/24']);
+    expect(w.leases.map((l) => formatPrefix(l.subnet)).sort()).toEqual(['10.244.2.0/24', '10.244.3.0/24']);
     // its last good expiration passed while unreadable: really gone
     expect(show(w.reset([], [bad('10.244.2.0/24'), bad('10.244.3.0/24')], 5000))).toEqual(['removed 10.244.3.0/24']);
     // the file deleted: not listed at all, removed

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { parseNetwork as parseCidr } from '../../pkg/ip';
+import { parseNetwork } from '../../pkg/ip';
 import { type Facts, runChecks } from './checks';
 
-const lease = (sn: string, ip: string, mac: string) => ({ subnet: parseCidr(sn), attrs: { publicIP: ip, publicIPv6: null, backendType: 'vxlan', backendData: { VNI: 1, VtepMAC: mac } }, expiration: null });
+const lease = (sn: string, ip: string, mac: string) => ({ subnet: parseNetwork(sn), attrs: { publicIP: ip, publicIPv6: null, backendType: 'vxlan', backendData: { VNI: 1, VtepMAC: mac } }, expiration: null });
 function facts(o: Partial<Facts> = {}): Facts {
   return {
     subnetFile: '/run/flannel/subnet.env',
@@ -79,7 +79,7 @@ describe('flax doctor checks (pure)', () => {
 
   describe('dual-stack (flannel-v6.<VNI>, BackendV6Data, PublicIPv6) and nftables mode', () => {
     const dual = (sn: string, sn6: string, ip: string, ip6: string, mac: string, mac6: string) => ({
-      subnet: parseCidr(sn), ipv6Subnet: parseCidr(sn6), expiration: null,
+      subnet: parseNetwork(sn), ipv6Subnet: parseNetwork(sn6), expiration: null,
       attrs: { publicIP: ip, publicIPv6: ip6, backendType: 'vxlan', backendData: { VNI: 1, VtepMAC: mac }, backendV6Data: { VNI: 1, VtepMAC: mac6 } },
     });
     const own = dual('10.244.1.0/24', 'fc00:0:0:1::/64', '192.168.1.1', 'fd77::11', 'aa:aa:aa:aa:aa:01', 'bb:bb:bb:bb:bb:01');

@@ -9,7 +9,7 @@ import type { Lease } from '../../agent/store/lease';
 import { type DeviceState, type VxlanPeer, describeAction, peersFromLeases, planVxlan } from '../../agent/backend/vxlan/plan';
 import { nftChains, nftRepair, nftTableOf } from '../../agent/firewall/rules';
 import type { Ruleset } from '../../pkg/nft/ruleset';
-import { type Prefix, bigIntToIp as formatIp, formatPrefix as formatNet, parseNetwork as parseCidr, prefixContains as netContains, prefixContainsPrefix as netContainsNet, toAddr as parseIp } from '../../pkg/ip';
+import { type Prefix, bigIntToIp, formatPrefix, parseNetwork, prefixContains, prefixContainsPrefix, toAddr } from '../../pkg/ip';
 import type { SubnetEnv } from '../../meta/flannel/subnet-env';
 
 export type Status = 'ok' | 'warn' | 'fail';
@@ -78,7 +78,7 @@ const bad = (status: 'warn' | 'fail', check: string, object: string, problem: st
 
 const envOf = (f: Facts): SubnetEnv | undefined => ('env' in f.subnetEnv ? f.subnetEnv.env : undefined);
 /** a subnet.env CIDR as its network ("10.244.1.1/24" → 10.244.1.0/24) */
-const netOf = (s: string | undefined): Prefix | undefined => (s ? parseCidr(formatNet(parseCidr(s))) : undefined);
+const netOf = (s: string | undefined): Prefix | undefined => (s ? parseNetwork(formatPrefix(parseNetwork(s))) : undefined);
 const networkOf = (f: Facts): Prefix | undefined => netOf(envOf(f)?.networks[0]);
 /** our subnet (the network, not the gateway address) from subnet.env */
 const subnetOf = (f: Facts): Prefix | undefined => netOf(envOf(f)?.subnet);
@@ -86,9 +86,9 @@ const leasesOf = (f: Facts): Lease[] | undefined => (f.leases && 'leases' in f.l
 /** our lease: the one whose subnet is subnet.env's (IPv6-only: whose IPv6 subnet is) */
 const ownLease = (f: Facts): Lease | undefined => {
   const sn = subnetOf(f);
-  if (sn) return leasesOf(f)?.find((l) => formatNet(l.subnet) === formatNet(sn));
+  if (sn) return leasesOf(f)?.find((l) => formatPrefix(l.subnet) === formatPrefix(sn));
   const sn6 = netOf(envOf(f)?.ip6Subnet);
-  return sn6 && leasesOf(f)?.find((l) => l.ipv6Subnet && formatNet(l.ipv6Subnet) === formatNet(sn6));
+  return sn6 && leasesOf(f)?.find((l) => l.ipv6Subnet && formatPrefix(l.ipv6Subnet) === formatPrefix(sn6));
 };
 
 /**
@@ -143,8 +143,8 @@ export function checkSubnetEnv(f: Facts): Finding[] {
       'restart flaxd: it acquires a lease and rewrites the file; pods added meanwhile got addresses of a subnet the node no longer owns')];
   }
   const sn6 = netOf(env.ip6Subnet);
-  if (env.subnet && sn6 && (!own.ipv6Subnet || formatNet(own.ipv6Subnet) !== formatNet(sn6))) {
-    return [bad('fail', 'subnet.env', f.subnetFile, `FLANNEL_IPV6_SUBNET=${env.ip6Subnet}, our lease's IPv6 subnet is ${own.ipv6Subnet ? formatNet(own.ipv6Subnet) : 'none'}: the file is stale`,
+  if (env.subnet && sn6 && (!own.ipv6Subnet || formatPrefix(own.ipv6Subnet) !== formatPrefix(sn6))) {
+    return [bad('fail', 'subnet.env', f.subnetFile, `FLANNEL_IPV6_SUBNET=${env.ip6Subnet}, our lease's IPv6 subnet is ${own.ipv6Subnet ? formatPrefix(own.ipv6Subnet) : 'none'}: the file is stale`,
       'restart flaxd: it rewrites the file from its lease')];
   }
   return [ok('subnet.env', f.subnetFile, `${what} ${env.subnet && sn6 ? 'are' : 'is'} our lease's (public IP ${[own.attrs.publicIP, own.attrs.publicIPv6].filter((x) => x && x !== '0.0.0.0').join(', ')}), MTU ${env.mtu}`)];
@@ -237,14 +237,14 @@ export function checkProbes(f: Facts): Finding[] {
 export function checkBridge(f: Facts): Finding[] {
   const subnet = subnetOf(f);
   // the gateway: the subnet's first address (FLANNEL_SUBNET=10.244.1.1/24)
-  const sn = subnet && `${formatIp(subnet.ip + 1n, subnet.v6)}/${subnet.prefixLen}`;
+  const sn = subnet && `${bigIntToIp(subnet.ip + 1n, subnet.v6)}/${subnet.prefixLen}`;
   const b = f.bridge;
   if (!b) return [ok('bridge', f.bridgeName, 'not created yet (the first pod ADD creates it)')];
   if (!sn) return [];
   const net = networkOf(f);
   const others = b.addrs.filter((a) => a !== sn);
   if (b.addrs.includes(sn) && !others.length) return [ok('bridge', b.name, `holds the gateway ${sn}`)];
-  const stale = others.filter((a) => !net || netContains(net, parseIp(a.split('/')[0]!).n, false));
+  const stale = others.filter((a) => !net || prefixContains(net, toAddr(a.split('/')[0]!).n, false));
   if (!stale.length) {
     return b.addrs.includes(sn) ? [ok('bridge', b.name, `holds the gateway ${sn} (and ${others.join(', ')})`)]
       : [bad('warn', 'bridge', b.name, `does not hold the gateway ${sn} yet`, 'the next pod ADD adds it')];
@@ -274,7 +274,7 @@ export function checkPodMtu(f: Facts): Finding[] {
 function checkIptForward(fw: IptForward | undefined, net: Prefix, v6: boolean, nftables: boolean | undefined): Finding[] {
   if (!fw) return [];
   const obj = `${v6 ? 'ip6tables' : 'iptables'} filter FORWARD`;
-  const n = formatNet(net);
+  const n = formatPrefix(net);
   if ('error' in fw) return [bad('warn', 'forwarding', obj, `cannot read: ${fw.error}`, '')];
   if (fw.policy === 'ACCEPT') return [ok('forwarding', obj, 'policy ACCEPT')];
   const jump = fw.forwardRules.some((r) => /-j FLANNEL-FWD\b/.test(r));
@@ -297,7 +297,7 @@ function checkNftForward(rs: Ruleset | { error: string } | undefined, net: Prefi
   const obj = `nftables ${family} ${table} chain forward`;
   if (!rs) return [];
   if ('error' in rs) return [bad('warn', 'forwarding', obj, `cannot list: ${rs.error}`, '')];
-  const n = formatNet(net);
+  const n = formatPrefix(net);
   // only the forward chain: doctor does not know --ip-masq, so the masquerade chain is not judged here
   const want = nftChains({ network: n, podCidr: n, masq: false, forward: true, v6 });
   if (!nftRepair(want, rs).chains.length) return [ok('forwarding', obj, `accepts ${n} (saddr and daddr)`)];
@@ -354,8 +354,8 @@ export function checkLeases(f: Facts): Finding[] {
     for (let j = i + 1; j < leases.length; j++) {
       const a = leases[i]!.subnet;
       const b = leases[j]!.subnet;
-      if (a.v6 === b.v6 && (netContainsNet(a, b) || netContainsNet(b, a))) {
-        out.push(bad('fail', 'leases', `${formatNet(a)} (${leases[i]!.attrs.publicIP}) and ${formatNet(b)} (${leases[j]!.attrs.publicIP})`,
+      if (a.v6 === b.v6 && (prefixContainsPrefix(a, b) || prefixContainsPrefix(b, a))) {
+        out.push(bad('fail', 'leases', `${formatPrefix(a)} (${leases[i]!.attrs.publicIP}) and ${formatPrefix(b)} (${leases[j]!.attrs.publicIP})`,
           'overlap: two nodes route the same pod addresses', 'delete the newer lease from the store and restart that node\'s flaxd'));
       }
     }

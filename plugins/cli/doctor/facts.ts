@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import type { Lease } from '../../agent/store/lease';
-import { type Prefix, formatPrefix as formatNet, parseNetwork as parseCidr, prefixContains as netContains, toAddr as parseIp } from '../../pkg/ip';
+import { type Prefix, formatPrefix, parseNetwork, prefixContains, toAddr } from '../../pkg/ip';
 import { nftTableOf } from '../../agent/firewall/rules';
 import { loadConfigs } from '../../pkg/invoke/conf';
 import { listAttachments } from '../../pkg/invoke/cache';
@@ -229,8 +229,8 @@ export async function gatherFacts(o: DoctorOptions, h: NetlinkHandle = openHandl
   return f;
 }
 
-const parseNet = (s: string) => parseCidr(s);
-const sameNet = (a: Prefix, cidr: string): boolean => formatNet(a) === formatNet(parseCidr(cidr));
+const parseNet = (s: string) => parseNetwork(s);
+const sameNet = (a: Prefix, cidr: string): boolean => formatPrefix(a) === formatPrefix(parseNetwork(cidr));
 
 /** `<bin> -S FORWARD` and `-S FLANNEL-FWD`; undefined when the tool is not installed. */
 async function iptForward(bin: 'iptables' | 'ip6tables'): Promise<IptForward | undefined> {
@@ -242,6 +242,6 @@ async function iptForward(bin: 'iptables' | 'ip6tables'): Promise<IptForward | u
   const ff = await spawnRunner(bin, ['-w', '-t', 'filter', '-S', 'FLANNEL-FWD']);
   return { policy, forwardRules: lines.filter((l) => l.startsWith('-A ')), flannelFwd: ff.code === 0 ? ff.stdout.split('\n').filter((l) => l.startsWith('-A ')) : [] };
 }
-const inNet = (net: ReturnType<typeof parseCidr>, cidr: string): boolean => {
-  try { const a = parseIp(cidr.split('/')[0]!); return netContains(net, a.n, a.v6); } catch { return false; }
+const inNet = (net: ReturnType<typeof parseNetwork>, cidr: string): boolean => {
+  try { const a = toAddr(cidr.split('/')[0]!); return prefixContains(net, a.n, a.v6); } catch { return false; }
 };

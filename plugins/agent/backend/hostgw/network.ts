@@ -10,7 +10,7 @@
 import { AF_INET, AF_INET6, type NetlinkHandle } from '../../../pkg/netlink';
 import { type Lease, type LeaseEvent, leaseSubnets } from '../../store/lease';
 import { type Logger } from '../../log';
-import { type Prefix, maskOf, parseNetwork as parseCidr } from '../../../pkg/ip';
+import { type Prefix, maskOf, parseNetwork } from '../../../pkg/ip';
 import { type RoutePeer, type RouteAction, hostGwPeers, planRoutes } from './plan';
 import { applyRoutePlan, type Outcome, retryKernel } from '../kernel-batch';
 import { planRoutesDelta } from '../delta';
@@ -33,7 +33,7 @@ export class DirectRoutes {
   async prefixes(): Promise<Prefix[]> {
     const addrs = await retryKernel(() => this.h.addrList(this.ext.index, this.network.v6 ? AF_INET6 : AF_INET));
     return (this.last = addrs.filter((a) => a.scope === 0).map((a) => {
-      const n = parseCidr(a.cidr);
+      const n = parseNetwork(a.cidr);
       return { ...n, ip: n.ip & maskOf(n.prefixLen, n.v6) };
     }));
   }

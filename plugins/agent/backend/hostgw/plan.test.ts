@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { type Lease } from '../../store/lease';
-import { parseNetwork as parseCidr } from '../../../pkg/ip';
+import { parseNetwork } from '../../../pkg/ip';
 import { hostGwPeers, isOnLink, planRoutes } from './plan';
 
-const net = parseCidr('10.244.0.0/16');
-const onlink = [parseCidr('192.168.77.0/24')];
-const lease = (sn: string, ip: string, backendType = 'host-gw'): Lease => ({ subnet: parseCidr(sn), attrs: { publicIP: ip, publicIPv6: null, backendType }, expiration: null });
+const net = parseNetwork('10.244.0.0/16');
+const onlink = [parseNetwork('192.168.77.0/24')];
+const lease = (sn: string, ip: string, backendType = 'host-gw'): Lease => ({ subnet: parseNetwork(sn), attrs: { publicIP: ip, publicIPv6: null, backendType }, expiration: null });
 
 describe('host-gw plan', () => {
   it('on-link: inside a prefix of the external interface', () => {

@@ -8,7 +8,7 @@
  */
 import { type Lease } from '../../store/lease';
 import { routeInNetwork } from '../vxlan/plan';
-import { type Prefix, formatPrefix as formatNet, isEmptyPrefix as isEmptyNet, prefixContains as netContains, toAddr as parseIp } from '../../../pkg/ip';
+import { type Prefix, formatPrefix, isEmptyPrefix, prefixContains, toAddr } from '../../../pkg/ip';
 
 /** One peer reached by a direct route. */
 export interface RoutePeer {
@@ -24,11 +24,11 @@ export type RouteAction = { op: 'routeReplace'; dst: string; gw: string } | { op
 export function isOnLink(ip: string, prefixes: readonly Prefix[]): boolean {
   let a: { v6: boolean; n: bigint };
   try {
-    a = parseIp(ip);
+    a = toAddr(ip);
   } catch {
     return false;
   }
-  return prefixes.some((p) => p.v6 === a.v6 && netContains(p, a.n, a.v6));
+  return prefixes.some((p) => p.v6 === a.v6 && prefixContains(p, a.n, a.v6));
 }
 
 /**
@@ -44,10 +44,10 @@ export function hostGwPeers(leases: readonly Lease[], network: Prefix, prefixes:
     const pub = (v6 ? l.attrs.publicIPv6 : l.attrs.publicIP) ?? '';
     const sn = v6 ? l.ipv6Subnet : l.subnet;
     if (l.attrs.backendType !== 'host-gw') skipped.push({ lease: l, reason: `backend type ${JSON.stringify(l.attrs.backendType)} is not host-gw` });
-    else if (!sn || isEmptyNet(sn)) skipped.push({ lease: l, reason: `it has no IPv${v6 ? 6 : 4} subnet` });
-    else if (sn.v6 !== v6 || sn.prefixLen < network.prefixLen || !netContains(network, sn.ip)) skipped.push({ lease: l, reason: `subnet ${formatNet(sn)} is outside the network ${formatNet(network)}` });
+    else if (!sn || isEmptyPrefix(sn)) skipped.push({ lease: l, reason: `it has no IPv${v6 ? 6 : 4} subnet` });
+    else if (sn.v6 !== v6 || sn.prefixLen < network.prefixLen || !prefixContains(network, sn.ip)) skipped.push({ lease: l, reason: `subnet ${formatPrefix(sn)} is outside the network ${formatPrefix(network)}` });
     else if (!isOnLink(pub, prefixes)) skipped.push({ lease: l, reason: `public IP${v6 ? 'v6' : ''} ${pub || '(none)'} is not on-link on ${extName} (host-gw needs every node on one L2 network; use vxlan)` });
-    else peers.push({ subnet: formatNet(sn), gw: pub });
+    else peers.push({ subnet: formatPrefix(sn), gw: pub });
   }
   return { peers, skipped };
 }

@@ -11,7 +11,7 @@
  */
 import { type Link, type NetlinkHandle, type VxlanSpec, isExists, isNotFound, AF_INET, AF_INET6 } from '../../../pkg/netlink';
 import { writeSysctl } from '../../../pkg/ns';
-import { type Prefix, bigIntToIp as formatIp, prefixContains as netContains, toAddr as parseIp } from '../../../pkg/ip';
+import { type Prefix, bigIntToIp, prefixContains, toAddr } from '../../../pkg/ip';
 import { type Logger } from '../../log';
 
 export const VXLAN_OVERHEAD = 50;
@@ -101,7 +101,7 @@ export async function ensureVxlanDevice(h: NetlinkHandle, want: VxlanDeviceWant,
  */
 export async function configureVxlanDevice(h: NetlinkHandle, link: Link, subnet: Prefix, network: Prefix, log: Logger): Promise<void> {
   const v6 = subnet.v6;
-  const want = `${formatIp(subnet.ip, v6)}/${v6 ? 128 : 32}`;
+  const want = `${bigIntToIp(subnet.ip, v6)}/${v6 ? 128 : 32}`;
   const addrs = await h.addrList(link.index, v6 ? AF_INET6 : AF_INET);
   let have = false;
   for (const a of addrs) {
@@ -109,8 +109,8 @@ export async function configureVxlanDevice(h: NetlinkHandle, link: Link, subnet:
       have = true;
       continue;
     }
-    const ip = parseIp(a.address);
-    if (netContains(network, ip.n, ip.v6)) {
+    const ip = toAddr(a.address);
+    if (prefixContains(network, ip.n, ip.v6)) {
       log.info(`${link.name}: removing stale address ${a.cidr}`);
       try {
         await h.addrDel(link.index, a.cidr);

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { type Lease, vxlanBackendData } from '../../store/lease';
-import { parseNetwork as parseCidr } from '../../../pkg/ip';
+import { parseNetwork } from '../../../pkg/ip';
 import { type DeviceState, peersFromLeases, planVxlan, type VxlanPeer } from './plan';
 
-const NET = parseCidr('10.244.0.0/16');
+const NET = parseNetwork('10.244.0.0/16');
 const peer = (i: number, mac = `02:00:00:00:00:0${i}`): VxlanPeer => ({ subnet: `10.244.${i}.0/24`, gateway: `10.244.${i}.0`, vtepMAC: mac, publicIP: `192.168.0.${i}` });
 const empty = (): DeviceState => ({ neighs: [], fdb: [], routes: [] });
 /** the kernel state after programming the peers */
@@ -75,7 +75,7 @@ describe('planVxlan', () => {
 });
 
 describe('peersFromLeases', () => {
-  const lease = (sn: string, bt: string, data: unknown): Lease => ({ subnet: parseCidr(sn), attrs: { publicIP: '192.168.0.9', publicIPv6: null, backendType: bt, backendData: data }, expiration: null });
+  const lease = (sn: string, bt: string, data: unknown): Lease => ({ subnet: parseNetwork(sn), attrs: { publicIP: '192.168.0.9', publicIPv6: null, backendType: bt, backendData: data }, expiration: null });
   it('keeps vxlan leases inside the network and says why the others are skipped', () => {
     const { peers, skipped } = peersFromLeases([
       lease('10.244.9.0/24', 'vxlan', vxlanBackendData({ vni: 1, vtepMAC: '02:00:00:00:00:09' })),

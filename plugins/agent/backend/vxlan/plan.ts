@@ -13,7 +13,7 @@
  * routes to a gateway it would have to ARP for.
  */
 import { type Lease, parseVxlanBackendData } from '../../store/lease';
-import { type Prefix, bigIntToIp as formatIp, formatPrefix as formatNet, isEmptyPrefix as isEmptyNet, parseNetwork as parseCidr, prefixContains as netContains, toAddr as parseIp } from '../../../pkg/ip';
+import { type Prefix, bigIntToIp, formatPrefix, isEmptyPrefix, parseNetwork, prefixContains, toAddr } from '../../../pkg/ip';
 
 export const ZERO_MAC = '00:00:00:00:00:00';
 
@@ -69,12 +69,12 @@ export function peersFromLeases(leases: readonly Lease[], network: Prefix): { pe
       continue;
     }
     const sn = v6 ? l.ipv6Subnet : l.subnet;
-    if (!sn || isEmptyNet(sn)) {
+    if (!sn || isEmptyPrefix(sn)) {
       skipped.push({ lease: l, reason: `it has no IPv${v6 ? 6 : 4} subnet` });
       continue;
     }
-    if (sn.v6 !== v6 || sn.prefixLen < network.prefixLen || !netContains(network, sn.ip)) {
-      skipped.push({ lease: l, reason: `subnet ${formatNet(sn)} is outside the network ${formatNet(network)}` });
+    if (sn.v6 !== v6 || sn.prefixLen < network.prefixLen || !prefixContains(network, sn.ip)) {
+      skipped.push({ lease: l, reason: `subnet ${formatPrefix(sn)} is outside the network ${formatPrefix(network)}` });
       continue;
     }
     const bd = parseVxlanBackendData(v6 ? l.attrs.backendV6Data : l.attrs.backendData);
@@ -87,7 +87,7 @@ export function peersFromLeases(leases: readonly Lease[], network: Prefix): { pe
       skipped.push({ lease: l, reason: 'it has no PublicIPv6' });
       continue;
     }
-    peers.push({ subnet: formatNet(sn), gateway: formatIp(sn.ip, v6), vtepMAC: bd.vtepMAC, publicIP });
+    peers.push({ subnet: formatPrefix(sn), gateway: bigIntToIp(sn.ip, v6), vtepMAC: bd.vtepMAC, publicIP });
   }
   return { peers, skipped };
 }
@@ -95,8 +95,8 @@ export function peersFromLeases(leases: readonly Lease[], network: Prefix): { pe
 /** An address in the Network (a peer VTEP's neighbour entry is one). */
 export const inNetwork = (network: Prefix, ip: string): boolean => {
   try {
-    const a = parseIp(ip);
-    return netContains(network, a.n, a.v6);
+    const a = toAddr(ip);
+    return prefixContains(network, a.n, a.v6);
   } catch {
     return false;
   }
@@ -104,8 +104,8 @@ export const inNetwork = (network: Prefix, ip: string): boolean => {
 /** A route to a part of the Network (what a backend may remove when no lease wants it). */
 export const routeInNetwork = (network: Prefix, dst: string): boolean => {
   try {
-    const d = parseCidr(dst);
-    return d.v6 === network.v6 && d.prefixLen >= network.prefixLen && netContains(network, d.ip);
+    const d = parseNetwork(dst);
+    return d.v6 === network.v6 && d.prefixLen >= network.prefixLen && prefixContains(network, d.ip);
   } catch {
     return false;
   }
