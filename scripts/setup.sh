@@ -33,6 +33,7 @@ npm ci --no-fund --no-audit
 # The peers `npm test` runs against (issue 22; test/cluster/ minus kube.test.ts): the reference
 # plugins v1.10.0, cnitool and flanneld, built with Go from the module proxy into
 # ${FLAX_PEERS:-/var/cache/flax-peers} (a few minutes the first time; a no-op once cached). A peer that
-# cannot be built is named and its tests skip saying so. Kubernetes (`npm run test:cluster`) is built
-# by that command itself.
+# cannot be built is named and its tests skip saying so. Kubernetes and flannel's CNI plugin (the
+# real-cluster test, the last part of `npm test` and `npm run test:cluster`) are built by
+# scripts/run-cluster.mjs before it runs (~20 min the first time), and a peer missing there fails.
 bash scripts/peers.sh plugins cnitool flanneld || echo "setup: some peers were not built (see above): their tests skip"
