@@ -161,11 +161,12 @@ export class WorkerPool<J extends PoolJob> {
 
   #pump(): void {
     while (this.#queue.length) {
-      // a call goes to a started worker only: the first one free takes it (a worker's start costs
-      // tens of ms of CPU, more than most calls; issue 24); one more starts at a time while calls wait
+      // a call goes to a started worker only: the first one free takes it, not one still starting
+      // (a worker's start takes tens of ms, more than most calls; issue 24); a worker starts for each call that waits
       const slot = this.#slots.find((s) => s.started && !s.job);
       if (!slot) {
-        if (!this.#closing && this.#slots.length < this.o.maxWorkers && this.#slots.every((s) => s.started)) this.#spawn();
+        let starting = this.#slots.filter((s) => !s.started).length;
+        for (; !this.#closing && this.#slots.length < this.o.maxWorkers && starting < this.#queue.length; starting++) this.#spawn();
         break;
       }
       const job = this.#queue.shift()!;
