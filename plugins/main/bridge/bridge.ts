@@ -32,7 +32,7 @@ import { assembleResult, calcGateways } from './result';
 import { cmdCheck } from './check';
 import {
   configureBridge, configureContainer, configurePort, createVeth, ctx, enableForwarding, ensureAddr, ensureBridge,
-  ensureVlanInterface, ignoreNotFound, internal, masqBackend, otherPorts,
+  ensureVlanInterface, ignoreNotFound, internal, masqBackend, otherPorts, deleteLinkUnlisted,
 } from './links';
 
 export interface BridgeDeps {
@@ -209,7 +209,7 @@ async function cmdDel(a: CmdArgs, deps: BridgeDeps): Promise<void> {
       try {
         await ctx(`failed to delete "${a.ifname}"`, async () => {
           using h = openHandleAt(ns!);
-          await h.linkDelByName(a.ifname);
+          await deleteLinkUnlisted(h, ns!, a.ifname);
         });
       } catch (e) {
         errors.push(e);
