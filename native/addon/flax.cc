@@ -11,6 +11,9 @@
 #include <sched.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/socket.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -69,6 +72,77 @@ Napi::Value SetNs(const Napi::CallbackInfo& info) {
   if (!ArgInt(info, 0, &fd) || !ArgInt(info, 1, &type)) return info.Env().Undefined();
   if (setns(fd, type) != 0) return ThrowErrno(info.Env(), errno, "setns");
   return info.Env().Undefined();
+}
+
+// linkDelAsync(netnsFd, ifindex): RTM_DELLINK of the link in that netns, sent from a thread of libuv's pool;
+// resolves with the kernel's errno (0: deleted). The kernel unlists the link early in the request, then
+// waits (RCU grace periods, references: ~10 ms) before it answers: the caller need not wait on its own
+// thread (issue 24: the bridge's DEL). The socket is made in the netns here, on the calling thread.
+class LinkDelWorker : public Napi::AsyncWorker {
+ public:
+  LinkDelWorker(Napi::Env env, int sock, int index) : Napi::AsyncWorker(env), sock_(sock), index_(index), deferred_(Napi::Promise::Deferred::New(env)) {}
+  ~LinkDelWorker() override { close(sock_); }
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Execute() override {
+    struct {
+      struct nlmsghdr nh;
+      struct ifinfomsg ifi;
+    } req = {};
+    req.nh.nlmsg_len = sizeof(req);
+    req.nh.nlmsg_type = RTM_DELLINK;
+    req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+    req.nh.nlmsg_seq = 1;
+    req.ifi.ifi_family = AF_UNSPEC;
+    req.ifi.ifi_index = index_;
+    struct sockaddr_nl kernel = {};
+    kernel.nl_family = AF_NETLINK;
+    if (sendto(sock_, &req, sizeof(req), 0, reinterpret_cast<sockaddr*>(&kernel), sizeof(kernel)) < 0) {
+      err_ = errno;
+      return;
+    }
+    char buf[8192];
+    for (;;) {
+      ssize_t n = recv(sock_, buf, sizeof(buf), 0);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        err_ = errno;
+        return;
+      }
+      for (struct nlmsghdr* h = reinterpret_cast<struct nlmsghdr*>(buf); NLMSG_OK(h, static_cast<size_t>(n)); h = NLMSG_NEXT(h, n)) {
+        if (h->nlmsg_type == NLMSG_ERROR && h->nlmsg_seq == 1) {
+          err_ = -reinterpret_cast<struct nlmsgerr*>(NLMSG_DATA(h))->error;
+          return;
+        }
+      }
+    }
+  }
+  void OnOK() override { deferred_.Resolve(Napi::Number::New(Env(), err_)); }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  int sock_, index_, err_ = 0;
+  Napi::Promise::Deferred deferred_;
+};
+
+Napi::Value LinkDelAsync(const Napi::CallbackInfo& info) {
+  int nsFd, index;
+  if (!ArgInt(info, 0, &nsFd) || !ArgInt(info, 1, &index)) return info.Env().Undefined();
+  int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (self < 0) return ThrowErrno(info.Env(), errno, "open /proc/thread-self/ns/net");
+  if (setns(nsFd, CLONE_NEWNET) != 0) {
+    int e = errno;
+    close(self);
+    return ThrowErrno(info.Env(), e, "setns");
+  }
+  int sock = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  int e = errno;
+  if (setns(self, CLONE_NEWNET) != 0) abort();  // this thread must never stay in the pod's netns
+  close(self);
+  if (sock < 0) return ThrowErrno(info.Env(), e, "socket(AF_NETLINK)");
+  auto* w = new LinkDelWorker(info.Env(), sock, index);
+  Napi::Promise p = w->Promise();
+  w->Queue();
+  return p;
 }
 
 // nsType(fd): CLONE_NEW* value of the namespace behind fd (ioctl NS_GET_NSTYPE).
@@ -262,6 +336,7 @@ Napi::Value LowMemoryNotification(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setns", Napi::Function::New(env, SetNs, "setns"));
   exports.Set("nsType", Napi::Function::New(env, NsType, "nsType"));
+  exports.Set("linkDelAsync", Napi::Function::New(env, LinkDelAsync, "linkDelAsync"));
   exports.Set("fsMagic", Napi::Function::New(env, FsMagic, "fsMagic"));
   exports.Set("createNetns", Napi::Function::New(env, CreateNetns, "createNetns"));
   exports.Set("removeNetns", Napi::Function::New(env, RemoveNetns, "removeNetns"));

@@ -35,7 +35,8 @@
  *    --gc-interval 0` from beside its real path, detached in its own session
  *    (stdin /dev/null, stdout and stderr appended to
  *    /var/log/flax/cni-server.log), waits for it to answer (at most
- *    AUTOSTART_WAIT_MS, or $FLAX_CNI_SERVER_WAIT_MS), then sends the call; if it does not come up, the
+ *    AUTOSTART_WAIT_MS, or $FLAX_CNI_SERVER_WAIT_MS; woken by inotify when the
+ *    socket appears), then sends the call; if it does not come up, the
  *    standalone plugin runs as without a server. `<socket>.autostart` (flock)
  *    makes concurrent first calls start one server: the others wait for that
  *    start and then connect; a server that holds `<socket>.lock` (starting,
@@ -59,6 +60,8 @@
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <sys/inotify.h>
+#include <poll.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -419,6 +422,18 @@ static int autostart(const struct sockaddr_un *a, const char *sock) {
   long wait_ms = w && *w ? atol(w) : AUTOSTART_WAIT_MS;
   struct timespec t0, t;
   clock_gettime(CLOCK_MONOTONIC, &t0);
+  /* woken as soon as the socket appears (flaxd binds <sock>.tmp-<pid> and renames it over <sock>); the poll's timeout
+     is only a fallback (no inotify, a socket bound in place) */
+  char dir[PATH_MAX];
+  snprintf(dir, sizeof(dir), "%s", sock);
+  char *slash = strrchr(dir, '/');
+  if (slash == dir) slash[1] = '\0';
+  else if (slash) *slash = '\0';
+  int ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+  if (ifd >= 0 && inotify_add_watch(ifd, slash ? dir : ".", IN_CREATE | IN_MOVED_TO) < 0) {
+    close(ifd);
+    ifd = -1;
+  }
   long step_us = 2000;
   for (;;) {
     fd = try_connect(a);
@@ -430,9 +445,18 @@ static int autostart(const struct sockaddr_un *a, const char *sock) {
     if (child > 0 && waitpid(child, NULL, WNOHANG) == child) break; /* it exited: it will not come up */
     clock_gettime(CLOCK_MONOTONIC, &t);
     if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >= wait_ms) break;
-    usleep(step_us);
+    if (ifd >= 0) {
+      struct pollfd pfd = {.fd = ifd, .events = POLLIN};
+      if (poll(&pfd, 1, (int)(step_us / 1000)) > 0) {
+        char ev[4096];
+        while (read(ifd, ev, sizeof(ev)) > 0) { /* drained: any entry made in the directory is worth a connect */ }
+      }
+    } else {
+      usleep(step_us);
+    }
     if (step_us < 20000) step_us += step_us / 2;
   }
+  if (ifd >= 0) close(ifd);
   /* a start of ours that did not come up is remembered; one that did clears it */
   if (ok || child != 0) {
     char rec[32];

@@ -71,25 +71,34 @@ function handedBackCounter(C: typeof Counter, registers: AgentMetrics['registry'
  * Starts the server on o.cniSocket; undefined when turned off, or when
  * another live server holds the socket and `required` is false (logged).
  */
-export async function startAgentCniServer(o: AgentOptions, log: Logger, metrics: AgentMetrics, required: boolean): Promise<CniServer | undefined> {
+export async function startAgentCniServer(o: AgentOptions, log: Logger, metrics: AgentMetrics | (() => Promise<AgentMetrics>), required: boolean): Promise<CniServer | undefined> {
   if (!o.cniSocket) {
     log.info('cni server: off (--cni-socket \'\'): plugin clients run the standalone plugins');
     return undefined;
   }
   let srv: CniServer | undefined;
-  const m = await cniMetrics(metrics, () => srv);
+  let m: CniMetrics | undefined;
   try {
-    srv = await startCniServer({
+    // the server's first worker starts (and its socket listens) before the metrics load (prom-client: a
+    // function of metrics is called then): an auto-started server's first call waits for that worker (issue 24)
+    const starting = startCniServer({
       socket: o.cniSocket,
       listenFd: takeListenFd(),
       log: (msg) => log.info(msg),
       onCall(plugin, verb, seconds, code) {
+        if (!m) return;
         const labels = { plugin: plugin.slice(0, 64), verb: verbLabel(verb) };
         m.duration.observe(labels, seconds);
         if (code !== 0) m.errors.inc(labels);
       },
-      onHandBack: (reason) => m.handedBack.inc({ reason }),
+      onHandBack: (reason) => m?.handedBack.inc({ reason }),
     });
+    starting.catch(() => {}); // awaited below, after the metrics
+    try {
+      m = await cniMetrics(typeof metrics === 'function' ? await metrics() : metrics, () => srv);
+    } finally {
+      srv = await starting;
+    }
   } catch (e) {
     if (!(e instanceof CniSocketBusyError)) throw new ConfigError(`--cni-socket ${o.cniSocket}: ${(e as Error).message}`);
     if (required) throw new ConfigError(`--cni-socket: ${e.message}; one CNI server per socket`);
@@ -150,14 +159,16 @@ function untilSignal(log: Logger): Promise<number> {
 
 /** `flaxd --no-overlay`: the CNI server, the sweeper and /healthz + /metrics until a signal. */
 export async function runCniOnly(o: AgentOptions, log: Logger): Promise<number> {
-  const metrics = await AgentMetrics.create();
-  const sweeper = new NodeSweeper(sweeperOptions(o), log, metrics);
+  let metrics: AgentMetrics | undefined;
+  const loadMetrics = async () => (metrics ??= await AgentMetrics.create());
+  let sweeper: NodeSweeper | undefined;
   let srv: CniServer | undefined;
   let healthz: import('node:http').Server | undefined;
   const stop = untilSignal(log);
   try {
-    if (o.healthzPort > 0) healthz = await startHealthServer({ ip: o.healthzIp, port: o.healthzPort, metrics, ready: () => srv !== undefined || !o.cniSocket });
-    srv = await startAgentCniServer(o, log, metrics, true);
+    if (o.healthzPort > 0) healthz = await startHealthServer({ ip: o.healthzIp, port: o.healthzPort, metrics: await loadMetrics(), ready: () => srv !== undefined || !o.cniSocket });
+    srv = await startAgentCniServer(o, log, loadMetrics, true);
+    sweeper = new NodeSweeper(sweeperOptions(o), log, await loadMetrics());
     sweeper.start();
     log.info(`no overlay: ${srv ? `CNI server on ${srv.socket}` : 'no CNI server'}, sweeper ${o.gcInterval > 0 ? `every ${o.gcInterval} s` : 'off'}; running${srv && o.idleExit ? ` until ${o.idleExit / 1000} s without a call (--idle-exit)` : ''}`);
     const idle = srv && o.idleExit > 0 ? untilIdle(srv, o.idleExit) : undefined;
@@ -166,7 +177,7 @@ export async function runCniOnly(o: AgentOptions, log: Logger): Promise<number> 
     if (why === 'idle') log.info(`cni server: no call for ${o.idleExit / 1000} s (--idle-exit): exiting`);
     return 0;
   } finally {
-    await sweeper.stop();
+    await sweeper?.stop();
     await closeServer(srv, log);
     healthz?.close();
     healthz?.closeAllConnections();

@@ -37,6 +37,12 @@ export interface NativeConstants {
 export interface FlaxNative {
   /** setns(2) for the calling (JS main) thread only. */
   setns(fd: number, nstype: number): void;
+  /**
+   * RTM_DELLINK of link `index` in the netns behind `netnsFd`, sent from a thread of libuv's pool; resolves
+   * with the kernel's errno (0: deleted). The link is unlisted long before the kernel answers (issue 24).
+   * Absent from an addon built before it.
+   */
+  linkDelAsync?(netnsFd: number, index: number): Promise<number>;
   /** CLONE_NEW* type of the namespace behind fd (ioctl NS_GET_NSTYPE). */
   nsType(fd: number): number;
   /** statfs(2) f_type of the filesystem holding fd. */

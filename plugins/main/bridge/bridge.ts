@@ -32,7 +32,7 @@ import { cmdCheck } from './check';
 import { type BridgeDeps, ipamExec } from './deps';
 import {
   configureBridge, configureContainer, configurePort, createVeth, ctx, enableForwarding, ensureAddr, ensureBridge,
-  ensureVlanInterface, ignoreNotFound, internal, masqBackend, otherPorts,
+  ensureVlanInterface, ignoreNotFound, internal, masqBackend, otherPorts, deleteLinkUnlisted,
 } from './links';
 
 /** ADD steps, in order (the names the fault seam and FLAX_FAULT_INJECT use). */
@@ -197,7 +197,7 @@ async function cmdDel(a: CmdArgs, deps: BridgeDeps): Promise<void> {
       try {
         await ctx(`failed to delete "${a.ifname}"`, async () => {
           using h = openHandleAt(ns!);
-          await h.linkDelByName(a.ifname);
+          await deleteLinkUnlisted(h, ns!, a.ifname);
         });
       } catch (e) {
         errors.push(e);

@@ -9,13 +9,14 @@ import { CniError, ErrCode } from '../../pkg/cni/errors';
 import type { IPConfig, Route } from '../../pkg/cni/types';
 import { type Prefix, formatPrefix, parsePrefix, prefixContainsIP, prefixIP, randomMac, ZERO_MAC } from '../../pkg/ip';
 import {
-  AF_INET, AF_INET6, ExistsError, LinkNotFoundError, NetlinkError, NotSupportedError,
+  AF_INET, AF_INET6, ERRNO, errorFromErrno, ExistsError, LinkNotFoundError, NetlinkError, NotSupportedError,
   type Link, type NetlinkHandle,
 } from '../../pkg/netlink';
 import { readSysctl, trySysctl, withNetns, writeSysctl, type NetNS } from '../../pkg/ns';
 import type { FirewallDeps, MasqBackend } from '../../pkg/nft';
 import { log } from '../../pkg/log';
 import type { Rollback } from '../../pkg/rollback';
+import { native } from '../../pkg/native';
 import type { ResolvedConf } from './config';
 import { applyVlanOps, portVlanOps } from './vlan';
 
@@ -295,3 +296,31 @@ export function masqBackend(n: ResolvedConf, fw: FirewallDeps): MasqBackend {
   return fw.has('nft') || !fw.has('iptables') ? 'nftables' : 'iptables';
 }
 
+
+/**
+ * DEL's device removal: deletes `name` in `ns` and returns once the link is
+ * gone from the netns (it and its veth peer are unlisted, their addresses
+ * and routes gone), or the kernel refused the deletion (thrown). The kernel
+ * unlists a link early in an RTM_DELLINK, then waits for RCU grace periods
+ * and references (~10 ms) before it answers; that wait runs on a thread of
+ * libuv's pool (the addon's linkDelAsync) while this call goes on (issue
+ * 24). Returns false when there was no such link. An addon without
+ * linkDelAsync: the plain, waited-for delete.
+ */
+export async function deleteLinkUnlisted(h: NetlinkHandle, ns: NetNS, name: string): Promise<boolean> {
+  const n = native();
+  if (!n.linkDelAsync) return h.linkDelByName(name);
+  const l = await h.linkByNameOrNull(name);
+  if (!l) return false;
+  let errno: number | undefined;
+  const answered = n.linkDelAsync(ns.fd, l.index).then((e) => { errno = e; });
+  for (;;) {
+    await Promise.race([answered, new Promise((r) => setTimeout(r, 1))]);
+    if (errno === ERRNO.ENODEV) return false; // deleted meanwhile by someone else
+    if (errno !== undefined) {
+      if (errno !== 0) throw errorFromErrno(errno, `linkDel ${name}`);
+      return true;
+    }
+    if (!(await h.linkByIndexOrNull(l.index))) return true;
+  }
+}

@@ -37,6 +37,8 @@ export interface PoolOptions<J extends PoolJob> {
 interface Slot<J> {
   worker: Worker;
   ready: Promise<void>;
+  /** ready resolved: it takes calls */
+  started?: boolean;
   job?: J;
   /** performance.now() when it last finished a job */
   idleSince: number;
@@ -119,7 +121,18 @@ export class WorkerPool<J extends PoolJob> {
     const slot: Slot<J> = { worker, ready: Promise.resolve(), idleSince: performance.now() };
     slot.ready = new Promise((resolve, reject) => {
       worker.once('error', reject);
+      worker.once('exit', (code) => reject(new Error(`worker exited with code ${code} before it was ready`)));
       worker.once('message', (m: { ready?: boolean }) => (m.ready ? resolve() : reject(new Error('worker did not start'))));
+    });
+    slot.ready.then(() => {
+      slot.started = true;
+      this.#pump();
+    }, (e: Error) => {
+      // one queued call fails per start that fails (a worker that can never start does not spin)
+      const job = this.#queue.shift();
+      if (job) this.o.onLost(job, `worker start failed: ${e.message}`, false);
+      worker.terminate().catch(() => {});
+      this.o.log(`cni server: worker start failed: ${e.message}`);
     });
     worker.on('message', (m: WorkerReply & { ready?: boolean }) => {
       if (m.ready || !slot.job || slot.job.msg.id !== m.id) return;
@@ -148,20 +161,17 @@ export class WorkerPool<J extends PoolJob> {
 
   #pump(): void {
     while (this.#queue.length) {
-      let slot = this.#slots.find((s) => !s.job);
+      // a call goes to a started worker only: the first one free takes it, not one still starting
+      // (a worker's start takes tens of ms, more than most calls; issue 24); a worker starts for each call that waits
+      const slot = this.#slots.find((s) => s.started && !s.job);
       if (!slot) {
-        if (this.#closing || this.#slots.length >= this.o.maxWorkers) break;
-        slot = this.#spawn();
+        let starting = this.#slots.filter((s) => !s.started).length;
+        for (; !this.#closing && this.#slots.length < this.o.maxWorkers && starting < this.#queue.length; starting++) this.#spawn();
+        break;
       }
       const job = this.#queue.shift()!;
       slot.job = job;
-      const s = slot;
-      s.ready.then(() => {
-        if (s.job === job) s.worker.postMessage(job.msg);
-      }, (e: Error) => {
-        if (s.job === job) s.worker.terminate().catch(() => {});
-        this.o.log(`cni server: worker start failed: ${e.message}`);
-      });
+      slot.worker.postMessage(job.msg);
     }
     if (this.#closing && !this.inFlight()) this.onDrained?.();
   }

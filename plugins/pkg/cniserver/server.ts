@@ -217,6 +217,13 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
   };
   const snapshot = (): CniServerStats => ({ ...structuredClone(stats), workers: pool.size });
 
+  /** until the first worker is ready: a call that cannot be served then goes back to its client's standalone plugin */
+  let starting = true;
+  const handBack = (job: Job) => {
+    n.cniReply(job.req.conn, Buffer.alloc(0), Buffer.alloc(0), RUN_STANDALONE);
+    for (const fd of job.req.fds) closeQuietly(fd);
+  };
+
   canEnterNetns(n);
   checkSocketPath(socket);
   mkdirSync(path.dirname(socket), { recursive: true, mode: 0o755 });
@@ -230,6 +237,7 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
     youngMb: opts.workerYoungMb ?? 3,
     onReply: (job, m) => (m.deferred !== undefined ? deferred(job, m.deferred, m.reason ?? 'mount_namespace') : finish(job, m.exitCode)),
     onLost(job, why, answered) {
+      if (starting) return handBack(job); // the first worker did not start (the start fails, below)
       log(`cni server: worker failed during ${job.req.name} ${job.verb}: ${why}`);
       if (answered) return finish(job, 0); // it answered (and cniReply closed the conn), then died
       const res = errorResponse(new CniError(ErrCode.Internal, `flax CNI server: the worker running this call failed: ${why}`), job.msg.stdin as Buffer);
@@ -241,19 +249,36 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
     },
   });
   let lfd: number;
+  let handle: NativeCniServer | undefined;
   try {
-    await pool.ready();
+    // a socket of our own listens as soon as it is bound (issue 24: a client that started this server waits on
+    // it): calls that come before the first worker is ready wait for it in the pool's queue
+    if (opts.listenFd !== undefined) await pool.ready();
     checkSocketPath(socket); // again: the bind renames over the path
     lfd = opts.listenFd !== undefined ? n.cniAdoptListener(opts.listenFd, socket) : n.cniListen(socket, opts.mode ?? 0o600);
+    if (opts.listenFd === undefined) {
+      handle = n.cniServe(lfd, onRequest, false);
+      await pool.ready();
+    }
   } catch (e) {
+    if (handle) {
+      // the first worker did not start: the socket goes first (new calls run the standalone plugin), and the
+      // calls accepted meanwhile are handed back to their clients' standalone plugins (nothing was done)
+      try {
+        unlinkSync(socket);
+      } catch { /* gone */ }
+      n.cniStop(handle);
+      for (const job of pool.takeQueued()) handBack(job);
+    }
     pool.close();
     lock.remove(); // a failed start leaves no lock file behind
     await Promise.all(pool.terminate());
     if (isErrno(e, 'EADDRINUSE')) throw new CniSocketBusyError(`${socket}: another CNI server answers on it`);
     throw e;
   }
+  starting = false;
   const ino = lstatSync(socket).ino;
-  const handle: NativeCniServer = n.cniServe(lfd, onRequest, opts.listenFd !== undefined);
+  handle ??= n.cniServe(lfd, onRequest, true);
   log(`cni server: listening on ${socket} with ${pool.size} workers`);
 
   let snapshots = 0;
