@@ -149,7 +149,7 @@ function untilSignal(log: Logger): Promise<number> {
 }
 
 /** `flaxd --no-overlay`: the CNI server, the sweeper and /healthz + /metrics until a signal. */
-export async function runCniOnly(o: AgentOptions, log: Logger): Promise<number> {
+export async function runCniOnly(o: AgentOptions, log: Logger, afterStart?: () => void): Promise<number> {
   const metrics = await AgentMetrics.create();
   const sweeper = new NodeSweeper(sweeperOptions(o), log, metrics);
   let srv: CniServer | undefined;
@@ -160,6 +160,7 @@ export async function runCniOnly(o: AgentOptions, log: Logger): Promise<number> 
     srv = await startAgentCniServer(o, log, metrics, true);
     sweeper.start();
     log.info(`no overlay: ${srv ? `CNI server on ${srv.socket}` : 'no CNI server'}, sweeper ${o.gcInterval > 0 ? `every ${o.gcInterval} s` : 'off'}; running${srv && o.idleExit ? ` until ${o.idleExit / 1000} s without a call (--idle-exit)` : ''}`);
+    afterStart?.();
     const idle = srv && o.idleExit > 0 ? untilIdle(srv, o.idleExit) : undefined;
     const why = await (idle ? Promise.race([stop, idle.done.then(() => 'idle' as const)]) : stop);
     idle?.cancel();
@@ -193,7 +194,7 @@ export function checkCniPaths(o: AgentOptions): void {
 /** flaxd: the overlay agent with the CNI server beside it, or the CNI server alone (--no-overlay). */
 export async function runFlaxd(o: AgentOptions, deps: AgentDeps): Promise<number> {
   checkCniPaths(o);
-  if (o.noOverlay) return runCniOnly(o, deps.log);
+  if (o.noOverlay) return runCniOnly(o, deps.log, deps.afterStart);
   const metrics = deps.metrics ?? await AgentMetrics.create();
   let srv: CniServer | undefined;
   // once the agent runs (subnet.env written): a refused start made no socket;
@@ -204,6 +205,7 @@ export async function runFlaxd(o: AgentOptions, deps: AgentDeps): Promise<number
     } catch (e) {
       deps.log.error(`cni server: not started: ${(e as Error).message}; the plugin clients run the standalone plugins`);
     }
+    deps.afterStart?.();
   };
   try {
     return await runAgent(o, { ...deps, metrics, onRunning });
