@@ -3,7 +3,7 @@
 // namespace node, against kube-flannel's budget, for dist/bin and dist/pkg:
 //   file     overlay only, file lease store, --idle s after "running"
 //   kube     overlay only, kube store (an in-process fake API server:
-//            plugins/agent/kube-fake-api.ts, bundled here with esbuild)
+//            test/lib/agent/kube-fake-api.ts, bundled here with esbuild)
 //   etcd     overlay only, etcd store (Debian's etcd in the node, when
 //            installed; no goal in issue 24: conf/flax-etcd.yml's request)
 //   server   overlay + CNI server (file store), idle
@@ -116,7 +116,7 @@ async function fakeApi() {
   if (api) return api;
   const { build } = await import('esbuild');
   const out = path.join(tmp, 'kube-fake-api.mjs');
-  await build({ entryPoints: [path.join(root, 'plugins/agent/kube-fake-api.ts')], bundle: true, platform: 'node', format: 'esm', outfile: out, logLevel: 'warning' });
+  await build({ entryPoints: [path.join(root, 'test/lib/agent/kube-fake-api.ts')], bundle: true, platform: 'node', format: 'esm', outfile: out, logLevel: 'warning' });
   const { FakeKubeApi } = await import(pathToFileURL(out).href);
   api = new FakeKubeApi();
   await api.start();

@@ -154,6 +154,8 @@ export interface AgentDeps {
   metrics?: AgentMetrics;
   /** once subnet.env is written, before the loop runs (flaxd.ts starts the CNI server) */
   onRunning?: () => Promise<void>;
+  /** flaxd's executable: once it runs (overlay or --no-overlay), start-up's memory given back (footprint.ts) */
+  afterStart?: () => void;
   /** existence of a /proc/sys file (the br_netfilter check); default fs.existsSync */
   exists?: (path: string) => boolean;
 }

@@ -158,7 +158,7 @@ function untilSignal(log: Logger): Promise<number> {
 }
 
 /** `flaxd --no-overlay`: the CNI server, the sweeper and /healthz + /metrics until a signal. */
-export async function runCniOnly(o: AgentOptions, log: Logger): Promise<number> {
+export async function runCniOnly(o: AgentOptions, log: Logger, afterStart?: () => void): Promise<number> {
   let metrics: AgentMetrics | undefined;
   const loadMetrics = async () => (metrics ??= await AgentMetrics.create());
   let sweeper: NodeSweeper | undefined;
@@ -171,6 +171,7 @@ export async function runCniOnly(o: AgentOptions, log: Logger): Promise<number> 
     sweeper = new NodeSweeper(sweeperOptions(o), log, await loadMetrics());
     sweeper.start();
     log.info(`no overlay: ${srv ? `CNI server on ${srv.socket}` : 'no CNI server'}, sweeper ${o.gcInterval > 0 ? `every ${o.gcInterval} s` : 'off'}; running${srv && o.idleExit ? ` until ${o.idleExit / 1000} s without a call (--idle-exit)` : ''}`);
+    afterStart?.();
     const idle = srv && o.idleExit > 0 ? untilIdle(srv, o.idleExit) : undefined;
     const why = await (idle ? Promise.race([stop, idle.done.then(() => 'idle' as const)]) : stop);
     idle?.cancel();
@@ -204,7 +205,7 @@ export function checkCniPaths(o: AgentOptions): void {
 /** flaxd: the overlay agent with the CNI server beside it, or the CNI server alone (--no-overlay). */
 export async function runFlaxd(o: AgentOptions, deps: AgentDeps): Promise<number> {
   checkCniPaths(o);
-  if (o.noOverlay) return runCniOnly(o, deps.log);
+  if (o.noOverlay) return runCniOnly(o, deps.log, deps.afterStart);
   const metrics = deps.metrics ?? await AgentMetrics.create();
   let srv: CniServer | undefined;
   // once the agent runs (subnet.env written): a refused start made no socket;
@@ -215,6 +216,7 @@ export async function runFlaxd(o: AgentOptions, deps: AgentDeps): Promise<number
     } catch (e) {
       deps.log.error(`cni server: not started: ${(e as Error).message}; the plugin clients run the standalone plugins`);
     }
+    deps.afterStart?.();
   };
   try {
     return await runAgent(o, { ...deps, metrics, onRunning });

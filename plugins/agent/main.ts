@@ -4,6 +4,7 @@ import { runFlaxd } from './flaxd';
 import { ConfigError } from './config';
 import { flagWarnings, parseFlags, usage, UsageError } from './flags';
 import { createLogger } from './log';
+import { releaseStartupMemory } from './footprint';
 
 function exit(code: number): void {
   process.stderr.write('', () => process.exit(code));
@@ -28,7 +29,7 @@ runMain(() => {
   }
   const log = createLogger(opts.v, { format: opts.logFormat });
   for (const w of flagWarnings(opts)) log.warn(w);
-  runFlaxd(opts, { log }).then(exit, (e: Error) => {
+  runFlaxd(opts, { log, afterStart: () => releaseStartupMemory() }).then(exit, (e: Error) => {
     log.error(e instanceof ConfigError ? `config: ${e.message}` : e.message);
     exit(1);
   });

@@ -65,6 +65,8 @@ export interface FlaxNative {
   mallocArenaMax(n: number): boolean;
   /** V8's LowMemoryNotification on the calling thread's isolate: full GCs that give free heap back (a server gone idle). */
   lowMemoryNotification(): void;
+  /** madvise(MADV_DONTNEED) on the private read-only file mappings holding no copy-on-write page (executable text, read-only data, a SEA's blob): the bytes unmapped; used pages are mapped again at their next use. */
+  releaseFilePages(): number;
   /** A listening unix socket at path with that mode (stale socket replaced; a live one is EADDRINUSE). */
   cniListen(path: string, mode: number): number;
   /** A listening unix stream socket handed over (systemd's LISTEN_FDS), checked to be bound to path; made close-on-exec. */

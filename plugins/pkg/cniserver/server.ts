@@ -246,6 +246,7 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
     releaseMain() {
       n.lowMemoryNotification();
       n.mallocTrim();
+      n.releaseFilePages();
     },
   });
   let lfd: number;
