@@ -4,7 +4,7 @@ import { runFlaxd } from './flaxd';
 import { ConfigError } from './config';
 import { flagWarnings, parseFlags, usage, UsageError } from './flags';
 import { createLogger } from './log';
-import { releaseStartupMemory } from './footprint';
+import { releaseStartupMemory } from '../pkg/footprint';
 
 function exit(code: number): void {
   process.stderr.write('', () => process.exit(code));

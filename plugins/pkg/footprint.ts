@@ -1,7 +1,7 @@
 // What flaxd's start-up used and its idle life does not need, given back
 // once it runs (issue 24; measured: scripts/bench-footprint.mjs, README
 // "Footprint").
-import { native } from '../pkg/native';
+import { native } from './native';
 
 /**
  * After `delayMs` (the start-up's last async steps done): V8's
