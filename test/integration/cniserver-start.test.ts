@@ -75,4 +75,32 @@ describe('the CNI server\'s start', () => {
     expect(existsSync(socket), 'no socket left').toBe(false);
     expect(existsSync(`${socket}.lock`), 'no lock file left').toBe(false);
   }, 60_000);
+
+  it('after a burst, the worker left is replaced by a fresh one, and calls go on being served by one worker', async () => {
+    const socket = path.join(tmp, 'burst.sock');
+    const logs: string[] = [];
+    // the first worker starts slowly: the calls that come meanwhile queue and start a worker each (a burst)
+    const starting = startCniServer({ socket, idleMs: 300, maxWorkers: 4, workerFile: workerScript('burst.js', 800, false), log: (m) => logs.push(m) });
+    let srv: Awaited<typeof starting> | undefined;
+    try {
+      expect(await appears(socket, 20_000, () => false)).toBe(true);
+      const calls = Array.from({ length: 4 }, () => cniAsync(ours('loopback'), { ...VERSION, env: { FLAX_CNI_SOCKET: socket } }));
+      srv = await starting;
+      for (const c of await Promise.all(calls)) expect(c.code, c.stderr).toBe(0);
+      const s = srv;
+      for (let i = 0; i < 100 && s.stats().served + s.stats().deferred < 4; i++) await new Promise((r) => setTimeout(r, 20)); // counted once the answer is out
+      const served = s.stats().served;
+      expect(served, JSON.stringify(s.stats())).toBeGreaterThanOrEqual(2); // a burst: more than one call reached the server
+      for (let i = 0; i < 200 && !logs.some((l) => /after a burst, 1 of 1 worker\(s\) replaced/.test(l)); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(logs.join('\n')).toMatch(/after a burst, 1 of 1 worker\(s\) replaced by fresh ones/);
+      for (let i = 0; i < 100 && s.stats().workers !== 1; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(s.stats().workers).toBe(1);
+      const after = await cniAsync(ours('loopback'), { ...VERSION, env: { FLAX_CNI_SOCKET: socket } });
+      expect({ code: after.code, stdout: after.stdout }).toEqual({ code: 0, stdout: cni(ours('loopback.standalone'), VERSION).stdout });
+      for (let i = 0; i < 100 && s.stats().served === served; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(s.stats().served, 'served by the fresh worker').toBe(served + 1);
+    } finally {
+      await (srv ?? await starting.catch(() => undefined))?.close();
+    }
+  }, 60_000);
 });

@@ -5,7 +5,10 @@
  *    starts more on demand, up to `maxWorkers`, then calls queue;
  *  - a worker beyond `minWorkers` idle for `idleMs` is stopped, and once the
  *    pool is quiet the memory its calls freed goes back to the kernel (each
- *    worker's V8 heap, the main thread's, then malloc's arenas);
+ *    worker's V8 heap, the main thread's, then malloc's arenas); after a
+ *    burst (extra workers were stopped) the workers left are first replaced
+ *    by fresh ones: a worker that served a burst keeps what its heap and
+ *    malloc's arenas grew, a fresh one starts from the worker script;
  *  - each worker's young generation is kept small (`youngMb`): a worker's
  *    heap holds one call's garbage at a time;
  *  - a worker that dies hands its call to `onLost` and is not replaced
@@ -42,6 +45,8 @@ interface Slot<J> {
   job?: J;
   /** performance.now() when it last finished a job */
   idleSince: number;
+  /** replaced: leaves the pool once its call is answered */
+  retire?: boolean;
 }
 
 export class WorkerPool<J extends PoolJob> {
@@ -140,6 +145,7 @@ export class WorkerPool<J extends PoolJob> {
       slot.job = undefined;
       slot.idleSince = performance.now();
       this.o.onReply(job, m);
+      if (slot.retire) this.#drop(slot);
       if (!m.stranded) this.#pump();
     });
     const gone = (why: string) => {
@@ -197,12 +203,39 @@ export class WorkerPool<J extends PoolJob> {
     });
   }
 
-  /** Once per quiet spell, after the burst's workers are stopped: each worker's heap, then the main thread's and malloc's. */
-  async #release(): Promise<void> {
+  /** Takes a worker out of the pool and stops it. */
+  #drop(s: Slot<J>): void {
+    const i = this.#slots.indexOf(s);
+    if (i >= 0) this.#slots.splice(i, 1);
+    s.worker.terminate().catch(() => {});
+  }
+
+  /** Fresh workers in place of the ones there: an old one goes once a fresh one runs (after its call, if it has one). */
+  async #recycle(): Promise<void> {
+    const old = [...this.#slots];
+    const fresh = old.map(() => this.#spawn());
+    await Promise.all(fresh.map((f) => f.ready.catch(() => {})));
+    const started = fresh.filter((f) => f.started).length;
+    let n = started;
+    for (const s of old) {
+      if (n-- <= 0 || this.#closing) break;
+      if (s.job) s.retire = true;
+      else this.#drop(s);
+    }
+    this.o.log(`cni server: after a burst, ${Math.min(started, old.length)} of ${old.length} worker(s) replaced by fresh ones`);
+  }
+
+  /**
+   * Once per quiet spell: after a burst (`recycle`: its extra workers were
+   * stopped) fresh workers for the ones left; then each worker's heap, the
+   * main thread's and malloc's.
+   */
+  async #release(recycle = false): Promise<void> {
     if (this.#releasing || this.#closing || this.inFlight()) return;
     this.#releasing = true;
     this.#callsSinceTrim = 0;
     try {
+      if (recycle) await this.#recycle();
       await Promise.all(this.#slots.map((s) => this.#ask(s, { reduceMemory: true }, (m) => (m.memoryReduced ? true : undefined), false)));
       this.o.releaseMain();
     } finally {
@@ -215,12 +248,12 @@ export class WorkerPool<J extends PoolJob> {
     const stopping: Promise<unknown>[] = [];
     for (const s of [...this.#slots]) {
       if (this.#slots.length <= this.o.minWorkers) break;
-      if (s.job || now - s.idleSince < this.o.idleMs) continue;
+      if (s.job || !s.started || now - s.idleSince < this.o.idleMs) continue; // a worker still starting is not idle
       this.#slots.splice(this.#slots.indexOf(s), 1);
       stopping.push(s.worker.terminate().catch(() => {}));
     }
     const quiet = this.#slots.every((s) => !s.job && now - s.idleSince >= Math.min(this.o.idleMs, 5_000));
-    if (stopping.length) void Promise.all(stopping).then(() => this.#release());
+    if (stopping.length) void Promise.all(stopping).then(() => this.#release(true));
     else if (this.#callsSinceTrim && quiet && !this.#queue.length) void this.#release();
   }
 }
