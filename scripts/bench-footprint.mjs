@@ -18,11 +18,10 @@
 //
 //   node scripts/bench-footprint.mjs [--dist bin,pkg] [--idle 10] [--after 60] [--pods 100] [--peers 0] [--modes file,kube,server]
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import os from 'node:os';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { benchScratch } from './bench-scratch.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const arg = (name, def) => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1] : def; };
@@ -38,20 +37,8 @@ const GOALS = { file: 50, kube: 60, server: 80 };
 if (process.getuid() !== 0) { console.error('bench-footprint: run as root'); process.exit(1); }
 for (const d of dists) if (!existsSync(path.join(d, 'flaxd'))) { console.error(`bench-footprint: ${d}/flaxd missing (npm run build / npm run package)`); process.exit(1); }
 
-const tag = `flaxfp-${process.pid}`;
-const tmp = mkdtempSync(path.join(os.tmpdir(), 'flax-bench-fp-'));
-const sh = (cmd, args) => { const r = spawnSync(cmd, args, { encoding: 'utf8' }); if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr}`); return r.stdout; };
-const nsNames = [];
-const addNs = (n) => { sh('ip', ['netns', 'add', `${tag}-${n}`]); nsNames.push(`${tag}-${n}`); return `/run/netns/${tag}-${n}`; };
-const children = new Set();
+const { tag, tmp, sh, addNs, children, enter } = benchScratch('flaxfp', 'flax-bench-fp-');
 let api;
-function cleanup() {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  for (const n of nsNames) spawnSync('ip', ['netns', 'del', n]);
-  rmSync(tmp, { recursive: true, force: true });
-}
-process.on('exit', cleanup);
-process.on('SIGINT', () => process.exit(130));
 
 // the node: lo, eth0 (a veth to an underlay netns) 192.168.77.11/24, ip_forward; this thread joins it (spawns inherit it)
 const nodeNs = `${tag}-node`;
@@ -63,8 +50,7 @@ sh('ip', ['-n', `${tag}-ul`, 'link', 'set', 'ul1', 'up']);
 sh('ip', ['-n', nodeNs, 'addr', 'add', '192.168.77.11/24', 'dev', 'eth0']);
 sh('ip', ['-n', nodeNs, 'link', 'set', 'eth0', 'up']);
 sh('ip', ['netns', 'exec', nodeNs, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
-const native = createRequire(import.meta.url)(path.join(root, 'dist/bin/flax.node'));
-native.setns(openSync(node, 'r'), native.constants.CLONE_NEWNET);
+enter(node, path.join(root, 'dist/bin/flax.node'));
 
 const status = (pid) => readFileSync(`/proc/${pid}/status`, 'utf8');
 const kib = (pid, field) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status(pid))[1]) * 1024;

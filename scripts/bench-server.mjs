@@ -15,11 +15,11 @@
 //
 //   node scripts/bench-server.mjs [--runs 15] [--burst 20] [--attachments 500]
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { benchScratch, startCniOnlyFlaxd } from './bench-scratch.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const arg = (name, def) => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1] : def; };
@@ -31,31 +31,12 @@ const REF = '/usr/lib/cni';
 if (process.getuid() !== 0) { console.error('bench-server: run as root'); process.exit(1); }
 for (const p of ['bridge', 'bridge.standalone', 'flax.node']) if (!existsSync(path.join(bin, p))) { console.error(`bench-server: ${bin}/${p} missing (npm run build)`); process.exit(1); }
 
-const tag = `flaxsrvb-${process.pid}`;
-const tmp = mkdtempSync(path.join(os.tmpdir(), 'flax-bench-srv-'));
-const sh = (cmd, args) => { const r = spawnSync(cmd, args, { encoding: 'utf8' }); if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr}`); return r.stdout; };
-const nsNames = [];
-const addNs = (n) => { sh('ip', ['netns', 'add', `${tag}-${n}`]); nsNames.push(`${tag}-${n}`); return `/run/netns/${tag}-${n}`; };
-let server;
-function cleanup() {
-  if (server && server.exitCode === null) server.kill('SIGKILL');
-  for (const n of nsNames) spawnSync('ip', ['netns', 'del', n]);
-  rmSync(tmp, { recursive: true, force: true });
-}
-process.on('exit', cleanup);
-process.on('SIGINT', () => process.exit(130));
-
+const { tmp, sh, addNs, children, enter } = benchScratch('flaxsrvb', 'flax-bench-srv-');
 const node = addNs('node');
-const native = createRequire(import.meta.url)(path.join(bin, 'flax.node'));
-native.setns(openSync(node, 'r'), native.constants.CLONE_NEWNET); // this thread only: spawns inherit it
+enter(node, path.join(bin, 'flax.node')); // this thread only: spawns inherit it
 const socket = path.join(tmp, 'cni.sock');
 // flaxd with the CNI server only (no overlay, no sweeper), as on a bridge-only host
-server = spawn(path.join(bin, 'flaxd'), ['--no-overlay', '--cni-socket', socket, '--gc-interval', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
-let srvLog = '';
-await new Promise((resolve, reject) => {
-  server.stderr.on('data', (d) => { srvLog += d; if (/ running$/m.test(srvLog)) resolve(); });
-  server.once('exit', (c) => reject(new Error(`flaxd exited ${c}: ${srvLog}`)));
-});
+const server = await startCniOnlyFlaxd(path.join(bin, 'flaxd'), socket, children);
 const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${server.pid}/status`, 'utf8'))[1]) / 1024;
 const memStart = rss();
 

@@ -10,13 +10,12 @@
 // Root only; everything happens in throwaway namespaces.
 //
 //   node scripts/bench-soak.mjs [--cycles 4000] [--concurrency 4] [--idle 60] [--sample 200]
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { benchScratch, startCniOnlyFlaxd } from './bench-scratch.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const arg = (name, def) => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1] : def; };
@@ -28,30 +27,11 @@ const bin = path.join(root, 'dist/bin');
 if (process.getuid() !== 0) { console.error('bench-soak: run as root'); process.exit(1); }
 for (const p of ['bridge', 'flaxd', 'flax.node']) if (!existsSync(path.join(bin, p))) { console.error(`bench-soak: ${bin}/${p} missing (npm run build)`); process.exit(1); }
 
-const tag = `flaxsoak-${process.pid}`;
-const tmp = mkdtempSync(path.join(os.tmpdir(), 'flax-soak-'));
-const sh = (cmd, args) => { const r = spawnSync(cmd, args, { encoding: 'utf8' }); if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr}`); return r.stdout; };
-const nsNames = [];
-const addNs = (n) => { sh('ip', ['netns', 'add', `${tag}-${n}`]); nsNames.push(`${tag}-${n}`); return `/run/netns/${tag}-${n}`; };
-let server;
-function cleanup() {
-  if (server && server.exitCode === null) server.kill('SIGKILL');
-  for (const n of nsNames) spawnSync('ip', ['netns', 'del', n]);
-  rmSync(tmp, { recursive: true, force: true });
-}
-process.on('exit', cleanup);
-process.on('SIGINT', () => process.exit(130));
-
+const { tmp, sh, addNs, children, enter } = benchScratch('flaxsoak', 'flax-soak-');
 const node = addNs('node');
-const native = createRequire(import.meta.url)(path.join(bin, 'flax.node'));
-native.setns(openSync(node, 'r'), native.constants.CLONE_NEWNET); // this thread only: spawns inherit it
+enter(node, path.join(bin, 'flax.node')); // this thread only: spawns inherit it
 const socket = path.join(tmp, 'cni.sock');
-server = spawn(path.join(bin, 'flaxd'), ['--no-overlay', '--cni-socket', socket, '--gc-interval', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
-let srvLog = '';
-await new Promise((resolve, reject) => {
-  server.stderr.on('data', (d) => { srvLog += d; if (/ running$/m.test(srvLog)) resolve(); });
-  server.once('exit', (c) => reject(new Error(`flaxd exited ${c}: ${srvLog}`)));
-});
+const server = await startCniOnlyFlaxd(path.join(bin, 'flaxd'), socket, children);
 
 const status = (f) => Number(new RegExp(`${f}:\\s+(\\d+)`).exec(readFileSync(`/proc/${server.pid}/status`, 'utf8'))[1]);
 /** The server's STATUS answer (plugins/pkg/cniserver/probe.ts's request): its heaps, main thread and each worker. */

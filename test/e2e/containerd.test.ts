@@ -28,7 +28,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type PluginSet, acquireE2eLock, buildBusyboxRootfs, chainSpan, failedCalls, formatTrace, makePluginDir, missingPrereq, readTrace,
-  removeScratch, run, scratchDir, sleep, waitFor,
+  removeScratch, run, scratchContainerdToml, scratchDir, sleep, waitFor,
 } from '../lib/e2e';
 import {
   CniStateSnapshot, FirewallSnapshot, cacheFiles, deleteLink, firewallMentions, linkNames, readSysctl, reservations, restoreRunState,
@@ -90,18 +90,7 @@ describe.skipIf(!!skipReason)('containerd 1.6 ctr run --cni', () => {
     sock = path.join(base, 'containerd.sock');
     const config = path.join(base, 'config.toml');
     writeFileSync(config, [
-      'version = 2',
-      `root = ${JSON.stringify(path.join(base, 'root'))}`,
-      `state = ${JSON.stringify(path.join(base, 'state'))}`,
-      'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
-      '[grpc]',
-      `  address = ${JSON.stringify(sock)}`,
-      '[ttrpc]',
-      '  address = ""',
-      '[debug]',
-      '  address = ""',
-      '[metrics]',
-      '  address = ""',
+      ...scratchContainerdToml({ root: path.join(base, 'root'), state: path.join(base, 'state'), sock, top: ['disabled_plugins = ["io.containerd.grpc.v1.cri"]'] }),
       '',
     ].join('\n'));
     const log = path.join(base, 'containerd.log');

@@ -344,3 +344,26 @@ export function copyFlaxCli(base: string): string {
   }
   return path.join(dir, 'flax');
 }
+
+/**
+ * The head of a scratch containerd's config.toml: its own root, state and
+ * gRPC socket, no ttrpc, debug or metrics listener (nothing of the
+ * machine's containerd is shared); `top`: more top-level keys (before the
+ * tables). The callers append their plugins' tables.
+ */
+export function scratchContainerdToml(o: { root: string; state: string; sock: string; top?: string[] }): string[] {
+  return [
+    'version = 2',
+    `root = ${JSON.stringify(o.root)}`,
+    `state = ${JSON.stringify(o.state)}`,
+    ...(o.top ?? []),
+    '[grpc]',
+    `  address = ${JSON.stringify(o.sock)}`,
+    '[ttrpc]',
+    '  address = ""',
+    '[debug]',
+    '  address = ""',
+    '[metrics]',
+    '  address = ""',
+  ];
+}

@@ -17,7 +17,7 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { readSysctl, writeSysctl } from '../../lib/host-state';
-import { run, sleep, type RunOut } from '../../lib/e2e';
+import { run, scratchContainerdToml, sleep, type RunOut } from '../../lib/e2e';
 import { nsPath } from './net';
 import { peerBin } from './peers';
 import { alive, type Daemon, logTail, startDaemon, stopDaemon } from './proc';
@@ -180,17 +180,7 @@ export async function createWorker(o: { dir: string; name: string; ns: string; i
   const croot = path.join(dir, 'containerd');
   mkdirSync(croot, { recursive: true });
   writeFileSync(path.join(croot, 'config.toml'), [
-    'version = 2',
-    `root = ${JSON.stringify(path.join(croot, 'root'))}`,
-    `state = ${JSON.stringify(path.join(croot, 'state'))}`,
-    '[grpc]',
-    `  address = ${JSON.stringify(sock)}`,
-    '[ttrpc]',
-    '  address = ""',
-    '[debug]',
-    '  address = ""',
-    '[metrics]',
-    '  address = ""',
+    ...scratchContainerdToml({ root: path.join(croot, 'root'), state: path.join(croot, 'state'), sock }),
     '[plugins."io.containerd.internal.v1.opt"]',
     `  path = ${JSON.stringify(path.join(croot, 'opt'))}`,
     '[plugins."io.containerd.grpc.v1.cri"]',

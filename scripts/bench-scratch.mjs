@@ -1,0 +1,47 @@
+// The scratch side of the benchmarks that run flaxd in throwaway network
+// namespaces (bench-server, bench-soak, bench-footprint): a temporary
+// directory, `ip netns` names tagged with the pid, the children started
+// killed and everything removed when the process exits (also after a
+// failure or ^C), this thread joined to a namespace through flax's addon
+// (the processes it spawns start there), and `flaxd --no-overlay` waited for.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, openSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+
+/** `name`: the namespaces' prefix (pid appended); `tmpPrefix`: the temporary directory's. */
+export function benchScratch(name, tmpPrefix) {
+  const tag = `${name}-${process.pid}`;
+  const tmp = mkdtempSync(path.join(os.tmpdir(), tmpPrefix));
+  const sh = (cmd, args) => { const r = spawnSync(cmd, args, { encoding: 'utf8' }); if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr}`); return r.stdout; };
+  const nsNames = [];
+  /** children killed at exit */
+  const children = new Set();
+  /** a new netns `<tag>-<n>`; returns its path */
+  const addNs = (n) => { sh('ip', ['netns', 'add', `${tag}-${n}`]); nsNames.push(`${tag}-${n}`); return `/run/netns/${tag}-${n}`; };
+  process.on('exit', () => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    for (const n of nsNames) spawnSync('ip', ['netns', 'del', n]);
+    rmSync(tmp, { recursive: true, force: true });
+  });
+  process.on('SIGINT', () => process.exit(130));
+  /** This thread only joins the netns at `nsPath` (its spawns start there), through the addon at `addonPath`. */
+  const enter = (nsPath, addonPath) => {
+    const native = createRequire(import.meta.url)(addonPath);
+    native.setns(openSync(nsPath, 'r'), native.constants.CLONE_NEWNET);
+  };
+  return { tag, tmp, sh, addNs, children, enter };
+}
+
+/** `flaxd --no-overlay` with its CNI server on `socket` (no sweeper); resolves with the process once it logs "running". */
+export async function startCniOnlyFlaxd(flaxd, socket, children) {
+  const server = spawn(flaxd, ['--no-overlay', '--cni-socket', socket, '--gc-interval', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  children.add(server);
+  let log = '';
+  await new Promise((resolve, reject) => {
+    server.stderr.on('data', (d) => { log += d; if (/ running$/m.test(log)) resolve(); });
+    server.once('exit', (c) => reject(new Error(`flaxd exited ${c}: ${log}`)));
+  });
+  return server;
+}
