@@ -84,7 +84,7 @@ const networkOf = (f: Facts): Prefix | undefined => netOf(envOf(f)?.networks[0])
 const subnetOf = (f: Facts): Prefix | undefined => netOf(envOf(f)?.subnet);
 const leasesOf = (f: Facts): Lease[] | undefined => (f.leases && 'leases' in f.leases ? f.leases.leases : undefined);
 /** our lease: the one whose subnet is subnet.env's (IPv6-only: whose IPv6 subnet is) */
-const ownLease = (f: Facts): Lease | undefined => {
+export const ownLease = (f: Facts): Lease | undefined => {
   const sn = subnetOf(f);
   if (sn) return leasesOf(f)?.find((l) => formatPrefix(l.subnet) === formatPrefix(sn));
   const sn6 = netOf(envOf(f)?.ip6Subnet);

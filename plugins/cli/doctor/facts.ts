@@ -9,14 +9,14 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import type { Lease } from '../../agent/store/lease';
-import { type Prefix, formatPrefix, parseNetwork, prefixContains, toAddr } from '../../pkg/ip';
+import { parseNetwork, prefixContains, toAddr } from '../../pkg/ip';
 import { nftTableOf } from '../../agent/firewall/rules';
 import { loadConfigs } from '../../pkg/invoke/conf';
 import { listAttachments } from '../../pkg/invoke/cache';
 import { AF_INET, AF_INET6, openHandle, openHandleAt, type NetlinkHandle } from '../../pkg/netlink';
 import { type Ruleset, findTool, nftList, spawnRunner } from '../../pkg/nft';
 import { parseSubnetEnv } from '../../meta/flannel/subnet-env';
-import { type Facts, type IptForward, type VxlanFacts, expectedPeers, families } from './checks';
+import { type Facts, type IptForward, type VxlanFacts, expectedPeers, families, ownLease } from './checks';
 
 export interface DoctorOptions {
   subnetFile: string;
@@ -154,7 +154,7 @@ export async function gatherFacts(o: DoctorOptions, h: NetlinkHandle = openHandl
   // the devices: flannel.<VNI> / flannel-v6.<VNI> of our lease (BackendData / BackendV6Data), else VNI 1
   const env = 'env' in f.subnetEnv ? f.subnetEnv.env : undefined;
   const fams = families(f);
-  const own = leases && 'leases' in leases && env ? leases.leases.find((l) => (env.subnet ? sameNet(l.subnet, env.subnet) : !!l.ipv6Subnet && !!env.ip6Subnet && sameNet(l.ipv6Subnet, env.ip6Subnet))) : undefined;
+  const own = ownLease(f);
   const vniOf = (v6: boolean) => ((v6 ? own?.attrs.backendV6Data : own?.attrs.backendData) as { VNI?: number } | undefined)?.VNI;
   const links = await h.linkList();
   for (const fam of fams) {
@@ -230,7 +230,6 @@ export async function gatherFacts(o: DoctorOptions, h: NetlinkHandle = openHandl
 }
 
 const parseNet = (s: string) => parseNetwork(s);
-const sameNet = (a: Prefix, cidr: string): boolean => formatPrefix(a) === formatPrefix(parseNetwork(cidr));
 
 /** `<bin> -S FORWARD` and `-S FLANNEL-FWD`; undefined when the tool is not installed. */
 async function iptForward(bin: 'iptables' | 'ip6tables'): Promise<IptForward | undefined> {
