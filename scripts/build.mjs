@@ -3,7 +3,7 @@
 // them. Executables: scripts/entries.mjs EXECUTABLES (plugins/bin/<name>.ts, the CLI, flaxd).
 import { build } from 'esbuild';
 import { etcd3Protos } from './esbuild-etcd3.mjs';
-import { asciiOnly, BUNDLE_OPTIONS, loadAddonBanner, MINIFY, executableEntries, netlinkNative, zodEnglishOnly } from './entries.mjs';
+import { asciiOnly, BUNDLE_OPTIONS, loadAddonBanner, MINIFY, executableEntries, netlinkNative, yargsNoLocaleFiles, zodEnglishOnly } from './entries.mjs';
 import { buildCniWorker, CNI_CLIENT_NAMES } from './cni-worker-bundle.mjs';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -58,7 +58,7 @@ await Promise.all(entries.map((e) => build({
   entryPoints: [e.file],
   outfile: path.join(out, e.name + '.js'),
   banner: { js: banner },
-  plugins: [netlinkNative, zodEnglishOnly, etcd3Protos],
+  plugins: [netlinkNative, zodEnglishOnly, yargsNoLocaleFiles, etcd3Protos],
 }).then(() => asciiOnly(path.join(out, e.name + '.js')))));
 // the resident CNI server's worker threads load this one (issue 15)
 await buildCniWorker(out);

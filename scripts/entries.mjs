@@ -3,6 +3,7 @@
 // loads the netlink package's addon from beside the executable.
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { readFile } from 'node:fs/promises';
 
 /**
  * Every executable: its name in dist/bin and its entry point — the CLI's
@@ -60,6 +61,26 @@ export const zodEnglishOnly = {
   name: 'zod-english-only',
   setup(b) {
     b.onLoad({ filter: /zod[\\/]v4[\\/]locales[\\/]index\.js$/ }, () => ({ contents: 'export { default as en } from "./en.js";', loader: 'js' }));
+  },
+};
+
+// yargs' messages come from y18n, which reads `<its locales dir>/<locale>.json`
+// from disk; bundled, that dir resolves under the working directory: a
+// `locales/en_US.json` there would change flax's messages, and one that cannot
+// be read (EACCES: a user whose working directory it may not enter) made a
+// usage error print "flax: EACCES: … locales/en_US.json" after the real one.
+// Without the shim's readFileSync, y18n uses its English keys and reads nothing
+// (its own branch for bundlers).
+const Y18N_READ = [/fs: \{\s*readFileSync,/, /readFileSync: fs\.readFileSync,/];
+export const yargsNoLocaleFiles = {
+  name: 'yargs-no-locale-files',
+  setup(b) {
+    b.onLoad({ filter: /y18n[\\/]build[\\/](index\.cjs|lib[\\/]platform-shims[\\/]node\.js)$/ }, async (args) => {
+      const src = await readFile(args.path, 'utf8');
+      const re = Y18N_READ.find((r) => r.test(src));
+      if (!re) throw new Error(`${args.path}: y18n's readFileSync shim not found (yargsNoLocaleFiles needs updating)`);
+      return { contents: src.replace(re, (m) => (m.startsWith('fs') ? 'fs: {' : '')), loader: 'js' };
+    });
   },
 };
 

@@ -18,7 +18,7 @@
 // FLAX_SEA_SNAPSHOT=0 builds the plain SEA (code cache, no snapshot).
 import { build } from 'esbuild';
 import { etcd3Protos } from './esbuild-etcd3.mjs';
-import { asciiOnly, BUNDLE_OPTIONS, loadAddonBanner, MINIFY, executableEntries, netlinkNative, zodEnglishOnly } from './entries.mjs';
+import { asciiOnly, BUNDLE_OPTIONS, loadAddonBanner, MINIFY, executableEntries, netlinkNative, yargsNoLocaleFiles, zodEnglishOnly } from './entries.mjs';
 import { buildCniWorker, CNI_CLIENT_NAMES, CNI_WORKER } from './cni-worker-bundle.mjs';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -94,7 +94,7 @@ await build({
   stdin: { contents: entrySrc, resolveDir: root, sourcefile: 'multicall.js', loader: 'js' },
   outfile: bundle,
   banner: { js: banner },
-  plugins: [netlinkNative, zodEnglishOnly, etcd3Protos],
+  plugins: [netlinkNative, zodEnglishOnly, yargsNoLocaleFiles, etcd3Protos],
 });
 asciiOnly(bundle);
 
