@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createTestNetns, destroyTestNetns, ipJson, uniqueName, withTestNetns } from '../lib/netns';
+import { publicDistBin } from '../lib/cni';
 
 const root = path.resolve(__dirname, '../..');
 const flax = process.env.FLAX_BIN ?? path.join(root, 'dist/bin/flax');
@@ -394,7 +395,7 @@ describe.skipIf(!isRoot || !existsSync(flax))('issue 21 item 8: one output flag,
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'flax-cli-i21-'));
   afterAll(() => rmSync(tmp, { recursive: true, force: true }));
   const nobody = (args: string[], env: Record<string, string> = {}) => {
-    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', flax, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH!, ...env } });
+    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', path.join(publicDistBin(path.dirname(flax)), path.basename(flax)), ...args], { encoding: 'utf8', env: { PATH: process.env.PATH!, ...env } });
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
   };
 

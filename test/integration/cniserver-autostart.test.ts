@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cniServersOf } from '../lib/proc';
-import { DIST_BIN } from '../lib/cni';
+import { DIST_BIN, publicDistBin } from '../lib/cni';
 
 const VERSION_CONF = '{"cniVersion":"1.0.0","name":"auto","type":"loopback"}';
 const root = mkdtempSync(path.join(tmpdir(), 'flax-autostart-'));
@@ -39,16 +39,16 @@ interface Host {
   env: NodeJS.ProcessEnv;
 }
 
-/** A plugin dir: the client copied (loopback), everything else of dist/bin linked; `flaxd` may be a script of the test's. */
-function host(name: string, flaxd?: string): Host {
+/** A plugin dir: the client copied (loopback), everything else of dist/bin (or `from`) linked; `flaxd` may be a script of the test's. */
+function host(name: string, flaxd?: string, from = DIST_BIN): Host {
   const dir = path.join(root, name);
   const bin = path.join(dir, 'bin');
   mkdirSync(bin, { recursive: true });
-  for (const f of readdirSync(DIST_BIN)) {
+  for (const f of readdirSync(from)) {
     if (f === 'loopback' || (flaxd !== undefined && f === 'flaxd')) continue;
-    symlinkSync(path.join(DIST_BIN, f), path.join(bin, f));
+    symlinkSync(path.join(from, f), path.join(bin, f));
   }
-  copyFileSync(path.join(DIST_BIN, 'loopback'), path.join(bin, 'loopback'));
+  copyFileSync(path.join(from, 'loopback'), path.join(bin, 'loopback'));
   if (flaxd !== undefined) writeFileSync(path.join(bin, 'flaxd'), flaxd, { mode: 0o755 });
   const socket = path.join(dir, 'run/cni.sock');
   const logDir = path.join(dir, 'log');
@@ -156,8 +156,8 @@ describe('auto mode: the client starts flaxd --no-overlay', () => {
   });
 
   it('not root: no server is started (the standalone plugin runs)', async () => {
-    const h = host('nonroot', `#!/bin/sh\necho x >> ${path.join(root, 'nonroot', 'starts')}\nexit 1\n`);
-    for (const d of [root, h.dir, h.bin]) chmodSync(d, 0o755); // the caller (nobody) reaches the plugin
+    const h = host('nonroot', `#!/bin/sh\necho x >> ${path.join(root, 'nonroot', 'starts')}\nexit 1\n`, publicDistBin());
+    for (const d of [root, h.dir, h.bin]) chmodSync(d, 0o755); // the caller (nobody) reaches the plugin and what it links to
     const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', path.join(h.bin, 'loopback')], {
       env: { ...h.env, CNI_COMMAND: 'VERSION' }, input: VERSION_CONF, encoding: 'utf8',
     });

@@ -4,7 +4,8 @@
  * would. Shared by test/integration/{bridge,loopback}*.test.ts and test/e2e.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -12,6 +13,26 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 /** FLAX_TEST_BIN runs the suite against another build (e.g. the one before a fix). */
 export const DIST_BIN = process.env.FLAX_TEST_BIN ?? path.join(ROOT, 'dist/bin');
 export const REF_BIN = '/usr/lib/cni';
+
+const publicCopies = new Map<string, string>();
+/**
+ * A build dir (default dist/bin) as another user (uid 65534) can run it: a
+ * copy in a scratch dir everyone may enter, since the checkout may sit under
+ * a directory only root enters (a clone in `mktemp -d`). Made once per test
+ * process, removed at its exit.
+ */
+export function publicDistBin(dir = DIST_BIN): string {
+  let d = publicCopies.get(dir);
+  if (!d) {
+    const copy = mkdtempSync(path.join(os.tmpdir(), 'flax-bin-'));
+    chmodSync(copy, 0o755);
+    cpSync(dir, copy, { recursive: true });
+    process.on('exit', () => rmSync(copy, { recursive: true, force: true }));
+    publicCopies.set(dir, copy);
+    d = copy;
+  }
+  return d;
+}
 
 export interface CniCall {
   command: string;
