@@ -1,7 +1,8 @@
 /**
  * The composition root: every plugin of the suite built with its delegates
  * and deps, in one place. The executables' entry points (plugins/bin/), the
- * resident CNI server's worker (plugins/bin/cni-worker.ts), the node
+ * resident CNI server's worker (plugins/bin/cni-worker.ts) and main
+ * thread (inlineServer), the node
  * sweeper (`flax gc`, flaxd's) and the CLI take their plugins from here;
  * nothing below this module imports a plugin, and a plugin never wires
  * another.
@@ -15,6 +16,8 @@
  * false): dist/bin/bridge carries no flannel, portmap or sweeper.
  */
 import type { Exec } from './pkg/invoke/plugin-exec';
+import type { InlineServer } from './pkg/cniserver/script';
+import { type CallSite, serveCall, threadSite } from './pkg/cniserver/worker';
 import { InProcessExec, type LocalPlugin } from './pkg/invoke/inprocess';
 import type { FirewallDeps } from './pkg/nft';
 import type { FaultHook } from './pkg/rollback';
@@ -47,6 +50,18 @@ export const servedPlugins = (): Readonly<Record<string, LocalPlugin>> => ({
   flannel: { plugin: flannel(), about: about('flannel') },
   portmap: { plugin: portmap, about: about('portmap') },
 });
+
+/**
+ * The served plugins on the calling thread: the CNI server's main thread
+ * while its first worker starts (pkg/cniserver/script.ts; from
+ * dist/bin/cni-worker.js, or the package's snapshot). `own` (the thread's
+ * netns fd) is the caller's to close.
+ */
+export function inlineServer(answer: CallSite['answer']): InlineServer {
+  const plugins = servedPlugins();
+  const site = threadSite(answer);
+  return { serve: (m) => serveCall(plugins, m, site), own: site.own };
+}
 
 /**
  * Every plugin in-process behind one Exec (the sweeper's DELs and GCs of

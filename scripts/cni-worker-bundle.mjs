@@ -4,6 +4,7 @@
 // plugins only (~1 MB), not flaxd's 17 MB bundle, and a plain file, which a
 // worker of the packaged single executable can load.
 import { build } from 'esbuild';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { asciiOnly, BUNDLE_OPTIONS, CNI_WORKER_ENTRY, loadAddonBanner, netlinkNative, zodEnglishOnly } from './entries.mjs';
@@ -22,8 +23,8 @@ const banner = [
   loadAddonBanner('__flaxLoadDir'),
 ].join('\n');
 
-/** Writes <dir>/cni-worker.js; returns its path. */
-export async function buildCniWorker(dir) {
+/** Writes <dir>/cni-worker.js (and, unless codeCache is false, cni-worker.cache); returns its path. */
+export async function buildCniWorker(dir, { codeCache: withCache = true } = {}) {
   const outfile = path.join(dir, CNI_WORKER);
   await build({
     ...BUNDLE_OPTIONS,
@@ -33,5 +34,30 @@ export async function buildCniWorker(dir) {
     plugins: [netlinkNative, zodEnglishOnly],
   });
   asciiOnly(outfile);
+  if (withCache && process.env.FLAX_CODE_CACHE !== '0') codeCache(outfile);
   return outfile;
+}
+
+/**
+ * cni-worker.cache beside the script: V8's code cache of Module.wrap(source),
+ * as plugins/pkg/cniserver/script.ts compiles it when dist/bin's flaxd serves
+ * on its main thread while its first worker starts (issue 24; the package's
+ * snapshot holds that code already).
+ * Made after the module ran in a node of its own (the functions its load ran
+ * are in it too); one V8 does not accept (another node, other flags) is a
+ * plain compile.
+ */
+function codeCache(script) {
+  const src = `
+const fs = require('fs'), vm = require('vm'), Module = require('module'), path = require('path');
+const file = ${JSON.stringify(script)};
+const s = new vm.Script(Module.wrap(fs.readFileSync(file, 'utf8')), { filename: file });
+try {
+  const m = new Module(file, null); m.filename = file; m.paths = Module._nodeModulePaths(path.dirname(file));
+  s.runInThisContext().call(m.exports, m.exports, Module.createRequire(file), m, file, path.dirname(file));
+} catch { /* the compile's cache alone */ }
+fs.writeFileSync(file.replace(/\.js$/, '') + '.cache', s.createCachedData());
+`;
+  const r = spawnSync(process.execPath, ['-e', src], { encoding: 'utf8', env: { PATH: process.env.PATH } });
+  if (r.status !== 0) console.error(`build: no code cache for ${script}: ${r.stderr.trim().split('\n').slice(-2).join(' ')}`);
 }

@@ -50,6 +50,9 @@ const lazy = Object.create(null);
 ${entries.map((e) => e.collected
     ? `collect(${JSON.stringify(e.name)}, () => require(${JSON.stringify(rel(e.file))}));`
     : `lazy[${JSON.stringify(e.name)}] = () => require(${JSON.stringify(rel(e.file))});`).join('\n')}
+// the CNI server's plugins for its main thread while its first worker starts (plugins/pkg/cniserver/script.ts):
+// in the snapshot, so an auto-started flaxd serves its first call without loading cni-worker.js
+Object.defineProperty(globalThis, '__flaxInlineServer', { value: require(${JSON.stringify(rel(path.join(root, 'plugins/suite.ts')))}).inlineServer });
 function collect(name, load) {
   const main = collectMain(load);
   if (!main) throw new Error('multi-call: ' + name + ' registered no main');
@@ -139,7 +142,7 @@ copyFileSync(client, path.join(out, 'cniclient'));
 chmodSync(path.join(out, 'cniclient'), 0o755);
 const clients = entries.map((e) => e.name).filter((n) => CNI_CLIENT_NAMES.includes(n));
 for (const e of entries) if (e.name !== 'flax') symlinkSync(clients.includes(e.name) ? 'cniclient' : 'flax', path.join(out, e.name));
-await buildCniWorker(out);
+await buildCniWorker(out, { codeCache: false }); // the snapshot holds what the main thread serves with
 copyFileSync(path.join(root, 'node_modules/netlink/prebuilds/linux-x64/node.napi.node'), path.join(out, 'netlink.node'));
 const addon = path.join(root, 'native/build/Release/flax.node');
 if (!existsSync(addon)) throw new Error('package: native/build/Release/flax.node missing (npm run build)');

@@ -79,11 +79,16 @@ Napi::Value SetNs(const Napi::CallbackInfo& info) {
 // resolves with the kernel's errno (0: deleted). The kernel unlists the link early in the request, then
 // waits (RCU grace periods, references: ~10 ms) before it answers: the caller need not wait on its own
 // thread (issue 24: the bridge's DEL). The socket is made in the netns here, on the calling thread.
+// The promise is settled through plain napi calls whose failure is ignored: a worker thread terminated (the CNI
+// server's close, a recycled worker) while the delete is in flight completes it during its environment's teardown,
+// where a failed napi call that throws (node-addon-api's Deferred) is a fatal error of the whole process.
 class LinkDelWorker : public Napi::AsyncWorker {
  public:
-  LinkDelWorker(Napi::Env env, int sock, int index) : Napi::AsyncWorker(env), sock_(sock), index_(index), deferred_(Napi::Promise::Deferred::New(env)) {}
+  LinkDelWorker(Napi::Env env, int sock, int index) : Napi::AsyncWorker(env), sock_(sock), index_(index) {
+    if (napi_create_promise(env, &deferred_, &promise_) != napi_ok) deferred_ = nullptr;
+  }
   ~LinkDelWorker() override { close(sock_); }
-  Napi::Promise Promise() { return deferred_.Promise(); }
+  napi_value Promise() const { return promise_; }
   void Execute() override {
     struct {
       struct nlmsghdr nh;
@@ -117,12 +122,17 @@ class LinkDelWorker : public Napi::AsyncWorker {
       }
     }
   }
-  void OnOK() override { deferred_.Resolve(Napi::Number::New(Env(), err_)); }
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+  // the errno (0: deleted); Execute sets no error, so OnError is never called
+  void OnOK() override {
+    napi_value v;
+    if (deferred_ && napi_create_int32(Env(), err_, &v) == napi_ok) napi_resolve_deferred(Env(), deferred_, v);
+  }
+  void OnError(const Napi::Error&) override {}
 
  private:
   int sock_, index_, err_ = 0;
-  Napi::Promise::Deferred deferred_;
+  napi_deferred deferred_ = nullptr;
+  napi_value promise_ = nullptr;
 };
 
 Napi::Value LinkDelAsync(const Napi::CallbackInfo& info) {
@@ -141,9 +151,13 @@ Napi::Value LinkDelAsync(const Napi::CallbackInfo& info) {
   close(self);
   if (sock < 0) return ThrowErrno(info.Env(), e, "socket(AF_NETLINK)");
   auto* w = new LinkDelWorker(info.Env(), sock, index);
-  Napi::Promise p = w->Promise();
+  napi_value p = w->Promise();
+  if (!p) {
+    delete w;
+    return ThrowErrno(info.Env(), ENOMEM, "napi_create_promise");
+  }
   w->Queue();
-  return p;
+  return Napi::Value(info.Env(), p);
 }
 
 // nsType(fd): CLONE_NEW* value of the namespace behind fd (ioctl NS_GET_NSTYPE).

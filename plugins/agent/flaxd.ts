@@ -78,24 +78,33 @@ export async function startAgentCniServer(o: AgentOptions, log: Logger, metrics:
   }
   let srv: CniServer | undefined;
   let m: CniMetrics | undefined;
+  // what calls answered before the metrics loaded are observed once they have
+  const early: ((m: CniMetrics) => void)[] = [];
+  const observe = (f: (m: CniMetrics) => void) => (m ? f(m) : early.length < 10_000 && early.push(f));
   try {
     // the server's first worker starts (and its socket listens) before the metrics load (prom-client: a
-    // function of metrics is called then): an auto-started server's first call waits for that worker (issue 24)
+    // function of metrics is called then): an auto-started server's first call waits for that worker (issue 24);
+    // with --no-overlay the first calls are served on this thread meanwhile, and the metrics load after them
     const starting = startCniServer({
       socket: o.cniSocket,
       listenFd: takeListenFd(),
+      // --no-overlay: nothing else runs on this thread until the server is up (the sweeper starts after it)
+      serveWhileStarting: o.noOverlay,
       log: (msg) => log.info(msg),
       onCall(plugin, verb, seconds, code) {
-        if (!m) return;
         const labels = { plugin: plugin.slice(0, 64), verb: verbLabel(verb) };
-        m.duration.observe(labels, seconds);
-        if (code !== 0) m.errors.inc(labels);
+        observe((m) => {
+          m.duration.observe(labels, seconds);
+          if (code !== 0) m.errors.inc(labels);
+        });
       },
-      onHandBack: (reason) => m?.handedBack.inc({ reason }),
+      onHandBack: (reason) => observe((m) => m.handedBack.inc({ reason })),
     });
     starting.catch(() => {}); // awaited below, after the metrics
     try {
+      if (o.noOverlay) await starting.catch(() => {});
       m = await cniMetrics(typeof metrics === 'function' ? await metrics() : metrics, () => srv);
+      for (const f of early.splice(0)) f(m);
     } finally {
       srv = await starting;
     }

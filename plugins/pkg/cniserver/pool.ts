@@ -12,7 +12,11 @@
  *  - each worker's young generation is kept small (`youngMb`): a worker's
  *    heap holds one call's garbage at a time;
  *  - a worker that dies hands its call to `onLost` and is not replaced
- *    until a call needs it.
+ *    until a call needs it;
+ *  - until a worker has started, calls may run on this thread, one at a
+ *    time (`serveInline`: a server a client started and waits for); each
+ *    worker first enters `serverNetns`, since a thread starts in the netns
+ *    of the thread that made it.
  */
 import type { Worker } from 'node:worker_threads';
 import type { CniWorkerData, WorkerReply, WorkerRequest } from './worker';
@@ -35,6 +39,15 @@ export interface PoolOptions<J extends PoolJob> {
   onLost: (job: J, why: string, answered: boolean) => void;
   /** the main thread's part of giving memory back (native: LowMemoryNotification, malloc_trim) */
   releaseMain: () => void;
+  /** fd of the server's netns, entered by each worker first */
+  serverNetns?: number;
+}
+
+/** Runs a call on the pool's own thread (serveInline). */
+export interface InlineRunner {
+  serve(m: WorkerRequest): Promise<WorkerReply>;
+  /** the runner is no longer used (a worker started, or the pool closed) */
+  retire(): void;
 }
 
 interface Slot<J> {
@@ -55,6 +68,9 @@ export class WorkerPool<J extends PoolJob> {
   #closing = false;
   #callsSinceTrim = 0;
   #releasing = false;
+  #inline?: InlineRunner;
+  #inlineJob?: J;
+  #inlineSettled?: () => void;
   readonly #trim: NodeJS.Timeout;
   /** called when closing and nothing runs or waits any more */
   onDrained?: () => void;
@@ -65,9 +81,21 @@ export class WorkerPool<J extends PoolJob> {
     this.#trim.unref();
   }
 
-  /** Resolves once the first workers have started. */
-  ready(): Promise<void> {
-    return Promise.all(this.#slots.map((s) => s.ready)).then(() => {});
+  /** Resolves once the first workers have started (and a call running on this thread meanwhile has finished). */
+  async ready(): Promise<void> {
+    await Promise.all(this.#slots.map((s) => s.ready));
+    if (this.#inlineJob) await new Promise<void>((resolve) => (this.#inlineSettled = resolve));
+  }
+
+  /**
+   * Until a worker has started, calls run through `r` on this thread, one at
+   * a time; then `r` is retired. The thread must do nothing else meanwhile
+   * that depends on its netns (a call moves it into the caller's).
+   */
+  serveInline(r: InlineRunner): void {
+    if (this.#slots.some((s) => s.started) || this.#closing) return r.retire();
+    this.#inline = r;
+    this.#pump();
   }
 
   get size(): number {
@@ -76,7 +104,7 @@ export class WorkerPool<J extends PoolJob> {
 
   /** Calls running or waiting. */
   inFlight(): number {
-    return this.#queue.length + this.#slots.filter((s) => s.job).length;
+    return this.#queue.length + this.#slots.filter((s) => s.job).length + (this.#inlineJob ? 1 : 0);
   }
 
   submit(job: J): void {
@@ -102,6 +130,7 @@ export class WorkerPool<J extends PoolJob> {
   close(): void {
     this.#closing = true;
     clearInterval(this.#trim);
+    this.#retireInline();
     this.#pump();
   }
 
@@ -117,8 +146,10 @@ export class WorkerPool<J extends PoolJob> {
 
   #spawn(): Slot<J> {
     // loaded when used: node:worker_threads cannot be part of a V8 startup snapshot (flaxd's)
-    const data: CniWorkerData = { flaxCniWorker: true, answered: new SharedArrayBuffer(4) };
+    const data: CniWorkerData = { flaxCniWorker: true, answered: new SharedArrayBuffer(4), serverNetns: this.o.serverNetns };
     const answered = new Int32Array(data.answered);
+    // the script itself, not an eval'd loader with its code cache: a worker of the package's single executable
+    // (its startup snapshot) cannot eval (Node 20: its process.cwd() fails); the first calls do not wait for it
     const worker = new (process.getBuiltinModule('node:worker_threads').Worker)(this.o.workerFile, {
       workerData: data, stdout: false, stderr: false,
       ...(this.o.youngMb ? { resourceLimits: { maxYoungGenerationSizeMb: this.o.youngMb } } : {}),
@@ -131,13 +162,14 @@ export class WorkerPool<J extends PoolJob> {
     });
     slot.ready.then(() => {
       slot.started = true;
+      this.#retireInline();
       this.#pump();
     }, (e: Error) => {
       // one queued call fails per start that fails (a worker that can never start does not spin)
       const job = this.#queue.shift();
       if (job) this.o.onLost(job, `worker start failed: ${e.message}`, false);
       worker.terminate().catch(() => {});
-      this.o.log(`cni server: worker start failed: ${e.message}`);
+      if (!this.#closing) this.o.log(`cni server: worker start failed: ${e.message}`); // else: stopped while it started
     });
     worker.on('message', (m: WorkerReply & { ready?: boolean }) => {
       if (m.ready || !slot.job || slot.job.msg.id !== m.id) return;
@@ -170,6 +202,10 @@ export class WorkerPool<J extends PoolJob> {
       // a call goes to a started worker only: the first one free takes it, not one still starting
       // (a worker's start takes tens of ms, more than most calls; issue 24); a worker starts for each call that waits
       const slot = this.#slots.find((s) => s.started && !s.job);
+      if (!slot && this.#inline && !this.#inlineJob && !this.#closing) {
+        this.#runInline(this.#inline, this.#queue.shift()!);
+        continue;
+      }
       if (!slot) {
         let starting = this.#slots.filter((s) => !s.started).length;
         for (; !this.#closing && this.#slots.length < this.o.maxWorkers && starting < this.#queue.length; starting++) this.#spawn();
@@ -180,6 +216,33 @@ export class WorkerPool<J extends PoolJob> {
       slot.worker.postMessage(job.msg);
     }
     if (this.#closing && !this.inFlight()) this.onDrained?.();
+  }
+
+  #runInline(r: InlineRunner, job: J): void {
+    this.#inlineJob = job;
+    const done = () => {
+      this.#inlineJob = undefined;
+      if (this.#slots.some((s) => s.started) || this.#closing) this.#retireInline();
+      this.#inlineSettled?.();
+      this.#inlineSettled = undefined;
+    };
+    r.serve(job.msg).then((m) => {
+      done();
+      this.o.onReply(job, m);
+      if (!m.stranded) this.#pump();
+    }, (e: Error) => {
+      done();
+      this.o.onLost(job, e.message, false);
+      this.#pump();
+    });
+  }
+
+  /** No more calls on this thread once a worker runs (after the one it may be running). */
+  #retireInline(): void {
+    if (!this.#inline || this.#inlineJob) return;
+    const r = this.#inline;
+    this.#inline = undefined;
+    r.retire();
   }
 
   /**

@@ -30,6 +30,7 @@ import { isErrno, native, type NativeCniRequest, type NativeCniServer } from '..
 import { errorResponse } from '../skel/skel';
 import type { HandBackReason, WorkerRequest } from './worker';
 import { WorkerPool } from './pool';
+import { type InlineServer, inlineServer } from './script';
 import { DEFAULT_CNI_SOCKET, RUN_STANDALONE, STATUS_NAME } from './wire';
 
 declare const __flaxDir: string | undefined;
@@ -67,6 +68,15 @@ export interface CniServerOptions {
   listenFd?: number;
   /** after each call: plugin name, CNI_COMMAND, seconds, exit code */
   onCall?: (plugin: string, verb: string, seconds: number, exitCode: number) => void;
+  /**
+   * until the first worker is ready, serve on this thread (the worker
+   * script loaded here, then dropped): the socket listens at once, and a
+   * client that started this server waits for a Node start, not for a
+   * worker's too. Only for a process whose main thread does nothing else
+   * meanwhile (flaxd --no-overlay): a call moves the thread into the
+   * caller's netns.
+   */
+  serveWhileStarting?: boolean;
 }
 
 /** Another live server holds the socket (its lock, or it answers a connect). */
@@ -230,8 +240,10 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
   const lock = lockSocket(socket);
   // every thread started from now on shares malloc's arenas
   n.mallocArenaMax?.(2);
+  // the workers enter this netns first (a thread starts in its maker's, and this one serves inline meanwhile)
+  const serverNetns = opts.serveWhileStarting ? openSync(`/proc/${process.pid}/task/${n.gettid()}/ns/net`, 'r') : undefined;
   const pool: WorkerPool<Job> = new WorkerPool<Job>({
-    workerFile, maxWorkers, log,
+    workerFile, maxWorkers, log, serverNetns,
     minWorkers: Math.min(maxWorkers, Math.max(1, opts.workers ?? 1)),
     idleMs: opts.idleMs ?? 30_000,
     youngMb: opts.workerYoungMb ?? 3,
@@ -253,12 +265,14 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
   let handle: NativeCniServer | undefined;
   try {
     // a socket of our own listens as soon as it is bound (issue 24: a client that started this server waits on
-    // it): calls that come before the first worker is ready wait for it in the pool's queue
-    if (opts.listenFd !== undefined) await pool.ready();
+    // it): calls that come before the first worker is ready wait for it in the pool's queue, or run on this
+    // thread (serveWhileStarting); systemd's socket is taken once a call can be served
+    if (opts.listenFd !== undefined && !opts.serveWhileStarting) await pool.ready();
     checkSocketPath(socket); // again: the bind renames over the path
     lfd = opts.listenFd !== undefined ? n.cniAdoptListener(opts.listenFd, socket) : n.cniListen(socket, opts.mode ?? 0o600);
-    if (opts.listenFd === undefined) {
-      handle = n.cniServe(lfd, onRequest, false);
+    if (opts.listenFd === undefined || opts.serveWhileStarting) {
+      handle = n.cniServe(lfd, onRequest, opts.listenFd !== undefined);
+      if (opts.serveWhileStarting) serveInline(pool, workerFile, n, log);
       await pool.ready();
     }
   } catch (e) {
@@ -274,6 +288,7 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
     pool.close();
     lock.remove(); // a failed start leaves no lock file behind
     await Promise.all(pool.terminate());
+    if (serverNetns !== undefined) closeQuietly(serverNetns);
     if (isErrno(e, 'EADDRINUSE')) throw new CniSocketBusyError(`${socket}: another CNI server answers on it`);
     throw e;
   }
@@ -335,9 +350,45 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
       const stopping = pool.terminate();
       if (cut) process.once('exit', (code) => n.cniExit(code));
       else await Promise.all(stopping);
+      if (serverNetns !== undefined && !cut) closeQuietly(serverNetns);
       lock.release();
     },
   };
+}
+
+/**
+ * The main thread serves (pool.serveInline) until a worker runs: the
+ * worker script loaded here; a thread that cannot come back to its own
+ * netns after a call stops the process (its socket first: the clients run
+ * the standalone plugins, or start another server).
+ */
+function serveInline(pool: WorkerPool<Job>, workerFile: string, n: ReturnType<typeof native>, log: (msg: string) => void): void {
+  let inline: InlineServer;
+  try {
+    inline = inlineServer(workerFile, (m, stdout, stderr, exitCode) => n.cniReply(m.conn, Buffer.from(stdout), Buffer.from(stderr), exitCode));
+  } catch (e) {
+    log(`cni server: calls wait for the first worker (${(e as Error).message})`);
+    return;
+  }
+  // libuv's thread pool starts at its first job, in the netns of the thread that submits it: here, now, not
+  // during a call (its threads would stay in a caller's netns)
+  process.getBuiltinModule('node:fs').access('/', () => {});
+  let served = 0;
+  pool.serveInline({
+    async serve(m) {
+      served++;
+      const reply = await inline.serve(m);
+      if (reply.stranded) {
+        log('cni server: the main thread could not return to its network namespace after a call: exiting');
+        process.exit(1);
+      }
+      return reply;
+    },
+    retire() {
+      closeQuietly(inline.own);
+      if (served) log(`cni server: ${served} call(s) served on the main thread while the first worker started`);
+    },
+  });
 }
 
 /**

@@ -14,7 +14,7 @@
  * it cannot, it exits and the pool starts another.
  */
 import { accessSync, closeSync, constants as fsConstants, openSync } from 'node:fs';
-import { parentPort, isMainThread, workerData } from 'node:worker_threads';
+import type { MessagePort } from 'node:worker_threads';
 import { CniError, ErrCode } from '../cni/errors';
 import { native } from '../native';
 import type { Host } from '../host/host';
@@ -67,6 +67,8 @@ export interface WorkerReply {
 export interface CniWorkerData {
   flaxCniWorker: true;
   answered: SharedArrayBuffer;
+  /** fd of the server's netns: the worker enters it first (threadSite) */
+  serverNetns?: number;
 }
 
 export function envObject(list: readonly string[]): Record<string, string> {
@@ -93,14 +95,30 @@ async function run(plugins: ServedPlugins, m: WorkerRequest, host: Host): Promis
   }, host);
 }
 
-function startWorker(plugins: ServedPlugins): void {
-  const port = parentPort!;
+/**
+ * A thread that serves calls (a worker, or the server's main thread while
+ * its first worker starts): its own netns (returned to after each call),
+ * whether its /proc/sys is read-only, and how it answers a caller.
+ */
+export interface CallSite {
+  /** fd of this thread's own netns */
+  own: number;
+  /** /proc/sys read-only here (a container that is not privileged, conf/flax.yml): sysctls go through the caller's /proc */
+  sysctlsReadOnly: boolean;
+  answer(m: WorkerRequest, stdout: string, stderr: string, exitCode: number): void;
+}
+
+/**
+ * The calling thread as a CallSite. `serverNetns`: an fd of the server's
+ * netns, entered first — a thread inherits the netns of the thread that
+ * started it, which may be inside a caller's (the main thread serving
+ * while the first worker starts).
+ */
+export function threadSite(answer: CallSite['answer'], serverNetns?: number): CallSite {
   const n = native();
+  if (serverNetns !== undefined) n.setns(serverNetns, n.constants.CLONE_NEWNET);
   const own = openSync(`/proc/${process.pid}/task/${n.gettid()}/ns/net`, 'r');
-  const answered = new Int32Array((workerData as CniWorkerData).answered);
-  // /proc/sys read-only here (a container that is not privileged, conf/flax.yml): the plugins'
-  // sysctls (ip_forward, route_localnet, …) are written through the caller's /proc instead
-  const ownSysctlsReadOnly = (() => {
+  const sysctlsReadOnly = (() => {
     try {
       accessSync('/proc/sys/net/ipv4/ip_forward', fsConstants.W_OK);
       return false;
@@ -108,17 +126,69 @@ function startWorker(plugins: ServedPlugins): void {
       return (e as NodeJS.ErrnoException).code === 'EROFS';
     }
   })();
+  return { own, sysctlsReadOnly, answer };
+}
+
+/**
+ * Runs one request on the calling thread, inside the caller's netns, and
+ * answers its caller; resolves with what the server counts. `stranded`:
+ * the thread could not come back to its own netns and must not serve again.
+ */
+export async function serveCall(plugins: ServedPlugins, m: WorkerRequest, site: CallSite): Promise<WorkerReply> {
+  const n = native();
+  const defer = (why: string, reason: HandBackReason): WorkerReply => {
+    site.answer(m, '', '', RUN_STANDALONE);
+    return { id: m.id, exitCode: RUN_STANDALONE, deferred: why, reason };
+  };
+  const env = envObject(m.env);
+  if (m.rootFd !== undefined && env.CNI_COMMAND && env.CNI_COMMAND !== 'VERSION' && !sameView(m.pid, m.rootFd)) {
+    const p = viewDifference(m.rootFd, pathsOfCall(env, m.stdin));
+    if (p) return defer(`a caller sees ${p} otherwise than this server (another mount namespace)`, 'mount_namespace');
+    const why = netnsForExec(env.CNI_NETNS, m.netnsFd, m.stdin, Object.keys(plugins));
+    if (why) return defer(why, 'netns_path');
+  }
+  try {
+    n.setns(m.hostFd, n.constants.CLONE_NEWNET);
+  } catch (e) {
+    // nothing happened yet: the standalone plugin can do it (e.g. a server without CAP_SYS_ADMIN)
+    return defer(`cannot enter a caller's network namespace (${(e as Error).message})`, 'setns');
+  }
+  let captured = '';
+  const capture = (chunk: string | Uint8Array) => {
+    captured += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
+    return true;
+  };
+  const host = callerHost({
+    env, stderr: { write: capture },
+    netns: m.netnsFd !== undefined ? { fd: m.netnsFd } : m.netnsErrno ? { errno: m.netnsErrno } : undefined,
+    sysctlRoot: site.sysctlsReadOnly && m.rootFd !== undefined ? `/proc/self/fd/${m.rootFd}/proc/sys` : undefined,
+  });
+  let res: Response & { stderr?: string };
+  try {
+    res = await run(plugins, m, host);
+  } catch (e) {
+    res = errorResponse(new CniError(ErrCode.Internal, (e as Error).message), Buffer.from(m.stdin), host);
+  }
+  let stranded = isStranded();
+  try {
+    n.setns(site.own, n.constants.CLONE_NEWNET);
+  } catch {
+    stranded = true;
+  }
+  site.answer(m, res.stdout, captured + (res.stderr ?? ''), res.exitCode);
+  return { id: m.id, exitCode: res.exitCode, stranded };
+}
+
+function startWorker(plugins: ServedPlugins, port: MessagePort, data: CniWorkerData): void {
+  const n = native();
+  const answered = new Int32Array(data.answered);
   // The caller gets its answer straight from here (no hop through the
   // server's thread). The fds that came with the request stay the server's
   // to close: a worker closing an fd it did not open draws a Node warning.
-  const answer = (m: WorkerRequest, stdout: string, stderr: string, exitCode: number) => {
+  const site = threadSite((m, stdout, stderr, exitCode) => {
     Atomics.store(answered, 0, m.id);
     n.cniReply(m.conn, Buffer.from(stdout), Buffer.from(stderr), exitCode);
-  };
-  const defer = (m: WorkerRequest, why: string, reason: HandBackReason) => {
-    answer(m, '', '', RUN_STANDALONE);
-    port.postMessage({ id: m.id, exitCode: RUN_STANDALONE, deferred: why, reason } satisfies WorkerReply);
-  };
+  }, data.serverNetns);
   port.on('message', async (m: WorkerRequest | { reduceMemory: true } | { heapUsed: true }) => {
     if ('heapUsed' in m) {
       port.postMessage({ heapUsed: process.getBuiltinModule('node:v8').getHeapStatistics().used_heap_size });
@@ -130,45 +200,10 @@ function startWorker(plugins: ServedPlugins): void {
       port.postMessage({ memoryReduced: true });
       return;
     }
-    const env = envObject(m.env);
-    if (m.rootFd !== undefined && env.CNI_COMMAND && env.CNI_COMMAND !== 'VERSION' && !sameView(m.pid, m.rootFd)) {
-      const p = viewDifference(m.rootFd, pathsOfCall(env, m.stdin));
-      if (p) return defer(m, `a caller sees ${p} otherwise than this server (another mount namespace)`, 'mount_namespace');
-      const why = netnsForExec(env.CNI_NETNS, m.netnsFd, m.stdin, Object.keys(plugins));
-      if (why) return defer(m, why, 'netns_path');
-    }
-    try {
-      n.setns(m.hostFd, n.constants.CLONE_NEWNET);
-    } catch (e) {
-      // nothing happened yet: the standalone plugin can do it (e.g. a server without CAP_SYS_ADMIN)
-      return defer(m, `cannot enter a caller's network namespace (${(e as Error).message})`, 'setns');
-    }
-    let captured = '';
-    const capture = (chunk: string | Uint8Array) => {
-      captured += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
-      return true;
-    };
-    const host = callerHost({
-      env, stderr: { write: capture },
-      netns: m.netnsFd !== undefined ? { fd: m.netnsFd } : m.netnsErrno ? { errno: m.netnsErrno } : undefined,
-      sysctlRoot: ownSysctlsReadOnly && m.rootFd !== undefined ? `/proc/self/fd/${m.rootFd}/proc/sys` : undefined,
-    });
-    let res: Response & { stderr?: string };
-    try {
-      res = await run(plugins, m, host);
-    } catch (e) {
-      res = errorResponse(new CniError(ErrCode.Internal, (e as Error).message), Buffer.from(m.stdin), host);
-    }
-    let stranded = isStranded();
-    try {
-      n.setns(own, n.constants.CLONE_NEWNET);
-    } catch {
-      stranded = true;
-    }
-    answer(m, res.stdout, captured + (res.stderr ?? ''), res.exitCode);
-    port.postMessage({ id: m.id, exitCode: res.exitCode, stranded } satisfies WorkerReply);
-    if (stranded) {
-      closeSync(own);
+    const reply = await serveCall(plugins, m, site);
+    port.postMessage(reply satisfies WorkerReply);
+    if (reply.stranded) {
+      closeSync(site.own);
       process.exit(1);
     }
   });
@@ -177,5 +212,7 @@ function startWorker(plugins: ServedPlugins): void {
 
 /** The worker's entry (plugins/bin/cni-worker.ts) hands it the plugins it serves; outside a CNI worker thread, nothing. */
 export function runCniWorker(plugins: ServedPlugins): void {
-  if (!isMainThread && (workerData as { flaxCniWorker?: boolean } | null)?.flaxCniWorker) startWorker(plugins);
+  // loaded when used: node:worker_threads cannot be part of a V8 startup snapshot (the package's, which holds this module)
+  const { isMainThread, parentPort, workerData } = process.getBuiltinModule('node:worker_threads');
+  if (!isMainThread && parentPort && (workerData as { flaxCniWorker?: boolean } | null)?.flaxCniWorker) startWorker(plugins, parentPort, workerData as CniWorkerData);
 }
