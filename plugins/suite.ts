@@ -16,7 +16,7 @@
  * false): dist/bin/bridge carries no flannel, portmap or sweeper.
  */
 import type { Exec } from './pkg/invoke/plugin-exec';
-import type { InlineServer } from './pkg/cniserver/script';
+import type { InlineServer } from './pkg/cniserver/inline';
 import { type CallSite, serveCall, threadSite } from './pkg/cniserver/worker';
 import { InProcessExec, type LocalPlugin } from './pkg/invoke/inprocess';
 import type { FirewallDeps } from './pkg/nft';
@@ -53,7 +53,7 @@ export const servedPlugins = (): Readonly<Record<string, LocalPlugin>> => ({
 
 /**
  * The served plugins on the calling thread: the CNI server's main thread
- * while its first worker starts (pkg/cniserver/script.ts; from
+ * while its first worker starts (pkg/cniserver/inline.ts; from
  * dist/bin/cni-worker.js, or the package's snapshot). `own` (the thread's
  * netns fd) is the caller's to close.
  */

@@ -16,7 +16,8 @@
 // memory limit: 1000 peers + 200 pods). Root only; the machine's root netns
 // and CNI state are never touched (one node netns, pods in throwaway ones).
 //
-//   node scripts/bench-footprint.mjs [--dist bin,pkg] [--idle 10] [--after 60] [--pods 100] [--peers 0] [--modes file,kube,server]
+//   node scripts/bench-footprint.mjs [--dist bin,pkg] [--idle 10] [--after 60] [--pods 100] [--peers 0] [--modes file,kube,server] [--detail]
+// --detail: where the RSS of each file-store flaxd is (anonymous, file; its largest mappings), on stderr
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -53,6 +54,25 @@ sh('ip', ['netns', 'exec', nodeNs, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
 enter(node, path.join(root, 'dist/bin/flax.node'));
 
 const status = (pid) => readFileSync(`/proc/${pid}/status`, 'utf8');
+/** --detail: where a process's RSS is (anonymous, file-backed; the largest mappings), on stderr */
+function detail(what, pid) {
+  if (!process.argv.includes('--detail')) return;
+  const st = status(pid);
+  const f = (k) => `${k} ${(Number(new RegExp(`${k}:\\s+(\\d+)`).exec(st)[1]) / 1024).toFixed(1)}`;
+  const maps = [];
+  let cur;
+  for (const l of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const h = /^([0-9a-f]+-[0-9a-f]+ \S+) \S+ \S+ \S+\s*(.*)$/.exec(l);
+    if (h) maps.push((cur = { name: h[2] || "[anon]", range: h[1], rss: 0 }));
+    const m = /^Rss:\s+(\d+)/.exec(l);
+    if (m && cur) cur.rss += Number(m[1]);
+  }
+  const by = {};
+  for (const m of maps) by[m.name] = (by[m.name] ?? 0) + m.rss;
+  const top = Object.entries(by).sort((a, b) => b[1] - a[1]).slice(0, 6).map(([n, k]) => `${path.basename(n)} ${(k / 1024).toFixed(1)}`);
+  const exe = maps.filter((m) => /\/(flax|node)$/.test(m.name) && m.rss > 512).map((m) => `${m.range} ${(m.rss / 1024).toFixed(1)}`);
+  console.error(`${what}: ${['VmRSS', 'RssAnon', 'RssFile', 'RssShmem'].map(f).join(', ')} MiB; largest: ${top.join(', ')}; the executable's mappings: ${exe.join(', ')}`);
+}
 const kib = (pid, field) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status(pid))[1]) * 1024;
 const sleep = (s) => new Promise((r) => setTimeout(r, s * 1000));
 
@@ -184,6 +204,7 @@ for (const dist of dists) {
     const f = await startFlaxd(dist, `${d}-file`, ['--cni-socket', '']);
     await sleep(IDLE);
     r.file = kib(f.p.pid, 'VmRSS');
+    detail(`${d} file`, f.p.pid);
     await stop(f);
   }
   if (MODES.includes('kube')) {

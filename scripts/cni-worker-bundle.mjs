@@ -40,7 +40,7 @@ export async function buildCniWorker(dir, { codeCache: withCache = true } = {}) 
 
 /**
  * cni-worker.cache beside the script: V8's code cache of Module.wrap(source),
- * as plugins/pkg/cniserver/script.ts compiles it when dist/bin's flaxd serves
+ * as plugins/pkg/cniserver/inline.ts compiles it when dist/bin's flaxd serves
  * on its main thread while its first worker starts (issue 24; the package's
  * snapshot holds that code already).
  * Made after the module ran in a node of its own (the functions its load ran

@@ -50,7 +50,7 @@ const lazy = Object.create(null);
 ${entries.map((e) => e.collected
     ? `collect(${JSON.stringify(e.name)}, () => require(${JSON.stringify(rel(e.file))}));`
     : `lazy[${JSON.stringify(e.name)}] = () => require(${JSON.stringify(rel(e.file))});`).join('\n')}
-// the CNI server's plugins for its main thread while its first worker starts (plugins/pkg/cniserver/script.ts):
+// the CNI server's plugins for its main thread while its first worker starts (plugins/pkg/cniserver/inline.ts):
 // in the snapshot, so an auto-started flaxd serves its first call without loading cni-worker.js
 Object.defineProperty(globalThis, '__flaxInlineServer', { value: require(${JSON.stringify(rel(path.join(root, 'plugins/suite.ts')))}).inlineServer });
 function collect(name, load) {

@@ -6,11 +6,18 @@ import { flagWarnings, parseFlags, usage, UsageError } from './flags';
 import { createLogger } from './log';
 import { releaseStartupMemory } from '../pkg/footprint';
 
+/** V8 flags flaxd sets for itself (FLAX_V8_FLAGS replaces them). */
+const DAEMON_V8_FLAGS = '--no-opt';
+
 function exit(code: number): void {
   process.stderr.write('', () => process.exit(code));
 }
 
 runMain(() => {
+  // V8 flags of the daemon (issue 24): without the optimizing compiler (TurboFan) its code, ~5 MiB of the
+  // executable, is never paged in; the CNI server's and the overlay's figures hold (README "Footprint").
+  // FLAX_V8_FLAGS replaces them ('' for V8's defaults).
+  process.getBuiltinModule('node:v8').setFlagsFromString(process.env.FLAX_V8_FLAGS ?? DAEMON_V8_FLAGS);
   let opts;
   try {
     opts = parseFlags(process.argv.slice(2), process.env);

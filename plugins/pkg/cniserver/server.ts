@@ -30,7 +30,7 @@ import { isErrno, native, type NativeCniRequest, type NativeCniServer } from '..
 import { errorResponse } from '../skel/skel';
 import type { HandBackReason, WorkerRequest } from './worker';
 import { WorkerPool } from './pool';
-import { type InlineServer, inlineServer } from './script';
+import { serveInline } from './inline';
 import { DEFAULT_CNI_SOCKET, RUN_STANDALONE, STATUS_NAME } from './wire';
 
 declare const __flaxDir: string | undefined;
@@ -69,12 +69,9 @@ export interface CniServerOptions {
   /** after each call: plugin name, CNI_COMMAND, seconds, exit code */
   onCall?: (plugin: string, verb: string, seconds: number, exitCode: number) => void;
   /**
-   * until the first worker is ready, serve on this thread (the worker
-   * script loaded here, then dropped): the socket listens at once, and a
-   * client that started this server waits for a Node start, not for a
-   * worker's too. Only for a process whose main thread does nothing else
-   * meanwhile (flaxd --no-overlay): a call moves the thread into the
-   * caller's netns.
+   * until the first worker is ready, serve on this thread (inline.ts): a client that started this server
+   * waits for a Node start only. For a main thread that does nothing else meanwhile (flaxd --no-overlay):
+   * a call moves it into the caller's netns.
    */
   serveWhileStarting?: boolean;
 }
@@ -354,41 +351,6 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
       lock.release();
     },
   };
-}
-
-/**
- * The main thread serves (pool.serveInline) until a worker runs: the
- * worker script loaded here; a thread that cannot come back to its own
- * netns after a call stops the process (its socket first: the clients run
- * the standalone plugins, or start another server).
- */
-function serveInline(pool: WorkerPool<Job>, workerFile: string, n: ReturnType<typeof native>, log: (msg: string) => void): void {
-  let inline: InlineServer;
-  try {
-    inline = inlineServer(workerFile, (m, stdout, stderr, exitCode) => n.cniReply(m.conn, Buffer.from(stdout), Buffer.from(stderr), exitCode));
-  } catch (e) {
-    log(`cni server: calls wait for the first worker (${(e as Error).message})`);
-    return;
-  }
-  // libuv's thread pool starts at its first job, in the netns of the thread that submits it: here, now, not
-  // during a call (its threads would stay in a caller's netns)
-  process.getBuiltinModule('node:fs').access('/', () => {});
-  let served = 0;
-  pool.serveInline({
-    async serve(m) {
-      served++;
-      const reply = await inline.serve(m);
-      if (reply.stranded) {
-        log('cni server: the main thread could not return to its network namespace after a call: exiting');
-        process.exit(1);
-      }
-      return reply;
-    },
-    retire() {
-      closeQuietly(inline.own);
-      if (served) log(`cni server: ${served} call(s) served on the main thread while the first worker started`);
-    },
-  });
 }
 
 /**

@@ -236,21 +236,27 @@ export function runMain(main: () => void, warm?: () => void): void {
   // A worker of the resident CNI server (pkg/cniserver) loads the bundle
   // that started it for its plugins only: no main runs there.
   if (inCniWorker()) return;
+  const building = v8.startupSnapshot?.isBuildingSnapshot() ?? false;
+  // the package's snapshot (the multi-call binary) is warmed as each executable's own: its plugins run warm,
+  // standalone and in an auto-started server's first calls (served on its main thread, issue 24)
+  if (building) warmUp(warm);
   if (collector) {
     collector(main);
     return;
   }
-  const snap = v8.startupSnapshot;
-  if (snap?.isBuildingSnapshot()) {
-    try {
-      warm?.();
-    } catch (e) {
-      process.stderr.write(`build: warm-up failed (the snapshot is still good, only colder): ${(e as Error).message}\n`);
-    }
-    snap.setDeserializeMainFunction(main);
+  if (building) {
+    v8.startupSnapshot.setDeserializeMainFunction(main);
     return;
   }
   main();
+}
+
+function warmUp(warm?: () => void): void {
+  try {
+    warm?.();
+  } catch (e) {
+    process.stderr.write(`build: warm-up failed (the snapshot is still good, only colder): ${(e as Error).message}\n`);
+  }
 }
 
 /**

@@ -6,6 +6,8 @@
  * `Module.wrap(source)` (cni-worker.cache beside it, made at build time; a
  * cache V8 rejects, or none, is a plain compile).
  */
+import type { FlaxNative } from '../native';
+import type { PoolJob, WorkerPool } from './pool';
 import type { CallSite, WorkerReply, WorkerRequest } from './worker';
 
 export const codeCacheFile = (script: string): string => script.replace(/\.js$/, '') + '.cache';
@@ -55,4 +57,41 @@ export function loadWorkerScript(script: string, answer: CallSite['answer']): In
   const make = m.exports.inlineServer as ((a: CallSite['answer']) => InlineServer) | undefined;
   if (typeof make !== 'function') throw new Error(`${script}: exports no inlineServer`);
   return make(answer);
+}
+
+/**
+ * The main thread serves (pool.serveInline) until a worker runs: the
+ * worker script loaded here; a thread that cannot come back to its own
+ * netns after a call stops the process (its socket first: the clients run
+ * the standalone plugins, or start another server).
+ */
+export function serveInline<J extends PoolJob>(pool: WorkerPool<J>, workerFile: string, n: FlaxNative, log: (msg: string) => void): void {
+  let inline: InlineServer;
+  try {
+    inline = inlineServer(workerFile, (m, stdout, stderr, exitCode) => n.cniReply(m.conn, Buffer.from(stdout), Buffer.from(stderr), exitCode));
+  } catch (e) {
+    log(`cni server: calls wait for the first worker (${(e as Error).message})`);
+    return;
+  }
+  // libuv's thread pool starts at its first job, in the netns of the thread that submits it: here, now, not
+  // during a call (its threads would stay in a caller's netns)
+  process.getBuiltinModule('node:fs').access('/', () => {});
+  let served = 0;
+  pool.serveInline({
+    async serve(m) {
+      served++;
+      const reply = await inline.serve(m);
+      if (reply.stranded) {
+        log('cni server: the main thread could not return to its network namespace after a call: exiting');
+        process.exit(1);
+      }
+      return reply;
+    },
+    retire() {
+      try {
+        process.getBuiltinModule('node:fs').closeSync(inline.own);
+      } catch { /* closed */ }
+      if (served) log(`cni server: ${served} call(s) served on the main thread while the first worker started`);
+    },
+  });
 }
