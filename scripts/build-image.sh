@@ -13,7 +13,7 @@
 # (`podman load -i FILE`). The archive is rebuilt only when an input changed
 # (a hash of the staged rootfs is kept beside it as FILE.inputs).
 #
-# Layout:  /opt/flax/bin/{flax,flax.node,netlink.node,pause,nsexec,PACKAGE.json}
+# Layout:  /opt/flax/bin/{flax,flax.node,netlink.node,pause,nsexec,cniclient,cni-worker.js,flax-deps.js,PACKAGE.json}
 #          /opt/flax/bin/{bridge,host-local,loopback,flannel,portmap,flaxd} -> flax
 #          PATH=/opt/flax/bin:/usr/sbin:/usr/bin:/sbin:/bin, no entrypoint,
 #          cmd /opt/flax/bin/flaxd (conf/flax.yml runs `flax install` first).

@@ -11,6 +11,8 @@
 //                          flannel portmap: symlinks to it; with no server it
 //                          runs `flax` as <name> (the standalone plugin)
 //   dist/pkg/cni-worker.js the CNI server's worker threads' script
+//   dist/pkg/flax-deps.js  the store clients (etcd3, KubeConfig), outside the
+//                          snapshot: loaded on first use
 //   dist/pkg/flax.node netlink.node   N-API addons, process.dlopen'ed from
 //                          beside the binary (a SEA cannot require() them)
 //   dist/pkg/pause nsexec  the static C helpers
@@ -71,6 +73,24 @@ if (snap && snap.isBuildingSnapshot()) snap.setDeserializeMainFunction(dispatch)
 else dispatch();
 `;
 
+// The store clients outside the snapshot (issue 24): etcd3 (with gRPC and
+// protobufjs) and @kubernetes/client-node's KubeConfig are ~1.5 MB of the
+// bundle that only an etcd- or kube-store flaxd (and the CLI's kube paths)
+// load. In the snapshot every process of the package would deserialize
+// them, and keep their source and a copy of the blob; here they are
+// flax-deps.js beside the binary, required (createRequire) at their first
+// dynamic import(). Everything else stays in the snapshot.
+const SIDE_DEPS = ['etcd3', '@kubernetes/client-node/dist/config.js'];
+const DEPS_FILE = 'flax-deps.js';
+const sideDeps = {
+  name: 'flax-side-deps',
+  setup(b) {
+    const filter = new RegExp(`^(${SIDE_DEPS.map((d) => d.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')).join('|')})$`);
+    b.onResolve({ filter }, (args) => ({ path: args.path, namespace: 'flax-side-deps' }));
+    b.onLoad({ filter: /.*/, namespace: 'flax-side-deps' }, (args) => ({ contents: `module.exports = globalThis.__flaxDeps(${JSON.stringify(args.path)});`, loader: 'js' }));
+  },
+};
+
 // As scripts/build.mjs's banner, but the addons are always beside the
 // binary: process.execPath is the SEA itself (symlinks resolved).
 const banner = [
@@ -78,6 +98,7 @@ const banner = [
   'var __imu=require("url").pathToFileURL(process.execPath).href;',
   'Object.defineProperty(globalThis,"__flaxDir",{configurable:true,get(){return require("path").dirname(process.execPath)}});',
   loadAddonBanner('globalThis.__flaxDir'),
+  `Object.defineProperty(globalThis,"__flaxDeps",{configurable:true,value:function(n){var d=globalThis.__flaxDepsFile;if(!d){var f=require("path").join(globalThis.__flaxDir,${JSON.stringify(DEPS_FILE)});d=globalThis.__flaxDepsFile=require("module").createRequire(f)(f);}return d.load(n);}});`,
 ].join('\n');
 
 function run(cmd, args, opts = {}) {
@@ -97,9 +118,21 @@ await build({
   stdin: { contents: entrySrc, resolveDir: root, sourcefile: 'multicall.js', loader: 'js' },
   outfile: bundle,
   banner: { js: banner },
-  plugins: [netlinkNative, zodEnglishOnly, yargsNoLocaleFiles, etcd3Protos],
+  plugins: [netlinkNative, zodEnglishOnly, yargsNoLocaleFiles, sideDeps],
 });
 asciiOnly(bundle);
+await build({
+  ...BUNDLE_OPTIONS,
+  ...MINIFY,
+  stdin: {
+    contents: `const deps = { ${SIDE_DEPS.map((d) => `${JSON.stringify(d)}: () => require(${JSON.stringify(d)})`).join(', ')} };\nexports.load = (name) => deps[name]();\n`,
+    resolveDir: root, sourcefile: DEPS_FILE, loader: 'js',
+  },
+  outfile: path.join(out, DEPS_FILE),
+  banner: { js: `// flax's store clients, loaded by the multi-call binary beside this file on first use (scripts/package.mjs)\nvar __imu=require("url").pathToFileURL(__filename).href;` },
+  plugins: [etcd3Protos],
+});
+asciiOnly(path.join(out, DEPS_FILE));
 
 // The SEA blob: with a startup snapshot unless it cannot be built (then the
 // plain SEA with a code cache, said loudly).
@@ -155,7 +188,7 @@ for (const helper of ['pause', 'nsexec']) {
 // What install copies, and how the binary was made (read by flax install and the tests).
 writeFileSync(path.join(out, 'PACKAGE.json'), JSON.stringify({
   executables: entries.map((e) => e.name),
-  files: ['flax', 'flax.node', 'netlink.node', 'pause', 'nsexec', 'cniclient', CNI_WORKER],
+  files: ['flax', 'flax.node', 'netlink.node', 'pause', 'nsexec', 'cniclient', CNI_WORKER, DEPS_FILE],
   // names that are links to cniclient (the others link to flax)
   clients,
   snapshot,

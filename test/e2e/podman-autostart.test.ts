@@ -88,7 +88,7 @@ describe.skipIf(!!skipReason)('podman with flax install --server auto (the first
       if (set === 'ours') {
         // the client starts flaxd from beside its real path (an install has it there)
         const realDir = path.dirname(plugins.real.bridge);
-        for (const f of ['flaxd', 'flaxd.js', 'flaxd.cache', 'cni-worker.js']) {
+        for (const f of ['flaxd', 'flaxd.js', 'flaxd.cache', 'cni-worker.js', 'cni-worker.cache']) {
           if (!existsSync(path.join(DIST_BIN, f))) continue;
           copyFileSync(path.join(DIST_BIN, f), path.join(realDir, f));
           chmodSync(path.join(realDir, f), 0o755);

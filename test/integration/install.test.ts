@@ -62,7 +62,7 @@ describe('flax install', () => {
       expect(readlinkSync(path.join(bin, e)), e).toBe(target);
       expect(r.out).toContain(`linked ${path.join(bin, e)} -> ${target}`);
     }
-    expect(readdirSync(path.join(bin, '.flax', m.current)).sort()).toEqual(['cni-worker.js', 'cniclient', 'flax', 'flax.node', 'netlink.node', 'nsexec', 'pause']);
+    expect(readdirSync(path.join(bin, '.flax', m.current)).sort()).toEqual(['cni-worker.js', 'cniclient', 'flax', 'flax-deps.js', 'flax.node', 'netlink.node', 'nsexec', 'pause']);
     expect(readFileSync(path.join(bin, '.flax', m.current, 'flax')).equals(readFileSync(path.join(PKG, 'flax')))).toBe(true);
     // the conflist is flax's bridge network, as conf/ ships it
     expect(JSON.parse(readFileSync(path.join(conf, '10-flax-bridge.conflist'), 'utf8'))).toEqual(JSON.parse(readFileSync(path.join(ROOT, 'conf/10-flax-bridge.conflist'), 'utf8')));
