@@ -3,8 +3,10 @@
  * `flax install --server auto` — no CNI server runs; the first plugin call
  * podman makes starts `flaxd --no-overlay` (the client, native/cniclient),
  * and every call of ours after that is served by it. `podman run -d`
- * / `rm -f` twice per set, the reference plugins first (the timing baseline, same
- * run), then ours; prints the ratios (first run included).
+ * / `rm -f` twice per set, the sets interleaved (reference, ours, ours,
+ * reference, …: the baseline in the same minutes; podman's config switched
+ * between them, each set's network in a net.d of its own); prints the
+ * ratios (ours' first run, which starts the server, included).
  * FLAX_E2E_AUTO_RUNS=N: N runs per set instead of 2 (a measurement).
  *
  * Nothing global: the suite's scratch podman (test/lib/podman.ts), and for
@@ -19,8 +21,9 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyServer } from '../../plugins/cli/install/server';
 import { DIST_BIN, type PluginSet, failedCalls, missingPrereq, run, waitFor } from '../lib/e2e';
+import { ROOT } from '../lib/cni';
 import { linkNames } from '../lib/host-state';
-import { PodmanSuite } from '../lib/podman';
+import { type PodmanNetwork, PodmanSuite } from '../lib/podman';
 import { cniServersOf } from '../lib/proc';
 
 const NET = 'flaxe2e-pa';
@@ -76,40 +79,54 @@ describe.skipIf(!!skipReason)('podman with flax install --server auto (the first
     });
   }, 180_000);
 
-  for (const set of SETS) {
-    it(`${set} plugins: podman run -d / rm -f ×${RUNS}${set === 'ours' ? ', every call of ours served by the one flaxd the first call started' : ''}`, async () => {
-      suite.reset();
-      const { plugins, trace, explain } = suite.createNetwork(set, set, SUBNET, GW);
+  it(`podman run -d / rm -f ×${RUNS} per set, the sets interleaved; every call of ours served by the one flaxd the first call started`, async () => {
+    suite.reset();
+    const nets = {} as Record<PluginSet, PodmanNetwork>;
+    for (const set of SETS) {
+      // each set's network in a net.d of its own (podman sees the one its containers.conf names)
+      const n = (nets[set] = suite.createNetwork(set, set, SUBNET, GW));
       // host-local is bridge's delegate, not called by podman: the real one, not a trace wrapper (as
       // installed; for ours a wrapper would also turn the in-process delegate into an exec), both sets
-      copyFileSync(plugins.real['host-local'], path.join(plugins.dir, 'host-local'));
-      chmodSync(path.join(plugins.dir, 'host-local'), 0o755);
-      let since = 0n;
-      if (set === 'ours') {
-        // the client starts flaxd from beside its real path (an install has it there)
-        const realDir = path.dirname(plugins.real.bridge);
-        for (const f of ['flaxd', 'flaxd.js', 'flaxd.cache', 'cni-worker.js', 'cni-worker.cache']) {
-          if (!existsSync(path.join(DIST_BIN, f))) continue;
-          copyFileSync(path.join(DIST_BIN, f), path.join(realDir, f));
-          chmodSync(path.join(realDir, f), 0o755);
-        }
-        mkdirSync(path.dirname(socket), { recursive: true });
-        // from here on as on an installed host: podman hands its environment to the plugins (libcni),
-        // and containers.conf's engine env reaches the podman processes conmon starts (the cleanup's DEL)
-        Object.assign(process.env, serverEnv);
-        appendFileSync(suite.conf, `env = ${JSON.stringify(Object.entries(serverEnv).map(([k, v]) => `${k}=${v}`))}\n`);
-        since = BigInt(Date.now()) * 1_000_000n;
-        expect(existsSync(socket), 'no server before the first call').toBe(false);
-      }
-      const t = (times[set] = { run: [] as number[], rm: [] as number[], calls: {} as Record<string, number[]> });
-      for (let i = 0; i < RUNS; i++) {
+      copyFileSync(n.plugins.real['host-local'], path.join(n.plugins.dir, 'host-local'));
+      chmodSync(path.join(n.plugins.dir, 'host-local'), 0o755);
+    }
+    // the client starts flaxd from beside its real path (an install has it there): the package's, as
+    // `flax install` puts it (dist/bin's when there is no package)
+    const realDir = path.dirname(nets.ours.plugins.real.bridge);
+    const pkg = path.join(ROOT, 'dist/pkg');
+    const fromPkg = existsSync(path.join(pkg, 'PACKAGE.json')) && !process.env.FLAX_E2E_BIN;
+    for (const f of fromPkg ? ['flax', 'cni-worker.js', 'flax-deps.js'] : ['flaxd', 'flaxd.js', 'flaxd.cache', 'cni-worker.js', 'cni-worker.cache']) {
+      const from = path.join(fromPkg ? pkg : DIST_BIN, f);
+      if (!existsSync(from)) continue;
+      copyFileSync(from, path.join(realDir, f));
+      chmodSync(path.join(realDir, f), 0o755);
+    }
+    if (fromPkg) symlinkSync('flax', path.join(realDir, 'flaxd'));
+    console.log(`podman e2e --server auto: flaxd from ${fromPkg ? 'dist/pkg (the multi-call binary)' : 'dist/bin'}`);
+    mkdirSync(path.dirname(socket), { recursive: true });
+    // from here on as on an installed host: podman hands its environment to the plugins (libcni),
+    // and containers.conf's engine env reaches the podman processes conmon starts (the cleanup's DEL)
+    Object.assign(process.env, serverEnv);
+    const use = (set: PluginSet) => {
+      suite.writeConf(nets[set].plugins.dir, nets[set].netDir);
+      if (set === 'ours') appendFileSync(suite.conf, `env = ${JSON.stringify(Object.entries(serverEnv).map(([k, v]) => `${k}=${v}`))}\n`);
+    };
+    const since = BigInt(Date.now()) * 1_000_000n;
+    expect(existsSync(socket), 'no server before the first call').toBe(false);
+    for (const set of SETS) times[set] = { run: [], rm: [], calls: {} };
+    // reference, ours, ours, reference, …: each set as often first; the first run of ours starts the server
+    for (let i = 0; i < RUNS; i++) {
+      for (const set of i % 2 ? [...SETS].reverse() : SETS) {
+        const { explain, trace } = nets[set];
+        const t = times[set];
+        use(set);
         const r1 = podman(['run', '-d', '--name', `flaxe2e-pa-${set}-${i}`, '--network', NET, IMAGE, 'sleep', '600'], true);
         if (r1.code !== 0) throw new Error(explain(`podman run failed (${r1.code}): ${r1.stderr}`));
         const cid = r1.stdout.trim().split('\n').pop()!;
         cids.push(cid);
         t.run.push(r1.ms);
-        const nets = JSON.parse(podman(['inspect', '--format', '{{json .NetworkSettings.Networks}}', cid]).stdout);
-        const ip: string = nets[NET]?.IPAddress;
+        const insp = JSON.parse(podman(['inspect', '--format', '{{json .NetworkSettings.Networks}}', cid]).stdout);
+        const ip: string = insp[NET]?.IPAddress;
         ips.push(ip);
         expect(ip, explain('no address')).toMatch(/^10\.231\.181\.\d+$/);
         const ping = podman(['exec', cid, 'ping', '-c', '1', '-W', '2', GW], true);
@@ -119,34 +136,34 @@ describe.skipIf(!!skipReason)('podman with flax install --server auto (the first
         t.rm.push(r2.ms);
         expect(failedCalls(trace()), explain('a plugin call failed')).toEqual([]);
       }
-      for (const e of trace().filter((x) => x.t0 >= since)) (t.calls[`${e.plugin} ${e.command}`] ??= []).push(e.ms);
-      if (set === 'ours') {
-        const pids = cniServersOf(socket);
-        const logFile = path.join(serverEnv.FLAX_LOG_DIR, 'cni-server.log');
-        expect(pids, explain(`one server, started by the first call; its log: ${existsSync(logFile) ? readFileSync(logFile, 'utf8') : '(none)'}`)).toHaveLength(1);
-        // (podman's probes while the network was created ran before the host was set up: standalone)
-        const oursCalls = trace().filter((e) => e.t0 >= since && ['bridge', 'host-local', 'loopback', 'portmap'].includes(e.plugin));
-        expect(oursCalls.length).toBeGreaterThan(4);
-        // what it served, per plugin and verb (the server's STATUS answer, as flax status asks it)
-        const statusLink = path.join(suite.base, '.status');
-        if (!existsSync(statusLink)) symlinkSync(plugins.real.bridge, statusLink);
-        const st = run(statusLink, [], { env: { ...process.env, CNI_COMMAND: 'STATUS' } });
-        const latency = Object.fromEntries(Object.entries(JSON.parse(st.stdout).latency as Record<string, { calls: number }>).map(([k, v]) => [k, v.calls]));
-        console.log(`podman e2e --server auto: served ${JSON.stringify(latency)}`);
-        // stop it: its last log line counts what it served — every call of ours (none ran standalone)
-        process.kill(pids[0], 'SIGTERM');
-        const log = await waitFor('the server\'s counts', () => /cni server: stopped; served (\d+), failed (\d+), refused (\d+), deferred (\d+)/.exec(readFileSync(path.join(serverEnv.FLAX_LOG_DIR, 'cni-server.log'), 'utf8')), 20_000);
-        // served, or handed back untouched (the mount-namespace check, as with any server): none failed, none missed the server
-        const calls = oursCalls.map((e) => `${e.plugin} ${e.command} ${e.env.CNI_CONTAINERID?.slice(0, 8) ?? ''} ${e.ms.toFixed(0)} ms ${e.env.CNI_PATH}`).join('\n');
-        expect({ failed: Number(log[2]), refused: Number(log[3]), total: Number(log[1]) + Number(log[4]) }, `${readFileSync(path.join(serverEnv.FLAX_LOG_DIR, 'cni-server.log'), 'utf8')}\n${calls}`)
-          .toEqual({ failed: 0, refused: 0, total: oursCalls.length });
-        expect(Number(log[1]), 'the ADD/DEL chains were served').toBeGreaterThanOrEqual(oursCalls.filter((e) => e.command !== 'VERSION').length);
-        expect(readFileSync(path.join(serverEnv.FLAX_LOG_DIR, 'cni-server.log'), 'utf8').match(/listening on /g)).toHaveLength(1);
-        await waitFor('the server to exit', () => cniServersOf(socket).length === 0, 20_000);
-      }
-      podman(['network', 'rm', '-f', NET]);
-      run('ip', ['link', 'del', BRIDGE], { allowFail: true });
-      suite.restoreFor(cids, ips);
-    });
-  }
+    }
+    for (const set of SETS) for (const e of nets[set].trace().filter((x) => x.t0 >= since)) (times[set].calls[`${e.plugin} ${e.command}`] ??= []).push(e.ms);
+
+    const { trace, explain, plugins } = nets.ours;
+    const pids = cniServersOf(socket);
+    const logFile = path.join(serverEnv.FLAX_LOG_DIR, 'cni-server.log');
+    expect(pids, explain(`one server, started by the first call; its log: ${existsSync(logFile) ? readFileSync(logFile, 'utf8') : '(none)'}`)).toHaveLength(1);
+    // (podman's probes while the network was created ran before the host was set up: standalone)
+    const oursCalls = trace().filter((e) => e.t0 >= since && ['bridge', 'host-local', 'loopback', 'portmap'].includes(e.plugin));
+    expect(oursCalls.length).toBeGreaterThan(4);
+    // what it served, per plugin and verb (the server's STATUS answer, as flax status asks it)
+    const statusLink = path.join(suite.base, '.status');
+    if (!existsSync(statusLink)) symlinkSync(plugins.real.bridge, statusLink);
+    const st = run(statusLink, [], { env: { ...process.env, CNI_COMMAND: 'STATUS' } });
+    const latency = Object.fromEntries(Object.entries(JSON.parse(st.stdout).latency as Record<string, { calls: number }>).map(([k, v]) => [k, v.calls]));
+    console.log(`podman e2e --server auto: served ${JSON.stringify(latency)}`);
+    // stop it: its last log line counts what it served — every call of ours (none ran standalone)
+    process.kill(pids[0], 'SIGTERM');
+    const log = await waitFor('the server\'s counts', () => /cni server: stopped; served (\d+), failed (\d+), refused (\d+), deferred (\d+)/.exec(readFileSync(logFile, 'utf8')), 20_000);
+    // served, or handed back untouched (the mount-namespace check, as with any server): none failed, none missed the server
+    const calls = oursCalls.map((e) => `${e.plugin} ${e.command} ${e.env.CNI_CONTAINERID?.slice(0, 8) ?? ''} ${e.ms.toFixed(0)} ms ${e.env.CNI_PATH}`).join('\n');
+    expect({ failed: Number(log[2]), refused: Number(log[3]), total: Number(log[1]) + Number(log[4]) }, `${readFileSync(logFile, 'utf8')}\n${calls}`)
+      .toEqual({ failed: 0, refused: 0, total: oursCalls.length });
+    expect(Number(log[1]), 'the ADD/DEL chains were served').toBeGreaterThanOrEqual(oursCalls.filter((e) => e.command !== 'VERSION').length);
+    expect(readFileSync(logFile, 'utf8').match(/listening on /g)).toHaveLength(1);
+    await waitFor('the server to exit', () => cniServersOf(socket).length === 0, 20_000);
+    podman(['network', 'rm', '-f', NET]);
+    run('ip', ['link', 'del', BRIDGE], { allowFail: true });
+    suite.restoreFor(cids, ips);
+  });
 });
