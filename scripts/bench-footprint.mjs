@@ -57,13 +57,12 @@ const status = (pid) => readFileSync(`/proc/${pid}/status`, 'utf8');
 /** --detail: where a process's RSS is (anonymous, file-backed; the largest mappings), on stderr */
 function detail(what, pid) {
   if (!process.argv.includes('--detail')) return;
-  const st = status(pid);
-  const f = (k) => `${k} ${(Number(new RegExp(`${k}:\\s+(\\d+)`).exec(st)[1]) / 1024).toFixed(1)}`;
+  const f = (k) => `${k} ${(kib(pid, k) / MiB).toFixed(1)}`;
   const maps = [];
   let cur;
   for (const l of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
     const h = /^([0-9a-f]+-[0-9a-f]+ \S+) \S+ \S+ \S+\s*(.*)$/.exec(l);
-    if (h) maps.push((cur = { name: h[2] || "[anon]", range: h[1], rss: 0 }));
+    if (h) maps.push((cur = { name: h[2] || '[anon]', range: h[1], rss: 0 }));
     const m = /^Rss:\s+(\d+)/.exec(l);
     if (m && cur) cur.rss += Number(m[1]);
   }

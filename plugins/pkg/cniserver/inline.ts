@@ -10,7 +10,7 @@ import type { FlaxNative } from '../native';
 import type { PoolJob, WorkerPool } from './pool';
 import type { CallSite, WorkerReply, WorkerRequest } from './worker';
 
-export const codeCacheFile = (script: string): string => script.replace(/\.js$/, '') + '.cache';
+const codeCacheFile = (script: string): string => script.replace(/\.js$/, '') + '.cache';
 
 /** What cni-worker.js exports to a main thread (plugins/bin/cni-worker.ts). */
 export interface InlineServer {
@@ -22,11 +22,7 @@ export interface InlineServer {
 /** The package's snapshot holds the inline server already (scripts/package.mjs's multi-call entry). */
 declare const __flaxInlineServer: ((answer: CallSite['answer']) => InlineServer) | undefined;
 
-/**
- * The worker script's inline server on this thread: the one in the
- * package's snapshot, else `script` loaded here (not into require's cache:
- * once dropped, its code can be collected).
- */
+/** The worker script's inline server on this thread: the one in the package's snapshot, else `script` loaded here. */
 export function inlineServer(script: string, answer: CallSite['answer']): InlineServer {
   if (typeof __flaxInlineServer === 'function') return __flaxInlineServer(answer);
   return loadWorkerScript(script, answer);
@@ -36,7 +32,7 @@ export function inlineServer(script: string, answer: CallSite['answer']): Inline
  * Loads `script` on this thread (not into require's cache: once dropped, its
  * code can be collected) and returns its inline server.
  */
-export function loadWorkerScript(script: string, answer: CallSite['answer']): InlineServer {
+function loadWorkerScript(script: string, answer: CallSite['answer']): InlineServer {
   const fs = process.getBuiltinModule('node:fs');
   const vm = process.getBuiltinModule('node:vm');
   const path = process.getBuiltinModule('node:path');

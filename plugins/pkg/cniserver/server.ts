@@ -27,6 +27,7 @@ import path from 'node:path';
 import { CniError, ErrCode } from '../cni/errors';
 import { type FileLock, lockFile } from '../lock';
 import { isErrno, native, type NativeCniRequest, type NativeCniServer } from '../native';
+import { currentNetnsPath } from '../ns/ns';
 import { errorResponse } from '../skel/skel';
 import type { HandBackReason, WorkerRequest } from './worker';
 import { WorkerPool } from './pool';
@@ -238,7 +239,7 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
   // every thread started from now on shares malloc's arenas
   n.mallocArenaMax?.(2);
   // the workers enter this netns first (a thread starts in its maker's, and this one serves inline meanwhile)
-  const serverNetns = opts.serveWhileStarting ? openSync(`/proc/${process.pid}/task/${n.gettid()}/ns/net`, 'r') : undefined;
+  const serverNetns = opts.serveWhileStarting ? openSync(currentNetnsPath(), 'r') : undefined;
   const pool: WorkerPool<Job> = new WorkerPool<Job>({
     workerFile, maxWorkers, log, serverNetns,
     minWorkers: Math.min(maxWorkers, Math.max(1, opts.workers ?? 1)),
@@ -359,7 +360,7 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
  * thread's own netns needs the same capability and changes nothing.
  */
 function canEnterNetns(n: ReturnType<typeof native>): void {
-  const fd = openSync(`/proc/${process.pid}/task/${n.gettid()}/ns/net`, 'r');
+  const fd = openSync(currentNetnsPath(), 'r');
   try {
     n.setns(fd, n.constants.CLONE_NEWNET);
   } catch (e) {

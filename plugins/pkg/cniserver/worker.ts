@@ -18,9 +18,9 @@ import type { MessagePort } from 'node:worker_threads';
 import { CniError, ErrCode } from '../cni/errors';
 import { native } from '../native';
 import type { Host } from '../host/host';
-import { isStranded } from '../ns/ns';
+import { currentNetnsPath, isStranded } from '../ns/ns';
 import type { LocalPlugin } from '../invoke/inprocess';
-import { aboutLine, errorResponse, handle, type Response } from '../skel/skel';
+import { aboutLine, errorResponse, handle, inCniWorker, type Response } from '../skel/skel';
 import { callerHost } from './caller-host';
 import { netnsForExec, pathsOfCall, sameView, viewDifference } from './view';
 import { RUN_STANDALONE } from './wire';
@@ -117,7 +117,7 @@ export interface CallSite {
 export function threadSite(answer: CallSite['answer'], serverNetns?: number): CallSite {
   const n = native();
   if (serverNetns !== undefined) n.setns(serverNetns, n.constants.CLONE_NEWNET);
-  const own = openSync(`/proc/${process.pid}/task/${n.gettid()}/ns/net`, 'r');
+  const own = openSync(currentNetnsPath(), 'r');
   const sysctlsReadOnly = (() => {
     try {
       accessSync('/proc/sys/net/ipv4/ip_forward', fsConstants.W_OK);
@@ -212,7 +212,8 @@ function startWorker(plugins: ServedPlugins, port: MessagePort, data: CniWorkerD
 
 /** The worker's entry (plugins/bin/cni-worker.ts) hands it the plugins it serves; outside a CNI worker thread, nothing. */
 export function runCniWorker(plugins: ServedPlugins): void {
+  if (!inCniWorker()) return;
   // loaded when used: node:worker_threads cannot be part of a V8 startup snapshot (the package's, which holds this module)
-  const { isMainThread, parentPort, workerData } = process.getBuiltinModule('node:worker_threads');
-  if (!isMainThread && parentPort && (workerData as { flaxCniWorker?: boolean } | null)?.flaxCniWorker) startWorker(plugins, parentPort, workerData as CniWorkerData);
+  const { parentPort, workerData } = process.getBuiltinModule('node:worker_threads');
+  startWorker(plugins, parentPort!, workerData as CniWorkerData);
 }

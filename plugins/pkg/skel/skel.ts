@@ -200,7 +200,7 @@ function readStdin(): Buffer {
 }
 
 /** True on a worker thread of the resident CNI server (node:worker_threads is looked up lazily: not in V8 snapshots). */
-function inCniWorker(): boolean {
+export function inCniWorker(): boolean {
   if (v8.startupSnapshot?.isBuildingSnapshot()) return false;
   const wt = process.getBuiltinModule?.('node:worker_threads') as typeof import('node:worker_threads') | undefined;
   return !!wt && !wt.isMainThread && !!(wt.workerData as { flaxCniWorker?: boolean } | null)?.flaxCniWorker;
