@@ -68,6 +68,7 @@ struct Request {
   uint32_t flags = 0;
   int32_t netns_errno = 0;
   std::string error;  // a malformed or cut request: JS only closes it
+  bool empty = false;  // closed before its first byte (a client's readiness probe): closed, not logged
 };
 
 // Lives as long as the process (a few bytes per server started).
@@ -120,7 +121,7 @@ int ReadHeader(int fd, ReqHdr* h, std::vector<int>* fds) {
     n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
   } while (n < 0 && errno == EINTR);
   if (n < 0) return errno;
-  if (n == 0) return EPIPE;
+  if (n == 0) return -1;  // nothing sent at all
   for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
     if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
     size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
@@ -135,6 +136,11 @@ int ReadHeader(int fd, ReqHdr* h, std::vector<int>* fds) {
 void ReadRequest(Request* r) {
   ReqHdr h;
   int err = ReadHeader(r->conn, &h, &r->fds);
+  if (err == -1) {
+    r->empty = true;
+    r->error = "closed before a request";
+    return;
+  }
   if (err) { r->error = std::string("read request header: ") + strerror(err); return; }
   if (memcmp(h.magic, "FLAXCNI1", 8) != 0) { r->error = "bad request magic"; return; }
   if (h.name_len == 0 || h.name_len > kMaxName || h.env_len > kMaxEnv || h.stdin_len > kMaxStdin) {
@@ -176,6 +182,7 @@ void Deliver(Napi::Env env, Napi::Function cb, Request* r) {
     o.Set("fds", fds);
     if (!r->error.empty()) {
       o.Set("error", Napi::String::New(env, r->error));
+      if (r->empty) o.Set("empty", Napi::Boolean::New(env, true));
     } else {
       o.Set("name", Napi::String::New(env, r->name));
       Napi::Array ev = Napi::Array::New(env, r->env.size());

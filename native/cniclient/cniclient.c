@@ -42,6 +42,12 @@
  *    start and then connect; a server that holds `<socket>.lock` (starting,
  *    or stopping) is waited for, never doubled; a start that failed is not
  *    tried again for AUTOSTART_RETRY_S (the time is in the autostart file).
+ *    A VERSION call of a flax plugin does not wait for that start: the client
+ *    answers it itself (skel's answer, byte for byte: it is the same for every
+ *    flax plugin and depends on nothing of the call) and leaves the start to a
+ *    detached child of its own, which does what a waiting call would (lock,
+ *    start, wait, record a failure) and then exits. Runtimes probe VERSION
+ *    before the ADD (podman: ~200 ms before), so the ADD finds the server up.
  * Wire format: native/addon/cniserver.cc.
  */
 #define _GNU_SOURCE
@@ -96,6 +102,9 @@ struct rep_hdr {
 #define LOG_DIR "/var/log/flax"
 
 static const char *const versions[] = {"0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"};
+
+/* the plugins a client can stand for; a VERSION of another name goes where any other call goes */
+static const char *const plugins[] = {"bridge", "host-local", "loopback", "portmap", "flannel"};
 
 static char *in_buf;
 static size_t in_len;
@@ -467,6 +476,43 @@ static int autostart(const struct sockaddr_un *a, const char *sock) {
   return ok ? fd : -1;
 }
 
+static int is_plugin(const char *name) {
+  for (size_t i = 0; i < sizeof(plugins) / sizeof(plugins[0]); i++) {
+    if (strcmp(name, plugins[i]) == 0) return 1;
+  }
+  return 0;
+}
+
+/* skel's VERSION answer (plugins/pkg/skel: versionInfo rendered as JSON.stringify(v, null, 4) + "\n") */
+static int print_version(void) {
+  char out[512];
+  size_t n = (size_t)snprintf(out, sizeof(out), "{\n    \"cniVersion\": \"%s\",\n    \"supportedVersions\": [\n", versions[sizeof(versions) / sizeof(versions[0]) - 1]);
+  for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
+    n += (size_t)snprintf(out + n, sizeof(out) - n, "        \"%s\"%s\n", versions[i], i + 1 < sizeof(versions) / sizeof(versions[0]) ? "," : "");
+  }
+  n += (size_t)snprintf(out + n, sizeof(out) - n, "    ]\n}\n");
+  return write_full(1, out, n);
+}
+
+/*
+ * Auto mode, a VERSION call and no server: the start (or the wait for the one
+ * being started) runs in a detached child, so the caller is answered at once.
+ */
+static void autostart_detached(const struct sockaddr_un *a, const char *sock) {
+  pid_t pid = fork();
+  if (pid != 0) return; /* the caller (or no fork: nothing is started, the call is answered all the same) */
+  setsid();
+  /* nothing of the caller's: the runtime reads its pipes until every copy is closed */
+  int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (nul < 0 || dup2(nul, 0) != 0 || dup2(nul, 1) != 1 || dup2(nul, 2) != 2) _exit(127);
+  if (syscall(SYS_close_range, 3U, ~0U, 0U) != 0) {
+    for (int fd = 3; fd < 65536; fd++) close(fd);
+  }
+  signal(SIGPIPE, SIG_IGN);
+  int fd = autostart(a, sock);
+  _exit(fd >= 0 ? 0 : 1); /* the connection closes unused: flaxd drops an empty one quietly */
+}
+
 int main(int argc, char **argv) {
   (void)argc;
   const char *name = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
@@ -476,7 +522,16 @@ int main(int argc, char **argv) {
   if (*sock == '\0' || strlen(sock) >= sizeof(a.sun_path) || strlen(name) == 0 || strlen(name) > 255) run_standalone(name, argv);
   memcpy(a.sun_path, sock, strlen(sock) + 1);
   int fd = try_connect(&a);
-  if (fd < 0 && (errno == ENOENT || errno == ECONNREFUSED) && geteuid() == 0 && auto_mode()) fd = autostart(&a, sock);
+  if (fd < 0 && (errno == ENOENT || errno == ECONNREFUSED) && geteuid() == 0 && auto_mode()) {
+    const char *cmd = getenv("CNI_COMMAND");
+    if (cmd && strcmp(cmd, "VERSION") == 0 && is_plugin(name)) {
+      read_stdin(); /* as a plugin does: the runtime's write of the config never meets a closed pipe */
+      int rc = print_version() == 0 ? 0 : 1;
+      autostart_detached(&a, sock);
+      return rc;
+    }
+    fd = autostart(&a, sock);
+  }
   if (fd < 0) run_standalone(name, argv);  /* nothing was sent: the server never saw this call */
   signal(SIGPIPE, SIG_IGN);
   read_stdin();

@@ -93,6 +93,8 @@ export interface NativeCniRequest {
   fds: number[];
   /** set when the request was refused (not root) or cut: only close it */
   error?: string;
+  /** with error: the connection closed before sending anything (a client's readiness probe) */
+  empty?: boolean;
   name?: string;
   env?: string[];
   stdin?: Buffer;

@@ -21,6 +21,7 @@ import { cniServersOf } from '../lib/proc';
 import { DIST_BIN, publicDistBin } from '../lib/cni';
 
 const VERSION_CONF = '{"cniVersion":"1.0.0","name":"auto","type":"loopback"}';
+const STATUS_CONF = '{"cniVersion":"1.1.0","name":"auto","type":"loopback"}';
 const root = mkdtempSync(path.join(tmpdir(), 'flax-autostart-'));
 const started: number[] = [];
 
@@ -55,18 +56,24 @@ function host(name: string, flaxd?: string, from = DIST_BIN): Host {
   return { dir, bin, socket, logDir, env: { PATH: process.env.PATH, FLAX_CNI_SOCKET: socket, FLAX_LOG_DIR: logDir, FLAX_CNI_SERVER: 'auto', FLAX_CNI_SERVER_WAIT_MS: '60000' } };
 }
 
-/** CNI VERSION through the client: resolves with exit code and stdout. */
-function versionCall(h: Host, env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+type Out = { code: number; stdout: string; stderr: string };
+
+/** A CNI call through the client (`name` in h.bin): resolves with exit code, stdout and stderr. */
+function call(h: Host, command: string, env: NodeJS.ProcessEnv = {}, name = 'loopback'): Promise<Out> {
   return new Promise((resolve) => {
-    const p = spawn(path.join(h.bin, 'loopback'), [], { env: { ...h.env, CNI_COMMAND: 'VERSION', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const p = spawn(path.join(h.bin, name), [], { env: { ...h.env, CNI_COMMAND: command, CNI_PATH: h.bin, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     p.stdout.setEncoding('utf8').on('data', (d) => { stdout += d; });
     p.stderr.setEncoding('utf8').on('data', (d) => { stderr += d; });
     p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    p.stdin.end(VERSION_CONF);
+    p.stdin.end(command === 'VERSION' ? VERSION_CONF : STATUS_CONF);
   });
 }
+/** CNI VERSION through the client */
+const versionCall = (h: Host, env: NodeJS.ProcessEnv = {}) => call(h, 'VERSION', env);
+/** CNI STATUS through the client: goes where an ADD goes (a VERSION is answered by the client itself while it starts the server) */
+const statusCall = (h: Host, env: NodeJS.ProcessEnv = {}) => call(h, 'STATUS', env);
 
 
 async function until<T>(what: string, fn: () => T | undefined | false, ms = 30_000): Promise<T> {
@@ -87,12 +94,14 @@ async function stopServers(h: Host): Promise<string> {
 }
 
 const VERSION_OK = (r: { code: number; stdout: string }) => r.code === 0 && JSON.parse(r.stdout).supportedVersions?.includes('1.1.0');
+/** loopback's STATUS: nothing on stdout, exit 0 */
+const STATUS_OK = (r: Out) => r.code === 0 && r.stdout === '';
 
 describe('auto mode: the client starts flaxd --no-overlay', () => {
   it('concurrent first calls start exactly one server, detached, logging under the log dir; all are served', async () => {
     const h = host('concurrent');
-    const results = await Promise.all(Array.from({ length: 8 }, () => versionCall(h)));
-    for (const r of results) expect(VERSION_OK(r), `${r.stdout}${r.stderr}`).toBe(true);
+    const results = await Promise.all(Array.from({ length: 8 }, () => statusCall(h)));
+    for (const r of results) expect(STATUS_OK(r), `${r.stdout}${r.stderr}`).toBe(true);
     const pids = cniServersOf(h.socket);
     started.push(...pids);
     expect(pids).toHaveLength(1);
@@ -103,7 +112,7 @@ describe('auto mode: the client starts flaxd --no-overlay', () => {
     expect((statSync(h.socket).mode & 0o777).toString(8)).toBe('600');
     expect(readFileSync(`/proc/${pids[0]}/cmdline`, 'utf8').split('\0')).toEqual(expect.arrayContaining(['--idle-exit', '10m', '--gc-interval', '0']));
     // a later call finds it and starts nothing
-    expect(VERSION_OK(await versionCall(h))).toBe(true);
+    expect(STATUS_OK(await statusCall(h))).toBe(true);
     expect(cniServersOf(h.socket)).toEqual(pids);
     const log = await stopServers(h);
     expect(log.match(/cni server: listening on /g), log).toHaveLength(1);
@@ -119,23 +128,25 @@ describe('auto mode: the client starts flaxd --no-overlay', () => {
     mkdirSync(conf);
     writeFileSync(path.join(conf, 'cni-server'), 'systemd\n');
     const noEnv = { ...off.env, FLAX_CNI_SERVER: undefined, FLAX_CONFIG_DIR: conf };
+    expect(STATUS_OK(await statusCall(off, noEnv))).toBe(true);
+    expect(STATUS_OK(await statusCall(off, { FLAX_CNI_SERVER: 'off' }))).toBe(true);
     expect(VERSION_OK(await versionCall(off, noEnv))).toBe(true);
-    expect(VERSION_OK(await versionCall(off, { FLAX_CNI_SERVER: 'off' }))).toBe(true);
     expect(counter(off), 'no start unless auto').toBe(0);
     const on = host('on', fake('on'));
     const conf2 = path.join(on.dir, 'etc');
     mkdirSync(conf2);
     writeFileSync(path.join(conf2, 'cni-server'), 'auto\n');
-    expect(VERSION_OK(await versionCall(on, { FLAX_CNI_SERVER: undefined, FLAX_CONFIG_DIR: conf2 }))).toBe(true);
+    expect(STATUS_OK(await statusCall(on, { FLAX_CNI_SERVER: undefined, FLAX_CONFIG_DIR: conf2 }))).toBe(true);
     expect(counter(on), 'auto in the file: one start').toBe(1);
   });
 
   it('a flaxd that cannot start: the call runs standalone, and the next calls do not try again at once', async () => {
     const h = host('broken', `#!/bin/sh\necho started >> ${path.join(root, 'broken', 'starts')}\necho 'flaxd: cannot start' >&2\nexit 1\n`);
-    const r1 = await versionCall(h);
-    expect(VERSION_OK(r1), r1.stdout + r1.stderr).toBe(true);
-    const r2 = await Promise.all([versionCall(h), versionCall(h), versionCall(h)]);
-    for (const r of r2) expect(VERSION_OK(r)).toBe(true);
+    const r1 = await statusCall(h);
+    expect(STATUS_OK(r1), r1.stdout + r1.stderr).toBe(true);
+    const r2 = await Promise.all([statusCall(h), statusCall(h), versionCall(h)]);
+    for (const r of r2.slice(0, 2)) expect(STATUS_OK(r)).toBe(true);
+    expect(VERSION_OK(r2[2])).toBe(true);
     expect(readFileSync(path.join(h.dir, 'starts'), 'utf8').trim().split('\n')).toEqual(['started']);
     // its stderr went to the log, not to the runtime's
     expect(r1.stderr).not.toContain('cannot start');
@@ -146,11 +157,11 @@ describe('auto mode: the client starts flaxd --no-overlay', () => {
 
   it('a flaxd that never answers within the wait: the call runs standalone, the start is recorded as failed', async () => {
     const h = host('hung', `#!/bin/sh\necho started >> ${path.join(root, 'hung', 'starts')}\necho $$ > ${path.join(root, 'hung', 'pid')}\nexec sleep 600\n`);
-    const r = await versionCall(h, { FLAX_CNI_SERVER_WAIT_MS: '300' });
-    expect(VERSION_OK(r), r.stdout + r.stderr).toBe(true);
+    const r = await statusCall(h, { FLAX_CNI_SERVER_WAIT_MS: '300' });
+    expect(STATUS_OK(r), r.stdout + r.stderr).toBe(true);
     expect(Number(readFileSync(`${h.socket}.autostart`, 'utf8').trim())).toBeGreaterThan(0);
     // the next call does not wait for it again
-    expect(VERSION_OK(await versionCall(h, { FLAX_CNI_SERVER_WAIT_MS: '600000' }))).toBe(true);
+    expect(STATUS_OK(await statusCall(h, { FLAX_CNI_SERVER_WAIT_MS: '600000' }))).toBe(true);
     expect(readFileSync(path.join(h.dir, 'starts'), 'utf8').trim().split('\n')).toEqual(['started']);
     process.kill(Number(readFileSync(path.join(h.dir, 'pid'), 'utf8')), 'SIGKILL');
   });
@@ -163,6 +174,62 @@ describe('auto mode: the client starts flaxd --no-overlay', () => {
     });
     expect(r.status, r.stderr).toBe(0);
     expect(existsSync(path.join(h.dir, 'starts'))).toBe(false);
+  });
+});
+
+describe('auto mode: a VERSION call is answered by the client itself while the server starts', () => {
+  const PLUGINS = ['bridge', 'host-local', 'loopback', 'portmap', 'flannel'];
+
+  it('answers at once, byte for byte what each plugin answers, with no standalone plugin to run; concurrent calls start one server', async () => {
+    // a flaxd that never answers: a VERSION that waited for it would wait the whole minute, then find no plugin to run
+    const h = host('version', `#!/bin/sh\necho started >> ${path.join(root, 'version', 'starts')}\necho $$ >> ${path.join(root, 'version', 'pids')}\nexec sleep 600\n`);
+    for (const name of PLUGINS) {
+      rmSync(path.join(h.bin, name), { force: true });
+      copyFileSync(path.join(DIST_BIN, name), path.join(h.bin, name)); // the client, its real path here (flaxd beside it)
+      rmSync(path.join(h.bin, `${name}.standalone`), { force: true });
+    }
+    rmSync(path.join(h.bin, 'flax'), { force: true });
+    const results = await Promise.all(PLUGINS.flatMap((name) => [call(h, 'VERSION', {}, name), call(h, 'VERSION', {}, name)]));
+    for (const [i, r] of results.entries()) {
+      const name = PLUGINS[i >> 1];
+      const own = spawnSync(path.join(DIST_BIN, `${name}.standalone`), [], { env: { PATH: process.env.PATH, CNI_COMMAND: 'VERSION' }, input: VERSION_CONF, encoding: 'utf8' });
+      expect(own.status).toBe(0);
+      expect({ name, code: r.code, stdout: r.stdout, stderr: r.stderr }).toEqual({ name, code: 0, stdout: own.stdout, stderr: '' });
+    }
+    // the start went on without the callers, once
+    const starts = () => { try { return readFileSync(path.join(h.dir, 'starts'), 'utf8').trim().split('\n'); } catch { return []; } };
+    await until('the start', () => starts().length > 0);
+    for (const pid of readFileSync(path.join(h.dir, 'pids'), 'utf8').trim().split('\n')) started.push(Number(pid));
+    await new Promise((r) => setTimeout(r, 500));
+    expect(starts()).toEqual(['started']);
+  });
+
+  it('the server it starts serves the calls that follow; the VERSION was not sent to it, and the start\'s probe is not logged', async () => {
+    const h = host('version-real');
+    const v = await versionCall(h);
+    expect(VERSION_OK(v), v.stdout + v.stderr).toBe(true);
+    await until('the server', () => cniServersOf(h.socket).length > 0);
+    const s = await statusCall(h);
+    expect(STATUS_OK(s), s.stdout + s.stderr).toBe(true);
+    const pids = cniServersOf(h.socket);
+    started.push(...pids);
+    expect(pids).toHaveLength(1);
+    await until('the start to be recorded as done', () => readFileSync(`${h.socket}.autostart`, 'utf8') === '');
+    const log = await stopServers(h);
+    expect(log.match(/cni server: listening on /g), log).toHaveLength(1);
+    expect(log, log).toMatch(/served 1, failed 0/);
+    expect(log).not.toMatch(/dropped/);
+  });
+
+  it('a flaxd that cannot start, started by a VERSION: the failure is recorded, and the next call does not start it again', async () => {
+    const h = host('version-broken', `#!/bin/sh\necho started >> ${path.join(root, 'version-broken', 'starts')}\necho 'flaxd: cannot start' >&2\nexit 1\n`);
+    const v = await versionCall(h);
+    expect(VERSION_OK(v), v.stdout + v.stderr).toBe(true);
+    await until('the failure record', () => existsSync(`${h.socket}.autostart`) && Number(readFileSync(`${h.socket}.autostart`, 'utf8').trim()) > 0);
+    expect(readFileSync(path.join(h.logDir, 'cni-server.log'), 'utf8')).toContain('flaxd: cannot start');
+    const s = await statusCall(h);
+    expect(STATUS_OK(s), s.stdout + s.stderr).toBe(true);
+    expect(readFileSync(path.join(h.dir, 'starts'), 'utf8').trim().split('\n')).toEqual(['started']);
   });
 });
 

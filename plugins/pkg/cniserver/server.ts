@@ -196,7 +196,7 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
         const res = errorResponse(new CniError(ErrCode.Internal, `flax CNI server: refused: caller uid ${req.uid} is not root`), '');
         n.cniReply(req.conn, Buffer.from(res.stdout), Buffer.alloc(0), res.exitCode);
       } else {
-        log(`cni server: dropped a request from pid ${req.pid}: ${req.error}`);
+        if (!req.empty) log(`cni server: dropped a request from pid ${req.pid}: ${req.error}`); // empty: a starting client's probe
         closeQuietly(req.conn);
       }
       for (const fd of req.fds) closeQuietly(fd);

@@ -276,8 +276,8 @@ export function pluginMain(plugin: PluginFuncs, info: About, warm?: () => void):
   });
 }
 
-/** What every plugin runs: request checks, version negotiation, the error path, results in every version. */
-function warmSkel(plugin: PluginFuncs, info: About): void {
+/** What every plugin runs: request checks, version negotiation, the error path, results in every version (also a CNI server worker's warm-up). */
+export function warmSkel(plugin: PluginFuncs, info: About): void {
   parseWithoutJit(); // as pluginRun parses
   const stdin = '{"cniVersion":"1.0.0","name":"warm","type":"warm"}';
   const host = processHost({}, { write: () => true }); // reads no environment, writes nothing
