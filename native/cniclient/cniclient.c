@@ -43,11 +43,15 @@
  *    or stopping) is waited for, never doubled; a start that failed is not
  *    tried again for AUTOSTART_RETRY_S (the time is in the autostart file).
  *    A VERSION call of a flax plugin does not wait for that start: the client
- *    answers it itself (skel's answer, byte for byte: it is the same for every
- *    flax plugin and depends on nothing of the call) and leaves the start to a
- *    detached child of its own, which does what a waiting call would (lock,
- *    start, wait, record a failure) and then exits. Runtimes probe VERSION
- *    before the ADD (podman: ~200 ms before), so the ADD finds the server up.
+ *    answers it itself and leaves the start to a detached child of its own,
+ *    which does what a waiting call would (lock, start, wait, record a
+ *    failure) and then exits. Runtimes probe VERSION before the ADD (podman:
+ *    ~200 ms before), so the ADD finds the server up.
+ *  - VERSION of a flax plugin when no server answers (any mode; not with an
+ *    empty FLAX_CNI_SOCKET): answered here, skel's answer byte for byte — the
+ *    same for every flax plugin, depending on nothing of the call — instead
+ *    of starting a standalone plugin to print it (podman probes each plugin
+ *    of the network before every ADD and DEL).
  * Wire format: native/addon/cniserver.cc.
  */
 #define _GNU_SOURCE
@@ -522,15 +526,16 @@ int main(int argc, char **argv) {
   if (*sock == '\0' || strlen(sock) >= sizeof(a.sun_path) || strlen(name) == 0 || strlen(name) > 255) run_standalone(name, argv);
   memcpy(a.sun_path, sock, strlen(sock) + 1);
   int fd = try_connect(&a);
-  if (fd < 0 && (errno == ENOENT || errno == ECONNREFUSED) && geteuid() == 0 && auto_mode()) {
+  if (fd < 0) {
+    int start = (errno == ENOENT || errno == ECONNREFUSED) && geteuid() == 0 && auto_mode();
     const char *cmd = getenv("CNI_COMMAND");
     if (cmd && strcmp(cmd, "VERSION") == 0 && is_plugin(name)) {
       read_stdin(); /* as a plugin does: the runtime's write of the config never meets a closed pipe */
       int rc = print_version() == 0 ? 0 : 1;
-      autostart_detached(&a, sock);
+      if (start) autostart_detached(&a, sock);
       return rc;
     }
-    fd = autostart(&a, sock);
+    if (start) fd = autostart(&a, sock);
   }
   if (fd < 0) run_standalone(name, argv);  /* nothing was sent: the server never saw this call */
   signal(SIGPIPE, SIG_IGN);

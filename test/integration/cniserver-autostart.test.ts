@@ -196,6 +196,11 @@ describe('auto mode: a VERSION call is answered by the client itself while the s
       expect(own.status).toBe(0);
       expect({ name, code: r.code, stdout: r.stdout, stderr: r.stderr }).toEqual({ name, code: 0, stdout: own.stdout, stderr: '' });
     }
+    // with no server and no auto mode the client answers all the same, and starts nothing
+    for (const name of PLUGINS) {
+      const off = await call(h, 'VERSION', { FLAX_CNI_SERVER: 'off' }, name);
+      expect({ name, code: off.code, stdout: off.stdout }).toEqual({ name, code: 0, stdout: results[PLUGINS.indexOf(name) * 2].stdout });
+    }
     // the start went on without the callers, once
     const starts = () => { try { return readFileSync(path.join(h.dir, 'starts'), 'utf8').trim().split('\n'); } catch { return []; } };
     await until('the start', () => starts().length > 0);
