@@ -180,10 +180,15 @@ export async function runCniOnly(o: AgentOptions, log: Logger, afterStart?: () =
     sweeper = new NodeSweeper(sweeperOptions(o), log, await loadMetrics());
     sweeper.start();
     log.info(`no overlay: ${srv ? `CNI server on ${srv.socket}` : 'no CNI server'}, sweeper ${o.gcInterval > 0 ? `every ${o.gcInterval} s` : 'off'}; running${srv && o.idleExit ? ` until ${o.idleExit / 1000} s without a call (--idle-exit)` : ''}`);
-    afterStart?.();
+    // the start-up's memory goes back at the server's first quiet moment, not in the middle of the calls that
+    // started it (issue 24: a client that started it calls again at once; the release holds this thread ~10 ms)
+    const quiet = srv ? untilIdle(srv, 500) : undefined;
+    if (quiet) void quiet.done.then(() => afterStart?.());
+    else afterStart?.();
     const idle = srv && o.idleExit > 0 ? untilIdle(srv, o.idleExit) : undefined;
     const why = await (idle ? Promise.race([stop, idle.done.then(() => 'idle' as const)]) : stop);
     idle?.cancel();
+    quiet?.cancel();
     if (why === 'idle') log.info(`cni server: no call for ${o.idleExit / 1000} s (--idle-exit): exiting`);
     return 0;
   } finally {
