@@ -355,6 +355,21 @@ static void mkdir_parent(const char *file) {
 }
 
 /*
+ * In a forked child: a session of its own, stdin /dev/null, stdout and
+ * stderr to `out` (/dev/null when -1), no other descriptor — nothing of the
+ * caller's: the runtime reads the plugin's pipes until every copy is closed.
+ */
+static void detach(int out) {
+  setsid();
+  int in = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (out < 0) out = in;
+  if (in < 0 || dup2(in, 0) != 0 || dup2(out, 1) != 1 || dup2(out, 2) != 2) _exit(127);
+  if (syscall(SYS_close_range, 3U, ~0U, 0U) != 0) {
+    for (int fd = 3; fd < 65536; fd++) close(fd);
+  }
+}
+
+/*
  * Starts flaxd --no-overlay on sock, detached: its own session, cwd /,
  * stdin /dev/null, stdout/stderr appended to the log, no other descriptor,
  * an environment of PATH only. Returns its pid, or -1.
@@ -373,16 +388,11 @@ static pid_t spawn_server(const char *sock) {
   snprintf(path_env, sizeof(path_env), "PATH=%s", path && *path ? path : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
   pid_t pid = fork();
   if (pid != 0) return pid;
-  /* the child: nothing of the caller's (its pipes would keep the runtime waiting for EOF) */
-  setsid();
   if (chdir("/") != 0) _exit(127);
   mkdir_parent(log);
-  int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
   int out = open(log, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0640);
-  if (in < 0 || out < 0 || dup2(in, 0) != 0 || dup2(out, 1) != 1 || dup2(out, 2) != 2) _exit(127);
-  if (syscall(SYS_close_range, 3U, ~0U, 0U) != 0) {
-    for (int fd = 3; fd < 65536; fd++) close(fd);
-  }
+  if (out < 0) _exit(127);
+  detach(out);
   /* nothing of the runtime's signal state either (an ignored signal survives exec) */
   sigset_t none;
   sigemptyset(&none);
@@ -505,13 +515,7 @@ static int print_version(void) {
 static void autostart_detached(const struct sockaddr_un *a, const char *sock) {
   pid_t pid = fork();
   if (pid != 0) return; /* the caller (or no fork: nothing is started, the call is answered all the same) */
-  setsid();
-  /* nothing of the caller's: the runtime reads its pipes until every copy is closed */
-  int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
-  if (nul < 0 || dup2(nul, 0) != 0 || dup2(nul, 1) != 1 || dup2(nul, 2) != 2) _exit(127);
-  if (syscall(SYS_close_range, 3U, ~0U, 0U) != 0) {
-    for (int fd = 3; fd < 65536; fd++) close(fd);
-  }
+  detach(-1);
   signal(SIGPIPE, SIG_IGN);
   int fd = autostart(a, sock);
   _exit(fd >= 0 ? 0 : 1); /* the connection closes unused: flaxd drops an empty one quietly */
