@@ -105,9 +105,12 @@ struct rep_hdr {
 #define CONFIG_DIR "/etc/flax"
 #define LOG_DIR "/var/log/flax"
 
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
 static const char *const versions[] = {"0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"};
 
-/* the plugins a client can stand for; a VERSION of another name goes where any other call goes */
+/* the plugins a client can stand for (scripts/cni-worker-bundle.mjs CNI_CLIENT_NAMES; a unit test checks);
+   a VERSION of another name goes where any other call goes */
 static const char *const plugins[] = {"bridge", "host-local", "loopback", "portmap", "flannel"};
 
 static char *in_buf;
@@ -125,7 +128,7 @@ static const char *error_version(void) {
     while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
     if (p < end && *p == '"') {
       p++;
-      for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
+      for (size_t i = 0; i < COUNT(versions); i++) {
         size_t n = strlen(versions[i]);
         if ((size_t)(end - p) > n && memcmp(p, versions[i], n) == 0 && p[n] == '"') return versions[i];
       }
@@ -491,7 +494,7 @@ static int autostart(const struct sockaddr_un *a, const char *sock) {
 }
 
 static int is_plugin(const char *name) {
-  for (size_t i = 0; i < sizeof(plugins) / sizeof(plugins[0]); i++) {
+  for (size_t i = 0; i < COUNT(plugins); i++) {
     if (strcmp(name, plugins[i]) == 0) return 1;
   }
   return 0;
@@ -500,9 +503,9 @@ static int is_plugin(const char *name) {
 /* skel's VERSION answer (plugins/pkg/skel: versionInfo rendered as JSON.stringify(v, null, 4) + "\n") */
 static int print_version(void) {
   char out[512];
-  size_t n = (size_t)snprintf(out, sizeof(out), "{\n    \"cniVersion\": \"%s\",\n    \"supportedVersions\": [\n", versions[sizeof(versions) / sizeof(versions[0]) - 1]);
-  for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
-    n += (size_t)snprintf(out + n, sizeof(out) - n, "        \"%s\"%s\n", versions[i], i + 1 < sizeof(versions) / sizeof(versions[0]) ? "," : "");
+  size_t n = (size_t)snprintf(out, sizeof(out), "{\n    \"cniVersion\": \"%s\",\n    \"supportedVersions\": [\n", versions[COUNT(versions) - 1]);
+  for (size_t i = 0; i < COUNT(versions); i++) {
+    n += (size_t)snprintf(out + n, sizeof(out) - n, "        \"%s\"%s\n", versions[i], i + 1 < COUNT(versions) ? "," : "");
   }
   n += (size_t)snprintf(out + n, sizeof(out) - n, "    ]\n}\n");
   return write_full(1, out, n);

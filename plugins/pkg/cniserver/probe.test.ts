@@ -53,4 +53,14 @@ describe('the names the static client stands in for', () => {
     const { CNI_CLIENT_NAMES } = await import('../../../scripts/cni-worker-bundle.mjs');
     expect([...CNI_CLIENT_NAMES].sort()).toEqual(Object.keys(servedPlugins()).sort());
   });
+
+  it('are the names the client answers VERSION for itself (native/cniclient plugins[])', async () => {
+    const { readFileSync } = await import('node:fs');
+    // @ts-expect-error an .mjs build script without types
+    const { CNI_CLIENT_NAMES } = await import('../../../scripts/cni-worker-bundle.mjs');
+    const src = readFileSync(new URL('../../../native/cniclient/cniclient.c', import.meta.url), 'utf8');
+    const list = /static const char \*const plugins\[\] = \{([^}]*)\};/.exec(src)?.[1];
+    expect(list, 'plugins[] in cniclient.c').toBeDefined();
+    expect([...list!.matchAll(/"([^"]+)"/g)].map((m) => m[1]).sort()).toEqual([...CNI_CLIENT_NAMES].sort());
+  });
 });
