@@ -98,3 +98,47 @@ describe('WorkerPool.serveInline (the server\'s main thread serves while its fir
     }
   });
 });
+
+/** Workers that take a number each as they start (a file claimed with O_EXCL) and are ready after `delays[n]` ms (the last one for later ones). */
+function staggeredWorker(delays: number[]): string {
+  const dir = mkdtempSync(path.join(tmp, 'stagger-'));
+  const file = path.join(dir, 'worker.cjs');
+  writeFileSync(file, `const fs = require('node:fs');
+const { parentPort } = require('node:worker_threads');
+let n = 0;
+for (;; n++) { try { fs.closeSync(fs.openSync(${JSON.stringify(dir)} + '/n' + n, 'wx')); break; } catch {} }
+const delays = ${JSON.stringify(delays)};
+setTimeout(() => {
+  parentPort.on('message', (m) => {
+    if (m.reduceMemory) parentPort.postMessage({ memoryReduced: true });
+    else if (m.id !== undefined) parentPort.postMessage({ id: m.id, exitCode: 0 });
+  });
+  parentPort.postMessage({ ready: true });
+}, delays[Math.min(n, delays.length - 1)]);
+`);
+  return file;
+}
+
+describe('WorkerPool after a burst', () => {
+  it('a worker of the burst still starting when the others go idle is not recycled with them: it is stopped on its own once idle, then the one left is replaced', async () => {
+    const logs: string[] = [];
+    const replies: number[] = [];
+    // worker 0 (minWorkers) and 1 start at once; 2 starts late, after the idle time of the others
+    const pool = new WorkerPool<PoolJob>({
+      workerFile: staggeredWorker([20, 20, 900, 20]), minWorkers: 1, maxWorkers: 3, idleMs: 200,
+      log: (m) => logs.push(m), onReply: (j) => replies.push(j.msg.id), onLost: () => {}, releaseMain: () => {},
+    });
+    try {
+      for (const id of [1, 2, 3]) pool.submit(job(id));
+      expect(pool.size, 'a worker starts for each call that waits').toBe(3);
+      for (let i = 0; i < 100 && !logs.some((l) => /after a burst/.test(l)); i++) await tick(50);
+      expect(replies.sort()).toEqual([1, 2, 3]);
+      expect(logs.filter((l) => /after a burst/.test(l))).toEqual(['cni server: after a burst, 1 of 1 worker(s) replaced by fresh ones']);
+      for (let i = 0; i < 40 && pool.size !== 1; i++) await tick(50);
+      expect(pool.size).toBe(1);
+    } finally {
+      pool.close();
+      await Promise.all(pool.terminate());
+    }
+  });
+});

@@ -68,6 +68,8 @@ export class WorkerPool<J extends PoolJob> {
   #closing = false;
   #callsSinceTrim = 0;
   #releasing = false;
+  /** extra workers were stopped since the last release: the next one recycles */
+  #burstOver = false;
   #inline?: InlineRunner;
   #inlineJob?: J;
   #inlineSettled?: () => void;
@@ -162,6 +164,7 @@ export class WorkerPool<J extends PoolJob> {
     });
     slot.ready.then(() => {
       slot.started = true;
+      slot.idleSince = performance.now(); // idle from its start, not from its spawn
       this.#retireInline();
       this.#pump();
     }, (e: Error) => {
@@ -315,8 +318,13 @@ export class WorkerPool<J extends PoolJob> {
       this.#slots.splice(this.#slots.indexOf(s), 1);
       stopping.push(s.worker.terminate().catch(() => {}));
     }
-    const quiet = this.#slots.every((s) => !s.job && now - s.idleSince >= Math.min(this.o.idleMs, 5_000));
-    if (stopping.length) void Promise.all(stopping).then(() => this.#release(true));
-    else if (this.#callsSinceTrim && quiet && !this.#queue.length) void this.#release();
+    if (stopping.length) this.#burstOver = true;
+    // quiet: no call runs or waits, and every worker has started (a burst's late starter is stopped on its own first)
+    const quiet = !this.#queue.length && this.#slots.every((s) => s.started && !s.job && now - s.idleSince >= Math.min(this.o.idleMs, 5_000));
+    if (!quiet || this.#releasing) return;
+    if (this.#burstOver) {
+      this.#burstOver = false;
+      void Promise.all(stopping).then(() => this.#release(true));
+    } else if (this.#callsSinceTrim) void this.#release();
   }
 }
