@@ -7,13 +7,17 @@
 //   server      dist/bin/<plugin> = the static client, `flaxd --no-overlay` running
 //   standalone  dist/bin/<plugin> with FLAX_CNI_SOCKET='' (the client execs
 //               <plugin>.standalone, as when no server runs)
+// --server auto (issue 24) adds a set: the package (dist/pkg) installed with
+// `flax install --server auto` into the bench's own dirs, its own socket, no
+// server running and no warm-up: its first chain ADD starts flaxd
+// --no-overlay and is in the samples (the means "first call included").
 // Measures: chain ADD and DEL per pod, a 20-pod burst (20 chains at once),
 // VERSION, host-local alone (ADD+DEL); checks 0 duplicate addresses and 0
 // leftovers; the server's RSS idle and with --attachments N pods attached.
 // Root only; everything happens in throwaway namespaces (this process's main
 // thread joins a "node" netns through flax's addon; the server runs there).
 //
-//   node scripts/bench-server.mjs [--runs 15] [--burst 20] [--attachments 500]
+//   node scripts/bench-server.mjs [--runs 15] [--burst 20] [--attachments 500] [--server auto]
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -26,6 +30,8 @@ const arg = (name, def) => { const i = process.argv.indexOf(`--${name}`); return
 const runs = Number(arg('runs', '15'));
 const burst = Number(arg('burst', '20'));
 const attachments = Number(arg('attachments', '0'));
+const serverMode = arg('server', 'off');
+if (!['off', 'auto'].includes(serverMode)) { console.error('bench-server: --server auto|off'); process.exit(2); }
 const bin = path.join(root, 'dist/bin');
 const REF = '/usr/lib/cni';
 if (process.getuid() !== 0) { console.error('bench-server: run as root'); process.exit(1); }
@@ -48,6 +54,33 @@ const SETS = [
 // the newest reference plugins, when scripts/peers.sh built them (issue 22): a REF2 set
 const REF2 = path.join(process.env.FLAX_PEERS ?? '/var/cache/flax-peers', 'plugins-v1.10.0');
 if (existsSync(path.join(REF2, 'bridge'))) SETS.push({ key: 'ref2', name: 'reference v1.10.0 (Go)', dir: REF2, env: {} });
+// as on a host set up with `flax install --server auto` (the package, into the bench's dirs): the clients start flaxd;
+// `auto`: its first call is a chain ADD; `autoBurst` (bursts only): its first call is a burst's
+const autoSockets = [];
+function installAuto(key, name, extra) {
+  const pkg = path.join(root, 'dist/pkg');
+  if (!existsSync(path.join(pkg, 'PACKAGE.json'))) { console.error('bench-server: --server auto needs dist/pkg (node scripts/package.mjs)'); process.exit(1); }
+  const d = path.join(tmp, key);
+  const env = { FLAX_CNI_SOCKET: path.join(d, 'run/cni.sock'), FLAX_LOG_DIR: path.join(d, 'log'), FLAX_CONFIG_DIR: path.join(d, 'etc') };
+  const r = spawnSync(path.join(pkg, 'flax'), ['install', '--cni-bin-dir', path.join(d, 'bin'), '--cni-conf-dir', path.join(d, 'net.d'), '--from', pkg, '--server', 'auto'], { encoding: 'utf8', env: { PATH: process.env.PATH, ...env } });
+  if (r.status !== 0) { console.error(`bench-server: flax install --server auto: ${r.stderr}`); process.exit(1); }
+  autoSockets.push(env.FLAX_CNI_SOCKET);
+  SETS.push({ key, name, dir: path.join(d, 'bin'), env, auto: true, ...extra });
+}
+if (serverMode === 'auto') {
+  installAuto('auto', 'flax install --server auto');
+  installAuto('autoBurst', 'flax install --server auto, first call a burst', { burstOnly: true });
+}
+// the flaxd each auto set's first call started (its pid is in <socket>.lock), killed at exit (before the scratch
+// directory holding the lock files goes)
+process.prependListener('exit', () => {
+  for (const socket of autoSockets) {
+    try {
+      const pid = Number(readFileSync(`${socket}.lock`, 'utf8').trim());
+      if (pid > 1) process.kill(pid, 'SIGKILL');
+    } catch { /* none started */ }
+  }
+});
 const confs = Object.fromEntries(SETS.map((s, i) => [s.key, {
   net: { cniVersion: '1.0.0', name: `bench${i}` },
   bridge: { type: 'bridge', bridge: `bsrv${i}`, isGateway: true, ipMasq: true, ipam: { type: 'host-local', ranges: [[{ subnet: `10.24${i}.0.0/16` }]], dataDir: path.join(tmp, `ipam-${s.key}`) } },
@@ -122,8 +155,9 @@ async function burstOnce(set, i) {
   r.burstDel.push(now() - t);
 }
 
-for (const s of SETS) await once(s, 'warm'); // first bridge, page cache
-for (let i = 0; i < runs; i++) for (const s of i % 2 ? [...SETS].reverse() : SETS) await once(s, i);
+for (const s of SETS.filter((x) => !x.auto)) await once(s, 'warm'); // first bridge, page cache (not the auto set: its first call is measured)
+const SEQ = SETS.filter((x) => !x.burstOnly);
+for (let i = 0; i < runs; i++) for (const s of i % 2 ? [...SEQ].reverse() : SEQ) await once(s, i);
 for (let i = 0; i < Math.max(3, runs / 5); i++) for (const s of i % 2 ? [...SETS].reverse() : SETS) await burstOnce(s, i);
 
 // leftovers: veths in the node netns, reservations, pod interfaces
@@ -151,16 +185,24 @@ if (attachments > 0) {
 
 const f = (x) => x.toFixed(1);
 const hasRef2 = SETS.some((s) => s.key === 'ref2');
-const rows = [['measure', ...SETS.map((s) => `${s.name} ms`), 'server / ref', 'standalone / ref', ...(hasRef2 ? ['server / v1.10.0', 'standalone / v1.10.0'] : [])]];
+const auto = SETS.find((s) => s.auto);
+const mean = (a) => a.reduce((x, y) => x + y, 0) / a.length;
+const rows = [['measure', ...SEQ.map((s) => `${s.name} ms`), 'server / ref', 'standalone / ref', ...(hasRef2 ? ['server / v1.10.0', 'standalone / v1.10.0'] : []), ...(auto ? ['auto / ref', 'auto / ref, means (first call included)'] : [])]];
 for (const [k, label] of [['add', 'chain ADD per pod'], ['del', 'chain DEL per pod'], ['burstAdd', `${burst}-pod burst ADD`], ['burstDel', `${burst}-pod burst DEL`], ['version', 'VERSION (bridge)'], ['ipam', 'host-local ADD+DEL']]) {
-  const m = SETS.map((s) => median(res[s.key][k]));
+  const m = SEQ.map((s) => median(res[s.key][k]));
   const r2 = hasRef2 ? [`${(m[1] / m[3]).toFixed(2)}×`, `${(m[2] / m[3]).toFixed(2)}×`] : [];
-  rows.push([label, ...m.map(f), `${(m[1] / m[0]).toFixed(2)}×`, `${(m[2] / m[0]).toFixed(2)}×`, ...r2]);
+  const a = auto ? [`${(median(res.auto[k]) / m[0]).toFixed(2)}×`, `${(mean(res.auto[k]) / mean(res.ref[k])).toFixed(2)}×`] : [];
+  rows.push([label, ...m.map(f), `${(m[1] / m[0]).toFixed(2)}×`, `${(m[2] / m[0]).toFixed(2)}×`, ...r2, ...a]);
 }
 console.log(`bench-server: ${runs} interleaved runs (${Math.max(3, runs / 5)} bursts), chain loopback > bridge+host-local (ipMasq) > portmap, cniVersion 1.0.0, node ${process.version}, ${os.cpus().length} CPUs; medians\n`);
 const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
 for (const [j, r] of rows.entries()) { console.log(r.map((c, i) => c.padEnd(w[i])).join('  ')); if (j === 0) console.log(w.map((n) => '-'.repeat(n)).join('  ')); }
 console.log(`\nflaxd --no-overlay RSS: ${f(memStart)} MiB at start (0 attachments), ${f(memAfter)} MiB right after the runs, ${f(memIdle)} MiB 35 s later (idle workers stopped)${memLoaded !== null ? `, ${f(memLoaded)} MiB with ${attachments} attachments` : ''}`);
+if (auto) {
+  console.log(`--server auto: the first chain ADD (it started flaxd --no-overlay) took ${f(res.auto.add[0])} ms; the reference's first ${f(res.ref.add[0])} ms`);
+  const b = res.autoBurst;
+  console.log(`--server auto, the first call a ${burst}-pod burst: that burst's ADD took ${f(b.burstAdd[0])} ms (the reference's first ${f(res.ref.burstAdd[0])} ms); burst ADD means (first included) ${(mean(b.burstAdd) / mean(res.ref.burstAdd)).toFixed(2)}×, DEL ${(mean(b.burstDel) / mean(res.ref.burstDel)).toFixed(2)}× the reference`);
+}
 console.log(problems.length ? `PROBLEMS:\n  ${problems.join('\n  ')}` : 'duplicate addresses: 0, leftovers: 0');
 server.kill('SIGTERM');
 process.exitCode = problems.length ? 1 : 0;
