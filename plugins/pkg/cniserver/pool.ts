@@ -68,7 +68,7 @@ export class WorkerPool<J extends PoolJob> {
   #closing = false;
   #callsSinceTrim = 0;
   #releasing = false;
-  /** extra workers were stopped since the last release: the next one recycles */
+  /** extra workers were stopped since the last release: the next release recycles */
   #burstOver = false;
   #inline?: InlineRunner;
   #inlineJob?: J;
@@ -292,14 +292,17 @@ export class WorkerPool<J extends PoolJob> {
   }
 
   /**
-   * Once per quiet spell: after a burst (`recycle`: its extra workers were
-   * stopped) fresh workers for the ones left; then each worker's heap, the
-   * main thread's and malloc's.
+   * Once per quiet spell: after a burst (`#burstOver`: its extra workers
+   * were stopped) fresh workers for the ones left; then each worker's heap,
+   * the main thread's and malloc's. A release that cannot run now (a call
+   * came) leaves the burst's recycle to the next one.
    */
-  async #release(recycle = false): Promise<void> {
+  async #release(): Promise<void> {
     if (this.#releasing || this.#closing || this.inFlight()) return;
     this.#releasing = true;
     this.#callsSinceTrim = 0;
+    const recycle = this.#burstOver;
+    this.#burstOver = false;
     try {
       if (recycle) await this.#recycle();
       await Promise.all(this.#slots.map((s) => this.#ask(s, { reduceMemory: true }, (m) => (m.memoryReduced ? true : undefined), false)));
@@ -321,10 +324,8 @@ export class WorkerPool<J extends PoolJob> {
     if (stopping.length) this.#burstOver = true;
     // quiet: no call runs or waits, and every worker has started (a burst's late starter is stopped on its own first)
     const quiet = !this.#queue.length && this.#slots.every((s) => s.started && !s.job && now - s.idleSince >= Math.min(this.o.idleMs, 5_000));
-    if (!quiet || this.#releasing) return;
-    if (this.#burstOver) {
-      this.#burstOver = false;
-      void Promise.all(stopping).then(() => this.#release(true));
-    } else if (this.#callsSinceTrim) void this.#release();
+    if (!quiet) return;
+    if (this.#burstOver) void Promise.all(stopping).then(() => this.#release());
+    else if (this.#callsSinceTrim) void this.#release();
   }
 }
