@@ -84,10 +84,15 @@ export function serveInline<J extends PoolJob>(pool: WorkerPool<J>, workerFile: 
       return reply;
     },
     retire() {
-      try {
-        process.getBuiltinModule('node:fs').closeSync(inline.own);
-      } catch { /* closed */ }
+      closeQuietly(inline.own);
       if (served) log(`cni server: ${served} call(s) served on the main thread while the first worker started`);
     },
   });
+}
+
+/** Closes `fd`; one already closed is not an error (the server's connections and passed fds, the inline server's netns). */
+export function closeQuietly(fd: number): void {
+  try {
+    process.getBuiltinModule('node:fs').closeSync(fd);
+  } catch { /* already closed */ }
 }

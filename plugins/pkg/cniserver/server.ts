@@ -31,7 +31,7 @@ import { currentNetnsPath } from '../ns/ns';
 import { errorResponse } from '../skel/skel';
 import type { HandBackReason, WorkerRequest } from './worker';
 import { WorkerPool } from './pool';
-import { serveInline } from './inline';
+import { closeQuietly, serveInline } from './inline';
 import { DEFAULT_CNI_SOCKET, RUN_STANDALONE, STATUS_NAME } from './wire';
 
 declare const __flaxDir: string | undefined;
@@ -391,10 +391,4 @@ function lockSocket(socket: string): FileLock {
   ftruncateSync(lock.fd);
   writeSync(lock.fd, `${process.pid}\n`, 0);
   return lock;
-}
-
-function closeQuietly(fd: number): void {
-  try {
-    closeSync(fd);
-  } catch { /* already closed */ }
 }
