@@ -19,10 +19,11 @@
 //
 //   node scripts/bench-chain.mjs [--runs 20] [--burst 0] [--server auto] [--flax dist/bin/flax]
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { autoServerEnv, installAutoServer, killAutoServer } from './bench-scratch.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const arg = (name, def) => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1] : def; };
@@ -47,31 +48,20 @@ if (ref2) sets.push(ref2);
 
 const tag = `flaxbench-${process.pid}`;
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'flax-bench-'));
-const autoSocket = path.join(tmp, 'run/cni.sock');
+const autoEnv = autoServerEnv(tmp);
 if (serverMode === 'auto') {
-  const env = { FLAX_CNI_SOCKET: autoSocket, FLAX_LOG_DIR: path.join(tmp, 'log'), FLAX_CONFIG_DIR: path.join(tmp, 'etc') };
   const pkg = path.join(root, 'dist/pkg');
   if (existsSync(path.join(pkg, 'PACKAGE.json'))) {
     // as on a host: `flax install --server auto` of the package (into the bench's dirs; the mode file where the clients read it)
-    const pbin = path.join(tmp, 'pkg-bin');
-    const r = spawnSync(path.join(pkg, 'flax'), ['install', '--cni-bin-dir', pbin, '--cni-conf-dir', path.join(tmp, 'pkg-net.d'), '--from', pkg, '--server', 'auto'], { encoding: 'utf8', env: { PATH: process.env.PATH, ...env } });
-    if (r.status !== 0) { console.error(`bench-chain: flax install --server auto: ${r.stderr}`); process.exit(1); }
-    sets.push({ name: 'flax install --server auto (dist/pkg)', path: pbin, auto: true, env });
+    sets.push({ name: 'flax install --server auto (dist/pkg)', path: installAutoServer('bench-chain', pkg, path.join(tmp, 'pkg'), autoEnv), auto: true, env: autoEnv });
   } else if (missing.length === 0) {
-    sets.push({ name: 'flax --server auto (dist/bin; no dist/pkg)', path: bin, auto: true, env: { ...env, FLAX_CNI_SERVER: 'auto' } });
+    sets.push({ name: 'flax --server auto (dist/bin; no dist/pkg)', path: bin, auto: true, env: { ...autoEnv, FLAX_CNI_SERVER: 'auto' } });
   }
-}
-// the flaxd the auto set's first call started (its pid is in <socket>.lock)
-function stopAutoServer() {
-  try {
-    const pid = Number(readFileSync(`${autoSocket}.lock`, 'utf8').trim());
-    if (pid > 1) process.kill(pid, 'SIGKILL');
-  } catch { /* none started */ }
 }
 const ns = (n) => `/run/netns/${tag}-${n}`;
 const sh = (cmd, args) => { const r = spawnSync(cmd, args, { encoding: 'utf8' }); if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr}`); return r.stdout; };
 function cleanup() {
-  stopAutoServer();
+  killAutoServer(autoEnv.FLAX_CNI_SOCKET); // the flaxd the auto set's first call started
   for (const n of ['node', 'pod', ...Array.from({ length: burst }, (_, i) => `b${i}`)]) spawnSync('ip', ['netns', 'del', `${tag}-${n}`]);
   rmSync(tmp, { recursive: true, force: true });
 }

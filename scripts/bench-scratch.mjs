@@ -3,9 +3,10 @@
 // directory, `ip netns` names tagged with the pid, the children started
 // killed and everything removed when the process exits (also after a
 // failure or ^C), this thread joined to a namespace through flax's addon
-// (the processes it spawns start there), and `flaxd --no-overlay` waited for.
+// (the processes it spawns start there), and `flaxd --no-overlay` waited for;
+// and a host set up with `flax install --server auto` (also bench-chain).
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, openSync, rmSync } from 'node:fs';
+import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -44,4 +45,25 @@ export async function startCniOnlyFlaxd(flaxd, socket, children) {
     server.once('exit', (c) => reject(new Error(`flaxd exited ${c}: ${log}`)));
   });
   return server;
+}
+
+/** The environment of a host's plugin clients with the auto server's socket, log and mode file under `dir` (bench-chain, bench-server --server auto). */
+export function autoServerEnv(dir) {
+  return { FLAX_CNI_SOCKET: path.join(dir, 'run/cni.sock'), FLAX_LOG_DIR: path.join(dir, 'log'), FLAX_CONFIG_DIR: path.join(dir, 'etc') };
+}
+
+/** As on a host: `flax install --server auto` of the package `pkg` into `dir/bin` (conflists `dir/net.d`, the mode file where `env`'s clients read it); returns the bin dir; a failed install exits, `who` says. */
+export function installAutoServer(who, pkg, dir, env) {
+  const bin = path.join(dir, 'bin');
+  const r = spawnSync(path.join(pkg, 'flax'), ['install', '--cni-bin-dir', bin, '--cni-conf-dir', path.join(dir, 'net.d'), '--from', pkg, '--server', 'auto'], { encoding: 'utf8', env: { PATH: process.env.PATH, ...env } });
+  if (r.status !== 0) { console.error(`${who}: flax install --server auto: ${r.stderr}`); process.exit(1); }
+  return bin;
+}
+
+/** Kills the flaxd a client started on `socket` (its pid is in `<socket>.lock`); none started, nothing. */
+export function killAutoServer(socket) {
+  try {
+    const pid = Number(readFileSync(`${socket}.lock`, 'utf8').trim());
+    if (pid > 1) process.kill(pid, 'SIGKILL');
+  } catch { /* none started */ }
 }

@@ -23,7 +23,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { benchScratch, startCniOnlyFlaxd } from './bench-scratch.mjs';
+import { autoServerEnv, benchScratch, installAutoServer, killAutoServer, startCniOnlyFlaxd } from './bench-scratch.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const arg = (name, def) => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1] : def; };
@@ -60,27 +60,16 @@ const autoSockets = [];
 function installAuto(key, name, extra) {
   const pkg = path.join(root, 'dist/pkg');
   if (!existsSync(path.join(pkg, 'PACKAGE.json'))) { console.error('bench-server: --server auto needs dist/pkg (node scripts/package.mjs)'); process.exit(1); }
-  const d = path.join(tmp, key);
-  const env = { FLAX_CNI_SOCKET: path.join(d, 'run/cni.sock'), FLAX_LOG_DIR: path.join(d, 'log'), FLAX_CONFIG_DIR: path.join(d, 'etc') };
-  const r = spawnSync(path.join(pkg, 'flax'), ['install', '--cni-bin-dir', path.join(d, 'bin'), '--cni-conf-dir', path.join(d, 'net.d'), '--from', pkg, '--server', 'auto'], { encoding: 'utf8', env: { PATH: process.env.PATH, ...env } });
-  if (r.status !== 0) { console.error(`bench-server: flax install --server auto: ${r.stderr}`); process.exit(1); }
+  const env = autoServerEnv(path.join(tmp, key));
   autoSockets.push(env.FLAX_CNI_SOCKET);
-  SETS.push({ key, name, dir: path.join(d, 'bin'), env, auto: true, ...extra });
+  SETS.push({ key, name, dir: installAutoServer('bench-server', pkg, path.join(tmp, key), env), env, auto: true, ...extra });
 }
 if (serverMode === 'auto') {
   installAuto('auto', 'flax install --server auto');
   installAuto('autoBurst', 'flax install --server auto, first call a burst', { burstOnly: true });
 }
-// the flaxd each auto set's first call started (its pid is in <socket>.lock), killed at exit (before the scratch
-// directory holding the lock files goes)
-process.prependListener('exit', () => {
-  for (const socket of autoSockets) {
-    try {
-      const pid = Number(readFileSync(`${socket}.lock`, 'utf8').trim());
-      if (pid > 1) process.kill(pid, 'SIGKILL');
-    } catch { /* none started */ }
-  }
-});
+// the flaxd each auto set's first call started, killed at exit (before the scratch directory holding its lock file goes)
+process.prependListener('exit', () => autoSockets.forEach(killAutoServer));
 const confs = Object.fromEntries(SETS.map((s, i) => [s.key, {
   net: { cniVersion: '1.0.0', name: `bench${i}` },
   bridge: { type: 'bridge', bridge: `bsrv${i}`, isGateway: true, ipMasq: true, ipam: { type: 'host-local', ranges: [[{ subnet: `10.24${i}.0.0/16` }]], dataDir: path.join(tmp, `ipam-${s.key}`) } },
