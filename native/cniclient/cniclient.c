@@ -35,8 +35,10 @@
  *    --gc-interval 0` from beside its real path, detached in its own session
  *    (stdin /dev/null, stdout and stderr appended to
  *    /var/log/flax/cni-server.log), waits for it to answer (at most
- *    AUTOSTART_WAIT_MS, or $FLAX_CNI_SERVER_WAIT_MS; woken by inotify when the
- *    socket appears), then sends the call; if it does not come up, the
+ *    AUTOSTART_WAIT_MS, or $FLAX_CNI_SERVER_WAIT_MS; woken when flaxd says its
+ *    socket listens: a pipe it inherits as fd 3, named by FLAX_CNI_READY_FD,
+ *    which it writes and closes — not inotify, whose close() waits ~10–25 ms
+ *    for the kernel to reap the watch), then sends the call; if it does not come up, the
  *    standalone plugin runs as without a server. `<socket>.autostart` (flock)
  *    makes concurrent first calls start one server: the others wait for that
  *    start and then connect; a server that holds `<socket>.lock` (starting,
@@ -70,7 +72,6 @@
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
-#include <sys/inotify.h>
 #include <poll.h>
 #include <time.h>
 #include <unistd.h>
@@ -359,26 +360,35 @@ static void mkdir_parent(const char *file) {
 
 /*
  * In a forked child: a session of its own, stdin /dev/null, stdout and
- * stderr to `out` (/dev/null when -1), no other descriptor — nothing of the
- * caller's: the runtime reads the plugin's pipes until every copy is closed.
+ * stderr to `out` (/dev/null when -1), and no other descriptor — nothing of
+ * the caller's: the runtime reads the plugin's pipes until every copy is
+ * closed — but `keep` (when >= 0), which becomes fd 3, inherited by an exec.
  */
-static void detach(int out) {
+static void detach(int out, int keep) {
   setsid();
+  int k = keep >= 0 ? fcntl(keep, F_DUPFD, 10) : -1; /* out of the way of 0-3 first (F_DUPFD: no close-on-exec) */
+  if (keep >= 0 && k < 0) _exit(127);
   int in = open("/dev/null", O_RDWR | O_CLOEXEC);
   if (out < 0) out = in;
   if (in < 0 || dup2(in, 0) != 0 || dup2(out, 1) != 1 || dup2(out, 2) != 2) _exit(127);
-  if (syscall(SYS_close_range, 3U, ~0U, 0U) != 0) {
-    for (int fd = 3; fd < 65536; fd++) close(fd);
+  if (k >= 0 && dup2(k, 3) != 3) _exit(127);
+  unsigned first = k >= 0 ? 4U : 3U;
+  if (syscall(SYS_close_range, first, ~0U, 0U) != 0) {
+    for (int fd = (int)first; fd < 65536; fd++) close(fd);
   }
 }
 
 /*
  * Starts flaxd --no-overlay on sock, detached: its own session, cwd /,
- * stdin /dev/null, stdout/stderr appended to the log, no other descriptor,
- * an environment of PATH only. Returns its pid, or -1.
+ * stdin /dev/null, stdout/stderr appended to the log, an environment of PATH
+ * and FLAX_CNI_READY_FD=3 only, and no other descriptor but that fd 3: the
+ * write end of a pipe whose read end is *ready (close-on-exec here), which
+ * flaxd writes and closes once its socket listens (plugins/agent/activation.ts),
+ * or which closes when it exits. Returns its pid, or -1.
  */
-static pid_t spawn_server(const char *sock) {
+static pid_t spawn_server(const char *sock, int *ready) {
   char self[PATH_MAX], flaxd[PATH_MAX + 16], multi[PATH_MAX + 16], log[PATH_MAX], path_env[PATH_MAX + 8];
+  *ready = -1;
   ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
   if (n <= 0) return -1;
   self[n] = '\0';
@@ -389,20 +399,27 @@ static pid_t spawn_server(const char *sock) {
   snprintf(log, sizeof(log), "%s/cni-server.log", ldir && *ldir ? ldir : LOG_DIR);
   const char *path = getenv("PATH");
   snprintf(path_env, sizeof(path_env), "PATH=%s", path && *path ? path : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) != 0) p[0] = p[1] = -1; /* then woken by the poll's timeout only */
   pid_t pid = fork();
-  if (pid != 0) return pid;
+  if (pid != 0) {
+    if (p[1] >= 0) close(p[1]); /* flaxd's copy is the only one left: its exit is seen as the pipe's end */
+    if (pid > 0) *ready = p[0];
+    else if (p[0] >= 0) close(p[0]);
+    return pid;
+  }
   if (chdir("/") != 0) _exit(127);
   mkdir_parent(log);
   int out = open(log, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0640);
   if (out < 0) _exit(127);
-  detach(out);
+  detach(out, p[1]);
   /* nothing of the runtime's signal state either (an ignored signal survives exec) */
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
   for (int sig = 1; sig < NSIG; sig++) signal(sig, SIG_DFL);
   umask(022);
-  char *env[] = {path_env, NULL};
+  char *env[] = {path_env, p[1] >= 0 ? "FLAX_CNI_READY_FD=3" : NULL, NULL};
   char *args[] = {"flaxd", "--no-overlay", "--cni-socket", (char *)sock, "--idle-exit", "10m", "--gc-interval", "0", NULL};
   execve(flaxd, args, env);
   int err = errno;
@@ -448,18 +465,9 @@ static int autostart(const struct sockaddr_un *a, const char *sock) {
   long wait_ms = w && *w ? atol(w) : AUTOSTART_WAIT_MS;
   struct timespec t0, t;
   clock_gettime(CLOCK_MONOTONIC, &t0);
-  /* woken as soon as the socket appears (flaxd binds <sock>.tmp-<pid> and renames it over <sock>); the poll's timeout
-     is only a fallback (no inotify, a socket bound in place) */
-  char dir[PATH_MAX];
-  snprintf(dir, sizeof(dir), "%s", sock);
-  char *slash = strrchr(dir, '/');
-  if (slash == dir) slash[1] = '\0';
-  else if (slash) *slash = '\0';
-  int ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-  if (ifd >= 0 && inotify_add_watch(ifd, slash ? dir : ".", IN_CREATE | IN_MOVED_TO) < 0) {
-    close(ifd);
-    ifd = -1;
-  }
+  /* the server we start says when it listens (the ready pipe: woken at once); one someone else is starting (it
+     holds <sock>.lock) is polled for */
+  int ready = -1;
   long step_us = 2000;
   for (;;) {
     fd = try_connect(a);
@@ -467,22 +475,26 @@ static int autostart(const struct sockaddr_un *a, const char *sock) {
       ok = 1;
       break;
     }
-    if (child == 0 && !server_lock_held(sock) && (child = spawn_server(sock)) < 0) break;
+    if (child == 0 && !server_lock_held(sock) && (child = spawn_server(sock, &ready)) < 0) break;
     if (child > 0 && waitpid(child, NULL, WNOHANG) == child) break; /* it exited: it will not come up */
     clock_gettime(CLOCK_MONOTONIC, &t);
     if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >= wait_ms) break;
-    if (ifd >= 0) {
-      struct pollfd pfd = {.fd = ifd, .events = POLLIN};
+    if (ready >= 0) {
+      struct pollfd pfd = {.fd = ready, .events = POLLIN};
       if (poll(&pfd, 1, (int)(step_us / 1000)) > 0) {
-        char ev[4096];
-        while (read(ifd, ev, sizeof(ev)) > 0) { /* drained: any entry made in the directory is worth a connect */ }
+        char b[16];
+        ssize_t r = read(ready, b, sizeof(b));
+        if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN)) { /* its end closed (it listens, or it exited): the timeout polls from here */
+          close(ready);
+          ready = -1;
+        }
       }
     } else {
       usleep(step_us);
     }
     if (step_us < 20000) step_us += step_us / 2;
   }
-  if (ifd >= 0) close(ifd);
+  if (ready >= 0) close(ready);
   /* a start of ours that did not come up is remembered; one that did clears it */
   if (ok || child != 0) {
     char rec[32];
@@ -518,7 +530,7 @@ static int print_version(void) {
 static void autostart_detached(const struct sockaddr_un *a, const char *sock) {
   pid_t pid = fork();
   if (pid != 0) return; /* the caller (or no fork: nothing is started, the call is answered all the same) */
-  detach(-1);
+  detach(-1, -1);
   signal(SIGPIPE, SIG_IGN);
   int fd = autostart(a, sock);
   _exit(fd >= 0 ? 0 : 1); /* the connection closes unused: flaxd drops an empty one quietly */

@@ -1,6 +1,10 @@
+import { spawnSync } from 'node:child_process';
+import { closeSync, constants, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import type { CniServer, CniServerStats } from '../pkg/cniserver/server';
-import { takeListenFd, untilIdle } from './activation';
+import { signalReady, takeListenFd, takeReadyFd, untilIdle } from './activation';
 import { ConfigError } from './config';
 import { parseFlags, UsageError } from './flags';
 
@@ -18,6 +22,74 @@ describe('socket activation: takeListenFd', () => {
   });
   it('more than one socket is a ConfigError', () => {
     expect(() => takeListenFd({ LISTEN_FDS: '2', LISTEN_PID: '42' }, 42)).toThrow(ConfigError);
+  });
+});
+
+describe('the ready pipe of the client that started flaxd: takeReadyFd, signalReady', () => {
+  /** a FIFO: `r` its read end (O_RDWR: never blocks, never sees EOF), `w` a write end (non-blocking) */
+  const fifo = () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'flax-ready-'));
+    const f = path.join(dir, 'p');
+    expect(spawnSync('mkfifo', [f]).status).toBe(0);
+    const r = openSync(f, constants.O_RDWR | constants.O_NONBLOCK);
+    const w = openSync(f, constants.O_WRONLY | constants.O_NONBLOCK);
+    return { dir, r, w };
+  };
+  const readAll = (fd: number) => {
+    const b = Buffer.alloc(16);
+    try {
+      return b.subarray(0, readSync(fd, b)).toString();
+    } catch {
+      return ''; // EAGAIN: nothing written
+    }
+  };
+  it('a pipe named by FLAX_CNI_READY_FD is taken (the variable removed); signalReady writes one byte and closes it', () => {
+    const { dir, r, w } = fifo();
+    try {
+      const env: NodeJS.ProcessEnv = { FLAX_CNI_READY_FD: String(w), OTHER: 'x' };
+      expect(takeReadyFd(env)).toBe(w);
+      expect(env).toEqual({ OTHER: 'x' });
+      signalReady(w, true);
+      expect(readAll(r)).toBe('1');
+      expect(() => closeSync(w), 'closed by signalReady').toThrow(/EBADF/);
+      signalReady(undefined, true); // nothing to tell
+    } finally {
+      closeSync(r);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+  it('a failed start closes it without a byte', () => {
+    const { dir, r, w } = fifo();
+    try {
+      signalReady(takeReadyFd({ FLAX_CNI_READY_FD: String(w) }), false);
+      expect(readAll(r)).toBe('');
+      expect(() => closeSync(w)).toThrow(/EBADF/);
+    } finally {
+      closeSync(r);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+  it('anything else is not taken, and the variable is removed all the same: no number, stdio, not open, not a pipe, systemd\'s socket fd', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'flax-ready-'));
+    const file = path.join(dir, 'f');
+    writeFileSync(file, '');
+    const f = openSync(file, 'r+');
+    try {
+      for (const v of ['', 'x', '3x', '-4', '1', '2', '9999999', String(f)]) {
+        const env: NodeJS.ProcessEnv = { FLAX_CNI_READY_FD: v };
+        expect(takeReadyFd(env), v).toBeUndefined();
+        expect(env).toEqual({});
+      }
+      expect(takeReadyFd({ FLAX_CNI_READY_FD: '999' }), 'not open').toBeUndefined();
+      expect(readFileSync(file, 'utf8'), 'nothing written to a file').toBe('');
+      const { dir: d2, r, w } = fifo();
+      expect(takeReadyFd({ FLAX_CNI_READY_FD: String(w) }, w), 'the fd systemd handed over').toBeUndefined();
+      for (const fd of [r, w]) closeSync(fd);
+      rmSync(d2, { recursive: true, force: true });
+    } finally {
+      closeSync(f);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -27,7 +27,7 @@ import { type Logger } from './log';
 import { AgentMetrics } from './metrics';
 import { NodeSweeper, sweeperOptions } from './sweeper';
 import { type AgentDeps, runAgent } from './agent';
-import { takeListenFd, untilIdle } from './activation';
+import { signalReady, takeListenFd, takeReadyFd, untilIdle } from './activation';
 
 /** Latency buckets (seconds): a served call takes 2–100 ms, a slow IPAM lock or exec longer. */
 const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -78,6 +78,13 @@ export async function startAgentCniServer(o: AgentOptions, log: Logger, metrics:
   }
   let srv: CniServer | undefined;
   let m: CniMetrics | undefined;
+  const listenFd = takeListenFd();
+  // the client that started this flaxd waits for the socket to listen (not for the first worker)
+  let readyFd = takeReadyFd(process.env, listenFd);
+  const ready = (listening: boolean) => {
+    signalReady(readyFd, listening);
+    readyFd = undefined;
+  };
   // what calls answered before the metrics loaded are observed once they have
   const early: ((m: CniMetrics) => void)[] = [];
   const observe = (f: (m: CniMetrics) => void) => (m ? f(m) : early.length < 10_000 && early.push(f));
@@ -87,7 +94,8 @@ export async function startAgentCniServer(o: AgentOptions, log: Logger, metrics:
     // with --no-overlay the first calls are served on this thread meanwhile, and the metrics load after them
     const starting = startCniServer({
       socket: o.cniSocket,
-      listenFd: takeListenFd(),
+      listenFd,
+      onListening: () => ready(true),
       // --no-overlay: nothing else runs on this thread until the server is up (the sweeper starts after it)
       serveWhileStarting: o.noOverlay,
       log: (msg) => log.info(msg),
@@ -109,6 +117,7 @@ export async function startAgentCniServer(o: AgentOptions, log: Logger, metrics:
       srv = await starting;
     }
   } catch (e) {
+    ready(false);
     if (!(e instanceof CniSocketBusyError)) throw new ConfigError(`--cni-socket ${o.cniSocket}: ${(e as Error).message}`);
     if (required) throw new ConfigError(`--cni-socket: ${e.message}; one CNI server per socket`);
     log.warn(`cni server: not started: ${e.message}; that server answers the plugin clients (--cni-socket PATH for another socket, '' for none)`);

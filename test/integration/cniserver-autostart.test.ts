@@ -13,7 +13,7 @@
  * socket, log dir and config dir; no machine path is used.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -118,6 +118,24 @@ describe('auto mode: the client starts flaxd --no-overlay', () => {
     expect(log.match(/cni server: listening on /g), log).toHaveLength(1);
     // the calls went to the server: 9 served (none ran standalone)
     expect(log, log).toMatch(/served 9, failed 0/);
+  });
+
+  it('the client waits on a ready pipe (fd 3, FLAX_CNI_READY_FD), which flaxd writes and closes once its socket listens', async () => {
+    // what the started flaxd inherits, recorded before it becomes the real one (same pid)
+    const rec = path.join(root, 'ready', 'inherited');
+    const h = host('ready', `#!/bin/sh\necho "$$ $FLAX_CNI_READY_FD $(readlink /proc/$$/fd/3)" > ${rec}\nexec ${path.join(DIST_BIN, 'flaxd')} "$@"\n`);
+    const r = await statusCall(h);
+    expect(STATUS_OK(r), r.stdout + r.stderr).toBe(true);
+    const [pid, fdVar, fd3] = readFileSync(rec, 'utf8').trim().split(' ');
+    started.push(Number(pid));
+    expect(fdVar).toBe('3');
+    expect(fd3).toMatch(/^pipe:\[\d+\]$/);
+    expect(cniServersOf(h.socket)).toEqual([Number(pid)]);
+    // flaxd closed it (the client's copy is gone with the client): no descriptor of flaxd is that pipe any more
+    const fds = readdirSync(`/proc/${pid}/fd`).map((f) => { try { return readlinkSync(`/proc/${pid}/fd/${f}`); } catch { return ''; } });
+    expect(fds).not.toContain(fd3);
+    const log = await stopServers(h);
+    expect(log, log).toMatch(/served 1, failed 0/);
   });
 
   it('the mode comes from <config dir>/cni-server when FLAX_CNI_SERVER is unset; off starts nothing', async () => {

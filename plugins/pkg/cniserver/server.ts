@@ -67,6 +67,8 @@ export interface CniServerOptions {
    * in place by close() (systemd keeps it and starts the server again)
    */
   listenFd?: number;
+  /** once the socket accepts calls (before the first worker is ready): flaxd tells the client that started it */
+  onListening?: () => void;
   /** after each call: plugin name, CNI_COMMAND, seconds, exit code */
   onCall?: (plugin: string, verb: string, seconds: number, exitCode: number) => void;
   /**
@@ -270,6 +272,7 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
     lfd = opts.listenFd !== undefined ? n.cniAdoptListener(opts.listenFd, socket) : n.cniListen(socket, opts.mode ?? 0o600);
     if (opts.listenFd === undefined || opts.serveWhileStarting) {
       handle = n.cniServe(lfd, onRequest, opts.listenFd !== undefined);
+      opts.onListening?.();
       if (opts.serveWhileStarting) serveInline(pool, workerFile, n, log);
       await pool.ready();
     }
@@ -292,7 +295,10 @@ export async function startCniServer(opts: CniServerOptions = {}): Promise<CniSe
   }
   starting = false;
   const ino = lstatSync(socket).ino;
-  handle ??= n.cniServe(lfd, onRequest, true);
+  if (!handle) {
+    handle = n.cniServe(lfd, onRequest, true);
+    opts.onListening?.();
+  }
   log(`cni server: listening on ${socket} with ${pool.size} workers`);
 
   let snapshots = 0;
