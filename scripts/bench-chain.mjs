@@ -17,7 +17,14 @@
 // the samples; its time is printed), killed at the end. --burst N adds N
 // pods ADDed at once (N `flax cni add` processes), then DELed at once.
 //
-//   node scripts/bench-chain.mjs [--runs 20] [--burst 0] [--server auto] [--flax dist/bin/flax]
+// --cli cnitool: each sample is the reference's cnitool (scripts/peers.sh
+// builds it into $FLAX_PEERS/bin) instead of `flax cni`: a Go CLI whose own
+// start-up is ~5 ms, not Node's ~40, so the plugins are most of each sample
+// (and the first call's start of the server weighs the most). cnitool has no
+// cache-dir option: the bench re-runs itself in a private mount namespace with
+// a tmpfs over /var/lib/cni, so the machine's stays untouched.
+//
+//   node scripts/bench-chain.mjs [--runs 20] [--burst 0] [--server auto] [--cli flax|cnitool] [--flax dist/bin/flax]
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -32,9 +39,24 @@ const flax = path.resolve(arg('flax', path.join(root, 'dist/bin/flax')));
 const burst = Number(arg('burst', '0'));
 const serverMode = arg('server', 'off');
 if (!['off', 'auto'].includes(serverMode)) { console.error('bench-chain: --server auto|off'); process.exit(2); }
+const cliName = arg('cli', 'flax');
+if (!['flax', 'cnitool'].includes(cliName)) { console.error('bench-chain: --cli flax|cnitool'); process.exit(2); }
 const bin = path.dirname(flax);
 if (process.getuid() !== 0) { console.error('bench-chain: run as root (it creates network namespaces)'); process.exit(1); }
 if (!existsSync(flax)) { console.error(`bench-chain: ${flax} not found (npm run build)`); process.exit(1); }
+const PEERS = process.env.FLAX_PEERS ?? '/var/cache/flax-peers';
+const cnitool = path.join(PEERS, 'bin/cnitool');
+if (cliName === 'cnitool') {
+  if (!existsSync(cnitool)) { console.error(`bench-chain: ${cnitool} not found (scripts/peers.sh builds it)`); process.exit(1); }
+  if (process.env.FLAX_BENCH_MOUNT_NS !== '1') {
+    // cnitool caches results in /var/lib/cni: a mount namespace of its own with a tmpfs there
+    const r = spawnSync('unshare', ['-m', '--propagation', 'private', process.execPath, ...process.argv.slice(1)], { stdio: 'inherit', env: { ...process.env, FLAX_BENCH_MOUNT_NS: '1' } });
+    process.exit(r.status ?? 1);
+  }
+  const cniLib = existsSync('/var/lib/cni') ? '/var/lib/cni' : '/var/lib';
+  const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'mode=0755', 'flax-bench', cniLib], { encoding: 'utf8' });
+  if (m.status !== 0) { console.error(`bench-chain: mount tmpfs on ${cniLib} (in its own mount namespace): ${m.stderr}`); process.exit(1); }
+}
 
 const have = (dir, p) => existsSync(path.join(dir, p));
 const sets = [{ name: 'reference (/usr/lib/cni)', path: '/usr/lib/cni' }];
@@ -85,7 +107,8 @@ function timed(argv, env) {
   if (r.status !== 0) throw new Error(`${argv.join(' ')} failed: ${r.stderr || r.stdout}`);
   return ms;
 }
-const inNode = (args) => ['nsenter', `--net=${ns('node')}`, '--', flax, ...args];
+/** `flax cni <verb> …` in the node netns; with --cli cnitool, `cnitool <verb> <net> <netns>` (no cache flag: see above) */
+const inNode = (args) => ['nsenter', `--net=${ns('node')}`, '--', ...(cliName === 'cnitool' ? [cnitool, args[1], args[2], args[3]] : [flax, ...args])];
 const cniEnv = (p, extra = {}) => ({ NETCONFPATH: confDir, CNI_PATH: p, ...extra });
 /** N processes at once; resolves with the ms until the last one exited */
 function timedAll(argvs, env) {
@@ -113,7 +136,7 @@ for (let i = 0; i < runs; i++) {
     r.add.push(timed(inNode(['cni', 'add', 'bench', ns('pod'), ...cache]), cniEnv(s.path, s.env)));
     r.del.push(timed(inNode(['cni', 'del', 'bench', ns('pod'), ...cache]), cniEnv(s.path, s.env)));
   }
-  startup.push(timed(inNode(['cni', 'status', 'bench', ...cache]), cniEnv('/usr/lib/cni')));
+  startup.push(cliName === 'cnitool' ? timed(['nsenter', `--net=${ns('node')}`, '--', cnitool, '--help'], {}) : timed(inNode(['cni', 'status', 'bench', ...cache]), cniEnv('/usr/lib/cni')));
   nodeBoot.push(timed(['nsenter', `--net=${ns('node')}`, '--', process.execPath, '-e', '0'], {}));
   nsenterOnly.push(timed(['nsenter', `--net=${ns('node')}`, '--', 'true'], {}));
 }
@@ -132,7 +155,9 @@ const f = (x) => x.toFixed(1);
 const ref = res.get(sets[0].name);
 const su = median(startup);
 console.log(`bench-chain: ${runs} interleaved runs, chain loopback > bridge > host-local (cniVersion 1.0.0), node ${process.version}, ${os.cpus().length} CPUs`);
-console.log(`each sample = one \`nsenter --net=<node> flax cni add|del\` process (CLI start-up + config load + 3 plugin execs + cache)\n`);
+console.log(cliName === 'cnitool'
+  ? `each sample = one \`nsenter --net=<node> cnitool add|del\` process (${cnitool}: Go CLI start-up + config load + 3 plugin execs + cache)\n`
+  : `each sample = one \`nsenter --net=<node> flax cni add|del\` process (CLI start-up + config load + 3 plugin execs + cache)\n`);
 const ref2r = ref2 ? res.get(ref2.name) : null;
 const mean = (a) => a.reduce((x, y) => x + y, 0) / a.length;
 const ratio = (a, b) => `${(a / b).toFixed(2)}×`;
@@ -147,7 +172,7 @@ for (const s of sets) {
 }
 const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
 for (const [j, r] of rows.entries()) { console.log(r.map((c, i) => c.padEnd(w[i])).join('  ')); if (j === 0) console.log(w.map((n) => '-'.repeat(n)).join('  ')); }
-console.log(`\nflax CLI start-up (\`flax cni status\`, loads config, runs no plugin): ${f(su)} ms median`);
+console.log(cliName === 'cnitool' ? `\ncnitool start-up (\`cnitool --help\`): ${f(su)} ms median` : `\nflax CLI start-up (\`flax cni status\`, loads config, runs no plugin): ${f(su)} ms median`);
 console.log(`  of which nsenter ${f(median(nsenterOnly))} ms; \`node -e 0\` under nsenter ${f(median(nodeBoot))} ms`);
 for (const s of sets.filter((x) => x.auto)) console.log(`--server auto: the first ADD (it started flaxd --no-overlay) took ${f(res.get(s.name).add[0])} ms; the reference's first ${f(ref.add[0])} ms`);
 if (missing.length) console.log(`\nnote: dist/bin lacks ${missing.join(', ')}; those come from /usr/lib/cni in the flax row`);
