@@ -64,7 +64,7 @@ const missing = ['loopback', 'bridge', 'host-local'].filter((p) => !have(bin, p)
 if (missing.length === 0) sets.push({ name: `flax (${path.relative(root, bin) || bin})`, path: bin });
 else if (missing.length < 3) sets.push({ name: `flax partial (missing ${missing.join(', ')} → reference)`, path: `${bin}:/usr/lib/cni` });
 // the newest reference plugins, when scripts/peers.sh built them (issue 22): a REF2 set, ratios beside the v1.1.1 ones
-const REF2 = path.join(process.env.FLAX_PEERS ?? '/var/cache/flax-peers', 'plugins-v1.10.0');
+const REF2 = path.join(PEERS, 'plugins-v1.10.0');
 const ref2 = ['loopback', 'bridge', 'host-local'].every((p) => have(REF2, p)) ? { name: `reference v1.10.0 (${REF2})`, path: REF2 } : null;
 if (ref2) sets.push(ref2);
 
